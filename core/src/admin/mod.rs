@@ -1,0 +1,731 @@
+//! The admin API (owner/admin keys) and the self-service `/api/me` API (any
+//! key). JSON in and out; validation errors are 400s naming the field; list
+//! endpoints are paged with `?limit&cursor`.
+
+mod fields;
+mod me;
+mod views;
+
+pub use me::me;
+
+use crate::auth::{generate_key, Caller, Role};
+use crate::config::{Settings, SETTING_KEYS};
+use crate::error::ApiError;
+use crate::http::{json, query_pairs, Method, Request, Response, StatusCode};
+use crate::metering::money::Rate;
+use crate::metering::Rates;
+use crate::ports::{SqlValue, Timeouts, UpstreamRequest};
+use crate::providers::vendor;
+use crate::store::{page_limit, CallFilter, Change, CredentialRow, GroupBy, ModelRow, NewKeyRow, ProviderRow, UserRow};
+use crate::Hub;
+use fields::Fields;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use views::*;
+
+/// The hint shown for a key: its prefix and last four characters.
+pub fn key_hint(plaintext: &str) -> String {
+    let n = plaintext.len();
+    if n < 12 {
+        return "****".into();
+    }
+    format!("{}…{}", &plaintext[..8], &plaintext[n - 4..])
+}
+
+pub(crate) struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn of(req: &Request) -> Query {
+        Query(query_pairs(req.uri()))
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        match self.get("limit") {
+            None => Ok(page_limit(None)),
+            Some(v) => v.parse().map(|n| page_limit(Some(n))).map_err(|_| ApiError::invalid_field("limit", "must be an integer")),
+        }
+    }
+
+    pub fn time(&self, k: &str) -> Result<Option<i64>, ApiError> {
+        self.get(k)
+            .map(|v| crate::time::parse_time(v).ok_or_else(|| ApiError::invalid_field(k, "must be an ISO-8601 time or epoch milliseconds")))
+            .transpose()
+    }
+
+    pub fn filter(&self) -> Result<CallFilter, ApiError> {
+        let s = |k: &str| self.get(k).map(str::to_owned);
+        if let Some(st) = self.get("status") {
+            if !matches!(st, "success" | "failed" | "aborted") {
+                return Err(ApiError::invalid_field("status", "must be success, failed or aborted"));
+            }
+        }
+        Ok(CallFilter {
+            from: self.time("from")?,
+            to: self.time("to")?,
+            user: s("user"),
+            key: s("key"),
+            app: s("app"),
+            provider: s("provider"),
+            model: s("model"),
+            status: s("status"),
+        })
+    }
+
+    pub fn tz(&self) -> Result<i64, ApiError> {
+        match self.get("tz") {
+            None => Ok(0),
+            Some(v) => crate::time::parse_offset_minutes(v)
+                .ok_or_else(|| ApiError::invalid_field("tz", "must be a UTC offset such as +02:00, -0530 or minutes (120)")),
+        }
+    }
+
+    pub fn group_by(&self, allowed: &[&str]) -> Result<GroupBy, ApiError> {
+        let g = self.get("group_by").unwrap_or("day");
+        if !allowed.contains(&g) {
+            return Err(ApiError::invalid_field("group_by", format!("must be one of {}", allowed.join(", "))));
+        }
+        GroupBy::parse(g).ok_or_else(|| ApiError::invalid_field("group_by", "is not a grouping"))
+    }
+}
+
+fn ok(value: Value) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::OK, &value))
+}
+
+fn created(value: Value) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::CREATED, &value))
+}
+
+fn gone(what: &str, id: &str) -> ApiError {
+    ApiError::not_found(format!("No {what} with id `{id}`."))
+}
+
+pub async fn route(hub: &Hub, caller: &Caller, req: Request) -> Result<Response, ApiError> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).skip(2).collect();
+    let m = req.method().clone();
+    let res = match (&m, segs.as_slice()) {
+        (&Method::GET, ["providers"]) => list_providers(hub).await,
+        (&Method::POST, ["providers"]) => create_provider(hub, &req).await,
+        (&Method::GET, ["providers", id]) => get_provider(hub, id).await,
+        (&Method::PATCH, ["providers", id]) => patch_provider(hub, id, &req).await,
+        (&Method::DELETE, ["providers", id]) => delete_provider(hub, id).await,
+        (&Method::GET, ["providers", id, "credentials"]) => list_credentials(hub, id).await,
+        (&Method::POST, ["providers", id, "credentials"]) => create_credential(hub, id, &req).await,
+        (&Method::PATCH, ["credentials", id]) => patch_credential(hub, id, &req).await,
+        (&Method::DELETE, ["credentials", id]) => delete_credential(hub, id).await,
+        (&Method::POST, ["credentials", id, "test"]) => test_credential(hub, id).await,
+        (&Method::GET, ["models"]) => list_models(hub, &req).await,
+        (&Method::POST, ["models"]) => create_model(hub, &req).await,
+        (&Method::GET, ["models", id]) => get_model(hub, id).await,
+        (&Method::PATCH, ["models", id]) => patch_model(hub, id, &req).await,
+        (&Method::DELETE, ["models", id]) => delete_model(hub, id).await,
+        (&Method::GET, ["users"]) => list_users(hub, &req).await,
+        (&Method::POST, ["users"]) => create_user(hub, caller, &req).await,
+        (&Method::GET, ["users", id]) => get_user(hub, id).await,
+        (&Method::PATCH, ["users", id]) => patch_user(hub, caller, id, &req).await,
+        (&Method::GET, ["users", id, "keys"]) => list_keys(hub, id).await,
+        (&Method::POST, ["users", id, "keys"]) => create_key(hub, id, &req).await,
+        (&Method::DELETE, ["keys", id]) => revoke_key(hub, id, None).await,
+        (&Method::POST, ["users", id, "grants"]) => grant(hub, caller, id, &req).await,
+        (&Method::GET, ["users", id, "ledger"]) => ledger(hub, id, &req).await,
+        (&Method::GET, ["calls"]) => calls(hub, &req, None).await,
+        (&Method::GET, ["usage"]) => usage(hub, &req, None).await,
+        (&Method::GET, ["settings"]) => ok(hub.snapshot().await?.settings.to_json()),
+        (&Method::PATCH, ["settings"]) => patch_settings(hub, &req).await,
+        _ => Err(ApiError::not_found(format!("No admin route for {m} {path}."))),
+    };
+    res
+}
+
+// ------------------------------------------------------------------ providers
+
+async fn list_providers(hub: &Hub) -> Result<Response, ApiError> {
+    let providers = hub.store().list_providers().await?;
+    let creds = hub.store().list_credentials(None).await?;
+    let data: Vec<Value> = providers.iter().map(|p| provider_json(p, &creds)).collect();
+    ok(json!({ "data": data, "next_cursor": null }))
+}
+
+async fn get_provider(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+    let p = hub.store().get_provider(id).await?.ok_or_else(|| gone("provider", id))?;
+    let creds = hub.store().list_credentials(Some(&p.id)).await?;
+    ok(provider_json(&p, &creds))
+}
+
+fn check_base_url(url: &str) -> Result<(), ApiError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 || url.contains(char::is_whitespace) {
+        return Err(ApiError::invalid_field("base_url", "must be an http(s) URL"));
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(ApiError::invalid_field("name", "must be 1-64 letters, digits, '-', '_' or '.' (it is used in `name/model`)"));
+    }
+    Ok(())
+}
+
+const PROVIDER_FIELDS: &[&str] = &["name", "kind", "base_url", "region", "enabled", "priority"];
+
+async fn create_provider(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+    let f = Fields::parse(req.body())?;
+    f.only(PROVIDER_FIELDS)?;
+    let kind = f.req_str("kind")?;
+    let v = vendor(&kind).ok_or_else(|| {
+        let kinds: Vec<&str> = crate::providers::VENDORS.iter().map(|v| v.kind).collect();
+        ApiError::invalid_field("kind", format!("must be one of: {}", kinds.join(", ")))
+    })?;
+    let name = f.str("name")?.unwrap_or_else(|| kind.clone());
+    check_name(&name)?;
+    let base_url = f.str("base_url")?.filter(|u| !u.is_empty());
+    match &base_url {
+        Some(u) => check_base_url(u)?,
+        None if v.default_base_url.is_empty() => return Err(ApiError::invalid_field("base_url", format!("is required for kind `{kind}`"))),
+        None => {}
+    }
+    let now = hub.inner.clock.now_ms();
+    let p = ProviderRow {
+        id: hub.new_id("prv"),
+        name,
+        kind,
+        base_url,
+        region: f.str("region")?,
+        enabled: f.bool("enabled")?.unwrap_or(true),
+        priority: f.int("priority", -1000, 1000)?.unwrap_or(0),
+        created_at: now,
+        updated_at: now,
+    };
+    hub.store().insert_provider(&p).await.map_err(|e| conflict_as(e, "a provider with this name already exists"))?;
+    hub.reload().await?;
+    created(provider_json(&p, &[]))
+}
+
+fn conflict_as(e: crate::ports::DbError, msg: &str) -> ApiError {
+    match e {
+        crate::ports::DbError::Constraint(_) => ApiError::conflict(msg),
+        other => other.into(),
+    }
+}
+
+async fn patch_provider(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
+    let f = Fields::parse(req.body())?;
+    f.only(PROVIDER_FIELDS)?;
+    let p = hub.store().get_provider(id).await?.ok_or_else(|| gone("provider", id))?;
+    let mut changes: Vec<Change> = Vec::new();
+    if let Some(name) = f.str("name")? {
+        check_name(&name)?;
+        changes.push(("name", name.into()));
+    }
+    if let Some(kind) = f.str("kind")? {
+        vendor(&kind).ok_or_else(|| ApiError::invalid_field("kind", "is not a known provider kind"))?;
+        changes.push(("kind", kind.into()));
+    }
+    let base_url = f.str("base_url")?.filter(|u| !u.is_empty());
+    if let Some(u) = &base_url {
+        check_base_url(u)?;
+    }
+    changes.extend(f.nullable("base_url", base_url).map(|v| ("base_url", v)));
+    changes.extend(f.nullable("region", f.str("region")?).map(|v| ("region", v)));
+    if let Some(b) = f.bool("enabled")? {
+        changes.push(("enabled", b.into()));
+    }
+    if let Some(n) = f.int("priority", -1000, 1000)? {
+        changes.push(("priority", n.into()));
+    }
+    if !changes.is_empty() {
+        let now = hub.inner.clock.now_ms();
+        hub.store().update_provider(&p.id, changes, now).await.map_err(|e| conflict_as(e, "a provider with this name already exists"))?;
+        hub.reload().await?;
+    }
+    get_provider(hub, &p.id).await
+}
+
+async fn delete_provider(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+    let p = hub.store().get_provider(id).await?.ok_or_else(|| gone("provider", id))?;
+    hub.store().delete_provider(&p.id, hub.inner.clock.now_ms()).await?;
+    hub.reload().await?;
+    ok(json!({"id": p.id, "deleted": true}))
+}
+
+// ------------------------------------------------------------------ credentials
+
+async fn list_credentials(hub: &Hub, provider: &str) -> Result<Response, ApiError> {
+    let p = hub.store().get_provider(provider).await?.ok_or_else(|| gone("provider", provider))?;
+    let creds = hub.store().list_credentials(Some(&p.id)).await?;
+    ok(json!({"data": creds.iter().map(credential_json).collect::<Vec<_>>(), "next_cursor": null}))
+}
+
+/// A secret as stored: a string, or an AWS key pair as JSON.
+fn secret_text(f: &Fields) -> Result<String, ApiError> {
+    match f.0.get("secret") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Some(Value::Object(o)) => {
+            let has = |k: &str| o.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+            if !has("access_key_id") || !has("secret_access_key") {
+                return Err(ApiError::invalid_field("secret", "as an object needs `access_key_id` and `secret_access_key`"));
+            }
+            Ok(Value::Object(o.clone()).to_string())
+        }
+        _ => Err(ApiError::invalid_field("secret", "is required: the provider's API key (or an AWS key pair object)")),
+    }
+}
+
+fn secret_hint(secret: &str) -> String {
+    match serde_json::from_str::<Value>(secret) {
+        Ok(Value::Object(o)) => crate::crypto::mask(o.get("access_key_id").and_then(Value::as_str).unwrap_or("")),
+        _ => crate::crypto::mask(secret),
+    }
+}
+
+const CREDENTIAL_FIELDS: &[&str] = &["name", "secret", "weight", "enabled", "status"];
+
+async fn create_credential(hub: &Hub, provider: &str, req: &Request) -> Result<Response, ApiError> {
+    let p = hub.store().get_provider(provider).await?.ok_or_else(|| gone("provider", provider))?;
+    let f = Fields::parse(req.body())?;
+    f.only(CREDENTIAL_FIELDS)?;
+    let secret = secret_text(&f)?;
+    let now = hub.inner.clock.now_ms();
+    let c = CredentialRow {
+        id: hub.new_id("crd"),
+        provider_id: p.id.clone(),
+        name: f.str("name")?.filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into()),
+        secret_enc: hub.inner.master_key.encrypt(&secret, &*hub.inner.rng),
+        secret_hint: secret_hint(&secret),
+        weight: f.int("weight", 1, 10_000)?.unwrap_or(100),
+        enabled: f.bool("enabled")?.unwrap_or(true),
+        status: "active".into(),
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    hub.store().insert_credential(&c).await?;
+    hub.reload().await?;
+    created(credential_json(&c))
+}
+
+async fn patch_credential(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
+    let f = Fields::parse(req.body())?;
+    f.only(CREDENTIAL_FIELDS)?;
+    hub.store().get_credential(id).await?.ok_or_else(|| gone("credential", id))?;
+    let mut changes: Vec<Change> = Vec::new();
+    if let Some(n) = f.str("name")? {
+        changes.push(("name", n.into()));
+    }
+    if f.has("secret") {
+        let secret = secret_text(&f)?;
+        changes.push(("secret_enc", hub.inner.master_key.encrypt(&secret, &*hub.inner.rng).into()));
+        changes.push(("secret_hint", secret_hint(&secret).into()));
+        changes.push(("status", "active".into()));
+        changes.push(("last_error", SqlValue::Null));
+    }
+    if let Some(w) = f.int("weight", 1, 10_000)? {
+        changes.push(("weight", w.into()));
+    }
+    if let Some(b) = f.bool("enabled")? {
+        changes.push(("enabled", b.into()));
+    }
+    if let Some(s) = f.str("status")? {
+        if !matches!(s.as_str(), "active" | "disabled") {
+            return Err(ApiError::invalid_field("status", "must be active or disabled"));
+        }
+        changes.push(("status", s.into()));
+    }
+    if !changes.is_empty() {
+        hub.store().update_credential(id, changes, hub.inner.clock.now_ms()).await?;
+        hub.reload().await?;
+    }
+    let c = hub.store().get_credential(id).await?.ok_or_else(|| gone("credential", id))?;
+    ok(credential_json(&c))
+}
+
+async fn delete_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+    if !hub.store().delete_credential(id, hub.inner.clock.now_ms()).await? {
+        return Err(gone("credential", id));
+    }
+    hub.reload().await?;
+    ok(json!({"id": id, "deleted": true}))
+}
+
+/// Lists the provider's models with the credential: proves the key and the URL.
+async fn test_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+    let c = hub.store().get_credential(id).await?.ok_or_else(|| gone("credential", id))?;
+    let p = hub.store().get_provider(&c.provider_id).await?.ok_or_else(|| gone("provider", &c.provider_id))?;
+    let v = vendor(&p.kind).ok_or_else(|| ApiError::bad_request("This provider kind cannot be tested."))?;
+    let secret = hub
+        .inner
+        .master_key
+        .decrypt(&c.secret_enc)
+        .map_err(|e| ApiError::internal(format!("The stored secret cannot be read: {e}")))?;
+    let base = p.base_url.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| v.default_base_url.to_string());
+    let req = UpstreamRequest {
+        method: http::Method::GET,
+        url: format!("{}/models", base.trim_end_matches('/')),
+        headers: vec![("authorization".into(), format!("Bearer {secret}"))],
+        body: bytes::Bytes::new(),
+        timeouts: Timeouts { first_byte: std::time::Duration::from_secs(15), ..hub.inner.options.timeouts },
+    };
+    let started = hub.inner.clock.monotonic_us();
+    let (ok_, status, message) = match hub.inner.upstream.send(req).await {
+        Ok(mut resp) => {
+            let mut body = Vec::new();
+            while let Some(Ok(chunk)) = resp.body.next().await {
+                body.extend_from_slice(&chunk);
+                if body.len() > 1 << 20 {
+                    break;
+                }
+            }
+            let text = String::from_utf8_lossy(&body[..body.len().min(500)]).replace(&secret, "****");
+            ((200..300).contains(&resp.status), Some(resp.status), text)
+        }
+        Err(e) => (false, None, e.to_string()),
+    };
+    let latency_ms = (hub.inner.clock.monotonic_us() - started) / 1000;
+    let now = hub.inner.clock.now_ms();
+    let err = (!ok_).then(|| format!("{} {}", status.map(|s| s.to_string()).unwrap_or_default(), message).trim().to_string());
+    hub.store().set_credential_status(id, if ok_ { "active" } else { "error" }, err.as_deref(), now).await?;
+    ok(json!({"ok": ok_, "status": status, "latency_ms": latency_ms, "message": message}))
+}
+
+// ------------------------------------------------------------------ models
+
+const MODEL_FIELDS: &[&str] = &[
+    "provider_id", "model", "type", "input_rate", "output_rate", "cache_read_rate", "cache_write_rate",
+    "image_rate", "video_rate", "max_output_tokens", "unit_costs", "metadata", "enabled",
+];
+
+async fn list_models(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+    let q = Query::of(req);
+    let page = hub.store().list_models(q.get("cursor"), q.limit()?).await?;
+    let providers = hub.store().list_providers().await?;
+    let data: Vec<Value> = page.items.iter().map(|m| model_json(m, &providers)).collect();
+    ok(json!({"data": data, "next_cursor": page.next_cursor}))
+}
+
+async fn get_model(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+    let m = hub.store().get_model(id).await?.ok_or_else(|| gone("model", id))?;
+    let providers = hub.store().list_providers().await?;
+    ok(model_json(&m, &providers))
+}
+
+fn model_type(f: &Fields) -> Result<Option<String>, ApiError> {
+    match f.str("type")? {
+        Some(t) if matches!(t.as_str(), "chat" | "embedding" | "image" | "video") => Ok(Some(t)),
+        Some(_) => Err(ApiError::invalid_field("type", "must be chat, embedding, image or video")),
+        None => Ok(None),
+    }
+}
+
+async fn create_model(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+    let f = Fields::parse(req.body())?;
+    f.only(MODEL_FIELDS)?;
+    let provider = f.req_str("provider_id")?;
+    let p = hub
+        .store()
+        .get_provider(&provider)
+        .await?
+        .ok_or_else(|| ApiError::invalid_field("provider_id", format!("names no provider (`{provider}`)")))?;
+    let now = hub.inner.clock.now_ms();
+    let m = ModelRow {
+        id: hub.new_id("mdl"),
+        provider_id: p.id,
+        model: f.req_str("model")?,
+        kind: model_type(&f)?.unwrap_or_else(|| "chat".into()),
+        rates: Rates {
+            input: f.rate("input_rate")?.unwrap_or(Rate::ZERO),
+            output: f.rate("output_rate")?.unwrap_or(Rate::ZERO),
+            cache_read: f.rate("cache_read_rate")?,
+            cache_write: f.rate("cache_write_rate")?,
+            image: f.rate("image_rate")?.unwrap_or(Rate::ZERO),
+        },
+        video_rate: f.rate("video_rate")?.unwrap_or(Rate::ZERO),
+        max_output_tokens: f.int("max_output_tokens", 1, 10_000_000)?,
+        unit_costs: f.object("unit_costs")?,
+        metadata: f.object("metadata")?,
+        enabled: f.bool("enabled")?.unwrap_or(true),
+        created_at: now,
+        updated_at: now,
+    };
+    hub.store()
+        .insert_model(&m)
+        .await
+        .map_err(|e| conflict_as(e, "this provider already has a model with this name and type"))?;
+    hub.reload().await?;
+    let providers = hub.store().list_providers().await?;
+    created(model_json(&m, &providers))
+}
+
+async fn patch_model(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
+    let f = Fields::parse(req.body())?;
+    f.only(MODEL_FIELDS)?;
+    hub.store().get_model(id).await?.ok_or_else(|| gone("model", id))?;
+    let mut changes: Vec<Change> = Vec::new();
+    if f.has("provider_id") {
+        return Err(ApiError::invalid_field("provider_id", "cannot be changed; create the model under the other provider"));
+    }
+    if let Some(m) = f.str("model")? {
+        changes.push(("model", m.into()));
+    }
+    if let Some(t) = model_type(&f)? {
+        changes.push(("type", t.into()));
+    }
+    for col in ["input_rate", "output_rate", "image_rate", "video_rate"] {
+        if f.has(col) {
+            let r = f.rate(col)?.ok_or_else(|| ApiError::invalid_field(col, "must be a number"))?;
+            changes.push((col, r.nanos().into()));
+        }
+    }
+    for col in ["cache_read_rate", "cache_write_rate"] {
+        if let Some(v) = f.nullable(col, f.rate(col)?.map(Rate::nanos)) {
+            changes.push((col, v));
+        }
+    }
+    changes.extend(f.nullable("max_output_tokens", f.int("max_output_tokens", 1, 10_000_000)?).map(|v| ("max_output_tokens", v)));
+    changes.extend(f.nullable("unit_costs", f.object("unit_costs")?.map(|v| v.to_string())).map(|v| ("unit_costs", v)));
+    changes.extend(f.nullable("metadata", f.object("metadata")?.map(|v| v.to_string())).map(|v| ("metadata", v)));
+    if let Some(b) = f.bool("enabled")? {
+        changes.push(("enabled", b.into()));
+    }
+    if !changes.is_empty() {
+        hub.store()
+            .update_model(id, changes, hub.inner.clock.now_ms())
+            .await
+            .map_err(|e| conflict_as(e, "this provider already has a model with this name and type"))?;
+        hub.reload().await?;
+    }
+    get_model(hub, id).await
+}
+
+async fn delete_model(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+    if !hub.store().delete_model(id, hub.inner.clock.now_ms()).await? {
+        return Err(gone("model", id));
+    }
+    hub.reload().await?;
+    ok(json!({"id": id, "deleted": true}))
+}
+
+// ------------------------------------------------------------------ users
+
+async fn list_users(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+    let q = Query::of(req);
+    let page = hub.store().list_users(q.get("cursor"), q.limit()?).await?;
+    ok(json!({"data": page.items.iter().map(user_json).collect::<Vec<_>>(), "next_cursor": page.next_cursor}))
+}
+
+async fn get_user(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+    let u = hub.store().get_user(id).await?.ok_or_else(|| gone("user", id))?;
+    ok(user_json(&u))
+}
+
+fn role_field(f: &Fields, caller: &Caller) -> Result<Option<String>, ApiError> {
+    let Some(r) = f.str("role")? else { return Ok(None) };
+    let role = Role::parse(&r).ok_or_else(|| ApiError::invalid_field("role", "must be owner, admin, member or guest"))?;
+    if role == Role::Owner && caller.role != Role::Owner {
+        return Err(ApiError::forbidden("Only an owner can make another owner."));
+    }
+    Ok(Some(r))
+}
+
+fn check_email(email: &Option<String>) -> Result<(), ApiError> {
+    match email {
+        Some(e) if !(e.contains('@') && e.len() <= 254 && !e.contains(char::is_whitespace)) => {
+            Err(ApiError::invalid_field("email", "must be an email address"))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn create_user(hub: &Hub, caller: &Caller, req: &Request) -> Result<Response, ApiError> {
+    let f = Fields::parse(req.body())?;
+    f.only(&["name", "email", "role"])?;
+    let email = f.str("email")?.filter(|e| !e.is_empty());
+    check_email(&email)?;
+    let now = hub.inner.clock.now_ms();
+    let u = UserRow {
+        id: hub.new_id("usr"),
+        name: f.req_str("name")?,
+        email,
+        role: role_field(&f, caller)?.unwrap_or_else(|| "member".into()),
+        balance: Default::default(),
+        held: Default::default(),
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let settings = hub.snapshot().await?.settings.clone();
+    let starter = if settings.billing_enabled { settings.starter_credits } else { Default::default() };
+    hub.store().insert_user(&u, starter, vec![]).await.map_err(|e| conflict_as(e, "a user with this email already exists"))?;
+    let u = hub.store().get_user(&u.id).await?.ok_or_else(|| gone("user", &u.id))?;
+    created(user_json(&u))
+}
+
+async fn patch_user(hub: &Hub, caller: &Caller, id: &str, req: &Request) -> Result<Response, ApiError> {
+    let f = Fields::parse(req.body())?;
+    f.only(&["name", "email", "role", "disabled"])?;
+    let target = hub.store().get_user(id).await?.ok_or_else(|| gone("user", id))?;
+    if target.role == "owner" && caller.role != Role::Owner {
+        return Err(ApiError::forbidden("Only an owner can change an owner."));
+    }
+    let mut changes: Vec<Change> = Vec::new();
+    if let Some(n) = f.str("name")? {
+        if n.is_empty() {
+            return Err(ApiError::invalid_field("name", "must not be empty"));
+        }
+        changes.push(("name", n.into()));
+    }
+    let email = f.str("email")?.filter(|e| !e.is_empty());
+    check_email(&email)?;
+    changes.extend(f.nullable("email", email).map(|v| ("email", v)));
+    if let Some(r) = role_field(&f, caller)? {
+        changes.push(("role", r.into()));
+    }
+    if let Some(d) = f.bool("disabled")? {
+        changes.push(("disabled", d.into()));
+    }
+    if !changes.is_empty() {
+        hub.store().update_user(id, changes, hub.inner.clock.now_ms()).await.map_err(|e| conflict_as(e, "a user with this email already exists"))?;
+        hub.inner.keys.clear();
+    }
+    get_user(hub, id).await
+}
+
+// ------------------------------------------------------------------ keys
+
+async fn list_keys(hub: &Hub, user: &str) -> Result<Response, ApiError> {
+    hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
+    let keys = hub.store().list_keys(user).await?;
+    ok(json!({"data": keys.iter().map(key_json).collect::<Vec<_>>(), "next_cursor": null}))
+}
+
+pub(crate) async fn create_key(hub: &Hub, user: &str, req: &Request) -> Result<Response, ApiError> {
+    hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
+    let f = Fields::parse(req.body())?;
+    f.only(&["label", "expires_at", "allowed_models", "rpm_limit", "tpm_limit", "daily_spend_cap", "monthly_spend_cap"])?;
+    let now = hub.inner.clock.now_ms();
+    let expires_at = f.time("expires_at")?;
+    if expires_at.is_some_and(|t| t <= now) {
+        return Err(ApiError::invalid_field("expires_at", "must be in the future"));
+    }
+    let new = generate_key(&*hub.inner.rng);
+    let id = hub.new_id("key");
+    let label = f.str("label")?.filter(|l| !l.is_empty()).unwrap_or_else(|| "default".into());
+    let allowed = f.strings("allowed_models")?;
+    let cap = |k: &str| -> Result<Option<crate::Credits>, ApiError> {
+        let c = f.credits(k)?;
+        if c.is_some_and(|c| c.nanos() <= 0) {
+            return Err(ApiError::invalid_field(k, "must be positive"));
+        }
+        Ok(c)
+    };
+    let row = NewKeyRow {
+        id: &id,
+        user_id: user,
+        label: &label,
+        key_hash: &new.hash,
+        key_hint: &new.hint,
+        expires_at,
+        allowed_models: allowed.as_deref(),
+        rpm_limit: f.int("rpm_limit", 1, 1_000_000)?,
+        tpm_limit: f.int("tpm_limit", 1, 1_000_000_000)?,
+        daily_spend_cap: cap("daily_spend_cap")?,
+        monthly_spend_cap: cap("monthly_spend_cap")?,
+        now_ms: now,
+    };
+    hub.store().insert_key(&row).await?;
+    let stored = hub.store().get_key(&id).await?.ok_or_else(|| gone("key", &id))?;
+    let mut body = key_json(&stored);
+    body["key"] = Value::String(new.plaintext);
+    created(body)
+}
+
+/// Revokes a key; with `owner`, only one of that user's keys.
+pub(crate) async fn revoke_key(hub: &Hub, id: &str, owner: Option<&str>) -> Result<Response, ApiError> {
+    let key = hub.store().get_key(id).await?.filter(|k| owner.is_none_or(|o| k.user_id == o)).ok_or_else(|| gone("key", id))?;
+    hub.store().revoke_key(&key.id, hub.inner.clock.now_ms()).await?;
+    hub.inner.keys.clear();
+    let key = hub.store().get_key(id).await?.ok_or_else(|| gone("key", id))?;
+    ok(key_json(&key))
+}
+
+// ------------------------------------------------------------------ credits
+
+async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<Response, ApiError> {
+    let f = Fields::parse(req.body())?;
+    f.only(&["amount", "reason", "expires_at"])?;
+    let amount = f.credits("amount")?.ok_or_else(|| ApiError::invalid_field("amount", "is required (credits, up to 9 decimals)"))?;
+    if amount.nanos() == 0 {
+        return Err(ApiError::invalid_field("amount", "must not be zero"));
+    }
+    hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
+    let now = hub.inner.clock.now_ms();
+    let reason = f.str("reason")?;
+    hub.store()
+        .grant(user, amount, reason.as_deref(), f.time("expires_at")?, Some(&caller.user_id), now)
+        .await?;
+    let u = hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
+    created(json!({"user_id": user, "amount": amount, "reason": reason, "balance": u.balance, "held": u.held}))
+}
+
+async fn ledger(hub: &Hub, user: &str, req: &Request) -> Result<Response, ApiError> {
+    let q = Query::of(req);
+    let cursor = match q.get("cursor") {
+        Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::invalid_field("cursor", "is not a ledger cursor"))?),
+        None => None,
+    };
+    let u = hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
+    let page = hub.store().ledger(user, cursor, q.limit()?).await?;
+    ok(json!({
+        "balance": u.balance, "held": u.held,
+        "data": page.items.iter().map(ledger_json).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    }))
+}
+
+// ------------------------------------------------------------------ calls, usage, settings
+
+pub(crate) async fn calls(hub: &Hub, req: &Request, only_user: Option<&str>) -> Result<Response, ApiError> {
+    let q = Query::of(req);
+    let mut filter = q.filter()?;
+    if let Some(u) = only_user {
+        filter.user = Some(u.to_string());
+    }
+    let page = hub.store().list_calls(&filter, q.get("cursor"), q.limit()?).await?;
+    ok(json!({"data": page.items.iter().map(call_json).collect::<Vec<_>>(), "next_cursor": page.next_cursor}))
+}
+
+pub(crate) async fn usage(hub: &Hub, req: &Request, only_user: Option<&str>) -> Result<Response, ApiError> {
+    let q = Query::of(req);
+    let mut filter = q.filter()?;
+    let group_by = if let Some(u) = only_user {
+        filter.user = Some(u.to_string());
+        q.group_by(&["hour", "day", "model", "app", "key"])?
+    } else {
+        q.group_by(&["hour", "day", "model", "provider", "user", "app", "key"])?
+    };
+    let tz = q.tz()?;
+    let buckets = hub.store().usage(&filter, group_by, tz).await?;
+    let time_grouped = matches!(group_by, GroupBy::Hour | GroupBy::Day);
+    ok(json!({"data": buckets.iter().map(|b| usage_json(b, time_grouped)).collect::<Vec<_>>()}))
+}
+
+async fn patch_settings(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+    let f = Fields::parse(req.body())?;
+    f.only(SETTING_KEYS)?;
+    let mut s: Settings = hub.snapshot().await?.settings.clone();
+    let mut values = Vec::new();
+    for (k, v) in &f.0 {
+        s.apply(k, v).map_err(|problem| ApiError::invalid_field(k, problem))?;
+        values.push((k.clone(), s.stored_value(k).unwrap_or_else(|| "null".into())));
+    }
+    hub.store().put_settings(values, hub.inner.clock.now_ms()).await?;
+    let snap = hub.reload().await?;
+    ok(snap.settings.to_json())
+}

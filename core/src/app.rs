@@ -1,0 +1,265 @@
+//! The Hub: shared state, the configuration snapshot, authentication, and the
+//! router from (method, path) to handlers.
+
+use crate::auth::{hash_key, presented_key, Caller, KeyCache};
+use crate::config::Snapshot;
+use crate::crypto::MasterKey;
+use crate::error::{ApiError, Protocol};
+use crate::http::{json, HeaderValue, Method, Request, Response, StatusCode};
+use crate::ports::{Background, Clock, Rng, SqlDb, Timeouts, Upstream};
+use crate::store::Store;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Tunables a runtime may set; the defaults suit production.
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    pub timeouts: Timeouts,
+    /// How long a key lookup is trusted (the worst-case delay of a revocation on other instances).
+    pub key_cache_ttl_ms: i64,
+    /// How long the configuration snapshot is served before a background reload.
+    pub config_ttl_ms: i64,
+    /// Whether start-up may release every open hold (an embedded database owned by this process).
+    pub exclusive_database: bool,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        HubOptions {
+            max_body_bytes: 20 * 1024 * 1024,
+            timeouts: Timeouts::default(),
+            key_cache_ttl_ms: 5_000,
+            config_ttl_ms: 5_000,
+            exclusive_database: false,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub store: Store,
+    pub upstream: Arc<dyn Upstream>,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Rng>,
+    pub background: Arc<dyn Background>,
+    pub master_key: MasterKey,
+    pub options: HubOptions,
+    pub keys: KeyCache,
+    snapshot: RwLock<Option<(Arc<Snapshot>, i64)>>,
+    refreshing: AtomicBool,
+}
+
+/// The gateway. Cheap to clone; every runtime holds one and hands it requests.
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Hub {
+    pub fn new(
+        db: Arc<dyn SqlDb>,
+        upstream: Arc<dyn Upstream>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Rng>,
+        background: Arc<dyn Background>,
+        master_key: MasterKey,
+        options: HubOptions,
+    ) -> Hub {
+        Hub {
+            inner: Arc::new(Inner {
+                store: Store::new(db),
+                upstream,
+                clock,
+                rng,
+                background,
+                master_key,
+                options,
+                keys: KeyCache::default(),
+                snapshot: RwLock::new(None),
+                refreshing: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Migrates the schema and, for an exclusive database, releases holds
+    /// stranded by a previous process.
+    pub async fn start(&self) -> Result<(), crate::store::MigrateError> {
+        let now = self.inner.clock.now_ms();
+        let applied = self.inner.store.migrate(now).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied schema migrations");
+        }
+        let released = if self.inner.options.exclusive_database {
+            self.inner.store.expire_all_holds(now).await?
+        } else {
+            self.inner.store.expire_holds(now).await?
+        };
+        if released > 0 {
+            tracing::warn!(released, "released holds left open by calls that never settled");
+        }
+        Ok(())
+    }
+
+    /// Releases expired holds; runtimes call this periodically.
+    pub async fn sweep(&self) -> Result<u64, crate::ports::DbError> {
+        self.inner.store.expire_holds(self.inner.clock.now_ms()).await
+    }
+
+    /// Makes sure an owner user holds `plaintext` as an API key.
+    pub async fn ensure_owner_key(&self, plaintext: &str) -> Result<bool, crate::ports::DbError> {
+        let now = self.inner.clock.now_ms();
+        let hash = hash_key(plaintext);
+        let hint = crate::admin::key_hint(plaintext);
+        let user_id = crate::ids::new_id("usr", now, &*self.inner.rng);
+        let key_id = crate::ids::new_id("key", now, &*self.inner.rng);
+        let key = crate::store::NewKeyRow {
+            id: &key_id,
+            user_id: &user_id,
+            label: "HUB_ADMIN_KEY",
+            key_hash: &hash,
+            key_hint: &hint,
+            expires_at: None,
+            allowed_models: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            daily_spend_cap: None,
+            monthly_spend_cap: None,
+            now_ms: now,
+        };
+        self.inner.store.ensure_owner_key(&user_id, key).await
+    }
+
+    /// Serves one request. Never panics on input; every failure is a response.
+    pub async fn handle(&self, req: Request) -> Response {
+        let request_id = crate::http::header(req.headers(), "x-request-id")
+            .filter(|v| v.len() <= 128)
+            .map(str::to_owned)
+            .unwrap_or_else(|| crate::ids::new_id("req", self.inner.clock.now_ms(), &*self.inner.rng));
+        let protocol = if req.uri().path().starts_with("/v1/") { Protocol::OpenAi } else { Protocol::Hub };
+        let mut res = if req.body().len() > self.inner.options.max_body_bytes {
+            ApiError::payload_too_large(self.inner.options.max_body_bytes).into_response(protocol)
+        } else {
+            match self.route(req, &request_id).await {
+                Ok(res) => res,
+                Err(e) => {
+                    if e.status.is_server_error() {
+                        tracing::warn!(request_id = %request_id, status = e.status.as_u16(), "{}", e.message);
+                    }
+                    e.into_response(protocol)
+                }
+            }
+        };
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert("x-request-id", v);
+        }
+        res
+    }
+
+    async fn route(&self, req: Request, request_id: &str) -> Result<Response, ApiError> {
+        let path = req.uri().path().trim_end_matches('/').to_string();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let method = req.method().clone();
+        match (method, segments.as_slice()) {
+            (Method::GET, ["healthz"]) => Ok(json(StatusCode::OK, &json!({"status": "ok"}))),
+            (Method::GET, ["readyz"]) => match self.inner.store.ping().await {
+                Ok(()) => Ok(json(StatusCode::OK, &json!({"status": "ready"}))),
+                Err(_) => Err(ApiError::unavailable("The database is not reachable.")),
+            },
+            (Method::POST, ["v1", "chat", "completions"]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::gateway::chat::completions(self, caller, req, request_id).await
+            }
+            (Method::GET, ["v1", "models"]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::gateway::models::list(self, &caller).await
+            }
+            (_, ["v1", "chat", "completions"]) | (_, ["v1", "models"]) => Err(ApiError::method_not_allowed()),
+            (_, ["api", "me", ..]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::admin::me(self, &caller, req).await
+            }
+            (_, ["api", "admin", ..]) => {
+                let caller = self.authenticate(&req).await?;
+                if !caller.role.is_admin() {
+                    return Err(ApiError::forbidden("This endpoint needs an owner or admin key."));
+                }
+                crate::admin::route(self, &caller, req).await
+            }
+            _ => Err(ApiError::not_found(format!("No route for {} {}.", req.method(), req.uri().path()))),
+        }
+    }
+
+    /// The caller behind the request's key: 401 when missing, unknown, revoked or expired.
+    pub(crate) async fn authenticate(&self, req: &Request) -> Result<Arc<Caller>, ApiError> {
+        let key = presented_key(req.headers()).ok_or_else(|| {
+            ApiError::unauthorized("Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`).")
+        })?;
+        let hash = hash_key(key);
+        let now = self.inner.clock.now_ms();
+        let caller = match self.inner.keys.get(&hash, now, self.inner.options.key_cache_ttl_ms) {
+            Some(c) => c,
+            None => {
+                let found = self.inner.store.caller_by_key_hash(&hash).await?;
+                let caller = Arc::new(found.ok_or_else(|| ApiError::unauthorized("Incorrect API key provided."))?);
+                self.inner.keys.put(caller.clone(), now);
+                caller
+            }
+        };
+        if caller.revoked {
+            return Err(ApiError::unauthorized("This API key has been revoked."));
+        }
+        if caller.expires_at.is_some_and(|t| t <= now) {
+            return Err(ApiError::unauthorized("This API key has expired."));
+        }
+        Ok(caller)
+    }
+
+    /// The configuration snapshot: loaded on first use, then served while a
+    /// reload runs in the background once it is older than the TTL.
+    pub(crate) async fn snapshot(&self) -> Result<Arc<Snapshot>, ApiError> {
+        let now = self.inner.clock.now_ms();
+        let current = self.inner.snapshot.read().ok().and_then(|s| s.clone());
+        match current {
+            Some((snap, at)) => {
+                if now - at > self.inner.options.config_ttl_ms && !self.inner.refreshing.swap(true, Ordering::AcqRel) {
+                    let hub = self.clone();
+                    self.inner.background.spawn(Box::pin(async move {
+                        if let Err(e) = hub.reload().await {
+                            tracing::warn!("configuration reload failed: {}", e.message);
+                        }
+                        hub.inner.refreshing.store(false, Ordering::Release);
+                    }));
+                }
+                Ok(snap)
+            }
+            None => self.reload().await,
+        }
+    }
+
+    /// Reloads the snapshot now (after a configuration change through this instance).
+    pub(crate) async fn reload(&self) -> Result<Arc<Snapshot>, ApiError> {
+        let snap = Arc::new(Snapshot::load(&self.inner.store, &self.inner.master_key).await?);
+        let now = self.inner.clock.now_ms();
+        if let Ok(mut slot) = self.inner.snapshot.write() {
+            *slot = Some((snap.clone(), now));
+        }
+        Ok(snap)
+    }
+
+    pub(crate) fn new_id(&self, prefix: &str) -> String {
+        crate::ids::new_id(prefix, self.inner.clock.now_ms(), &*self.inner.rng)
+    }
+}
+
+/// Adds a header to a response, ignoring values that are not valid header text.
+pub(crate) fn set_header(res: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().insert(name, v);
+    }
+}

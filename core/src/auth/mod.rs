@@ -1,0 +1,172 @@
+//! Authentication: API keys (random, `hub_` prefix, only their SHA-256 stored),
+//! the caller they resolve to, roles, and a short-lived in-memory cache so a
+//! warm request reads nothing. A revoked key stops working everywhere within
+//! the cache TTL, and at once on the instance that revoked it.
+
+use crate::ports::Rng;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use subtle::ConstantTimeEq;
+
+pub const KEY_PREFIX: &str = "hub_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+    Guest,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            "guest" => Some(Role::Guest),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::Guest => "guest",
+        }
+    }
+
+    pub fn is_admin(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+/// Who is calling: the key, its owner, and the key's limits.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: String,
+    pub key_label: String,
+    pub user_id: String,
+    pub role: Role,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+    /// Model names (`provider/model` or bare) this key may call; `None` = all.
+    pub allowed_models: Option<Vec<String>>,
+    /// The key's hash as stored, compared in constant time on every lookup.
+    pub key_hash: String,
+}
+
+impl Caller {
+    pub fn may_use_model(&self, requested: &str, provider: &str, model: &str) -> bool {
+        match &self.allowed_models {
+            None => true,
+            Some(list) => list.iter().any(|m| {
+                m == requested || m == model || (m.len() == provider.len() + 1 + model.len() && *m == format!("{provider}/{model}"))
+            }),
+        }
+    }
+}
+
+/// A new key's plaintext (shown once), its hash (stored) and a hint (shown always).
+pub struct NewKey {
+    pub plaintext: String,
+    pub hash: String,
+    pub hint: String,
+}
+
+pub fn generate_key(rng: &dyn Rng) -> NewKey {
+    let mut bytes = [0u8; 24];
+    rng.fill(&mut bytes);
+    let plaintext = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = hash_key(&plaintext);
+    let hint = format!("{}…{}", &plaintext[..8], &plaintext[plaintext.len() - 4..]);
+    NewKey { plaintext, hash, hint }
+}
+
+pub fn hash_key(plaintext: &str) -> String {
+    let digest = Sha256::digest(plaintext.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+pub fn hashes_equal(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// The key a request carries: `Authorization: Bearer …` or `x-api-key: …`.
+pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
+    if let Some(v) = crate::http::header(headers, "authorization") {
+        let v = v.trim();
+        let token = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v).trim();
+        if !token.is_empty() {
+            return Some(token);
+        }
+    }
+    crate::http::header(headers, "x-api-key").map(str::trim).filter(|k| !k.is_empty())
+}
+
+/// Key hash → caller, with the time each entry was read.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: RwLock<HashMap<String, (Arc<Caller>, i64)>>,
+}
+
+impl KeyCache {
+    pub fn get(&self, hash: &str, now_ms: i64, ttl_ms: i64) -> Option<Arc<Caller>> {
+        let map = self.entries.read().ok()?;
+        let (caller, at) = map.get(hash)?;
+        (now_ms - at < ttl_ms && hashes_equal(&caller.key_hash, hash)).then(|| caller.clone())
+    }
+
+    pub fn put(&self, caller: Arc<Caller>, now_ms: i64) {
+        if let Ok(mut map) = self.entries.write() {
+            if map.len() > 100_000 {
+                map.clear();
+            }
+            map.insert(caller.key_hash.clone(), (caller, now_ms));
+        }
+    }
+
+    /// Forgets every cached key (after a revocation or a role change).
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.entries.write() {
+            map.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::tests::CountingRng;
+    use std::sync::atomic::AtomicU8;
+
+    #[test]
+    fn keys_are_long_prefixed_and_hashed() {
+        let rng = CountingRng(AtomicU8::new(1));
+        let k = generate_key(&rng);
+        assert!(k.plaintext.starts_with("hub_"));
+        assert_eq!(k.plaintext.len(), 4 + 32);
+        assert_eq!(k.hash, hash_key(&k.plaintext));
+        assert_eq!(k.hash.len(), 64);
+        assert!(!k.hint.contains(&k.plaintext[8..20]));
+    }
+
+    #[test]
+    fn reads_bearer_or_x_api_key() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(presented_key(&h), None);
+        h.insert("x-api-key", "hub_b".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("hub_b"));
+        h.insert("authorization", "Bearer hub_a".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("hub_a"));
+    }
+}

@@ -1,0 +1,309 @@
+//! Settings and the in-memory configuration snapshot (providers with their
+//! decrypted credentials, models and rates, settings). The hot path reads only
+//! the snapshot; it is reloaded when stale (in the background) or at once after
+//! a change made through this instance.
+
+use crate::crypto::MasterKey;
+use crate::metering::money::Credits;
+use crate::providers::{vendor, Vendor};
+use crate::store::{ModelRow, Store};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Operator settings, with their defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub billing_enabled: bool,
+    pub starter_credits: Credits,
+    /// USD per credit, a decimal string.
+    pub credit_price_usd: String,
+    /// Target margin over provider cost, percent, a decimal string.
+    pub margin_percent: String,
+    pub currency_prefix: String,
+    pub payment_link: Option<String>,
+    pub max_attempts: i64,
+    /// Output budget held for a call that sets no `max_tokens`, when the model sets none.
+    pub default_max_output_tokens: i64,
+    /// How long a hold may stay open before the sweeper releases it.
+    pub hold_ttl_seconds: i64,
+    pub app_name: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            billing_enabled: true,
+            starter_credits: Credits::ZERO,
+            credit_price_usd: "1".into(),
+            margin_percent: "0".into(),
+            currency_prefix: "$".into(),
+            payment_link: None,
+            max_attempts: 3,
+            default_max_output_tokens: 4096,
+            hold_ttl_seconds: 3600,
+            app_name: "Hub".into(),
+        }
+    }
+}
+
+pub const SETTING_KEYS: &[&str] = &[
+    "billing_enabled",
+    "starter_credits",
+    "credit_price_usd",
+    "margin_percent",
+    "currency_prefix",
+    "payment_link",
+    "max_attempts",
+    "default_max_output_tokens",
+    "hold_ttl_seconds",
+    "app_name",
+];
+
+impl Settings {
+    /// Settings from stored (key, JSON) pairs over the defaults.
+    pub fn from_pairs(pairs: &[(String, String)]) -> Settings {
+        let mut s = Settings::default();
+        for (k, v) in pairs {
+            if let Ok(v) = serde_json::from_str::<Value>(v) {
+                let _ = s.apply(k, &v);
+            }
+        }
+        s
+    }
+
+    /// Sets one setting from JSON; the error names what is wrong with the value.
+    pub fn apply(&mut self, key: &str, v: &Value) -> Result<(), String> {
+        let positive_int = |v: &Value, max: i64| -> Result<i64, String> {
+            v.as_i64().filter(|n| (1..=max).contains(n)).ok_or(format!("must be an integer from 1 to {max}"))
+        };
+        let decimal = |v: &Value| -> Result<String, String> {
+            let c = Credits::from_json(v).map_err(|e| e.to_string())?;
+            if c.is_negative() {
+                return Err("must not be negative".into());
+            }
+            Ok(c.to_string())
+        };
+        match key {
+            "billing_enabled" => self.billing_enabled = v.as_bool().ok_or("must be true or false")?,
+            "starter_credits" => {
+                self.starter_credits = Credits::from_json(v).map_err(|e| e.to_string())?;
+                if self.starter_credits.is_negative() {
+                    return Err("must not be negative".into());
+                }
+            }
+            "credit_price_usd" => {
+                self.credit_price_usd = decimal(v)?;
+                if self.credit_price_usd == "0" {
+                    return Err("must be greater than zero".into());
+                }
+            }
+            "margin_percent" => self.margin_percent = decimal(v)?,
+            "currency_prefix" => {
+                let p = v.as_str().ok_or("must be a string")?;
+                if p.chars().count() > 8 {
+                    return Err("must be at most 8 characters".into());
+                }
+                self.currency_prefix = p.to_string();
+            }
+            "payment_link" => {
+                self.payment_link = match v {
+                    Value::Null => None,
+                    Value::String(s) if s.is_empty() => None,
+                    Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => Some(s.clone()),
+                    _ => return Err("must be an http(s) URL or null".into()),
+                }
+            }
+            "max_attempts" => self.max_attempts = positive_int(v, 10)?,
+            "default_max_output_tokens" => self.default_max_output_tokens = positive_int(v, 10_000_000)?,
+            "hold_ttl_seconds" => self.hold_ttl_seconds = positive_int(v, 7 * 86_400)?,
+            "app_name" => {
+                let n = v.as_str().filter(|s| !s.trim().is_empty()).ok_or("must be a non-empty string")?;
+                self.app_name = n.to_string();
+            }
+            _ => return Err("is not a setting".into()),
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "billing_enabled": self.billing_enabled,
+            "starter_credits": self.starter_credits,
+            "credit_price_usd": self.credit_price_usd.parse::<serde_json::Number>().map(Value::Number).unwrap_or(Value::Null),
+            "margin_percent": self.margin_percent.parse::<serde_json::Number>().map(Value::Number).unwrap_or(Value::Null),
+            "currency_prefix": self.currency_prefix,
+            "payment_link": self.payment_link,
+            "max_attempts": self.max_attempts,
+            "default_max_output_tokens": self.default_max_output_tokens,
+            "hold_ttl_seconds": self.hold_ttl_seconds,
+            "app_name": self.app_name,
+        })
+    }
+
+    /// The stored JSON text of one setting.
+    pub fn stored_value(&self, key: &str) -> Option<String> {
+        self.to_json().get(key).map(|v| v.to_string())
+    }
+}
+
+/// A credential, decrypted.
+pub struct CredentialEntry {
+    pub id: String,
+    pub name: String,
+    pub secret: String,
+    pub weight: i64,
+}
+
+/// An enabled provider, ready to call.
+pub struct ProviderEntry {
+    pub id: String,
+    pub name: String,
+    pub vendor: &'static Vendor,
+    pub base_url: String,
+    pub priority: i64,
+    pub credentials: Vec<CredentialEntry>,
+    /// Smooth weighted round-robin state, one counter per credential.
+    rotation: Mutex<Vec<i64>>,
+}
+
+impl ProviderEntry {
+    /// The next credential by smooth weighted round-robin (nginx's), if any.
+    pub fn next_credential(&self) -> Option<&CredentialEntry> {
+        if self.credentials.len() <= 1 {
+            return self.credentials.first();
+        }
+        let mut current = self.rotation.lock().ok()?;
+        let total: i64 = self.credentials.iter().map(|c| c.weight.max(1)).sum();
+        let mut best = 0;
+        for (i, c) in self.credentials.iter().enumerate() {
+            current[i] += c.weight.max(1);
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total;
+        self.credentials.get(best)
+    }
+}
+
+impl std::fmt::Debug for ProviderEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProviderEntry({})", self.name)
+    }
+}
+
+/// One way to serve a model: a provider and its rate row.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub provider: Arc<ProviderEntry>,
+    pub model: Arc<ModelRow>,
+}
+
+/// Everything the hot path needs, read once.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub version: i64,
+    pub settings: Settings,
+    pub providers: HashMap<String, Arc<ProviderEntry>>,
+    /// Enabled models by the provider's model id, best provider first.
+    pub routes: HashMap<String, Vec<Route>>,
+}
+
+impl Snapshot {
+    pub async fn load(store: &Store, key: &MasterKey) -> Result<Snapshot, crate::ports::DbError> {
+        let version = store.config_version().await?;
+        let settings = Settings::from_pairs(&store.settings().await?);
+        let credentials = store.list_credentials(None).await?;
+        let mut providers = HashMap::new();
+        for p in store.list_providers().await? {
+            let Some(vendor) = vendor(&p.kind) else { continue };
+            if !p.enabled {
+                continue;
+            }
+            let creds: Vec<CredentialEntry> = credentials
+                .iter()
+                .filter(|c| c.provider_id == p.id && c.enabled && c.status != "disabled")
+                .filter_map(|c| match key.decrypt(&c.secret_enc) {
+                    Ok(secret) => Some(CredentialEntry { id: c.id.clone(), name: c.name.clone(), secret, weight: c.weight }),
+                    Err(e) => {
+                        tracing::error!(credential = %c.id, provider = %p.name, "skipping credential: {e}");
+                        None
+                    }
+                })
+                .collect();
+            if vendor.needs_secret && creds.is_empty() {
+                continue;
+            }
+            let base_url = p.base_url.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| vendor.default_base_url.to_string());
+            let rotation = Mutex::new(vec![0; creds.len()]);
+            let entry = ProviderEntry { id: p.id.clone(), name: p.name.clone(), vendor, base_url, priority: p.priority, credentials: creds, rotation };
+            providers.insert(p.id.clone(), Arc::new(entry));
+        }
+        let mut routes: HashMap<String, Vec<Route>> = HashMap::new();
+        for m in store.all_models().await? {
+            if !m.enabled {
+                continue;
+            }
+            if let Some(provider) = providers.get(&m.provider_id) {
+                routes.entry(m.model.clone()).or_default().push(Route { provider: provider.clone(), model: Arc::new(m) });
+            }
+        }
+        for list in routes.values_mut() {
+            list.sort_by(|a, b| b.provider.priority.cmp(&a.provider.priority).then(a.provider.name.cmp(&b.provider.name)));
+        }
+        let providers = providers.into_values().map(|p| (p.name.clone(), p)).collect();
+        Ok(Snapshot { version, settings, providers, routes })
+    }
+
+    /// Candidates for a requested model of a type: `provider/model` pins a
+    /// provider; a bare name may be served by any provider that offers it.
+    pub fn resolve(&self, requested: &str, kind: &str) -> Vec<Route> {
+        if let Some((prefix, rest)) = requested.split_once('/') {
+            if let Some(p) = self.providers.get(prefix) {
+                return self
+                    .routes
+                    .get(rest)
+                    .map(|l| l.iter().filter(|r| Arc::ptr_eq(&r.provider, p) && r.model.kind == kind).cloned().collect())
+                    .unwrap_or_default();
+            }
+        }
+        self.routes
+            .get(requested)
+            .map(|l| l.iter().filter(|r| r.model.kind == kind).cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smooth_weighted_round_robin() {
+        let cred = |id: &str, weight| CredentialEntry { id: id.into(), name: id.into(), secret: String::new(), weight };
+        let p = ProviderEntry {
+            id: "p".into(),
+            name: "p".into(),
+            vendor: vendor("openai").unwrap(),
+            base_url: String::new(),
+            priority: 0,
+            credentials: vec![cred("a", 5), cred("b", 1), cred("c", 1)],
+            rotation: Mutex::new(vec![0; 3]),
+        };
+        let picks: String = (0..7).map(|_| p.next_credential().unwrap().id.clone()).collect();
+        assert_eq!(picks, "aabacaa");
+    }
+
+    #[test]
+    fn settings_validate_and_name_the_problem() {
+        let mut s = Settings::default();
+        assert!(s.apply("max_attempts", &json!(0)).unwrap_err().contains("integer"));
+        assert!(s.apply("starter_credits", &json!(-1)).is_err());
+        assert!(s.apply("payment_link", &json!("ftp://x")).is_err());
+        s.apply("starter_credits", &json!(2.5)).unwrap();
+        assert_eq!(s.starter_credits.to_string(), "2.5");
+        let back = Settings::from_pairs(&[("starter_credits".into(), s.stored_value("starter_credits").unwrap())]);
+        assert_eq!(back.starter_credits, s.starter_credits);
+    }
+}

@@ -1,0 +1,163 @@
+//! Errors a caller can see. Every layer's error becomes an [`ApiError`], which
+//! knows its HTTP status and renders itself in the caller's protocol.
+
+use crate::http::{json, Response, StatusCode};
+use crate::ports::DbError;
+use serde_json::json;
+
+/// The wire protocol a caller speaks, which decides the error shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    OpenAi,
+    Anthropic,
+    /// Hub's own API and the admin API (OpenAI's error shape).
+    Hub,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// OpenAI's `error.type`: `invalid_request_error`, `authentication_error`, …
+    pub kind: &'static str,
+    pub code: Option<&'static str>,
+    pub message: String,
+    pub param: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, kind, code: Some(code), message: message.into(), param: None }
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", message)
+    }
+
+    /// A 400 naming the offending field.
+    pub fn invalid_field(field: &str, problem: impl std::fmt::Display) -> Self {
+        Self::bad_request(format!("`{field}` {problem}")).with_param(field)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission_error", "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found_error", "not_found", message)
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("The model `{model}` does not exist or you do not have access to it."),
+        )
+        .with_param("model")
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "invalid_request_error", "conflict", message)
+    }
+
+    pub fn insufficient_credits(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYMENT_REQUIRED, "insufficient_quota", "insufficient_credits", message)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("The request body is larger than the limit of {limit} bytes."),
+        )
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed", "Method not allowed for this path.")
+    }
+
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited", message)
+    }
+
+    pub fn provider(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "api_error", "provider_error", message)
+    }
+
+    pub fn provider_timeout() -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "api_error", "provider_timeout", "The provider did not answer in time.")
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "api_error", "unavailable", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal_error", message)
+    }
+
+    /// The error object in the caller's protocol.
+    pub fn body(&self, protocol: Protocol) -> serde_json::Value {
+        match protocol {
+            Protocol::OpenAi | Protocol::Hub => json!({
+                "error": {
+                    "message": self.message,
+                    "type": self.kind,
+                    "code": self.code,
+                    "param": self.param,
+                }
+            }),
+            Protocol::Anthropic => json!({
+                "type": "error",
+                "error": { "type": anthropic_type(self.status), "message": self.message }
+            }),
+        }
+    }
+
+    pub fn into_response(self, protocol: Protocol) -> Response {
+        json(self.status, &self.body(protocol))
+    }
+}
+
+fn anthropic_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 404 | 413 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        402 | 403 => "permission_error",
+        429 => "rate_limit_error",
+        529 | 503 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.message)
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Constraint(msg) => ApiError::conflict(format!("That conflicts with existing data ({msg}).")),
+            DbError::Unavailable(msg) => {
+                tracing::error!(error = %msg, "database unavailable");
+                ApiError::unavailable("The database is unavailable; try again shortly.")
+            }
+            DbError::Other(msg) => {
+                tracing::error!(error = %msg, "database error");
+                ApiError::internal("Internal database error.")
+            }
+        }
+    }
+}

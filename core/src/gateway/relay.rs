@@ -1,0 +1,268 @@
+//! Relaying a provider's stream to the caller, metering it on the way, and
+//! settling the call exactly once however the stream ends: complete, failed
+//! midway (an error event in the caller's protocol), or dropped because the
+//! client went away (billed for what was delivered, flagged `estimated`).
+
+use crate::auth::Caller;
+use crate::config::Route;
+use crate::error::ApiError;
+use crate::http::{BodyError, ByteStream};
+use crate::metering::estimate::{tokens_in_text, PromptSize};
+use crate::metering::money::Credits;
+use crate::metering::Usage;
+use crate::protocols::openai::{stream_error_event, ChunkView};
+use crate::sse::SseParser;
+use crate::store::{CallLog, Settlement};
+use crate::Hub;
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    /// The client disconnected before the end.
+    ClientGone,
+    /// The provider failed after the first byte.
+    Failed(String),
+}
+
+/// Everything needed to log and settle one call.
+pub struct CallMeter {
+    pub hub: Hub,
+    pub call_id: String,
+    pub attempt: i64,
+    pub request_id: String,
+    pub caller: Arc<Caller>,
+    pub app: String,
+    pub route: Route,
+    pub credential_id: Option<String>,
+    /// The model as the caller named it.
+    pub model: String,
+    pub stream: bool,
+    pub billed: bool,
+    pub hold: bool,
+    pub prompt: PromptSize,
+    pub started_us: u64,
+    pub upstream_ttfb_ms: Option<i64>,
+    pub ttfb_ms: Option<i64>,
+    pub earlier_attempts: Vec<CallLog>,
+}
+
+impl CallMeter {
+    pub fn elapsed_ms(&self) -> i64 {
+        ((self.hub.inner.clock.monotonic_us().saturating_sub(self.started_us)) / 1000) as i64
+    }
+
+    fn log(&self, status: &'static str, error: Option<&ApiError>) -> CallLog {
+        CallLog {
+            id: format!("{}-{}", self.call_id, self.attempt),
+            call_id: self.call_id.clone(),
+            attempt: self.attempt,
+            request_id: Some(self.request_id.clone()),
+            endpoint: "chat".into(),
+            user_id: Some(self.caller.user_id.clone()),
+            key_id: Some(self.caller.key_id.clone()),
+            app: Some(self.app.clone()),
+            provider_id: Some(self.route.provider.id.clone()),
+            provider: Some(self.route.provider.name.clone()),
+            credential_id: self.credential_id.clone(),
+            model: self.model.clone(),
+            stream: self.stream,
+            status,
+            http_status: Some(error.map_or(200, |e| e.status.as_u16() as i64)),
+            error: error.map(|e| e.message.chars().take(1000).collect()),
+            duration_ms: self.elapsed_ms(),
+            ttfb_ms: self.ttfb_ms,
+            upstream_ttfb_ms: self.upstream_ttfb_ms,
+            created_at: self.hub.inner.clock.now_ms(),
+            ..Default::default()
+        }
+    }
+
+    /// The call-log row of an attempt that failed before any output.
+    pub fn failed_log(&self, error: &ApiError) -> CallLog {
+        self.log("failed", Some(error))
+    }
+
+    /// Computes the call's cost and settles it in the background. `usage` is
+    /// the provider's count; without it, the delivered output is estimated.
+    pub fn finish(&mut self, usage: Option<Usage>, output_bytes: u64, outcome: Outcome) -> Credits {
+        let nothing_delivered = output_bytes == 0 && usage.is_none();
+        let (usage, estimated) = match usage {
+            Some(u) => (u, false),
+            // A provider that failed before any output is not billed.
+            None if nothing_delivered && matches!(outcome, Outcome::Failed(_)) => (Usage::default(), false),
+            None => (
+                Usage {
+                    input_tokens: self.prompt.input_token_guess(),
+                    output_tokens: tokens_in_text(output_bytes),
+                    ..Default::default()
+                },
+                true,
+            ),
+        };
+        let rates = self.route.model.rates;
+        let credits = rates.cost(&usage);
+        let (status, error) = match &outcome {
+            Outcome::Complete => ("success", None),
+            Outcome::ClientGone => ("aborted", Some(ApiError::bad_request("The client closed the connection before the end."))),
+            Outcome::Failed(msg) => ("failed", Some(ApiError::provider(msg.clone()))),
+        };
+        let mut log = self.log(status, error.as_ref());
+        if outcome == Outcome::ClientGone {
+            log.http_status = Some(499);
+        }
+        log.usage = usage;
+        log.credits = credits;
+        log.estimated = estimated;
+        let settlement = Settlement {
+            call_id: self.call_id.clone(),
+            user_id: self.caller.user_id.clone(),
+            key_id: Some(self.caller.key_id.clone()),
+            app: Some(self.app.clone()),
+            provider_id: Some(self.route.provider.id.clone()),
+            model: format!("{}/{}", self.route.provider.name, self.route.model.model),
+            kind: "chat",
+            usage,
+            rates,
+            credits,
+            billed: self.billed,
+            estimated,
+            hold: self.hold,
+            now_ms: self.hub.inner.clock.now_ms(),
+            log,
+        };
+        let earlier = std::mem::take(&mut self.earlier_attempts);
+        let store = self.hub.inner.store.clone();
+        tracing::info!(call_id = %self.call_id, status, credits = %credits, estimated, input = usage.input_tokens, output = usage.output_tokens, "call finished");
+        self.hub.inner.background.spawn(Box::pin(async move {
+            // A settlement is idempotent, so retrying a failed write is safe.
+            for attempt in 1..=3 {
+                match store.settle(&settlement, &earlier).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == 3 => {
+                        tracing::error!(call_id = %settlement.call_id, credits = %settlement.credits, "settlement failed, usage not recorded: {e}")
+                    }
+                    Err(e) => tracing::warn!(call_id = %settlement.call_id, "settlement failed, retrying: {e}"),
+                }
+            }
+        }));
+        credits
+    }
+}
+
+/// The stream handed to the runtime. Forwards whole SSE events as they
+/// arrive, drops the usage-only chunk unless the caller asked for it, and
+/// settles on end, on provider error, or on drop.
+pub struct Relay {
+    meter: Option<CallMeter>,
+    first: Option<Bytes>,
+    upstream: ByteStream,
+    parser: SseParser,
+    strip_usage: bool,
+    usage: Option<Usage>,
+    output_bytes: u64,
+    finished: bool,
+}
+
+impl Relay {
+    pub fn new(meter: CallMeter, first: Bytes, upstream: ByteStream, strip_usage: bool) -> Self {
+        Relay {
+            meter: Some(meter),
+            first: Some(first),
+            upstream,
+            parser: SseParser::new(),
+            strip_usage,
+            usage: None,
+            output_bytes: 0,
+            finished: false,
+        }
+    }
+
+    /// Meters a chunk and returns what to forward (complete events only).
+    fn process(&mut self, chunk: &[u8]) -> Bytes {
+        let events = self.parser.push(chunk);
+        let mut out = BytesMut::new();
+        let mut only_whole = events.len() == 1;
+        for ev in events {
+            let mut keep = true;
+            if !ev.data.is_empty() && ev.data != "[DONE]" {
+                if let Ok(view) = serde_json::from_str::<ChunkView>(&ev.data) {
+                    self.output_bytes += view.output_bytes();
+                    if let Some(u) = &view.usage {
+                        self.usage = Some(u.to_usage());
+                        keep = !(self.strip_usage && view.is_usage_only());
+                    }
+                }
+            }
+            if keep {
+                if only_whole {
+                    return ev.raw;
+                }
+                out.extend_from_slice(&ev.raw);
+            }
+            only_whole = false;
+        }
+        out.freeze()
+    }
+
+    fn settle(&mut self, outcome: Outcome) {
+        if let Some(mut meter) = self.meter.take() {
+            meter.finish(self.usage, self.output_bytes, outcome);
+        }
+    }
+}
+
+impl Stream for Relay {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        loop {
+            let chunk = match this.first.take() {
+                Some(first) => first,
+                None => match this.upstream.as_mut().poll_next(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(Ok(chunk))) => chunk,
+                    Poll::Ready(Some(Err(e))) => {
+                        this.finished = true;
+                        let err = super::chat_stream_error(&e.0);
+                        this.settle(Outcome::Failed(err.message.clone()));
+                        return Poll::Ready(Some(Ok(stream_error_event(&err))));
+                    }
+                    Poll::Ready(None) => {
+                        this.finished = true;
+                        // An unterminated last event is passed on, terminated.
+                        let tail = if this.parser.pending() > 0 { this.process(b"\n\n") } else { Bytes::new() };
+                        this.settle(Outcome::Complete);
+                        return Poll::Ready((!tail.is_empty()).then_some(Ok(tail)));
+                    }
+                },
+            };
+            let out = this.process(&chunk);
+            if !out.is_empty() {
+                if let Some(m) = this.meter.as_mut() {
+                    if m.ttfb_ms.is_none() {
+                        m.ttfb_ms = Some(m.elapsed_ms());
+                    }
+                }
+                return Poll::Ready(Some(Ok(out)));
+            }
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // Dropped before the end: the client went away. Dropping `upstream`
+        // right after this closes the provider connection too.
+        self.settle(Outcome::ClientGone);
+    }
+}

@@ -1,0 +1,126 @@
+//! The core's HTTP types: a request with a byte body in, a response whose
+//! body is either whole or a stream of byte chunks out. Runtimes convert to
+//! and from these; nothing here knows about hyper, workers or lambda.
+
+use bytes::Bytes;
+use futures_core::Stream;
+use std::pin::Pin;
+
+pub use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+
+/// An error inside a streamed body; the runtime ends the response when it sees one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(pub String);
+
+#[cfg(not(target_arch = "wasm32"))]
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send + 'static>>;
+#[cfg(target_arch = "wasm32")]
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + 'static>>;
+
+pub enum Body {
+    Full(Bytes),
+    Stream(ByteStream),
+}
+
+impl Body {
+    pub fn empty() -> Self {
+        Body::Full(Bytes::new())
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Self {
+        Body::Full(b)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Self {
+        Body::Full(Bytes::from(b))
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Full(b) => write!(f, "Body::Full({} bytes)", b.len()),
+            Body::Stream(_) => write!(f, "Body::Stream"),
+        }
+    }
+}
+
+pub type Request = http::Request<Bytes>;
+pub type Response = http::Response<Body>;
+
+/// A JSON response with the given status.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut res = http::Response::new(Body::Full(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// The value of a header as a string, if present and valid UTF-8.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Decoded `?a=b&c=d` pairs of a URI's query.
+pub fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
+    let Some(q) = uri.query() else {
+        return Vec::new();
+    };
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_query() {
+        let uri: http::Uri = "/x?from=2026-01-01T00%3A00%3A00Z&user=a+b&flag&bad=%zz"
+            .parse()
+            .unwrap();
+        let q = query_pairs(&uri);
+        assert_eq!(q[0], ("from".into(), "2026-01-01T00:00:00Z".into()));
+        assert_eq!(q[1], ("user".into(), "a b".into()));
+        assert_eq!(q[2], ("flag".into(), "".into()));
+        assert_eq!(q[3], ("bad".into(), "%zz".into()));
+    }
+}

@@ -1,0 +1,37 @@
+//! hub-core: the platform-agnostic gateway.
+//!
+//! It owns the HTTP contract (OpenAI, admin), metering, routing and auth, and
+//! reaches the outside world only through the ports in [`ports`]: a SQL
+//! database, an upstream HTTP client, a clock, randomness and a background
+//! spawner. It depends on no runtime, so the same code runs natively (tokio),
+//! on Cloudflare Workers (wasm32) and on AWS Lambda.
+
+/// `#[async_trait]` that drops the `Send` bound on wasm32, where futures are not `Send`.
+#[macro_export]
+macro_rules! port {
+    ($item:item) => {
+        #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+        #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+        $item
+    };
+}
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod ids;
+pub mod metering;
+pub mod ports;
+pub mod protocols;
+pub mod providers;
+pub mod sse;
+pub mod store;
+pub mod time;
+
+mod app;
+pub use app::{Hub, HubOptions};
+pub use metering::money::Credits;

@@ -1,0 +1,56 @@
+//! Token estimates. Two different questions get two different answers:
+//!
+//! * how much to hold before a call: an upper bound, so a call that settles
+//!   within its hold can never take a balance below zero (every tokenizer Hub
+//!   fronts spends at least one byte of text per token);
+//! * how much to bill when a provider's count never arrives (the client left):
+//!   a best guess, about four bytes of text per token, flagged `estimated`.
+
+/// Tokens a chat template adds per message and per reply, generously.
+const PER_MESSAGE_OVERHEAD: u64 = 8;
+const PER_REPLY_OVERHEAD: u64 = 8;
+/// What one image in a prompt may cost at most, in tokens.
+const PER_IMAGE_BOUND: u64 = 2_000;
+
+/// Counts over a chat request's prompt, gathered once while parsing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PromptSize {
+    /// UTF-8 bytes of every text the model reads (messages, tool definitions).
+    pub text_bytes: u64,
+    pub messages: u64,
+    pub images: u64,
+}
+
+impl PromptSize {
+    /// An upper bound on the prompt's input tokens.
+    pub fn input_token_bound(&self) -> u64 {
+        self.text_bytes
+            + self.messages * PER_MESSAGE_OVERHEAD
+            + PER_REPLY_OVERHEAD
+            + self.images * PER_IMAGE_BOUND
+    }
+
+    /// A best guess at the prompt's input tokens.
+    pub fn input_token_guess(&self) -> u64 {
+        tokens_in_text(self.text_bytes) + self.messages * 4 + 3 + self.images * 765
+    }
+}
+
+/// A best guess at the tokens in `bytes` bytes of generated text.
+pub fn tokens_in_text(bytes: u64) -> u64 {
+    bytes.div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_exceeds_guess() {
+        let p = PromptSize { text_bytes: 4000, messages: 3, images: 1 };
+        assert!(p.input_token_bound() > p.input_token_guess());
+        assert_eq!(p.input_token_bound(), 4000 + 24 + 8 + 2000);
+        assert_eq!(tokens_in_text(9), 3);
+        assert_eq!(tokens_in_text(0), 0);
+    }
+}

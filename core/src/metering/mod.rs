@@ -1,0 +1,100 @@
+//! Metering: exact money, rates, token usage and the credits a call costs.
+//! Owns the arithmetic of billing; knows nothing of storage or HTTP.
+
+pub mod estimate;
+pub mod money;
+
+use money::{Credits, Rate};
+use serde::{Deserialize, Serialize};
+
+/// Token and media counts reported by a provider (or estimated by Hub).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Input tokens billed at the input rate (excludes cached tokens).
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    /// Of `output_tokens`, how many were reasoning (already included).
+    pub reasoning_tokens: u64,
+    pub images: u64,
+}
+
+impl Usage {
+    pub fn total_tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+    }
+}
+
+/// A model's sell rates, in credits per million tokens (per image for images).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rates {
+    pub input: Rate,
+    pub output: Rate,
+    /// `None` falls back to the input rate, as AIGNE Hub does.
+    pub cache_read: Option<Rate>,
+    pub cache_write: Option<Rate>,
+    pub image: Rate,
+}
+
+impl Rates {
+    /// The exact cost of `usage`: each count times its rate, summed, then
+    /// rounded once (half up) to the nano-credit.
+    pub fn cost(&self, usage: &Usage) -> Credits {
+        let per_million = |tokens: u64, rate: Rate| i128::from(tokens) * i128::from(rate.nanos());
+        let numerator = per_million(usage.input_tokens, self.input)
+            + per_million(usage.output_tokens, self.output)
+            + per_million(usage.cache_read_tokens, self.cache_read.unwrap_or(self.input))
+            + per_million(usage.cache_write_tokens, self.cache_write.unwrap_or(self.input));
+        let tokens = (numerator + 500_000).div_euclid(1_000_000);
+        let images = i128::from(usage.images) * i128::from(self.image.nanos());
+        Credits::from_nanos_saturating(tokens + images)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(s: &str) -> Rate {
+        Rate::parse(s).unwrap()
+    }
+
+    #[test]
+    fn cost_is_exact_and_rounds_once() {
+        let rates = Rates {
+            input: rate("0.15"),
+            output: rate("0.6"),
+            cache_read: Some(rate("0.075")),
+            cache_write: None,
+            image: Rate::ZERO,
+        };
+        let usage = Usage {
+            input_tokens: 1234,
+            output_tokens: 567,
+            cache_read_tokens: 1000,
+            cache_write_tokens: 10,
+            ..Default::default()
+        };
+        // 1234*0.15 + 567*0.6 + 1000*0.075 + 10*0.15 = 185.1 + 340.2 + 75 + 1.5 = 601.8 per million
+        assert_eq!(rates.cost(&usage).to_string(), "0.0006018");
+        let one = Usage { output_tokens: 1, ..Default::default() };
+        // 0.6 / 1e6 = 0.0000006 credits = 600 nanos
+        assert_eq!(rates.cost(&one).nanos(), 600);
+    }
+
+    #[test]
+    fn sub_nano_costs_round_half_up() {
+        let rates = Rates { input: rate("0.0005"), ..Default::default() };
+        // 1 token * 0.0005 credits/M = 0.5 nano -> 1 nano
+        assert_eq!(rates.cost(&Usage { input_tokens: 1, ..Default::default() }).nanos(), 1);
+        let rates = Rates { input: rate("0.0004"), ..Default::default() };
+        assert_eq!(rates.cost(&Usage { input_tokens: 1, ..Default::default() }).nanos(), 0);
+    }
+
+    #[test]
+    fn images_cost_per_image() {
+        let rates = Rates { image: rate("0.04"), ..Default::default() };
+        assert_eq!(rates.cost(&Usage { images: 3, ..Default::default() }).to_string(), "0.12");
+    }
+}

@@ -1,0 +1,203 @@
+//! Exact money. Credits are integer nano-credits (10^-9); rates are nano-credits
+//! per million tokens. Both travel in JSON as decimal numbers with at most nine
+//! decimals and are parsed from the decimal text, never through a float.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+const SCALE: i64 = 1_000_000_000;
+
+/// An amount of credits, exact to the nano-credit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Credits(i64);
+
+/// A price in credits per million units (tokens), exact to the nano-credit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rate(i64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("must be a decimal number")]
+    NotANumber,
+    #[error("has more than 9 decimal places")]
+    TooPrecise,
+    #[error("is out of range")]
+    OutOfRange,
+    #[error("must not be negative")]
+    Negative,
+}
+
+fn parse_decimal(text: &str) -> Result<i64, MoneyError> {
+    let text = text.trim();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    // Accept plain decimals and the exponent forms JSON allows (1e-6, 2.5E3).
+    let (mantissa, exponent) = match digits.find(['e', 'E']) {
+        Some(i) => {
+            let exp: i32 = digits[i + 1..].parse().map_err(|_| MoneyError::NotANumber)?;
+            (&digits[..i], exp)
+        }
+        None => (digits, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int_part.is_empty() && frac_part.is_empty()
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(MoneyError::NotANumber);
+    }
+    // All digits as one integer, with the decimal point `scale` places from the right.
+    let all: String = format!("{int_part}{frac_part}");
+    let all = all.trim_start_matches('0');
+    let mut scale = frac_part.len() as i32 - exponent;
+    let mut all = all.to_string();
+    while scale > 9 && all.ends_with('0') {
+        all.pop();
+        scale -= 1;
+    }
+    if all.is_empty() {
+        return Ok(0);
+    }
+    if scale > 9 {
+        return Err(MoneyError::TooPrecise);
+    }
+    let shift = 9 - scale;
+    if all.len() as i32 + shift > 19 {
+        return Err(MoneyError::OutOfRange);
+    }
+    let base: i128 = all.parse().map_err(|_| MoneyError::OutOfRange)?;
+    let value = base * 10i128.pow(shift as u32);
+    let value = if negative { -value } else { value };
+    i64::try_from(value).map_err(|_| MoneyError::OutOfRange)
+}
+
+fn format_decimal(v: i64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let sign = if v < 0 { "-" } else { "" };
+    let abs = v.unsigned_abs();
+    let int = abs / SCALE as u64;
+    let frac = abs % SCALE as u64;
+    if frac == 0 {
+        return write!(f, "{sign}{int}");
+    }
+    let frac = format!("{frac:09}");
+    write!(f, "{sign}{int}.{}", frac.trim_end_matches('0'))
+}
+
+macro_rules! decimal_type {
+    ($t:ident) => {
+        impl $t {
+            pub const ZERO: $t = $t(0);
+
+            pub const fn from_nanos(nanos: i64) -> Self {
+                $t(nanos)
+            }
+
+            pub const fn nanos(self) -> i64 {
+                self.0
+            }
+
+            /// Parses a decimal with at most nine places (`"0.15"`, `"2"`, `"1e-6"`).
+            pub fn parse(text: &str) -> Result<Self, MoneyError> {
+                parse_decimal(text).map($t)
+            }
+
+            /// Reads a JSON number or numeric string exactly.
+            pub fn from_json(value: &serde_json::Value) -> Result<Self, MoneyError> {
+                match value {
+                    serde_json::Value::Number(n) => Self::parse(&n.to_string()),
+                    serde_json::Value::String(s) => Self::parse(s),
+                    _ => Err(MoneyError::NotANumber),
+                }
+            }
+
+            /// As an exact JSON number.
+            pub fn to_json(self) -> serde_json::Value {
+                let text = self.to_string();
+                serde_json::Value::Number(
+                    text.parse().unwrap_or_else(|_| serde_json::Number::from(self.0)),
+                )
+            }
+
+            pub fn is_negative(self) -> bool {
+                self.0 < 0
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                format_decimal(self.0, f)
+            }
+        }
+
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.to_json().serialize(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let v = serde_json::Value::deserialize(d)?;
+                Self::from_json(&v).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+decimal_type!(Credits);
+decimal_type!(Rate);
+
+impl Credits {
+    pub fn from_nanos_saturating(nanos: i128) -> Self {
+        Credits(nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+    }
+
+    pub fn saturating_add(self, other: Credits) -> Credits {
+        Credits(self.0.saturating_add(other.0))
+    }
+
+    pub fn saturating_sub(self, other: Credits) -> Credits {
+        Credits(self.0.saturating_sub(other.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_exactly() {
+        assert_eq!(Credits::parse("1").unwrap().nanos(), 1_000_000_000);
+        assert_eq!(Credits::parse("0.1").unwrap().nanos(), 100_000_000);
+        assert_eq!(Credits::parse("0.000000001").unwrap().nanos(), 1);
+        assert_eq!(Credits::parse("-2.5").unwrap().nanos(), -2_500_000_000);
+        assert_eq!(Credits::parse("1e-6").unwrap().nanos(), 1_000);
+        assert_eq!(Credits::parse("2.5E3").unwrap().nanos(), 2_500_000_000_000);
+        assert_eq!(Credits::parse("0.1000000000").unwrap().nanos(), 100_000_000);
+        assert_eq!(Credits::parse("0").unwrap().nanos(), 0);
+        assert_eq!(Credits::parse("0.0000000001"), Err(MoneyError::TooPrecise));
+        assert_eq!(Credits::parse("abc"), Err(MoneyError::NotANumber));
+        assert_eq!(Credits::parse("1.2.3"), Err(MoneyError::NotANumber));
+        assert_eq!(Credits::parse(""), Err(MoneyError::NotANumber));
+        assert_eq!(Credits::parse("99999999999999999999"), Err(MoneyError::OutOfRange));
+    }
+
+    #[test]
+    fn formats_without_trailing_zeros() {
+        assert_eq!(Credits::from_nanos(1_500_000_000).to_string(), "1.5");
+        assert_eq!(Credits::from_nanos(1).to_string(), "0.000000001");
+        assert_eq!(Credits::from_nanos(-1).to_string(), "-0.000000001");
+        assert_eq!(Credits::from_nanos(7_000_000_000).to_string(), "7");
+    }
+
+    #[test]
+    fn json_round_trip_is_exact() {
+        let c = Credits::parse("8999999.123456789").unwrap();
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(text, "8999999.123456789");
+        let back: Credits = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, c);
+    }
+}

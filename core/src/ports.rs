@@ -1,0 +1,204 @@
+//! The ports: everything the core needs from the outside world. Adapters and
+//! functions implement them; the core never reaches past them.
+
+use crate::http::{ByteStream, HeaderMap};
+use bytes::Bytes;
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+// ---------------------------------------------------------------- SQL
+
+/// One SQLite value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        SqlValue::Integer(v)
+    }
+}
+impl From<u64> for SqlValue {
+    fn from(v: u64) -> Self {
+        SqlValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+impl From<i32> for SqlValue {
+    fn from(v: i32) -> Self {
+        SqlValue::Integer(v.into())
+    }
+}
+impl From<bool> for SqlValue {
+    fn from(v: bool) -> Self {
+        SqlValue::Integer(v.into())
+    }
+}
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        SqlValue::Text(v.to_owned())
+    }
+}
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        SqlValue::Text(v)
+    }
+}
+impl From<&String> for SqlValue {
+    fn from(v: &String) -> Self {
+        SqlValue::Text(v.clone())
+    }
+}
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
+/// A statement with positional (`?1`, `?2`, …) parameters.
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub sql: Cow<'static, str>,
+    pub params: Vec<SqlValue>,
+}
+
+impl Stmt {
+    pub fn new(sql: impl Into<Cow<'static, str>>, params: Vec<SqlValue>) -> Self {
+        Stmt { sql: sql.into(), params }
+    }
+}
+
+/// `sql!("… ?1 …", a, b)` builds a [`Stmt`].
+#[macro_export]
+macro_rules! sql {
+    ($sql:expr $(, $p:expr)* $(,)?) => {
+        $crate::ports::Stmt::new($sql, vec![$($crate::ports::SqlValue::from($p)),*])
+    };
+}
+
+/// Rows returned by a query, positional.
+#[derive(Debug, Clone, Default)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DbError {
+    /// A UNIQUE, CHECK or FOREIGN KEY constraint refused the write.
+    #[error("constraint violated: {0}")]
+    Constraint(String),
+    /// The database could not be reached or answered badly.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+port! {
+/// A SQLite-compatible database: embedded libSQL, remote libSQL/Turso, or D1.
+pub trait SqlDb: MaybeSendSync {
+    /// Runs a read-only query.
+    async fn query(&self, stmt: Stmt) -> Result<Rows, DbError>;
+    /// Runs one write and returns the rows it changed.
+    async fn execute(&self, stmt: Stmt) -> Result<u64, DbError>;
+    /// Runs writes atomically, all or none, and returns each one's changed rows.
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError>;
+    /// Runs a multi-statement script (a migration) atomically.
+    async fn execute_script(&self, sql: &str) -> Result<(), DbError>;
+}
+}
+
+// ---------------------------------------------------------------- upstream
+
+/// A request to a model provider.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    pub method: http::Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub timeouts: Timeouts,
+}
+
+/// How long Hub waits on a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Until the response headers arrive.
+    pub first_byte: Duration,
+    /// Between two chunks of a streamed body.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(120),
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
+pub struct UpstreamResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: ByteStream,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not connect to the provider: {0}")]
+    Connect(String),
+    #[error("the provider did not answer in time")]
+    Timeout,
+    #[error("provider request failed: {0}")]
+    Other(String),
+}
+
+port! {
+/// An HTTP client to model providers: reqwest natively, `worker::Fetch` on Workers.
+pub trait Upstream: MaybeSendSync {
+    async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError>;
+}
+}
+
+// ---------------------------------------------------------------- the rest
+
+pub trait Clock: MaybeSendSync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+    /// A monotonic instant in microseconds, for durations.
+    fn monotonic_us(&self) -> u64;
+}
+
+pub trait Rng: MaybeSendSync {
+    fn fill(&self, buf: &mut [u8]);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+#[cfg(target_arch = "wasm32")]
+pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + 'static>>;
+
+/// Runs work that must finish after the response without delaying it
+/// (settlement, call logs): `tokio::spawn` natively, `ctx.wait_until` on Workers.
+pub trait Background: MaybeSendSync {
+    fn spawn(&self, work: BoxFuture);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSendSync: Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + Sync + ?Sized> MaybeSendSync for T {}
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSendSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSendSync for T {}

@@ -1,0 +1,4 @@
+//! Inbound wire protocols: parsing and validating what callers send, and
+//! rendering what they receive. One module per protocol.
+
+pub mod openai;

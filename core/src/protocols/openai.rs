@@ -1,0 +1,341 @@
+//! OpenAI Chat Completions: request validation (types of every standard
+//! parameter, nothing else touched), the prompt's size for holds, the body
+//! sent upstream, and a light view of streamed chunks for metering.
+
+use crate::error::ApiError;
+use crate::metering::estimate::PromptSize;
+use crate::providers::openai_compat::WireUsage;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+/// A validated chat request. The body is kept whole so that every parameter,
+/// known or not, reaches the provider unchanged.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub body: Map<String, Value>,
+    pub model: String,
+    pub stream: bool,
+    /// Whether the caller asked for the usage chunk (`stream_options.include_usage`).
+    pub include_usage: bool,
+    pub max_tokens: Option<u64>,
+    /// Number of choices asked for.
+    pub n: u64,
+    pub prompt: PromptSize,
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn expect(field: &str, v: &Value, ok: bool, wanted: &str) -> Result<(), ApiError> {
+    if ok || v.is_null() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(field, format!("must be {wanted}, not {}", kind_of(v))))
+    }
+}
+
+fn positive_int(field: &str, v: &Value) -> Result<Option<u64>, ApiError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    match v.as_u64() {
+        Some(n) if n >= 1 => Ok(Some(n)),
+        _ => Err(ApiError::invalid_field(field, "must be a positive integer")),
+    }
+}
+
+pub fn invalid_json() -> ApiError {
+    ApiError::bad_request(
+        "We could not parse the JSON body of your request. The body must be a JSON object (see the API reference).",
+    )
+}
+
+pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
+    let body: Map<String, Value> = match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) | Err(_) => return Err(invalid_json()),
+    };
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err(ApiError::invalid_field("model", "is required: name the model to call"))
+        }
+        Some(other) => return Err(ApiError::invalid_field("model", format!("must be a string, not {}", kind_of(other)))),
+    };
+    let mut prompt = PromptSize::default();
+    match body.get("messages") {
+        Some(Value::Array(msgs)) if !msgs.is_empty() => {
+            for (i, m) in msgs.iter().enumerate() {
+                measure_message(i, m, &mut prompt)?;
+            }
+        }
+        Some(Value::Array(_)) => return Err(ApiError::invalid_field("messages", "must contain at least one message")),
+        None | Some(Value::Null) => return Err(ApiError::invalid_field("messages", "is required")),
+        Some(other) => return Err(ApiError::invalid_field("messages", format!("must be an array, not {}", kind_of(other)))),
+    }
+    let null = Value::Null;
+    let get = |k: &str| body.get(k).unwrap_or(&null);
+    for (field, check, wanted) in [
+        ("stream", get("stream").is_boolean(), "a boolean"),
+        ("temperature", get("temperature").is_number(), "a number"),
+        ("top_p", get("top_p").is_number(), "a number"),
+        ("presence_penalty", get("presence_penalty").is_number(), "a number"),
+        ("frequency_penalty", get("frequency_penalty").is_number(), "a number"),
+        ("seed", get("seed").is_i64() || get("seed").is_u64(), "an integer"),
+        ("stop", get("stop").is_string() || get("stop").is_array(), "a string or an array of strings"),
+        ("logit_bias", get("logit_bias").is_object(), "an object"),
+        ("user", get("user").is_string(), "a string"),
+        ("tools", get("tools").is_array(), "an array"),
+        ("tool_choice", get("tool_choice").is_string() || get("tool_choice").is_object(), "a string or an object"),
+        ("parallel_tool_calls", get("parallel_tool_calls").is_boolean(), "a boolean"),
+        ("response_format", get("response_format").is_object(), "an object"),
+        ("stream_options", get("stream_options").is_object(), "an object"),
+        ("logprobs", get("logprobs").is_boolean(), "a boolean"),
+        ("metadata", get("metadata").is_object(), "an object"),
+    ] {
+        expect(field, get(field), check, wanted)?;
+    }
+    if let Some(Value::Object(rf)) = body.get("response_format") {
+        match rf.get("type").and_then(Value::as_str) {
+            Some("text" | "json_object") => {}
+            Some("json_schema") if rf.get("json_schema").is_some_and(Value::is_object) => {}
+            Some("json_schema") => {
+                return Err(ApiError::invalid_field("response_format.json_schema", "is required when type is json_schema"))
+            }
+            _ => {
+                return Err(ApiError::invalid_field(
+                    "response_format.type",
+                    "must be one of `text`, `json_object`, `json_schema`",
+                ))
+            }
+        }
+    }
+    let include_usage = match get("stream_options").get("include_usage") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "stream_options.include_usage",
+                format!("must be a boolean, not {}", kind_of(other)),
+            ))
+        }
+    };
+    let max_tokens = match positive_int("max_completion_tokens", get("max_completion_tokens"))? {
+        Some(n) => Some(n),
+        None => positive_int("max_tokens", get("max_tokens"))?,
+    };
+    let n = positive_int("n", get("n"))?.unwrap_or(1);
+    if n > 128 {
+        return Err(ApiError::invalid_field("n", "must be at most 128"));
+    }
+    if let Some(Value::Array(tools)) = body.get("tools") {
+        prompt.text_bytes += tools.iter().map(|t| t.to_string().len() as u64).sum::<u64>();
+    }
+    if let Some(rf) = body.get("response_format") {
+        prompt.text_bytes += rf.to_string().len() as u64;
+    }
+    let stream = get("stream").as_bool().unwrap_or(false);
+    Ok(ChatRequest { body, model, stream, include_usage, max_tokens, n, prompt })
+}
+
+fn measure_message(i: usize, m: &Value, prompt: &mut PromptSize) -> Result<(), ApiError> {
+    let field = |f: &str| format!("messages[{i}].{f}");
+    let Value::Object(m) = m else {
+        return Err(ApiError::invalid_field(&format!("messages[{i}]"), format!("must be an object, not {}", kind_of(m))));
+    };
+    match m.get("role") {
+        Some(Value::String(r)) if matches!(r.as_str(), "system" | "developer" | "user" | "assistant" | "tool" | "function") => {}
+        Some(Value::String(r)) => {
+            return Err(ApiError::invalid_field(
+                &field("role"),
+                format!("must be one of system, developer, user, assistant, tool (got `{r}`)"),
+            ))
+        }
+        _ => return Err(ApiError::invalid_field(&field("role"), "is required and must be a string")),
+    }
+    prompt.messages += 1;
+    match m.get("content") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => prompt.text_bytes += s.len() as u64,
+        Some(Value::Array(parts)) => {
+            for (j, part) in parts.iter().enumerate() {
+                let Value::Object(p) = part else {
+                    return Err(ApiError::invalid_field(&field(&format!("content[{j}]")), "must be an object"));
+                };
+                match p.get("type").and_then(Value::as_str) {
+                    Some("text") => match p.get("text") {
+                        Some(Value::String(t)) => prompt.text_bytes += t.len() as u64,
+                        _ => return Err(ApiError::invalid_field(&field(&format!("content[{j}].text")), "must be a string")),
+                    },
+                    Some("image_url" | "input_image") => prompt.images += 1,
+                    Some(_) => prompt.text_bytes += part.to_string().len() as u64,
+                    None => return Err(ApiError::invalid_field(&field(&format!("content[{j}].type")), "is required")),
+                }
+            }
+        }
+        Some(other) => {
+            return Err(ApiError::invalid_field(&field("content"), format!("must be a string or an array, not {}", kind_of(other))))
+        }
+    }
+    if let Some(calls) = m.get("tool_calls") {
+        prompt.text_bytes += calls.to_string().len() as u64;
+    }
+    if let Some(Value::String(name)) = m.get("name") {
+        prompt.text_bytes += name.len() as u64;
+    }
+    Ok(())
+}
+
+impl ChatRequest {
+    /// The body for the provider: its own model id, and usage asked for in streams.
+    pub fn upstream_body(&self, provider_model: &str) -> Bytes {
+        let mut body = self.body.clone();
+        body.insert("model".into(), Value::String(provider_model.to_string()));
+        if self.stream {
+            let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(o) = opts {
+                o.insert("include_usage".into(), Value::Bool(true));
+            }
+        }
+        Bytes::from(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
+    }
+}
+
+/// Just enough of a streamed chunk (or a whole response) to meter it.
+#[derive(Debug, Deserialize)]
+pub struct ChunkView<'a> {
+    #[serde(default, borrow)]
+    pub choices: Vec<ChoiceView<'a>>,
+    #[serde(default)]
+    pub usage: Option<WireUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChoiceView<'a> {
+    #[serde(default, borrow, alias = "message")]
+    pub delta: Option<DeltaView<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeltaView<'a> {
+    #[serde(default, borrow)]
+    pub content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub tool_calls: Option<Vec<ToolCallView<'a>>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ToolCallView<'a> {
+    #[serde(default, borrow)]
+    pub function: Option<FunctionView<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunctionView<'a> {
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub arguments: Option<Cow<'a, str>>,
+}
+
+impl ChunkView<'_> {
+    /// Bytes of generated text (content, reasoning, tool calls) in this chunk.
+    pub fn output_bytes(&self) -> u64 {
+        let mut n = 0;
+        for c in &self.choices {
+            let Some(d) = &c.delta else { continue };
+            n += d.content.as_ref().map_or(0, |s| s.len());
+            n += d.reasoning_content.as_ref().map_or(0, |s| s.len());
+            for t in d.tool_calls.iter().flatten() {
+                if let Some(f) = &t.function {
+                    n += f.name.as_ref().map_or(0, |s| s.len()) + f.arguments.as_ref().map_or(0, |s| s.len());
+                }
+            }
+        }
+        n as u64
+    }
+
+    /// A chunk that carries only usage (what `include_usage` adds at the end).
+    pub fn is_usage_only(&self) -> bool {
+        self.choices.is_empty() && self.usage.is_some()
+    }
+}
+
+/// The final `data:` event of an OpenAI stream that failed midway.
+pub fn stream_error_event(err: &ApiError) -> Bytes {
+    let body = err.body(crate::error::Protocol::OpenAi);
+    Bytes::from(format!("data: {body}\n\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> ApiError {
+        parse_chat(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn validates_with_field_names() {
+        assert!(err("{").message.contains("could not parse"));
+        assert!(err("[]").message.contains("could not parse"));
+        assert_eq!(err(r#"{"messages":[{"role":"user","content":"hi"}]}"#).param.as_deref(), Some("model"));
+        assert_eq!(err(r#"{"model":1,"messages":[]}"#).param.as_deref(), Some("model"));
+        assert_eq!(err(r#"{"model":"m","messages":[]}"#).param.as_deref(), Some("messages"));
+        assert_eq!(err(r#"{"model":"m","messages":[{"role":"robot"}]}"#).param.as_deref(), Some("messages[0].role"));
+        assert_eq!(
+            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#).param.as_deref(),
+            Some("temperature")
+        );
+        assert_eq!(
+            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#).param.as_deref(),
+            Some("max_tokens")
+        );
+        assert_eq!(
+            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#).param.as_deref(),
+            Some("stream")
+        );
+    }
+
+    #[test]
+    fn measures_prompt_and_keeps_unknown_fields() {
+        let req = parse_chat(
+            br#"{"model":"m","messages":[{"role":"system","content":"abcd"},{"role":"user","content":[{"type":"text","text":"xyz"},{"type":"image_url","image_url":{"url":"data:"}}]}],"stream":true,"max_tokens":50,"vendor_flag":{"x":1.10}}"#,
+        )
+        .unwrap();
+        assert_eq!(req.prompt.text_bytes, 7);
+        assert_eq!(req.prompt.messages, 2);
+        assert_eq!(req.prompt.images, 1);
+        assert_eq!(req.max_tokens, Some(50));
+        assert!(req.stream && !req.include_usage);
+        let up: Value = serde_json::from_slice(&req.upstream_body("gpt-x")).unwrap();
+        assert_eq!(up["model"], "gpt-x");
+        assert_eq!(up["stream_options"]["include_usage"], true);
+        // Numbers pass through exactly as sent.
+        assert_eq!(up["vendor_flag"]["x"].to_string(), "1.10");
+    }
+
+    #[test]
+    fn chunk_view_counts_output() {
+        let c: ChunkView = serde_json::from_str(
+            r#"{"id":"x","choices":[{"index":0,"delta":{"content":"héllo","tool_calls":[{"index":0,"function":{"arguments":"{\"a\":1}"}}]}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.output_bytes(), 6 + 7);
+        assert!(!c.is_usage_only());
+        let u: ChunkView = serde_json::from_str(r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#).unwrap();
+        assert!(u.is_usage_only());
+    }
+}

@@ -1,0 +1,311 @@
+//! Providers, credentials, models with rates, and settings.
+
+use super::{first, rows, Page, Row, Store};
+use crate::metering::money::{Credits, Rate};
+use crate::metering::Rates;
+use crate::ports::{DbError, SqlValue, Stmt};
+use crate::sql;
+
+#[derive(Debug, Clone)]
+pub struct ProviderRow {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub region: Option<String>,
+    pub enabled: bool,
+    pub priority: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CredentialRow {
+    pub id: String,
+    pub provider_id: String,
+    pub name: String,
+    pub secret_enc: String,
+    pub secret_hint: String,
+    pub weight: i64,
+    pub enabled: bool,
+    pub status: String,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelRow {
+    pub id: String,
+    pub provider_id: String,
+    pub model: String,
+    pub kind: String,
+    pub rates: Rates,
+    pub video_rate: Rate,
+    pub max_output_tokens: Option<i64>,
+    pub unit_costs: Option<serde_json::Value>,
+    pub metadata: Option<serde_json::Value>,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn provider(r: &Row) -> ProviderRow {
+    ProviderRow {
+        id: r.str("id"),
+        name: r.str("name"),
+        kind: r.str("kind"),
+        base_url: r.opt_str("base_url"),
+        region: r.opt_str("region"),
+        enabled: r.bool("enabled"),
+        priority: r.i64("priority"),
+        created_at: r.i64("created_at"),
+        updated_at: r.i64("updated_at"),
+    }
+}
+
+fn credential(r: &Row) -> CredentialRow {
+    CredentialRow {
+        id: r.str("id"),
+        provider_id: r.str("provider_id"),
+        name: r.str("name"),
+        secret_enc: r.str("secret_enc"),
+        secret_hint: r.str("secret_hint"),
+        weight: r.i64("weight"),
+        enabled: r.bool("enabled"),
+        status: r.str("status"),
+        last_error: r.opt_str("last_error"),
+        created_at: r.i64("created_at"),
+        updated_at: r.i64("updated_at"),
+    }
+}
+
+fn model(r: &Row) -> ModelRow {
+    ModelRow {
+        id: r.str("id"),
+        provider_id: r.str("provider_id"),
+        model: r.str("model"),
+        kind: r.str("type"),
+        rates: Rates {
+            input: Rate::from_nanos(r.i64("input_rate")),
+            output: Rate::from_nanos(r.i64("output_rate")),
+            cache_read: r.opt_i64("cache_read_rate").map(Rate::from_nanos),
+            cache_write: r.opt_i64("cache_write_rate").map(Rate::from_nanos),
+            image: Rate::from_nanos(r.i64("image_rate")),
+        },
+        video_rate: Rate::from_nanos(r.i64("video_rate")),
+        max_output_tokens: r.opt_i64("max_output_tokens"),
+        unit_costs: r.json("unit_costs"),
+        metadata: r.json("metadata"),
+        enabled: r.bool("enabled"),
+        created_at: r.i64("created_at"),
+        updated_at: r.i64("updated_at"),
+    }
+}
+
+/// A column and its new value, for partial updates.
+pub type Change = (&'static str, SqlValue);
+
+/// `UPDATE table SET a = ?, b = ?, updated_at = ? WHERE id = ?`, from allow-listed column names.
+fn update_stmt(table: &str, id: &str, changes: Vec<Change>, now_ms: i64) -> Stmt {
+    let mut sets: Vec<String> = changes.iter().enumerate().map(|(i, (c, _))| format!("{c} = ?{}", i + 1)).collect();
+    let n = changes.len();
+    sets.push(format!("updated_at = ?{}", n + 1));
+    let mut params: Vec<SqlValue> = changes.into_iter().map(|(_, v)| v).collect();
+    params.push(now_ms.into());
+    params.push(id.into());
+    Stmt::new(format!("UPDATE {table} SET {} WHERE id = ?{}", sets.join(", "), n + 2), params)
+}
+
+fn bump_version(now_ms: i64) -> Stmt {
+    sql!(
+        "UPDATE settings SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT), updated_at = ?1 WHERE key = 'config_version'",
+        now_ms
+    )
+}
+
+impl Store {
+    /// The configuration version; every catalogue or settings change bumps it.
+    pub async fn config_version(&self) -> Result<i64, DbError> {
+        let r = self.db.query(sql!("SELECT value FROM settings WHERE key = 'config_version'")).await?;
+        Ok(first(&r).and_then(|r| r.opt_str("value")).and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// Runs configuration writes together with a version bump, atomically.
+    async fn config_write(&self, mut stmts: Vec<Stmt>, now_ms: i64) -> Result<Vec<u64>, DbError> {
+        stmts.push(bump_version(now_ms));
+        self.db.batch(stmts).await
+    }
+
+    // ------------------------------------------------------------ providers
+
+    pub async fn list_providers(&self) -> Result<Vec<ProviderRow>, DbError> {
+        let r = self.db.query(sql!("SELECT * FROM providers ORDER BY priority DESC, name")).await?;
+        Ok(rows(&r).map(|r| provider(&r)).collect())
+    }
+
+    pub async fn get_provider(&self, id: &str) -> Result<Option<ProviderRow>, DbError> {
+        let r = self.db.query(sql!("SELECT * FROM providers WHERE id = ?1 OR name = ?1", id)).await?;
+        Ok(first(&r).map(|r| provider(&r)))
+    }
+
+    pub async fn insert_provider(&self, p: &ProviderRow) -> Result<(), DbError> {
+        self.config_write(
+            vec![sql!(
+                "INSERT INTO providers (id, name, kind, base_url, region, enabled, priority, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                &p.id, &p.name, &p.kind, p.base_url.clone(), p.region.clone(), p.enabled, p.priority, p.created_at
+            )],
+            p.created_at,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn update_provider(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {
+        let n = self.config_write(vec![update_stmt("providers", id, changes, now_ms)], now_ms).await?;
+        Ok(n[0] > 0)
+    }
+
+    pub async fn delete_provider(&self, id: &str, now_ms: i64) -> Result<bool, DbError> {
+        let n = self
+            .config_write(
+                vec![
+                    sql!("DELETE FROM credentials WHERE provider_id = ?1", id),
+                    sql!("DELETE FROM models WHERE provider_id = ?1", id),
+                    sql!("DELETE FROM providers WHERE id = ?1", id),
+                ],
+                now_ms,
+            )
+            .await?;
+        Ok(n[2] > 0)
+    }
+
+    // ------------------------------------------------------------ credentials
+
+    pub async fn list_credentials(&self, provider_id: Option<&str>) -> Result<Vec<CredentialRow>, DbError> {
+        let r = match provider_id {
+            Some(p) => self.db.query(sql!("SELECT * FROM credentials WHERE provider_id = ?1 ORDER BY created_at", p)).await?,
+            None => self.db.query(sql!("SELECT * FROM credentials ORDER BY created_at")).await?,
+        };
+        Ok(rows(&r).map(|r| credential(&r)).collect())
+    }
+
+    pub async fn get_credential(&self, id: &str) -> Result<Option<CredentialRow>, DbError> {
+        let r = self.db.query(sql!("SELECT * FROM credentials WHERE id = ?1", id)).await?;
+        Ok(first(&r).map(|r| credential(&r)))
+    }
+
+    pub async fn insert_credential(&self, c: &CredentialRow) -> Result<(), DbError> {
+        self.config_write(
+            vec![sql!(
+                "INSERT INTO credentials (id, provider_id, name, secret_enc, secret_hint, weight, enabled, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8, ?8)",
+                &c.id, &c.provider_id, &c.name, &c.secret_enc, &c.secret_hint, c.weight, c.enabled, c.created_at
+            )],
+            c.created_at,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn update_credential(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {
+        let n = self.config_write(vec![update_stmt("credentials", id, changes, now_ms)], now_ms).await?;
+        Ok(n[0] > 0)
+    }
+
+    pub async fn delete_credential(&self, id: &str, now_ms: i64) -> Result<bool, DbError> {
+        let n = self.config_write(vec![sql!("DELETE FROM credentials WHERE id = ?1", id)], now_ms).await?;
+        Ok(n[0] > 0)
+    }
+
+    /// Records a credential's health after a call or a test, without a reload.
+    pub async fn set_credential_status(&self, id: &str, status: &str, error: Option<&str>, now_ms: i64) -> Result<(), DbError> {
+        self.db
+            .execute(sql!(
+                "UPDATE credentials SET status = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+                id, status, error, now_ms
+            ))
+            .await
+            .map(|_| ())
+    }
+
+    // ------------------------------------------------------------ models
+
+    pub async fn list_models(&self, cursor: Option<&str>, limit: i64) -> Result<Page<ModelRow>, DbError> {
+        let r = self
+            .db
+            .query(sql!(
+                "SELECT * FROM models WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
+                cursor, limit + 1
+            ))
+            .await?;
+        let mut items: Vec<ModelRow> = rows(&r).map(|r| model(&r)).collect();
+        let next_cursor = (items.len() as i64 > limit).then(|| {
+            items.truncate(limit as usize);
+            items.last().map(|m| m.id.clone()).unwrap_or_default()
+        });
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn all_models(&self) -> Result<Vec<ModelRow>, DbError> {
+        let r = self.db.query(sql!("SELECT * FROM models ORDER BY model")).await?;
+        Ok(rows(&r).map(|r| model(&r)).collect())
+    }
+
+    pub async fn get_model(&self, id: &str) -> Result<Option<ModelRow>, DbError> {
+        let r = self.db.query(sql!("SELECT * FROM models WHERE id = ?1", id)).await?;
+        Ok(first(&r).map(|r| model(&r)))
+    }
+
+    pub async fn insert_model(&self, m: &ModelRow) -> Result<(), DbError> {
+        self.config_write(
+            vec![sql!(
+                "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+                &m.id, &m.provider_id, &m.model, &m.kind,
+                m.rates.input.nanos(), m.rates.output.nanos(),
+                m.rates.cache_read.map(Rate::nanos), m.rates.cache_write.map(Rate::nanos),
+                m.rates.image.nanos(), m.video_rate.nanos(), m.max_output_tokens,
+                m.unit_costs.as_ref().map(|v| v.to_string()), m.metadata.as_ref().map(|v| v.to_string()),
+                m.enabled, m.created_at
+            )],
+            m.created_at,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn update_model(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {
+        let n = self.config_write(vec![update_stmt("models", id, changes, now_ms)], now_ms).await?;
+        Ok(n[0] > 0)
+    }
+
+    pub async fn delete_model(&self, id: &str, now_ms: i64) -> Result<bool, DbError> {
+        let n = self.config_write(vec![sql!("DELETE FROM models WHERE id = ?1", id)], now_ms).await?;
+        Ok(n[0] > 0)
+    }
+
+    // ------------------------------------------------------------ settings
+
+    /// Every stored setting as (key, JSON text).
+    pub async fn settings(&self) -> Result<Vec<(String, String)>, DbError> {
+        let r = self.db.query(sql!("SELECT key, value FROM settings WHERE key <> 'config_version'")).await?;
+        Ok(rows(&r).map(|r| (r.str("key"), r.str("value"))).collect())
+    }
+
+    pub async fn put_settings(&self, values: Vec<(String, String)>, now_ms: i64) -> Result<(), DbError> {
+        let stmts = values
+            .into_iter()
+            .map(|(k, v)| {
+                sql!(
+                    "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    k, v, now_ms
+                )
+            })
+            .collect();
+        self.config_write(stmts, now_ms).await.map(|_| ())
+    }
+}
+
+/// Credits stored as nanos, for callers that read rows directly.
+pub fn credits(nanos: i64) -> Credits {
+    Credits::from_nanos(nanos)
+}

@@ -1,0 +1,214 @@
+//! Credits: grants, the ledger, holds and settlement. Every method is one
+//! atomic statement or batch; the schema's triggers keep `users.balance` equal
+//! to the ledger's sum and `users.held` equal to the open holds' sum.
+
+use super::{rows, Page, Store};
+use crate::metering::money::Credits;
+use crate::metering::{Rates, Usage};
+use crate::ports::{DbError, Stmt};
+use crate::sql;
+
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub user_id: String,
+    pub kind: String,
+    pub amount: Credits,
+    pub call_id: Option<String>,
+    pub reason: Option<String>,
+    pub expires_at: Option<i64>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+}
+
+/// Everything one finished call writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub call_id: String,
+    pub user_id: String,
+    pub key_id: Option<String>,
+    pub app: Option<String>,
+    pub provider_id: Option<String>,
+    pub model: String,
+    pub kind: &'static str,
+    pub usage: Usage,
+    pub rates: Rates,
+    pub credits: Credits,
+    /// Whether the credits come off the balance (billing on).
+    pub billed: bool,
+    pub estimated: bool,
+    /// The hold to close, if one was placed.
+    pub hold: bool,
+    pub now_ms: i64,
+    /// The call-log row of the attempt that produced this usage.
+    pub log: CallLog,
+}
+
+/// One attempt at a provider, as the call log records it.
+#[derive(Debug, Clone, Default)]
+pub struct CallLog {
+    pub id: String,
+    pub call_id: String,
+    pub attempt: i64,
+    pub request_id: Option<String>,
+    pub endpoint: String,
+    pub user_id: Option<String>,
+    pub key_id: Option<String>,
+    pub app: Option<String>,
+    pub provider_id: Option<String>,
+    pub provider: Option<String>,
+    pub credential_id: Option<String>,
+    pub model: String,
+    pub stream: bool,
+    pub status: &'static str,
+    pub http_status: Option<i64>,
+    pub error: Option<String>,
+    pub usage: Usage,
+    pub credits: Credits,
+    pub estimated: bool,
+    pub duration_ms: i64,
+    pub ttfb_ms: Option<i64>,
+    pub upstream_ttfb_ms: Option<i64>,
+    pub created_at: i64,
+}
+
+pub fn call_log_stmt(c: &CallLog) -> Stmt {
+    sql!(
+        "INSERT OR IGNORE INTO calls (id, call_id, attempt, request_id, endpoint, user_id, key_id, app, provider_id, provider, credential_id, model, stream, status, http_status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, credits, estimated, duration_ms, ttfb_ms, upstream_ttfb_ms, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+        &c.id, &c.call_id, c.attempt, c.request_id.clone(), &c.endpoint, c.user_id.clone(), c.key_id.clone(), c.app.clone(),
+        c.provider_id.clone(), c.provider.clone(), c.credential_id.clone(), &c.model, c.stream, c.status, c.http_status,
+        c.error.clone(), c.usage.input_tokens, c.usage.output_tokens, c.usage.cache_read_tokens, c.usage.cache_write_tokens,
+        c.credits.nanos(), c.estimated, c.duration_ms, c.ttfb_ms, c.upstream_ttfb_ms, c.created_at
+    )
+}
+
+impl Store {
+    pub async fn grant(
+        &self,
+        user_id: &str,
+        amount: Credits,
+        reason: Option<&str>,
+        expires_at: Option<i64>,
+        created_by: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        let kind = if amount.is_negative() { "adjustment" } else { "grant" };
+        self.db
+            .execute(sql!(
+                "INSERT INTO ledger (user_id, kind, amount, reason, expires_at, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                user_id, kind, amount.nanos(), reason, expires_at, created_by, now_ms
+            ))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn ledger(&self, user_id: &str, cursor: Option<i64>, limit: i64) -> Result<Page<LedgerEntry>, DbError> {
+        let r = self
+            .db
+            .query(sql!(
+                "SELECT * FROM ledger WHERE user_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+                user_id, cursor, limit + 1
+            ))
+            .await?;
+        let mut items: Vec<LedgerEntry> = rows(&r)
+            .map(|r| LedgerEntry {
+                id: r.i64("id"),
+                user_id: r.str("user_id"),
+                kind: r.str("kind"),
+                amount: Credits::from_nanos(r.i64("amount")),
+                call_id: r.opt_str("call_id"),
+                reason: r.opt_str("reason"),
+                expires_at: r.opt_i64("expires_at"),
+                created_by: r.opt_str("created_by"),
+                created_at: r.i64("created_at"),
+            })
+            .collect();
+        let next_cursor = (items.len() as i64 > limit).then(|| {
+            items.truncate(limit as usize);
+            items.last().map(|e| e.id.to_string()).unwrap_or_default()
+        });
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Reserves `amount` for a call if the user's free balance covers it.
+    /// One conditional INSERT: concurrent holds serialize in the database and
+    /// can never together exceed the balance.
+    pub async fn place_hold(&self, call_id: &str, user_id: &str, amount: Credits, now_ms: i64, ttl_ms: i64) -> Result<bool, DbError> {
+        let n = self
+            .db
+            .execute(sql!(
+                "INSERT INTO holds (id, user_id, amount, state, created_at, expires_at)
+                 SELECT ?1, ?2, ?3, 'open', ?4, ?5 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2 AND balance - held >= ?3)",
+                call_id, user_id, amount.nanos(), now_ms, now_ms + ttl_ms
+            ))
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Closes a hold without charging (the provider failed before any output),
+    /// and logs the failed attempts.
+    pub async fn release_hold(&self, call_id: &str, now_ms: i64, logs: &[CallLog]) -> Result<(), DbError> {
+        let mut stmts = vec![sql!(
+            "UPDATE holds SET state = 'released', closed_at = ?2 WHERE id = ?1 AND state = 'open'",
+            call_id, now_ms
+        )];
+        stmts.extend(logs.iter().map(call_log_stmt));
+        self.db.batch(stmts).await.map(|_| ())
+    }
+
+    pub async fn log_calls(&self, logs: &[CallLog]) -> Result<(), DbError> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        self.db.batch(logs.iter().map(call_log_stmt).collect()).await.map(|_| ())
+    }
+
+    /// Writes a finished call: usage row, ledger entry, hold release and call
+    /// log, atomically. Idempotent per call id: settling twice charges once.
+    pub async fn settle(&self, s: &Settlement, earlier_attempts: &[CallLog]) -> Result<(), DbError> {
+        let u = &s.usage;
+        let mut stmts = vec![sql!(
+            "INSERT OR IGNORE INTO usage (call_id, user_id, key_id, app, provider_id, model, type, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, images, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, credits, billed, estimated, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+            &s.call_id, &s.user_id, s.key_id.clone(), s.app.clone(), s.provider_id.clone(), &s.model, s.kind,
+            u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens, u.images,
+            s.rates.input.nanos(), s.rates.output.nanos(), s.rates.cache_read.map(|r| r.nanos()),
+            s.rates.cache_write.map(|r| r.nanos()), s.rates.image.nanos(), s.credits.nanos(), s.billed, s.estimated, s.now_ms
+        )];
+        if s.billed && s.credits.nanos() != 0 {
+            stmts.push(sql!(
+                "INSERT OR IGNORE INTO ledger (user_id, kind, amount, call_id, reason, created_at) VALUES (?1, 'usage', ?2, ?3, ?4, ?5)",
+                &s.user_id, -s.credits.nanos(), &s.call_id, &s.model, s.now_ms
+            ));
+        }
+        if s.hold {
+            stmts.push(sql!(
+                "UPDATE holds SET state = 'settled', closed_at = ?2 WHERE id = ?1 AND state = 'open'",
+                &s.call_id, s.now_ms
+            ));
+        }
+        stmts.extend(earlier_attempts.iter().map(call_log_stmt));
+        stmts.push(call_log_stmt(&s.log));
+        self.db.batch(stmts).await.map(|_| ())
+    }
+
+    /// Releases holds past their expiry (calls that never settled: a crash, a
+    /// lost instance). Returns how many were released.
+    pub async fn expire_holds(&self, now_ms: i64) -> Result<u64, DbError> {
+        self.db
+            .execute(sql!(
+                "UPDATE holds SET state = 'expired', closed_at = ?1 WHERE state = 'open' AND expires_at <= ?1",
+                now_ms
+            ))
+            .await
+    }
+
+    /// Releases every open hold: for an embedded database at start-up, when no
+    /// call can still be in flight.
+    pub async fn expire_all_holds(&self, now_ms: i64) -> Result<u64, DbError> {
+        self.db
+            .execute(sql!("UPDATE holds SET state = 'expired', closed_at = ?1 WHERE state = 'open'", now_ms))
+            .await
+    }
+}

@@ -1,0 +1,212 @@
+//! Users and their API keys.
+
+use super::{first, rows, Change, Page, Row, Store};
+use crate::auth::{Caller, Role};
+use crate::metering::money::Credits;
+use crate::ports::{DbError, Stmt};
+use crate::sql;
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub role: String,
+    pub balance: Credits,
+    pub held: Credits,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub id: String,
+    pub user_id: String,
+    pub label: String,
+    pub key_hint: String,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub allowed_models: Option<Vec<String>>,
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub daily_spend_cap: Option<Credits>,
+    pub monthly_spend_cap: Option<Credits>,
+    pub created_at: i64,
+}
+
+fn user(r: &Row) -> UserRow {
+    UserRow {
+        id: r.str("id"),
+        name: r.str("name"),
+        email: r.opt_str("email"),
+        role: r.str("role"),
+        balance: Credits::from_nanos(r.i64("balance")),
+        held: Credits::from_nanos(r.i64("held")),
+        disabled: r.bool("disabled"),
+        created_at: r.i64("created_at"),
+        updated_at: r.i64("updated_at"),
+    }
+}
+
+fn key(r: &Row) -> KeyRow {
+    KeyRow {
+        id: r.str("id"),
+        user_id: r.str("user_id"),
+        label: r.str("label"),
+        key_hint: r.str("key_hint"),
+        expires_at: r.opt_i64("expires_at"),
+        revoked_at: r.opt_i64("revoked_at"),
+        allowed_models: r.json("allowed_models").and_then(|v| serde_json::from_value(v).ok()),
+        rpm_limit: r.opt_i64("rpm_limit"),
+        tpm_limit: r.opt_i64("tpm_limit"),
+        daily_spend_cap: r.opt_i64("daily_spend_cap").map(Credits::from_nanos),
+        monthly_spend_cap: r.opt_i64("monthly_spend_cap").map(Credits::from_nanos),
+        created_at: r.i64("created_at"),
+    }
+}
+
+/// A key to store: everything but the plaintext.
+pub struct NewKeyRow<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub label: &'a str,
+    pub key_hash: &'a str,
+    pub key_hint: &'a str,
+    pub expires_at: Option<i64>,
+    pub allowed_models: Option<&'a [String]>,
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub daily_spend_cap: Option<Credits>,
+    pub monthly_spend_cap: Option<Credits>,
+    pub now_ms: i64,
+}
+
+pub fn insert_key_stmt(k: &NewKeyRow) -> Stmt {
+    sql!(
+        "INSERT INTO api_keys (id, user_id, label, key_hash, key_hint, expires_at, allowed_models, rpm_limit, tpm_limit, daily_spend_cap, monthly_spend_cap, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        k.id, k.user_id, k.label, k.key_hash, k.key_hint, k.expires_at,
+        k.allowed_models.map(|m| serde_json::to_string(m).unwrap_or_default()),
+        k.rpm_limit, k.tpm_limit, k.daily_spend_cap.map(Credits::nanos), k.monthly_spend_cap.map(Credits::nanos), k.now_ms
+    )
+}
+
+impl Store {
+    /// Creates a user, with a starter grant when `starter` is positive, atomically.
+    pub async fn insert_user(&self, u: &UserRow, starter: Credits, extra: Vec<Stmt>) -> Result<(), DbError> {
+        let mut stmts = vec![sql!(
+            "INSERT INTO users (id, name, email, role, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            &u.id, &u.name, u.email.clone(), &u.role, u.created_at
+        )];
+        if starter.nanos() > 0 {
+            stmts.push(sql!(
+                "INSERT INTO ledger (user_id, kind, amount, reason, created_at) VALUES (?1, 'grant', ?2, 'starter credits', ?3)",
+                &u.id, starter.nanos(), u.created_at
+            ));
+        }
+        stmts.extend(extra);
+        self.db.batch(stmts).await.map(|_| ())
+    }
+
+    pub async fn get_user(&self, id: &str) -> Result<Option<UserRow>, DbError> {
+        let r = self.db.query(sql!("SELECT * FROM users WHERE id = ?1", id)).await?;
+        Ok(first(&r).map(|r| user(&r)))
+    }
+
+    pub async fn list_users(&self, cursor: Option<&str>, limit: i64) -> Result<Page<UserRow>, DbError> {
+        let r = self
+            .db
+            .query(sql!("SELECT * FROM users WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2", cursor, limit + 1))
+            .await?;
+        let mut items: Vec<UserRow> = rows(&r).map(|r| user(&r)).collect();
+        let next_cursor = (items.len() as i64 > limit).then(|| {
+            items.truncate(limit as usize);
+            items.last().map(|u| u.id.clone()).unwrap_or_default()
+        });
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn update_user(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {
+        let mut sets = Vec::new();
+        let mut params = Vec::new();
+        for (i, (col, v)) in changes.into_iter().enumerate() {
+            sets.push(format!("{col} = ?{}", i + 1));
+            params.push(v);
+        }
+        let n = params.len();
+        params.push(now_ms.into());
+        params.push(id.into());
+        let stmt = Stmt::new(
+            format!("UPDATE users SET {}, updated_at = ?{} WHERE id = ?{}", sets.join(", "), n + 1, n + 2),
+            params,
+        );
+        Ok(self.db.execute(stmt).await? > 0)
+    }
+
+    /// The owner user holding the key with this hash, creating both if missing.
+    pub async fn ensure_owner_key(&self, user_id: &str, key: NewKeyRow<'_>) -> Result<bool, DbError> {
+        let exists = self.db.query(sql!("SELECT id FROM api_keys WHERE key_hash = ?1", key.key_hash)).await?;
+        if !exists.rows.is_empty() {
+            return Ok(false);
+        }
+        let user = UserRow {
+            id: user_id.to_string(),
+            name: "Owner".into(),
+            email: None,
+            role: "owner".into(),
+            balance: Credits::ZERO,
+            held: Credits::ZERO,
+            disabled: false,
+            created_at: key.now_ms,
+            updated_at: key.now_ms,
+        };
+        self.insert_user(&user, Credits::ZERO, vec![insert_key_stmt(&key)]).await?;
+        Ok(true)
+    }
+
+    // ------------------------------------------------------------ keys
+
+    pub async fn insert_key(&self, k: &NewKeyRow<'_>) -> Result<(), DbError> {
+        self.db.execute(insert_key_stmt(k)).await.map(|_| ())
+    }
+
+    pub async fn list_keys(&self, user_id: &str) -> Result<Vec<KeyRow>, DbError> {
+        let r = self.db.query(sql!("SELECT * FROM api_keys WHERE user_id = ?1 ORDER BY created_at DESC", user_id)).await?;
+        Ok(rows(&r).map(|r| key(&r)).collect())
+    }
+
+    pub async fn get_key(&self, id: &str) -> Result<Option<KeyRow>, DbError> {
+        let r = self.db.query(sql!("SELECT * FROM api_keys WHERE id = ?1", id)).await?;
+        Ok(first(&r).map(|r| key(&r)))
+    }
+
+    pub async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<bool, DbError> {
+        let n = self
+            .db
+            .execute(sql!("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", id, now_ms))
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// The caller behind a key hash, if the key exists (revoked and expired keys included).
+    pub async fn caller_by_key_hash(&self, hash: &str) -> Result<Option<Caller>, DbError> {
+        let r = self
+            .db
+            .query(sql!(
+                "SELECT k.id, k.label, k.key_hash, k.expires_at, k.revoked_at, k.allowed_models, u.id AS user_id, u.role, u.disabled
+                 FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1",
+                hash
+            ))
+            .await?;
+        Ok(first(&r).map(|r| Caller {
+            key_id: r.str("id"),
+            key_label: r.str("label"),
+            user_id: r.str("user_id"),
+            role: Role::parse(&r.str("role")).unwrap_or(Role::Guest),
+            expires_at: r.opt_i64("expires_at"),
+            revoked: r.opt_i64("revoked_at").is_some() || r.bool("disabled"),
+            allowed_models: r.json("allowed_models").and_then(|v| serde_json::from_value(v).ok()),
+            key_hash: r.str("key_hash"),
+        }))
+    }
+}

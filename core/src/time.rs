@@ -1,0 +1,125 @@
+//! Time as integer milliseconds since the Unix epoch, and its ISO-8601 text.
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2026-11-27T06:11:15.123Z`
+pub fn iso8601(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// Parses `2026-11-27`, `2026-11-27T06:11:15Z`, `…15.5+02:00`, or integer epoch milliseconds.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<i64>() {
+        return Some(ms);
+    }
+    let b = text.as_bytes();
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y: i64 = text[0..4].parse().ok()?;
+    let mo: u32 = text[5..7].parse().ok()?;
+    let d: u32 = text[8..10].parse().ok()?;
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let mut ms = days_from_civil(y, mo, d) * 86_400_000;
+    if b.len() == 10 {
+        return Some(ms);
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 19 {
+        return None;
+    }
+    let h: i64 = text[11..13].parse().ok()?;
+    let mi: i64 = text[14..16].parse().ok()?;
+    let s: i64 = text[17..19].parse().ok()?;
+    ms += (h * 3600 + mi * 60 + s) * 1000;
+    let mut rest = &text[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let digits = &frac[..n];
+        let millis: String = digits.chars().chain("000".chars()).take(3).collect();
+        ms += millis.parse::<i64>().ok()?;
+        rest = &frac[n..];
+    }
+    match rest {
+        "" | "Z" | "z" => Some(ms),
+        tz => Some(ms - parse_offset_minutes(tz)? * 60_000),
+    }
+}
+
+/// `+02:00`, `-0530`, `+2` or plain minutes (`120`) to minutes east of UTC.
+pub fn parse_offset_minutes(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("utc") || text == "Z" {
+        return Some(0);
+    }
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return text.parse::<i64>().ok().filter(|m| m.abs() <= 14 * 60),
+    };
+    let (h, m) = if let Some((h, m)) = rest.split_once(':') {
+        (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?)
+    } else if rest.len() == 4 {
+        (rest[..2].parse().ok()?, rest[2..].parse().ok()?)
+    } else {
+        (rest.parse().ok()?, 0)
+    };
+    let total = h * 60 + m;
+    (total <= 14 * 60 && m < 60).then_some(sign * total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_795_760_475_123), "2026-11-27T06:21:15.123Z");
+        assert_eq!(parse_time("2026-11-27T06:21:15.123Z"), Some(1_795_760_475_123));
+        assert_eq!(parse_time("2026-11-27"), Some(1_795_737_600_000));
+        assert_eq!(parse_time("2026-11-27T08:21:15+02:00"), Some(1_795_760_475_000));
+        assert_eq!(parse_time("1795760475123"), Some(1_795_760_475_123));
+        assert_eq!(parse_time("2026-13-01"), None);
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_offset_minutes("-05:30"), Some(-330));
+        assert_eq!(parse_offset_minutes("120"), Some(120));
+        assert_eq!(parse_offset_minutes("+99"), None);
+        for ms in [0, 951_782_400_000, 4_102_444_800_000, -86_400_000] {
+            assert_eq!(parse_time(&iso8601(ms)), Some(ms));
+        }
+    }
+}
