@@ -1,1 +1,389 @@
+//! The SQL port over libSQL.
+//!
+//! * **Embedded file** (the default): SQLite calls are synchronous, so none
+//!   runs on the async runtime. One writer thread owns the write connection
+//!   and commits whatever is queued as one transaction (each operation in its
+//!   own savepoint, so one failure does not fail its neighbours); one reader
+//!   thread serves queries from a second connection (WAL lets it read while
+//!   the writer writes). `synchronous=NORMAL`: durable across process crashes.
+//! * **Remote** (`libsql://`, `https://`, `http://`: Turso, sqld, or any
+//!   Hrana-over-HTTP server): each operation on its own connection (stream),
+//!   batches as one interactive transaction.
 
+use async_trait::async_trait;
+use hub_core::ports::{DbError, Rows, SqlDb, SqlValue, Stmt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most operations committed together by the writer.
+const GROUP_COMMIT_MAX: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open database {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("another Hub process is already using {0}; an embedded database serves one process (use remote libSQL to run several)")]
+    Locked(String),
+}
+
+pub struct LibSqlDb {
+    backend: Backend,
+}
+
+enum Backend {
+    Local { writer: mpsc::Sender<Op>, reader: mpsc::Sender<Op>, _lock: std::fs::File },
+    Remote { db: libsql::Database },
+}
+
+enum Op {
+    Query(Stmt, oneshot::Sender<Result<Rows, DbError>>),
+    Execute(Stmt, oneshot::Sender<Result<u64, DbError>>),
+    Batch(Vec<Stmt>, oneshot::Sender<Result<Vec<u64>, DbError>>),
+    Script(String, oneshot::Sender<Result<(), DbError>>),
+}
+
+/// Whether `target` names a remote database rather than a file.
+pub fn is_remote(target: &str) -> bool {
+    ["libsql://", "https://", "http://", "wss://", "ws://"].iter().any(|p| target.starts_with(p))
+}
+
+impl LibSqlDb {
+    /// Opens `target`: a file path (created if missing) or a remote URL.
+    pub async fn open(target: &str, token: Option<String>) -> Result<LibSqlDb, OpenError> {
+        if is_remote(target) {
+            Self::open_remote(target, token.unwrap_or_default()).await
+        } else {
+            let path = target.strip_prefix("file:").unwrap_or(target);
+            Self::open_local(Path::new(path)).await
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        matches!(self.backend, Backend::Local { .. })
+    }
+
+    async fn open_remote(url: &str, token: String) -> Result<LibSqlDb, OpenError> {
+        let url = url.replacen("libsql://", "https://", 1);
+        let db = libsql::Builder::new_remote(url.clone(), token)
+            .build()
+            .await
+            .map_err(|e| OpenError::Open { path: url.clone(), reason: e.to_string() })?;
+        Ok(LibSqlDb { backend: Backend::Remote { db } })
+    }
+
+    async fn open_local(path: &Path) -> Result<LibSqlDb, OpenError> {
+        let shown = path.display().to_string();
+        let fail = |reason: String| OpenError::Open { path: shown.clone(), reason };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        }
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(PathBuf::from(&lock_path))
+            .map_err(|e| fail(e.to_string()))?;
+        if lock.try_lock().is_err() {
+            return Err(OpenError::Locked(shown));
+        }
+        let db = libsql::Builder::new_local(path).build().await.map_err(|e| fail(e.to_string()))?;
+        let writer_conn = db.connect().map_err(|e| fail(e.to_string()))?;
+        configure(&writer_conn, true).await.map_err(|e| fail(e.to_string()))?;
+        let reader_conn = db.connect().map_err(|e| fail(e.to_string()))?;
+        configure(&reader_conn, false).await.map_err(|e| fail(e.to_string()))?;
+        let (writer, wrx) = mpsc::channel(16_384);
+        let (reader, rrx) = mpsc::channel(16_384);
+        spawn_thread("hub-db-writer", writer_conn, wrx, true).map_err(|e| fail(e.to_string()))?;
+        spawn_thread("hub-db-reader", reader_conn, rrx, false).map_err(|e| fail(e.to_string()))?;
+        // The database object must outlive its connections.
+        std::mem::forget(db);
+        Ok(LibSqlDb { backend: Backend::Local { writer, reader, _lock: lock } })
+    }
+}
+
+async fn configure(conn: &libsql::Connection, writer: bool) -> Result<(), libsql::Error> {
+    if writer {
+        conn.query("PRAGMA journal_mode=WAL", ()).await?;
+    }
+    conn.query("PRAGMA busy_timeout=10000", ()).await?;
+    conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
+    conn.execute("PRAGMA foreign_keys=ON", ()).await?;
+    Ok(())
+}
+
+fn spawn_thread(name: &str, conn: libsql::Connection, mut rx: mpsc::Receiver<Op>, writer: bool) -> std::io::Result<()> {
+    std::thread::Builder::new().name(name.to_string()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!("database thread could not start: {e}");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let mut ops = Vec::with_capacity(GROUP_COMMIT_MAX);
+            while rx.recv_many(&mut ops, GROUP_COMMIT_MAX).await > 0 {
+                if writer {
+                    run_group(&conn, &mut ops).await;
+                } else {
+                    for op in ops.drain(..) {
+                        run_alone(&conn, op).await;
+                    }
+                }
+            }
+        });
+    })?;
+    Ok(())
+}
+
+/// Runs queued writes in one transaction, each in a savepoint; replies after the commit.
+async fn run_group(conn: &libsql::Connection, ops: &mut Vec<Op>) {
+    // Scripts (migrations) carry their own transaction: run them alone.
+    if ops.iter().any(|o| matches!(o, Op::Script(..))) || ops.len() == 1 {
+        for op in ops.drain(..) {
+            run_alone(conn, op).await;
+        }
+        return;
+    }
+    if let Err(e) = conn.execute("BEGIN IMMEDIATE", ()).await {
+        let err = map_err(e);
+        for op in ops.drain(..) {
+            reply_err(op, err.clone());
+        }
+        return;
+    }
+    let mut done: Vec<Box<dyn FnOnce(Option<DbError>) + Send>> = Vec::with_capacity(ops.len());
+    for op in ops.drain(..) {
+        let _ = conn.execute("SAVEPOINT op", ()).await;
+        match op {
+            Op::Execute(stmt, tx) => {
+                let r = execute(conn, &stmt).await;
+                finish_savepoint(conn, r.is_ok()).await;
+                done.push(Box::new(move |commit_err| {
+                    let _ = tx.send(match commit_err {
+                        Some(e) => Err(e),
+                        None => r,
+                    });
+                }));
+            }
+            Op::Batch(stmts, tx) => {
+                let r = batch_in_tx(conn, &stmts).await;
+                finish_savepoint(conn, r.is_ok()).await;
+                done.push(Box::new(move |commit_err| {
+                    let _ = tx.send(match commit_err {
+                        Some(e) => Err(e),
+                        None => r,
+                    });
+                }));
+            }
+            Op::Query(stmt, tx) => {
+                let r = query(conn, &stmt).await;
+                finish_savepoint(conn, true).await;
+                done.push(Box::new(move |commit_err| {
+                    let _ = tx.send(match commit_err {
+                        Some(e) => Err(e),
+                        None => r,
+                    });
+                }));
+            }
+            Op::Script(..) => unreachable!("scripts run alone"),
+        }
+    }
+    let commit_err = match conn.execute("COMMIT", ()).await {
+        Ok(_) => None,
+        Err(e) => {
+            let _ = conn.execute("ROLLBACK", ()).await;
+            Some(map_err(e))
+        }
+    };
+    for reply in done {
+        reply(commit_err.clone());
+    }
+}
+
+async fn finish_savepoint(conn: &libsql::Connection, ok: bool) {
+    if !ok {
+        let _ = conn.execute("ROLLBACK TO op", ()).await;
+    }
+    let _ = conn.execute("RELEASE op", ()).await;
+}
+
+async fn run_alone(conn: &libsql::Connection, op: Op) {
+    match op {
+        Op::Query(stmt, tx) => {
+            let _ = tx.send(query(conn, &stmt).await);
+        }
+        Op::Execute(stmt, tx) => {
+            let _ = tx.send(execute(conn, &stmt).await);
+        }
+        Op::Batch(stmts, tx) => {
+            let _ = tx.send(batch(conn, &stmts).await);
+        }
+        Op::Script(sql, tx) => {
+            let _ = tx.send(script(conn, &sql).await);
+        }
+    }
+}
+
+fn reply_err(op: Op, e: DbError) {
+    match op {
+        Op::Query(_, tx) => drop(tx.send(Err(e))),
+        Op::Execute(_, tx) => drop(tx.send(Err(e))),
+        Op::Batch(_, tx) => drop(tx.send(Err(e))),
+        Op::Script(_, tx) => drop(tx.send(Err(e))),
+    }
+}
+
+// ------------------------------------------------------------------ statements
+
+fn params(stmt: &Stmt) -> libsql::params::Params {
+    libsql::params::Params::Positional(stmt.params.iter().map(to_libsql).collect())
+}
+
+fn to_libsql(v: &SqlValue) -> libsql::Value {
+    match v {
+        SqlValue::Null => libsql::Value::Null,
+        SqlValue::Integer(i) => libsql::Value::Integer(*i),
+        SqlValue::Real(f) => libsql::Value::Real(*f),
+        SqlValue::Text(t) => libsql::Value::Text(t.clone()),
+        SqlValue::Blob(b) => libsql::Value::Blob(b.clone()),
+    }
+}
+
+fn from_libsql(v: libsql::Value) -> SqlValue {
+    match v {
+        libsql::Value::Null => SqlValue::Null,
+        libsql::Value::Integer(i) => SqlValue::Integer(i),
+        libsql::Value::Real(f) => SqlValue::Real(f),
+        libsql::Value::Text(t) => SqlValue::Text(t),
+        libsql::Value::Blob(b) => SqlValue::Blob(b),
+    }
+}
+
+fn map_err(e: libsql::Error) -> DbError {
+    let text = e.to_string();
+    let constraint = matches!(&e, libsql::Error::SqliteFailure(code, _) if code & 0xff == 19)
+        || text.contains("constraint failed")
+        || text.contains("SQLITE_CONSTRAINT");
+    if constraint {
+        return DbError::Constraint(text);
+    }
+    match e {
+        libsql::Error::Hrana(_) | libsql::Error::ConnectionFailed(_) => DbError::Unavailable(text),
+        _ if text.contains("database is locked") => DbError::Unavailable(text),
+        _ => DbError::Other(text),
+    }
+}
+
+async fn query(conn: &libsql::Connection, stmt: &Stmt) -> Result<Rows, DbError> {
+    let mut rows = conn.query(&stmt.sql, params(stmt)).await.map_err(map_err)?;
+    let n = rows.column_count();
+    let columns = (0..n).map(|i| rows.column_name(i).unwrap_or_default().to_string()).collect();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await.map_err(map_err)? {
+        let mut values = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            values.push(from_libsql(row.get_value(i).map_err(map_err)?));
+        }
+        out.push(values);
+    }
+    Ok(Rows { columns, rows: out })
+}
+
+async fn execute(conn: &libsql::Connection, stmt: &Stmt) -> Result<u64, DbError> {
+    conn.execute(&stmt.sql, params(stmt)).await.map_err(map_err)
+}
+
+/// The statements of a batch, inside a transaction the caller manages.
+async fn batch_in_tx(conn: &libsql::Connection, stmts: &[Stmt]) -> Result<Vec<u64>, DbError> {
+    let mut counts = Vec::with_capacity(stmts.len());
+    for stmt in stmts {
+        counts.push(execute(conn, stmt).await?);
+    }
+    Ok(counts)
+}
+
+async fn batch(conn: &libsql::Connection, stmts: &[Stmt]) -> Result<Vec<u64>, DbError> {
+    let tx = conn.transaction_with_behavior(libsql::TransactionBehavior::Immediate).await.map_err(map_err)?;
+    match batch_in_tx(&tx, stmts).await {
+        Ok(counts) => {
+            tx.commit().await.map_err(map_err)?;
+            Ok(counts)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+async fn script(conn: &libsql::Connection, sql: &str) -> Result<(), DbError> {
+    let wrapped = format!("BEGIN IMMEDIATE;\n{sql}\nCOMMIT;");
+    match conn.execute_batch(&wrapped).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let _ = conn.execute("ROLLBACK", ()).await;
+            Err(map_err(e))
+        }
+    }
+}
+
+// ------------------------------------------------------------------ the port
+
+impl LibSqlDb {
+    async fn send<T>(&self, to_writer: bool, make: impl FnOnce(oneshot::Sender<Result<T, DbError>>) -> Op) -> Result<T, DbError> {
+        let Backend::Local { writer, reader, .. } = &self.backend else {
+            unreachable!("only local databases queue operations")
+        };
+        let (tx, rx) = oneshot::channel();
+        let queue = if to_writer { writer } else { reader };
+        queue.send(make(tx)).await.map_err(|_| DbError::Unavailable("the database thread has stopped".into()))?;
+        rx.await.map_err(|_| DbError::Unavailable("the database thread has stopped".into()))?
+    }
+
+    fn remote_conn(db: &libsql::Database) -> Result<libsql::Connection, DbError> {
+        db.connect().map_err(map_err)
+    }
+}
+
+/// Bounds a remote call so a dead database fails the request instead of hanging it.
+async fn bounded<T>(f: impl std::future::Future<Output = Result<T, DbError>>) -> Result<T, DbError> {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .unwrap_or_else(|_| Err(DbError::Unavailable("the remote database did not answer within 30 s".into())))
+}
+
+#[async_trait]
+impl SqlDb for LibSqlDb {
+    async fn query(&self, stmt: Stmt) -> Result<Rows, DbError> {
+        match &self.backend {
+            Backend::Local { .. } => self.send(false, |tx| Op::Query(stmt, tx)).await,
+            Backend::Remote { db } => bounded(async { query(&Self::remote_conn(db)?, &stmt).await }).await,
+        }
+    }
+
+    async fn execute(&self, stmt: Stmt) -> Result<u64, DbError> {
+        match &self.backend {
+            Backend::Local { .. } => self.send(true, |tx| Op::Execute(stmt, tx)).await,
+            Backend::Remote { db } => bounded(async { execute(&Self::remote_conn(db)?, &stmt).await }).await,
+        }
+    }
+
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError> {
+        match &self.backend {
+            Backend::Local { .. } => self.send(true, |tx| Op::Batch(stmts, tx)).await,
+            Backend::Remote { db } => bounded(async { batch(&Self::remote_conn(db)?, &stmts).await }).await,
+        }
+    }
+
+    async fn execute_script(&self, sql: &str) -> Result<(), DbError> {
+        let sql = sql.to_string();
+        match &self.backend {
+            Backend::Local { .. } => self.send(true, |tx| Op::Script(sql, tx)).await,
+            Backend::Remote { db } => bounded(async { script(&Self::remote_conn(db)?, &sql).await }).await,
+        }
+    }
+}

@@ -1,1 +1,105 @@
-fn main(){}
+//! `hub`: Hub as a self-hosted server.
+//!
+//! `hub serve` runs the gateway on an embedded libSQL file (default `./hub.db`)
+//! or a remote libSQL/Turso database; `hub migrate` only applies the schema.
+
+mod runtime;
+mod serve;
+mod upstream;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "hub", version, about = "Hub: one endpoint in front of many model providers, with exact credit metering.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct DbArgs {
+    /// Database: a file path (embedded libSQL) or a libsql://, https:// or http:// URL (remote libSQL/Turso).
+    #[arg(long = "db", env = "HUB_DATABASE_URL", default_value = "hub.db")]
+    pub db: String,
+    /// Auth token for a remote database.
+    #[arg(long, env = "HUB_DATABASE_TOKEN", hide_env_values = true)]
+    pub db_token: Option<String>,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HUB_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "HUB_MAX_BODY_BYTES", default_value_t = 20 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Seconds to wait for a provider connection.
+    #[arg(long, env = "HUB_CONNECT_TIMEOUT", default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Seconds to wait for a provider's response headers.
+    #[arg(long, env = "HUB_FIRST_BYTE_TIMEOUT", default_value_t = 120)]
+    pub first_byte_timeout: u64,
+    /// Seconds to wait between two chunks of a provider's stream.
+    #[arg(long, env = "HUB_IDLE_TIMEOUT", default_value_t = 120)]
+    pub idle_timeout: u64,
+    /// Seconds in-flight calls get to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "HUB_SHUTDOWN_GRACE", default_value_t = 30)]
+    pub shutdown_grace: u64,
+    /// Seconds a cached API key or configuration is trusted (a revocation's worst-case delay on other instances).
+    #[arg(long, env = "HUB_CACHE_TTL", default_value_t = 5)]
+    pub cache_ttl: u64,
+    /// Master key file for an embedded database when HUB_MASTER_KEY is not set (default: beside the database).
+    #[arg(long, env = "HUB_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Apply schema migrations and exit.
+    Migrate(DbArgs),
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HUB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("HUB_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hub: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::serve(args).await,
+            Command::Migrate(db) => serve::migrate(db).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("hub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
