@@ -141,7 +141,11 @@ impl Hub {
             .filter(|v| v.len() <= 128)
             .map(str::to_owned)
             .unwrap_or_else(|| crate::ids::new_id("req", self.inner.clock.now_ms(), &*self.inner.rng));
-        let protocol = if req.uri().path().starts_with("/v1/") { Protocol::OpenAi } else { Protocol::Hub };
+        let protocol = if req.uri().path().starts_with("/v1/") {
+            Protocol::OpenAi
+        } else {
+            Protocol::Hub
+        };
         let mut res = if req.body().len() > self.inner.options.max_body_bytes {
             ApiError::payload_too_large(self.inner.options.max_body_bytes).into_response(protocol)
         } else {
@@ -191,7 +195,11 @@ impl Hub {
                 }
                 crate::admin::route(self, &caller, req).await
             }
-            _ => Err(ApiError::not_found(format!("No route for {} {}.", req.method(), req.uri().path()))),
+            _ => Err(ApiError::not_found(format!(
+                "No route for {} {}.",
+                req.method(),
+                req.uri().path()
+            ))),
         }
     }
 

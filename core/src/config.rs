@@ -75,7 +75,9 @@ impl Settings {
     /// Sets one setting from JSON; the error names what is wrong with the value.
     pub fn apply(&mut self, key: &str, v: &Value) -> Result<(), String> {
         let positive_int = |v: &Value, max: i64| -> Result<i64, String> {
-            v.as_i64().filter(|n| (1..=max).contains(n)).ok_or(format!("must be an integer from 1 to {max}"))
+            v.as_i64()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or(format!("must be an integer from 1 to {max}"))
         };
         let decimal = |v: &Value| -> Result<String, String> {
             let c = Credits::from_json(v).map_err(|e| e.to_string())?;
@@ -118,7 +120,10 @@ impl Settings {
             "default_max_output_tokens" => self.default_max_output_tokens = positive_int(v, 10_000_000)?,
             "hold_ttl_seconds" => self.hold_ttl_seconds = positive_int(v, 7 * 86_400)?,
             "app_name" => {
-                let n = v.as_str().filter(|s| !s.trim().is_empty()).ok_or("must be a non-empty string")?;
+                let n = v
+                    .as_str()
+                    .filter(|s| !s.trim().is_empty())
+                    .ok_or("must be a non-empty string")?;
                 self.app_name = n.to_string();
             }
             _ => return Err("is not a setting".into()),
@@ -130,8 +135,8 @@ impl Settings {
         json!({
             "billing_enabled": self.billing_enabled,
             "starter_credits": self.starter_credits,
-            "credit_price_usd": self.credit_price_usd.parse::<serde_json::Number>().map(Value::Number).unwrap_or(Value::Null),
-            "margin_percent": self.margin_percent.parse::<serde_json::Number>().map(Value::Number).unwrap_or(Value::Null),
+            "credit_price_usd": Credits::parse(&self.credit_price_usd).map(Credits::to_json).unwrap_or(Value::Null),
+            "margin_percent": Credits::parse(&self.margin_percent).map(Credits::to_json).unwrap_or(Value::Null),
             "currency_prefix": self.currency_prefix,
             "payment_link": self.payment_link,
             "max_attempts": self.max_attempts,
@@ -225,7 +230,12 @@ impl Snapshot {
                 .iter()
                 .filter(|c| c.provider_id == p.id && c.enabled && c.status != "disabled")
                 .filter_map(|c| match key.decrypt(&c.secret_enc) {
-                    Ok(secret) => Some(CredentialEntry { id: c.id.clone(), name: c.name.clone(), secret, weight: c.weight }),
+                    Ok(secret) => Some(CredentialEntry {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        secret,
+                        weight: c.weight,
+                    }),
                     Err(e) => {
                         tracing::error!(credential = %c.id, provider = %p.name, "skipping credential: {e}");
                         None
@@ -235,9 +245,21 @@ impl Snapshot {
             if vendor.needs_secret && creds.is_empty() {
                 continue;
             }
-            let base_url = p.base_url.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| vendor.default_base_url.to_string());
+            let base_url = p
+                .base_url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| vendor.default_base_url.to_string());
             let rotation = Mutex::new(vec![0; creds.len()]);
-            let entry = ProviderEntry { id: p.id.clone(), name: p.name.clone(), vendor, base_url, priority: p.priority, credentials: creds, rotation };
+            let entry = ProviderEntry {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                vendor,
+                base_url,
+                priority: p.priority,
+                credentials: creds,
+                rotation,
+            };
             providers.insert(p.id.clone(), Arc::new(entry));
         }
         let mut routes: HashMap<String, Vec<Route>> = HashMap::new();
@@ -246,14 +268,27 @@ impl Snapshot {
                 continue;
             }
             if let Some(provider) = providers.get(&m.provider_id) {
-                routes.entry(m.model.clone()).or_default().push(Route { provider: provider.clone(), model: Arc::new(m) });
+                routes.entry(m.model.clone()).or_default().push(Route {
+                    provider: provider.clone(),
+                    model: Arc::new(m),
+                });
             }
         }
         for list in routes.values_mut() {
-            list.sort_by(|a, b| b.provider.priority.cmp(&a.provider.priority).then(a.provider.name.cmp(&b.provider.name)));
+            list.sort_by(|a, b| {
+                b.provider
+                    .priority
+                    .cmp(&a.provider.priority)
+                    .then(a.provider.name.cmp(&b.provider.name))
+            });
         }
         let providers = providers.into_values().map(|p| (p.name.clone(), p)).collect();
-        Ok(Snapshot { version, settings, providers, routes })
+        Ok(Snapshot {
+            version,
+            settings,
+            providers,
+            routes,
+        })
     }
 
     /// Candidates for a requested model of a type: `provider/model` pins a
@@ -264,7 +299,12 @@ impl Snapshot {
                 return self
                     .routes
                     .get(rest)
-                    .map(|l| l.iter().filter(|r| Arc::ptr_eq(&r.provider, p) && r.model.kind == kind).cloned().collect())
+                    .map(|l| {
+                        l.iter()
+                            .filter(|r| Arc::ptr_eq(&r.provider, p) && r.model.kind == kind)
+                            .cloned()
+                            .collect()
+                    })
                     .unwrap_or_default();
             }
         }
@@ -281,7 +321,12 @@ mod tests {
 
     #[test]
     fn smooth_weighted_round_robin() {
-        let cred = |id: &str, weight| CredentialEntry { id: id.into(), name: id.into(), secret: String::new(), weight };
+        let cred = |id: &str, weight| CredentialEntry {
+            id: id.into(),
+            name: id.into(),
+            secret: String::new(),
+            weight,
+        };
         let p = ProviderEntry {
             id: "p".into(),
             name: "p".into(),

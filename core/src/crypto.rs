@@ -26,7 +26,9 @@ impl std::fmt::Debug for MasterKey {
 
 impl MasterKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
-        Aes256Gcm::new_from_slice(bytes).map(MasterKey).map_err(|_| CryptoError::BadKey)
+        Aes256Gcm::new_from_slice(bytes)
+            .map(MasterKey)
+            .map_err(|_| CryptoError::BadKey)
     }
 
     pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
@@ -41,7 +43,10 @@ impl MasterKey {
         let mut nonce = [0u8; 12];
         rng.fill(&mut nonce);
         // Encryption with a valid key and a 12-byte nonce cannot fail.
-        let sealed = self.0.encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes()).unwrap_or_default();
+        let sealed = self
+            .0
+            .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
+            .unwrap_or_default();
         let mut blob = Vec::with_capacity(12 + sealed.len());
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&sealed);

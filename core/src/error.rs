@@ -26,7 +26,13 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, kind, code: Some(code), message: message.into(), param: None }
+        ApiError {
+            status,
+            kind,
+            code: Some(code),
+            message: message.into(),
+            param: None,
+        }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -35,7 +41,12 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+            message,
+        )
     }
 
     /// A 400 naming the offending field.
@@ -44,7 +55,12 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key", message)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid_api_key",
+            message,
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -70,7 +86,12 @@ impl ApiError {
     }
 
     pub fn insufficient_credits(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYMENT_REQUIRED, "insufficient_quota", "insufficient_credits", message)
+        Self::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_quota",
+            "insufficient_credits",
+            message,
+        )
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
@@ -83,11 +104,21 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed", "Method not allowed for this path.")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+            "Method not allowed for this path.",
+        )
     }
 
     pub fn rate_limited(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited", message)
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limited",
+            message,
+        )
     }
 
     pub fn provider(message: impl Into<String>) -> Self {
@@ -95,7 +126,12 @@ impl ApiError {
     }
 
     pub fn provider_timeout() -> Self {
-        Self::new(StatusCode::GATEWAY_TIMEOUT, "api_error", "provider_timeout", "The provider did not answer in time.")
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "api_error",
+            "provider_timeout",
+            "The provider did not answer in time.",
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -103,7 +139,12 @@ impl ApiError {
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal_error", message)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "internal_error",
+            message,
+        )
     }
 
     /// The error object in the caller's protocol.

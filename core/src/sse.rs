@@ -53,7 +53,11 @@ impl SseParser {
         while i < b.len() {
             if b[i] == b'\n' || b[i] == b'\r' {
                 // Line end at i; is the next line empty?
-                let next = if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') { i + 2 } else { i + 1 };
+                let next = if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+                    i + 2
+                } else {
+                    i + 1
+                };
                 match b.get(next) {
                     Some(b'\n') => return Some(next + 1),
                     Some(b'\r') => {
@@ -104,7 +108,11 @@ fn parse_event(raw: Bytes) -> Option<Event> {
             _ => {}
         }
     }
-    Some(Event { raw, data: data.unwrap_or_default(), event })
+    Some(Event {
+        raw,
+        data: data.unwrap_or_default(),
+        event,
+    })
 }
 
 #[cfg(test)]
@@ -121,7 +129,11 @@ mod tests {
                 evs.extend(p.push(&stream[cut..cut2]));
                 evs.extend(p.push(&stream[cut2..]));
                 let datas: Vec<&str> = evs.iter().map(|e| e.data.as_str()).collect();
-                assert_eq!(datas, ["{\"a\":1}", "two\nlines", "", "x", "[DONE]"], "cut at {cut}/{cut2}");
+                assert_eq!(
+                    datas,
+                    ["{\"a\":1}", "two\nlines", "", "x", "[DONE]"],
+                    "cut at {cut}/{cut2}"
+                );
                 assert_eq!(evs[3].event.as_deref(), Some("error"));
                 let raw: Vec<u8> = evs.iter().flat_map(|e| e.raw.to_vec()).collect();
                 assert_eq!(raw, stream.to_vec());

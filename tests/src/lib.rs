@@ -1,1 +1,316 @@
+//! The black-box suite's toolkit: a mock provider, a launcher for Hub
+//! processes on free loopback ports, the Hrana test server for remote libSQL,
+//! and helpers that drive Hub through its public HTTP API only.
 
+pub mod mock;
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_KEY: &str = "hub_e2e_admin_key_0123456789abcdef";
+
+/// A running `hub serve`, stopped (SIGKILL) when dropped.
+pub struct HubServer {
+    pub base: String,
+    pub child: Child,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Options for starting a Hub process.
+#[derive(Clone, Default)]
+pub struct Launch {
+    /// `--db` target; default a fresh file in the server's temp dir.
+    pub db: Option<String>,
+    pub env: Vec<(String, String)>,
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("hub-e2e-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl HubServer {
+    /// Starts `bin serve` on a free port and waits until it answers.
+    pub fn start(bin: &Path, launch: Launch) -> HubServer {
+        Self::start_in(bin, launch, temp_dir("hub"))
+    }
+
+    /// Starts a server on an existing directory (to restart on the same database).
+    pub fn start_in(bin: &Path, launch: Launch, dir: PathBuf) -> HubServer {
+        let db = launch
+            .db
+            .clone()
+            .unwrap_or_else(|| dir.join("hub.db").display().to_string());
+        let log = dir.join(format!(
+            "hub-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--db", &db])
+            .env("HUB_ADMIN_KEY", ADMIN_KEY)
+            .env("HUB_LOG", "info")
+            .env_remove("HUB_DATABASE_URL")
+            .env_remove("HUB_MASTER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in &launch.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start hub");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("hub listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "hub did not start: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        HubServer { base, child, dir, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait (bounded) for the process to exit.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for HubServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `shared/tools/hrana_server.py` on a free port, for the remote libSQL path.
+pub struct HranaServer {
+    pub url: String,
+    child: Child,
+}
+
+impl HranaServer {
+    pub fn start(script: &Path, dir: &Path) -> HranaServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(dir.join("remote.db"))
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the Hrana test server");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "Hrana server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        HranaServer { url, child }
+    }
+}
+
+impl Drop for HranaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where the shared Hrana test server script lives, from the repository root.
+pub fn hrana_script() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    for candidate in [
+        root.join("../shared/tools/hrana_server.py"),
+        root.join("shared/tools/hrana_server.py"),
+    ] {
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    panic!("hrana_server.py not found beside the repository (../shared/tools)");
+}
+
+/// A thin client for Hub's HTTP API.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            http: reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap(),
+        }
+    }
+
+    /// An admin call that must succeed; returns its JSON.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.call(method.clone(), path, ADMIN_KEY, body).await;
+        assert!(status < 300, "{method} {path} -> {status}: {v}");
+        v
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request to hub");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Provider (pointing at the mock), credential, and a chat model with rates.
+    pub async fn setup_provider(&self, name: &str, base_url: &str, secret: &str) -> String {
+        let p = self
+            .admin(
+                reqwest::Method::POST,
+                "/api/admin/providers",
+                Some(json!({"name": name, "kind": "openai", "base_url": base_url})),
+            )
+            .await;
+        let id = p["id"].as_str().unwrap().to_string();
+        self.admin(
+            reqwest::Method::POST,
+            &format!("/api/admin/providers/{id}/credentials"),
+            Some(json!({"name": "main", "secret": secret})),
+        )
+        .await;
+        id
+    }
+
+    pub async fn add_model(&self, provider_id: &str, model: &str, rates: Value) -> Value {
+        let mut body = json!({"provider_id": provider_id, "model": model});
+        for (k, v) in rates.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.admin(reqwest::Method::POST, "/api/admin/models", Some(body)).await
+    }
+
+    /// A user with `credits` granted, and a key; returns (user id, key).
+    pub async fn user_with_key(&self, name: &str, credits: &str) -> (String, String) {
+        let u = self
+            .admin(reqwest::Method::POST, "/api/admin/users", Some(json!({"name": name})))
+            .await;
+        let id = u["id"].as_str().unwrap().to_string();
+        if credits != "0" {
+            let amount: Value = serde_json::from_str(credits).unwrap();
+            self.admin(
+                reqwest::Method::POST,
+                &format!("/api/admin/users/{id}/grants"),
+                Some(json!({"amount": amount, "reason": "test"})),
+            )
+            .await;
+        }
+        let k = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/api/admin/users/{id}/keys"),
+                Some(json!({"label": "test"})),
+            )
+            .await;
+        (id, k["key"].as_str().unwrap().to_string())
+    }
+
+    pub async fn user(&self, id: &str) -> Value {
+        self.admin(reqwest::Method::GET, &format!("/api/admin/users/{id}"), None)
+            .await
+    }
+
+    /// Polls until `check` holds for the user (settlement runs in the background).
+    pub async fn wait_user(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let u = self.user(id).await;
+            if check(&u) {
+                return u;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {u}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn ledger_sum(&self, id: &str) -> i128 {
+        let l = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/api/admin/users/{id}/ledger?limit=500"),
+                None,
+            )
+            .await;
+        l["data"].as_array().unwrap().iter().map(|e| nanos(&e["amount"])).sum()
+    }
+
+    pub async fn calls(&self, query: &str) -> Vec<Value> {
+        let v = self
+            .admin(reqwest::Method::GET, &format!("/api/admin/calls?{query}"), None)
+            .await;
+        v["data"].as_array().unwrap().clone()
+    }
+}
+
+/// An exact decimal JSON number (or numeric string) as integer nano-credits.
+pub fn nanos(v: &Value) -> i128 {
+    hub_core::Credits::from_json(v)
+        .unwrap_or_else(|e| panic!("not a credit amount ({e}): {v}"))
+        .nanos() as i128
+}
+
+/// Cost in nano-credits of `tokens` at `rate` credits per million, rounded half up (Hub's formula).
+pub fn cost_nanos(parts: &[(u64, &str)]) -> i128 {
+    let numerator: i128 = parts
+        .iter()
+        .map(|(tokens, rate)| *tokens as i128 * nanos(&Value::String(rate.to_string())))
+        .sum();
+    (numerator + 500_000).div_euclid(1_000_000)
+}

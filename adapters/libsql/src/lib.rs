@@ -32,8 +32,14 @@ pub struct LibSqlDb {
 }
 
 enum Backend {
-    Local { writer: mpsc::Sender<Op>, reader: mpsc::Sender<Op>, _lock: std::fs::File },
-    Remote { db: libsql::Database },
+    Local {
+        writer: mpsc::Sender<Op>,
+        reader: mpsc::Sender<Op>,
+        _lock: std::fs::File,
+    },
+    Remote {
+        db: libsql::Database,
+    },
 }
 
 enum Op {
@@ -45,7 +51,9 @@ enum Op {
 
 /// Whether `target` names a remote database rather than a file.
 pub fn is_remote(target: &str) -> bool {
-    ["libsql://", "https://", "http://", "wss://", "ws://"].iter().any(|p| target.starts_with(p))
+    ["libsql://", "https://", "http://", "wss://", "ws://"]
+        .iter()
+        .any(|p| target.starts_with(p))
 }
 
 impl LibSqlDb {
@@ -68,13 +76,21 @@ impl LibSqlDb {
         let db = libsql::Builder::new_remote(url.clone(), token)
             .build()
             .await
-            .map_err(|e| OpenError::Open { path: url.clone(), reason: e.to_string() })?;
-        Ok(LibSqlDb { backend: Backend::Remote { db } })
+            .map_err(|e| OpenError::Open {
+                path: url.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(LibSqlDb {
+            backend: Backend::Remote { db },
+        })
     }
 
     async fn open_local(path: &Path) -> Result<LibSqlDb, OpenError> {
         let shown = path.display().to_string();
-        let fail = |reason: String| OpenError::Open { path: shown.clone(), reason };
+        let fail = |reason: String| OpenError::Open {
+            path: shown.clone(),
+            reason,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
         }
@@ -89,7 +105,10 @@ impl LibSqlDb {
         if lock.try_lock().is_err() {
             return Err(OpenError::Locked(shown));
         }
-        let db = libsql::Builder::new_local(path).build().await.map_err(|e| fail(e.to_string()))?;
+        let db = libsql::Builder::new_local(path)
+            .build()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let writer_conn = db.connect().map_err(|e| fail(e.to_string()))?;
         configure(&writer_conn, true).await.map_err(|e| fail(e.to_string()))?;
         let reader_conn = db.connect().map_err(|e| fail(e.to_string()))?;
@@ -100,7 +119,13 @@ impl LibSqlDb {
         spawn_thread("hub-db-reader", reader_conn, rrx, false).map_err(|e| fail(e.to_string()))?;
         // The database object must outlive its connections.
         std::mem::forget(db);
-        Ok(LibSqlDb { backend: Backend::Local { writer, reader, _lock: lock } })
+        Ok(LibSqlDb {
+            backend: Backend::Local {
+                writer,
+                reader,
+                _lock: lock,
+            },
+        })
     }
 }
 
@@ -281,7 +306,9 @@ fn map_err(e: libsql::Error) -> DbError {
 async fn query(conn: &libsql::Connection, stmt: &Stmt) -> Result<Rows, DbError> {
     let mut rows = conn.query(&stmt.sql, params(stmt)).await.map_err(map_err)?;
     let n = rows.column_count();
-    let columns = (0..n).map(|i| rows.column_name(i).unwrap_or_default().to_string()).collect();
+    let columns = (0..n)
+        .map(|i| rows.column_name(i).unwrap_or_default().to_string())
+        .collect();
     let mut out = Vec::new();
     while let Some(row) = rows.next().await.map_err(map_err)? {
         let mut values = Vec::with_capacity(n as usize);
@@ -307,7 +334,10 @@ async fn batch_in_tx(conn: &libsql::Connection, stmts: &[Stmt]) -> Result<Vec<u6
 }
 
 async fn batch(conn: &libsql::Connection, stmts: &[Stmt]) -> Result<Vec<u64>, DbError> {
-    let tx = conn.transaction_with_behavior(libsql::TransactionBehavior::Immediate).await.map_err(map_err)?;
+    let tx = conn
+        .transaction_with_behavior(libsql::TransactionBehavior::Immediate)
+        .await
+        .map_err(map_err)?;
     match batch_in_tx(&tx, stmts).await {
         Ok(counts) => {
             tx.commit().await.map_err(map_err)?;
@@ -334,14 +364,22 @@ async fn script(conn: &libsql::Connection, sql: &str) -> Result<(), DbError> {
 // ------------------------------------------------------------------ the port
 
 impl LibSqlDb {
-    async fn send<T>(&self, to_writer: bool, make: impl FnOnce(oneshot::Sender<Result<T, DbError>>) -> Op) -> Result<T, DbError> {
+    async fn send<T>(
+        &self,
+        to_writer: bool,
+        make: impl FnOnce(oneshot::Sender<Result<T, DbError>>) -> Op,
+    ) -> Result<T, DbError> {
         let Backend::Local { writer, reader, .. } = &self.backend else {
             unreachable!("only local databases queue operations")
         };
         let (tx, rx) = oneshot::channel();
         let queue = if to_writer { writer } else { reader };
-        queue.send(make(tx)).await.map_err(|_| DbError::Unavailable("the database thread has stopped".into()))?;
-        rx.await.map_err(|_| DbError::Unavailable("the database thread has stopped".into()))?
+        queue
+            .send(make(tx))
+            .await
+            .map_err(|_| DbError::Unavailable("the database thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| DbError::Unavailable("the database thread has stopped".into()))?
     }
 
     fn remote_conn(db: &libsql::Database) -> Result<libsql::Connection, DbError> {
@@ -353,7 +391,11 @@ impl LibSqlDb {
 async fn bounded<T>(f: impl std::future::Future<Output = Result<T, DbError>>) -> Result<T, DbError> {
     tokio::time::timeout(Duration::from_secs(30), f)
         .await
-        .unwrap_or_else(|_| Err(DbError::Unavailable("the remote database did not answer within 30 s".into())))
+        .unwrap_or_else(|_| {
+            Err(DbError::Unavailable(
+                "the remote database did not answer within 30 s".into(),
+            ))
+        })
 }
 
 #[async_trait]

@@ -18,7 +18,10 @@ impl Fields {
     /// 400 for any field not in `allowed` (typos should not be silently ignored).
     pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
         match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => Err(ApiError::invalid_field(k, format!("is not a known field (expected one of: {})", allowed.join(", ")))),
+            Some(k) => Err(ApiError::invalid_field(
+                k,
+                format!("is not a known field (expected one of: {})", allowed.join(", ")),
+            )),
             None => Ok(()),
         }
     }
@@ -59,7 +62,10 @@ impl Fields {
             None => Ok(None),
             Some(v) => match v.as_i64() {
                 Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(ApiError::invalid_field(k, format!("must be an integer from {min} to {max}"))),
+                _ => Err(ApiError::invalid_field(
+                    k,
+                    format!("must be an integer from {min} to {max}"),
+                )),
             },
         }
     }
@@ -80,7 +86,9 @@ impl Fields {
     pub fn credits(&self, k: &str) -> Result<Option<Credits>, ApiError> {
         match self.get(k) {
             None => Ok(None),
-            Some(v) => Credits::from_json(v).map(Some).map_err(|e| ApiError::invalid_field(k, e)),
+            Some(v) => Credits::from_json(v)
+                .map(Some)
+                .map_err(|e| ApiError::invalid_field(k, e)),
         }
     }
 
@@ -97,7 +105,11 @@ impl Fields {
             None => Ok(None),
             Some(Value::Array(a)) => a
                 .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| ApiError::invalid_field(k, "must be an array of strings")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| ApiError::invalid_field(k, "must be an array of strings"))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             Some(_) => Err(ApiError::invalid_field(k, "must be an array of strings")),
@@ -111,7 +123,10 @@ impl Fields {
             Some(Value::String(s)) => crate::time::parse_time(s)
                 .map(Some)
                 .ok_or_else(|| ApiError::invalid_field(k, "must be an ISO-8601 time (2026-01-31T12:00:00Z)")),
-            Some(v) => v.as_i64().map(Some).ok_or_else(|| ApiError::invalid_field(k, "must be an ISO-8601 time")),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid_field(k, "must be an ISO-8601 time")),
         }
     }
 

@@ -13,7 +13,11 @@ pub async fn me(hub: &Hub, caller: &Caller, req: Request) -> Result<Response, Ap
     let user = caller.user_id.as_str();
     match (req.method(), segs.as_slice()) {
         (&Method::GET, []) => {
-            let u = hub.store().get_user(user).await?.ok_or_else(|| ApiError::unauthorized("This key's user no longer exists."))?;
+            let u = hub
+                .store()
+                .get_user(user)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("This key's user no longer exists."))?;
             let s = hub.snapshot().await?.settings.clone();
             ok(json!({
                 "user": super::views::user_json(&u),
@@ -35,6 +39,10 @@ pub async fn me(hub: &Hub, caller: &Caller, req: Request) -> Result<Response, Ap
         }
         (&Method::POST, ["keys"]) => create_key(hub, user, &req).await,
         (&Method::DELETE, ["keys", id]) => revoke_key(hub, id, Some(user)).await,
-        _ => Err(ApiError::not_found(format!("No route for {} {}.", req.method(), req.uri().path()))),
+        _ => Err(ApiError::not_found(format!(
+            "No route for {} {}.",
+            req.method(),
+            req.uri().path()
+        ))),
     }
 }

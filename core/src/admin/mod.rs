@@ -40,19 +40,29 @@ impl Query {
     }
 
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn limit(&self) -> Result<i64, ApiError> {
         match self.get("limit") {
             None => Ok(page_limit(None)),
-            Some(v) => v.parse().map(|n| page_limit(Some(n))).map_err(|_| ApiError::invalid_field("limit", "must be an integer")),
+            Some(v) => v
+                .parse()
+                .map(|n| page_limit(Some(n)))
+                .map_err(|_| ApiError::invalid_field("limit", "must be an integer")),
         }
     }
 
     pub fn time(&self, k: &str) -> Result<Option<i64>, ApiError> {
         self.get(k)
-            .map(|v| crate::time::parse_time(v).ok_or_else(|| ApiError::invalid_field(k, "must be an ISO-8601 time or epoch milliseconds")))
+            .map(|v| {
+                crate::time::parse_time(v)
+                    .ok_or_else(|| ApiError::invalid_field(k, "must be an ISO-8601 time or epoch milliseconds"))
+            })
             .transpose()
     }
 
@@ -78,15 +88,19 @@ impl Query {
     pub fn tz(&self) -> Result<i64, ApiError> {
         match self.get("tz") {
             None => Ok(0),
-            Some(v) => crate::time::parse_offset_minutes(v)
-                .ok_or_else(|| ApiError::invalid_field("tz", "must be a UTC offset such as +02:00, -0530 or minutes (120)")),
+            Some(v) => crate::time::parse_offset_minutes(v).ok_or_else(|| {
+                ApiError::invalid_field("tz", "must be a UTC offset such as +02:00, -0530 or minutes (120)")
+            }),
         }
     }
 
     pub fn group_by(&self, allowed: &[&str]) -> Result<GroupBy, ApiError> {
         let g = self.get("group_by").unwrap_or("day");
         if !allowed.contains(&g) {
-            return Err(ApiError::invalid_field("group_by", format!("must be one of {}", allowed.join(", "))));
+            return Err(ApiError::invalid_field(
+                "group_by",
+                format!("must be one of {}", allowed.join(", ")),
+            ));
         }
         GroupBy::parse(g).ok_or_else(|| ApiError::invalid_field("group_by", "is not a grouping"))
     }
@@ -152,13 +166,20 @@ async fn list_providers(hub: &Hub) -> Result<Response, ApiError> {
 }
 
 async fn get_provider(hub: &Hub, id: &str) -> Result<Response, ApiError> {
-    let p = hub.store().get_provider(id).await?.ok_or_else(|| gone("provider", id))?;
+    let p = hub
+        .store()
+        .get_provider(id)
+        .await?
+        .ok_or_else(|| gone("provider", id))?;
     let creds = hub.store().list_credentials(Some(&p.id)).await?;
     ok(provider_json(&p, &creds))
 }
 
 fn check_base_url(url: &str) -> Result<(), ApiError> {
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 || url.contains(char::is_whitespace) {
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.len() < 10
+        || url.contains(char::is_whitespace)
+    {
         return Err(ApiError::invalid_field("base_url", "must be an http(s) URL"));
     }
     Ok(())
@@ -167,9 +188,14 @@ fn check_base_url(url: &str) -> Result<(), ApiError> {
 fn check_name(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !ok {
-        return Err(ApiError::invalid_field("name", "must be 1-64 letters, digits, '-', '_' or '.' (it is used in `name/model`)"));
+        return Err(ApiError::invalid_field(
+            "name",
+            "must be 1-64 letters, digits, '-', '_' or '.' (it is used in `name/model`)",
+        ));
     }
     Ok(())
 }
@@ -189,7 +215,12 @@ async fn create_provider(hub: &Hub, req: &Request) -> Result<Response, ApiError>
     let base_url = f.str("base_url")?.filter(|u| !u.is_empty());
     match &base_url {
         Some(u) => check_base_url(u)?,
-        None if v.default_base_url.is_empty() => return Err(ApiError::invalid_field("base_url", format!("is required for kind `{kind}`"))),
+        None if v.default_base_url.is_empty() => {
+            return Err(ApiError::invalid_field(
+                "base_url",
+                format!("is required for kind `{kind}`"),
+            ))
+        }
         None => {}
     }
     let now = hub.inner.clock.now_ms();
@@ -204,7 +235,10 @@ async fn create_provider(hub: &Hub, req: &Request) -> Result<Response, ApiError>
         created_at: now,
         updated_at: now,
     };
-    hub.store().insert_provider(&p).await.map_err(|e| conflict_as(e, "a provider with this name already exists"))?;
+    hub.store()
+        .insert_provider(&p)
+        .await
+        .map_err(|e| conflict_as(e, "a provider with this name already exists"))?;
     hub.reload().await?;
     created(provider_json(&p, &[]))
 }
@@ -219,7 +253,11 @@ fn conflict_as(e: crate::ports::DbError, msg: &str) -> ApiError {
 async fn patch_provider(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(PROVIDER_FIELDS)?;
-    let p = hub.store().get_provider(id).await?.ok_or_else(|| gone("provider", id))?;
+    let p = hub
+        .store()
+        .get_provider(id)
+        .await?
+        .ok_or_else(|| gone("provider", id))?;
     let mut changes: Vec<Change> = Vec::new();
     if let Some(name) = f.str("name")? {
         check_name(&name)?;
@@ -243,14 +281,21 @@ async fn patch_provider(hub: &Hub, id: &str, req: &Request) -> Result<Response, 
     }
     if !changes.is_empty() {
         let now = hub.inner.clock.now_ms();
-        hub.store().update_provider(&p.id, changes, now).await.map_err(|e| conflict_as(e, "a provider with this name already exists"))?;
+        hub.store()
+            .update_provider(&p.id, changes, now)
+            .await
+            .map_err(|e| conflict_as(e, "a provider with this name already exists"))?;
         hub.reload().await?;
     }
     get_provider(hub, &p.id).await
 }
 
 async fn delete_provider(hub: &Hub, id: &str) -> Result<Response, ApiError> {
-    let p = hub.store().get_provider(id).await?.ok_or_else(|| gone("provider", id))?;
+    let p = hub
+        .store()
+        .get_provider(id)
+        .await?
+        .ok_or_else(|| gone("provider", id))?;
     hub.store().delete_provider(&p.id, hub.inner.clock.now_ms()).await?;
     hub.reload().await?;
     ok(json!({"id": p.id, "deleted": true}))
@@ -259,7 +304,11 @@ async fn delete_provider(hub: &Hub, id: &str) -> Result<Response, ApiError> {
 // ------------------------------------------------------------------ credentials
 
 async fn list_credentials(hub: &Hub, provider: &str) -> Result<Response, ApiError> {
-    let p = hub.store().get_provider(provider).await?.ok_or_else(|| gone("provider", provider))?;
+    let p = hub
+        .store()
+        .get_provider(provider)
+        .await?
+        .ok_or_else(|| gone("provider", provider))?;
     let creds = hub.store().list_credentials(Some(&p.id)).await?;
     ok(json!({"data": creds.iter().map(credential_json).collect::<Vec<_>>(), "next_cursor": null}))
 }
@@ -271,11 +320,17 @@ fn secret_text(f: &Fields) -> Result<String, ApiError> {
         Some(Value::Object(o)) => {
             let has = |k: &str| o.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
             if !has("access_key_id") || !has("secret_access_key") {
-                return Err(ApiError::invalid_field("secret", "as an object needs `access_key_id` and `secret_access_key`"));
+                return Err(ApiError::invalid_field(
+                    "secret",
+                    "as an object needs `access_key_id` and `secret_access_key`",
+                ));
             }
             Ok(Value::Object(o.clone()).to_string())
         }
-        _ => Err(ApiError::invalid_field("secret", "is required: the provider's API key (or an AWS key pair object)")),
+        _ => Err(ApiError::invalid_field(
+            "secret",
+            "is required: the provider's API key (or an AWS key pair object)",
+        )),
     }
 }
 
@@ -289,7 +344,11 @@ fn secret_hint(secret: &str) -> String {
 const CREDENTIAL_FIELDS: &[&str] = &["name", "secret", "weight", "enabled", "status"];
 
 async fn create_credential(hub: &Hub, provider: &str, req: &Request) -> Result<Response, ApiError> {
-    let p = hub.store().get_provider(provider).await?.ok_or_else(|| gone("provider", provider))?;
+    let p = hub
+        .store()
+        .get_provider(provider)
+        .await?
+        .ok_or_else(|| gone("provider", provider))?;
     let f = Fields::parse(req.body())?;
     f.only(CREDENTIAL_FIELDS)?;
     let secret = secret_text(&f)?;
@@ -297,7 +356,10 @@ async fn create_credential(hub: &Hub, provider: &str, req: &Request) -> Result<R
     let c = CredentialRow {
         id: hub.new_id("crd"),
         provider_id: p.id.clone(),
-        name: f.str("name")?.filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into()),
+        name: f
+            .str("name")?
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into()),
         secret_enc: hub.inner.master_key.encrypt(&secret, &*hub.inner.rng),
         secret_hint: secret_hint(&secret),
         weight: f.int("weight", 1, 10_000)?.unwrap_or(100),
@@ -315,14 +377,20 @@ async fn create_credential(hub: &Hub, provider: &str, req: &Request) -> Result<R
 async fn patch_credential(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(CREDENTIAL_FIELDS)?;
-    hub.store().get_credential(id).await?.ok_or_else(|| gone("credential", id))?;
+    hub.store()
+        .get_credential(id)
+        .await?
+        .ok_or_else(|| gone("credential", id))?;
     let mut changes: Vec<Change> = Vec::new();
     if let Some(n) = f.str("name")? {
         changes.push(("name", n.into()));
     }
     if f.has("secret") {
         let secret = secret_text(&f)?;
-        changes.push(("secret_enc", hub.inner.master_key.encrypt(&secret, &*hub.inner.rng).into()));
+        changes.push((
+            "secret_enc",
+            hub.inner.master_key.encrypt(&secret, &*hub.inner.rng).into(),
+        ));
         changes.push(("secret_hint", secret_hint(&secret).into()));
         changes.push(("status", "active".into()));
         changes.push(("last_error", SqlValue::Null));
@@ -340,10 +408,16 @@ async fn patch_credential(hub: &Hub, id: &str, req: &Request) -> Result<Response
         changes.push(("status", s.into()));
     }
     if !changes.is_empty() {
-        hub.store().update_credential(id, changes, hub.inner.clock.now_ms()).await?;
+        hub.store()
+            .update_credential(id, changes, hub.inner.clock.now_ms())
+            .await?;
         hub.reload().await?;
     }
-    let c = hub.store().get_credential(id).await?.ok_or_else(|| gone("credential", id))?;
+    let c = hub
+        .store()
+        .get_credential(id)
+        .await?
+        .ok_or_else(|| gone("credential", id))?;
     ok(credential_json(&c))
 }
 
@@ -357,21 +431,36 @@ async fn delete_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
 
 /// Lists the provider's models with the credential: proves the key and the URL.
 async fn test_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
-    let c = hub.store().get_credential(id).await?.ok_or_else(|| gone("credential", id))?;
-    let p = hub.store().get_provider(&c.provider_id).await?.ok_or_else(|| gone("provider", &c.provider_id))?;
+    let c = hub
+        .store()
+        .get_credential(id)
+        .await?
+        .ok_or_else(|| gone("credential", id))?;
+    let p = hub
+        .store()
+        .get_provider(&c.provider_id)
+        .await?
+        .ok_or_else(|| gone("provider", &c.provider_id))?;
     let v = vendor(&p.kind).ok_or_else(|| ApiError::bad_request("This provider kind cannot be tested."))?;
     let secret = hub
         .inner
         .master_key
         .decrypt(&c.secret_enc)
         .map_err(|e| ApiError::internal(format!("The stored secret cannot be read: {e}")))?;
-    let base = p.base_url.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| v.default_base_url.to_string());
+    let base = p
+        .base_url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| v.default_base_url.to_string());
     let req = UpstreamRequest {
         method: http::Method::GET,
         url: format!("{}/models", base.trim_end_matches('/')),
         headers: vec![("authorization".into(), format!("Bearer {secret}"))],
         body: bytes::Bytes::new(),
-        timeouts: Timeouts { first_byte: std::time::Duration::from_secs(15), ..hub.inner.options.timeouts },
+        timeouts: Timeouts {
+            first_byte: std::time::Duration::from_secs(15),
+            ..hub.inner.options.timeouts
+        },
     };
     let started = hub.inner.clock.monotonic_us();
     let (ok_, status, message) = match hub.inner.upstream.send(req).await {
@@ -390,16 +479,33 @@ async fn test_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
     };
     let latency_ms = (hub.inner.clock.monotonic_us() - started) / 1000;
     let now = hub.inner.clock.now_ms();
-    let err = (!ok_).then(|| format!("{} {}", status.map(|s| s.to_string()).unwrap_or_default(), message).trim().to_string());
-    hub.store().set_credential_status(id, if ok_ { "active" } else { "error" }, err.as_deref(), now).await?;
+    let err = (!ok_).then(|| {
+        format!("{} {}", status.map(|s| s.to_string()).unwrap_or_default(), message)
+            .trim()
+            .to_string()
+    });
+    hub.store()
+        .set_credential_status(id, if ok_ { "active" } else { "error" }, err.as_deref(), now)
+        .await?;
     ok(json!({"ok": ok_, "status": status, "latency_ms": latency_ms, "message": message}))
 }
 
 // ------------------------------------------------------------------ models
 
 const MODEL_FIELDS: &[&str] = &[
-    "provider_id", "model", "type", "input_rate", "output_rate", "cache_read_rate", "cache_write_rate",
-    "image_rate", "video_rate", "max_output_tokens", "unit_costs", "metadata", "enabled",
+    "provider_id",
+    "model",
+    "type",
+    "input_rate",
+    "output_rate",
+    "cache_read_rate",
+    "cache_write_rate",
+    "image_rate",
+    "video_rate",
+    "max_output_tokens",
+    "unit_costs",
+    "metadata",
+    "enabled",
 ];
 
 async fn list_models(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
@@ -419,7 +525,10 @@ async fn get_model(hub: &Hub, id: &str) -> Result<Response, ApiError> {
 fn model_type(f: &Fields) -> Result<Option<String>, ApiError> {
     match f.str("type")? {
         Some(t) if matches!(t.as_str(), "chat" | "embedding" | "image" | "video") => Ok(Some(t)),
-        Some(_) => Err(ApiError::invalid_field("type", "must be chat, embedding, image or video")),
+        Some(_) => Err(ApiError::invalid_field(
+            "type",
+            "must be chat, embedding, image or video",
+        )),
         None => Ok(None),
     }
 }
@@ -469,7 +578,10 @@ async fn patch_model(hub: &Hub, id: &str, req: &Request) -> Result<Response, Api
     hub.store().get_model(id).await?.ok_or_else(|| gone("model", id))?;
     let mut changes: Vec<Change> = Vec::new();
     if f.has("provider_id") {
-        return Err(ApiError::invalid_field("provider_id", "cannot be changed; create the model under the other provider"));
+        return Err(ApiError::invalid_field(
+            "provider_id",
+            "cannot be changed; create the model under the other provider",
+        ));
     }
     if let Some(m) = f.str("model")? {
         changes.push(("model", m.into()));
@@ -479,7 +591,9 @@ async fn patch_model(hub: &Hub, id: &str, req: &Request) -> Result<Response, Api
     }
     for col in ["input_rate", "output_rate", "image_rate", "video_rate"] {
         if f.has(col) {
-            let r = f.rate(col)?.ok_or_else(|| ApiError::invalid_field(col, "must be a number"))?;
+            let r = f
+                .rate(col)?
+                .ok_or_else(|| ApiError::invalid_field(col, "must be a number"))?;
             changes.push((col, r.nanos().into()));
         }
     }
@@ -488,9 +602,18 @@ async fn patch_model(hub: &Hub, id: &str, req: &Request) -> Result<Response, Api
             changes.push((col, v));
         }
     }
-    changes.extend(f.nullable("max_output_tokens", f.int("max_output_tokens", 1, 10_000_000)?).map(|v| ("max_output_tokens", v)));
-    changes.extend(f.nullable("unit_costs", f.object("unit_costs")?.map(|v| v.to_string())).map(|v| ("unit_costs", v)));
-    changes.extend(f.nullable("metadata", f.object("metadata")?.map(|v| v.to_string())).map(|v| ("metadata", v)));
+    changes.extend(
+        f.nullable("max_output_tokens", f.int("max_output_tokens", 1, 10_000_000)?)
+            .map(|v| ("max_output_tokens", v)),
+    );
+    changes.extend(
+        f.nullable("unit_costs", f.object("unit_costs")?.map(|v| v.to_string()))
+            .map(|v| ("unit_costs", v)),
+    );
+    changes.extend(
+        f.nullable("metadata", f.object("metadata")?.map(|v| v.to_string()))
+            .map(|v| ("metadata", v)),
+    );
     if let Some(b) = f.bool("enabled")? {
         changes.push(("enabled", b.into()));
     }
@@ -527,7 +650,8 @@ async fn get_user(hub: &Hub, id: &str) -> Result<Response, ApiError> {
 
 fn role_field(f: &Fields, caller: &Caller) -> Result<Option<String>, ApiError> {
     let Some(r) = f.str("role")? else { return Ok(None) };
-    let role = Role::parse(&r).ok_or_else(|| ApiError::invalid_field("role", "must be owner, admin, member or guest"))?;
+    let role =
+        Role::parse(&r).ok_or_else(|| ApiError::invalid_field("role", "must be owner, admin, member or guest"))?;
     if role == Role::Owner && caller.role != Role::Owner {
         return Err(ApiError::forbidden("Only an owner can make another owner."));
     }
@@ -561,8 +685,15 @@ async fn create_user(hub: &Hub, caller: &Caller, req: &Request) -> Result<Respon
         updated_at: now,
     };
     let settings = hub.snapshot().await?.settings.clone();
-    let starter = if settings.billing_enabled { settings.starter_credits } else { Default::default() };
-    hub.store().insert_user(&u, starter, vec![]).await.map_err(|e| conflict_as(e, "a user with this email already exists"))?;
+    let starter = if settings.billing_enabled {
+        settings.starter_credits
+    } else {
+        Default::default()
+    };
+    hub.store()
+        .insert_user(&u, starter, vec![])
+        .await
+        .map_err(|e| conflict_as(e, "a user with this email already exists"))?;
     let u = hub.store().get_user(&u.id).await?.ok_or_else(|| gone("user", &u.id))?;
     created(user_json(&u))
 }
@@ -591,7 +722,10 @@ async fn patch_user(hub: &Hub, caller: &Caller, id: &str, req: &Request) -> Resu
         changes.push(("disabled", d.into()));
     }
     if !changes.is_empty() {
-        hub.store().update_user(id, changes, hub.inner.clock.now_ms()).await.map_err(|e| conflict_as(e, "a user with this email already exists"))?;
+        hub.store()
+            .update_user(id, changes, hub.inner.clock.now_ms())
+            .await
+            .map_err(|e| conflict_as(e, "a user with this email already exists"))?;
         hub.inner.keys.clear();
     }
     get_user(hub, id).await
@@ -608,7 +742,15 @@ async fn list_keys(hub: &Hub, user: &str) -> Result<Response, ApiError> {
 pub(crate) async fn create_key(hub: &Hub, user: &str, req: &Request) -> Result<Response, ApiError> {
     hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
     let f = Fields::parse(req.body())?;
-    f.only(&["label", "expires_at", "allowed_models", "rpm_limit", "tpm_limit", "daily_spend_cap", "monthly_spend_cap"])?;
+    f.only(&[
+        "label",
+        "expires_at",
+        "allowed_models",
+        "rpm_limit",
+        "tpm_limit",
+        "daily_spend_cap",
+        "monthly_spend_cap",
+    ])?;
     let now = hub.inner.clock.now_ms();
     let expires_at = f.time("expires_at")?;
     if expires_at.is_some_and(|t| t <= now) {
@@ -616,7 +758,10 @@ pub(crate) async fn create_key(hub: &Hub, user: &str, req: &Request) -> Result<R
     }
     let new = generate_key(&*hub.inner.rng);
     let id = hub.new_id("key");
-    let label = f.str("label")?.filter(|l| !l.is_empty()).unwrap_or_else(|| "default".into());
+    let label = f
+        .str("label")?
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "default".into());
     let allowed = f.strings("allowed_models")?;
     let cap = |k: &str| -> Result<Option<crate::Credits>, ApiError> {
         let c = f.credits(k)?;
@@ -648,7 +793,12 @@ pub(crate) async fn create_key(hub: &Hub, user: &str, req: &Request) -> Result<R
 
 /// Revokes a key; with `owner`, only one of that user's keys.
 pub(crate) async fn revoke_key(hub: &Hub, id: &str, owner: Option<&str>) -> Result<Response, ApiError> {
-    let key = hub.store().get_key(id).await?.filter(|k| owner.is_none_or(|o| k.user_id == o)).ok_or_else(|| gone("key", id))?;
+    let key = hub
+        .store()
+        .get_key(id)
+        .await?
+        .filter(|k| owner.is_none_or(|o| k.user_id == o))
+        .ok_or_else(|| gone("key", id))?;
     hub.store().revoke_key(&key.id, hub.inner.clock.now_ms()).await?;
     hub.inner.keys.clear();
     let key = hub.store().get_key(id).await?.ok_or_else(|| gone("key", id))?;
@@ -660,7 +810,9 @@ pub(crate) async fn revoke_key(hub: &Hub, id: &str, owner: Option<&str>) -> Resu
 async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(&["amount", "reason", "expires_at"])?;
-    let amount = f.credits("amount")?.ok_or_else(|| ApiError::invalid_field("amount", "is required (credits, up to 9 decimals)"))?;
+    let amount = f
+        .credits("amount")?
+        .ok_or_else(|| ApiError::invalid_field("amount", "is required (credits, up to 9 decimals)"))?;
     if amount.nanos() == 0 {
         return Err(ApiError::invalid_field("amount", "must not be zero"));
     }
@@ -668,7 +820,14 @@ async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<
     let now = hub.inner.clock.now_ms();
     let reason = f.str("reason")?;
     hub.store()
-        .grant(user, amount, reason.as_deref(), f.time("expires_at")?, Some(&caller.user_id), now)
+        .grant(
+            user,
+            amount,
+            reason.as_deref(),
+            f.time("expires_at")?,
+            Some(&caller.user_id),
+            now,
+        )
         .await?;
     let u = hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
     created(json!({"user_id": user, "amount": amount, "reason": reason, "balance": u.balance, "held": u.held}))
@@ -677,7 +836,10 @@ async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<
 async fn ledger(hub: &Hub, user: &str, req: &Request) -> Result<Response, ApiError> {
     let q = Query::of(req);
     let cursor = match q.get("cursor") {
-        Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::invalid_field("cursor", "is not a ledger cursor"))?),
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid_field("cursor", "is not a ledger cursor"))?,
+        ),
         None => None,
     };
     let u = hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;

@@ -151,7 +151,11 @@ pub fn call_json(c: &CallLog) -> Value {
 }
 
 pub fn usage_json(b: &UsageBucket, time_grouped: bool) -> Value {
-    let group = if time_grouped { b.group.parse::<i64>().map(t).unwrap_or(Value::Null) } else { Value::String(b.group.clone()) };
+    let group = if time_grouped {
+        b.group.parse::<i64>().map(t).unwrap_or(Value::Null)
+    } else {
+        Value::String(b.group.clone())
+    };
     json!({
         "group": group,
         "calls": b.calls,

@@ -66,7 +66,9 @@ impl Caller {
         match &self.allowed_models {
             None => true,
             Some(list) => list.iter().any(|m| {
-                m == requested || m == model || (m.len() == provider.len() + 1 + model.len() && *m == format!("{provider}/{model}"))
+                m == requested
+                    || m == model
+                    || (m.len() == provider.len() + 1 + model.len() && *m == format!("{provider}/{model}"))
             }),
         }
     }
@@ -105,12 +107,18 @@ pub fn hashes_equal(a: &str, b: &str) -> bool {
 pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
     if let Some(v) = crate::http::header(headers, "authorization") {
         let v = v.trim();
-        let token = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v).trim();
+        let token = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .unwrap_or(v)
+            .trim();
         if !token.is_empty() {
             return Some(token);
         }
     }
-    crate::http::header(headers, "x-api-key").map(str::trim).filter(|k| !k.is_empty())
+    crate::http::header(headers, "x-api-key")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
 }
 
 /// Key hash → caller, with the time each entry was read.

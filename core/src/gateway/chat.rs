@@ -9,8 +9,8 @@ use crate::auth::Caller;
 use crate::config::Route;
 use crate::error::ApiError;
 use crate::http::{Body, Response, StatusCode};
-use crate::metering::Usage;
 use crate::metering::money::Credits;
+use crate::metering::Usage;
 use crate::ports::{UpstreamError, UpstreamResponse};
 use crate::protocols::openai::{parse_chat, ChatRequest, ChunkView};
 use crate::providers::openai_compat;
@@ -30,7 +30,12 @@ struct Failure {
     retryable: bool,
 }
 
-pub async fn completions(hub: &Hub, caller: Arc<Caller>, req: crate::http::Request, request_id: &str) -> Result<Response, ApiError> {
+pub async fn completions(
+    hub: &Hub,
+    caller: Arc<Caller>,
+    req: crate::http::Request,
+    request_id: &str,
+) -> Result<Response, ApiError> {
     let inner = &hub.inner;
     let started_us = inner.clock.monotonic_us();
     let app = crate::http::header(req.headers(), "x-aigne-hub-client-did")
@@ -59,17 +64,31 @@ pub async fn completions(hub: &Hub, caller: Arc<Caller>, req: crate::http::Reque
         input_tokens: chat.prompt.input_token_bound(),
         output_tokens: chat.n
             * chat.max_tokens.unwrap_or_else(|| {
-                routes[0].model.max_output_tokens.unwrap_or(settings.default_max_output_tokens).max(1) as u64
+                routes[0]
+                    .model
+                    .max_output_tokens
+                    .unwrap_or(settings.default_max_output_tokens)
+                    .max(1) as u64
             }),
         ..Default::default()
     };
-    let hold_amount = routes.iter().map(|r| r.model.rates.cost(&hold_usage)).max().unwrap_or(Credits::ZERO);
+    let hold_amount = routes
+        .iter()
+        .map(|r| r.model.rates.cost(&hold_usage))
+        .max()
+        .unwrap_or(Credits::ZERO);
     let billed = settings.billing_enabled;
     if billed {
         let now = inner.clock.now_ms();
         let held = inner
             .store
-            .place_hold(&call_id, &caller.user_id, hold_amount, now, settings.hold_ttl_seconds * 1000)
+            .place_hold(
+                &call_id,
+                &caller.user_id,
+                hold_amount,
+                now,
+                settings.hold_ttl_seconds * 1000,
+            )
             .await?;
         if !held {
             let mut msg = format!(
@@ -152,7 +171,11 @@ pub async fn completions(hub: &Hub, caller: Arc<Caller>, req: crate::http::Reque
     let now = inner.clock.now_ms();
     let call = call_id.clone();
     inner.background.spawn(Box::pin(async move {
-        let result = if billed { store.release_hold(&call, now, &failed).await } else { store.log_calls(&failed).await };
+        let result = if billed {
+            store.release_hold(&call, now, &failed).await
+        } else {
+            store.log_calls(&failed).await
+        };
         if let Err(e) = result {
             tracing::error!(call_id = %call, "could not release hold / log failed attempts: {e}");
         }
@@ -162,7 +185,10 @@ pub async fn completions(hub: &Hub, caller: Arc<Caller>, req: crate::http::Reque
 
 enum Answer {
     /// A stream that has produced its first chunk.
-    Stream { first: Bytes, rest: crate::http::ByteStream },
+    Stream {
+        first: Bytes,
+        rest: crate::http::ByteStream,
+    },
     Whole(Bytes),
 }
 
@@ -172,7 +198,10 @@ async fn stream_first_chunk(mut resp: UpstreamResponse) -> Result<Answer, Failur
             Some(Ok(chunk)) if chunk.is_empty() => continue,
             Some(Ok(first)) => return Ok(Answer::Stream { first, rest: resp.body }),
             Some(Err(e)) => {
-                return Err(Failure { error: super::chat_stream_error(&e.0), retryable: true });
+                return Err(Failure {
+                    error: super::chat_stream_error(&e.0),
+                    retryable: true,
+                });
             }
             None => {
                 return Err(Failure {
@@ -198,8 +227,13 @@ async fn collect(resp: &mut UpstreamResponse, limit: usize) -> Result<Bytes, Api
 
 async fn read_whole(mut resp: UpstreamResponse) -> Result<Answer, Failure> {
     match collect(&mut resp, MAX_UPSTREAM_BODY).await {
-        Ok(body) if serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v.is_object()) => Ok(Answer::Whole(body)),
-        Ok(_) => Err(Failure { error: ApiError::provider("The provider answered with something that is not JSON."), retryable: true }),
+        Ok(body) if serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v.is_object()) => {
+            Ok(Answer::Whole(body))
+        }
+        Ok(_) => Err(Failure {
+            error: ApiError::provider("The provider answered with something that is not JSON."),
+            retryable: true,
+        }),
         Err(error) => Err(Failure { error, retryable: true }),
     }
 }
@@ -222,15 +256,24 @@ async fn provider_error(mut resp: UpstreamResponse, secret: Option<&str>) -> Fai
         _ => detail,
     };
     let (error, retryable) = match status {
-        429 => (ApiError::rate_limited(format!("The provider is rate limiting requests: {detail}")), true),
-        401 | 403 => (ApiError::provider(format!("The provider rejected Hub's credential ({status}): {detail}")), true),
+        429 => (
+            ApiError::rate_limited(format!("The provider is rate limiting requests: {detail}")),
+            true,
+        ),
+        401 | 403 => (
+            ApiError::provider(format!("The provider rejected Hub's credential ({status}): {detail}")),
+            true,
+        ),
         408 | 504 => (ApiError::provider_timeout(), true),
         400..=499 => {
             let mut e = ApiError::bad_request(format!("The provider refused the request: {detail}"));
             e.status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
             (e, false)
         }
-        _ => (ApiError::provider(format!("The provider failed ({status}): {detail}")), true),
+        _ => (
+            ApiError::provider(format!("The provider failed ({status}): {detail}")),
+            true,
+        ),
     };
     Failure { error, retryable }
 }
@@ -258,7 +301,10 @@ fn stream_response(meter: CallMeter, chat: &ChatRequest, first: Bytes, rest: cra
     let relay = Relay::new(meter, first, rest, !chat.include_usage);
     let mut res = http::Response::new(Body::Stream(Box::pin(relay)));
     let h = res.headers_mut();
-    h.insert("content-type", http::HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    h.insert(
+        "content-type",
+        http::HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
     h.insert("cache-control", http::HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
     crate::app::set_header(&mut res, "x-hub-call-id", &call_id);
@@ -274,7 +320,8 @@ fn whole_response(mut meter: CallMeter, body: Bytes) -> Response {
     let credits = meter.finish(usage, output_bytes, super::relay::Outcome::Complete);
     let call_id = meter.call_id.clone();
     let mut res = http::Response::new(Body::Full(body));
-    res.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert("content-type", http::HeaderValue::from_static("application/json"));
     crate::app::set_header(&mut res, "x-hub-call-id", &call_id);
     crate::app::set_header(&mut res, "x-hub-credits", &credits.to_string());
     res

@@ -109,7 +109,12 @@ impl CallMeter {
         let credits = rates.cost(&usage);
         let (status, error) = match &outcome {
             Outcome::Complete => ("success", None),
-            Outcome::ClientGone => ("aborted", Some(ApiError::bad_request("The client closed the connection before the end."))),
+            Outcome::ClientGone => (
+                "aborted",
+                Some(ApiError::bad_request(
+                    "The client closed the connection before the end.",
+                )),
+            ),
             Outcome::Failed(msg) => ("failed", Some(ApiError::provider(msg.clone()))),
         };
         let mut log = self.log(status, error.as_ref());
@@ -240,7 +245,11 @@ impl Stream for Relay {
                     Poll::Ready(None) => {
                         this.finished = true;
                         // An unterminated last event is passed on, terminated.
-                        let tail = if this.parser.pending() > 0 { this.process(b"\n\n") } else { Bytes::new() };
+                        let tail = if this.parser.pending() > 0 {
+                            this.process(b"\n\n")
+                        } else {
+                            Bytes::new()
+                        };
                         this.settle(Outcome::Complete);
                         return Poll::Ready((!tail.is_empty()).then_some(Ok(tail)));
                     }

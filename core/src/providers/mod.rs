@@ -20,8 +20,19 @@ pub struct Vendor {
     pub needs_secret: bool,
 }
 
-const fn openai_like(kind: &'static str, display_name: &'static str, default_base_url: &'static str, needs_secret: bool) -> Vendor {
-    Vendor { kind, display_name, wire: Wire::OpenAiCompat, default_base_url, needs_secret }
+const fn openai_like(
+    kind: &'static str,
+    display_name: &'static str,
+    default_base_url: &'static str,
+    needs_secret: bool,
+) -> Vendor {
+    Vendor {
+        kind,
+        display_name,
+        wire: Wire::OpenAiCompat,
+        default_base_url,
+        needs_secret,
+    }
 }
 
 pub const VENDORS: &[Vendor] = &[

@@ -65,7 +65,11 @@ impl WireUsage {
             output_tokens: self.completion_tokens,
             cache_read_tokens: cached,
             cache_write_tokens: 0,
-            reasoning_tokens: self.completion_tokens_details.as_ref().and_then(|d| d.reasoning_tokens).unwrap_or(0),
+            reasoning_tokens: self
+                .completion_tokens_details
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
             images: 0,
         }
     }
@@ -82,8 +86,12 @@ mod tests {
         )
         .unwrap();
         let u = u.to_usage();
-        assert_eq!((u.input_tokens, u.cache_read_tokens, u.output_tokens, u.reasoning_tokens), (40, 60, 20, 5));
-        let d: WireUsage = serde_json::from_str(r#"{"prompt_tokens":10,"completion_tokens":1,"prompt_cache_hit_tokens":4}"#).unwrap();
+        assert_eq!(
+            (u.input_tokens, u.cache_read_tokens, u.output_tokens, u.reasoning_tokens),
+            (40, 60, 20, 5)
+        );
+        let d: WireUsage =
+            serde_json::from_str(r#"{"prompt_tokens":10,"completion_tokens":1,"prompt_cache_hit_tokens":4}"#).unwrap();
         assert_eq!(d.to_usage().cache_read_tokens, 4);
     }
 }

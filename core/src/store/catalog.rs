@@ -108,13 +108,20 @@ pub type Change = (&'static str, SqlValue);
 
 /// `UPDATE table SET a = ?, b = ?, updated_at = ? WHERE id = ?`, from allow-listed column names.
 fn update_stmt(table: &str, id: &str, changes: Vec<Change>, now_ms: i64) -> Stmt {
-    let mut sets: Vec<String> = changes.iter().enumerate().map(|(i, (c, _))| format!("{c} = ?{}", i + 1)).collect();
+    let mut sets: Vec<String> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| format!("{c} = ?{}", i + 1))
+        .collect();
     let n = changes.len();
     sets.push(format!("updated_at = ?{}", n + 1));
     let mut params: Vec<SqlValue> = changes.into_iter().map(|(_, v)| v).collect();
     params.push(now_ms.into());
     params.push(id.into());
-    Stmt::new(format!("UPDATE {table} SET {} WHERE id = ?{}", sets.join(", "), n + 2), params)
+    Stmt::new(
+        format!("UPDATE {table} SET {} WHERE id = ?{}", sets.join(", "), n + 2),
+        params,
+    )
 }
 
 fn bump_version(now_ms: i64) -> Stmt {
@@ -127,8 +134,14 @@ fn bump_version(now_ms: i64) -> Stmt {
 impl Store {
     /// The configuration version; every catalogue or settings change bumps it.
     pub async fn config_version(&self) -> Result<i64, DbError> {
-        let r = self.db.query(sql!("SELECT value FROM settings WHERE key = 'config_version'")).await?;
-        Ok(first(&r).and_then(|r| r.opt_str("value")).and_then(|v| v.parse().ok()).unwrap_or(0))
+        let r = self
+            .db
+            .query(sql!("SELECT value FROM settings WHERE key = 'config_version'"))
+            .await?;
+        Ok(first(&r)
+            .and_then(|r| r.opt_str("value"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Runs configuration writes together with a version bump, atomically.
@@ -140,12 +153,18 @@ impl Store {
     // ------------------------------------------------------------ providers
 
     pub async fn list_providers(&self) -> Result<Vec<ProviderRow>, DbError> {
-        let r = self.db.query(sql!("SELECT * FROM providers ORDER BY priority DESC, name")).await?;
+        let r = self
+            .db
+            .query(sql!("SELECT * FROM providers ORDER BY priority DESC, name"))
+            .await?;
         Ok(rows(&r).map(|r| provider(&r)).collect())
     }
 
     pub async fn get_provider(&self, id: &str) -> Result<Option<ProviderRow>, DbError> {
-        let r = self.db.query(sql!("SELECT * FROM providers WHERE id = ?1 OR name = ?1", id)).await?;
+        let r = self
+            .db
+            .query(sql!("SELECT * FROM providers WHERE id = ?1 OR name = ?1", id))
+            .await?;
         Ok(first(&r).map(|r| provider(&r)))
     }
 
@@ -162,7 +181,9 @@ impl Store {
     }
 
     pub async fn update_provider(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {
-        let n = self.config_write(vec![update_stmt("providers", id, changes, now_ms)], now_ms).await?;
+        let n = self
+            .config_write(vec![update_stmt("providers", id, changes, now_ms)], now_ms)
+            .await?;
         Ok(n[0] > 0)
     }
 
@@ -184,14 +205,28 @@ impl Store {
 
     pub async fn list_credentials(&self, provider_id: Option<&str>) -> Result<Vec<CredentialRow>, DbError> {
         let r = match provider_id {
-            Some(p) => self.db.query(sql!("SELECT * FROM credentials WHERE provider_id = ?1 ORDER BY created_at", p)).await?,
-            None => self.db.query(sql!("SELECT * FROM credentials ORDER BY created_at")).await?,
+            Some(p) => {
+                self.db
+                    .query(sql!(
+                        "SELECT * FROM credentials WHERE provider_id = ?1 ORDER BY created_at",
+                        p
+                    ))
+                    .await?
+            }
+            None => {
+                self.db
+                    .query(sql!("SELECT * FROM credentials ORDER BY created_at"))
+                    .await?
+            }
         };
         Ok(rows(&r).map(|r| credential(&r)).collect())
     }
 
     pub async fn get_credential(&self, id: &str) -> Result<Option<CredentialRow>, DbError> {
-        let r = self.db.query(sql!("SELECT * FROM credentials WHERE id = ?1", id)).await?;
+        let r = self
+            .db
+            .query(sql!("SELECT * FROM credentials WHERE id = ?1", id))
+            .await?;
         Ok(first(&r).map(|r| credential(&r)))
     }
 
@@ -208,21 +243,34 @@ impl Store {
     }
 
     pub async fn update_credential(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {
-        let n = self.config_write(vec![update_stmt("credentials", id, changes, now_ms)], now_ms).await?;
+        let n = self
+            .config_write(vec![update_stmt("credentials", id, changes, now_ms)], now_ms)
+            .await?;
         Ok(n[0] > 0)
     }
 
     pub async fn delete_credential(&self, id: &str, now_ms: i64) -> Result<bool, DbError> {
-        let n = self.config_write(vec![sql!("DELETE FROM credentials WHERE id = ?1", id)], now_ms).await?;
+        let n = self
+            .config_write(vec![sql!("DELETE FROM credentials WHERE id = ?1", id)], now_ms)
+            .await?;
         Ok(n[0] > 0)
     }
 
     /// Records a credential's health after a call or a test, without a reload.
-    pub async fn set_credential_status(&self, id: &str, status: &str, error: Option<&str>, now_ms: i64) -> Result<(), DbError> {
+    pub async fn set_credential_status(
+        &self,
+        id: &str,
+        status: &str,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
         self.db
             .execute(sql!(
                 "UPDATE credentials SET status = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
-                id, status, error, now_ms
+                id,
+                status,
+                error,
+                now_ms
             ))
             .await
             .map(|_| ())
@@ -235,7 +283,8 @@ impl Store {
             .db
             .query(sql!(
                 "SELECT * FROM models WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
-                cursor, limit + 1
+                cursor,
+                limit + 1
             ))
             .await?;
         let mut items: Vec<ModelRow> = rows(&r).map(|r| model(&r)).collect();
@@ -274,12 +323,16 @@ impl Store {
     }
 
     pub async fn update_model(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {
-        let n = self.config_write(vec![update_stmt("models", id, changes, now_ms)], now_ms).await?;
+        let n = self
+            .config_write(vec![update_stmt("models", id, changes, now_ms)], now_ms)
+            .await?;
         Ok(n[0] > 0)
     }
 
     pub async fn delete_model(&self, id: &str, now_ms: i64) -> Result<bool, DbError> {
-        let n = self.config_write(vec![sql!("DELETE FROM models WHERE id = ?1", id)], now_ms).await?;
+        let n = self
+            .config_write(vec![sql!("DELETE FROM models WHERE id = ?1", id)], now_ms)
+            .await?;
         Ok(n[0] > 0)
     }
 
@@ -287,7 +340,10 @@ impl Store {
 
     /// Every stored setting as (key, JSON text).
     pub async fn settings(&self) -> Result<Vec<(String, String)>, DbError> {
-        let r = self.db.query(sql!("SELECT key, value FROM settings WHERE key <> 'config_version'")).await?;
+        let r = self
+            .db
+            .query(sql!("SELECT key, value FROM settings WHERE key <> 'config_version'"))
+            .await?;
         Ok(rows(&r).map(|r| (r.str("key"), r.str("value"))).collect())
     }
 

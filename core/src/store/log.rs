@@ -161,7 +161,12 @@ fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
 }
 
 impl Store {
-    pub async fn list_calls(&self, filter: &CallFilter, cursor: Option<&str>, limit: i64) -> Result<Page<CallLog>, DbError> {
+    pub async fn list_calls(
+        &self,
+        filter: &CallFilter,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<CallLog>, DbError> {
         let mut params = Vec::new();
         let mut clause = filter.where_clause(&mut params);
         if let Some(c) = cursor {
@@ -169,7 +174,10 @@ impl Store {
             clause.push_str(&format!(" AND id < ?{}", params.len()));
         }
         params.push((limit + 1).into());
-        let sql = format!("SELECT * FROM calls WHERE {clause} ORDER BY id DESC LIMIT ?{}", params.len());
+        let sql = format!(
+            "SELECT * FROM calls WHERE {clause} ORDER BY id DESC LIMIT ?{}",
+            params.len()
+        );
         let r = self.db.query(Stmt::new(sql, params)).await?;
         let mut items: Vec<CallLog> = rows(&r).map(|r| call(&r)).collect();
         let next_cursor = (items.len() as i64 > limit).then(|| {
@@ -180,12 +188,23 @@ impl Store {
     }
 
     pub async fn calls_for(&self, call_id: &str) -> Result<Vec<CallLog>, DbError> {
-        let r = self.db.query(crate::sql!("SELECT * FROM calls WHERE call_id = ?1 ORDER BY attempt", call_id)).await?;
+        let r = self
+            .db
+            .query(crate::sql!(
+                "SELECT * FROM calls WHERE call_id = ?1 ORDER BY attempt",
+                call_id
+            ))
+            .await?;
         Ok(rows(&r).map(|r| call(&r)).collect())
     }
 
     /// Calls, tokens, credits, errors and TTFB percentiles per group.
-    pub async fn usage(&self, filter: &CallFilter, group_by: GroupBy, tz_minutes: i64) -> Result<Vec<UsageBucket>, DbError> {
+    pub async fn usage(
+        &self,
+        filter: &CallFilter,
+        group_by: GroupBy,
+        tz_minutes: i64,
+    ) -> Result<Vec<UsageBucket>, DbError> {
         let mut params = Vec::new();
         let clause = filter.where_clause(&mut params);
         let g = group_by.expr(tz_minutes);

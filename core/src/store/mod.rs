@@ -50,7 +50,10 @@ impl Store {
                 "CREATE TABLE IF NOT EXISTS _hub_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
             ))
             .await?;
-        let rows = self.db.query(sql!("SELECT COALESCE(MAX(version), 0) FROM _hub_migrations")).await?;
+        let rows = self
+            .db
+            .query(sql!("SELECT COALESCE(MAX(version), 0) FROM _hub_migrations"))
+            .await?;
         let current = rows.rows.first().and_then(|r| r.first()).map(as_i64).unwrap_or(0);
         let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
         if current > known {
@@ -134,7 +137,10 @@ impl<'a> Row<'a> {
 }
 
 pub(crate) fn rows(rows: &Rows) -> impl Iterator<Item = Row<'_>> {
-    rows.rows.iter().map(|values| Row { columns: &rows.columns, values })
+    rows.rows.iter().map(|values| Row {
+        columns: &rows.columns,
+        values,
+    })
 }
 
 pub(crate) fn first(rows: &Rows) -> Option<Row<'_>> {

@@ -96,7 +96,11 @@ impl Store {
     pub async fn insert_user(&self, u: &UserRow, starter: Credits, extra: Vec<Stmt>) -> Result<(), DbError> {
         let mut stmts = vec![sql!(
             "INSERT INTO users (id, name, email, role, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            &u.id, &u.name, u.email.clone(), &u.role, u.created_at
+            &u.id,
+            &u.name,
+            u.email.clone(),
+            &u.role,
+            u.created_at
         )];
         if starter.nanos() > 0 {
             stmts.push(sql!(
@@ -116,7 +120,11 @@ impl Store {
     pub async fn list_users(&self, cursor: Option<&str>, limit: i64) -> Result<Page<UserRow>, DbError> {
         let r = self
             .db
-            .query(sql!("SELECT * FROM users WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2", cursor, limit + 1))
+            .query(sql!(
+                "SELECT * FROM users WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
+                cursor,
+                limit + 1
+            ))
             .await?;
         let mut items: Vec<UserRow> = rows(&r).map(|r| user(&r)).collect();
         let next_cursor = (items.len() as i64 > limit).then(|| {
@@ -137,7 +145,12 @@ impl Store {
         params.push(now_ms.into());
         params.push(id.into());
         let stmt = Stmt::new(
-            format!("UPDATE users SET {}, updated_at = ?{} WHERE id = ?{}", sets.join(", "), n + 1, n + 2),
+            format!(
+                "UPDATE users SET {}, updated_at = ?{} WHERE id = ?{}",
+                sets.join(", "),
+                n + 1,
+                n + 2
+            ),
             params,
         );
         Ok(self.db.execute(stmt).await? > 0)
@@ -145,7 +158,10 @@ impl Store {
 
     /// The owner user holding the key with this hash, creating both if missing.
     pub async fn ensure_owner_key(&self, user_id: &str, key: NewKeyRow<'_>) -> Result<bool, DbError> {
-        let exists = self.db.query(sql!("SELECT id FROM api_keys WHERE key_hash = ?1", key.key_hash)).await?;
+        let exists = self
+            .db
+            .query(sql!("SELECT id FROM api_keys WHERE key_hash = ?1", key.key_hash))
+            .await?;
         if !exists.rows.is_empty() {
             return Ok(false);
         }
@@ -160,7 +176,8 @@ impl Store {
             created_at: key.now_ms,
             updated_at: key.now_ms,
         };
-        self.insert_user(&user, Credits::ZERO, vec![insert_key_stmt(&key)]).await?;
+        self.insert_user(&user, Credits::ZERO, vec![insert_key_stmt(&key)])
+            .await?;
         Ok(true)
     }
 
@@ -171,7 +188,13 @@ impl Store {
     }
 
     pub async fn list_keys(&self, user_id: &str) -> Result<Vec<KeyRow>, DbError> {
-        let r = self.db.query(sql!("SELECT * FROM api_keys WHERE user_id = ?1 ORDER BY created_at DESC", user_id)).await?;
+        let r = self
+            .db
+            .query(sql!(
+                "SELECT * FROM api_keys WHERE user_id = ?1 ORDER BY created_at DESC",
+                user_id
+            ))
+            .await?;
         Ok(rows(&r).map(|r| key(&r)).collect())
     }
 
@@ -183,7 +206,11 @@ impl Store {
     pub async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<bool, DbError> {
         let n = self
             .db
-            .execute(sql!("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", id, now_ms))
+            .execute(sql!(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                id,
+                now_ms
+            ))
             .await?;
         Ok(n > 0)
     }

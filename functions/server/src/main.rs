@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "hub", version, about = "Hub: one endpoint in front of many model providers, with exact credit metering.")]
+#[command(
+    name = "hub",
+    version,
+    about = "Hub: one endpoint in front of many model providers, with exact credit metering."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -70,7 +74,9 @@ enum Command {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HUB_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("HUB_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {

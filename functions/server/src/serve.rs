@@ -53,7 +53,8 @@ fn master_key(args: &ServeArgs, local: bool) -> Result<MasterKey, BoxError> {
         PathBuf::from(p)
     });
     if path.exists() {
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read master key file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read master key file {}: {e}", path.display()))?;
         return Ok(MasterKey::from_base64(&text).map_err(|e| format!("{}: {e}", path.display()))?);
     }
     let mut bytes = [0u8; 32];
@@ -129,7 +130,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         })
     };
 
-    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, db = %args.db.db, "hub listening");
     // Announce the address on stdout for scripts and tests that pick port 0.
@@ -170,12 +173,21 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     }
     drop(listener);
     tracing::info!("shutting down: letting in-flight calls finish");
-    if tokio::time::timeout(Duration::from_secs(args.shutdown_grace), graceful.shutdown()).await.is_err() {
-        tracing::warn!("in-flight calls still running after {} s; closing them (they are billed for what was delivered)", args.shutdown_grace);
+    if tokio::time::timeout(Duration::from_secs(args.shutdown_grace), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "in-flight calls still running after {} s; closing them (they are billed for what was delivered)",
+            args.shutdown_grace
+        );
     }
     sweeper.abort();
     // Streams closed above settle through background tasks: wait for them all.
-    if tokio::time::timeout(Duration::from_secs(30), tracker.wait_idle()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(30), tracker.wait_idle())
+        .await
+        .is_err()
+    {
         tracing::error!("some settlements did not finish within 30 s");
     }
     tracing::info!("stopped");
@@ -204,7 +216,11 @@ async fn shutdown_signal() {
 
 async fn handle(hub: &Hub, req: http::Request<Incoming>, max_body: usize) -> http::Response<OutBody> {
     let (parts, body) = req.into_parts();
-    let protocol = if parts.uri.path().starts_with("/v1/") { Protocol::OpenAi } else { Protocol::Hub };
+    let protocol = if parts.uri.path().starts_with("/v1/") {
+        Protocol::OpenAi
+    } else {
+        Protocol::Hub
+    };
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)

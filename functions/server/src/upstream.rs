@@ -71,9 +71,19 @@ impl Upstream for ReqwestUpstream {
                 Ok(Some(Ok(b))) => Some((Ok::<Bytes, BodyError>(b), Some(chunks))),
                 Ok(Some(Err(e))) => Some((Err(BodyError(without_url(&e))), None)),
                 Ok(None) => None,
-                Err(_) => Some((Err(BodyError(format!("timed out: no data from the provider for {} s", idle.as_secs()))), None)),
+                Err(_) => Some((
+                    Err(BodyError(format!(
+                        "timed out: no data from the provider for {} s",
+                        idle.as_secs()
+                    ))),
+                    None,
+                )),
             }
         });
-        Ok(UpstreamResponse { status, headers, body: Box::pin(body) })
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            body: Box::pin(body),
+        })
     }
 }
