@@ -160,18 +160,9 @@ impl Drop for HranaServer {
     }
 }
 
-/// Where the shared Hrana test server script lives, from the repository root.
+/// The Hrana-over-HTTP test server (Python, standard library only) kept in `tests/tools`.
 pub fn hrana_script() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    for candidate in [
-        root.join("../shared/tools/hrana_server.py"),
-        root.join("shared/tools/hrana_server.py"),
-    ] {
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    panic!("hrana_server.py not found beside the repository (../shared/tools)");
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/hrana_server.py")
 }
 
 /// A thin client for Hub's HTTP API.

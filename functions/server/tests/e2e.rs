@@ -229,10 +229,7 @@ async fn concurrent_streams_never_overspend() {
         .await;
     let hold = cost_nanos(&[(18 + 1000, "1000")]);
     let grant = 10 * hold;
-    let (user, key) = w
-        .api
-        .user_with_key("dave", &format!("{}", hub_e2e_decimal(grant)))
-        .await;
+    let (user, key) = w.api.user_with_key("dave", &decimal(grant)).await;
 
     let body = json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}], "stream": true, "max_tokens": 1000});
     let tasks: Vec<_> = (0..50)
@@ -273,7 +270,7 @@ async fn concurrent_streams_never_overspend() {
     assert_eq!(w.mock.received().len(), ok);
 }
 
-fn hub_e2e_decimal(n: i128) -> String {
+fn decimal(n: i128) -> String {
     format!("{}.{:09}", n / 1_000_000_000, n % 1_000_000_000)
 }
 
@@ -404,7 +401,8 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         }
         r.send()
     };
-    let cases: Vec<(Vec<u8>, Option<&str>, u16, Option<&str>)> = vec![
+    type Case<'a> = (Vec<u8>, Option<&'a str>, u16, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (b"{not json".to_vec(), Some(&key), 400, None),
         (vec![0xff, 0xfe, 0x00], Some(&key), 400, None),
         (
