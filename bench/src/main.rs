@@ -19,6 +19,7 @@ struct Args {
     runs: usize,
     streams: usize,
     chunks: usize,
+    billing: bool,
 }
 
 fn args() -> Args {
@@ -29,6 +30,7 @@ fn args() -> Args {
         runs: 3,
         streams: 200,
         chunks: 20,
+        billing: true,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -41,12 +43,16 @@ fn args() -> Args {
             "--runs" => a.runs = v.parse().expect("--runs"),
             "--streams" => a.streams = v.parse().expect("--streams"),
             "--chunks" => a.chunks = v.parse().expect("--chunks"),
+            "--billing" => a.billing = v != "off",
             other => panic!("unknown argument {other}"),
         }
         i += 2;
     }
     a
 }
+
+/// Picks one latency series out of a sample.
+type Metric = fn(&Sample) -> &Vec<u64>;
 
 #[derive(Default, Clone)]
 struct Sample {
@@ -157,7 +163,10 @@ async fn main() {
         HubServer::start(
             &hub_bin,
             Launch {
-                env: vec![("HUB_LOG".into(), "warn".into())],
+                env: vec![(
+                    "HUB_LOG".into(),
+                    std::env::var("BENCH_HUB_LOG").unwrap_or("warn".into()),
+                )],
                 ..Default::default()
             },
         )
@@ -171,6 +180,14 @@ async fn main() {
     api.add_model(&provider, "slow", json!({"input_rate": 0.15, "output_rate": 0.6}))
         .await;
     let (_, key) = api.user_with_key("bench", "1000000").await;
+    if !a.billing {
+        api.admin(
+            reqwest::Method::PATCH,
+            "/api/admin/settings",
+            Some(json!({"billing_enabled": false})),
+        )
+        .await;
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(4096)
         .tcp_nodelay(true)
@@ -195,7 +212,7 @@ async fn main() {
         // Warm both paths (connections, caches).
         load(&client, &direct_url, "sk-bench", &body, 200, 1).await;
         load(&client, &hub_url, &key, &body, 200, 1).await;
-        let metrics: [(&str, fn(&Sample) -> &Vec<u64>); 2] = [("total", |s| &s.total), ("first byte", |s| &s.ttfb)];
+        let metrics: [(&str, Metric); 2] = [("total", |s| &s.total), ("first byte", |s| &s.ttfb)];
         let mut rows: Vec<[Vec<f64>; 4]> = vec![Default::default(), Default::default()];
         let mut errors = 0;
         for _ in 0..a.runs {

@@ -6,11 +6,13 @@ use crate::config::Snapshot;
 use crate::crypto::MasterKey;
 use crate::error::{ApiError, Protocol};
 use crate::http::{json, HeaderValue, Method, Request, Response, StatusCode};
+use crate::metering::book::CreditBook;
+use crate::metering::money::Credits;
 use crate::ports::{Background, Clock, Rng, SqlDb, Timeouts, Upstream};
 use crate::store::Store;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// Tunables a runtime may set; the defaults suit production.
 #[derive(Debug, Clone)]
@@ -49,6 +51,8 @@ pub(crate) struct Inner {
     pub keys: KeyCache,
     snapshot: RwLock<Option<(Arc<Snapshot>, i64)>>,
     refreshing: AtomicBool,
+    /// Balances and holds in memory, when this process owns the database.
+    pub book: OnceLock<CreditBook>,
 }
 
 /// The gateway. Cheap to clone; every runtime holds one and hands it requests.
@@ -79,6 +83,7 @@ impl Hub {
                 keys: KeyCache::default(),
                 snapshot: RwLock::new(None),
                 refreshing: AtomicBool::new(false),
+                book: OnceLock::new(),
             }),
         }
     }
@@ -102,6 +107,10 @@ impl Hub {
         };
         if released > 0 {
             tracing::warn!(released, "released holds left open by calls that never settled");
+        }
+        if self.inner.options.exclusive_database {
+            let book = CreditBook::with_balances(self.inner.store.balances().await?);
+            let _ = self.inner.book.set(book);
         }
         Ok(())
     }
@@ -132,7 +141,47 @@ impl Hub {
             monthly_spend_cap: None,
             now_ms: now,
         };
-        self.inner.store.ensure_owner_key(&user_id, key).await
+        let created = self.inner.store.ensure_owner_key(&user_id, key).await?;
+        if let Some(book) = self.inner.book.get() {
+            book.open(&user_id, Credits::ZERO);
+        }
+        Ok(created)
+    }
+
+    /// Reserves credit for a call: in the credit book when this process owns
+    /// the database, else with the database's conditional INSERT.
+    pub(crate) async fn place_hold(
+        &self,
+        call_id: &str,
+        user: &str,
+        amount: Credits,
+        ttl_ms: i64,
+    ) -> Result<bool, ApiError> {
+        let now = self.inner.clock.now_ms();
+        match self.inner.book.get() {
+            Some(book) => {
+                if !book.contains(user) {
+                    if let Some(u) = self.inner.store.get_user(user).await? {
+                        book.open(user, u.balance);
+                    }
+                }
+                Ok(book.try_hold(user, amount))
+            }
+            None => Ok(self.inner.store.place_hold(call_id, user, amount, now, ttl_ms).await?),
+        }
+    }
+
+    /// Whether holds are rows in the database (a shared database).
+    pub(crate) fn holds_in_database(&self) -> bool {
+        self.inner.book.get().is_none()
+    }
+
+    /// A user row as callers should see it: with the holds in flight.
+    pub(crate) fn live_user(&self, mut u: crate::store::UserRow) -> crate::store::UserRow {
+        if let Some(acc) = self.inner.book.get().and_then(|b| b.account(&u.id)) {
+            u.held = Credits::from_nanos(acc.held);
+        }
+        u
     }
 
     /// Serves one request. Never panics on input; every failure is a response.

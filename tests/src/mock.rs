@@ -67,6 +67,8 @@ struct State {
     completed: AtomicUsize,
     /// When the last chunk of the latest stream was written.
     last_finish: Mutex<Option<Instant>>,
+    /// While true, streams stop after their first chunk.
+    paused: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 #[derive(Clone)]
@@ -82,7 +84,11 @@ impl MockProvider {
             .await
             .expect("bind mock provider");
         let addr = listener.local_addr().expect("mock address");
-        let state = Arc::new(State::default());
+        let (paused, _) = tokio::sync::watch::channel(false);
+        let state = Arc::new(State {
+            paused: Some(paused),
+            ..Default::default()
+        });
         let stop = Arc::new(tokio::sync::Notify::new());
         let (st, sp) = (state.clone(), stop.clone());
         tokio::spawn(async move {
@@ -126,6 +132,19 @@ impl MockProvider {
 
     pub fn last_finish(&self) -> Option<Instant> {
         *self.state.last_finish.lock().unwrap()
+    }
+
+    /// Holds every stream after its first chunk until [`resume`](Self::resume).
+    pub fn pause_streams(&self) {
+        if let Some(p) = &self.state.paused {
+            p.send_replace(true);
+        }
+    }
+
+    pub fn resume_streams(&self) {
+        if let Some(p) = &self.state.paused {
+            p.send_replace(false);
+        }
     }
 
     pub fn stop(&self) {
@@ -215,9 +234,19 @@ async fn answer(
         if include_usage && b.usage {
             events.push(json!({"id": id, "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage_json(&b)}));
         }
+        let mut gate = state.paused.as_ref().map(|p| p.subscribe());
         for (i, ev) in events.iter().enumerate() {
             if b.break_after == Some(i) {
                 return;
+            }
+            if i == 1 {
+                if let Some(g) = gate.as_mut() {
+                    while *g.borrow_and_update() {
+                        if g.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                }
             }
             if !b.delay.is_zero() && i > 0 {
                 tokio::time::sleep(b.delay).await;

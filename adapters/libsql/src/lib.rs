@@ -117,6 +117,8 @@ impl LibSqlDb {
         let (reader, rrx) = mpsc::channel(16_384);
         spawn_thread("hub-db-writer", writer_conn, wrx, true).map_err(|e| fail(e.to_string()))?;
         spawn_thread("hub-db-reader", reader_conn, rrx, false).map_err(|e| fail(e.to_string()))?;
+        let checkpoint_conn = db.connect().map_err(|e| fail(e.to_string()))?;
+        spawn_checkpointer(checkpoint_conn).map_err(|e| fail(e.to_string()))?;
         // The database object must outlive its connections.
         std::mem::forget(db);
         Ok(LibSqlDb {
@@ -132,6 +134,9 @@ impl LibSqlDb {
 async fn configure(conn: &libsql::Connection, writer: bool) -> Result<(), libsql::Error> {
     if writer {
         conn.query("PRAGMA journal_mode=WAL", ()).await?;
+        // Checkpoints (the only fsyncs under synchronous=NORMAL) run on their
+        // own thread, so no commit ever waits behind one.
+        conn.query("PRAGMA wal_autocheckpoint=0", ()).await?;
     }
     conn.query("PRAGMA busy_timeout=10000", ()).await?;
     conn.execute("PRAGMA synchronous=NORMAL", ()).await?;
@@ -161,6 +166,28 @@ fn spawn_thread(name: &str, conn: libsql::Connection, mut rx: mpsc::Receiver<Op>
             }
         });
     })?;
+    Ok(())
+}
+
+/// Copies the WAL back into the database twice a second without blocking
+/// writers (PASSIVE), so the WAL stays small and commits stay fast.
+fn spawn_checkpointer(conn: libsql::Connection) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("hub-db-checkpoint".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let _ = conn.query("PRAGMA busy_timeout=10000", ()).await;
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if let Err(e) = conn.query("PRAGMA wal_checkpoint(PASSIVE)", ()).await {
+                        tracing::warn!("WAL checkpoint failed: {e}");
+                    }
+                }
+            });
+        })?;
     Ok(())
 }
 

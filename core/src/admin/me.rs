@@ -18,6 +18,7 @@ pub async fn me(hub: &Hub, caller: &Caller, req: Request) -> Result<Response, Ap
                 .get_user(user)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("This key's user no longer exists."))?;
+            let u = hub.live_user(u);
             let s = hub.snapshot().await?.settings.clone();
             ok(json!({
                 "user": super::views::user_json(&u),

@@ -640,12 +640,13 @@ async fn delete_model(hub: &Hub, id: &str) -> Result<Response, ApiError> {
 async fn list_users(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let q = Query::of(req);
     let page = hub.store().list_users(q.get("cursor"), q.limit()?).await?;
-    ok(json!({"data": page.items.iter().map(user_json).collect::<Vec<_>>(), "next_cursor": page.next_cursor}))
+    let data: Vec<Value> = page.items.into_iter().map(|u| user_json(&hub.live_user(u))).collect();
+    ok(json!({"data": data, "next_cursor": page.next_cursor}))
 }
 
 async fn get_user(hub: &Hub, id: &str) -> Result<Response, ApiError> {
     let u = hub.store().get_user(id).await?.ok_or_else(|| gone("user", id))?;
-    ok(user_json(&u))
+    ok(user_json(&hub.live_user(u)))
 }
 
 fn role_field(f: &Fields, caller: &Caller) -> Result<Option<String>, ApiError> {
@@ -694,6 +695,9 @@ async fn create_user(hub: &Hub, caller: &Caller, req: &Request) -> Result<Respon
         .insert_user(&u, starter, vec![])
         .await
         .map_err(|e| conflict_as(e, "a user with this email already exists"))?;
+    if let Some(book) = hub.inner.book.get() {
+        book.open(&u.id, starter);
+    }
     let u = hub.store().get_user(&u.id).await?.ok_or_else(|| gone("user", &u.id))?;
     created(user_json(&u))
 }
@@ -829,7 +833,10 @@ async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<
             now,
         )
         .await?;
-    let u = hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
+    if let Some(book) = hub.inner.book.get() {
+        book.credit(user, amount);
+    }
+    let u = hub.live_user(hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?);
     created(json!({"user_id": user, "amount": amount, "reason": reason, "balance": u.balance, "held": u.held}))
 }
 
@@ -842,7 +849,7 @@ async fn ledger(hub: &Hub, user: &str, req: &Request) -> Result<Response, ApiErr
         ),
         None => None,
     };
-    let u = hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
+    let u = hub.live_user(hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?);
     let page = hub.store().ledger(user, cursor, q.limit()?).await?;
     ok(json!({
         "balance": u.balance, "held": u.held,

@@ -79,16 +79,8 @@ pub async fn completions(
         .unwrap_or(Credits::ZERO);
     let billed = settings.billing_enabled;
     if billed {
-        let now = inner.clock.now_ms();
-        let held = inner
-            .store
-            .place_hold(
-                &call_id,
-                &caller.user_id,
-                hold_amount,
-                now,
-                settings.hold_ttl_seconds * 1000,
-            )
+        let held = hub
+            .place_hold(&call_id, &caller.user_id, hold_amount, settings.hold_ttl_seconds * 1000)
             .await?;
         if !held {
             let mut msg = format!(
@@ -124,7 +116,7 @@ pub async fn completions(
             model: chat.model.clone(),
             stream: chat.stream,
             billed,
-            hold: billed,
+            hold: billed.then_some(hold_amount),
             prompt: chat.prompt,
             started_us,
             upstream_ttfb_ms: None,
@@ -167,11 +159,15 @@ pub async fn completions(
     }
 
     // Nothing reached the client: release the hold in full, log the attempts.
+    if let (true, Some(book)) = (billed, inner.book.get()) {
+        book.settle(&caller.user_id, hold_amount, Credits::ZERO);
+    }
     let store = inner.store.clone();
     let now = inner.clock.now_ms();
     let call = call_id.clone();
+    let hold_row = billed && hub.holds_in_database();
     inner.background.spawn(Box::pin(async move {
-        let result = if billed {
+        let result = if hold_row {
             store.release_hold(&call, now, &failed).await
         } else {
             store.log_calls(&failed).await

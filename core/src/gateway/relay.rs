@@ -44,7 +44,8 @@ pub struct CallMeter {
     pub model: String,
     pub stream: bool,
     pub billed: bool,
-    pub hold: bool,
+    /// The credit held for this call, when billing is on.
+    pub hold: Option<Credits>,
     pub prompt: PromptSize,
     pub started_us: u64,
     pub upstream_ttfb_ms: Option<i64>,
@@ -137,10 +138,17 @@ impl CallMeter {
             credits,
             billed: self.billed,
             estimated,
-            hold: self.hold,
+            hold: self.hold.is_some() && self.hub.holds_in_database(),
             now_ms: self.hub.inner.clock.now_ms(),
             log,
         };
+        if let (Some(hold), Some(book)) = (self.hold.take(), self.hub.inner.book.get()) {
+            book.settle(
+                &self.caller.user_id,
+                hold,
+                if self.billed { credits } else { Credits::ZERO },
+            );
+        }
         let earlier = std::mem::take(&mut self.earlier_attempts);
         let store = self.hub.inner.store.clone();
         tracing::info!(call_id = %self.call_id, status, credits = %credits, estimated, input = usage.input_tokens, output = usage.output_tokens, "call finished");

@@ -1,6 +1,7 @@
 //! Metering: exact money, rates, token usage and the credits a call costs.
 //! Owns the arithmetic of billing; knows nothing of storage or HTTP.
 
+pub mod book;
 pub mod estimate;
 pub mod money;
 

@@ -112,6 +112,14 @@ impl Store {
         self.db.batch(stmts).await.map(|_| ())
     }
 
+    /// Every user's balance, for the credit book of an exclusive database.
+    pub async fn balances(&self) -> Result<Vec<(String, Credits)>, DbError> {
+        let r = self.db.query(sql!("SELECT id, balance FROM users")).await?;
+        Ok(rows(&r)
+            .map(|r| (r.str("id"), Credits::from_nanos(r.i64("balance"))))
+            .collect())
+    }
+
     pub async fn get_user(&self, id: &str) -> Result<Option<UserRow>, DbError> {
         let r = self.db.query(sql!("SELECT * FROM users WHERE id = ?1", id)).await?;
         Ok(first(&r).map(|r| user(&r)))

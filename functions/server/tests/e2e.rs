@@ -205,21 +205,44 @@ async fn no_credit_means_402_and_no_provider_call() {
 
 #[tokio::test]
 async fn concurrent_streams_never_overspend() {
-    let w = world(Launch::default()).await;
+    concurrent_streams_never_overspend_on(Launch::default()).await;
+}
+
+/// The same race with holds as database rows (a shared, remote database).
+#[tokio::test]
+async fn concurrent_streams_never_overspend_on_remote_libsql() {
+    let dir = hub_e2e::temp_dir("hrana-race");
+    let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
+    concurrent_streams_never_overspend_on(remote(&hrana)).await;
+}
+
+fn remote(hrana: &HranaServer) -> Launch {
+    Launch {
+        db: Some(hrana.url.clone()),
+        env: vec![(
+            "HUB_MASTER_KEY".into(),
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
+        )],
+    }
+}
+
+async fn concurrent_streams_never_overspend_on(launch: Launch) {
+    let w = world(launch).await;
     w.mock.set(
         "mock-model",
         Behavior {
-            delay: Duration::from_millis(100),
             prompt_tokens: 10,
             completion_tokens: 20,
             ..Default::default()
         },
     );
-    // Rates of 1 credit per million tokens; "hi" holds 2 + 8 + 8 = 18 input tokens + 1000 output = 1018 nano... ×1000.
+    // Every stream stays open after its first chunk until all 50 calls have their answer (200 or 402).
+    w.mock.pause_streams();
     let p = w.api.admin(Method::GET, "/api/admin/models", None).await["data"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
+    // 1000 credits per million tokens: "hi" holds (2 + 8 + 8 input + 1000 output) tokens.
     w.api
         .admin(
             Method::PATCH,
@@ -232,14 +255,14 @@ async fn concurrent_streams_never_overspend() {
     let (user, key) = w.api.user_with_key("dave", &decimal(grant)).await;
 
     let body = json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}], "stream": true, "max_tokens": 1000});
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let (api, key, body) = (w.api.clone(), key.clone(), body.clone());
+    let answers = futures_util::future::join_all((0..50).map(|_| post_chat(&w.api, &key, &body))).await;
+    w.mock.resume_streams();
+    let tasks: Vec<_> = answers
+        .into_iter()
+        .map(|resp| {
             tokio::spawn(async move {
-                let resp = post_chat(&api, &key, &body).await;
                 let status = resp.status().as_u16();
-                let text = resp.text().await.unwrap();
-                (status, text)
+                (status, resp.text().await.unwrap())
             })
         })
         .collect();
@@ -256,7 +279,7 @@ async fn concurrent_streams_never_overspend() {
             other => panic!("unexpected {other}: {text}"),
         }
     }
-    assert!((1..=10).contains(&ok), "{ok} calls succeeded with credit for 10");
+    assert_eq!(ok, 10, "{ok} calls succeeded with credit for exactly 10 in flight");
     assert_eq!(ok + refused, 50);
     let per_call = cost_nanos(&[(10, "1000"), (20, "1000")]);
     let u = w
