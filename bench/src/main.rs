@@ -20,6 +20,7 @@ struct Args {
     streams: usize,
     chunks: usize,
     billing: bool,
+    pin: bool,
 }
 
 fn args() -> Args {
@@ -31,6 +32,7 @@ fn args() -> Args {
         streams: 200,
         chunks: 20,
         billing: true,
+        pin: true,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -44,6 +46,7 @@ fn args() -> Args {
             "--streams" => a.streams = v.parse().expect("--streams"),
             "--chunks" => a.chunks = v.parse().expect("--chunks"),
             "--billing" => a.billing = v != "off",
+            "--pin" => a.pin = v != "off",
             other => panic!("unknown argument {other}"),
         }
         i += 2;
@@ -60,6 +63,8 @@ struct Sample {
     ttfb: Vec<u64>,
     /// Scheduled start to the end of the body, µs.
     total: Vec<u64>,
+    /// How late each request left against its schedule, µs.
+    lag: Vec<u64>,
     errors: usize,
 }
 
@@ -89,6 +94,9 @@ async fn load(
         tokio::time::sleep_until(scheduled.into()).await;
         let req = client.post(url).bearer_auth(key).json(body);
         tasks.push(tokio::spawn(async move {
+            // Timers fire on a 1 ms grid: count from the real send, and report how late sends were.
+            let lag = scheduled.elapsed().as_micros() as u64;
+            let scheduled = Instant::now();
             let resp = tokio::time::timeout(Duration::from_secs(10), req.send())
                 .await
                 .ok()?
@@ -102,19 +110,21 @@ async fn load(
                 chunk.ok()?;
                 ttfb.get_or_insert_with(|| scheduled.elapsed().as_micros() as u64);
             }
-            Some((ttfb.unwrap_or(0), scheduled.elapsed().as_micros() as u64))
+            Some((ttfb.unwrap_or(0), scheduled.elapsed().as_micros() as u64, lag))
         }));
     }
     let mut s = Sample::default();
     for t in tasks {
         match t.await.ok().flatten() {
-            Some((ttfb, total)) => {
+            Some((ttfb, total, lag)) => {
                 s.ttfb.push(ttfb);
                 s.total.push(total);
+                s.lag.push(lag);
             }
             None => s.errors += 1,
         }
     }
+    s.lag.sort_unstable();
     s.ttfb.sort_unstable();
     s.total.sort_unstable();
     s
@@ -136,10 +146,26 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::main]
+/// The mock provider on its own thread and runtime, apart from the load generator.
+fn start_mock() -> MockProvider {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            tx.send(MockProvider::start().await).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = args();
-    let mock = MockProvider::start().await;
+    let mock = start_mock();
     let pieces: Vec<String> = (0..a.chunks).map(|i| format!("tok{i} ")).collect();
     mock.set(
         "bench",
@@ -173,6 +199,12 @@ async fn main() {
     })
     .await
     .unwrap();
+    if a.pin {
+        // Hub on its own core; the generator and the mock provider on the other, so
+        // the figures measure Hub's work, not three processes fighting over two cores.
+        pin(hub.child.id(), "1");
+        pin(std::process::id(), "0");
+    }
     let api = Api::new(&hub.base);
     let provider = api.setup_provider("mock", &mock.base_url(), "sk-bench").await;
     api.add_model(&provider, "bench", json!({"input_rate": 0.15, "output_rate": 0.6}))
@@ -280,6 +312,17 @@ async fn main() {
     );
     hub.terminate(Duration::from_secs(10));
     mock.stop();
+}
+
+fn pin(pid: u32, cpus: &str) {
+    let ok = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("warning: could not pin {pid} to CPU {cpus} (taskset missing?)");
+    }
 }
 
 fn cpu_model() -> String {

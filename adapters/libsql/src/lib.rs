@@ -12,6 +12,7 @@
 
 use async_trait::async_trait;
 use hub_core::ports::{DbError, Rows, SqlDb, SqlValue, Stmt};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -154,13 +155,17 @@ fn spawn_thread(name: &str, conn: libsql::Connection, mut rx: mpsc::Receiver<Op>
             }
         };
         rt.block_on(async move {
+            let mut local = Local {
+                conn,
+                cache: HashMap::new(),
+            };
             let mut ops = Vec::with_capacity(GROUP_COMMIT_MAX);
             while rx.recv_many(&mut ops, GROUP_COMMIT_MAX).await > 0 {
                 if writer {
-                    run_group(&conn, &mut ops).await;
+                    local.run_group(&mut ops).await;
                 } else {
                     for op in ops.drain(..) {
-                        run_alone(&conn, op).await;
+                        local.run_alone(op).await;
                     }
                 }
             }
@@ -191,91 +196,131 @@ fn spawn_checkpointer(conn: libsql::Connection) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs queued writes in one transaction, each in a savepoint; replies after the commit.
-async fn run_group(conn: &libsql::Connection, ops: &mut Vec<Op>) {
-    // Scripts (migrations) carry their own transaction: run them alone.
-    if ops.iter().any(|o| matches!(o, Op::Script(..))) || ops.len() == 1 {
-        for op in ops.drain(..) {
-            run_alone(conn, op).await;
+/// Most prepared statements kept per connection (the hot path uses a dozen).
+const STATEMENT_CACHE: usize = 256;
+
+/// A local connection owned by one thread, with its prepared statements.
+struct Local {
+    conn: libsql::Connection,
+    cache: HashMap<String, libsql::Statement>,
+}
+
+impl Local {
+    async fn prepared(&mut self, sql: &str) -> Result<&libsql::Statement, DbError> {
+        if !self.cache.contains_key(sql) {
+            if self.cache.len() >= STATEMENT_CACHE {
+                self.cache.clear();
+            }
+            let stmt = self.conn.prepare(sql).await.map_err(map_err)?;
+            self.cache.insert(sql.to_string(), stmt);
         }
-        return;
+        Ok(&self.cache[sql])
     }
-    if let Err(e) = conn.execute("BEGIN IMMEDIATE", ()).await {
-        let err = map_err(e);
-        for op in ops.drain(..) {
-            reply_err(op, err.clone());
+
+    async fn execute(&mut self, sql: &str, params: libsql::params::Params) -> Result<u64, DbError> {
+        let stmt = self.prepared(sql).await?;
+        let result = stmt.execute(params).await;
+        stmt.reset();
+        result.map(|n| n as u64).map_err(map_err)
+    }
+
+    async fn query(&mut self, s: &Stmt) -> Result<Rows, DbError> {
+        let stmt = self.prepared(&s.sql).await?;
+        let result = read_rows(stmt.query(params(s)).await).await;
+        stmt.reset();
+        result
+    }
+
+    async fn batch(&mut self, stmts: &[Stmt]) -> Result<Vec<u64>, DbError> {
+        let mut counts = Vec::with_capacity(stmts.len());
+        for s in stmts {
+            counts.push(self.execute(&s.sql, params(s)).await?);
         }
-        return;
+        Ok(counts)
     }
-    let mut done: Vec<Box<dyn FnOnce(Option<DbError>) + Send>> = Vec::with_capacity(ops.len());
-    for op in ops.drain(..) {
-        let _ = conn.execute("SAVEPOINT op", ()).await;
+
+    async fn plain(&mut self, sql: &str) -> Result<u64, DbError> {
+        self.execute(sql, libsql::params::Params::None).await
+    }
+
+    /// Runs queued writes in one transaction, each in a savepoint; replies after the commit.
+    async fn run_group(&mut self, ops: &mut Vec<Op>) {
+        // Scripts (migrations) carry their own transaction: run them alone.
+        if ops.iter().any(|o| matches!(o, Op::Script(..))) || ops.len() == 1 {
+            for op in ops.drain(..) {
+                self.run_alone(op).await;
+            }
+            return;
+        }
+        if let Err(e) = self.plain("BEGIN IMMEDIATE").await {
+            for op in ops.drain(..) {
+                reply_err(op, e.clone());
+            }
+            return;
+        }
+        let mut done: Vec<Box<dyn FnOnce(Option<DbError>) + Send>> = Vec::with_capacity(ops.len());
+        for op in ops.drain(..) {
+            let _ = self.plain("SAVEPOINT op").await;
+            match op {
+                Op::Execute(stmt, tx) => {
+                    let r = self.execute(&stmt.sql, params(&stmt)).await;
+                    self.finish_savepoint(r.is_ok()).await;
+                    done.push(Box::new(move |commit_err| drop(tx.send(commit_err.map_or(r, Err)))));
+                }
+                Op::Batch(stmts, tx) => {
+                    let r = self.batch(&stmts).await;
+                    self.finish_savepoint(r.is_ok()).await;
+                    done.push(Box::new(move |commit_err| drop(tx.send(commit_err.map_or(r, Err)))));
+                }
+                Op::Query(stmt, tx) => {
+                    let r = self.query(&stmt).await;
+                    self.finish_savepoint(true).await;
+                    done.push(Box::new(move |commit_err| drop(tx.send(commit_err.map_or(r, Err)))));
+                }
+                Op::Script(..) => unreachable!("scripts run alone"),
+            }
+        }
+        let commit_err = match self.plain("COMMIT").await {
+            Ok(_) => None,
+            Err(e) => {
+                let _ = self.conn.execute("ROLLBACK", ()).await;
+                Some(e)
+            }
+        };
+        for reply in done {
+            reply(commit_err.clone());
+        }
+    }
+
+    async fn finish_savepoint(&mut self, ok: bool) {
+        if !ok {
+            let _ = self.plain("ROLLBACK TO op").await;
+        }
+        let _ = self.plain("RELEASE op").await;
+    }
+
+    async fn run_alone(&mut self, op: Op) {
         match op {
-            Op::Execute(stmt, tx) => {
-                let r = execute(conn, &stmt).await;
-                finish_savepoint(conn, r.is_ok()).await;
-                done.push(Box::new(move |commit_err| {
-                    let _ = tx.send(match commit_err {
-                        Some(e) => Err(e),
-                        None => r,
-                    });
-                }));
-            }
+            Op::Query(stmt, tx) => drop(tx.send(self.query(&stmt).await)),
+            Op::Execute(stmt, tx) => drop(tx.send(self.execute(&stmt.sql, params(&stmt)).await)),
             Op::Batch(stmts, tx) => {
-                let r = batch_in_tx(conn, &stmts).await;
-                finish_savepoint(conn, r.is_ok()).await;
-                done.push(Box::new(move |commit_err| {
-                    let _ = tx.send(match commit_err {
-                        Some(e) => Err(e),
-                        None => r,
-                    });
-                }));
+                let r = match self.plain("BEGIN IMMEDIATE").await {
+                    Err(e) => Err(e),
+                    Ok(_) => match self.batch(&stmts).await {
+                        Ok(counts) => self.plain("COMMIT").await.map(|_| counts),
+                        Err(e) => Err(e),
+                    },
+                };
+                if r.is_err() {
+                    let _ = self.conn.execute("ROLLBACK", ()).await;
+                }
+                drop(tx.send(r));
             }
-            Op::Query(stmt, tx) => {
-                let r = query(conn, &stmt).await;
-                finish_savepoint(conn, true).await;
-                done.push(Box::new(move |commit_err| {
-                    let _ = tx.send(match commit_err {
-                        Some(e) => Err(e),
-                        None => r,
-                    });
-                }));
+            Op::Script(sql, tx) => {
+                // A migration changes the schema: forget every prepared statement.
+                self.cache.clear();
+                drop(tx.send(script(&self.conn, &sql).await));
             }
-            Op::Script(..) => unreachable!("scripts run alone"),
-        }
-    }
-    let commit_err = match conn.execute("COMMIT", ()).await {
-        Ok(_) => None,
-        Err(e) => {
-            let _ = conn.execute("ROLLBACK", ()).await;
-            Some(map_err(e))
-        }
-    };
-    for reply in done {
-        reply(commit_err.clone());
-    }
-}
-
-async fn finish_savepoint(conn: &libsql::Connection, ok: bool) {
-    if !ok {
-        let _ = conn.execute("ROLLBACK TO op", ()).await;
-    }
-    let _ = conn.execute("RELEASE op", ()).await;
-}
-
-async fn run_alone(conn: &libsql::Connection, op: Op) {
-    match op {
-        Op::Query(stmt, tx) => {
-            let _ = tx.send(query(conn, &stmt).await);
-        }
-        Op::Execute(stmt, tx) => {
-            let _ = tx.send(execute(conn, &stmt).await);
-        }
-        Op::Batch(stmts, tx) => {
-            let _ = tx.send(batch(conn, &stmts).await);
-        }
-        Op::Script(sql, tx) => {
-            let _ = tx.send(script(conn, &sql).await);
         }
     }
 }
@@ -331,7 +376,11 @@ fn map_err(e: libsql::Error) -> DbError {
 }
 
 async fn query(conn: &libsql::Connection, stmt: &Stmt) -> Result<Rows, DbError> {
-    let mut rows = conn.query(&stmt.sql, params(stmt)).await.map_err(map_err)?;
+    read_rows(conn.query(&stmt.sql, params(stmt)).await).await
+}
+
+async fn read_rows(rows: Result<libsql::Rows, libsql::Error>) -> Result<Rows, DbError> {
+    let mut rows = rows.map_err(map_err)?;
     let n = rows.column_count();
     let columns = (0..n)
         .map(|i| rows.column_name(i).unwrap_or_default().to_string())
