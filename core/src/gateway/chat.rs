@@ -36,6 +36,17 @@ pub async fn completions(
     req: crate::http::Request,
     request_id: &str,
 ) -> Result<Response, ApiError> {
+    use tracing::Instrument;
+    let span = tracing::info_span!("call", request_id = %request_id, call_id = tracing::field::Empty, model = tracing::field::Empty);
+    call(hub, caller, req, request_id).instrument(span).await
+}
+
+async fn call(
+    hub: &Hub,
+    caller: Arc<Caller>,
+    req: crate::http::Request,
+    request_id: &str,
+) -> Result<Response, ApiError> {
     let inner = &hub.inner;
     let started_us = inner.clock.monotonic_us();
     let app = crate::http::header(req.headers(), "x-aigne-hub-client-did")
@@ -56,8 +67,9 @@ pub async fn completions(
     }
 
     let call_id = hub.new_id("call");
-    let span = tracing::info_span!("call", call_id = %call_id, request_id = %request_id, model = %chat.model);
-    let _enter = span.enter();
+    tracing::Span::current()
+        .record("call_id", call_id.as_str())
+        .record("model", chat.model.as_str());
 
     // Hold enough for the dearest candidate at the largest possible usage.
     let hold_usage = Usage {
@@ -143,7 +155,11 @@ pub async fn completions(
                 meter.earlier_attempts = std::mem::take(&mut failed);
                 return Ok(match answer {
                     Answer::Stream { first, rest } => stream_response(meter, &chat, first, rest),
-                    Answer::Whole(body) => whole_response(meter, body),
+                    Answer::Whole {
+                        body,
+                        usage,
+                        output_bytes,
+                    } => whole_response(meter, body, usage, output_bytes),
                 });
             }
             Err(f) => {
@@ -185,7 +201,11 @@ enum Answer {
         first: Bytes,
         rest: crate::http::ByteStream,
     },
-    Whole(Bytes),
+    Whole {
+        body: Bytes,
+        usage: Option<Usage>,
+        output_bytes: u64,
+    },
 }
 
 async fn stream_first_chunk(mut resp: UpstreamResponse) -> Result<Answer, Failure> {
@@ -223,13 +243,21 @@ async fn collect(resp: &mut UpstreamResponse, limit: usize) -> Result<Bytes, Api
 
 async fn read_whole(mut resp: UpstreamResponse) -> Result<Answer, Failure> {
     match collect(&mut resp, MAX_UPSTREAM_BODY).await {
-        Ok(body) if serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v.is_object()) => {
-            Ok(Answer::Whole(body))
-        }
-        Ok(_) => Err(Failure {
-            error: ApiError::provider("The provider answered with something that is not JSON."),
-            retryable: true,
-        }),
+        Ok(body) => match serde_json::from_slice::<ChunkView>(&body) {
+            Ok(view) => {
+                let usage = view.usage.as_ref().map(|u| u.to_usage());
+                let output_bytes = view.output_bytes();
+                Ok(Answer::Whole {
+                    body,
+                    usage,
+                    output_bytes,
+                })
+            }
+            Err(_) => Err(Failure {
+                error: ApiError::provider("The provider answered with something that is not JSON."),
+                retryable: true,
+            }),
+        },
         Err(error) => Err(Failure { error, retryable: true }),
     }
 }
@@ -307,11 +335,7 @@ fn stream_response(meter: CallMeter, chat: &ChatRequest, first: Bytes, rest: cra
     res
 }
 
-fn whole_response(mut meter: CallMeter, body: Bytes) -> Response {
-    let (usage, output_bytes) = match serde_json::from_slice::<ChunkView>(&body) {
-        Ok(view) => (view.usage.as_ref().map(|u| u.to_usage()), view.output_bytes()),
-        Err(_) => (None, 0),
-    };
+fn whole_response(mut meter: CallMeter, body: Bytes, usage: Option<Usage>, output_bytes: u64) -> Response {
     meter.ttfb_ms = Some(meter.elapsed_ms());
     let credits = meter.finish(usage, output_bytes, super::relay::Outcome::Complete);
     let call_id = meter.call_id.clone();
