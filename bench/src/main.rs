@@ -165,6 +165,7 @@ fn start_mock() -> MockProvider {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = args();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mock = start_mock();
     let pieces: Vec<String> = (0..a.chunks).map(|i| format!("tok{i} ")).collect();
     mock.set(
@@ -229,13 +230,21 @@ async fn main() {
     let hub_url = format!("{}/v1/chat/completions", hub.base);
 
     println!(
-        "machine: {} cores, {}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        cpu_model()
+        "machine: {cores} cores, {}; Hub {}",
+        cpu_model(),
+        if a.pin {
+            "pinned to CPU 1, generator and mock provider to CPU 0"
+        } else {
+            "not pinned"
+        }
     );
     println!(
-        "rate {} req/s, {} s per run, {} runs, {} chunks per stream\n",
-        a.rate, a.seconds, a.runs, a.chunks
+        "rate {} req/s, {} s per run, {} runs (medians shown), {} chunks per stream, billing {}\n",
+        a.rate,
+        a.seconds,
+        a.runs,
+        a.chunks,
+        if a.billing { "on" } else { "off" }
     );
     println!("| scenario | metric | direct p50 | direct p99 | via Hub p50 | via Hub p99 | overhead p50 | overhead p99 | errors |");
     println!("|---|---|---|---|---|---|---|---|---|");

@@ -156,6 +156,9 @@ fn spawn_thread(name: &str, conn: libsql::Connection, mut rx: mpsc::Receiver<Op>
                 return;
             }
         };
+        if writer {
+            yield_cpu_to_requests();
+        }
         rt.block_on(async move {
             let mut local = Local {
                 conn,
@@ -197,6 +200,7 @@ fn spawn_checkpointer(conn: libsql::Connection) -> std::io::Result<()> {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
+            yield_cpu_to_requests();
             rt.block_on(async move {
                 let _ = conn.query("PRAGMA busy_timeout=10000", ()).await;
                 loop {
@@ -208,6 +212,18 @@ fn spawn_checkpointer(conn: libsql::Connection) -> std::io::Result<()> {
             });
         })?;
     Ok(())
+}
+
+/// Lowers the calling thread's CPU priority (nice 10): settlements and
+/// checkpoints never keep a request waiting for a core; they only need to
+/// keep up, which they do with a fraction of one.
+fn yield_cpu_to_requests() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread, with no pointers involved.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
 }
 
 /// Most prepared statements kept per connection (the hot path uses a dozen).

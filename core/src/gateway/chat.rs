@@ -105,8 +105,16 @@ async fn call(
             return Err(ApiError::insufficient_credits(msg));
         }
     }
+    // From here until a relay takes over, a dropped request (the client left
+    // while Hub waited on providers) must not strand the hold.
+    let mut guard = HoldGuard {
+        hub: hub.clone(),
+        call_id: call_id.clone(),
+        user: caller.user_id.clone(),
+        hold: billed.then_some(hold_amount),
+        failed: Vec::new(),
+    };
 
-    let mut failed: Vec<CallLog> = Vec::new();
     let mut last = ApiError::provider("No provider could serve this model.");
     for (attempt, route) in routes.iter().enumerate() {
         let credential = route.provider.next_credential();
@@ -152,7 +160,7 @@ async fn call(
             Ok(answer) => {
                 let mut meter = meter;
                 meter.upstream_ttfb_ms = Some(((inner.clock.monotonic_us() - sent_us) / 1000) as i64);
-                meter.earlier_attempts = std::mem::take(&mut failed);
+                meter.earlier_attempts = guard.disarm();
                 return Ok(match answer {
                     Answer::Stream { first, rest } => stream_response(meter, &chat, first, rest),
                     Answer::Whole {
@@ -165,7 +173,7 @@ async fn call(
             Err(f) => {
                 let error = scrub(f.error, secret);
                 tracing::warn!(provider = %route.provider.name, attempt = attempt + 1, status = error.status.as_u16(), "attempt failed: {}", error.message);
-                failed.push(meter.failed_log(&error));
+                guard.failed.push(meter.failed_log(&error));
                 last = error;
                 if !f.retryable {
                     break;
@@ -174,25 +182,56 @@ async fn call(
         }
     }
 
-    // Nothing reached the client: release the hold in full, log the attempts.
-    if let (true, Some(book)) = (billed, inner.book.get()) {
-        book.settle(&caller.user_id, hold_amount, Credits::ZERO);
-    }
-    let store = inner.store.clone();
-    let now = inner.clock.now_ms();
-    let call = call_id.clone();
-    let hold_row = billed && hub.holds_in_database();
-    inner.background.spawn(Box::pin(async move {
-        let result = if hold_row {
-            store.release_hold(&call, now, &failed).await
-        } else {
-            store.log_calls(&failed).await
-        };
-        if let Err(e) = result {
-            tracing::error!(call_id = %call, "could not release hold / log failed attempts: {e}");
-        }
-    }));
+    // Nothing reached the client: the guard releases the hold in full and logs the attempts.
+    drop(guard);
     Err(last)
+}
+
+/// Releases a call's hold and logs its failed attempts unless a relay took
+/// the call over: on failure of every provider, and when the request is
+/// dropped mid-flight.
+struct HoldGuard {
+    hub: Hub,
+    call_id: String,
+    user: String,
+    hold: Option<Credits>,
+    failed: Vec<CallLog>,
+}
+
+impl HoldGuard {
+    /// Hands the call to its meter; returns the failed attempts to log with it.
+    fn disarm(&mut self) -> Vec<CallLog> {
+        self.hold = None;
+        std::mem::take(&mut self.failed)
+    }
+}
+
+impl Drop for HoldGuard {
+    fn drop(&mut self) {
+        let inner = &self.hub.inner;
+        let hold = self.hold.take();
+        let failed = std::mem::take(&mut self.failed);
+        if let (Some(hold), Some(book)) = (hold, inner.book.get()) {
+            book.settle(&self.user, hold, Credits::ZERO);
+        }
+        let hold_row = hold.is_some() && self.hub.holds_in_database();
+        if !hold_row && failed.is_empty() {
+            return;
+        }
+        let store = inner.store.clone();
+        let now = inner.clock.now_ms();
+        let call = self.call_id.clone();
+        inner.background.spawn(Box::pin(async move {
+            let result = if hold_row {
+                store.release_hold(&call, now, &failed).await
+            } else {
+                store.log_calls(&failed).await
+            };
+            if let Err(e) = result {
+                tracing::error!(call_id = %call, "could not release hold / log failed attempts: {e}");
+            }
+        }));
+    }
 }
 
 enum Answer {

@@ -759,3 +759,37 @@ async fn graceful_shutdown_finishes_streams_and_settles_them() {
         1_000_000_000 - cost_nanos(&[(7, "0.15"), (30, "0.6")])
     );
 }
+
+#[tokio::test]
+async fn client_leaving_before_the_answer_releases_the_hold() {
+    let w = world(Launch::default()).await;
+    w.mock.set(
+        "mock-model",
+        Behavior {
+            header_delay: Duration::from_millis(1500),
+            ..Default::default()
+        },
+    );
+    let (user, key) = w.api.user_with_key("kim", "1").await;
+    for stream in [false, true] {
+        let gave_up = w
+            .api
+            .http
+            .post(format!("{}/v1/chat/completions", w.api.base))
+            .bearer_auth(&key)
+            .timeout(Duration::from_millis(300))
+            .json(&chat("mock-model", stream))
+            .send()
+            .await;
+        assert!(gave_up.is_err(), "the client should have timed out");
+    }
+    let u = w.api.wait_user(&user, "holds released", |u| u["held"] == 0).await;
+    assert_eq!(
+        nanos(&u["balance"]),
+        1_000_000_000,
+        "nothing was delivered, nothing is billed"
+    );
+    // The key still has its whole balance to spend.
+    let (status, me) = w.api.call(Method::GET, "/api/me", &key, None).await;
+    assert_eq!((status, nanos(&me["available"])), (200, 1_000_000_000));
+}
