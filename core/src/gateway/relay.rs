@@ -27,7 +27,7 @@ pub enum Outcome {
     /// The client disconnected before the end.
     ClientGone,
     /// The provider failed after the first byte.
-    Failed(String),
+    Failed(ApiError),
 }
 
 /// Everything needed to log and settle one call.
@@ -116,7 +116,7 @@ impl CallMeter {
                     "The client closed the connection before the end.",
                 )),
             ),
-            Outcome::Failed(msg) => ("failed", Some(ApiError::provider(msg.clone()))),
+            Outcome::Failed(e) => ("failed", Some(e.clone())),
         };
         let mut log = self.log(status, error.as_ref());
         if outcome == Outcome::ClientGone {
@@ -230,49 +230,92 @@ impl Relay {
     }
 }
 
+/// Largest chunk the relay hands on at once when several are already waiting.
+const GATHER_MAX: usize = 64 * 1024;
+
+/// Output gathered in one poll: one chunk as is, several joined.
+#[derive(Default)]
+struct Gather {
+    one: Option<Bytes>,
+    many: BytesMut,
+}
+
+impl Gather {
+    fn push(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        if self.one.is_none() && self.many.is_empty() {
+            self.one = Some(b);
+            return;
+        }
+        if let Some(first) = self.one.take() {
+            self.many.extend_from_slice(&first);
+        }
+        self.many.extend_from_slice(&b);
+    }
+
+    fn len(&self) -> usize {
+        self.one.as_ref().map_or(self.many.len(), Bytes::len)
+    }
+
+    fn into_bytes(self) -> Bytes {
+        self.one.unwrap_or_else(|| self.many.freeze())
+    }
+}
+
 impl Stream for Relay {
     type Item = Result<Bytes, BodyError>;
 
+    /// Hands on everything the provider has sent so far (never waiting for
+    /// more), so a burst of events costs the client one write, not one each.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.finished {
             return Poll::Ready(None);
         }
-        loop {
+        let mut out = Gather::default();
+        while out.len() < GATHER_MAX {
             let chunk = match this.first.take() {
                 Some(first) => first,
                 None => match this.upstream.as_mut().poll_next(cx) {
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => break,
                     Poll::Ready(Some(Ok(chunk))) => chunk,
                     Poll::Ready(Some(Err(e))) => {
                         this.finished = true;
                         let err = super::chat_stream_error(&e.0);
-                        this.settle(Outcome::Failed(err.message.clone()));
-                        return Poll::Ready(Some(Ok(stream_error_event(&err))));
+                        this.settle(Outcome::Failed(err.clone()));
+                        out.push(stream_error_event(&err));
+                        break;
                     }
                     Poll::Ready(None) => {
                         this.finished = true;
                         // An unterminated last event is passed on, terminated.
-                        let tail = if this.parser.pending() > 0 {
-                            this.process(b"\n\n")
-                        } else {
-                            Bytes::new()
-                        };
+                        if this.parser.pending() > 0 {
+                            let tail = this.process(b"\n\n");
+                            out.push(tail);
+                        }
                         this.settle(Outcome::Complete);
-                        return Poll::Ready((!tail.is_empty()).then_some(Ok(tail)));
+                        break;
                     }
                 },
             };
-            let out = this.process(&chunk);
-            if !out.is_empty() {
-                if let Some(m) = this.meter.as_mut() {
-                    if m.ttfb_ms.is_none() {
-                        m.ttfb_ms = Some(m.elapsed_ms());
-                    }
-                }
-                return Poll::Ready(Some(Ok(out)));
+            let processed = this.process(&chunk);
+            out.push(processed);
+        }
+        if out.len() == 0 {
+            return if this.finished {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            };
+        }
+        if let Some(m) = this.meter.as_mut() {
+            if m.ttfb_ms.is_none() {
+                m.ttfb_ms = Some(m.elapsed_ms());
             }
         }
+        Poll::Ready(Some(Ok(out.into_bytes())))
     }
 }
 

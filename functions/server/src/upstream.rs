@@ -1,9 +1,12 @@
 //! The Upstream port over reqwest, with first-byte and idle timeouts.
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_core::Stream;
 use hub_core::http::BodyError;
 use hub_core::ports::{Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub struct ReqwestUpstream {
@@ -63,27 +66,71 @@ impl Upstream for ReqwestUpstream {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let idle = timeouts.idle;
-        let chunks = resp.bytes_stream();
-        let body = futures_util::stream::unfold(Some(chunks), move |state| async move {
-            let mut chunks = state?;
-            match tokio::time::timeout(idle, chunks.next()).await {
-                Ok(Some(Ok(b))) => Some((Ok::<Bytes, BodyError>(b), Some(chunks))),
-                Ok(Some(Err(e))) => Some((Err(BodyError(without_url(&e))), None)),
-                Ok(None) => None,
-                Err(_) => Some((
-                    Err(BodyError(format!(
-                        "timed out: no data from the provider for {} s",
-                        idle.as_secs()
-                    ))),
-                    None,
-                )),
-            }
-        });
+        let body = IdleTimeout {
+            inner: Box::pin(resp.bytes_stream()),
+            idle: timeouts.idle,
+            timer: Box::pin(tokio::time::sleep(timeouts.idle)),
+            armed_at: None,
+            last_data: tokio::time::Instant::now(),
+            done: false,
+        };
         Ok(UpstreamResponse {
             status,
             headers,
             body: Box::pin(body),
         })
+    }
+}
+
+/// A provider's body that fails when no data arrives for `idle`. The one timer
+/// is re-armed only when the stream has to wait, not on every chunk.
+struct IdleTimeout<S> {
+    inner: Pin<Box<S>>,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// The `last_data` the timer is armed for.
+    armed_at: Option<tokio::time::Instant>,
+    last_data: tokio::time::Instant,
+    done: bool,
+}
+
+impl<S: Stream<Item = reqwest::Result<Bytes>>> Stream for IdleTimeout<S> {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.last_data = tokio::time::Instant::now();
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.done = true;
+                Poll::Ready(Some(Err(BodyError(without_url(&e)))))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if this.armed_at != Some(this.last_data) {
+                    this.timer.as_mut().reset(this.last_data + this.idle);
+                    this.armed_at = Some(this.last_data);
+                }
+                match this.timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.done = true;
+                        Poll::Ready(Some(Err(BodyError(format!(
+                            "timed out: no data from the provider for {} s",
+                            this.idle.as_secs()
+                        )))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
     }
 }

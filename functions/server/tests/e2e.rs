@@ -293,6 +293,23 @@ async fn concurrent_streams_never_overspend_on(launch: Launch) {
     assert_eq!(w.mock.received().len(), ok);
 }
 
+/// The call log once it has `n` rows for the query (settlement is asynchronous).
+async fn wait_calls(api: &Api, query: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = api.calls(query).await;
+        if calls.len() >= n {
+            return calls;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "call log has {} of {n} rows for {query}",
+            calls.len()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 fn decimal(n: i128) -> String {
     format!("{}.{:09}", n / 1_000_000_000, n % 1_000_000_000)
 }
@@ -792,4 +809,47 @@ async fn client_leaving_before_the_answer_releases_the_hold() {
     // The key still has its whole balance to spend.
     let (status, me) = w.api.call(Method::GET, "/api/me", &key, None).await;
     assert_eq!((status, nanos(&me["available"])), (200, 1_000_000_000));
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_ends_with_an_error_event_and_bills_what_was_delivered() {
+    let w = world(Launch {
+        env: vec![("HUB_IDLE_TIMEOUT".into(), "1".into())],
+        ..Default::default()
+    })
+    .await;
+    let pieces = vec!["early ".to_string(), "late".to_string()];
+    w.mock.set(
+        "mock-model",
+        Behavior {
+            pieces,
+            delay: Duration::from_millis(2500),
+            ..Default::default()
+        },
+    );
+    let (user, key) = w.api.user_with_key("lee", "1").await;
+    let started = Instant::now();
+    let text = post_chat(&w.api, &key, &chat("mock-model", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(2400),
+        "the stall was not cut short"
+    );
+    assert!(text.contains("\"role\":\"assistant\""), "{text}");
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(
+        last.starts_with("data: {\"error\""),
+        "the stream must end with an error event: {text}"
+    );
+    assert!(last.contains("provider_timeout"), "{last}");
+    let c = wait_calls(&w.api, &format!("user={user}"), 1).await.remove(0);
+    let u = w.api.wait_user(&user, "settlement", |u| u["held"] == 0).await;
+    assert_eq!(
+        (c["status"].as_str(), c["http_status"].as_i64()),
+        (Some("failed"), Some(504))
+    );
+    assert_eq!(nanos(&u["balance"]), 1_000_000_000 - nanos(&c["credits"]));
 }
