@@ -287,12 +287,8 @@ impl Store {
                 limit + 1
             ))
             .await?;
-        let mut items: Vec<ModelRow> = rows(&r).map(|r| model(&r)).collect();
-        let next_cursor = (items.len() as i64 > limit).then(|| {
-            items.truncate(limit as usize);
-            items.last().map(|m| m.id.clone()).unwrap_or_default()
-        });
-        Ok(Page { items, next_cursor })
+        let items: Vec<ModelRow> = rows(&r).map(|r| model(&r)).collect();
+        Ok(Page::from_rows(items, limit, |m| m.id.clone()))
     }
 
     pub async fn all_models(&self) -> Result<Vec<ModelRow>, DbError> {

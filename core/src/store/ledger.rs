@@ -113,7 +113,7 @@ impl Store {
                 limit + 1
             ))
             .await?;
-        let mut items: Vec<LedgerEntry> = rows(&r)
+        let items: Vec<LedgerEntry> = rows(&r)
             .map(|r| LedgerEntry {
                 id: r.i64("id"),
                 user_id: r.str("user_id"),
@@ -126,11 +126,7 @@ impl Store {
                 created_at: r.i64("created_at"),
             })
             .collect();
-        let next_cursor = (items.len() as i64 > limit).then(|| {
-            items.truncate(limit as usize);
-            items.last().map(|e| e.id.to_string()).unwrap_or_default()
-        });
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_rows(items, limit, |e| e.id.to_string()))
     }
 
     /// Reserves `amount` for a call if the user's free balance covers it.

@@ -179,12 +179,8 @@ impl Store {
             params.len()
         );
         let r = self.db.query(Stmt::new(sql, params)).await?;
-        let mut items: Vec<CallLog> = rows(&r).map(|r| call(&r)).collect();
-        let next_cursor = (items.len() as i64 > limit).then(|| {
-            items.truncate(limit as usize);
-            items.last().map(|c| c.id.clone()).unwrap_or_default()
-        });
-        Ok(Page { items, next_cursor })
+        let items: Vec<CallLog> = rows(&r).map(|r| call(&r)).collect();
+        Ok(Page::from_rows(items, limit, |c| c.id.clone()))
     }
 
     pub async fn calls_for(&self, call_id: &str) -> Result<Vec<CallLog>, DbError> {

@@ -154,6 +154,17 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` rows: the extra row only says there is more.
+    pub(crate) fn from_rows(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+        let next_cursor = (items.len() as i64 > limit).then(|| {
+            items.truncate(limit as usize);
+            items.last().map(&cursor_of).unwrap_or_default()
+        });
+        Page { items, next_cursor }
+    }
+}
+
 /// `limit` clamped to 1..=500, default 50.
 pub fn page_limit(limit: Option<i64>) -> i64 {
     limit.unwrap_or(50).clamp(1, 500)

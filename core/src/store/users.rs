@@ -134,12 +134,8 @@ impl Store {
                 limit + 1
             ))
             .await?;
-        let mut items: Vec<UserRow> = rows(&r).map(|r| user(&r)).collect();
-        let next_cursor = (items.len() as i64 > limit).then(|| {
-            items.truncate(limit as usize);
-            items.last().map(|u| u.id.clone()).unwrap_or_default()
-        });
-        Ok(Page { items, next_cursor })
+        let items: Vec<UserRow> = rows(&r).map(|r| user(&r)).collect();
+        Ok(Page::from_rows(items, limit, |u| u.id.clone()))
     }
 
     pub async fn update_user(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {

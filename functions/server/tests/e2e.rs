@@ -687,14 +687,7 @@ async fn admin_api_validates_and_refuses_members() {
 async fn remote_libsql_round_trip_through_hrana() {
     let dir = hub_e2e::temp_dir("hrana");
     let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
-    let w = world(Launch {
-        db: Some(hrana.url.clone()),
-        env: vec![(
-            "HUB_MASTER_KEY".into(),
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
-        )],
-    })
-    .await;
+    let w = world(remote(&hrana)).await;
     w.mock.set(
         "mock-model",
         Behavior {
