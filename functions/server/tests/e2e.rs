@@ -676,6 +676,33 @@ async fn admin_api_validates_and_refuses_members() {
         .admin(Method::POST, "/api/admin/users", Some(json!({"name": "ivy"})))
         .await;
     assert_eq!(nanos(&u["balance"]), 2_500_000_000);
+    // Lists are paged: following `next_cursor` visits every user exactly once.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = w
+            .api
+            .admin(Method::GET, &format!("/api/admin/users?limit=2{cursor}"), None)
+            .await;
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= 2);
+        seen.extend(data.iter().map(|u| u["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let all = w.api.admin(Method::GET, "/api/admin/users?limit=500", None).await;
+    let mut expected: Vec<String> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(expected.len() >= 3, "the owner, hank and ivy");
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected);
     let usage = w
         .api
         .admin(Method::GET, "/api/admin/usage?group_by=day&tz=%2B02:00", None)
