@@ -40,12 +40,22 @@ impl Rng for OsRng {
 
 /// Spawns background work and can wait until all of it has finished
 /// (so a shutdown never drops a settlement).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Tracker {
     inner: Arc<(AtomicUsize, Notify)>,
+    /// Where work goes when it is spawned from outside any runtime.
+    fallback: tokio::runtime::Handle,
 }
 
 impl Tracker {
+    /// A tracker whose work runs on the caller's runtime, or on `fallback`.
+    pub fn new(fallback: tokio::runtime::Handle) -> Self {
+        Tracker {
+            inner: Arc::default(),
+            fallback,
+        }
+    }
+
     pub async fn wait_idle(&self) {
         loop {
             let notified = self.inner.1.notified();
@@ -61,7 +71,8 @@ impl Background for Tracker {
     fn spawn(&self, work: BoxFuture) {
         self.inner.0.fetch_add(1, Ordering::AcqRel);
         let inner = self.inner.clone();
-        tokio::spawn(async move {
+        let handle = tokio::runtime::Handle::try_current().unwrap_or_else(|_| self.fallback.clone());
+        handle.spawn(async move {
             work.await;
             if inner.0.fetch_sub(1, Ordering::AcqRel) == 1 {
                 inner.1.notify_waiters();

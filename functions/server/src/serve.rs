@@ -88,7 +88,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         first_byte: Duration::from_secs(args.first_byte_timeout),
         idle: Duration::from_secs(args.idle_timeout),
     };
-    let tracker = Tracker::default();
+    let tracker = Tracker::new(tokio::runtime::Handle::current());
     let options = HubOptions {
         max_body_bytes: args.max_body_bytes,
         timeouts,
@@ -138,13 +138,35 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     // Announce the address on stdout for scripts and tests that pick port 0.
     println!("hub listening on http://{addr}");
 
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // One single-threaded runtime per core serves connections: a request, its
+    // provider call and its relay never hop between threads. This runtime only
+    // accepts connections and hands them out.
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let mut queues = Vec::with_capacity(workers);
+    let mut threads = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (hub, tracker) = (hub.clone(), tracker.clone());
+        let max_body = args.max_body_bytes;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("hub-worker-{i}"))
+                .spawn(
+                    move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(rt) => rt.block_on(worker(hub, rx, max_body, grace, tracker)),
+                        Err(e) => tracing::error!("worker {i} could not start: {e}"),
+                    },
+                )?,
+        );
+        queues.push(tx);
+    }
     let mut shutdown = std::pin::pin!(shutdown_signal());
-    let max_body = args.max_body_bytes;
+    let mut next = 0;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let stream = match accepted.and_then(|(s, _)| s.into_std()) {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");
@@ -152,38 +174,24 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let hub = hub.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let hub = hub.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(&hub, req, max_body).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!("connection ended: {e}");
-                    }
-                });
+                let _ = queues[next % workers].send(stream);
+                next = next.wrapping_add(1);
             }
             _ = &mut shutdown => break,
         }
     }
     drop(listener);
     tracing::info!("shutting down: letting in-flight calls finish");
-    if tokio::time::timeout(Duration::from_secs(args.shutdown_grace), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "in-flight calls still running after {} s; closing them (they are billed for what was delivered)",
-            args.shutdown_grace
-        );
-    }
+    // Closing the queues tells each worker to drain its connections and exit.
+    drop(queues);
     sweeper.abort();
-    // Streams closed above settle through background tasks: wait for them all.
+    tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await?;
+    // Settlements spawned outside the workers run here: wait for them too.
     if tokio::time::timeout(Duration::from_secs(30), tracker.wait_idle())
         .await
         .is_err()
@@ -192,6 +200,51 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves the connections handed to this thread until the queue closes, then
+/// lets in-flight calls finish (up to `grace`) and their settlements complete.
+async fn worker(
+    hub: Hub,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
+    max_body: usize,
+    grace: Duration,
+    tracker: Tracker,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    while let Some(stream) = queue.recv().await {
+        let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let hub = hub.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let hub = hub.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(&hub, req, max_body).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            "in-flight calls still running after {} s; closing them (they are billed for what was delivered)",
+            grace.as_secs()
+        );
+    }
+    // Streams closed above settle through tasks on this runtime: drive them to the end.
+    if tokio::time::timeout(Duration::from_secs(30), tracker.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::error!("some settlements did not finish within 30 s");
+    }
 }
 
 async fn shutdown_signal() {

@@ -9,21 +9,45 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+/// reqwest, with one client (and so one connection pool) per worker thread:
+/// a request and its provider connection stay on one thread, with no wake-up
+/// crossing threads.
 pub struct ReqwestUpstream {
-    client: reqwest::Client,
+    connect_timeout: Duration,
+}
+
+thread_local! {
+    static CLIENT: std::cell::RefCell<Option<reqwest::Client>> = const { std::cell::RefCell::new(None) };
 }
 
 impl ReqwestUpstream {
     pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .user_agent(concat!("hub/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(ReqwestUpstream { client })
+        // Build one now so a broken TLS setup fails at start-up, not on a call.
+        build_client(connect_timeout)?;
+        Ok(ReqwestUpstream { connect_timeout })
     }
+
+    fn client(&self) -> Result<reqwest::Client, UpstreamError> {
+        CLIENT.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if let Some(c) = slot.as_ref() {
+                return Ok(c.clone());
+            }
+            let c = build_client(self.connect_timeout).map_err(|e| UpstreamError::Other(e.to_string()))?;
+            *slot = Some(c.clone());
+            Ok(c)
+        })
+    }
+}
+
+fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .user_agent(concat!("hub/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 fn classify(e: reqwest::Error) -> UpstreamError {
@@ -54,7 +78,7 @@ fn without_url(e: &reqwest::Error) -> String {
 #[async_trait::async_trait]
 impl Upstream for ReqwestUpstream {
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
-        let mut builder = self.client.request(req.method, &req.url).body(req.body);
+        let mut builder = self.client()?.request(req.method, &req.url).body(req.body);
         for (k, v) in &req.headers {
             builder = builder.header(k, v);
         }
