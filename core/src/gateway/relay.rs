@@ -231,7 +231,7 @@ impl Relay {
 }
 
 /// Largest chunk the relay hands on at once when several are already waiting.
-const GATHER_MAX: usize = 64 * 1024;
+const GATHER_MAX: usize = 16 * 1024;
 
 /// Output gathered in one poll: one chunk as is, several joined.
 #[derive(Default)]
@@ -275,7 +275,14 @@ impl Stream for Relay {
             return Poll::Ready(None);
         }
         let mut out = Gather::default();
-        while out.len() < GATHER_MAX {
+        // The first output goes out alone, so the first token is never held
+        // back; after it, chunks that are already waiting share one write.
+        let limit = if this.meter.as_ref().is_some_and(|m| m.ttfb_ms.is_none()) {
+            1
+        } else {
+            GATHER_MAX
+        };
+        while out.len() < limit {
             let chunk = match this.first.take() {
                 Some(first) => first,
                 None => match this.upstream.as_mut().poll_next(cx) {
