@@ -21,12 +21,6 @@ pub struct Usage {
     pub images: u64,
 }
 
-impl Usage {
-    pub fn total_tokens(&self) -> u64 {
-        self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
-    }
-}
-
 /// A model's sell rates, in credits per million tokens (per image for images).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rates {

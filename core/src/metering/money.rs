@@ -157,10 +157,6 @@ impl Credits {
         Credits(nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
     }
 
-    pub fn saturating_add(self, other: Credits) -> Credits {
-        Credits(self.0.saturating_add(other.0))
-    }
-
     pub fn saturating_sub(self, other: Credits) -> Credits {
         Credits(self.0.saturating_sub(other.0))
     }

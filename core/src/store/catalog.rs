@@ -1,7 +1,7 @@
 //! Providers, credentials, models with rates, and settings.
 
 use super::{first, rows, Page, Row, Store};
-use crate::metering::money::{Credits, Rate};
+use crate::metering::money::Rate;
 use crate::metering::Rates;
 use crate::ports::{DbError, SqlValue, Stmt};
 use crate::sql;
@@ -355,9 +355,4 @@ impl Store {
             .collect();
         self.config_write(stmts, now_ms).await.map(|_| ())
     }
-}
-
-/// Credits stored as nanos, for callers that read rows directly.
-pub fn credits(nanos: i64) -> Credits {
-    Credits::from_nanos(nanos)
 }

@@ -183,17 +183,6 @@ impl Store {
         Ok(Page::from_rows(items, limit, |c| c.id.clone()))
     }
 
-    pub async fn calls_for(&self, call_id: &str) -> Result<Vec<CallLog>, DbError> {
-        let r = self
-            .db
-            .query(crate::sql!(
-                "SELECT * FROM calls WHERE call_id = ?1 ORDER BY attempt",
-                call_id
-            ))
-            .await?;
-        Ok(rows(&r).map(|r| call(&r)).collect())
-    }
-
     /// Calls, tokens, credits, errors and TTFB percentiles per group.
     pub async fn usage(
         &self,

@@ -39,10 +39,6 @@ impl Store {
         Store { db }
     }
 
-    pub fn db(&self) -> &Arc<dyn SqlDb> {
-        &self.db
-    }
-
     /// Applies pending migrations; idempotent. Refuses a schema newer than this build.
     pub async fn migrate(&self, now_ms: i64) -> Result<Vec<i64>, MigrateError> {
         self.db
