@@ -124,7 +124,7 @@ impl Hub {
     pub async fn ensure_owner_key(&self, plaintext: &str) -> Result<bool, crate::ports::DbError> {
         let now = self.inner.clock.now_ms();
         let hash = hash_key(plaintext);
-        let hint = crate::admin::key_hint(plaintext);
+        let hint = crate::auth::key_hint(plaintext);
         let user_id = crate::ids::new_id("usr", now, &*self.inner.rng);
         let key_id = crate::ids::new_id("key", now, &*self.inner.rng);
         let key = crate::store::NewKeyRow {

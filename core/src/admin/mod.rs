@@ -23,15 +23,6 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use views::*;
 
-/// The hint shown for a key: its prefix and last four characters.
-pub fn key_hint(plaintext: &str) -> String {
-    let n = plaintext.len();
-    if n < 12 {
-        return "****".into();
-    }
-    format!("{}…{}", &plaintext[..8], &plaintext[n - 4..])
-}
-
 pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {

@@ -86,8 +86,17 @@ pub fn generate_key(rng: &dyn Rng) -> NewKey {
     rng.fill(&mut bytes);
     let plaintext = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = hash_key(&plaintext);
-    let hint = format!("{}…{}", &plaintext[..8], &plaintext[plaintext.len() - 4..]);
+    let hint = key_hint(&plaintext);
     NewKey { plaintext, hash, hint }
+}
+
+/// The hint shown for a key: its prefix and last four characters.
+pub fn key_hint(plaintext: &str) -> String {
+    let n = plaintext.len();
+    if n < 12 || !plaintext.is_char_boundary(8) || !plaintext.is_char_boundary(n - 4) {
+        return "****".into();
+    }
+    format!("{}…{}", &plaintext[..8], &plaintext[n - 4..])
 }
 
 pub fn hash_key(plaintext: &str) -> String {
@@ -168,6 +177,8 @@ mod tests {
         assert_eq!(k.hash, hash_key(&k.plaintext));
         assert_eq!(k.hash.len(), 64);
         assert!(!k.hint.contains(&k.plaintext[8..20]));
+        assert_eq!(key_hint("hub_ab_cd_é_xyz1"), "hub_ab_c…xyz1");
+        assert_eq!(key_hint("aéééééééé"), "****", "no panic inside a character");
     }
 
     #[test]

@@ -152,7 +152,7 @@ async fn call(
                     read_whole(resp).await
                 }
             }
-            Ok(resp) => Err(provider_error(resp, credential.map(|c| c.secret.as_str())).await),
+            Ok(resp) => Err(provider_error(resp).await),
             Err(e) => Err(transport_failure(e)),
         };
         let secret = credential.map(|c| c.secret.as_str());
@@ -302,7 +302,8 @@ async fn read_whole(mut resp: UpstreamResponse) -> Result<Answer, Failure> {
 }
 
 /// A provider's non-2xx answer, classified.
-async fn provider_error(mut resp: UpstreamResponse, secret: Option<&str>) -> Failure {
+/// (The caller scrubs the credential from the message, whatever the failure.)
+async fn provider_error(mut resp: UpstreamResponse) -> Failure {
     let status = resp.status;
     let body = collect(&mut resp, 64 * 1024).await.unwrap_or_default();
     let detail = serde_json::from_slice::<serde_json::Value>(&body)
@@ -314,10 +315,6 @@ async fn provider_error(mut resp: UpstreamResponse, secret: Option<&str>) -> Fai
                 .and_then(|m| m.as_str().map(str::to_owned))
         })
         .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
-    let detail = match secret {
-        Some(s) if !s.is_empty() => detail.replace(s, "****"),
-        _ => detail,
-    };
     let (error, retryable) = match status {
         429 => (
             ApiError::rate_limited(format!("The provider is rate limiting requests: {detail}")),
