@@ -314,6 +314,14 @@ impl Hub {
     }
 }
 
+/// Whether a path belongs to Hub's API (everything else may be the admin site).
+pub fn is_api_path(path: &str) -> bool {
+    path.starts_with("/v1/")
+        || path.starts_with("/api/")
+        || path.starts_with("/__blocklet__")
+        || matches!(path, "/v1" | "/api" | "/healthz" | "/readyz")
+}
+
 /// Adds a header to a response, ignoring values that are not valid header text.
 pub(crate) fn set_header(res: &mut Response, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {

@@ -166,6 +166,7 @@ pub struct ProviderEntry {
     pub name: String,
     pub vendor: &'static Vendor,
     pub base_url: String,
+    pub region: String,
     pub priority: i64,
     pub credentials: Vec<CredentialEntry>,
     /// Smooth weighted round-robin state, one counter per credential.
@@ -256,6 +257,11 @@ impl Snapshot {
                 name: p.name.clone(),
                 vendor,
                 base_url,
+                region: p
+                    .region
+                    .clone()
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| crate::providers::bedrock::DEFAULT_REGION.to_string()),
                 priority: p.priority,
                 credentials: creds,
                 rotation,
@@ -332,6 +338,7 @@ mod tests {
             name: "p".into(),
             vendor: vendor("openai").unwrap(),
             base_url: String::new(),
+            region: String::new(),
             priority: 0,
             credentials: vec![cred("a", 5), cred("b", 1), cred("c", 1)],
             rotation: Mutex::new(vec![0; 3]),

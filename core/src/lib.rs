@@ -18,6 +18,8 @@ macro_rules! port {
 
 pub mod admin;
 pub mod auth;
+pub mod chat;
+pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -32,6 +34,6 @@ pub mod sse;
 pub mod store;
 pub mod time;
 
-mod app;
+pub mod app;
 pub use app::{Hub, HubOptions};
 pub use metering::money::Credits;

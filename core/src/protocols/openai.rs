@@ -2,10 +2,15 @@
 //! parameter, nothing else touched), the prompt's size for holds, the body
 //! sent upstream, and a light view of streamed chunks for metering.
 
+use crate::chat::{
+    text_of, Chat, Delta, Finish, Image, Message, OutputFormat, Part, Reasoning, Reply, Role, Tool, ToolChoice,
+};
+use crate::codec::{sse, Encode};
 use crate::error::ApiError;
 use crate::metering::estimate::PromptSize;
-use crate::providers::openai_compat::WireUsage;
-use bytes::Bytes;
+use crate::metering::Usage;
+use crate::providers::openai_compat::{usage_json, WireUsage};
+use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -275,6 +280,362 @@ impl ChatRequest {
         }
         Bytes::from(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
     }
+}
+
+impl ChatRequest {
+    /// The request in the internal model, for providers that do not speak OpenAI.
+    /// What the internal model cannot carry is refused, naming the field.
+    pub fn to_chat(&self) -> Result<Chat, ApiError> {
+        let b = &self.body;
+        for field in ["logprobs", "top_logprobs", "logit_bias", "audio", "prediction"] {
+            if b.get(field).is_some_and(|v| !v.is_null() && v != &Value::Bool(false)) {
+                return Err(unconvertible(field));
+            }
+        }
+        if self.n > 1 {
+            return Err(unconvertible("n"));
+        }
+        let mut chat = Chat {
+            model: self.model.clone(),
+            max_tokens: self.max_tokens,
+            temperature: b.get("temperature").and_then(Value::as_f64),
+            top_p: b.get("top_p").and_then(Value::as_f64),
+            stream: self.stream,
+            parallel_tool_calls: b.get("parallel_tool_calls").and_then(Value::as_bool),
+            prompt: self.prompt,
+            ..Default::default()
+        };
+        chat.stop = match b.get("stop") {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(effort) = b.get("reasoning_effort").and_then(Value::as_str) {
+            chat.reasoning = Some(Reasoning {
+                effort: Some(effort.to_string()),
+                budget_tokens: None,
+            });
+        }
+        let mut system = Vec::new();
+        let null = Value::Null;
+        for (i, m) in b
+            .get("messages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+            let content = m.get("content").unwrap_or(&null);
+            match role {
+                "system" | "developer" => system.push(text_of(content)),
+                "user" => {
+                    let parts = user_parts(i, content)?;
+                    chat.messages.push(Message {
+                        role: Role::User,
+                        parts,
+                    });
+                }
+                "assistant" => {
+                    let mut parts = Vec::new();
+                    let text = text_of(content);
+                    if !text.is_empty() {
+                        parts.push(Part::Text(text));
+                    }
+                    for (j, call) in m
+                        .get("tool_calls")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                    {
+                        let field = format!("messages[{i}].tool_calls[{j}]");
+                        let f = call
+                            .get("function")
+                            .ok_or_else(|| ApiError::invalid_field(&format!("{field}.function"), "is required"))?;
+                        let name = f
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| ApiError::invalid_field(&format!("{field}.function.name"), "is required"))?;
+                        parts.push(Part::ToolCall {
+                            id: call.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
+                            name: name.to_string(),
+                            arguments: f.get("arguments").and_then(Value::as_str).unwrap_or("{}").to_string(),
+                        });
+                    }
+                    chat.messages.push(Message {
+                        role: Role::Assistant,
+                        parts,
+                    });
+                }
+                "tool" => {
+                    let id = m.get("tool_call_id").and_then(Value::as_str).ok_or_else(|| {
+                        ApiError::invalid_field(&format!("messages[{i}].tool_call_id"), "is required for tool messages")
+                    })?;
+                    let part = Part::ToolResult {
+                        id: id.to_string(),
+                        content: text_of(content),
+                        is_error: false,
+                    };
+                    // Consecutive tool results share one user turn.
+                    match chat.messages.last_mut() {
+                        Some(last)
+                            if last.role == Role::User
+                                && last.parts.iter().all(|p| matches!(p, Part::ToolResult { .. })) =>
+                        {
+                            last.parts.push(part)
+                        }
+                        _ => chat.messages.push(Message {
+                            role: Role::User,
+                            parts: vec![part],
+                        }),
+                    }
+                }
+                _ => {
+                    return Err(ApiError::invalid_field(
+                        &format!("messages[{i}].role"),
+                        format!("`{role}` cannot be sent to this model's provider"),
+                    ))
+                }
+            }
+        }
+        if !system.is_empty() {
+            chat.system = Some(system.join("\n\n"));
+        }
+        for (i, t) in b
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if t.get("type").and_then(Value::as_str).unwrap_or("function") != "function" {
+                return Err(ApiError::invalid_field(
+                    &format!("tools[{i}].type"),
+                    "only `function` tools can be sent to this model's provider",
+                ));
+            }
+            let f = t
+                .get("function")
+                .ok_or_else(|| ApiError::invalid_field(&format!("tools[{i}].function"), "is required"))?;
+            let name = f
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::invalid_field(&format!("tools[{i}].function.name"), "is required"))?;
+            chat.tools.push(Tool {
+                name: name.to_string(),
+                description: f.get("description").and_then(Value::as_str).map(str::to_owned),
+                parameters: f
+                    .get("parameters")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+            });
+        }
+        chat.tool_choice = match b.get("tool_choice") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(match s.as_str() {
+                "auto" => ToolChoice::Auto,
+                "none" => ToolChoice::None,
+                "required" => ToolChoice::Required,
+                _ => {
+                    return Err(ApiError::invalid_field(
+                        "tool_choice",
+                        "must be `auto`, `none`, `required` or a function",
+                    ))
+                }
+            }),
+            Some(v) => Some(ToolChoice::Tool(
+                v.pointer("/function/name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::invalid_field("tool_choice.function.name", "is required"))?
+                    .to_string(),
+            )),
+        };
+        chat.output = match b.get("response_format") {
+            Some(rf) => match rf.get("type").and_then(Value::as_str) {
+                Some("json_object") => OutputFormat::Json,
+                Some("json_schema") => {
+                    let js = &rf["json_schema"];
+                    OutputFormat::JsonSchema {
+                        name: js.get("name").and_then(Value::as_str).unwrap_or("output").to_string(),
+                        schema: js.get("schema").cloned().unwrap_or_else(|| serde_json::json!({})),
+                        strict: js.get("strict").and_then(Value::as_bool).unwrap_or(false),
+                    }
+                }
+                _ => OutputFormat::Text,
+            },
+            None => OutputFormat::Text,
+        };
+        Ok(chat)
+    }
+}
+
+fn unconvertible(field: &str) -> ApiError {
+    ApiError::invalid_field(
+        field,
+        "is only supported by OpenAI-compatible providers; this model is served by another kind",
+    )
+}
+
+fn user_parts(i: usize, content: &Value) -> Result<Vec<Part>, ApiError> {
+    match content {
+        Value::String(s) => Ok(vec![Part::Text(s.clone())]),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(j, p)| match p.get("type").and_then(Value::as_str) {
+                Some("text") => Ok(Part::Text(
+                    p.get("text").and_then(Value::as_str).unwrap_or_default().to_string(),
+                )),
+                Some("image_url") => {
+                    let url = p
+                        .pointer("/image_url/url")
+                        .or_else(|| p.get("image_url"))
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| {
+                            ApiError::invalid_field(&format!("messages[{i}].content[{j}].image_url.url"), "is required")
+                        })?;
+                    Ok(Part::Image(Image::from_url(url)))
+                }
+                Some(other) => Err(ApiError::invalid_field(
+                    &format!("messages[{i}].content[{j}].type"),
+                    format!("`{other}` parts cannot be sent to this model's provider"),
+                )),
+                None => Err(ApiError::invalid_field(
+                    &format!("messages[{i}].content[{j}].type"),
+                    "is required",
+                )),
+            })
+            .collect(),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Writes an OpenAI `chat.completion.chunk` stream from deltas.
+pub struct Encoder {
+    id: String,
+    model: String,
+    created: i64,
+    include_usage: bool,
+    started: bool,
+    finished: bool,
+    saw_tool_call: bool,
+}
+
+impl Encoder {
+    pub fn new(id: &str, model: &str, created: i64, include_usage: bool) -> Self {
+        Encoder {
+            id: format!("chatcmpl-{id}"),
+            model: model.to_string(),
+            created,
+            include_usage,
+            started: false,
+            finished: false,
+            saw_tool_call: false,
+        }
+    }
+
+    fn chunk(&mut self, delta: Value, finish: Option<&str>, out: &mut BytesMut) {
+        let mut delta = delta;
+        if !self.started {
+            self.started = true;
+            delta["role"] = Value::String("assistant".into());
+        }
+        let data = serde_json::json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        sse(out, None, &data);
+    }
+}
+
+pub fn finish_word(f: Finish) -> &'static str {
+    match f {
+        Finish::Stop => "stop",
+        Finish::Length => "length",
+        Finish::ToolCalls => "tool_calls",
+        Finish::ContentFilter => "content_filter",
+    }
+}
+
+impl Encode for Encoder {
+    fn delta(&mut self, d: &Delta, out: &mut BytesMut) {
+        match d {
+            Delta::Text(t) => self.chunk(serde_json::json!({"content": t}), None, out),
+            Delta::Reasoning(t) => self.chunk(serde_json::json!({"reasoning_content": t}), None, out),
+            Delta::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                self.saw_tool_call = true;
+                let mut call = serde_json::json!({"index": index, "function": {"arguments": arguments}});
+                if let Some(id) = id {
+                    call["id"] = Value::String(id.clone());
+                    call["type"] = Value::String("function".into());
+                }
+                if let Some(name) = name {
+                    call["function"]["name"] = Value::String(name.clone());
+                }
+                self.chunk(serde_json::json!({"tool_calls": [call]}), None, out)
+            }
+            Delta::Finish(f) if !self.finished => {
+                self.finished = true;
+                self.chunk(serde_json::json!({}), Some(finish_word(*f)), out)
+            }
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, usage: Option<&Usage>, out: &mut BytesMut) {
+        if !self.finished {
+            let f = if self.saw_tool_call {
+                Finish::ToolCalls
+            } else {
+                Finish::Stop
+            };
+            self.delta(&Delta::Finish(f), out);
+        }
+        if let (true, Some(u)) = (self.include_usage, usage) {
+            let data = serde_json::json!({
+                "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [], "usage": usage_json(u),
+            });
+            sse(out, None, &data);
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+    }
+
+    fn error(&mut self, e: &ApiError, out: &mut BytesMut) {
+        out.extend_from_slice(&stream_error_event(e));
+    }
+}
+
+/// A whole `chat.completion` from a reply.
+pub fn render_reply(id: &str, model: &str, created: i64, r: &Reply) -> Value {
+    let mut message = serde_json::json!({
+        "role": "assistant",
+        "content": if r.text.is_empty() && !r.tool_calls.is_empty() { Value::Null } else { Value::String(r.text.clone()) },
+    });
+    if !r.reasoning.is_empty() {
+        message["reasoning_content"] = Value::String(r.reasoning.clone());
+    }
+    if !r.tool_calls.is_empty() {
+        message["tool_calls"] = r
+            .tool_calls
+            .iter()
+            .map(|c| serde_json::json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+            .collect();
+    }
+    let mut v = serde_json::json!({
+        "id": format!("chatcmpl-{id}"), "object": "chat.completion", "created": created, "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_word(r.finish_reason())}],
+    });
+    if let Some(u) = &r.usage {
+        v["usage"] = usage_json(u);
+    }
+    v
 }
 
 /// Just enough of a streamed chunk (or a whole response) to meter it.

@@ -5,6 +5,7 @@
 
 mod runtime;
 mod serve;
+mod site;
 mod upstream;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,9 @@ pub struct ServeArgs {
     /// Seconds a cached API key or configuration is trusted (a revocation's worst-case delay on other instances).
     #[arg(long, env = "HUB_CACHE_TTL", default_value_t = 5)]
     pub cache_ttl: u64,
+    /// Directory of the built admin site (`admin-ui/dist`), served at `/` beside the API.
+    #[arg(long, env = "HUB_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
     /// Master key file for an embedded database when HUB_MASTER_KEY is not set (default: beside the database).
     #[arg(long, env = "HUB_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,

@@ -2,6 +2,7 @@
 //! graceful shutdown (in-flight streams finish, their usage settles, then exit).
 
 use crate::runtime::{OsRng, SystemClock, Tracker};
+use crate::site::Site;
 use crate::upstream::ReqwestUpstream;
 use crate::{DbArgs, ServeArgs};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -80,6 +81,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
+    let site = args.ui_dir.as_deref().map(Site::open).transpose()?;
     let database = LibSqlDb::open(&args.db.db, args.db.db_token.clone()).await?;
     let local = database.is_local();
     let key = master_key(&args, local)?;
@@ -149,12 +151,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let (hub, tracker) = (hub.clone(), tracker.clone());
         let max_body = args.max_body_bytes;
+        let site = site.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("hub-worker-{i}"))
                 .spawn(
                     move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                        Ok(rt) => rt.block_on(worker(hub, rx, max_body, grace, tracker)),
+                        Ok(rt) => rt.block_on(worker(hub, site, rx, max_body, grace, tracker)),
                         Err(e) => tracing::error!("worker {i} could not start: {e}"),
                     },
                 )?,
@@ -206,6 +209,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
 /// lets in-flight calls finish (up to `grace`) and their settlements complete.
 async fn worker(
     hub: Hub,
+    site: Option<Site>,
     mut queue: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
     max_body: usize,
     grace: Duration,
@@ -217,10 +221,10 @@ async fn worker(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let hub = hub.clone();
+        let (hub, site) = (hub.clone(), site.clone());
         let service = hyper::service::service_fn(move |req| {
-            let hub = hub.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&hub, req, max_body).await) }
+            let (hub, site) = (hub.clone(), site.clone());
+            async move { Ok::<_, std::convert::Infallible>(handle(&hub, site.as_ref(), req, max_body).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
@@ -267,7 +271,18 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn handle(hub: &Hub, req: http::Request<Incoming>, max_body: usize) -> http::Response<OutBody> {
+async fn handle(
+    hub: &Hub,
+    site: Option<&Site>,
+    req: http::Request<Incoming>,
+    max_body: usize,
+) -> http::Response<OutBody> {
+    if let Some(site) = site {
+        let path = req.uri().path();
+        if matches!(*req.method(), http::Method::GET | http::Method::HEAD) && !hub_core::app::is_api_path(path) {
+            return site_response(site.get(path).await);
+        }
+    }
     let (parts, body) = req.into_parts();
     let protocol = if parts.uri.path().starts_with("/v1/") {
         Protocol::OpenAi
@@ -296,4 +311,30 @@ async fn handle(hub: &Hub, req: http::Request<Incoming>, max_body: usize) -> htt
         hub_core::http::Body::Stream(s) => StreamBody::new(s.map(|r| r.map(Frame::data))).boxed_unsync(),
     };
     http::Response::from_parts(parts, body)
+}
+
+/// A file of the admin site, with headers that keep it from being framed,
+/// sniffed or leaking its URL.
+fn site_response(asset: crate::site::Asset) -> http::Response<OutBody> {
+    let mut res = http::Response::new(Full::new(asset.body).map_err(|never| match never {}).boxed_unsync());
+    *res.status_mut() = http::StatusCode::from_u16(asset.status).unwrap_or(http::StatusCode::OK);
+    let h = res.headers_mut();
+    let pairs: [(&str, &str); 7] = [
+        ("content-type", asset.content_type),
+        ("cache-control", asset.cache_control),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' http: https:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+        ("permissions-policy", "camera=(), microphone=(), geolocation=()"),
+    ];
+    for (name, value) in pairs {
+        if let Ok(v) = http::HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    }
+    res
 }

@@ -1,0 +1,100 @@
+//! The two halves of a conversion: a provider's answer into [`Delta`]s
+//! ([`Decode`]) and [`Delta`]s into the caller's protocol ([`Encode`]). Both are
+//! stateful per stream: ids, tool-call indexes, open content blocks, and
+//! usage that arrives in pieces.
+
+use crate::chat::Delta;
+use crate::error::ApiError;
+use crate::metering::Usage;
+use crate::sse::SseParser;
+use bytes::BytesMut;
+
+/// Reads a provider's streamed answer.
+pub trait Decode: Send {
+    /// Feeds the next bytes; appends the deltas they complete.
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<Delta>);
+    /// The stream ended; flushes what is left.
+    fn end(&mut self, out: &mut Vec<Delta>) {
+        let _ = out;
+    }
+}
+
+/// Writes a stream in the caller's protocol.
+pub trait Encode: Send {
+    fn delta(&mut self, d: &Delta, out: &mut BytesMut);
+    /// The provider's stream ended normally, with this usage if known.
+    fn end(&mut self, usage: Option<&Usage>, out: &mut BytesMut);
+    /// The provider failed midway: the closing error event.
+    fn error(&mut self, e: &ApiError, out: &mut BytesMut);
+}
+
+/// A decoder for SSE protocols: parses events, hands each `data:` payload
+/// (with its `event:` name) to a function that turns it into deltas.
+pub struct SseDecode<F> {
+    parser: SseParser,
+    on_event: F,
+}
+
+impl<F> SseDecode<F>
+where
+    F: FnMut(Option<&str>, &str, &mut Vec<Delta>) + Send,
+{
+    pub fn new(on_event: F) -> Self {
+        SseDecode {
+            parser: SseParser::new(),
+            on_event,
+        }
+    }
+}
+
+impl<F> Decode for SseDecode<F>
+where
+    F: FnMut(Option<&str>, &str, &mut Vec<Delta>) + Send,
+{
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<Delta>) {
+        for ev in self.parser.push(bytes) {
+            if !ev.data.is_empty() && ev.data != "[DONE]" {
+                (self.on_event)(ev.event.as_deref(), &ev.data, out);
+            }
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<Delta>) {
+        if self.parser.pending() > 0 {
+            self.feed(b"\n\n", out);
+        }
+    }
+}
+
+/// Appends one SSE event.
+pub fn sse(out: &mut BytesMut, event: Option<&str>, data: &serde_json::Value) {
+    if let Some(name) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    out.extend_from_slice(b"data: ");
+    // Serialising a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(WriteBytes(out), data);
+    out.extend_from_slice(b"\n\n");
+}
+
+struct WriteBytes<'a>(&'a mut BytesMut);
+
+impl std::io::Write for WriteBytes<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decodes a whole stream at once (fixtures, tests).
+pub fn decode_all(mut d: impl Decode, bytes: &[u8]) -> Vec<Delta> {
+    let mut out = Vec::new();
+    d.feed(bytes, &mut out);
+    d.end(&mut out);
+    out
+}
