@@ -26,6 +26,8 @@ pub struct HubOptions {
     pub config_ttl_ms: i64,
     /// Whether start-up may release every open hold (an embedded database owned by this process).
     pub exclusive_database: bool,
+    /// The first wait before re-checking a credential a provider rejected (doubling after each failed re-check).
+    pub recheck_interval_ms: i64,
 }
 
 impl Default for HubOptions {
@@ -36,6 +38,7 @@ impl Default for HubOptions {
             key_cache_ttl_ms: 5_000,
             config_ttl_ms: 5_000,
             exclusive_database: false,
+            recheck_interval_ms: 60_000,
         }
     }
 }
@@ -53,6 +56,7 @@ pub(crate) struct Inner {
     refreshing: AtomicBool,
     /// Balances and holds in memory, when this process owns the database.
     pub book: OnceLock<CreditBook>,
+    pub health: crate::gateway::failover::Health,
 }
 
 /// The gateway. Cheap to clone; every runtime holds one and hands it requests.
@@ -84,6 +88,7 @@ impl Hub {
                 snapshot: RwLock::new(None),
                 refreshing: AtomicBool::new(false),
                 book: OnceLock::new(),
+                health: Default::default(),
             }),
         }
     }
@@ -190,11 +195,7 @@ impl Hub {
             .filter(|v| v.len() <= 128)
             .map(str::to_owned)
             .unwrap_or_else(|| crate::ids::new_id("req", self.inner.clock.now_ms(), &*self.inner.rng));
-        let protocol = if req.uri().path().starts_with("/v1/") {
-            Protocol::OpenAi
-        } else {
-            Protocol::Hub
-        };
+        let protocol = protocol_of(req.uri().path());
         let mut res = if req.body().len() > self.inner.options.max_body_bytes {
             ApiError::payload_too_large(self.inner.options.max_body_bytes).into_response(protocol)
         } else {
@@ -228,11 +229,27 @@ impl Hub {
                 let caller = self.authenticate(&req).await?;
                 crate::gateway::chat::completions(self, caller, req, request_id).await
             }
+            (Method::POST, ["v1", "messages"]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::gateway::chat::messages(self, caller, req, request_id).await
+            }
+            (Method::POST, ["v1", "embeddings"]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::gateway::media::embeddings(self, caller, req, request_id).await
+            }
+            (Method::POST, ["v1", "images", "generations"]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::gateway::media::images(self, caller, req, request_id).await
+            }
             (Method::GET, ["v1", "models"]) => {
                 let caller = self.authenticate(&req).await?;
                 crate::gateway::models::list(self, &caller).await
             }
-            (_, ["v1", "chat", "completions"]) | (_, ["v1", "models"]) => Err(ApiError::method_not_allowed()),
+            (_, ["v1", "chat", "completions"])
+            | (_, ["v1", "messages"])
+            | (_, ["v1", "embeddings"])
+            | (_, ["v1", "images", "generations"])
+            | (_, ["v1", "models"]) => Err(ApiError::method_not_allowed()),
             (_, ["api", "me", ..]) => {
                 let caller = self.authenticate(&req).await?;
                 crate::admin::me(self, &caller, req).await
@@ -311,6 +328,17 @@ impl Hub {
 
     pub(crate) fn new_id(&self, prefix: &str) -> String {
         crate::ids::new_id(prefix, self.inner.clock.now_ms(), &*self.inner.rng)
+    }
+}
+
+/// The protocol a path's callers speak, which decides the error shape.
+pub fn protocol_of(path: &str) -> Protocol {
+    if path == "/v1/messages" {
+        Protocol::Anthropic
+    } else if path.starts_with("/v1/") {
+        Protocol::OpenAi
+    } else {
+        Protocol::Hub
     }
 }
 

@@ -19,6 +19,15 @@ pub trait Decode: Send {
     }
 }
 
+impl<D: Decode + ?Sized> Decode for Box<D> {
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<Delta>) {
+        (**self).feed(bytes, out)
+    }
+    fn end(&mut self, out: &mut Vec<Delta>) {
+        (**self).end(out)
+    }
+}
+
 /// Writes a stream in the caller's protocol.
 pub trait Encode: Send {
     fn delta(&mut self, d: &Delta, out: &mut BytesMut);

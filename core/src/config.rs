@@ -4,6 +4,7 @@
 //! a change made through this instance.
 
 use crate::crypto::MasterKey;
+use crate::gateway::failover::Health;
 use crate::metering::money::Credits;
 use crate::providers::{vendor, Vendor};
 use crate::store::{ModelRow, Store};
@@ -174,20 +175,36 @@ pub struct ProviderEntry {
 }
 
 impl ProviderEntry {
-    /// The next credential by smooth weighted round-robin (nginx's), if any.
-    pub fn next_credential(&self) -> Option<&CredentialEntry> {
-        if self.credentials.len() <= 1 {
-            return self.credentials.first();
-        }
+    /// The next credential by smooth weighted round-robin (nginx's), skipping
+    /// those already tried for this call and those disabled; one cooling down
+    /// after a 429 weighs a tenth.
+    pub fn next_credential(&self, now_ms: i64, health: &Health, tried: &[String]) -> Option<&CredentialEntry> {
+        let weight = |c: &CredentialEntry| -> i64 {
+            if tried.contains(&c.id) || health.is_disabled(&c.id) {
+                0
+            } else if health.cooling(&c.id, now_ms) {
+                (c.weight / 10).max(1)
+            } else {
+                c.weight.max(1)
+            }
+        };
         let mut current = self.rotation.lock().ok()?;
-        let total: i64 = self.credentials.iter().map(|c| c.weight.max(1)).sum();
-        let mut best = 0;
+        let total: i64 = self.credentials.iter().map(weight).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut best: Option<usize> = None;
         for (i, c) in self.credentials.iter().enumerate() {
-            current[i] += c.weight.max(1);
-            if current[i] > current[best] {
-                best = i;
+            let w = weight(c);
+            if w == 0 {
+                continue;
+            }
+            current[i] += w;
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
             }
         }
+        let best = best?;
         current[best] -= total;
         self.credentials.get(best)
     }
@@ -214,6 +231,8 @@ pub struct Snapshot {
     pub providers: HashMap<String, Arc<ProviderEntry>>,
     /// Enabled models by the provider's model id, best provider first.
     pub routes: HashMap<String, Vec<Route>>,
+    /// Smooth weighted round-robin state for providers of equal priority, per model.
+    spread: Mutex<HashMap<String, Vec<i64>>>,
 }
 
 impl Snapshot {
@@ -294,11 +313,14 @@ impl Snapshot {
             settings,
             providers,
             routes,
+            spread: Mutex::default(),
         })
     }
 
     /// Candidates for a requested model of a type: `provider/model` pins a
     /// provider; a bare name may be served by any provider that offers it.
+    /// Providers of equal priority take turns, by smooth weighted round-robin
+    /// over their credentials' weights.
     pub fn resolve(&self, requested: &str, kind: &str) -> Vec<Route> {
         if let Some((prefix, rest)) = requested.split_once('/') {
             if let Some(p) = self.providers.get(prefix) {
@@ -314,10 +336,50 @@ impl Snapshot {
                     .unwrap_or_default();
             }
         }
-        self.routes
+        let mut routes: Vec<Route> = self
+            .routes
             .get(requested)
             .map(|l| l.iter().filter(|r| r.model.kind == kind).cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let mut start = 0;
+        while start < routes.len() {
+            let priority = routes[start].provider.priority;
+            let len = routes[start..]
+                .iter()
+                .take_while(|r| r.provider.priority == priority)
+                .count();
+            if len > 1 {
+                let key = format!("{kind}\u{0}{requested}\u{0}{priority}");
+                let pick = self.spread_pick(&key, &routes[start..start + len]);
+                routes[start..start + len].rotate_left(pick);
+            }
+            start += len;
+        }
+        routes
+    }
+
+    fn spread_pick(&self, key: &str, group: &[Route]) -> usize {
+        let Ok(mut state) = self.spread.lock() else { return 0 };
+        let current = state.entry(key.to_string()).or_insert_with(|| vec![0; group.len()]);
+        current.resize(group.len(), 0);
+        let weight = |r: &Route| {
+            r.provider
+                .credentials
+                .iter()
+                .map(|c| c.weight.max(1))
+                .sum::<i64>()
+                .max(1)
+        };
+        let total: i64 = group.iter().map(weight).sum();
+        let mut best = 0;
+        for (i, r) in group.iter().enumerate() {
+            current[i] += weight(r);
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total;
+        best
     }
 }
 
@@ -343,8 +405,16 @@ mod tests {
             credentials: vec![cred("a", 5), cred("b", 1), cred("c", 1)],
             rotation: Mutex::new(vec![0; 3]),
         };
-        let picks: String = (0..7).map(|_| p.next_credential().unwrap().id.clone()).collect();
+        let health = Health::default();
+        let picks: String = (0..7)
+            .map(|_| p.next_credential(0, &health, &[]).unwrap().id.clone())
+            .collect();
         assert_eq!(picks, "aabacaa");
+        // Tried credentials are skipped; none left is none.
+        let tried = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(p.next_credential(0, &health, &tried).unwrap().id, "c");
+        let all = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        assert!(p.next_credential(0, &health, &all).is_none());
     }
 
     #[test]

@@ -220,6 +220,24 @@ impl Api {
         id
     }
 
+    /// A provider of any kind (fields as the admin API takes them) with one credential.
+    pub async fn provider(&self, fields: Value, secret: &str) -> String {
+        let p = self
+            .admin(reqwest::Method::POST, "/api/admin/providers", Some(fields))
+            .await;
+        let id = p["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("provider not created: {p}"))
+            .to_string();
+        self.admin(
+            reqwest::Method::POST,
+            &format!("/api/admin/providers/{id}/credentials"),
+            Some(json!({"name": "main", "secret": secret})),
+        )
+        .await;
+        id
+    }
+
     pub async fn add_model(&self, provider_id: &str, model: &str, rates: Value) -> Value {
         let mut body = json!({"provider_id": provider_id, "model": model});
         for (k, v) in rates.as_object().unwrap() {

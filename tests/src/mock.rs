@@ -1,5 +1,8 @@
-//! A mock OpenAI-compatible provider on 127.0.0.1 that records what it
-//! received and answers as a test tells it to, per model name.
+//! A mock model provider on 127.0.0.1 that speaks every protocol Hub calls
+//! (OpenAI-compatible, Anthropic Messages, Gemini, Bedrock Converse with its
+//! binary event stream, Ideogram, embeddings, images), records what it
+//! received, and answers as a test tells it to, per model name. The protocol
+//! is picked by the request path, as the real providers' URLs differ.
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
@@ -32,6 +35,55 @@ pub struct Behavior {
     pub usage: bool,
     /// Fail the stream (drop the connection) after this many chunks.
     pub break_after: Option<usize>,
+    /// End the stream with the protocol's own error event after this many chunks.
+    pub error_after: Option<usize>,
+    /// Tool calls made after the text: name and argument pieces.
+    pub tool_calls: Vec<(String, Vec<String>)>,
+    /// Prompt tokens written to the cache (Anthropic and Bedrock report them).
+    pub cache_write_tokens: u64,
+    /// Images an image request returns (default: as many as asked).
+    pub images: Option<u64>,
+}
+
+impl Behavior {
+    /// The default answer with other text pieces.
+    pub fn text(pieces: &[&str]) -> Behavior {
+        Behavior {
+            pieces: pieces.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn status(status: u16) -> Behavior {
+        Behavior {
+            status,
+            ..Default::default()
+        }
+    }
+
+    pub fn tokens(mut self, prompt: u64, completion: u64) -> Behavior {
+        self.prompt_tokens = prompt;
+        self.completion_tokens = completion;
+        self
+    }
+
+    pub fn delay(mut self, d: Duration) -> Behavior {
+        self.delay = d;
+        self
+    }
+
+    pub fn tool(mut self, name: &str, pieces: &[&str]) -> Behavior {
+        self.tool_calls
+            .push((name.to_string(), pieces.iter().map(|p| p.to_string()).collect()));
+        self
+    }
+
+    /// Tokens that are not cached (what every protocol bills at the input rate).
+    fn uncached(&self) -> u64 {
+        self.prompt_tokens
+            .saturating_sub(self.cached_tokens)
+            .saturating_sub(self.cache_write_tokens)
+    }
 }
 
 impl Default for Behavior {
@@ -46,6 +98,10 @@ impl Default for Behavior {
             cached_tokens: 0,
             usage: true,
             break_after: None,
+            error_after: None,
+            tool_calls: Vec::new(),
+            cache_write_tokens: 0,
+            images: None,
         }
     }
 }
@@ -55,7 +111,17 @@ impl Default for Behavior {
 pub struct Received {
     pub path: String,
     pub authorization: Option<String>,
+    /// Every header, names lower-case.
+    pub headers: HashMap<String, String>,
     pub body: Value,
+    /// The body as sent (multipart bodies are not JSON).
+    pub raw: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
 }
 
 #[derive(Default)]
@@ -69,6 +135,8 @@ struct State {
     last_finish: Mutex<Option<Instant>>,
     /// While true, streams stop after their first chunk.
     paused: Option<tokio::sync::watch::Sender<bool>>,
+    /// Credentials answered with 401, whatever the protocol.
+    rejected: Mutex<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -118,6 +186,20 @@ impl MockProvider {
         self.state.behaviors.lock().unwrap().insert(model.to_string(), behavior);
     }
 
+    /// Answers requests made with this credential with 401 until [`accept`](Self::accept).
+    pub fn reject(&self, credential: &str) {
+        self.state.rejected.lock().unwrap().push(credential.to_string());
+    }
+
+    pub fn accept(&self, credential: &str) {
+        self.state.rejected.lock().unwrap().retain(|c| c != credential);
+    }
+
+    /// The Anthropic/Gemini/Bedrock/Ideogram base URL (no `/v1`).
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
     }
@@ -162,13 +244,56 @@ fn full(status: u16, body: Value) -> hyper::Response<Out> {
         .unwrap()
 }
 
-fn usage_json(b: &Behavior) -> Value {
-    json!({
-        "prompt_tokens": b.prompt_tokens,
-        "completion_tokens": b.completion_tokens,
-        "total_tokens": b.prompt_tokens + b.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": b.cached_tokens},
-    })
+/// The protocols the mock speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    OpenAi,
+    Anthropic,
+    Gemini,
+    Bedrock,
+}
+
+/// The credential a request presents, whatever the protocol's header.
+fn credential(headers: &HashMap<String, String>) -> Option<String> {
+    if let Some(a) = headers.get("authorization") {
+        if let Some(c) = a.strip_prefix("Bearer ") {
+            return Some(c.to_string());
+        }
+        // SigV4: `Credential=AKID/date/region/service/aws4_request`.
+        if let Some(rest) = a.split("Credential=").nth(1) {
+            return rest.split('/').next().map(str::to_owned);
+        }
+    }
+    ["x-api-key", "x-goog-api-key", "api-key"]
+        .iter()
+        .find_map(|h| headers.get(*h).cloned())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn error_body(proto: Proto, status: u16, message: &str) -> Value {
+    match proto {
+        Proto::OpenAi => json!({"error": {"message": message, "type": "server_error"}}),
+        Proto::Anthropic => json!({"type": "error", "error": {"type": "api_error", "message": message}}),
+        Proto::Gemini => json!({"error": {"code": status, "message": message, "status": "UNAVAILABLE"}}),
+        Proto::Bedrock => json!({"message": message}),
+    }
 }
 
 async fn answer(
@@ -176,67 +301,96 @@ async fn answer(
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<Out>, Infallible> {
     let path = req.uri().path().to_string();
-    let authorization = req
+    let headers: HashMap<String, String> = req
         .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let bytes = req
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let authorization = headers.get("authorization").cloned();
+    let raw = req
         .into_body()
         .collect()
         .await
         .map(|c| c.to_bytes())
         .unwrap_or_default();
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     state.received.lock().unwrap().push(Received {
         path: path.clone(),
         authorization,
+        headers: headers.clone(),
         body: body.clone(),
+        raw: raw.clone(),
     });
-    if path.ends_with("/models") {
+    let proto = if path.ends_with("/messages") {
+        Proto::Anthropic
+    } else if path.contains(":generateContent")
+        || path.contains(":streamGenerateContent")
+        || path.contains(":batchEmbedContents")
+    {
+        Proto::Gemini
+    } else if path.contains("/converse") || path.ends_with("/foundation-models") {
+        Proto::Bedrock
+    } else {
+        Proto::OpenAi
+    };
+    if let Some(c) = credential(&headers) {
+        if state.rejected.lock().unwrap().contains(&c) {
+            return Ok(full(401, error_body(proto, 401, "invalid api key")));
+        }
+    }
+    if path.ends_with("/models") || path.ends_with("/foundation-models") {
         return Ok(full(
             200,
             json!({"object": "list", "data": [{"id": "mock-model", "object": "model"}]}),
         ));
     }
-    let model = body["model"].as_str().unwrap_or("").to_string();
+    // The model: in the body, or in the path for Gemini and Bedrock.
+    let model = match proto {
+        Proto::Gemini => path
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.split(':').next())
+            .unwrap_or("")
+            .to_string(),
+        Proto::Bedrock => percent_decode(path.split('/').rev().nth(1).unwrap_or("")),
+        _ if path.ends_with("/generate") => body["image_request"]["model"].as_str().unwrap_or("").to_string(),
+        _ if path.ends_with("/ideogram-v3/generate") => "V_3".to_string(),
+        _ if path.contains("/image/generate/") => path.rsplit('/').next().unwrap_or("").to_string(),
+        _ => body["model"].as_str().unwrap_or("").to_string(),
+    };
     let b = state.behaviors.lock().unwrap().get(&model).cloned().unwrap_or_default();
     if !b.header_delay.is_zero() {
         tokio::time::sleep(b.header_delay).await;
     }
     if !(200..300).contains(&b.status) {
-        return Ok(full(
-            b.status,
-            json!({"error": {"message": format!("mock failure {}", b.status), "type": "server_error"}}),
-        ));
+        let msg = format!("mock failure {}", b.status);
+        return Ok(full(b.status, error_body(proto, b.status, &msg)));
     }
-    let id = "chatcmpl-mock";
-    if body["stream"] != Value::Bool(true) {
-        let mut resp = json!({
-            "id": id, "object": "chat.completion", "created": 1, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": b.pieces.concat()}, "finish_reason": "stop"}],
-        });
-        if b.usage {
-            resp["usage"] = usage_json(&b);
-        }
-        return Ok(full(200, resp));
+    if path.ends_with("/embeddings") || path.contains(":batchEmbedContents") {
+        return Ok(full(200, embeddings(proto, &body, &b)));
+    }
+    if path.ends_with("/images/generations") || (proto == Proto::OpenAi && path.contains("generate")) {
+        return Ok(full(200, images(&path, &body, &raw, &b)));
+    }
+    let stream = match proto {
+        Proto::Gemini => path.contains(":streamGenerateContent"),
+        Proto::Bedrock => path.ends_with("/converse-stream"),
+        _ => body["stream"] == Value::Bool(true),
+    };
+    if !stream {
+        return Ok(full(200, whole(proto, &model, &b)));
     }
     let include_usage = body["stream_options"]["include_usage"] == Value::Bool(true);
+    let frames = stream_frames(proto, &model, &b, include_usage);
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
     tokio::spawn(async move {
-        let chunk = |delta: Value, finish: Value| {
-            json!({"id": id, "object": "chat.completion.chunk", "created": 1, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        };
-        let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
-        events.extend(b.pieces.iter().map(|p| chunk(json!({"content": p}), Value::Null)));
-        events.push(chunk(json!({}), json!("stop")));
-        if include_usage && b.usage {
-            events.push(json!({"id": id, "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage_json(&b)}));
-        }
         let mut gate = state.paused.as_ref().map(|p| p.subscribe());
-        for (i, ev) in events.iter().enumerate() {
+        for (i, frame) in frames.into_iter().enumerate() {
             if b.break_after == Some(i) {
+                return;
+            }
+            if b.error_after == Some(i) {
+                let _ = tx.send(Ok(Frame::data(stream_error(proto)))).await;
                 return;
             }
             if i == 1 {
@@ -251,20 +405,367 @@ async fn answer(
             if !b.delay.is_zero() && i > 0 {
                 tokio::time::sleep(b.delay).await;
             }
-            let frame = Frame::data(Bytes::from(format!("data: {ev}\n\n")));
-            if tx.send(Ok(frame)).await.is_err() {
+            if tx.send(Ok(Frame::data(frame))).await.is_err() {
                 state.abandoned.fetch_add(1, Ordering::SeqCst);
                 return;
             }
         }
-        let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"data: [DONE]\n\n")))).await;
         *state.last_finish.lock().unwrap() = Some(Instant::now());
         state.completed.fetch_add(1, Ordering::SeqCst);
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    let content_type = if proto == Proto::Bedrock {
+        "application/vnd.amazon.eventstream"
+    } else {
+        "text/event-stream"
+    };
     Ok(hyper::Response::builder()
         .status(200)
-        .header("content-type", "text/event-stream")
+        .header("content-type", content_type)
         .body(StreamBody::new(stream).boxed())
         .unwrap())
+}
+
+fn openai_usage(b: &Behavior) -> Value {
+    json!({
+        "prompt_tokens": b.prompt_tokens,
+        "completion_tokens": b.completion_tokens,
+        "total_tokens": b.prompt_tokens + b.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": b.cached_tokens},
+    })
+}
+
+fn anthropic_usage(b: &Behavior) -> Value {
+    json!({
+        "input_tokens": b.uncached(),
+        "cache_read_input_tokens": b.cached_tokens,
+        "cache_creation_input_tokens": b.cache_write_tokens,
+        "output_tokens": b.completion_tokens,
+    })
+}
+
+fn gemini_usage(b: &Behavior) -> Value {
+    json!({
+        "promptTokenCount": b.prompt_tokens,
+        "cachedContentTokenCount": b.cached_tokens,
+        "candidatesTokenCount": b.completion_tokens,
+        "totalTokenCount": b.prompt_tokens + b.completion_tokens,
+    })
+}
+
+fn bedrock_usage(b: &Behavior) -> Value {
+    json!({
+        "inputTokens": b.uncached(),
+        "cacheReadInputTokens": b.cached_tokens,
+        "cacheWriteInputTokens": b.cache_write_tokens,
+        "outputTokens": b.completion_tokens,
+        "totalTokens": b.prompt_tokens + b.completion_tokens,
+    })
+}
+
+fn args_of(pieces: &[String]) -> Value {
+    serde_json::from_str(&pieces.concat()).unwrap_or(json!({}))
+}
+
+/// A whole (non-streamed) chat answer.
+fn whole(proto: Proto, model: &str, b: &Behavior) -> Value {
+    let text = b.pieces.concat();
+    let tools = !b.tool_calls.is_empty();
+    match proto {
+        Proto::OpenAi => {
+            let mut message = json!({"role": "assistant", "content": text});
+            if tools {
+                message["tool_calls"] = b
+                    .tool_calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, args))| json!({"id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": args.concat()}}))
+                    .collect();
+            }
+            let mut resp = json!({
+                "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": if tools { "tool_calls" } else { "stop" }}],
+            });
+            if b.usage {
+                resp["usage"] = openai_usage(b);
+            }
+            resp
+        }
+        Proto::Anthropic => {
+            let mut content = vec![json!({"type": "text", "text": text})];
+            content.extend(b.tool_calls.iter().enumerate().map(
+                |(i, (name, args))| json!({"type": "tool_use", "id": format!("toolu_{i}"), "name": name, "input": args_of(args)}),
+            ));
+            let mut resp = json!({
+                "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": content,
+                "stop_reason": if tools { "tool_use" } else { "end_turn" }, "stop_sequence": null,
+            });
+            if b.usage {
+                resp["usage"] = anthropic_usage(b);
+            }
+            resp
+        }
+        Proto::Gemini => {
+            let mut parts = vec![json!({"text": text})];
+            parts.extend(
+                b.tool_calls
+                    .iter()
+                    .map(|(name, args)| json!({"functionCall": {"name": name, "args": args_of(args)}})),
+            );
+            let mut resp = json!({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}], "modelVersion": model});
+            if b.usage {
+                resp["usageMetadata"] = gemini_usage(b);
+            }
+            resp
+        }
+        Proto::Bedrock => {
+            let mut content = vec![json!({"text": text})];
+            content.extend(b.tool_calls.iter().enumerate().map(
+                |(i, (name, args))| json!({"toolUse": {"toolUseId": format!("tooluse_{i}"), "name": name, "input": args_of(args)}}),
+            ));
+            let mut resp = json!({
+                "output": {"message": {"role": "assistant", "content": content}},
+                "stopReason": if tools { "tool_use" } else { "end_turn" },
+                "metrics": {"latencyMs": 10},
+            });
+            if b.usage {
+                resp["usage"] = bedrock_usage(b);
+            }
+            resp
+        }
+    }
+}
+
+fn sse(event: Option<&str>, data: &Value) -> Bytes {
+    match event {
+        Some(e) => Bytes::from(format!("event: {e}\ndata: {data}\n\n")),
+        None => Bytes::from(format!("data: {data}\n\n")),
+    }
+}
+
+/// The frames of a streamed chat answer: the first carries the first text.
+fn stream_frames(proto: Proto, model: &str, b: &Behavior, include_usage: bool) -> Vec<Bytes> {
+    let tools = !b.tool_calls.is_empty();
+    let mut out = Vec::new();
+    match proto {
+        Proto::OpenAi => {
+            let chunk = |delta: Value, finish: Value| {
+                json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            };
+            out.push(sse(
+                None,
+                &chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            ));
+            out.extend(
+                b.pieces
+                    .iter()
+                    .map(|p| sse(None, &chunk(json!({"content": p}), Value::Null))),
+            );
+            for (i, (name, args)) in b.tool_calls.iter().enumerate() {
+                out.push(sse(None, &chunk(json!({"tool_calls": [{"index": i, "id": format!("call_{i}"), "type": "function", "function": {"name": name, "arguments": ""}}]}), Value::Null)));
+                out.extend(args.iter().map(|a| {
+                    sse(
+                        None,
+                        &chunk(
+                            json!({"tool_calls": [{"index": i, "function": {"arguments": a}}]}),
+                            Value::Null,
+                        ),
+                    )
+                }));
+            }
+            out.push(sse(
+                None,
+                &chunk(json!({}), json!(if tools { "tool_calls" } else { "stop" })),
+            ));
+            if include_usage && b.usage {
+                out.push(sse(None, &json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": openai_usage(b)})));
+            }
+            out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        }
+        Proto::Anthropic => {
+            let mut start_usage = anthropic_usage(b);
+            start_usage["output_tokens"] = json!(1);
+            if !b.usage {
+                start_usage = json!({});
+            }
+            out.push(sse(Some("message_start"), &json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "usage": start_usage}})));
+            out.push(sse(
+                Some("content_block_start"),
+                &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ));
+            out.push(sse(Some("ping"), &json!({"type": "ping"})));
+            out.extend(b.pieces.iter().map(|p| {
+                sse(
+                    Some("content_block_delta"),
+                    &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}),
+                )
+            }));
+            out.push(sse(
+                Some("content_block_stop"),
+                &json!({"type": "content_block_stop", "index": 0}),
+            ));
+            for (i, (name, args)) in b.tool_calls.iter().enumerate() {
+                let index = i + 1;
+                out.push(sse(Some("content_block_start"), &json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": format!("toolu_{i}"), "name": name, "input": {}}})));
+                out.extend(args.iter().map(|a| sse(Some("content_block_delta"), &json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": a}}))));
+                out.push(sse(
+                    Some("content_block_stop"),
+                    &json!({"type": "content_block_stop", "index": index}),
+                ));
+            }
+            let end_usage = if b.usage {
+                json!({"output_tokens": b.completion_tokens})
+            } else {
+                json!({})
+            };
+            out.push(sse(Some("message_delta"), &json!({"type": "message_delta", "delta": {"stop_reason": if tools { "tool_use" } else { "end_turn" }, "stop_sequence": null}, "usage": end_usage})));
+            out.push(sse(Some("message_stop"), &json!({"type": "message_stop"})));
+        }
+        Proto::Gemini => {
+            // Gemini streams end lines with CRLF and repeat running usage totals.
+            let chunk = |parts: Value, finish: Option<&str>, output: u64| {
+                let mut c = json!({"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}], "modelVersion": model});
+                if let Some(f) = finish {
+                    c["candidates"][0]["finishReason"] = json!(f);
+                }
+                if b.usage {
+                    let mut u = gemini_usage(b);
+                    u["candidatesTokenCount"] = json!(output);
+                    c["usageMetadata"] = u;
+                }
+                Bytes::from(format!("data: {c}\r\n\r\n"))
+            };
+            let n = b.pieces.len() as u64;
+            for (i, p) in b.pieces.iter().enumerate() {
+                let running = b.completion_tokens * (i as u64 + 1) / n.max(1);
+                let last = i + 1 == b.pieces.len() && !tools;
+                out.push(chunk(json!([{"text": p}]), last.then_some("STOP"), running));
+            }
+            if tools {
+                let parts: Vec<Value> = b
+                    .tool_calls
+                    .iter()
+                    .map(|(name, args)| json!({"functionCall": {"name": name, "args": args_of(args)}}))
+                    .collect();
+                out.push(chunk(Value::Array(parts), Some("STOP"), b.completion_tokens));
+            }
+        }
+        Proto::Bedrock => {
+            use hub_core::providers::bedrock::frame;
+            let ev = |t: &str, p: Value| Bytes::from(frame("event", t, &p));
+            out.push(ev("messageStart", json!({"role": "assistant"})));
+            // The first frame carries text, as the first useful chunk.
+            let mut pieces = b.pieces.iter();
+            if let Some(first) = pieces.next() {
+                out[0] = Bytes::from(
+                    [
+                        out[0].to_vec(),
+                        frame(
+                            "event",
+                            "contentBlockDelta",
+                            &json!({"contentBlockIndex": 0, "delta": {"text": first}}),
+                        ),
+                    ]
+                    .concat(),
+                );
+            }
+            out.extend(pieces.map(|p| {
+                ev(
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 0, "delta": {"text": p}}),
+                )
+            }));
+            out.push(ev("contentBlockStop", json!({"contentBlockIndex": 0})));
+            for (i, (name, args)) in b.tool_calls.iter().enumerate() {
+                let index = i + 1;
+                out.push(ev("contentBlockStart", json!({"contentBlockIndex": index, "start": {"toolUse": {"toolUseId": format!("tooluse_{i}"), "name": name}}})));
+                out.extend(args.iter().map(|a| {
+                    ev(
+                        "contentBlockDelta",
+                        json!({"contentBlockIndex": index, "delta": {"toolUse": {"input": a}}}),
+                    )
+                }));
+                out.push(ev("contentBlockStop", json!({"contentBlockIndex": index})));
+            }
+            out.push(ev(
+                "messageStop",
+                json!({"stopReason": if tools { "tool_use" } else { "end_turn" }}),
+            ));
+            if b.usage {
+                out.push(ev(
+                    "metadata",
+                    json!({"usage": bedrock_usage(b), "metrics": {"latencyMs": 10}}),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The protocol's own mid-stream error.
+fn stream_error(proto: Proto) -> Bytes {
+    match proto {
+        Proto::OpenAi => sse(
+            None,
+            &json!({"error": {"message": "mock overloaded midway", "type": "server_error"}}),
+        ),
+        Proto::Anthropic => sse(
+            Some("error"),
+            &json!({"type": "error", "error": {"type": "overloaded_error", "message": "mock overloaded midway"}}),
+        ),
+        Proto::Gemini => sse(
+            None,
+            &json!({"error": {"code": 503, "message": "mock overloaded midway", "status": "UNAVAILABLE"}}),
+        ),
+        Proto::Bedrock => Bytes::from(hub_core::providers::bedrock::frame(
+            "exception",
+            "throttlingException",
+            &json!({"message": "mock overloaded midway"}),
+        )),
+    }
+}
+
+fn embeddings(proto: Proto, body: &Value, b: &Behavior) -> Value {
+    let count = match proto {
+        Proto::Gemini => body["requests"].as_array().map_or(1, Vec::len),
+        _ => match &body["input"] {
+            Value::Array(a) => a.len(),
+            _ => 1,
+        },
+    };
+    let vector = |i: usize| json!([0.25 * i as f64, -0.5, 1.0]);
+    match proto {
+        Proto::Gemini => json!({"embeddings": (0..count).map(|i| json!({"values": vector(i)})).collect::<Vec<_>>()}),
+        _ => json!({
+            "object": "list",
+            "data": (0..count).map(|i| json!({"object": "embedding", "index": i, "embedding": vector(i)})).collect::<Vec<_>>(),
+            "model": body["model"],
+            "usage": {"prompt_tokens": b.prompt_tokens, "total_tokens": b.prompt_tokens},
+        }),
+    }
+}
+
+fn images(path: &str, body: &Value, raw: &[u8], b: &Behavior) -> Value {
+    let asked = if path.ends_with("/ideogram-v3/generate") {
+        let text = String::from_utf8_lossy(raw);
+        text.split("name=\"num_images\"\r\n\r\n")
+            .nth(1)
+            .and_then(|r| r.split("\r\n").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1)
+    } else if path.ends_with("/generate") {
+        body["image_request"]["num_images"].as_u64().unwrap_or(1)
+    } else {
+        body["n"].as_u64().or(body["num_images"].as_u64()).unwrap_or(1)
+    };
+    let n = b.images.unwrap_or(asked);
+    if path.ends_with("/images/generations") {
+        json!({"created": 1, "data": (0..n).map(|i| json!({"url": format!("https://images.mock/{i}.png")})).collect::<Vec<_>>()})
+    } else {
+        json!({"created": "2026-01-01T00:00:00Z", "data": (0..n).map(|i| json!({
+            "url": format!("https://ideogram.mock/{i}.png"), "prompt": "a mock image", "resolution": "1024x1024",
+            "is_image_safe": true, "seed": 7,
+        })).collect::<Vec<_>>()})
+    }
 }

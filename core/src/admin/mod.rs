@@ -14,12 +14,11 @@ use crate::error::ApiError;
 use crate::http::{json, query_pairs, Method, Request, Response, StatusCode};
 use crate::metering::money::Rate;
 use crate::metering::Rates;
-use crate::ports::{SqlValue, Timeouts, UpstreamRequest};
+use crate::ports::SqlValue;
 use crate::providers::vendor;
 use crate::store::{page_limit, CallFilter, Change, CredentialRow, GroupBy, ModelRow, NewKeyRow, ProviderRow, UserRow};
 use crate::Hub;
 use fields::Fields;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use views::*;
 
@@ -114,6 +113,7 @@ pub async fn route(hub: &Hub, caller: &Caller, req: Request) -> Result<Response,
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).skip(2).collect();
     let m = req.method().clone();
     let res = match (&m, segs.as_slice()) {
+        (&Method::GET, ["provider-kinds"]) => provider_kinds().await,
         (&Method::GET, ["providers"]) => list_providers(hub).await,
         (&Method::POST, ["providers"]) => create_provider(hub, &req).await,
         (&Method::GET, ["providers", id]) => get_provider(hub, id).await,
@@ -206,7 +206,7 @@ async fn create_provider(hub: &Hub, req: &Request) -> Result<Response, ApiError>
     let base_url = f.str("base_url")?.filter(|u| !u.is_empty());
     match &base_url {
         Some(u) => check_base_url(u)?,
-        None if v.default_base_url.is_empty() => {
+        None if v.default_base_url.is_empty() && !v.needs_region => {
             return Err(ApiError::invalid_field(
                 "base_url",
                 format!("is required for kind `{kind}`"),
@@ -432,53 +432,49 @@ async fn test_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
         .get_provider(&c.provider_id)
         .await?
         .ok_or_else(|| gone("provider", &c.provider_id))?;
-    let v = vendor(&p.kind).ok_or_else(|| ApiError::bad_request("This provider kind cannot be tested."))?;
     let secret = hub
         .inner
         .master_key
         .decrypt(&c.secret_enc)
         .map_err(|e| ApiError::internal(format!("The stored secret cannot be read: {e}")))?;
-    let base = p
-        .base_url
-        .clone()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| v.default_base_url.to_string());
-    let req = UpstreamRequest {
-        method: http::Method::GET,
-        url: format!("{}/models", base.trim_end_matches('/')),
-        headers: vec![("authorization".into(), format!("Bearer {secret}"))],
-        body: bytes::Bytes::new(),
-        timeouts: Timeouts {
-            first_byte: std::time::Duration::from_secs(15),
-            ..hub.inner.options.timeouts
-        },
-    };
-    let started = hub.inner.clock.monotonic_us();
-    let (ok_, status, message) = match hub.inner.upstream.send(req).await {
-        Ok(mut resp) => {
-            let mut body = Vec::new();
-            while let Some(Ok(chunk)) = resp.body.next().await {
-                body.extend_from_slice(&chunk);
-                if body.len() > 1 << 20 {
-                    break;
-                }
-            }
-            let text = String::from_utf8_lossy(&body[..body.len().min(500)]).replace(&secret, "****");
-            ((200..300).contains(&resp.status), Some(resp.status), text)
-        }
-        Err(e) => (false, None, e.to_string()),
-    };
-    let latency_ms = (hub.inner.clock.monotonic_us() - started) / 1000;
+    let probe = hub.probe(&p, &secret).await?;
     let now = hub.inner.clock.now_ms();
-    let err = (!ok_).then(|| {
-        format!("{} {}", status.map(|s| s.to_string()).unwrap_or_default(), message)
-            .trim()
-            .to_string()
+    let err = (!probe.ok).then(|| {
+        format!(
+            "{} {}",
+            probe.status.map(|s| s.to_string()).unwrap_or_default(),
+            probe.message
+        )
+        .trim()
+        .to_string()
     });
-    hub.store()
-        .set_credential_status(id, if ok_ { "active" } else { "error" }, err.as_deref(), now)
-        .await?;
-    ok(json!({"ok": ok_, "status": status, "latency_ms": latency_ms, "message": message}))
+    if probe.ok && c.status == "disabled" {
+        // A credential that works again is back in rotation.
+        hub.store().set_credential_health(id, "active", None, now).await?;
+        hub.reload().await?;
+    } else if c.status != "disabled" {
+        hub.store()
+            .set_credential_status(id, if probe.ok { "active" } else { "error" }, err.as_deref(), now)
+            .await?;
+    }
+    ok(json!({"ok": probe.ok, "status": probe.status, "latency_ms": probe.latency_ms, "message": probe.message}))
+}
+
+async fn provider_kinds() -> Result<Response, ApiError> {
+    let data: Vec<Value> = crate::providers::VENDORS
+        .iter()
+        .map(|v| {
+            json!({
+                "kind": v.kind,
+                "display_name": v.display_name,
+                "default_base_url": v.default_base_url,
+                "needs_secret": v.needs_secret,
+                "needs_region": v.needs_region,
+                "wire": v.wire.name(),
+            })
+        })
+        .collect();
+    ok(json!({ "data": data, "next_cursor": null }))
 }
 
 // ------------------------------------------------------------------ models

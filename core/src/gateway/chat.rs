@@ -1,19 +1,26 @@
-//! `POST /v1/chat/completions`: one call end to end.
+//! Chat calls end to end, for OpenAI (`POST /v1/chat/completions`) and
+//! Anthropic (`POST /v1/messages`) callers alike.
 //!
 //! Validate → resolve candidates → hold credit → try providers in order until
-//! one answers with a first byte → relay (streamed or whole) → settle in the
+//! one answers with a first byte → relay (streamed or whole, converted to the
+//! caller's protocol unless both sides speak OpenAI) → settle in the
 //! background. Failover happens only before anything reached the client.
 
-use super::relay::{CallMeter, Relay};
+use super::failover::{provider_error, scrub, transport_failure, Attempts, Failure};
+use super::relay::{CallMeter, Mode, Relay};
 use crate::auth::Caller;
+use crate::chat::{Chat, Reply};
+use crate::codec::Encode;
 use crate::config::Route;
 use crate::error::ApiError;
-use crate::http::{Body, Response, StatusCode};
+use crate::http::{Body, Response};
+use crate::metering::estimate::PromptSize;
 use crate::metering::money::Credits;
 use crate::metering::Usage;
-use crate::ports::{UpstreamError, UpstreamResponse};
+use crate::ports::UpstreamResponse;
 use crate::protocols::openai::{parse_chat, ChatRequest, ChunkView};
-use crate::providers::openai_compat;
+use crate::protocols::{anthropic, openai};
+use crate::providers::{self, Target, Wire};
 use crate::store::CallLog;
 use crate::Hub;
 use bytes::{Bytes, BytesMut};
@@ -23,121 +30,252 @@ use std::sync::Arc;
 /// Largest non-streamed provider answer Hub will read.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
-/// What one failed attempt tells the next.
-struct Failure {
-    error: ApiError,
-    /// Whether another provider may do better (not for the caller's own mistakes).
-    retryable: bool,
+/// A chat request as it came in.
+enum Inbound {
+    OpenAi(ChatRequest),
+    Anthropic(Box<Chat>),
 }
 
+impl Inbound {
+    fn model(&self) -> &str {
+        match self {
+            Inbound::OpenAi(r) => &r.model,
+            Inbound::Anthropic(c) => &c.model,
+        }
+    }
+
+    fn stream(&self) -> bool {
+        match self {
+            Inbound::OpenAi(r) => r.stream,
+            Inbound::Anthropic(c) => c.stream,
+        }
+    }
+
+    fn prompt(&self) -> PromptSize {
+        match self {
+            Inbound::OpenAi(r) => r.prompt,
+            Inbound::Anthropic(c) => c.prompt,
+        }
+    }
+
+    fn output_budget(&self) -> (Option<u64>, u64) {
+        match self {
+            Inbound::OpenAi(r) => (r.max_tokens, r.n),
+            Inbound::Anthropic(c) => (c.max_tokens, 1),
+        }
+    }
+
+    fn endpoint(&self) -> &'static str {
+        match self {
+            Inbound::OpenAi(_) => "chat",
+            Inbound::Anthropic(_) => "messages",
+        }
+    }
+
+    fn encoder(&self, call_id: &str, created: i64) -> Box<dyn Encode> {
+        match self {
+            Inbound::OpenAi(r) => Box::new(openai::Encoder::new(call_id, &r.model, created, r.include_usage)),
+            Inbound::Anthropic(c) => Box::new(anthropic::Encoder::new(call_id, &c.model)),
+        }
+    }
+
+    fn render(&self, call_id: &str, created: i64, reply: &Reply) -> serde_json::Value {
+        match self {
+            Inbound::OpenAi(r) => openai::render_reply(call_id, &r.model, created, reply),
+            Inbound::Anthropic(c) => anthropic::render_reply(call_id, &c.model, reply),
+        }
+    }
+}
+
+/// `POST /v1/chat/completions`.
 pub async fn completions(
     hub: &Hub,
     caller: Arc<Caller>,
     req: crate::http::Request,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    use tracing::Instrument;
-    let span = tracing::info_span!("call", request_id = %request_id, call_id = tracing::field::Empty, model = tracing::field::Empty);
-    call(hub, caller, req, request_id).instrument(span).await
+    let chat = parse_chat(req.body())?;
+    traced(hub, caller, &req, request_id, Inbound::OpenAi(chat)).await
 }
 
-async fn call(
+/// `POST /v1/messages`.
+pub async fn messages(
     hub: &Hub,
     caller: Arc<Caller>,
     req: crate::http::Request,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    let inner = &hub.inner;
-    let started_us = inner.clock.monotonic_us();
-    let app = crate::http::header(req.headers(), "x-aigne-hub-client-did")
+    let chat = anthropic::parse(req.body())?;
+    traced(hub, caller, &req, request_id, Inbound::Anthropic(Box::new(chat))).await
+}
+
+async fn traced(
+    hub: &Hub,
+    caller: Arc<Caller>,
+    req: &crate::http::Request,
+    request_id: &str,
+    inbound: Inbound,
+) -> Result<Response, ApiError> {
+    use tracing::Instrument;
+    let span = tracing::info_span!("call", request_id = %request_id, call_id = tracing::field::Empty, model = tracing::field::Empty);
+    call(hub, caller, req, request_id, inbound).instrument(span).await
+}
+
+/// The caller's app: AIGNE's client DID header, Hub's own, or the key's label.
+pub(crate) fn app_of(req: &crate::http::Request, caller: &Caller) -> String {
+    crate::http::header(req.headers(), "x-aigne-hub-client-did")
         .or_else(|| crate::http::header(req.headers(), "x-hub-app"))
         .map(|a| a.chars().take(200).collect::<String>())
-        .unwrap_or_else(|| caller.key_label.clone());
-    let chat = parse_chat(req.body())?;
-    let snap = hub.snapshot().await?;
-    let settings = &snap.settings;
+        .unwrap_or_else(|| caller.key_label.clone())
+}
+
+/// The candidates for a model the caller may use, best first.
+pub(crate) fn candidates(
+    snap: &crate::config::Snapshot,
+    caller: &Caller,
+    model: &str,
+    kind: &str,
+) -> Result<Vec<Route>, ApiError> {
     let routes: Vec<Route> = snap
-        .resolve(&chat.model, "chat")
+        .resolve(model, kind)
         .into_iter()
-        .filter(|r| caller.may_use_model(&chat.model, &r.provider.name, &r.model.model))
-        .take(settings.max_attempts as usize)
+        .filter(|r| caller.may_use_model(model, &r.provider.name, &r.model.model))
         .collect();
     if routes.is_empty() {
-        return Err(ApiError::model_not_found(&chat.model));
+        return Err(ApiError::model_not_found(model));
     }
+    Ok(routes)
+}
+
+/// Reserves `amount` for the call, or says why not with a 402.
+pub(crate) async fn hold(
+    hub: &Hub,
+    settings: &crate::config::Settings,
+    call_id: &str,
+    user: &str,
+    amount: Credits,
+) -> Result<(), ApiError> {
+    if hub
+        .place_hold(call_id, user, amount, settings.hold_ttl_seconds * 1000)
+        .await?
+    {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "Insufficient credits: this call needs up to {}{} of free balance.",
+        settings.currency_prefix, amount
+    );
+    if let Some(link) = &settings.payment_link {
+        msg.push_str(&format!(" Buy more credits at {link}"));
+    }
+    Err(ApiError::insufficient_credits(msg))
+}
+
+async fn call(
+    hub: &Hub,
+    caller: Arc<Caller>,
+    req: &crate::http::Request,
+    request_id: &str,
+    inbound: Inbound,
+) -> Result<Response, ApiError> {
+    let inner = &hub.inner;
+    let started_us = inner.clock.monotonic_us();
+    let app = app_of(req, &caller);
+    let snap = hub.snapshot().await?;
+    let settings = &snap.settings;
+    let model = inbound.model().to_string();
+    let routes = candidates(&snap, &caller, &model, "chat")?;
 
     let call_id = hub.new_id("call");
     tracing::Span::current()
         .record("call_id", call_id.as_str())
-        .record("model", chat.model.as_str());
+        .record("model", model.as_str());
 
     // Hold enough for the dearest candidate at the largest possible usage.
-    let hold_usage = Usage {
-        input_tokens: chat.prompt.input_token_bound(),
-        output_tokens: chat.n
-            * chat.max_tokens.unwrap_or_else(|| {
-                routes[0]
-                    .model
-                    .max_output_tokens
-                    .unwrap_or(settings.default_max_output_tokens)
-                    .max(1) as u64
-            }),
-        ..Default::default()
+    let (max_tokens, n) = inbound.output_budget();
+    let default_max_tokens = |r: &Route| {
+        r.model
+            .max_output_tokens
+            .unwrap_or(settings.default_max_output_tokens)
+            .max(1) as u64
     };
+    let prompt = inbound.prompt();
     let hold_amount = routes
         .iter()
-        .map(|r| r.model.rates.cost(&hold_usage))
+        .take(settings.max_attempts as usize)
+        .map(|r| {
+            r.model.rates.cost(&Usage {
+                input_tokens: prompt.input_token_bound(),
+                output_tokens: n * max_tokens.unwrap_or_else(|| default_max_tokens(r)),
+                ..Default::default()
+            })
+        })
         .max()
         .unwrap_or(Credits::ZERO);
     let billed = settings.billing_enabled;
     if billed {
-        let held = hub
-            .place_hold(&call_id, &caller.user_id, hold_amount, settings.hold_ttl_seconds * 1000)
-            .await?;
-        if !held {
-            let mut msg = format!(
-                "Insufficient credits: this call needs up to {}{} of free balance.",
-                settings.currency_prefix, hold_amount
-            );
-            if let Some(link) = &settings.payment_link {
-                msg.push_str(&format!(" Buy more credits at {link}"));
-            }
-            return Err(ApiError::insufficient_credits(msg));
-        }
+        hold(hub, settings, &call_id, &caller.user_id, hold_amount).await?;
     }
     // From here until a relay takes over, a dropped request (the client left
     // while Hub waited on providers) must not strand the hold.
-    let mut guard = HoldGuard {
-        hub: hub.clone(),
-        call_id: call_id.clone(),
-        user: caller.user_id.clone(),
-        hold: billed.then_some(hold_amount),
-        failed: Vec::new(),
-    };
+    let mut guard = HoldGuard::new(hub, &call_id, &caller.user_id, billed.then_some(hold_amount));
 
-    let mut last = ApiError::provider("No provider could serve this model.");
-    for (attempt, route) in routes.iter().enumerate() {
-        let credential = route.provider.next_credential();
-        let upstream_req = openai_compat::chat_request(
-            &route.provider.base_url,
-            credential.map(|c| c.secret.as_str()),
-            chat.upstream_body(&route.model.model),
-            inner.options.timeouts,
-        );
+    let stream = inbound.stream();
+    // An OpenAI request in the internal model, made once if a provider needs it.
+    let mut converted: Option<Result<Chat, ApiError>> = None;
+    let mut refused: Option<ApiError> = None;
+    let mut last: Option<ApiError> = None;
+    let mut attempts = Attempts::new(hub, &routes, settings.max_attempts as usize);
+    while let Some(at) = attempts.next_attempt() {
+        let route = at.route;
+        let secret = at.credential.map(|c| c.secret.as_str());
+        let wire = route.provider.vendor.wire;
+        let target = Target {
+            vendor: route.provider.vendor,
+            base_url: &route.provider.base_url,
+            region: &route.provider.region,
+            secret,
+            model: &route.model.model,
+            timeouts: inner.options.timeouts,
+            now_ms: inner.clock.now_ms(),
+            default_max_tokens: default_max_tokens(route),
+        };
+        let passthrough = matches!(inbound, Inbound::OpenAi(_)) && wire == Wire::OpenAi;
+        let built = match &inbound {
+            Inbound::OpenAi(r) if passthrough => Ok(providers::passthrough_request(
+                r.upstream_body(&route.model.model),
+                &target,
+            )),
+            Inbound::OpenAi(r) => match converted.get_or_insert_with(|| r.to_chat()) {
+                Ok(chat) => providers::chat_request(chat, &target),
+                Err(e) => Err(e.clone()),
+            },
+            Inbound::Anthropic(chat) => providers::chat_request(chat, &target),
+        };
+        let upstream_req = match built {
+            Ok(r) => r,
+            Err(e) => {
+                // This provider cannot take the request as asked; another may.
+                attempts.forget_last();
+                refused.get_or_insert(e);
+                continue;
+            }
+        };
         let meter = CallMeter {
             hub: hub.clone(),
             call_id: call_id.clone(),
-            attempt: attempt as i64 + 1,
+            attempt: at.number as i64,
             request_id: request_id.to_string(),
             caller: caller.clone(),
             app: app.clone(),
             route: route.clone(),
-            credential_id: credential.map(|c| c.id.clone()),
-            model: chat.model.clone(),
-            stream: chat.stream,
+            credential_id: at.credential.map(|c| c.id.clone()),
+            model: model.clone(),
+            endpoint: inbound.endpoint(),
+            stream,
             billed,
             hold: billed.then_some(hold_amount),
-            prompt: chat.prompt,
+            prompt,
             started_us,
             upstream_ttfb_ms: None,
             ttfb_ms: None,
@@ -146,23 +284,31 @@ async fn call(
         let sent_us = inner.clock.monotonic_us();
         let outcome = match inner.upstream.send(upstream_req).await {
             Ok(resp) if (200..300).contains(&resp.status) => {
-                if chat.stream {
+                if stream {
                     stream_first_chunk(resp).await
                 } else {
-                    read_whole(resp).await
+                    read_whole(resp, &inbound, passthrough, wire, &call_id, inner.clock.now_ms() / 1000).await
                 }
             }
             Ok(resp) => Err(provider_error(resp).await),
             Err(e) => Err(transport_failure(e)),
         };
-        let secret = credential.map(|c| c.secret.as_str());
         match outcome {
             Ok(answer) => {
                 let mut meter = meter;
                 meter.upstream_ttfb_ms = Some(((inner.clock.monotonic_us() - sent_us) / 1000) as i64);
                 meter.earlier_attempts = guard.disarm();
                 return Ok(match answer {
-                    Answer::Stream { first, rest } => stream_response(meter, &chat, first, rest),
+                    Answer::Stream { first, rest } => {
+                        let mode = match &inbound {
+                            Inbound::OpenAi(r) if passthrough => Mode::passthrough(!r.include_usage),
+                            _ => Mode::transcode(
+                                providers::chat_decoder(wire, &call_id),
+                                inbound.encoder(&call_id, inner.clock.now_ms() / 1000),
+                            ),
+                        };
+                        stream_response(meter, first, rest, mode)
+                    }
                     Answer::Whole {
                         body,
                         usage,
@@ -171,11 +317,12 @@ async fn call(
                 });
             }
             Err(f) => {
-                let error = scrub(f.error, secret);
-                tracing::warn!(provider = %route.provider.name, attempt = attempt + 1, status = error.status.as_u16(), "attempt failed: {}", error.message);
+                let error = scrub(f.error.clone(), secret);
+                tracing::warn!(provider = %route.provider.name, attempt = at.number, status = error.status.as_u16(), "attempt failed: {}", error.message);
                 guard.failed.push(meter.failed_log(&error));
-                last = error;
-                if !f.retryable {
+                let go_on = attempts.failed(&at, &f);
+                last = Some(error);
+                if !go_on {
                     break;
                 }
             }
@@ -184,23 +331,35 @@ async fn call(
 
     // Nothing reached the client: the guard releases the hold in full and logs the attempts.
     drop(guard);
-    Err(last)
+    Err(last
+        .or(refused)
+        .unwrap_or_else(|| ApiError::provider("No provider could serve this model: every credential is disabled.")))
 }
 
 /// Releases a call's hold and logs its failed attempts unless a relay took
 /// the call over: on failure of every provider, and when the request is
 /// dropped mid-flight.
-struct HoldGuard {
+pub(crate) struct HoldGuard {
     hub: Hub,
     call_id: String,
     user: String,
     hold: Option<Credits>,
-    failed: Vec<CallLog>,
+    pub failed: Vec<CallLog>,
 }
 
 impl HoldGuard {
+    pub fn new(hub: &Hub, call_id: &str, user: &str, hold: Option<Credits>) -> Self {
+        HoldGuard {
+            hub: hub.clone(),
+            call_id: call_id.to_string(),
+            user: user.to_string(),
+            hold,
+            failed: Vec::new(),
+        }
+    }
+
     /// Hands the call to its meter; returns the failed attempts to log with it.
-    fn disarm(&mut self) -> Vec<CallLog> {
+    pub fn disarm(&mut self) -> Vec<CallLog> {
         self.hold = None;
         std::mem::take(&mut self.failed)
     }
@@ -240,6 +399,7 @@ enum Answer {
         first: Bytes,
         rest: crate::http::ByteStream,
     },
+    /// A whole answer, in the caller's protocol.
     Whole {
         body: Bytes,
         usage: Option<Usage>,
@@ -252,113 +412,72 @@ async fn stream_first_chunk(mut resp: UpstreamResponse) -> Result<Answer, Failur
         match resp.body.next().await {
             Some(Ok(chunk)) if chunk.is_empty() => continue,
             Some(Ok(first)) => return Ok(Answer::Stream { first, rest: resp.body }),
-            Some(Err(e)) => {
-                return Err(Failure {
-                    error: super::chat_stream_error(&e.0),
-                    retryable: true,
-                });
-            }
+            Some(Err(e)) => return Err(Failure::retryable(super::chat_stream_error(&e.0))),
             None => {
-                return Err(Failure {
-                    error: ApiError::provider("The provider closed the stream without sending anything."),
-                    retryable: true,
-                })
+                return Err(Failure::retryable(ApiError::provider(
+                    "The provider closed the stream without sending anything.",
+                )))
             }
         }
     }
 }
 
-async fn collect(resp: &mut UpstreamResponse, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn collect(resp: &mut UpstreamResponse, limit: usize) -> Result<Bytes, Failure> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = resp.body.next().await {
-        let chunk = chunk.map_err(|e| super::chat_stream_error(&e.0))?;
+        let chunk = chunk.map_err(|e| Failure::retryable(super::chat_stream_error(&e.0)))?;
         if buf.len() + chunk.len() > limit {
-            return Err(ApiError::provider("The provider's answer is too large."));
+            return Err(Failure::retryable(ApiError::provider(
+                "The provider's answer is too large.",
+            )));
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
 }
 
-async fn read_whole(mut resp: UpstreamResponse) -> Result<Answer, Failure> {
-    match collect(&mut resp, MAX_UPSTREAM_BODY).await {
-        Ok(body) => match serde_json::from_slice::<ChunkView>(&body) {
-            Ok(view) => {
-                let usage = view.usage.as_ref().map(|u| u.to_usage());
-                let output_bytes = view.output_bytes();
-                Ok(Answer::Whole {
-                    body,
-                    usage,
-                    output_bytes,
-                })
-            }
-            Err(_) => Err(Failure {
-                error: ApiError::provider("The provider answered with something that is not JSON."),
-                retryable: true,
-            }),
-        },
-        Err(error) => Err(Failure { error, retryable: true }),
+fn not_json() -> Failure {
+    Failure::retryable(ApiError::provider(
+        "The provider answered with something that is not JSON.",
+    ))
+}
+
+/// Reads a whole answer and renders it for the caller (as is when both sides speak OpenAI).
+async fn read_whole(
+    mut resp: UpstreamResponse,
+    inbound: &Inbound,
+    passthrough: bool,
+    wire: Wire,
+    call_id: &str,
+    created: i64,
+) -> Result<Answer, Failure> {
+    let body = collect(&mut resp, MAX_UPSTREAM_BODY).await?;
+    if passthrough {
+        let view = serde_json::from_slice::<ChunkView>(&body).map_err(|_| not_json())?;
+        let usage = view.usage.as_ref().map(|u| u.to_usage());
+        let output_bytes = view.output_bytes();
+        return Ok(Answer::Whole {
+            body,
+            usage,
+            output_bytes,
+        });
     }
-}
-
-/// A provider's non-2xx answer, classified.
-/// (The caller scrubs the credential from the message, whatever the failure.)
-async fn provider_error(mut resp: UpstreamResponse) -> Failure {
-    let status = resp.status;
-    let body = collect(&mut resp, 64 * 1024).await.unwrap_or_default();
-    let detail = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .or_else(|| v.pointer("/message"))
-                .or_else(|| v.get("error"))
-                .and_then(|m| m.as_str().map(str::to_owned))
-        })
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
-    let (error, retryable) = match status {
-        429 => (
-            ApiError::rate_limited(format!("The provider is rate limiting requests: {detail}")),
-            true,
-        ),
-        401 | 403 => (
-            ApiError::provider(format!("The provider rejected Hub's credential ({status}): {detail}")),
-            true,
-        ),
-        408 | 504 => (ApiError::provider_timeout(), true),
-        400..=499 => {
-            let mut e = ApiError::bad_request(format!("The provider refused the request: {detail}"));
-            e.status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            (e, false)
-        }
-        _ => (
-            ApiError::provider(format!("The provider failed ({status}): {detail}")),
-            true,
-        ),
-    };
-    Failure { error, retryable }
-}
-
-fn transport_failure(e: UpstreamError) -> Failure {
-    let error = match e {
-        UpstreamError::Timeout => ApiError::provider_timeout(),
-        other => ApiError::provider(other.to_string()),
-    };
-    Failure { error, retryable: true }
-}
-
-/// Removes a secret from an error message, wherever it came from.
-fn scrub(mut e: ApiError, secret: Option<&str>) -> ApiError {
-    if let Some(s) = secret.filter(|s| s.len() >= 4) {
-        if e.message.contains(s) {
-            e.message = e.message.replace(s, "****");
-        }
+    let deltas = providers::chat_decode_whole(wire, &body, call_id).map_err(Failure::retryable)?;
+    let reply = Reply::from_deltas(deltas).map_err(Failure::retryable)?;
+    if reply.text.is_empty() && reply.tool_calls.is_empty() && reply.finish.is_none() && reply.usage.is_none() {
+        return Err(not_json());
     }
-    e
+    let rendered = inbound.render(call_id, created, &reply);
+    Ok(Answer::Whole {
+        body: Bytes::from(serde_json::to_vec(&rendered).unwrap_or_default()),
+        usage: reply.usage,
+        output_bytes: reply.output_bytes,
+    })
 }
 
-fn stream_response(meter: CallMeter, chat: &ChatRequest, first: Bytes, rest: crate::http::ByteStream) -> Response {
+fn stream_response(meter: CallMeter, first: Bytes, rest: crate::http::ByteStream, mode: Mode) -> Response {
     let call_id = meter.call_id.clone();
-    let relay = Relay::new(meter, first, rest, !chat.include_usage);
+    let relay = Relay::new(meter, first, rest, mode);
     let mut res = http::Response::new(Body::Stream(Box::pin(relay)));
     let h = res.headers_mut();
     h.insert(
@@ -371,7 +490,7 @@ fn stream_response(meter: CallMeter, chat: &ChatRequest, first: Bytes, rest: cra
     res
 }
 
-fn whole_response(mut meter: CallMeter, body: Bytes, usage: Option<Usage>, output_bytes: u64) -> Response {
+pub(crate) fn whole_response(mut meter: CallMeter, body: Bytes, usage: Option<Usage>, output_bytes: u64) -> Response {
     meter.ttfb_ms = Some(meter.elapsed_ms());
     let credits = meter.finish(usage, output_bytes, super::relay::Outcome::Complete);
     let call_id = meter.call_id.clone();

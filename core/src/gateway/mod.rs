@@ -2,6 +2,8 @@
 //! failover, relay, settle) for each inbound endpoint.
 
 pub mod chat;
+pub mod failover;
+pub mod media;
 pub mod models;
 mod relay;
 

@@ -4,6 +4,8 @@
 //! client went away (billed for what was delivered, flagged `estimated`).
 
 use crate::auth::Caller;
+use crate::chat::Delta;
+use crate::codec::{Decode, Encode};
 use crate::config::Route;
 use crate::error::ApiError;
 use crate::http::{BodyError, ByteStream};
@@ -42,6 +44,8 @@ pub struct CallMeter {
     pub credential_id: Option<String>,
     /// The model as the caller named it.
     pub model: String,
+    /// `chat` (OpenAI), `messages` (Anthropic), `embeddings`, `images`.
+    pub endpoint: &'static str,
     pub stream: bool,
     pub billed: bool,
     /// The credit held for this call, when billing is on.
@@ -64,7 +68,7 @@ impl CallMeter {
             call_id: self.call_id.clone(),
             attempt: self.attempt,
             request_id: Some(self.request_id.clone()),
-            endpoint: "chat".into(),
+            endpoint: self.endpoint.into(),
             user_id: Some(self.caller.user_id.clone()),
             key_id: Some(self.caller.key_id.clone()),
             app: Some(self.app.clone()),
@@ -132,7 +136,11 @@ impl CallMeter {
             app: Some(self.app.clone()),
             provider_id: Some(self.route.provider.id.clone()),
             model: format!("{}/{}", self.route.provider.name, self.route.model.model),
-            kind: "chat",
+            kind: match self.endpoint {
+                "embeddings" => "embedding",
+                "images" => "image",
+                _ => "chat",
+            },
             usage,
             rates,
             credits,
@@ -168,28 +176,56 @@ impl CallMeter {
     }
 }
 
-/// The stream handed to the runtime. Forwards whole SSE events as they
-/// arrive, drops the usage-only chunk unless the caller asked for it, and
-/// settles on end, on provider error, or on drop.
+/// How provider bytes become caller bytes.
+pub enum Mode {
+    /// OpenAI caller, OpenAI-compatible provider: events forwarded untouched,
+    /// the usage-only chunk dropped unless the caller asked for it.
+    Passthrough { parser: SseParser, strip_usage: bool },
+    /// Any other pair: the provider's stream decoded into deltas and encoded
+    /// in the caller's protocol.
+    Transcode {
+        decoder: Box<dyn Decode>,
+        encoder: Box<dyn Encode>,
+        deltas: Vec<Delta>,
+    },
+}
+
+impl Mode {
+    pub fn passthrough(strip_usage: bool) -> Mode {
+        Mode::Passthrough {
+            parser: SseParser::new(),
+            strip_usage,
+        }
+    }
+
+    pub fn transcode(decoder: Box<dyn Decode>, encoder: Box<dyn Encode>) -> Mode {
+        Mode::Transcode {
+            decoder,
+            encoder,
+            deltas: Vec::new(),
+        }
+    }
+}
+
+/// The stream handed to the runtime. Forwards output as it arrives, meters
+/// it, and settles on end, on provider error, or on drop.
 pub struct Relay {
     meter: Option<CallMeter>,
     first: Option<Bytes>,
     upstream: ByteStream,
-    parser: SseParser,
-    strip_usage: bool,
+    mode: Mode,
     usage: Option<Usage>,
     output_bytes: u64,
     finished: bool,
 }
 
 impl Relay {
-    pub fn new(meter: CallMeter, first: Bytes, upstream: ByteStream, strip_usage: bool) -> Self {
+    pub fn new(meter: CallMeter, first: Bytes, upstream: ByteStream, mode: Mode) -> Self {
         Relay {
             meter: Some(meter),
             first: Some(first),
             upstream,
-            parser: SseParser::new(),
-            strip_usage,
+            mode,
             usage: None,
             output_bytes: 0,
             finished: false,
@@ -198,7 +234,87 @@ impl Relay {
 
     /// Meters a chunk and returns what to forward (complete events only).
     fn process(&mut self, chunk: &[u8]) -> Bytes {
-        let events = self.parser.push(chunk);
+        match &mut self.mode {
+            Mode::Passthrough { .. } => self.pass(chunk),
+            Mode::Transcode { decoder, deltas, .. } => {
+                decoder.feed(chunk, deltas);
+                self.encode_deltas()
+            }
+        }
+    }
+
+    /// Encodes the decoded deltas; a provider error among them ends the stream.
+    fn encode_deltas(&mut self) -> Bytes {
+        let Mode::Transcode { encoder, deltas, .. } = &mut self.mode else {
+            return Bytes::new();
+        };
+        let mut out = BytesMut::new();
+        let mut failed = None;
+        for d in deltas.drain(..) {
+            self.output_bytes += d.output_bytes();
+            match d {
+                Delta::Usage(u) => self.usage = Some(u),
+                Delta::Error(e) => {
+                    encoder.error(&e, &mut out);
+                    failed = Some(e);
+                    break;
+                }
+                d => encoder.delta(&d, &mut out),
+            }
+        }
+        deltas.clear();
+        if let Some(e) = failed {
+            self.finished = true;
+            self.settle(Outcome::Failed(e));
+        }
+        out.freeze()
+    }
+
+    /// The provider's stream ended: flush and close in the caller's protocol.
+    fn end(&mut self) -> Bytes {
+        match &mut self.mode {
+            Mode::Passthrough { parser, .. } => {
+                // An unterminated last event is passed on, terminated.
+                if parser.pending() > 0 {
+                    self.pass(b"\n\n")
+                } else {
+                    Bytes::new()
+                }
+            }
+            Mode::Transcode { decoder, deltas, .. } => {
+                decoder.end(deltas);
+                let head = self.encode_deltas();
+                if self.finished {
+                    return head;
+                }
+                let Mode::Transcode { encoder, .. } = &mut self.mode else {
+                    return head;
+                };
+                let mut out = BytesMut::from(&head[..]);
+                encoder.end(self.usage.as_ref(), &mut out);
+                out.freeze()
+            }
+        }
+    }
+
+    /// The provider failed midway: the closing error event in the caller's protocol.
+    fn fail(&mut self, err: &ApiError) -> Bytes {
+        match &mut self.mode {
+            Mode::Passthrough { .. } => stream_error_event(err),
+            Mode::Transcode { encoder, .. } => {
+                let mut out = BytesMut::new();
+                encoder.error(err, &mut out);
+                out.freeze()
+            }
+        }
+    }
+
+    fn pass(&mut self, chunk: &[u8]) -> Bytes {
+        let Mode::Passthrough { parser, strip_usage } = &mut self.mode else {
+            return Bytes::new();
+        };
+        let strip_usage = *strip_usage;
+        let events = parser.push(chunk);
         let mut out = BytesMut::new();
         let mut only_whole = events.len() == 1;
         for ev in events {
@@ -208,7 +324,7 @@ impl Relay {
                     self.output_bytes += view.output_bytes();
                     if let Some(u) = &view.usage {
                         self.usage = Some(u.to_usage());
-                        keep = !(self.strip_usage && view.is_usage_only());
+                        keep = !(strip_usage && view.is_usage_only());
                     }
                 }
             }
@@ -292,16 +408,13 @@ impl Stream for Relay {
                         this.finished = true;
                         let err = super::chat_stream_error(&e.0);
                         this.settle(Outcome::Failed(err.clone()));
-                        out.push(stream_error_event(&err));
+                        out.push(this.fail(&err));
                         break;
                     }
                     Poll::Ready(None) => {
+                        let tail = this.end();
+                        out.push(tail);
                         this.finished = true;
-                        // An unterminated last event is passed on, terminated.
-                        if this.parser.pending() > 0 {
-                            let tail = this.process(b"\n\n");
-                            out.push(tail);
-                        }
                         this.settle(Outcome::Complete);
                         break;
                     }
@@ -309,6 +422,9 @@ impl Stream for Relay {
             };
             let processed = this.process(&chunk);
             out.push(processed);
+            if this.finished {
+                break;
+            }
         }
         if out.len() == 0 {
             return if this.finished {

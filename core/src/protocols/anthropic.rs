@@ -61,14 +61,38 @@ pub fn parse(bytes: &[u8]) -> Result<Chat, ApiError> {
     };
     for (field, ok, wanted) in [
         ("stream", body.get("stream").is_none_or(Value::is_boolean), "a boolean"),
-        ("temperature", body.get("temperature").is_none_or(Value::is_number), "a number"),
+        (
+            "temperature",
+            body.get("temperature").is_none_or(Value::is_number),
+            "a number",
+        ),
         ("top_p", body.get("top_p").is_none_or(Value::is_number), "a number"),
-        ("top_k", body.get("top_k").is_none_or(Value::is_u64), "a non-negative integer"),
-        ("stop_sequences", body.get("stop_sequences").is_none_or(Value::is_array), "an array of strings"),
+        (
+            "top_k",
+            body.get("top_k").is_none_or(Value::is_u64),
+            "a non-negative integer",
+        ),
+        (
+            "stop_sequences",
+            body.get("stop_sequences").is_none_or(Value::is_array),
+            "an array of strings",
+        ),
         ("tools", body.get("tools").is_none_or(Value::is_array), "an array"),
-        ("tool_choice", body.get("tool_choice").is_none_or(Value::is_object), "an object"),
-        ("metadata", body.get("metadata").is_none_or(Value::is_object), "an object"),
-        ("thinking", body.get("thinking").is_none_or(Value::is_object), "an object"),
+        (
+            "tool_choice",
+            body.get("tool_choice").is_none_or(Value::is_object),
+            "an object",
+        ),
+        (
+            "metadata",
+            body.get("metadata").is_none_or(Value::is_object),
+            "an object",
+        ),
+        (
+            "thinking",
+            body.get("thinking").is_none_or(Value::is_object),
+            "an object",
+        ),
     ] {
         if !ok {
             return Err(wrong(field, wanted, &body[field]));
@@ -126,7 +150,13 @@ pub fn parse(bytes: &[u8]) -> Result<Chat, ApiError> {
         };
         chat.messages.push(Message { role, parts });
     }
-    for (i, t) in body.get("tools").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, t) in body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let path = format!("tools[{i}]");
         let Value::Object(t) = t else {
             return Err(wrong(&path, "an object", t));
@@ -138,10 +168,9 @@ pub fn parse(bytes: &[u8]) -> Result<Chat, ApiError> {
             ));
         }
         let name = str_field(t, "name", &path)?;
-        let schema = t
-            .get("input_schema")
-            .filter(|s| s.is_object())
-            .ok_or_else(|| ApiError::invalid_field(&format!("{path}.input_schema"), "is required and must be an object"))?;
+        let schema = t.get("input_schema").filter(|s| s.is_object()).ok_or_else(|| {
+            ApiError::invalid_field(&format!("{path}.input_schema"), "is required and must be an object")
+        })?;
         prompt.text_bytes += (name.len() + schema.to_string().len()) as u64;
         chat.tools.push(Tool {
             name: name.to_string(),
@@ -431,7 +460,10 @@ mod tests {
 
     #[test]
     fn validates_with_field_names() {
-        assert_eq!(err(r#"{"model":"m","messages":[]}"#).param.as_deref(), Some("max_tokens"));
+        assert_eq!(
+            err(r#"{"model":"m","messages":[]}"#).param.as_deref(),
+            Some("max_tokens")
+        );
         assert_eq!(
             err(r#"{"model":"m","max_tokens":10,"messages":[]}"#).param.as_deref(),
             Some("messages")
@@ -487,10 +519,7 @@ mod tests {
             &mut out,
         );
         let text = String::from_utf8(out.to_vec()).unwrap();
-        let events: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("event: "))
-            .collect();
+        let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
         assert_eq!(
             events,
             [

@@ -302,7 +302,9 @@ impl StreamDecoder {
             "contentBlockDelta" => {
                 let d = &payload["delta"];
                 if let Some(t) = d.get("text").and_then(Value::as_str) {
-                    out.push(Delta::Text(t.to_string()));
+                    if !t.is_empty() {
+                        out.push(Delta::Text(t.to_string()));
+                    }
                 } else if let Some(input) = d.pointer("/toolUse/input").and_then(Value::as_str) {
                     if let Some(&(_, index)) = self.tool_of_block.iter().find(|(b, _)| *b == block) {
                         out.push(Delta::ToolCall {

@@ -276,6 +276,25 @@ impl Store {
             .map(|_| ())
     }
 
+    /// Disables or re-enables a credential for its health (a provider
+    /// rejected it, or it works again): every instance reloads.
+    pub async fn set_credential_health(
+        &self,
+        id: &str,
+        status: &str,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        let update = sql!(
+            "UPDATE credentials SET status = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+            id,
+            status,
+            error,
+            now_ms
+        );
+        self.config_write(vec![update], now_ms).await.map(|_| ())
+    }
+
     // ------------------------------------------------------------ models
 
     pub async fn list_models(&self, cursor: Option<&str>, limit: i64) -> Result<Page<ModelRow>, DbError> {

@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// Seconds a cached API key or configuration is trusted (a revocation's worst-case delay on other instances).
     #[arg(long, env = "HUB_CACHE_TTL", default_value_t = 5)]
     pub cache_ttl: u64,
+    /// Seconds before the first re-check of a credential a provider rejected (doubling after each failed one, up to an hour).
+    #[arg(long, env = "HUB_CREDENTIAL_RECHECK", default_value_t = 60)]
+    pub credential_recheck: u64,
     /// Directory of the built admin site (`admin-ui/dist`), served at `/` beside the API.
     #[arg(long, env = "HUB_UI_DIR")]
     pub ui_dir: Option<PathBuf>,

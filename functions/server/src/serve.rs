@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hub_core::crypto::MasterKey;
-use hub_core::error::{ApiError, Protocol};
+use hub_core::error::ApiError;
 use hub_core::ports::{Rng, Timeouts};
 use hub_core::{Hub, HubOptions};
 use hub_libsql::LibSqlDb;
@@ -97,6 +97,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         key_cache_ttl_ms: args.cache_ttl as i64 * 1000,
         config_ttl_ms: args.cache_ttl as i64 * 1000,
         exclusive_database: local,
+        recheck_interval_ms: args.credential_recheck.max(1) as i64 * 1000,
     };
     let hub = Hub::new(
         Arc::new(database),
@@ -117,16 +118,26 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         }
     }
 
+    // Expired holds are released every minute; rejected credentials are
+    // re-checked as often as their backoff allows.
     let sweeper = {
         let hub = hub.clone();
+        let every = Duration::from_secs(args.credential_recheck.clamp(1, 60));
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            let mut tick = tokio::time::interval(every);
+            let mut last_sweep = std::time::Instant::now();
             loop {
                 tick.tick().await;
-                match hub.sweep().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(released = n, "released expired holds"),
-                    Err(e) => tracing::warn!("hold sweeper: {e}"),
+                if last_sweep.elapsed() >= Duration::from_secs(60) {
+                    last_sweep = std::time::Instant::now();
+                    match hub.sweep().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!(released = n, "released expired holds"),
+                        Err(e) => tracing::warn!("hold sweeper: {e}"),
+                    }
+                }
+                if let Err(e) = hub.recheck_credentials().await {
+                    tracing::warn!("credential re-check: {}", e.message);
                 }
             }
         })
@@ -284,11 +295,7 @@ async fn handle(
         }
     }
     let (parts, body) = req.into_parts();
-    let protocol = if parts.uri.path().starts_with("/v1/") {
-        Protocol::OpenAi
-    } else {
-        Protocol::Hub
-    };
+    let protocol = hub_core::app::protocol_of(parts.uri.path());
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)

@@ -1,0 +1,438 @@
+//! Which provider and credential each attempt of a call uses, and what a
+//! failure does to the next: fail over on connect errors, timeouts, 429 and
+//! 5xx (never on the caller's own mistakes); a rejected credential is
+//! disabled with the reason and re-checked in the background with backoff
+//! until it works again; a rate-limited credential weighs less for a while.
+
+use crate::config::{CredentialEntry, Route};
+use crate::error::ApiError;
+use crate::http::StatusCode;
+use crate::ports::{UpstreamError, UpstreamResponse};
+use crate::Hub;
+use futures_util::StreamExt;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// How long a rate-limited credential weighs less, unless the provider says.
+const COOLDOWN_MS: i64 = 60_000;
+/// The longest cooldown a `retry-after` can ask for.
+const MAX_COOLDOWN_MS: i64 = 600_000;
+/// The longest wait between two re-checks of a disabled credential.
+const MAX_RECHECK_MS: i64 = 3_600_000;
+
+/// Credential health shared by every call of this instance.
+#[derive(Default)]
+pub struct Health {
+    /// Credential id → until when it is cooling down after a 429.
+    cooldown: Mutex<HashMap<String, i64>>,
+    /// Credentials disabled by this instance, until the snapshot reload drops them.
+    disabled: Mutex<HashSet<String>>,
+    /// Disabled credential id → (failed re-checks, next re-check time).
+    rechecks: Mutex<HashMap<String, (u32, i64)>>,
+}
+
+impl Health {
+    pub fn cooling(&self, credential: &str, now_ms: i64) -> bool {
+        self.cooldown
+            .lock()
+            .map(|m| m.get(credential).is_some_and(|&t| t > now_ms))
+            .unwrap_or(false)
+    }
+
+    pub fn is_disabled(&self, credential: &str) -> bool {
+        self.disabled.lock().map(|s| s.contains(credential)).unwrap_or(false)
+    }
+
+    fn cool(&self, credential: &str, until_ms: i64) {
+        if let Ok(mut m) = self.cooldown.lock() {
+            m.retain(|_, t| *t > until_ms - MAX_COOLDOWN_MS);
+            m.insert(credential.to_string(), until_ms);
+        }
+    }
+
+    fn disable(&self, credential: &str) {
+        if let Ok(mut s) = self.disabled.lock() {
+            s.insert(credential.to_string());
+        }
+    }
+
+    fn enable(&self, credential: &str) {
+        if let Ok(mut s) = self.disabled.lock() {
+            s.remove(credential);
+        }
+        if let Ok(mut r) = self.rechecks.lock() {
+            r.remove(credential);
+        }
+    }
+
+    /// Whether a disabled credential is due a re-check.
+    fn due(&self, credential: &str, now_ms: i64) -> bool {
+        self.rechecks
+            .lock()
+            .map(|r| r.get(credential).is_none_or(|&(_, at)| at <= now_ms))
+            .unwrap_or(false)
+    }
+
+    /// Schedules the next re-check after a failed one: base × 2^failures, at most an hour.
+    fn backoff(&self, credential: &str, now_ms: i64, base_ms: i64) {
+        if let Ok(mut r) = self.rechecks.lock() {
+            let e = r.entry(credential.to_string()).or_insert((0, now_ms));
+            e.0 = e.0.saturating_add(1);
+            let wait = base_ms.saturating_mul(1i64 << e.0.min(20)).min(MAX_RECHECK_MS);
+            e.1 = now_ms + wait;
+        }
+    }
+}
+
+/// What one failed attempt tells the next.
+pub struct Failure {
+    pub error: ApiError,
+    /// Whether another provider may do better (not for the caller's own mistakes).
+    pub retryable: bool,
+    /// The provider rejected the credential itself.
+    pub bad_credential: bool,
+    /// The provider is rate limiting; cool the credential for this long.
+    pub cooldown_ms: Option<i64>,
+}
+
+impl Failure {
+    pub fn retryable(error: ApiError) -> Failure {
+        Failure {
+            error,
+            retryable: true,
+            bad_credential: false,
+            cooldown_ms: None,
+        }
+    }
+
+    pub fn fatal(error: ApiError) -> Failure {
+        Failure {
+            retryable: false,
+            ..Failure::retryable(error)
+        }
+    }
+}
+
+/// The attempts of one call, in order: candidates by priority, and on a
+/// credential-level failure (401, 429) the same provider's next credential.
+pub struct Attempts<'a> {
+    hub: &'a Hub,
+    routes: &'a [Route],
+    next_route: usize,
+    /// A route to retry with another credential before moving on.
+    again: Option<usize>,
+    tried: Vec<String>,
+    pub made: usize,
+    max: usize,
+}
+
+/// One attempt: the route and the credential to use.
+pub struct Attempt<'a> {
+    pub route: &'a Route,
+    pub credential: Option<&'a CredentialEntry>,
+    pub number: usize,
+}
+
+impl<'a> Attempts<'a> {
+    pub fn new(hub: &'a Hub, routes: &'a [Route], max: usize) -> Self {
+        Attempts {
+            hub,
+            routes,
+            next_route: 0,
+            again: None,
+            tried: Vec::new(),
+            made: 0,
+            max: max.max(1),
+        }
+    }
+
+    pub fn next_attempt(&mut self) -> Option<Attempt<'a>> {
+        while self.made < self.max {
+            let index = match self.again.take() {
+                Some(i) => i,
+                None if self.next_route < self.routes.len() => {
+                    self.next_route += 1;
+                    self.next_route - 1
+                }
+                None => return None,
+            };
+            let route = &self.routes[index];
+            let now = self.hub.inner.clock.now_ms();
+            let health = &self.hub.inner.health;
+            let credential = route.provider.next_credential(now, health, &self.tried);
+            if route.provider.vendor.needs_secret && credential.is_none() {
+                continue;
+            }
+            self.made += 1;
+            if let Some(c) = credential {
+                self.tried.push(c.id.clone());
+            }
+            return Some(Attempt {
+                route,
+                credential,
+                number: self.made,
+            });
+        }
+        None
+    }
+
+    /// The last attempt never reached the provider (it could not take the request).
+    pub fn forget_last(&mut self) {
+        self.made = self.made.saturating_sub(1);
+    }
+
+    /// Records a failure; returns whether to go on with another attempt.
+    pub fn failed(&mut self, attempt: &Attempt<'a>, f: &Failure) -> bool {
+        let hub = self.hub;
+        let now = hub.inner.clock.now_ms();
+        if let Some(c) = attempt.credential {
+            if f.bad_credential {
+                hub.disable_credential(&c.id, &f.error.message);
+            } else if let Some(ms) = f.cooldown_ms {
+                hub.inner.health.cool(&c.id, now + ms);
+            }
+            // Another credential of the same provider may do better.
+            let others = attempt
+                .route
+                .provider
+                .credentials
+                .iter()
+                .any(|o| !self.tried.contains(&o.id) && !hub.inner.health.is_disabled(&o.id));
+            if (f.bad_credential || f.cooldown_ms.is_some()) && others {
+                self.again = self.routes.iter().position(|r| std::ptr::eq(r, attempt.route));
+            }
+        }
+        f.retryable
+    }
+}
+
+/// A provider's non-2xx answer, classified. The message never carries the
+/// credential (the caller scrubs it).
+pub async fn provider_error(mut resp: UpstreamResponse) -> Failure {
+    let status = resp.status;
+    let retry_after = crate::http::header(&resp.headers, "retry-after").and_then(|v| v.trim().parse::<i64>().ok());
+    let mut body = Vec::new();
+    while let Some(Ok(chunk)) = resp.body.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > 64 * 1024 {
+            break;
+        }
+    }
+    let value = serde_json::from_slice::<serde_json::Value>(&body).ok();
+    let detail = value
+        .as_ref()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("message"))
+                .or_else(|| v.get("Message"))
+                .or_else(|| v.get("error"))
+                .and_then(|m| m.as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
+    let raw = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_lowercase();
+    let error_type = crate::http::header(&resp.headers, "x-amzn-errortype")
+        .unwrap_or("")
+        .to_lowercase();
+    let bad_credential = credential_rejected(status, &raw, &error_type);
+    if bad_credential {
+        return Failure {
+            error: ApiError::provider(format!("The provider rejected Hub's credential ({status}): {detail}")),
+            retryable: true,
+            bad_credential: true,
+            cooldown_ms: None,
+        };
+    }
+    match status {
+        429 => Failure {
+            error: ApiError::rate_limited(format!("The provider is rate limiting requests: {detail}")),
+            retryable: true,
+            bad_credential: false,
+            cooldown_ms: Some(retry_after.map_or(COOLDOWN_MS, |s| (s * 1000).clamp(1000, MAX_COOLDOWN_MS))),
+        },
+        408 | 504 => Failure::retryable(ApiError::provider_timeout()),
+        // Anthropic's "overloaded".
+        529 => Failure::retryable(ApiError::provider(format!("The provider is overloaded: {detail}"))),
+        400..=499 => {
+            let mut e = ApiError::bad_request(format!("The provider refused the request: {detail}"));
+            e.status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            Failure::fatal(e)
+        }
+        _ => Failure::retryable(ApiError::provider(format!("The provider failed ({status}): {detail}"))),
+    }
+}
+
+/// Whether a refusal means the credential itself is bad (not a content
+/// policy, a region block or a model the account may not use).
+pub fn credential_rejected(status: u16, body_lower: &str, aws_error_type: &str) -> bool {
+    match status {
+        401 => true,
+        403 => {
+            aws_error_type.contains("unrecognizedclient")
+                || aws_error_type.contains("invalidsignature")
+                || body_lower.contains("unrecognizedclient")
+                || body_lower.contains("security token included in the request is invalid")
+                || body_lower.contains("invalid api key")
+                || body_lower.contains("api key not valid")
+                || body_lower.contains("invalid x-api-key")
+                || body_lower.contains("api_key_invalid")
+        }
+        // Gemini answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID.
+        400 => body_lower.contains("api_key_invalid") || body_lower.contains("api key not valid"),
+        _ => false,
+    }
+}
+
+pub fn transport_failure(e: UpstreamError) -> Failure {
+    Failure::retryable(match e {
+        UpstreamError::Timeout => ApiError::provider_timeout(),
+        other => ApiError::provider(other.to_string()),
+    })
+}
+
+/// Removes a secret from an error message, wherever it came from.
+pub fn scrub(mut e: ApiError, secret: Option<&str>) -> ApiError {
+    if let Some(s) = secret.filter(|s| s.len() >= 4) {
+        if e.message.contains(s) {
+            e.message = e.message.replace(s, "****");
+        }
+    }
+    e
+}
+
+/// The outcome of probing a credential.
+pub struct Probe {
+    pub ok: bool,
+    pub status: Option<u16>,
+    pub message: String,
+    pub latency_ms: u64,
+}
+
+impl Hub {
+    /// Marks a credential the provider rejected as disabled, at once for this
+    /// instance and in the database for every other.
+    pub(crate) fn disable_credential(&self, id: &str, reason: &str) {
+        let health = &self.inner.health;
+        if health.is_disabled(id) {
+            return;
+        }
+        health.disable(id);
+        let base = self.inner.options.recheck_interval_ms;
+        health.backoff(id, self.inner.clock.now_ms(), base / 2);
+        tracing::warn!(credential = %id, "credential disabled: {reason}");
+        let (hub, id, reason) = (
+            self.clone(),
+            id.to_string(),
+            reason.chars().take(500).collect::<String>(),
+        );
+        self.inner.background.spawn(Box::pin(async move {
+            let now = hub.inner.clock.now_ms();
+            if let Err(e) = hub
+                .store()
+                .set_credential_health(&id, "disabled", Some(&reason), now)
+                .await
+            {
+                tracing::error!(credential = %id, "could not record the disabled credential: {e}");
+            }
+            let _ = hub.reload().await;
+        }));
+    }
+
+    /// Sends a cheap authenticated request with a credential and reports what the provider said.
+    pub async fn probe(&self, provider: &crate::store::ProviderRow, secret: &str) -> Result<Probe, ApiError> {
+        let vendor = crate::providers::vendor(&provider.kind)
+            .ok_or_else(|| ApiError::bad_request("This provider kind cannot be tested."))?;
+        let base = provider
+            .base_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| vendor.default_base_url.to_string());
+        let region = provider
+            .region
+            .clone()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| crate::providers::bedrock::DEFAULT_REGION.to_string());
+        let target = crate::providers::Target {
+            vendor,
+            base_url: &base,
+            region: &region,
+            secret: Some(secret),
+            model: "",
+            timeouts: crate::ports::Timeouts {
+                first_byte: std::time::Duration::from_secs(15),
+                ..self.inner.options.timeouts
+            },
+            now_ms: self.inner.clock.now_ms(),
+            default_max_tokens: 1,
+        };
+        let req = crate::providers::probe_request(&target)?;
+        let started = self.inner.clock.monotonic_us();
+        let (ok, status, message) = match self.inner.upstream.send(req).await {
+            Ok(mut resp) => {
+                let mut body = Vec::new();
+                while let Some(Ok(chunk)) = resp.body.next().await {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > 1 << 20 {
+                        break;
+                    }
+                }
+                let text = String::from_utf8_lossy(&body[..body.len().min(500)]).replace(secret, "****");
+                let lower = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_lowercase();
+                let aws = crate::http::header(&resp.headers, "x-amzn-errortype")
+                    .unwrap_or("")
+                    .to_lowercase();
+                let ok = match vendor.wire {
+                    // A refused empty generation proves the key was accepted.
+                    crate::providers::Wire::Ideogram => {
+                        !credential_rejected(resp.status, &lower, &aws) && resp.status < 500
+                    }
+                    _ => (200..300).contains(&resp.status),
+                };
+                (ok, Some(resp.status), text)
+            }
+            Err(e) => (false, None, e.to_string()),
+        };
+        Ok(Probe {
+            ok,
+            status,
+            message,
+            latency_ms: (self.inner.clock.monotonic_us() - started) / 1000,
+        })
+    }
+
+    /// Re-checks credentials disabled after a provider rejected them, each on
+    /// its own backoff; re-enables those that work again. Runtimes call this
+    /// periodically; returns how many were re-enabled.
+    pub async fn recheck_credentials(&self) -> Result<usize, ApiError> {
+        let now = self.inner.clock.now_ms();
+        let creds = self.store().list_credentials(None).await?;
+        let mut enabled = 0;
+        for c in creds.iter().filter(|c| c.enabled && c.status == "disabled") {
+            if !self.inner.health.due(&c.id, now) {
+                continue;
+            }
+            let Some(provider) = self.store().get_provider(&c.provider_id).await? else {
+                continue;
+            };
+            let secret = match self.inner.master_key.decrypt(&c.secret_enc) {
+                Ok(s) => s,
+                Err(_) => continue,
+            };
+            let probe = self.probe(&provider, &secret).await?;
+            let now = self.inner.clock.now_ms();
+            if probe.ok {
+                self.store().set_credential_health(&c.id, "active", None, now).await?;
+                self.inner.health.enable(&c.id);
+                tracing::info!(credential = %c.id, "credential works again: re-enabled");
+                enabled += 1;
+            } else {
+                self.inner
+                    .health
+                    .backoff(&c.id, now, self.inner.options.recheck_interval_ms);
+            }
+        }
+        if enabled > 0 {
+            self.reload().await?;
+        }
+        Ok(enabled)
+    }
+}
