@@ -415,6 +415,16 @@ mod tests {
         assert_eq!(p.next_credential(0, &health, &tried).unwrap().id, "c");
         let all = vec!["a".to_string(), "b".to_string(), "c".to_string()];
         assert!(p.next_credential(0, &health, &all).is_none());
+        // A rate-limited credential weighs a tenth (here 5 → 1, one pick in three) until its cooldown ends.
+        health.cool("a", 1000);
+        let during: String = (0..70)
+            .map(|_| p.next_credential(500, &health, &[]).unwrap().id.clone())
+            .collect();
+        assert!(during.matches('a').count() <= 24, "{during}");
+        let after: String = (0..70)
+            .map(|_| p.next_credential(1000, &health, &[]).unwrap().id.clone())
+            .collect();
+        assert_eq!(after.matches('a').count(), 50, "{after}");
     }
 
     #[test]

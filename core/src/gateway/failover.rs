@@ -43,7 +43,7 @@ impl Health {
         self.disabled.lock().map(|s| s.contains(credential)).unwrap_or(false)
     }
 
-    fn cool(&self, credential: &str, until_ms: i64) {
+    pub(crate) fn cool(&self, credential: &str, until_ms: i64) {
         if let Ok(mut m) = self.cooldown.lock() {
             m.retain(|_, t| *t > until_ms - MAX_COOLDOWN_MS);
             m.insert(credential.to_string(), until_ms);
