@@ -428,6 +428,65 @@ mod tests {
     }
 
     #[test]
+    fn providers_of_equal_priority_take_turns_by_weight() {
+        let provider = |name: &str, priority: i64, weight: i64| {
+            Arc::new(ProviderEntry {
+                id: name.into(),
+                name: name.into(),
+                vendor: vendor("openai").unwrap(),
+                base_url: String::new(),
+                region: String::new(),
+                priority,
+                credentials: vec![CredentialEntry {
+                    id: format!("{name}-c"),
+                    name: "c".into(),
+                    secret: String::new(),
+                    weight,
+                }],
+                rotation: Mutex::new(vec![0]),
+            })
+        };
+        let model = |p: &str| {
+            Arc::new(ModelRow {
+                id: format!("{p}-m"),
+                provider_id: p.into(),
+                model: "m".into(),
+                kind: "chat".into(),
+                rates: Default::default(),
+                video_rate: Default::default(),
+                max_output_tokens: None,
+                unit_costs: None,
+                metadata: None,
+                enabled: true,
+                created_at: 0,
+                updated_at: 0,
+            })
+        };
+        let (top, a, b) = (provider("top", 10, 1), provider("a", 0, 300), provider("b", 0, 100));
+        let routes: Vec<Route> = [&top, &a, &b]
+            .iter()
+            .map(|p| Route {
+                provider: (*p).clone(),
+                model: model(&p.name),
+            })
+            .collect();
+        let snap = Snapshot {
+            routes: HashMap::from([("m".to_string(), routes)]),
+            ..Default::default()
+        };
+        let firsts: Vec<String> = (0..8)
+            .map(|_| {
+                let order = snap.resolve("m", "chat");
+                assert_eq!(order[0].provider.name, "top", "priority first");
+                assert_eq!(order.len(), 3, "every candidate stays in the list");
+                order[1].provider.name.clone()
+            })
+            .collect();
+        assert_eq!(firsts.iter().filter(|n| *n == "a").count(), 6, "{firsts:?}");
+        assert!(snap.resolve("m", "image").is_empty());
+    }
+
+    #[test]
     fn settings_validate_and_name_the_problem() {
         let mut s = Settings::default();
         assert!(s.apply("max_attempts", &json!(0)).unwrap_err().contains("integer"));
