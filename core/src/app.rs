@@ -196,6 +196,8 @@ impl Hub {
             .map(str::to_owned)
             .unwrap_or_else(|| crate::ids::new_id("req", self.inner.clock.now_ms(), &*self.inner.rng));
         let protocol = protocol_of(req.uri().path());
+        // AIGNE Hub answers every failure of a streaming request as one SSE frame, with HTTP 200.
+        let sse_errors = protocol == Protocol::Aigne && crate::aigne::accepts_sse(&req);
         let mut res = if req.body().len() > self.inner.options.max_body_bytes {
             ApiError::payload_too_large(self.inner.options.max_body_bytes).into_response(protocol)
         } else {
@@ -205,7 +207,11 @@ impl Hub {
                     if e.status.is_server_error() {
                         tracing::warn!(request_id = %request_id, status = e.status.as_u16(), "{}", e.message);
                     }
-                    e.into_response(protocol)
+                    if sse_errors {
+                        crate::protocols::aigne::sse_error(&e, false)
+                    } else {
+                        e.into_response(protocol)
+                    }
                 }
             }
         };
@@ -240,6 +246,33 @@ impl Hub {
             (Method::POST, ["v1", "images", "generations"]) => {
                 let caller = self.authenticate(&req).await?;
                 crate::gateway::media::images(self, caller, req, request_id).await
+            }
+            (Method::GET, ["__blocklet__.js"]) => crate::aigne::blocklet(self, &req).await,
+            (Method::GET, ["api", "ai" | "ai-providers", "models"]) => crate::aigne::catalogue(self, &req).await,
+            (Method::GET, ["api", "v2", "status"]) => crate::aigne::status(self, &req).await,
+            (Method::GET, ["api", "user", "info"]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::aigne::user_info(self, &caller).await
+            }
+            (Method::POST, ["api", "v2", "chat"]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::aigne::chat(self, caller, req, request_id).await
+            }
+            (Method::POST, ["api", "v2", "chat", "completions"]) | (Method::POST, ["api", "v2", "completions"]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::aigne::completions(self, caller, req, request_id).await
+            }
+            (Method::POST, ["api", "v2", "embeddings"]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::aigne::embeddings(self, caller, req, request_id).await
+            }
+            (Method::POST, ["api", "v2", "image"]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::aigne::image(self, caller, req, request_id).await
+            }
+            (Method::POST, ["api", "v2", "image", "generations"]) => {
+                let caller = self.authenticate(&req).await?;
+                crate::aigne::image_generations(self, caller, req, request_id).await
             }
             (Method::GET, ["v1", "models"]) => {
                 let caller = self.authenticate(&req).await?;
@@ -326,6 +359,38 @@ impl Hub {
         Ok(snap)
     }
 
+    /// A user's balance not held by calls in flight.
+    pub(crate) async fn free_credit(&self, user: &str) -> Result<Credits, ApiError> {
+        let u = self
+            .inner
+            .store
+            .get_user(user)
+            .await?
+            .map(|u| self.live_user(u))
+            .ok_or_else(|| ApiError::unauthorized("The key's user no longer exists."))?;
+        Ok(u.balance.saturating_sub(u.held))
+    }
+
+    /// The 402 for a caller without enough free credit, with the payment link when there is one.
+    pub(crate) fn not_enough(&self, settings: &crate::config::Settings, needed: Option<Credits>) -> ApiError {
+        let mut msg = match needed {
+            Some(amount) => format!(
+                "Insufficient credits: this call needs up to {}{} of free balance.",
+                settings.currency_prefix, amount
+            ),
+            None => "Insufficient credits: the balance is used up.".to_string(),
+        };
+        if let Some(link) = &settings.payment_link {
+            msg.push_str(&format!(" Buy more credits at {link}"));
+        }
+        let mut e = ApiError::insufficient_credits(msg);
+        e.payment = Some(Box::new(crate::error::Payment {
+            link: settings.payment_link.clone(),
+            timestamp: crate::time::iso8601(self.inner.clock.now_ms()),
+        }));
+        e
+    }
+
     pub(crate) fn new_id(&self, prefix: &str) -> String {
         crate::ids::new_id(prefix, self.inner.clock.now_ms(), &*self.inner.rng)
     }
@@ -335,6 +400,8 @@ impl Hub {
 pub fn protocol_of(path: &str) -> Protocol {
     if path == "/v1/messages" {
         Protocol::Anthropic
+    } else if path.starts_with("/api/v2/") || path.starts_with("/api/ai") || path == "/api/user/info" {
+        Protocol::Aigne
     } else if path.starts_with("/v1/") {
         Protocol::OpenAi
     } else {

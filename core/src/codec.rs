@@ -5,6 +5,7 @@
 
 use crate::chat::Delta;
 use crate::error::ApiError;
+use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::sse::SseParser;
 use bytes::BytesMut;
@@ -31,10 +32,31 @@ impl<D: Decode + ?Sized> Decode for Box<D> {
 /// Writes a stream in the caller's protocol.
 pub trait Encode: Send {
     fn delta(&mut self, d: &Delta, out: &mut BytesMut);
-    /// The provider's stream ended normally, with this usage if known.
-    fn end(&mut self, usage: Option<&Usage>, out: &mut BytesMut);
+    /// The provider's stream ended normally: the usage billed (the provider's,
+    /// or an estimate) and its cost.
+    fn end(&mut self, billed: &Billed, out: &mut BytesMut);
     /// The provider failed midway: the closing error event.
     fn error(&mut self, e: &ApiError, out: &mut BytesMut);
+}
+
+/// What a finished call was billed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Billed {
+    pub usage: Usage,
+    pub credits: Credits,
+}
+
+/// What a caller-side writer needs to know about the call.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    pub call_id: String,
+    /// The model as the caller named it.
+    pub model: String,
+    /// `provider/model` of the route that served it.
+    pub model_with_provider: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub credit_prefix: String,
 }
 
 /// A decoder for SSE protocols: parses events, hands each `data:` payload

@@ -29,6 +29,10 @@ pub struct Settings {
     /// How long a hold may stay open before the sweeper releases it.
     pub hold_ttl_seconds: i64,
     pub app_name: String,
+    /// This Hub's public URL, announced to AIGNE clients (default: the URL a request came to).
+    pub app_url: Option<String>,
+    /// The app id announced to AIGNE clients.
+    pub app_pid: String,
 }
 
 impl Default for Settings {
@@ -44,6 +48,8 @@ impl Default for Settings {
             default_max_output_tokens: 4096,
             hold_ttl_seconds: 3600,
             app_name: "Hub".into(),
+            app_url: None,
+            app_pid: "hub".into(),
         }
     }
 }
@@ -59,6 +65,8 @@ pub const SETTING_KEYS: &[&str] = &[
     "default_max_output_tokens",
     "hold_ttl_seconds",
     "app_name",
+    "app_url",
+    "app_pid",
 ];
 
 impl Settings {
@@ -109,6 +117,23 @@ impl Settings {
                 }
                 self.currency_prefix = p.to_string();
             }
+            "app_url" => {
+                self.app_url = match v {
+                    Value::Null => None,
+                    Value::String(s) if s.is_empty() => None,
+                    Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => {
+                        Some(s.trim_end_matches('/').to_string())
+                    }
+                    _ => return Err("must be an http(s) URL or null".into()),
+                }
+            }
+            "app_pid" => {
+                let p = v
+                    .as_str()
+                    .filter(|s| !s.trim().is_empty() && s.len() <= 128)
+                    .ok_or("must be a non-empty string of at most 128 characters")?;
+                self.app_pid = p.to_string();
+            }
             "payment_link" => {
                 self.payment_link = match v {
                     Value::Null => None,
@@ -144,6 +169,8 @@ impl Settings {
             "default_max_output_tokens": self.default_max_output_tokens,
             "hold_ttl_seconds": self.hold_ttl_seconds,
             "app_name": self.app_name,
+            "app_url": self.app_url,
+            "app_pid": self.app_pid,
         })
     }
 
@@ -334,6 +361,24 @@ impl Snapshot {
                             .collect()
                     })
                     .unwrap_or_default();
+            }
+            // AIGNE clients name providers by kind (`openai/…`, `google/…`).
+            let by_kind: Vec<Route> = self
+                .routes
+                .get(rest)
+                .map(|l| {
+                    l.iter()
+                        .filter(|r| {
+                            r.model.kind == kind
+                                && (r.provider.vendor.kind == prefix
+                                    || (prefix == "google" && r.provider.vendor.kind == "gemini"))
+                        })
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !by_kind.is_empty() {
+                return by_kind;
             }
         }
         let mut routes: Vec<Route> = self

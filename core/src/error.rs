@@ -10,6 +10,8 @@ use serde_json::json;
 pub enum Protocol {
     OpenAi,
     Anthropic,
+    /// AIGNE Hub's API (`/api/v2/*`): `{"error": {"message", "type"?, "link"?, "timestamp"?}}`.
+    Aigne,
     /// Hub's own API and the admin API (OpenAI's error shape).
     Hub,
 }
@@ -22,6 +24,15 @@ pub struct ApiError {
     pub code: Option<&'static str>,
     pub message: String,
     pub param: Option<String>,
+    /// A 402's details for AIGNE clients.
+    pub payment: Option<Box<Payment>>,
+}
+
+/// Where to buy credits and when the refusal happened (ISO-8601).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub link: Option<String>,
+    pub timestamp: String,
 }
 
 impl ApiError {
@@ -32,6 +43,7 @@ impl ApiError {
             code: Some(code),
             message: message.into(),
             param: None,
+            payment: None,
         }
     }
 
@@ -162,6 +174,17 @@ impl ApiError {
                 "type": "error",
                 "error": { "type": anthropic_type(self.status), "message": self.message }
             }),
+            Protocol::Aigne => {
+                let mut e = json!({ "message": self.message });
+                if self.status == StatusCode::PAYMENT_REQUIRED {
+                    e["type"] = json!("NOT_ENOUGH");
+                }
+                if let Some(p) = &self.payment {
+                    e["link"] = json!(p.link);
+                    e["timestamp"] = json!(p.timestamp);
+                }
+                json!({ "error": e })
+            }
         }
     }
 

@@ -17,6 +17,7 @@ macro_rules! port {
 }
 
 pub mod admin;
+pub mod aigne;
 pub mod auth;
 pub mod chat;
 pub mod codec;

@@ -10,7 +10,7 @@ use super::failover::{provider_error, scrub, transport_failure, Attempts, Failur
 use super::relay::{CallMeter, Mode, Relay};
 use crate::auth::Caller;
 use crate::chat::{Chat, Reply};
-use crate::codec::Encode;
+use crate::codec::{Billed, Encode, Meta};
 use crate::config::Route;
 use crate::error::ApiError;
 use crate::http::{Body, Response};
@@ -19,7 +19,7 @@ use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::ports::UpstreamResponse;
 use crate::protocols::openai::{parse_chat, ChatRequest, ChunkView};
-use crate::protocols::{anthropic, openai};
+use crate::protocols::{aigne, anthropic, openai};
 use crate::providers::{self, Target, Wire};
 use crate::store::CallLog;
 use crate::Hub;
@@ -31,37 +31,46 @@ use std::sync::Arc;
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
 /// A chat request as it came in.
-enum Inbound {
+pub(crate) enum Inbound {
     OpenAi(ChatRequest),
     Anthropic(Box<Chat>),
+    /// AIGNE Hub's own protocols, in one of their answer shapes.
+    Aigne(Box<Chat>, aigne::Shape),
 }
 
 impl Inbound {
+    fn chat(&self) -> Option<&Chat> {
+        match self {
+            Inbound::OpenAi(_) => None,
+            Inbound::Anthropic(c) | Inbound::Aigne(c, _) => Some(c),
+        }
+    }
+
     fn model(&self) -> &str {
         match self {
             Inbound::OpenAi(r) => &r.model,
-            Inbound::Anthropic(c) => &c.model,
+            Inbound::Anthropic(c) | Inbound::Aigne(c, _) => &c.model,
         }
     }
 
     fn stream(&self) -> bool {
         match self {
             Inbound::OpenAi(r) => r.stream,
-            Inbound::Anthropic(c) => c.stream,
+            Inbound::Anthropic(c) | Inbound::Aigne(c, _) => c.stream,
         }
     }
 
     fn prompt(&self) -> PromptSize {
         match self {
             Inbound::OpenAi(r) => r.prompt,
-            Inbound::Anthropic(c) => c.prompt,
+            Inbound::Anthropic(c) | Inbound::Aigne(c, _) => c.prompt,
         }
     }
 
     fn output_budget(&self) -> (Option<u64>, u64) {
         match self {
             Inbound::OpenAi(r) => (r.max_tokens, r.n),
-            Inbound::Anthropic(c) => (c.max_tokens, 1),
+            Inbound::Anthropic(c) | Inbound::Aigne(c, _) => (c.max_tokens, 1),
         }
     }
 
@@ -69,20 +78,37 @@ impl Inbound {
         match self {
             Inbound::OpenAi(_) => "chat",
             Inbound::Anthropic(_) => "messages",
+            Inbound::Aigne(_, shape) => shape.endpoint(),
         }
     }
 
-    fn encoder(&self, call_id: &str, created: i64) -> Box<dyn Encode> {
+    fn encoder(&self, meta: Meta) -> Box<dyn Encode> {
         match self {
-            Inbound::OpenAi(r) => Box::new(openai::Encoder::new(call_id, &r.model, created, r.include_usage)),
-            Inbound::Anthropic(c) => Box::new(anthropic::Encoder::new(call_id, &c.model)),
+            Inbound::OpenAi(r) => Box::new(openai::Encoder::new(
+                &meta.call_id,
+                &r.model,
+                meta.created,
+                r.include_usage,
+            )),
+            Inbound::Anthropic(c) => Box::new(anthropic::Encoder::new(&meta.call_id, &c.model)),
+            Inbound::Aigne(c, shape) => shape.encoder(c, meta),
         }
     }
 
-    fn render(&self, call_id: &str, created: i64, reply: &Reply) -> serde_json::Value {
+    fn render(&self, meta: &Meta, reply: &Reply, billed: &Billed) -> Response {
+        let json_response = |v: serde_json::Value| crate::http::json(crate::http::StatusCode::OK, &v);
         match self {
-            Inbound::OpenAi(r) => openai::render_reply(call_id, &r.model, created, reply),
-            Inbound::Anthropic(c) => anthropic::render_reply(call_id, &c.model, reply),
+            Inbound::OpenAi(r) => json_response(openai::render_reply(&meta.call_id, &r.model, meta.created, reply)),
+            Inbound::Anthropic(c) => json_response(anthropic::render_reply(&meta.call_id, &c.model, reply)),
+            Inbound::Aigne(c, shape) => shape.render(c, meta, reply, billed),
+        }
+    }
+
+    /// The content type of a streamed answer.
+    fn stream_content_type(&self) -> &'static str {
+        match self {
+            Inbound::Aigne(_, shape) => shape.content_type(),
+            _ => "text/event-stream; charset=utf-8",
         }
     }
 }
@@ -107,6 +133,18 @@ pub async fn messages(
 ) -> Result<Response, ApiError> {
     let chat = anthropic::parse(req.body())?;
     traced(hub, caller, &req, request_id, Inbound::Anthropic(Box::new(chat))).await
+}
+
+/// A parsed request of one of AIGNE Hub's chat endpoints.
+pub(crate) async fn aigne(
+    hub: &Hub,
+    caller: Arc<Caller>,
+    req: &crate::http::Request,
+    request_id: &str,
+    chat: Chat,
+    shape: aigne::Shape,
+) -> Result<Response, ApiError> {
+    traced(hub, caller, req, request_id, Inbound::Aigne(Box::new(chat), shape)).await
 }
 
 async fn traced(
@@ -161,14 +199,7 @@ pub(crate) async fn hold(
     {
         return Ok(());
     }
-    let mut msg = format!(
-        "Insufficient credits: this call needs up to {}{} of free balance.",
-        settings.currency_prefix, amount
-    );
-    if let Some(link) = &settings.payment_link {
-        msg.push_str(&format!(" Buy more credits at {link}"));
-    }
-    Err(ApiError::insufficient_credits(msg))
+    Err(hub.not_enough(settings, Some(amount)))
 }
 
 async fn call(
@@ -250,7 +281,10 @@ async fn call(
                 Ok(chat) => providers::chat_request(chat, &target),
                 Err(e) => Err(e.clone()),
             },
-            Inbound::Anthropic(chat) => providers::chat_request(chat, &target),
+            other => match other.chat() {
+                Some(chat) => providers::chat_request(chat, &target),
+                None => Err(ApiError::internal("no request to send")),
+            },
         };
         let upstream_req = match built {
             Ok(r) => r,
@@ -287,7 +321,7 @@ async fn call(
                 if stream {
                     stream_first_chunk(resp).await
                 } else {
-                    read_whole(resp, &inbound, passthrough, wire, &call_id, inner.clock.now_ms() / 1000).await
+                    read_whole(resp, passthrough, wire, &call_id).await
                 }
             }
             Ok(resp) => Err(provider_error(resp).await),
@@ -298,22 +332,34 @@ async fn call(
                 let mut meter = meter;
                 meter.upstream_ttfb_ms = Some(((inner.clock.monotonic_us() - sent_us) / 1000) as i64);
                 meter.earlier_attempts = guard.disarm();
+                let meta = Meta {
+                    call_id: call_id.clone(),
+                    model: model.clone(),
+                    model_with_provider: format!("{}/{}", route.provider.name, route.model.model),
+                    created: inner.clock.now_ms() / 1000,
+                    credit_prefix: settings.currency_prefix.clone(),
+                };
                 return Ok(match answer {
                     Answer::Stream { first, rest } => {
                         let mode = match &inbound {
                             Inbound::OpenAi(r) if passthrough => Mode::passthrough(!r.include_usage),
-                            _ => Mode::transcode(
-                                providers::chat_decoder(wire, &call_id),
-                                inbound.encoder(&call_id, inner.clock.now_ms() / 1000),
-                            ),
+                            _ => Mode::transcode(providers::chat_decoder(wire, &call_id), inbound.encoder(meta)),
                         };
-                        stream_response(meter, first, rest, mode)
+                        stream_response(meter, first, rest, mode, inbound.stream_content_type())
                     }
-                    Answer::Whole {
+                    Answer::Raw {
                         body,
                         usage,
                         output_bytes,
                     } => whole_response(meter, body, usage, output_bytes),
+                    Answer::Reply(reply) => {
+                        meter.ttfb_ms = Some(meter.elapsed_ms());
+                        let billed = meter.finish(reply.usage, reply.output_bytes, super::relay::Outcome::Complete);
+                        let mut res = inbound.render(&meta, &reply, &billed);
+                        crate::app::set_header(&mut res, "x-hub-call-id", &call_id);
+                        crate::app::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
+                        res
+                    }
                 });
             }
             Err(f) => {
@@ -399,12 +445,14 @@ enum Answer {
         first: Bytes,
         rest: crate::http::ByteStream,
     },
-    /// A whole answer, in the caller's protocol.
-    Whole {
+    /// An OpenAI-compatible provider's whole answer for an OpenAI caller, as is.
+    Raw {
         body: Bytes,
         usage: Option<Usage>,
         output_bytes: u64,
     },
+    /// A whole answer read into the internal model, to render for the caller.
+    Reply(Reply),
 }
 
 async fn stream_first_chunk(mut resp: UpstreamResponse) -> Result<Answer, Failure> {
@@ -442,21 +490,19 @@ fn not_json() -> Failure {
     ))
 }
 
-/// Reads a whole answer and renders it for the caller (as is when both sides speak OpenAI).
+/// Reads a whole answer: as is when both sides speak OpenAI, else into the internal model.
 async fn read_whole(
     mut resp: UpstreamResponse,
-    inbound: &Inbound,
     passthrough: bool,
     wire: Wire,
     call_id: &str,
-    created: i64,
 ) -> Result<Answer, Failure> {
     let body = collect(&mut resp, MAX_UPSTREAM_BODY).await?;
     if passthrough {
         let view = serde_json::from_slice::<ChunkView>(&body).map_err(|_| not_json())?;
         let usage = view.usage.as_ref().map(|u| u.to_usage());
         let output_bytes = view.output_bytes();
-        return Ok(Answer::Whole {
+        return Ok(Answer::Raw {
             body,
             usage,
             output_bytes,
@@ -467,23 +513,21 @@ async fn read_whole(
     if reply.text.is_empty() && reply.tool_calls.is_empty() && reply.finish.is_none() && reply.usage.is_none() {
         return Err(not_json());
     }
-    let rendered = inbound.render(call_id, created, &reply);
-    Ok(Answer::Whole {
-        body: Bytes::from(serde_json::to_vec(&rendered).unwrap_or_default()),
-        usage: reply.usage,
-        output_bytes: reply.output_bytes,
-    })
+    Ok(Answer::Reply(reply))
 }
 
-fn stream_response(meter: CallMeter, first: Bytes, rest: crate::http::ByteStream, mode: Mode) -> Response {
+fn stream_response(
+    meter: CallMeter,
+    first: Bytes,
+    rest: crate::http::ByteStream,
+    mode: Mode,
+    content_type: &'static str,
+) -> Response {
     let call_id = meter.call_id.clone();
     let relay = Relay::new(meter, first, rest, mode);
     let mut res = http::Response::new(Body::Stream(Box::pin(relay)));
     let h = res.headers_mut();
-    h.insert(
-        "content-type",
-        http::HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
+    h.insert("content-type", http::HeaderValue::from_static(content_type));
     h.insert("cache-control", http::HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
     crate::app::set_header(&mut res, "x-hub-call-id", &call_id);
@@ -492,7 +536,9 @@ fn stream_response(meter: CallMeter, first: Bytes, rest: crate::http::ByteStream
 
 pub(crate) fn whole_response(mut meter: CallMeter, body: Bytes, usage: Option<Usage>, output_bytes: u64) -> Response {
     meter.ttfb_ms = Some(meter.elapsed_ms());
-    let credits = meter.finish(usage, output_bytes, super::relay::Outcome::Complete);
+    let credits = meter
+        .finish(usage, output_bytes, super::relay::Outcome::Complete)
+        .credits;
     let call_id = meter.call_id.clone();
     let mut res = http::Response::new(Body::Full(body));
     res.headers_mut()

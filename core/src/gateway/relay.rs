@@ -5,7 +5,7 @@
 
 use crate::auth::Caller;
 use crate::chat::Delta;
-use crate::codec::{Decode, Encode};
+use crate::codec::{Billed, Decode, Encode};
 use crate::config::Route;
 use crate::error::ApiError;
 use crate::http::{BodyError, ByteStream};
@@ -95,7 +95,7 @@ impl CallMeter {
 
     /// Computes the call's cost and settles it in the background. `usage` is
     /// the provider's count; without it, the delivered output is estimated.
-    pub fn finish(&mut self, usage: Option<Usage>, output_bytes: u64, outcome: Outcome) -> Credits {
+    pub fn finish(&mut self, usage: Option<Usage>, output_bytes: u64, outcome: Outcome) -> Billed {
         let nothing_delivered = output_bytes == 0 && usage.is_none();
         let (usage, estimated) = match usage {
             Some(u) => (u, false),
@@ -172,7 +172,7 @@ impl CallMeter {
                 }
             }
         }));
-        credits
+        Billed { usage, credits }
     }
 }
 
@@ -287,11 +287,13 @@ impl Relay {
                 if self.finished {
                     return head;
                 }
+                // Settled before the last event, so it can carry the credits.
+                let billed = self.settle(Outcome::Complete).unwrap_or_default();
                 let Mode::Transcode { encoder, .. } = &mut self.mode else {
                     return head;
                 };
                 let mut out = BytesMut::from(&head[..]);
-                encoder.end(self.usage.as_ref(), &mut out);
+                encoder.end(&billed, &mut out);
                 out.freeze()
             }
         }
@@ -339,10 +341,12 @@ impl Relay {
         out.freeze()
     }
 
-    fn settle(&mut self, outcome: Outcome) {
-        if let Some(mut meter) = self.meter.take() {
-            meter.finish(self.usage, self.output_bytes, outcome);
+    fn settle(&mut self, outcome: Outcome) -> Option<Billed> {
+        let mut meter = self.meter.take()?;
+        if meter.ttfb_ms.is_none() && self.output_bytes > 0 {
+            meter.ttfb_ms = Some(meter.elapsed_ms());
         }
+        Some(meter.finish(self.usage, self.output_bytes, outcome))
     }
 }
 

@@ -152,6 +152,22 @@ macro_rules! decimal_type {
 decimal_type!(Credits);
 decimal_type!(Rate);
 
+impl Rate {
+    /// The price of one unit (a rate is per million), as an exact decimal string.
+    pub fn per_unit_string(self) -> String {
+        let v = self.nanos() as i128;
+        let sign = if v < 0 { "-" } else { "" };
+        let abs = v.unsigned_abs();
+        let scale = 1_000_000_000_000_000u128;
+        let (int, frac) = (abs / scale, abs % scale);
+        if frac == 0 {
+            return format!("{sign}{int}");
+        }
+        let frac = format!("{frac:015}");
+        format!("{sign}{int}.{}", frac.trim_end_matches('0'))
+    }
+}
+
 impl Credits {
     pub fn from_nanos_saturating(nanos: i128) -> Self {
         Credits(nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
@@ -181,6 +197,17 @@ mod tests {
         assert_eq!(Credits::parse("1.2.3"), Err(MoneyError::NotANumber));
         assert_eq!(Credits::parse(""), Err(MoneyError::NotANumber));
         assert_eq!(Credits::parse("99999999999999999999"), Err(MoneyError::OutOfRange));
+    }
+
+    #[test]
+    fn per_unit_prices_are_exact_strings() {
+        assert_eq!(Rate::parse("2.5").unwrap().per_unit_string(), "0.0000025");
+        assert_eq!(
+            Rate::parse("0.000000001").unwrap().per_unit_string(),
+            "0.000000000000001"
+        );
+        assert_eq!(Rate::parse("3000000").unwrap().per_unit_string(), "3");
+        assert_eq!(Rate::parse("0").unwrap().per_unit_string(), "0");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! a whole `message`.
 
 use crate::chat::{text_of, Chat, Delta, Finish, Image, Message, Part, Reasoning, Reply, Role, Tool, ToolChoice};
-use crate::codec::{sse, Encode};
+use crate::codec::{sse, Billed, Encode};
 use crate::error::{ApiError, Protocol};
 use crate::metering::estimate::PromptSize;
 use crate::metering::Usage;
@@ -408,7 +408,7 @@ impl Encode for Encoder {
         }
     }
 
-    fn end(&mut self, usage: Option<&Usage>, out: &mut BytesMut) {
+    fn end(&mut self, billed: &Billed, out: &mut BytesMut) {
         self.start(out);
         self.close(out);
         let finish = self.finish.unwrap_or(if self.saw_tool_call {
@@ -416,7 +416,7 @@ impl Encode for Encoder {
         } else {
             Finish::Stop
         });
-        let usage = usage.map(usage_json).unwrap_or_else(|| json!({"output_tokens": 0}));
+        let usage = usage_json(&billed.usage);
         sse(
             out,
             Some("message_delta"),
@@ -511,11 +511,14 @@ mod tests {
             e.delta(&d, &mut out);
         }
         e.end(
-            Some(&Usage {
-                input_tokens: 5,
-                output_tokens: 7,
-                ..Default::default()
-            }),
+            &Billed {
+                usage: Usage {
+                    input_tokens: 5,
+                    output_tokens: 7,
+                    ..Default::default()
+                },
+                credits: Default::default(),
+            },
             &mut out,
         );
         let text = String::from_utf8(out.to_vec()).unwrap();

@@ -5,10 +5,9 @@
 use crate::chat::{
     text_of, Chat, Delta, Finish, Image, Message, OutputFormat, Part, Reasoning, Reply, Role, Tool, ToolChoice,
 };
-use crate::codec::{sse, Encode};
+use crate::codec::{sse, Billed, Encode};
 use crate::error::ApiError;
 use crate::metering::estimate::PromptSize;
-use crate::metering::Usage;
 use crate::providers::openai_compat::{usage_json, WireUsage};
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -588,7 +587,7 @@ impl Encode for Encoder {
         }
     }
 
-    fn end(&mut self, usage: Option<&Usage>, out: &mut BytesMut) {
+    fn end(&mut self, billed: &Billed, out: &mut BytesMut) {
         if !self.finished {
             let f = if self.saw_tool_call {
                 Finish::ToolCalls
@@ -597,10 +596,10 @@ impl Encode for Encoder {
             };
             self.delta(&Delta::Finish(f), out);
         }
-        if let (true, Some(u)) = (self.include_usage, usage) {
+        if self.include_usage {
             let data = serde_json::json!({
                 "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [], "usage": usage_json(u),
+                "choices": [], "usage": usage_json(&billed.usage),
             });
             sse(out, None, &data);
         }
