@@ -1,0 +1,407 @@
+/**
+ * End-to-end test of the built site against a real Hub and the mock provider.
+ * Starts both (by path, overridable with HUB_BIN and HUB_MOCK_BIN), drives
+ * headless Chromium (CHROMIUM_BIN, default /usr/bin/chromium) through every
+ * page, saves screenshots under test-output/screenshots, and stops all it
+ * started, whether it passes or fails.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const REPO = resolve(ROOT, '..');
+const HUB_BIN = process.env.HUB_BIN ?? join(REPO, 'target/debug/hub');
+const MOCK_BIN = process.env.HUB_MOCK_BIN ?? join(REPO, 'target/debug/hub-mock');
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+const DIST = join(ROOT, 'dist');
+const SHOTS = join(ROOT, 'test-output', 'screenshots');
+const OWNER_KEY = `hub_e2e_owner_${randomBytes(16).toString('hex')}`;
+const TOTAL_TIMEOUT_MS = 180_000;
+const START_TIMEOUT_MS = 30_000;
+const STEP_TIMEOUT_MS = 15_000;
+
+// ------------------------------------------------------------------ processes
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  log: string[];
+}
+
+const procs: Proc[] = [];
+
+/** Starts a program and resolves with the first stdout line matching `ready`. */
+function start(name: string, bin: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<RegExpMatchArray> {
+  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc: Proc = { name, child, log: [] };
+  procs.push(proc);
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not announce itself within ${START_TIMEOUT_MS / 1000}s`)), START_TIMEOUT_MS);
+    const onData = (stream: 'out' | 'err') => (data: Buffer) => {
+      for (const line of data.toString().split('\n').filter(Boolean)) {
+        proc.log.push(line);
+        const m = stream === 'out' ? ready.exec(line) : null;
+        if (m) {
+          clearTimeout(timer);
+          resolvePromise(m);
+        }
+      }
+      proc.log.splice(0, Math.max(0, proc.log.length - 200));
+    };
+    child.stdout!.on('data', onData('out'));
+    child.stderr!.on('data', onData('err'));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} (${bin}) could not start: ${e.message}`));
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited early (${signal ?? `code ${code}`})`));
+    });
+  });
+}
+
+/** SIGTERM each process by its PID, SIGKILL any still running after 5 s. */
+async function stopAll(): Promise<void> {
+  await Promise.all(
+    procs.map(async ({ child }) => {
+      if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      process.kill(child.pid, 'SIGTERM');
+      const killed = await Promise.race([exited.then(() => true), sleep(5_000).then(() => false)]);
+      if (!killed && child.exitCode === null) {
+        process.kill(child.pid, 'SIGKILL');
+        await Promise.race([exited, sleep(2_000)]);
+      }
+    }),
+  );
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+// ------------------------------------------------------------------ the site
+
+// ------------------------------------------------------------------ steps
+
+let current = 'setup';
+
+async function step(name: string, run: () => Promise<void>): Promise<void> {
+  current = name;
+  const started = Date.now();
+  await run();
+  console.log(`  ok  ${name} (${Date.now() - started} ms)`);
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function expectText(locator: Locator, text: string | RegExp): Promise<void> {
+  await locator.filter({ hasText: text }).first().waitFor();
+}
+
+/** The value of the summary card labelled `label`. */
+function stat(page: Page, label: string): Locator {
+  return page.locator('.stat').filter({ has: page.locator('span', { hasText: label }) }).locator('strong');
+}
+
+async function nav(page: Page, label: string, heading: string | RegExp): Promise<void> {
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+}
+
+async function signIn(page: Page, site: string, key: string, shotName?: string): Promise<void> {
+  await page.goto(`${site}/#/`);
+  await page.locator('input[name=key]').fill(key);
+  if (shotName) await shot(page, shotName);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+}
+
+async function navLinks(page: Page): Promise<string[]> {
+  return page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts();
+}
+
+async function chat(page: Page, model: string, prompt: string): Promise<void> {
+  await page.locator('select[name=model]').selectOption(model);
+  await page.locator('textarea[name=prompt]').fill(prompt);
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expectText(page.locator('.message.assistant'), 'Hello, world!');
+  await expectText(page.getByTestId('credits'), /\d/);
+}
+
+const PRICE_FILE = JSON.stringify({
+  sample_spec: { input_cost_per_token: 0, mode: 'chat' },
+  'gpt-4.1-nano': {
+    input_cost_per_token: 1e-7,
+    output_cost_per_token: 4e-7,
+    cache_read_input_token_cost: 2.5e-8,
+    litellm_provider: 'openai',
+    mode: 'chat',
+    max_output_tokens: 32768,
+  },
+  'dall-e-3': { output_cost_per_image: 0.04, litellm_provider: 'openai', mode: 'image_generation' },
+});
+
+async function run(browser: Browser, site: string, mockUrl: string): Promise<void> {
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true });
+  context.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const page = await context.newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('dialog', (d) => void d.accept());
+  try {
+    await drive(page, site, mockUrl);
+    if (pageErrors.length) throw new Error(`the page threw: ${pageErrors.join('; ')}`);
+  } catch (e) {
+    await page.screenshot({ path: join(SHOTS, 'failure.png'), fullPage: true }).catch(() => undefined);
+    throw e;
+  } finally {
+    await context.close();
+  }
+}
+
+async function drive(page: Page, site: string, mockUrl: string): Promise<void> {
+  let memberKey = '';
+
+  await step('sign in as the owner', async () => {
+    await signIn(page, site, OWNER_KEY, 'sign-in');
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  });
+
+  await step('settings: starter credits', async () => {
+    await nav(page, 'Settings', 'Settings');
+    await page.locator('input[name=starter_credits]').fill('10');
+    await page.getByRole('button', { name: /^Save/ }).click();
+    await page.getByRole('status').filter({ hasText: 'Settings saved.' }).waitFor();
+    await shot(page, 'settings');
+  });
+
+  await step('providers: add, credential, test', async () => {
+    await nav(page, 'Providers', 'Providers');
+    await page.getByRole('button', { name: 'Add provider' }).click();
+    const form = page.getByRole('dialog', { name: 'Add provider' });
+    await form.locator('select[name=kind]').selectOption('openai-compatible');
+    await form.locator('input[name=name]').fill('mock');
+    await form.locator('input[name=base_url]').fill(`${mockUrl}/v1`);
+    await form.getByRole('button', { name: 'Add provider' }).click();
+    await page.getByRole('heading', { name: 'Credentials of mock' }).waitFor();
+
+    await page.getByRole('button', { name: 'Add credential' }).click();
+    const cred = page.getByRole('dialog', { name: 'Add a credential to mock' });
+    await cred.locator('input[name=name]').fill('main');
+    await cred.locator('input[name=secret]').fill('sk-mock-secret-123456');
+    await cred.getByRole('button', { name: 'Add credential' }).click();
+    await page.getByRole('status').filter({ hasText: 'sk-m****3456' }).waitFor();
+    if ((await page.content()).includes('sk-mock-secret-123456')) throw new Error('the secret is still on the page after saving');
+
+    await page.locator('tr[data-credential=main]').getByRole('button', { name: 'Test' }).click();
+    await expectText(page.getByTestId('test-result'), /Passed\s+HTTP 200/);
+    await expectText(page.locator('tr[data-provider=mock]'), '1 of 1 active');
+    await shot(page, 'providers');
+  });
+
+  await step('models: add with the margin calculator, import, bulk margin', async () => {
+    await nav(page, 'Models & rates', 'Models & rates');
+    await page.getByRole('button', { name: 'Add model' }).click();
+    const form = page.getByRole('dialog', { name: 'Add model' });
+    await form.locator('input[name=model]').fill('gpt-4o-mini');
+    await form.locator('input[name=cost_input]').fill('1.25');
+    await form.locator('input[name=cost_output]').fill('5');
+    await form.locator('input[name=margin]').fill('20');
+    await form.getByRole('button', { name: 'Set rates from costs' }).click();
+    if ((await form.locator('input[name=input_rate]').inputValue()) !== '1.5') throw new Error('the calculator did not set the input rate to 1.5');
+    if ((await form.locator('input[name=output_rate]').inputValue()) !== '6') throw new Error('the calculator did not set the output rate to 6');
+    await shot(page, 'model-form');
+    await form.getByRole('button', { name: 'Add model' }).click();
+    const row = page.locator('tr[data-model="mock/gpt-4o-mini"]');
+    await expectText(row, /1\.50.*6\.00.*20%/);
+
+    await page.getByRole('button', { name: 'Import prices' }).click();
+    const imp = page.getByRole('dialog', { name: 'Import prices' });
+    await imp.locator('input[name=price_file]').setInputFiles({ name: 'prices.json', mimeType: 'application/json', buffer: Buffer.from(PRICE_FILE) });
+    await imp.getByRole('combobox', { name: 'LiteLLM provider' }).selectOption('openai');
+    await imp.getByRole('checkbox', { name: 'Import gpt-4.1-nano' }).check();
+    await shot(page, 'price-import');
+    await imp.getByRole('button', { name: 'Import 1 model' }).click();
+    await page.getByRole('dialog', { name: 'Import finished' }).getByText('Created gpt-4.1-nano').waitFor();
+    await page.getByRole('button', { name: 'Done' }).click();
+    const nano = page.locator('tr[data-model="mock/gpt-4.1-nano"]');
+    await expectText(nano, /0\.10.*0\.40.*0\.025/);
+
+    await nano.getByRole('checkbox').check();
+    await page.getByRole('button', { name: 'Set margin (1)' }).click();
+    const bulk = page.getByRole('dialog', { name: 'Set the margin of 1 model' });
+    await bulk.locator('input[name=margin]').fill('50');
+    await expectText(bulk.locator('tbody tr'), '0.10 → 0.15');
+    await bulk.getByRole('button', { name: 'Update rates' }).click();
+    await expectText(nano, /0\.15.*0\.60.*50%/);
+    await shot(page, 'models');
+  });
+
+  await step('users: add, key shown once, grant credits', async () => {
+    await nav(page, 'Users & keys', 'Users & keys');
+    await page.getByRole('button', { name: 'Add user' }).click();
+    const form = page.getByRole('dialog', { name: 'Add user' });
+    await form.locator('input[name=name]').fill('alice');
+    await form.locator('input[name=email]').fill('alice@example.com');
+    await form.getByRole('button', { name: 'Add user' }).click();
+    await page.getByRole('heading', { level: 1, name: /alice/ }).waitFor();
+    await expectText(page.getByTestId('balance'), '$10.00');
+
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const keyForm = page.getByRole('dialog', { name: 'Create key' });
+    await keyForm.locator('input[name=label]').fill('laptop');
+    await keyForm.locator('input[name=rpm_limit]').fill('60');
+    await keyForm.getByRole('button', { name: 'Create key' }).click();
+    memberKey = (await page.getByTestId('secret').innerText()).trim();
+    if (!memberKey.startsWith('hub_')) throw new Error(`the new key looks wrong: ${memberKey}`);
+    await shot(page, 'key-created');
+    await page.getByRole('button', { name: 'Done' }).click();
+    await expectText(page.locator('tr[data-key=laptop]'), '60 rpm');
+    if ((await page.content()).includes(memberKey)) throw new Error('the key is still on the page after closing its dialog');
+
+    await page.getByRole('button', { name: 'Grant credits' }).click();
+    const grant = page.getByRole('dialog', { name: 'Grant credits to alice' });
+    await grant.locator('input[name=amount]').fill('2.5');
+    await grant.locator('input[name=reason]').fill('welcome');
+    await grant.getByRole('button', { name: 'Grant' }).click();
+    await expectText(page.getByTestId('balance'), '$12.50');
+    await expectText(page.locator('tbody tr'), 'welcome');
+    await shot(page, 'user');
+
+    await page.getByRole('link', { name: '← Users' }).click();
+    await page.locator('tr[data-user=Owner]').getByRole('link').click();
+    await page.getByRole('button', { name: 'Grant credits' }).click();
+    await page.locator('input[name=amount]').fill('1');
+    await page.getByRole('dialog').getByRole('button', { name: 'Grant' }).click();
+    await expectText(page.getByTestId('balance'), '$1.00');
+    await nav(page, 'Users & keys', 'Users & keys');
+    await shot(page, 'users');
+  });
+
+  await step('playground: stream a chat', async () => {
+    await nav(page, 'Playground', 'Playground');
+    await chat(page, 'mock/gpt-4o-mini', 'Say hello');
+    // 12 prompt tokens at 1.5 and 4 completion tokens at 6 credits per million.
+    await expectText(page.getByTestId('credits'), '$0.000042');
+    await expectText(page.getByTestId('call-stats'), '12 in · 4 out');
+    await shot(page, 'playground');
+  });
+
+  await step('call log: the call, its details, CSV', async () => {
+    await nav(page, 'Call log', 'Call log');
+    const row = page.locator('tr[data-call]').filter({ hasText: 'mock/gpt-4o-mini' }).first();
+    await expectText(row, /success/);
+    await row.click();
+    const drawer = page.getByRole('dialog', { name: 'Call' });
+    await expectText(drawer.locator('dl div'), /Input tokens\s*12/);
+    await expectText(drawer.locator('dl div'), /Output tokens\s*4/);
+    await expectText(drawer.locator('dl div'), /Credits\s*\$0\.000042/);
+    await expectText(drawer.locator('dl div'), /Upstream TTFB/);
+    await shot(page, 'call-detail');
+    await page.keyboard.press('Escape');
+
+    await page.locator('select[name=status]').selectOption('failed');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByText('No calls match.').waitFor();
+    await page.getByRole('link', { name: 'Reset' }).click();
+    await row.waitFor();
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+    const csv = readFileSync(await download.path(), 'utf8');
+    if (!csv.startsWith('created_at,call_id') || !csv.includes(',0.000042,')) throw new Error(`unexpected CSV:\n${csv}`);
+    await shot(page, 'calls');
+  });
+
+  await step('overview: the call counted', async () => {
+    await nav(page, 'Overview', 'Overview');
+    await expectText(stat(page, 'Calls'), /^1$/);
+    await expectText(stat(page, 'Credits'), '$0.000042');
+    await expectText(page.locator('.barlist li'), 'mock/gpt-4o-mini');
+    await expectText(page.locator('.barlist li'), 'Owner');
+    await page.getByRole('button', { name: '7d' }).click();
+    await expectText(stat(page, 'Calls'), /^1$/);
+    await page.getByRole('button', { name: '24h' }).click();
+    await shot(page, 'overview');
+  });
+
+  await step('member: only their own pages', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(page, site, memberKey);
+    const links = await navLinks(page);
+    if (links.join() !== 'Playground,My account') throw new Error(`a member sees: ${links.join(', ')}`);
+    await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
+    await expectText(page.getByTestId('my-balance'), '$12.50');
+    await page.goto(`${site}/#/settings`);
+    await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
+
+    await nav(page, 'Playground', 'Playground');
+    await chat(page, 'mock/gpt-4o-mini', 'Hi from alice');
+    await expectText(page.getByTestId('credits'), '$0.000042');
+    await shot(page, 'member-playground');
+
+    await nav(page, 'My account', 'My account');
+    await expectText(page.getByTestId('my-balance'), '$12.499958');
+    await expectText(page.locator('tr[data-call]'), 'mock/gpt-4o-mini');
+    await expectText(page.locator('tr[data-key]'), 'laptop');
+    await shot(page, 'member-account');
+  });
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  for (const [what, path] of [
+    ['the built site (npm run build)', join(DIST, 'index.html')],
+    ['hub (HUB_BIN)', HUB_BIN],
+    ['hub-mock (HUB_MOCK_BIN)', MOCK_BIN],
+    ['Chromium (CHROMIUM_BIN)', CHROMIUM],
+  ]) {
+    if (!statSync(path, { throwIfNoEntry: false })) throw new Error(`${what} not found at ${path}`);
+  }
+  rmSync(SHOTS, { recursive: true, force: true });
+  mkdirSync(SHOTS, { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), 'hub-admin-e2e-'));
+  let browser: Browser | null = null;
+  try {
+    const [, mockUrl] = await start('hub-mock', MOCK_BIN, [], {}, /^mock listening on (http:\/\/\S+)/);
+    const args = ['serve', '--listen', '127.0.0.1:0', '--db', join(dir, 'hub.db'), '--ui-dir', DIST];
+    const [, hubUrl] = await start('hub', HUB_BIN, args, { HUB_ADMIN_KEY: OWNER_KEY, HUB_LOG: 'warn' }, /^hub listening on (http:\/\/\S+)/);
+    console.log(`hub (serving the site) ${hubUrl}, mock provider ${mockUrl}`);
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], timeout: START_TIMEOUT_MS });
+    await run(browser, hubUrl, mockUrl);
+  } finally {
+    await Promise.race([browser?.close(), sleep(10_000)]);
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`e2e: FAILED: no result after ${TOTAL_TIMEOUT_MS / 1000}s (at step "${current}")`);
+  void stopAll().finally(() => process.exit(1));
+}, TOTAL_TIMEOUT_MS);
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void stopAll().finally(() => process.exit(1)));
+}
+
+const began = Date.now();
+main().then(
+  () => {
+    clearTimeout(watchdog);
+    console.log(`e2e: passed in ${((Date.now() - began) / 1000).toFixed(1)}s; screenshots in ${SHOTS}`);
+  },
+  (e: unknown) => {
+    clearTimeout(watchdog);
+    console.error(`e2e: FAILED at step "${current}": ${e instanceof Error ? e.message : String(e)}`);
+    for (const p of procs) if (p.log.length) console.error(`--- last output of ${p.name}:\n${p.log.slice(-30).join('\n')}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,97 @@
+import { useCallback, useEffect, useState, type ComponentType } from 'react';
+import { api, isAdmin, signOut, SIGNED_OUT, storedConnection, type Me } from './api';
+import { formatMoney } from './money';
+import { Account } from './pages/Account';
+import { Calls } from './pages/Calls';
+import { Models } from './pages/Models';
+import { Overview } from './pages/Overview';
+import { Playground } from './pages/Playground';
+import { Providers } from './pages/Providers';
+import { Settings } from './pages/Settings';
+import { SignIn } from './pages/SignIn';
+import { Users } from './pages/Users';
+import { useRoute } from './router';
+import { SessionContext, useSession } from './ui';
+
+interface PageDef {
+  path: string;
+  label: string;
+  admin: boolean;
+  Page: ComponentType;
+}
+
+const PAGES: PageDef[] = [
+  { path: 'overview', label: 'Overview', admin: true, Page: Overview },
+  { path: 'providers', label: 'Providers', admin: true, Page: Providers },
+  { path: 'models', label: 'Models & rates', admin: true, Page: Models },
+  { path: 'users', label: 'Users & keys', admin: true, Page: Users },
+  { path: 'calls', label: 'Call log', admin: true, Page: Calls },
+  { path: 'playground', label: 'Playground', admin: false, Page: Playground },
+  { path: 'settings', label: 'Settings', admin: true, Page: Settings },
+  { path: 'account', label: 'My account', admin: false, Page: Account },
+];
+
+export function App() {
+  const [me, setMe] = useState<Me | null>(null);
+  const [booting, setBooting] = useState(() => storedConnection() !== null);
+  const refresh = useCallback(() => {
+    api<Me>('/api/me').then(setMe, () => undefined);
+  }, []);
+
+  useEffect(() => {
+    const onSignOut = () => setMe(null);
+    window.addEventListener(SIGNED_OUT, onSignOut);
+    if (storedConnection()) {
+      api<Me>('/api/me')
+        .then(setMe, () => undefined)
+        .finally(() => setBooting(false));
+    }
+    return () => window.removeEventListener(SIGNED_OUT, onSignOut);
+  }, []);
+
+  if (booting) return <p className="boot">Loading…</p>;
+  if (!me) return <SignIn onSignedIn={setMe} />;
+  return (
+    <SessionContext.Provider value={{ me, refresh }}>
+      <Shell />
+    </SessionContext.Provider>
+  );
+}
+
+function Shell() {
+  const { me } = useSession();
+  const route = useRoute();
+  const pages = PAGES.filter((p) => !p.admin || isAdmin(me.role));
+  const fallback = isAdmin(me.role) ? 'overview' : 'account';
+  const page = pages.find((p) => p.path === route.path[0]) ?? pages.find((p) => p.path === fallback)!;
+
+  useEffect(() => {
+    document.title = `${page.label} · Hub`;
+  }, [page]);
+
+  return (
+    <div className="shell">
+      <nav className="sidebar" aria-label="Main">
+        <div className="brand">Hub</div>
+        {pages.map((p) => (
+          <a key={p.path} href={`#/${p.path}`} aria-current={p === page ? 'page' : undefined}>
+            {p.label}
+          </a>
+        ))}
+        <div className="who">
+          <strong>{me.user.name}</strong>
+          <span>
+            {me.role} · {formatMoney(me.available, { prefix: me.currency_prefix })}
+          </span>
+          <span className="muted">{storedConnection()?.base || location.host}</span>
+          <button type="button" onClick={signOut}>
+            Sign out
+          </button>
+        </div>
+      </nav>
+      <main key={page.path}>
+        <page.Page />
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,327 @@
+/** Hub's HTTP API: where it is, who is signed in, typed requests and shapes. */
+
+import { parseJson } from './json';
+import type { Decimal } from './money';
+
+const BASE_ITEM = 'hub.apiBase';
+const KEY_ITEM = 'hub.apiKey';
+export const SIGNED_OUT = 'hub-signed-out';
+
+export interface Connection {
+  /** The Hub URL, without a trailing slash; empty for this site's own origin. */
+  base: string;
+  key: string;
+}
+
+/** Takes `?api=URL` from the address into storage, then reads the stored base URL. */
+export function storedBase(): string {
+  const fromQuery = new URLSearchParams(location.search).get('api');
+  if (fromQuery !== null) localStorage.setItem(BASE_ITEM, cleanBase(fromQuery));
+  return localStorage.getItem(BASE_ITEM) ?? '';
+}
+
+export function cleanBase(url: string): string {
+  return url.trim().replace(/\/+$/, '');
+}
+
+export function storedConnection(): Connection | null {
+  const key = localStorage.getItem(KEY_ITEM);
+  return key ? { base: storedBase(), key } : null;
+}
+
+export function saveConnection(c: Connection): void {
+  localStorage.setItem(BASE_ITEM, c.base);
+  localStorage.setItem(KEY_ITEM, c.key);
+}
+
+export function signOut(): void {
+  localStorage.removeItem(KEY_ITEM);
+  window.dispatchEvent(new Event(SIGNED_OUT));
+}
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly param: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+type Query = Record<string, string | number | boolean | null | undefined>;
+
+function withQuery(path: string, query: Query = {}): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
+}
+
+export function authHeaders(c: Connection): Record<string, string> {
+  return { authorization: `Bearer ${c.key}`, 'content-type': 'application/json' };
+}
+
+/** A JSON request; resolves to the parsed body (money as decimal strings), rejects with ApiError. */
+export async function api<T>(
+  path: string,
+  opts: { method?: string; body?: unknown; query?: Query; connection?: Connection } = {},
+): Promise<T> {
+  const c = opts.connection ?? storedConnection();
+  if (!c) throw new ApiError('Not signed in.', 401);
+  let res: Response;
+  try {
+    res = await fetch(c.base + withQuery(path, opts.query), {
+      method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
+      headers: authHeaders(c),
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    });
+  } catch {
+    throw new ApiError(`Cannot reach Hub at ${c.base || location.origin}.`, 0);
+  }
+  const text = await res.text();
+  let body: unknown = null;
+  try {
+    body = text ? parseJson(text) : null;
+  } catch {
+    // not JSON: the status says what happened
+  }
+  if (!res.ok) {
+    const e = (body as { error?: { message?: string; param?: string | null } } | null)?.error;
+    if (res.status === 401 && !opts.connection) signOut();
+    throw new ApiError(e?.message ?? `${res.status} ${res.statusText}`.trim(), res.status, e?.param ?? null);
+  }
+  return body as T;
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return e.param ? `${e.param}: ${e.message}` : e.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+// ------------------------------------------------------------------ shapes
+
+export type Role = 'owner' | 'admin' | 'member' | 'guest';
+export const ROLES: Role[] = ['owner', 'admin', 'member', 'guest'];
+export const isAdmin = (role: Role) => role === 'owner' || role === 'admin';
+
+export interface Page<T> {
+  data: T[];
+  next_cursor: string | number | null;
+}
+
+export interface User {
+  id: string;
+  name: string;
+  email: string | null;
+  role: Role;
+  balance: Decimal;
+  held: Decimal;
+  available: Decimal;
+  disabled: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Me {
+  user: User;
+  role: Role;
+  balance: Decimal;
+  held: Decimal;
+  available: Decimal;
+  currency_prefix: string;
+  billing_enabled: boolean;
+  payment_link: string | null;
+  key: { id: string; label: string };
+}
+
+export interface ProviderKind {
+  kind: string;
+  display_name: string;
+  default_base_url: string;
+  needs_secret: boolean;
+  needs_region: boolean;
+  wire: string;
+}
+
+export interface Provider {
+  id: string;
+  name: string;
+  kind: string;
+  display_name: string | null;
+  base_url: string | null;
+  effective_base_url: string | null;
+  region: string | null;
+  enabled: boolean;
+  priority: number;
+  credentials: number;
+  active_credentials: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Credential {
+  id: string;
+  provider_id: string;
+  name: string;
+  secret_hint: string;
+  weight: number;
+  enabled: boolean;
+  status: 'active' | 'disabled' | 'error' | string;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CredentialTest {
+  ok: boolean;
+  status: number | null;
+  latency_ms: number;
+  message: string;
+}
+
+export type ModelType = 'chat' | 'embedding' | 'image' | 'video';
+export const MODEL_TYPES: ModelType[] = ['chat', 'embedding', 'image', 'video'];
+
+/** Provider costs in USD: per million tokens, `image` per image. Stored in a model's `unit_costs`. */
+export interface UnitCosts {
+  input?: Decimal;
+  output?: Decimal;
+  cache_read?: Decimal;
+  cache_write?: Decimal;
+  image?: Decimal;
+}
+
+export interface Model {
+  id: string;
+  provider_id: string;
+  provider: string | null;
+  model: string;
+  name: string | null;
+  type: ModelType;
+  input_rate: Decimal;
+  output_rate: Decimal;
+  cache_read_rate: Decimal | null;
+  cache_write_rate: Decimal | null;
+  image_rate: Decimal;
+  video_rate: Decimal;
+  max_output_tokens: number | null;
+  unit_costs: UnitCosts | null;
+  metadata: Record<string, unknown> | null;
+  enabled: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ApiKey {
+  id: string;
+  user_id: string;
+  label: string;
+  hint: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  active: boolean;
+  allowed_models: string[] | null;
+  rpm_limit: number | null;
+  tpm_limit: number | null;
+  daily_spend_cap: Decimal | null;
+  monthly_spend_cap: Decimal | null;
+  created_at: string;
+}
+
+/** The creation response: the only time the key itself is shown. */
+export interface NewApiKey extends ApiKey {
+  key: string;
+}
+
+export interface LedgerEntry {
+  id: number;
+  kind: string;
+  amount: Decimal;
+  call_id: string | null;
+  reason: string | null;
+  expires_at: string | null;
+  created_by: string | null;
+  created_at: string;
+}
+
+export interface Ledger extends Page<LedgerEntry> {
+  balance: Decimal;
+  held: Decimal;
+}
+
+export type CallStatus = 'success' | 'failed' | 'aborted';
+
+export interface Call {
+  id: string;
+  call_id: string;
+  attempt: number;
+  request_id: string | null;
+  endpoint: string;
+  user_id: string | null;
+  key_id: string | null;
+  app: string | null;
+  provider_id: string | null;
+  provider: string | null;
+  credential_id: string | null;
+  model: string;
+  stream: boolean;
+  status: CallStatus;
+  http_status: number | null;
+  error: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  credits: Decimal;
+  estimated: boolean;
+  duration_ms: number | null;
+  ttfb_ms: number | null;
+  upstream_ttfb_ms: number | null;
+  created_at: string;
+}
+
+export type GroupBy = 'hour' | 'day' | 'model' | 'provider' | 'user' | 'app' | 'key';
+
+export interface UsageRow {
+  /** An ISO bucket start when grouped by time, else the group's name or id. */
+  group: string | null;
+  calls: number;
+  errors: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  credits: Decimal;
+  ttfb_p50_ms: number | null;
+  ttfb_p95_ms: number | null;
+}
+
+export interface Settings {
+  billing_enabled: boolean;
+  starter_credits: Decimal;
+  credit_price_usd: Decimal;
+  margin_percent: Decimal;
+  currency_prefix: string;
+  payment_link: string | null;
+  max_attempts: number;
+  default_max_output_tokens: number;
+  hold_ttl_seconds: number;
+  app_name: string;
+}
+
+export async function providerKinds(): Promise<ProviderKind[]> {
+  return (await api<Page<ProviderKind>>('/api/admin/provider-kinds')).data;
+}
+
+/** Every page of a list, up to `max` items. */
+export async function listAll<T>(path: string, query: Query = {}, max = 5000): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | number | null = null;
+  do {
+    const page: Page<T> = await api<Page<T>>(path, { query: { ...query, limit: 500, cursor } });
+    items.push(...page.data);
+    cursor = page.next_cursor;
+  } while (cursor && items.length < max);
+  return items;
+}

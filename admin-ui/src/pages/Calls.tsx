@@ -1,0 +1,117 @@
+import { useState, type FormEvent } from 'react';
+import { api, listAll, type Call, type Model, type Page, type Provider, type User } from '../api';
+import { callsCsv, CallTable } from '../calls';
+import { download } from '../csv';
+import { href, useRoute } from '../router';
+import { fromLocalInput, toLocalInput } from '../time';
+import { ErrorNote, Field, MoreButton, useAction, useLoad, usePaged } from '../ui';
+
+const FILTERS = ['from', 'to', 'user', 'key', 'app', 'provider', 'model', 'status'] as const;
+type Filters = Partial<Record<(typeof FILTERS)[number], string>>;
+
+export function Calls() {
+  const route = useRoute();
+  const filters: Filters = Object.fromEntries(FILTERS.flatMap((f) => (route.query.get(f) ? [[f, route.query.get(f)!]] : [])));
+  const key = JSON.stringify(filters);
+  const calls = usePaged((cursor) => api<Page<Call>>('/api/admin/calls', { query: { ...filters, cursor } }), [key]);
+  const users = useLoad(() => listAll<User>('/api/admin/users'), []);
+  const names = new Map(users.data?.map((u) => [u.id, u.name]));
+  const exporting = useAction();
+
+  function exportCsv() {
+    void exporting.run(async () => {
+      const all = await listAll<Call>('/api/admin/calls', filters, 50_000);
+      download(`hub-calls-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.csv`, callsCsv(all));
+    });
+  }
+
+  return (
+    <>
+      <div className="toolbar">
+        <h1>Call log</h1>
+        <button type="button" onClick={exportCsv} disabled={exporting.busy}>
+          {exporting.busy ? 'Exporting…' : 'Export CSV'}
+        </button>
+      </div>
+      <FilterForm key={key} filters={filters} users={users.data ?? []} />
+      <ErrorNote error={exporting.error} />
+      <CallTable calls={calls.items} userName={(id) => (id ? (names.get(id) ?? id) : '—')} />
+      <MoreButton list={calls} />
+    </>
+  );
+}
+
+function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
+  const [draft, setDraft] = useState<Filters>({
+    ...filters,
+    from: filters.from && toLocalInput(Date.parse(filters.from)),
+    to: filters.to && toLocalInput(Date.parse(filters.to)),
+  });
+  const providers = useLoad(() => api<Page<Provider>>('/api/admin/providers').then((r) => r.data), []);
+  const models = useLoad(() => listAll<Model>('/api/admin/models'), []);
+  const set = (k: keyof Filters) => (e: { target: { value: string } }) => setDraft({ ...draft, [k]: e.target.value });
+
+  function apply(e: FormEvent) {
+    e.preventDefault();
+    location.hash = href('calls', { ...draft, from: fromLocalInput(draft.from ?? ''), to: fromLocalInput(draft.to ?? '') });
+  }
+
+  return (
+    <form className="filters" onSubmit={apply}>
+      <Field label="From">
+        <input type="datetime-local" name="from" value={draft.from ?? ''} onChange={set('from')} />
+      </Field>
+      <Field label="To">
+        <input type="datetime-local" name="to" value={draft.to ?? ''} onChange={set('to')} />
+      </Field>
+      <Field label="User">
+        <select name="user" value={draft.user ?? ''} onChange={set('user')}>
+          <option value="">Any</option>
+          {users.map((u) => (
+            <option key={u.id} value={u.id}>
+              {u.name}
+            </option>
+          ))}
+        </select>
+      </Field>
+      <Field label="Key ID">
+        <input name="key" value={draft.key ?? ''} onChange={set('key')} placeholder="key_…" />
+      </Field>
+      <Field label="App">
+        <input name="app" value={draft.app ?? ''} onChange={set('app')} />
+      </Field>
+      <Field label="Provider">
+        <select name="provider" value={draft.provider ?? ''} onChange={set('provider')}>
+          <option value="">Any</option>
+          {providers.data?.map((p) => (
+            <option key={p.id}>{p.name}</option>
+          ))}
+        </select>
+      </Field>
+      <Field label="Model">
+        <input name="model" list="call-models" value={draft.model ?? ''} onChange={set('model')} />
+        <datalist id="call-models">
+          {models.data?.map((m) => (
+            <option key={m.id} value={m.name ?? m.model} />
+          ))}
+        </datalist>
+      </Field>
+      <Field label="Status">
+        <select name="status" value={draft.status ?? ''} onChange={set('status')}>
+          <option value="">Any</option>
+          <option>success</option>
+          <option>failed</option>
+          <option>aborted</option>
+        </select>
+      </Field>
+      <div className="filter-actions">
+        <button type="submit" className="primary">
+          Apply
+        </button>
+        <a className="button" href={href('calls')}>
+          Reset
+        </a>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,420 @@
+import { useState, type FormEvent } from 'react';
+import { api, listAll, MODEL_TYPES, type Model, type ModelType, type Page, type Provider, type Settings, type UnitCosts } from '../api';
+import { plural } from '../format';
+import { formatMoney, marginOf, normalize, type Decimal } from '../money';
+import { PRICED, ratesFromCosts, type RateField } from '../rates';
+import { Badge, ErrorNote, Field, LoadError, Modal, Toggle, useAction, useLoad } from '../ui';
+import { PriceImport } from './PriceImport';
+
+const rate = (v: Decimal | null) => (v === null ? '—' : formatMoney(v, { minDecimals: 2 }));
+
+/** The margins of a model's rates over its unit costs, as `"20%"` or `"18–25%"`. */
+function margins(m: Model, creditPrice: Decimal): string {
+  const found = PRICED.flatMap(({ cost, rate: field }) => {
+    const c = m.unit_costs?.[cost];
+    const r = m[field];
+    const margin = c !== undefined && r !== null ? marginOf(r, c, creditPrice) : null;
+    return margin === null ? [] : [Number(margin)];
+  });
+  if (!found.length) return '—';
+  const [lo, hi] = [Math.min(...found), Math.max(...found)];
+  return lo === hi ? `${lo}%` : `${lo}–${hi}%`;
+}
+
+type Dialog = { kind: 'edit'; model: Model | null } | { kind: 'import' } | { kind: 'margin' };
+
+export function Models() {
+  const models = useLoad(() => listAll<Model>('/api/admin/models'), []);
+  const providers = useLoad(() => api<Page<Provider>>('/api/admin/providers').then((r) => r.data), []);
+  const settings = useLoad(() => api<Settings>('/api/admin/settings'), []);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [dialog, setDialog] = useState<Dialog | null>(null);
+  const [search, setSearch] = useState('');
+  const toggle = useAction();
+  const ready = models.data && providers.data && settings.data;
+  const shown = (models.data ?? []).filter((m) => (m.name ?? m.model).toLowerCase().includes(search.toLowerCase()));
+
+  function setEnabled(m: Model, enabled: boolean) {
+    void toggle.run(async () => {
+      await api(`/api/admin/models/${m.id}`, { method: 'PATCH', body: { enabled } });
+      models.reload();
+    });
+  }
+
+  function pick(id: string, on: boolean) {
+    const next = new Set(selected);
+    if (on) next.add(id);
+    else next.delete(id);
+    setSelected(next);
+  }
+
+  const done = () => {
+    setDialog(null);
+    models.reload();
+  };
+
+  return (
+    <>
+      <div className="toolbar">
+        <h1>Models &amp; rates</h1>
+        <input type="search" placeholder="Filter models" value={search} onChange={(e) => setSearch(e.target.value)} aria-label="Filter models" />
+        <button type="button" onClick={() => setDialog({ kind: 'margin' })} disabled={!ready || !selected.size}>
+          Set margin ({selected.size})
+        </button>
+        <button type="button" onClick={() => setDialog({ kind: 'import' })} disabled={!ready}>
+          Import prices
+        </button>
+        <button type="button" className="primary" onClick={() => setDialog({ kind: 'edit', model: null })} disabled={!ready || !providers.data?.length}>
+          Add model
+        </button>
+      </div>
+      <p className="muted">
+        Rates are credits per million tokens (image per image, video per second).
+        {settings.data && ` A credit costs $${normalize(settings.data.credit_price_usd)}; margins compare rates with the provider's unit costs.`}
+      </p>
+      <LoadError state={models} />
+      <ErrorNote error={toggle.error} />
+      {models.data && (
+        <table>
+          <thead>
+            <tr>
+              <th>
+                <input
+                  type="checkbox"
+                  aria-label="Select all"
+                  checked={shown.length > 0 && shown.every((m) => selected.has(m.id))}
+                  onChange={(e) => setSelected(new Set(e.target.checked ? shown.map((m) => m.id) : []))}
+                />
+              </th>
+              <th>Model</th>
+              <th className="num">Input</th>
+              <th className="num">Output</th>
+              <th className="num">Cache read</th>
+              <th className="num">Cache write</th>
+              <th className="num">Image / video</th>
+              <th className="num">Margin</th>
+              <th>Enabled</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {shown.length === 0 && (
+              <tr>
+                <td colSpan={10} className="muted">
+                  No models. Add one, or import prices from a LiteLLM price file.
+                </td>
+              </tr>
+            )}
+            {shown.map((m) => (
+              <tr key={m.id} data-model={m.name ?? m.model}>
+                <td>
+                  <input type="checkbox" aria-label={`Select ${m.name}`} checked={selected.has(m.id)} onChange={(e) => pick(m.id, e.target.checked)} />
+                </td>
+                <td>
+                  <strong>{m.name ?? m.model}</strong> {m.type !== 'chat' && <Badge tone="muted">{m.type}</Badge>}
+                </td>
+                <td className="num">{rate(m.input_rate)}</td>
+                <td className="num">{rate(m.output_rate)}</td>
+                <td className="num">{m.cache_read_rate === null ? <span className="muted">as input</span> : rate(m.cache_read_rate)}</td>
+                <td className="num">{m.cache_write_rate === null ? <span className="muted">as input</span> : rate(m.cache_write_rate)}</td>
+                <td className="num">
+                  {m.type === 'image' ? `${rate(m.image_rate)} / image` : m.type === 'video' ? `${rate(m.video_rate)} / s` : '—'}
+                </td>
+                <td className="num">{settings.data ? margins(m, settings.data.credit_price_usd) : ''}</td>
+                <td>
+                  <Toggle quiet label={`${m.name} enabled`} checked={m.enabled} onChange={(v) => setEnabled(m, v)} disabled={toggle.busy} />
+                </td>
+                <td className="actions">
+                  <button type="button" onClick={() => setDialog({ kind: 'edit', model: m })}>
+                    Edit
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {ready && dialog?.kind === 'edit' && (
+        <ModelForm model={dialog.model} providers={providers.data!} settings={settings.data!} onClose={() => setDialog(null)} onSaved={done} />
+      )}
+      {ready && dialog?.kind === 'margin' && (
+        <BulkMargin
+          models={models.data!.filter((m) => selected.has(m.id))}
+          settings={settings.data!}
+          onClose={() => setDialog(null)}
+          onDone={done}
+        />
+      )}
+      {ready && dialog?.kind === 'import' && (
+        <PriceImport models={models.data!} providers={providers.data!} settings={settings.data!} onClose={() => setDialog(null)} onDone={done} />
+      )}
+    </>
+  );
+}
+
+type RateInputs = Record<RateField | 'video_rate', string>;
+type CostInputs = Record<keyof UnitCosts, string>;
+
+const text = (v: Decimal | null | undefined) => (v === null || v === undefined ? '' : normalize(v));
+const decimalOrNull = (s: string) => (s.trim() === '' ? null : s.trim());
+
+function ModelForm(props: { model: Model | null; providers: Provider[]; settings: Settings; onClose(): void; onSaved(): void }) {
+  const m = props.model;
+  const [providerId, setProviderId] = useState(m?.provider_id ?? props.providers[0].id);
+  const [name, setName] = useState(m?.model ?? '');
+  const [type, setType] = useState<ModelType>(m?.type ?? 'chat');
+  const [maxOutput, setMaxOutput] = useState(m?.max_output_tokens?.toString() ?? '');
+  const [enabled, setEnabled] = useState(m?.enabled ?? true);
+  const [rates, setRates] = useState<RateInputs>({
+    input_rate: text(m?.input_rate),
+    output_rate: text(m?.output_rate),
+    cache_read_rate: text(m?.cache_read_rate),
+    cache_write_rate: text(m?.cache_write_rate),
+    image_rate: text(m?.image_rate),
+    video_rate: text(m?.video_rate),
+  });
+  const [costs, setCosts] = useState<CostInputs>({
+    input: text(m?.unit_costs?.input),
+    output: text(m?.unit_costs?.output),
+    cache_read: text(m?.unit_costs?.cache_read),
+    cache_write: text(m?.unit_costs?.cache_write),
+    image: text(m?.unit_costs?.image),
+  });
+  const [margin, setMargin] = useState(normalize(props.settings.margin_percent));
+  const { busy, error, run } = useAction();
+  const price = props.settings.credit_price_usd;
+  const fields = PRICED.filter((p) => p.cost !== 'image' || type === 'image');
+
+  function applyMargin() {
+    void run(async () => {
+      const filled = Object.fromEntries(Object.entries(costs).filter(([, v]) => v.trim() !== ''));
+      setRates({ ...rates, ...ratesFromCosts(filled, margin, price) });
+    });
+  }
+
+  function marginNote(field: RateField, cost: keyof UnitCosts): string {
+    try {
+      const c = costs[cost].trim();
+      const r = rates[field].trim();
+      const value = c && r ? marginOf(r, c, price) : null;
+      return value === null ? '' : `margin ${value}%`;
+    } catch {
+      return '';
+    }
+  }
+
+  function submit(e: FormEvent) {
+    e.preventDefault();
+    void run(async () => {
+      const unitCosts = Object.fromEntries(Object.entries(costs).flatMap(([k, v]) => (v.trim() ? [[k, v.trim()]] : [])));
+      const body = {
+        model: name.trim(),
+        type,
+        input_rate: decimalOrNull(rates.input_rate) ?? '0',
+        output_rate: decimalOrNull(rates.output_rate) ?? '0',
+        cache_read_rate: decimalOrNull(rates.cache_read_rate),
+        cache_write_rate: decimalOrNull(rates.cache_write_rate),
+        image_rate: decimalOrNull(rates.image_rate) ?? '0',
+        video_rate: decimalOrNull(rates.video_rate) ?? '0',
+        max_output_tokens: maxOutput.trim() ? Number(maxOutput) : null,
+        unit_costs: Object.keys(unitCosts).length ? unitCosts : null,
+        enabled,
+      };
+      if (m) await api(`/api/admin/models/${m.id}`, { method: 'PATCH', body });
+      else await api('/api/admin/models', { body: { ...body, provider_id: providerId } });
+      props.onSaved();
+    });
+  }
+
+  function remove() {
+    if (!m || !confirm(`Delete ${m.name}? Callers of it get 404.`)) return;
+    void run(async () => {
+      await api(`/api/admin/models/${m.id}`, { method: 'DELETE' });
+      props.onSaved();
+    });
+  }
+
+  return (
+    <Modal title={m ? `Edit ${m.name}` : 'Add model'} onClose={props.onClose} wide>
+      <form onSubmit={submit}>
+        <div className="grid3">
+          <Field label="Provider">
+            <select name="provider_id" value={providerId} disabled={!!m} onChange={(e) => setProviderId(e.target.value)}>
+              {props.providers.map((p) => (
+                <option key={p.id} value={p.id}>
+                  {p.name}
+                </option>
+              ))}
+            </select>
+          </Field>
+          <Field label="Model" hint="The provider's model id.">
+            <input name="model" value={name} required onChange={(e) => setName(e.target.value)} placeholder="gpt-4o-mini" />
+          </Field>
+          <Field label="Type">
+            <select name="type" value={type} onChange={(e) => setType(e.target.value as ModelType)}>
+              {MODEL_TYPES.map((t) => (
+                <option key={t}>{t}</option>
+              ))}
+            </select>
+          </Field>
+        </div>
+        <h3>Rates and costs</h3>
+        <table className="compact">
+          <thead>
+            <tr>
+              <th />
+              <th>Sell rate (credits)</th>
+              <th>Provider cost (USD)</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {fields.map(({ cost, rate: field, label }) => (
+              <tr key={field}>
+                <td>
+                  {label} <small className="muted">{cost === 'image' ? 'per image' : 'per 1M tokens'}</small>
+                </td>
+                <td>
+                  <input
+                    name={field}
+                    inputMode="decimal"
+                    aria-label={`${label} rate`}
+                    value={rates[field]}
+                    placeholder={field.startsWith('cache') ? 'as input' : '0'}
+                    onChange={(e) => setRates({ ...rates, [field]: e.target.value })}
+                  />
+                </td>
+                <td>
+                  <input
+                    name={`cost_${cost}`}
+                    inputMode="decimal"
+                    aria-label={`${label} cost`}
+                    value={costs[cost]}
+                    onChange={(e) => setCosts({ ...costs, [cost]: e.target.value })}
+                  />
+                </td>
+                <td className="muted">{marginNote(field, cost)}</td>
+              </tr>
+            ))}
+            {type === 'video' && (
+              <tr>
+                <td>
+                  Video <small className="muted">per second</small>
+                </td>
+                <td>
+                  <input name="video_rate" inputMode="decimal" aria-label="Video rate" value={rates.video_rate} onChange={(e) => setRates({ ...rates, video_rate: e.target.value })} />
+                </td>
+                <td />
+                <td />
+              </tr>
+            )}
+          </tbody>
+        </table>
+        <div className="calculator">
+          <Field label="Margin %">
+            <input name="margin" inputMode="decimal" value={margin} onChange={(e) => setMargin(e.target.value)} />
+          </Field>
+          <p className="muted">
+            rate = cost × (1 + margin) ÷ credit price (${normalize(price)})
+          </p>
+          <button type="button" onClick={applyMargin}>
+            Set rates from costs
+          </button>
+        </div>
+        <div className="grid3">
+          <Field label="Max output tokens" hint="Held for calls that set no max_tokens.">
+            <input name="max_output_tokens" type="number" min={1} value={maxOutput} onChange={(e) => setMaxOutput(e.target.value)} />
+          </Field>
+        </div>
+        <Toggle label="Enabled" checked={enabled} onChange={setEnabled} />
+        <ErrorNote error={error} />
+        <footer>
+          {m && (
+            <button type="button" className="danger left" onClick={remove}>
+              Delete
+            </button>
+          )}
+          <button type="button" onClick={props.onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            {m ? 'Save' : 'Add model'}
+          </button>
+        </footer>
+      </form>
+    </Modal>
+  );
+}
+
+function BulkMargin(props: { models: Model[]; settings: Settings; onClose(): void; onDone(): void }) {
+  const [margin, setMargin] = useState(normalize(props.settings.margin_percent));
+  const { busy, error, run } = useAction();
+  const price = props.settings.credit_price_usd;
+  let plan: { model: Model; rates: ReturnType<typeof ratesFromCosts> }[] = [];
+  let invalid: string | null = null;
+  try {
+    plan = props.models.map((model) => ({ model, rates: ratesFromCosts(model.unit_costs ?? {}, margin, price) }));
+  } catch (e) {
+    invalid = e instanceof Error ? e.message : String(e);
+  }
+
+  function apply() {
+    void run(async () => {
+      for (const { model, rates } of plan) {
+        if (Object.keys(rates).length) await api(`/api/admin/models/${model.id}`, { method: 'PATCH', body: rates });
+      }
+      props.onDone();
+    });
+  }
+
+  return (
+    <Modal title={`Set the margin of ${plural(props.models.length, 'model')}`} onClose={props.onClose} wide>
+      <div className="calculator">
+        <Field label="Margin %">
+          <input name="margin" inputMode="decimal" value={margin} onChange={(e) => setMargin(e.target.value)} autoFocus />
+        </Field>
+        <p className="muted">rate = unit cost × (1 + margin) ÷ credit price (${normalize(price)})</p>
+      </div>
+      <ErrorNote error={invalid} />
+      <table className="compact">
+        <thead>
+          <tr>
+            <th>Model</th>
+            {PRICED.map((p) => (
+              <th key={p.rate} className="num">
+                {p.label}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {plan.map(({ model, rates }) => (
+            <tr key={model.id}>
+              <td>{model.name}</td>
+              {Object.keys(rates).length === 0 ? (
+                <td colSpan={PRICED.length} className="muted">
+                  No unit costs: unchanged
+                </td>
+              ) : (
+                PRICED.map((p) => (
+                  <td key={p.rate} className="num">
+                    {rates[p.rate] === undefined ? '—' : `${rate(model[p.rate])} → ${rate(rates[p.rate]!)}`}
+                  </td>
+                ))
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <ErrorNote error={error} />
+      <footer>
+        <button type="button" onClick={props.onClose}>
+          Cancel
+        </button>
+        <button type="button" className="primary" disabled={busy || !!invalid} onClick={apply}>
+          Update rates
+        </button>
+      </footer>
+    </Modal>
+  );
+}

@@ -1,0 +1,212 @@
+import { useRef, useState, type FormEvent } from 'react';
+import { api, ApiError, authHeaders, storedConnection, type Call, type Page } from '../api';
+import { count, ms } from '../format';
+import { sum } from '../money';
+import { takeEvents } from '../sse';
+import { ErrorNote, Field, LoadError, Stat, useLoad, useMoney, useSession } from '../ui';
+
+interface Message {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+interface Outcome {
+  callId: string | null;
+  model: string;
+  ttft: number | null;
+  total: number;
+  usage: { prompt_tokens: number; completion_tokens: number } | null;
+  /** Credits from the call log; null until the call has settled. */
+  credits: string | null;
+}
+
+interface Chunk {
+  choices?: { delta?: { content?: string | null } }[];
+  usage?: Outcome['usage'];
+  error?: { message?: string };
+}
+
+/** Streams one chat completion, calling `onText` per piece; resolves with its timings and usage. */
+async function streamChat(model: string, messages: Message[], maxTokens: number | null, onText: (t: string) => void, signal: AbortSignal) {
+  const c = storedConnection();
+  if (!c) throw new ApiError('Not signed in.', 401);
+  const started = performance.now();
+  const res = await fetch(`${c.base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { ...authHeaders(c), 'x-hub-app': 'playground' },
+    body: JSON.stringify({
+      model,
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+      ...(maxTokens ? { max_tokens: maxTokens } : {}),
+    }),
+    signal,
+  });
+  if (!res.ok || !res.body) {
+    const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
+    throw new ApiError(body?.error?.message ?? `${res.status} ${res.statusText}`, res.status);
+  }
+  const callId = res.headers.get('x-hub-call-id');
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let rest = '';
+  let ttft: number | null = null;
+  let usage: Outcome['usage'] = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    const events = takeEvents(rest + value);
+    rest = events.rest;
+    for (const data of events.data) {
+      if (data === '[DONE]') continue;
+      const chunk = JSON.parse(data) as Chunk;
+      if (chunk.error) throw new ApiError(chunk.error.message ?? 'The provider failed mid-stream.', 502);
+      const text = chunk.choices?.[0]?.delta?.content;
+      if (text) {
+        ttft ??= performance.now() - started;
+        onText(text);
+      }
+      if (chunk.usage) usage = chunk.usage;
+    }
+  }
+  return { callId, ttft, total: performance.now() - started, usage };
+}
+
+/** The call's credits once settlement has written them (asynchronously; a few seconds at most). */
+async function settledCredits(callId: string): Promise<string | null> {
+  for (let i = 0; i < 20; i++) {
+    const rows = (await api<Page<Call>>('/api/me/calls', { query: { limit: 20 } })).data.filter((c) => c.call_id === callId);
+    if (rows.length) return sum(rows.map((r) => r.credits));
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return null;
+}
+
+export function Playground() {
+  const session = useSession();
+  const money = useMoney();
+  const models = useLoad(
+    () => api<{ data: { id: string; type?: string }[] }>('/v1/models').then((r) => r.data.filter((m) => (m.type ?? 'chat') === 'chat').map((m) => m.id)),
+    [],
+  );
+  const [model, setModel] = useState('');
+  const [system, setSystem] = useState('');
+  const [maxTokens, setMaxTokens] = useState('');
+  const [input, setInput] = useState('');
+  const [messages, setMessages] = useState<Message[]>([]);
+  const [streaming, setStreaming] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [outcome, setOutcome] = useState<Outcome | null>(null);
+  const abort = useRef<AbortController | null>(null);
+  const chosen = model || models.data?.[0] || '';
+
+  async function send(e: FormEvent) {
+    e.preventDefault();
+    if (!input.trim() || !chosen) return;
+    const history: Message[] = [...messages, { role: 'user', content: input.trim() }];
+    setMessages([...history, { role: 'assistant', content: '' }]);
+    setInput('');
+    setError(null);
+    setOutcome(null);
+    setStreaming(true);
+    abort.current = new AbortController();
+    try {
+      const sent = system.trim() ? [{ role: 'system' as const, content: system.trim() }, ...history] : history;
+      const r = await streamChat(
+        chosen,
+        sent,
+        maxTokens ? Number(maxTokens) : null,
+        (t) => setMessages((prev) => [...prev.slice(0, -1), { role: 'assistant', content: prev[prev.length - 1].content + t }]),
+        abort.current.signal,
+      );
+      const result: Outcome = { ...r, model: chosen, credits: null };
+      setOutcome(result);
+      if (r.callId) {
+        const credits = await settledCredits(r.callId);
+        setOutcome({ ...result, credits });
+        session.refresh();
+      }
+    } catch (err) {
+      if (!(err instanceof DOMException && err.name === 'AbortError')) setError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setStreaming(false);
+    }
+  }
+
+  return (
+    <>
+      <div className="toolbar">
+        <h1>Playground</h1>
+        <button type="button" onClick={() => (setMessages([]), setOutcome(null))} disabled={streaming || !messages.length}>
+          Clear chat
+        </button>
+      </div>
+      <LoadError state={models} />
+      <div className="playground">
+        <div className="settings-col">
+          <Field label="Model">
+            <select name="model" value={chosen} onChange={(e) => setModel(e.target.value)}>
+              {models.data?.map((m) => (
+                <option key={m}>{m}</option>
+              ))}
+            </select>
+          </Field>
+          {models.data?.length === 0 && <p className="muted">This key may call no chat model yet.</p>}
+          <Field label="System prompt">
+            <textarea name="system" rows={4} value={system} onChange={(e) => setSystem(e.target.value)} />
+          </Field>
+          <Field label="Max tokens">
+            <input name="max_tokens" type="number" min={1} value={maxTokens} onChange={(e) => setMaxTokens(e.target.value)} />
+          </Field>
+          {outcome && (
+            <div className="stats narrow" data-testid="call-stats">
+              <Stat label="Time to first token" value={ms(outcome.ttft)} />
+              <Stat label="Total" value={ms(outcome.total)} />
+              <Stat
+                label="Tokens"
+                value={outcome.usage ? count(outcome.usage.prompt_tokens + outcome.usage.completion_tokens) : '—'}
+                sub={outcome.usage && `${count(outcome.usage.prompt_tokens)} in · ${count(outcome.usage.completion_tokens)} out`}
+              />
+              <Stat
+                label="Credits"
+                value={<span data-testid="credits">{outcome.credits === null ? 'settling…' : money(outcome.credits)}</span>}
+                sub={outcome.callId && <code>{outcome.callId}</code>}
+              />
+            </div>
+          )}
+        </div>
+        <div className="chat">
+          <div className="messages" aria-live="polite">
+            {messages.length === 0 && <p className="muted">Send a message to stream a reply through Hub.</p>}
+            {messages.map((m, i) => (
+              <div key={i} className={`message ${m.role}`}>
+                <span>{m.role === 'user' ? 'You' : chosen}</span>
+                <p>{m.content || (streaming && i === messages.length - 1 ? '…' : '')}</p>
+              </div>
+            ))}
+          </div>
+          <ErrorNote error={error} />
+          <form onSubmit={send} className="composer">
+            <textarea
+              name="prompt"
+              rows={3}
+              placeholder="Message (Ctrl+Enter to send)"
+              value={input}
+              onChange={(e) => setInput(e.target.value)}
+              onKeyDown={(e) => e.key === 'Enter' && (e.ctrlKey || e.metaKey) && e.currentTarget.form?.requestSubmit()}
+            />
+            {streaming ? (
+              <button type="button" onClick={() => abort.current?.abort()}>
+                Stop
+              </button>
+            ) : (
+              <button type="submit" className="primary" disabled={!input.trim() || !chosen}>
+                Send
+              </button>
+            )}
+          </form>
+        </div>
+      </div>
+    </>
+  );
+}

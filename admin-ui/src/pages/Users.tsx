@@ -1,0 +1,253 @@
+import { useState, type FormEvent } from 'react';
+import { api, listAll, ROLES, type Ledger, type Model, type Role, type User } from '../api';
+import { KeysPanel } from '../keys';
+import { href, useRoute } from '../router';
+import { formatTime, fromLocalInput } from '../time';
+import { Badge, ErrorNote, Field, LoadError, Modal, MoreButton, Stat, Toggle, useAction, useLoad, useMoney, usePaged, useSession } from '../ui';
+
+export function Users() {
+  const id = useRoute().path[1];
+  return id ? <UserDetail id={id} /> : <UserList />;
+}
+
+function UserList() {
+  const users = useLoad(() => listAll<User>('/api/admin/users'), []);
+  const [adding, setAdding] = useState(false);
+  const [search, setSearch] = useState('');
+  const money = useMoney();
+  const q = search.toLowerCase();
+  const shown = (users.data ?? []).filter((u) => `${u.name} ${u.email ?? ''} ${u.id}`.toLowerCase().includes(q));
+
+  return (
+    <>
+      <div className="toolbar">
+        <h1>Users &amp; keys</h1>
+        <input type="search" placeholder="Filter users" aria-label="Filter users" value={search} onChange={(e) => setSearch(e.target.value)} />
+        <button type="button" className="primary" onClick={() => setAdding(true)}>
+          Add user
+        </button>
+      </div>
+      <LoadError state={users} />
+      {users.data && (
+        <table>
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>Email</th>
+              <th>Role</th>
+              <th className="num">Balance</th>
+              <th className="num">On hold</th>
+              <th>Created</th>
+            </tr>
+          </thead>
+          <tbody>
+            {shown.map((u) => (
+              <tr key={u.id} data-user={u.name}>
+                <td>
+                  <a href={href(`users/${u.id}`)}>{u.name}</a> {u.disabled && <Badge tone="bad">disabled</Badge>}
+                </td>
+                <td>{u.email ?? '—'}</td>
+                <td>{u.role}</td>
+                <td className="num">{money(u.balance)}</td>
+                <td className="num">{money(u.held)}</td>
+                <td>{formatTime(u.created_at)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {adding && (
+        <UserForm
+          user={null}
+          onClose={() => setAdding(false)}
+          onSaved={(u) => {
+            location.hash = href(`users/${u.id}`);
+          }}
+        />
+      )}
+    </>
+  );
+}
+
+function UserForm(props: { user: User | null; onClose(): void; onSaved(u: User): void }) {
+  const u = props.user;
+  const { me } = useSession();
+  const [name, setName] = useState(u?.name ?? '');
+  const [email, setEmail] = useState(u?.email ?? '');
+  const [role, setRole] = useState<Role>(u?.role ?? 'member');
+  const [disabled, setDisabled] = useState(u?.disabled ?? false);
+  const { busy, error, run } = useAction();
+  const roles = ROLES.filter((r) => r !== 'owner' || me.role === 'owner');
+
+  function submit(e: FormEvent) {
+    e.preventDefault();
+    void run(async () => {
+      const body = { name: name.trim(), email: email.trim() || (u ? null : undefined), role };
+      const saved = u
+        ? await api<User>(`/api/admin/users/${u.id}`, { method: 'PATCH', body: { ...body, disabled } })
+        : await api<User>('/api/admin/users', { body });
+      props.onSaved(saved);
+    });
+  }
+
+  return (
+    <Modal title={u ? `Edit ${u.name}` : 'Add user'} onClose={props.onClose}>
+      <form onSubmit={submit}>
+        <Field label="Name">
+          <input name="name" value={name} required onChange={(e) => setName(e.target.value)} autoFocus />
+        </Field>
+        <Field label="Email">
+          <input name="email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} />
+        </Field>
+        <Field label="Role" hint="Owners and admins run Hub; members see their own account and the playground.">
+          <select name="role" value={role} onChange={(e) => setRole(e.target.value as Role)}>
+            {roles.map((r) => (
+              <option key={r}>{r}</option>
+            ))}
+          </select>
+        </Field>
+        {u && <Toggle label="Disabled (every key refused)" checked={disabled} onChange={setDisabled} />}
+        <ErrorNote error={error} />
+        <footer>
+          <button type="button" onClick={props.onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            {u ? 'Save' : 'Add user'}
+          </button>
+        </footer>
+      </form>
+    </Modal>
+  );
+}
+
+function UserDetail({ id }: { id: string }) {
+  const session = useSession();
+  const user = useLoad(() => api<User>(`/api/admin/users/${id}`), [id]);
+  const models = useLoad(() => listAll<Model>('/api/admin/models'), []);
+  const ledger = usePaged((cursor) => api<Ledger>(`/api/admin/users/${id}/ledger`, { query: { cursor } }), [id]);
+  const [dialog, setDialog] = useState<'edit' | 'grant' | null>(null);
+  const money = useMoney();
+  const u = user.data;
+
+  function changed() {
+    setDialog(null);
+    user.reload();
+    ledger.reload();
+    if (id === session.me.user.id) session.refresh();
+  }
+
+  return (
+    <>
+      <p>
+        <a href={href('users')}>← Users</a>
+      </p>
+      <LoadError state={user} />
+      {u && (
+        <>
+          <div className="toolbar">
+            <h1>
+              {u.name} <Badge tone="muted">{u.role}</Badge> {u.disabled && <Badge tone="bad">disabled</Badge>}
+            </h1>
+            <a className="button" href={href('calls', { user: u.id })}>
+              Calls
+            </a>
+            <button type="button" onClick={() => setDialog('edit')}>
+              Edit
+            </button>
+            <button type="button" className="primary" onClick={() => setDialog('grant')}>
+              Grant credits
+            </button>
+          </div>
+          <p className="muted">
+            {u.email ?? 'No email'} · {u.id} · since {formatTime(u.created_at)}
+          </p>
+          <div className="stats" data-testid="balances">
+            <Stat label="Balance" value={<span data-testid="balance">{money(u.balance)}</span>} />
+            <Stat label="On hold" value={money(u.held)} sub="reserved by calls in flight" />
+            <Stat label="Available" value={money(u.available)} />
+          </div>
+          <KeysPanel
+            path={`/api/admin/users/${u.id}/keys`}
+            revokeBase="/api/admin/keys"
+            models={(models.data ?? []).map((m) => m.name ?? m.model)}
+          />
+          <section>
+            <h2>Ledger</h2>
+            <table>
+              <thead>
+                <tr>
+                  <th>Time</th>
+                  <th>Kind</th>
+                  <th className="num">Amount</th>
+                  <th>Reason</th>
+                  <th>Call</th>
+                  <th>Expires</th>
+                </tr>
+              </thead>
+              <tbody>
+                {ledger.items.map((e) => (
+                  <tr key={e.id}>
+                    <td>{formatTime(e.created_at)}</td>
+                    <td>{e.kind}</td>
+                    <td className={`num ${e.amount.startsWith('-') ? 'debit' : 'credit'}`}>{money(e.amount)}</td>
+                    <td>{e.reason ?? ''}</td>
+                    <td className="mono">{e.call_id ?? ''}</td>
+                    <td>{e.expires_at ? formatTime(e.expires_at) : ''}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <MoreButton list={ledger} />
+          </section>
+          {dialog === 'edit' && <UserForm user={u} onClose={() => setDialog(null)} onSaved={changed} />}
+          {dialog === 'grant' && <GrantForm user={u} onClose={() => setDialog(null)} onGranted={changed} />}
+        </>
+      )}
+    </>
+  );
+}
+
+function GrantForm(props: { user: User; onClose(): void; onGranted(): void }) {
+  const [amount, setAmount] = useState('');
+  const [reason, setReason] = useState('');
+  const [expires, setExpires] = useState('');
+  const { busy, error, run } = useAction();
+  const money = useMoney();
+
+  function submit(e: FormEvent) {
+    e.preventDefault();
+    void run(async () => {
+      await api(`/api/admin/users/${props.user.id}/grants`, {
+        body: { amount: amount.trim(), reason: reason.trim() || undefined, expires_at: fromLocalInput(expires) },
+      });
+      props.onGranted();
+    });
+  }
+
+  return (
+    <Modal title={`Grant credits to ${props.user.name}`} onClose={props.onClose}>
+      <form onSubmit={submit}>
+        <p className="muted">Balance now {money(props.user.balance)}.</p>
+        <Field label="Amount (credits)" hint="Up to 9 decimals; negative to take credits back.">
+          <input name="amount" inputMode="decimal" value={amount} required onChange={(e) => setAmount(e.target.value)} autoFocus />
+        </Field>
+        <Field label="Reason">
+          <input name="reason" value={reason} onChange={(e) => setReason(e.target.value)} placeholder="top-up" />
+        </Field>
+        <Field label="Expires" hint="Empty: the credits never expire.">
+          <input name="expires_at" type="datetime-local" value={expires} onChange={(e) => setExpires(e.target.value)} />
+        </Field>
+        <ErrorNote error={error} />
+        <footer>
+          <button type="button" onClick={props.onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy || !amount.trim()}>
+            Grant
+          </button>
+        </footer>
+      </form>
+    </Modal>
+  );
+}

@@ -1,0 +1,85 @@
+/** Sell rates against provider costs, and LiteLLM's price file. */
+
+import type { ModelType, UnitCosts } from './api';
+import { parseJson } from './json';
+import { normalize, perMillion, rateFromCost, type Decimal } from './money';
+
+export type RateField = 'input_rate' | 'output_rate' | 'cache_read_rate' | 'cache_write_rate' | 'image_rate';
+
+/** Each unit cost and the rate it prices: per million tokens, `image` per image. */
+export const PRICED: { cost: keyof UnitCosts; rate: RateField; label: string }[] = [
+  { cost: 'input', rate: 'input_rate', label: 'Input' },
+  { cost: 'output', rate: 'output_rate', label: 'Output' },
+  { cost: 'cache_read', rate: 'cache_read_rate', label: 'Cache read' },
+  { cost: 'cache_write', rate: 'cache_write_rate', label: 'Cache write' },
+  { cost: 'image', rate: 'image_rate', label: 'Image' },
+];
+
+/** The rates that earn `marginPercent` over each known unit cost at `creditPrice` USD per credit. */
+export function ratesFromCosts(costs: UnitCosts, marginPercent: Decimal, creditPrice: Decimal): Partial<Record<RateField, Decimal>> {
+  const rates: Partial<Record<RateField, Decimal>> = {};
+  for (const { cost, rate } of PRICED) {
+    const c = costs[cost];
+    if (c !== undefined && c !== '') rates[rate] = rateFromCost(c, marginPercent, creditPrice);
+  }
+  return rates;
+}
+
+export interface PriceEntry {
+  /** The key in the price file, such as `gpt-4o` or `openrouter/openai/gpt-4o`. */
+  key: string;
+  /** The model id to call the provider with: the key without its `litellm_provider/` prefix. */
+  model: string;
+  provider: string;
+  type: ModelType;
+  costs: UnitCosts;
+  max_output_tokens: number | null;
+}
+
+interface LiteLlmEntry {
+  input_cost_per_token?: string;
+  output_cost_per_token?: string;
+  cache_read_input_token_cost?: string;
+  cache_creation_input_token_cost?: string;
+  output_cost_per_image?: string;
+  litellm_provider?: string;
+  mode?: string;
+  max_output_tokens?: number;
+}
+
+const MODES: Record<string, ModelType> = {
+  chat: 'chat',
+  completion: 'chat',
+  responses: 'chat',
+  embedding: 'embedding',
+  image_generation: 'image',
+  video_generation: 'video',
+};
+
+/** Reads LiteLLM's `model_prices_and_context_window.json` (costs exact, per million tokens); skips what Hub cannot price. */
+export function parsePriceFile(text: string): PriceEntry[] {
+  const file = parseJson<Record<string, LiteLlmEntry>>(text, (k) => k.includes('cost'));
+  if (!file || typeof file !== 'object' || Array.isArray(file)) throw new Error('The price file must be a JSON object keyed by model name.');
+  const entries: PriceEntry[] = [];
+  for (const [key, e] of Object.entries(file)) {
+    const type = MODES[e?.mode ?? ''];
+    if (key === 'sample_spec' || !type) continue;
+    const costs: UnitCosts = {};
+    if (e.input_cost_per_token !== undefined) costs.input = perMillion(e.input_cost_per_token);
+    if (e.output_cost_per_token !== undefined) costs.output = perMillion(e.output_cost_per_token);
+    if (e.cache_read_input_token_cost !== undefined) costs.cache_read = perMillion(e.cache_read_input_token_cost);
+    if (e.cache_creation_input_token_cost !== undefined) costs.cache_write = perMillion(e.cache_creation_input_token_cost);
+    if (e.output_cost_per_image !== undefined) costs.image = normalize(e.output_cost_per_image);
+    if (!Object.keys(costs).length) continue;
+    const provider = e.litellm_provider ?? '';
+    entries.push({
+      key,
+      model: provider && key.startsWith(`${provider}/`) ? key.slice(provider.length + 1) : key,
+      provider,
+      type,
+      costs,
+      max_output_tokens: typeof e.max_output_tokens === 'number' ? e.max_output_tokens : null,
+    });
+  }
+  return entries;
+}

@@ -1,0 +1,247 @@
+/** Shared pieces: the session, loading and action hooks, dialogs and small widgets. */
+
+import { createContext, useContext, useEffect, useState, type ReactNode } from 'react';
+import { errorText, type Me, type Page } from './api';
+import { formatMoney, type Decimal } from './money';
+
+export interface SessionValue {
+  me: Me;
+  refresh(): void;
+}
+
+export const SessionContext = createContext<SessionValue | null>(null);
+
+export function useSession(): SessionValue {
+  const s = useContext(SessionContext);
+  if (!s) throw new Error('useSession outside a session');
+  return s;
+}
+
+/** Formats credits with the operator's currency prefix. */
+export function useMoney(): (value: Decimal | null | undefined) => string {
+  const prefix = useSession().me.currency_prefix;
+  return (value) => (value === null || value === undefined ? '—' : formatMoney(value, { prefix }));
+}
+
+export interface Loaded<T> {
+  data?: T;
+  error?: string;
+  loading: boolean;
+  reload(): void;
+}
+
+/** Loads data when `deps` change; `reload` loads again. */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
+  const [state, setState] = useState<{ data?: T; error?: string; loading: boolean }>({ loading: true });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    setState((s) => ({ ...s, loading: true }));
+    load().then(
+      (data) => live && setState({ data, loading: false }),
+      (e: unknown) => live && setState((s) => ({ ...s, error: errorText(e), loading: false })),
+    );
+    return () => {
+      live = false;
+    };
+  }, [...deps, tick]);
+  return { ...state, reload: () => setTick((t) => t + 1) };
+}
+
+/** Runs user actions one at a time, keeping the busy flag and the last error. */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  async function run(action: () => Promise<void>) {
+    setBusy(true);
+    setError(null);
+    try {
+      await action();
+    } catch (e) {
+      setError(errorText(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return { busy, error, run };
+}
+
+export function LoadError({ state }: { state: Loaded<unknown> }) {
+  if (state.error) return <ErrorNote error={state.error} />;
+  if (state.loading && state.data === undefined) return <p className="muted">Loading…</p>;
+  return null;
+}
+
+export function ErrorNote({ error }: { error: string | null | undefined }) {
+  return error ? (
+    <p className="error" role="alert">
+      {error}
+    </p>
+  ) : null;
+}
+
+function useEscape(onClose: () => void) {
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => e.key === 'Escape' && onClose();
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [onClose]);
+}
+
+export function Modal(props: { title: string; onClose(): void; children: ReactNode; wide?: boolean }) {
+  useEscape(props.onClose);
+  return (
+    <div className="overlay" onMouseDown={(e) => e.target === e.currentTarget && props.onClose()}>
+      <div className={props.wide ? 'modal wide' : 'modal'} role="dialog" aria-modal="true" aria-label={props.title}>
+        <header>
+          <h2>{props.title}</h2>
+          <button type="button" className="icon" aria-label="Close" onClick={props.onClose}>
+            ×
+          </button>
+        </header>
+        {props.children}
+      </div>
+    </div>
+  );
+}
+
+export function Drawer(props: { title: string; onClose(): void; children: ReactNode }) {
+  useEscape(props.onClose);
+  return (
+    <div className="overlay" onMouseDown={(e) => e.target === e.currentTarget && props.onClose()}>
+      <aside className="drawer" role="dialog" aria-modal="true" aria-label={props.title}>
+        <header>
+          <h2>{props.title}</h2>
+          <button type="button" className="icon" aria-label="Close" onClick={props.onClose}>
+            ×
+          </button>
+        </header>
+        {props.children}
+      </aside>
+    </div>
+  );
+}
+
+export function Field(props: { label: string; hint?: ReactNode; children: ReactNode }) {
+  return (
+    <label className="field">
+      <span>{props.label}</span>
+      {props.children}
+      {props.hint && <small>{props.hint}</small>}
+    </label>
+  );
+}
+
+/** A switch; `quiet` keeps the label for assistive technology only (in a table row). */
+export function Toggle(props: { checked: boolean; onChange(v: boolean): void; label: string; disabled?: boolean; quiet?: boolean }) {
+  return (
+    <label className="toggle">
+      <input
+        type="checkbox"
+        role="switch"
+        checked={props.checked}
+        disabled={props.disabled}
+        onChange={(e) => props.onChange(e.target.checked)}
+      />
+      <span className={props.quiet ? 'sr-only' : undefined}>{props.label}</span>
+    </label>
+  );
+}
+
+export type Tone = 'ok' | 'warn' | 'bad' | 'muted';
+
+export function Badge({ tone, children }: { tone: Tone; children: ReactNode }) {
+  return <span className={`badge ${tone}`}>{children}</span>;
+}
+
+export function Stat(props: { label: string; value: ReactNode; sub?: ReactNode }) {
+  return (
+    <div className="stat">
+      <span>{props.label}</span>
+      <strong>{props.value}</strong>
+      {props.sub && <small>{props.sub}</small>}
+    </div>
+  );
+}
+
+async function copy(text: string): Promise<void> {
+  if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+  const area = document.createElement('textarea');
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  document.execCommand('copy');
+  area.remove();
+}
+
+/** Shows a secret once, with a copy button: it cannot be read again after closing. */
+export function SecretOnce(props: { title: string; secret: string; onClose(): void }) {
+  const [copied, setCopied] = useState(false);
+  return (
+    <Modal title={props.title} onClose={props.onClose}>
+      <p>Copy it now: it is shown only this once.</p>
+      <code className="secret" data-testid="secret">
+        {props.secret}
+      </code>
+      <footer>
+        <button type="button" onClick={() => copy(props.secret).then(() => setCopied(true))}>
+          {copied ? 'Copied' : 'Copy'}
+        </button>
+        <button type="button" className="primary" onClick={props.onClose}>
+          Done
+        </button>
+      </footer>
+    </Modal>
+  );
+}
+
+export interface Paged<T> {
+  items: T[];
+  error?: string;
+  loading: boolean;
+  hasMore: boolean;
+  more(): void;
+  reload(): void;
+}
+
+/** A cursor-paged list: the first page when `deps` change, the next on `more()`. */
+export function usePaged<T>(load: (cursor: string | number | null) => Promise<Page<T>>, deps: unknown[]): Paged<T> {
+  const [state, setState] = useState<{ items: T[]; cursor: string | number | null; error?: string; loading: boolean }>({
+    items: [],
+    cursor: null,
+    loading: true,
+  });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    setState({ items: [], cursor: null, loading: true });
+    load(null).then(
+      (p) => live && setState({ items: p.data, cursor: p.next_cursor, loading: false }),
+      (e: unknown) => live && setState({ items: [], cursor: null, loading: false, error: errorText(e) }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [...deps, tick]);
+
+  function more() {
+    if (state.cursor === null || state.loading) return;
+    setState((s) => ({ ...s, loading: true }));
+    load(state.cursor).then(
+      (p) => setState((s) => ({ items: [...s.items, ...p.data], cursor: p.next_cursor, loading: false })),
+      (e: unknown) => setState((s) => ({ ...s, loading: false, error: errorText(e) })),
+    );
+  }
+
+  return { ...state, hasMore: state.cursor !== null, more, reload: () => setTick((t) => t + 1) };
+}
+
+export function MoreButton({ list }: { list: Paged<unknown> }) {
+  if (list.error) return <ErrorNote error={list.error} />;
+  if (list.loading) return <p className="muted">Loading…</p>;
+  return list.hasMore ? (
+    <button type="button" className="more" onClick={list.more}>
+      Load more
+    </button>
+  ) : null;
+}

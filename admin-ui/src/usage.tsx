@@ -1,0 +1,203 @@
+/** Usage over a date range: the preset picker, summary cards, time charts and top lists. */
+
+import { useState } from 'react';
+import { api, type GroupBy, type UsageRow } from './api';
+import { BarList, TimeChart, type Series } from './charts';
+import { compact, count, ms, percent } from './format';
+import { sum } from './money';
+import { alignBuckets, browserOffset, formatBucket, formatOffset, PRESETS, presetRange, type Preset, type Range } from './time';
+import { LoadError, Stat, useLoad, useMoney } from './ui';
+
+interface Usage {
+  range: Range;
+  offset: number;
+  /** One row per bucket of the range (zeros where nothing happened). */
+  buckets: UsageRow[];
+  groups: Partial<Record<GroupBy, UsageRow[]>>;
+}
+
+const EMPTY: Omit<UsageRow, 'group'> = {
+  calls: 0,
+  errors: 0,
+  input_tokens: 0,
+  output_tokens: 0,
+  cache_read_tokens: 0,
+  cache_write_tokens: 0,
+  credits: '0',
+  ttfb_p50_ms: null,
+  ttfb_p95_ms: null,
+};
+
+/** Loads `path` (an admin or self-service usage endpoint) over a preset, by time and by `groups`. */
+function useUsage(path: string, preset: Preset, groups: GroupBy[]) {
+  return useLoad(async (): Promise<Usage> => {
+    const offset = browserOffset();
+    const range = presetRange(preset, Date.now(), offset);
+    const query = { from: new Date(range.from).toISOString(), to: new Date(range.to).toISOString(), tz: formatOffset(offset) };
+    const get = (group_by: GroupBy) => api<{ data: UsageRow[] }>(path, { query: { ...query, group_by } }).then((r) => r.data);
+    const [series, ...grouped] = await Promise.all([get(range.bucket), ...groups.map(get)]);
+    const buckets = alignBuckets(range.starts, series).map((row, i) => row ?? { ...EMPTY, group: new Date(range.starts[i]).toISOString() });
+    return { range, offset, buckets, groups: Object.fromEntries(groups.map((g, i) => [g, grouped[i]])) };
+  }, [path, preset, groups.join()]);
+}
+
+function PresetPicker({ value, onChange }: { value: Preset; onChange(p: Preset): void }) {
+  return (
+    <div className="segmented" role="group" aria-label="Date range">
+      {(Object.keys(PRESETS) as Preset[]).map((p) => (
+        <button key={p} type="button" aria-pressed={p === value} title={PRESETS[p].label} onClick={() => onChange(p)}>
+          {p}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+/** Calls-weighted mean of the buckets' percentiles (the API has no ungrouped total). */
+function weighted(rows: UsageRow[], pick: (r: UsageRow) => number | null): number | null {
+  const known = rows.filter((r) => pick(r) !== null && r.calls > 0);
+  const calls = known.reduce((t, r) => t + r.calls, 0);
+  return calls ? known.reduce((t, r) => t + pick(r)! * r.calls, 0) / calls : null;
+}
+
+function UsageSummary({ usage }: { usage: Usage }) {
+  const money = useMoney();
+  const rows = usage.buckets;
+  const calls = rows.reduce((t, r) => t + r.calls, 0);
+  const errors = rows.reduce((t, r) => t + r.errors, 0);
+  const input = rows.reduce((t, r) => t + r.input_tokens, 0);
+  const output = rows.reduce((t, r) => t + r.output_tokens, 0);
+  return (
+    <div className="stats">
+      <Stat label="Calls" value={count(calls)} sub={`${count(errors)} failed`} />
+      <Stat label="Tokens" value={compact(input + output)} sub={`${count(input)} in · ${count(output)} out`} />
+      <Stat label="Credits" value={money(sum(rows.map((r) => r.credits)))} />
+      <Stat label="Error rate" value={percent(errors, calls)} />
+      <Stat
+        label="TTFB p50 / p95"
+        value={`${ms(weighted(rows, (r) => r.ttfb_p50_ms))} / ${ms(weighted(rows, (r) => r.ttfb_p95_ms))}`}
+        sub="weighted by calls"
+      />
+    </div>
+  );
+}
+
+const COLORS = { ok: '#4f46e5', bad: '#dc2626', input: '#0ea5e9', output: '#8b5cf6', cache: '#14b8a6', credits: '#f59e0b', p50: '#10b981', p95: '#f97316' };
+
+function UsageCharts({ usage }: { usage: Usage }) {
+  const money = useMoney();
+  const { buckets, range, offset } = usage;
+  const labels = range.starts.map((s) => formatBucket(s, range.bucket, offset));
+  const titles = range.starts.map((s) => formatBucket(s, range.bucket, offset, true));
+  const col = (pick: (r: UsageRow) => number) => buckets.map(pick);
+  const chart = (title: string, kind: 'bars' | 'lines', series: Series[], format?: (v: number) => string) => (
+    <section className="card">
+      <h3>{title}</h3>
+      <TimeChart labels={labels} titles={titles} kind={kind} series={series} format={format} />
+    </section>
+  );
+  return (
+    <div className="charts">
+      {chart('Calls', 'bars', [
+        { name: 'Succeeded', color: COLORS.ok, values: col((r) => r.calls - r.errors), format: count },
+        { name: 'Failed', color: COLORS.bad, values: col((r) => r.errors), format: count },
+      ])}
+      {chart('Tokens', 'bars', [
+        { name: 'Input', color: COLORS.input, values: col((r) => r.input_tokens - r.cache_read_tokens), format: count },
+        { name: 'Cache read', color: COLORS.cache, values: col((r) => r.cache_read_tokens), format: count },
+        { name: 'Output', color: COLORS.output, values: col((r) => r.output_tokens), format: count },
+      ])}
+      {chart('Credits', 'bars', [
+        {
+          name: 'Credits',
+          color: COLORS.credits,
+          values: col((r) => Number(r.credits)),
+          format: (_, i) => money(buckets[i].credits),
+        },
+      ])}
+      {chart(
+        'Error rate',
+        'lines',
+        [{ name: 'Error rate', color: COLORS.bad, values: col((r) => (r.calls ? (r.errors / r.calls) * 100 : 0)) }],
+        (v) => `${compact(v)}%`,
+      )}
+      {chart(
+        'Time to first byte',
+        'lines',
+        [
+          { name: 'p50', color: COLORS.p50, values: col((r) => r.ttfb_p50_ms ?? 0), format: ms },
+          { name: 'p95', color: COLORS.p95, values: col((r) => r.ttfb_p95_ms ?? 0), format: ms },
+        ],
+        (v) => `${compact(v)} ms`,
+      )}
+    </div>
+  );
+}
+
+type Metric = 'calls' | 'tokens' | 'credits';
+
+export interface TopList {
+  group: GroupBy;
+  title: string;
+  /** A display name for a group's id (a user's name for `usr_…`). */
+  name?(id: string): string;
+}
+
+/** Top groups of one kind, ranked by a metric the viewer picks. */
+function TopLists({ usage, lists }: { usage: Usage; lists: TopList[] }) {
+  const [metric, setMetric] = useState<Metric>('calls');
+  const money = useMoney();
+  const value = (r: UsageRow) =>
+    metric === 'calls' ? r.calls : metric === 'tokens' ? r.input_tokens + r.output_tokens : Number(r.credits);
+  const text = (r: UsageRow) =>
+    metric === 'calls' ? count(r.calls) : metric === 'tokens' ? compact(r.input_tokens + r.output_tokens) : money(r.credits);
+  return (
+    <section>
+      <div className="toolbar">
+        <h2>Top</h2>
+        <div className="segmented" role="group" aria-label="Rank by">
+          {(['calls', 'tokens', 'credits'] as Metric[]).map((m) => (
+            <button key={m} type="button" aria-pressed={m === metric} onClick={() => setMetric(m)}>
+              {m}
+            </button>
+          ))}
+        </div>
+      </div>
+      <div className="charts">
+        {lists.map((l) => (
+          <section className="card" key={l.group}>
+            <h3>{l.title}</h3>
+            <BarList
+              rows={[...(usage.groups[l.group] ?? [])]
+                .sort((a, b) => value(b) - value(a))
+                .slice(0, 8)
+                .map((r) => ({ label: r.group ? (l.name?.(r.group) ?? r.group) : '(none)', value: value(r), text: text(r) }))}
+            />
+          </section>
+        ))}
+      </div>
+    </section>
+  );
+}
+
+/** The preset picker and everything loaded for it, as one block. */
+export function UsageBlock(props: { path: string; title: string; lists: TopList[] }) {
+  const [preset, setPreset] = useState<Preset>('24h');
+  const usage = useUsage(props.path, preset, props.lists.map((l) => l.group));
+  return (
+    <>
+      <div className="toolbar">
+        <h2>{props.title}</h2>
+        <PresetPicker value={preset} onChange={setPreset} />
+      </div>
+      <LoadError state={usage} />
+      {usage.data && (
+        <>
+          <UsageSummary usage={usage.data} />
+          <UsageCharts usage={usage.data} />
+          <TopLists usage={usage.data} lists={props.lists} />
+        </>
+      )}
+    </>
+  );
+}

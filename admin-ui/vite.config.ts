@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+import react from '@vitejs/plugin-react';
+
+// `npm run dev` forwards the API to HUB_URL (default http://127.0.0.1:8787), so the site stays same-origin.
+const hub = process.env.HUB_URL ?? 'http://127.0.0.1:8787';
+
+export default defineConfig({
+  base: './',
+  plugins: [react()],
+  server: { proxy: { '/api': hub, '/v1': hub } },
+  test: { include: ['src/**/*.test.ts'] },
+});
