@@ -8,7 +8,7 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{json, Request, Response, StatusCode};
-use crate::protocols::aigne::{parse_framework, parse_legacy, sse_error, Shape};
+use crate::protocols::aigne::{parse_framework, parse_legacy, Shape};
 use crate::Hub;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -103,11 +103,11 @@ pub async fn catalogue(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
                 continue;
             }
             let rates = &r.model.rates;
-            // Images and video are priced per unit, not per token.
+            // Images and video are priced per image and per second, as AIGNE Hub lists them.
             let output = match r.model.kind.as_str() {
-                "image" => rates.image,
-                "video" => r.model.video_rate,
-                _ => rates.output,
+                "image" => rates.image.to_string(),
+                "video" => r.model.video_rate.to_string(),
+                _ => rates.output.per_unit_string(),
             };
             list.push(json!({
                 "key": format!("{}/{}", r.provider.name, r.model.model),
@@ -117,7 +117,7 @@ pub async fn catalogue(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
                 "providerId": r.provider.id,
                 "providerDisplayName": r.provider.vendor.display_name,
                 "input_credits_per_token": rates.input.per_unit_string(),
-                "output_credits_per_token": output.per_unit_string(),
+                "output_credits_per_token": output,
                 "modelMetadata": r.model.metadata.clone().unwrap_or_else(|| json!({})),
                 "status": {"available": true},
             }));
@@ -223,14 +223,14 @@ pub async fn user_info(hub: &Hub, caller: &Caller) -> Result<Response, ApiError>
     Ok(json(StatusCode::OK, &v))
 }
 
-/// `POST /api/v2/chat`: the AIGNE framework's chat protocol.
+/// `POST /api/v2/chat`: the AIGNE framework's chat protocol. A failure
+/// before the first byte (auth, credit, validation) is an HTTP status with a
+/// JSON body even for a streamed request, as AIGNE Hub answers it: the client
+/// sends `Accept: */*` and keeps the error's `type` (`NOT_ENOUGH`) only from a
+/// JSON body.
 pub async fn chat(hub: &Hub, caller: Arc<Caller>, req: Request, request_id: &str) -> Result<Response, ApiError> {
     let chat = parse_framework(req.body(), None)?;
-    let streaming = chat.stream;
-    match crate::gateway::chat::aigne(hub, caller, &req, request_id, chat, Shape::Framework).await {
-        Err(e) if streaming => Ok(sse_error(&e, true)),
-        other => other,
-    }
+    crate::gateway::chat::aigne(hub, caller, &req, request_id, chat, Shape::Framework).await
 }
 
 /// `POST /api/v2/chat/completions` and `/api/v2/completions`: the legacy schema,

@@ -28,6 +28,14 @@ pub struct HubOptions {
     pub exclusive_database: bool,
     /// The first wait before re-checking a credential a provider rejected (doubling after each failed re-check).
     pub recheck_interval_ms: i64,
+    /// Origins whose browser pages may call the API (`*` for any); empty:
+    /// cross-origin calls are refused (the admin site is served same-origin).
+    pub cors_origins: Vec<String>,
+    /// Whether provider base URLs may point at link-local and cloud metadata addresses.
+    pub allow_link_local: bool,
+    /// Whether start-up applies the schema (off where migrations are applied by
+    /// the platform's tooling, as `wrangler d1 migrations apply` on D1).
+    pub migrate_on_start: bool,
 }
 
 impl Default for HubOptions {
@@ -39,6 +47,9 @@ impl Default for HubOptions {
             config_ttl_ms: 5_000,
             exclusive_database: false,
             recheck_interval_ms: 60_000,
+            migrate_on_start: true,
+            cors_origins: Vec::new(),
+            allow_link_local: false,
         }
     }
 }
@@ -101,9 +112,13 @@ impl Hub {
     /// stranded by a previous process.
     pub async fn start(&self) -> Result<(), crate::store::MigrateError> {
         let now = self.inner.clock.now_ms();
-        let applied = self.inner.store.migrate(now).await?;
-        if !applied.is_empty() {
-            tracing::info!(?applied, "applied schema migrations");
+        if self.inner.options.migrate_on_start {
+            let applied = self.inner.store.migrate(now).await?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "applied schema migrations");
+            }
+        } else if self.inner.store.config_version().await.is_err() {
+            return Err(crate::store::MigrateError::Missing);
         }
         let released = if self.inner.options.exclusive_database {
             self.inner.store.expire_all_holds(now).await?
@@ -189,8 +204,37 @@ impl Hub {
         u
     }
 
+    /// The CORS origin to allow for a request, if it comes from an allowed page.
+    fn cors_origin(&self, req: &Request) -> Option<HeaderValue> {
+        let origin = req.headers().get("origin")?;
+        let allowed = &self.inner.options.cors_origins;
+        let text = origin.to_str().ok()?;
+        allowed
+            .iter()
+            .any(|a| a == "*" || a.trim_end_matches('/') == text)
+            .then(|| origin.clone())
+    }
+
     /// Serves one request. Never panics on input; every failure is a response.
     pub async fn handle(&self, req: Request) -> Response {
+        let cors = self.cors_origin(&req);
+        if req.method() == Method::OPTIONS && req.headers().contains_key("origin") {
+            return preflight(cors);
+        }
+        let mut res = self.handle_inner(req).await;
+        if let Some(origin) = cors {
+            let h = res.headers_mut();
+            h.insert("access-control-allow-origin", origin);
+            h.insert(
+                "access-control-expose-headers",
+                HeaderValue::from_static("x-hub-call-id, x-hub-credits, x-request-id"),
+            );
+            h.append("vary", HeaderValue::from_static("origin"));
+        }
+        res
+    }
+
+    async fn handle_inner(&self, req: Request) -> Response {
         let request_id = crate::http::header(req.headers(), "x-request-id")
             .filter(|v| v.len() <= 128)
             .map(str::to_owned)
@@ -208,7 +252,7 @@ impl Hub {
                         tracing::warn!(request_id = %request_id, status = e.status.as_u16(), "{}", e.message);
                     }
                     if sse_errors {
-                        crate::protocols::aigne::sse_error(&e, false)
+                        crate::protocols::aigne::sse_error(&e)
                     } else {
                         e.into_response(protocol)
                     }
@@ -415,6 +459,32 @@ pub fn is_api_path(path: &str) -> bool {
         || path.starts_with("/api/")
         || path.starts_with("/__blocklet__")
         || matches!(path, "/v1" | "/api" | "/healthz" | "/readyz")
+}
+
+/// The answer to a CORS preflight: allowed with the methods and headers Hub
+/// takes, or refused (no CORS headers, so the browser blocks the call).
+fn preflight(origin: Option<HeaderValue>) -> Response {
+    let Some(origin) = origin else {
+        return ApiError::forbidden("This origin may not call Hub from a browser (see HUB_CORS_ORIGINS).")
+            .into_response(Protocol::Hub);
+    };
+    let mut res = http::Response::new(crate::http::Body::Full(bytes::Bytes::new()));
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    let h = res.headers_mut();
+    h.insert("access-control-allow-origin", origin);
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
+    );
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static(
+            "authorization, content-type, x-api-key, x-request-id, x-hub-app, anthropic-version, x-aigne-hub-client-did",
+        ),
+    );
+    h.insert("access-control-max-age", HeaderValue::from_static("600"));
+    h.insert("vary", HeaderValue::from_static("origin"));
+    res
 }
 
 /// Adds a header to a response, ignoring values that are not valid header text.

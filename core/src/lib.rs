@@ -6,6 +6,9 @@
 //! spawner. It depends on no runtime, so the same code runs natively (tokio),
 //! on Cloudflare Workers (wasm32) and on AWS Lambda.
 
+// On wasm32 the ports are not Send (isolates are single-threaded), so Arcs of them are not either.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+
 /// `#[async_trait]` that drops the `Send` bound on wasm32, where futures are not `Send`.
 #[macro_export]
 macro_rules! port {

@@ -2,7 +2,10 @@
 //! processes on free loopback ports, the Hrana test server for remote libSQL,
 //! and helpers that drive Hub through its public HTTP API only.
 
+pub mod lambda;
 pub mod mock;
+pub mod suite;
+pub mod worker;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};

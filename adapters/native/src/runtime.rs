@@ -16,6 +16,12 @@ impl SystemClock {
     }
 }
 
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
         SystemTime::now()

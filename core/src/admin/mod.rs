@@ -166,14 +166,54 @@ async fn get_provider(hub: &Hub, id: &str) -> Result<Response, ApiError> {
     ok(provider_json(&p, &creds))
 }
 
-fn check_base_url(url: &str) -> Result<(), ApiError> {
+fn check_base_url(hub: &Hub, url: &str) -> Result<(), ApiError> {
     if !(url.starts_with("http://") || url.starts_with("https://"))
         || url.len() < 10
         || url.contains(char::is_whitespace)
     {
         return Err(ApiError::invalid_field("base_url", "must be an http(s) URL"));
     }
+    if !hub.inner.options.allow_link_local && is_metadata_host(url) {
+        return Err(ApiError::invalid_field(
+            "base_url",
+            "points at a link-local or cloud metadata address; start Hub with HUB_ALLOW_LINK_LOCAL=1 to allow it",
+        ));
+    }
     Ok(())
+}
+
+/// Whether a URL's host is link-local (169.254.0.0/16, fe80::/10) or a cloud
+/// metadata service, where a provider "test" could read instance credentials.
+pub(crate) fn is_metadata_host(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    }
+    .trim_end_matches('.')
+    .to_ascii_lowercase();
+    if matches!(
+        host.as_str(),
+        "metadata.google.internal" | "metadata" | "100.100.100.200" | "instance-data"
+    ) {
+        return true;
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return match ip {
+            std::net::IpAddr::V4(v4) => v4.is_link_local(),
+            std::net::IpAddr::V6(v6) => {
+                (v6.segments()[0] & 0xffc0) == 0xfe80
+                    || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+                    // AWS's IPv6 metadata endpoint.
+                    || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+            }
+        };
+    }
+    // Decimal or hex encodings of 169.254.169.254 (2852039166, 0xa9fea9fe).
+    matches!(host.as_str(), "2852039166" | "0xa9fea9fe" | "0251.0376.0251.0376")
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -205,7 +245,7 @@ async fn create_provider(hub: &Hub, req: &Request) -> Result<Response, ApiError>
     check_name(&name)?;
     let base_url = f.str("base_url")?.filter(|u| !u.is_empty());
     match &base_url {
-        Some(u) => check_base_url(u)?,
+        Some(u) => check_base_url(hub, u)?,
         None if v.default_base_url.is_empty() && !v.needs_region => {
             return Err(ApiError::invalid_field(
                 "base_url",
@@ -260,7 +300,7 @@ async fn patch_provider(hub: &Hub, id: &str, req: &Request) -> Result<Response, 
     }
     let base_url = f.str("base_url")?.filter(|u| !u.is_empty());
     if let Some(u) = &base_url {
-        check_base_url(u)?;
+        check_base_url(hub, u)?;
     }
     changes.extend(f.nullable("base_url", base_url).map(|v| ("base_url", v)));
     changes.extend(f.nullable("region", f.str("region")?).map(|v| ("region", v)));
@@ -884,4 +924,33 @@ async fn patch_settings(hub: &Hub, req: &Request) -> Result<Response, ApiError> 
     hub.store().put_settings(values, hub.inner.clock.now_ms()).await?;
     let snap = hub.reload().await?;
     ok(snap.settings.to_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_metadata_host;
+
+    #[test]
+    fn metadata_and_link_local_hosts_are_recognised() {
+        for url in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://metadata.google.internal/computeMetadata/v1",
+            "http://[fe80::1]:8080/v1",
+            "http://[fd00:ec2::254]/",
+            "http://user:pw@169.254.170.2/v2",
+            "http://2852039166/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://METADATA.GOOGLE.INTERNAL./",
+        ] {
+            assert!(is_metadata_host(url), "{url}");
+        }
+        for url in [
+            "https://api.openai.com/v1",
+            "http://127.0.0.1:11434/v1",
+            "http://10.0.0.5/v1",
+            "http://[::1]:8080/",
+        ] {
+            assert!(!is_metadata_host(url), "{url}");
+        }
+    }
 }

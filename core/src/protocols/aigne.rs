@@ -645,19 +645,11 @@ impl Encode for TextEncoder {
     }
 }
 
-/// An error as the one SSE frame AIGNE Hub answers streaming requests with (HTTP 200).
-pub fn sse_error(e: &ApiError, framework: bool) -> Response {
+/// An error as the one SSE frame AIGNE Hub answers requests that accept
+/// `text/event-stream` with (HTTP 200): `data: {"error": {…}}`.
+pub fn sse_error(e: &ApiError) -> Response {
     let mut out = BytesMut::new();
-    if framework {
-        let mut body = json!({"message": e.message});
-        if e.status == StatusCode::PAYMENT_REQUIRED {
-            body["type"] = json!("NOT_ENOUGH");
-            body["link"] = json!(e.payment.as_ref().and_then(|p| p.link.clone()));
-        }
-        sse(&mut out, Some("error"), &body);
-    } else {
-        sse(&mut out, None, &e.body(Protocol::Aigne));
-    }
+    sse(&mut out, None, &e.body(Protocol::Aigne));
     let mut res = http::Response::new(crate::http::Body::Full(out.freeze()));
     res.headers_mut().insert(
         "content-type",

@@ -30,6 +30,8 @@ pub struct Store {
 pub enum MigrateError {
     #[error("the database schema is at version {found}, newer than this Hub knows ({known}); upgrade Hub before using this database")]
     TooNew { found: i64, known: i64 },
+    #[error("the database has no Hub schema: apply infra/migrations first (on D1: `wrangler d1 migrations apply DB`)")]
+    Missing,
     #[error(transparent)]
     Db(#[from] DbError),
 }

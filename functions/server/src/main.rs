@@ -3,10 +3,8 @@
 //! `hub serve` runs the gateway on an embedded libSQL file (default `./hub.db`)
 //! or a remote libSQL/Turso database; `hub migrate` only applies the schema.
 
-mod runtime;
 mod serve;
 mod site;
-mod upstream;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -62,6 +60,9 @@ pub struct ServeArgs {
     /// Seconds before the first re-check of a credential a provider rejected (doubling after each failed one, up to an hour).
     #[arg(long, env = "HUB_CREDENTIAL_RECHECK", default_value_t = 60)]
     pub credential_recheck: u64,
+    /// Origins whose pages may call the API from a browser, comma-separated (`*`: any). Default: none.
+    #[arg(long, env = "HUB_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Directory of the built admin site (`admin-ui/dist`), served at `/` beside the API.
     #[arg(long, env = "HUB_UI_DIR")]
     pub ui_dir: Option<PathBuf>,

@@ -1,9 +1,7 @@
 //! Wiring: database, master key, ports, the Hub, and an HTTP/1.1 server with
 //! graceful shutdown (in-flight streams finish, their usage settles, then exit).
 
-use crate::runtime::{OsRng, SystemClock, Tracker};
 use crate::site::Site;
-use crate::upstream::ReqwestUpstream;
 use crate::{DbArgs, ServeArgs};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -15,6 +13,7 @@ use hub_core::error::ApiError;
 use hub_core::ports::{Rng, Timeouts};
 use hub_core::{Hub, HubOptions};
 use hub_libsql::LibSqlDb;
+use hub_native::{OsRng, ReqwestUpstream, SystemClock, Tracker};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use std::path::{Path, PathBuf};
@@ -27,16 +26,14 @@ type OutBody = http_body_util::combinators::UnsyncBoxBody<Bytes, hub_core::http:
 pub async fn migrate(db: DbArgs) -> Result<(), BoxError> {
     let database = LibSqlDb::open(&db.db, db.db_token.clone()).await?;
     let store = hub_core::store::Store::new(Arc::new(database));
-    let applied = store.migrate(SystemClock::new_now_ms()).await?;
+    let applied = store.migrate(now_ms()).await?;
     println!("schema up to date (applied: {applied:?})");
     Ok(())
 }
 
-impl SystemClock {
-    fn new_now_ms() -> i64 {
-        use hub_core::ports::Clock;
-        SystemClock::new().now_ms()
-    }
+fn now_ms() -> i64 {
+    use hub_core::ports::Clock;
+    SystemClock::new().now_ms()
 }
 
 /// The master key: `HUB_MASTER_KEY`, or for an embedded database a key file
@@ -98,6 +95,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         config_ttl_ms: args.cache_ttl as i64 * 1000,
         exclusive_database: local,
         recheck_interval_ms: args.credential_recheck.max(1) as i64 * 1000,
+        migrate_on_start: true,
+        allow_link_local: std::env::var("HUB_ALLOW_LINK_LOCAL").is_ok_and(|v| v == "1" || v == "true"),
+        cors_origins: args
+            .cors_origins
+            .iter()
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect(),
     };
     let hub = Hub::new(
         Arc::new(database),

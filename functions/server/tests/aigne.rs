@@ -380,14 +380,12 @@ async fn insufficient_credit_is_402_not_enough_in_json_and_in_sse() {
     assert!(e["message"].as_str().unwrap().contains("credits"));
     assert!(hub_core::time::parse_time(e["timestamp"].as_str().unwrap()).is_some());
 
-    // A framework stream: one `event: error` frame, HTTP 200.
+    // A framework stream refused before its first byte: the same 402 JSON
+    // (the client keeps `type` only from a JSON body).
     let r = send("/api/v2/chat", framework_chat(true), false).await.unwrap();
-    assert_eq!(r.status(), 200);
-    let fs = frames(&r.text().await.unwrap());
-    assert_eq!(fs.len(), 1);
-    assert_eq!(fs[0].0.as_deref(), Some("error"));
-    assert_eq!(fs[0].1["type"], "NOT_ENOUGH");
-    assert!(fs[0].1["message"].as_str().unwrap().contains("credits"));
+    assert_eq!(r.status(), 402);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "NOT_ENOUGH");
 
     // Legacy SSE: `data: {"error": {...}}`, HTTP 200.
     let r = send(

@@ -1,0 +1,8 @@
+//! The core's ports on a native tokio runtime, shared by the `hub` server and
+//! the AWS Lambda function.
+
+mod runtime;
+mod upstream;
+
+pub use runtime::{OsRng, SystemClock, Tracker};
+pub use upstream::ReqwestUpstream;

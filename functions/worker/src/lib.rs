@@ -1,0 +1,167 @@
+//! Hub as a Cloudflare Worker. One [`Hub`] per isolate, built on the first
+//! request from the environment (D1 binding `DB`, secret `HUB_MASTER_KEY`,
+//! vars); each request is converted, handed to the core, and its (streaming)
+//! response converted back. Settlement runs after the response through
+//! `ctx.wait_until`, tracked per request (see [`runtime`]).
+
+#![cfg(target_arch = "wasm32")]
+// Isolates are single-threaded: the ports are not Send, nor the Arcs holding them.
+#![allow(clippy::arc_with_non_send_sync)]
+
+mod runtime;
+mod upstream;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hub_core::crypto::MasterKey;
+use hub_core::error::ApiError;
+use hub_core::ports::Timeouts;
+use hub_core::{Hub, HubOptions};
+use runtime::{Scoped, Tracker, WorkerBackground, WorkerClock, WorkerRng};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use worker::{event, Context, Env, Headers, Method, Request, Response};
+
+thread_local! {
+    /// The isolate's Hub; isolates are single-threaded.
+    static HUB: RefCell<Option<Hub>> = const { RefCell::new(None) };
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
+}
+
+fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .ok()
+        .map(|v| v.to_string())
+        .or_else(|| var(env, name))
+        .filter(|v| !v.is_empty())
+}
+
+fn seconds(env: &Env, name: &str, default: u64) -> u64 {
+    var(env, name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Builds the isolate's Hub from the environment (once).
+async fn hub(env: &Env) -> Result<Hub, String> {
+    if let Some(h) = HUB.with(|h| h.borrow().clone()) {
+        return Ok(h);
+    }
+    let db = env
+        .d1("DB")
+        .map_err(|e| format!("the D1 binding `DB` is missing: {e}"))?;
+    let key_text = secret(env, "HUB_MASTER_KEY")
+        .ok_or("HUB_MASTER_KEY is not set: `wrangler secret put HUB_MASTER_KEY` (32 random bytes, base64)")?;
+    let master_key = MasterKey::from_base64(&key_text).map_err(|e| format!("HUB_MASTER_KEY: {e}"))?;
+    let timeouts = Timeouts {
+        connect: Duration::from_secs(seconds(env, "HUB_CONNECT_TIMEOUT", 10)),
+        first_byte: Duration::from_secs(seconds(env, "HUB_FIRST_BYTE_TIMEOUT", 120)),
+        idle: Duration::from_secs(seconds(env, "HUB_IDLE_TIMEOUT", 120)),
+    };
+    let ttl = seconds(env, "HUB_CACHE_TTL", 5) as i64 * 1000;
+    let options = HubOptions {
+        max_body_bytes: seconds(env, "HUB_MAX_BODY_BYTES", 20 * 1024 * 1024) as usize,
+        timeouts,
+        key_cache_ttl_ms: ttl,
+        config_ttl_ms: ttl,
+        exclusive_database: false,
+        recheck_interval_ms: seconds(env, "HUB_CREDENTIAL_RECHECK", 60) as i64 * 1000,
+        migrate_on_start: false,
+        allow_link_local: var(env, "HUB_ALLOW_LINK_LOCAL").is_some_and(|v| v == "1" || v == "true"),
+        cors_origins: var(env, "HUB_CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let hub = Hub::new(
+        Arc::new(hub_d1::D1Db::new(db)),
+        Arc::new(upstream::FetchUpstream),
+        Arc::new(WorkerClock),
+        Arc::new(WorkerRng),
+        Arc::new(WorkerBackground),
+        master_key,
+        options,
+    );
+    hub.start().await.map_err(|e| format!("start: {e}"))?;
+    if let Some(admin) = secret(env, "HUB_ADMIN_KEY") {
+        if admin.len() < 16 {
+            return Err("HUB_ADMIN_KEY must be at least 16 characters".into());
+        }
+        hub.ensure_owner_key(&admin)
+            .await
+            .map_err(|e| format!("owner key: {e}"))?;
+    }
+    HUB.with(|h| *h.borrow_mut() = Some(hub.clone()));
+    Ok(hub)
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let tracker = Rc::new(Tracker::default());
+    let response = Scoped::new(tracker.clone(), serve(req, env, tracker.clone())).await;
+    // Settlement and call logs finish after the client has its answer.
+    ctx.wait_until(tracker.idle());
+    response
+}
+
+async fn serve(mut req: Request, env: Env, tracker: Rc<Tracker>) -> worker::Result<Response> {
+    let hub = match hub(&env).await {
+        Ok(h) => h,
+        Err(msg) => {
+            worker::console_error!("hub cannot start: {msg}");
+            return to_worker(
+                ApiError::unavailable(format!("Hub is not configured: {msg}"))
+                    .into_response(hub_core::error::Protocol::Hub),
+                tracker,
+            );
+        }
+    };
+    let url = req.url()?;
+    let path_and_query = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let mut builder = http::Request::builder()
+        .method(http::Method::from_bytes(req.method().as_ref().as_bytes()).unwrap_or(http::Method::GET))
+        .uri(path_and_query);
+    for (name, value) in req.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    let body = match req.method() {
+        Method::Get | Method::Head => Bytes::new(),
+        _ => Bytes::from(req.bytes().await?),
+    };
+    let request = builder
+        .body(body)
+        .map_err(|e| worker::Error::RustError(format!("bad request: {e}")))?;
+    let response = hub.handle(request).await;
+    to_worker(response, tracker)
+}
+
+/// The core's response as a Worker response; a streamed body keeps the
+/// request's tracker busy until it ends, so settlement is awaited.
+fn to_worker(res: hub_core::http::Response, tracker: Rc<Tracker>) -> worker::Result<Response> {
+    let (parts, body) = res.into_parts();
+    let headers = Headers::new();
+    for (name, value) in parts.headers.iter() {
+        if let Ok(v) = value.to_str() {
+            headers.append(name.as_str(), v)?;
+        }
+    }
+    let response = match body {
+        hub_core::http::Body::Full(b) => Response::from_bytes(b.to_vec())?,
+        hub_core::http::Body::Stream(s) => {
+            let stream = runtime::TrackedStream::new(s, tracker)
+                .map(|r| r.map(|b| b.to_vec()).map_err(|e| worker::Error::RustError(e.0)));
+            Response::from_stream(stream)?
+        }
+    };
+    Ok(response.with_status(parts.status.as_u16()).with_headers(headers))
+}

@@ -1,0 +1,275 @@
+//! The black-box scenarios every runtime must pass (the native server, the
+//! Worker under `wrangler dev`, the Lambda function under its emulator): each
+//! takes the runtime's base URL and a mock provider, and drives Hub through
+//! its public HTTP API only.
+
+use crate::mock::{Behavior, MockProvider};
+use crate::{cost_nanos, nanos, Api};
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// A provider on the mock with one model at 0.15 / 0.6 credits per million tokens.
+pub async fn setup(api: &Api, mock: &MockProvider) -> String {
+    let provider = api
+        .setup_provider("mock", &mock.base_url(), "sk-mock-secret-0001")
+        .await;
+    let m = api
+        .add_model(&provider, "mock-model", json!({"input_rate": 0.15, "output_rate": 0.6}))
+        .await;
+    m["id"].as_str().expect("model created").to_string()
+}
+
+fn chat(stream: bool) -> Value {
+    json!({"model": "mock/mock-model", "messages": [{"role": "user", "content": "Say hello"}], "stream": stream, "max_tokens": 100})
+}
+
+async fn post(api: &Api, key: &str, body: &Value) -> reqwest::Response {
+    api.http
+        .post(format!("{}/v1/chat/completions", api.base))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn calls(api: &Api, user: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = api.calls(&format!("user={user}")).await;
+        if log.len() >= n {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "{} of {n} calls logged", log.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Non-streamed and streamed chat, billed to the nano-credit; the stream
+/// reaches the client as the provider writes it.
+pub async fn chat_is_billed_exactly_and_streams(api: &Api, mock: &MockProvider) {
+    setup(api, mock).await;
+    mock.set("mock-model", Behavior::default().tokens(1234, 567));
+    let (user, key) = api.user_with_key("alice", "10").await;
+    let resp = post(api, &key, &chat(false)).await;
+    assert_eq!(resp.status(), 200);
+    let credits = resp.headers()["x-hub-credits"].to_str().unwrap().to_string();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "Hello, world!");
+    let one = cost_nanos(&[(1234, "0.15"), (567, "0.6")]);
+    assert_eq!(nanos(&Value::String(credits)), one);
+    assert_eq!(
+        mock.received()[0].authorization.as_deref(),
+        Some("Bearer sk-mock-secret-0001")
+    );
+
+    let pieces: Vec<String> = (0..6).map(|i| format!("w{i} ")).collect();
+    mock.set(
+        "mock-model",
+        Behavior {
+            pieces,
+            ..Behavior::default().tokens(20, 16).delay(Duration::from_millis(200))
+        },
+    );
+    let resp = post(api, &key, &chat(true)).await;
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    let mut text = String::new();
+    let mut first = None;
+    while let Some(chunk) = stream.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if first.is_none() && text.contains("\"w0 \"") {
+            first = Some(Instant::now());
+        }
+    }
+    let finished = mock.last_finish().expect("the provider finished");
+    let first = first.expect("content arrived");
+    assert!(
+        finished.duration_since(first) > Duration::from_millis(600),
+        "the first words arrived {:?} before the provider finished",
+        finished.duration_since(first)
+    );
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let two = cost_nanos(&[(20, "0.15"), (16, "0.6")]);
+    let u = api
+        .wait_user(&user, "settlements", |u| {
+            nanos(&u["balance"]) == 10_000_000_000 - one - two
+        })
+        .await;
+    assert_eq!(nanos(&u["held"]), 0);
+    assert_eq!(api.ledger_sum(&user).await, nanos(&u["balance"]));
+    let log = calls(api, &user, 2).await;
+    assert!(
+        log.iter().all(|c| c["status"] == "success" && c["estimated"] == false),
+        "{log:?}"
+    );
+}
+
+/// No credit: 402 and nothing sent to the provider.
+pub async fn no_credit_is_402(api: &Api, mock: &MockProvider) {
+    setup(api, mock).await;
+    let (_, key) = api.user_with_key("broke", "0").await;
+    let (status, body) = api
+        .call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+        .await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["error"]["code"], "insufficient_credits");
+    assert!(mock.received().is_empty());
+}
+
+/// Concurrent calls in the overspend scenario, and how many the credit covers.
+pub const CONCURRENT_CALLS: usize = 8;
+pub const AFFORDABLE_CALLS: usize = 3;
+
+/// Many concurrent streams with credit for a few: exactly that many run.
+pub async fn concurrent_calls_never_overspend(api: &Api, mock: &MockProvider) {
+    let model = setup(api, mock).await;
+    mock.set("mock-model", Behavior::default().tokens(10, 20));
+    mock.pause_streams();
+    api.admin(
+        Method::PATCH,
+        &format!("/api/admin/models/{model}"),
+        Some(json!({"input_rate": 1000, "output_rate": 1000})),
+    )
+    .await;
+    // "hi" holds (2 bytes + 8 per message + 8 per reply) input + 1000 output tokens.
+    let hold = cost_nanos(&[(18 + 1000, "1000")]);
+    let credit = AFFORDABLE_CALLS as i128 * hold;
+    let amount = hub_core::Credits::from_nanos(credit as i64).to_string();
+    let (user, key) = api.user_with_key("dave", &amount).await;
+    let body = json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}], "stream": true, "max_tokens": 1000});
+    let answers = futures_util::future::join_all((0..CONCURRENT_CALLS).map(|_| post(api, &key, &body))).await;
+    mock.resume_streams();
+    let mut ok = 0;
+    for resp in answers {
+        match resp.status().as_u16() {
+            200 => {
+                assert!(resp.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+                ok += 1;
+            }
+            402 => {}
+            other => panic!("unexpected {other}: {}", resp.text().await.unwrap()),
+        }
+    }
+    assert_eq!(
+        ok, AFFORDABLE_CALLS,
+        "credit for exactly {AFFORDABLE_CALLS} calls in flight"
+    );
+    let per_call = cost_nanos(&[(10, "1000"), (20, "1000")]);
+    let u = api
+        .wait_user(&user, "all settled", |u| {
+            nanos(&u["held"]) == 0 && nanos(&u["balance"]) == credit - AFFORDABLE_CALLS as i128 * per_call
+        })
+        .await;
+    assert_eq!(api.ledger_sum(&user).await, nanos(&u["balance"]));
+    assert_eq!(mock.received().len(), AFFORDABLE_CALLS);
+}
+
+/// A client that leaves mid-stream is billed for what it was sent, estimated.
+pub async fn client_disconnect_bills_the_delivered_part(api: &Api, mock: &MockProvider) {
+    setup(api, mock).await;
+    let pieces: Vec<String> = (0..50).map(|_| "word ".to_string()).collect();
+    mock.set(
+        "mock-model",
+        Behavior {
+            pieces,
+            ..Behavior::default().tokens(9, 50).delay(Duration::from_millis(60))
+        },
+    );
+    let (user, key) = api.user_with_key("erin", "1").await;
+    let resp = post(api, &key, &chat(true)).await;
+    let mut stream = resp.bytes_stream();
+    let mut words = 0;
+    while words < 5 {
+        let chunk = stream.next().await.unwrap().unwrap();
+        words += String::from_utf8_lossy(&chunk).matches("word ").count();
+    }
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mock.abandoned() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the provider stream was not closed after the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(mock.completed(), 0);
+    let c = calls(api, &user, 1).await.remove(0);
+    assert_eq!(c["status"], "aborted");
+    assert_eq!(c["estimated"], true);
+    let out = c["output_tokens"].as_u64().unwrap();
+    assert!(
+        (5..=20).contains(&out),
+        "estimated {out} output tokens of the 50 the provider would have charged"
+    );
+    let input = c["input_tokens"].as_u64().unwrap();
+    assert_eq!(nanos(&c["credits"]), cost_nanos(&[(input, "0.15"), (out, "0.6")]));
+    let u = api
+        .wait_user(&user, "settlement", |u| {
+            nanos(&u["balance"]) == 1_000_000_000 - nanos(&c["credits"])
+        })
+        .await;
+    assert_eq!(nanos(&u["held"]), 0);
+    assert_eq!(api.ledger_sum(&user).await, nanos(&u["balance"]));
+}
+
+/// The admin API: create, read back (secrets masked), change, list.
+pub async fn admin_round_trip(api: &Api, mock: &MockProvider) {
+    setup(api, mock).await;
+    let providers = api.admin(Method::GET, "/api/admin/providers", None).await;
+    let p = &providers["data"][0];
+    assert_eq!(p["name"], "mock");
+    let id = p["id"].as_str().unwrap();
+    let creds = api
+        .admin(Method::GET, &format!("/api/admin/providers/{id}/credentials"), None)
+        .await;
+    let shown = creds.to_string();
+    assert!(
+        !shown.contains("sk-mock-secret-0001") && shown.contains("****"),
+        "{shown}"
+    );
+    let test = api
+        .admin(
+            Method::POST,
+            &format!(
+                "/api/admin/credentials/{}/test",
+                creds["data"][0]["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(test["ok"], true, "{test}");
+    let s = api
+        .admin(
+            Method::PATCH,
+            "/api/admin/settings",
+            Some(json!({"currency_prefix": "€", "max_attempts": 2})),
+        )
+        .await;
+    assert_eq!(
+        (s["currency_prefix"].as_str(), s["max_attempts"].as_i64()),
+        (Some("€"), Some(2))
+    );
+    let (user, key) = api.user_with_key("frank", "3").await;
+    let grant = api
+        .admin(
+            Method::POST,
+            &format!("/api/admin/users/{user}/grants"),
+            Some(json!({"amount": "1.5", "reason": "bonus"})),
+        )
+        .await;
+    assert!(grant.get("error").is_none(), "{grant}");
+    let u = api
+        .wait_user(&user, "grant", |u| nanos(&u["balance"]) == 4_500_000_000)
+        .await;
+    assert_eq!(u["name"], "frank");
+    let (status, me) = api.call(Method::GET, "/api/me", &key, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(nanos(&me["balance"]), 4_500_000_000, "{me}");
+    let (status, _) = api.call(Method::GET, "/api/admin/users", &key, None).await;
+    assert_eq!(status, 403, "members are refused");
+    let (status, _) = api.call(Method::GET, "/api/admin/users", "hub_nope", None).await;
+    assert_eq!(status, 401);
+}

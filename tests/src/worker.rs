@@ -1,0 +1,204 @@
+//! Hub as a Cloudflare Worker under `wrangler dev --local`: built once per
+//! test process with worker-build, D1 migrated once into a template state
+//! directory, then one `wrangler dev` per test on free ports with its own copy
+//! of that state, stopped (its whole process group) when dropped.
+
+use crate::ADMIN_KEY;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A fixed test master key (32 bytes, base64).
+pub const MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LWZvci13b3JrZXJzLXRlc3Q=";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn tool(name: &str) -> PathBuf {
+    repo_root().join("node_modules/.bin").join(name)
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{what}: cannot run: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+fn offline_env(cmd: &mut Command) -> &mut Command {
+    let home = std::env::var("HOME").unwrap_or_default();
+    cmd.env("WASM_BINDGEN_BIN", format!("{home}/.cargo/bin/wasm-bindgen"))
+        .env("WASM_OPT_BIN", tool("wasm-opt"))
+        .env("ESBUILD_BIN", tool("esbuild"))
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env_remove("CLOUDFLARE_API_TOKEN")
+        .env_remove("CLOUDFLARE_ACCOUNT_ID")
+}
+
+/// Builds the Worker (once per process) and migrates a template D1 state.
+fn prepared() -> &'static Result<PathBuf, String> {
+    static READY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    READY.get_or_init(|| {
+        let root = repo_root();
+        if !tool("wrangler").exists() {
+            return Err(format!(
+                "{} is missing: run `npm ci` at the repository root",
+                tool("wrangler").display()
+            ));
+        }
+        run(
+            offline_env(
+                Command::new("worker-build")
+                    .arg("--release")
+                    .current_dir(root.join("functions/worker")),
+            ),
+            "worker-build --release (install it with `cargo install worker-build --version 0.8.7 --locked`)",
+        )?;
+        let template = crate::temp_dir("d1-template");
+        run(
+            offline_env(
+                Command::new(tool("wrangler"))
+                    .args([
+                        "d1",
+                        "migrations",
+                        "apply",
+                        "DB",
+                        "--local",
+                        "-c",
+                        "wrangler.test.toml",
+                        "--persist-to",
+                    ])
+                    .arg(&template)
+                    .current_dir(&root),
+            ),
+            "wrangler d1 migrations apply",
+        )?;
+        Ok(template)
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `wrangler dev --local` serving the Hub Worker.
+pub struct WorkerServer {
+    pub base: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl WorkerServer {
+    pub fn start(vars: &[(&str, &str)]) -> WorkerServer {
+        let template = prepared().as_ref().unwrap_or_else(|e| panic!("{e}"));
+        let dir = crate::temp_dir("worker");
+        let state = dir.join("state");
+        copy_dir(template, &state);
+        let (port, inspector) = (free_port(), free_port());
+        let log = dir.join("wrangler.log");
+        let mut cmd = Command::new(tool("wrangler"));
+        cmd.args([
+            "dev",
+            "--local",
+            "--ip",
+            "127.0.0.1",
+            "-c",
+            "wrangler.test.toml",
+            "--show-interactive-dev-session=false",
+        ])
+        .args(["--port", &port.to_string(), "--inspector-port", &inspector.to_string()])
+        .arg("--persist-to")
+        .arg(&state)
+        .args(["--var", &format!("HUB_ADMIN_KEY:{ADMIN_KEY}")])
+        .args(["--var", &format!("HUB_MASTER_KEY:{MASTER_KEY}")]);
+        for (k, v) in vars {
+            cmd.args(["--var", &format!("{k}:{v}")]);
+        }
+        offline_env(&mut cmd)
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).unwrap()));
+        // Its own process group, so stopping it stops workerd too.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().expect("start wrangler dev");
+        let server = WorkerServer {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && ureq_get(&format!("{}/healthz", server.base)).is_some_and(|s| s == 200);
+            if ready {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wrangler dev did not start:\n{}",
+                std::fs::read_to_string(&server.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A blocking GET's status, for readiness checks (no async runtime needed).
+fn ureq_get(url: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let addr = url.strip_prefix("http://")?;
+    let (host, path) = addr.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = [0u8; 32];
+    let n = s.read(&mut buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.split(' ').nth(1)?.parse().ok()
+}
+
+impl Drop for WorkerServer {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
