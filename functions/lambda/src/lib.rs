@@ -1,0 +1,214 @@
+//! Hub as an AWS Lambda function behind a Function URL (`InvokeMode:
+//! RESPONSE_STREAM`). The Hub is built lazily on the first invocation and
+//! shared by the next ones (a small cold start: no schema work unless asked,
+//! no provider or database call before it is needed). The database is remote
+//! libSQL (Turso, sqld). Lambda freezes the instance when the response ends,
+//! so every body, streamed or not, ends only after the call's settlement has
+//! been written; a body dropped early (the client left) waits for it in its
+//! drop.
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, StreamBody};
+use hub_core::crypto::MasterKey;
+use hub_core::error::{ApiError, Protocol};
+use hub_core::http::ByteStream;
+use hub_core::ports::Timeouts;
+use hub_core::{Hub, HubOptions};
+use hub_native::{OsRng, ReqwestUpstream, SystemClock, Tracker};
+use lambda_http::Error;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// The response body `run_with_streaming_response` takes.
+pub type StreamingBody = UnsyncBoxBody<Bytes, Error>;
+
+/// How long a dropped body may wait for its settlement.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+struct State {
+    hub: Hub,
+    tracker: Tracker,
+}
+
+static STATE: OnceCell<State> = OnceCell::const_new();
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn seconds(name: &str, default: u64) -> u64 {
+    env(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Builds the Hub from the function's environment.
+async fn build() -> Result<State, String> {
+    let url = env("HUB_DATABASE_URL").ok_or("HUB_DATABASE_URL is not set (a libsql://, https:// or http:// URL)")?;
+    if !(url.starts_with("libsql://") || url.starts_with("https://") || url.starts_with("http://")) {
+        return Err("HUB_DATABASE_URL must be a remote libSQL URL: a Lambda's disk does not outlive it".into());
+    }
+    let db = hub_libsql::LibSqlDb::open(&url, env("HUB_DATABASE_TOKEN"))
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    let key = env("HUB_MASTER_KEY").ok_or("HUB_MASTER_KEY is not set")?;
+    let master_key = MasterKey::from_base64(&key).map_err(|e| format!("HUB_MASTER_KEY: {e}"))?;
+    let timeouts = Timeouts {
+        connect: Duration::from_secs(seconds("HUB_CONNECT_TIMEOUT", 10)),
+        first_byte: Duration::from_secs(seconds("HUB_FIRST_BYTE_TIMEOUT", 120)),
+        idle: Duration::from_secs(seconds("HUB_IDLE_TIMEOUT", 120)),
+    };
+    let ttl = seconds("HUB_CACHE_TTL", 5) as i64 * 1000;
+    let options = HubOptions {
+        max_body_bytes: seconds("HUB_MAX_BODY_BYTES", 6 * 1024 * 1024) as usize,
+        timeouts,
+        key_cache_ttl_ms: ttl,
+        config_ttl_ms: ttl,
+        exclusive_database: false,
+        recheck_interval_ms: seconds("HUB_CREDENTIAL_RECHECK", 60) as i64 * 1000,
+        migrate_on_start: env("HUB_MIGRATE").is_some_and(|v| v == "1" || v == "true"),
+        allow_link_local: env("HUB_ALLOW_LINK_LOCAL").is_some_and(|v| v == "1" || v == "true"),
+        cors_origins: env("HUB_CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let tracker = Tracker::new(tokio::runtime::Handle::current());
+    let upstream = ReqwestUpstream::new(timeouts.connect).map_err(|e| format!("HTTP client: {e}"))?;
+    let hub = Hub::new(
+        Arc::new(db),
+        Arc::new(upstream),
+        Arc::new(SystemClock::new()),
+        Arc::new(OsRng),
+        Arc::new(tracker.clone()),
+        master_key,
+        options,
+    );
+    hub.start().await.map_err(|e| format!("start: {e}"))?;
+    if let Some(admin) = env("HUB_ADMIN_KEY") {
+        if admin.len() < 16 {
+            return Err("HUB_ADMIN_KEY must be at least 16 characters".into());
+        }
+        hub.ensure_owner_key(&admin)
+            .await
+            .map_err(|e| format!("owner key: {e}"))?;
+    }
+    Ok(State { hub, tracker })
+}
+
+/// The function's handler: a Function URL request in, a streamed response out.
+pub async fn app(req: lambda_http::Request) -> Result<http::Response<StreamingBody>, Error> {
+    let state = match STATE.get_or_try_init(build).await {
+        Ok(s) => s,
+        Err(msg) => {
+            tracing::error!("hub cannot start: {msg}");
+            let res = ApiError::unavailable(format!("Hub is not configured: {msg}")).into_response(Protocol::Hub);
+            return Ok(to_lambda(res, None));
+        }
+    };
+    let (parts, body) = req.into_parts();
+    let body = match body {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(t) => Bytes::from(t),
+        lambda_http::Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    let mut request = http::Request::new(body);
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+        .parse()
+        .unwrap_or_default();
+    *request.headers_mut() = parts.headers;
+    let res = state.hub.handle(request).await;
+    Ok(to_lambda(res, Some(state.tracker.clone())))
+}
+
+fn to_lambda(res: hub_core::http::Response, tracker: Option<Tracker>) -> http::Response<StreamingBody> {
+    let (parts, body) = res.into_parts();
+    let inner: ByteStream = match body {
+        hub_core::http::Body::Full(b) => Box::pin(futures_util::stream::iter([Ok(b)])),
+        hub_core::http::Body::Stream(s) => s,
+    };
+    let settled = SettledBody {
+        inner,
+        tracker,
+        waiting: None,
+        done: false,
+    };
+    let body = BodyExt::boxed_unsync(StreamBody::new(futures_util::StreamExt::map(settled, |r| {
+        r.map(http_body::Frame::data).map_err(|e| Error::from(e.0))
+    })));
+    http::Response::from_parts(parts, body)
+}
+
+/// A response body that ends only once the call's settlement is written.
+struct SettledBody {
+    inner: ByteStream,
+    tracker: Option<Tracker>,
+    waiting: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    done: bool,
+}
+
+impl Stream for SettledBody {
+    type Item = Result<Bytes, hub_core::http::BodyError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.waiting.is_none() {
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Ready(None) => {
+                    let Some(tracker) = this.tracker.clone() else {
+                        this.done = true;
+                        return Poll::Ready(None);
+                    };
+                    this.waiting = Some(Box::pin(async move {
+                        let _ = tokio::time::timeout(SETTLE_WAIT, tracker.wait_idle()).await;
+                    }));
+                }
+                other => return other,
+            }
+        }
+        match this.waiting.as_mut().map(|w| w.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) | None => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Some(Poll::Pending) => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for SettledBody {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // The client left: the core's stream settles as it drops; wait for
+        // that write before Lambda freezes the instance.
+        let inner = std::mem::replace(&mut self.inner, Box::pin(futures_util::stream::empty()));
+        drop(inner);
+        if let (Some(tracker), Ok(handle)) = (self.tracker.clone(), tokio::runtime::Handle::try_current()) {
+            if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+                tokio::task::block_in_place(|| {
+                    handle.block_on(async {
+                        let _ = tokio::time::timeout(SETTLE_WAIT, tracker.wait_idle()).await;
+                    })
+                });
+            }
+        }
+    }
+}

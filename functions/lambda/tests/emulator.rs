@@ -1,0 +1,66 @@
+//! The black-box suite against Hub as a Lambda function: cargo-lambda's
+//! emulated Function URL, function processes as Lambda would run them (one
+//! per concurrent invocation), a remote libSQL database (the Hrana test
+//! server), and the mock provider on 127.0.0.1.
+
+use hub_e2e::lambda::LambdaServer;
+use hub_e2e::mock::MockProvider;
+use hub_e2e::{suite, Api, HranaServer};
+use std::path::Path;
+
+struct World {
+    _lambda: LambdaServer,
+    _hrana: HranaServer,
+    api: Api,
+    mock: MockProvider,
+}
+
+async fn start(instances: usize) -> World {
+    let mock = MockProvider::start().await;
+    let (lambda, hrana) = tokio::task::spawn_blocking(move || {
+        let dir = hub_e2e::temp_dir("lambda-db");
+        let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
+        let lambda = LambdaServer::start(Path::new(env!("CARGO_BIN_EXE_hub-lambda")), &hrana.url, instances);
+        (lambda, hrana)
+    })
+    .await
+    .unwrap();
+    let api = Api::new(&lambda.base);
+    World {
+        _lambda: lambda,
+        _hrana: hrana,
+        api,
+        mock,
+    }
+}
+
+#[tokio::test]
+async fn lambda_chat_is_billed_exactly_and_streams() {
+    let w = start(1).await;
+    suite::chat_is_billed_exactly_and_streams(&w.api, &w.mock).await;
+}
+
+#[tokio::test]
+async fn lambda_no_credit_is_402() {
+    let w = start(1).await;
+    suite::no_credit_is_402(&w.api, &w.mock).await;
+}
+
+#[tokio::test]
+async fn lambda_concurrent_calls_never_overspend() {
+    // One process per concurrent invocation, as Lambda scales out, on one database.
+    let w = start(suite::CONCURRENT_CALLS).await;
+    suite::concurrent_calls_never_overspend(&w.api, &w.mock).await;
+}
+
+#[tokio::test]
+async fn lambda_client_disconnect_bills_the_delivered_part() {
+    let w = start(1).await;
+    suite::client_disconnect_bills_the_delivered_part(&w.api, &w.mock).await;
+}
+
+#[tokio::test]
+async fn lambda_admin_round_trip() {
+    let w = start(1).await;
+    suite::admin_round_trip(&w.api, &w.mock).await;
+}
