@@ -393,6 +393,16 @@ impl Hub {
         }
     }
 
+    /// A newer snapshot when a lookup missed and the configuration changed
+    /// since this one was loaded (one read of the version): a model or
+    /// provider just added through another instance is found at once.
+    pub(crate) async fn refresh_on_miss(&self, current: &Snapshot) -> Result<Option<Arc<Snapshot>>, ApiError> {
+        if self.inner.store.config_version().await? == current.version {
+            return Ok(None);
+        }
+        self.reload().await.map(Some)
+    }
+
     /// Reloads the snapshot now (after a configuration change through this instance).
     pub(crate) async fn reload(&self) -> Result<Arc<Snapshot>, ApiError> {
         let snap = Arc::new(Snapshot::load(&self.inner.store, &self.inner.master_key).await?);

@@ -12,12 +12,16 @@ use std::time::{Duration, Instant};
 
 /// A provider on the mock with one model at 0.15 / 0.6 credits per million tokens.
 pub async fn setup(api: &Api, mock: &MockProvider) -> String {
+    setup_at(api, mock, json!({"input_rate": 0.15, "output_rate": 0.6})).await
+}
+
+/// The same at other rates. (Set rates when creating the model: a change
+/// reaches other instances of a multi-instance runtime within their cache TTL.)
+pub async fn setup_at(api: &Api, mock: &MockProvider, rates: Value) -> String {
     let provider = api
         .setup_provider("mock", &mock.base_url(), "sk-mock-secret-0001")
         .await;
-    let m = api
-        .add_model(&provider, "mock-model", json!({"input_rate": 0.15, "output_rate": 0.6}))
-        .await;
+    let m = api.add_model(&provider, "mock-model", rates).await;
     m["id"].as_str().expect("model created").to_string()
 }
 
@@ -125,15 +129,9 @@ pub const AFFORDABLE_CALLS: usize = 3;
 
 /// Many concurrent streams with credit for a few: exactly that many run.
 pub async fn concurrent_calls_never_overspend(api: &Api, mock: &MockProvider) {
-    let model = setup(api, mock).await;
+    setup_at(api, mock, json!({"input_rate": 1000, "output_rate": 1000})).await;
     mock.set("mock-model", Behavior::default().tokens(10, 20));
     mock.pause_streams();
-    api.admin(
-        Method::PATCH,
-        &format!("/api/admin/models/{model}"),
-        Some(json!({"input_rate": 1000, "output_rate": 1000})),
-    )
-    .await;
     // "hi" holds (2 bytes + 8 per message + 8 per reply) input + 1000 output tokens.
     let hold = cost_nanos(&[(18 + 1000, "1000")]);
     let credit = AFFORDABLE_CALLS as i128 * hold;

@@ -185,6 +185,27 @@ pub(crate) fn candidates(
     Ok(routes)
 }
 
+/// The candidates, looked up again in a fresh snapshot when the model is
+/// unknown to a stale one.
+pub(crate) async fn candidates_fresh(
+    hub: &Hub,
+    caller: &Caller,
+    model: &str,
+    kind: &str,
+) -> Result<(Arc<crate::config::Snapshot>, Vec<Route>), ApiError> {
+    let snap = hub.snapshot().await?;
+    match candidates(&snap, caller, model, kind) {
+        Ok(routes) => Ok((snap, routes)),
+        Err(e) => match hub.refresh_on_miss(&snap).await? {
+            Some(fresh) => {
+                let routes = candidates(&fresh, caller, model, kind)?;
+                Ok((fresh, routes))
+            }
+            None => Err(e),
+        },
+    }
+}
+
 /// Reserves `amount` for the call, or says why not with a 402.
 pub(crate) async fn hold(
     hub: &Hub,
@@ -212,10 +233,9 @@ async fn call(
     let inner = &hub.inner;
     let started_us = inner.clock.monotonic_us();
     let app = app_of(req, &caller);
-    let snap = hub.snapshot().await?;
-    let settings = &snap.settings;
     let model = inbound.model().to_string();
-    let routes = candidates(&snap, &caller, &model, "chat")?;
+    let (snap, routes) = candidates_fresh(hub, &caller, &model, "chat").await?;
+    let settings = &snap.settings;
 
     let call_id = hub.new_id("call");
     tracing::Span::current()

@@ -2,7 +2,7 @@
 //! the same hold, failover and settlement as chat. Embeddings bill input
 //! tokens; images bill per image (plus tokens where the provider counts them).
 
-use super::chat::{app_of, candidates, collect, hold, whole_response, HoldGuard};
+use super::chat::{app_of, candidates_fresh, collect, hold, whole_response, HoldGuard};
 use super::failover::{provider_error, scrub, transport_failure, Attempts, Failure};
 use super::relay::CallMeter;
 use crate::auth::Caller;
@@ -230,9 +230,8 @@ async fn run(
     let inner = &hub.inner;
     let started_us = inner.clock.monotonic_us();
     let app = app_of(req, &caller);
-    let snap = hub.snapshot().await?;
+    let (snap, routes) = candidates_fresh(hub, &caller, &call.model, call.kind).await?;
     let settings = &snap.settings;
-    let routes = candidates(&snap, &caller, &call.model, call.kind)?;
     let call_id = hub.new_id("call");
     let hold_amount = routes
         .iter()

@@ -92,10 +92,12 @@ pub(crate) struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
+    /// A column by name, ignoring case: some SQLite versions report a column
+    /// named like a keyword (`key`) in upper case.
     fn value(&self, name: &str) -> &'a SqlValue {
         self.columns
             .iter()
-            .position(|c| c == name)
+            .position(|c| c.eq_ignore_ascii_case(name))
             .and_then(|i| self.values.get(i))
             .unwrap_or(&SqlValue::Null)
     }

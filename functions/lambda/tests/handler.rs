@@ -86,7 +86,13 @@ async fn json_call(method: &str, path: &str, key: &str, body: Option<Value>) -> 
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-#[tokio::test]
+/// One test function: a Lambda instance lives in one runtime, as the tests' Hub does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_url_events_through_the_streaming_adapter() {
+    health_answers_from_a_function_url_event().await;
+    a_stream_arrives_in_pieces_and_is_settled_when_it_ends().await;
+}
+
 async fn health_answers_from_a_function_url_event() {
     setup().await;
     let (status, headers, chunks) = invoke(event("GET", "/healthz", None, None)).await;
@@ -107,7 +113,6 @@ impl Text for Vec<(Duration, String)> {
     }
 }
 
-#[tokio::test]
 async fn a_stream_arrives_in_pieces_and_is_settled_when_it_ends() {
     let s = setup().await;
     let (_, p) = json_call(
@@ -160,7 +165,7 @@ async fn a_stream_arrives_in_pieces_and_is_settled_when_it_ends() {
     );
     let body = json!({"model": "mock-model", "stream": true, "messages": [{"role": "user", "content": "go"}]});
     let (status, headers, chunks) = invoke(event("POST", "/v1/chat/completions", Some(&key), Some(&body))).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{}", chunks.concat_text());
     assert!(headers
         .iter()
         .any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream")));
