@@ -87,6 +87,18 @@ const chatModel = (apiKey = HUB_KEY) => new AIGNEHubChatModel({ baseURL: HUB_URL
 const imageModel = (apiKey = HUB_KEY) => new AIGNEHubImageModel({ baseURL: HUB_URL, apiKey, model: IMAGE_MODEL });
 const ask = { messages: [{ role: "user", content: "Say hello." }] };
 
+// The client sends a model whose provider part names one of its built-in providers
+// (e.g. openai/…, or any substring of their class names) to that provider, not to Hub.
+for (const [name, model, want] of [
+  [CHAT_MODEL, chatModel(), "AIGNEHubChatModel"],
+  [IMAGE_MODEL, imageModel(), "AIGNEHubImageModel"],
+]) {
+  if (model.client.constructor.name !== want) {
+    console.error(`${name}: the client would call ${model.client.constructor.name}, not Hub; pick another provider name`);
+    process.exit(2);
+  }
+}
+
 const isPositive = (n) => typeof n === "number" && Number.isFinite(n) && n > 0;
 const assertPositive = (n, what) => assert.ok(isPositive(n), `${what} should be a positive number, got ${JSON.stringify(n)}`);
 
@@ -132,13 +144,7 @@ test("discovery: /__blocklet__.js?type=json names the AIGNE Hub component", TEST
   assert.ok(hub, `componentMountPoints should hold did ${AIGNE_HUB_BLOCKLET_DID}`);
   assert.equal(typeof hub.mountPoint, "string");
 
-  const model = chatModel();
-  assert.equal(
-    model.client.constructor.name,
-    "AIGNEHubChatModel",
-    `the client would send ${CHAT_MODEL} to ${model.client.constructor.name}, not to Hub: its provider part names a built-in provider`,
-  );
-  const { url, apiKey } = await within("resolve credential", model.credential);
+  const { url, apiKey } = await within("resolve credential", chatModel().credential);
   assert.equal(new URL(url).origin, new URL(HUB_URL).origin);
   assert.match(url, /\/api\/v2\/chat$/);
   assert.equal(apiKey, HUB_KEY);

@@ -4,6 +4,7 @@
 
 pub mod lambda;
 pub mod mock;
+pub mod node;
 pub mod suite;
 pub mod worker;
 

@@ -1,0 +1,42 @@
+//! The admin site in a real browser: its unit tests (Vitest), then its
+//! end-to-end run (Playwright on Debian's Chromium) against a real `hub serve`
+//! and the mock provider, which signs in, sets up a provider, credential,
+//! model, user and key, streams a playground chat, finds the call, grants
+//! credits, and checks what a member sees. Screenshots of every page land in
+//! `admin-ui/test-output/screenshots/`.
+
+use hub_e2e::node::run_script;
+use hub_e2e::worker::repo_root;
+use std::time::Duration;
+
+#[test]
+fn admin_site_unit_tests() {
+    let dir = repo_root().join("admin-ui");
+    if let Err(e) = run_script(&dir, "test", &[], Duration::from_secs(300)) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn admin_site_in_a_real_browser() {
+    let root = repo_root();
+    let hub = std::env::var("HUB_BIN").unwrap_or_else(|_| root.join("target/debug/hub").display().to_string());
+    assert!(
+        std::path::Path::new(&hub).exists(),
+        "{hub} is missing: build it with `cargo build -p hub-server` (cargo test --workspace builds it)"
+    );
+    let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} is missing: apt-get install chromium (scripts/install-test-tools does)"
+    );
+    let env = [
+        ("HUB_BIN", hub),
+        ("HUB_MOCK_BIN", env!("CARGO_BIN_EXE_hub-mock").to_string()),
+        ("CHROMIUM_BIN", chromium),
+    ];
+    match run_script(&root.join("admin-ui"), "e2e", &env, Duration::from_secs(600)) {
+        Ok(out) => println!("{out}"),
+        Err(e) => panic!("{e}"),
+    }
+}
