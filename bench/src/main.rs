@@ -1,52 +1,82 @@
-//! `hub-bench`: Hub's added latency and memory, measured against calling the
-//! mock provider directly, in the same run, with an open-loop generator (each
-//! request's latency counts from when it was *scheduled*, so a slow gateway
-//! cannot hide its queueing: no coordinated omission).
+//! `hub-bench`: the latency, CPU and memory a gateway adds, measured against
+//! calling the mock provider directly, in the same run, for Hub (embedded and
+//! remote libSQL), LiteLLM's proxy and Portkey's gateway. The load is open
+//! loop: each request is sent on its schedule whatever the earlier ones are
+//! doing, so a slow gateway cannot hide its queueing (no coordinated
+//! omission). Each run of each target is paired with a run of the direct
+//! baseline at the same rate, and medians over repeated runs are reported.
 //!
-//! Usage: hub-bench --hub target/release/hub [--rate 500] [--seconds 10] [--runs 3] [--streams 200] [--chunks 20]
+//! ```text
+//! hub-bench [--hub target/release/hub] [--targets hub,hub-remote,litellm,portkey]
+//!           [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50]
+//!           [--latency-ms 0] [--cadence-ms 0] [--streams 200] [--pin on|off] [--out bench/out]
+//! ```
+//!
+//! LiteLLM and Portkey are installed by `bench/peers/install.sh` into
+//! throwaway environments; the harness starts and stops them itself. The
+//! `worker` (wrangler dev) and `lambda` (cargo-lambda's emulator, one function
+//! process) targets run the same scenarios at the low rates those local
+//! emulators serve.
 
 use futures_util::StreamExt;
 use hub_e2e::mock::{Behavior, MockProvider};
-use hub_e2e::{Api, HubServer, Launch};
-use serde_json::json;
+use hub_e2e::{Api, HranaServer, HubServer, Launch};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Args {
     hub: PathBuf,
-    rate: u64,
+    targets: Vec<String>,
+    rates: Vec<u64>,
     seconds: u64,
     runs: usize,
-    streams: usize,
     chunks: usize,
-    billing: bool,
+    latency_ms: u64,
+    cadence_ms: u64,
+    streams: usize,
     pin: bool,
+    out: PathBuf,
 }
 
 fn args() -> Args {
     let mut a = Args {
         hub: PathBuf::from("target/release/hub"),
-        rate: 500,
-        seconds: 10,
+        targets: ["hub", "hub-remote", "litellm", "portkey"].map(String::from).to_vec(),
+        rates: vec![100, 500, 1000, 2000],
+        seconds: 5,
         runs: 3,
+        chunks: 50,
+        latency_ms: 0,
+        cadence_ms: 0,
         streams: 200,
-        chunks: 20,
-        billing: true,
         pin: true,
+        out: PathBuf::from("bench/out"),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
+    let list = |v: &str| {
+        v.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    };
     while i < argv.len() {
         let v = argv.get(i + 1).cloned().unwrap_or_default();
         match argv[i].as_str() {
             "--hub" => a.hub = PathBuf::from(v),
-            "--rate" => a.rate = v.parse().expect("--rate"),
+            "--targets" => a.targets = list(&v),
+            "--rates" => a.rates = list(&v).iter().map(|r| r.parse().expect("--rates")).collect(),
             "--seconds" => a.seconds = v.parse().expect("--seconds"),
             "--runs" => a.runs = v.parse().expect("--runs"),
-            "--streams" => a.streams = v.parse().expect("--streams"),
             "--chunks" => a.chunks = v.parse().expect("--chunks"),
-            "--billing" => a.billing = v != "off",
+            "--latency-ms" => a.latency_ms = v.parse().expect("--latency-ms"),
+            "--cadence-ms" => a.cadence_ms = v.parse().expect("--cadence-ms"),
+            "--streams" => a.streams = v.parse().expect("--streams"),
             "--pin" => a.pin = v != "off",
+            "--out" => a.out = PathBuf::from(v),
             other => panic!("unknown argument {other}"),
         }
         i += 2;
@@ -54,18 +84,277 @@ fn args() -> Args {
     a
 }
 
-/// Picks one latency series out of a sample.
-type Metric = fn(&Sample) -> &Vec<u64>;
+// ---------------------------------------------------------------- processes
+
+/// A gateway under test and how to call it.
+struct Target {
+    name: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    model: String,
+    /// Process group of the gateway (for CPU and memory).
+    pgid: u32,
+    /// What stops the gateway (and its database) when the target is dropped.
+    _guard: Box<dyn std::any::Any>,
+}
+
+struct PeerProcess(Child);
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// All processes of a process group.
+fn group_pids(pgid: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // Fields after the command name (which may hold spaces): state ppid pgrp …
+            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                if f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
+                    pids.push(pid);
+                }
+            }
+        }
+    }
+    pids
+}
+
+/// CPU time (user + system) of a process group, in milliseconds.
+fn group_cpu_ms(pgid: u32) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    group_pids(pgid)
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            let rest = stat.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) * 1000.0 / tick)
+        })
+        .sum()
+}
+
+/// Resident memory of a process group, in MB.
+fn group_rss_mb(pgid: u32) -> f64 {
+    group_pids(pgid)
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .sum::<f64>()
+        / 1024.0
+}
+
+fn pin(pid: u32, cpus: &str) {
+    let ok = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("warning: could not pin {pid} to CPU {cpus} (taskset missing?)");
+    }
+}
+
+async fn wait_http(url: &str, limit: Duration) -> bool {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(url).timeout(Duration::from_secs(2)).send().await {
+            if r.status().is_success() {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+async fn start_hub(a: &Args, mock: &MockProvider, remote: bool) -> Target {
+    let bin = a.hub.clone();
+    let (hub, hrana) = tokio::task::spawn_blocking(move || {
+        let mut launch = Launch {
+            env: vec![(
+                "HUB_LOG".into(),
+                std::env::var("BENCH_HUB_LOG").unwrap_or("warn".into()),
+            )],
+            ..Default::default()
+        };
+        let hrana = remote.then(|| {
+            let h = HranaServer::start(&hub_e2e::hrana_script(), &hub_e2e::temp_dir("bench-hrana"));
+            launch.db = Some(h.url.clone());
+            launch
+                .env
+                .push(("HUB_MASTER_KEY".into(), hub_e2e::worker::MASTER_KEY.into()));
+            h
+        });
+        (HubServer::start(&bin, launch), hrana)
+    })
+    .await
+    .unwrap();
+    let api = Api::new(&hub.base);
+    let provider = api.setup_provider("mock", &mock.base_url(), "sk-bench").await;
+    for model in ["bench", "slow"] {
+        api.add_model(&provider, model, json!({"input_rate": 0.15, "output_rate": 0.6}))
+            .await;
+    }
+    let (_, key) = api.user_with_key("bench", "1000000").await;
+    let pid = hub.child.id();
+    if a.pin {
+        pin(pid, "1");
+    }
+    Target {
+        name: if remote { "hub-remote" } else { "hub" }.into(),
+        url: format!("{}/v1/chat/completions", hub.base),
+        headers: vec![("authorization".into(), format!("Bearer {key}"))],
+        model: "bench".into(),
+        pgid: pid,
+        _guard: Box::new((hub, hrana)),
+    }
+}
+
+/// Hub as a Worker under `wrangler dev`, or as a Lambda function under the
+/// emulator (one function process: one invocation at a time).
+async fn start_serverless(a: &Args, mock: &MockProvider, name: &str) -> Target {
+    let launched = Instant::now();
+    let lambda_bin = a.hub.with_file_name("hub-lambda");
+    let (base, pgid, guard) = if name == "worker" {
+        let w = tokio::task::spawn_blocking(|| hub_e2e::worker::WorkerServer::start(&[]))
+            .await
+            .unwrap();
+        (w.base.clone(), w.pid(), Box::new(w) as Box<dyn std::any::Any>)
+    } else {
+        let (l, h) = tokio::task::spawn_blocking(move || {
+            let h = HranaServer::start(&hub_e2e::hrana_script(), &hub_e2e::temp_dir("bench-lambda"));
+            (hub_e2e::lambda::LambdaServer::start(&lambda_bin, &h.url, 1), h)
+        })
+        .await
+        .unwrap();
+        (l.base.clone(), l.function_pid(), Box::new((l, h)) as Box<dyn std::any::Any>)
+    };
+    eprintln!(
+        "{name}: ready in {:.1} s (cold start, including the first request)",
+        launched.elapsed().as_secs_f64()
+    );
+    let api = Api::new(&base);
+    let provider = api.setup_provider("mock", &mock.base_url(), "sk-bench").await;
+    for model in ["bench", "slow"] {
+        api.add_model(&provider, model, json!({"input_rate": 0.15, "output_rate": 0.6}))
+            .await;
+    }
+    let (_, key) = api.user_with_key("bench", "1000000").await;
+    if a.pin {
+        for pid in group_pids(pgid) {
+            pin(pid, "1");
+        }
+    }
+    Target {
+        name: name.into(),
+        url: format!("{base}/v1/chat/completions"),
+        headers: vec![("authorization".into(), format!("Bearer {key}"))],
+        model: "bench".into(),
+        pgid,
+        _guard: guard,
+    }
+}
+
+async fn start_peer(a: &Args, mock: &MockProvider, name: &str) -> Option<Target> {
+    let script = hub_e2e::worker::repo_root().join(format!("bench/peers/{name}.sh"));
+    let port = free_port();
+    let mut cmd = if a.pin {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1"]).arg(&script);
+        c
+    } else {
+        Command::new(&script)
+    };
+    // One worker per core given to the gateway.
+    cmd.arg(port.to_string())
+        .arg(mock.base_url())
+        .env("LITELLM_NUM_WORKERS", if a.pin { "1" } else { "2" })
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{name}: cannot start ({e}); install it with bench/peers/install.sh");
+            return None;
+        }
+    };
+    let proc = PeerProcess(child);
+    let pgid = proc.0.id();
+    let (ready, headers) = match name {
+        "litellm" => (
+            format!("http://127.0.0.1:{port}/health/liveliness"),
+            vec![("authorization".to_string(), "Bearer sk-bench".to_string())],
+        ),
+        _ => (
+            format!("http://127.0.0.1:{port}/"),
+            vec![
+                ("authorization".to_string(), "Bearer dummy".to_string()),
+                ("x-portkey-provider".to_string(), "openai".to_string()),
+                ("x-portkey-custom-host".to_string(), mock.base_url()),
+            ],
+        ),
+    };
+    let started = Instant::now();
+    if !wait_http(&ready, Duration::from_secs(180)).await {
+        eprintln!("{name}: not ready after 180 s; skipped (is it installed? bench/peers/install.sh)");
+        return None;
+    }
+    eprintln!("{name}: ready in {:.1} s", started.elapsed().as_secs_f64());
+    Some(Target {
+        name: name.into(),
+        url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        headers,
+        model: "mock-model".into(),
+        pgid,
+        _guard: Box::new(proc),
+    })
+}
+
+// ---------------------------------------------------------------- load
 
 #[derive(Default, Clone)]
 struct Sample {
-    /// Scheduled start to first body byte, µs.
+    /// Send to first body byte, µs.
     ttfb: Vec<u64>,
-    /// Scheduled start to the end of the body, µs.
+    /// Send to the end of the body, µs.
     total: Vec<u64>,
-    /// How late each request left against its schedule, µs.
-    lag: Vec<u64>,
     errors: usize,
+    cpu_ms: f64,
+    peak_rss_mb: f64,
 }
 
 fn pct(sorted: &[u64], p: f64) -> f64 {
@@ -76,27 +365,41 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
     sorted[rank - 1] as f64 / 1000.0
 }
 
-/// Sends `rate` requests a second for `seconds`, open loop.
+/// Sends `rate` requests a second for `seconds`, open loop; samples the
+/// target's CPU and memory meanwhile.
 async fn load(
     client: &reqwest::Client,
     url: &str,
-    key: &str,
-    body: &serde_json::Value,
+    headers: &[(String, String)],
+    body: &Value,
     rate: u64,
     seconds: u64,
+    pgid: Option<u32>,
 ) -> Sample {
     let n = rate * seconds;
-    let period = Duration::from_nanos(1_000_000_000 / rate);
+    let period = Duration::from_nanos(1_000_000_000 / rate.max(1));
     let start = Instant::now() + Duration::from_millis(50);
+    let cpu_before = pgid.map(group_cpu_ms).unwrap_or(0.0);
+    // Peak memory in kB, sampled every 250 ms while the run lasts.
+    let peak_kb = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = pgid.map(|g| {
+        let peak = peak_kb.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max((group_rss_mb(g) * 1024.0) as u64, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    });
     let mut tasks = Vec::with_capacity(n as usize);
     for i in 0..n {
-        let scheduled = start + period * i as u32;
-        tokio::time::sleep_until(scheduled.into()).await;
-        let req = client.post(url).bearer_auth(key).json(body);
+        tokio::time::sleep_until((start + period * i as u32).into()).await;
+        let mut req = client.post(url).json(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
         tasks.push(tokio::spawn(async move {
-            // Timers fire on a 1 ms grid: count from the real send, and report how late sends were.
-            let lag = scheduled.elapsed().as_micros() as u64;
-            let scheduled = Instant::now();
+            let sent = Instant::now();
             let resp = tokio::time::timeout(Duration::from_secs(10), req.send())
                 .await
                 .ok()?
@@ -106,47 +409,169 @@ async fn load(
             }
             let mut stream = resp.bytes_stream();
             let mut ttfb = None;
-            while let Some(chunk) = stream.next().await {
-                chunk.ok()?;
-                ttfb.get_or_insert_with(|| scheduled.elapsed().as_micros() as u64);
+            let mut bytes = 0;
+            while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .ok()?
+            {
+                bytes += chunk.ok()?.len();
+                ttfb.get_or_insert_with(|| sent.elapsed().as_micros() as u64);
             }
-            Some((ttfb.unwrap_or(0), scheduled.elapsed().as_micros() as u64, lag))
+            (bytes > 0).then(|| (ttfb.unwrap_or(0), sent.elapsed().as_micros() as u64))
         }));
     }
     let mut s = Sample::default();
     for t in tasks {
         match t.await.ok().flatten() {
-            Some((ttfb, total, lag)) => {
+            Some((ttfb, total)) => {
                 s.ttfb.push(ttfb);
                 s.total.push(total);
-                s.lag.push(lag);
             }
             None => s.errors += 1,
         }
     }
-    s.lag.sort_unstable();
+    if let (Some(g), Some(sampler)) = (pgid, sampler) {
+        sampler.abort();
+        s.cpu_ms = group_cpu_ms(g) - cpu_before;
+        let last = (group_rss_mb(g) * 1024.0) as u64;
+        s.peak_rss_mb = peak_kb.load(std::sync::atomic::Ordering::Relaxed).max(last) as f64 / 1024.0;
+    }
     s.ttfb.sort_unstable();
     s.total.sort_unstable();
     s
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+/// Per-run overheads (target minus its paired direct run) and costs.
+#[derive(Default, Clone)]
+struct Cell {
+    total: [Vec<f64>; 3],
+    ttfb: [Vec<f64>; 3],
+    direct_total: [Vec<f64>; 3],
+    errors: usize,
+    requests: usize,
+    cpu_ms_per_req: Vec<f64>,
+    peak_rss_mb: f64,
 }
 
-/// The mock provider on its own thread and runtime, apart from the load generator.
+const PCTS: [f64; 3] = [0.5, 0.95, 0.99];
+
+impl Cell {
+    fn add(&mut self, direct: &Sample, via: &Sample, requests: usize) {
+        for (i, p) in PCTS.iter().enumerate() {
+            self.total[i].push(pct(&via.total, *p) - pct(&direct.total, *p));
+            self.ttfb[i].push(pct(&via.ttfb, *p) - pct(&direct.ttfb, *p));
+            self.direct_total[i].push(pct(&direct.total, *p));
+        }
+        self.errors += via.errors;
+        self.requests += requests;
+        if requests > 0 {
+            self.cpu_ms_per_req.push(via.cpu_ms / requests as f64);
+        }
+        self.peak_rss_mb = self.peak_rss_mb.max(via.peak_rss_mb);
+    }
+
+    fn total(&self, i: usize) -> f64 {
+        median(self.total[i].clone())
+    }
+
+    fn ttfb(&self, i: usize) -> f64 {
+        median(self.ttfb[i].clone())
+    }
+}
+
+fn ms(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "—".into()
+    }
+}
+
+// ---------------------------------------------------------------- chart
+
+/// p99 overhead by rate, one line per target, log scale; one panel per scenario.
+fn chart(results: &BTreeMap<(String, bool, u64), Cell>, targets: &[String], rates: &[u64]) -> String {
+    let (w, h, pad) = (420.0, 300.0, 55.0);
+    let colors = ["#2563eb", "#0891b2", "#dc2626", "#d97706", "#7c3aed"];
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="11">"#,
+        w * 2.0 + 20.0,
+        h + 40.0
+    );
+    svg.push_str(r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let (lo, hi) = (0.01f64.log10(), 10_000f64.log10());
+    for (panel, stream) in [false, true].iter().enumerate() {
+        let x0 = panel as f64 * (w + 20.0);
+        let title = if *stream { "streaming (total)" } else { "non-streaming" };
+        svg.push_str(&format!(
+            r#"<text x="{}" y="16" font-size="13" font-weight="bold">p99 added latency, {title} (ms, log)</text>"#,
+            x0 + pad
+        ));
+        let px = |i: usize| x0 + pad + (w - pad - 10.0) * (i as f64 + 0.5) / rates.len() as f64;
+        let py = |v: f64| {
+            let v = v.clamp(0.01, 10_000.0).log10();
+            30.0 + (h - 60.0) * (1.0 - (v - lo) / (hi - lo))
+        };
+        for tick in [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10_000.0] {
+            let y = py(tick);
+            svg.push_str(&format!(
+                r##"<line x1="{}" x2="{}" y1="{y}" y2="{y}" stroke="#e5e7eb"/><text x="{}" y="{}" text-anchor="end">{tick}</text>"##,
+                x0 + pad,
+                x0 + w - 10.0,
+                x0 + pad - 4.0,
+                y + 4.0
+            ));
+        }
+        for (i, r) in rates.iter().enumerate() {
+            svg.push_str(&format!(
+                r#"<text x="{}" y="{}" text-anchor="middle">{r}/s</text>"#,
+                px(i),
+                h - 12.0
+            ));
+        }
+        for (t, name) in targets.iter().enumerate() {
+            let color = colors[t % colors.len()];
+            let mut points = Vec::new();
+            for (i, r) in rates.iter().enumerate() {
+                if let Some(c) = results.get(&(name.clone(), *stream, *r)) {
+                    let v = c.total(2);
+                    if v.is_finite() && c.errors == 0 {
+                        points.push((px(i), py(v.max(0.01))));
+                    }
+                }
+            }
+            let path: Vec<String> = points.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+            svg.push_str(&format!(
+                r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+                path.join(" ")
+            ));
+            for (x, y) in &points {
+                svg.push_str(&format!(r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{color}"/>"#));
+            }
+            svg.push_str(&format!(
+                r#"<rect x="{}" y="{}" width="10" height="10" fill="{color}"/><text x="{}" y="{}">{name}</text>"#,
+                x0 + pad + 10.0 + t as f64 * 90.0,
+                h + 8.0,
+                x0 + pad + 24.0 + t as f64 * 90.0,
+                h + 17.0
+            ));
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+// ---------------------------------------------------------------- main
+
 fn start_mock() -> MockProvider {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -162,178 +587,6 @@ fn start_mock() -> MockProvider {
     rx.recv().unwrap()
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let a = args();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let mock = start_mock();
-    let pieces: Vec<String> = (0..a.chunks).map(|i| format!("tok{i} ")).collect();
-    mock.set(
-        "bench",
-        Behavior {
-            pieces: pieces.clone(),
-            prompt_tokens: 10,
-            completion_tokens: a.chunks as u64,
-            ..Default::default()
-        },
-    );
-    mock.set(
-        "slow",
-        Behavior {
-            pieces: (0..50).map(|_| "x ".to_string()).collect(),
-            delay: Duration::from_millis(50),
-            ..Default::default()
-        },
-    );
-    let hub_bin = a.hub.clone();
-    let mut hub = tokio::task::spawn_blocking(move || {
-        HubServer::start(
-            &hub_bin,
-            Launch {
-                env: vec![(
-                    "HUB_LOG".into(),
-                    std::env::var("BENCH_HUB_LOG").unwrap_or("warn".into()),
-                )],
-                ..Default::default()
-            },
-        )
-    })
-    .await
-    .unwrap();
-    if a.pin {
-        // Hub on its own core; the generator and the mock provider on the other, so
-        // the figures measure Hub's work, not three processes fighting over two cores.
-        pin(hub.child.id(), "1");
-        pin(std::process::id(), "0");
-    }
-    let api = Api::new(&hub.base);
-    let provider = api.setup_provider("mock", &mock.base_url(), "sk-bench").await;
-    api.add_model(&provider, "bench", json!({"input_rate": 0.15, "output_rate": 0.6}))
-        .await;
-    api.add_model(&provider, "slow", json!({"input_rate": 0.15, "output_rate": 0.6}))
-        .await;
-    let (_, key) = api.user_with_key("bench", "1000000").await;
-    if !a.billing {
-        api.admin(
-            reqwest::Method::PATCH,
-            "/api/admin/settings",
-            Some(json!({"billing_enabled": false})),
-        )
-        .await;
-    }
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(4096)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap();
-    let direct_url = format!("{}/chat/completions", mock.base_url());
-    let hub_url = format!("{}/v1/chat/completions", hub.base);
-
-    println!(
-        "machine: {cores} cores, {}; Hub {}",
-        cpu_model(),
-        if a.pin {
-            "pinned to CPU 1, generator and mock provider to CPU 0"
-        } else {
-            "not pinned"
-        }
-    );
-    println!(
-        "rate {} req/s, {} s per run, {} runs (medians shown), {} chunks per stream, billing {}\n",
-        a.rate,
-        a.seconds,
-        a.runs,
-        a.chunks,
-        if a.billing { "on" } else { "off" }
-    );
-    println!("| scenario | metric | direct p50 | direct p99 | via Hub p50 | via Hub p99 | overhead p50 | overhead p99 | errors |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for stream in [false, true] {
-        let body = json!({"model": "bench", "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64});
-        // Warm both paths (connections, caches).
-        load(&client, &direct_url, "sk-bench", &body, 200, 1).await;
-        load(&client, &hub_url, &key, &body, 200, 1).await;
-        let metrics: [(&str, Metric); 2] = [("total", |s| &s.total), ("first byte", |s| &s.ttfb)];
-        let mut rows: Vec<[Vec<f64>; 4]> = vec![Default::default(), Default::default()];
-        let mut errors = 0;
-        for _ in 0..a.runs {
-            let d = load(&client, &direct_url, "sk-bench", &body, a.rate, a.seconds).await;
-            let h = load(&client, &hub_url, &key, &body, a.rate, a.seconds).await;
-            errors += d.errors + h.errors;
-            for (i, (_, get)) in metrics.iter().enumerate() {
-                rows[i][0].push(pct(get(&d), 0.5));
-                rows[i][1].push(pct(get(&d), 0.99));
-                rows[i][2].push(pct(get(&h), 0.5));
-                rows[i][3].push(pct(get(&h), 0.99));
-            }
-        }
-        for (i, (name, _)) in metrics.iter().enumerate() {
-            if !stream && i == 1 {
-                continue;
-            }
-            let m: Vec<f64> = rows[i].iter().cloned().map(median).collect();
-            println!(
-                "| {} | {name} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {errors} |",
-                if stream { "streaming" } else { "non-streaming" },
-                m[0],
-                m[1],
-                m[2],
-                m[3],
-                m[2] - m[0],
-                m[3] - m[1]
-            );
-        }
-    }
-
-    // Memory: `streams` concurrent slow streams (50 chunks, 50 ms apart).
-    let pid = hub.child.id();
-    let idle = rss_kb(pid);
-    let body = json!({"model": "slow", "messages": [{"role": "user", "content": "hold on"}], "stream": true, "max_tokens": 64});
-    let mut tasks = Vec::new();
-    for _ in 0..a.streams {
-        let (c, u, k, b) = (client.clone(), hub_url.clone(), key.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let resp = c.post(u).bearer_auth(k).json(&b).send().await.ok()?;
-            let ok = resp.status().is_success();
-            let mut s = resp.bytes_stream();
-            while s.next().await.is_some() {}
-            Some(ok)
-        }));
-    }
-    let mut peak = 0;
-    let sampler = Instant::now();
-    while !tasks.iter().all(|t| t.is_finished()) && sampler.elapsed() < Duration::from_secs(30) {
-        peak = peak.max(rss_kb(pid));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut ok = 0;
-    for t in tasks {
-        if t.await.ok().flatten() == Some(true) {
-            ok += 1;
-        }
-    }
-    println!("\n| memory | value |\n|---|---|");
-    println!("| RSS after the latency runs | {:.1} MB |", idle as f64 / 1024.0);
-    println!(
-        "| peak RSS with {} concurrent streams ({ok} completed) | {:.1} MB |",
-        a.streams,
-        peak as f64 / 1024.0
-    );
-    hub.terminate(Duration::from_secs(10));
-    mock.stop();
-}
-
-fn pin(pid: u32, cpus: &str) {
-    let ok = std::process::Command::new("taskset")
-        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("warning: could not pin {pid} to CPU {cpus} (taskset missing?)");
-    }
-}
-
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -343,4 +596,218 @@ fn cpu_model() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let a = args();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mock = start_mock();
+    let behavior = Behavior {
+        pieces: (0..a.chunks).map(|i| format!("tok{i} ")).collect(),
+        prompt_tokens: 10,
+        completion_tokens: a.chunks as u64,
+        header_delay: Duration::from_millis(a.latency_ms),
+        delay: Duration::from_millis(a.cadence_ms),
+        ..Default::default()
+    };
+    for model in ["bench", "mock-model"] {
+        mock.set(model, behavior.clone());
+    }
+    mock.set("slow", mock_slow());
+    if a.pin {
+        // Each gateway gets CPU 1 to itself; the generator and the mock provider share CPU 0.
+        pin(std::process::id(), "0");
+    }
+    let mut targets = Vec::new();
+    for name in &a.targets {
+        let t = match name.as_str() {
+            "hub" => Some(start_hub(&a, &mock, false).await),
+            "hub-remote" => Some(start_hub(&a, &mock, true).await),
+            "litellm" | "portkey" => start_peer(&a, &mock, name).await,
+            "worker" | "lambda" => Some(start_serverless(&a, &mock, name).await),
+            other => panic!("unknown target {other}"),
+        };
+        targets.extend(t);
+    }
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(8192)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    let direct_url = format!("{}/chat/completions", mock.base_url());
+    let direct_headers = vec![("authorization".to_string(), "Bearer sk-bench".to_string())];
+
+    println!(
+        "machine: {cores} cores, {}; {}",
+        cpu_model(),
+        if a.pin {
+            "each gateway pinned to CPU 1, load generator and mock provider on CPU 0"
+        } else {
+            "nothing pinned"
+        }
+    );
+    println!(
+        "open loop, {} s per run, {} runs per cell (medians), {} chunks per stream, provider latency {} ms, cadence {} ms\n",
+        a.seconds, a.runs, a.chunks, a.latency_ms, a.cadence_ms
+    );
+
+    let mut results: BTreeMap<(String, bool, u64), Cell> = BTreeMap::new();
+    for stream in [false, true] {
+        for &rate in &a.rates {
+            for t in &targets {
+                let body = json!({"model": t.model, "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64});
+                // Warm connections and caches.
+                load(&client, &t.url, &t.headers, &body, 50, 1, None).await;
+            }
+            for _ in 0..a.runs {
+                for t in &targets {
+                    let body = json!({"model": t.model, "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64});
+                    let direct_body = json!({"model": "bench", "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64, "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null }});
+                    let d = load(
+                        &client,
+                        &direct_url,
+                        &direct_headers,
+                        &direct_body,
+                        rate,
+                        a.seconds,
+                        None,
+                    )
+                    .await;
+                    let v = load(&client, &t.url, &t.headers, &body, rate, a.seconds, Some(t.pgid)).await;
+                    results
+                        .entry((t.name.clone(), stream, rate))
+                        .or_default()
+                        .add(&d, &v, (rate * a.seconds) as usize);
+                }
+            }
+            eprintln!(
+                "done: {} at {rate}/s",
+                if stream { "streaming" } else { "non-streaming" }
+            );
+        }
+    }
+
+    println!("| scenario | rate | target | added p50 | added p95 | added p99 | added first byte p50 / p99 | direct p50 / p99 | errors | CPU per request | peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for ((name, stream, rate), c) in &results {
+        let first = if *stream {
+            format!("{} / {} ms", ms(c.ttfb(0)), ms(c.ttfb(2)))
+        } else {
+            "—".into()
+        };
+        println!(
+            "| {} | {rate}/s | {name} | {} ms | {} ms | {} ms | {first} | {} / {} ms | {}/{} | {:.3} ms | {:.0} MB |",
+            if *stream { "streaming" } else { "non-streaming" },
+            ms(c.total(0)),
+            ms(c.total(1)),
+            ms(c.total(2)),
+            ms(median(c.direct_total[0].clone())),
+            ms(median(c.direct_total[2].clone())),
+            c.errors,
+            c.requests,
+            median(c.cpu_ms_per_req.clone()),
+            c.peak_rss_mb
+        );
+    }
+
+    println!("\n| scenario | target | highest rate without errors | p99 added latency vs hub at each rate |");
+    println!("|---|---|---|---|");
+    for stream in [false, true] {
+        for name in &names {
+            let sustained = a
+                .rates
+                .iter()
+                .filter(|r| results.get(&(name.clone(), stream, **r)).is_some_and(|c| c.errors == 0))
+                .max()
+                .map_or("none".to_string(), |r| format!("{r}/s"));
+            let ratios: Vec<String> = a
+                .rates
+                .iter()
+                .map(|r| {
+                    let mine = results.get(&(name.clone(), stream, *r));
+                    let hub = results.get(&("hub".to_string(), stream, *r));
+                    match (mine, hub) {
+                        (Some(m), _) if m.errors > 0 => format!("{r}/s: errors"),
+                        (Some(m), Some(h)) => format!("{r}/s: {:.1}×", m.total(2) / h.total(2).max(0.001)),
+                        _ => format!("{r}/s: —"),
+                    }
+                })
+                .collect();
+            println!(
+                "| {} | {name} | {sustained} | {} |",
+                if stream { "streaming" } else { "non-streaming" },
+                ratios.join(", ")
+            );
+        }
+    }
+
+    // Memory under many open streams (50 chunks, 50 ms apart) for each target.
+    println!(
+        "\n| target | RSS idle | peak RSS with {} concurrent streams | streams completed |",
+        a.streams
+    );
+    println!("|---|---|---|---|");
+    for t in &targets {
+        let idle = group_rss_mb(t.pgid);
+        let model = if t.name.starts_with("hub") {
+            "slow"
+        } else {
+            "mock-model"
+        };
+        if model == "mock-model" {
+            mock.set("mock-model", mock_slow());
+        }
+        let body = json!({"model": model, "messages": [{"role": "user", "content": "hold on"}], "stream": true, "max_tokens": 64});
+        let mut tasks = Vec::new();
+        for _ in 0..a.streams {
+            let (c, u, h, b) = (client.clone(), t.url.clone(), t.headers.clone(), body.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut req = c.post(u).json(&b);
+                for (k, v) in h {
+                    req = req.header(k, v);
+                }
+                let resp = req.send().await.ok()?;
+                let ok = resp.status().is_success();
+                let mut s = resp.bytes_stream();
+                while s.next().await.is_some() {}
+                Some(ok)
+            }));
+        }
+        let mut peak = 0.0f64;
+        let sampler = Instant::now();
+        while !tasks.iter().all(|t| t.is_finished()) && sampler.elapsed() < Duration::from_secs(60) {
+            peak = peak.max(group_rss_mb(t.pgid));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut ok = 0;
+        for task in tasks {
+            if task.await.ok().flatten() == Some(true) {
+                ok += 1;
+            }
+        }
+        println!("| {} | {idle:.0} MB | {peak:.0} MB | {ok} |", t.name);
+        if model == "mock-model" {
+            mock.set("mock-model", behavior.clone());
+        }
+    }
+
+    let _ = std::fs::create_dir_all(&a.out);
+    let svg = chart(&results, &names, &a.rates);
+    let path = a.out.join("overhead.svg");
+    match std::fs::write(&path, svg) {
+        Ok(()) => println!("\nchart: {}", path.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+    }
+    drop(targets);
+    mock.stop();
+}
+
+fn mock_slow() -> Behavior {
+    Behavior {
+        pieces: (0..50).map(|_| "x ".to_string()).collect(),
+        delay: Duration::from_millis(50),
+        ..Default::default()
+    }
 }

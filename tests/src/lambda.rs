@@ -134,6 +134,11 @@ impl LambdaServer {
         }
     }
 
+    /// The first function process's id (its process group), for CPU and memory.
+    pub fn function_pid(&self) -> u32 {
+        self.functions[0].id()
+    }
+
     pub fn logs(&self) -> String {
         let mut all = String::new();
         for entry in std::fs::read_dir(&self.dir).unwrap().flatten() {

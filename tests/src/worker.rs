@@ -169,6 +169,11 @@ impl WorkerServer {
         }
     }
 
+    /// wrangler's process id (its process group holds workerd), for CPU and memory.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
