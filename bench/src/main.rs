@@ -124,24 +124,44 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// All processes of a process group.
-fn group_pids(pgid: u32) -> Vec<u32> {
-    let mut pids = Vec::new();
+/// A process and all its descendants.
+fn group_pids(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            // Fields after the command name (which may hold spaces): state ppid pgrp …
+            // Fields after the command name (which may hold spaces): state ppid …
             if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
                 let f: Vec<&str> = rest.split_whitespace().collect();
-                if f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
-                    pids.push(pid);
+                if let Some(ppid) = f.get(1).and_then(|g| g.parse::<u32>().ok()) {
+                    parent_of.push((pid, ppid));
                 }
             }
         }
     }
-    pids
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree
+}
+
+/// Waits (up to 20 s) until a gateway is idle: a backlog left by an overloaded
+/// run must not slow the next measurement.
+async fn wait_idle(root: u32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let before = group_cpu_ms(root);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if group_cpu_ms(root) - before < 50.0 {
+            return;
+        }
+    }
 }
 
 /// CPU time (user + system) of a process group, in milliseconds.
@@ -160,10 +180,14 @@ fn group_cpu_ms(pgid: u32) -> f64 {
         .sum()
 }
 
-/// Resident memory of a process group, in MB.
-fn group_rss_mb(pgid: u32) -> f64 {
-    group_pids(pgid)
-        .iter()
+/// Resident memory of a process and its descendants, in MB.
+fn group_rss_mb(root: u32) -> f64 {
+    pids_rss_mb(&group_pids(root))
+}
+
+/// Resident memory of some processes, in MB (cheap: no scan of /proc).
+fn pids_rss_mb(pids: &[u32]) -> f64 {
+    pids.iter()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
         .filter_map(|s| {
             s.lines()
@@ -259,7 +283,11 @@ async fn start_serverless(a: &Args, mock: &MockProvider, name: &str) -> Target {
         })
         .await
         .unwrap();
-        (l.base.clone(), l.function_pid(), Box::new((l, h)) as Box<dyn std::any::Any>)
+        (
+            l.base.clone(),
+            l.function_pid(),
+            Box::new((l, h)) as Box<dyn std::any::Any>,
+        )
     };
     eprintln!(
         "{name}: ready in {:.1} s (cold start, including the first request)",
@@ -353,6 +381,7 @@ struct Sample {
     /// Send to the end of the body, µs.
     total: Vec<u64>,
     errors: usize,
+    first_error: Option<String>,
     cpu_ms: f64,
     peak_rss_mb: f64,
 }
@@ -382,11 +411,17 @@ async fn load(
     let cpu_before = pgid.map(group_cpu_ms).unwrap_or(0.0);
     // Peak memory in kB, sampled every 250 ms while the run lasts.
     let peak_kb = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // The process list is read once: scanning /proc during the run would steal
+    // the load generator's CPU and show up as latency.
     let sampler = pgid.map(|g| {
         let peak = peak_kb.clone();
+        let pids = group_pids(g);
         tokio::spawn(async move {
             loop {
-                peak.fetch_max((group_rss_mb(g) * 1024.0) as u64, std::sync::atomic::Ordering::Relaxed);
+                peak.fetch_max(
+                    (pids_rss_mb(&pids) * 1024.0) as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         })
@@ -460,6 +495,7 @@ struct Cell {
     requests: usize,
     cpu_ms_per_req: Vec<f64>,
     peak_rss_mb: f64,
+    first_error: Option<String>,
 }
 
 const PCTS: [f64; 3] = [0.5, 0.95, 0.99];
@@ -472,6 +508,9 @@ impl Cell {
             self.direct_total[i].push(pct(&direct.total, *p));
         }
         self.errors += via.errors;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&via.first_error);
+        }
         self.requests += requests;
         if requests > 0 {
             self.cpu_ms_per_req.push(via.cpu_ms / requests as f64);
@@ -619,18 +658,6 @@ async fn main() {
         // Each gateway gets CPU 1 to itself; the generator and the mock provider share CPU 0.
         pin(std::process::id(), "0");
     }
-    let mut targets = Vec::new();
-    for name in &a.targets {
-        let t = match name.as_str() {
-            "hub" => Some(start_hub(&a, &mock, false).await),
-            "hub-remote" => Some(start_hub(&a, &mock, true).await),
-            "litellm" | "portkey" => start_peer(&a, &mock, name).await,
-            "worker" | "lambda" => Some(start_serverless(&a, &mock, name).await),
-            other => panic!("unknown target {other}"),
-        };
-        targets.extend(t);
-    }
-    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(8192)
         .tcp_nodelay(true)
@@ -649,22 +676,34 @@ async fn main() {
         }
     );
     println!(
-        "open loop, {} s per run, {} runs per cell (medians), {} chunks per stream, provider latency {} ms, cadence {} ms\n",
+        "open loop, {} s per run, {} runs per cell (medians), {} chunks per stream, provider latency {} ms, cadence {} ms; \
+         one gateway running at a time; a rate is not tried once a lower one failed\n",
         a.seconds, a.runs, a.chunks, a.latency_ms, a.cadence_ms
     );
 
     let mut results: BTreeMap<(String, bool, u64), Cell> = BTreeMap::new();
-    for stream in [false, true] {
-        for &rate in &a.rates {
-            for t in &targets {
-                let body = json!({"model": t.model, "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64});
-                // Warm connections and caches.
-                load(&client, &t.url, &t.headers, &body, 50, 1, None).await;
-            }
-            for _ in 0..a.runs {
-                for t in &targets {
-                    let body = json!({"model": t.model, "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64});
-                    let direct_body = json!({"model": "bench", "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64, "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null }});
+    let mut names = Vec::new();
+    let mut memory = Vec::new();
+    for name in &a.targets {
+        // One gateway at a time, so none slows another down.
+        let t = match name.as_str() {
+            "hub" => Some(start_hub(&a, &mock, false).await),
+            "hub-remote" => Some(start_hub(&a, &mock, true).await),
+            "litellm" | "portkey" => start_peer(&a, &mock, name).await,
+            "worker" | "lambda" => Some(start_serverless(&a, &mock, name).await),
+            other => panic!("unknown target {other}"),
+        };
+        let Some(t) = t else { continue };
+        names.push(t.name.clone());
+        for stream in [false, true] {
+            let body = json!({"model": t.model, "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64});
+            let direct_body = json!({"model": "bench", "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64, "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null }});
+            // Warm connections and caches.
+            load(&client, &t.url, &t.headers, &body, 20, 1, None).await;
+            for &rate in &a.rates {
+                let cell = results.entry((t.name.clone(), stream, rate)).or_default();
+                for _ in 0..a.runs {
+                    wait_idle(t.pgid).await;
                     let d = load(
                         &client,
                         &direct_url,
@@ -676,17 +715,27 @@ async fn main() {
                     )
                     .await;
                     let v = load(&client, &t.url, &t.headers, &body, rate, a.seconds, Some(t.pgid)).await;
-                    results
-                        .entry((t.name.clone(), stream, rate))
-                        .or_default()
-                        .add(&d, &v, (rate * a.seconds) as usize);
+                    cell.add(&d, &v, (rate * a.seconds) as usize);
+                }
+                let failed = cell.errors > 0;
+                eprintln!(
+                    "{}: {} at {rate}/s: added p50 {} / p99 {} ms, first byte p99 {} ms, {} errors{}",
+                    t.name,
+                    if stream { "streaming" } else { "non-streaming" },
+                    ms(cell.total(0)),
+                    ms(cell.total(2)),
+                    ms(cell.ttfb(2)),
+                    cell.errors,
+                    cell.first_error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+                );
+                if failed {
+                    break;
                 }
             }
-            eprintln!(
-                "done: {} at {rate}/s",
-                if stream { "streaming" } else { "non-streaming" }
-            );
         }
+        memory.push(memory_under_streams(&a, &mock, &client, &t, &behavior).await);
+        wait_idle(t.pgid).await;
+        drop(t);
     }
 
     println!("| scenario | rate | target | added p50 | added p95 | added p99 | added first byte p50 / p99 | direct p50 / p99 | errors | CPU per request | peak RSS |");
@@ -698,7 +747,7 @@ async fn main() {
             "—".into()
         };
         println!(
-            "| {} | {rate}/s | {name} | {} ms | {} ms | {} ms | {first} | {} / {} ms | {}/{} | {:.3} ms | {:.0} MB |",
+            "| {} | {rate}/s | {name} | {} ms | {} ms | {} ms | {first} | {} / {} ms | {}/{}{} | {:.3} ms | {:.0} MB |",
             if *stream { "streaming" } else { "non-streaming" },
             ms(c.total(0)),
             ms(c.total(1)),
@@ -707,6 +756,7 @@ async fn main() {
             ms(median(c.direct_total[2].clone())),
             c.errors,
             c.requests,
+            c.first_error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default(),
             median(c.cpu_ms_per_req.clone()),
             c.peak_rss_mb
         );
@@ -743,54 +793,13 @@ async fn main() {
         }
     }
 
-    // Memory under many open streams (50 chunks, 50 ms apart) for each target.
     println!(
         "\n| target | RSS idle | peak RSS with {} concurrent streams | streams completed |",
         a.streams
     );
     println!("|---|---|---|---|");
-    for t in &targets {
-        let idle = group_rss_mb(t.pgid);
-        let model = if t.name.starts_with("hub") {
-            "slow"
-        } else {
-            "mock-model"
-        };
-        if model == "mock-model" {
-            mock.set("mock-model", mock_slow());
-        }
-        let body = json!({"model": model, "messages": [{"role": "user", "content": "hold on"}], "stream": true, "max_tokens": 64});
-        let mut tasks = Vec::new();
-        for _ in 0..a.streams {
-            let (c, u, h, b) = (client.clone(), t.url.clone(), t.headers.clone(), body.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut req = c.post(u).json(&b);
-                for (k, v) in h {
-                    req = req.header(k, v);
-                }
-                let resp = req.send().await.ok()?;
-                let ok = resp.status().is_success();
-                let mut s = resp.bytes_stream();
-                while s.next().await.is_some() {}
-                Some(ok)
-            }));
-        }
-        let mut peak = 0.0f64;
-        let sampler = Instant::now();
-        while !tasks.iter().all(|t| t.is_finished()) && sampler.elapsed() < Duration::from_secs(60) {
-            peak = peak.max(group_rss_mb(t.pgid));
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let mut ok = 0;
-        for task in tasks {
-            if task.await.ok().flatten() == Some(true) {
-                ok += 1;
-            }
-        }
-        println!("| {} | {idle:.0} MB | {peak:.0} MB | {ok} |", t.name);
-        if model == "mock-model" {
-            mock.set("mock-model", behavior.clone());
-        }
+    for line in &memory {
+        println!("{line}");
     }
 
     let _ = std::fs::create_dir_all(&a.out);
@@ -800,8 +809,59 @@ async fn main() {
         Ok(()) => println!("\nchart: {}", path.display()),
         Err(e) => eprintln!("cannot write {}: {e}", path.display()),
     }
-    drop(targets);
     mock.stop();
+}
+
+/// Peak memory of a gateway while `streams` slow streams (50 chunks, 50 ms apart) are open.
+async fn memory_under_streams(
+    a: &Args,
+    mock: &MockProvider,
+    client: &reqwest::Client,
+    t: &Target,
+    normal: &Behavior,
+) -> String {
+    wait_idle(t.pgid).await;
+    let idle = group_rss_mb(t.pgid);
+    let model = if t.model == "bench" { "slow" } else { "mock-model" };
+    if model == "mock-model" {
+        mock.set("mock-model", mock_slow());
+    }
+    let body =
+        json!({"model": model, "messages": [{"role": "user", "content": "hold on"}], "stream": true, "max_tokens": 64});
+    let mut tasks = Vec::new();
+    for _ in 0..a.streams {
+        let (c, u, h, b) = (client.clone(), t.url.clone(), t.headers.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut req = c.post(u).json(&b);
+            for (k, v) in h {
+                req = req.header(k, v);
+            }
+            let run = async {
+                let resp = req.send().await.ok()?;
+                let ok = resp.status().is_success();
+                let mut s = resp.bytes_stream();
+                while s.next().await.is_some() {}
+                Some(ok)
+            };
+            tokio::time::timeout(Duration::from_secs(30), run).await.ok().flatten()
+        }));
+    }
+    let mut peak = 0.0f64;
+    let sampler = Instant::now();
+    while !tasks.iter().all(|t| t.is_finished()) && sampler.elapsed() < Duration::from_secs(60) {
+        peak = peak.max(group_rss_mb(t.pgid));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut ok = 0;
+    for task in tasks {
+        if task.await.ok().flatten() == Some(true) {
+            ok += 1;
+        }
+    }
+    if model == "mock-model" {
+        mock.set("mock-model", normal.clone());
+    }
+    format!("| {} | {idle:.0} MB | {peak:.0} MB | {ok} |", t.name)
 }
 
 fn mock_slow() -> Behavior {

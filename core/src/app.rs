@@ -135,9 +135,11 @@ impl Hub {
         Ok(())
     }
 
-    /// Releases expired holds; runtimes call this periodically.
+    /// Releases expired holds (and forgets month-old key-limit rows); runtimes call this periodically.
     pub async fn sweep(&self) -> Result<u64, crate::ports::DbError> {
-        self.inner.store.expire_holds(self.inner.clock.now_ms()).await
+        let now = self.inner.clock.now_ms();
+        self.inner.store.prune_key_events(now).await?;
+        self.inner.store.expire_holds(now).await
     }
 
     /// Makes sure an owner user holds `plaintext` as an API key.

@@ -59,6 +59,10 @@ pub struct Meta {
     pub credit_prefix: String,
 }
 
+/// The largest single stream event Hub buffers; a provider sending more
+/// without an event boundary has failed.
+pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
+
 /// A decoder for SSE protocols: parses events, hands each `data:` payload
 /// (with its `event:` name) to a function that turns it into deltas.
 pub struct SseDecode<F> {
@@ -87,6 +91,11 @@ where
             if !ev.data.is_empty() && ev.data != "[DONE]" {
                 (self.on_event)(ev.event.as_deref(), &ev.data, out);
             }
+        }
+        if self.parser.pending() > MAX_EVENT_BYTES {
+            out.push(Delta::Error(crate::error::ApiError::provider(
+                "The provider sent a stream event larger than Hub accepts.",
+            )));
         }
     }
 

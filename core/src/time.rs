@@ -25,6 +25,13 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// `2026-11-27T06:11:15.123Z`
+/// The starts of the UTC day and month holding `ms`, in milliseconds.
+pub fn day_and_month_start(ms: i64) -> (i64, i64) {
+    let days = ms.div_euclid(86_400_000);
+    let (y, m, _) = civil_from_days(days);
+    (days * 86_400_000, days_from_civil(y, m, 1) * 86_400_000)
+}
+
 pub fn iso8601(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
@@ -104,6 +111,16 @@ pub fn parse_offset_minutes(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn day_and_month_starts_in_utc() {
+        let t = parse_time("2026-11-27T09:30:00Z").unwrap();
+        let (day, month) = day_and_month_start(t);
+        assert_eq!(iso8601(day), "2026-11-27T00:00:00.000Z");
+        assert_eq!(iso8601(month), "2026-11-01T00:00:00.000Z");
+        let (_, march) = day_and_month_start(parse_time("2024-03-01T00:00:00Z").unwrap());
+        assert_eq!(iso8601(march), "2024-03-01T00:00:00.000Z");
+    }
 
     #[test]
     fn formats_and_parses() {

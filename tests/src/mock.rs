@@ -43,6 +43,27 @@ pub struct Behavior {
     pub cache_write_tokens: u64,
     /// Images an image request returns (default: as many as asked).
     pub images: Option<u64>,
+    /// A way to misbehave, for fault tests.
+    pub fault: Option<Fault>,
+    /// Statuses for the next requests, one each, before `status` applies (bursts of 429/5xx).
+    pub statuses: Vec<u16>,
+    /// Error answers quote the credential they were sent, as some providers do.
+    pub echo_credential: bool,
+}
+
+/// How a provider can misbehave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Stop sending after this many chunks but keep the connection open.
+    StallAfter(usize),
+    /// A whole answer that is not JSON.
+    MalformedJson,
+    /// A stream whose second event's data is not JSON.
+    MalformedSse,
+    /// One streamed event of this many bytes with no end.
+    Oversized(usize),
+    /// 200 with an HTML page instead of the answer.
+    WrongContentType,
 }
 
 impl Behavior {
@@ -102,6 +123,9 @@ impl Default for Behavior {
             tool_calls: Vec::new(),
             cache_write_tokens: 0,
             images: None,
+            fault: None,
+            statuses: Vec::new(),
+            echo_credential: false,
         }
     }
 }
@@ -358,12 +382,43 @@ async fn answer(
         _ if path.contains("/image/generate/") => path.rsplit('/').next().unwrap_or("").to_string(),
         _ => body["model"].as_str().unwrap_or("").to_string(),
     };
-    let b = state.behaviors.lock().unwrap().get(&model).cloned().unwrap_or_default();
+    let b = {
+        let mut all = state.behaviors.lock().unwrap();
+        let entry = all.entry(model.clone()).or_default();
+        let mut b = entry.clone();
+        if !entry.statuses.is_empty() {
+            b.status = entry.statuses.remove(0);
+        }
+        b
+    };
     if !b.header_delay.is_zero() {
         tokio::time::sleep(b.header_delay).await;
     }
+    match &b.fault {
+        Some(Fault::WrongContentType) => {
+            return Ok(hyper::Response::builder()
+                .status(200)
+                .header("content-type", "text/html")
+                .body(Full::new(Bytes::from_static(b"<html><body>Service maintenance</body></html>")).boxed())
+                .unwrap())
+        }
+        Some(Fault::MalformedJson) if body["stream"] != Value::Bool(true) => {
+            return Ok(hyper::Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(b"{\"id\": \"chatcmpl-x\", \"choices\": [")).boxed())
+                .unwrap())
+        }
+        _ => {}
+    }
     if !(200..300).contains(&b.status) {
-        let msg = format!("mock failure {}", b.status);
+        let mut msg = format!("mock failure {}", b.status);
+        if b.echo_credential {
+            msg.push_str(&format!(
+                ": incorrect API key provided: {}",
+                credential(&headers).unwrap_or_default()
+            ));
+        }
         return Ok(full(b.status, error_body(proto, b.status, &msg)));
     }
     if path.ends_with("/embeddings") || path.contains(":batchEmbedContents") {
@@ -381,12 +436,25 @@ async fn answer(
         return Ok(full(200, whole(proto, &model, &b)));
     }
     let include_usage = body["stream_options"]["include_usage"] == Value::Bool(true);
-    let frames = stream_frames(proto, &model, &b, include_usage);
+    let mut frames = stream_frames(proto, &model, &b, include_usage);
+    match &b.fault {
+        Some(Fault::MalformedSse) if frames.len() > 1 => {
+            frames[1] = Bytes::from_static(b"data: {\"choices\": [{\"delta\": \n\n")
+        }
+        Some(Fault::Oversized(n)) if frames.len() > 1 => frames[1] = Bytes::from(format!("data: {}", "x".repeat(*n))),
+        _ => {}
+    }
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
     tokio::spawn(async move {
         let mut gate = state.paused.as_ref().map(|p| p.subscribe());
         for (i, frame) in frames.into_iter().enumerate() {
             if b.break_after == Some(i) {
+                return;
+            }
+            if b.fault == Some(Fault::StallAfter(i)) {
+                // Hold the connection open, sending nothing, until the reader leaves.
+                tx.closed().await;
+                state.abandoned.fetch_add(1, Ordering::SeqCst);
                 return;
             }
             if b.error_after == Some(i) {

@@ -59,6 +59,22 @@ pub struct Caller {
     pub allowed_models: Option<Vec<String>>,
     /// The key's hash as stored, compared in constant time on every lookup.
     pub key_hash: String,
+    pub limits: KeyLimits,
+}
+
+/// What a key may use: requests and tokens per minute, credits per UTC day and month.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyLimits {
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+    pub daily_spend_cap: Option<crate::Credits>,
+    pub monthly_spend_cap: Option<crate::Credits>,
+}
+
+impl KeyLimits {
+    pub fn any(&self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some() || self.daily_spend_cap.is_some() || self.monthly_spend_cap.is_some()
+    }
 }
 
 impl Caller {

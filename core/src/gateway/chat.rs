@@ -206,6 +206,33 @@ pub(crate) async fn candidates_fresh(
     }
 }
 
+/// Admits a call under its key's limits (rpm, tpm, daily and monthly spend),
+/// reserving `usage_bound` tokens and `amount` credits; 429 naming the limit.
+pub(crate) async fn admit_key(
+    hub: &Hub,
+    caller: &Caller,
+    call_id: &str,
+    usage_bound: &Usage,
+    amount: Credits,
+) -> Result<(), ApiError> {
+    if !caller.limits.any() {
+        return Ok(());
+    }
+    let tokens = (usage_bound.input_tokens + usage_bound.output_tokens) as i64;
+    let now = hub.inner.clock.now_ms();
+    let store = hub.store();
+    if store
+        .admit_key_call(call_id, caller, tokens, amount.nanos(), now)
+        .await?
+    {
+        return Ok(());
+    }
+    let which = store.key_limit_reached(caller, tokens, amount.nanos(), now).await?;
+    Err(ApiError::rate_limited(format!(
+        "This API key has reached {which}; try again later."
+    )))
+}
+
 /// Reserves `amount` for the call, or says why not with a 402.
 pub(crate) async fn hold(
     hub: &Hub,
@@ -264,12 +291,19 @@ async fn call(
         .max()
         .unwrap_or(Credits::ZERO);
     let billed = settings.billing_enabled;
-    if billed {
-        hold(hub, settings, &call_id, &caller.user_id, hold_amount).await?;
-    }
+    let bound = Usage {
+        input_tokens: prompt.input_token_bound(),
+        output_tokens: n * max_tokens.unwrap_or_else(|| default_max_tokens(&routes[0])),
+        ..Default::default()
+    };
+    admit_key(hub, &caller, &call_id, &bound, hold_amount).await?;
     // From here until a relay takes over, a dropped request (the client left
     // while Hub waited on providers) must not strand the hold.
-    let mut guard = HoldGuard::new(hub, &call_id, &caller.user_id, billed.then_some(hold_amount));
+    let mut guard = HoldGuard::new(hub, &call_id, &caller.user_id, None, caller.limits.any());
+    if billed {
+        hold(hub, settings, &call_id, &caller.user_id, hold_amount).await?;
+        guard.hold = Some(hold_amount);
+    }
 
     let stream = inbound.stream();
     // An OpenAI request in the internal model, made once if a provider needs it.
@@ -339,7 +373,10 @@ async fn call(
         let outcome = match inner.upstream.send(upstream_req).await {
             Ok(resp) if (200..300).contains(&resp.status) => {
                 if stream {
-                    stream_first_chunk(resp).await
+                    match not_a_stream(&resp) {
+                        Some(f) => Err(f),
+                        None => stream_first_chunk(resp).await,
+                    }
                 } else {
                     read_whole(resp, passthrough, wire, &call_id).await
                 }
@@ -409,17 +446,20 @@ pub(crate) struct HoldGuard {
     hub: Hub,
     call_id: String,
     user: String,
-    hold: Option<Credits>,
+    pub hold: Option<Credits>,
+    /// A key-limits reservation to give back if no relay takes the call.
+    key_limited: bool,
     pub failed: Vec<CallLog>,
 }
 
 impl HoldGuard {
-    pub fn new(hub: &Hub, call_id: &str, user: &str, hold: Option<Credits>) -> Self {
+    pub fn new(hub: &Hub, call_id: &str, user: &str, hold: Option<Credits>, key_limited: bool) -> Self {
         HoldGuard {
             hub: hub.clone(),
             call_id: call_id.to_string(),
             user: user.to_string(),
             hold,
+            key_limited,
             failed: Vec::new(),
         }
     }
@@ -427,6 +467,7 @@ impl HoldGuard {
     /// Hands the call to its meter; returns the failed attempts to log with it.
     pub fn disarm(&mut self) -> Vec<CallLog> {
         self.hold = None;
+        self.key_limited = false;
         std::mem::take(&mut self.failed)
     }
 }
@@ -440,7 +481,8 @@ impl Drop for HoldGuard {
             book.settle(&self.user, hold, Credits::ZERO);
         }
         let hold_row = hold.is_some() && self.hub.holds_in_database();
-        if !hold_row && failed.is_empty() {
+        let key_limited = std::mem::take(&mut self.key_limited);
+        if !hold_row && failed.is_empty() && !key_limited {
             return;
         }
         let store = inner.store.clone();
@@ -454,6 +496,12 @@ impl Drop for HoldGuard {
             };
             if let Err(e) = result {
                 tracing::error!(call_id = %call, "could not release hold / log failed attempts: {e}");
+            }
+            // Nothing was used: the key's limits get the reservation back (the request still counts).
+            if key_limited {
+                if let Err(e) = store.release_key_call(&call).await {
+                    tracing::error!(call_id = %call, "could not release the key-limits reservation: {e}");
+                }
             }
         }));
     }
@@ -473,6 +521,16 @@ enum Answer {
     },
     /// A whole answer read into the internal model, to render for the caller.
     Reply(Reply),
+}
+
+/// A 200 answer to a stream request that is a page or a JSON body, not a stream.
+fn not_a_stream(resp: &UpstreamResponse) -> Option<Failure> {
+    let ct = crate::http::header(&resp.headers, "content-type").unwrap_or("");
+    (ct.starts_with("text/html") || ct.starts_with("application/json")).then(|| {
+        Failure::retryable(ApiError::provider(format!(
+            "The provider answered a stream request with `{ct}` instead of a stream."
+        )))
+    })
 }
 
 async fn stream_first_chunk(mut resp: UpstreamResponse) -> Result<Answer, Failure> {

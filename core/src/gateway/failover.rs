@@ -187,7 +187,8 @@ impl<'a> Attempts<'a> {
         let now = hub.inner.clock.now_ms();
         if let Some(c) = attempt.credential {
             if f.bad_credential {
-                hub.disable_credential(&c.id, &f.error.message);
+                // The provider may quote the key in its answer: never keep or log it.
+                hub.disable_credential(&c.id, &scrub(f.error.clone(), Some(&c.secret)).message);
             } else if let Some(ms) = f.cooldown_ms {
                 hub.inner.health.cool(&c.id, now + ms);
             }

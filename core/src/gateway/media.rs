@@ -2,7 +2,7 @@
 //! the same hold, failover and settlement as chat. Embeddings bill input
 //! tokens; images bill per image (plus tokens where the provider counts them).
 
-use super::chat::{app_of, candidates_fresh, collect, hold, whole_response, HoldGuard};
+use super::chat::{admit_key, app_of, candidates_fresh, collect, hold, whole_response, HoldGuard};
 use super::failover::{provider_error, scrub, transport_failure, Attempts, Failure};
 use super::relay::CallMeter;
 use crate::auth::Caller;
@@ -240,10 +240,12 @@ async fn run(
         .max()
         .unwrap_or(Credits::ZERO);
     let billed = settings.billing_enabled;
+    admit_key(hub, &caller, &call_id, &call.hold_usage, hold_amount).await?;
+    let mut guard = HoldGuard::new(hub, &call_id, &caller.user_id, None, caller.limits.any());
     if billed {
         hold(hub, settings, &call_id, &caller.user_id, hold_amount).await?;
+        guard.hold = Some(hold_amount);
     }
-    let mut guard = HoldGuard::new(hub, &call_id, &caller.user_id, billed.then_some(hold_amount));
     let mut refused: Option<ApiError> = None;
     let mut last: Option<ApiError> = None;
     let mut attempts = Attempts::new(hub, &routes, settings.max_attempts as usize);

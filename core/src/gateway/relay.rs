@@ -147,6 +147,7 @@ impl CallMeter {
             billed: self.billed,
             estimated,
             hold: self.hold.is_some() && self.hub.holds_in_database(),
+            key_limited: self.caller.limits.any(),
             now_ms: self.hub.inner.clock.now_ms(),
             log,
         };
@@ -217,6 +218,8 @@ pub struct Relay {
     usage: Option<Usage>,
     output_bytes: u64,
     finished: bool,
+    /// Whether the provider marked its stream complete (`[DONE]`, a finish reason).
+    complete: bool,
 }
 
 impl Relay {
@@ -229,6 +232,7 @@ impl Relay {
             usage: None,
             output_bytes: 0,
             finished: false,
+            complete: false,
         }
     }
 
@@ -254,6 +258,10 @@ impl Relay {
             self.output_bytes += d.output_bytes();
             match d {
                 Delta::Usage(u) => self.usage = Some(u),
+                Delta::Finish(f) => {
+                    self.complete = true;
+                    encoder.delta(&Delta::Finish(f), &mut out);
+                }
                 Delta::Error(e) => {
                     encoder.error(&e, &mut out);
                     failed = Some(e);
@@ -284,7 +292,8 @@ impl Relay {
             Mode::Transcode { decoder, deltas, .. } => {
                 decoder.end(deltas);
                 let head = self.encode_deltas();
-                if self.finished {
+                // Failed, or cut short (the caller then ends it with an error).
+                if self.finished || !self.complete {
                     return head;
                 }
                 // Settled before the last event, so it can carry the credits.
@@ -317,16 +326,29 @@ impl Relay {
         };
         let strip_usage = *strip_usage;
         let events = parser.push(chunk);
+        let oversized = parser.pending() > crate::codec::MAX_EVENT_BYTES;
         let mut out = BytesMut::new();
-        let mut only_whole = events.len() == 1;
+        let mut only_whole = events.len() == 1 && !oversized;
+        let mut broken = None;
         for ev in events {
             let mut keep = true;
+            if ev.data == "[DONE]" {
+                self.complete = true;
+            }
             if !ev.data.is_empty() && ev.data != "[DONE]" {
-                if let Ok(view) = serde_json::from_str::<ChunkView>(&ev.data) {
-                    self.output_bytes += view.output_bytes();
-                    if let Some(u) = &view.usage {
-                        self.usage = Some(u.to_usage());
-                        keep = !(strip_usage && view.is_usage_only());
+                match serde_json::from_str::<ChunkView>(&ev.data) {
+                    Ok(view) => {
+                        self.output_bytes += view.output_bytes();
+                        if let Some(u) = &view.usage {
+                            self.usage = Some(u.to_usage());
+                            keep = !(strip_usage && view.is_usage_only());
+                        }
+                    }
+                    // A provider error object mid-stream is passed on as it is.
+                    Err(_) if ev.data.contains("\"error\"") => {}
+                    Err(_) => {
+                        broken = Some(ApiError::provider("The provider sent a malformed stream chunk."));
+                        break;
                     }
                 }
             }
@@ -337,6 +359,16 @@ impl Relay {
                 out.extend_from_slice(&ev.raw);
             }
             only_whole = false;
+        }
+        if broken.is_none() && oversized {
+            broken = Some(ApiError::provider(
+                "The provider sent a stream event larger than Hub accepts.",
+            ));
+        }
+        if let Some(e) = broken {
+            out.extend_from_slice(&stream_error_event(&e));
+            self.finished = true;
+            self.settle(Outcome::Failed(e));
         }
         out.freeze()
     }
@@ -418,6 +450,14 @@ impl Stream for Relay {
                     Poll::Ready(None) => {
                         let tail = this.end();
                         out.push(tail);
+                        if !this.complete && !this.finished {
+                            // Cut short: the connection ended before the provider said it was done.
+                            let err =
+                                ApiError::provider("The provider's stream failed: it ended before it was complete.");
+                            this.finished = true;
+                            out.push(this.fail(&err));
+                            this.settle(Outcome::Failed(err));
+                        }
                         this.finished = true;
                         this.settle(Outcome::Complete);
                         break;

@@ -39,6 +39,8 @@ pub struct Settlement {
     pub estimated: bool,
     /// The hold to close, if one was placed.
     pub hold: bool,
+    /// Whether the call was admitted under its key's limits (a key_events row to update).
+    pub key_limited: bool,
     pub now_ms: i64,
     /// The call-log row of the attempt that produced this usage.
     pub log: CallLog,
@@ -198,6 +200,10 @@ impl Store {
                 &s.call_id,
                 s.now_ms
             ));
+        }
+        if s.key_limited {
+            let tokens = u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_write_tokens;
+            stmts.push(Store::key_call_stmt(&s.call_id, tokens as i64, s.credits.nanos()));
         }
         stmts.extend(earlier_attempts.iter().map(call_log_stmt));
         stmts.push(call_log_stmt(&s.log));

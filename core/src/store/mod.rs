@@ -19,7 +19,14 @@ use crate::sql;
 use std::sync::Arc;
 
 /// The schema migrations this build knows, in order.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../../infra/migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../../infra/migrations/0001_init.sql")),
+    (
+        2,
+        "key_limits",
+        include_str!("../../../infra/migrations/0002_key_limits.sql"),
+    ),
+];
 
 #[derive(Clone)]
 pub struct Store {

@@ -224,7 +224,8 @@ impl Store {
         let r = self
             .db
             .query(sql!(
-                "SELECT k.id, k.label, k.key_hash, k.expires_at, k.revoked_at, k.allowed_models, u.id AS user_id, u.role, u.disabled
+                "SELECT k.id, k.label, k.key_hash, k.expires_at, k.revoked_at, k.allowed_models, k.rpm_limit, k.tpm_limit,
+                        k.daily_spend_cap, k.monthly_spend_cap, u.id AS user_id, u.role, u.disabled
                  FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1",
                 hash
             ))
@@ -238,6 +239,115 @@ impl Store {
             revoked: r.opt_i64("revoked_at").is_some() || r.bool("disabled"),
             allowed_models: r.json("allowed_models").and_then(|v| serde_json::from_value(v).ok()),
             key_hash: r.str("key_hash"),
+            limits: crate::auth::KeyLimits {
+                rpm: r.opt_i64("rpm_limit"),
+                tpm: r.opt_i64("tpm_limit"),
+                daily_spend_cap: r.opt_i64("daily_spend_cap").map(crate::Credits::from_nanos),
+                monthly_spend_cap: r.opt_i64("monthly_spend_cap").map(crate::Credits::from_nanos),
+            },
         }))
+    }
+
+    /// Admits a call under its key's limits by recording it, in one
+    /// conditional INSERT: within the last minute fewer than `rpm` calls and at
+    /// most `tpm` tokens (with this call's bound), and this UTC day's and
+    /// month's spend plus this call's hold within the caps. Returns whether it
+    /// was admitted.
+    pub async fn admit_key_call(
+        &self,
+        call_id: &str,
+        caller: &Caller,
+        tokens: i64,
+        spend: i64,
+        now_ms: i64,
+    ) -> Result<bool, DbError> {
+        let l = &caller.limits;
+        let (day, month) = crate::time::day_and_month_start(now_ms);
+        let n = self
+            .db
+            .execute(sql!(
+                "INSERT INTO key_events (call_id, key_id, at, tokens, spent)
+                 SELECT ?1, ?2, ?3, ?4, ?5
+                 WHERE (?6 IS NULL OR (SELECT COUNT(*) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000) < ?6)
+                   AND (?7 IS NULL OR (SELECT COALESCE(SUM(tokens), 0) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000) + ?4 <= ?7)
+                   AND (?8 IS NULL OR (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?2 AND at >= ?9) + ?5 <= ?8)
+                   AND (?10 IS NULL OR (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?2 AND at >= ?11) + ?5 <= ?10)",
+                call_id,
+                &caller.key_id,
+                now_ms,
+                tokens,
+                spend,
+                l.rpm,
+                l.tpm,
+                l.daily_spend_cap.map(|c| c.nanos()),
+                day,
+                l.monthly_spend_cap.map(|c| c.nanos()),
+                month
+            ))
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Which of a key's limits is reached (for the refusal's message).
+    pub async fn key_limit_reached(
+        &self,
+        caller: &Caller,
+        tokens: i64,
+        spend: i64,
+        now_ms: i64,
+    ) -> Result<&'static str, DbError> {
+        let (day, month) = crate::time::day_and_month_start(now_ms);
+        let r = self
+            .db
+            .query(sql!(
+                "SELECT
+                   (SELECT COUNT(*) FROM key_events WHERE key_id = ?1 AND at > ?2 - 60000) AS requests,
+                   (SELECT COALESCE(SUM(tokens), 0) FROM key_events WHERE key_id = ?1 AND at > ?2 - 60000) AS tokens,
+                   (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?1 AND at >= ?3) AS today,
+                   (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?1 AND at >= ?4) AS month",
+                &caller.key_id,
+                now_ms,
+                day,
+                month
+            ))
+            .await?;
+        let l = &caller.limits;
+        let Some(row) = first(&r) else { return Ok("a limit") };
+        Ok(if l.rpm.is_some_and(|m| row.i64("requests") >= m) {
+            "its requests-per-minute limit"
+        } else if l.tpm.is_some_and(|m| row.i64("tokens") + tokens > m) {
+            "its tokens-per-minute limit"
+        } else if l.daily_spend_cap.is_some_and(|c| row.i64("today") + spend > c.nanos()) {
+            "its daily spend cap"
+        } else if l
+            .monthly_spend_cap
+            .is_some_and(|c| row.i64("month") + spend > c.nanos())
+        {
+            "its monthly spend cap"
+        } else {
+            "a limit"
+        })
+    }
+
+    /// Records what a call really used against its key's limits (no-op without a row).
+    pub fn key_call_stmt(call_id: &str, tokens: i64, spent: i64) -> crate::ports::Stmt {
+        sql!(
+            "UPDATE key_events SET tokens = ?2, spent = ?3 WHERE call_id = ?1",
+            call_id,
+            tokens,
+            spent
+        )
+    }
+
+    /// Gives a call's reservation back to its key's limits (nothing was used).
+    pub async fn release_key_call(&self, call_id: &str) -> Result<(), DbError> {
+        self.db.execute(Store::key_call_stmt(call_id, 0, 0)).await.map(|_| ())
+    }
+
+    /// Forgets limit rows older than 32 days (the longest window is a month).
+    pub async fn prune_key_events(&self, now_ms: i64) -> Result<u64, DbError> {
+        self.db
+            .execute(sql!("DELETE FROM key_events WHERE at < ?1", now_ms - 32 * 86_400_000))
+            .await
     }
 }
