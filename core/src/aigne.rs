@@ -9,6 +9,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{json, Request, Response, StatusCode};
 use crate::protocols::aigne::{parse_framework, parse_legacy, Shape};
+use crate::protocols::openai::json_object;
 use crate::Hub;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -302,13 +303,6 @@ fn camel_to_openai(body: &Map<String, Value>) -> Map<String, Value> {
     out
 }
 
-fn object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(crate::protocols::openai::invalid_json()),
-    }
-}
-
 /// The image URLs (or inline data) of an OpenAI images answer.
 fn image_items(answer: &Value) -> Vec<Value> {
     answer["data"].as_array().cloned().unwrap_or_default()
@@ -321,7 +315,7 @@ pub async fn image_generations(
     req: Request,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    let body = object(req.body())?;
+    let body = json_object(req.body())?;
     let model = body
         .get("model")
         .and_then(Value::as_str)
@@ -346,7 +340,7 @@ pub async fn image_generations(
 
 /// `POST /api/v2/image`: the AIGNE framework's image protocol (`AIGNEHubImageModel`).
 pub async fn image(hub: &Hub, caller: Arc<Caller>, req: Request, request_id: &str) -> Result<Response, ApiError> {
-    let body = object(req.body())?;
+    let body = json_object(req.body())?;
     let input = body
         .get("input")
         .and_then(Value::as_object)
@@ -398,7 +392,7 @@ pub async fn image(hub: &Hub, caller: Arc<Caller>, req: Request, request_id: &st
 
 /// `POST /api/v2/embeddings`: `{input: {input, modelOptions}, model?}`.
 pub async fn embeddings(hub: &Hub, caller: Arc<Caller>, req: Request, request_id: &str) -> Result<Response, ApiError> {
-    let body = object(req.body())?;
+    let body = json_object(req.body())?;
     let input = body.get("input");
     // `{input: {input: …}}` (framework), or `{input: "text"}` (the Playground's direct call).
     let (texts, options) = match input {

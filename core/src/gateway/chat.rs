@@ -6,7 +6,7 @@
 //! caller's protocol unless both sides speak OpenAI) → settle in the
 //! background. Failover happens only before anything reached the client.
 
-use super::failover::{provider_error, scrub, transport_failure, Attempts, Failure};
+use super::failover::{provider_error, transport_failure, Attempts, Failure};
 use super::relay::{CallMeter, Mode, Relay};
 use crate::auth::Caller;
 use crate::chat::{Chat, Reply};
@@ -20,7 +20,7 @@ use crate::metering::Usage;
 use crate::ports::UpstreamResponse;
 use crate::protocols::openai::{parse_chat, ChatRequest, ChunkView};
 use crate::protocols::{aigne, anthropic, openai};
-use crate::providers::{self, Target, Wire};
+use crate::providers::{self, Wire};
 use crate::store::CallLog;
 use crate::Hub;
 use bytes::{Bytes, BytesMut};
@@ -313,18 +313,8 @@ async fn call(
     let mut attempts = Attempts::new(hub, &routes, settings.max_attempts as usize);
     while let Some(at) = attempts.next_attempt() {
         let route = at.route;
-        let secret = at.credential.map(|c| c.secret.as_str());
         let wire = route.provider.vendor.wire;
-        let target = Target {
-            vendor: route.provider.vendor,
-            base_url: &route.provider.base_url,
-            region: &route.provider.region,
-            secret,
-            model: &route.model.model,
-            timeouts: inner.options.timeouts,
-            now_ms: inner.clock.now_ms(),
-            default_max_tokens: default_max_tokens(route),
-        };
+        let target = at.target(hub, default_max_tokens(route));
         let passthrough = matches!(inbound, Inbound::OpenAi(_)) && wire == Wire::OpenAi;
         let built = match &inbound {
             Inbound::OpenAi(r) if passthrough => Ok(providers::passthrough_request(
@@ -420,10 +410,8 @@ async fn call(
                 });
             }
             Err(f) => {
-                let error = scrub(f.error.clone(), secret);
-                tracing::warn!(provider = %route.provider.name, attempt = at.number, status = error.status.as_u16(), "attempt failed: {}", error.message);
+                let (error, go_on) = attempts.failed(&at, f);
                 guard.failed.push(meter.failed_log(&error));
-                let go_on = attempts.failed(&at, &f);
                 last = Some(error);
                 if !go_on {
                     break;

@@ -181,14 +181,17 @@ impl<'a> Attempts<'a> {
         self.made = self.made.saturating_sub(1);
     }
 
-    /// Records a failure; returns whether to go on with another attempt.
-    pub fn failed(&mut self, attempt: &Attempt<'a>, f: &Failure) -> bool {
+    /// Records a failed attempt: the credential is scrubbed from the error
+    /// (providers may quote it), the attempt is logged, the credential's health
+    /// updated. Returns the error to report and whether to go on.
+    pub fn failed(&mut self, attempt: &Attempt<'a>, f: Failure) -> (ApiError, bool) {
         let hub = self.hub;
         let now = hub.inner.clock.now_ms();
+        let error = scrub(f.error, attempt.credential.map(|c| c.secret.as_str()));
+        tracing::warn!(provider = %attempt.route.provider.name, attempt = attempt.number, status = error.status.as_u16(), "attempt failed: {}", error.message);
         if let Some(c) = attempt.credential {
             if f.bad_credential {
-                // The provider may quote the key in its answer: never keep or log it.
-                hub.disable_credential(&c.id, &scrub(f.error.clone(), Some(&c.secret)).message);
+                hub.disable_credential(&c.id, &error.message);
             } else if let Some(ms) = f.cooldown_ms {
                 hub.inner.health.cool(&c.id, now + ms);
             }
@@ -203,7 +206,23 @@ impl<'a> Attempts<'a> {
                 self.again = self.routes.iter().position(|r| std::ptr::eq(r, attempt.route));
             }
         }
-        f.retryable
+        (error, f.retryable)
+    }
+}
+
+impl Attempt<'_> {
+    /// Where this attempt calls, and with which secret.
+    pub fn target(&self, hub: &Hub, default_max_tokens: u64) -> crate::providers::Target<'_> {
+        crate::providers::Target {
+            vendor: self.route.provider.vendor,
+            base_url: &self.route.provider.base_url,
+            region: &self.route.provider.region,
+            secret: self.credential.map(|c| c.secret.as_str()),
+            model: &self.route.model.model,
+            timeouts: hub.inner.options.timeouts,
+            now_ms: hub.inner.clock.now_ms(),
+            default_max_tokens,
+        }
     }
 }
 

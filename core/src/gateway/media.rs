@@ -3,7 +3,7 @@
 //! tokens; images bill per image (plus tokens where the provider counts them).
 
 use super::chat::{admit_key, app_of, candidates_fresh, collect, hold, whole_response, HoldGuard};
-use super::failover::{provider_error, scrub, transport_failure, Attempts, Failure};
+use super::failover::{provider_error, transport_failure, Attempts, Failure};
 use super::relay::CallMeter;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -12,6 +12,7 @@ use crate::metering::estimate::PromptSize;
 use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::ports::UpstreamRequest;
+use crate::protocols::openai::json_object;
 use crate::providers::{self, gemini, ideogram, Target, Wire};
 use crate::Hub;
 use bytes::Bytes;
@@ -21,13 +22,6 @@ use std::sync::Arc;
 /// Output tokens held per image for providers that bill image tokens.
 const IMAGE_TOKEN_BOUND: u64 = 8_000;
 const MAX_ANSWER: usize = 256 * 1024 * 1024;
-
-fn object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(crate::protocols::openai::invalid_json()),
-    }
-}
 
 fn model_of(body: &Map<String, Value>) -> Result<String, ApiError> {
     match body.get("model") {
@@ -59,7 +53,7 @@ pub async fn embeddings(
     req: crate::http::Request,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    let body = object(req.body())?;
+    let body = json_object(req.body())?;
     let model = model_of(&body)?;
     let texts: Vec<String> = match body.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
@@ -145,7 +139,7 @@ pub async fn images(
     req: crate::http::Request,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    let body = object(req.body())?;
+    let body = json_object(req.body())?;
     let model = model_of(&body)?;
     let prompt_text = match body.get("prompt") {
         Some(Value::String(p)) if !p.trim().is_empty() => p.clone(),
@@ -251,17 +245,7 @@ async fn run(
     let mut attempts = Attempts::new(hub, &routes, settings.max_attempts as usize);
     while let Some(at) = attempts.next_attempt() {
         let route = at.route;
-        let secret = at.credential.map(|c| c.secret.as_str());
-        let target = Target {
-            vendor: route.provider.vendor,
-            base_url: &route.provider.base_url,
-            region: &route.provider.region,
-            secret,
-            model: &route.model.model,
-            timeouts: inner.options.timeouts,
-            now_ms: inner.clock.now_ms(),
-            default_max_tokens: 1,
-        };
+        let target = at.target(hub, 1);
         let upstream_req = match (call.build)(&target) {
             Ok(r) => r,
             Err(e) => {
@@ -307,10 +291,8 @@ async fn run(
                 return Ok(whole_response(meter, body, usage, 0));
             }
             Err(f) => {
-                let error = scrub(f.error.clone(), secret);
-                tracing::warn!(provider = %route.provider.name, attempt = at.number, status = error.status.as_u16(), "attempt failed: {}", error.message);
+                let (error, go_on) = attempts.failed(&at, f);
                 guard.failed.push(meter.failed_log(&error));
-                let go_on = attempts.failed(&at, &f);
                 last = Some(error);
                 if !go_on {
                     break;

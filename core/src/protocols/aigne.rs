@@ -17,6 +17,7 @@ use crate::codec::{sse, Billed, Encode, Meta};
 use crate::error::{ApiError, Protocol};
 use crate::http::{Response, StatusCode};
 use crate::metering::estimate::PromptSize;
+use crate::protocols::openai::{json_object, kind_of};
 use bytes::BytesMut;
 use serde_json::{json, Map, Value};
 
@@ -79,24 +80,6 @@ impl Shape {
 
 // ------------------------------------------------------------------ parsing
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(crate::protocols::openai::invalid_json()),
-    }
-}
-
 fn number(o: &Map<String, Value>, key: &str, path: &str) -> Result<Option<f64>, ApiError> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -124,7 +107,7 @@ fn positive(o: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u64>
 /// `POST /api/v2/chat`: `{input, options, model?}`. The model is `body.model`,
 /// else `input.model`, else `input.modelOptions.model`.
 pub fn parse_framework(bytes: &[u8], default_model: Option<&str>) -> Result<Chat, ApiError> {
-    let body = object(bytes)?;
+    let body = json_object(bytes)?;
     let input = match body.get("input") {
         Some(Value::Object(i)) => i,
         None | Some(Value::Null) => return Err(ApiError::invalid_field("input", "is required")),
@@ -188,7 +171,7 @@ pub fn parse_framework(bytes: &[u8], default_model: Option<&str>) -> Result<Chat
 
 /// `POST /api/v2/chat/completions`: the legacy camelCase schema (`messages` or `prompt`).
 pub fn parse_legacy(bytes: &[u8], default_model: Option<&str>) -> Result<(Chat, bool), ApiError> {
-    let body = object(bytes)?;
+    let body = json_object(bytes)?;
     let model = match body.get("model") {
         Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
         None | Some(Value::Null) => default_model

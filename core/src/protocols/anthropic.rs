@@ -7,19 +7,9 @@ use crate::codec::{sse, Billed, Encode};
 use crate::error::{ApiError, Protocol};
 use crate::metering::estimate::PromptSize;
 use crate::metering::Usage;
+use crate::protocols::openai::{json_object, kind_of};
 use bytes::BytesMut;
 use serde_json::{json, Map, Value};
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 fn wrong(field: &str, wanted: &str, v: &Value) -> ApiError {
     ApiError::invalid_field(field, format!("must be {wanted}, not {}", kind_of(v)))
@@ -35,10 +25,7 @@ fn str_field<'a>(o: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a
 
 /// Parses and validates a Messages request.
 pub fn parse(bytes: &[u8]) -> Result<Chat, ApiError> {
-    let body: Map<String, Value> = match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err(crate::protocols::openai::invalid_json()),
-    };
+    let body = json_object(bytes)?;
     let model = match body.get("model") {
         Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
         Some(v @ (Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_))) => {

@@ -29,7 +29,8 @@ pub struct ChatRequest {
     pub prompt: PromptSize,
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// What a JSON value is, for error messages ("must be a string, not a number").
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -61,6 +62,14 @@ fn positive_int(field: &str, v: &Value) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// A request body that must be a JSON object.
+pub(crate) fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(invalid_json()),
+    }
+}
+
 pub fn invalid_json() -> ApiError {
     ApiError::bad_request(
         "We could not parse the JSON body of your request. The body must be a JSON object (see the API reference).",
@@ -68,10 +77,7 @@ pub fn invalid_json() -> ApiError {
 }
 
 pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
-    let body: Map<String, Value> = match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) | Err(_) => return Err(invalid_json()),
-    };
+    let body = json_object(bytes)?;
     let model = match body.get("model") {
         Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
         Some(Value::String(_)) | None | Some(Value::Null) => {

@@ -59,15 +59,7 @@ pub fn body(chat: &Chat, model: &str, default_max_tokens: u64) -> Result<Value, 
         if content.is_empty() {
             continue;
         }
-        // Anthropic wants alternating turns: merge consecutive same-role ones.
-        match messages.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(arr) = last["content"].as_array_mut() {
-                    arr.extend(content);
-                }
-            }
-            _ => messages.push(json!({"role": role, "content": content})),
-        }
+        super::push_turn(&mut messages, role, content);
     }
     let mut b = Map::new();
     b.insert("model".into(), json!(model));

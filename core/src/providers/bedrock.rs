@@ -177,14 +177,7 @@ pub fn body(chat: &Chat) -> Result<Value, ApiError> {
         if content.is_empty() {
             continue;
         }
-        match messages.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(arr) = last["content"].as_array_mut() {
-                    arr.extend(content);
-                }
-            }
-            _ => messages.push(json!({"role": role, "content": content})),
-        }
+        super::push_turn(&mut messages, role, content);
     }
     let mut b = Map::new();
     b.insert("messages".into(), Value::Array(messages));

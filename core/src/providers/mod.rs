@@ -123,6 +123,20 @@ pub fn vendor(kind: &str) -> Option<&'static Vendor> {
     VENDORS.iter().find(|v| v.kind == kind)
 }
 
+/// Appends a turn to a `{role, content: [...]}` message list, merged into
+/// the previous one when it has the same role (Anthropic and Bedrock want
+/// turns to alternate).
+pub(crate) fn push_turn(messages: &mut Vec<serde_json::Value>, role: &str, content: Vec<serde_json::Value>) {
+    match messages.last_mut() {
+        Some(last) if last["role"] == role => {
+            if let Some(arr) = last["content"].as_array_mut() {
+                arr.extend(content);
+            }
+        }
+        _ => messages.push(serde_json::json!({"role": role, "content": content})),
+    }
+}
+
 /// Where and as whom one attempt calls.
 pub struct Target<'a> {
     pub vendor: &'static Vendor,

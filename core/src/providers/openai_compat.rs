@@ -7,24 +7,8 @@ use crate::chat::{Chat, Delta, Finish, OutputFormat, Part, Role, ToolChoice};
 use crate::codec::{Decode, SseDecode};
 use crate::error::ApiError;
 use crate::metering::Usage;
-use crate::ports::{Timeouts, UpstreamRequest};
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-
-pub fn chat_request(base_url: &str, secret: Option<&str>, body: Bytes, timeouts: Timeouts) -> UpstreamRequest {
-    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-    if let Some(secret) = secret {
-        headers.push(("authorization".to_string(), format!("Bearer {secret}")));
-    }
-    UpstreamRequest {
-        method: http::Method::POST,
-        url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
-        headers,
-        body,
-        timeouts,
-    }
-}
 
 /// OpenAI's `usage` object (also DeepSeek's cache fields).
 #[derive(Debug, Default, Deserialize)]
@@ -200,13 +184,6 @@ pub fn chat_body(chat: &Chat, model: &str) -> Value {
         body.insert("stream_options".into(), json!({"include_usage": true}));
     }
     Value::Object(body)
-}
-
-/// A request for the image generation endpoint (`/images/generations`).
-pub fn post(base_url: &str, path: &str, secret: Option<&str>, body: Bytes, timeouts: Timeouts) -> UpstreamRequest {
-    let mut req = chat_request(base_url, secret, body, timeouts);
-    req.url = format!("{}/{}", base_url.trim_end_matches('/'), path);
-    req
 }
 
 #[derive(Deserialize)]
