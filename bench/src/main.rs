@@ -27,6 +27,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+const USAGE: &str =
+    "usage: hub-bench [--hub target/release/hub] [--targets hub,hub-remote,litellm,portkey|worker,lambda]
+                 [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50]
+                 [--latency-ms 0] [--cadence-ms 0] [--streams 200] [--pin on|off] [--out bench/out]
+                 [--scenarios non-streaming,streaming]";
+
 struct Args {
     hub: PathBuf,
     targets: Vec<String>,
@@ -39,6 +45,8 @@ struct Args {
     streams: usize,
     pin: bool,
     out: PathBuf,
+    /// Which scenarios run: non-streaming (false) and/or streaming (true).
+    scenarios: Vec<bool>,
 }
 
 fn args() -> Args {
@@ -54,6 +62,7 @@ fn args() -> Args {
         streams: 200,
         pin: true,
         out: PathBuf::from("bench/out"),
+        scenarios: vec![false, true],
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -77,7 +86,27 @@ fn args() -> Args {
             "--streams" => a.streams = v.parse().expect("--streams"),
             "--pin" => a.pin = v != "off",
             "--out" => a.out = PathBuf::from(v),
-            other => panic!("unknown argument {other}"),
+            "--scenarios" => {
+                a.scenarios = list(&v)
+                    .iter()
+                    .map(|s| match s.as_str() {
+                        "non-streaming" => false,
+                        "streaming" => true,
+                        other => {
+                            eprintln!("hub-bench: unknown scenario {other} (non-streaming, streaming)");
+                            std::process::exit(2);
+                        }
+                    })
+                    .collect()
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => {
+                eprintln!("hub-bench: unknown argument {other}\n{USAGE}");
+                std::process::exit(2);
+            }
         }
         i += 2;
     }
@@ -225,6 +254,7 @@ async fn wait_http(url: &str, limit: Duration) -> bool {
 
 async fn start_hub(a: &Args, mock: &MockProvider, remote: bool) -> Target {
     let bin = a.hub.clone();
+    let pinned = a.pin;
     let (hub, hrana) = tokio::task::spawn_blocking(move || {
         let mut launch = Launch {
             env: vec![(
@@ -233,6 +263,10 @@ async fn start_hub(a: &Args, mock: &MockProvider, remote: bool) -> Target {
             )],
             ..Default::default()
         };
+        if pinned {
+            // Pinned before it starts, Hub sizes its worker threads to the one core it has.
+            launch.wrap = ["taskset", "-c", "1"].map(String::from).to_vec();
+        }
         let hrana = remote.then(|| {
             let h = HranaServer::start(&hub_e2e::hrana_script(), &hub_e2e::temp_dir("bench-hrana"));
             launch.db = Some(h.url.clone());
@@ -695,7 +729,7 @@ async fn main() {
         };
         let Some(t) = t else { continue };
         names.push(t.name.clone());
-        for stream in [false, true] {
+        for &stream in &a.scenarios {
             let body = json!({"model": t.model, "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64});
             let direct_body = json!({"model": "bench", "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64, "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null }});
             // Warm connections and caches.

@@ -30,6 +30,8 @@ pub struct Launch {
     /// `--db` target; default a fresh file in the server's temp dir.
     pub db: Option<String>,
     pub env: Vec<(String, String)>,
+    /// A program that runs `hub` (e.g. `taskset -c 1`), empty for none.
+    pub wrap: Vec<String>,
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {
@@ -61,7 +63,14 @@ impl HubServer {
                 .unwrap()
                 .as_nanos()
         ));
-        let mut cmd = Command::new(bin);
+        let mut cmd = match launch.wrap.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--db", &db])
             .env("HUB_ADMIN_KEY", ADMIN_KEY)
             .env("HUB_LOG", "info")

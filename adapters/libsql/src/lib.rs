@@ -214,15 +214,19 @@ fn spawn_checkpointer(conn: libsql::Connection) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Lowers the calling thread's CPU priority (nice 10): settlements and
-/// checkpoints never keep a request waiting for a core; they only need to
-/// keep up, which they do with a fraction of one.
+/// Gives the calling thread the idle scheduling class: it runs whenever a
+/// core has nothing else to do, and a request waking up takes the core from
+/// it at once (a nice level only shortens its turn, SCHED_IDLE gives it up).
+/// Settlements and checkpoints need to keep up, not to be early.
 fn yield_cpu_to_requests() {
     #[cfg(target_os = "linux")]
-    // SAFETY: plain syscalls on the calling thread, with no pointers involved.
+    // SAFETY: plain syscalls on the calling thread; `param` outlives the call.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) != 0 {
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+        }
     }
 }
 

@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Directory of the built admin site (`admin-ui/dist`), served at `/` beside the API.
     #[arg(long, env = "HUB_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
+    /// Threads serving connections (default: one per core this process may run on).
+    #[arg(long, env = "HUB_WORKERS")]
+    pub workers: Option<std::num::NonZeroUsize>,
     /// Master key file for an embedded database when HUB_MASTER_KEY is not set (default: beside the database).
     #[arg(long, env = "HUB_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -95,7 +98,9 @@ fn init_tracing() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // This runtime accepts connections and runs housekeeping; requests are
+    // served by the worker threads `serve` starts, one runtime each.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hub: cannot start the runtime: {e}");

@@ -159,7 +159,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     // One single-threaded runtime per core serves connections: a request, its
     // provider call and its relay never hop between threads. This runtime only
     // accepts connections and hands them out.
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = args
+        .workers
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(2, |n| n.get());
     let grace = Duration::from_secs(args.shutdown_grace);
     let mut queues = Vec::with_capacity(workers);
     let mut threads = Vec::with_capacity(workers);

@@ -223,6 +223,7 @@ fn remote(hrana: &HranaServer) -> Launch {
             "HUB_MASTER_KEY".into(),
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
         )],
+        ..Default::default()
     }
 }
 
