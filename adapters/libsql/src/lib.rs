@@ -2,10 +2,10 @@
 //!
 //! * **Embedded file** (the default): SQLite calls are synchronous, so none
 //!   runs on the async runtime. One writer thread owns the write connection
-//!   and commits whatever is queued as one transaction (each operation in its
-//!   own savepoint, so one failure does not fail its neighbours); one reader
-//!   thread serves queries from a second connection (WAL lets it read while
-//!   the writer writes). `synchronous=NORMAL`: durable across process crashes.
+//!   and commits whatever is queued as one transaction (should one operation
+//!   fail, the group is rolled back and each runs alone, so one failure does
+//!   not fail its neighbours); one reader thread serves queries from a
+//!   second connection (WAL lets it read while the writer writes). `synchronous=NORMAL`: durable across process crashes.
 //! * **Remote** (`libsql://`, `https://`, `http://`: Turso, sqld, or any
 //!   Hrana-over-HTTP server): each operation on its own connection (stream),
 //!   batches as one interactive transaction.
@@ -277,7 +277,11 @@ impl Local {
         self.execute(sql, libsql::params::Params::None).await
     }
 
-    /// Runs queued writes in one transaction, each in a savepoint; replies after the commit.
+    /// Runs queued writes in one transaction and replies after its commit.
+    /// Should any of them fail, the whole group is rolled back and each runs
+    /// again in its own transaction, so one failure never fails its
+    /// neighbours (cheaper than a savepoint around every operation, since
+    /// failures are rare: a settlement writes rows keyed by a fresh call id).
     async fn run_group(&mut self, ops: &mut Vec<Op>) {
         // Scripts (migrations) carry their own transaction: run them alone.
         if ops.iter().any(|o| matches!(o, Op::Script(..))) || ops.len() == 1 {
@@ -292,45 +296,33 @@ impl Local {
             }
             return;
         }
-        let mut done: Vec<Box<dyn FnOnce(Option<DbError>) + Send>> = Vec::with_capacity(ops.len());
-        for op in ops.drain(..) {
-            let _ = self.plain("SAVEPOINT op").await;
-            match op {
-                Op::Execute(stmt, tx) => {
-                    let r = self.execute(&stmt.sql, params(&stmt)).await;
-                    self.finish_savepoint(r.is_ok()).await;
-                    done.push(Box::new(move |commit_err| drop(tx.send(commit_err.map_or(r, Err)))));
-                }
-                Op::Batch(stmts, tx) => {
-                    let r = self.batch(&stmts).await;
-                    self.finish_savepoint(r.is_ok()).await;
-                    done.push(Box::new(move |commit_err| drop(tx.send(commit_err.map_or(r, Err)))));
-                }
-                Op::Query(stmt, tx) => {
-                    let r = self.query(&stmt).await;
-                    self.finish_savepoint(true).await;
-                    done.push(Box::new(move |commit_err| drop(tx.send(commit_err.map_or(r, Err)))));
-                }
+        let mut replies: Vec<Reply> = Vec::with_capacity(ops.len());
+        let mut failed = false;
+        for op in ops.iter() {
+            let reply = match op {
+                Op::Execute(stmt, _) => self.execute(&stmt.sql, params(stmt)).await.map(Reply::Count),
+                Op::Batch(stmts, _) => self.batch(stmts).await.map(Reply::Counts),
+                Op::Query(stmt, _) => self.query(stmt).await.map(Reply::Rows),
                 Op::Script(..) => unreachable!("scripts run alone"),
+            };
+            match reply {
+                Ok(r) => replies.push(r),
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
             }
         }
-        let commit_err = match self.plain("COMMIT").await {
-            Ok(_) => None,
-            Err(e) => {
-                let _ = self.conn.execute("ROLLBACK", ()).await;
-                Some(e)
+        if !failed && self.plain("COMMIT").await.is_ok() {
+            for (op, reply) in ops.drain(..).zip(replies) {
+                reply.send(op);
             }
-        };
-        for reply in done {
-            reply(commit_err.clone());
+            return;
         }
-    }
-
-    async fn finish_savepoint(&mut self, ok: bool) {
-        if !ok {
-            let _ = self.plain("ROLLBACK TO op").await;
+        let _ = self.conn.execute("ROLLBACK", ()).await;
+        for op in ops.drain(..) {
+            self.run_alone(op).await;
         }
-        let _ = self.plain("RELEASE op").await;
     }
 
     async fn run_alone(&mut self, op: Op) {
@@ -355,6 +347,24 @@ impl Local {
                 self.cache.clear();
                 drop(tx.send(script(&self.conn, &sql).await));
             }
+        }
+    }
+}
+
+/// The result of an operation run inside a group, sent once the group commits.
+enum Reply {
+    Count(u64),
+    Counts(Vec<u64>),
+    Rows(Rows),
+}
+
+impl Reply {
+    fn send(self, op: Op) {
+        match (op, self) {
+            (Op::Execute(_, tx), Reply::Count(n)) => drop(tx.send(Ok(n))),
+            (Op::Batch(_, tx), Reply::Counts(n)) => drop(tx.send(Ok(n))),
+            (Op::Query(_, tx), Reply::Rows(r)) => drop(tx.send(Ok(r))),
+            (op, _) => reply_err(op, DbError::Other("internal: reply of another kind".into())),
         }
     }
 }

@@ -220,6 +220,10 @@ pub struct Relay {
     finished: bool,
     /// Whether the provider marked its stream complete (`[DONE]`, a finish reason).
     complete: bool,
+    /// Output held back for one more turn of the provider connection (see `poll_next`).
+    held: Gather,
+    /// Scheduler turns in a row the held output found nothing new.
+    idle_turns: u8,
 }
 
 impl Relay {
@@ -233,6 +237,8 @@ impl Relay {
             output_bytes: 0,
             finished: false,
             complete: false,
+            held: Gather::default(),
+            idle_turns: 0,
         }
     }
 
@@ -382,6 +388,9 @@ impl Relay {
     }
 }
 
+/// Scheduler turns held output waits for more before it goes out.
+const HOLD_TURNS: u8 = 3;
+
 /// Largest chunk the relay hands on at once when several are already waiting.
 const GATHER_MAX: usize = 16 * 1024;
 
@@ -421,20 +430,27 @@ impl Stream for Relay {
 
     /// Hands on everything the provider has sent so far (never waiting for
     /// more), so a burst of events costs the client one write, not one each.
+    ///
+    /// A provider's body arrives one chunk per turn of its connection's task
+    /// (the HTTP client decodes a chunk only once the last one was taken, and
+    /// hands it over two scheduler turns later). So when output is waiting
+    /// and the provider has nothing ready, the relay holds it for up to
+    /// `HOLD_TURNS` turns of the scheduler before handing it on: a burst
+    /// already read from the socket is gathered into one write instead of one
+    /// per event, and a chunk that is alone waits a few microseconds for the
+    /// scheduler, never for the network.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.finished {
+        if this.finished && this.held.len() == 0 {
             return Poll::Ready(None);
         }
-        let mut out = Gather::default();
+        let mut out = std::mem::take(&mut this.held);
         // The first output goes out alone, so the first token is never held
         // back; after it, chunks that are already waiting share one write.
-        let limit = if this.meter.as_ref().is_some_and(|m| m.ttfb_ms.is_none()) {
-            1
-        } else {
-            GATHER_MAX
-        };
-        while out.len() < limit {
+        let first_output = this.meter.as_ref().is_some_and(|m| m.ttfb_ms.is_none());
+        let limit = if first_output { 1 } else { GATHER_MAX };
+        let mut took = false;
+        while out.len() < limit && !this.finished {
             let chunk = match this.first.take() {
                 Some(first) => first,
                 None => match this.upstream.as_mut().poll_next(cx) {
@@ -464,11 +480,9 @@ impl Stream for Relay {
                     }
                 },
             };
+            took = true;
             let processed = this.process(&chunk);
             out.push(processed);
-            if this.finished {
-                break;
-            }
         }
         if out.len() == 0 {
             return if this.finished {
@@ -476,6 +490,13 @@ impl Stream for Relay {
             } else {
                 Poll::Pending
             };
+        }
+        this.idle_turns = if took { 0 } else { this.idle_turns + 1 };
+        if this.idle_turns < HOLD_TURNS && !first_output && !this.finished && out.len() < limit {
+            // More may be a turn or two away: hold this and come back right after.
+            this.held = out;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         if let Some(m) = this.meter.as_mut() {
             if m.ttfb_ms.is_none() {
