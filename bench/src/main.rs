@@ -31,7 +31,7 @@ const USAGE: &str =
     "usage: hub-bench [--hub target/release/hub] [--targets hub,hub-remote,litellm,portkey|worker,lambda]
                  [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50]
                  [--latency-ms 0] [--cadence-ms 0] [--streams 200] [--pin on|off] [--out bench/out]
-                 [--scenarios non-streaming,streaming]";
+                 [--scenarios non-streaming,streaming] [--profile DIR]";
 
 struct Args {
     hub: PathBuf,
@@ -47,6 +47,8 @@ struct Args {
     out: PathBuf,
     /// Which scenarios run: non-streaming (false) and/or streaming (true).
     scenarios: Vec<bool>,
+    /// Where to write a CPU profile (perf) of each gateway run, if anywhere.
+    profile: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -63,6 +65,7 @@ fn args() -> Args {
         pin: true,
         out: PathBuf::from("bench/out"),
         scenarios: vec![false, true],
+        profile: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -86,6 +89,7 @@ fn args() -> Args {
             "--streams" => a.streams = v.parse().expect("--streams"),
             "--pin" => a.pin = v != "off",
             "--out" => a.out = PathBuf::from(v),
+            "--profile" => a.profile = Some(PathBuf::from(v)),
             "--scenarios" => {
                 a.scenarios = list(&v)
                     .iter()
@@ -111,6 +115,116 @@ fn args() -> Args {
         i += 2;
     }
     a
+}
+
+// ---------------------------------------------------------------- profiles
+
+/// `perf record` (where the CPU goes, by thread and function) and `perf stat`
+/// (system calls, context switches) on a gateway's processes during one run.
+struct Profiler {
+    record: Option<Child>,
+    stat: Option<Child>,
+    data: PathBuf,
+    report: PathBuf,
+    stat_out: PathBuf,
+}
+
+impl Profiler {
+    fn start(dir: &std::path::Path, tag: &str, pgid: u32, seconds: u64) -> Profiler {
+        std::fs::create_dir_all(dir).expect("profile directory");
+        let pids = group_pids(pgid)
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let data = dir.join(format!("{tag}.perf.data"));
+        let stat_out = dir.join(format!("{tag}.stat.txt"));
+        let secs = seconds.to_string();
+        let spawn = |args: &[&str]| {
+            Command::new("perf")
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| eprintln!("warning: perf not available ({e}); no profile"))
+                .ok()
+        };
+        let record = spawn(&[
+            "record",
+            "-F",
+            "1999",
+            "-p",
+            &pids,
+            "-o",
+            data.to_str().unwrap(),
+            "--",
+            "sleep",
+            &secs,
+        ]);
+        let stat = spawn(&[
+            "stat",
+            "-e",
+            "task-clock,context-switches,raw_syscalls:sys_enter",
+            "-p",
+            &pids,
+            "-o",
+            stat_out.to_str().unwrap(),
+            "--",
+            "sleep",
+            &secs,
+        ]);
+        Profiler {
+            record,
+            stat,
+            data,
+            report: dir.join(format!("{tag}.txt")),
+            stat_out,
+        }
+    }
+
+    /// Waits for perf and writes `<tag>.txt`: the counters per request, the
+    /// CPU by thread, and the hottest functions.
+    fn finish(self, requests: f64) {
+        for mut child in [self.record, self.stat].into_iter().flatten() {
+            let _ = child.wait();
+        }
+        let mut text = String::new();
+        let stat = std::fs::read_to_string(&self.stat_out).unwrap_or_default();
+        text.push_str(&format!("per request ({requests} requests):\n"));
+        for line in stat.lines() {
+            let mut words = line.split_whitespace();
+            let (Some(value), Some(event)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(v) = value.replace(',', "").parse::<f64>() else {
+                continue;
+            };
+            let event = if event == "msec" { "task-clock (ms)" } else { event };
+            text.push_str(&format!("  {event}: {:.3}\n", v / requests));
+        }
+        for sort in ["comm", "comm,dso,sym"] {
+            let out = Command::new("perf")
+                .args([
+                    "report",
+                    "--no-children",
+                    "-q",
+                    "--percent-limit",
+                    "0.7",
+                    "--sort",
+                    sort,
+                    "-i",
+                ])
+                .arg(&self.data)
+                .stderr(Stdio::null())
+                .output();
+            if let Ok(out) = out {
+                text.push_str(&format!("\nCPU samples by {sort}:\n"));
+                text.push_str(&String::from_utf8_lossy(&out.stdout));
+            }
+        }
+        let _ = std::fs::write(&self.report, text);
+        eprintln!("profile: {}", self.report.display());
+    }
 }
 
 // ---------------------------------------------------------------- processes
@@ -748,7 +862,18 @@ async fn main() {
                         None,
                     )
                     .await;
+                    let profiler = a.profile.as_ref().map(|dir| {
+                        let tag = format!(
+                            "{}-{}-{rate}",
+                            t.name,
+                            if stream { "streaming" } else { "non-streaming" }
+                        );
+                        Profiler::start(dir, &tag, t.pgid, a.seconds)
+                    });
                     let v = load(&client, &t.url, &t.headers, &body, rate, a.seconds, Some(t.pgid)).await;
+                    if let Some(p) = profiler {
+                        p.finish((rate * a.seconds) as f64);
+                    }
                     cell.add(&d, &v, (rate * a.seconds) as usize);
                 }
                 let failed = cell.errors > 0;

@@ -50,35 +50,33 @@ impl SseParser {
         let b = &self.buf[..];
         let start = self.scanned.saturating_sub(3);
         let mut i = start;
-        while i < b.len() {
-            if b[i] == b'\n' || b[i] == b'\r' {
-                // Line end at i; is the next line empty?
-                let next = if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
-                    i + 2
-                } else {
-                    i + 1
-                };
-                match b.get(next) {
-                    Some(b'\n') => return Some(next + 1),
-                    Some(b'\r') => {
-                        return if b.get(next + 1) == Some(&b'\n') {
-                            Some(next + 2)
-                        } else if next + 1 < b.len() {
-                            Some(next + 1)
-                        } else {
-                            // A lone `\r` at the end may yet be followed by `\n`.
-                            self.scanned = i;
-                            None
-                        };
-                    }
-                    Some(_) => i = next,
-                    None => {
-                        self.scanned = i;
-                        return None;
-                    }
-                }
+        // Jump from line end to line end (most bytes are JSON, not line ends).
+        while let Some(off) = memchr::memchr2(b'\n', b'\r', &b[i..]) {
+            i += off;
+            // Line end at i; is the next line empty?
+            let next = if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+                i + 2
             } else {
-                i += 1;
+                i + 1
+            };
+            match b.get(next) {
+                Some(b'\n') => return Some(next + 1),
+                Some(b'\r') => {
+                    return if b.get(next + 1) == Some(&b'\n') {
+                        Some(next + 2)
+                    } else if next + 1 < b.len() {
+                        Some(next + 1)
+                    } else {
+                        // A lone `\r` at the end may yet be followed by `\n`.
+                        self.scanned = i;
+                        None
+                    };
+                }
+                Some(_) => i = next,
+                None => {
+                    self.scanned = i;
+                    return None;
+                }
             }
         }
         self.scanned = b.len();
