@@ -186,7 +186,13 @@ impl MockProvider {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    Ok((stream, _)) = listener.accept() => {
+                    accepted = listener.accept() => {
+                        // A failed accept (a connection reset while queued, no
+                        // descriptors left for a moment) must not stop the mock.
+                        let Ok((stream, _)) = accepted else {
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                            continue;
+                        };
                         let _ = stream.set_nodelay(true);
                         let st = st.clone();
                         tokio::spawn(async move {

@@ -156,8 +156,9 @@ fn spawn_thread(name: &str, conn: libsql::Connection, mut rx: mpsc::Receiver<Op>
                 return;
             }
         };
+        let mut urgent = false;
         if writer {
-            yield_cpu_to_requests();
+            set_cpu_class(urgent);
         }
         rt.block_on(async move {
             let mut local = Local {
@@ -167,6 +168,18 @@ fn spawn_thread(name: &str, conn: libsql::Connection, mut rx: mpsc::Receiver<Op>
             let mut ops = Vec::with_capacity(GROUP_COMMIT_MAX);
             while rx.recv_many(&mut ops, GROUP_COMMIT_MAX).await > 0 {
                 if writer {
+                    // Idle class while keeping up; an ordinary thread while
+                    // behind, so a saturated core cannot starve settlements.
+                    let queued = rx.len();
+                    let behind = if urgent {
+                        queued >= BACKLOG_CAUGHT_UP
+                    } else {
+                        queued >= BACKLOG_URGENT
+                    };
+                    if behind != urgent {
+                        urgent = behind;
+                        set_cpu_class(urgent);
+                    }
                     // Nothing waits on a write in the request path, so let a few more
                     // arrive and share one commit: most pages a settlement dirties
                     // (indexes, the users row) are the same for its neighbours.
@@ -200,7 +213,7 @@ fn spawn_checkpointer(conn: libsql::Connection) -> std::io::Result<()> {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
-            yield_cpu_to_requests();
+            set_cpu_class(false);
             rt.block_on(async move {
                 let _ = conn.query("PRAGMA busy_timeout=10000", ()).await;
                 loop {
@@ -214,19 +227,53 @@ fn spawn_checkpointer(conn: libsql::Connection) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Gives the calling thread the idle scheduling class: it runs whenever a
-/// core has nothing else to do, and a request waking up takes the core from
-/// it at once (a nice level only shortens its turn, SCHED_IDLE gives it up).
-/// Settlements and checkpoints need to keep up, not to be early.
-fn yield_cpu_to_requests() {
+/// Queued writes beyond which the writer stops yielding the CPU, and below
+/// which it yields it again.
+const BACKLOG_URGENT: usize = 1024;
+const BACKLOG_CAUGHT_UP: usize = 64;
+
+/// How the database threads share the CPU with requests.
+///
+/// Where the process may move a thread out of the idle scheduling class
+/// again (root, or `CAP_SYS_NICE`), they run in it: whenever a core has
+/// nothing else to do, and a request waking up takes the core from them at
+/// once. The writer becomes an ordinary thread while it is behind, so a
+/// saturated core cannot starve settlements. Elsewhere (an idle-class thread
+/// could never leave the class) they run at nice 10: a smaller share, never
+/// starved.
+fn set_cpu_class(urgent: bool) {
     #[cfg(target_os = "linux")]
+    {
+        static MAY_LEAVE_IDLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let may_leave_idle = *MAY_LEAVE_IDLE.get_or_init(|| {
+            std::thread::spawn(|| sched(libc::SCHED_IDLE) && sched(libc::SCHED_OTHER))
+                .join()
+                .unwrap_or(false)
+        });
+        if !may_leave_idle {
+            // SAFETY: a plain syscall on the calling thread.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+            }
+        } else if urgent {
+            sched(libc::SCHED_OTHER);
+        } else {
+            sched(libc::SCHED_IDLE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = urgent;
+}
+
+/// Sets the calling thread's scheduling policy; whether it was allowed.
+#[cfg(target_os = "linux")]
+fn sched(policy: libc::c_int) -> bool {
     // SAFETY: plain syscalls on the calling thread; `param` outlives the call.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
         let param = libc::sched_param { sched_priority: 0 };
-        if libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) != 0 {
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
-        }
+        libc::sched_setscheduler(tid, policy, &param) == 0
     }
 }
 

@@ -72,3 +72,62 @@ async fn a_failing_write_fails_alone_and_atomically() {
     assert!(matches!(dup, Err(hub_core::ports::DbError::Constraint(_))), "{dup:?}");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM u").await, 91);
 }
+
+/// The writer yields the CPU to requests, but a core kept busy must not
+/// starve it: thousands of queued writes still commit promptly.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_keep_up_on_a_saturated_core() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    // This thread, the database threads it starts and two spinning threads share one core.
+    // SAFETY: sched_setaffinity on the calling thread with a set built on the stack.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+    let path = temp_db();
+    let db = Arc::new(LibSqlDb::open(path.to_str().unwrap(), None).await.unwrap());
+    db.execute_script("CREATE TABLE w (id INTEGER PRIMARY KEY, note TEXT NOT NULL);")
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..5000i64 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            db.execute(sql!("INSERT INTO w (id, note) VALUES (?1, 'settled')", i))
+                .await
+        }));
+    }
+    let all = async {
+        for task in tasks {
+            assert!(matches!(task.await.unwrap(), Ok(1)));
+        }
+    };
+    let finished = tokio::time::timeout(Duration::from_secs(8), all).await;
+    stop.store(true, Ordering::Relaxed);
+    for s in spinners {
+        s.join().unwrap();
+    }
+    assert!(finished.is_ok(), "5000 writes not committed within 8 s on a busy core");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM w").await, 5000);
+    eprintln!("5000 writes on a busy core: {:?}", started.elapsed());
+}
