@@ -11,7 +11,7 @@ use crate::metering::money::Credits;
 use crate::ports::{Background, Clock, Rng, SqlDb, Timeouts, Upstream};
 use crate::store::Store;
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// Tunables a runtime may set; the defaults suit production.
@@ -36,6 +36,9 @@ pub struct HubOptions {
     /// Whether start-up applies the schema (off where migrations are applied by
     /// the platform's tooling, as `wrangler d1 migrations apply` on D1).
     pub migrate_on_start: bool,
+    /// Most model calls served at once (a stream counts until it ends); more
+    /// get 503 with `retry-after`. 0: no limit (where the platform limits it).
+    pub max_in_flight: usize,
 }
 
 impl Default for HubOptions {
@@ -50,6 +53,7 @@ impl Default for HubOptions {
             migrate_on_start: true,
             cors_origins: Vec::new(),
             allow_link_local: false,
+            max_in_flight: 0,
         }
     }
 }
@@ -68,6 +72,8 @@ pub(crate) struct Inner {
     /// Balances and holds in memory, when this process owns the database.
     pub book: OnceLock<CreditBook>,
     pub health: crate::gateway::failover::Health,
+    /// Model calls being served (see `HubOptions::max_in_flight`).
+    in_flight: Arc<AtomicUsize>,
 }
 
 /// The gateway. Cheap to clone; every runtime holds one and hands it requests.
@@ -100,6 +106,7 @@ impl Hub {
                 refreshing: AtomicBool::new(false),
                 book: OnceLock::new(),
                 health: Default::default(),
+                in_flight: Arc::default(),
             }),
         }
     }
@@ -244,7 +251,27 @@ impl Hub {
         let protocol = protocol_of(req.uri().path());
         // AIGNE Hub answers every failure of a streaming request as one SSE frame, with HTTP 200.
         let sse_errors = protocol == Protocol::Aigne && crate::aigne::accepts_sse(&req);
-        let mut res = if req.body().len() > self.inner.options.max_body_bytes {
+        // Model calls take a slot for as long as their answer lasts.
+        let limit = self.inner.options.max_in_flight;
+        let wants_slot = limit > 0 && req.method() == Method::POST && protocol != Protocol::Hub;
+        let slot = if wants_slot {
+            InFlight::acquire(&self.inner.in_flight, limit)
+        } else {
+            None
+        };
+        let mut res = if wants_slot && slot.is_none() {
+            tracing::warn!(request_id = %request_id, limit, "refused a call: too many in flight");
+            let e = ApiError::unavailable(format!(
+                "Hub is serving as many calls as it is configured for ({limit}); retry in a moment."
+            ));
+            let mut res = if sse_errors {
+                crate::protocols::aigne::sse_error(&e)
+            } else {
+                e.into_response(protocol)
+            };
+            res.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            res
+        } else if req.body().len() > self.inner.options.max_body_bytes {
             ApiError::payload_too_large(self.inner.options.max_body_bytes).into_response(protocol)
         } else {
             match self.route(req, &request_id).await {
@@ -263,6 +290,14 @@ impl Hub {
         };
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert("x-request-id", v);
+        }
+        if let Some(slot) = slot {
+            // A stream keeps its slot until it ends or its caller leaves.
+            let body = std::mem::replace(res.body_mut(), crate::http::Body::empty());
+            *res.body_mut() = match body {
+                crate::http::Body::Stream(inner) => crate::http::Body::Stream(Box::pin(Holding { inner, _slot: slot })),
+                whole => whole,
+            };
         }
         res
     }
@@ -449,6 +484,42 @@ impl Hub {
 
     pub(crate) fn new_id(&self, prefix: &str) -> String {
         crate::ids::new_id(prefix, self.inner.clock.now_ms(), &*self.inner.rng)
+    }
+}
+
+/// One model call being served; the count drops when it is dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn acquire(count: &Arc<AtomicUsize>, limit: usize) -> Option<InFlight> {
+        if count.fetch_add(1, Ordering::AcqRel) >= limit {
+            count.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(InFlight(count.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A streamed body that holds its call's slot.
+struct Holding {
+    inner: crate::http::ByteStream,
+    _slot: InFlight,
+}
+
+impl futures_core::Stream for Holding {
+    type Item = Result<bytes::Bytes, crate::http::BodyError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
     }
 }
 

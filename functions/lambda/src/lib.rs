@@ -70,6 +70,8 @@ async fn build() -> Result<State, String> {
         exclusive_database: false,
         recheck_interval_ms: seconds("HUB_CREDENTIAL_RECHECK", 60) as i64 * 1000,
         migrate_on_start: env("HUB_MIGRATE").is_some_and(|v| v == "1" || v == "true"),
+        // One call per instance: Lambda scales out instead.
+        max_in_flight: 0,
         allow_link_local: env("HUB_ALLOW_LINK_LOCAL").is_some_and(|v| v == "1" || v == "true"),
         cors_origins: env("HUB_CORS_ORIGINS")
             .map(|v| {

@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Directory of the built admin site (`admin-ui/dist`), served at `/` beside the API.
     #[arg(long, env = "HUB_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
+    /// Most model calls served at once (a stream counts until it ends); more get 503 with retry-after. 0: no limit.
+    #[arg(long, env = "HUB_MAX_IN_FLIGHT", default_value_t = 4096)]
+    pub max_in_flight: usize,
     /// Threads serving connections (default: one per core this process may run on).
     #[arg(long, env = "HUB_WORKERS")]
     pub workers: Option<std::num::NonZeroUsize>,

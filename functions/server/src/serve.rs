@@ -96,6 +96,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         exclusive_database: local,
         recheck_interval_ms: args.credential_recheck.max(1) as i64 * 1000,
         migrate_on_start: true,
+        max_in_flight: args.max_in_flight,
         allow_link_local: std::env::var("HUB_ALLOW_LINK_LOCAL").is_ok_and(|v| v == "1" || v == "true"),
         cors_origins: args
             .cors_origins

@@ -121,3 +121,121 @@ async fn a_key_calls_only_its_allowed_models() {
     assert_eq!(status, 404, "{body}");
     assert_eq!(mock.received().len(), 1);
 }
+
+/// Beyond `HUB_MAX_IN_FLIGHT` calls at once, a call gets 503 with
+/// `retry-after` in its caller's protocol and changes nothing; a stream keeps
+/// its slot until it ends, and the admin API is never refused.
+#[tokio::test]
+async fn calls_beyond_the_in_flight_limit_get_503_and_change_nothing() {
+    use futures_util::StreamExt;
+    let mock = MockProvider::start().await;
+    let launch = Launch {
+        env: vec![("HUB_MAX_IN_FLIGHT".into(), "2".into())],
+        ..Default::default()
+    };
+    let hub = tokio::task::spawn_blocking(move || HubServer::start(Path::new(env!("CARGO_BIN_EXE_hub")), launch))
+        .await
+        .unwrap();
+    let api = Api::new(&hub.base);
+    let p = api.setup_provider("mock", &mock.base_url(), "sk-0001").await;
+    api.add_model(&p, "m", json!({"input_rate": 1000, "output_rate": 1000}))
+        .await;
+    mock.set(
+        "m",
+        Behavior {
+            pieces: vec!["one ".into(), "two".into()],
+            ..Default::default()
+        }
+        .tokens(10, 10),
+    );
+    let (user, key) = api.user_with_key("ida", "100").await;
+    let stream_body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+
+    // Two streams held open after their first chunk fill both slots.
+    mock.pause_streams();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let resp = api
+            .http
+            .post(format!("{}/v1/chat/completions", hub.base))
+            .bearer_auth(&key)
+            .json(&stream_body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.bytes_stream();
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), body.next())
+            .await
+            .expect("first chunk")
+            .unwrap()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("data:"));
+        open.push(body);
+    }
+    let calls_before = api.calls(&format!("user={user}")).await.len();
+
+    let refused = api
+        .http
+        .post(format!("{}/v1/chat/completions", hub.base))
+        .bearer_auth(&key)
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let v: Value = refused.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("retry in a moment"),
+        "{v}"
+    );
+    let (status, v) = api
+        .call(
+            Method::POST,
+            "/v1/messages",
+            &key,
+            Some(json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})),
+        )
+        .await;
+    assert_eq!(status, 503);
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "overloaded_error", "{v}");
+    // The admin API still answers; the refused calls left no trace.
+    assert_eq!(api.calls(&format!("user={user}")).await.len(), calls_before);
+    assert_eq!(mock.received().len(), 2, "a refused call reached the provider");
+
+    // Ended streams give their slots back.
+    mock.resume_streams();
+    for mut body in open {
+        while let Some(chunk) = body.next().await {
+            chunk.unwrap();
+        }
+    }
+    let mut status = 0;
+    for _ in 0..50 {
+        status = api
+            .call(
+                Method::POST,
+                "/v1/chat/completions",
+                &key,
+                Some(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})),
+            )
+            .await
+            .0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while api.calls(&format!("user={user}")).await.len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the three served calls were not logged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(api.calls(&format!("user={user}")).await.len(), 3);
+}

@@ -70,6 +70,8 @@ async fn hub(env: &Env) -> Result<Hub, String> {
         exclusive_database: false,
         recheck_interval_ms: seconds(env, "HUB_CREDENTIAL_RECHECK", 60) as i64 * 1000,
         migrate_on_start: false,
+        // Workers limit what an isolate takes on themselves.
+        max_in_flight: 0,
         allow_link_local: var(env, "HUB_ALLOW_LINK_LOCAL").is_some_and(|v| v == "1" || v == "true"),
         cors_origins: var(env, "HUB_CORS_ORIGINS")
             .map(|v| {
