@@ -245,26 +245,8 @@ struct PeerProcess(Child);
 
 impl Drop for PeerProcess {
     fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.0.wait();
+        hub_e2e::stop_group(&mut self.0, Duration::from_secs(10));
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A process and all its descendants.
@@ -465,7 +447,7 @@ async fn start_serverless(a: &Args, mock: &MockProvider, name: &str) -> Target {
 
 async fn start_peer(a: &Args, mock: &MockProvider, name: &str) -> Option<Target> {
     let script = hub_e2e::worker::repo_root().join(format!("bench/peers/{name}.sh"));
-    let port = free_port();
+    let port = hub_e2e::free_port();
     let mut cmd = if a.pin {
         let mut c = Command::new("taskset");
         c.args(["-c", "1"]).arg(&script);

@@ -259,35 +259,29 @@ impl Hub {
         } else {
             None
         };
-        let mut res = if wants_slot && slot.is_none() {
-            tracing::warn!(request_id = %request_id, limit, "refused a call: too many in flight");
-            let e = ApiError::unavailable(format!(
+        let refused = wants_slot && slot.is_none();
+        let result = if refused {
+            Err(ApiError::unavailable(format!(
                 "Hub is serving as many calls as it is configured for ({limit}); retry in a moment."
-            ));
-            let mut res = if sse_errors {
+            )))
+        } else if req.body().len() > self.inner.options.max_body_bytes {
+            Err(ApiError::payload_too_large(self.inner.options.max_body_bytes))
+        } else {
+            self.route(req, &request_id).await
+        };
+        let mut res = result.unwrap_or_else(|e| {
+            if e.status.is_server_error() {
+                tracing::warn!(request_id = %request_id, status = e.status.as_u16(), "{}", e.message);
+            }
+            if sse_errors {
                 crate::protocols::aigne::sse_error(&e)
             } else {
                 e.into_response(protocol)
-            };
-            res.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
-            res
-        } else if req.body().len() > self.inner.options.max_body_bytes {
-            ApiError::payload_too_large(self.inner.options.max_body_bytes).into_response(protocol)
-        } else {
-            match self.route(req, &request_id).await {
-                Ok(res) => res,
-                Err(e) => {
-                    if e.status.is_server_error() {
-                        tracing::warn!(request_id = %request_id, status = e.status.as_u16(), "{}", e.message);
-                    }
-                    if sse_errors {
-                        crate::protocols::aigne::sse_error(&e)
-                    } else {
-                        e.into_response(protocol)
-                    }
-                }
             }
-        };
+        });
+        if refused {
+            res.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+        }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert("x-request-id", v);
         }

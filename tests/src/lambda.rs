@@ -18,28 +18,6 @@ fn cargo_lambda() -> PathBuf {
     PathBuf::from("cargo-lambda")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn stop(child: &mut Child) {
-    let group = format!("-{}", child.id());
-    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-    let _ = child.wait();
-}
-
 /// The emulator and the function processes behind one Function URL.
 pub struct LambdaServer {
     /// The Function URL (`…/lambda-url/_`): append Hub's paths to it.
@@ -53,7 +31,7 @@ impl LambdaServer {
     /// Starts the emulator and `instances` function processes of `bin` on `database_url`.
     pub fn start(bin: &Path, database_url: &str, instances: usize) -> LambdaServer {
         let dir = crate::temp_dir("lambda");
-        let port = free_port();
+        let port = crate::free_port();
         let mut cmd = Command::new(cargo_lambda());
         cmd.args([
             "lambda",
@@ -152,8 +130,8 @@ impl LambdaServer {
 impl Drop for LambdaServer {
     fn drop(&mut self) {
         for f in &mut self.functions {
-            stop(f);
+            crate::stop_group(f, Duration::from_secs(5));
         }
-        stop(&mut self.emulator);
+        crate::stop_group(&mut self.emulator, Duration::from_secs(5));
     }
 }

@@ -34,6 +34,31 @@ pub struct Launch {
     pub wrap: Vec<String>,
 }
 
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Stops a child started as a process group leader, and everything it
+/// started: SIGTERM, up to `grace` to exit, then SIGKILL.
+pub fn stop_group(child: &mut Child, grace: Duration) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = child.wait();
+}
+
 pub fn temp_dir(tag: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -212,6 +237,13 @@ impl Api {
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// A one-message, non-streamed chat call to `model`.
+    pub async fn chat(&self, key: &str, model: &str) -> (u16, Value) {
+        let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+        self.call(reqwest::Method::POST, "/v1/chat/completions", key, Some(body))
+            .await
     }
 
     /// Provider (pointing at the mock), credential, and a chat model with rates.

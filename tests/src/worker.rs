@@ -99,14 +99,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running `wrangler dev --local` serving the Hub Worker.
 pub struct WorkerServer {
     pub base: String,
@@ -120,7 +112,7 @@ impl WorkerServer {
         let dir = crate::temp_dir("worker");
         let state = dir.join("state");
         copy_dir(template, &state);
-        let (port, inspector) = (free_port(), free_port());
+        let (port, inspector) = (crate::free_port(), crate::free_port());
         let log = dir.join("wrangler.log");
         let mut cmd = Command::new(tool("wrangler"));
         cmd.args([
@@ -194,16 +186,6 @@ fn ureq_get(url: &str) -> Option<u16> {
 
 impl Drop for WorkerServer {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
+        crate::stop_group(&mut self.child, Duration::from_secs(5));
     }
 }

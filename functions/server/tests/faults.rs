@@ -279,14 +279,7 @@ async fn a_429_moves_to_the_providers_next_credential() {
         },
     );
     let (user, key) = api.user_with_key("lim", "1").await;
-    let (status, body) = api
-        .call(
-            Method::POST,
-            "/v1/chat/completions",
-            &key,
-            Some(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})),
-        )
-        .await;
+    let (status, body) = api.chat(&key, "m").await;
     assert_eq!(status, 200, "{body}");
     let got = mock.received();
     assert_eq!(got.len(), 2);

@@ -101,23 +101,9 @@ async fn a_key_calls_only_its_allowed_models() {
     let (_hub, api, mock) = start().await;
     let (user, _) = api.user_with_key("ada", "10").await;
     let key = key_with(&api, &user, json!({"allowed_models": ["m"]})).await;
-    let (status, _) = api
-        .call(
-            Method::POST,
-            "/v1/chat/completions",
-            &key,
-            Some(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})),
-        )
-        .await;
+    let (status, _) = api.chat(&key, "m").await;
     assert_eq!(status, 200);
-    let (status, body) = api
-        .call(
-            Method::POST,
-            "/v1/chat/completions",
-            &key,
-            Some(json!({"model": "other", "messages": [{"role": "user", "content": "hi"}]})),
-        )
-        .await;
+    let (status, body) = api.chat(&key, "other").await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(mock.received().len(), 1);
 }
@@ -214,15 +200,7 @@ async fn calls_beyond_the_in_flight_limit_get_503_and_change_nothing() {
     }
     let mut status = 0;
     for _ in 0..50 {
-        status = api
-            .call(
-                Method::POST,
-                "/v1/chat/completions",
-                &key,
-                Some(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})),
-            )
-            .await
-            .0;
+        status = api.chat(&key, "m").await.0;
         if status == 200 {
             break;
         }

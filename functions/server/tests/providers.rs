@@ -497,14 +497,7 @@ async fn a_failing_provider_is_skipped_and_its_attempt_logged() {
     }
     // A request the provider refuses (4xx) is the caller's mistake: no failover.
     broken.set("shared", Behavior::status(422));
-    let (status, body) = api
-        .call(
-            Method::POST,
-            "/v1/chat/completions",
-            &key,
-            Some(json!({"model": "shared", "messages": [{"role": "user", "content": "hi"}]})),
-        )
-        .await;
+    let (status, body) = api.chat(&key, "shared").await;
     assert_eq!(status, 422, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("refused"));
 }
