@@ -5,7 +5,8 @@
 //!   and commits whatever is queued as one transaction (should one operation
 //!   fail, the group is rolled back and each runs alone, so one failure does
 //!   not fail its neighbours); one reader thread serves queries from a
-//!   second connection (WAL lets it read while the writer writes). `synchronous=NORMAL`: durable across process crashes.
+//!   second connection (WAL lets it read while the writer writes).
+//!   `synchronous=NORMAL`: durable across process crashes.
 //! * **Remote** (`libsql://`, `https://`, `http://`: Turso, sqld, or any
 //!   Hrana-over-HTTP server): each operation on its own connection (stream),
 //!   batches as one interactive transaction.
