@@ -74,6 +74,7 @@ pub(crate) struct Inner {
     pub health: crate::gateway::failover::Health,
     /// Model calls being served (see `HubOptions::max_in_flight`).
     in_flight: Arc<AtomicUsize>,
+    pub settler: crate::gateway::settle::Settler,
 }
 
 /// The gateway. Cheap to clone; every runtime holds one and hands it requests.
@@ -107,6 +108,7 @@ impl Hub {
                 book: OnceLock::new(),
                 health: Default::default(),
                 in_flight: Arc::default(),
+                settler: Default::default(),
             }),
         }
     }
@@ -126,6 +128,20 @@ impl Hub {
             }
         } else if self.inner.store.config_version().await.is_err() {
             return Err(crate::store::MigrateError::Missing);
+        }
+        let upgraded = self
+            .inner
+            .store
+            .upgrade_key_hashes(self.inner.master_key.key_hash_secret())
+            .await?;
+        if upgraded > 0 {
+            tracing::info!(upgraded, "API key hashes upgraded to keyed hashes");
+        }
+        // Calls a previous process finished but never committed: before the
+        // credit book reads the balances, so they include them.
+        let replayed = self.replay_journal().await?;
+        if replayed > 0 {
+            tracing::warn!(replayed, "committed settlements a previous process had journaled");
         }
         let released = if self.inner.options.exclusive_database {
             self.inner.store.expire_all_holds(now).await?
@@ -149,10 +165,18 @@ impl Hub {
         self.inner.store.expire_holds(now).await
     }
 
-    /// Makes sure an owner user holds `plaintext` as an API key.
+    /// The stored hash of an API key (keyed with a secret from the master key).
+    pub(crate) fn key_hash(&self, plaintext: &str) -> String {
+        hash_key(self.inner.master_key.key_hash_secret(), plaintext)
+    }
+
+    /// Makes sure `plaintext` is a working owner key: created with its owner
+    /// user if missing; otherwise un-revoked, unrestricted, and its user an
+    /// enabled owner again, whatever happened to them since (so restarting
+    /// with `HUB_ADMIN_KEY` always restores the operator's access).
     pub async fn ensure_owner_key(&self, plaintext: &str) -> Result<bool, crate::ports::DbError> {
         let now = self.inner.clock.now_ms();
-        let hash = hash_key(plaintext);
+        let hash = self.key_hash(plaintext);
         let hint = crate::auth::key_hint(plaintext);
         let user_id = crate::ids::new_id("usr", now, &*self.inner.rng);
         let key_id = crate::ids::new_id("key", now, &*self.inner.rng);
@@ -169,11 +193,13 @@ impl Hub {
             daily_spend_cap: None,
             monthly_spend_cap: None,
             now_ms: now,
+            parent_key_id: None,
         };
         let created = self.inner.store.ensure_owner_key(&user_id, key).await?;
         if let Some(book) = self.inner.book.get() {
             book.open(&user_id, Credits::ZERO);
         }
+        self.inner.keys.clear();
         Ok(created)
     }
 
@@ -382,7 +408,7 @@ impl Hub {
         let key = presented_key(req.headers()).ok_or_else(|| {
             ApiError::unauthorized("Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`).")
         })?;
-        let hash = hash_key(key);
+        let hash = self.key_hash(key);
         let now = self.inner.clock.now_ms();
         let caller = match self.inner.keys.get(&hash, now, self.inner.options.key_cache_ttl_ms) {
             Some(c) => c,
@@ -437,6 +463,7 @@ impl Hub {
     /// Reloads the snapshot now (after a configuration change through this instance).
     pub(crate) async fn reload(&self) -> Result<Arc<Snapshot>, ApiError> {
         let snap = Arc::new(Snapshot::load(&self.inner.store, &self.inner.master_key).await?);
+        self.inner.health.sync(&snap);
         let now = self.inner.clock.now_ms();
         if let Ok(mut slot) = self.inner.snapshot.write() {
             *slot = Some((snap.clone(), now));

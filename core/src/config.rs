@@ -186,6 +186,8 @@ pub struct CredentialEntry {
     pub name: String,
     pub secret: String,
     pub weight: i64,
+    /// When its row last changed (an admin's re-enable, say).
+    pub updated_at: i64,
 }
 
 /// An enabled provider, ready to call.
@@ -263,6 +265,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Every usable credential of every enabled provider.
+    pub fn credentials(&self) -> impl Iterator<Item = &CredentialEntry> {
+        self.providers.values().flat_map(|p| p.credentials.iter())
+    }
+
     pub async fn load(store: &Store, key: &MasterKey) -> Result<Snapshot, crate::ports::DbError> {
         let version = store.config_version().await?;
         let settings = Settings::from_pairs(&store.settings().await?);
@@ -282,6 +289,7 @@ impl Snapshot {
                         name: c.name.clone(),
                         secret,
                         weight: c.weight,
+                        updated_at: c.updated_at,
                     }),
                     Err(e) => {
                         tracing::error!(credential = %c.id, provider = %p.name, "skipping credential: {e}");
@@ -439,6 +447,7 @@ mod tests {
             name: id.into(),
             secret: String::new(),
             weight,
+            updated_at: 0,
         };
         let p = ProviderEntry {
             id: "p".into(),
@@ -487,6 +496,7 @@ mod tests {
                     name: "c".into(),
                     secret: String::new(),
                     weight,
+                    updated_at: 0,
                 }],
                 rotation: Mutex::new(vec![0]),
             })

@@ -16,7 +16,31 @@ pub enum CryptoError {
 }
 
 #[derive(Clone)]
-pub struct MasterKey(Aes256Gcm);
+pub struct MasterKey {
+    cipher: Aes256Gcm,
+    /// The secret API-key hashes are keyed with, derived from the master key
+    /// (so a copy of the database without the master key cannot test guesses).
+    key_hash_secret: [u8; 32],
+}
+
+/// HMAC-SHA-256 (RFC 2104), over sha2's digest.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -26,9 +50,16 @@ impl std::fmt::Debug for MasterKey {
 
 impl MasterKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
-        Aes256Gcm::new_from_slice(bytes)
-            .map(MasterKey)
-            .map_err(|_| CryptoError::BadKey)
+        let cipher = Aes256Gcm::new_from_slice(bytes).map_err(|_| CryptoError::BadKey)?;
+        Ok(MasterKey {
+            cipher,
+            key_hash_secret: hmac_sha256(bytes, b"hub: API key hashing, scheme 2"),
+        })
+    }
+
+    /// The secret API-key hashes are keyed with.
+    pub fn key_hash_secret(&self) -> &[u8; 32] {
+        &self.key_hash_secret
     }
 
     pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
@@ -44,7 +75,7 @@ impl MasterKey {
         rng.fill(&mut nonce);
         // Encryption with a valid key and a 12-byte nonce cannot fail.
         let sealed = self
-            .0
+            .cipher
             .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
             .unwrap_or_default();
         let mut blob = Vec::with_capacity(12 + sealed.len());
@@ -60,7 +91,7 @@ impl MasterKey {
             .filter(|b| b.len() > 12)
             .ok_or(CryptoError::Undecryptable)?;
         let plain = self
-            .0
+            .cipher
             .decrypt(Nonce::from_slice(&blob[..12]), &blob[12..])
             .map_err(|_| CryptoError::Undecryptable)?;
         String::from_utf8(plain).map_err(|_| CryptoError::Undecryptable)
@@ -97,5 +128,22 @@ mod tests {
         assert!(MasterKey::from_base64("c2hvcnQ=").is_err());
         assert_eq!(mask("sk-proj-abcdefghijklmnop"), "sk-p****mnop");
         assert_eq!(mask("short"), "****");
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // A key longer than the block is hashed first (test case 6).
+        assert_eq!(
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
     }
 }

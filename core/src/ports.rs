@@ -11,7 +11,7 @@ use std::time::Duration;
 // ---------------------------------------------------------------- SQL
 
 /// One SQLite value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SqlValue {
     Null,
     Integer(i64),
@@ -62,7 +62,7 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
 }
 
 /// A statement with positional (`?1`, `?2`, …) parameters.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Stmt {
     pub sql: Cow<'static, str>,
     pub params: Vec<SqlValue>,
@@ -191,10 +191,32 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 #[cfg(target_arch = "wasm32")]
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + 'static>>;
 
+/// Finished calls' writes that the database has not committed yet, kept
+/// where a crash of this process cannot lose them (a file beside the
+/// database). Hub appends a call's settlement before the caller receives the
+/// call's last byte and marks it done once the database committed it; what is
+/// never marked done is written again at the next start (settlements are
+/// idempotent per call, so writing one twice charges once).
+pub trait Journal: MaybeSendSync {
+    /// Appends a record durably (it survives this process being killed) and
+    /// returns its sequence number.
+    fn append(&self, record: &[u8]) -> Result<u64, JournalError>;
+    /// Marks a record committed; it will not be replayed.
+    fn done(&self, seq: u64);
+    /// Records appended and not yet done, oldest first.
+    fn pending(&self) -> Result<Vec<(u64, Vec<u8>)>, JournalError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("settlement journal: {0}")]
+pub struct JournalError(pub String);
+
 /// Runs work that must finish after the response without delaying it
 /// (settlement, call logs): `tokio::spawn` natively, `ctx.wait_until` on Workers.
 pub trait Background: MaybeSendSync {
     fn spawn(&self, work: BoxFuture);
+    /// A future that completes after `ms` milliseconds (for retries' backoff).
+    fn sleep(&self, ms: u64) -> BoxFuture;
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -268,21 +268,43 @@ fn requests_built_from_fixtures_keep_the_conversation() {
 
 #[test]
 fn provider_errors_are_classified() {
-    let lower = |rel: &str| String::from_utf8(bytes(rel)).unwrap().to_lowercase();
-    assert!(credential_rejected(401, &lower("openai/error_401.json"), ""));
-    assert!(credential_rejected(401, &lower("anthropic/error_401.json"), ""));
-    // Gemini's bad key is a 400; an ordinary 400 is not.
-    assert!(credential_rejected(400, &lower("gemini/error_400_api_key.json"), ""));
-    assert!(!credential_rejected(400, &lower("gemini/error_400.json"), ""));
+    let json = |rel: &str| serde_json::from_slice::<Value>(&bytes(rel)).unwrap();
+    let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+    assert!(credential_rejected(401, Some(&json("openai/error_401.json")), ""));
+    assert!(credential_rejected(401, Some(&json("anthropic/error_401.json")), ""));
+    assert!(credential_rejected(401, None, ""), "any 401, even without a body");
+    // Gemini's bad key is a 400 with reason API_KEY_INVALID; an ordinary 400 is not.
+    assert!(credential_rejected(
+        400,
+        Some(&json("gemini/error_400_api_key.json")),
+        ""
+    ));
+    assert!(!credential_rejected(400, Some(&json("gemini/error_400.json")), ""));
     assert!(credential_rejected(
         403,
-        &lower("bedrock/error_403_signature.json"),
-        "invalidsignatureexception"
+        Some(&json("bedrock/error_403_signature.json")),
+        "InvalidSignatureException:http://internal.amazon.com/coral/com.amazon.coral.service/"
     ));
-    assert!(!credential_rejected(429, &lower("openai/error_429.json"), ""));
+    assert!(!credential_rejected(429, Some(&json("openai/error_429.json")), ""));
     assert!(!credential_rejected(
         403,
-        r#"{"message":"you don't have access to the model with the specified model id."}"#,
-        "accessdeniedexception"
+        Some(&parse(
+            r#"{"message":"You don't have access to the model with the specified model ID."}"#
+        )),
+        "AccessDeniedException:http://internal.amazon.com/coral/com.amazon.coral.service/"
     ));
+    // A provider quoting the caller's own words: never a credential problem.
+    for echoed in [
+        r#"{"error":{"message":"Unrecognized request argument supplied: api key not valid","type":"invalid_request_error","param":null,"code":null}}"#,
+        r#"{"error":{"message":"Invalid API key UnrecognizedClientException API_KEY_INVALID invalid x-api-key","type":"invalid_request_error","code":"unknown_parameter"}}"#,
+        r#"{"error":{"code":400,"message":"api key not valid. API_KEY_INVALID","status":"INVALID_ARGUMENT"}}"#,
+        r#"{"message":"The security token included in the request is invalid: UnrecognizedClientException"}"#,
+    ] {
+        for status in [400, 403] {
+            assert!(
+                !credential_rejected(status, Some(&parse(echoed)), ""),
+                "{status} {echoed}"
+            );
+        }
+    }
 }

@@ -368,3 +368,74 @@ pub fn cost_nanos(parts: &[(u64, &str)]) -> i128 {
         .sum();
     (numerator + 500_000).div_euclid(1_000_000)
 }
+
+/// What `tools/audit_db.py` found in a database file: its own recomputation
+/// of every call's cost and every balance, independent of Hub's code.
+#[derive(Debug)]
+pub struct Audit {
+    /// Disagreements; empty when every figure checks out.
+    pub problems: Vec<String>,
+    /// Call id → its cost in nano-credits, recomputed from tokens × rates.
+    pub calls: std::collections::HashMap<String, i128>,
+    /// User id → balance in nano-credits (as stored).
+    pub balances: std::collections::HashMap<String, i128>,
+    pub open_holds: i64,
+}
+
+/// Audits a database once settlements stop landing (two audits 200 ms apart
+/// agree), within 15 s.
+pub fn audit_db_settled(db: &Path) -> Audit {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = audit_db(db);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let next = audit_db(db);
+        if next.calls == last.calls && next.balances == last.balances {
+            return next;
+        }
+        assert!(Instant::now() < deadline, "settlements kept landing for 15 s");
+        last = next;
+    }
+}
+
+/// Audits a Hub database file with Python's sqlite3 (see `tools/audit_db.py`).
+pub fn audit_db(db: &Path) -> Audit {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/audit_db.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(db)
+        .output()
+        .expect("run audit_db.py");
+    assert!(
+        out.status.success(),
+        "audit_db.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("audit output");
+    let int = |v: &Value| {
+        v.as_i64()
+            .map(i128::from)
+            .unwrap_or_else(|| panic!("not an integer: {v}"))
+    };
+    Audit {
+        problems: v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect(),
+        calls: v["calls"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, c)| (k.clone(), int(c)))
+            .collect(),
+        balances: v["users"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, u)| (k.clone(), int(&u["balance"])))
+            .collect(),
+        open_holds: v["open_holds"].as_i64().unwrap(),
+    }
+}

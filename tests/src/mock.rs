@@ -49,6 +49,9 @@ pub struct Behavior {
     pub statuses: Vec<u16>,
     /// Error answers quote the credential they were sent, as some providers do.
     pub echo_credential: bool,
+    /// The message of an error answer (default `mock failure <status>`), e.g.
+    /// one quoting the caller's own words as providers do.
+    pub error_message: Option<String>,
 }
 
 /// How a provider can misbehave.
@@ -126,6 +129,7 @@ impl Default for Behavior {
             fault: None,
             statuses: Vec::new(),
             echo_credential: false,
+            error_message: None,
         }
     }
 }
@@ -418,7 +422,10 @@ async fn answer(
         _ => {}
     }
     if !(200..300).contains(&b.status) {
-        let mut msg = format!("mock failure {}", b.status);
+        let mut msg = b
+            .error_message
+            .clone()
+            .unwrap_or_else(|| format!("mock failure {}", b.status));
         if b.echo_credential {
             msg.push_str(&format!(
                 ": incorrect API key provided: {}",
@@ -504,7 +511,7 @@ fn openai_usage(b: &Behavior) -> Value {
     json!({
         "prompt_tokens": b.prompt_tokens,
         "completion_tokens": b.completion_tokens,
-        "total_tokens": b.prompt_tokens + b.completion_tokens,
+        "total_tokens": b.prompt_tokens.saturating_add(b.completion_tokens),
         "prompt_tokens_details": {"cached_tokens": b.cached_tokens},
     })
 }
@@ -523,7 +530,7 @@ fn gemini_usage(b: &Behavior) -> Value {
         "promptTokenCount": b.prompt_tokens,
         "cachedContentTokenCount": b.cached_tokens,
         "candidatesTokenCount": b.completion_tokens,
-        "totalTokenCount": b.prompt_tokens + b.completion_tokens,
+        "totalTokenCount": b.prompt_tokens.saturating_add(b.completion_tokens),
     })
 }
 
@@ -533,7 +540,7 @@ fn bedrock_usage(b: &Behavior) -> Value {
         "cacheReadInputTokens": b.cached_tokens,
         "cacheWriteInputTokens": b.cache_write_tokens,
         "outputTokens": b.completion_tokens,
-        "totalTokens": b.prompt_tokens + b.completion_tokens,
+        "totalTokens": b.prompt_tokens.saturating_add(b.completion_tokens),
     })
 }
 

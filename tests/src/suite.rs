@@ -26,7 +26,7 @@ pub async fn setup_at(api: &Api, mock: &MockProvider, rates: Value) -> String {
 }
 
 fn chat(stream: bool) -> Value {
-    json!({"model": "mock/mock-model", "messages": [{"role": "user", "content": "Say hello"}], "stream": stream, "max_tokens": 100})
+    json!({"model": "mock/mock-model", "messages": [{"role": "user", "content": "Say hello"}], "stream": stream, "max_tokens": 1000})
 }
 
 async fn post(api: &Api, key: &str, body: &Value) -> reqwest::Response {

@@ -85,4 +85,8 @@ impl Background for Tracker {
             }
         });
     }
+
+    fn sleep(&self, ms: u64) -> BoxFuture {
+        Box::pin(tokio::time::sleep(std::time::Duration::from_millis(ms)))
+    }
 }

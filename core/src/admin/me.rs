@@ -1,6 +1,6 @@
 //! `/api/me`: what any key may see and do for its own user.
 
-use super::{calls, create_key, ok, revoke_key, usage, views::key_json};
+use super::{calls, create_key, ok, revoke_key, usage, views::key_json, Revoker};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{Method, Request, Response};
@@ -38,8 +38,8 @@ pub async fn me(hub: &Hub, caller: &Caller, req: Request) -> Result<Response, Ap
             let keys = hub.store().list_keys(user).await?;
             ok(json!({"data": keys.iter().map(key_json).collect::<Vec<_>>(), "next_cursor": null}))
         }
-        (&Method::POST, ["keys"]) => create_key(hub, user, &req).await,
-        (&Method::DELETE, ["keys", id]) => revoke_key(hub, id, Some(user)).await,
+        (&Method::POST, ["keys"]) => create_key(hub, user, &req, Some(caller)).await,
+        (&Method::DELETE, ["keys", id]) => revoke_key(hub, id, Revoker::Owner(user)).await,
         _ => Err(ApiError::not_found(format!(
             "No route for {} {}.",
             req.method(),

@@ -134,8 +134,11 @@ pub async fn route(hub: &Hub, caller: &Caller, req: Request) -> Result<Response,
         (&Method::GET, ["users", id]) => get_user(hub, id).await,
         (&Method::PATCH, ["users", id]) => patch_user(hub, caller, id, &req).await,
         (&Method::GET, ["users", id, "keys"]) => list_keys(hub, id).await,
-        (&Method::POST, ["users", id, "keys"]) => create_key(hub, id, &req).await,
-        (&Method::DELETE, ["keys", id]) => revoke_key(hub, id, None).await,
+        (&Method::POST, ["users", id, "keys"]) => {
+            manageable_user(hub, caller, id).await?;
+            create_key(hub, id, &req, None).await
+        }
+        (&Method::DELETE, ["keys", id]) => revoke_key(hub, id, Revoker::Admin(caller)).await,
         (&Method::POST, ["users", id, "grants"]) => grant(hub, caller, id, &req).await,
         (&Method::GET, ["users", id, "ledger"]) => ledger(hub, id, &req).await,
         (&Method::GET, ["calls"]) => calls(hub, &req, None).await,
@@ -680,10 +683,27 @@ fn role_field(f: &Fields, caller: &Caller) -> Result<Option<String>, ApiError> {
     let Some(r) = f.str("role")? else { return Ok(None) };
     let role =
         Role::parse(&r).ok_or_else(|| ApiError::invalid_field("role", "must be owner, admin, member or guest"))?;
-    if role == Role::Owner && caller.role != Role::Owner {
-        return Err(ApiError::forbidden("Only an owner can make another owner."));
+    if !caller.role.may_manage(role) {
+        return Err(ApiError::forbidden(format!(
+            "Only an owner can give someone the {} role.",
+            role.as_str()
+        )));
     }
     Ok(Some(r))
+}
+
+/// The user `id`, if the caller's role is at least theirs: nobody mints keys
+/// for, revokes keys of, or changes someone of a higher role.
+async fn manageable_user(hub: &Hub, caller: &Caller, id: &str) -> Result<UserRow, ApiError> {
+    let target = hub.store().get_user(id).await?.ok_or_else(|| gone("user", id))?;
+    let role = Role::parse(&target.role).unwrap_or(Role::Owner);
+    if !caller.role.may_manage(role) {
+        return Err(ApiError::forbidden(format!(
+            "Only an owner can act on a user with the {} role.",
+            role.as_str()
+        )));
+    }
+    Ok(target)
 }
 
 fn check_email(email: &Option<String>) -> Result<(), ApiError> {
@@ -732,10 +752,7 @@ async fn create_user(hub: &Hub, caller: &Caller, req: &Request) -> Result<Respon
 async fn patch_user(hub: &Hub, caller: &Caller, id: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(&["name", "email", "role", "disabled"])?;
-    let target = hub.store().get_user(id).await?.ok_or_else(|| gone("user", id))?;
-    if target.role == "owner" && caller.role != Role::Owner {
-        return Err(ApiError::forbidden("Only an owner can change an owner."));
-    }
+    let target = manageable_user(hub, caller, id).await?;
     let mut changes: Vec<Change> = Vec::new();
     if let Some(n) = f.str("name")? {
         if n.is_empty() {
@@ -746,10 +763,20 @@ async fn patch_user(hub: &Hub, caller: &Caller, id: &str, req: &Request) -> Resu
     let email = f.str("email")?.filter(|e| !e.is_empty());
     check_email(&email)?;
     changes.extend(f.nullable("email", email).map(|v| ("email", v)));
-    if let Some(r) = role_field(&f, caller)? {
+    let new_role = role_field(&f, caller)?;
+    let disable = f.bool("disabled")?;
+    let stops_being_owner = target.role == "owner"
+        && !target.disabled
+        && (new_role.as_deref().is_some_and(|r| r != "owner") || disable == Some(true));
+    if stops_being_owner && hub.store().active_owners().await? <= 1 {
+        return Err(ApiError::conflict(
+            "This is the last owner: make someone else owner before demoting or disabling them.",
+        ));
+    }
+    if let Some(r) = new_role {
         changes.push(("role", r.into()));
     }
-    if let Some(d) = f.bool("disabled")? {
+    if let Some(d) = disable {
         changes.push(("disabled", d.into()));
     }
     if !changes.is_empty() {
@@ -770,7 +797,19 @@ async fn list_keys(hub: &Hub, user: &str) -> Result<Response, ApiError> {
     ok(json!({"data": keys.iter().map(key_json).collect::<Vec<_>>(), "next_cursor": null}))
 }
 
-pub(crate) async fn create_key(hub: &Hub, user: &str, req: &Request) -> Result<Response, ApiError> {
+/// Creates a key for `user`; `minted_by` is the key that asks for it through
+/// `/api/me/keys` (it must be unrestricted, and revoking it revokes this one).
+pub(crate) async fn create_key(
+    hub: &Hub,
+    user: &str,
+    req: &Request,
+    minted_by: Option<&Caller>,
+) -> Result<Response, ApiError> {
+    if minted_by.is_some_and(Caller::is_restricted) {
+        return Err(ApiError::forbidden(
+            "A key with allowed models, limits or an expiry cannot create keys; ask an admin, or use an unrestricted key.",
+        ));
+    }
     hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
     let f = Fields::parse(req.body())?;
     f.only(&[
@@ -787,7 +826,7 @@ pub(crate) async fn create_key(hub: &Hub, user: &str, req: &Request) -> Result<R
     if expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::invalid_field("expires_at", "must be in the future"));
     }
-    let new = generate_key(&*hub.inner.rng);
+    let new = generate_key(&*hub.inner.rng, hub.inner.master_key.key_hash_secret());
     let id = hub.new_id("key");
     let label = f
         .str("label")?
@@ -814,6 +853,7 @@ pub(crate) async fn create_key(hub: &Hub, user: &str, req: &Request) -> Result<R
         daily_spend_cap: cap("daily_spend_cap")?,
         monthly_spend_cap: cap("monthly_spend_cap")?,
         now_ms: now,
+        parent_key_id: minted_by.map(|c| c.key_id.as_str()),
     };
     hub.store().insert_key(&row).await?;
     let stored = hub.store().get_key(&id).await?.ok_or_else(|| gone("key", &id))?;
@@ -822,14 +862,28 @@ pub(crate) async fn create_key(hub: &Hub, user: &str, req: &Request) -> Result<R
     created(body)
 }
 
-/// Revokes a key; with `owner`, only one of that user's keys.
-pub(crate) async fn revoke_key(hub: &Hub, id: &str, owner: Option<&str>) -> Result<Response, ApiError> {
+/// Who revokes a key.
+pub(crate) enum Revoker<'a> {
+    /// An admin: any key of a user whose role is not above theirs.
+    Admin(&'a Caller),
+    /// A user, through `/api/me`: only their own keys.
+    Owner(&'a str),
+}
+
+/// Revokes a key, and every key minted from it.
+pub(crate) async fn revoke_key(hub: &Hub, id: &str, by: Revoker<'_>) -> Result<Response, ApiError> {
     let key = hub
         .store()
         .get_key(id)
         .await?
-        .filter(|k| owner.is_none_or(|o| k.user_id == o))
+        .filter(|k| match by {
+            Revoker::Owner(user) => k.user_id == user,
+            Revoker::Admin(_) => true,
+        })
         .ok_or_else(|| gone("key", id))?;
+    if let Revoker::Admin(caller) = by {
+        manageable_user(hub, caller, &key.user_id).await?;
+    }
     hub.store().revoke_key(&key.id, hub.inner.clock.now_ms()).await?;
     hub.inner.keys.clear();
     let key = hub.store().get_key(id).await?.ok_or_else(|| gone("key", id))?;
@@ -840,7 +894,15 @@ pub(crate) async fn revoke_key(hub: &Hub, id: &str, owner: Option<&str>) -> Resu
 
 async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
-    f.only(&["amount", "reason", "expires_at"])?;
+    if f.has("expires_at") {
+        // Credits that expire need buckets and expiry entries in the ledger;
+        // until they exist, an expiry is refused rather than silently ignored.
+        return Err(ApiError::invalid_field(
+            "expires_at",
+            "is not supported: granted credits do not expire",
+        ));
+    }
+    f.only(&["amount", "reason"])?;
     let amount = f
         .credits("amount")?
         .ok_or_else(|| ApiError::invalid_field("amount", "is required (credits, up to 9 decimals)"))?;
@@ -850,16 +912,16 @@ async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<
     hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
     let now = hub.inner.clock.now_ms();
     let reason = f.str("reason")?;
-    hub.store()
-        .grant(
-            user,
-            amount,
-            reason.as_deref(),
-            f.time("expires_at")?,
-            Some(&caller.user_id),
-            now,
-        )
+    let applied = hub
+        .store()
+        .grant(user, amount, reason.as_deref(), Some(&caller.user_id), now)
         .await?;
+    if !applied {
+        return Err(ApiError::invalid_field(
+            "amount",
+            "would take the balance beyond ±1000000000 credits, the most Hub keeps",
+        ));
+    }
     if let Some(book) = hub.inner.book.get() {
         book.credit(user, amount);
     }

@@ -143,6 +143,7 @@ pub fn call_json(c: &CallLog) -> Value {
         "cache_write_tokens": c.usage.cache_write_tokens,
         "credits": c.credits,
         "estimated": c.estimated,
+        "clamped": c.clamped,
         "duration_ms": c.duration_ms,
         "ttfb_ms": c.ttfb_ms,
         "upstream_ttfb_ms": c.upstream_ttfb_ms,

@@ -44,6 +44,22 @@ impl Role {
     pub fn is_admin(self) -> bool {
         matches!(self, Role::Owner | Role::Admin)
     }
+
+    /// Higher is more powerful.
+    fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 3,
+            Role::Admin => 2,
+            Role::Member => 1,
+            Role::Guest => 0,
+        }
+    }
+
+    /// Whether someone of this role may act on someone of `other`'s role:
+    /// mint or revoke their keys, change them, or give them that role.
+    pub fn may_manage(self, other: Role) -> bool {
+        self.rank() >= other.rank()
+    }
 }
 
 /// Who is calling: the key, its owner, and the key's limits.
@@ -71,6 +87,15 @@ pub struct KeyLimits {
     pub monthly_spend_cap: Option<crate::Credits>,
 }
 
+impl Caller {
+    /// Whether this key is restricted in any way (models, limits, expiry).
+    /// Restricted keys may not mint keys: a minted key would either escape
+    /// the restrictions or share their budgets in ways nobody can follow.
+    pub fn is_restricted(&self) -> bool {
+        self.allowed_models.is_some() || self.limits.any() || self.expires_at.is_some()
+    }
+}
+
 impl KeyLimits {
     pub fn any(&self) -> bool {
         self.rpm.is_some() || self.tpm.is_some() || self.daily_spend_cap.is_some() || self.monthly_spend_cap.is_some()
@@ -90,6 +115,20 @@ impl Caller {
     }
 }
 
+/// The shortest `HUB_ADMIN_KEY` Hub accepts: an owner key must not be
+/// guessable, even by someone holding a copy of the database.
+pub const MIN_ADMIN_KEY_CHARS: usize = 24;
+
+/// Refuses an operator key too short to be safe.
+pub fn check_admin_key(key: &str) -> Result<(), String> {
+    if key.trim().chars().count() < MIN_ADMIN_KEY_CHARS {
+        return Err(format!(
+            "HUB_ADMIN_KEY must be at least {MIN_ADMIN_KEY_CHARS} characters (use a random one, e.g. `openssl rand -base64 32`)"
+        ));
+    }
+    Ok(())
+}
+
 /// A new key's plaintext (shown once), its hash (stored) and a hint (shown always).
 pub struct NewKey {
     pub plaintext: String,
@@ -97,33 +136,49 @@ pub struct NewKey {
     pub hint: String,
 }
 
-pub fn generate_key(rng: &dyn Rng) -> NewKey {
+pub fn generate_key(rng: &dyn Rng, secret: &[u8; 32]) -> NewKey {
     let mut bytes = [0u8; 24];
     rng.fill(&mut bytes);
     let plaintext = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
-    let hash = hash_key(&plaintext);
+    let hash = hash_key(secret, &plaintext);
     let hint = key_hint(&plaintext);
     NewKey { plaintext, hash, hint }
 }
 
-/// The hint shown for a key: its prefix and last four characters.
+/// The hint shown for a key. Keys of 32 characters or more show their first
+/// and last four; shorter ones (an operator's `HUB_ADMIN_KEY`) only their first
+/// four, and keys under 16 characters nothing: a hint must never leave a
+/// short key guessable.
 pub fn key_hint(plaintext: &str) -> String {
-    let n = plaintext.len();
-    if n < 12 || !plaintext.is_char_boundary(8) || !plaintext.is_char_boundary(n - 4) {
-        return "****".into();
+    let chars: Vec<char> = plaintext.chars().collect();
+    let head: String = chars.iter().take(4).collect();
+    match chars.len() {
+        n if n >= 32 => format!("{head}…{}", chars[n - 4..].iter().collect::<String>()),
+        n if n >= 16 => format!("{head}…"),
+        _ => "****".into(),
     }
-    format!("{}…{}", &plaintext[..8], &plaintext[n - 4..])
 }
 
-pub fn hash_key(plaintext: &str) -> String {
+fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(plaintext.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         out.push(HEX[(b >> 4) as usize] as char);
         out.push(HEX[(b & 15) as usize] as char);
     }
     out
+}
+
+/// A key's stored hash (scheme 2): HMAC-SHA-256, keyed with the secret
+/// derived from the master key, of the key's SHA-256 in hex (which is what
+/// scheme 1 stored, so old rows are upgraded without their plaintext).
+pub fn hash_key(secret: &[u8; 32], plaintext: &str) -> String {
+    upgrade_hash(secret, &hex(&Sha256::digest(plaintext.as_bytes())))
+}
+
+/// A scheme-1 hash (SHA-256 in hex) as its scheme-2 hash.
+pub fn upgrade_hash(secret: &[u8; 32], sha256_hex: &str) -> String {
+    hex(&crate::crypto::hmac_sha256(secret, sha256_hex.as_bytes()))
 }
 
 pub fn hashes_equal(a: &str, b: &str) -> bool {
@@ -185,16 +240,36 @@ mod tests {
     use std::sync::atomic::AtomicU8;
 
     #[test]
-    fn keys_are_long_prefixed_and_hashed() {
+    fn keys_are_long_prefixed_and_hashed_with_a_secret() {
         let rng = CountingRng(AtomicU8::new(1));
-        let k = generate_key(&rng);
+        let secret = [9u8; 32];
+        let k = generate_key(&rng, &secret);
         assert!(k.plaintext.starts_with("hub_"));
         assert_eq!(k.plaintext.len(), 4 + 32);
-        assert_eq!(k.hash, hash_key(&k.plaintext));
+        assert_eq!(k.hash, hash_key(&secret, &k.plaintext));
         assert_eq!(k.hash.len(), 64);
-        assert!(!k.hint.contains(&k.plaintext[8..20]));
-        assert_eq!(key_hint("hub_ab_cd_é_xyz1"), "hub_ab_c…xyz1");
-        assert_eq!(key_hint("aéééééééé"), "****", "no panic inside a character");
+        assert_ne!(k.hash, hash_key(&[8u8; 32], &k.plaintext), "the secret matters");
+        let sha = hex(&Sha256::digest(k.plaintext.as_bytes()));
+        assert_ne!(k.hash, sha, "not a bare SHA-256");
+        assert_eq!(upgrade_hash(&secret, &sha), k.hash, "scheme-1 rows upgrade in place");
+        assert_eq!(k.hint, format!("hub_…{}", &k.plaintext[32..]));
+    }
+
+    #[test]
+    fn hints_reveal_little() {
+        assert_eq!(key_hint("hub_0123456789abcdef0123456789abcdef"), "hub_…cdef");
+        assert_eq!(
+            key_hint("hub_0123456789abcdef0123"),
+            "hub_…",
+            "24 characters: the prefix only"
+        );
+        assert_eq!(key_hint("hub_0123456789ab"), "hub_…");
+        assert_eq!(key_hint("hub_012345"), "****");
+        assert_eq!(
+            key_hint("aéééééééééééééééééééééééééééééééé"),
+            "aééé…éééé",
+            "characters, not bytes"
+        );
     }
 
     #[test]

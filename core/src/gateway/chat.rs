@@ -14,7 +14,7 @@ use crate::codec::{Billed, Encode, Meta};
 use crate::config::Route;
 use crate::error::ApiError;
 use crate::http::{Body, Response};
-use crate::metering::estimate::PromptSize;
+use crate::metering::estimate::{PromptSize, UNSENT_OUTPUT_BOUND};
 use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::ports::UpstreamResponse;
@@ -218,7 +218,7 @@ pub(crate) async fn admit_key(
     if !caller.limits.any() {
         return Ok(());
     }
-    let tokens = (usage_bound.input_tokens + usage_bound.output_tokens) as i64;
+    let tokens = i64::try_from(usage_bound.input_tokens.saturating_add(usage_bound.output_tokens)).unwrap_or(i64::MAX);
     let now = hub.inner.clock.now_ms();
     let store = hub.store();
     if store
@@ -278,24 +278,20 @@ async fn call(
             .max(1) as u64
     };
     let prompt = inbound.prompt();
+    let worst_case = |r: &Route| Usage {
+        input_tokens: prompt.input_token_bound(),
+        // At most 128 × 2^32: exact, as is its cost (see MAX_OUTPUT_TOKENS).
+        output_tokens: n.saturating_mul(max_tokens.unwrap_or_else(|| default_max_tokens(r))),
+        ..Default::default()
+    };
     let hold_amount = routes
         .iter()
         .take(settings.max_attempts as usize)
-        .map(|r| {
-            r.model.rates.cost(&Usage {
-                input_tokens: prompt.input_token_bound(),
-                output_tokens: n * max_tokens.unwrap_or_else(|| default_max_tokens(r)),
-                ..Default::default()
-            })
-        })
+        .map(|r| r.model.rates.cost(&worst_case(r)))
         .max()
         .unwrap_or(Credits::ZERO);
     let billed = settings.billing_enabled;
-    let bound = Usage {
-        input_tokens: prompt.input_token_bound(),
-        output_tokens: n * max_tokens.unwrap_or_else(|| default_max_tokens(&routes[0])),
-        ..Default::default()
-    };
+    let bound = worst_case(&routes[0]);
     admit_key(hub, &caller, &call_id, &bound, hold_amount).await?;
     // From here until a relay takes over, a dropped request (the client left
     // while Hub waited on providers) must not strand the hold.
@@ -340,6 +336,11 @@ async fn call(
             }
         };
         let meter = CallMeter {
+            bound: Usage {
+                input_tokens: prompt.input_token_ceiling(),
+                output_tokens: output_bound(route, max_tokens, n, default_max_tokens(route)),
+                ..Default::default()
+            },
             hub: hub.clone(),
             call_id: call_id.clone(),
             attempt: at.number as i64,
@@ -425,6 +426,21 @@ async fn call(
     Err(last
         .or(refused)
         .unwrap_or_else(|| ApiError::provider("No provider could serve this model: every credential is disabled.")))
+}
+
+/// The most output tokens a route's answer can hold: the budget sent to the
+/// provider (the caller's, or Hub's default where the protocol requires one),
+/// else the model's known limit, times `n`.
+fn output_bound(route: &Route, max_tokens: Option<u64>, n: u64, default_max_tokens: u64) -> u64 {
+    let per_answer = max_tokens.unwrap_or_else(|| match route.provider.vendor.wire {
+        // Anthropic requires a budget: Hub sends its default.
+        Wire::Anthropic => default_max_tokens,
+        _ => route
+            .model
+            .max_output_tokens
+            .map_or(UNSENT_OUTPUT_BOUND, |m| m.max(1) as u64),
+    });
+    n.saturating_mul(per_answer)
 }
 
 /// Releases a call's hold and logs its failed attempts unless a relay took

@@ -10,7 +10,7 @@ use crate::http::StatusCode;
 use crate::ports::{UpstreamError, UpstreamResponse};
 use crate::Hub;
 use futures_util::StreamExt;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// How long a rate-limited credential weighs less, unless the provider says.
@@ -25,8 +25,9 @@ const MAX_RECHECK_MS: i64 = 3_600_000;
 pub struct Health {
     /// Credential id → until when it is cooling down after a 429.
     cooldown: Mutex<HashMap<String, i64>>,
-    /// Credentials disabled by this instance, until the snapshot reload drops them.
-    disabled: Mutex<HashSet<String>>,
+    /// Credentials this instance saw rejected → when. The database learns it
+    /// too; a later change of the row (an admin's re-enable) lifts it.
+    disabled: Mutex<HashMap<String, i64>>,
     /// Disabled credential id → (failed re-checks, next re-check time).
     rechecks: Mutex<HashMap<String, (u32, i64)>>,
 }
@@ -40,7 +41,28 @@ impl Health {
     }
 
     pub fn is_disabled(&self, credential: &str) -> bool {
-        self.disabled.lock().map(|s| s.contains(credential)).unwrap_or(false)
+        self.disabled
+            .lock()
+            .map(|s| s.contains_key(credential))
+            .unwrap_or(false)
+    }
+
+    /// Follows the database after a configuration load: a credential the
+    /// database lists as usable whose row changed after this instance disabled
+    /// it was re-enabled (by an admin, or another instance's re-check).
+    pub(crate) fn sync(&self, snapshot: &crate::config::Snapshot) {
+        let lifted: Vec<String> = match self.disabled.lock() {
+            Ok(disabled) if !disabled.is_empty() => snapshot
+                .credentials()
+                .filter(|c| disabled.get(&c.id).is_some_and(|&at| c.updated_at > at))
+                .map(|c| c.id.clone())
+                .collect(),
+            _ => return,
+        };
+        for id in lifted {
+            tracing::info!(credential = %id, "credential re-enabled in the database: back in rotation");
+            self.enable(&id);
+        }
     }
 
     pub(crate) fn cool(&self, credential: &str, until_ms: i64) {
@@ -50,9 +72,9 @@ impl Health {
         }
     }
 
-    fn disable(&self, credential: &str) {
+    fn disable(&self, credential: &str, now_ms: i64) {
         if let Ok(mut s) = self.disabled.lock() {
-            s.insert(credential.to_string());
+            s.insert(credential.to_string(), now_ms);
         }
     }
 
@@ -249,11 +271,8 @@ pub async fn provider_error(mut resp: UpstreamResponse) -> Failure {
                 .and_then(|m| m.as_str().map(str::to_owned))
         })
         .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
-    let raw = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_lowercase();
-    let error_type = crate::http::header(&resp.headers, "x-amzn-errortype")
-        .unwrap_or("")
-        .to_lowercase();
-    let bad_credential = credential_rejected(status, &raw, &error_type);
+    let error_type = crate::http::header(&resp.headers, "x-amzn-errortype").unwrap_or("");
+    let bad_credential = credential_rejected(status, value.as_ref(), error_type);
     if bad_credential {
         return Failure {
             error: ApiError::provider(format!("The provider rejected Hub's credential ({status}): {detail}")),
@@ -282,24 +301,44 @@ pub async fn provider_error(mut resp: UpstreamResponse) -> Failure {
 }
 
 /// Whether a refusal means the credential itself is bad (not a content
-/// policy, a region block or a model the account may not use).
-pub fn credential_rejected(status: u16, body_lower: &str, aws_error_type: &str) -> bool {
-    match status {
-        401 => true,
-        403 => {
-            aws_error_type.contains("unrecognizedclient")
-                || aws_error_type.contains("invalidsignature")
-                || body_lower.contains("unrecognizedclient")
-                || body_lower.contains("security token included in the request is invalid")
-                || body_lower.contains("invalid api key")
-                || body_lower.contains("api key not valid")
-                || body_lower.contains("invalid x-api-key")
-                || body_lower.contains("api_key_invalid")
-        }
-        // Gemini answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID.
-        400 => body_lower.contains("api_key_invalid") || body_lower.contains("api key not valid"),
-        _ => false,
+/// policy, a region block or a model the account may not use). Decided from
+/// the status and the provider's structured error fields only, never from an
+/// error's message: providers quote the caller's own text in messages (an
+/// unknown parameter's name, say), and a caller must not be able to get a
+/// shared credential disabled by naming a field "invalid api key".
+pub fn credential_rejected(status: u16, body: Option<&serde_json::Value>, aws_error_type: &str) -> bool {
+    if status == 401 {
+        return true;
     }
+    if status != 400 && status != 403 {
+        return false;
+    }
+    let text = |pointer: &str| {
+        body.and_then(|v| v.pointer(pointer))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+    };
+    // AWS: `x-amzn-errortype: UnrecognizedClientException:http://…` (or `__type` in the body).
+    let aws_type = |t: &str| {
+        let name = t.split([':', '#']).find(|p| p.ends_with("Exception")).unwrap_or("");
+        matches!(name, "UnrecognizedClientException" | "InvalidSignatureException")
+    };
+    let gemini_key_invalid = body
+        .and_then(|v| v.pointer("/error/details"))
+        .and_then(|d| d.as_array())
+        .is_some_and(|details| {
+            details
+                .iter()
+                .any(|d| d.get("reason").and_then(|r| r.as_str()) == Some("API_KEY_INVALID"))
+        });
+    aws_type(aws_error_type)
+        || aws_type(text("/__type"))
+        // OpenAI and OpenAI-compatible vendors.
+        || text("/error/code") == "invalid_api_key"
+        // Anthropic.
+        || text("/error/type") == "authentication_error"
+        // Gemini: 400 INVALID_ARGUMENT with the reason API_KEY_INVALID.
+        || gemini_key_invalid
 }
 
 pub fn transport_failure(e: UpstreamError) -> Failure {
@@ -335,9 +374,10 @@ impl Hub {
         if health.is_disabled(id) {
             return;
         }
-        health.disable(id);
+        let now = self.inner.clock.now_ms();
+        health.disable(id, now);
         let base = self.inner.options.recheck_interval_ms;
-        health.backoff(id, self.inner.clock.now_ms(), base / 2);
+        health.backoff(id, now, base / 2);
         tracing::warn!(credential = %id, "credential disabled: {reason}");
         let (hub, id, reason) = (
             self.clone(),
@@ -396,14 +436,12 @@ impl Hub {
                     }
                 }
                 let text = String::from_utf8_lossy(&body[..body.len().min(500)]).replace(secret, "****");
-                let lower = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_lowercase();
-                let aws = crate::http::header(&resp.headers, "x-amzn-errortype")
-                    .unwrap_or("")
-                    .to_lowercase();
+                let parsed = serde_json::from_slice::<serde_json::Value>(&body).ok();
+                let aws = crate::http::header(&resp.headers, "x-amzn-errortype").unwrap_or("");
                 let ok = match vendor.wire {
                     // A refused empty generation proves the key was accepted.
                     crate::providers::Wire::Ideogram => {
-                        !credential_rejected(resp.status, &lower, &aws) && resp.status < 500
+                        !credential_rejected(resp.status, parsed.as_ref(), aws) && resp.status < 500
                     }
                     _ => (200..300).contains(&resp.status),
                 };

@@ -255,6 +255,10 @@ async fn run(
             }
         };
         let mut meter = CallMeter {
+            bound: Usage {
+                input_tokens: call.prompt.input_token_ceiling(),
+                ..call.hold_usage
+            },
             hub: hub.clone(),
             call_id: call_id.clone(),
             attempt: at.number as i64,

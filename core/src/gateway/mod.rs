@@ -6,6 +6,7 @@ pub mod failover;
 pub mod media;
 pub mod models;
 mod relay;
+pub mod settle;
 
 /// The error a stream ends with when the provider fails midway.
 pub(crate) fn chat_stream_error(msg: &str) -> crate::error::ApiError {

@@ -51,6 +51,9 @@ pub struct CallMeter {
     /// The credit held for this call, when billing is on.
     pub hold: Option<Credits>,
     pub prompt: PromptSize,
+    /// The most this call can use (prompt bound, output budget, images
+    /// asked for): reported usage beyond it is cut to it.
+    pub bound: Usage,
     pub started_us: u64,
     pub upstream_ttfb_ms: Option<i64>,
     pub ttfb_ms: Option<i64>,
@@ -110,6 +113,10 @@ impl CallMeter {
                 true,
             ),
         };
+        let (usage, clamped) = usage.clamped_to(&self.bound);
+        if clamped {
+            tracing::warn!(call_id = %self.call_id, provider = %self.route.provider.name, "the provider reported more usage than the request could produce; billed at the bound");
+        }
         let rates = self.route.model.rates;
         let credits = rates.cost(&usage);
         let (status, error) = match &outcome {
@@ -129,6 +136,7 @@ impl CallMeter {
         log.usage = usage;
         log.credits = credits;
         log.estimated = estimated;
+        log.clamped = clamped;
         let settlement = Settlement {
             call_id: self.call_id.clone(),
             user_id: self.caller.user_id.clone(),
@@ -159,20 +167,12 @@ impl CallMeter {
             );
         }
         let earlier = std::mem::take(&mut self.earlier_attempts);
-        let store = self.hub.inner.store.clone();
         tracing::info!(call_id = %self.call_id, status, credits = %credits, estimated, input = usage.input_tokens, output = usage.output_tokens, "call finished");
-        self.hub.inner.background.spawn(Box::pin(async move {
-            // A settlement is idempotent, so retrying a failed write is safe.
-            for attempt in 1..=3 {
-                match store.settle(&settlement, &earlier).await {
-                    Ok(()) => return,
-                    Err(e) if attempt == 3 => {
-                        tracing::error!(call_id = %settlement.call_id, credits = %settlement.credits, "settlement failed, usage not recorded: {e}")
-                    }
-                    Err(e) => tracing::warn!(call_id = %settlement.call_id, "settlement failed, retrying: {e}"),
-                }
-            }
-        }));
+        // Journaled here, before the caller gets the final event; committed in the background.
+        self.hub.commit_settlement(
+            &self.call_id,
+            crate::store::Store::settlement_stmts(&settlement, &earlier),
+        );
         Billed { usage, credits }
     }
 }
@@ -340,6 +340,8 @@ impl Relay {
             let mut keep = true;
             if ev.data == "[DONE]" {
                 self.complete = true;
+                // Settled (journaled) before the caller can see the end.
+                self.settle(Outcome::Complete);
             }
             if !ev.data.is_empty() && ev.data != "[DONE]" {
                 match serde_json::from_str::<ChunkView>(&ev.data) {

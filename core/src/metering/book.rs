@@ -71,8 +71,8 @@ impl CreditBook {
     /// Reserves `amount` if the free balance covers it.
     pub fn try_hold(&self, user: &str, amount: Credits) -> bool {
         self.with(|a| match a.get_mut(user) {
-            Some(acc) if acc.balance - acc.held >= amount.nanos() => {
-                acc.held += amount.nanos();
+            Some(acc) if acc.balance.saturating_sub(acc.held) >= amount.nanos() && amount.nanos() >= 0 => {
+                acc.held = acc.held.saturating_add(amount.nanos());
                 true
             }
             _ => false,
@@ -83,8 +83,10 @@ impl CreditBook {
     pub fn settle(&self, user: &str, hold: Credits, charge: Credits) {
         self.with(|a| {
             if let Some(acc) = a.get_mut(user) {
-                acc.held -= hold.nanos();
-                acc.balance -= charge.nanos();
+                // Saturating, though never reached: every amount is within
+                // ±Credits::MAX, so these differences fit i64.
+                acc.held = acc.held.saturating_sub(hold.nanos());
+                acc.balance = acc.balance.saturating_sub(charge.nanos());
             }
         });
     }
@@ -93,7 +95,7 @@ impl CreditBook {
     pub fn credit(&self, user: &str, amount: Credits) {
         self.with(|a| {
             if let Some(acc) = a.get_mut(user) {
-                acc.balance += amount.nanos();
+                acc.balance = acc.balance.saturating_add(amount.nanos());
             }
         });
     }

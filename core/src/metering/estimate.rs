@@ -11,6 +11,17 @@ const PER_MESSAGE_OVERHEAD: u64 = 8;
 const PER_REPLY_OVERHEAD: u64 = 8;
 /// What one image in a prompt may cost at most, in tokens.
 const PER_IMAGE_BOUND: u64 = 2_000;
+/// What one image may be billed at most, however large (Gemini tiles a large
+/// image into 258-token crops; a 4096-pixel square is about 7,000 tokens).
+const PER_IMAGE_CEILING: u64 = 20_000;
+/// Prompt text providers add themselves (Anthropic's tool-use system prompt
+/// is about 350 tokens).
+const HIDDEN_PROMPT_CEILING: u64 = 4_096;
+
+/// The output tokens one answer may be billed for when neither the caller nor
+/// Hub sent a budget and the model has no configured `max_output_tokens`: the
+/// provider's own limit applies then, and no model's is near this.
+pub const UNSENT_OUTPUT_BOUND: u64 = 1_000_000;
 
 /// Counts over a chat request's prompt, gathered once while parsing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,6 +36,19 @@ impl PromptSize {
     /// An upper bound on the prompt's input tokens.
     pub fn input_token_bound(&self) -> u64 {
         self.text_bytes + self.messages * PER_MESSAGE_OVERHEAD + PER_REPLY_OVERHEAD + self.images * PER_IMAGE_BOUND
+    }
+
+    /// The most input tokens a provider may bill this prompt for before Hub
+    /// cuts its report down (see `Usage::clamped_to`). Looser than the hold's
+    /// bound, which sizes a reservation: providers add prompts of their own
+    /// (tool-use instructions, a few hundred tokens) and tile large images
+    /// into thousands of tokens, and an honest count must never be cut.
+    pub fn input_token_ceiling(&self) -> u64 {
+        self.text_bytes
+            .saturating_add(self.messages.saturating_mul(PER_MESSAGE_OVERHEAD))
+            .saturating_add(PER_REPLY_OVERHEAD)
+            .saturating_add(self.images.saturating_mul(PER_IMAGE_CEILING))
+            .saturating_add(HIDDEN_PROMPT_CEILING)
     }
 
     /// A best guess at the prompt's input tokens.

@@ -21,6 +21,31 @@ pub struct Usage {
     pub images: u64,
 }
 
+impl Usage {
+    /// This usage cut down to `bound`, the most the request could have
+    /// produced, and whether anything was cut. A provider reporting more (a
+    /// bug, or a hostile endpoint) is billed for the bound, never beyond it:
+    /// output up to the output budget, input and cache tokens together up to
+    /// the prompt's bound, images up to the number asked for.
+    pub fn clamped_to(&self, bound: &Usage) -> (Usage, bool) {
+        let output_tokens = self.output_tokens.min(bound.output_tokens);
+        let cache_read_tokens = self.cache_read_tokens.min(bound.input_tokens);
+        let cache_write_tokens = self.cache_write_tokens.min(bound.input_tokens - cache_read_tokens);
+        let input_tokens = self
+            .input_tokens
+            .min(bound.input_tokens - cache_read_tokens - cache_write_tokens);
+        let clamped = Usage {
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            reasoning_tokens: self.reasoning_tokens.min(output_tokens),
+            images: self.images.min(bound.images),
+        };
+        (clamped, clamped != *self)
+    }
+}
+
 /// A model's sell rates, in credits per million tokens (per image for images).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rates {
@@ -35,15 +60,25 @@ pub struct Rates {
 impl Rates {
     /// The exact cost of `usage`: each count times its rate, summed, then
     /// rounded once (half up) to the nano-credit.
+    ///
+    /// Saturating throughout: a count times a rate always fits i128, but four
+    /// such products may not; whatever saturates is far above `Credits::MAX`
+    /// and clamps to it.
     pub fn cost(&self, usage: &Usage) -> Credits {
         let per_million = |tokens: u64, rate: Rate| i128::from(tokens) * i128::from(rate.nanos());
         let numerator = per_million(usage.input_tokens, self.input)
-            + per_million(usage.output_tokens, self.output)
-            + per_million(usage.cache_read_tokens, self.cache_read.unwrap_or(self.input))
-            + per_million(usage.cache_write_tokens, self.cache_write.unwrap_or(self.input));
-        let tokens = (numerator + 500_000).div_euclid(1_000_000);
+            .saturating_add(per_million(usage.output_tokens, self.output))
+            .saturating_add(per_million(
+                usage.cache_read_tokens,
+                self.cache_read.unwrap_or(self.input),
+            ))
+            .saturating_add(per_million(
+                usage.cache_write_tokens,
+                self.cache_write.unwrap_or(self.input),
+            ));
+        let tokens = numerator.saturating_add(500_000).div_euclid(1_000_000);
         let images = i128::from(usage.images) * i128::from(self.image.nanos());
-        Credits::from_nanos_saturating(tokens + images)
+        Credits::from_nanos_saturating(tokens.saturating_add(images))
     }
 }
 
@@ -110,6 +145,65 @@ mod tests {
                 .nanos(),
             0
         );
+    }
+
+    #[test]
+    fn usage_is_clamped_to_what_the_request_could_produce() {
+        let bound = Usage {
+            input_tokens: 100,
+            output_tokens: 5,
+            images: 1,
+            ..Default::default()
+        };
+        let honest = Usage {
+            input_tokens: 60,
+            cache_read_tokens: 30,
+            output_tokens: 5,
+            reasoning_tokens: 2,
+            ..Default::default()
+        };
+        assert_eq!(honest.clamped_to(&bound), (honest, false));
+        let hostile = Usage {
+            input_tokens: u64::MAX,
+            output_tokens: 1_000_000_000_000,
+            cache_read_tokens: 80,
+            cache_write_tokens: u64::MAX,
+            reasoning_tokens: u64::MAX,
+            images: 7,
+        };
+        let (cut, clamped) = hostile.clamped_to(&bound);
+        assert!(clamped);
+        assert_eq!(
+            cut,
+            Usage {
+                input_tokens: 0,
+                output_tokens: 5,
+                cache_read_tokens: 80,
+                cache_write_tokens: 20,
+                reasoning_tokens: 5,
+                images: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn costs_saturate_instead_of_wrapping() {
+        let rates = Rates {
+            input: Rate::parse("1000000000").unwrap(),
+            output: Rate::parse("1000000000").unwrap(),
+            cache_read: Some(Rate::parse("1000000000").unwrap()),
+            cache_write: Some(Rate::parse("1000000000").unwrap()),
+            image: Rate::parse("1000000000").unwrap(),
+        };
+        let usage = Usage {
+            input_tokens: u64::MAX,
+            output_tokens: u64::MAX,
+            cache_read_tokens: u64::MAX,
+            cache_write_tokens: u64::MAX,
+            reasoning_tokens: u64::MAX,
+            images: u64::MAX,
+        };
+        assert_eq!(rates.cost(&usage), Credits::MAX);
     }
 
     #[test]

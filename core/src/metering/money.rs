@@ -7,6 +7,14 @@ use std::fmt;
 
 const SCALE: i64 = 1_000_000_000;
 
+/// The largest magnitude, in nano-credits, of any amount Hub accepts, keeps or
+/// computes: a balance, a grant, a hold, a charge, a spend cap, a rate (one
+/// billion credits, or credits per million tokens). Far beyond any real
+/// account, and small enough that the sum of two such amounts stays inside
+/// i64 (and inside SQLite's INTEGER, which silently turns an overflowing sum
+/// into an inexact REAL).
+pub const MAX_NANOS: i64 = 1_000_000_000 * SCALE;
+
 /// An amount of credits, exact to the nano-credit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Credits(i64);
@@ -21,7 +29,7 @@ pub enum MoneyError {
     NotANumber,
     #[error("has more than 9 decimal places")]
     TooPrecise,
-    #[error("is out of range")]
+    #[error("is out of range (at most 1000000000 in magnitude)")]
     OutOfRange,
     #[error("must not be negative")]
     Negative,
@@ -69,8 +77,11 @@ fn parse_decimal(text: &str) -> Result<i64, MoneyError> {
     }
     let base: i128 = all.parse().map_err(|_| MoneyError::OutOfRange)?;
     let value = base * 10i128.pow(shift as u32);
-    let value = if negative { -value } else { value };
-    i64::try_from(value).map_err(|_| MoneyError::OutOfRange)
+    if value > i128::from(MAX_NANOS) {
+        return Err(MoneyError::OutOfRange);
+    }
+    let value = value as i64;
+    Ok(if negative { -value } else { value })
 }
 
 fn format_decimal(v: i64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -169,12 +180,22 @@ impl Rate {
 }
 
 impl Credits {
+    /// The largest amount Hub keeps anywhere (see `MAX_NANOS`).
+    pub const MAX: Credits = Credits(MAX_NANOS);
+
+    /// A computed amount, clamped into ±`MAX` (a charge or a hold that large
+    /// can never be covered, so clamping changes no decision).
     pub fn from_nanos_saturating(nanos: i128) -> Self {
-        Credits(nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+        Credits(nanos.clamp(-i128::from(MAX_NANOS), i128::from(MAX_NANOS)) as i64)
     }
 
     pub fn saturating_sub(self, other: Credits) -> Credits {
-        Credits(self.0.saturating_sub(other.0))
+        Credits::from_nanos_saturating(i128::from(self.0) - i128::from(other.0))
+    }
+
+    /// Whether this amount is one Hub may keep (a balance, a grant).
+    pub fn in_range(self) -> bool {
+        (-MAX_NANOS..=MAX_NANOS).contains(&self.0)
     }
 }
 
@@ -197,6 +218,12 @@ mod tests {
         assert_eq!(Credits::parse("1.2.3"), Err(MoneyError::NotANumber));
         assert_eq!(Credits::parse(""), Err(MoneyError::NotANumber));
         assert_eq!(Credits::parse("99999999999999999999"), Err(MoneyError::OutOfRange));
+        assert_eq!(Credits::parse("1000000000").unwrap(), Credits::MAX);
+        assert_eq!(Credits::parse("-1000000000").unwrap().nanos(), -MAX_NANOS);
+        assert_eq!(Credits::parse("1000000000.000000001"), Err(MoneyError::OutOfRange));
+        assert_eq!(Credits::parse("9223372036"), Err(MoneyError::OutOfRange));
+        assert_eq!(Credits::parse("-9223372036.854775808"), Err(MoneyError::OutOfRange));
+        assert_eq!(Rate::parse("1e10"), Err(MoneyError::OutOfRange));
     }
 
     #[test]

@@ -141,7 +141,10 @@ pub fn parse_framework(bytes: &[u8], default_model: Option<&str>) -> Result<Chat
         stream: streaming,
         temperature: number(options, "temperature", "input.modelOptions.")?,
         top_p: number(options, "topP", "input.modelOptions.")?,
-        max_tokens: positive(options, "maxTokens", "input.modelOptions.")?,
+        max_tokens: super::output_budget(
+            "input.modelOptions.maxTokens",
+            positive(options, "maxTokens", "input.modelOptions.")?,
+        )?,
         parallel_tool_calls: options.get("parallelToolCalls").and_then(Value::as_bool),
         ..Default::default()
     };
@@ -188,7 +191,7 @@ pub fn parse_legacy(bytes: &[u8], default_model: Option<&str>) -> Result<(Chat, 
         model,
         temperature: number(&body, "temperature", "")?,
         top_p: number(&body, "topP", "")?,
-        max_tokens: positive(&body, "maxTokens", "")?,
+        max_tokens: super::output_budget("maxTokens", positive(&body, "maxTokens", "")?)?,
         ..Default::default()
     };
     match (body.get("messages"), body.get("prompt")) {

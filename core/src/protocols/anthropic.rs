@@ -40,6 +40,7 @@ pub fn parse(bytes: &[u8]) -> Result<Chat, ApiError> {
         },
         None => return Err(ApiError::invalid_field("max_tokens", "is required")),
     };
+    super::output_budget("max_tokens", Some(max_tokens))?;
     let mut prompt = PromptSize::default();
     let mut chat = Chat {
         model,

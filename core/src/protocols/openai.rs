@@ -169,8 +169,8 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         }
     };
     let max_tokens = match positive_int("max_completion_tokens", get("max_completion_tokens"))? {
-        Some(n) => Some(n),
-        None => positive_int("max_tokens", get("max_tokens"))?,
+        Some(n) => super::output_budget("max_completion_tokens", Some(n))?,
+        None => super::output_budget("max_tokens", positive_int("max_tokens", get("max_tokens"))?)?,
     };
     let n = positive_int("n", get("n"))?.unwrap_or(1);
     if n > 128 {

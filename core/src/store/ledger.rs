@@ -68,6 +68,8 @@ pub struct CallLog {
     pub usage: Usage,
     pub credits: Credits,
     pub estimated: bool,
+    /// The provider reported more usage than the request could produce; it was cut to the bound.
+    pub clamped: bool,
     pub duration_ms: i64,
     pub ttfb_ms: Option<i64>,
     pub upstream_ttfb_ms: Option<i64>,
@@ -76,33 +78,44 @@ pub struct CallLog {
 
 pub fn call_log_stmt(c: &CallLog) -> Stmt {
     sql!(
-        "INSERT OR IGNORE INTO calls (id, call_id, attempt, request_id, endpoint, user_id, key_id, app, provider_id, provider, credential_id, model, stream, status, http_status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, credits, estimated, duration_ms, ttfb_ms, upstream_ttfb_ms, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+        "INSERT OR IGNORE INTO calls (id, call_id, attempt, request_id, endpoint, user_id, key_id, app, provider_id, provider, credential_id, model, stream, status, http_status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, credits, estimated, duration_ms, ttfb_ms, upstream_ttfb_ms, created_at, clamped)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
         &c.id, &c.call_id, c.attempt, c.request_id.clone(), &c.endpoint, c.user_id.clone(), c.key_id.clone(), c.app.clone(),
         c.provider_id.clone(), c.provider.clone(), c.credential_id.clone(), &c.model, c.stream, c.status, c.http_status,
         c.error.clone(), c.usage.input_tokens, c.usage.output_tokens, c.usage.cache_read_tokens, c.usage.cache_write_tokens,
-        c.credits.nanos(), c.estimated, c.duration_ms, c.ttfb_ms, c.upstream_ttfb_ms, c.created_at
+        c.credits.nanos(), c.estimated, c.duration_ms, c.ttfb_ms, c.upstream_ttfb_ms, c.created_at, c.clamped
     )
 }
 
 impl Store {
+    /// Adds a grant (or, negative, an adjustment) unless it would take the
+    /// balance outside ±`Credits::MAX`. Returns whether it was applied.
     pub async fn grant(
         &self,
         user_id: &str,
         amount: Credits,
         reason: Option<&str>,
-        expires_at: Option<i64>,
         created_by: Option<&str>,
         now_ms: i64,
-    ) -> Result<(), DbError> {
+    ) -> Result<bool, DbError> {
         let kind = if amount.is_negative() { "adjustment" } else { "grant" };
-        self.db
+        // Both terms are within ±MAX, so their sum cannot overflow SQLite's INTEGER.
+        let n = self
+            .db
             .execute(sql!(
-                "INSERT INTO ledger (user_id, kind, amount, reason, expires_at, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                user_id, kind, amount.nanos(), reason, expires_at, created_by, now_ms
+                "INSERT INTO ledger (user_id, kind, amount, reason, created_by, created_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6
+                 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND balance + ?3 BETWEEN -?7 AND ?7)",
+                user_id,
+                kind,
+                amount.nanos(),
+                reason,
+                created_by,
+                now_ms,
+                Credits::MAX.nanos()
             ))
-            .await
-            .map(|_| ())
+            .await?;
+        Ok(n > 0)
     }
 
     pub async fn ledger(&self, user_id: &str, cursor: Option<i64>, limit: i64) -> Result<Page<LedgerEntry>, DbError> {
@@ -176,17 +189,20 @@ impl Store {
             .map(|_| ())
     }
 
-    /// Writes a finished call: usage row, ledger entry, hold release and call
-    /// log, atomically. Idempotent per call id: settling twice charges once.
-    pub async fn settle(&self, s: &Settlement, earlier_attempts: &[CallLog]) -> Result<(), DbError> {
+    /// The writes of a finished call: usage row, ledger entry, hold release,
+    /// key-limit record and call log, to run as one batch. Idempotent per call
+    /// id (every statement is an INSERT OR IGNORE or a conditional UPDATE), so
+    /// running them twice charges once: retries and journal replays are safe.
+    pub fn settlement_stmts(s: &Settlement, earlier_attempts: &[CallLog]) -> Vec<Stmt> {
         let u = &s.usage;
         let mut stmts = vec![sql!(
-            "INSERT OR IGNORE INTO usage (call_id, user_id, key_id, app, provider_id, model, type, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, images, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, credits, billed, estimated, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+            "INSERT OR IGNORE INTO usage (call_id, user_id, key_id, app, provider_id, model, type, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, images, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, credits, billed, estimated, created_at, clamped)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
             &s.call_id, &s.user_id, s.key_id.clone(), s.app.clone(), s.provider_id.clone(), &s.model, s.kind,
             u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens, u.images,
             s.rates.input.nanos(), s.rates.output.nanos(), s.rates.cache_read.map(|r| r.nanos()),
-            s.rates.cache_write.map(|r| r.nanos()), s.rates.image.nanos(), s.credits.nanos(), s.billed, s.estimated, s.now_ms
+            s.rates.cache_write.map(|r| r.nanos()), s.rates.image.nanos(), s.credits.nanos(), s.billed, s.estimated, s.now_ms,
+            s.log.clamped
         )];
         if s.billed && s.credits.nanos() != 0 {
             stmts.push(sql!(
@@ -202,11 +218,24 @@ impl Store {
             ));
         }
         if s.key_limited {
-            let tokens = u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_write_tokens;
-            stmts.push(Store::key_call_stmt(&s.call_id, tokens as i64, s.credits.nanos()));
+            let tokens = u
+                .input_tokens
+                .saturating_add(u.output_tokens)
+                .saturating_add(u.cache_read_tokens)
+                .saturating_add(u.cache_write_tokens);
+            stmts.push(Store::key_call_stmt(
+                &s.call_id,
+                i64::try_from(tokens).unwrap_or(i64::MAX),
+                s.credits.nanos(),
+            ));
         }
         stmts.extend(earlier_attempts.iter().map(call_log_stmt));
         stmts.push(call_log_stmt(&s.log));
+        stmts
+    }
+
+    /// Runs writes as one atomic batch (a settlement, or its journal replay).
+    pub async fn commit(&self, stmts: Vec<Stmt>) -> Result<(), DbError> {
         self.db.batch(stmts).await.map(|_| ())
     }
 

@@ -90,6 +90,7 @@ fn call(r: &Row) -> CallLog {
         },
         credits: Credits::from_nanos(r.i64("credits")),
         estimated: r.bool("estimated"),
+        clamped: r.bool("clamped"),
         duration_ms: r.i64("duration_ms"),
         ttfb_ms: r.opt_i64("ttfb_ms"),
         upstream_ttfb_ms: r.opt_i64("upstream_ttfb_ms"),

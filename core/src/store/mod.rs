@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "key_limits",
         include_str!("../../../infra/migrations/0002_key_limits.sql"),
     ),
+    (
+        3,
+        "hardening",
+        include_str!("../../../infra/migrations/0003_hardening.sql"),
+    ),
 ];
 
 #[derive(Clone)]

@@ -33,6 +33,7 @@ pub struct KeyRow {
     pub daily_spend_cap: Option<Credits>,
     pub monthly_spend_cap: Option<Credits>,
     pub created_at: i64,
+    pub parent_key_id: Option<String>,
 }
 
 fn user(r: &Row) -> UserRow {
@@ -63,6 +64,7 @@ fn key(r: &Row) -> KeyRow {
         daily_spend_cap: r.opt_i64("daily_spend_cap").map(Credits::from_nanos),
         monthly_spend_cap: r.opt_i64("monthly_spend_cap").map(Credits::from_nanos),
         created_at: r.i64("created_at"),
+        parent_key_id: r.opt_str("parent_key_id"),
     }
 }
 
@@ -80,14 +82,17 @@ pub struct NewKeyRow<'a> {
     pub daily_spend_cap: Option<Credits>,
     pub monthly_spend_cap: Option<Credits>,
     pub now_ms: i64,
+    /// The key that minted this one through `/api/me/keys`.
+    pub parent_key_id: Option<&'a str>,
 }
 
 pub fn insert_key_stmt(k: &NewKeyRow) -> Stmt {
     sql!(
-        "INSERT INTO api_keys (id, user_id, label, key_hash, key_hint, expires_at, allowed_models, rpm_limit, tpm_limit, daily_spend_cap, monthly_spend_cap, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO api_keys (id, user_id, label, key_hash, key_hint, expires_at, allowed_models, rpm_limit, tpm_limit, daily_spend_cap, monthly_spend_cap, created_at, parent_key_id, hash_scheme) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 2)",
         k.id, k.user_id, k.label, k.key_hash, k.key_hint, k.expires_at,
         k.allowed_models.map(|m| serde_json::to_string(m).unwrap_or_default()),
-        k.rpm_limit, k.tpm_limit, k.daily_spend_cap.map(Credits::nanos), k.monthly_spend_cap.map(Credits::nanos), k.now_ms
+        k.rpm_limit, k.tpm_limit, k.daily_spend_cap.map(Credits::nanos), k.monthly_spend_cap.map(Credits::nanos), k.now_ms,
+        k.parent_key_id
     )
 }
 
@@ -160,13 +165,35 @@ impl Store {
         Ok(self.db.execute(stmt).await? > 0)
     }
 
-    /// The owner user holding the key with this hash, creating both if missing.
+    /// The owner user holding the key with this hash, creating both if
+    /// missing; an existing key is restored to a working, unrestricted key of
+    /// an enabled owner. Returns whether they were created.
     pub async fn ensure_owner_key(&self, user_id: &str, key: NewKeyRow<'_>) -> Result<bool, DbError> {
         let exists = self
             .db
-            .query(sql!("SELECT id FROM api_keys WHERE key_hash = ?1", key.key_hash))
+            .query(sql!(
+                "SELECT id, user_id FROM api_keys WHERE key_hash = ?1",
+                key.key_hash
+            ))
             .await?;
-        if !exists.rows.is_empty() {
+        if let Some(row) = first(&exists) {
+            self.db
+                .batch(vec![
+                    sql!(
+                        "UPDATE api_keys SET revoked_at = NULL, expires_at = NULL, allowed_models = NULL, rpm_limit = NULL,
+                                tpm_limit = NULL, daily_spend_cap = NULL, monthly_spend_cap = NULL, parent_key_id = NULL,
+                                key_hint = ?2
+                         WHERE id = ?1",
+                        row.str("id"),
+                        key.key_hint
+                    ),
+                    sql!(
+                        "UPDATE users SET role = 'owner', disabled = 0, updated_at = ?2 WHERE id = ?1 AND (role <> 'owner' OR disabled <> 0)",
+                        row.str("user_id"),
+                        key.now_ms
+                    ),
+                ])
+                .await?;
             return Ok(false);
         }
         let user = UserRow {
@@ -207,16 +234,68 @@ impl Store {
         Ok(first(&r).map(|r| key(&r)))
     }
 
+    /// Revokes a key and every key minted from it, at any depth.
     pub async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<bool, DbError> {
         let n = self
             .db
             .execute(sql!(
-                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                "WITH RECURSIVE minted(id) AS (
+                   SELECT ?1 UNION SELECT k.id FROM api_keys k JOIN minted m ON k.parent_key_id = m.id
+                 )
+                 UPDATE api_keys SET revoked_at = ?2 WHERE id IN (SELECT id FROM minted) AND revoked_at IS NULL",
                 id,
                 now_ms
             ))
             .await?;
         Ok(n > 0)
+    }
+
+    /// Rewrites scheme-1 key hashes (bare SHA-256) as keyed hashes, and their
+    /// hints as today's shorter ones. Returns how many keys were upgraded.
+    pub async fn upgrade_key_hashes(&self, secret: &[u8; 32]) -> Result<u64, DbError> {
+        let r = self
+            .db
+            .query(sql!(
+                "SELECT id, key_hash, key_hint FROM api_keys WHERE hash_scheme = 1"
+            ))
+            .await?;
+        let stmts: Vec<Stmt> = rows(&r)
+            .map(|row| {
+                let hint = row.str("key_hint");
+                // Old hints are `first eight…last four` of 36-character keys.
+                let chars: Vec<char> = hint.chars().collect();
+                let hint = match chars.iter().position(|c| *c == '…') {
+                    Some(dot) if dot >= 4 && chars.len() >= dot + 5 => {
+                        let head: String = chars[..4].iter().collect();
+                        let tail: String = chars[chars.len() - 4..].iter().collect();
+                        format!("{head}…{tail}")
+                    }
+                    _ => "****".to_string(),
+                };
+                sql!(
+                    "UPDATE api_keys SET key_hash = ?2, key_hint = ?3, hash_scheme = 2 WHERE id = ?1 AND hash_scheme = 1",
+                    row.str("id"),
+                    crate::auth::upgrade_hash(secret, &row.str("key_hash")),
+                    hint
+                )
+            })
+            .collect();
+        let n = stmts.len() as u64;
+        if n > 0 {
+            self.db.batch(stmts).await?;
+        }
+        Ok(n)
+    }
+
+    /// How many enabled owners there are.
+    pub async fn active_owners(&self) -> Result<i64, DbError> {
+        let r = self
+            .db
+            .query(sql!(
+                "SELECT COUNT(*) AS n FROM users WHERE role = 'owner' AND disabled = 0"
+            ))
+            .await?;
+        Ok(first(&r).map_or(0, |r| r.i64("n")))
     }
 
     /// The caller behind a key hash, if the key exists (revoked and expired keys included).

@@ -72,6 +72,11 @@ pub struct ServeArgs {
     /// Threads serving connections (default: one per core this process may run on).
     #[arg(long, env = "HUB_WORKERS")]
     pub workers: Option<std::num::NonZeroUsize>,
+    /// Directory of the settlement journal: finished calls' usage is written here before their last byte
+    /// is sent, so a crash or a database outage never loses it (default: `<db>.journal` beside an embedded
+    /// database; none for a remote one unless set).
+    #[arg(long, env = "HUB_JOURNAL_DIR")]
+    pub journal_dir: Option<PathBuf>,
     /// Master key file for an embedded database when HUB_MASTER_KEY is not set (default: beside the database).
     #[arg(long, env = "HUB_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,

@@ -13,7 +13,7 @@ use hub_core::error::ApiError;
 use hub_core::ports::{Rng, Timeouts};
 use hub_core::{Hub, HubOptions};
 use hub_libsql::LibSqlDb;
-use hub_native::{OsRng, ReqwestUpstream, SystemClock, Tracker};
+use hub_native::{FileJournal, OsRng, ReqwestUpstream, SystemClock, Tracker};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use std::path::{Path, PathBuf};
@@ -61,6 +61,18 @@ fn master_key(args: &ServeArgs, local: bool) -> Result<MasterKey, BoxError> {
     write_private(&path, &text).map_err(|e| format!("cannot write master key file {}: {e}", path.display()))?;
     tracing::warn!(path = %path.display(), "no HUB_MASTER_KEY: generated a master key; back it up with the database, provider secrets cannot be read without it");
     Ok(MasterKey::from_bytes(&bytes)?)
+}
+
+/// Where finished calls are journaled: the configured directory, else beside
+/// an embedded database.
+fn journal_dir(args: &ServeArgs, local: bool) -> Option<PathBuf> {
+    args.journal_dir.clone().or_else(|| {
+        local.then(|| {
+            let mut p = Path::new(&args.db.db).as_os_str().to_owned();
+            p.push(".journal");
+            PathBuf::from(p)
+        })
+    })
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -114,11 +126,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         key,
         options,
     );
+    if let Some(dir) = journal_dir(&args, local) {
+        let journal = FileJournal::open(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        hub.set_journal(Arc::new(journal));
+    }
     hub.start().await?;
     if let Ok(admin_key) = std::env::var("HUB_ADMIN_KEY") {
-        if admin_key.len() < 16 {
-            return Err("HUB_ADMIN_KEY must be at least 16 characters".into());
-        }
+        hub_core::auth::check_admin_key(&admin_key)?;
         if hub.ensure_owner_key(&admin_key).await? {
             tracing::info!("created the owner user for HUB_ADMIN_KEY");
         }
@@ -144,6 +158,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
                 }
                 if let Err(e) = hub.recheck_credentials().await {
                     tracing::warn!("credential re-check: {}", e.message);
+                }
+                // Settlements left in the journal during a long database outage.
+                if hub.journal_has_spilled() {
+                    if let Err(e) = hub.replay_journal().await {
+                        tracing::warn!("settlement journal replay: {e}");
+                    }
                 }
             }
         })

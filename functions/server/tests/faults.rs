@@ -238,7 +238,12 @@ async fn provider_faults_are_survived() {
     assert_eq!(status, 200);
     let log = attempts(&w, "missing-usage", 1).await;
     assert_eq!(log[0]["estimated"], true);
-    assert!(nanos(&log[0]["credits"]) > 0);
+    // "hi": 1 token of text + 4 for its message + 3 for the reply; "Hello, world!" is 13 bytes, 4 tokens.
+    assert_eq!(
+        (log[0]["input_tokens"].as_u64(), log[0]["output_tokens"].as_u64()),
+        (Some(8), Some(4))
+    );
+    assert_eq!(nanos(&log[0]["credits"]), hub_e2e::cost_nanos(&[(8, "1"), (4, "2")]));
 
     // Still healthy; no hold left open; the ledger is the balance.
     let (status, _) = w.api.call(Method::GET, "/healthz", &w.key, None).await;

@@ -36,10 +36,12 @@ impl Rng {
 
 async fn setup(api: &Api, mock: &MockProvider) {
     let p = api.setup_provider("mock", &mock.base_url(), "sk-stress-0001").await;
-    for m in ["ok", "slow", "fail", "break"] {
+    for m in ["ok", "slow", "fail", "break", "huge"] {
         api.add_model(&p, m, json!({"input_rate": 3, "output_rate": 7})).await;
     }
     mock.set("ok", Behavior::default().tokens(11, 13));
+    // A provider reporting usage no request could produce: cut to the request's bound.
+    mock.set("huge", Behavior::default().tokens(u64::MAX, u64::MAX));
     let words: Vec<&str> = vec!["w "; 12];
     mock.set(
         "slow",
@@ -57,7 +59,15 @@ async fn setup(api: &Api, mock: &MockProvider) {
 
 /// One call: random model, streamed or not, maybe abandoned after its first chunk.
 async fn one_call(api: Api, key: String, model: &'static str, stream: bool, leave_early: bool) {
-    let body = json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "stress"}], "max_tokens": 40});
+    one_call_with(api, key, model, stream, leave_early, 40).await
+}
+
+/// Output budgets a call may ask for: ordinary, the largest allowed (held
+/// exactly, so refused for want of credit), and ones that would wrap.
+const BUDGETS: [u64; 4] = [40, 40, 4_294_967_295, 9_223_372_036_854_775_808];
+
+async fn one_call_with(api: Api, key: String, model: &'static str, stream: bool, leave_early: bool, max_tokens: u64) {
+    let body = json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "stress"}], "max_tokens": max_tokens, "n": 1});
     let Ok(resp) = api
         .http
         .post(format!("{}/v1/chat/completions", api.base))
@@ -150,21 +160,23 @@ async fn concurrent_calls_disconnects_failures_and_grants_keep_the_ledger_exact(
         users.push(api.user_with_key(&format!("s{i}"), "0.01").await);
         grants.push(10_000_000i128);
     }
-    let models = ["ok", "slow", "fail", "break"];
+    let models = ["ok", "slow", "fail", "break", "huge"];
     let total = 400;
     let mut tasks = Vec::new();
     let started = Instant::now();
     for n in 0..total {
         let u = rng.below(users.len() as u64) as usize;
-        let model = models[rng.below(4) as usize];
+        let model = models[rng.below(models.len() as u64) as usize];
         let stream = rng.below(3) > 0;
         let leave = stream && rng.below(5) == 0;
-        tasks.push(tokio::spawn(one_call(
+        let budget = BUDGETS[rng.below(BUDGETS.len() as u64) as usize];
+        tasks.push(tokio::spawn(one_call_with(
             api.clone(),
             users[u].1.clone(),
             model,
             stream,
             leave,
+            budget,
         )));
         if n % 25 == 0 {
             // A grant lands while calls run.
@@ -176,6 +188,16 @@ async fn concurrent_calls_disconnects_failures_and_grants_keep_the_ledger_exact(
             )
             .await;
             grants[g] += 1_000_000;
+            // And one that would overflow a balance: refused, nothing recorded.
+            let (status, _) = api
+                .call(
+                    Method::POST,
+                    &format!("/api/admin/users/{}/grants", users[g].0),
+                    hub_e2e::ADMIN_KEY,
+                    Some(json!({"amount": 9_223_372_036u64, "reason": "overflow"})),
+                )
+                .await;
+            assert_eq!(status, 400);
         }
         if n % 40 == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -184,7 +206,21 @@ async fn concurrent_calls_disconnects_failures_and_grants_keep_the_ledger_exact(
     for t in tasks {
         let _ = t.await;
     }
+    // The same claims, recomputed from the database file itself once every settlement landed.
+    let db = hub.dir.join("hub.db");
+    let audit = tokio::task::spawn_blocking(move || hub_e2e::audit_db_settled(&db))
+        .await
+        .unwrap();
+    assert!(audit.problems.is_empty(), "{:#?}", audit.problems);
     let entries = check_invariants(&api, &users, &grants).await;
+    assert_eq!(
+        audit.calls.values().filter(|c| **c != 0).count(),
+        entries,
+        "one usage row per charged call"
+    );
+    for (user, _) in &users {
+        assert_eq!(audit.balances[user], nanos(&api.user(user).await["balance"]));
+    }
     println!(
         "stress: {total} calls, {} grants, {entries} usage entries, in {:.1} s; invariants hold",
         grants.iter().map(|g| (g - 10_000_000) / 1_000_000).sum::<i128>(),
@@ -247,5 +283,118 @@ async fn a_crash_under_load_loses_nothing_and_strands_no_hold() {
     let grants = vec![10_000_000i128; users.len()];
     let entries = check_invariants(&api, &users, &grants).await;
     assert!(entries >= users.len(), "the finished calls' usage survived the crash");
+    let audit = hub_e2e::audit_db(&hub.dir.join("hub.db"));
+    assert!(audit.problems.is_empty(), "{:#?}", audit.problems);
     println!("crash: killed with {held} nano-credits held by calls in flight; after restart no hold is open and every ledger sums to its balance (first log: {})", log.display());
+}
+
+/// One streamed call; its call id and whether the client received the final event.
+async fn streamed_call(api: &Api, key: &str) -> Option<(String, bool)> {
+    let body = json!({"model": "steady", "stream": true, "messages": [{"role": "user", "content": "crash"}], "max_tokens": 40});
+    let resp = api
+        .http
+        .post(format!("{}/v1/chat/completions", api.base))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    let call_id = resp.headers().get("x-hub-call-id")?.to_str().ok()?.to_string();
+    let mut s = resp.bytes_stream();
+    let mut text = Vec::new();
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(10), s.next()).await {
+        text.extend_from_slice(&chunk);
+    }
+    let finished = String::from_utf8_lossy(&text).contains("data: [DONE]");
+    Some((call_id, finished))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_with_50_streams_in_flight_every_finished_call_is_billed_exactly_once() {
+    let mock = MockProvider::start().await;
+    let dir = hub_e2e::temp_dir("crash50");
+    let d = dir.clone();
+    let mut hub = tokio::task::spawn_blocking(move || HubServer::start_in(bin(), Launch::default(), d))
+        .await
+        .unwrap();
+    let api = Api::new(&hub.base);
+    let p = api.setup_provider("mock", &mock.base_url(), "sk-crash-0001").await;
+    api.add_model(&p, "steady", json!({"input_rate": 3, "output_rate": 7}))
+        .await;
+    mock.set(
+        "steady",
+        Behavior::text(&["a ", "b ", "c ", "d ", "e ", "f"])
+            .tokens(9, 6)
+            .delay(Duration::from_millis(2)),
+    );
+    let mut keys = Vec::new();
+    for i in 0..5 {
+        keys.push(api.user_with_key(&format!("k{i}"), "100").await.1);
+    }
+    // 50 clients stream calls back to back until the process is killed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for i in 0..50 {
+        let (api, key, stop) = (api.clone(), keys[i % keys.len()].clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..10_000 {
+                if stop.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
+                match streamed_call(&api, &key).await {
+                    Some(call) => seen.push(call),
+                    None => break,
+                }
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &hub.child.id().to_string()])
+        .status();
+    let _ = hub.child.wait();
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let mut finished = Vec::new();
+    let mut cut = 0;
+    for c in clients {
+        for (call_id, done) in tokio::time::timeout(Duration::from_secs(30), c).await.unwrap().unwrap() {
+            if done {
+                finished.push(call_id);
+            } else {
+                cut += 1;
+            }
+        }
+    }
+    assert!(
+        finished.len() >= 100,
+        "enough calls finished before the kill: {}",
+        finished.len()
+    );
+    drop(hub);
+    // The restart commits what the killed process had journaled, before it listens.
+    let d = dir.clone();
+    let hub = tokio::task::spawn_blocking(move || HubServer::start_in(bin(), Launch::default(), d))
+        .await
+        .unwrap();
+    let audit = hub_e2e::audit_db(&dir.join("hub.db"));
+    assert!(audit.problems.is_empty(), "{:#?}", audit.problems);
+    let missing: Vec<&String> = finished.iter().filter(|c| !audit.calls.contains_key(*c)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} calls whose client received [DONE] were never billed: {:?}",
+        missing.len(),
+        finished.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let each = hub_e2e::cost_nanos(&[(9, "3"), (6, "7")]);
+    for c in &finished {
+        assert_eq!(audit.calls[c], each, "{c} billed at its tokens × rates");
+    }
+    println!(
+        "crash with 50 streams: {} calls finished before the kill, all billed once; {cut} were cut by it",
+        finished.len()
+    );
+    drop(hub);
 }

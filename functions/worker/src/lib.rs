@@ -93,9 +93,7 @@ async fn hub(env: &Env) -> Result<Hub, String> {
     );
     hub.start().await.map_err(|e| format!("start: {e}"))?;
     if let Some(admin) = secret(env, "HUB_ADMIN_KEY") {
-        if admin.len() < 16 {
-            return Err("HUB_ADMIN_KEY must be at least 16 characters".into());
-        }
+        hub_core::auth::check_admin_key(&admin)?;
         hub.ensure_owner_key(&admin)
             .await
             .map_err(|e| format!("owner key: {e}"))?;

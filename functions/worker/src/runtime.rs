@@ -170,4 +170,8 @@ impl Background for WorkerBackground {
             None => wasm_bindgen_futures::spawn_local(work),
         }
     }
+
+    fn sleep(&self, ms: u64) -> BoxFuture {
+        Box::pin(worker::Delay::from(std::time::Duration::from_millis(ms)))
+    }
 }

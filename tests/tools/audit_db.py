@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Audits a Hub database file directly, independently of Hub's code.
+
+For every usage row, recomputes the call's cost from its tokens and the rates
+of its model (as configured, and as recorded on the row) with exact integer
+arithmetic; for every user, recomputes the balance from grants and
+adjustments minus the recomputed cost of billed usage. Prints one JSON
+object: {"problems": [...], "calls": {call_id: credits}, "users": {...}}.
+
+Usage: audit_db.py <hub.db>
+"""
+import json
+import sqlite3
+import sys
+
+
+def cost(row, rates):
+    """Hub's billing formula: each count × its rate (nano-credits per
+    million), summed, rounded half up once; images × the image rate."""
+    inp, out, cache_read, cache_write, image = rates
+    cache_read = inp if cache_read is None else cache_read
+    cache_write = inp if cache_write is None else cache_write
+    numerator = (
+        row["input_tokens"] * inp
+        + row["output_tokens"] * out
+        + row["cache_read_tokens"] * cache_read
+        + row["cache_write_tokens"] * cache_write
+    )
+    return (numerator + 500_000) // 1_000_000 + row["images"] * image
+
+
+def main(path):
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    # One read transaction: every figure from the same snapshot, even while Hub writes.
+    db.execute("BEGIN")
+    problems = []
+    configured = {}
+    for m in db.execute(
+        "SELECT p.name AS provider, m.model, m.type, m.input_rate, m.output_rate, m.cache_read_rate,"
+        " m.cache_write_rate, m.image_rate FROM models m JOIN providers p ON p.id = m.provider_id"
+    ):
+        configured[(f"{m['provider']}/{m['model']}", m["type"])] = (
+            m["input_rate"], m["output_rate"], m["cache_read_rate"], m["cache_write_rate"], m["image_rate"])
+
+    calls = {}
+    billed_cost = {}
+    for u in db.execute("SELECT * FROM usage"):
+        call = u["call_id"]
+        recorded = (u["input_rate"], u["output_rate"], u["cache_read_rate"], u["cache_write_rate"], u["image_rate"])
+        rates = configured.get((u["model"], u["type"]))
+        if rates is None:
+            problems.append(f"{call}: model {u['model']} ({u['type']}) is not configured")
+            rates = recorded
+        elif rates != recorded:
+            problems.append(f"{call}: billed at {recorded}, the model's rates are {rates}")
+        expected = cost(u, rates)
+        if u["credits"] != expected:
+            problems.append(f"{call}: usage row says {u['credits']} nano-credits, its tokens cost {expected}")
+        if call in calls:
+            problems.append(f"{call}: more than one usage row")
+        calls[call] = expected
+        if u["billed"]:
+            billed_cost[u["user_id"]] = billed_cost.get(u["user_id"], 0) + expected
+
+    ledger_usage = {}
+    for e in db.execute("SELECT * FROM ledger WHERE kind = 'usage'"):
+        call = e["call_id"]
+        if call in ledger_usage:
+            problems.append(f"{call}: more than one usage entry in the ledger")
+        ledger_usage[call] = -e["amount"]
+        if call not in calls:
+            problems.append(f"{call}: a ledger usage entry without a usage row")
+        elif calls[call] != -e["amount"]:
+            problems.append(f"{call}: the ledger charged {-e['amount']}, its tokens cost {calls[call]}")
+    for u in db.execute("SELECT call_id, credits FROM usage WHERE billed = 1 AND credits <> 0"):
+        if u["call_id"] not in ledger_usage:
+            problems.append(f"{u['call_id']}: billed usage never reached the ledger")
+
+    users = {}
+    for u in db.execute("SELECT id, balance, typeof(balance) AS t, held FROM users"):
+        granted = db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE user_id = ? AND kind IN ('grant', 'adjustment')",
+            (u["id"],),
+        ).fetchone()[0]
+        expected = granted - billed_cost.get(u["id"], 0)
+        if u["t"] != "integer":
+            problems.append(f"user {u['id']}: balance is stored as {u['t']}")
+        if u["balance"] != expected:
+            problems.append(f"user {u['id']}: balance {u['balance']}, grants − usage = {expected}")
+        users[u["id"]] = {"balance": u["balance"], "granted": granted, "used": billed_cost.get(u["id"], 0)}
+    open_holds = db.execute("SELECT COUNT(*) FROM holds WHERE state = 'open'").fetchone()[0]
+    print(json.dumps({"problems": problems, "calls": calls, "users": users, "open_holds": open_holds}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
