@@ -36,6 +36,8 @@ pub mod protocols;
 pub mod providers;
 pub mod sse;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 
 pub mod app;

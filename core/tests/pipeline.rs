@@ -1,0 +1,574 @@
+//! The call pipeline in process: Hub with a scripted provider, a manual
+//! clock, background work run when the test says, and a real embedded
+//! database. Each test takes milliseconds.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hub_core::crypto::MasterKey;
+use hub_core::http::{Body, Method, Request, Response};
+use hub_core::ports::{Journal, UpstreamError};
+use hub_core::testing::{Collector, ManualClock, MemoryJournal, Scripted, ScriptedUpstream, SeqRng};
+use hub_core::{Hub, HubOptions};
+use hub_libsql::LibSqlDb;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const ADMIN: &str = "hub_pipeline_admin_key_0123456789";
+
+struct World {
+    hub: Hub,
+    upstream: Arc<ScriptedUpstream>,
+    clock: Arc<ManualClock>,
+    background: Arc<Collector>,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir() -> TempDir {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("hub-pipeline-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    TempDir(dir)
+}
+
+/// A Hub on a fresh embedded database: `exclusive` keeps balances in the
+/// credit book (as `hub serve` does), otherwise holds are database rows.
+async fn world(exclusive: bool) -> World {
+    world_in(temp_dir(), exclusive, None).await
+}
+
+/// A Hub on the database in `dir`, with a journal if given (set before start, as runtimes do).
+async fn world_in(dir: TempDir, exclusive: bool, journal: Option<Arc<MemoryJournal>>) -> World {
+    let db = LibSqlDb::open(dir.0.join("hub.db").to_str().unwrap(), None)
+        .await
+        .unwrap();
+    let upstream = Arc::new(ScriptedUpstream::default());
+    let clock = Arc::new(ManualClock::at(1_767_225_600_000));
+    let background = Arc::new(Collector::default());
+    let hub = Hub::new(
+        Arc::new(db),
+        upstream.clone(),
+        clock.clone(),
+        Arc::new(SeqRng::default()),
+        background.clone(),
+        MasterKey::from_bytes(&[7; 32]).unwrap(),
+        HubOptions {
+            exclusive_database: exclusive,
+            ..Default::default()
+        },
+    );
+    if let Some(j) = journal {
+        hub.set_journal(j);
+    }
+    hub.start().await.unwrap();
+    hub.ensure_owner_key(ADMIN).await.unwrap();
+    World {
+        hub,
+        upstream,
+        clock,
+        background,
+        _dir: dir,
+    }
+}
+
+fn request(method: Method, path: &str, key: &str, body: Option<Value>) -> Request {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string())))
+        .unwrap()
+}
+
+async fn body_of(res: Response) -> Bytes {
+    match res.into_body() {
+        Body::Full(b) => b,
+        Body::Stream(mut s) => {
+            let mut out = Vec::new();
+            while let Some(chunk) = s.next().await {
+                match chunk {
+                    Ok(c) => out.extend_from_slice(&c),
+                    Err(e) => out.extend_from_slice(e.0.as_bytes()),
+                }
+            }
+            Bytes::from(out)
+        }
+    }
+}
+
+impl World {
+    async fn call(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let res = self.hub.handle(request(method, path, key, body)).await;
+        let status = res.status().as_u16();
+        let bytes = body_of(res).await;
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn admin(&self, method: Method, path: &str, body: Value) -> Value {
+        let (status, v) = self.call(method, path, ADMIN, Some(body)).await;
+        assert!(status < 300, "{path}: {status} {v}");
+        v
+    }
+
+    /// An OpenAI-kind provider with credentials and a model "m" at 1000 credits per million both ways.
+    async fn provider(&self, secrets: &[&str]) -> String {
+        self.named_provider("p", 0, secrets).await
+    }
+
+    async fn named_provider(&self, name: &str, priority: i64, secrets: &[&str]) -> String {
+        let p = self
+            .admin(
+                Method::POST,
+                "/api/admin/providers",
+                json!({"name": name, "kind": "openai", "base_url": format!("http://{name}.test/v1"), "priority": priority}),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for (i, s) in secrets.iter().enumerate() {
+            self.admin(
+                Method::POST,
+                &format!("/api/admin/providers/{p}/credentials"),
+                json!({"name": format!("c{i}"), "secret": s}),
+            )
+            .await;
+        }
+        self.admin(
+            Method::POST,
+            "/api/admin/models",
+            json!({"provider_id": p, "model": "m", "input_rate": 1000, "output_rate": 1000}),
+        )
+        .await;
+        p
+    }
+
+    /// A user with `credits` and a key with these fields; returns (user id, key).
+    async fn user(&self, credits: &str, key_fields: Value) -> (String, String) {
+        let u = self.admin(Method::POST, "/api/admin/users", json!({"name": "u"})).await;
+        let id = u["id"].as_str().unwrap().to_string();
+        self.admin(
+            Method::POST,
+            &format!("/api/admin/users/{id}/grants"),
+            json!({"amount": credits}),
+        )
+        .await;
+        let k = self
+            .admin(Method::POST, &format!("/api/admin/users/{id}/keys"), key_fields)
+            .await;
+        (id, k["key"].as_str().unwrap().to_string())
+    }
+
+    async fn user_row(&self, id: &str) -> Value {
+        self.call(Method::GET, &format!("/api/admin/users/{id}"), ADMIN, None)
+            .await
+            .1
+    }
+
+    async fn ledger(&self, id: &str) -> Vec<Value> {
+        let (_, v) = self
+            .call(Method::GET, &format!("/api/admin/users/{id}/ledger"), ADMIN, None)
+            .await;
+        v["data"].as_array().unwrap().clone()
+    }
+
+    fn authorizations(&self) -> Vec<String> {
+        self.upstream
+            .requests()
+            .iter()
+            .map(|r| {
+                r.headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+fn nanos(v: &Value) -> i64 {
+    hub_core::Credits::from_json(v).unwrap().nanos()
+}
+
+fn completion(prompt: u64, completion: u64) -> Value {
+    json!({"id": "x", "object": "chat.completion", "model": "m",
+           "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}})
+}
+
+fn chunk(text: &str) -> String {
+    format!(
+        "data: {}\n\n",
+        json!({"id": "x", "object": "chat.completion.chunk", "model": "m", "choices": [{"index": 0, "delta": {"content": text}}]})
+    )
+}
+
+fn usage_chunk(prompt: u64, completion: u64) -> String {
+    format!(
+        "data: {}\n\n",
+        json!({"id": "x", "object": "chat.completion.chunk", "model": "m", "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion}})
+    )
+}
+
+fn chat(stream: bool) -> Value {
+    json!({"model": "m", "stream": stream, "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+/// 1000 credits per million tokens: one token is 0.001 credits.
+const PER_TOKEN: i64 = 1_000_000;
+
+#[tokio::test]
+async fn a_completed_call_is_settled_exactly_once() {
+    for exclusive in [true, false] {
+        let w = world(exclusive).await;
+        w.provider(&["sk-a"]).await;
+        let (user, key) = w.user("1", json!({})).await;
+        w.upstream.push(Scripted::json(200, completion(10, 5)));
+        let (status, _) = w
+            .call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+            .await;
+        assert_eq!(status, 200);
+        w.background.run().await;
+        w.background.run().await;
+        let u = w.user_row(&user).await;
+        assert_eq!(nanos(&u["balance"]), 1_000_000_000 - 15 * PER_TOKEN, "{u}");
+        assert_eq!(nanos(&u["held"]), 0);
+        let usage: Vec<Value> = w
+            .ledger(&user)
+            .await
+            .into_iter()
+            .filter(|e| e["kind"] == "usage")
+            .collect();
+        assert_eq!(usage.len(), 1, "exclusive={exclusive}");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_failing_midway_is_billed_for_its_part_and_never_retried() {
+    let w = world(true).await;
+    w.provider(&["sk-a", "sk-b"]).await;
+    let (user, key) = w.user("1", json!({})).await;
+    w.upstream
+        .push(Scripted::sse(&[&chunk("Hello "), &chunk("world")]).then_fail("connection reset"));
+    w.upstream.push(Scripted::json(200, completion(1, 1)));
+    let (status, _) = (
+        w.call(Method::POST, "/v1/chat/completions", &key, Some(chat(true)))
+            .await
+            .0,
+        (),
+    );
+    assert_eq!(status, 200, "the stream had begun");
+    w.background.run().await;
+    assert_eq!(w.upstream.requests().len(), 1, "no failover after the first byte");
+    assert_eq!(w.upstream.unused(), 1);
+    // Estimated: "hi" is 1 + 4 + 3 = 8 input tokens; "Hello world" 11 bytes, 3 tokens.
+    let u = w.user_row(&user).await;
+    assert_eq!(nanos(&u["balance"]), 1_000_000_000 - 11 * PER_TOKEN, "{u}");
+    let calls = w.call(Method::GET, "/api/admin/calls", ADMIN, None).await.1;
+    assert_eq!(calls["data"][0]["status"], "failed");
+    assert_eq!(calls["data"][0]["estimated"], true);
+}
+
+#[tokio::test]
+async fn a_stream_the_client_drops_is_billed_once_for_what_was_delivered() {
+    let w = world(true).await;
+    w.provider(&["sk-a"]).await;
+    let (user, key) = w.user("1", json!({})).await;
+    w.upstream
+        .push(Scripted::sse(&[&chunk("Hello "), &chunk("world")]).then_stall());
+    let res = w
+        .hub
+        .handle(request(Method::POST, "/v1/chat/completions", &key, Some(chat(true))))
+        .await;
+    let Body::Stream(mut body) = res.into_body() else {
+        panic!("a stream")
+    };
+    let first = body.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("Hello"));
+    drop(body);
+    w.background.run().await;
+    // The first chunk alone went out: "Hello " is 6 bytes, 2 tokens; input 8 (estimated).
+    let u = w.user_row(&user).await;
+    assert_eq!(nanos(&u["balance"]), 1_000_000_000 - 10 * PER_TOKEN, "{u}");
+    assert_eq!(nanos(&u["held"]), 0);
+    let usage = w
+        .ledger(&user)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "usage")
+        .count();
+    assert_eq!(usage, 1);
+}
+
+#[tokio::test]
+async fn a_finished_call_is_journaled_before_its_last_byte_and_marked_done_once_committed() {
+    let w = world(true).await;
+    let journal = Arc::new(MemoryJournal::default());
+    w.hub.set_journal(journal.clone());
+    w.provider(&["sk-a"]).await;
+    let (user, key) = w.user("1", json!({})).await;
+    // Streamed: the journal has the settlement before the caller sees `[DONE]`.
+    w.upstream
+        .push(Scripted::sse(&[&chunk("Hi"), &usage_chunk(10, 5), "data: [DONE]\n\n"]));
+    let res = w
+        .hub
+        .handle(request(Method::POST, "/v1/chat/completions", &key, Some(chat(true))))
+        .await;
+    let Body::Stream(mut body) = res.into_body() else {
+        panic!("a stream")
+    };
+    let mut seen = String::new();
+    while let Some(chunk) = body.next().await {
+        let text = String::from_utf8_lossy(&chunk.unwrap()).into_owned();
+        if text.contains("[DONE]") {
+            assert_eq!(journal.appended(), 1, "journaled before [DONE] went out");
+        }
+        seen.push_str(&text);
+    }
+    assert!(seen.contains("[DONE]"));
+    // Whole: journaled before the answer is returned.
+    w.upstream.push(Scripted::json(200, completion(10, 5)));
+    let res = w
+        .hub
+        .handle(request(Method::POST, "/v1/chat/completions", &key, Some(chat(false))))
+        .await;
+    assert_eq!(journal.appended(), 2, "journaled before the answer");
+    assert_eq!(journal.open(), 2, "nothing committed yet");
+    drop(res);
+    w.background.run().await;
+    assert_eq!(journal.open(), 0, "both marked done once committed");
+    let u = w.user_row(&user).await;
+    assert_eq!(nanos(&u["balance"]), 1_000_000_000 - 30 * PER_TOKEN);
+}
+
+#[tokio::test]
+async fn a_restart_commits_what_the_journal_holds_exactly_once() {
+    let journal = Arc::new(MemoryJournal::default());
+    let w = world_in(temp_dir(), true, Some(journal.clone())).await;
+    w.provider(&["sk-a"]).await;
+    let (user, key) = w.user("1", json!({})).await;
+    w.upstream.push(Scripted::json(200, completion(10, 5)));
+    assert_eq!(
+        w.call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+            .await
+            .0,
+        200
+    );
+    // The process dies before its background work ran: only the journal knows the call.
+    w.background.abandon();
+    assert_eq!(journal.open(), 1);
+    let World { hub, _dir: dir, .. } = w;
+    drop(hub);
+    let w = world_in(dir, true, Some(journal.clone())).await;
+    assert_eq!(journal.open(), 0, "committed at start-up");
+    let u = w.user_row(&user).await;
+    assert_eq!(nanos(&u["balance"]), 1_000_000_000 - 15 * PER_TOKEN);
+    // Replaying again (another crash before the journal was trimmed) charges nothing more.
+    let stmts = journal.pending().unwrap();
+    assert!(stmts.is_empty());
+    let usage = w
+        .ledger(&user)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "usage")
+        .count();
+    assert_eq!(usage, 1);
+}
+
+#[tokio::test]
+async fn a_rejected_credential_is_disabled_and_the_next_one_serves() {
+    let w = world(true).await;
+    let p = w.provider(&["sk-bad", "sk-good"]).await;
+    let (_, key) = w.user("1", json!({})).await;
+    // Whichever credential comes first is rejected; the other serves.
+    w.upstream.push(Scripted::json(
+        401,
+        json!({"error": {"message": "bad key", "code": "invalid_api_key"}}),
+    ));
+    w.upstream.push(Scripted::json(200, completion(1, 1)));
+    let (status, v) = w
+        .call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let auth = w.authorizations();
+    assert_eq!(auth.len(), 2);
+    assert_ne!(auth[0], auth[1], "rotated to the other credential");
+    w.background.run().await;
+    let creds = w
+        .call(
+            Method::GET,
+            &format!("/api/admin/providers/{p}/credentials"),
+            ADMIN,
+            None,
+        )
+        .await
+        .1;
+    let statuses: Vec<&str> = creds["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "disabled").count(), 1, "{creds}");
+    // Later calls use only the good credential.
+    for _ in 0..3 {
+        w.upstream.push(Scripted::json(200, completion(1, 1)));
+        assert_eq!(
+            w.call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+                .await
+                .0,
+            200
+        );
+    }
+    let auth = w.authorizations();
+    assert!(auth[2..].iter().all(|a| *a == auth[1]), "{auth:?}");
+}
+
+#[tokio::test]
+async fn a_rate_limited_credential_cools_down() {
+    let w = world(true).await;
+    w.provider(&["sk-a", "sk-b"]).await;
+    let (_, key) = w.user("1", json!({})).await;
+    w.upstream
+        .push(Scripted::json(429, json!({"error": {"message": "slow down"}})).header("retry-after", "30"));
+    w.upstream.push(Scripted::json(200, completion(1, 1)));
+    assert_eq!(
+        w.call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+            .await
+            .0,
+        200
+    );
+    let limited = w.authorizations()[0].clone();
+    // While it cools, the other credential takes the calls.
+    for _ in 0..4 {
+        w.upstream.push(Scripted::json(200, completion(1, 1)));
+        assert_eq!(
+            w.call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+                .await
+                .0,
+            200
+        );
+    }
+    let auth = w.authorizations();
+    assert!(auth[1..].iter().all(|a| *a != limited), "{auth:?}");
+    // After the cooldown both serve again.
+    w.clock.advance_ms(31_000);
+    for _ in 0..4 {
+        w.upstream.push(Scripted::json(200, completion(1, 1)));
+        w.call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+            .await;
+    }
+    assert!(w.authorizations()[6..].contains(&limited));
+}
+
+#[tokio::test]
+async fn a_request_dropped_while_waiting_on_the_provider_releases_its_hold() {
+    for exclusive in [true, false] {
+        let w = world(exclusive).await;
+        w.provider(&["sk-a"]).await;
+        let (user, key) = w.user("1", json!({})).await;
+        w.upstream.push(Scripted::Hang);
+        let call = w
+            .hub
+            .handle(request(Method::POST, "/v1/chat/completions", &key, Some(chat(false))));
+        let mut call = Box::pin(call);
+        // Drive it until it waits on the provider, then give up (the client left).
+        for _ in 0..2000 {
+            if w.upstream.requests().len() == 1 {
+                break;
+            }
+            let waited = tokio::time::timeout(std::time::Duration::from_millis(1), call.as_mut()).await;
+            assert!(waited.is_err(), "the call cannot end: its provider never answers");
+        }
+        assert_eq!(w.upstream.requests().len(), 1);
+        let held = w.user_row(&user).await;
+        assert!(nanos(&held["held"]) > 0, "exclusive={exclusive}: held while waiting");
+        drop(call);
+        w.background.run().await;
+        let u = w.user_row(&user).await;
+        assert_eq!(nanos(&u["held"]), 0, "exclusive={exclusive}: {u}");
+        assert_eq!(nanos(&u["balance"]), 1_000_000_000);
+    }
+}
+
+#[tokio::test]
+async fn key_limits_are_reserved_at_admission_and_replaced_by_usage() {
+    let w = world(true).await;
+    w.provider(&["sk-a"]).await;
+    // Each call reserves its bound, 18 input + 50 output = 68 tokens, against 100 a minute.
+    let (_, key) = w.user("1", json!({"tpm_limit": 100})).await;
+    w.upstream.push(Scripted::sse(&[&chunk("Hi")]).then_stall());
+    let res = w
+        .hub
+        .handle(request(Method::POST, "/v1/chat/completions", &key, Some(chat(true))))
+        .await;
+    let Body::Stream(mut open) = res.into_body() else {
+        panic!("a stream")
+    };
+    open.next().await.unwrap().unwrap();
+    let (status, v) = w
+        .call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+        .await;
+    assert_eq!(status, 429, "68 + 68 > 100 while the first is open: {v}");
+    // The first ends having used 2 + 8 = 10 tokens (estimated): 10 + 68 ≤ 100.
+    drop(open);
+    w.background.run().await;
+    w.upstream.push(Scripted::json(200, completion(10, 5)));
+    let (status, v) = w
+        .call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    // A minute later the window is empty again.
+    w.background.run().await;
+    w.clock.advance_ms(61_000);
+    w.upstream.push(Scripted::json(200, completion(10, 5)));
+    assert_eq!(
+        w.call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_fails_before_answering_is_skipped() {
+    let w = world(true).await;
+    w.named_provider("first", 10, &["sk-a"]).await;
+    w.named_provider("second", 0, &["sk-b"]).await;
+    let (user, key) = w.user("1", json!({})).await;
+    w.upstream
+        .push(Scripted::Fail(UpstreamError::Connect("refused".into())));
+    w.upstream.push(Scripted::json(200, completion(2, 3)));
+    let (status, _) = w
+        .call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+        .await;
+    assert_eq!(status, 200);
+    w.background.run().await;
+    let u = w.user_row(&user).await;
+    assert_eq!(nanos(&u["balance"]), 1_000_000_000 - 5 * PER_TOKEN);
+    let calls = w.call(Method::GET, "/api/admin/calls", ADMIN, None).await.1;
+    let statuses: Vec<&str> = calls["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 2, "both attempts logged: {calls}");
+    assert!(statuses.contains(&"failed") && statuses.contains(&"success"));
+    let urls: Vec<String> = w.upstream.requests().iter().map(|r| r.url.clone()).collect();
+    assert!(
+        urls[0].starts_with("http://first.test/") && urls[1].starts_with("http://second.test/"),
+        "{urls:?}"
+    );
+}
