@@ -413,9 +413,10 @@ impl Hub {
         let caller = match self.inner.keys.get(&hash, now, self.inner.options.key_cache_ttl_ms) {
             Some(c) => c,
             None => {
+                let generation = self.inner.keys.generation();
                 let found = self.inner.store.caller_by_key_hash(&hash).await?;
                 let caller = Arc::new(found.ok_or_else(|| ApiError::unauthorized("Incorrect API key provided."))?);
-                self.inner.keys.put(caller.clone(), now);
+                self.inner.keys.put(caller.clone(), now, generation);
                 caller
             }
         };

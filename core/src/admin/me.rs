@@ -39,7 +39,7 @@ pub async fn me(hub: &Hub, caller: &Caller, req: Request) -> Result<Response, Ap
             ok(json!({"data": keys.iter().map(key_json).collect::<Vec<_>>(), "next_cursor": null}))
         }
         (&Method::POST, ["keys"]) => create_key(hub, user, &req, Some(caller)).await,
-        (&Method::DELETE, ["keys", id]) => revoke_key(hub, id, Revoker::Owner(user)).await,
+        (&Method::DELETE, ["keys", id]) => revoke_key(hub, id, Revoker::Owner(caller)).await,
         _ => Err(ApiError::not_found(format!(
             "No route for {} {}.",
             req.method(),

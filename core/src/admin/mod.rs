@@ -136,7 +136,7 @@ pub async fn route(hub: &Hub, caller: &Caller, req: Request) -> Result<Response,
         (&Method::GET, ["users", id, "keys"]) => list_keys(hub, id).await,
         (&Method::POST, ["users", id, "keys"]) => {
             manageable_user(hub, caller, id).await?;
-            create_key(hub, id, &req, None).await
+            create_key(hub, id, &req, Some(caller)).await
         }
         (&Method::DELETE, ["keys", id]) => revoke_key(hub, id, Revoker::Admin(caller)).await,
         (&Method::POST, ["users", id, "grants"]) => grant(hub, caller, id, &req).await,
@@ -797,8 +797,10 @@ async fn list_keys(hub: &Hub, user: &str) -> Result<Response, ApiError> {
     ok(json!({"data": keys.iter().map(key_json).collect::<Vec<_>>(), "next_cursor": null}))
 }
 
-/// Creates a key for `user`; `minted_by` is the key that asks for it through
-/// `/api/me/keys` (it must be unrestricted, and revoking it revokes this one).
+/// Creates a key for `user`, asked for by the key `minted_by`: it must be
+/// unrestricted (an admin's restricted key minting one for anyone would escape
+/// its restrictions just the same), and revoking it revokes a key it minted
+/// for its own user.
 pub(crate) async fn create_key(
     hub: &Hub,
     user: &str,
@@ -853,7 +855,7 @@ pub(crate) async fn create_key(
         daily_spend_cap: cap("daily_spend_cap")?,
         monthly_spend_cap: cap("monthly_spend_cap")?,
         now_ms: now,
-        parent_key_id: minted_by.map(|c| c.key_id.as_str()),
+        parent_key_id: minted_by.filter(|c| c.user_id == user).map(|c| c.key_id.as_str()),
     };
     hub.store().insert_key(&row).await?;
     let stored = hub.store().get_key(&id).await?.ok_or_else(|| gone("key", &id))?;
@@ -866,8 +868,9 @@ pub(crate) async fn create_key(
 pub(crate) enum Revoker<'a> {
     /// An admin: any key of a user whose role is not above theirs.
     Admin(&'a Caller),
-    /// A user, through `/api/me`: only their own keys.
-    Owner(&'a str),
+    /// A user's key, through `/api/me`: the user's keys if it is unrestricted,
+    /// else only itself (a leaked restricted key must not revoke its owner's others).
+    Owner(&'a Caller),
 }
 
 /// Revokes a key, and every key minted from it.
@@ -877,10 +880,17 @@ pub(crate) async fn revoke_key(hub: &Hub, id: &str, by: Revoker<'_>) -> Result<R
         .get_key(id)
         .await?
         .filter(|k| match by {
-            Revoker::Owner(user) => k.user_id == user,
+            Revoker::Owner(caller) => k.user_id == caller.user_id,
             Revoker::Admin(_) => true,
         })
         .ok_or_else(|| gone("key", id))?;
+    if let Revoker::Owner(caller) = by {
+        if caller.is_restricted() && key.id != caller.key_id {
+            return Err(ApiError::forbidden(
+                "A key with allowed models, limits or an expiry can revoke only itself.",
+            ));
+        }
+    }
     if let Revoker::Admin(caller) = by {
         manageable_user(hub, caller, &key.user_id).await?;
     }

@@ -207,6 +207,9 @@ pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
 #[derive(Default)]
 pub struct KeyCache {
     entries: RwLock<HashMap<String, (Arc<Caller>, i64)>>,
+    /// Bumped by every `clear`: a lookup read from the database before a
+    /// revocation must not be cached after it.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl KeyCache {
@@ -216,8 +219,17 @@ impl KeyCache {
         (now_ms - at < ttl_ms && hashes_equal(&caller.key_hash, hash)).then(|| caller.clone())
     }
 
-    pub fn put(&self, caller: Arc<Caller>, now_ms: i64) {
+    /// The generation to hand to `put` for a lookup about to read the database.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Caches a caller read at `generation`, unless the cache was cleared since.
+    pub fn put(&self, caller: Arc<Caller>, now_ms: i64, generation: u64) {
         if let Ok(mut map) = self.entries.write() {
+            if self.generation() != generation {
+                return;
+            }
             if map.len() > 100_000 {
                 map.clear();
             }
@@ -228,6 +240,7 @@ impl KeyCache {
     /// Forgets every cached key (after a revocation or a role change).
     pub fn clear(&self) {
         if let Ok(mut map) = self.entries.write() {
+            self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             map.clear();
         }
     }

@@ -234,7 +234,7 @@ pub(crate) async fn admit_key(
 }
 
 /// Reserves `amount` for the call, or says why not with a 402.
-pub(crate) async fn hold(
+async fn hold(
     hub: &Hub,
     settings: &crate::config::Settings,
     call_id: &str,
@@ -286,7 +286,6 @@ async fn call(
     };
     let hold_amount = routes
         .iter()
-        .take(settings.max_attempts as usize)
         .map(|r| r.model.rates.cost(&worst_case(r)))
         .max()
         .unwrap_or(Credits::ZERO);
@@ -297,8 +296,7 @@ async fn call(
     // while Hub waited on providers) must not strand the hold.
     let mut guard = HoldGuard::new(hub, &call_id, &caller.user_id, None, caller.limits.any());
     if billed {
-        hold(hub, settings, &call_id, &caller.user_id, hold_amount).await?;
-        guard.hold = Some(hold_amount);
+        guard.place(settings, hold_amount).await?;
     }
 
     let stream = inbound.stream();
@@ -314,7 +312,7 @@ async fn call(
         let passthrough = matches!(inbound, Inbound::OpenAi(_)) && wire == Wire::OpenAi;
         let built = match &inbound {
             Inbound::OpenAi(r) if passthrough => Ok(providers::passthrough_request(
-                r.upstream_body(&route.model.model),
+                r.upstream_body(&route.model.model, route.provider.vendor.takes_max_completion_tokens()),
                 &target,
             )),
             Inbound::OpenAi(r) => match converted.get_or_insert_with(|| r.to_chat()) {
@@ -337,7 +335,7 @@ async fn call(
         };
         let meter = CallMeter {
             bound: Usage {
-                input_tokens: prompt.input_token_ceiling(),
+                input_tokens: prompt.input_token_ceiling(req.body().len() as u64),
                 output_tokens: output_bound(route, max_tokens, n, default_max_tokens(route)),
                 ..Default::default()
             },
@@ -400,9 +398,13 @@ async fn call(
                         usage,
                         output_bytes,
                     } => whole_response(meter, body, usage, output_bytes),
-                    Answer::Reply(reply) => {
+                    Answer::Reply(mut reply) => {
                         meter.ttfb_ms = Some(meter.elapsed_ms());
                         let billed = meter.finish(reply.usage, reply.output_bytes, super::relay::Outcome::Complete);
+                        // The caller sees the usage it is billed for (cut to the bound if the provider overstated it).
+                        if reply.usage.is_some() {
+                            reply.usage = Some(billed.usage);
+                        }
                         let mut res = inbound.render(&meta, &reply, &billed);
                         crate::app::set_header(&mut res, "x-hub-call-id", &call_id);
                         crate::app::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
@@ -468,6 +470,22 @@ impl HoldGuard {
         }
     }
 
+    /// Holds `amount` for the call (402 when the free balance cannot cover it).
+    /// A hold row is released even if the request is dropped while its write
+    /// is in flight, so the guard is armed before it (releasing a hold that
+    /// was never placed changes nothing); the credit book's hold is taken
+    /// without waiting, so it is armed once taken.
+    pub async fn place(&mut self, settings: &crate::config::Settings, amount: Credits) -> Result<(), ApiError> {
+        let in_database = self.hub.holds_in_database();
+        if in_database {
+            self.hold = Some(amount);
+        }
+        let hub = self.hub.clone();
+        let result = hold(&hub, settings, &self.call_id, &self.user, amount).await;
+        self.hold = (result.is_ok() || in_database).then_some(amount);
+        result
+    }
+
     /// Hands the call to its meter; returns the failed attempts to log with it.
     pub fn disarm(&mut self) -> Vec<CallLog> {
         self.hold = None;
@@ -486,28 +504,20 @@ impl Drop for HoldGuard {
         }
         let hold_row = hold.is_some() && self.hub.holds_in_database();
         let key_limited = std::mem::take(&mut self.key_limited);
-        if !hold_row && failed.is_empty() && !key_limited {
-            return;
-        }
-        let store = inner.store.clone();
         let now = inner.clock.now_ms();
-        let call = self.call_id.clone();
-        inner.background.spawn(Box::pin(async move {
-            let result = if hold_row {
-                store.release_hold(&call, now, &failed).await
-            } else {
-                store.log_calls(&failed).await
-            };
-            if let Err(e) = result {
-                tracing::error!(call_id = %call, "could not release hold / log failed attempts: {e}");
-            }
-            // Nothing was used: the key's limits get the reservation back (the request still counts).
-            if key_limited {
-                if let Err(e) = store.release_key_call(&call).await {
-                    tracing::error!(call_id = %call, "could not release the key-limits reservation: {e}");
-                }
-            }
-        }));
+        let mut stmts: Vec<crate::ports::Stmt> = failed.iter().map(crate::store::call_log_stmt).collect();
+        if hold_row {
+            stmts.push(crate::store::Store::release_hold_stmt(&self.call_id, now));
+        }
+        // Nothing was used: the key's limits get the reservation back (the request still counts).
+        if key_limited {
+            stmts.push(crate::store::Store::key_call_stmt(&self.call_id, 0, 0));
+        }
+        if !stmts.is_empty() {
+            // Retried until committed, like a settlement: a hold left open would
+            // lock the user's credit until it expires.
+            self.hub.commit_settlement(&self.call_id, stmts);
+        }
     }
 }
 

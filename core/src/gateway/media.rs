@@ -2,7 +2,7 @@
 //! the same hold, failover and settlement as chat. Embeddings bill input
 //! tokens; images bill per image (plus tokens where the provider counts them).
 
-use super::chat::{admit_key, app_of, candidates_fresh, collect, hold, whole_response, HoldGuard};
+use super::chat::{admit_key, app_of, candidates_fresh, collect, whole_response, HoldGuard};
 use super::failover::{provider_error, transport_failure, Attempts, Failure};
 use super::relay::CallMeter;
 use crate::auth::Caller;
@@ -155,6 +155,19 @@ pub async fn images(
             _ => return Err(ApiError::invalid_field("n", "must be an integer from 1 to 10")),
         },
     };
+    // A streamed image answer is not the JSON Hub reads to count images: the
+    // provider would charge for images Hub could not bill.
+    for field in ["stream", "partial_images"] {
+        if body
+            .get(field)
+            .is_some_and(|v| !v.is_null() && v != &Value::Bool(false))
+        {
+            return Err(ApiError::invalid_field(
+                field,
+                "is not supported: images are answered whole",
+            ));
+        }
+    }
     for field in ["size", "quality", "response_format", "style", "user"] {
         if body.get(field).is_some_and(|v| !v.is_string() && !v.is_null()) {
             return Err(ApiError::invalid_field(field, "must be a string"));
@@ -229,7 +242,6 @@ async fn run(
     let call_id = hub.new_id("call");
     let hold_amount = routes
         .iter()
-        .take(settings.max_attempts as usize)
         .map(|r| r.model.rates.cost(&call.hold_usage))
         .max()
         .unwrap_or(Credits::ZERO);
@@ -237,8 +249,7 @@ async fn run(
     admit_key(hub, &caller, &call_id, &call.hold_usage, hold_amount).await?;
     let mut guard = HoldGuard::new(hub, &call_id, &caller.user_id, None, caller.limits.any());
     if billed {
-        hold(hub, settings, &call_id, &caller.user_id, hold_amount).await?;
-        guard.hold = Some(hold_amount);
+        guard.place(settings, hold_amount).await?;
     }
     let mut refused: Option<ApiError> = None;
     let mut last: Option<ApiError> = None;
@@ -256,7 +267,7 @@ async fn run(
         };
         let mut meter = CallMeter {
             bound: Usage {
-                input_tokens: call.prompt.input_token_ceiling(),
+                input_tokens: call.prompt.input_token_ceiling(req.body().len() as u64),
                 ..call.hold_usage
             },
             hub: hub.clone(),

@@ -43,8 +43,12 @@ impl PromptSize {
     /// bound, which sizes a reservation: providers add prompts of their own
     /// (tool-use instructions, a few hundred tokens) and tile large images
     /// into thousands of tokens, and an honest count must never be cut.
-    pub fn input_token_ceiling(&self) -> u64 {
+    ///
+    /// `body_bytes` is the size of the whole request: at least one byte per
+    /// token of anything the provider reads, whether or not Hub measured it.
+    pub fn input_token_ceiling(&self, body_bytes: u64) -> u64 {
         self.text_bytes
+            .max(body_bytes)
             .saturating_add(self.messages.saturating_mul(PER_MESSAGE_OVERHEAD))
             .saturating_add(PER_REPLY_OVERHEAD)
             .saturating_add(self.images.saturating_mul(PER_IMAGE_CEILING))

@@ -59,7 +59,8 @@ fn parse_decimal(text: &str) -> Result<i64, MoneyError> {
     // All digits as one integer, with the decimal point `scale` places from the right.
     let all: String = format!("{int_part}{frac_part}");
     let all = all.trim_start_matches('0');
-    let mut scale = frac_part.len() as i32 - exponent;
+    // In i64: an exponent near i32::MIN or MAX must not overflow the subtraction.
+    let mut scale = frac_part.len() as i64 - i64::from(exponent);
     let mut all = all.to_string();
     while scale > 9 && all.ends_with('0') {
         all.pop();
@@ -72,7 +73,7 @@ fn parse_decimal(text: &str) -> Result<i64, MoneyError> {
         return Err(MoneyError::TooPrecise);
     }
     let shift = 9 - scale;
-    if all.len() as i32 + shift > 19 {
+    if all.len() as i64 + shift > 19 {
         return Err(MoneyError::OutOfRange);
     }
     let base: i128 = all.parse().map_err(|_| MoneyError::OutOfRange)?;
@@ -224,6 +225,9 @@ mod tests {
         assert_eq!(Credits::parse("9223372036"), Err(MoneyError::OutOfRange));
         assert_eq!(Credits::parse("-9223372036.854775808"), Err(MoneyError::OutOfRange));
         assert_eq!(Rate::parse("1e10"), Err(MoneyError::OutOfRange));
+        assert_eq!(Credits::parse("1e-2147483648"), Err(MoneyError::TooPrecise));
+        assert_eq!(Credits::parse("1e2147483647"), Err(MoneyError::OutOfRange));
+        assert_eq!(Credits::parse("0e2147483647").unwrap(), Credits::ZERO);
     }
 
     #[test]

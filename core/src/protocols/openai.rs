@@ -168,16 +168,24 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
             ))
         }
     };
-    let max_tokens = match positive_int("max_completion_tokens", get("max_completion_tokens"))? {
-        Some(n) => super::output_budget("max_completion_tokens", Some(n))?,
-        None => super::output_budget("max_tokens", positive_int("max_tokens", get("max_tokens"))?)?,
-    };
+    // Either field, or the larger of both: the provider is sent that one budget.
+    let max_tokens = super::output_budget(
+        "max_completion_tokens",
+        positive_int("max_completion_tokens", get("max_completion_tokens"))?,
+    )?
+    .max(super::output_budget(
+        "max_tokens",
+        positive_int("max_tokens", get("max_tokens"))?,
+    )?);
     let n = positive_int("n", get("n"))?.unwrap_or(1);
     if n > 128 {
         return Err(ApiError::invalid_field("n", "must be at most 128"));
     }
-    if let Some(Value::Array(tools)) = body.get("tools") {
-        prompt.text_bytes += tools.iter().map(|t| t.to_string().len() as u64).sum::<u64>();
+    // Tool definitions (and the legacy `functions`) are prompt text too.
+    for field in ["tools", "functions"] {
+        if let Some(Value::Array(defs)) = body.get(field) {
+            prompt.text_bytes += defs.iter().map(|t| t.to_string().len() as u64).sum::<u64>();
+        }
     }
     if let Some(rf) = body.get("response_format") {
         prompt.text_bytes += rf.to_string().len() as u64;
@@ -272,9 +280,24 @@ fn measure_message(i: usize, m: &Value, prompt: &mut PromptSize) -> Result<(), A
 
 impl ChatRequest {
     /// The body for the provider: its own model id, and usage asked for in streams.
-    pub fn upstream_body(&self, provider_model: &str) -> Bytes {
+    /// The body for an OpenAI-compatible provider: the caller's, with the
+    /// provider's model name and the output budget Hub holds and bills for in
+    /// one field the provider honours, so it can never produce more than Hub
+    /// accounted for: `max_completion_tokens` if the caller used it and the
+    /// provider reads it, else `max_tokens`.
+    pub fn upstream_body(&self, provider_model: &str, takes_max_completion_tokens: bool) -> Bytes {
         let mut body = self.body.clone();
         body.insert("model".into(), Value::String(provider_model.to_string()));
+        if let Some(budget) = self.max_tokens {
+            let field = if takes_max_completion_tokens && body.contains_key("max_completion_tokens") {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            body.remove("max_tokens");
+            body.remove("max_completion_tokens");
+            body.insert(field.into(), Value::from(budget));
+        }
         if self.stream {
             let opts = body
                 .entry("stream_options")
@@ -764,11 +787,45 @@ mod tests {
         assert_eq!(req.prompt.images, 1);
         assert_eq!(req.max_tokens, Some(50));
         assert!(req.stream && !req.include_usage);
-        let up: Value = serde_json::from_slice(&req.upstream_body("gpt-x")).unwrap();
+        let up: Value = serde_json::from_slice(&req.upstream_body("gpt-x", true)).unwrap();
         assert_eq!(up["model"], "gpt-x");
         assert_eq!(up["stream_options"]["include_usage"], true);
         // Unknown parameters pass through.
         assert_eq!(up["vendor_flag"]["x"].as_f64(), Some(1.1));
+    }
+
+    #[test]
+    fn the_provider_gets_the_one_budget_hub_bills_for() {
+        let body = |b: &str| format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],{b}}}"#);
+        let up = |b: &str, openai: bool| -> Value {
+            let req = parse_chat(body(b).as_bytes()).unwrap();
+            serde_json::from_slice(&req.upstream_body("p", openai)).unwrap()
+        };
+        // DeepSeek and others read only max_tokens: a max_completion_tokens of 1 must not slip by.
+        let v = up(r#""max_completion_tokens":1"#, false);
+        assert_eq!(
+            (v["max_tokens"].as_u64(), v.get("max_completion_tokens")),
+            (Some(1), None)
+        );
+        let v = up(r#""max_completion_tokens":1"#, true);
+        assert_eq!(
+            (v.get("max_tokens"), v["max_completion_tokens"].as_u64()),
+            (None, Some(1))
+        );
+        // Both: the larger is held and sent, once.
+        let req = parse_chat(body(r#""max_completion_tokens":1,"max_tokens":8000"#).as_bytes()).unwrap();
+        assert_eq!(req.max_tokens, Some(8000));
+        let v = up(r#""max_completion_tokens":1,"max_tokens":8000"#, false);
+        assert_eq!(
+            (v["max_tokens"].as_u64(), v.get("max_completion_tokens")),
+            (Some(8000), None)
+        );
+        // Legacy function definitions are prompt text, as tools are.
+        let req = parse_chat(body(r#""functions":[{"name":"f","parameters":{}}]"#).as_bytes()).unwrap();
+        assert_eq!(
+            req.prompt.text_bytes,
+            1 + r#"{"name":"f","parameters":{}}"#.len() as u64
+        );
     }
 
     #[test]

@@ -352,6 +352,15 @@ impl Decode for StreamDecoder {
         self.buf.extend_from_slice(bytes);
         loop {
             match self.frames.decode_frame(&mut self.buf) {
+                // The decoder waits for a whole frame whatever length it
+                // announces: bound what a frame may hold, as for SSE events.
+                Ok(DecodedFrame::Incomplete) if self.buf.len() > crate::codec::MAX_EVENT_BYTES => {
+                    self.failed = true;
+                    out.push(Delta::Error(ApiError::provider(
+                        "The provider sent a stream event larger than Hub accepts.",
+                    )));
+                    return;
+                }
                 Ok(DecodedFrame::Incomplete) => return,
                 Ok(DecodedFrame::Complete(m)) => {
                     let payload: Value = serde_json::from_slice(m.payload()).unwrap_or(Value::Null);
@@ -450,6 +459,39 @@ pub fn frame(message_type: &str, event_type: &str, payload: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     let _ = aws_smithy_eventstream::frame::write_message_to(&m, &mut out);
     out
+}
+
+#[cfg(test)]
+mod frame_limit_tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_that_never_ends_is_refused_once_it_is_too_large() {
+        let mut d = StreamDecoder::default();
+        let mut out = Vec::new();
+        // A prelude announcing a 4 GiB frame, then megabytes of it.
+        let mut prelude = vec![0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0];
+        let crc = crc32(&prelude);
+        prelude.extend_from_slice(&crc.to_be_bytes());
+        d.feed(&prelude, &mut out);
+        let chunk = vec![0u8; 1024 * 1024];
+        for _ in 0..9 {
+            d.feed(&chunk, &mut out);
+        }
+        assert!(matches!(out.last(), Some(Delta::Error(_))), "{out:?}");
+        assert!(d.buf.len() <= crate::codec::MAX_EVENT_BYTES + chunk.len());
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = (crc >> 1) ^ (0xedb8_8320 & (!(crc & 1)).wrapping_add(1));
+            }
+        }
+        !crc
+    }
 }
 
 #[cfg(test)]

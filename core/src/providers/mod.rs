@@ -49,6 +49,14 @@ pub struct Vendor {
     pub needs_region: bool,
 }
 
+impl Vendor {
+    /// Whether the provider honours `max_completion_tokens` (OpenAI itself;
+    /// DeepSeek and others ignore it and read only `max_tokens`).
+    pub fn takes_max_completion_tokens(&self) -> bool {
+        self.kind == "openai"
+    }
+}
+
 const fn vendor_of(
     kind: &'static str,
     display_name: &'static str,
@@ -221,6 +229,8 @@ pub fn chat_request(chat: &Chat, t: &Target) -> Result<UpstreamRequest, ApiError
 }
 
 /// An OpenAI caller's body, passed through to an OpenAI-compatible provider.
+/// An OpenAI caller's body, as is but for its model and its output budget
+/// (`ChatRequest::upstream_body`), to an OpenAI-compatible provider.
 pub fn passthrough_request(body: Bytes, t: &Target) -> UpstreamRequest {
     let base = t.base_url.trim_end_matches('/');
     t.post(format!("{base}/chat/completions"), bearer(t.secret), body)

@@ -167,26 +167,13 @@ impl Store {
         Ok(n >= 1)
     }
 
-    /// Closes a hold without charging (the provider failed before any output),
-    /// and logs the failed attempts.
-    pub async fn release_hold(&self, call_id: &str, now_ms: i64, logs: &[CallLog]) -> Result<(), DbError> {
-        let mut stmts = vec![sql!(
+    /// Closes a hold without charging (the provider failed before any output).
+    pub fn release_hold_stmt(call_id: &str, now_ms: i64) -> Stmt {
+        sql!(
             "UPDATE holds SET state = 'released', closed_at = ?2 WHERE id = ?1 AND state = 'open'",
             call_id,
             now_ms
-        )];
-        stmts.extend(logs.iter().map(call_log_stmt));
-        self.db.batch(stmts).await.map(|_| ())
-    }
-
-    pub async fn log_calls(&self, logs: &[CallLog]) -> Result<(), DbError> {
-        if logs.is_empty() {
-            return Ok(());
-        }
-        self.db
-            .batch(logs.iter().map(call_log_stmt).collect())
-            .await
-            .map(|_| ())
+        )
     }
 
     /// The writes of a finished call: usage row, ledger entry, hold release,

@@ -418,11 +418,6 @@ impl Store {
         )
     }
 
-    /// Gives a call's reservation back to its key's limits (nothing was used).
-    pub async fn release_key_call(&self, call_id: &str) -> Result<(), DbError> {
-        self.db.execute(Store::key_call_stmt(call_id, 0, 0)).await.map(|_| ())
-    }
-
     /// Forgets limit rows older than 32 days (the longest window is a month).
     pub async fn prune_key_events(&self, now_ms: i64) -> Result<u64, DbError> {
         self.db
