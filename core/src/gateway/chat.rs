@@ -218,7 +218,8 @@ pub(crate) async fn admit_key(
     if !caller.limits.any() {
         return Ok(());
     }
-    let tokens = (usage_bound.input_tokens + usage_bound.output_tokens) as i64;
+    // A caller's `max_tokens` can be anything up to u64::MAX: saturate, never wrap.
+    let tokens = i64::try_from(usage_bound.input_tokens.saturating_add(usage_bound.output_tokens)).unwrap_or(i64::MAX);
     let now = hub.inner.clock.now_ms();
     let store = hub.store();
     if store

@@ -21,6 +21,20 @@ pub struct Usage {
     pub images: u64,
 }
 
+impl Usage {
+    /// Every prompt token, cached or not (what OpenAI calls `prompt_tokens`).
+    /// Sums saturate: a provider can report any count.
+    pub fn prompt_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_add(self.cache_read_tokens)
+            .saturating_add(self.cache_write_tokens)
+    }
+
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens().saturating_add(self.output_tokens)
+    }
+}
+
 /// A model's sell rates, in credits per million tokens (per image for images).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rates {
@@ -35,15 +49,27 @@ pub struct Rates {
 impl Rates {
     /// The exact cost of `usage`: each count times its rate, summed, then
     /// rounded once (half up) to the nano-credit.
+    /// A cost beyond what credits can hold (only absurd usage reports get
+    /// there) saturates at the largest amount.
     pub fn cost(&self, usage: &Usage) -> Credits {
-        let per_million = |tokens: u64, rate: Rate| i128::from(tokens) * i128::from(rate.nanos());
-        let numerator = per_million(usage.input_tokens, self.input)
-            + per_million(usage.output_tokens, self.output)
-            + per_million(usage.cache_read_tokens, self.cache_read.unwrap_or(self.input))
-            + per_million(usage.cache_write_tokens, self.cache_write.unwrap_or(self.input));
-        let tokens = (numerator + 500_000).div_euclid(1_000_000);
+        let terms = [
+            (usage.input_tokens, self.input),
+            (usage.output_tokens, self.output),
+            (usage.cache_read_tokens, self.cache_read.unwrap_or(self.input)),
+            (usage.cache_write_tokens, self.cache_write.unwrap_or(self.input)),
+        ];
+        // Each product fits in an i128 (u64 × i64); their sum may not.
+        let numerator = terms.iter().try_fold(0i128, |sum, &(tokens, rate)| {
+            sum.checked_add(i128::from(tokens) * i128::from(rate.nanos()))
+        });
+        let Some(tokens) = numerator
+            .and_then(|n| n.checked_add(500_000))
+            .map(|n| n.div_euclid(1_000_000))
+        else {
+            return Credits::from_nanos_saturating(i128::MAX);
+        };
         let images = i128::from(usage.images) * i128::from(self.image.nanos());
-        Credits::from_nanos_saturating(tokens + images)
+        Credits::from_nanos_saturating(tokens.saturating_add(images))
     }
 }
 
