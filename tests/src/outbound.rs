@@ -288,8 +288,27 @@ fn provider_fields(i: usize, url: &str) -> Value {
 /// Every address and misleading spelling is refused when saved, naming the
 /// field and what to do; names are saved. Returns the saved ones.
 pub async fn save_spellings(api: &Api, rows: &[(&'static str, Expect)]) -> Vec<Saved> {
+    const GOOD: &str = "http://127.0.0.1:9/v1";
+    let good = api
+        .admin(
+            Method::POST,
+            "/api/admin/providers",
+            Some(json!({"name": "ssrf-good", "kind": "openai", "base_url": GOOD})),
+        )
+        .await;
+    let good = format!("/api/admin/providers/{}", good["id"].as_str().unwrap());
     let mut saved = Vec::new();
     for (i, &(url, expect)) in rows.iter().enumerate() {
+        if expect != Expect::Name {
+            let (status, v) = api
+                .call(Method::PATCH, &good, ADMIN_KEY, Some(json!({"base_url": url})))
+                .await;
+            assert_eq!(
+                (status, v["error"]["param"].as_str()),
+                (400, Some("base_url")),
+                "{url:?}: {v}"
+            );
+        }
         let (status, v) = api
             .call(
                 Method::POST,
@@ -313,6 +332,9 @@ pub async fn save_spellings(api: &Api, rows: &[(&'static str, Expect)]) -> Vec<S
             }
         }
     }
+    let unchanged = api.admin(Method::GET, &good, None).await;
+    assert_eq!(unchanged["base_url"], GOOD, "{unchanged}");
+    api.admin(Method::DELETE, &good, None).await;
     saved
 }
 
@@ -386,12 +408,12 @@ pub async fn refused_before_connecting(api: &Api, saved: &[Saved], key: &str, tr
     }
 }
 
-/// With HUB_ALLOW_LINK_LOCAL=1, each reachable spelling really leads to the
-/// trap: the table tests what it claims to.
+/// With HUB_ALLOW_LINK_LOCAL=1, each reachable spelling and each name really
+/// leads to the trap: the table (and the namespace) test what they claim to.
 pub async fn reach_the_trap(api: &Api, saved: &[Saved], trap: &MetadataTrap) {
     for s in saved {
         let expect = spellings().into_iter().find(|(u, _)| *u == s.url).map(|(_, e)| e);
-        if expect != Some(Expect::Address { reachable: true }) {
+        if !matches!(expect, Some(Expect::Address { reachable: true } | Expect::Name)) {
             continue;
         }
         let before = trap.hits().len();
