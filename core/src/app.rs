@@ -117,6 +117,26 @@ impl Hub {
         &self.inner.store
     }
 
+    /// Where provider requests may go.
+    pub fn outbound(&self) -> crate::net::OutboundPolicy {
+        crate::net::OutboundPolicy::new(self.inner.options.allow_link_local)
+    }
+
+    /// Sends a provider request once its URL passes the outbound policy: a
+    /// base URL saved before the policy (or while HUB_ALLOW_LINK_LOCAL was
+    /// set) is refused here on every runtime, before anything is sent.
+    pub(crate) async fn send_upstream(
+        &self,
+        req: crate::ports::UpstreamRequest,
+    ) -> Result<crate::ports::UpstreamResponse, crate::ports::UpstreamError> {
+        if let Err(problem) = self.outbound().check_url(&req.url) {
+            return Err(crate::ports::UpstreamError::Refused(format!(
+                "the provider URL {problem}"
+            )));
+        }
+        self.inner.upstream.send(req).await
+    }
+
     /// Migrates the schema and, for an exclusive database, releases holds
     /// stranded by a previous process.
     pub async fn start(&self) -> Result<(), crate::store::MigrateError> {

@@ -31,6 +31,7 @@ pub mod gateway;
 pub mod http;
 pub mod ids;
 pub mod metering;
+pub mod net;
 pub mod ports;
 pub mod protocols;
 pub mod providers;

@@ -164,10 +164,18 @@ pub enum UpstreamError {
     Timeout,
     #[error("provider request failed: {0}")]
     Other(String),
+    /// The outbound address policy refused the destination (see [`crate::net`]).
+    #[error("Hub refused to connect to the provider: {0}")]
+    Refused(String),
 }
 
 port! {
 /// An HTTP client to model providers: reqwest natively, `worker::Fetch` on Workers.
+///
+/// Implementations never follow redirects (a 3xx is returned as it came:
+/// following one would send the credential, and show the admin the answer,
+/// of wherever the provider points), and refuse what the outbound policy
+/// refuses at connect time where the platform lets them see the address.
 pub trait Upstream: MaybeSendSync {
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError>;
 }

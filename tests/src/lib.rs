@@ -5,6 +5,7 @@
 pub mod lambda;
 pub mod mock;
 pub mod node;
+pub mod outbound;
 pub mod suite;
 pub mod worker;
 

@@ -1,10 +1,22 @@
 //! A mock model provider on 127.0.0.1 that speaks every protocol Hub calls
 //! (OpenAI-compatible, Anthropic Messages, Gemini, Bedrock Converse with its
 //! binary event stream, Ideogram, embeddings, images), records what it
-//! received, and answers as a test tells it to, per model name. The protocol
-//! is picked by the request path, as the real providers' URLs differ.
+//! received (the full URL, query string included), and answers as a test
+//! tells it to, per model name. The protocol is picked by the request path,
+//! as the real providers' URLs differ.
+//!
+//! It refuses what the real provider would refuse (see `mock/checks.rs`): an
+//! unknown path or method, a missing credential header, a SigV4 signature
+//! that does not verify against [`AWS_TEST_KEYS`], a body without the
+//! protocol's required fields, a Gemini stream without `?alt=sse`; each as a
+//! 4xx in that provider's error shape naming the problem. So a test fails
+//! when Hub sends something a provider would not accept.
+
+mod checks;
+mod sigv4;
 
 use bytes::Bytes;
+use checks::{Endpoint, Incoming};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
@@ -137,7 +149,12 @@ impl Default for Behavior {
 /// A request the mock received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: String,
     pub path: String,
+    /// The query string, as sent.
+    pub query: Option<String>,
+    /// The URL as sent: the host it was sent to, the path and the query.
+    pub url: String,
     pub authorization: Option<String>,
     /// Every header, names lower-case.
     pub headers: HashMap<String, String>,
@@ -150,7 +167,24 @@ impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
+
+    /// A query parameter's value, decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        query_pairs(self.query.as_deref())
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
 }
+
+/// The AWS key pairs the suites configure for Bedrock (`ACCESS_KEY_ID:SECRET`):
+/// the mock verifies SigV4 signatures made with them, and refuses other keys
+/// as AWS does. [`MockProvider::aws_key`] adds more.
+pub const AWS_TEST_KEYS: &[(&str, &str)] = &[
+    ("AKIDMOCK0001", "secret/mock+key"),
+    ("AKID0001", "sec0001"),
+    ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+];
 
 #[derive(Default)]
 struct State {
@@ -165,6 +199,10 @@ struct State {
     paused: Option<tokio::sync::watch::Sender<bool>>,
     /// Credentials answered with 401, whatever the protocol.
     rejected: Mutex<Vec<String>>,
+    /// Every request answered with this redirect (status, location).
+    redirect: Mutex<Option<(u16, String)>>,
+    /// Access key id → secret key, to verify SigV4 signatures.
+    aws_keys: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Clone)]
@@ -183,6 +221,12 @@ impl MockProvider {
         let (paused, _) = tokio::sync::watch::channel(false);
         let state = Arc::new(State {
             paused: Some(paused),
+            aws_keys: Mutex::new(
+                AWS_TEST_KEYS
+                    .iter()
+                    .map(|(id, secret)| (id.to_string(), secret.to_string()))
+                    .collect(),
+            ),
             ..Default::default()
         });
         let stop = Arc::new(tokio::sync::Notify::new());
@@ -227,6 +271,23 @@ impl MockProvider {
 
     pub fn accept(&self, credential: &str) {
         self.state.rejected.lock().unwrap().retain(|c| c != credential);
+    }
+
+    /// Accepts SigV4 signatures made with this key pair; returns the
+    /// credential to configure (`ACCESS_KEY_ID:SECRET`).
+    pub fn aws_key(&self, access_key_id: &str, secret: &str) -> String {
+        self.state
+            .aws_keys
+            .lock()
+            .unwrap()
+            .insert(access_key_id.to_string(), secret.to_string());
+        format!("{access_key_id}:{secret}")
+    }
+
+    /// Answers every request with a redirect to `location` (a provider moved,
+    /// or one trying to send Hub elsewhere).
+    pub fn redirect(&self, status: u16, location: &str) {
+        *self.state.redirect.lock().unwrap() = Some((status, location.to_string()));
     }
 
     /// The Anthropic/Gemini/Bedrock/Ideogram base URL (no `/v1`).
@@ -309,7 +370,8 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
                 out.push(v);
                 i += 3;
                 continue;
@@ -323,23 +385,80 @@ fn percent_decode(s: &str) -> String {
 
 fn error_body(proto: Proto, status: u16, message: &str) -> Value {
     match proto {
-        Proto::OpenAi => json!({"error": {"message": message, "type": "server_error"}}),
-        Proto::Anthropic => json!({"type": "error", "error": {"type": "api_error", "message": message}}),
-        Proto::Gemini => json!({"error": {"code": status, "message": message, "status": "UNAVAILABLE"}}),
+        Proto::OpenAi => {
+            let kind = match status {
+                400..=499 => "invalid_request_error",
+                _ => "server_error",
+            };
+            json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+        }
+        Proto::Anthropic => {
+            let kind = match status {
+                400 => "invalid_request_error",
+                401 => "authentication_error",
+                403 => "permission_error",
+                404 => "not_found_error",
+                429 => "rate_limit_error",
+                529 => "overloaded_error",
+                _ => "api_error",
+            };
+            json!({"type": "error", "error": {"type": kind, "message": message}})
+        }
+        Proto::Gemini => {
+            let kind = match status {
+                400 => "INVALID_ARGUMENT",
+                401 => "UNAUTHENTICATED",
+                403 => "PERMISSION_DENIED",
+                404 => "NOT_FOUND",
+                429 => "RESOURCE_EXHAUSTED",
+                _ => "UNAVAILABLE",
+            };
+            json!({"error": {"code": status, "message": message, "status": kind}})
+        }
         Proto::Bedrock => json!({"message": message}),
     }
+}
+
+/// A refusal in the protocol's error shape (with `x-amzn-errortype` for Bedrock).
+fn refused(proto: Proto, r: checks::Refusal) -> hyper::Response<Out> {
+    let mut resp = full(r.status, error_body(proto, r.status, &r.message));
+    if let (Proto::Bedrock, Some(t)) = (proto, r.aws_type) {
+        resp.headers_mut()
+            .insert("x-amzn-errortype", hyper::header::HeaderValue::from_static(t));
+    }
+    resp
+}
+
+/// A query string's pairs, decoded.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(&v.replace('+', " ")))
+        })
+        .collect()
 }
 
 async fn answer(
     state: Arc<State>,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<Out>, Infallible> {
+    let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
+    let raw_query = req.uri().query().map(str::to_owned);
     let headers: HashMap<String, String> = req
         .headers()
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
+    let url = format!(
+        "http://{}{}",
+        headers.get("host").map_or("", String::as_str),
+        req.uri().path_and_query().map_or(path.as_str(), |p| p.as_str())
+    );
     let authorization = headers.get("authorization").cloned();
     let raw = req
         .into_body()
@@ -349,47 +468,58 @@ async fn answer(
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     state.received.lock().unwrap().push(Received {
+        method: method.clone(),
         path: path.clone(),
+        query: raw_query.clone(),
+        url,
         authorization,
         headers: headers.clone(),
         body: body.clone(),
         raw: raw.clone(),
     });
-    let proto = if path.ends_with("/messages") {
-        Proto::Anthropic
-    } else if path.contains(":generateContent")
-        || path.contains(":streamGenerateContent")
-        || path.contains(":batchEmbedContents")
-    {
-        Proto::Gemini
-    } else if path.contains("/converse") || path.ends_with("/foundation-models") {
-        Proto::Bedrock
-    } else {
-        Proto::OpenAi
+    if let Some((status, location)) = state.redirect.lock().unwrap().clone() {
+        return Ok(hyper::Response::builder()
+            .status(status)
+            .header("location", location)
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from_static(b"moved")).boxed())
+            .unwrap());
+    }
+    let query = query_pairs(raw_query.as_deref());
+    let Some(endpoint) = Endpoint::of(&path, &headers, &query) else {
+        let message = format!("the mock provider has no endpoint {method} {path}");
+        return Ok(full(404, error_body(Proto::OpenAi, 404, &message)));
     };
+    let proto = endpoint.proto();
+    let incoming = Incoming {
+        method: &method,
+        path: &path,
+        query: &query,
+        raw_query: raw_query.as_deref(),
+        headers: &headers,
+        body: &body,
+        raw: &raw,
+    };
+    let keys = state.aws_keys.lock().unwrap().clone();
+    if let Err(refusal) = checks::check(&endpoint, &incoming, &keys) {
+        return Ok(refused(proto, refusal));
+    }
     if let Some(c) = credential(&headers) {
         if state.rejected.lock().unwrap().contains(&c) {
             return Ok(full(401, error_body(proto, 401, "invalid api key")));
         }
     }
-    if path.ends_with("/models") || path.ends_with("/foundation-models") {
-        return Ok(full(
-            200,
-            json!({"object": "list", "data": [{"id": "mock-model", "object": "model"}]}),
-        ));
-    }
-    // The model: in the body, or in the path for Gemini and Bedrock.
-    let model = match proto {
-        Proto::Gemini => path
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.split(':').next())
-            .unwrap_or("")
-            .to_string(),
-        Proto::Bedrock => percent_decode(path.split('/').rev().nth(1).unwrap_or("")),
-        _ if path.ends_with("/generate") => body["image_request"]["model"].as_str().unwrap_or("").to_string(),
-        _ if path.ends_with("/ideogram-v3/generate") => "V_3".to_string(),
-        _ if path.contains("/image/generate/") => path.rsplit('/').next().unwrap_or("").to_string(),
+    let model = match &endpoint {
+        Endpoint::OpenAiModels | Endpoint::AnthropicModels | Endpoint::GeminiModels | Endpoint::BedrockModels => {
+            return Ok(full(
+                200,
+                json!({"object": "list", "data": [{"id": "mock-model", "object": "model"}]}),
+            ))
+        }
+        Endpoint::GeminiGenerate { model, .. } | Endpoint::GeminiEmbed { model } => model.clone(),
+        Endpoint::BedrockConverse { model, .. } | Endpoint::IdeogramV2 { model } => model.clone(),
+        Endpoint::IdeogramLegacy => body["image_request"]["model"].as_str().unwrap_or("").to_string(),
+        Endpoint::IdeogramV3 => "V_3".to_string(),
         _ => body["model"].as_str().unwrap_or("").to_string(),
     };
     let b = {
@@ -434,15 +564,14 @@ async fn answer(
         }
         return Ok(full(b.status, error_body(proto, b.status, &msg)));
     }
-    if path.ends_with("/embeddings") || path.contains(":batchEmbedContents") {
-        return Ok(full(200, embeddings(proto, &body, &b)));
-    }
-    if path.ends_with("/images/generations") || (proto == Proto::OpenAi && path.contains("generate")) {
-        return Ok(full(200, images(&path, &body, &raw, &b)));
-    }
-    let stream = match proto {
-        Proto::Gemini => path.contains(":streamGenerateContent"),
-        Proto::Bedrock => path.ends_with("/converse-stream"),
+    let stream = match &endpoint {
+        Endpoint::OpenAiEmbeddings | Endpoint::GeminiEmbed { .. } => {
+            return Ok(full(200, embeddings(proto, &body, &b)));
+        }
+        Endpoint::OpenAiImages | Endpoint::IdeogramLegacy | Endpoint::IdeogramV3 | Endpoint::IdeogramV2 { .. } => {
+            return Ok(full(200, images(&endpoint, &body, &raw, &b)));
+        }
+        Endpoint::GeminiGenerate { stream, .. } | Endpoint::BedrockConverse { stream, .. } => *stream,
         _ => body["stream"] == Value::Bool(true),
     };
     if !stream {
@@ -827,21 +956,21 @@ fn embeddings(proto: Proto, body: &Value, b: &Behavior) -> Value {
     }
 }
 
-fn images(path: &str, body: &Value, raw: &[u8], b: &Behavior) -> Value {
-    let asked = if path.ends_with("/ideogram-v3/generate") {
-        let text = String::from_utf8_lossy(raw);
-        text.split("name=\"num_images\"\r\n\r\n")
-            .nth(1)
-            .and_then(|r| r.split("\r\n").next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1)
-    } else if path.ends_with("/generate") {
-        body["image_request"]["num_images"].as_u64().unwrap_or(1)
-    } else {
-        body["n"].as_u64().or(body["num_images"].as_u64()).unwrap_or(1)
+fn images(endpoint: &Endpoint, body: &Value, raw: &[u8], b: &Behavior) -> Value {
+    let asked = match endpoint {
+        Endpoint::IdeogramV3 => {
+            let text = String::from_utf8_lossy(raw);
+            text.split("name=\"num_images\"\r\n\r\n")
+                .nth(1)
+                .and_then(|r| r.split("\r\n").next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1)
+        }
+        Endpoint::IdeogramLegacy => body["image_request"]["num_images"].as_u64().unwrap_or(1),
+        _ => body["n"].as_u64().or(body["num_images"].as_u64()).unwrap_or(1),
     };
     let n = b.images.unwrap_or(asked);
-    if path.ends_with("/images/generations") {
+    if *endpoint == Endpoint::OpenAiImages {
         json!({"created": 1, "data": (0..n).map(|i| json!({"url": format!("https://images.mock/{i}.png")})).collect::<Vec<_>>()})
     } else {
         json!({"created": "2026-01-01T00:00:00Z", "data": (0..n).map(|i| json!({

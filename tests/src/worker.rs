@@ -44,10 +44,24 @@ fn offline_env(cmd: &mut Command) -> &mut Command {
         .env_remove("CLOUDFLARE_ACCOUNT_ID")
 }
 
+/// Names the prepared template to a test re-executed in another process
+/// (see [`crate::outbound::private_network`]), so it is not built twice.
+const TEMPLATE_ENV: &str = "HUB_E2E_WORKER_TEMPLATE";
+
+/// Builds the Worker and its template state now; returns what a re-executed
+/// test needs to use them.
+pub fn prepared_env() -> Vec<(&'static str, String)> {
+    let template = prepared().as_ref().unwrap_or_else(|e| panic!("{e}"));
+    vec![(TEMPLATE_ENV, template.display().to_string())]
+}
+
 /// Builds the Worker (once per process) and migrates a template D1 state.
 fn prepared() -> &'static Result<PathBuf, String> {
     static READY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     READY.get_or_init(|| {
+        if let Some(template) = std::env::var_os(TEMPLATE_ENV) {
+            return Ok(PathBuf::from(template));
+        }
         let root = repo_root();
         if !tool("wrangler").exists() {
             return Err(format!(
@@ -104,16 +118,24 @@ pub struct WorkerServer {
     pub base: String,
     child: Child,
     pub log: PathBuf,
+    /// The local D1 state, to start another server on (see [`WorkerServer::start_on`]).
+    pub state: PathBuf,
 }
 
 impl WorkerServer {
     pub fn start(vars: &[(&str, &str)]) -> WorkerServer {
         let template = prepared().as_ref().unwrap_or_else(|e| panic!("{e}"));
-        let dir = crate::temp_dir("worker");
-        let state = dir.join("state");
+        let state = crate::temp_dir("worker").join("state");
         copy_dir(template, &state);
+        Self::start_on(&state, vars)
+    }
+
+    /// Starts a server on an existing state (the database of an earlier one).
+    pub fn start_on(state: &Path, vars: &[(&str, &str)]) -> WorkerServer {
+        let state = state.to_path_buf();
+        let dir = state.parent().unwrap().to_path_buf();
         let (port, inspector) = (crate::free_port(), crate::free_port());
-        let log = dir.join("wrangler.log");
+        let log = dir.join(format!("wrangler-{port}.log"));
         let mut cmd = Command::new(tool("wrangler"));
         cmd.args([
             "dev",
@@ -144,6 +166,7 @@ impl WorkerServer {
             base: format!("http://127.0.0.1:{port}"),
             child,
             log,
+            state,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

@@ -3,6 +3,7 @@
 //! and the mock provider on 127.0.0.1.
 
 use hub_e2e::mock::MockProvider;
+use hub_e2e::outbound::{self, Expect, MetadataTrap};
 use hub_e2e::worker::WorkerServer;
 use hub_e2e::{suite, Api};
 
@@ -41,4 +42,87 @@ async fn worker_client_disconnect_bills_the_delivered_part() {
 async fn worker_admin_round_trip() {
     let (_w, api, mock) = start().await;
     suite::admin_round_trip(&api, &mock).await;
+}
+
+/// Provider URLs that lead to metadata services, however spelled: refused
+/// when saved, and (saved while allowed) refused before the Worker fetches.
+/// Host names are resolved by the platform, out of the Worker's sight (see
+/// docs/security.md), so only address spellings are tried here.
+#[tokio::test]
+async fn worker_metadata_addresses_are_refused_however_spelled() {
+    let env = outbound_env();
+    let Some(net) = outbound::private_network("worker_metadata_addresses_are_refused_however_spelled", &env) else {
+        return;
+    };
+    let trap = MetadataTrap::start(&net).await;
+    let rows: Vec<_> = outbound::spellings()
+        .into_iter()
+        .filter(|(_, e)| *e != Expect::Name)
+        .collect();
+    assert!(rows.len() >= 20);
+    let allowing = tokio::task::spawn_blocking(|| WorkerServer::start(&[("HUB_ALLOW_LINK_LOCAL", "1")]))
+        .await
+        .unwrap();
+    let saved = outbound::save_allowed(&Api::new(&allowing.base), &rows).await;
+    let state = allowing.state.clone();
+    drop(allowing);
+    let worker = tokio::task::spawn_blocking(move || WorkerServer::start_on(&state, &[]))
+        .await
+        .unwrap();
+    let api = Api::new(&worker.base);
+    let (_, key) = api.user_with_key("ssrf", "10").await;
+    outbound::refused_before_connecting(&api, &saved, &key, &trap).await;
+    for p in &saved {
+        api.admin(
+            reqwest::Method::DELETE,
+            &format!("/api/admin/providers/{}", p.provider),
+            None,
+        )
+        .await;
+    }
+    outbound::save_spellings(&api, &rows).await;
+    trap.assert_untouched("after every refusal");
+}
+
+/// A provider that redirects (to another provider, or to a metadata
+/// address) is reported as failing; the target hears nothing.
+#[tokio::test]
+async fn worker_provider_redirects_are_reported_not_followed() {
+    let env = outbound_env();
+    let Some(net) = outbound::private_network("worker_provider_redirects_are_reported_not_followed", &env) else {
+        return;
+    };
+    let trap = std::sync::Arc::new(MetadataTrap::start(&net).await);
+    let (_w, api, redirector) = start().await;
+    let elsewhere = MockProvider::start().await;
+    let to_mock = format!("{}/models", elsewhere.base_url());
+    let seen_elsewhere = {
+        let m = elsewhere.clone();
+        move || m.received().len()
+    };
+    let seen_by_metadata = {
+        let t = trap.clone();
+        move || t.hits().len()
+    };
+    outbound::redirects_are_not_followed(
+        &api,
+        &redirector,
+        &[
+            (to_mock.as_str(), &seen_elsewhere),
+            (
+                "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+                &seen_by_metadata,
+            ),
+        ],
+    )
+    .await;
+    trap.assert_untouched("redirects");
+}
+
+/// The Worker built once here, for the test re-executed in its namespace.
+fn outbound_env() -> Vec<(&'static str, String)> {
+    if outbound::inside() {
+        return Vec::new();
+    }
+    hub_e2e::worker::prepared_env()
 }

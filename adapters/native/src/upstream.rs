@@ -1,11 +1,17 @@
-//! The Upstream port over reqwest, with first-byte and idle timeouts.
+//! The Upstream port over reqwest, with first-byte and idle timeouts, no
+//! redirects, and the outbound address policy applied at connect time: to
+//! every address a provider's host name resolves to, and to IP-literal hosts
+//! (which reqwest connects to without resolving).
 
 use bytes::Bytes;
 use futures_core::Stream;
 use hub_core::http::BodyError;
+use hub_core::net::{Forbidden, OutboundPolicy};
 use hub_core::ports::{Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,6 +20,7 @@ use std::time::Duration;
 /// crossing threads.
 pub struct ReqwestUpstream {
     connect_timeout: Duration,
+    policy: OutboundPolicy,
 }
 
 thread_local! {
@@ -21,10 +28,13 @@ thread_local! {
 }
 
 impl ReqwestUpstream {
-    pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(connect_timeout: Duration, policy: OutboundPolicy) -> Result<Self, reqwest::Error> {
         // Build one now so a broken TLS setup fails at start-up, not on a call.
-        build_client(connect_timeout)?;
-        Ok(ReqwestUpstream { connect_timeout })
+        build_client(connect_timeout, policy)?;
+        Ok(ReqwestUpstream {
+            connect_timeout,
+            policy,
+        })
     }
 
     fn client(&self) -> Result<reqwest::Client, UpstreamError> {
@@ -33,15 +43,18 @@ impl ReqwestUpstream {
             if let Some(c) = slot.as_ref() {
                 return Ok(c.clone());
             }
-            let c = build_client(self.connect_timeout).map_err(|e| UpstreamError::Other(e.to_string()))?;
+            let c = build_client(self.connect_timeout, self.policy).map_err(|e| UpstreamError::Other(e.to_string()))?;
             *slot = Some(c.clone());
             Ok(c)
         })
     }
 }
 
-fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+fn build_client(connect_timeout: Duration, policy: OutboundPolicy) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
+        .dns_resolver(Arc::new(CheckedResolver { policy }))
+        // A redirect is the provider's answer, reported by the core as a failure.
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
@@ -50,8 +63,57 @@ fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::E
         .build()
 }
 
+/// The system resolver, refusing a name when any of its addresses is one the
+/// policy forbids (a name that mixes them is not a provider's).
+struct CheckedResolver {
+    policy: OutboundPolicy,
+}
+
+/// A host name that resolves to a forbidden address.
+#[derive(Debug)]
+struct RefusedName {
+    name: String,
+    why: Forbidden,
+}
+
+impl std::fmt::Display for RefusedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` resolves to {}", self.name, self.why)
+    }
+}
+
+impl std::error::Error for RefusedName {}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy;
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if let Some(why) = addrs.iter().find_map(|a| policy.check_ip(a.ip()).err()) {
+                return Err(Box::new(RefusedName { name, why }) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The policy's refusal somewhere in an error's chain, if that is what it was.
+fn refusal(e: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<RefusedName>() {
+            return Some(r.to_string());
+        }
+        source = s.source();
+    }
+    None
+}
+
 fn classify(e: reqwest::Error) -> UpstreamError {
-    if e.is_timeout() {
+    if let Some(refused) = refusal(&e) {
+        UpstreamError::Refused(refused)
+    } else if e.is_timeout() {
         UpstreamError::Timeout
     } else if e.is_connect() {
         UpstreamError::Connect(without_url(&e))
@@ -78,7 +140,12 @@ fn without_url(e: &reqwest::Error) -> String {
 #[async_trait::async_trait]
 impl Upstream for ReqwestUpstream {
     async fn send(&self, req: UpstreamRequest) -> Result<UpstreamResponse, UpstreamError> {
-        let mut builder = self.client()?.request(req.method, &req.url).body(req.body);
+        // reqwest connects to an IP-literal host without asking the resolver.
+        let url = self
+            .policy
+            .check_url(&req.url)
+            .map_err(|problem| UpstreamError::Refused(format!("the provider URL {problem}")))?;
+        let mut builder = self.client()?.request(req.method, url).body(req.body);
         for (k, v) in &req.headers {
             builder = builder.header(k, v);
         }

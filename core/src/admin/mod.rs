@@ -170,53 +170,27 @@ async fn get_provider(hub: &Hub, id: &str) -> Result<Response, ApiError> {
 }
 
 fn check_base_url(hub: &Hub, url: &str) -> Result<(), ApiError> {
-    if !(url.starts_with("http://") || url.starts_with("https://"))
-        || url.len() < 10
-        || url.contains(char::is_whitespace)
-    {
-        return Err(ApiError::invalid_field("base_url", "must be an http(s) URL"));
-    }
-    if !hub.inner.options.allow_link_local && is_metadata_host(url) {
+    hub.outbound()
+        .check_url(url)
+        .map(drop)
+        .map_err(|problem| ApiError::invalid_field("base_url", problem))
+}
+
+/// A Bedrock region becomes part of a host name
+/// (`bedrock-runtime.{region}.amazonaws.com`): letters, digits and dashes only.
+fn check_region(region: &str) -> Result<(), ApiError> {
+    let ok = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
         return Err(ApiError::invalid_field(
-            "base_url",
-            "points at a link-local or cloud metadata address; start Hub with HUB_ALLOW_LINK_LOCAL=1 to allow it",
+            "region",
+            "must be an AWS region name such as us-east-1 (lower-case letters, digits and '-')",
         ));
     }
     Ok(())
-}
-
-/// Whether a URL's host is link-local (169.254.0.0/16, fe80::/10) or a cloud
-/// metadata service, where a provider "test" could read instance credentials.
-pub(crate) fn is_metadata_host(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(v6) = host_port.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    }
-    .trim_end_matches('.')
-    .to_ascii_lowercase();
-    if matches!(
-        host.as_str(),
-        "metadata.google.internal" | "metadata" | "100.100.100.200" | "instance-data"
-    ) {
-        return true;
-    }
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return match ip {
-            std::net::IpAddr::V4(v4) => v4.is_link_local(),
-            std::net::IpAddr::V6(v6) => {
-                (v6.segments()[0] & 0xffc0) == 0xfe80
-                    || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
-                    // AWS's IPv6 metadata endpoint.
-                    || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
-            }
-        };
-    }
-    // Decimal or hex encodings of 169.254.169.254 (2852039166, 0xa9fea9fe).
-    matches!(host.as_str(), "2852039166" | "0xa9fea9fe" | "0251.0376.0251.0376")
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -232,6 +206,15 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// The `region` field, checked; empty counts as unset.
+fn region(f: &Fields) -> Result<Option<String>, ApiError> {
+    let region = f.str("region")?.filter(|r| !r.is_empty());
+    if let Some(r) = &region {
+        check_region(r)?;
+    }
+    Ok(region)
 }
 
 const PROVIDER_FIELDS: &[&str] = &["name", "kind", "base_url", "region", "enabled", "priority"];
@@ -263,7 +246,7 @@ async fn create_provider(hub: &Hub, req: &Request) -> Result<Response, ApiError>
         name,
         kind,
         base_url,
-        region: f.str("region")?,
+        region: region(&f)?,
         enabled: f.bool("enabled")?.unwrap_or(true),
         priority: f.int("priority", -1000, 1000)?.unwrap_or(0),
         created_at: now,
@@ -306,7 +289,7 @@ async fn patch_provider(hub: &Hub, id: &str, req: &Request) -> Result<Response, 
         check_base_url(hub, u)?;
     }
     changes.extend(f.nullable("base_url", base_url).map(|v| ("base_url", v)));
-    changes.extend(f.nullable("region", f.str("region")?).map(|v| ("region", v)));
+    changes.extend(f.nullable("region", region(&f)?).map(|v| ("region", v)));
     if let Some(b) = f.bool("enabled")? {
         changes.push(("enabled", b.into()));
     }
@@ -996,33 +979,4 @@ async fn patch_settings(hub: &Hub, req: &Request) -> Result<Response, ApiError> 
     hub.store().put_settings(values, hub.inner.clock.now_ms()).await?;
     let snap = hub.reload().await?;
     ok(snap.settings.to_json())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_metadata_host;
-
-    #[test]
-    fn metadata_and_link_local_hosts_are_recognised() {
-        for url in [
-            "http://169.254.169.254/latest/meta-data",
-            "http://metadata.google.internal/computeMetadata/v1",
-            "http://[fe80::1]:8080/v1",
-            "http://[fd00:ec2::254]/",
-            "http://user:pw@169.254.170.2/v2",
-            "http://2852039166/",
-            "http://[::ffff:169.254.169.254]/",
-            "http://METADATA.GOOGLE.INTERNAL./",
-        ] {
-            assert!(is_metadata_host(url), "{url}");
-        }
-        for url in [
-            "https://api.openai.com/v1",
-            "http://127.0.0.1:11434/v1",
-            "http://10.0.0.5/v1",
-            "http://[::1]:8080/",
-        ] {
-            assert!(!is_metadata_host(url), "{url}");
-        }
-    }
 }

@@ -359,7 +359,7 @@ async fn call(
             earlier_attempts: Vec::new(),
         };
         let sent_us = inner.clock.monotonic_us();
-        let outcome = match inner.upstream.send(upstream_req).await {
+        let outcome = match hub.send_upstream(upstream_req).await {
             Ok(resp) if (200..300).contains(&resp.status) => {
                 if stream {
                     match not_a_stream(&resp) {

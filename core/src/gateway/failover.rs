@@ -252,6 +252,9 @@ impl Attempt<'_> {
 /// credential (the caller scrubs it).
 pub async fn provider_error(mut resp: UpstreamResponse) -> Failure {
     let status = resp.status;
+    if (300..400).contains(&status) {
+        return Failure::retryable(ApiError::provider(redirect_message(&resp)));
+    }
     let retry_after = crate::http::header(&resp.headers, "retry-after").and_then(|v| v.trim().parse::<i64>().ok());
     let mut body = Vec::new();
     while let Some(Ok(chunk)) = resp.body.next().await {
@@ -298,6 +301,18 @@ pub async fn provider_error(mut resp: UpstreamResponse) -> Failure {
         }
         _ => Failure::retryable(ApiError::provider(format!("The provider failed ({status}): {detail}"))),
     }
+}
+
+/// A provider's redirect, reported instead of followed: following it would
+/// send the credential, and return the answer, of wherever it points.
+pub fn redirect_message(resp: &UpstreamResponse) -> String {
+    let to = crate::http::header(&resp.headers, "location")
+        .map(|l| format!(" to {}", l.chars().take(200).collect::<String>()))
+        .unwrap_or_default();
+    format!(
+        "The provider answered with a redirect ({}{to}); Hub does not follow redirects from providers: check the provider's base URL.",
+        resp.status
+    )
 }
 
 /// Whether a refusal means the credential itself is bad (not a content
@@ -426,7 +441,13 @@ impl Hub {
         };
         let req = crate::providers::probe_request(&target)?;
         let started = self.inner.clock.monotonic_us();
-        let (ok, status, message) = match self.inner.upstream.send(req).await {
+        let (ok, status, message) = match self.send_upstream(req).await {
+            // Only the redirect is reported: its target is never asked.
+            Ok(resp) if (300..400).contains(&resp.status) => (
+                false,
+                Some(resp.status),
+                redirect_message(&resp).replace(secret, "****"),
+            ),
             Ok(mut resp) => {
                 let mut body = Vec::new();
                 while let Some(Ok(chunk)) = resp.body.next().await {

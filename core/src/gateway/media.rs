@@ -290,7 +290,7 @@ async fn run(
             earlier_attempts: Vec::new(),
         };
         let sent_us = inner.clock.monotonic_us();
-        let outcome = match inner.upstream.send(upstream_req).await {
+        let outcome = match hub.send_upstream(upstream_req).await {
             Ok(mut resp) if (200..300).contains(&resp.status) => match collect(&mut resp, MAX_ANSWER).await {
                 Ok(bytes) => (call.read)(route.provider.vendor.wire, &bytes, inner.clock.now_ms() / 1000)
                     .map_err(Failure::retryable),

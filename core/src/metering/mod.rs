@@ -44,6 +44,18 @@ impl Usage {
         };
         (clamped, clamped != *self)
     }
+
+    /// Every prompt token, cached or not (what OpenAI calls `prompt_tokens`).
+    /// Sums saturate: a provider can report any count.
+    pub fn prompt_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_add(self.cache_read_tokens)
+            .saturating_add(self.cache_write_tokens)
+    }
+
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens().saturating_add(self.output_tokens)
+    }
 }
 
 /// A model's sell rates, in credits per million tokens (per image for images).

@@ -462,7 +462,7 @@ fn response_format(v: Option<&Value>, path: &str, schema_key: &str) -> Result<Ou
 fn usage(meta: &Meta, billed: &Billed) -> Value {
     let u = &billed.usage;
     let mut v = json!({
-        "inputTokens": u.input_tokens + u.cache_read_tokens + u.cache_write_tokens,
+        "inputTokens": u.prompt_tokens(),
         "outputTokens": u.output_tokens,
         "aigneHubCredits": billed.credits.to_json(),
         "modelCallId": meta.call_id,
@@ -601,11 +601,10 @@ impl Encode for LegacySseEncoder {
 
     fn end(&mut self, billed: &Billed, out: &mut BytesMut) {
         let u = &billed.usage;
-        let prompt = u.input_tokens + u.cache_read_tokens + u.cache_write_tokens;
         sse(
             out,
             None,
-            &json!({"usage": {"promptTokens": prompt, "completionTokens": u.output_tokens, "totalTokens": prompt + u.output_tokens}}),
+            &json!({"usage": {"promptTokens": u.prompt_tokens(), "completionTokens": u.output_tokens, "totalTokens": u.total_tokens()}}),
         );
     }
 

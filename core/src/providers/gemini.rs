@@ -155,8 +155,9 @@ impl WireUsage {
     pub fn to_usage(&self) -> Usage {
         let cached = self.cached_content_token_count.min(self.prompt_token_count);
         Usage {
-            input_tokens: self.prompt_token_count - cached + self.tool_use_prompt_token_count,
-            output_tokens: self.candidates_token_count + self.thoughts_token_count,
+            // Counts are the provider's to report; sums saturate rather than wrap.
+            input_tokens: (self.prompt_token_count - cached).saturating_add(self.tool_use_prompt_token_count),
+            output_tokens: self.candidates_token_count.saturating_add(self.thoughts_token_count),
             cache_read_tokens: cached,
             reasoning_tokens: self.thoughts_token_count,
             ..Default::default()

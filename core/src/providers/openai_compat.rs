@@ -305,11 +305,10 @@ pub fn decode_whole(body: &[u8]) -> Result<Vec<Delta>, ApiError> {
 
 /// OpenAI's `usage` object from the internal one (cached tokens inside `prompt_tokens`).
 pub fn usage_json(u: &Usage) -> Value {
-    let prompt = u.input_tokens + u.cache_read_tokens + u.cache_write_tokens;
     json!({
-        "prompt_tokens": prompt,
+        "prompt_tokens": u.prompt_tokens(),
         "completion_tokens": u.output_tokens,
-        "total_tokens": prompt + u.output_tokens,
+        "total_tokens": u.total_tokens(),
         "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens},
         "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
     })

@@ -205,16 +205,8 @@ impl Store {
             ));
         }
         if s.key_limited {
-            let tokens = u
-                .input_tokens
-                .saturating_add(u.output_tokens)
-                .saturating_add(u.cache_read_tokens)
-                .saturating_add(u.cache_write_tokens);
-            stmts.push(Store::key_call_stmt(
-                &s.call_id,
-                i64::try_from(tokens).unwrap_or(i64::MAX),
-                s.credits.nanos(),
-            ));
+            let tokens = i64::try_from(u.total_tokens()).unwrap_or(i64::MAX);
+            stmts.push(Store::key_call_stmt(&s.call_id, tokens, s.credits.nanos()));
         }
         stmts.extend(earlier_attempts.iter().map(call_log_stmt));
         stmts.push(call_log_stmt(&s.log));

@@ -83,7 +83,8 @@ async fn build() -> Result<State, String> {
             .unwrap_or_default(),
     };
     let tracker = Tracker::new(tokio::runtime::Handle::current());
-    let upstream = ReqwestUpstream::new(timeouts.connect).map_err(|e| format!("HTTP client: {e}"))?;
+    let outbound = hub_core::net::OutboundPolicy::new(options.allow_link_local);
+    let upstream = ReqwestUpstream::new(timeouts.connect, outbound).map_err(|e| format!("HTTP client: {e}"))?;
     let hub = Hub::new(
         Arc::new(db),
         Arc::new(upstream),

@@ -117,9 +117,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
             .filter(|o| !o.is_empty())
             .collect(),
     };
+    let outbound = hub_core::net::OutboundPolicy::new(options.allow_link_local);
     let hub = Hub::new(
         Arc::new(database),
-        Arc::new(ReqwestUpstream::new(timeouts.connect)?),
+        Arc::new(ReqwestUpstream::new(timeouts.connect, outbound)?),
         Arc::new(SystemClock::new()),
         Arc::new(OsRng),
         Arc::new(tracker.clone()),

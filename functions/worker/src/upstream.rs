@@ -1,5 +1,12 @@
 //! Provider calls through the Workers `fetch`, streamed, with the core's
 //! first-byte and idle timeouts (workerd bounds connecting itself).
+//!
+//! Redirects are not followed (`redirect: "manual"`): the core reports a 3xx
+//! as the provider's failure. The core checks every provider URL against the
+//! outbound policy before it gets here; a Worker cannot see the address a
+//! name resolves to, which is the platform's to police: subrequests leave
+//! from Cloudflare's network, where no cloud metadata service of the
+//! operator's answers (see docs/security.md).
 
 use futures_util::future::{select, Either};
 use futures_util::{Stream, StreamExt};
@@ -9,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Headers, Method, RequestInit};
+use worker::{AbortController, Delay, Fetch, Headers, Method, RequestInit, RequestRedirect};
 
 pub struct FetchUpstream;
 
@@ -29,7 +36,9 @@ impl Upstream for FetchUpstream {
             http::Method::DELETE => Method::Delete,
             _ => Method::Post,
         };
-        init.with_method(method).with_headers(headers);
+        init.with_method(method)
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
         if !req.body.is_empty() {
             let body = worker::js_sys::Uint8Array::from(&req.body[..]);
             init.with_body(Some(body.into()));
