@@ -547,14 +547,15 @@ fn reference_cost(rates: &Rates, u: &Usage) -> Credits {
             .checked_mul(i128::from(rate.nanos()))
             .and_then(|t| numerator.checked_add(t))
         else {
-            return Credits::from_nanos(i64::MAX);
+            return Credits::MAX;
         };
         numerator = sum;
     }
     let tokens = numerator.checked_add(500_000).map(|n| n.div_euclid(1_000_000));
     let images = i128::from(u.images) * i128::from(rates.image.nanos());
+    // Every amount Hub keeps is within ±Credits::MAX; a cost beyond it is that.
     let total = tokens.and_then(|t| t.checked_add(images)).unwrap_or(i128::MAX);
-    Credits::from_nanos(i64::try_from(total).unwrap_or(i64::MAX))
+    Credits::from_nanos(total.min(i128::from(Credits::MAX.nanos())) as i64)
 }
 
 #[test]

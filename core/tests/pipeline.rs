@@ -48,9 +48,19 @@ async fn world(exclusive: bool) -> World {
 
 /// A Hub on the database in `dir`, with a journal if given (set before start, as runtimes do).
 async fn world_in(dir: TempDir, exclusive: bool, journal: Option<Arc<MemoryJournal>>) -> World {
-    let db = LibSqlDb::open(dir.0.join("hub.db").to_str().unwrap(), None)
-        .await
-        .unwrap();
+    let path = dir.0.join("hub.db");
+    // A database just closed by a "dead" Hub may still be releasing its lock for a moment.
+    let mut tries = 0;
+    let db = loop {
+        match LibSqlDb::open(path.to_str().unwrap(), None).await {
+            Ok(db) => break db,
+            Err(_) if tries < 200 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("open the database: {e}"),
+        }
+    };
     let upstream = Arc::new(ScriptedUpstream::default());
     let clock = Arc::new(ManualClock::at(1_767_225_600_000));
     let background = Arc::new(Collector::default());
