@@ -274,7 +274,7 @@ async fn media(
         .get("x-hub-credits")
         .and_then(|v| v.to_str().ok())
         .and_then(|c| crate::Credits::parse(c).ok())
-        .map(crate::Credits::to_json)
+        .map(crate::Credits::to_json_number)
         .unwrap_or(json!(0));
     let answer = match res.body() {
         crate::http::Body::Full(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
@@ -283,6 +283,7 @@ async fn media(
     Ok((answer, credits))
 }
 
+/// The framework's usage object; `credits` is a JSON number, as its schema types `aigneHubCredits`.
 fn usage(credits: Value, prefix: &str, input_tokens: u64) -> Value {
     let mut u = json!({"inputTokens": input_tokens, "outputTokens": 0, "aigneHubCredits": credits});
     if !prefix.is_empty() {

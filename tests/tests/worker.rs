@@ -42,3 +42,9 @@ async fn worker_admin_round_trip() {
     let (_w, api, mock) = start().await;
     suite::admin_round_trip(&api, &mock).await;
 }
+
+#[tokio::test]
+async fn worker_money_comes_back_exactly() {
+    let (_w, api, mock) = start().await;
+    suite::money_comes_back_exactly(&api, &mock).await;
+}

@@ -4,7 +4,7 @@
 //! JSON and SSE.
 
 use hub_e2e::mock::{Behavior, MockProvider};
-use hub_e2e::{nanos, Api, HubServer, Launch};
+use hub_e2e::{nanos, nanos_of_number, Api, HubServer, Launch};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -200,7 +200,7 @@ async fn framework_chat_whole_and_streamed() {
     assert_eq!(u["creditPrefix"], "$");
     assert!(u["modelCallId"].as_str().unwrap().starts_with("call_"));
     let expected = (120 * 1_500 + 30 * 6_000) as i128; // nano-credits: 120 × 1.5/M + 30 × 6/M
-    assert_eq!(nanos(&u["aigneHubCredits"]), expected);
+    assert_eq!(nanos_of_number(&u["aigneHubCredits"]), expected);
     assert_eq!(credits_of_last_call(&w).await, expected);
     // The provider got the system prompt and the options; the call is the app's.
     let got = &w.mock.received()[0];
@@ -228,7 +228,7 @@ async fn framework_chat_whole_and_streamed() {
         .collect();
     assert_eq!(streamed, "Hello, world!");
     let last = &fs.last().unwrap().1["delta"]["json"];
-    assert_eq!(nanos(&last["usage"]["aigneHubCredits"]), expected);
+    assert_eq!(nanos_of_number(&last["usage"]["aigneHubCredits"]), expected);
     assert_eq!(last["modelWithProvider"], "openai/gpt-mock");
 
     // Without a currency prefix, `creditPrefix` is left out, not empty.
@@ -485,7 +485,7 @@ async fn status_catalogue_media_and_user_info() {
     assert_eq!(v["images"].as_array().unwrap().len(), 2);
     assert_eq!(v["images"][0]["type"], "url");
     assert!(v["images"][0]["url"].as_str().unwrap().starts_with("https://"));
-    assert_eq!(nanos(&v["usage"]["aigneHubCredits"]), 1_000_000_000); // two images at 0.5
+    assert_eq!(nanos_of_number(&v["usage"]["aigneHubCredits"]), 1_000_000_000); // two images at 0.5
     let v: Value = post(
         &w,
         "/api/v2/image/generations",
@@ -513,7 +513,7 @@ async fn status_catalogue_media_and_user_info() {
     .unwrap();
     assert_eq!(v["embeddings"].as_array().unwrap().len(), 2);
     assert_eq!(v["usage"]["inputTokens"], 8);
-    assert_eq!(nanos(&v["usage"]["aigneHubCredits"]), 8 * 500); // 8 tokens at 0.5 per million
+    assert_eq!(nanos_of_number(&v["usage"]["aigneHubCredits"]), 8 * 500); // 8 tokens at 0.5 per million
 
     // The caller's credit, as the CLI shows it.
     let (status, v) = w.api.call(Method::GET, "/api/user/info", &w.key, None).await;

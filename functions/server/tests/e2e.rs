@@ -84,7 +84,7 @@ async fn non_streaming_chat_is_billed_exactly() {
     let u = w
         .api
         .wait_user(&user, "settlement", |u| {
-            u["held"] == 0 && nanos(&u["balance"]) < 10_000_000_000
+            u["held"] == "0" && nanos(&u["balance"]) < 10_000_000_000
         })
         .await;
     assert_eq!(nanos(&u["balance"]), 10_000_000_000 - expected);
@@ -106,6 +106,17 @@ async fn non_streaming_chat_is_billed_exactly() {
     assert_eq!(c["estimated"], false);
     assert_eq!(c["provider"], "mock");
     assert_eq!(c["app"], "test");
+}
+
+/// Balances, grants, rates and a call's credits of 1,234,567.123456789 come
+/// back as that exact decimal string everywhere.
+#[tokio::test]
+async fn money_comes_back_as_exact_decimal_strings() {
+    let mock = MockProvider::start().await;
+    let hub = tokio::task::spawn_blocking(|| HubServer::start(bin(), Launch::default()))
+        .await
+        .unwrap();
+    hub_e2e::suite::money_comes_back_exactly(&Api::new(&hub.base), &mock).await;
 }
 
 #[tokio::test]
@@ -159,7 +170,7 @@ async fn streaming_chat_arrives_as_the_provider_writes_it() {
     let u = w
         .api
         .wait_user(&user, "settlement", |u| {
-            u["held"] == 0 && nanos(&u["balance"]) < 1_000_000_000
+            u["held"] == "0" && nanos(&u["balance"]) < 1_000_000_000
         })
         .await;
     assert_eq!(nanos(&u["balance"]), 1_000_000_000 - expected);
@@ -186,7 +197,7 @@ async fn no_credit_means_402_and_no_provider_call() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["type"], "insufficient_quota");
     assert!(w.mock.received().is_empty());
-    assert_eq!(w.api.user(&user).await["held"], 0);
+    assert_eq!(w.api.user(&user).await["held"], "0");
 
     // With billing off, the same user may call, and credits are still computed.
     w.api
@@ -200,7 +211,7 @@ async fn no_credit_means_402_and_no_provider_call() {
     assert_eq!(resp.status(), 200);
     assert!(nanos(&Value::String(resp.headers()["x-hub-credits"].to_str().unwrap().into())) > 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(w.api.user(&user).await["balance"], 0);
+    assert_eq!(w.api.user(&user).await["balance"], "0");
 }
 
 #[tokio::test]
@@ -286,7 +297,7 @@ async fn concurrent_streams_never_overspend_on(launch: Launch) {
     let u = w
         .api
         .wait_user(&user, "all settled", |u| {
-            u["held"] == 0 && nanos(&u["balance"]) == grant - ok as i128 * per_call
+            u["held"] == "0" && nanos(&u["balance"]) == grant - ok as i128 * per_call
         })
         .await;
     assert!(nanos(&u["balance"]) >= 0);
@@ -351,7 +362,7 @@ async fn client_disconnect_bills_only_what_was_delivered() {
     assert_eq!(w.mock.completed(), 0);
     let u = w
         .api
-        .wait_user(&user, "settlement", |u| u["held"] == 0 && u["balance"] != 1)
+        .wait_user(&user, "settlement", |u| u["held"] == "0" && u["balance"] != "1")
         .await;
     let c = &w.api.calls(&format!("user={user}")).await[0];
     assert_eq!(c["status"], "aborted");
@@ -407,7 +418,7 @@ async fn provider_failures_release_the_hold_and_map_to_gateway_errors() {
     let resp = post_chat(&w.api, &key, &chat("slow", true)).await;
     assert_eq!(resp.status(), 504);
 
-    let u = w.api.wait_user(&user, "holds released", |u| u["held"] == 0).await;
+    let u = w.api.wait_user(&user, "holds released", |u| u["held"] == "0").await;
     assert_eq!(nanos(&u["balance"]), 1_000_000_000, "a failed call must cost nothing");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -669,8 +680,8 @@ async fn admin_api_validates_and_refuses_members() {
         )
         .await;
     assert_eq!(
-        (s["starter_credits"].to_string().as_str(), s["currency_prefix"].as_str()),
-        ("2.5", Some("€"))
+        (s["starter_credits"].as_str(), s["currency_prefix"].as_str()),
+        (Some("2.5"), Some("€"))
     );
     let u = w
         .api
@@ -734,7 +745,7 @@ async fn remote_libsql_round_trip_through_hrana() {
     let u = w
         .api
         .wait_user(&user, "settlement", |u| {
-            u["held"] == 0 && nanos(&u["balance"]) == 1_000_000_000 - 2 * each
+            u["held"] == "0" && nanos(&u["balance"]) == 1_000_000_000 - 2 * each
         })
         .await;
     assert_eq!(w.api.ledger_sum(&user).await, nanos(&u["balance"]));
@@ -791,7 +802,7 @@ async fn graceful_shutdown_finishes_streams_and_settles_them() {
         .unwrap();
     let api = Api::new(&again.base);
     let u = api.user(&user).await;
-    assert_eq!(u["held"], 0);
+    assert_eq!(u["held"], "0");
     assert_eq!(
         nanos(&u["balance"]),
         1_000_000_000 - cost_nanos(&[(7, "0.15"), (30, "0.6")])
@@ -821,7 +832,7 @@ async fn client_leaving_before_the_answer_releases_the_hold() {
             .await;
         assert!(gave_up.is_err(), "the client should have timed out");
     }
-    let u = w.api.wait_user(&user, "holds released", |u| u["held"] == 0).await;
+    let u = w.api.wait_user(&user, "holds released", |u| u["held"] == "0").await;
     assert_eq!(
         nanos(&u["balance"]),
         1_000_000_000,
@@ -867,7 +878,7 @@ async fn a_stream_that_stalls_ends_with_an_error_event_and_bills_what_was_delive
     );
     assert!(last.contains("provider_timeout"), "{last}");
     let c = wait_calls(&w.api, &format!("user={user}"), 1).await.remove(0);
-    let u = w.api.wait_user(&user, "settlement", |u| u["held"] == 0).await;
+    let u = w.api.wait_user(&user, "settlement", |u| u["held"] == "0").await;
     assert_eq!(
         (c["status"].as_str(), c["http_status"].as_i64()),
         (Some("failed"), Some(504))
