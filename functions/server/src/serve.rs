@@ -51,6 +51,7 @@ fn master_key(args: &ServeArgs, local: bool) -> Result<MasterKey, BoxError> {
         PathBuf::from(p)
     });
     if path.exists() {
+        tighten(&path).map_err(|e| format!("cannot make the master key file {} private: {e}", path.display()))?;
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read master key file {}: {e}", path.display()))?;
         return Ok(MasterKey::from_base64(&text).map_err(|e| format!("{}: {e}", path.display()))?);
@@ -61,6 +62,20 @@ fn master_key(args: &ServeArgs, local: bool) -> Result<MasterKey, BoxError> {
     write_private(&path, &text).map_err(|e| format!("cannot write master key file {}: {e}", path.display()))?;
     tracing::warn!(path = %path.display(), "no HUB_MASTER_KEY: generated a master key; back it up with the database, provider secrets cannot be read without it");
     Ok(MasterKey::from_bytes(&bytes)?)
+}
+
+/// Makes a file readable by its owner only (a key file copied or created by hand may not be).
+fn tighten(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+            tracing::warn!(path = %path.display(), "the master key file was readable by others: now 0600");
+        }
+    }
+    Ok(())
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
