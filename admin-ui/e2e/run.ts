@@ -281,6 +281,12 @@ async function drive(page: Page, site: string, mockUrl: string): Promise<void> {
     await page.locator('input[name=amount]').fill('1');
     await page.getByRole('dialog').getByRole('button', { name: 'Grant' }).click();
     await expectText(page.getByTestId('balance'), '$1.00');
+    // Large amounts keep every decimal on the way in and out.
+    await page.getByRole('button', { name: 'Grant credits' }).click();
+    await page.locator('input[name=amount]').fill('1234567.123456789');
+    await page.getByRole('dialog').getByRole('button', { name: 'Grant' }).click();
+    await expectText(page.getByTestId('balance'), '$1,234,568.123456789');
+    await expectText(page.locator('tbody tr'), '$1,234,567.123456789');
     await nav(page, 'Users & keys', 'Users & keys');
     await shot(page, 'users');
   });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseJson } from './json';
 import {
+  compare,
   formatMoney,
   fromNanos,
   marginOf,
@@ -8,6 +9,7 @@ import {
   perMillion,
   rateFromCost,
   sum,
+  toChartNumber,
   toNanos,
 } from './money';
 
@@ -47,6 +49,26 @@ describe('decimals', () => {
     expect(sum(['999999999.999999999', '0.000000001'])).toBe('1000000000');
     expect(sum([])).toBe('0');
     expect(sum(['-1', '0.000000001'])).toBe('-0.999999999');
+  });
+});
+
+describe('ordering and drawing', () => {
+  it('orders amounts a double cannot tell apart', () => {
+    // Both are 1234567.1234567891 as doubles.
+    expect(compare('1234567.123456789', '1234567.123456788')).toBe(1);
+    expect(compare('1234567.123456788', '1234567.123456789')).toBe(-1);
+    expect(compare('0.1', '1e-1')).toBe(0);
+    expect(['2', '10', '1234567.123456789', '1234567.123456788'].sort(compare)).toEqual([
+      '2',
+      '10',
+      '1234567.123456788',
+      '1234567.123456789',
+    ]);
+  });
+
+  it('gives bar lengths, never text', () => {
+    expect(toChartNumber('2.5')).toBe(2.5);
+    expect(toChartNumber('0')).toBe(0);
   });
 });
 
@@ -95,7 +117,15 @@ describe('rates and margins', () => {
 });
 
 describe('parseJson', () => {
-  it('keeps money as its literal text', () => {
+  it('passes the decimal strings Hub sends through unchanged', () => {
+    const v = parseJson<{ balance: string; held: string; calls: number }>(
+      '{"balance":"1234567.123456789","held":"0","calls":3}',
+    );
+    expect(v).toEqual({ balance: '1234567.123456789', held: '0', calls: 3 });
+    expect(formatMoney(v.balance, { prefix: '$' })).toBe('$1,234,567.123456789');
+  });
+
+  it('keeps money sent as a number as its literal text', () => {
     const v = parseJson<{ balance: string; held: string; calls: number; data: { credits: string; ttfb_ms: number }[] }>(
       '{"balance":1234567.123456789,"held":0,"calls":3,"data":[{"credits":4.2e-6,"ttfb_ms":12}]}',
     );

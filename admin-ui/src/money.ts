@@ -42,6 +42,20 @@ export function normalize(value: Decimal | number): Decimal {
   return fromNanos(toNanos(value));
 }
 
+/** Orders two amounts exactly: negative, zero or positive, for sorting. */
+export function compare(a: Decimal | number, b: Decimal | number): number {
+  const d = toNanos(a) - toNanos(b);
+  return d < 0n ? -1 : d > 0n ? 1 : 0;
+}
+
+/**
+ * An amount as a float, for drawing only (bar lengths, chart scales): never
+ * shown as a number, summed or compared (labels use the exact string).
+ */
+export function toChartNumber(value: Decimal | number): number {
+  return Number(toNanos(value)) / 1e9;
+}
+
 export function sum(values: (Decimal | number)[]): Decimal {
   return fromNanos(values.reduce<bigint>((total, v) => total + toNanos(v), 0n));
 }

@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { api, type GroupBy, type UsageRow } from './api';
 import { BarList, TimeChart, type Series } from './charts';
 import { compact, count, ms, percent } from './format';
-import { sum } from './money';
+import { compare, sum, toChartNumber } from './money';
 import { alignBuckets, browserOffset, formatBucket, formatOffset, PRESETS, presetRange, type Preset, type Range } from './time';
 import { LoadError, Stat, useLoad, useMoney } from './ui';
 
@@ -111,7 +111,7 @@ function UsageCharts({ usage }: { usage: Usage }) {
         {
           name: 'Credits',
           color: COLORS.credits,
-          values: col((r) => Number(r.credits)),
+          values: col((r) => toChartNumber(r.credits)),
           format: (_, i) => money(buckets[i].credits),
         },
       ])}
@@ -147,8 +147,10 @@ export interface TopList {
 function TopLists({ usage, lists }: { usage: Usage; lists: TopList[] }) {
   const [metric, setMetric] = useState<Metric>('calls');
   const money = useMoney();
+  // Bar lengths only; the ranking and the labels use exact values.
   const value = (r: UsageRow) =>
-    metric === 'calls' ? r.calls : metric === 'tokens' ? r.input_tokens + r.output_tokens : Number(r.credits);
+    metric === 'calls' ? r.calls : metric === 'tokens' ? r.input_tokens + r.output_tokens : toChartNumber(r.credits);
+  const rank = (a: UsageRow, b: UsageRow) => (metric === 'credits' ? compare(b.credits, a.credits) : value(b) - value(a));
   const text = (r: UsageRow) =>
     metric === 'calls' ? count(r.calls) : metric === 'tokens' ? compact(r.input_tokens + r.output_tokens) : money(r.credits);
   return (
@@ -169,7 +171,7 @@ function TopLists({ usage, lists }: { usage: Usage; lists: TopList[] }) {
             <h3>{l.title}</h3>
             <BarList
               rows={[...(usage.groups[l.group] ?? [])]
-                .sort((a, b) => value(b) - value(a))
+                .sort(rank)
                 .slice(0, 8)
                 .map((r) => ({ label: r.group ? (l.name?.(r.group) ?? r.group) : '(none)', value: value(r), text: text(r) }))}
             />

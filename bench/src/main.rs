@@ -353,10 +353,14 @@ async fn start_hub(a: &Args, mock: &MockProvider, remote: bool) -> Target {
     let pinned = a.pin;
     let (hub, hrana) = tokio::task::spawn_blocking(move || {
         let mut launch = Launch {
-            env: vec![(
-                "HUB_LOG".into(),
-                std::env::var("BENCH_HUB_LOG").unwrap_or("warn".into()),
-            )],
+            env: vec![
+                (
+                    "HUB_LOG".into(),
+                    std::env::var("BENCH_HUB_LOG").unwrap_or("warn".into()),
+                ),
+                // Every connection of the load comes from one address.
+                ("HUB_MAX_CONNECTIONS_PER_IP".into(), "0".into()),
+            ],
             ..Default::default()
         };
         if pinned {

@@ -39,6 +39,10 @@ pub struct HubOptions {
     /// Most model calls served at once (a stream counts until it ends); more
     /// get 503 with `retry-after`. 0: no limit (where the platform limits it).
     pub max_in_flight: usize,
+    /// Proxies whose `X-Forwarded-Host` and `X-Forwarded-Proto` are believed,
+    /// matched against the request's [`crate::http::PeerAddr`]. Empty (or no
+    /// peer address known): forwarded headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HubOptions {
@@ -54,6 +58,7 @@ impl Default for HubOptions {
             cors_origins: Vec::new(),
             allow_link_local: false,
             max_in_flight: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -272,11 +277,23 @@ impl Hub {
 
     /// Serves one request. Never panics on input; every failure is a response.
     pub async fn handle(&self, req: Request) -> Response {
+        self.answer(req, None).await
+    }
+
+    /// Answers a request the runtime could not take in whole (a body over the
+    /// limit or too slow to arrive; `req` carries no body) with `error`,
+    /// rendered as every other failure: in the caller's protocol, with its
+    /// request id and CORS headers.
+    pub async fn reject(&self, req: Request, error: ApiError) -> Response {
+        self.answer(req, Some(error)).await
+    }
+
+    async fn answer(&self, req: Request, early: Option<ApiError>) -> Response {
         let cors = self.cors_origin(&req);
         if req.method() == Method::OPTIONS && req.headers().contains_key("origin") {
             return preflight(cors);
         }
-        let mut res = self.handle_inner(req).await;
+        let mut res = self.handle_inner(req, early).await;
         if let Some(origin) = cors {
             let h = res.headers_mut();
             h.insert("access-control-allow-origin", origin);
@@ -289,7 +306,7 @@ impl Hub {
         res
     }
 
-    async fn handle_inner(&self, req: Request) -> Response {
+    async fn handle_inner(&self, req: Request, early: Option<ApiError>) -> Response {
         let request_id = crate::http::header(req.headers(), "x-request-id")
             .filter(|v| v.len() <= 128)
             .map(str::to_owned)
@@ -299,14 +316,16 @@ impl Hub {
         let sse_errors = protocol == Protocol::Aigne && crate::aigne::accepts_sse(&req);
         // Model calls take a slot for as long as their answer lasts.
         let limit = self.inner.options.max_in_flight;
-        let wants_slot = limit > 0 && req.method() == Method::POST && protocol != Protocol::Hub;
+        let wants_slot = early.is_none() && limit > 0 && req.method() == Method::POST && protocol != Protocol::Hub;
         let slot = if wants_slot {
             InFlight::acquire(&self.inner.in_flight, limit)
         } else {
             None
         };
         let refused = wants_slot && slot.is_none();
-        let result = if refused {
+        let result = if let Some(e) = early {
+            Err(e)
+        } else if refused {
             Err(ApiError::unavailable(format!(
                 "Hub is serving as many calls as it is configured for ({limit}); retry in a moment."
             )))

@@ -161,8 +161,9 @@ impl Settings {
         json!({
             "billing_enabled": self.billing_enabled,
             "starter_credits": self.starter_credits,
-            "credit_price_usd": Credits::parse(&self.credit_price_usd).map(Credits::to_json).unwrap_or(Value::Null),
-            "margin_percent": Credits::parse(&self.margin_percent).map(Credits::to_json).unwrap_or(Value::Null),
+            // Both are kept as canonical decimal strings (see `apply`).
+            "credit_price_usd": self.credit_price_usd,
+            "margin_percent": self.margin_percent,
             "currency_prefix": self.currency_prefix,
             "payment_link": self.payment_link,
             "max_attempts": self.max_attempts,

@@ -115,6 +115,19 @@ impl ApiError {
         )
     }
 
+    /// The client did not send its whole request body within `limit`.
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "request_timeout",
+            format!(
+                "The request body did not arrive within {} s; send it whole, then wait for the answer.",
+                limit.as_secs()
+            ),
+        )
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -195,7 +208,7 @@ impl ApiError {
 
 fn anthropic_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        400 | 404 | 413 | 422 => "invalid_request_error",
+        400 | 404 | 408 | 413 | 422 => "invalid_request_error",
         401 => "authentication_error",
         402 | 403 => "permission_error",
         429 => "rate_limit_error",

@@ -53,6 +53,12 @@ impl std::fmt::Debug for Body {
 pub type Request = http::Request<Bytes>;
 pub type Response = http::Response<Body>;
 
+/// The address of the peer a request came from, where the runtime knows it
+/// (`hub serve` puts it in the request's extensions; behind a platform's own
+/// front end, as on Workers and Lambda, there is none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::IpAddr);
+
 /// A JSON response with the given status.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();

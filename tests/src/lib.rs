@@ -354,8 +354,19 @@ impl Api {
     }
 }
 
-/// An exact decimal JSON number (or numeric string) as integer nano-credits.
+/// An amount of money Hub answered with, as integer nano-credits. Hub sends
+/// money as exact decimal strings: a JSON number here fails the test.
 pub fn nanos(v: &Value) -> i128 {
+    assert!(v.is_string(), "money must be a decimal string, got {v}");
+    hub_core::Credits::from_json(v)
+        .unwrap_or_else(|e| panic!("not a credit amount ({e}): {v}"))
+        .nanos() as i128
+}
+
+/// A JSON number of credits (AIGNE's `aigneHubCredits`, which its published
+/// schema types as a number), as integer nano-credits.
+pub fn nanos_of_number(v: &Value) -> i128 {
+    assert!(v.is_number(), "expected a JSON number of credits, got {v}");
     hub_core::Credits::from_json(v)
         .unwrap_or_else(|e| panic!("not a credit amount ({e}): {v}"))
         .nanos() as i128

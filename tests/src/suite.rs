@@ -271,3 +271,52 @@ pub async fn admin_round_trip(api: &Api, mock: &MockProvider) {
     let (status, _) = api.call(Method::GET, "/api/admin/users", "hub_nope", None).await;
     assert_eq!(status, 401);
 }
+
+/// Money leaves Hub as exact decimal strings: a balance of 1,234,567.123456789
+/// credits reads back to the nano-credit in `/api/me`, the admin user view and
+/// the ledger, and a call that costs as much in `x-hub-credits`, the call log
+/// and the usage report.
+pub async fn money_comes_back_exactly(api: &Api, mock: &MockProvider) {
+    const AMOUNT: &str = "1234567.123456789";
+    let model = setup_at(api, mock, json!({"input_rate": AMOUNT, "output_rate": "0"})).await;
+    let m = api
+        .admin(Method::GET, &format!("/api/admin/models/{model}"), None)
+        .await;
+    assert_eq!(
+        (&m["input_rate"], &m["output_rate"]),
+        (&json!(AMOUNT), &json!("0")),
+        "{m}"
+    );
+    let (user, key) = api.user_with_key("rich", &format!("\"{AMOUNT}\"")).await;
+
+    let u = api.user(&user).await;
+    assert_eq!(
+        (&u["balance"], &u["available"], &u["held"]),
+        (&json!(AMOUNT), &json!(AMOUNT), &json!("0")),
+        "{u}"
+    );
+    let (status, me) = api.call(Method::GET, "/api/me", &key, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&me["balance"], &me["available"]),
+        (&json!(AMOUNT), &json!(AMOUNT)),
+        "{me}"
+    );
+    let ledger = api
+        .admin(Method::GET, &format!("/api/admin/users/{user}/ledger"), None)
+        .await;
+    assert_eq!(ledger["data"][0]["amount"], AMOUNT, "{ledger}");
+
+    // A million prompt tokens at AMOUNT credits per million cost exactly AMOUNT.
+    mock.set("mock-model", Behavior::default().tokens(1_000_000, 0));
+    let resp = post(api, &key, &chat(false)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-hub-credits"], AMOUNT);
+    let log = calls(api, &user, 1).await;
+    assert_eq!(log[0]["credits"], AMOUNT, "{log:?}");
+    let u = api.wait_user(&user, "settlement", |u| u["balance"] == "0").await;
+    assert_eq!(u["held"], "0", "{u}");
+    let (status, usage) = api.call(Method::GET, "/api/me/usage?group_by=model", &key, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(usage["data"][0]["credits"], AMOUNT, "{usage}");
+}

@@ -126,3 +126,9 @@ fn outbound_env() -> Vec<(&'static str, String)> {
     }
     hub_e2e::worker::prepared_env()
 }
+
+#[tokio::test]
+async fn worker_money_comes_back_exactly() {
+    let (_w, api, mock) = start().await;
+    suite::money_comes_back_exactly(&api, &mock).await;
+}

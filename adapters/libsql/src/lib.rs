@@ -98,13 +98,9 @@ impl LibSqlDb {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
         }
-        let mut lock_path = path.as_os_str().to_owned();
-        lock_path.push(".lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(PathBuf::from(&lock_path))
+        make_private(path).map_err(|e| fail(format!("cannot make its files private: {e}")))?;
+        let lock = private_options()
+            .open(sibling(path, ".lock"))
             .map_err(|e| fail(e.to_string()))?;
         if lock.try_lock().is_err() {
             return Err(OpenError::Locked(shown));
@@ -133,6 +129,52 @@ impl LibSqlDb {
             },
         })
     }
+}
+
+/// The files of an embedded database: the database, its WAL, its shared
+/// memory index, a rollback journal (during a migration from another journal
+/// mode) and Hub's lock.
+#[cfg(unix)]
+const DB_FILE_SUFFIXES: [&str; 5] = ["", "-wal", "-shm", "-journal", ".lock"];
+
+/// `path` with `suffix` appended to its file name (`hub.db` → `hub.db-wal`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Options that create a file readable and writable by its owner only.
+fn private_options() -> std::fs::OpenOptions {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts
+}
+
+/// Keeps the database's files to their owner (0600): they hold every balance,
+/// key hash and encrypted provider secret. A missing database file is created
+/// 0600 before SQLite opens it, since SQLite gives the WAL and shared-memory
+/// files it creates the database file's mode; files left with wider modes
+/// (by an older Hub, or a copy) are tightened.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    private_options().open(path)?;
+    #[cfg(unix)]
+    for suffix in DB_FILE_SUFFIXES {
+        use std::os::unix::fs::PermissionsExt;
+        let file = sibling(path, suffix);
+        let mode = match std::fs::metadata(&file) {
+            Ok(m) => m.permissions().mode(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))?;
+            tracing::warn!(file = %file.display(), "the file was readable by others: now 0600");
+        }
+    }
+    Ok(())
 }
 
 async fn configure(conn: &libsql::Connection, writer: bool) -> Result<(), libsql::Error> {

@@ -1,4 +1,4 @@
-//! JSON shapes of admin resources. Money as exact decimal numbers, rates per
+//! JSON shapes of admin resources. Money as exact decimal strings, rates per
 //! million tokens, times as ISO-8601, secrets only as masked hints.
 
 use crate::store::{CallLog, CredentialRow, KeyRow, LedgerEntry, ModelRow, ProviderRow, UsageBucket, UserRow};

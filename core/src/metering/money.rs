@@ -1,6 +1,7 @@
 //! Exact money. Credits are integer nano-credits (10^-9); rates are nano-credits
-//! per million tokens. Both travel in JSON as decimal numbers with at most nine
-//! decimals and are parsed from the decimal text, never through a float.
+//! per million tokens. Both leave Hub in JSON as decimal strings (`"4.05"`,
+//! `"0.000000001"`), which every JSON parser keeps exact, and are read from a
+//! decimal string or number's text, never through a float.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -124,10 +125,18 @@ macro_rules! decimal_type {
                 }
             }
 
-            /// As a JSON number: an integer when whole, else the decimal's
-            /// nearest double, which prints back as the same decimal for every
-            /// amount below a million with nine decimals (15 significant digits).
+            /// As JSON: an exact decimal string. A JSON number would reach most
+            /// clients as a binary float and lose the ninth decimal above a
+            /// million credits.
             pub fn to_json(self) -> serde_json::Value {
+                serde_json::Value::String(self.to_string())
+            }
+
+            /// As a JSON number, for the few fields a published client's schema
+            /// types as a number (AIGNE's `aigneHubCredits`): an integer when
+            /// whole, else the decimal's nearest double, exact to the nano-credit
+            /// below a million credits (15 significant digits).
+            pub fn to_json_number(self) -> serde_json::Value {
                 if self.0 % SCALE == 0 {
                     return serde_json::Value::from(self.0 / SCALE);
                 }
@@ -148,7 +157,7 @@ macro_rules! decimal_type {
 
         impl Serialize for $t {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                self.to_json().serialize(s)
+                s.collect_str(self)
             }
         }
 
@@ -251,16 +260,44 @@ mod tests {
 
     #[test]
     fn json_round_trip_is_exact() {
-        let c = Credits::parse("999999.123456789").unwrap();
+        let c = Credits::parse("1234567.123456789").unwrap();
         let text = serde_json::to_string(&c).unwrap();
-        assert_eq!(text, "999999.123456789");
-        for n in [1i64, 7, 100_000_001, 123_456_789_012, -5, 999_999_999_999_999] {
+        assert_eq!(text, "\"1234567.123456789\"", "money leaves as an exact decimal string");
+        for n in [
+            1i64,
+            7,
+            100_000_001,
+            123_456_789_012,
+            -5,
+            999_999_999_999_999,
+            i64::MAX,
+            i64::MIN,
+        ] {
             let c = Credits::from_nanos(n);
             let back: Credits = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
             assert_eq!(back, c, "{n}");
         }
-        assert_eq!(serde_json::to_string(&Credits::from_nanos(5_000_000_000)).unwrap(), "5");
+        assert_eq!(
+            serde_json::to_string(&Credits::from_nanos(5_000_000_000)).unwrap(),
+            "\"5\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Rate::parse("0.15").unwrap()).unwrap(),
+            "\"0.15\""
+        );
         let back: Credits = serde_json::from_str(&text).unwrap();
         assert_eq!(back, c);
+        // Numbers are still accepted on the way in.
+        let back: Credits = serde_json::from_str("4.05e-6").unwrap();
+        assert_eq!(back.nanos(), 4_050);
+    }
+
+    #[test]
+    fn json_numbers_for_schemas_that_want_them() {
+        assert_eq!(Credits::parse("2").unwrap().to_json_number(), serde_json::json!(2));
+        assert_eq!(
+            Credits::parse("999999.123456789").unwrap().to_json_number().to_string(),
+            "999999.123456789"
+        );
     }
 }

@@ -458,13 +458,14 @@ fn response_format(v: Option<&Value>, path: &str, schema_key: &str) -> Result<Ou
 
 // ------------------------------------------------------------------ answers
 
-/// The framework's usage object, with the call's credits.
+/// The framework's usage object, with the call's credits (a number: the
+/// framework's usage schema types `aigneHubCredits` as one).
 fn usage(meta: &Meta, billed: &Billed) -> Value {
     let u = &billed.usage;
     let mut v = json!({
         "inputTokens": u.prompt_tokens(),
         "outputTokens": u.output_tokens,
-        "aigneHubCredits": billed.credits.to_json(),
+        "aigneHubCredits": billed.credits.to_json_number(),
         "modelCallId": meta.call_id,
     });
     if u.cache_write_tokens > 0 {

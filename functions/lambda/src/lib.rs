@@ -81,6 +81,8 @@ async fn build() -> Result<State, String> {
                     .collect()
             })
             .unwrap_or_default(),
+        // No peer address reaches the function: forwarded headers are never believed.
+        trusted_proxies: Vec::new(),
     };
     let tracker = Tracker::new(tokio::runtime::Handle::current());
     let outbound = hub_core::net::OutboundPolicy::new(options.allow_link_local);
@@ -123,16 +125,21 @@ pub async fn app(req: lambda_http::Request) -> Result<http::Response<StreamingBo
     };
     let mut request = http::Request::new(body);
     *request.method_mut() = parts.method;
-    *request.uri_mut() = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/")
-        .parse()
-        .unwrap_or_default();
+    *request.uri_mut() = https_uri(&parts.uri);
     *request.headers_mut() = parts.headers;
     let res = state.hub.handle(request).await;
     Ok(to_lambda(res, Some(state.tracker.clone())))
+}
+
+/// The request's URI as the core sees it: Function URLs are HTTPS only, so
+/// the scheme is `https` whatever `X-Forwarded-Proto` (which `lambda_http`
+/// builds the URI from) says; the host is the one the URL was called at.
+fn https_uri(uri: &http::Uri) -> http::Uri {
+    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    uri.authority()
+        .and_then(|a| format!("https://{a}{path}").parse().ok())
+        .or_else(|| path.parse().ok())
+        .unwrap_or_default()
 }
 
 fn to_lambda(res: hub_core::http::Response, tracker: Option<Tracker>) -> http::Response<StreamingBody> {

@@ -64,3 +64,9 @@ async fn lambda_admin_round_trip() {
     let w = start(1).await;
     suite::admin_round_trip(&w.api, &w.mock).await;
 }
+
+#[tokio::test]
+async fn lambda_money_comes_back_exactly() {
+    let w = start(1).await;
+    suite::money_comes_back_exactly(&w.api, &w.mock).await;
+}

@@ -3,6 +3,7 @@
 //! `hub serve` runs the gateway on an embedded libSQL file (default `./hub.db`)
 //! or a remote libSQL/Turso database; `hub migrate` only applies the schema.
 
+mod peers;
 mod serve;
 mod site;
 
@@ -77,6 +78,20 @@ pub struct ServeArgs {
     /// database; none for a remote one unless set).
     #[arg(long, env = "HUB_JOURNAL_DIR")]
     pub journal_dir: Option<PathBuf>,
+    /// Seconds a client gets to send a request's headers, counted from the
+    /// connection's start or the end of the previous response (an idle
+    /// keep-alive connection is closed after it).
+    #[arg(long, env = "HUB_HEADER_TIMEOUT", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Seconds a client gets to send a whole request body once its headers are in; slower bodies get 408.
+    #[arg(long, env = "HUB_BODY_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
+    /// Most connections open at once from one client address (trusted proxies are exempt). 0: no limit.
+    #[arg(long, env = "HUB_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+    /// Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-Host and X-Forwarded-Proto are believed.
+    #[arg(long, env = "HUB_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// Master key file for an embedded database when HUB_MASTER_KEY is not set (default: beside the database).
     #[arg(long, env = "HUB_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -85,7 +100,7 @@ pub struct ServeArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply schema migrations and exit.
     Migrate(DbArgs),
 }
@@ -117,7 +132,7 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::serve(args).await,
+            Command::Serve(args) => serve::serve(*args).await,
             Command::Migrate(db) => serve::migrate(db).await,
         }
     });

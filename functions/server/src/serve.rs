@@ -1,6 +1,7 @@
 //! Wiring: database, master key, ports, the Hub, and an HTTP/1.1 server with
 //! graceful shutdown (in-flight streams finish, their usage settles, then exit).
 
+use crate::peers::{PerIp, Slot};
 use crate::site::Site;
 use crate::{DbArgs, ServeArgs};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -15,7 +16,8 @@ use hub_core::{Hub, HubOptions};
 use hub_libsql::LibSqlDb;
 use hub_native::{FileJournal, OsRng, ReqwestUpstream, SystemClock, Tracker};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +53,7 @@ fn master_key(args: &ServeArgs, local: bool) -> Result<MasterKey, BoxError> {
         PathBuf::from(p)
     });
     if path.exists() {
+        tighten(&path).map_err(|e| format!("cannot make the master key file {} private: {e}", path.display()))?;
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read master key file {}: {e}", path.display()))?;
         return Ok(MasterKey::from_base64(&text).map_err(|e| format!("{}: {e}", path.display()))?);
@@ -75,6 +78,20 @@ fn journal_dir(args: &ServeArgs, local: bool) -> Option<PathBuf> {
     })
 }
 
+/// Makes a file readable by its owner only (a key file copied or created by hand may not be).
+fn tighten(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+            tracing::warn!(path = %path.display(), "the master key file was readable by others: now 0600");
+        }
+    }
+    Ok(())
+}
+
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
@@ -94,6 +111,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let database = LibSqlDb::open(&args.db.db, args.db.db_token.clone()).await?;
     let local = database.is_local();
     let key = master_key(&args, local)?;
+    let trusted = crate::peers::trusted_proxies(&args.trusted_proxies)?;
     let timeouts = Timeouts {
         connect: Duration::from_secs(args.connect_timeout),
         first_byte: Duration::from_secs(args.first_byte_timeout),
@@ -116,6 +134,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
             .map(|o| o.trim().to_string())
             .filter(|o| !o.is_empty())
             .collect(),
+        trusted_proxies: trusted.clone(),
     };
     let outbound = hub_core::net::OutboundPolicy::new(options.allow_link_local);
     let hub = Hub::new(
@@ -188,17 +207,22 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let grace = Duration::from_secs(args.shutdown_grace);
     let mut queues = Vec::with_capacity(workers);
     let mut threads = Vec::with_capacity(workers);
+    let limits = ConnLimits {
+        max_body: args.max_body_bytes,
+        header_timeout: Duration::from_secs(args.header_timeout),
+        body_timeout: Duration::from_secs(args.body_timeout),
+    };
+    let per_ip = PerIp::new(args.max_connections_per_ip, trusted);
     for i in 0..workers {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let (hub, tracker) = (hub.clone(), tracker.clone());
-        let max_body = args.max_body_bytes;
         let site = site.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("hub-worker-{i}"))
                 .spawn(
                     move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                        Ok(rt) => rt.block_on(worker(hub, site, rx, max_body, grace, tracker)),
+                        Ok(rt) => rt.block_on(worker(hub, site, rx, limits, grace, tracker)),
                         Err(e) => tracing::error!("worker {i} could not start: {e}"),
                     },
                 )?,
@@ -210,15 +234,21 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted.and_then(|(s, _)| s.into_std()) {
-                    Ok(s) => s,
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
-                let _ = queues[next % workers].send(stream);
+                let peer = peer.ip().to_canonical();
+                let Some(slot) = per_ip.admit(peer) else {
+                    crate::peers::refuse(&stream, per_ip.limit);
+                    continue;
+                };
+                let Ok(stream) = stream.into_std() else { continue };
+                let _ = queues[next % workers].send(Accepted { stream, peer, slot });
                 next = next.wrapping_add(1);
             }
             _ = &mut shutdown => break,
@@ -246,18 +276,35 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// How long a client may take to send a request, and how large it may be.
+#[derive(Clone, Copy)]
+struct ConnLimits {
+    max_body: usize,
+    /// For the headers, from the connection's start or the previous response's end.
+    header_timeout: Duration,
+    /// For the whole body, once the headers are in.
+    body_timeout: Duration,
+}
+
+/// A connection handed to a worker thread, with its place in the per-address count.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: IpAddr,
+    slot: Slot,
+}
+
 /// Serves the connections handed to this thread until the queue closes, then
 /// lets in-flight calls finish (up to `grace`) and their settlements complete.
 async fn worker(
     hub: Hub,
     site: Option<Site>,
-    mut queue: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
-    max_body: usize,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Accepted>,
+    limits: ConnLimits,
     grace: Duration,
     tracker: Tracker,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    while let Some(stream) = queue.recv().await {
+    while let Some(Accepted { stream, peer, slot }) = queue.recv().await {
         let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
             continue;
         };
@@ -265,9 +312,13 @@ async fn worker(
         let (hub, site) = (hub.clone(), site.clone());
         let service = hyper::service::service_fn(move |req| {
             let (hub, site) = (hub.clone(), site.clone());
-            async move { Ok::<_, std::convert::Infallible>(handle(&hub, site.as_ref(), req, max_body).await) }
+            async move { Ok::<_, std::convert::Infallible>(handle(&hub, site.as_ref(), req, peer, limits).await) }
         });
+        // The header timeout also closes a keep-alive connection left idle
+        // that long; it never runs while a response (a long stream) is sent.
         let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
@@ -275,6 +326,7 @@ async fn worker(
             if let Err(e) = conn.await {
                 tracing::debug!("connection ended: {e}");
             }
+            drop(slot);
         });
     }
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
@@ -315,8 +367,9 @@ async fn shutdown_signal() {
 async fn handle(
     hub: &Hub,
     site: Option<&Site>,
-    req: http::Request<Incoming>,
-    max_body: usize,
+    mut req: http::Request<Incoming>,
+    peer: IpAddr,
+    limits: ConnLimits,
 ) -> http::Response<OutBody> {
     if let Some(site) = site {
         let path = req.uri().path();
@@ -324,22 +377,16 @@ async fn handle(
             return site_response(site.get(path).await);
         }
     }
+    req.extensions_mut().insert(hub_core::http::PeerAddr(peer));
     let (parts, body) = req.into_parts();
-    let protocol = hub_core::app::protocol_of(parts.uri.path());
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let res = if declared.is_some_and(|n| n > max_body) {
-        ApiError::payload_too_large(max_body).into_response(protocol)
-    } else {
-        match Limited::new(body, max_body).collect().await {
-            Ok(collected) => hub.handle(http::Request::from_parts(parts, collected.to_bytes())).await,
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                ApiError::payload_too_large(max_body).into_response(protocol)
-            }
-            Err(e) => ApiError::bad_request(format!("Could not read the request body: {e}")).into_response(protocol),
+    let res = match read_body(&parts, body, limits).await {
+        Ok(body) => hub.handle(http::Request::from_parts(parts, body)).await,
+        Err(e) => {
+            let mut res = hub.reject(http::Request::from_parts(parts, Bytes::new()), e).await;
+            // What is left of the body may still arrive: this connection carries no other request.
+            res.headers_mut()
+                .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            res
         }
     };
     let (parts, body) = res.into_parts();
@@ -348,6 +395,28 @@ async fn handle(
         hub_core::http::Body::Stream(s) => StreamBody::new(s.map(|r| r.map(Frame::data))).boxed_unsync(),
     };
     http::Response::from_parts(parts, body)
+}
+
+/// The whole request body, within the size limit and the body timeout. A
+/// body that stops short of its length is answered 408 (and the connection
+/// closed, since the rest of the body may still come) instead of waiting.
+async fn read_body(parts: &http::request::Parts, body: Incoming, limits: ConnLimits) -> Result<Bytes, ApiError> {
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limits.max_body) {
+        return Err(ApiError::payload_too_large(limits.max_body));
+    }
+    match tokio::time::timeout(limits.body_timeout, Limited::new(body, limits.max_body).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(ApiError::payload_too_large(limits.max_body))
+        }
+        Ok(Err(e)) => Err(ApiError::bad_request(format!("Could not read the request body: {e}"))),
+        Err(_) => Err(ApiError::request_timeout(limits.body_timeout)),
+    }
 }
 
 /// A file of the admin site, with headers that keep it from being framed,

@@ -4,7 +4,7 @@
 //! JSON and SSE.
 
 use hub_e2e::mock::{Behavior, MockProvider};
-use hub_e2e::{nanos, Api, HubServer, Launch};
+use hub_e2e::{nanos, nanos_of_number, Api, HubServer, Launch};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -176,6 +176,73 @@ async fn discovery_names_the_aigne_hub_component() {
     assert!(js.starts_with("window.blocklet = {") && js.contains("z8ia3xzq2tMq8CRHfaXj1BTYJyYnEcHbqP8cJ"));
 }
 
+/// `GET /__blocklet__.js?type=json` over a raw connection from the loopback
+/// address `from`, with any Host and extra headers; returns the answer's
+/// head and JSON body.
+async fn discover_from(from: &str, base: &str, host: &str, extra: &str) -> (String, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut s = socket
+        .connect(base.trim_start_matches("http://").parse().unwrap())
+        .await
+        .unwrap();
+    let request =
+        format!("GET /__blocklet__.js?type=json HTTP/1.1\r\nhost: {host}\r\n{extra}connection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut answer))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{answer}");
+    (head.to_string(), serde_json::from_str(body).unwrap())
+}
+
+#[tokio::test]
+async fn discovery_never_announces_a_forged_host() {
+    let launch = Launch {
+        env: vec![("HUB_TRUSTED_PROXIES".into(), "127.0.0.2".into())],
+        ..Default::default()
+    };
+    let hub = tokio::task::spawn_blocking(move || HubServer::start(bin(), launch))
+        .await
+        .unwrap();
+    let api = Api::new(&hub.base);
+    let authority = hub.base.trim_start_matches("http://").to_string();
+    let forwarded = "x-forwarded-host: evil.example\r\nx-forwarded-proto: https\r\n";
+
+    // From a client: forwarded headers are ignored, the Host it called stands.
+    let (head, v) = discover_from("127.0.0.1", &hub.base, &authority, forwarded).await;
+    assert_eq!(v["appUrl"], hub.base.as_str(), "{v}");
+    assert!(
+        head.to_lowercase()
+            .contains("vary: host, x-forwarded-host, x-forwarded-proto"),
+        "{head}"
+    );
+    // A Host that is not a plain host[:port] is not reflected.
+    let (_, v) = discover_from("127.0.0.1", &hub.base, "evil.example/</script>", "").await;
+    assert_eq!(v["appUrl"], "http://localhost", "{v}");
+    // From the trusted proxy, its forwarded headers count.
+    let proxied = "x-forwarded-host: hub.example.net\r\nx-forwarded-proto: https\r\n";
+    let (_, v) = discover_from("127.0.0.2", &hub.base, &authority, proxied).await;
+    assert_eq!(v["appUrl"], "https://hub.example.net", "{v}");
+
+    // With `app_url` set, no header from anyone changes what is announced.
+    api.admin(
+        Method::PATCH,
+        "/api/admin/settings",
+        Some(json!({"app_url": "https://hub.example.com"})),
+    )
+    .await;
+    for from in ["127.0.0.1", "127.0.0.2"] {
+        let (head, v) = discover_from(from, &hub.base, "evil.example", forwarded).await;
+        assert_eq!(v["appUrl"], "https://hub.example.com", "{v}");
+        assert!(!v.to_string().contains("evil") && !head.contains("evil"), "{head} {v}");
+    }
+}
+
 #[tokio::test]
 async fn framework_chat_whole_and_streamed() {
     let w = world().await;
@@ -200,7 +267,7 @@ async fn framework_chat_whole_and_streamed() {
     assert_eq!(u["creditPrefix"], "$");
     assert!(u["modelCallId"].as_str().unwrap().starts_with("call_"));
     let expected = (120 * 1_500 + 30 * 6_000) as i128; // nano-credits: 120 × 1.5/M + 30 × 6/M
-    assert_eq!(nanos(&u["aigneHubCredits"]), expected);
+    assert_eq!(nanos_of_number(&u["aigneHubCredits"]), expected);
     assert_eq!(credits_of_last_call(&w).await, expected);
     // The provider got the system prompt and the options; the call is the app's.
     let got = &w.mock.received()[0];
@@ -228,7 +295,7 @@ async fn framework_chat_whole_and_streamed() {
         .collect();
     assert_eq!(streamed, "Hello, world!");
     let last = &fs.last().unwrap().1["delta"]["json"];
-    assert_eq!(nanos(&last["usage"]["aigneHubCredits"]), expected);
+    assert_eq!(nanos_of_number(&last["usage"]["aigneHubCredits"]), expected);
     assert_eq!(last["modelWithProvider"], "openai/gpt-mock");
 
     // Without a currency prefix, `creditPrefix` is left out, not empty.
@@ -485,7 +552,7 @@ async fn status_catalogue_media_and_user_info() {
     assert_eq!(v["images"].as_array().unwrap().len(), 2);
     assert_eq!(v["images"][0]["type"], "url");
     assert!(v["images"][0]["url"].as_str().unwrap().starts_with("https://"));
-    assert_eq!(nanos(&v["usage"]["aigneHubCredits"]), 1_000_000_000); // two images at 0.5
+    assert_eq!(nanos_of_number(&v["usage"]["aigneHubCredits"]), 1_000_000_000); // two images at 0.5
     let v: Value = post(
         &w,
         "/api/v2/image/generations",
@@ -513,7 +580,7 @@ async fn status_catalogue_media_and_user_info() {
     .unwrap();
     assert_eq!(v["embeddings"].as_array().unwrap().len(), 2);
     assert_eq!(v["usage"]["inputTokens"], 8);
-    assert_eq!(nanos(&v["usage"]["aigneHubCredits"]), 8 * 500); // 8 tokens at 0.5 per million
+    assert_eq!(nanos_of_number(&v["usage"]["aigneHubCredits"]), 8 * 500); // 8 tokens at 0.5 per million
 
     // The caller's credit, as the CLI shows it.
     let (status, v) = w.api.call(Method::GET, "/api/user/info", &w.key, None).await;

@@ -86,7 +86,7 @@ async fn non_streaming_chat_is_billed_exactly() {
     let u = w
         .api
         .wait_user(&user, "settlement", |u| {
-            u["held"] == 0 && nanos(&u["balance"]) < 10_000_000_000
+            u["held"] == "0" && nanos(&u["balance"]) < 10_000_000_000
         })
         .await;
     assert_eq!(nanos(&u["balance"]), 10_000_000_000 - expected);
@@ -108,6 +108,17 @@ async fn non_streaming_chat_is_billed_exactly() {
     assert_eq!(c["estimated"], false);
     assert_eq!(c["provider"], "mock");
     assert_eq!(c["app"], "test");
+}
+
+/// Balances, grants, rates and a call's credits of 1,234,567.123456789 come
+/// back as that exact decimal string everywhere.
+#[tokio::test]
+async fn money_comes_back_as_exact_decimal_strings() {
+    let mock = MockProvider::start().await;
+    let hub = tokio::task::spawn_blocking(|| HubServer::start(bin(), Launch::default()))
+        .await
+        .unwrap();
+    hub_e2e::suite::money_comes_back_exactly(&Api::new(&hub.base), &mock).await;
 }
 
 #[tokio::test]
@@ -161,7 +172,7 @@ async fn streaming_chat_arrives_as_the_provider_writes_it() {
     let u = w
         .api
         .wait_user(&user, "settlement", |u| {
-            u["held"] == 0 && nanos(&u["balance"]) < 1_000_000_000
+            u["held"] == "0" && nanos(&u["balance"]) < 1_000_000_000
         })
         .await;
     assert_eq!(nanos(&u["balance"]), 1_000_000_000 - expected);
@@ -188,7 +199,7 @@ async fn no_credit_means_402_and_no_provider_call() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["type"], "insufficient_quota");
     assert!(w.mock.received().is_empty());
-    assert_eq!(w.api.user(&user).await["held"], 0);
+    assert_eq!(w.api.user(&user).await["held"], "0");
 
     // With billing off, the same user may call, and credits are still computed.
     w.api
@@ -206,7 +217,7 @@ async fn no_credit_means_402_and_no_provider_call() {
         cost_nanos(&[(12, "0.15"), (4, "0.6")])
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(w.api.user(&user).await["balance"], 0);
+    assert_eq!(w.api.user(&user).await["balance"], "0");
 }
 
 #[tokio::test]
@@ -292,7 +303,7 @@ async fn concurrent_streams_never_overspend_on(launch: Launch) {
     let u = w
         .api
         .wait_user(&user, "all settled", |u| {
-            u["held"] == 0 && nanos(&u["balance"]) == grant - ok as i128 * per_call
+            u["held"] == "0" && nanos(&u["balance"]) == grant - ok as i128 * per_call
         })
         .await;
     assert!(nanos(&u["balance"]) >= 0);
@@ -357,7 +368,7 @@ async fn client_disconnect_bills_only_what_was_delivered() {
     assert_eq!(w.mock.completed(), 0);
     let u = w
         .api
-        .wait_user(&user, "settlement", |u| u["held"] == 0 && u["balance"] != 1)
+        .wait_user(&user, "settlement", |u| u["held"] == "0" && u["balance"] != "1")
         .await;
     let c = &w.api.calls(&format!("user={user}")).await[0];
     assert_eq!(c["status"], "aborted");
@@ -419,7 +430,7 @@ async fn provider_failures_release_the_hold_and_map_to_gateway_errors() {
     let resp = post_chat(&w.api, &key, &chat("slow", true)).await;
     assert_eq!(resp.status(), 504);
 
-    let u = w.api.wait_user(&user, "holds released", |u| u["held"] == 0).await;
+    let u = w.api.wait_user(&user, "holds released", |u| u["held"] == "0").await;
     assert_eq!(nanos(&u["balance"]), 1_000_000_000, "a failed call must cost nothing");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -681,8 +692,8 @@ async fn admin_api_validates_and_refuses_members() {
         )
         .await;
     assert_eq!(
-        (s["starter_credits"].to_string().as_str(), s["currency_prefix"].as_str()),
-        ("2.5", Some("€"))
+        (s["starter_credits"].as_str(), s["currency_prefix"].as_str()),
+        (Some("2.5"), Some("€"))
     );
     let u = w
         .api
@@ -746,7 +757,7 @@ async fn remote_libsql_round_trip_through_hrana() {
     let u = w
         .api
         .wait_user(&user, "settlement", |u| {
-            u["held"] == 0 && nanos(&u["balance"]) == 1_000_000_000 - 2 * each
+            u["held"] == "0" && nanos(&u["balance"]) == 1_000_000_000 - 2 * each
         })
         .await;
     assert_eq!(w.api.ledger_sum(&user).await, nanos(&u["balance"]));
@@ -803,7 +814,7 @@ async fn graceful_shutdown_finishes_streams_and_settles_them() {
         .unwrap();
     let api = Api::new(&again.base);
     let u = api.user(&user).await;
-    assert_eq!(u["held"], 0);
+    assert_eq!(u["held"], "0");
     assert_eq!(
         nanos(&u["balance"]),
         1_000_000_000 - cost_nanos(&[(7, "0.15"), (30, "0.6")])
@@ -833,7 +844,7 @@ async fn client_leaving_before_the_answer_releases_the_hold() {
             .await;
         assert!(gave_up.is_err(), "the client should have timed out");
     }
-    let u = w.api.wait_user(&user, "holds released", |u| u["held"] == 0).await;
+    let u = w.api.wait_user(&user, "holds released", |u| u["held"] == "0").await;
     assert_eq!(
         nanos(&u["balance"]),
         1_000_000_000,
@@ -879,7 +890,7 @@ async fn a_stream_that_stalls_ends_with_an_error_event_and_bills_what_was_delive
     );
     assert!(last.contains("provider_timeout"), "{last}");
     let c = wait_calls(&w.api, &format!("user={user}"), 1).await.remove(0);
-    let u = w.api.wait_user(&user, "settlement", |u| u["held"] == 0).await;
+    let u = w.api.wait_user(&user, "settlement", |u| u["held"] == "0").await;
     assert_eq!(
         (c["status"].as_str(), c["http_status"].as_i64()),
         (Some("failed"), Some(504))

@@ -149,7 +149,12 @@ async fn concurrent_calls_disconnects_failures_and_grants_keep_the_ledger_exact(
     println!("stress seed {seed} (STRESS_SEED={seed} reproduces it)");
     let mut rng = Rng(seed);
     let mock = MockProvider::start().await;
-    let hub = tokio::task::spawn_blocking(|| HubServer::start(bin(), Launch::default()))
+    // Up to 400 calls at once from one address: more than the default per-address cap.
+    let launch = Launch {
+        env: vec![("HUB_MAX_CONNECTIONS_PER_IP".into(), "0".into())],
+        ..Default::default()
+    };
+    let hub = tokio::task::spawn_blocking(move || HubServer::start(bin(), launch))
         .await
         .unwrap();
     let api = Api::new(&hub.base);

@@ -81,6 +81,8 @@ async fn hub(env: &Env) -> Result<Hub, String> {
                     .collect()
             })
             .unwrap_or_default(),
+        // No peer address reaches the function: forwarded headers are never believed.
+        trusted_proxies: Vec::new(),
     };
     let hub = Hub::new(
         Arc::new(hub_d1::D1Db::new(db)),
@@ -123,14 +125,13 @@ async fn serve(mut req: Request, env: Env, tracker: Rc<Tracker>) -> worker::Resu
             );
         }
     };
+    // The whole URL, so the core knows the scheme and host this request came
+    // to (Cloudflare routes by host; there is no peer address to trust
+    // forwarded headers by).
     let url = req.url()?;
-    let path_and_query = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
     let mut builder = http::Request::builder()
         .method(http::Method::from_bytes(req.method().as_ref().as_bytes()).unwrap_or(http::Method::GET))
-        .uri(path_and_query);
+        .uri(url.as_str());
     for (name, value) in req.headers().entries() {
         builder = builder.header(name, value);
     }
