@@ -278,13 +278,13 @@ pub async fn admin_round_trip(api: &Api, mock: &MockProvider) {
 /// and the usage report.
 pub async fn money_comes_back_exactly(api: &Api, mock: &MockProvider) {
     const AMOUNT: &str = "1234567.123456789";
-    let model = setup_at(api, mock, json!({"input_rate": AMOUNT, "output_rate": "0"})).await;
+    let model = setup_at(api, mock, json!({"input_rate": "0", "output_rate": AMOUNT})).await;
     let m = api
         .admin(Method::GET, &format!("/api/admin/models/{model}"), None)
         .await;
     assert_eq!(
         (&m["input_rate"], &m["output_rate"]),
-        (&json!(AMOUNT), &json!("0")),
+        (&json!("0"), &json!(AMOUNT)),
         "{m}"
     );
     let (user, key) = api.user_with_key("rich", &format!("\"{AMOUNT}\"")).await;
@@ -307,9 +307,11 @@ pub async fn money_comes_back_exactly(api: &Api, mock: &MockProvider) {
         .await;
     assert_eq!(ledger["data"][0]["amount"], AMOUNT, "{ledger}");
 
-    // A million prompt tokens at AMOUNT credits per million cost exactly AMOUNT.
-    mock.set("mock-model", Behavior::default().tokens(1_000_000, 0));
-    let resp = post(api, &key, &chat(false)).await;
+    // A million output tokens (the budget asked for) at AMOUNT credits per million cost exactly AMOUNT.
+    mock.set("mock-model", Behavior::default().tokens(12, 1_000_000));
+    let mut body = chat(false);
+    body["max_tokens"] = json!(1_000_000);
+    let resp = post(api, &key, &body).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-hub-credits"], AMOUNT);
     let log = calls(api, &user, 1).await;

@@ -270,8 +270,8 @@ mod tests {
             123_456_789_012,
             -5,
             999_999_999_999_999,
-            i64::MAX,
-            i64::MIN,
+            Credits::MAX.nanos(),
+            -Credits::MAX.nanos(),
         ] {
             let c = Credits::from_nanos(n);
             let back: Credits = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();

@@ -14,16 +14,26 @@ fn bin() -> &'static Path {
 }
 
 /// Every file in `dir` but the test's own logs, with its permission bits.
+/// The mode of every file Hub made in `dir` (not the test's own logs), and of
+/// the files in its directories (the settlement journal), as `dir/file`.
+/// Directories are reported as 0600 when they are 0700 (private, and searchable).
 fn modes(dir: &Path) -> Vec<(String, u32)> {
-    let mut files: Vec<(String, u32)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            (name, e.metadata().unwrap().permissions().mode() & 0o777)
-        })
-        .filter(|(name, _)| !name.ends_with(".log"))
-        .collect();
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+        if name.starts_with("hub-") && name.ends_with(".log") {
+            continue;
+        }
+        if e.path().is_dir() {
+            files.push((name.clone(), if mode == 0o700 { 0o600 } else { mode }));
+            for (inner, m) in modes(&e.path()) {
+                files.push((format!("{name}/{inner}"), m));
+            }
+        } else {
+            files.push((name, mode));
+        }
+    }
     files.sort();
     files
 }
