@@ -31,10 +31,12 @@ const USAGE: &str =
     "usage: hub-bench [--hub target/release/hub] [--targets hub,hub-remote,litellm,portkey|worker,lambda]
                  [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50]
                  [--latency-ms 0] [--cadence-ms 0] [--streams 200] [--pin on|off] [--out bench/out]
-                 [--scenarios non-streaming,streaming] [--profile DIR]";
+                 [--scenarios non-streaming,streaming] [--profile DIR] [--baseline OTHER_HUB_BINARY]";
 
 struct Args {
     hub: PathBuf,
+    /// Another Hub binary, run as the `hub-baseline` target (a before/after in one run).
+    baseline: Option<PathBuf>,
     targets: Vec<String>,
     rates: Vec<u64>,
     seconds: u64,
@@ -54,6 +56,7 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         hub: PathBuf::from("target/release/hub"),
+        baseline: None,
         targets: ["hub", "hub-remote", "litellm", "portkey"].map(String::from).to_vec(),
         rates: vec![100, 500, 1000, 2000],
         seconds: 5,
@@ -79,6 +82,7 @@ fn args() -> Args {
         let v = argv.get(i + 1).cloned().unwrap_or_default();
         match argv[i].as_str() {
             "--hub" => a.hub = PathBuf::from(v),
+            "--baseline" => a.baseline = Some(PathBuf::from(v)),
             "--targets" => a.targets = list(&v),
             "--rates" => a.rates = list(&v).iter().map(|r| r.parse().expect("--rates")).collect(),
             "--seconds" => a.seconds = v.parse().expect("--seconds"),
@@ -349,7 +353,18 @@ async fn wait_http(url: &str, limit: Duration) -> bool {
 }
 
 async fn start_hub(a: &Args, mock: &MockProvider, remote: bool) -> Target {
-    let bin = a.hub.clone();
+    start_hub_from(
+        a,
+        mock,
+        remote,
+        a.hub.clone(),
+        if remote { "hub-remote" } else { "hub" },
+    )
+    .await
+}
+
+/// Hub from `bin`, reported as `name` (another build of Hub, for `--baseline`).
+async fn start_hub_from(a: &Args, mock: &MockProvider, remote: bool, bin: PathBuf, name: &str) -> Target {
     let pinned = a.pin;
     let (hub, hrana) = tokio::task::spawn_blocking(move || {
         let mut launch = Launch {
@@ -391,7 +406,7 @@ async fn start_hub(a: &Args, mock: &MockProvider, remote: bool) -> Target {
         pin(pid, "1");
     }
     Target {
-        name: if remote { "hub-remote" } else { "hub" }.into(),
+        name: name.into(),
         url: format!("{}/v1/chat/completions", hub.base),
         headers: vec![("authorization".into(), format!("Bearer {key}"))],
         model: "bench".into(),
@@ -838,6 +853,13 @@ async fn main() {
         let t = match name.as_str() {
             "hub" => Some(start_hub(&a, &mock, false).await),
             "hub-remote" => Some(start_hub(&a, &mock, true).await),
+            "hub-baseline" => {
+                let bin = a
+                    .baseline
+                    .clone()
+                    .expect("the hub-baseline target needs --baseline <another hub binary>");
+                Some(start_hub_from(&a, &mock, false, bin, "hub-baseline").await)
+            }
             "litellm" | "portkey" => start_peer(&a, &mock, name).await,
             "worker" | "lambda" => Some(start_serverless(&a, &mock, name).await),
             other => panic!("unknown target {other}"),
