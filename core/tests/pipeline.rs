@@ -124,6 +124,18 @@ impl World {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// A streamed chat call's body, as the runtime would relay it.
+    async fn stream(&self, key: &str) -> hub_core::http::ByteStream {
+        let res = self
+            .hub
+            .handle(request(Method::POST, "/v1/chat/completions", key, Some(chat(true))))
+            .await;
+        match res.into_body() {
+            Body::Stream(s) => s,
+            Body::Full(b) => panic!("not a stream: {}", String::from_utf8_lossy(&b)),
+        }
+    }
+
     async fn admin(&self, method: Method, path: &str, body: Value) -> Value {
         let (status, v) = self.call(method, path, ADMIN, Some(body)).await;
         assert!(status < 300, "{path}: {status} {v}");
@@ -297,13 +309,7 @@ async fn a_stream_the_client_drops_is_billed_once_for_what_was_delivered() {
     let (user, key) = w.user("1", json!({})).await;
     w.upstream
         .push(Scripted::sse(&[&chunk("Hello "), &chunk("world")]).then_stall());
-    let res = w
-        .hub
-        .handle(request(Method::POST, "/v1/chat/completions", &key, Some(chat(true))))
-        .await;
-    let Body::Stream(mut body) = res.into_body() else {
-        panic!("a stream")
-    };
+    let mut body = w.stream(&key).await;
     let first = body.next().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("Hello"));
     drop(body);
@@ -331,13 +337,7 @@ async fn a_finished_call_is_journaled_before_its_last_byte_and_marked_done_once_
     // Streamed: the journal has the settlement before the caller sees `[DONE]`.
     w.upstream
         .push(Scripted::sse(&[&chunk("Hi"), &usage_chunk(10, 5), "data: [DONE]\n\n"]));
-    let res = w
-        .hub
-        .handle(request(Method::POST, "/v1/chat/completions", &key, Some(chat(true))))
-        .await;
-    let Body::Stream(mut body) = res.into_body() else {
-        panic!("a stream")
-    };
+    let mut body = w.stream(&key).await;
     let mut seen = String::new();
     while let Some(chunk) = body.next().await {
         let text = String::from_utf8_lossy(&chunk.unwrap()).into_owned();
@@ -519,13 +519,7 @@ async fn key_limits_are_reserved_at_admission_and_replaced_by_usage() {
     // Each call reserves its bound, 18 input + 50 output = 68 tokens, against 100 a minute.
     let (_, key) = w.user("1", json!({"tpm_limit": 100})).await;
     w.upstream.push(Scripted::sse(&[&chunk("Hi")]).then_stall());
-    let res = w
-        .hub
-        .handle(request(Method::POST, "/v1/chat/completions", &key, Some(chat(true))))
-        .await;
-    let Body::Stream(mut open) = res.into_body() else {
-        panic!("a stream")
-    };
+    let mut open = w.stream(&key).await;
     open.next().await.unwrap().unwrap();
     let (status, v) = w
         .call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))

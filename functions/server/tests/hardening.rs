@@ -106,16 +106,7 @@ async fn output_budgets_that_cannot_be_held_exactly_are_refused_and_holds_never_
 
     // Key limits see the same exact bound: a tpm of 100 and a daily cap of 50 refuse it.
     for limits in [json!({"tpm_limit": 100}), json!({"daily_spend_cap": 50})] {
-        let mut body = json!({"label": "limited"});
-        for (k, v) in limits.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        let limited = api
-            .admin(Method::POST, &format!("/api/admin/users/{user}/keys"), Some(body))
-            .await["key"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let (_, limited) = key_for(&api, &user, limits.clone()).await;
         let (status, v) = api
             .call(
                 Method::POST,
