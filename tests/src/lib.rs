@@ -60,13 +60,21 @@ pub fn stop_group(child: &mut Child, grace: Duration) {
     let _ = child.wait();
 }
 
+/// A fresh directory for one test. Tests in one binary run on parallel threads
+/// and can read the same clock value, so a process-wide counter makes the name
+/// unique and `create_dir` refuses to hand out a directory twice.
 pub fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let dir = std::env::temp_dir().join(format!("hub-e2e-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "hub-e2e-{tag}-{}-{seq}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
     dir
 }
 

@@ -7,11 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn run_bounded(mut cmd: Command, limit: Duration, what: &str) -> Result<String, String> {
-    let out_path = std::env::temp_dir().join(format!(
-        "hub-npm-{}-{}.log",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    ));
+    let out_path = crate::temp_dir("npm").join("npm.log");
     let log = std::fs::File::create(&out_path).map_err(|e| e.to_string())?;
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -33,7 +29,7 @@ fn run_bounded(mut cmd: Command, limit: Duration, what: &str) -> Result<String, 
         std::thread::sleep(Duration::from_millis(100));
     };
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_dir_all(out_path.parent().unwrap());
     match status {
         Some(s) if s.success() => Ok(output),
         Some(s) => Err(format!("{what} failed ({s}):\n{output}")),
