@@ -10,8 +10,37 @@ pub use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 /// An error inside a streamed body; the runtime ends the response when it sees one.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BodyError(pub String);
+#[error("{message}")]
+pub struct BodyError {
+    pub kind: BodyFailure,
+    pub message: String,
+}
+
+/// Why a body stream failed: failover and the caller's error differ for a
+/// provider that went quiet and one whose connection broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFailure {
+    /// Nothing arrived within the idle timeout.
+    TimedOut,
+    /// The connection or the stream broke.
+    Broken,
+}
+
+impl BodyError {
+    pub fn timed_out(message: impl Into<String>) -> Self {
+        BodyError {
+            kind: BodyFailure::TimedOut,
+            message: message.into(),
+        }
+    }
+
+    pub fn broken(message: impl Into<String>) -> Self {
+        BodyError {
+            kind: BodyFailure::Broken,
+            message: message.into(),
+        }
+    }
+}
 
 #[cfg(not(target_arch = "wasm32"))]
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send + 'static>>;

@@ -256,7 +256,7 @@ impl Upstream for ScriptedUpstream {
                 }
                 let chunks = futures_util::stream::iter(chunks.into_iter().map(Ok));
                 let tail: ByteStream = match (then_fail, then_stall) {
-                    (Some(message), _) => Box::pin(futures_util::stream::iter([Err(BodyError(message))])),
+                    (Some(message), _) => Box::pin(futures_util::stream::iter([Err(BodyError::broken(message))])),
                     (None, true) => Box::pin(futures_util::stream::pending()),
                     (None, false) => Box::pin(futures_util::stream::empty()),
                 };

@@ -5,8 +5,8 @@
 
 use hub_core::chat::{Delta, Finish, Reply};
 use hub_core::codec::{decode_all, Decode};
-use hub_core::gateway::failover::credential_rejected;
 use hub_core::metering::Usage;
+use hub_core::providers::answers::credential_rejected;
 use hub_core::providers::{anthropic, bedrock, gemini, openai_compat};
 use serde_json::Value;
 use std::path::PathBuf;

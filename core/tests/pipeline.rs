@@ -108,7 +108,7 @@ async fn body_of(res: Response) -> Bytes {
             while let Some(chunk) = s.next().await {
                 match chunk {
                     Ok(c) => out.extend_from_slice(&c),
-                    Err(e) => out.extend_from_slice(e.0.as_bytes()),
+                    Err(e) => out.extend_from_slice(e.message.as_bytes()),
                 }
             }
             Bytes::from(out)

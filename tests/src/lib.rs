@@ -70,10 +70,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
         .unwrap()
         .as_nanos();
     let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "hub-e2e-{tag}-{}-{seq}-{nanos}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("hub-e2e-{tag}-{}-{seq}-{nanos}", std::process::id()));
     std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
     dir
 }

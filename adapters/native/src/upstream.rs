@@ -200,7 +200,7 @@ impl<S: Stream<Item = reqwest::Result<Bytes>>> Stream for IdleTimeout<S> {
             }
             Poll::Ready(Some(Err(e))) => {
                 this.done = true;
-                Poll::Ready(Some(Err(BodyError(without_url(&e)))))
+                Poll::Ready(Some(Err(BodyError::broken(without_url(&e)))))
             }
             Poll::Ready(None) => {
                 this.done = true;
@@ -214,7 +214,7 @@ impl<S: Stream<Item = reqwest::Result<Bytes>>> Stream for IdleTimeout<S> {
                 match this.timer.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         this.done = true;
-                        Poll::Ready(Some(Err(BodyError(format!(
+                        Poll::Ready(Some(Err(BodyError::timed_out(format!(
                             "timed out: no data from the provider for {} s",
                             this.idle.as_secs()
                         )))))

@@ -6,8 +6,10 @@
 
 use crate::config::{CredentialEntry, Route};
 use crate::error::ApiError;
+use crate::http::BodyError;
 use crate::http::StatusCode;
 use crate::ports::{UpstreamError, UpstreamResponse};
+use crate::providers::answers::{credential_rejected, probe_accepted};
 use crate::Hub;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -315,52 +317,19 @@ pub fn redirect_message(resp: &UpstreamResponse) -> String {
     )
 }
 
-/// Whether a refusal means the credential itself is bad (not a content
-/// policy, a region block or a model the account may not use). Decided from
-/// the status and the provider's structured error fields only, never from an
-/// error's message: providers quote the caller's own text in messages (an
-/// unknown parameter's name, say), and a caller must not be able to get a
-/// shared credential disabled by naming a field "invalid api key".
-pub fn credential_rejected(status: u16, body: Option<&serde_json::Value>, aws_error_type: &str) -> bool {
-    if status == 401 {
-        return true;
-    }
-    if status != 400 && status != 403 {
-        return false;
-    }
-    let text = |pointer: &str| {
-        body.and_then(|v| v.pointer(pointer))
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-    };
-    // AWS: `x-amzn-errortype: UnrecognizedClientException:http://…` (or `__type` in the body).
-    let aws_type = |t: &str| {
-        let name = t.split([':', '#']).find(|p| p.ends_with("Exception")).unwrap_or("");
-        matches!(name, "UnrecognizedClientException" | "InvalidSignatureException")
-    };
-    let gemini_key_invalid = body
-        .and_then(|v| v.pointer("/error/details"))
-        .and_then(|d| d.as_array())
-        .is_some_and(|details| {
-            details
-                .iter()
-                .any(|d| d.get("reason").and_then(|r| r.as_str()) == Some("API_KEY_INVALID"))
-        });
-    aws_type(aws_error_type)
-        || aws_type(text("/__type"))
-        // OpenAI and OpenAI-compatible vendors.
-        || text("/error/code") == "invalid_api_key"
-        // Anthropic.
-        || text("/error/type") == "authentication_error"
-        // Gemini: 400 INVALID_ARGUMENT with the reason API_KEY_INVALID.
-        || gemini_key_invalid
-}
-
 pub fn transport_failure(e: UpstreamError) -> Failure {
     Failure::retryable(match e {
         UpstreamError::Timeout => ApiError::provider_timeout(),
         other => ApiError::provider(other.to_string()),
     })
+}
+
+/// The error a provider's answer ends with when its body fails midway.
+pub fn body_failure(e: &BodyError) -> ApiError {
+    match e.kind {
+        crate::http::BodyFailure::TimedOut => ApiError::provider_timeout(),
+        crate::http::BodyFailure::Broken => ApiError::provider(format!("The provider's stream failed: {}", e.message)),
+    }
 }
 
 /// Removes a secret from an error message, wherever it came from.
@@ -459,13 +428,7 @@ impl Hub {
                 let text = String::from_utf8_lossy(&body[..body.len().min(500)]).replace(secret, "****");
                 let parsed = serde_json::from_slice::<serde_json::Value>(&body).ok();
                 let aws = crate::http::header(&resp.headers, "x-amzn-errortype").unwrap_or("");
-                let ok = match vendor.wire {
-                    // A refused empty generation proves the key was accepted.
-                    crate::providers::Wire::Ideogram => {
-                        !credential_rejected(resp.status, parsed.as_ref(), aws) && resp.status < 500
-                    }
-                    _ => (200..300).contains(&resp.status),
-                };
+                let ok = probe_accepted(vendor.wire, resp.status, parsed.as_ref(), aws);
                 (ok, Some(resp.status), text)
             }
             Err(e) => (false, None, e.to_string()),

@@ -2,21 +2,21 @@
 //! the same hold, failover and settlement as chat. Embeddings bill input
 //! tokens; images bill per image (plus tokens where the provider counts them).
 
-use super::chat::{admit_key, app_of, candidates_fresh, collect, whole_response, HoldGuard};
-use super::failover::{provider_error, transport_failure, Attempts, Failure};
-use super::relay::CallMeter;
+use super::failover::Attempt;
+use super::pipeline::{self, Exchange, Plan, Whole};
 use crate::auth::Caller;
+use crate::codec::Meta;
+use crate::config::{Route, Settings};
 use crate::error::ApiError;
 use crate::http::Response;
 use crate::metering::estimate::PromptSize;
-use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::ports::UpstreamRequest;
 use crate::protocols::openai::json_object;
-use crate::providers::{self, gemini, ideogram, Target, Wire};
+use crate::providers::{self, answers, Wire};
 use crate::Hub;
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// Output tokens held per image for providers that bill image tokens.
@@ -31,20 +31,6 @@ fn model_of(body: &Map<String, Value>) -> Result<String, ApiError> {
         }
         Some(_) => Err(ApiError::invalid_field("model", "must be a string")),
     }
-}
-
-/// Reads a provider's answer: the body for the caller and its usage (None: estimate).
-type ReadAnswer<'a> = &'a (dyn Fn(Wire, &[u8], i64) -> Result<(Bytes, Option<Usage>), ApiError> + Sync);
-
-/// One media call: what to hold, how to ask each provider, how to read its answer.
-struct MediaCall<'a> {
-    endpoint: &'static str,
-    kind: &'static str,
-    model: String,
-    prompt: PromptSize,
-    hold_usage: Usage,
-    build: &'a (dyn Fn(&Target) -> Result<UpstreamRequest, ApiError> + Sync),
-    read: ReadAnswer<'a>,
 }
 
 pub async fn embeddings(
@@ -83,54 +69,56 @@ pub async fn embeddings(
         messages: texts.len() as u64,
         images: 0,
     };
-    let has_tokens = token_ids > 0;
-    let body_value = Value::Object(body);
-    let build = |t: &Target| -> Result<UpstreamRequest, ApiError> {
-        if has_tokens && t.vendor.wire != Wire::OpenAi {
-            return Err(crate::chat::unsupported(t.vendor.kind, "Token-id input"));
-        }
-        providers::embeddings_request(&body_value, &texts, t)
-    };
-    let model_name = model.clone();
-    let read = move |wire: Wire, bytes: &[u8], _created: i64| -> Result<(Bytes, Option<Usage>), ApiError> {
-        match wire {
-            Wire::Gemini => {
-                let vectors = gemini::embed_vectors(bytes)?;
-                let data: Vec<Value> = vectors
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
-                    .collect();
-                let out = json!({"object": "list", "data": data, "model": model_name});
-                Ok((Bytes::from(serde_json::to_vec(&out).unwrap_or_default()), None))
-            }
-            _ => {
-                let v: Value = serde_json::from_slice(bytes)
-                    .map_err(|_| ApiError::provider("The provider answered with something that is not JSON."))?;
-                if v.get("data").is_none() {
-                    return Err(ApiError::provider("The provider's answer has no embeddings."));
-                }
-                let usage = v.get("usage").map(|u| Usage {
-                    input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-                    ..Default::default()
-                });
-                Ok((Bytes::copy_from_slice(bytes), usage))
-            }
-        }
-    };
-    let call = MediaCall {
-        endpoint: "embeddings",
-        kind: "embedding",
-        model,
-        prompt,
-        hold_usage: Usage {
-            input_tokens: prompt.input_token_bound(),
-            ..Default::default()
+    let mut exchange = Embeddings {
+        plan: Plan {
+            endpoint: "embeddings",
+            kind: "embedding",
+            model,
+            prompt,
+            stream: false,
+            answer_limit: MAX_ANSWER,
         },
-        build: &build,
-        read: &read,
+        has_token_ids: token_ids > 0,
+        body: Value::Object(body),
+        texts,
     };
-    run(hub, caller, &req, request_id, call).await
+    pipeline::run(hub, caller, &req, request_id, &mut exchange).await
+}
+
+/// An embeddings call: billed by input tokens.
+struct Embeddings {
+    plan: Plan,
+    body: Value,
+    texts: Vec<String>,
+    /// Token-id input only OpenAI-compatible providers take.
+    has_token_ids: bool,
+}
+
+impl Exchange for Embeddings {
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn worst_output(&self, _route: &Route, _settings: &Settings) -> Usage {
+        Usage::default()
+    }
+
+    fn request(&mut self, hub: &Hub, at: &Attempt, _settings: &Settings) -> Result<UpstreamRequest, ApiError> {
+        let target = at.target(hub, 1);
+        if self.has_token_ids && target.vendor.wire != Wire::OpenAi {
+            return Err(crate::chat::unsupported(target.vendor.kind, "Token-id input"));
+        }
+        providers::embeddings_request(&self.body, &self.texts, &target)
+    }
+
+    fn read(&self, route: &Route, body: Bytes, _meta: &Meta) -> Result<Whole, ApiError> {
+        let (body, usage) = answers::embeddings_answer(route.provider.vendor.wire, body, &self.plan.model)?;
+        Ok(Whole::Raw {
+            body,
+            usage,
+            output_bytes: 0,
+        })
+    }
 }
 
 pub async fn images(
@@ -178,145 +166,51 @@ pub async fn images(
         messages: 1,
         images: 0,
     };
-    let body_value = Value::Object(body);
-    let build = |t: &Target| providers::images_request(&body_value, t);
-    let read = |wire: Wire, bytes: &[u8], created: i64| -> Result<(Bytes, Option<Usage>), ApiError> {
-        match wire {
-            Wire::Ideogram => {
-                let (out, images) = ideogram::to_openai(bytes, created)?;
-                let usage = Usage {
-                    images,
-                    ..Default::default()
-                };
-                Ok((Bytes::from(serde_json::to_vec(&out).unwrap_or_default()), Some(usage)))
-            }
-            _ => {
-                let v: Value = serde_json::from_slice(bytes)
-                    .map_err(|_| ApiError::provider("The provider answered with something that is not JSON."))?;
-                let images = v
-                    .get("data")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| ApiError::provider("The provider's answer has no images."))?
-                    .len() as u64;
-                let u = v.get("usage");
-                let tokens = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
-                let usage = Usage {
-                    images,
-                    input_tokens: tokens("input_tokens"),
-                    output_tokens: tokens("output_tokens"),
-                    ..Default::default()
-                };
-                Ok((Bytes::copy_from_slice(bytes), Some(usage)))
-            }
-        }
-    };
-    let call = MediaCall {
-        endpoint: "images",
-        kind: "image",
-        model,
-        prompt,
-        hold_usage: Usage {
-            input_tokens: prompt.input_token_bound(),
-            output_tokens: n * IMAGE_TOKEN_BOUND,
-            images: n,
-            ..Default::default()
+    let mut exchange = Images {
+        plan: Plan {
+            endpoint: "images",
+            kind: "image",
+            model,
+            prompt,
+            stream: false,
+            answer_limit: MAX_ANSWER,
         },
-        build: &build,
-        read: &read,
+        body: Value::Object(body),
+        n,
     };
-    run(hub, caller, &req, request_id, call).await
+    pipeline::run(hub, caller, &req, request_id, &mut exchange).await
 }
 
-async fn run(
-    hub: &Hub,
-    caller: Arc<Caller>,
-    req: &crate::http::Request,
-    request_id: &str,
-    call: MediaCall<'_>,
-) -> Result<Response, ApiError> {
-    let inner = &hub.inner;
-    let started_us = inner.clock.monotonic_us();
-    let app = app_of(req, &caller);
-    let (snap, routes) = candidates_fresh(hub, &caller, &call.model, call.kind).await?;
-    let settings = &snap.settings;
-    let call_id = hub.new_id("call");
-    let hold_amount = routes
-        .iter()
-        .map(|r| r.model.rates.cost(&call.hold_usage))
-        .max()
-        .unwrap_or(Credits::ZERO);
-    let billed = settings.billing_enabled;
-    admit_key(hub, &caller, &call_id, &call.hold_usage, hold_amount).await?;
-    let mut guard = HoldGuard::new(hub, &call_id, &caller.user_id, None, caller.limits.any());
-    if billed {
-        guard.place(settings, hold_amount).await?;
+/// An image generation: billed per image, plus tokens where the provider counts them.
+struct Images {
+    plan: Plan,
+    body: Value,
+    n: u64,
+}
+
+impl Exchange for Images {
+    fn plan(&self) -> &Plan {
+        &self.plan
     }
-    let mut refused: Option<ApiError> = None;
-    let mut last: Option<ApiError> = None;
-    let mut attempts = Attempts::new(hub, &routes, settings.max_attempts as usize);
-    while let Some(at) = attempts.next_attempt() {
-        let route = at.route;
-        let target = at.target(hub, 1);
-        let upstream_req = match (call.build)(&target) {
-            Ok(r) => r,
-            Err(e) => {
-                attempts.forget_last();
-                refused.get_or_insert(e);
-                continue;
-            }
-        };
-        let mut meter = CallMeter {
-            bound: Usage {
-                input_tokens: call.prompt.input_token_ceiling(req.body().len() as u64),
-                ..call.hold_usage
-            },
-            hub: hub.clone(),
-            call_id: call_id.clone(),
-            attempt: at.number as i64,
-            request_id: request_id.to_string(),
-            caller: caller.clone(),
-            app: app.clone(),
-            route: route.clone(),
-            credential_id: at.credential.map(|c| c.id.clone()),
-            model: call.model.clone(),
-            endpoint: call.endpoint,
-            stream: false,
-            billed,
-            hold: billed.then_some(hold_amount),
-            prompt: call.prompt,
-            started_us,
-            upstream_ttfb_ms: None,
-            ttfb_ms: None,
-            earlier_attempts: Vec::new(),
-        };
-        let sent_us = inner.clock.monotonic_us();
-        let outcome = match hub.send_upstream(upstream_req).await {
-            Ok(mut resp) if (200..300).contains(&resp.status) => match collect(&mut resp, MAX_ANSWER).await {
-                Ok(bytes) => (call.read)(route.provider.vendor.wire, &bytes, inner.clock.now_ms() / 1000)
-                    .map_err(Failure::retryable),
-                Err(f) => Err(f),
-            },
-            Ok(resp) => Err(provider_error(resp).await),
-            Err(e) => Err(transport_failure(e)),
-        };
-        match outcome {
-            Ok((body, usage)) => {
-                meter.upstream_ttfb_ms = Some(((inner.clock.monotonic_us() - sent_us) / 1000) as i64);
-                meter.earlier_attempts = guard.disarm();
-                return Ok(whole_response(meter, body, usage, 0));
-            }
-            Err(f) => {
-                let (error, go_on) = attempts.failed(&at, f);
-                guard.failed.push(meter.failed_log(&error));
-                last = Some(error);
-                if !go_on {
-                    break;
-                }
-            }
+
+    fn worst_output(&self, _route: &Route, _settings: &Settings) -> Usage {
+        Usage {
+            output_tokens: self.n * IMAGE_TOKEN_BOUND,
+            images: self.n,
+            ..Default::default()
         }
     }
-    drop(guard);
-    Err(last
-        .or(refused)
-        .unwrap_or_else(|| ApiError::provider("No provider could serve this model: every credential is disabled.")))
+
+    fn request(&mut self, hub: &Hub, at: &Attempt, _settings: &Settings) -> Result<UpstreamRequest, ApiError> {
+        providers::images_request(&self.body, &at.target(hub, 1))
+    }
+
+    fn read(&self, route: &Route, body: Bytes, meta: &Meta) -> Result<Whole, ApiError> {
+        let (body, usage) = answers::images_answer(route.provider.vendor.wire, body, meta.created)?;
+        Ok(Whole::Raw {
+            body,
+            usage: Some(usage),
+            output_bytes: 0,
+        })
+    }
 }

@@ -46,6 +46,8 @@ pub struct CallMeter {
     pub model: String,
     /// `chat` (OpenAI), `messages` (Anthropic), `embeddings`, `images`.
     pub endpoint: &'static str,
+    /// The kind of model called (`chat`, `embedding`, `image`), for usage.
+    pub kind: &'static str,
     pub stream: bool,
     pub billed: bool,
     /// The credit held for this call, when billing is on.
@@ -144,11 +146,7 @@ impl CallMeter {
             app: Some(self.app.clone()),
             provider_id: Some(self.route.provider.id.clone()),
             model: format!("{}/{}", self.route.provider.name, self.route.model.model),
-            kind: match self.endpoint {
-                "embeddings" => "embedding",
-                "images" => "image",
-                _ => "chat",
-            },
+            kind: self.kind,
             usage,
             rates,
             credits,
@@ -460,7 +458,7 @@ impl Stream for Relay {
                     Poll::Ready(Some(Ok(chunk))) => chunk,
                     Poll::Ready(Some(Err(e))) => {
                         this.finished = true;
-                        let err = super::chat_stream_error(&e.0);
+                        let err = super::failover::body_failure(&e);
                         this.settle(Outcome::Failed(err.clone()));
                         out.push(this.fail(&err));
                         break;

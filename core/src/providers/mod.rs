@@ -2,6 +2,7 @@
 //! data (a kind, a default base URL, quirks), not code. This module picks the
 //! protocol for a route: the request to send, and how to read the answer.
 
+pub mod answers;
 pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;

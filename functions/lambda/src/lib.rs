@@ -155,7 +155,7 @@ fn to_lambda(res: hub_core::http::Response, tracker: Option<Tracker>) -> http::R
         done: false,
     };
     let body = BodyExt::boxed_unsync(StreamBody::new(futures_util::StreamExt::map(settled, |r| {
-        r.map(http_body::Frame::data).map_err(|e| Error::from(e.0))
+        r.map(http_body::Frame::data).map_err(|e| Error::from(e.message))
     })));
     http::Response::from_parts(parts, body)
 }

@@ -69,7 +69,7 @@ impl Upstream for FetchUpstream {
         }
         let body: ByteStream = match resp.stream() {
             Ok(s) => Box::pin(IdleTimeout {
-                inner: Box::pin(s.map(|c| c.map(bytes::Bytes::from).map_err(|e| BodyError(e.to_string())))),
+                inner: Box::pin(s.map(|c| c.map(bytes::Bytes::from).map_err(|e| BodyError::broken(e.to_string())))),
                 idle: req.timeouts.idle,
                 timer: None,
                 controller: Some(controller),
@@ -116,8 +116,8 @@ impl Stream for IdleTimeout {
                 match Pin::new(timer).poll(cx) {
                     Poll::Ready(()) => {
                         this.timer = None;
-                        Poll::Ready(Some(Err(BodyError(
-                            "timed out waiting for the provider's stream".into(),
+                        Poll::Ready(Some(Err(BodyError::timed_out(
+                            "timed out waiting for the provider's stream",
                         ))))
                     }
                     Poll::Pending => Poll::Pending,

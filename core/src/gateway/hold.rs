@@ -1,0 +1,124 @@
+//! Admission and the hold: a call reserves its key's limits and its worst
+//! case in credit before any provider is asked, and gives back what it did
+//! not use however it ends.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::metering::money::Credits;
+use crate::metering::Usage;
+use crate::store::CallLog;
+use crate::Hub;
+
+/// Admits a call under its key's limits (rpm, tpm, daily and monthly spend),
+/// reserving `usage_bound` tokens and `amount` credits; 429 naming the limit.
+pub(crate) async fn admit_key(
+    hub: &Hub,
+    caller: &Caller,
+    call_id: &str,
+    usage_bound: &Usage,
+    amount: Credits,
+) -> Result<(), ApiError> {
+    if !caller.limits.any() {
+        return Ok(());
+    }
+    let tokens = i64::try_from(usage_bound.input_tokens.saturating_add(usage_bound.output_tokens)).unwrap_or(i64::MAX);
+    let now = hub.inner.clock.now_ms();
+    let store = hub.store();
+    if store
+        .admit_key_call(call_id, caller, tokens, amount.nanos(), now)
+        .await?
+    {
+        return Ok(());
+    }
+    let which = store.key_limit_reached(caller, tokens, amount.nanos(), now).await?;
+    Err(ApiError::rate_limited(format!(
+        "This API key has reached {which}; try again later."
+    )))
+}
+
+/// Releases a call's hold and logs its failed attempts unless a relay took
+/// the call over: on failure of every provider, and when the request is
+/// dropped mid-flight.
+pub(crate) struct HoldGuard {
+    hub: Hub,
+    call_id: String,
+    user: String,
+    hold: Option<Credits>,
+    /// A key-limits reservation to give back if no relay takes the call.
+    key_limited: bool,
+    failed: Vec<CallLog>,
+}
+
+impl HoldGuard {
+    pub fn new(hub: &Hub, call_id: &str, caller: &Caller) -> Self {
+        HoldGuard {
+            hub: hub.clone(),
+            call_id: call_id.to_string(),
+            user: caller.user_id.clone(),
+            hold: None,
+            key_limited: caller.limits.any(),
+            failed: Vec::new(),
+        }
+    }
+
+    /// Holds `amount` for the call (402 when the free balance cannot cover it).
+    /// A hold row is released even if the request is dropped while its write
+    /// is in flight, so the guard is armed before it (releasing a hold that
+    /// was never placed changes nothing); the credit book's hold is taken
+    /// without waiting, so it is armed once taken.
+    pub async fn place(&mut self, settings: &crate::config::Settings, amount: Credits) -> Result<(), ApiError> {
+        let in_database = self.hub.holds_in_database();
+        if in_database {
+            self.hold = Some(amount);
+        }
+        let placed = self
+            .hub
+            .place_hold(&self.call_id, &self.user, amount, settings.hold_ttl_seconds * 1000)
+            .await;
+        self.hold = (matches!(placed, Ok(true)) || in_database).then_some(amount);
+        match placed {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.hub.not_enough(settings, Some(amount))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keeps a failed attempt's log row, written with the release or the settlement.
+    pub fn failed(&mut self, log: CallLog) {
+        self.failed.push(log);
+    }
+
+    /// Hands the call to its meter; returns the failed attempts to log with it.
+    pub fn disarm(&mut self) -> Vec<CallLog> {
+        self.hold = None;
+        self.key_limited = false;
+        std::mem::take(&mut self.failed)
+    }
+}
+
+impl Drop for HoldGuard {
+    fn drop(&mut self) {
+        let inner = &self.hub.inner;
+        let hold = self.hold.take();
+        let failed = std::mem::take(&mut self.failed);
+        if let (Some(hold), Some(book)) = (hold, inner.book.get()) {
+            book.settle(&self.user, hold, Credits::ZERO);
+        }
+        let hold_row = hold.is_some() && self.hub.holds_in_database();
+        let key_limited = std::mem::take(&mut self.key_limited);
+        let now = inner.clock.now_ms();
+        let mut stmts: Vec<crate::ports::Stmt> = failed.iter().map(crate::store::call_log_stmt).collect();
+        if hold_row {
+            stmts.push(crate::store::Store::release_hold_stmt(&self.call_id, now));
+        }
+        // Nothing was used: the key's limits get the reservation back (the request still counts).
+        if key_limited {
+            stmts.push(crate::store::Store::key_call_stmt(&self.call_id, 0, 0));
+        }
+        if !stmts.is_empty() {
+            // Retried until committed, like a settlement: a hold left open would
+            // lock the user's credit until it expires.
+            self.hub.commit_settlement(&self.call_id, stmts);
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The one call pipeline every model endpoint runs through:
+//!
+//! candidates → key admission → hold → attempts with failover → relay or
+//! collect → settle.
+//!
+//! What differs between endpoints (how to ask each provider, what a call can
+//! cost, how to read and render the answer) is an [`Exchange`]; everything
+//! else — which credential each attempt uses, the hold and its release, the
+//! call log, failover only before the first byte reached the caller — is
+//! here, once.
+
+use super::failover::{body_failure, provider_error, transport_failure, Attempt, Attempts, Failure};
+use super::hold::{admit_key, HoldGuard};
+use super::relay::{CallMeter, Mode, Outcome, Relay};
+use crate::auth::Caller;
+use crate::chat::Reply;
+use crate::codec::{Billed, Meta};
+use crate::config::{Route, Settings, Snapshot};
+use crate::error::ApiError;
+use crate::http::{Body, ByteStream, Request, Response};
+use crate::metering::estimate::PromptSize;
+use crate::metering::money::Credits;
+use crate::metering::Usage;
+use crate::ports::{UpstreamRequest, UpstreamResponse};
+use crate::Hub;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use std::sync::Arc;
+
+/// What a call is, before any provider is chosen.
+#[derive(Clone)]
+pub(crate) struct Plan {
+    /// The endpoint as logged: `chat`, `messages`, `embeddings`, …
+    pub endpoint: &'static str,
+    /// The kind of model the call needs (`chat`, `embedding`, `image`).
+    pub kind: &'static str,
+    /// The model as the caller named it.
+    pub model: String,
+    pub prompt: PromptSize,
+    pub stream: bool,
+    /// The largest whole answer read from a provider.
+    pub answer_limit: usize,
+}
+
+/// A provider's whole answer, read.
+pub(crate) enum Whole {
+    /// The bytes the caller gets as they are, with the provider's usage
+    /// (None: Hub estimates from `output_bytes`).
+    Raw {
+        body: Bytes,
+        usage: Option<Usage>,
+        output_bytes: u64,
+    },
+    /// A chat answer in the internal model, rendered in the caller's protocol.
+    Reply(Reply),
+}
+
+/// What differs between the endpoints that share the pipeline.
+pub(crate) trait Exchange: crate::ports::MaybeSendSync {
+    fn plan(&self) -> &Plan;
+
+    /// The most a call can produce on a route beyond its prompt: the dearest
+    /// candidate's worst case is held before any attempt.
+    fn worst_output(&self, route: &Route, settings: &Settings) -> Usage;
+
+    /// The most a route's answer is billed for beyond its prompt: reported
+    /// usage above it is cut to it (and the call flagged).
+    fn output_bound(&self, route: &Route, settings: &Settings) -> Usage {
+        self.worst_output(route, settings)
+    }
+
+    /// The provider request for an attempt. An error means this provider
+    /// cannot take the request as asked; another candidate may.
+    fn request(&mut self, hub: &Hub, attempt: &Attempt, settings: &Settings) -> Result<UpstreamRequest, ApiError>;
+
+    /// A 2xx whole answer, read for the caller.
+    fn read(&self, route: &Route, body: Bytes, meta: &Meta) -> Result<Whole, ApiError>;
+
+    /// How a streamed answer's bytes become the caller's, and its content
+    /// type; None for endpoints that answer whole only.
+    fn relay(&self, _route: &Route, _meta: Meta) -> Option<(Mode, &'static str)> {
+        None
+    }
+
+    /// A whole chat reply ([`Whole::Reply`]) in the caller's protocol.
+    fn render(&self, _meta: &Meta, _reply: &Reply, _billed: &Billed) -> Response {
+        ApiError::internal("This endpoint has no chat reply.").into_response(crate::error::Protocol::Hub)
+    }
+}
+
+/// Runs one call through the pipeline.
+pub(crate) async fn run(
+    hub: &Hub,
+    caller: Arc<Caller>,
+    req: &Request,
+    request_id: &str,
+    exchange: &mut dyn Exchange,
+) -> Result<Response, ApiError> {
+    use tracing::Instrument;
+    let span = tracing::info_span!("call", request_id = %request_id, call_id = tracing::field::Empty, model = %exchange.plan().model);
+    attempt_all(hub, caller, req, request_id, exchange)
+        .instrument(span)
+        .await
+}
+
+async fn attempt_all(
+    hub: &Hub,
+    caller: Arc<Caller>,
+    req: &Request,
+    request_id: &str,
+    exchange: &mut dyn Exchange,
+) -> Result<Response, ApiError> {
+    let started_us = hub.inner.clock.monotonic_us();
+    let plan = exchange.plan().clone();
+    let (snap, routes) = candidates_fresh(hub, &caller, &plan.model, plan.kind).await?;
+    let call = Call::new(hub, caller, req, request_id, plan, snap.clone(), started_us);
+    let hold = call.hold_for(&*exchange, &routes);
+    admit_key(
+        hub,
+        &call.caller,
+        &call.id,
+        &call.worst_case(&*exchange, &routes[0]),
+        hold,
+    )
+    .await?;
+    // From here until a relay takes over, a dropped request (the client left
+    // while Hub waited on providers) must not strand the hold.
+    let mut guard = HoldGuard::new(hub, &call.id, &call.caller);
+    if call.billed {
+        guard.place(&snap.settings, hold).await?;
+    }
+    let mut failures = Failures::default();
+    let mut attempts = Attempts::new(hub, &routes, snap.settings.max_attempts as usize);
+    while let Some(at) = attempts.next_attempt() {
+        let upstream = match exchange.request(hub, &at, &call.snap.settings) {
+            Ok(r) => r,
+            Err(e) => {
+                attempts.forget_last();
+                failures.refused.get_or_insert(e);
+                continue;
+            }
+        };
+        let mut meter = call.meter(&*exchange, &at, hold);
+        let meta = call.meta(at.route);
+        let sent_us = hub.inner.clock.monotonic_us();
+        match receive(&*exchange, &call, at.route, upstream, &meta).await {
+            Ok(answer) => {
+                meter.upstream_ttfb_ms = Some(((hub.inner.clock.monotonic_us() - sent_us) / 1000) as i64);
+                meter.earlier_attempts = guard.disarm();
+                return Ok(deliver(&*exchange, meter, answer, meta));
+            }
+            Err(f) => {
+                let (error, go_on) = attempts.failed(&at, f);
+                guard.failed(meter.failed_log(&error));
+                failures.last = Some(error);
+                if !go_on {
+                    break;
+                }
+            }
+        }
+    }
+    // Nothing reached the client: the guard releases the hold in full and logs the attempts.
+    drop(guard);
+    Err(failures.into_error())
+}
+
+/// One call's facts, shared by its attempts.
+struct Call<'a> {
+    hub: &'a Hub,
+    caller: Arc<Caller>,
+    id: String,
+    request_id: &'a str,
+    app: String,
+    plan: Plan,
+    snap: Arc<Snapshot>,
+    /// The request body's size, which bounds the prompt Hub bills.
+    body_bytes: u64,
+    billed: bool,
+    started_us: u64,
+}
+
+impl<'a> Call<'a> {
+    fn new(
+        hub: &'a Hub,
+        caller: Arc<Caller>,
+        req: &Request,
+        request_id: &'a str,
+        plan: Plan,
+        snap: Arc<Snapshot>,
+        started_us: u64,
+    ) -> Self {
+        let id = hub.new_id("call");
+        tracing::Span::current().record("call_id", id.as_str());
+        Call {
+            hub,
+            app: app_of(req, &caller),
+            caller,
+            id,
+            request_id,
+            plan,
+            body_bytes: req.body().len() as u64,
+            billed: snap.settings.billing_enabled,
+            snap,
+            started_us,
+        }
+    }
+
+    /// The most a route can use: the prompt's bound and the exchange's output.
+    fn worst_case(&self, exchange: &dyn Exchange, route: &Route) -> Usage {
+        Usage {
+            input_tokens: self.plan.prompt.input_token_bound(),
+            ..exchange.worst_output(route, &self.snap.settings)
+        }
+    }
+
+    /// Enough for the dearest candidate at the largest possible usage.
+    fn hold_for(&self, exchange: &dyn Exchange, routes: &[Route]) -> Credits {
+        routes
+            .iter()
+            .map(|r| r.model.rates.cost(&self.worst_case(exchange, r)))
+            .max()
+            .unwrap_or(Credits::ZERO)
+    }
+
+    fn meter(&self, exchange: &dyn Exchange, at: &Attempt, hold: Credits) -> CallMeter {
+        let route = at.route;
+        CallMeter {
+            bound: Usage {
+                input_tokens: self.plan.prompt.input_token_ceiling(self.body_bytes),
+                ..exchange.output_bound(route, &self.snap.settings)
+            },
+            hub: self.hub.clone(),
+            call_id: self.id.clone(),
+            attempt: at.number as i64,
+            request_id: self.request_id.to_string(),
+            caller: self.caller.clone(),
+            app: self.app.clone(),
+            route: route.clone(),
+            credential_id: at.credential.map(|c| c.id.clone()),
+            model: self.plan.model.clone(),
+            endpoint: self.plan.endpoint,
+            kind: self.plan.kind,
+            stream: self.plan.stream,
+            billed: self.billed,
+            hold: self.billed.then_some(hold),
+            prompt: self.plan.prompt,
+            started_us: self.started_us,
+            upstream_ttfb_ms: None,
+            ttfb_ms: None,
+            earlier_attempts: Vec::new(),
+        }
+    }
+
+    fn meta(&self, route: &Route) -> Meta {
+        Meta {
+            call_id: self.id.clone(),
+            model: self.plan.model.clone(),
+            model_with_provider: format!("{}/{}", route.provider.name, route.model.model),
+            created: self.hub.inner.clock.now_ms() / 1000,
+            credit_prefix: self.snap.settings.currency_prefix.clone(),
+        }
+    }
+}
+
+/// Why no attempt succeeded.
+#[derive(Default)]
+struct Failures {
+    /// The first provider that could not take the request as asked.
+    refused: Option<ApiError>,
+    /// The last attempt's error.
+    last: Option<ApiError>,
+}
+
+impl Failures {
+    fn into_error(self) -> ApiError {
+        self.last
+            .or(self.refused)
+            .unwrap_or_else(|| ApiError::provider("No provider could serve this model: every credential is disabled."))
+    }
+}
+
+/// A provider's successful answer, as far as it was read before choosing it.
+enum Answer {
+    /// A stream that has produced its first chunk, and how to relay it.
+    Stream {
+        first: Bytes,
+        rest: ByteStream,
+        mode: Mode,
+        content_type: &'static str,
+    },
+    Whole(Whole),
+}
+
+/// Sends one attempt and reads its answer far enough to know it succeeded:
+/// a stream's first chunk, or a whole answer.
+async fn receive(
+    exchange: &dyn Exchange,
+    call: &Call<'_>,
+    route: &Route,
+    upstream: UpstreamRequest,
+    meta: &Meta,
+) -> Result<Answer, Failure> {
+    let mut resp = call.hub.send_upstream(upstream).await.map_err(transport_failure)?;
+    if !(200..300).contains(&resp.status) {
+        return Err(provider_error(resp).await);
+    }
+    if call.plan.stream {
+        let Some((mode, content_type)) = exchange.relay(route, meta.clone()) else {
+            return Err(Failure::fatal(ApiError::bad_request("This endpoint does not stream.")));
+        };
+        if let Some(f) = not_a_stream(&resp) {
+            return Err(f);
+        }
+        let (first, rest) = first_chunk(resp).await?;
+        return Ok(Answer::Stream {
+            first,
+            rest,
+            mode,
+            content_type,
+        });
+    }
+    let body = collect(&mut resp, call.plan.answer_limit).await?;
+    exchange
+        .read(route, body, meta)
+        .map(Answer::Whole)
+        .map_err(Failure::retryable)
+}
+
+/// A 200 answer to a stream request that is a page or a JSON body, not a stream.
+fn not_a_stream(resp: &UpstreamResponse) -> Option<Failure> {
+    let ct = crate::http::header(&resp.headers, "content-type").unwrap_or("");
+    (ct.starts_with("text/html") || ct.starts_with("application/json")).then(|| {
+        Failure::retryable(ApiError::provider(format!(
+            "The provider answered a stream request with `{ct}` instead of a stream."
+        )))
+    })
+}
+
+async fn first_chunk(mut resp: UpstreamResponse) -> Result<(Bytes, ByteStream), Failure> {
+    loop {
+        match resp.body.next().await {
+            Some(Ok(chunk)) if chunk.is_empty() => continue,
+            Some(Ok(first)) => return Ok((first, resp.body)),
+            Some(Err(e)) => return Err(Failure::retryable(body_failure(&e))),
+            None => {
+                return Err(Failure::retryable(ApiError::provider(
+                    "The provider closed the stream without sending anything.",
+                )))
+            }
+        }
+    }
+}
+
+async fn collect(resp: &mut UpstreamResponse, limit: usize) -> Result<Bytes, Failure> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = resp.body.next().await {
+        let chunk = chunk.map_err(|e| Failure::retryable(body_failure(&e)))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(Failure::retryable(ApiError::provider(
+                "The provider's answer is too large.",
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Hands the answer to the caller; the meter settles the call when it ends.
+fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: Meta) -> Response {
+    let call_id = meter.call_id.clone();
+    let mut res = match answer {
+        Answer::Stream {
+            first,
+            rest,
+            mode,
+            content_type,
+        } => stream_response(Relay::new(meter, first, rest, mode), content_type),
+        Answer::Whole(Whole::Raw {
+            body,
+            usage,
+            output_bytes,
+        }) => {
+            meter.ttfb_ms = Some(meter.elapsed_ms());
+            let billed = meter.finish(usage, output_bytes, Outcome::Complete);
+            let mut res = http::Response::new(Body::Full(body));
+            res.headers_mut()
+                .insert("content-type", http::HeaderValue::from_static("application/json"));
+            crate::app::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
+            res
+        }
+        Answer::Whole(Whole::Reply(mut reply)) => {
+            meter.ttfb_ms = Some(meter.elapsed_ms());
+            let billed = meter.finish(reply.usage, reply.output_bytes, Outcome::Complete);
+            // The caller sees the usage it is billed for (cut to the bound if the provider overstated it).
+            if reply.usage.is_some() {
+                reply.usage = Some(billed.usage);
+            }
+            let mut res = exchange.render(&meta, &reply, &billed);
+            crate::app::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
+            res
+        }
+    };
+    crate::app::set_header(&mut res, "x-hub-call-id", &call_id);
+    res
+}
+
+fn stream_response(relay: Relay, content_type: &'static str) -> Response {
+    let mut res = http::Response::new(Body::Stream(Box::pin(relay)));
+    let h = res.headers_mut();
+    h.insert("content-type", http::HeaderValue::from_static(content_type));
+    h.insert("cache-control", http::HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
+    res
+}
+
+/// The caller's app: AIGNE's client DID header, Hub's own, or the key's label.
+fn app_of(req: &Request, caller: &Caller) -> String {
+    crate::http::header(req.headers(), "x-aigne-hub-client-did")
+        .or_else(|| crate::http::header(req.headers(), "x-hub-app"))
+        .map(|a| a.chars().take(200).collect::<String>())
+        .unwrap_or_else(|| caller.key_label.clone())
+}
+
+/// The candidates for a model the caller may use, best first.
+fn candidates(snap: &Snapshot, caller: &Caller, model: &str, kind: &str) -> Result<Vec<Route>, ApiError> {
+    let routes: Vec<Route> = snap
+        .resolve(model, kind)
+        .into_iter()
+        .filter(|r| caller.may_use_model(model, &r.provider.name, &r.model.model))
+        .collect();
+    if routes.is_empty() {
+        return Err(ApiError::model_not_found(model));
+    }
+    Ok(routes)
+}
+
+/// The candidates, looked up again in a fresh snapshot when the model is
+/// unknown to a stale one.
+async fn candidates_fresh(
+    hub: &Hub,
+    caller: &Caller,
+    model: &str,
+    kind: &str,
+) -> Result<(Arc<Snapshot>, Vec<Route>), ApiError> {
+    let snap = hub.snapshot().await?;
+    match candidates(&snap, caller, model, kind) {
+        Ok(routes) => Ok((snap, routes)),
+        Err(e) => match hub.refresh_on_miss(&snap).await? {
+            Some(fresh) => {
+                let routes = candidates(&fresh, caller, model, kind)?;
+                Ok((fresh, routes))
+            }
+            None => Err(e),
+        },
+    }
+}
