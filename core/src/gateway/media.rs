@@ -33,6 +33,18 @@ fn model_of(body: &Map<String, Value>) -> Result<String, ApiError> {
     }
 }
 
+/// A media call's plan: answered whole, never streamed.
+fn whole_plan(endpoint: &'static str, kind: &'static str, model: String, prompt: PromptSize) -> Plan {
+    Plan {
+        endpoint,
+        kind,
+        model,
+        prompt,
+        stream: false,
+        answer_limit: MAX_ANSWER,
+    }
+}
+
 pub async fn embeddings(
     hub: &Hub,
     caller: Arc<Caller>,
@@ -70,14 +82,7 @@ pub async fn embeddings(
         images: 0,
     };
     let mut exchange = Embeddings {
-        plan: Plan {
-            endpoint: "embeddings",
-            kind: "embedding",
-            model,
-            prompt,
-            stream: false,
-            answer_limit: MAX_ANSWER,
-        },
+        plan: whole_plan("embeddings", "embedding", model, prompt),
         has_token_ids: token_ids > 0,
         body: Value::Object(body),
         texts,
@@ -167,14 +172,7 @@ pub async fn images(
         images: 0,
     };
     let mut exchange = Images {
-        plan: Plan {
-            endpoint: "images",
-            kind: "image",
-            model,
-            prompt,
-            stream: false,
-            answer_limit: MAX_ANSWER,
-        },
+        plan: whole_plan("images", "image", model, prompt),
         body: Value::Object(body),
         n,
     };

@@ -98,70 +98,77 @@ pub(crate) async fn run(
 ) -> Result<Response, ApiError> {
     use tracing::Instrument;
     let span = tracing::info_span!("call", request_id = %request_id, call_id = tracing::field::Empty, model = %exchange.plan().model);
-    attempt_all(hub, caller, req, request_id, exchange)
-        .instrument(span)
-        .await
+    async move {
+        let plan = exchange.plan().clone();
+        let started_us = hub.inner.clock.monotonic_us();
+        let (snap, routes) = candidates_fresh(hub, &caller, &plan.model, plan.kind).await?;
+        let call = Call::new(hub, caller, req, request_id, plan, snap, started_us);
+        let (hold, guard) = call.admit(&*exchange, &routes).await?;
+        call.attempt(exchange, &routes, hold, guard).await
+    }
+    .instrument(span)
+    .await
 }
 
-async fn attempt_all(
-    hub: &Hub,
-    caller: Arc<Caller>,
-    req: &Request,
-    request_id: &str,
-    exchange: &mut dyn Exchange,
-) -> Result<Response, ApiError> {
-    let started_us = hub.inner.clock.monotonic_us();
-    let plan = exchange.plan().clone();
-    let (snap, routes) = candidates_fresh(hub, &caller, &plan.model, plan.kind).await?;
-    let call = Call::new(hub, caller, req, request_id, plan, snap.clone(), started_us);
-    let hold = call.hold_for(&*exchange, &routes);
-    admit_key(
-        hub,
-        &call.caller,
-        &call.id,
-        &call.worst_case(&*exchange, &routes[0]),
-        hold,
-    )
-    .await?;
-    // From here until a relay takes over, a dropped request (the client left
-    // while Hub waited on providers) must not strand the hold.
-    let mut guard = HoldGuard::new(hub, &call.id, &call.caller);
-    if call.billed {
-        guard.place(&snap.settings, hold).await?;
+impl Call<'_> {
+    /// Admits the call under its key's limits and holds its worst case.
+    async fn admit(&self, exchange: &dyn Exchange, routes: &[Route]) -> Result<(Credits, HoldGuard), ApiError> {
+        let hold = self.hold_for(exchange, routes);
+        let bound = self.worst_case(exchange, &routes[0]);
+        admit_key(self.hub, &self.caller, &self.id, &bound, hold).await?;
+        // From here until a relay takes over, a dropped request (the client left
+        // while Hub waited on providers) must not strand the hold.
+        let mut guard = HoldGuard::new(self.hub, &self.id, &self.caller);
+        if self.billed {
+            guard.place(&self.snap.settings, hold).await?;
+        }
+        Ok((hold, guard))
     }
-    let mut failures = Failures::default();
-    let mut attempts = Attempts::new(hub, &routes, snap.settings.max_attempts as usize);
-    while let Some(at) = attempts.next_attempt() {
-        let upstream = match exchange.request(hub, &at, &call.snap.settings) {
-            Ok(r) => r,
-            Err(e) => {
-                attempts.forget_last();
-                failures.refused.get_or_insert(e);
-                continue;
-            }
-        };
-        let mut meter = call.meter(&*exchange, &at, hold);
-        let meta = call.meta(at.route);
-        let sent_us = hub.inner.clock.monotonic_us();
-        match receive(&*exchange, &call, at.route, upstream, &meta).await {
-            Ok(answer) => {
-                meter.upstream_ttfb_ms = Some(((hub.inner.clock.monotonic_us() - sent_us) / 1000) as i64);
-                meter.earlier_attempts = guard.disarm();
-                return Ok(deliver(&*exchange, meter, answer, meta));
-            }
-            Err(f) => {
-                let (error, go_on) = attempts.failed(&at, f);
-                guard.failed(meter.failed_log(&error));
-                failures.last = Some(error);
-                if !go_on {
-                    break;
+
+    /// Tries the candidates in turn until one answers; failover only before
+    /// anything reached the caller.
+    async fn attempt(
+        &self,
+        exchange: &mut dyn Exchange,
+        routes: &[Route],
+        hold: Credits,
+        mut guard: HoldGuard,
+    ) -> Result<Response, ApiError> {
+        let hub = self.hub;
+        let mut failures = Failures::default();
+        let mut attempts = Attempts::new(hub, routes, self.snap.settings.max_attempts as usize);
+        while let Some(at) = attempts.next_attempt() {
+            let upstream = match exchange.request(hub, &at, &self.snap.settings) {
+                Ok(r) => r,
+                Err(e) => {
+                    attempts.forget_last();
+                    failures.refused.get_or_insert(e);
+                    continue;
+                }
+            };
+            let mut meter = self.meter(&*exchange, &at, hold);
+            let meta = self.meta(at.route);
+            let sent_us = hub.inner.clock.monotonic_us();
+            match receive(&*exchange, self, at.route, upstream, &meta).await {
+                Ok(answer) => {
+                    meter.upstream_ttfb_ms = Some(((hub.inner.clock.monotonic_us() - sent_us) / 1000) as i64);
+                    meter.earlier_attempts = guard.disarm();
+                    return Ok(deliver(&*exchange, meter, answer, meta));
+                }
+                Err(f) => {
+                    let (error, go_on) = attempts.failed(&at, f);
+                    guard.failed(meter.failed_log(&error));
+                    failures.last = Some(error);
+                    if !go_on {
+                        break;
+                    }
                 }
             }
         }
+        // Nothing reached the client: the guard releases the hold in full and logs the attempts.
+        drop(guard);
+        Err(failures.into_error())
     }
-    // Nothing reached the client: the guard releases the hold in full and logs the attempts.
-    drop(guard);
-    Err(failures.into_error())
 }
 
 /// One call's facts, shared by its attempts.

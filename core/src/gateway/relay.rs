@@ -101,40 +101,14 @@ impl CallMeter {
     /// Computes the call's cost and settles it in the background. `usage` is
     /// the provider's count; without it, the delivered output is estimated.
     pub fn finish(&mut self, usage: Option<Usage>, output_bytes: u64, outcome: Outcome) -> Billed {
-        let nothing_delivered = output_bytes == 0 && usage.is_none();
-        let (usage, estimated) = match usage {
-            Some(u) => (u, false),
-            // A provider that failed before any output is not billed.
-            None if nothing_delivered && matches!(outcome, Outcome::Failed(_)) => (Usage::default(), false),
-            None => (
-                Usage {
-                    input_tokens: self.prompt.input_token_guess(),
-                    output_tokens: tokens_in_text(output_bytes),
-                    ..Default::default()
-                },
-                true,
-            ),
-        };
+        let (usage, estimated) = self.usage_of(usage, output_bytes, &outcome);
         let (usage, clamped) = usage.clamped_to(&self.bound);
         if clamped {
             tracing::warn!(call_id = %self.call_id, provider = %self.route.provider.name, "the provider reported more usage than the request could produce; billed at the bound");
         }
         let rates = self.route.model.rates;
         let credits = rates.cost(&usage);
-        let (status, error) = match &outcome {
-            Outcome::Complete => ("success", None),
-            Outcome::ClientGone => (
-                "aborted",
-                Some(ApiError::bad_request(
-                    "The client closed the connection before the end.",
-                )),
-            ),
-            Outcome::Failed(e) => ("failed", Some(e.clone())),
-        };
-        let mut log = self.log(status, error.as_ref());
-        if outcome == Outcome::ClientGone {
-            log.http_status = Some(499);
-        }
+        let mut log = self.outcome_log(&outcome);
         log.usage = usage;
         log.credits = credits;
         log.estimated = estimated;
@@ -158,20 +132,49 @@ impl CallMeter {
             log,
         };
         if let (Some(hold), Some(book)) = (self.hold.take(), self.hub.inner.book.get()) {
-            book.settle(
-                &self.caller.user_id,
-                hold,
-                if self.billed { credits } else { Credits::ZERO },
-            );
+            let charged = if self.billed { credits } else { Credits::ZERO };
+            book.settle(&self.caller.user_id, hold, charged);
         }
         let earlier = std::mem::take(&mut self.earlier_attempts);
-        tracing::info!(call_id = %self.call_id, status, credits = %credits, estimated, input = usage.input_tokens, output = usage.output_tokens, "call finished");
+        tracing::info!(call_id = %self.call_id, status = settlement.log.status, credits = %credits, estimated, input = usage.input_tokens, output = usage.output_tokens, "call finished");
         // Journaled here, before the caller gets the final event; committed in the background.
         self.hub.commit_settlement(
             &self.call_id,
             crate::store::Store::settlement_stmts(&settlement, &earlier),
         );
         Billed { usage, credits }
+    }
+
+    /// The usage to bill, and whether it is Hub's estimate: the provider's
+    /// count, else what was delivered (nothing, for a provider that failed
+    /// before any output).
+    fn usage_of(&self, usage: Option<Usage>, output_bytes: u64, outcome: &Outcome) -> (Usage, bool) {
+        match usage {
+            Some(u) => (u, false),
+            None if output_bytes == 0 && matches!(outcome, Outcome::Failed(_)) => (Usage::default(), false),
+            None => (
+                Usage {
+                    input_tokens: self.prompt.input_token_guess(),
+                    output_tokens: tokens_in_text(output_bytes),
+                    ..Default::default()
+                },
+                true,
+            ),
+        }
+    }
+
+    /// The call-log row for how the call ended.
+    fn outcome_log(&self, outcome: &Outcome) -> CallLog {
+        match outcome {
+            Outcome::Complete => self.log("success", None),
+            Outcome::ClientGone => {
+                let gone = ApiError::bad_request("The client closed the connection before the end.");
+                let mut log = self.log("aborted", Some(&gone));
+                log.http_status = Some(499);
+                log
+            }
+            Outcome::Failed(e) => self.log("failed", Some(e)),
+        }
     }
 }
 
@@ -388,6 +391,51 @@ impl Relay {
     }
 }
 
+/// What the provider had ready for one poll.
+enum Ready {
+    Chunk(Bytes),
+    /// The provider's stream is over (ended or failed): the last output.
+    Ended(Bytes),
+    Waiting,
+}
+
+impl Relay {
+    fn poll_provider(&mut self, cx: &mut Context<'_>) -> Ready {
+        if let Some(first) = self.first.take() {
+            return Ready::Chunk(first);
+        }
+        match self.upstream.as_mut().poll_next(cx) {
+            Poll::Pending => Ready::Waiting,
+            Poll::Ready(Some(Ok(chunk))) => Ready::Chunk(chunk),
+            Poll::Ready(Some(Err(e))) => {
+                self.finished = true;
+                let err = super::failover::body_failure(&e);
+                self.settle(Outcome::Failed(err.clone()));
+                Ready::Ended(self.fail(&err))
+            }
+            Poll::Ready(None) => Ready::Ended(self.provider_ended()),
+        }
+    }
+
+    /// The provider closed its stream: the caller's last events, and the
+    /// settlement (failed if the provider never said it was done).
+    fn provider_ended(&mut self) -> Bytes {
+        let tail = self.end();
+        if self.complete || self.finished {
+            self.finished = true;
+            self.settle(Outcome::Complete);
+            return tail;
+        }
+        // Cut short: the connection ended before the provider said it was done.
+        let err = ApiError::provider("The provider's stream failed: it ended before it was complete.");
+        self.finished = true;
+        let mut out = BytesMut::from(&tail[..]);
+        out.extend_from_slice(&self.fail(&err));
+        self.settle(Outcome::Failed(err));
+        out.freeze()
+    }
+}
+
 /// Scheduler turns held output waits for more before it goes out.
 const HOLD_TURNS: u8 = 3;
 
@@ -451,38 +499,18 @@ impl Stream for Relay {
         let limit = if first_output { 1 } else { GATHER_MAX };
         let mut took = false;
         while out.len() < limit && !this.finished {
-            let chunk = match this.first.take() {
-                Some(first) => first,
-                None => match this.upstream.as_mut().poll_next(cx) {
-                    Poll::Pending => break,
-                    Poll::Ready(Some(Ok(chunk))) => chunk,
-                    Poll::Ready(Some(Err(e))) => {
-                        this.finished = true;
-                        let err = super::failover::body_failure(&e);
-                        this.settle(Outcome::Failed(err.clone()));
-                        out.push(this.fail(&err));
-                        break;
-                    }
-                    Poll::Ready(None) => {
-                        let tail = this.end();
-                        out.push(tail);
-                        if !this.complete && !this.finished {
-                            // Cut short: the connection ended before the provider said it was done.
-                            let err =
-                                ApiError::provider("The provider's stream failed: it ended before it was complete.");
-                            this.finished = true;
-                            out.push(this.fail(&err));
-                            this.settle(Outcome::Failed(err));
-                        }
-                        this.finished = true;
-                        this.settle(Outcome::Complete);
-                        break;
-                    }
-                },
-            };
-            took = true;
-            let processed = this.process(&chunk);
-            out.push(processed);
+            match this.poll_provider(cx) {
+                Ready::Waiting => break,
+                Ready::Ended(tail) => {
+                    out.push(tail);
+                    break;
+                }
+                Ready::Chunk(chunk) => {
+                    took = true;
+                    let processed = this.process(&chunk);
+                    out.push(processed);
+                }
+            }
         }
         if out.len() == 0 {
             return if this.finished {
