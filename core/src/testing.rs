@@ -4,7 +4,7 @@
 //! deterministic random source. The database is real (`hub-libsql` on a
 //! temporary file, in the tests).
 
-use crate::http::{BodyError, ByteStream, HeaderMap};
+use crate::http::{BodyError, BodyFailure, ByteStream, HeaderMap};
 use crate::ports::{Background, BoxFuture, Clock, Rng, Upstream, UpstreamError, UpstreamRequest, UpstreamResponse};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -149,8 +149,8 @@ pub enum Scripted {
         status: u16,
         headers: Vec<(&'static str, String)>,
         chunks: Vec<Bytes>,
-        /// After the chunks: the connection fails with this message.
-        then_fail: Option<String>,
+        /// After the chunks: the body fails like this.
+        then_fail: Option<(BodyFailure, String)>,
         /// After the chunks: the stream neither ends nor sends (a stall).
         then_stall: bool,
     },
@@ -194,7 +194,15 @@ impl Scripted {
     /// This stream, then a broken connection.
     pub fn then_fail(mut self, message: &str) -> Scripted {
         if let Scripted::Answer { then_fail, .. } = &mut self {
-            *then_fail = Some(message.to_string());
+            *then_fail = Some((BodyFailure::Broken, message.to_string()));
+        }
+        self
+    }
+
+    /// This stream, then the runtime's idle timeout.
+    pub fn then_time_out(mut self) -> Scripted {
+        if let Scripted::Answer { then_fail, .. } = &mut self {
+            *then_fail = Some((BodyFailure::TimedOut, "no data from the provider".to_string()));
         }
         self
     }
@@ -256,7 +264,9 @@ impl Upstream for ScriptedUpstream {
                 }
                 let chunks = futures_util::stream::iter(chunks.into_iter().map(Ok));
                 let tail: ByteStream = match (then_fail, then_stall) {
-                    (Some(message), _) => Box::pin(futures_util::stream::iter([Err(BodyError::broken(message))])),
+                    (Some((kind, message)), _) => {
+                        Box::pin(futures_util::stream::iter([Err(BodyError { kind, message })]))
+                    }
                     (None, true) => Box::pin(futures_util::stream::pending()),
                     (None, false) => Box::pin(futures_util::stream::empty()),
                 };

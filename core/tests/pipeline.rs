@@ -576,3 +576,125 @@ async fn a_provider_that_fails_before_answering_is_skipped() {
         "{urls:?}"
     );
 }
+
+/// The events of a streamed answer's body, as text.
+async fn stream_text(mut body: hub_core::http::ByteStream) -> String {
+    let mut text = String::new();
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => text.push_str(&String::from_utf8_lossy(&c)),
+            Err(e) => text.push_str(&e.message),
+        }
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_stream_that_goes_quiet_ends_with_a_timeout_and_one_that_breaks_with_a_failure() {
+    let w = world(true).await;
+    w.provider(&["sk-a"]).await;
+    let (_, key) = w.user("1", json!({})).await;
+    w.upstream.push(Scripted::sse(&[&chunk("Hello")]).then_time_out());
+    let quiet = stream_text(w.stream(&key).await).await;
+    assert!(quiet.contains("provider_timeout"), "{quiet}");
+    // A provider message that merely mentions a timeout is not one.
+    w.upstream
+        .push(Scripted::sse(&[&chunk("Hello")]).then_fail("reset while reading the timeout header"));
+    let broken = stream_text(w.stream(&key).await).await;
+    assert!(!broken.contains("provider_timeout"), "{broken}");
+    assert!(broken.contains("stream failed"), "{broken}");
+}
+
+#[tokio::test]
+async fn a_stream_request_answered_with_a_json_page_fails_over() {
+    let w = world(true).await;
+    w.named_provider("first", 10, &["sk-a"]).await;
+    w.named_provider("second", 0, &["sk-b"]).await;
+    let (_, key) = w.user("1", json!({})).await;
+    w.upstream.push(Scripted::json(200, completion(1, 1)));
+    w.upstream
+        .push(Scripted::sse(&[&chunk("Hi"), &usage_chunk(2, 1), "data: [DONE]\n\n"]));
+    let text = stream_text(w.stream(&key).await).await;
+    assert!(text.contains("Hi") && text.contains("[DONE]"), "{text}");
+    assert_eq!(w.upstream.requests().len(), 2);
+}
+
+/// A provider with embedding and image models at 1000 credits per million
+/// tokens and 0.5 credits per image.
+async fn media_provider(w: &World, name: &str, priority: i64) {
+    let p = w
+        .admin(
+            Method::POST,
+            "/api/admin/providers",
+            json!({"name": name, "kind": "openai", "base_url": format!("http://{name}.test/v1"), "priority": priority}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.admin(
+        Method::POST,
+        &format!("/api/admin/providers/{p}/credentials"),
+        json!({"name": "c", "secret": format!("sk-{name}")}),
+    )
+    .await;
+    for (model, kind) in [("e", "embedding"), ("img", "image")] {
+        w.admin(
+            Method::POST,
+            "/api/admin/models",
+            json!({"provider_id": p, "model": model, "type": kind, "input_rate": 1000, "output_rate": 1000, "image_rate": "0.5"}),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn embeddings_and_images_share_the_pipeline_failover_and_exact_billing() {
+    let w = world(true).await;
+    media_provider(&w, "first", 10).await;
+    media_provider(&w, "second", 0).await;
+    // Enough for the images' hold: 2 × 8,000 output tokens and 2 images.
+    let (user, key) = w.user("100", json!({})).await;
+    w.upstream
+        .push(Scripted::json(503, json!({"error": {"message": "down"}})));
+    w.upstream.push(Scripted::json(
+        200,
+        json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1]}], "usage": {"prompt_tokens": 7, "total_tokens": 7}}),
+    ));
+    let (status, v) = w
+        .call(
+            Method::POST,
+            "/v1/embeddings",
+            &key,
+            Some(json!({"model": "e", "input": "hello"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"][0]["embedding"][0], 0.1);
+    w.upstream.push(Scripted::json(
+        200,
+        json!({"created": 1, "data": [{"url": "https://img.test/1"}, {"url": "https://img.test/2"}]}),
+    ));
+    let (status, v) = w
+        .call(
+            Method::POST,
+            "/v1/images/generations",
+            &key,
+            Some(json!({"model": "img", "prompt": "a cat", "n": 2})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    w.background.run().await;
+    // 7 tokens at 0.001 and two images at 0.5.
+    let u = w.user_row(&user).await;
+    assert_eq!(
+        nanos(&u["balance"]),
+        100_000_000_000 - 7 * PER_TOKEN - 1_000_000_000,
+        "{u}"
+    );
+    assert_eq!(nanos(&u["held"]), 0);
+    let urls: Vec<String> = w.upstream.requests().iter().map(|r| r.url.clone()).collect();
+    assert!(urls[0].starts_with("http://first.test/") && urls[1].starts_with("http://second.test/"));
+    let calls = w.call(Method::GET, "/api/admin/calls", ADMIN, None).await.1;
+    assert_eq!(calls["data"].as_array().unwrap().len(), 3, "{calls}");
+}
