@@ -30,6 +30,7 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod ids;
+pub mod kinds;
 pub mod metering;
 pub mod net;
 pub mod ports;

@@ -15,6 +15,7 @@ use crate::codec::{Billed, Encode, Meta};
 use crate::config::{Route, Settings};
 use crate::error::ApiError;
 use crate::http::Response;
+use crate::kinds::{Endpoint, ModelKind};
 use crate::metering::estimate::{PromptSize, UNSENT_OUTPUT_BOUND};
 use crate::metering::Usage;
 use crate::ports::UpstreamRequest;
@@ -65,10 +66,10 @@ impl Inbound {
         }
     }
 
-    fn endpoint(&self) -> &'static str {
+    fn endpoint(&self) -> Endpoint {
         match self {
-            Inbound::OpenAi(_) => "chat",
-            Inbound::Anthropic(_) => "messages",
+            Inbound::OpenAi(_) => Endpoint::Chat,
+            Inbound::Anthropic(_) => Endpoint::Messages,
             Inbound::Aigne(_, shape) => shape.endpoint(),
         }
     }
@@ -148,7 +149,7 @@ async fn call(
     let mut exchange = ChatExchange {
         plan: Plan {
             endpoint: inbound.endpoint(),
-            kind: "chat",
+            kind: ModelKind::Chat,
             model: inbound.model().to_string(),
             prompt: inbound.prompt(),
             stream: inbound.stream(),

@@ -9,6 +9,7 @@ use crate::codec::Meta;
 use crate::config::{Route, Settings};
 use crate::error::ApiError;
 use crate::http::Response;
+use crate::kinds::{Endpoint, ModelKind};
 use crate::metering::estimate::PromptSize;
 use crate::metering::Usage;
 use crate::ports::UpstreamRequest;
@@ -34,7 +35,7 @@ fn model_of(body: &Map<String, Value>) -> Result<String, ApiError> {
 }
 
 /// A media call's plan: answered whole, never streamed.
-fn whole_plan(endpoint: &'static str, kind: &'static str, model: String, prompt: PromptSize) -> Plan {
+fn whole_plan(endpoint: Endpoint, kind: ModelKind, model: String, prompt: PromptSize) -> Plan {
     Plan {
         endpoint,
         kind,
@@ -82,7 +83,7 @@ pub async fn embeddings(
         images: 0,
     };
     let mut exchange = Embeddings {
-        plan: whole_plan("embeddings", "embedding", model, prompt),
+        plan: whole_plan(Endpoint::Embeddings, ModelKind::Embedding, model, prompt),
         has_token_ids: token_ids > 0,
         body: Value::Object(body),
         texts,
@@ -172,7 +173,7 @@ pub async fn images(
         images: 0,
     };
     let mut exchange = Images {
-        plan: whole_plan("images", "image", model, prompt),
+        plan: whole_plan(Endpoint::Images, ModelKind::Image, model, prompt),
         body: Value::Object(body),
         n,
     };

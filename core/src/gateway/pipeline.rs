@@ -18,6 +18,7 @@ use crate::codec::{Billed, Meta};
 use crate::config::{Route, Settings, Snapshot};
 use crate::error::ApiError;
 use crate::http::{Body, ByteStream, Request, Response};
+use crate::kinds::{Endpoint, ModelKind};
 use crate::metering::estimate::PromptSize;
 use crate::metering::money::Credits;
 use crate::metering::Usage;
@@ -30,10 +31,9 @@ use std::sync::Arc;
 /// What a call is, before any provider is chosen.
 #[derive(Clone)]
 pub(crate) struct Plan {
-    /// The endpoint as logged: `chat`, `messages`, `embeddings`, …
-    pub endpoint: &'static str,
-    /// The kind of model the call needs (`chat`, `embedding`, `image`).
-    pub kind: &'static str,
+    pub endpoint: Endpoint,
+    /// The kind of model the call needs.
+    pub kind: ModelKind,
     /// The model as the caller named it.
     pub model: String,
     pub prompt: PromptSize,
@@ -429,9 +429,9 @@ fn app_of(req: &Request, caller: &Caller) -> String {
 }
 
 /// The candidates for a model the caller may use, best first.
-fn candidates(snap: &Snapshot, caller: &Caller, model: &str, kind: &str) -> Result<Vec<Route>, ApiError> {
+fn candidates(snap: &Snapshot, caller: &Caller, model: &str, kind: ModelKind) -> Result<Vec<Route>, ApiError> {
     let routes: Vec<Route> = snap
-        .resolve(model, kind)
+        .resolve(model, kind.as_str())
         .into_iter()
         .filter(|r| caller.may_use_model(model, &r.provider.name, &r.model.model))
         .collect();
@@ -447,7 +447,7 @@ async fn candidates_fresh(
     hub: &Hub,
     caller: &Caller,
     model: &str,
-    kind: &str,
+    kind: ModelKind,
 ) -> Result<(Arc<Snapshot>, Vec<Route>), ApiError> {
     let snap = hub.snapshot().await?;
     match candidates(&snap, caller, model, kind) {

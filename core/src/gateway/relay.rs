@@ -9,6 +9,7 @@ use crate::codec::{Billed, Decode, Encode};
 use crate::config::Route;
 use crate::error::ApiError;
 use crate::http::{BodyError, ByteStream};
+use crate::kinds::{CallStatus, Endpoint, ModelKind};
 use crate::metering::estimate::{tokens_in_text, PromptSize};
 use crate::metering::money::Credits;
 use crate::metering::Usage;
@@ -44,10 +45,9 @@ pub struct CallMeter {
     pub credential_id: Option<String>,
     /// The model as the caller named it.
     pub model: String,
-    /// `chat` (OpenAI), `messages` (Anthropic), `embeddings`, `images`.
-    pub endpoint: &'static str,
-    /// The kind of model called (`chat`, `embedding`, `image`), for usage.
-    pub kind: &'static str,
+    pub endpoint: Endpoint,
+    /// The kind of model called, for usage.
+    pub kind: ModelKind,
     pub stream: bool,
     pub billed: bool,
     /// The credit held for this call, when billing is on.
@@ -67,13 +67,13 @@ impl CallMeter {
         ((self.hub.inner.clock.monotonic_us().saturating_sub(self.started_us)) / 1000) as i64
     }
 
-    fn log(&self, status: &'static str, error: Option<&ApiError>) -> CallLog {
+    fn log(&self, status: CallStatus, error: Option<&ApiError>) -> CallLog {
         CallLog {
             id: format!("{}-{}", self.call_id, self.attempt),
             call_id: self.call_id.clone(),
             attempt: self.attempt,
             request_id: Some(self.request_id.clone()),
-            endpoint: self.endpoint.into(),
+            endpoint: self.endpoint,
             user_id: Some(self.caller.user_id.clone()),
             key_id: Some(self.caller.key_id.clone()),
             app: Some(self.app.clone()),
@@ -89,13 +89,17 @@ impl CallMeter {
             ttfb_ms: self.ttfb_ms,
             upstream_ttfb_ms: self.upstream_ttfb_ms,
             created_at: self.hub.inner.clock.now_ms(),
-            ..Default::default()
+            // The usage and its cost are the settlement's to fill in.
+            usage: Usage::default(),
+            credits: Credits::ZERO,
+            estimated: false,
+            clamped: false,
         }
     }
 
     /// The call-log row of an attempt that failed before any output.
     pub fn failed_log(&self, error: &ApiError) -> CallLog {
-        self.log("failed", Some(error))
+        self.log(CallStatus::Failed, Some(error))
     }
 
     /// Computes the call's cost and settles it in the background. `usage` is
@@ -136,7 +140,7 @@ impl CallMeter {
             book.settle(&self.caller.user_id, hold, charged);
         }
         let earlier = std::mem::take(&mut self.earlier_attempts);
-        tracing::info!(call_id = %self.call_id, status = settlement.log.status, credits = %credits, estimated, input = usage.input_tokens, output = usage.output_tokens, "call finished");
+        tracing::info!(call_id = %self.call_id, status = %settlement.log.status, credits = %credits, estimated, input = usage.input_tokens, output = usage.output_tokens, "call finished");
         // Journaled here, before the caller gets the final event; committed in the background.
         self.hub.commit_settlement(
             &self.call_id,
@@ -166,14 +170,14 @@ impl CallMeter {
     /// The call-log row for how the call ended.
     fn outcome_log(&self, outcome: &Outcome) -> CallLog {
         match outcome {
-            Outcome::Complete => self.log("success", None),
+            Outcome::Complete => self.log(CallStatus::Success, None),
             Outcome::ClientGone => {
                 let gone = ApiError::bad_request("The client closed the connection before the end.");
-                let mut log = self.log("aborted", Some(&gone));
+                let mut log = self.log(CallStatus::Aborted, Some(&gone));
                 log.http_status = Some(499);
                 log
             }
-            Outcome::Failed(e) => self.log("failed", Some(e)),
+            Outcome::Failed(e) => self.log(CallStatus::Failed, Some(e)),
         }
     }
 }

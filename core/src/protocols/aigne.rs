@@ -35,10 +35,10 @@ pub enum Shape {
 }
 
 impl Shape {
-    pub fn endpoint(self) -> &'static str {
+    pub fn endpoint(self) -> crate::kinds::Endpoint {
         match self {
-            Shape::Framework => "aigne-chat",
-            _ => "aigne-completions",
+            Shape::Framework => crate::kinds::Endpoint::AigneChat,
+            _ => crate::kinds::Endpoint::AigneCompletions,
         }
     }
 

@@ -30,7 +30,7 @@ pub struct Settlement {
     pub app: Option<String>,
     pub provider_id: Option<String>,
     pub model: String,
-    pub kind: &'static str,
+    pub kind: crate::kinds::ModelKind,
     pub usage: Usage,
     pub rates: Rates,
     pub credits: Credits,
@@ -47,13 +47,13 @@ pub struct Settlement {
 }
 
 /// One attempt at a provider, as the call log records it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CallLog {
     pub id: String,
     pub call_id: String,
     pub attempt: i64,
     pub request_id: Option<String>,
-    pub endpoint: String,
+    pub endpoint: crate::kinds::Endpoint,
     pub user_id: Option<String>,
     pub key_id: Option<String>,
     pub app: Option<String>,
@@ -62,7 +62,7 @@ pub struct CallLog {
     pub credential_id: Option<String>,
     pub model: String,
     pub stream: bool,
-    pub status: &'static str,
+    pub status: crate::kinds::CallStatus,
     pub http_status: Option<i64>,
     pub error: Option<String>,
     pub usage: Usage,
@@ -80,8 +80,8 @@ pub fn call_log_stmt(c: &CallLog) -> Stmt {
     sql!(
         "INSERT OR IGNORE INTO calls (id, call_id, attempt, request_id, endpoint, user_id, key_id, app, provider_id, provider, credential_id, model, stream, status, http_status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, credits, estimated, duration_ms, ttfb_ms, upstream_ttfb_ms, created_at, clamped)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
-        &c.id, &c.call_id, c.attempt, c.request_id.clone(), &c.endpoint, c.user_id.clone(), c.key_id.clone(), c.app.clone(),
-        c.provider_id.clone(), c.provider.clone(), c.credential_id.clone(), &c.model, c.stream, c.status, c.http_status,
+        &c.id, &c.call_id, c.attempt, c.request_id.clone(), c.endpoint.as_str(), c.user_id.clone(), c.key_id.clone(), c.app.clone(),
+        c.provider_id.clone(), c.provider.clone(), c.credential_id.clone(), &c.model, c.stream, c.status.as_str(), c.http_status,
         c.error.clone(), c.usage.input_tokens, c.usage.output_tokens, c.usage.cache_read_tokens, c.usage.cache_write_tokens,
         c.credits.nanos(), c.estimated, c.duration_ms, c.ttfb_ms, c.upstream_ttfb_ms, c.created_at, c.clamped
     )
@@ -185,7 +185,7 @@ impl Store {
         let mut stmts = vec![sql!(
             "INSERT OR IGNORE INTO usage (call_id, user_id, key_id, app, provider_id, model, type, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, images, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, credits, billed, estimated, created_at, clamped)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
-            &s.call_id, &s.user_id, s.key_id.clone(), s.app.clone(), s.provider_id.clone(), &s.model, s.kind,
+            &s.call_id, &s.user_id, s.key_id.clone(), s.app.clone(), s.provider_id.clone(), &s.model, s.kind.as_str(),
             u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens, u.images,
             s.rates.input.nanos(), s.rates.output.nanos(), s.rates.cache_read.map(|r| r.nanos()),
             s.rates.cache_write.map(|r| r.nanos()), s.rates.image.nanos(), s.credits.nanos(), s.billed, s.estimated, s.now_ms,

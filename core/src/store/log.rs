@@ -1,6 +1,7 @@
 //! The call log and usage analytics.
 
 use super::{rows, CallLog, Page, Row, Store};
+use crate::kinds::{CallStatus, Endpoint};
 use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::ports::{DbError, SqlValue, Stmt};
@@ -65,7 +66,8 @@ fn call(r: &Row) -> CallLog {
         call_id: r.str("call_id"),
         attempt: r.i64("attempt"),
         request_id: r.opt_str("request_id"),
-        endpoint: r.str("endpoint"),
+        // Only Hub writes this column; a name it does not know reads as chat.
+        endpoint: Endpoint::parse(&r.str("endpoint")).unwrap_or(Endpoint::Chat),
         user_id: r.opt_str("user_id"),
         key_id: r.opt_str("key_id"),
         app: r.opt_str("app"),
@@ -74,11 +76,7 @@ fn call(r: &Row) -> CallLog {
         credential_id: r.opt_str("credential_id"),
         model: r.str("model"),
         stream: r.bool("stream"),
-        status: match r.str("status").as_str() {
-            "success" => "success",
-            "aborted" => "aborted",
-            _ => "failed",
-        },
+        status: CallStatus::parse(&r.str("status")).unwrap_or(CallStatus::Failed),
         http_status: r.opt_i64("http_status"),
         error: r.opt_str("error"),
         usage: Usage {

@@ -1,0 +1,111 @@
+//! The named kinds Hub stores and shows: a call's status, the endpoint it
+//! came through, a model's kind, a credential's status. Each is a closed set
+//! of names in the database and the admin API; in code they are enums, so a
+//! misspelt name is a compile error rather than a row nobody finds.
+
+macro_rules! named {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every name, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                match s {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// The names, for error messages: `a, b or c`.
+            pub fn names() -> String {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                match names.split_last() {
+                    Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                    _ => names.join(""),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named!(
+    /// How a call attempt ended.
+    CallStatus {
+        Success = "success",
+        /// The provider failed (before or after the first byte).
+        Failed = "failed",
+        /// The client went away before the end.
+        Aborted = "aborted",
+    }
+);
+
+named!(
+    /// The inbound endpoint a call came through.
+    Endpoint {
+        /// OpenAI `POST /v1/chat/completions`.
+        Chat = "chat",
+        /// Anthropic `POST /v1/messages`.
+        Messages = "messages",
+        Embeddings = "embeddings",
+        Images = "images",
+        /// AIGNE's framework chat (`/api/v2/chat`).
+        AigneChat = "aigne-chat",
+        /// AIGNE's OpenAI-like completions (`/api/v2/chat/completions`, `/api/v2/completions`).
+        AigneCompletions = "aigne-completions",
+    }
+);
+
+named!(
+    /// What a model does, which decides the endpoints that may call it.
+    ModelKind {
+        Chat = "chat",
+        Embedding = "embedding",
+        Image = "image",
+        Video = "video",
+    }
+);
+
+named!(
+    /// A credential's health as the database records it.
+    CredentialStatus {
+        Active = "active",
+        /// The provider rejected it; re-checked in the background.
+        Disabled = "disabled",
+        /// An admin's test of it failed (it stays in rotation).
+        Error = "error",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_read_as_in_the_database() {
+        for k in CallStatus::ALL {
+            assert_eq!(CallStatus::parse(k.as_str()), Some(*k));
+        }
+        assert_eq!(Endpoint::AigneChat.as_str(), "aigne-chat");
+        assert_eq!(serde_json::to_value(ModelKind::Image).unwrap(), "image");
+        assert_eq!(ModelKind::names(), "chat, embedding, image or video");
+        assert_eq!(CredentialStatus::parse("Active"), None, "names are exact");
+    }
+}
