@@ -160,7 +160,7 @@ fn to_worker(res: hub_core::http::Response, tracker: Rc<Tracker>) -> worker::Res
         hub_core::http::Body::Full(b) => Response::from_bytes(b.to_vec())?,
         hub_core::http::Body::Stream(s) => {
             let stream = runtime::TrackedStream::new(s, tracker)
-                .map(|r| r.map(|b| b.to_vec()).map_err(|e| worker::Error::RustError(e.0)));
+                .map(|r| r.map(|b| b.to_vec()).map_err(|e| worker::Error::RustError(e.message)));
             Response::from_stream(stream)?
         }
     };
