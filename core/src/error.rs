@@ -26,6 +26,8 @@ pub struct ApiError {
     pub param: Option<String>,
     /// A 402's details for AIGNE clients.
     pub payment: Option<Box<Payment>>,
+    /// What went wrong inside Hub, for the operator's log; never shown to the caller.
+    pub cause: Option<String>,
 }
 
 /// Where to buy credits and when the refusal happened (ISO-8601).
@@ -44,7 +46,14 @@ impl ApiError {
             message: message.into(),
             param: None,
             payment: None,
+            cause: None,
         }
+    }
+
+    /// Keeps an internal detail for the log (see [`ApiError::into_response`]).
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -201,7 +210,12 @@ impl ApiError {
         }
     }
 
+    /// The error as the caller gets it. Where an error becomes an answer is
+    /// where it is handled, so an internal cause is logged here, once.
     pub fn into_response(self, protocol: Protocol) -> Response {
+        if let Some(cause) = &self.cause {
+            tracing::error!(status = self.status.as_u16(), error = %cause, "{}", self.message);
+        }
         json(self.status, &self.body(protocol))
     }
 }
@@ -228,13 +242,9 @@ impl From<DbError> for ApiError {
         match e {
             DbError::Constraint(msg) => ApiError::conflict(format!("That conflicts with existing data ({msg}).")),
             DbError::Unavailable(msg) => {
-                tracing::error!(error = %msg, "database unavailable");
-                ApiError::unavailable("The database is unavailable; try again shortly.")
+                ApiError::unavailable("The database is unavailable; try again shortly.").with_cause(msg)
             }
-            DbError::Other(msg) => {
-                tracing::error!(error = %msg, "database error");
-                ApiError::internal("Internal database error.")
-            }
+            DbError::Other(msg) => ApiError::internal("Internal database error.").with_cause(msg),
         }
     }
 }
