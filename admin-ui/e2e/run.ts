@@ -15,8 +15,11 @@ import { chromium, type Browser, type Locator, type Page } from 'playwright-core
 
 const ROOT = resolve(import.meta.dirname, '..');
 const REPO = resolve(ROOT, '..');
-const HUB_BIN = process.env.HUB_BIN ?? join(REPO, 'target/debug/hub');
-const MOCK_BIN = process.env.HUB_MOCK_BIN ?? join(REPO, 'target/debug/hub-mock');
+// Run by hand, the debug builds in cargo's target directory (CARGO_TARGET_DIR
+// when set); the Rust test that runs this passes the binaries it built.
+const TARGET = resolve(REPO, process.env.CARGO_TARGET_DIR ?? 'target', 'debug');
+const HUB_BIN = process.env.HUB_BIN ?? join(TARGET, 'hub');
+const MOCK_BIN = process.env.HUB_MOCK_BIN ?? join(TARGET, 'hub-mock');
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const DIST = join(ROOT, 'dist');
 const SHOTS = join(ROOT, 'test-output', 'screenshots');

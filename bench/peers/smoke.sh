@@ -7,8 +7,8 @@
 #
 #   bench/peers/smoke.sh [litellm] [portkey]     # default: both
 #
-#   HUB_MOCK=path/to/hub-mock   mock provider binary (default target/debug/hub-mock,
-#                               then target/release/hub-mock)
+#   HUB_MOCK=path/to/hub-mock   mock provider binary (default debug/hub-mock, then
+#                               release/hub-mock in $CARGO_TARGET_DIR, else target/)
 #   STARTUP_TIMEOUT=seconds     how long to wait for a peer to be ready (default 300)
 #
 # Exit status is non-zero if any check failed. Prints one line per check and
@@ -24,7 +24,9 @@ peers=("$@")
 
 mock_bin="${HUB_MOCK:-}"
 if [ -z "$mock_bin" ]; then
-  for c in "$ROOT/target/debug/hub-mock" "$ROOT/target/release/hub-mock"; do
+  target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+  case "$target_dir" in /*) ;; *) target_dir="$ROOT/$target_dir" ;; esac
+  for c in "$target_dir/debug/hub-mock" "$target_dir/release/hub-mock"; do
     [ -x "$c" ] && { mock_bin="$c"; break; }
   done
 fi

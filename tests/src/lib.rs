@@ -2,6 +2,7 @@
 //! processes on free loopback ports, the Hrana test server for remote libSQL,
 //! and helpers that drive Hub through its public HTTP API only.
 
+pub mod bins;
 pub mod lambda;
 pub mod mock;
 pub mod node;
@@ -44,11 +45,42 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Polls `probe` every 25 ms until it returns `Ok`, for at most `within`, and
+/// returns its value; otherwise fails saying that `what` never happened and
+/// what the last probe saw (its `Err`). For conditions Hub reaches in the
+/// background (settlement, the call log, health records): waiting on the
+/// condition itself, not on a guessed pause.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        let last = match probe().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {within:?}; last seen: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Stops a child started as a process group leader, and everything it
 /// started: SIGTERM, up to `grace` to exit, then SIGKILL.
 pub fn stop_group(child: &mut Child, grace: Duration) {
     let group = format!("-{}", child.id());
-    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+    // Quiet: a group that is already gone is the common, good case.
+    let kill = |signal: &str| {
+        let _ = Command::new("kill")
+            .args([signal, "--", &group])
+            .stderr(Stdio::null())
+            .status();
+    };
+    kill("-TERM");
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -56,23 +88,75 @@ pub fn stop_group(child: &mut Child, grace: Duration) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    kill("-KILL");
     let _ = child.wait();
+}
+
+/// A child started as a process group leader (`process_group(0)`), stopped
+/// with its whole group when dropped: when the test is done with it, and
+/// when the test panics.
+pub struct ProcessGroup(pub Child);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        stop_group(&mut self.0, Duration::from_secs(5));
+    }
+}
+
+/// Runs `cmd` to completion in its own process group, for at most `limit`;
+/// returns its output (stdout and stderr together), or why it failed. `what`
+/// names it in errors.
+pub fn run_bounded(mut cmd: Command, limit: Duration, what: &str) -> Result<String, String> {
+    let out_path = temp_dir("run").join("output.log");
+    let log = std::fs::File::create(&out_path).map_err(|e| e.to_string())?;
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log);
+    // Its own process group, stopped whole by the guard however this returns
+    // (done, timed out, or a panic): what the script started and left behind
+    // (a server, a browser) goes with it.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut group = ProcessGroup(cmd.spawn().map_err(|e| format!("{what}: cannot start: {e}"))?);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = group.0.try_wait().map_err(|e| e.to_string())? {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(group);
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(out_path.parent().unwrap());
+    match status {
+        Some(s) if s.success() => Ok(output),
+        Some(s) => Err(format!("{what} failed ({s}):\n{output}")),
+        None => Err(format!("{what} did not finish within {limit:?}:\n{output}")),
+    }
 }
 
 /// A fresh directory for one test. Tests in one binary run on parallel threads
 /// and can read the same clock value, so a process-wide counter makes the name
 /// unique and `create_dir` refuses to hand out a directory twice.
 pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hub-e2e-{tag}-{}", unique()));
+    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+/// A name part no other call makes, in this process or another one:
+/// `<pid>-<sequence>-<nanoseconds>`. The clock alone is not enough (parallel
+/// tests read the same value), nor the process id alone.
+pub fn unique() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("hub-e2e-{tag}-{}-{seq}-{nanos}", std::process::id()));
-    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-    dir
+    format!("{}-{seq}-{nanos}", std::process::id())
 }
 
 impl HubServer {
@@ -87,13 +171,8 @@ impl HubServer {
             .db
             .clone()
             .unwrap_or_else(|| dir.join("hub.db").display().to_string());
-        let log = dir.join(format!(
-            "hub-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
+        // Servers may share a directory (a restart, two on one database).
+        let log = dir.join(format!("hub-{}.log", unique()));
         let mut cmd = match launch.wrap.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -126,6 +205,7 @@ impl HubServer {
             Ok(b) => b,
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!(
                     "hub did not start: {}",
                     std::fs::read_to_string(&log).unwrap_or_default()
@@ -187,13 +267,20 @@ impl HranaServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the Hrana test server");
-        let url = format!("http://127.0.0.1:{port}");
+        // In its guard before waiting, so a server that never answers is stopped too.
+        let server = HranaServer {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "Hrana server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "the Hrana test server did not listen within 15 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        HranaServer { url, child }
+        server
     }
 }
 

@@ -205,11 +205,22 @@ struct State {
     aws_keys: Mutex<HashMap<String, String>>,
 }
 
+/// Stops the mock's accept loop when the last clone of a [`MockProvider`] is
+/// dropped (a test that ends or panics), not only when its runtime ends.
+struct Stopper(Arc<tokio::sync::Notify>);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        // A stored permit: the loop sees it even if it is not waiting right now.
+        self.0.notify_one();
+    }
+}
+
 #[derive(Clone)]
 pub struct MockProvider {
     pub addr: SocketAddr,
     state: Arc<State>,
-    stop: Arc<tokio::sync::Notify>,
+    stop: Arc<Stopper>,
 }
 
 impl MockProvider {
@@ -252,7 +263,11 @@ impl MockProvider {
                 }
             }
         });
-        MockProvider { addr, state, stop }
+        MockProvider {
+            addr,
+            state,
+            stop: Arc::new(Stopper(stop)),
+        }
     }
 
     /// The base URL to configure as a provider's `base_url`.
@@ -325,7 +340,7 @@ impl MockProvider {
     }
 
     pub fn stop(&self) {
-        self.stop.notify_one();
+        self.stop.0.notify_one();
     }
 }
 

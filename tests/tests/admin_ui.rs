@@ -20,11 +20,9 @@ fn admin_site_unit_tests() {
 #[test]
 fn admin_site_in_a_real_browser() {
     let root = repo_root();
-    let hub = std::env::var("HUB_BIN").unwrap_or_else(|_| root.join("target/debug/hub").display().to_string());
-    assert!(
-        std::path::Path::new(&hub).exists(),
-        "{hub} is missing: build it with `cargo build -p hub-server` (cargo test --workspace builds it)"
-    );
+    // The hub this cargo run built (its target dir and profile), not whatever
+    // `target/debug/hub` holds.
+    let hub = hub_e2e::bins::hub().display().to_string();
     let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         std::path::Path::new(&chromium).exists(),

@@ -163,12 +163,27 @@ async fn provider_secrets_never_leave_hub() {
         )
         .await;
     seen.push_str(&test.to_string());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    seen.push_str(
-        &api.admin(Method::GET, "/api/admin/calls?limit=100", None)
-            .await
-            .to_string(),
-    );
+    // Each call the provider saw gets a log row, written in the background:
+    // wait for them, so that what they record is checked too.
+    let sent = mock
+        .received()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .count();
+    let api = &api;
+    let calls = hub_e2e::eventually(
+        &format!("log rows for the {sent} calls sent to the provider"),
+        Duration::from_secs(10),
+        move || async move {
+            let calls = api.admin(Method::GET, "/api/admin/calls?limit=100", None).await;
+            match calls["data"].as_array().map_or(0, Vec::len) {
+                n if n >= sent => Ok(calls),
+                _ => Err(calls.to_string()),
+            }
+        },
+    )
+    .await;
+    seen.push_str(&calls.to_string());
     seen.push_str(&api.admin(Method::GET, "/api/admin/providers", None).await.to_string());
     assert!(seen.contains("****"), "the echoed key is masked where it appears");
     assert!(

@@ -216,7 +216,9 @@ async fn no_credit_means_402_and_no_provider_call() {
         nanos(&Value::String(resp.headers()["x-hub-credits"].to_str().unwrap().into())),
         cost_nanos(&[(12, "0.15"), (4, "0.6")])
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Settlement runs in the background and writes the call's log row with
+    // any charge in one batch: once the row is there, a charge would show.
+    wait_calls(&w.api, &format!("user={user}"), 1).await;
     assert_eq!(w.api.user(&user).await["balance"], "0");
 }
 
@@ -326,6 +328,25 @@ async fn wait_calls(api: &Api, query: &str, n: usize) -> Vec<Value> {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// A user's ledger once it has at least `n` entries (settlement is asynchronous).
+async fn ledger_once_settled(api: &Api, user: &str, n: usize) -> Vec<Value> {
+    let path = &format!("/api/admin/users/{user}/ledger");
+    hub_e2e::eventually(
+        &format!("{n} ledger entries for {user}"),
+        Duration::from_secs(10),
+        move || async move {
+            let ledger = api.admin(Method::GET, path, None).await;
+            let entries = ledger["data"].as_array().cloned().unwrap_or_default();
+            if entries.len() >= n {
+                Ok(entries)
+            } else {
+                Err(ledger.to_string())
+            }
+        },
+    )
+    .await
 }
 
 fn decimal(n: i128) -> String {
@@ -570,6 +591,8 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     .await
     .unwrap();
     assert_eq!(resp.status(), 200);
+    // Deliberately lets time pass: the key's 1.2 s lifetime runs out (expiry
+    // is the clock; there is nothing else to wait for).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let resp = send(
         serde_json::to_vec(&chat("mock-model", false)).unwrap(),
@@ -579,13 +602,10 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     .unwrap();
     assert_eq!(resp.status(), 401);
 
-    // Nothing was written by the refused requests: one successful call, one usage entry.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let ledger = w
-        .api
-        .admin(Method::GET, &format!("/api/admin/users/{user}/ledger"), None)
-        .await;
-    assert_eq!(ledger["data"].as_array().unwrap().len(), 2, "{ledger}");
+    // Nothing was written by the refused requests: the grant, and the usage
+    // entry of the one successful call once its settlement lands.
+    let ledger = ledger_once_settled(&w.api, &user, 2).await;
+    assert_eq!(ledger.len(), 2, "{ledger:?}");
     assert_eq!(w.mock.received().len(), 1);
 }
 
@@ -792,9 +812,9 @@ async fn graceful_shutdown_finishes_streams_and_settles_them() {
     let resp = post_chat(&w.api, &key, &chat("mock-model", true)).await;
     let mut stream = resp.bytes_stream();
     let _ = stream.next().await;
-    let hub = std::mem::replace(&mut w.hub.child, std::process::Command::new("true").spawn().unwrap());
+    // SIGTERM, the server staying in its guard (stopped if this test fails).
     let _ = std::process::Command::new("kill")
-        .args(["-TERM", &hub.id().to_string()])
+        .args(["-TERM", &w.hub.child.id().to_string()])
         .status();
     let mut text = String::new();
     while let Some(chunk) = stream.next().await {
@@ -804,9 +824,17 @@ async fn graceful_shutdown_finishes_streams_and_settles_them() {
         text.ends_with("data: [DONE]\n\n"),
         "the in-flight stream was cut: {text}"
     );
-    let mut hub = hub;
-    let status = tokio::task::spawn_blocking(move || hub.wait().unwrap()).await.unwrap();
-    assert!(status.success());
+    let status = hub_e2e::eventually("hub's exit after SIGTERM", Duration::from_secs(10), || {
+        let exited = w.hub.child.try_wait();
+        async move {
+            match exited {
+                Ok(Some(status)) => Ok(status),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert!(status.success(), "{status}");
     // Restart on the same database: the call was settled, exactly, before exit.
     let dir = w.hub.dir.clone();
     let again = tokio::task::spawn_blocking(move || HubServer::start_in(bin(), Launch::default(), dir))

@@ -495,7 +495,8 @@ async fn a_settlement_waits_out_a_long_database_lock_instead_of_being_dropped() 
     let (user, key) = api.user_with_key("lou", "5").await;
     // Another process holds the write lock for longer than three busy timeouts (3 × 10 s).
     let db = db_of(&hub);
-    let mut locker = std::process::Command::new("python3")
+    let mut locker = std::process::Command::new("python3");
+    locker
         .args([
             "-c",
             "import sqlite3, sys, time\n\
@@ -507,16 +508,17 @@ async fn a_settlement_waits_out_a_long_database_lock_instead_of_being_dropped() 
         ])
         .arg(&db)
         .arg("34")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdout(std::process::Stdio::piped());
+    // Stopped by its guard if the test fails while it holds the lock.
+    std::os::unix::process::CommandExt::process_group(&mut locker, 0);
+    let mut locker = hub_e2e::ProcessGroup(locker.spawn().unwrap());
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(locker.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(locker.0.stdout.take().unwrap()), &mut line).unwrap();
     assert_eq!(line.trim(), "locked");
     let (status, v) = api.chat(&key, "m").await;
     assert_eq!(status, 200, "{v}");
     let call_id = v["id"].clone();
-    tokio::task::spawn_blocking(move || locker.wait().unwrap())
+    tokio::task::spawn_blocking(move || locker.0.wait().unwrap())
         .await
         .unwrap();
     let u = api

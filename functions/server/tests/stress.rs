@@ -205,6 +205,7 @@ async fn concurrent_calls_disconnects_failures_and_grants_keep_the_ledger_exact(
             assert_eq!(status, 400);
         }
         if n % 40 == 0 {
+            // Pacing, not waiting for anything: spreads the calls out over time.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -262,7 +263,23 @@ async fn a_crash_under_load_loses_nothing_and_strands_no_hold() {
         let key = users[i % users.len()].1.clone();
         tasks.push(tokio::spawn(one_call(api.clone(), key, "slow", true, false)));
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Each call is in flight once the provider has it (its 40 chunks take 2 s),
+    // unless Hub already answered it (refused for want of credit).
+    hub_e2e::eventually(
+        "all 40 calls at the provider or answered",
+        Duration::from_secs(20),
+        || {
+            let at_provider = mock.received().iter().filter(|r| r.body["model"] == "slow").count();
+            let answered = tasks.iter().filter(|t| t.is_finished()).count();
+            async move {
+                match at_provider + answered {
+                    n if n >= 40 => Ok(()),
+                    n => Err(format!("{at_provider} at the provider, {answered} answered, {n} of 40")),
+                }
+            }
+        },
+    )
+    .await;
     let held: i128 = {
         let mut sum = 0;
         for (u, _) in &users {
@@ -355,7 +372,18 @@ async fn killed_with_50_streams_in_flight_every_finished_call_is_billed_exactly_
             seen
         }));
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Kill once the load has run for a while: 200 streams done at the provider
+    // (the clients see at least 150 of them finish; 50 more are in flight).
+    hub_e2e::eventually("200 streams completed at the provider", Duration::from_secs(60), || {
+        let done = mock.completed();
+        async move {
+            match done {
+                n if n >= 200 => Ok(()),
+                n => Err(format!("{n} completed")),
+            }
+        }
+    })
+    .await;
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &hub.child.id().to_string()])
         .status();
