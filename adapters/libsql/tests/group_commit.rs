@@ -6,13 +6,17 @@ use hub_core::sql;
 use hub_libsql::LibSqlDb;
 use std::sync::Arc;
 
+/// A database path of its own: the tests run in parallel threads, which can
+/// read the same clock value, so a counter keeps their directories apart.
 fn temp_db() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let dir = std::env::temp_dir().join(format!("hub-libsql-group-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = std::env::temp_dir().join(format!("hub-libsql-group-{}-{seq}-{nanos}", std::process::id()));
+    std::fs::create_dir(&dir).unwrap();
     dir.join("t.db")
 }
 

@@ -106,7 +106,13 @@ mod tests {
 
     #[tokio::test]
     async fn serves_files_falls_back_to_index_and_never_leaves_the_root() {
-        let dir = std::env::temp_dir().join(format!("hub-site-{}", std::process::id()));
+        // A parent of its own, so the file outside the root is this test's alone.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let parent = std::env::temp_dir().join(format!("hub-site-{}-{nanos}", std::process::id()));
+        let dir = parent.join("site");
         std::fs::create_dir_all(dir.join("assets")).unwrap();
         std::fs::write(dir.join("index.html"), "<html>index</html>").unwrap();
         std::fs::write(dir.join("assets/app-1.js"), "console.log(1)").unwrap();
@@ -127,6 +133,6 @@ mod tests {
             let page = site.get(path).await;
             assert_eq!(&page.body[..], b"<html>index</html>", "{path}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&parent).unwrap();
     }
 }
