@@ -11,7 +11,8 @@
 //!   without it), or JSON `{role, text, content, toolCalls}`.
 
 use crate::chat::{
-    text_of, Chat, Delta, Image, Message, OutputFormat, Part, Reasoning, Reply, Role, Tool, ToolCallOut, ToolChoice,
+    text_of, tool_call_slot, Chat, Delta, Image, Message, OutputFormat, Part, Reasoning, Reply, Role, Tool, ToolCallOut,
+    ToolChoice,
 };
 use crate::codec::{sse, Billed, Encode, Meta};
 use crate::error::{ApiError, Protocol};
@@ -577,10 +578,10 @@ impl Encode for LegacySseEncoder {
                 name,
                 arguments,
             } => {
-                while self.calls.len() <= *index {
-                    self.calls.push(ToolCallOut::default());
-                }
-                let c = &mut self.calls[*index];
+                // Decoders bound the index; a delta beyond it is dropped here too.
+                let Ok(c) = tool_call_slot(&mut self.calls, *index) else {
+                    return;
+                };
                 if let Some(id) = id {
                     c.id = id.clone();
                 }

@@ -3,7 +3,7 @@
 //! caller, or built from the internal model), and their answers read into
 //! deltas and usage.
 
-use crate::chat::{Chat, Delta, Finish, OutputFormat, Part, Role, ToolChoice};
+use crate::chat::{tool_call_index, Chat, Delta, Finish, OutputFormat, Part, Role, ToolChoice};
 use crate::codec::{Decode, SseDecode};
 use crate::error::ApiError;
 use crate::metering::Usage;
@@ -219,7 +219,7 @@ struct WireDelta {
 #[derive(Deserialize)]
 struct WireToolCall {
     #[serde(default)]
-    index: Option<usize>,
+    index: Option<u64>,
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
@@ -269,9 +269,14 @@ fn chunk_deltas(data: &str, out: &mut Vec<Delta>) {
                 out.push(Delta::Text(t));
             }
             for (pos, call) in d.tool_calls.into_iter().flatten().enumerate() {
+                // The index is the provider's word: bounded before anything is sized by it.
+                let index = match tool_call_index(call.index.unwrap_or(pos as u64)) {
+                    Ok(i) => i,
+                    Err(e) => return out.push(Delta::Error(e)),
+                };
                 let (name, arguments) = call.function.map(|f| (f.name, f.arguments)).unwrap_or_default();
                 out.push(Delta::ToolCall {
-                    index: call.index.unwrap_or(pos),
+                    index,
                     id: call.id,
                     name,
                     arguments: arguments.unwrap_or_default(),
@@ -332,5 +337,34 @@ mod tests {
         let d: WireUsage =
             serde_json::from_str(r#"{"prompt_tokens":10,"completion_tokens":1,"prompt_cache_hit_tokens":4}"#).unwrap();
         assert_eq!(d.to_usage().cache_read_tokens, 4);
+    }
+
+    /// One chunk naming tool call 4294967295 (or 10^9) must not make Hub size
+    /// anything by it: the answer becomes an error, in the stream and whole.
+    #[test]
+    fn a_hostile_tool_call_index_is_an_error_not_an_allocation() {
+        for index in ["4294967295", "1000000000", "18446744073709551615"] {
+            let chunk = format!(
+                r#"{{"choices":[{{"index":0,"delta":{{"tool_calls":[{{"index":{index},"id":"c","function":{{"name":"f","arguments":"{{}}"}}}}]}}}}]}}"#
+            );
+            let stream = format!("data: {chunk}\n\ndata: [DONE]\n\n");
+            let deltas = crate::codec::decode_all(decoder(), stream.as_bytes());
+            assert!(
+                !deltas.iter().any(|d| matches!(d, Delta::ToolCall { .. })),
+                "index {index}: {deltas:?}"
+            );
+            match deltas.as_slice() {
+                [Delta::Error(e)] => assert!(e.message.contains(index), "{e:?}"),
+                other => panic!("index {index}: expected one error, got {other:?}"),
+            }
+            let whole = chunk.replace("\"delta\"", "\"message\"");
+            let refused = decode_whole(whole.as_bytes()).and_then(crate::chat::Reply::from_deltas);
+            assert_eq!(refused.map_err(|e| e.status.as_u16()), Err(502));
+        }
+        // The last index Hub takes still works.
+        let ok = r#"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":127,"id":"c","function":{"name":"f","arguments":"{}"}}]}}]}"#;
+        let r = crate::chat::Reply::from_deltas(crate::codec::decode_all(decoder(), format!("{ok}\n\n").as_bytes()))
+            .unwrap();
+        assert_eq!((r.tool_calls.len(), r.tool_calls[127].name.as_str()), (128, "f"));
     }
 }
