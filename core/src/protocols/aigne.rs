@@ -11,8 +11,8 @@
 //!   without it), or JSON `{role, text, content, toolCalls}`.
 
 use crate::chat::{
-    text_of, tool_call_slot, Chat, Delta, Image, Message, OutputFormat, Part, Reasoning, Reply, Role, Tool, ToolCallOut,
-    ToolChoice,
+    text_of, tool_call_slot, Chat, Delta, Image, Message, OutputFormat, Part, Reasoning, Reply, Role, Tool,
+    ToolCallOut, ToolChoice,
 };
 use crate::codec::{sse, Billed, Encode, Meta};
 use crate::error::{ApiError, Protocol};
