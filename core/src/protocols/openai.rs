@@ -206,18 +206,6 @@ pub struct ChatRequest {
     pub prompt: PromptSize,
 }
 
-/// What a JSON value is, for error messages ("must be a string, not a number").
-pub(crate) fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A request body that must be a JSON object.
 pub(crate) fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
