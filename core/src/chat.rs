@@ -29,7 +29,8 @@ pub struct Chat {
     pub prompt: PromptSize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
     Assistant,
@@ -218,6 +219,34 @@ pub struct ToolCallOut {
     pub arguments: String,
 }
 
+/// The most tool calls one answer may carry. A provider numbers its tool
+/// calls itself (OpenAI's `index`), and Hub gathers the pieces of call `i`
+/// in slot `i`: without a bound, one chunk claiming index 4294967295 would
+/// make Hub allocate billions of slots. Real answers carry a handful; 128 is
+/// also the most choices (`n`) a caller may ask for.
+pub const MAX_TOOL_CALLS: usize = 128;
+
+/// A provider's tool-call index, checked against [`MAX_TOOL_CALLS`]; beyond
+/// it, the provider's answer is refused (an error delta, never an allocation).
+pub fn tool_call_index(index: u64) -> Result<usize, ApiError> {
+    match usize::try_from(index) {
+        Ok(i) if i < MAX_TOOL_CALLS => Ok(i),
+        _ => Err(ApiError::provider(format!(
+            "The provider sent a tool call numbered {index}; Hub accepts at most {MAX_TOOL_CALLS} tool calls in one answer."
+        ))),
+    }
+}
+
+/// The slot of tool call `index` in `calls`, grown to reach it (at most
+/// [`MAX_TOOL_CALLS`] slots, whatever the index).
+pub fn tool_call_slot(calls: &mut Vec<ToolCallOut>, index: usize) -> Result<&mut ToolCallOut, ApiError> {
+    let index = tool_call_index(index as u64)?;
+    if calls.len() <= index {
+        calls.resize_with(index + 1, ToolCallOut::default);
+    }
+    Ok(&mut calls[index])
+}
+
 impl Reply {
     pub fn push(&mut self, d: Delta) -> Result<(), ApiError> {
         self.output_bytes += d.output_bytes();
@@ -231,10 +260,7 @@ impl Reply {
                 name,
                 arguments,
             } => {
-                while self.tool_calls.len() <= index {
-                    self.tool_calls.push(ToolCallOut::default());
-                }
-                let call = &mut self.tool_calls[index];
+                let call = tool_call_slot(&mut self.tool_calls, index)?;
                 if let Some(id) = id {
                     call.id = id;
                 }
@@ -339,6 +365,23 @@ mod tests {
         assert_eq!(r.tool_calls[0].arguments, "{\"city\":\"Paris\"}");
         assert_eq!(r.tool_calls[1].name, "time");
         assert_eq!(r.finish_reason(), Finish::ToolCalls);
+    }
+
+    #[test]
+    fn a_tool_call_index_beyond_the_bound_is_refused_without_growing() {
+        let call = |index| Delta::ToolCall {
+            index,
+            id: None,
+            name: None,
+            arguments: "{}".into(),
+        };
+        let e = Reply::from_deltas([call(1_000_000_000)]).unwrap_err();
+        assert_eq!(e.status.as_u16(), 502, "{e:?}");
+        let mut r = Reply::default();
+        assert!(r.push(call(usize::MAX)).is_err());
+        assert!(r.tool_calls.is_empty());
+        r.push(call(MAX_TOOL_CALLS - 1)).unwrap();
+        assert_eq!(r.tool_calls.len(), MAX_TOOL_CALLS);
     }
 
     #[test]

@@ -360,16 +360,20 @@ fn request_parsers(bytes: &[u8]) -> Vec<Chat> {
 
 /// A parsed request, as every provider protocol's body (a refusal is a 400 naming what).
 fn provider_bodies(chat: &Chat) {
-    let refusal = |r: Result<Value, ApiError>| {
-        if let Err(e) = r {
-            assert_eq!(e.status.as_u16(), 400, "{e:?}");
-            assert!(!e.message.is_empty());
+    // A body is built, and serialises, or is refused with a 400.
+    fn refusal<B: serde::Serialize>(r: Result<B, ApiError>) {
+        match r {
+            Ok(body) => drop(serde_json::to_vec(&body).unwrap()),
+            Err(e) => {
+                assert_eq!(e.status.as_u16(), 400, "{e:?}");
+                assert!(!e.message.is_empty());
+            }
         }
-    };
+    }
     refusal(p_anthropic::body(chat, "m", 1024));
     refusal(gemini::body(chat));
     refusal(bedrock::body(chat));
-    let _ = openai_compat::chat_body(chat, "m");
+    refusal(Ok(openai_compat::chat_body(chat, "m")));
 }
 
 fn sse_parser(bytes: &[u8], size: usize) {

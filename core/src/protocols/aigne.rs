@@ -10,16 +10,18 @@
 //!   frames (with `Accept: text/event-stream`), raw text (`stream: true`
 //!   without it), or JSON `{role, text, content, toolCalls}`.
 
+use super::{parse_body, Positive, StrOrObject};
 use crate::chat::{
-    text_of, Chat, Delta, Image, Message, OutputFormat, Part, Reasoning, Reply, Role, Tool, ToolCallOut, ToolChoice,
+    tool_call_slot, Chat, Delta, Image, Message, OutputFormat, Part, Reasoning, Reply, Role, Tool, ToolCallOut,
+    ToolChoice,
 };
 use crate::codec::{sse, Billed, Encode, Meta};
 use crate::error::{ApiError, Protocol};
 use crate::http::{Response, StatusCode};
 use crate::metering::estimate::PromptSize;
-use crate::protocols::openai::{json_object, kind_of};
 use bytes::BytesMut;
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{json, Map, Number, Value};
 
 /// How an AIGNE caller wants its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,172 +82,289 @@ impl Shape {
 
 // ------------------------------------------------------------------ parsing
 
-fn number(o: &Map<String, Value>, key: &str, path: &str) -> Result<Option<f64>, ApiError> {
-    match o.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => Ok(n.as_f64()),
-        Some(other) => Err(ApiError::invalid_field(
-            &format!("{path}{key}"),
-            format!("must be a number, not {}", kind_of(other)),
-        )),
+/// `POST /api/v2/chat`: `{input, options, model?}`.
+#[derive(Deserialize)]
+struct FrameworkBody {
+    model: Option<Value>,
+    input: Option<FrameworkInput>,
+    options: Option<FrameworkOptions>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FrameworkInput {
+    model: Option<Value>,
+    model_options: Option<ModelOptions>,
+    messages: Option<Vec<InMessage>>,
+    tools: Option<Vec<InTool>>,
+    tool_choice: Option<StrOrObject<InNamedTool>>,
+    response_format: Option<InResponseFormat>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelOptions {
+    model: Option<Value>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_tokens: Option<Positive>,
+    parallel_tool_calls: Option<Value>,
+    reasoning_effort: Option<Effort>,
+}
+
+#[derive(Deserialize)]
+struct FrameworkOptions {
+    streaming: Option<bool>,
+}
+
+/// `reasoningEffort`: a word, or a token budget.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a string or a number")]
+enum Effort {
+    Word(String),
+    Budget(Number),
+}
+
+/// `POST /api/v2/chat/completions`: the legacy camelCase schema.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyBody {
+    model: Option<Value>,
+    stream: Option<bool>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_tokens: Option<Positive>,
+    messages: Option<Vec<InMessage>>,
+    prompt: Option<String>,
+    tools: Option<Vec<InTool>>,
+    tool_choice: Option<StrOrObject<InNamedTool>>,
+    response_format: Option<InResponseFormat>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InMessage {
+    role: Option<String>,
+    content: Option<Content>,
+    tool_calls: Option<Vec<InToolCall>>,
+    tool_call_id: Option<String>,
+}
+
+/// A message's content: text, parts, or (tool results) an object.
+enum Content {
+    Text(String),
+    Parts(Vec<InPart>),
+    Object(Map<String, Value>),
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Content;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Content, E> {
+                Ok(Content::Text(s.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Content, A::Error> {
+                Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Content::Parts)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Content, A::Error> {
+                Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Content::Object)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
-fn positive(o: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u64>, ApiError> {
-    match o.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n >= 1 => Ok(Some(n)),
-            _ => Err(ApiError::invalid_field(
-                &format!("{path}{key}"),
-                "must be a positive integer",
-            )),
-        },
+impl Content {
+    /// The text of it (an object is its JSON).
+    fn text(&self) -> String {
+        match self {
+            Content::Text(s) => s.clone(),
+            Content::Parts(parts) => parts.iter().filter_map(|p| p.text.as_deref()).collect(),
+            Content::Object(o) => Value::Object(o.clone()).to_string(),
+        }
     }
+}
+
+/// A content part. Framework: `{type:"url", url}`, `{type:"file", data,
+/// mimeType}`; legacy: `{type:"image_url", imageUrl:{url}}`.
+#[derive(Deserialize)]
+struct InPart {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    text: Option<String>,
+    url: Option<String>,
+    #[serde(rename = "imageUrl", alias = "image_url")]
+    image_url: Option<InUrl>,
+    data: Option<String>,
+    #[serde(rename = "mimeType")]
+    mime_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InUrl {
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InToolCall {
+    id: Option<String>,
+    function: Option<InFunctionCall>,
+}
+
+#[derive(Deserialize)]
+struct InFunctionCall {
+    name: Option<String>,
+    /// The framework sends an object, the legacy API JSON text.
+    arguments: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct InTool {
+    function: Option<InFunction>,
+}
+
+#[derive(Deserialize)]
+struct InFunction {
+    name: Option<String>,
+    description: Option<String>,
+    parameters: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct InNamedTool {
+    function: Option<InFunctionName>,
+}
+
+#[derive(Deserialize)]
+struct InFunctionName {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InResponseFormat {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(alias = "json_schema")]
+    json_schema: Option<InJsonSchema>,
+}
+
+#[derive(Deserialize)]
+struct InJsonSchema {
+    name: Option<String>,
+    schema: Option<Value>,
+    strict: Option<bool>,
+}
+
+/// The first of `candidates` that is a non-empty string.
+fn model_of<'a>(candidates: impl IntoIterator<Item = Option<&'a Value>>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(|v| v.as_str().filter(|s| !s.trim().is_empty()))
 }
 
 /// `POST /api/v2/chat`: `{input, options, model?}`. The model is `body.model`,
 /// else `input.model`, else `input.modelOptions.model`.
 pub fn parse_framework(bytes: &[u8], default_model: Option<&str>) -> Result<Chat, ApiError> {
-    let body = json_object(bytes)?;
-    let input = match body.get("input") {
-        Some(Value::Object(i)) => i,
-        None | Some(Value::Null) => return Err(ApiError::invalid_field("input", "is required")),
-        Some(other) => {
-            return Err(ApiError::invalid_field(
-                "input",
-                format!("must be an object, not {}", kind_of(other)),
-            ))
-        }
-    };
-    let null = Map::new();
-    let options = match input.get("modelOptions") {
-        Some(Value::Object(o)) => o,
-        None | Some(Value::Null) => &null,
-        Some(_) => return Err(ApiError::invalid_field("input.modelOptions", "must be an object")),
-    };
-    let model = [body.get("model"), input.get("model"), options.get("model")]
-        .into_iter()
-        .flatten()
-        .find_map(|v| v.as_str().filter(|s| !s.trim().is_empty()))
+    let body: FrameworkBody = parse_body(bytes)?;
+    let input = body
+        .input
+        .ok_or_else(|| ApiError::invalid_field("input", "is required"))?;
+    let options = input.model_options.unwrap_or_default();
+    let model = model_of([body.model.as_ref(), input.model.as_ref(), options.model.as_ref()])
         .or(default_model)
         .ok_or_else(|| ApiError::invalid_field("input.modelOptions.model", "is required: name the model to call"))?
         .to_string();
-    let streaming = match body.get("options").and_then(|o| o.get("streaming")) {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::invalid_field("options.streaming", "must be a boolean")),
-    };
     let mut chat = Chat {
         model,
-        stream: streaming,
-        temperature: number(options, "temperature", "input.modelOptions.")?,
-        top_p: number(options, "topP", "input.modelOptions.")?,
-        max_tokens: super::output_budget(
-            "input.modelOptions.maxTokens",
-            positive(options, "maxTokens", "input.modelOptions.")?,
-        )?,
-        parallel_tool_calls: options.get("parallelToolCalls").and_then(Value::as_bool),
-        ..Default::default()
-    };
-    if let Some(effort) = options.get("reasoningEffort") {
-        chat.reasoning = Some(match effort {
-            Value::String(e) => Reasoning {
-                effort: Some(e.clone()),
+        stream: body.options.and_then(|o| o.streaming).unwrap_or(false),
+        temperature: options.temperature,
+        top_p: options.top_p,
+        max_tokens: super::output_budget("input.modelOptions.maxTokens", options.max_tokens.map(|p| p.0))?,
+        parallel_tool_calls: options.parallel_tool_calls.as_ref().and_then(Value::as_bool),
+        reasoning: options.reasoning_effort.map(|e| match e {
+            Effort::Word(w) => Reasoning {
+                effort: Some(w),
                 budget_tokens: None,
             },
-            Value::Number(n) => Reasoning {
+            Effort::Budget(n) => Reasoning {
                 effort: None,
                 budget_tokens: n.as_u64(),
             },
-            _ => {
-                return Err(ApiError::invalid_field(
-                    "input.modelOptions.reasoningEffort",
-                    "must be a string or a number",
-                ))
-            }
-        });
-    }
-    messages(&mut chat, input.get("messages"), "input.messages", true)?;
-    tools(&mut chat, input.get("tools"), input.get("toolChoice"), "input.")?;
-    chat.output = response_format(input.get("responseFormat"), "input.responseFormat", "jsonSchema")?;
+        }),
+        ..Default::default()
+    };
+    let list = input.messages.as_deref();
+    messages(&mut chat, list, "input.messages", true)?;
+    tools(&mut chat, input.tools.as_deref(), input.tool_choice.as_ref(), "input.")?;
+    chat.output = response_format(input.response_format, "input.responseFormat")?;
     Ok(chat)
 }
 
 /// `POST /api/v2/chat/completions`: the legacy camelCase schema (`messages` or `prompt`).
 pub fn parse_legacy(bytes: &[u8], default_model: Option<&str>) -> Result<(Chat, bool), ApiError> {
-    let body = json_object(bytes)?;
-    let model = match body.get("model") {
+    let body: LegacyBody = parse_body(bytes)?;
+    let model = match &body.model {
         Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        None | Some(Value::Null) => default_model
+        None => default_model
             .ok_or_else(|| ApiError::invalid_field("model", "is required"))?
             .to_string(),
         Some(_) => return Err(ApiError::invalid_field("model", "must be a non-empty string")),
     };
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::invalid_field("stream", "must be a boolean")),
-    };
     let mut chat = Chat {
         model,
-        temperature: number(&body, "temperature", "")?,
-        top_p: number(&body, "topP", "")?,
-        max_tokens: super::output_budget("maxTokens", positive(&body, "maxTokens", "")?)?,
+        temperature: body.temperature,
+        top_p: body.top_p,
+        max_tokens: super::output_budget("maxTokens", body.max_tokens.map(|p| p.0))?,
         ..Default::default()
     };
-    match (body.get("messages"), body.get("prompt")) {
-        (Some(m), None) if !m.is_null() => messages(&mut chat, Some(m), "messages", false)?,
-        (None | Some(Value::Null), Some(Value::String(p))) if !p.is_empty() => {
-            chat.prompt.text_bytes += p.len() as u64;
-            chat.prompt.messages = 1;
-            chat.messages.push(Message {
-                role: Role::User,
-                parts: vec![Part::Text(p.clone())],
-            });
-        }
-        (Some(m), Some(p)) if !m.is_null() && !p.is_null() => {
+    match (body.messages.as_deref(), body.prompt) {
+        (Some(_), Some(_)) => {
             return Err(ApiError::invalid_field(
                 "prompt",
                 "send either `messages` or `prompt`, not both",
             ))
         }
+        (Some(m), None) => messages(&mut chat, Some(m), "messages", false)?,
+        (None, Some(p)) if !p.is_empty() => {
+            chat.prompt.text_bytes += p.len() as u64;
+            chat.prompt.messages = 1;
+            chat.messages.push(Message {
+                role: Role::User,
+                parts: vec![Part::Text(p)],
+            });
+        }
         _ => return Err(ApiError::invalid_field("messages", "is required (or send a `prompt`)")),
     }
-    tools(&mut chat, body.get("tools"), body.get("toolChoice"), "")?;
-    chat.output = response_format(body.get("responseFormat"), "responseFormat", "jsonSchema")?;
-    Ok((chat, stream))
+    tools(&mut chat, body.tools.as_deref(), body.tool_choice.as_ref(), "")?;
+    chat.output = response_format(body.response_format, "responseFormat")?;
+    Ok((chat, body.stream.unwrap_or(false)))
 }
 
-fn messages(chat: &mut Chat, list: Option<&Value>, path: &str, framework: bool) -> Result<(), ApiError> {
+fn messages(chat: &mut Chat, list: Option<&[InMessage]>, path: &str, framework: bool) -> Result<(), ApiError> {
     let list = match list {
-        Some(Value::Array(l)) if !l.is_empty() => l,
-        Some(Value::Array(_)) => return Err(ApiError::invalid_field(path, "must contain at least one message")),
-        None | Some(Value::Null) => return Err(ApiError::invalid_field(path, "is required")),
-        Some(other) => {
-            return Err(ApiError::invalid_field(
-                path,
-                format!("must be an array, not {}", kind_of(other)),
-            ))
-        }
+        Some([]) => return Err(ApiError::invalid_field(path, "must contain at least one message")),
+        None => return Err(ApiError::invalid_field(path, "is required")),
+        Some(l) => l,
     };
     let mut system = Vec::new();
     for (i, m) in list.iter().enumerate() {
         let at = format!("{path}[{i}]");
-        let Value::Object(m) = m else {
-            return Err(ApiError::invalid_field(&at, "must be an object"));
-        };
-        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
-        let content = m.get("content").unwrap_or(&Value::Null);
         chat.prompt.messages += 1;
-        match role {
+        match m.role.as_deref().unwrap_or("") {
             "system" => {
-                let t = text_of(content);
+                let t = m.content.as_ref().map(Content::text).unwrap_or_default();
                 chat.prompt.text_bytes += t.len() as u64;
                 system.push(t);
             }
             "user" => {
-                let parts = user_parts(content, &format!("{at}.content"), &mut chat.prompt)?;
+                let parts = user_parts(m.content.as_ref(), &format!("{at}.content"), &mut chat.prompt)?;
                 chat.messages.push(Message {
                     role: Role::User,
                     parts,
@@ -253,68 +372,10 @@ fn messages(chat: &mut Chat, list: Option<&Value>, path: &str, framework: bool) 
             }
             // The framework calls the model's own turns `agent`.
             "agent" | "assistant" => {
-                let mut parts = Vec::new();
-                let t = text_of(content);
-                if !t.is_empty() {
-                    chat.prompt.text_bytes += t.len() as u64;
-                    parts.push(Part::Text(t));
-                }
-                for (j, call) in m
-                    .get("toolCalls")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                {
-                    let f = &call["function"];
-                    let name = f["name"].as_str().ok_or_else(|| {
-                        ApiError::invalid_field(&format!("{at}.toolCalls[{j}].function.name"), "is required")
-                    })?;
-                    // The framework sends arguments as an object, the legacy API as JSON text.
-                    let arguments = match &f["arguments"] {
-                        Value::String(s) => s.clone(),
-                        Value::Null => "{}".to_string(),
-                        other => other.to_string(),
-                    };
-                    chat.prompt.text_bytes += (name.len() + arguments.len()) as u64;
-                    parts.push(Part::ToolCall {
-                        id: call["id"].as_str().unwrap_or_default().to_string(),
-                        name: name.to_string(),
-                        arguments,
-                    });
-                }
-                chat.messages.push(Message {
-                    role: Role::Assistant,
-                    parts,
-                });
+                let message = assistant(m, &at, &mut chat.prompt)?;
+                chat.messages.push(message);
             }
-            "tool" => {
-                let id = m.get("toolCallId").and_then(Value::as_str).ok_or_else(|| {
-                    ApiError::invalid_field(&format!("{at}.toolCallId"), "is required for tool messages")
-                })?;
-                let text = match content {
-                    Value::Object(_) => content.to_string(),
-                    other => text_of(other),
-                };
-                chat.prompt.text_bytes += text.len() as u64;
-                let part = Part::ToolResult {
-                    id: id.to_string(),
-                    content: text,
-                    is_error: false,
-                };
-                match chat.messages.last_mut() {
-                    Some(last)
-                        if last.role == Role::User
-                            && last.parts.iter().all(|p| matches!(p, Part::ToolResult { .. })) =>
-                    {
-                        last.parts.push(part)
-                    }
-                    _ => chat.messages.push(Message {
-                        role: Role::User,
-                        parts: vec![part],
-                    }),
-                }
-            }
+            "tool" => tool_result(chat, m, &at)?,
             other => {
                 let roles = if framework {
                     "system, user, agent, tool"
@@ -334,80 +395,130 @@ fn messages(chat: &mut Chat, list: Option<&Value>, path: &str, framework: bool) 
     Ok(())
 }
 
-fn user_parts(content: &Value, path: &str, prompt: &mut PromptSize) -> Result<Vec<Part>, ApiError> {
+fn assistant(m: &InMessage, at: &str, prompt: &mut PromptSize) -> Result<Message, ApiError> {
+    let mut parts = Vec::new();
+    let t = m.content.as_ref().map(Content::text).unwrap_or_default();
+    if !t.is_empty() {
+        prompt.text_bytes += t.len() as u64;
+        parts.push(Part::Text(t));
+    }
+    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+        let f = call.function.as_ref();
+        let name = f
+            .and_then(|f| f.name.clone())
+            .ok_or_else(|| ApiError::invalid_field(&format!("{at}.toolCalls[{j}].function.name"), "is required"))?;
+        let arguments = match f.and_then(|f| f.arguments.as_ref()) {
+            Some(Value::String(s)) => s.clone(),
+            None | Some(Value::Null) => "{}".to_string(),
+            Some(other) => other.to_string(),
+        };
+        prompt.text_bytes += (name.len() + arguments.len()) as u64;
+        parts.push(Part::ToolCall {
+            id: call.id.clone().unwrap_or_default(),
+            name,
+            arguments,
+        });
+    }
+    Ok(Message {
+        role: Role::Assistant,
+        parts,
+    })
+}
+
+fn tool_result(chat: &mut Chat, m: &InMessage, at: &str) -> Result<(), ApiError> {
+    let id = m
+        .tool_call_id
+        .clone()
+        .ok_or_else(|| ApiError::invalid_field(&format!("{at}.toolCallId"), "is required for tool messages"))?;
+    let text = m.content.as_ref().map(Content::text).unwrap_or_default();
+    chat.prompt.text_bytes += text.len() as u64;
+    let part = Part::ToolResult {
+        id,
+        content: text,
+        is_error: false,
+    };
+    crate::protocols::openai::push_tool_result(&mut chat.messages, part);
+    Ok(())
+}
+
+fn user_parts(content: Option<&Content>, path: &str, prompt: &mut PromptSize) -> Result<Vec<Part>, ApiError> {
     match content {
-        Value::String(s) => {
+        Some(Content::Text(s)) => {
             prompt.text_bytes += s.len() as u64;
             Ok(vec![Part::Text(s.clone())])
         }
-        Value::Array(items) => items
+        Some(Content::Parts(items)) => items
             .iter()
             .enumerate()
-            .map(|(j, p)| {
-                let at = format!("{path}[{j}]");
-                match p.get("type").and_then(Value::as_str) {
-                    Some("text") => {
-                        let t = p["text"].as_str().unwrap_or_default();
-                        prompt.text_bytes += t.len() as u64;
-                        Ok(Part::Text(t.to_string()))
-                    }
-                    // Framework: {type:"url", url} and {type:"file", data, mimeType}; legacy: {type:"image_url", imageUrl:{url}}.
-                    Some("url") | Some("image_url") => {
-                        prompt.images += 1;
-                        let url = p
-                            .get("url")
-                            .or_else(|| p.pointer("/imageUrl/url"))
-                            .or_else(|| p.pointer("/image_url/url"))
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| ApiError::invalid_field(&format!("{at}.url"), "is required"))?;
-                        Ok(Part::Image(Image::from_url(url)))
-                    }
-                    Some("file") => {
-                        prompt.images += 1;
-                        let data = p["data"]
-                            .as_str()
-                            .ok_or_else(|| ApiError::invalid_field(&format!("{at}.data"), "is required"))?;
-                        Ok(Part::Image(Image::Base64 {
-                            media_type: p["mimeType"].as_str().unwrap_or("image/png").to_string(),
-                            data: data.to_string(),
-                        }))
-                    }
-                    Some(other) => Err(ApiError::invalid_field(
-                        &format!("{at}.type"),
-                        format!("`{other}` content is not supported"),
-                    )),
-                    None => Err(ApiError::invalid_field(&format!("{at}.type"), "is required")),
-                }
-            })
+            .map(|(j, p)| user_part(p, &format!("{path}[{j}]"), prompt))
             .collect(),
-        Value::Null => Ok(Vec::new()),
-        other => Err(ApiError::invalid_field(
+        None => Ok(Vec::new()),
+        Some(Content::Object(_)) => Err(ApiError::invalid_field(
             path,
-            format!("must be a string or an array, not {}", kind_of(other)),
+            "must be a string or an array, not an object",
         )),
     }
 }
 
-fn tools(chat: &mut Chat, list: Option<&Value>, choice: Option<&Value>, path: &str) -> Result<(), ApiError> {
-    for (i, t) in list.and_then(Value::as_array).into_iter().flatten().enumerate() {
-        let f = &t["function"];
-        let name = f["name"]
-            .as_str()
+fn user_part(p: &InPart, at: &str, prompt: &mut PromptSize) -> Result<Part, ApiError> {
+    match p.kind.as_deref() {
+        Some("text") => {
+            let t = p.text.clone().unwrap_or_default();
+            prompt.text_bytes += t.len() as u64;
+            Ok(Part::Text(t))
+        }
+        Some("url" | "image_url") => {
+            prompt.images += 1;
+            let url = p
+                .url
+                .as_ref()
+                .or_else(|| p.image_url.as_ref().and_then(|u| u.url.as_ref()))
+                .ok_or_else(|| ApiError::invalid_field(&format!("{at}.url"), "is required"))?;
+            Ok(Part::Image(Image::from_url(url)))
+        }
+        Some("file") => {
+            prompt.images += 1;
+            let data = p
+                .data
+                .clone()
+                .ok_or_else(|| ApiError::invalid_field(&format!("{at}.data"), "is required"))?;
+            Ok(Part::Image(Image::Base64 {
+                media_type: p.mime_type.clone().unwrap_or_else(|| "image/png".into()),
+                data,
+            }))
+        }
+        Some(other) => Err(ApiError::invalid_field(
+            &format!("{at}.type"),
+            format!("`{other}` content is not supported"),
+        )),
+        None => Err(ApiError::invalid_field(&format!("{at}.type"), "is required")),
+    }
+}
+
+fn tools(
+    chat: &mut Chat,
+    list: Option<&[InTool]>,
+    choice: Option<&StrOrObject<InNamedTool>>,
+    path: &str,
+) -> Result<(), ApiError> {
+    for (i, t) in list.into_iter().flatten().enumerate() {
+        let f = t.function.as_ref();
+        let name = f
+            .and_then(|f| f.name.clone())
             .ok_or_else(|| ApiError::invalid_field(&format!("{path}tools[{i}].function.name"), "is required"))?;
         let parameters = f
-            .get("parameters")
-            .cloned()
+            .and_then(|f| f.parameters.clone())
             .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-        chat.prompt.text_bytes += (name.len() + parameters.to_string().len()) as u64;
+        chat.prompt.text_bytes += name.len() as u64 + crate::protocols::openai::json_len(&parameters);
         chat.tools.push(Tool {
-            name: name.to_string(),
-            description: f["description"].as_str().map(str::to_owned),
+            name,
+            description: f.and_then(|f| f.description.clone()),
             parameters,
         });
     }
     chat.tool_choice = match choice {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(match s.as_str() {
+        None => None,
+        Some(StrOrObject::Str(s)) => Some(match s.as_str() {
             "auto" => ToolChoice::Auto,
             "none" => ToolChoice::None,
             // The framework's `router` means: call exactly one of the tools.
@@ -419,32 +530,31 @@ fn tools(chat: &mut Chat, list: Option<&Value>, choice: Option<&Value>, path: &s
                 ))
             }
         }),
-        Some(v) => Some(ToolChoice::Tool(
-            v.pointer("/function/name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::invalid_field(&format!("{path}toolChoice.function.name"), "is required"))?
-                .to_string(),
+        Some(StrOrObject::Object(t)) => Some(ToolChoice::Tool(
+            t.function
+                .as_ref()
+                .and_then(|f| f.name.clone())
+                .ok_or_else(|| ApiError::invalid_field(&format!("{path}toolChoice.function.name"), "is required"))?,
         )),
     };
     Ok(())
 }
 
-fn response_format(v: Option<&Value>, path: &str, schema_key: &str) -> Result<OutputFormat, ApiError> {
-    let Some(Value::Object(rf)) = v else {
+fn response_format(rf: Option<InResponseFormat>, path: &str) -> Result<OutputFormat, ApiError> {
+    let Some(rf) = rf else {
         return Ok(OutputFormat::Text);
     };
-    Ok(match rf.get("type").and_then(Value::as_str) {
+    Ok(match rf.kind.as_deref() {
         None | Some("text") => OutputFormat::Text,
         Some("json_object") => OutputFormat::Json,
         Some("json_schema") => {
             let js = rf
-                .get(schema_key)
-                .or_else(|| rf.get("json_schema"))
-                .ok_or_else(|| ApiError::invalid_field(&format!("{path}.{schema_key}"), "is required"))?;
+                .json_schema
+                .ok_or_else(|| ApiError::invalid_field(&format!("{path}.jsonSchema"), "is required"))?;
             OutputFormat::JsonSchema {
-                name: js["name"].as_str().unwrap_or("output").to_string(),
-                schema: js.get("schema").cloned().unwrap_or_else(|| json!({})),
-                strict: js["strict"].as_bool().unwrap_or(false),
+                name: js.name.unwrap_or_else(|| "output".into()),
+                schema: js.schema.unwrap_or_else(|| json!({})),
+                strict: js.strict.unwrap_or(false),
             }
         }
         Some(_) => {
@@ -577,10 +687,10 @@ impl Encode for LegacySseEncoder {
                 name,
                 arguments,
             } => {
-                while self.calls.len() <= *index {
-                    self.calls.push(ToolCallOut::default());
-                }
-                let c = &mut self.calls[*index];
+                // Decoders bound the index; a delta beyond it is dropped here too.
+                let Ok(c) = tool_call_slot(&mut self.calls, *index) else {
+                    return;
+                };
                 if let Some(id) = id {
                     c.id = id.clone();
                 }
@@ -740,5 +850,29 @@ mod tests {
         );
         assert_eq!(last["modelWithProvider"], "openai/gpt");
         assert!(!text.contains("[DONE]"));
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let f = |body: &str| parse_framework(body.as_bytes(), None).unwrap_err();
+        let e = f(
+            r#"{"input":{"modelOptions":{"model":"m","reasoningEffort":true},"messages":[{"role":"user","content":"x"}]}}"#,
+        );
+        assert_eq!(e.param.as_deref(), Some("input.modelOptions.reasoningEffort"), "{e:?}");
+        let e = f(r#"{"input":{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":1}]}]}}"#);
+        assert_eq!(e.param.as_deref(), Some("input.messages[0].content[0].text"), "{e:?}");
+        assert_eq!(
+            e.message,
+            "`input.messages[0].content[0].text` must be a string, not a number"
+        );
+        let e = f(r#"{"input":{"model":"m","messages":[{"role":"user","content":{"a":1}}]}}"#);
+        assert_eq!(e.param.as_deref(), Some("input.messages[0].content"), "{e:?}");
+        let e = f(r#"{"input":{"model":"m","messages":[{"role":"robot","content":"x"}]}}"#);
+        assert!(e.message.contains("system, user, agent, tool (got `robot`)"), "{e:?}");
+        assert_eq!(f(r#"{"input":1}"#).param.as_deref(), Some("input"));
+        assert_eq!(
+            f(r#"{"options":{"streaming":"y"},"input":{}}"#).param.as_deref(),
+            Some("options.streaming")
+        );
     }
 }

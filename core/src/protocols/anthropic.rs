@@ -2,261 +2,307 @@
 //! into the internal model, and deltas back into Anthropic's event stream or
 //! a whole `message`.
 
+use super::{parse_body, Positive, StrOrList};
 use crate::chat::{text_of, Chat, Delta, Finish, Image, Message, Part, Reasoning, Reply, Role, Tool, ToolChoice};
 use crate::codec::{sse, Billed, Encode};
 use crate::error::{ApiError, Protocol};
 use crate::metering::estimate::PromptSize;
 use crate::metering::Usage;
-use crate::protocols::openai::{json_object, kind_of};
 use bytes::BytesMut;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-fn wrong(field: &str, wanted: &str, v: &Value) -> ApiError {
-    ApiError::invalid_field(field, format!("must be {wanted}, not {}", kind_of(v)))
+/// A Messages request, as far as Hub reads it (other members are ignored).
+#[derive(Deserialize)]
+struct MessagesBody {
+    model: Option<String>,
+    max_tokens: Option<Positive>,
+    messages: Option<Vec<InMessage>>,
+    system: Option<StrOrList<InTextBlock>>,
+    stream: Option<bool>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    /// Checked, not used: no other protocol has it.
+    #[allow(dead_code)]
+    top_k: Option<u64>,
+    stop_sequences: Option<Vec<String>>,
+    tools: Option<Vec<InTool>>,
+    tool_choice: Option<InToolChoice>,
+    #[allow(dead_code)]
+    metadata: Option<Map<String, Value>>,
+    thinking: Option<InThinking>,
 }
 
-fn str_field<'a>(o: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str, ApiError> {
-    match o.get(key) {
-        Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(ApiError::invalid_field(&format!("{path}.{key}"), "is required")),
-        Some(other) => Err(wrong(&format!("{path}.{key}"), "a string", other)),
+#[derive(Deserialize)]
+struct InMessage {
+    role: Option<Role>,
+    content: Option<StrOrList<InBlock>>,
+}
+
+#[derive(Deserialize)]
+struct InTextBlock {
+    text: Option<String>,
+}
+
+/// A content block: every member any kind has, checked by kind afterwards
+/// (so that a bad member is named with its whole path).
+#[derive(Deserialize)]
+struct InBlock {
+    #[serde(rename = "type")]
+    kind: Option<BlockKind>,
+    text: Option<String>,
+    source: Option<InSource>,
+    id: Option<String>,
+    name: Option<String>,
+    input: Option<Value>,
+    tool_use_id: Option<String>,
+    /// A string or blocks; only its text is carried.
+    content: Option<Value>,
+    is_error: Option<bool>,
+    thinking: Option<String>,
+    signature: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+enum BlockKind {
+    Text,
+    Image,
+    ToolUse,
+    ToolResult,
+    Thinking,
+    Other(String),
+}
+
+impl From<String> for BlockKind {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "text" => BlockKind::Text,
+            "image" => BlockKind::Image,
+            "tool_use" => BlockKind::ToolUse,
+            "tool_result" => BlockKind::ToolResult,
+            "thinking" => BlockKind::Thinking,
+            _ => BlockKind::Other(s),
+        }
     }
+}
+
+#[derive(Deserialize)]
+struct InSource {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    media_type: Option<String>,
+    data: Option<String>,
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InTool {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    input_schema: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+struct InToolChoice {
+    #[serde(rename = "type")]
+    kind: Option<ChoiceKind>,
+    name: Option<String>,
+    disable_parallel_tool_use: Option<bool>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ChoiceKind {
+    Auto,
+    Any,
+    Tool,
+    None,
+}
+
+#[derive(Deserialize)]
+struct InThinking {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    budget_tokens: Option<u64>,
+}
+
+/// A member that must be there.
+fn required<'a, T>(v: &'a Option<T>, path: &str) -> Result<&'a T, ApiError> {
+    v.as_ref().ok_or_else(|| ApiError::invalid_field(path, "is required"))
 }
 
 /// Parses and validates a Messages request.
 pub fn parse(bytes: &[u8]) -> Result<Chat, ApiError> {
-    let body = json_object(bytes)?;
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        Some(v @ (Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_))) => {
-            return Err(wrong("model", "a string", v))
-        }
+    let body: MessagesBody = parse_body(bytes)?;
+    let model = match body.model {
+        Some(m) if !m.trim().is_empty() => m,
         _ => return Err(ApiError::invalid_field("model", "is required: name the model to call")),
     };
-    let max_tokens = match body.get("max_tokens") {
-        Some(v) => match v.as_u64() {
-            Some(n) if n >= 1 => n,
-            _ => return Err(ApiError::invalid_field("max_tokens", "must be a positive integer")),
-        },
-        None => return Err(ApiError::invalid_field("max_tokens", "is required")),
-    };
+    let max_tokens = required(&body.max_tokens, "max_tokens")?.0;
     super::output_budget("max_tokens", Some(max_tokens))?;
-    let mut prompt = PromptSize::default();
-    let mut chat = Chat {
-        model,
-        max_tokens: Some(max_tokens),
+    let system = body.system.map(|s| match s {
+        StrOrList::Str(s) => s,
+        StrOrList::List(blocks) => blocks.into_iter().filter_map(|b| b.text).collect(),
+    });
+    let mut prompt = PromptSize {
+        text_bytes: system.as_ref().map_or(0, |s| s.len() as u64),
         ..Default::default()
     };
-    for (field, ok, wanted) in [
-        ("stream", body.get("stream").is_none_or(Value::is_boolean), "a boolean"),
-        (
-            "temperature",
-            body.get("temperature").is_none_or(Value::is_number),
-            "a number",
-        ),
-        ("top_p", body.get("top_p").is_none_or(Value::is_number), "a number"),
-        (
-            "top_k",
-            body.get("top_k").is_none_or(Value::is_u64),
-            "a non-negative integer",
-        ),
-        (
-            "stop_sequences",
-            body.get("stop_sequences").is_none_or(Value::is_array),
-            "an array of strings",
-        ),
-        ("tools", body.get("tools").is_none_or(Value::is_array), "an array"),
-        (
-            "tool_choice",
-            body.get("tool_choice").is_none_or(Value::is_object),
-            "an object",
-        ),
-        (
-            "metadata",
-            body.get("metadata").is_none_or(Value::is_object),
-            "an object",
-        ),
-        (
-            "thinking",
-            body.get("thinking").is_none_or(Value::is_object),
-            "an object",
-        ),
-    ] {
-        if !ok {
-            return Err(wrong(field, wanted, &body[field]));
-        }
-    }
-    chat.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    chat.temperature = body.get("temperature").and_then(Value::as_f64);
-    chat.top_p = body.get("top_p").and_then(Value::as_f64);
-    chat.stop = body
-        .get("stop_sequences")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    chat.system = match body.get("system") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(v @ Value::Array(_)) => Some(text_of(v)),
-        Some(other) => return Err(wrong("system", "a string or an array of text blocks", other)),
+    let messages = match body.messages.as_deref() {
+        None => return Err(ApiError::invalid_field("messages", "is required")),
+        Some([]) => return Err(ApiError::invalid_field("messages", "must contain at least one message")),
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| message(m, &format!("messages[{i}]"), &mut prompt))
+            .collect::<Result<Vec<_>, _>>()?,
     };
-    prompt.text_bytes += chat.system.as_ref().map_or(0, |s| s.len() as u64);
-    let messages = match body.get("messages") {
-        Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => return Err(ApiError::invalid_field("messages", "must contain at least one message")),
-        None | Some(Value::Null) => return Err(ApiError::invalid_field("messages", "is required")),
-        Some(other) => return Err(wrong("messages", "an array", other)),
-    };
-    for (i, m) in messages.iter().enumerate() {
-        let path = format!("messages[{i}]");
-        let Value::Object(m) = m else {
-            return Err(wrong(&path, "an object", m));
-        };
-        let role = match str_field(m, "role", &path)? {
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            other => {
-                return Err(ApiError::invalid_field(
-                    &format!("{path}.role"),
-                    format!("must be `user` or `assistant` (got `{other}`)"),
-                ))
-            }
-        };
-        prompt.messages += 1;
-        let parts = match m.get("content") {
-            Some(Value::String(s)) => {
-                prompt.text_bytes += s.len() as u64;
-                vec![Part::Text(s.clone())]
-            }
-            Some(Value::Array(blocks)) => blocks
-                .iter()
-                .enumerate()
-                .map(|(j, b)| block(b, &format!("{path}.content[{j}]"), &mut prompt))
-                .collect::<Result<Vec<_>, _>>()?,
-            None | Some(Value::Null) => return Err(ApiError::invalid_field(&format!("{path}.content"), "is required")),
-            Some(other) => return Err(wrong(&format!("{path}.content"), "a string or an array", other)),
-        };
-        chat.messages.push(Message { role, parts });
+    let mut tools = Vec::new();
+    for (i, t) in body.tools.iter().flatten().enumerate() {
+        let tool = tool(t, &format!("tools[{i}]"))?;
+        prompt.text_bytes += (tool.name.len() as u64) + super::openai::json_len(&tool.parameters);
+        tools.push(tool);
     }
-    for (i, t) in body
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let path = format!("tools[{i}]");
-        let Value::Object(t) = t else {
-            return Err(wrong(&path, "an object", t));
-        };
-        if let Some(kind) = t.get("type").and_then(Value::as_str).filter(|k| *k != "custom") {
-            return Err(ApiError::invalid_field(
-                &format!("{path}.type"),
-                format!("server tool `{kind}` is not supported; only client tools with an input_schema are"),
-            ));
-        }
-        let name = str_field(t, "name", &path)?;
-        let schema = t.get("input_schema").filter(|s| s.is_object()).ok_or_else(|| {
-            ApiError::invalid_field(&format!("{path}.input_schema"), "is required and must be an object")
-        })?;
-        prompt.text_bytes += (name.len() + schema.to_string().len()) as u64;
-        chat.tools.push(Tool {
-            name: name.to_string(),
-            description: t.get("description").and_then(Value::as_str).map(str::to_owned),
-            parameters: schema.clone(),
-        });
-    }
-    if let Some(Value::Object(tc)) = body.get("tool_choice") {
-        chat.tool_choice = Some(match tc.get("type").and_then(Value::as_str) {
-            Some("auto") => ToolChoice::Auto,
-            Some("any") => ToolChoice::Required,
-            Some("none") => ToolChoice::None,
-            Some("tool") => ToolChoice::Tool(str_field(tc, "name", "tool_choice")?.to_string()),
-            _ => {
-                return Err(ApiError::invalid_field(
-                    "tool_choice.type",
-                    "must be `auto`, `any`, `tool` or `none`",
-                ))
-            }
-        });
-        if tc.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) {
-            chat.parallel_tool_calls = Some(false);
-        }
-    }
-    if let Some(Value::Object(th)) = body.get("thinking") {
-        if th.get("type").and_then(Value::as_str) == Some("enabled") {
-            chat.reasoning = Some(Reasoning {
+    let (tool_choice, parallel_tool_calls) = tool_choice(body.tool_choice.as_ref())?;
+    Ok(Chat {
+        model,
+        system,
+        messages,
+        tools,
+        tool_choice,
+        max_tokens: Some(max_tokens),
+        temperature: body.temperature,
+        top_p: body.top_p,
+        stop: body.stop_sequences.unwrap_or_default(),
+        stream: body.stream.unwrap_or(false),
+        reasoning: body
+            .thinking
+            .filter(|t| t.kind.as_deref() == Some("enabled"))
+            .map(|t| Reasoning {
                 effort: None,
-                budget_tokens: th.get("budget_tokens").and_then(Value::as_u64),
-            });
-        }
-    }
-    chat.prompt = prompt;
-    Ok(chat)
+                budget_tokens: t.budget_tokens,
+            }),
+        parallel_tool_calls,
+        prompt,
+        ..Default::default()
+    })
 }
 
-fn block(b: &Value, path: &str, prompt: &mut PromptSize) -> Result<Part, ApiError> {
-    let Value::Object(o) = b else {
-        return Err(wrong(path, "an object", b));
+fn message(m: &InMessage, path: &str, prompt: &mut PromptSize) -> Result<Message, ApiError> {
+    let role = *required(&m.role, &format!("{path}.role"))?;
+    prompt.messages += 1;
+    let parts = match required(&m.content, &format!("{path}.content"))? {
+        StrOrList::Str(s) => {
+            prompt.text_bytes += s.len() as u64;
+            vec![Part::Text(s.clone())]
+        }
+        StrOrList::List(blocks) => blocks
+            .iter()
+            .enumerate()
+            .map(|(j, b)| block(b, &format!("{path}.content[{j}]"), prompt))
+            .collect::<Result<Vec<_>, _>>()?,
     };
-    let kind = str_field(o, "type", path)?;
-    Ok(match kind {
-        "text" => {
-            let t = str_field(o, "text", path)?;
+    Ok(Message { role, parts })
+}
+
+fn tool(t: &InTool, path: &str) -> Result<Tool, ApiError> {
+    if let Some(kind) = t.kind.as_deref().filter(|k| *k != "custom") {
+        return Err(ApiError::invalid_field(
+            &format!("{path}.type"),
+            format!("server tool `{kind}` is not supported; only client tools with an input_schema are"),
+        ));
+    }
+    let name = required(&t.name, &format!("{path}.name"))?;
+    let schema = t
+        .input_schema
+        .clone()
+        .ok_or_else(|| ApiError::invalid_field(&format!("{path}.input_schema"), "is required and must be an object"))?;
+    Ok(Tool {
+        name: name.clone(),
+        description: t.description.clone(),
+        parameters: Value::Object(schema),
+    })
+}
+
+/// The tool choice, and whether parallel tool use was turned off.
+fn tool_choice(tc: Option<&InToolChoice>) -> Result<(Option<ToolChoice>, Option<bool>), ApiError> {
+    let Some(tc) = tc else { return Ok((None, None)) };
+    let choice = match tc.kind {
+        Some(ChoiceKind::Auto) => ToolChoice::Auto,
+        Some(ChoiceKind::Any) => ToolChoice::Required,
+        Some(ChoiceKind::None) => ToolChoice::None,
+        Some(ChoiceKind::Tool) => ToolChoice::Tool(required(&tc.name, "tool_choice.name")?.clone()),
+        None => {
+            return Err(ApiError::invalid_field(
+                "tool_choice.type",
+                "must be `auto`, `any`, `tool` or `none`",
+            ))
+        }
+    };
+    let parallel = (tc.disable_parallel_tool_use == Some(true)).then_some(false);
+    Ok((Some(choice), parallel))
+}
+
+fn block(b: &InBlock, path: &str, prompt: &mut PromptSize) -> Result<Part, ApiError> {
+    let field = |f: &str| format!("{path}.{f}");
+    let text = |v: &Option<String>, f: &str| required(v, &field(f)).cloned();
+    Ok(match required(&b.kind, &field("type"))? {
+        BlockKind::Text => {
+            let t = text(&b.text, "text")?;
             prompt.text_bytes += t.len() as u64;
-            Part::Text(t.to_string())
+            Part::Text(t)
         }
-        "image" => {
+        BlockKind::Image => {
             prompt.images += 1;
-            let src = o
-                .get("source")
-                .and_then(Value::as_object)
-                .ok_or_else(|| ApiError::invalid_field(&format!("{path}.source"), "is required"))?;
-            let spath = format!("{path}.source");
-            match str_field(src, "type", &spath)? {
-                "base64" => Part::Image(Image::Base64 {
-                    media_type: str_field(src, "media_type", &spath)?.to_string(),
-                    data: str_field(src, "data", &spath)?.to_string(),
-                }),
-                "url" => Part::Image(Image::Url(str_field(src, "url", &spath)?.to_string())),
-                other => {
-                    return Err(ApiError::invalid_field(
-                        &format!("{spath}.type"),
-                        format!("`{other}` image sources are not supported"),
-                    ))
-                }
-            }
+            Part::Image(image(required(&b.source, &field("source"))?, &field("source"))?)
         }
-        "tool_use" => {
-            let input = o.get("input").cloned().unwrap_or_else(|| json!({}));
-            let arguments = input.to_string();
+        BlockKind::ToolUse => {
+            let arguments = b.input.as_ref().map_or_else(|| "{}".into(), Value::to_string);
             prompt.text_bytes += arguments.len() as u64;
             Part::ToolCall {
-                id: str_field(o, "id", path)?.to_string(),
-                name: str_field(o, "name", path)?.to_string(),
+                id: text(&b.id, "id")?,
+                name: text(&b.name, "name")?,
                 arguments,
             }
         }
-        "tool_result" => {
-            let content = text_of(o.get("content").unwrap_or(&Value::Null));
+        BlockKind::ToolResult => {
+            let content = text_of(b.content.as_ref().unwrap_or(&Value::Null));
             prompt.text_bytes += content.len() as u64;
             Part::ToolResult {
-                id: str_field(o, "tool_use_id", path)?.to_string(),
+                id: text(&b.tool_use_id, "tool_use_id")?,
                 content,
-                is_error: o.get("is_error").and_then(Value::as_bool).unwrap_or(false),
+                is_error: b.is_error.unwrap_or(false),
             }
         }
-        "thinking" => Part::Reasoning {
-            text: str_field(o, "thinking", path)?.to_string(),
-            signature: o.get("signature").and_then(Value::as_str).map(str::to_owned),
+        BlockKind::Thinking => Part::Reasoning {
+            text: text(&b.thinking, "thinking")?,
+            signature: b.signature.clone(),
         },
-        other => {
+        BlockKind::Other(other) => {
             return Err(ApiError::invalid_field(
-                &format!("{path}.type"),
+                &field("type"),
                 format!("`{other}` content blocks are not supported"),
             ))
         }
     })
+}
+
+fn image(src: &InSource, path: &str) -> Result<Image, ApiError> {
+    let text = |v: &Option<String>, f: &str| required(v, &format!("{path}.{f}")).cloned();
+    match required(&src.kind, &format!("{path}.type"))?.as_str() {
+        "base64" => Ok(Image::Base64 {
+            media_type: text(&src.media_type, "media_type")?,
+            data: text(&src.data, "data")?,
+        }),
+        "url" => Ok(Image::Url(text(&src.url, "url")?)),
+        other => Err(ApiError::invalid_field(
+            &format!("{path}.type"),
+            format!("`{other}` image sources are not supported"),
+        )),
+    }
 }
 
 pub fn stop_reason(f: Finish) -> &'static str {

@@ -2,23 +2,200 @@
 //! parameter, nothing else touched), the prompt's size for holds, the body
 //! sent upstream, and a light view of streamed chunks for metering.
 
-use crate::chat::{
-    text_of, Chat, Delta, Finish, Image, Message, OutputFormat, Part, Reasoning, Reply, Role, Tool, ToolChoice,
-};
+use crate::chat::{Chat, Delta, Finish, Image, Message, OutputFormat, Part, Reasoning, Reply, Role, Tool, ToolChoice};
 use crate::codec::{sse, Billed, Encode};
 use crate::error::ApiError;
 use crate::metering::estimate::PromptSize;
 use crate::providers::openai_compat::{usage_json, WireUsage};
 use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Number, Value};
 use std::borrow::Cow;
+
+use super::{open_struct, parse_body, Positive, StrOrList, StrOrObject};
+
+open_struct! {
+    /// A Chat Completions request: the members Hub reads or checks, typed;
+    /// every other member kept as it came, so that it reaches an
+    /// OpenAI-compatible provider unchanged.
+    pub struct ChatBody {
+        model: String = "model",
+        messages: Vec<InMessage> = "messages",
+        stream: bool = "stream",
+        temperature: Number = "temperature",
+        top_p: Number = "top_p",
+        presence_penalty: Number = "presence_penalty",
+        frequency_penalty: Number = "frequency_penalty",
+        seed: Number = "seed",
+        stop: StrOrList<String> = "stop",
+        logit_bias: Map<String, Value> = "logit_bias",
+        user: String = "user",
+        tools: Vec<InTool> = "tools",
+        tool_choice: StrOrObject<InNamedTool> = "tool_choice",
+        parallel_tool_calls: bool = "parallel_tool_calls",
+        response_format: InResponseFormat = "response_format",
+        stream_options: InStreamOptions = "stream_options",
+        logprobs: bool = "logprobs",
+        metadata: Map<String, Value> = "metadata",
+        max_tokens: Positive = "max_tokens",
+        max_completion_tokens: Positive = "max_completion_tokens",
+        n: Positive = "n",
+        reasoning_effort: String = "reasoning_effort",
+        /// Legacy function definitions, counted as prompt text only.
+        functions: Vec<Value> = "functions",
+    }
+}
+
+open_struct! {
+    /// One message of `messages`.
+    pub struct InMessage {
+        role: InRole = "role",
+        content: StrOrList<InPart> = "content",
+        name: String = "name",
+        tool_calls: Vec<InToolCall> = "tool_calls",
+        tool_call_id: String = "tool_call_id",
+    }
+}
+
+/// Who speaks a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InRole {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+    Function,
+}
+
+open_struct! {
+    /// One part of a message's content.
+    pub struct InPart {
+        kind: PartKind = "type",
+        text: String = "text",
+        /// `{"url": …}` (or, from some clients, the URL itself).
+        image_url: StrOrObject<InUrl> = "image_url",
+    }
+}
+
+/// A content part's `type`: the ones Hub reads, or another passed through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum PartKind {
+    Text,
+    ImageUrl,
+    InputImage,
+    Other(String),
+}
+
+impl From<String> for PartKind {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "text" => PartKind::Text,
+            "image_url" => PartKind::ImageUrl,
+            "input_image" => PartKind::InputImage,
+            _ => PartKind::Other(s),
+        }
+    }
+}
+
+impl From<PartKind> for String {
+    fn from(k: PartKind) -> String {
+        match k {
+            PartKind::Text => "text".into(),
+            PartKind::ImageUrl => "image_url".into(),
+            PartKind::InputImage => "input_image".into(),
+            PartKind::Other(s) => s,
+        }
+    }
+}
+
+open_struct! {
+    pub struct InUrl {
+        url: String = "url",
+    }
+}
+
+open_struct! {
+    /// A tool call in an assistant message.
+    pub struct InToolCall {
+        id: String = "id",
+        function: InFunctionCall = "function",
+    }
+}
+
+open_struct! {
+    pub struct InFunctionCall {
+        name: String = "name",
+        arguments: String = "arguments",
+    }
+}
+
+open_struct! {
+    /// A tool definition (`tools[i]`).
+    pub struct InTool {
+        kind: String = "type",
+        function: InFunction = "function",
+    }
+}
+
+open_struct! {
+    pub struct InFunction {
+        name: String = "name",
+        description: String = "description",
+        parameters: Value = "parameters",
+    }
+}
+
+open_struct! {
+    /// `tool_choice` naming a function.
+    pub struct InNamedTool {
+        function: InFunctionName = "function",
+    }
+}
+
+open_struct! {
+    pub struct InFunctionName {
+        name: String = "name",
+    }
+}
+
+open_struct! {
+    pub struct InResponseFormat {
+        kind: ResponseKind = "type",
+        json_schema: InJsonSchema = "json_schema",
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseKind {
+    Text,
+    JsonObject,
+    JsonSchema,
+}
+
+open_struct! {
+    pub struct InJsonSchema {
+        name: String = "name",
+        schema: Value = "schema",
+        strict: bool = "strict",
+    }
+}
+
+open_struct! {
+    pub struct InStreamOptions {
+        include_usage: bool = "include_usage",
+    }
+}
 
 /// A validated chat request. The body is kept whole so that every parameter,
 /// known or not, reaches the provider unchanged.
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
-    pub body: Map<String, Value>,
+    /// Boxed: the typed body is large, and requests travel by value.
+    pub body: Box<ChatBody>,
     pub model: String,
     pub stream: bool,
     /// Whether the caller asked for the usage chunk (`stream_options.include_usage`).
@@ -27,39 +204,6 @@ pub struct ChatRequest {
     /// Number of choices asked for.
     pub n: u64,
     pub prompt: PromptSize,
-}
-
-/// What a JSON value is, for error messages ("must be a string, not a number").
-pub(crate) fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn expect(field: &str, v: &Value, ok: bool, wanted: &str) -> Result<(), ApiError> {
-    if ok || v.is_null() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_field(
-            field,
-            format!("must be {wanted}, not {}", kind_of(v)),
-        ))
-    }
-}
-
-fn positive_int(field: &str, v: &Value) -> Result<Option<u64>, ApiError> {
-    if v.is_null() {
-        return Ok(None);
-    }
-    match v.as_u64() {
-        Some(n) if n >= 1 => Ok(Some(n)),
-        _ => Err(ApiError::invalid_field(field, "must be a positive integer")),
-    }
 }
 
 /// A request body that must be a JSON object.
@@ -76,237 +220,148 @@ pub fn invalid_json() -> ApiError {
     )
 }
 
+/// Bytes `v` takes as JSON, for sizing the prompt (writes nothing).
+pub(crate) fn json_len(v: &impl Serialize) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+/// Parses and checks a Chat Completions request: one typed pass over the
+/// body (the hot path of an OpenAI caller to an OpenAI provider), then
+/// checks of what types cannot say.
 pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
-    let body = json_object(bytes)?;
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            return Err(ApiError::invalid_field("model", "is required: name the model to call"))
-        }
-        Some(other) => {
-            return Err(ApiError::invalid_field(
-                "model",
-                format!("must be a string, not {}", kind_of(other)),
-            ))
-        }
+    let body: ChatBody = parse_body(bytes)?;
+    let model = match &body.model {
+        Some(m) if !m.trim().is_empty() => m.clone(),
+        _ => return Err(ApiError::invalid_field("model", "is required: name the model to call")),
     };
     let mut prompt = PromptSize::default();
-    match body.get("messages") {
-        Some(Value::Array(msgs)) if !msgs.is_empty() => {
+    match body.messages.as_deref() {
+        None => return Err(ApiError::invalid_field("messages", "is required")),
+        Some([]) => return Err(ApiError::invalid_field("messages", "must contain at least one message")),
+        Some(msgs) => {
             for (i, m) in msgs.iter().enumerate() {
                 measure_message(i, m, &mut prompt)?;
             }
         }
-        Some(Value::Array(_)) => return Err(ApiError::invalid_field("messages", "must contain at least one message")),
-        None | Some(Value::Null) => return Err(ApiError::invalid_field("messages", "is required")),
-        Some(other) => {
-            return Err(ApiError::invalid_field(
-                "messages",
-                format!("must be an array, not {}", kind_of(other)),
-            ))
-        }
     }
-    let null = Value::Null;
-    let get = |k: &str| body.get(k).unwrap_or(&null);
-    for (field, check, wanted) in [
-        ("stream", get("stream").is_boolean(), "a boolean"),
-        ("temperature", get("temperature").is_number(), "a number"),
-        ("top_p", get("top_p").is_number(), "a number"),
-        ("presence_penalty", get("presence_penalty").is_number(), "a number"),
-        ("frequency_penalty", get("frequency_penalty").is_number(), "a number"),
-        ("seed", get("seed").is_i64() || get("seed").is_u64(), "an integer"),
-        (
-            "stop",
-            get("stop").is_string() || get("stop").is_array(),
-            "a string or an array of strings",
-        ),
-        ("logit_bias", get("logit_bias").is_object(), "an object"),
-        ("user", get("user").is_string(), "a string"),
-        ("tools", get("tools").is_array(), "an array"),
-        (
-            "tool_choice",
-            get("tool_choice").is_string() || get("tool_choice").is_object(),
-            "a string or an object",
-        ),
-        (
-            "parallel_tool_calls",
-            get("parallel_tool_calls").is_boolean(),
-            "a boolean",
-        ),
-        ("response_format", get("response_format").is_object(), "an object"),
-        ("stream_options", get("stream_options").is_object(), "an object"),
-        ("logprobs", get("logprobs").is_boolean(), "a boolean"),
-        ("metadata", get("metadata").is_object(), "an object"),
-    ] {
-        expect(field, get(field), check, wanted)?;
+    check_body(&body)?;
+    // Either field, or the larger of both: the provider is sent that one budget.
+    let budget = |field, v: Option<Positive>| super::output_budget(field, v.map(|p| p.0));
+    let max_tokens =
+        budget("max_completion_tokens", body.max_completion_tokens)?.max(budget("max_tokens", body.max_tokens)?);
+    let n = body.n.map_or(1, |p| p.0);
+    if n > 128 {
+        return Err(ApiError::invalid_field("n", "must be at most 128"));
     }
-    if let Some(Value::Object(rf)) = body.get("response_format") {
-        match rf.get("type").and_then(Value::as_str) {
-            Some("text" | "json_object") => {}
-            Some("json_schema") if rf.get("json_schema").is_some_and(Value::is_object) => {}
-            Some("json_schema") => {
-                return Err(ApiError::invalid_field(
-                    "response_format.json_schema",
-                    "is required when type is json_schema",
-                ))
-            }
-            _ => {
+    // Tool definitions (and the legacy `functions`) are prompt text too.
+    prompt.text_bytes += body.tools.iter().flatten().map(json_len).sum::<u64>();
+    prompt.text_bytes += body.functions.iter().flatten().map(json_len).sum::<u64>();
+    prompt.text_bytes += body.response_format.as_ref().map_or(0, json_len);
+    Ok(ChatRequest {
+        model,
+        stream: body.stream.unwrap_or(false),
+        include_usage: body
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
+        max_tokens,
+        n,
+        prompt,
+        body: Box::new(body),
+    })
+}
+
+/// What the types leave open: `seed` an integer, `response_format` complete.
+fn check_body(body: &ChatBody) -> Result<(), ApiError> {
+    if body.seed.as_ref().is_some_and(|s| !(s.is_i64() || s.is_u64())) {
+        return Err(ApiError::invalid_field("seed", "must be an integer, not a number"));
+    }
+    if let Some(rf) = &body.response_format {
+        match rf.kind {
+            None => {
                 return Err(ApiError::invalid_field(
                     "response_format.type",
                     "must be one of `text`, `json_object`, `json_schema`",
                 ))
             }
+            Some(ResponseKind::JsonSchema) if rf.json_schema.is_none() => {
+                return Err(ApiError::invalid_field(
+                    "response_format.json_schema",
+                    "is required when type is json_schema",
+                ))
+            }
+            Some(_) => {}
         }
     }
-    let include_usage = match get("stream_options").get("include_usage") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(ApiError::invalid_field(
-                "stream_options.include_usage",
-                format!("must be a boolean, not {}", kind_of(other)),
-            ))
-        }
-    };
-    // Either field, or the larger of both: the provider is sent that one budget.
-    let max_tokens = super::output_budget(
-        "max_completion_tokens",
-        positive_int("max_completion_tokens", get("max_completion_tokens"))?,
-    )?
-    .max(super::output_budget(
-        "max_tokens",
-        positive_int("max_tokens", get("max_tokens"))?,
-    )?);
-    let n = positive_int("n", get("n"))?.unwrap_or(1);
-    if n > 128 {
-        return Err(ApiError::invalid_field("n", "must be at most 128"));
-    }
-    // Tool definitions (and the legacy `functions`) are prompt text too.
-    for field in ["tools", "functions"] {
-        if let Some(Value::Array(defs)) = body.get(field) {
-            prompt.text_bytes += defs.iter().map(|t| t.to_string().len() as u64).sum::<u64>();
-        }
-    }
-    if let Some(rf) = body.get("response_format") {
-        prompt.text_bytes += rf.to_string().len() as u64;
-    }
-    let stream = get("stream").as_bool().unwrap_or(false);
-    Ok(ChatRequest {
-        body,
-        model,
-        stream,
-        include_usage,
-        max_tokens,
-        n,
-        prompt,
-    })
+    Ok(())
 }
 
-fn measure_message(i: usize, m: &Value, prompt: &mut PromptSize) -> Result<(), ApiError> {
-    let field = |f: &str| format!("messages[{i}].{f}");
-    let Value::Object(m) = m else {
-        return Err(ApiError::invalid_field(
-            &format!("messages[{i}]"),
-            format!("must be an object, not {}", kind_of(m)),
-        ));
-    };
-    match m.get("role") {
-        Some(Value::String(r))
-            if matches!(
-                r.as_str(),
-                "system" | "developer" | "user" | "assistant" | "tool" | "function"
-            ) => {}
-        Some(Value::String(r)) => {
-            return Err(ApiError::invalid_field(
-                &field("role"),
-                format!("must be one of system, developer, user, assistant, tool (got `{r}`)"),
-            ))
-        }
-        _ => {
-            return Err(ApiError::invalid_field(
-                &field("role"),
-                "is required and must be a string",
-            ))
-        }
+fn measure_message(i: usize, m: &InMessage, prompt: &mut PromptSize) -> Result<(), ApiError> {
+    if m.role.is_none() {
+        return Err(ApiError::invalid_field(&format!("messages[{i}].role"), "is required"));
     }
     prompt.messages += 1;
-    match m.get("content") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => prompt.text_bytes += s.len() as u64,
-        Some(Value::Array(parts)) => {
+    match &m.content {
+        None => {}
+        Some(StrOrList::Str(s)) => prompt.text_bytes += s.len() as u64,
+        Some(StrOrList::List(parts)) => {
             for (j, part) in parts.iter().enumerate() {
-                let Value::Object(p) = part else {
-                    return Err(ApiError::invalid_field(
-                        &field(&format!("content[{j}]")),
-                        "must be an object",
-                    ));
-                };
-                match p.get("type").and_then(Value::as_str) {
-                    Some("text") => match p.get("text") {
-                        Some(Value::String(t)) => prompt.text_bytes += t.len() as u64,
-                        _ => {
-                            return Err(ApiError::invalid_field(
-                                &field(&format!("content[{j}].text")),
-                                "must be a string",
-                            ))
-                        }
-                    },
-                    Some("image_url" | "input_image") => prompt.images += 1,
-                    Some(_) => prompt.text_bytes += part.to_string().len() as u64,
-                    None => {
-                        return Err(ApiError::invalid_field(
-                            &field(&format!("content[{j}].type")),
-                            "is required",
-                        ))
-                    }
-                }
+                prompt_of_part(part, prompt).map_err(|(field, why)| {
+                    ApiError::invalid_field(&format!("messages[{i}].content[{j}].{field}"), why)
+                })?;
             }
         }
-        Some(other) => {
-            return Err(ApiError::invalid_field(
-                &field("content"),
-                format!("must be a string or an array, not {}", kind_of(other)),
-            ))
-        }
     }
-    if let Some(calls) = m.get("tool_calls") {
-        prompt.text_bytes += calls.to_string().len() as u64;
-    }
-    if let Some(Value::String(name)) = m.get("name") {
-        prompt.text_bytes += name.len() as u64;
+    prompt.text_bytes += m.tool_calls.as_ref().map_or(0, json_len);
+    prompt.text_bytes += m.name.as_ref().map_or(0, |n| n.len() as u64);
+    Ok(())
+}
+
+/// A content part's share of the prompt, or which member of it is wrong.
+fn prompt_of_part(part: &InPart, prompt: &mut PromptSize) -> Result<(), (&'static str, &'static str)> {
+    match &part.kind {
+        Some(PartKind::Text) => match &part.text {
+            Some(t) => prompt.text_bytes += t.len() as u64,
+            None => return Err(("text", "must be a string")),
+        },
+        Some(PartKind::ImageUrl | PartKind::InputImage) => prompt.images += 1,
+        Some(PartKind::Other(_)) => prompt.text_bytes += json_len(part),
+        None => return Err(("type", "is required")),
     }
     Ok(())
 }
 
 impl ChatRequest {
-    /// The body for the provider: its own model id, and usage asked for in streams.
     /// The body for an OpenAI-compatible provider: the caller's, with the
     /// provider's model name and the output budget Hub holds and bills for in
     /// one field the provider honours, so it can never produce more than Hub
     /// accounted for: `max_completion_tokens` if the caller used it and the
-    /// provider reads it, else `max_tokens`.
+    /// provider reads it, else `max_tokens`; in streams, usage asked for.
     pub fn upstream_body(&self, provider_model: &str, takes_max_completion_tokens: bool) -> Bytes {
         let mut body = self.body.clone();
-        body.insert("model".into(), Value::String(provider_model.to_string()));
+        body.model = Some(provider_model.to_string());
         if let Some(budget) = self.max_tokens {
-            let field = if takes_max_completion_tokens && body.contains_key("max_completion_tokens") {
-                "max_completion_tokens"
-            } else {
-                "max_tokens"
-            };
-            body.remove("max_tokens");
-            body.remove("max_completion_tokens");
-            body.insert(field.into(), Value::from(budget));
+            let completion = takes_max_completion_tokens && body.max_completion_tokens.is_some();
+            body.max_tokens = (!completion).then_some(Positive(budget));
+            body.max_completion_tokens = completion.then_some(Positive(budget));
         }
         if self.stream {
-            let opts = body
-                .entry("stream_options")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(o) = opts {
-                o.insert("include_usage".into(), Value::Bool(true));
-            }
+            body.stream_options.get_or_insert_with(Default::default).include_usage = Some(true);
         }
-        Bytes::from(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
     }
 }
 
@@ -315,186 +370,207 @@ impl ChatRequest {
     /// What the internal model cannot carry is refused, naming the field.
     pub fn to_chat(&self) -> Result<Chat, ApiError> {
         let b = &self.body;
-        for field in ["logprobs", "top_logprobs", "logit_bias", "audio", "prediction"] {
-            if b.get(field).is_some_and(|v| !v.is_null() && v != &Value::Bool(false)) {
+        self.check_convertible()?;
+        let mut chat = Chat {
+            model: self.model.clone(),
+            max_tokens: self.max_tokens,
+            temperature: b.temperature.as_ref().and_then(Number::as_f64),
+            top_p: b.top_p.as_ref().and_then(Number::as_f64),
+            stream: self.stream,
+            parallel_tool_calls: b.parallel_tool_calls,
+            prompt: self.prompt,
+            stop: match &b.stop {
+                Some(StrOrList::Str(s)) => vec![s.clone()],
+                Some(StrOrList::List(l)) => l.clone(),
+                None => Vec::new(),
+            },
+            reasoning: b.reasoning_effort.as_ref().map(|effort| Reasoning {
+                effort: Some(effort.clone()),
+                budget_tokens: None,
+            }),
+            ..Default::default()
+        };
+        let mut system = Vec::new();
+        for (i, m) in b.messages.iter().flatten().enumerate() {
+            add_message(&mut chat, &mut system, i, m)?;
+        }
+        if !system.is_empty() {
+            chat.system = Some(system.join("\n\n"));
+        }
+        for (i, t) in b.tools.iter().flatten().enumerate() {
+            chat.tools.push(tool_of(i, t)?);
+        }
+        chat.tool_choice = b.tool_choice.as_ref().map(tool_choice_of).transpose()?;
+        chat.output = output_of(b.response_format.as_ref());
+        Ok(chat)
+    }
+
+    /// Parameters only OpenAI-compatible providers take, and `n` above 1.
+    fn check_convertible(&self) -> Result<(), ApiError> {
+        let b = &self.body;
+        let set = |v: Option<&Value>| v.is_some_and(|v| !v.is_null() && v != &Value::Bool(false));
+        if b.logprobs == Some(true) {
+            return Err(unconvertible("logprobs"));
+        }
+        if set(b.extra.get("top_logprobs")) {
+            return Err(unconvertible("top_logprobs"));
+        }
+        if b.logit_bias.is_some() {
+            return Err(unconvertible("logit_bias"));
+        }
+        for field in ["audio", "prediction"] {
+            if set(b.extra.get(field)) {
                 return Err(unconvertible(field));
             }
         }
         if self.n > 1 {
             return Err(unconvertible("n"));
         }
-        let mut chat = Chat {
-            model: self.model.clone(),
-            max_tokens: self.max_tokens,
-            temperature: b.get("temperature").and_then(Value::as_f64),
-            top_p: b.get("top_p").and_then(Value::as_f64),
-            stream: self.stream,
-            parallel_tool_calls: b.get("parallel_tool_calls").and_then(Value::as_bool),
-            prompt: self.prompt,
-            ..Default::default()
-        };
-        chat.stop = match b.get("stop") {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-            _ => Vec::new(),
-        };
-        if let Some(effort) = b.get("reasoning_effort").and_then(Value::as_str) {
-            chat.reasoning = Some(Reasoning {
-                effort: Some(effort.to_string()),
-                budget_tokens: None,
-            });
+        Ok(())
+    }
+}
+
+/// Text of a message's content (parts' texts joined).
+fn content_text(content: Option<&StrOrList<InPart>>) -> String {
+    match content {
+        Some(StrOrList::Str(s)) => s.clone(),
+        Some(StrOrList::List(parts)) => parts.iter().filter_map(|p| p.text.as_deref()).collect(),
+        None => String::new(),
+    }
+}
+
+/// One message into the internal model (system text gathered apart).
+fn add_message(chat: &mut Chat, system: &mut Vec<String>, i: usize, m: &InMessage) -> Result<(), ApiError> {
+    match m.role {
+        Some(InRole::System | InRole::Developer) => system.push(content_text(m.content.as_ref())),
+        Some(InRole::User) => chat.messages.push(Message {
+            role: Role::User,
+            parts: user_parts(i, m.content.as_ref())?,
+        }),
+        Some(InRole::Assistant) => chat.messages.push(assistant_message(i, m)?),
+        Some(InRole::Tool) => {
+            let id = m.tool_call_id.as_ref().ok_or_else(|| {
+                ApiError::invalid_field(&format!("messages[{i}].tool_call_id"), "is required for tool messages")
+            })?;
+            push_tool_result(
+                &mut chat.messages,
+                Part::ToolResult {
+                    id: id.clone(),
+                    content: content_text(m.content.as_ref()),
+                    is_error: false,
+                },
+            );
         }
-        let mut system = Vec::new();
-        let null = Value::Null;
-        for (i, m) in b
-            .get("messages")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let role = m.get("role").and_then(Value::as_str).unwrap_or("");
-            let content = m.get("content").unwrap_or(&null);
-            match role {
-                "system" | "developer" => system.push(text_of(content)),
-                "user" => {
-                    let parts = user_parts(i, content)?;
-                    chat.messages.push(Message {
-                        role: Role::User,
-                        parts,
-                    });
-                }
-                "assistant" => {
-                    let mut parts = Vec::new();
-                    let text = text_of(content);
-                    if !text.is_empty() {
-                        parts.push(Part::Text(text));
-                    }
-                    for (j, call) in m
-                        .get("tool_calls")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .enumerate()
-                    {
-                        let field = format!("messages[{i}].tool_calls[{j}]");
-                        let f = call
-                            .get("function")
-                            .ok_or_else(|| ApiError::invalid_field(&format!("{field}.function"), "is required"))?;
-                        let name = f
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| ApiError::invalid_field(&format!("{field}.function.name"), "is required"))?;
-                        parts.push(Part::ToolCall {
-                            id: call.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
-                            name: name.to_string(),
-                            arguments: f.get("arguments").and_then(Value::as_str).unwrap_or("{}").to_string(),
-                        });
-                    }
-                    chat.messages.push(Message {
-                        role: Role::Assistant,
-                        parts,
-                    });
-                }
-                "tool" => {
-                    let id = m.get("tool_call_id").and_then(Value::as_str).ok_or_else(|| {
-                        ApiError::invalid_field(&format!("messages[{i}].tool_call_id"), "is required for tool messages")
-                    })?;
-                    let part = Part::ToolResult {
-                        id: id.to_string(),
-                        content: text_of(content),
-                        is_error: false,
-                    };
-                    // Consecutive tool results share one user turn.
-                    match chat.messages.last_mut() {
-                        Some(last)
-                            if last.role == Role::User
-                                && last.parts.iter().all(|p| matches!(p, Part::ToolResult { .. })) =>
-                        {
-                            last.parts.push(part)
-                        }
-                        _ => chat.messages.push(Message {
-                            role: Role::User,
-                            parts: vec![part],
-                        }),
-                    }
-                }
-                _ => {
-                    return Err(ApiError::invalid_field(
-                        &format!("messages[{i}].role"),
-                        format!("`{role}` cannot be sent to this model's provider"),
-                    ))
-                }
-            }
+        Some(InRole::Function) | None => {
+            return Err(ApiError::invalid_field(
+                &format!("messages[{i}].role"),
+                "`function` cannot be sent to this model's provider",
+            ))
         }
-        if !system.is_empty() {
-            chat.system = Some(system.join("\n\n"));
+    }
+    Ok(())
+}
+
+fn assistant_message(i: usize, m: &InMessage) -> Result<Message, ApiError> {
+    let mut parts = Vec::new();
+    let text = content_text(m.content.as_ref());
+    if !text.is_empty() {
+        parts.push(Part::Text(text));
+    }
+    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+        let field = format!("messages[{i}].tool_calls[{j}].function");
+        let f = call
+            .function
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid_field(&field, "is required"))?;
+        let name = f
+            .name
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid_field(&format!("{field}.name"), "is required"))?;
+        parts.push(Part::ToolCall {
+            id: call.id.clone().unwrap_or_default(),
+            name: name.clone(),
+            arguments: f.arguments.clone().unwrap_or_else(|| "{}".into()),
+        });
+    }
+    Ok(Message {
+        role: Role::Assistant,
+        parts,
+    })
+}
+
+/// Consecutive tool results share one user turn.
+pub(crate) fn push_tool_result(messages: &mut Vec<Message>, part: Part) {
+    match messages.last_mut() {
+        Some(last) if last.role == Role::User && last.parts.iter().all(|p| matches!(p, Part::ToolResult { .. })) => {
+            last.parts.push(part)
         }
-        for (i, t) in b
-            .get("tools")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            if t.get("type").and_then(Value::as_str).unwrap_or("function") != "function" {
+        _ => messages.push(Message {
+            role: Role::User,
+            parts: vec![part],
+        }),
+    }
+}
+
+fn tool_of(i: usize, t: &InTool) -> Result<Tool, ApiError> {
+    if t.kind.as_deref().unwrap_or("function") != "function" {
+        return Err(ApiError::invalid_field(
+            &format!("tools[{i}].type"),
+            "only `function` tools can be sent to this model's provider",
+        ));
+    }
+    let f = t
+        .function
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid_field(&format!("tools[{i}].function"), "is required"))?;
+    let name = f
+        .name
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid_field(&format!("tools[{i}].function.name"), "is required"))?;
+    Ok(Tool {
+        name: name.clone(),
+        description: f.description.clone(),
+        parameters: f
+            .parameters
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+    })
+}
+
+fn tool_choice_of(choice: &StrOrObject<InNamedTool>) -> Result<ToolChoice, ApiError> {
+    Ok(match choice {
+        StrOrObject::Str(s) => match s.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            _ => {
                 return Err(ApiError::invalid_field(
-                    &format!("tools[{i}].type"),
-                    "only `function` tools can be sent to this model's provider",
-                ));
+                    "tool_choice",
+                    "must be `auto`, `none`, `required` or a function",
+                ))
             }
-            let f = t
-                .get("function")
-                .ok_or_else(|| ApiError::invalid_field(&format!("tools[{i}].function"), "is required"))?;
-            let name = f
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::invalid_field(&format!("tools[{i}].function.name"), "is required"))?;
-            chat.tools.push(Tool {
-                name: name.to_string(),
-                description: f.get("description").and_then(Value::as_str).map(str::to_owned),
-                parameters: f
-                    .get("parameters")
-                    .cloned()
-                    .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
-            });
+        },
+        StrOrObject::Object(t) => ToolChoice::Tool(
+            t.function
+                .as_ref()
+                .and_then(|f| f.name.clone())
+                .ok_or_else(|| ApiError::invalid_field("tool_choice.function.name", "is required"))?,
+        ),
+    })
+}
+
+fn output_of(rf: Option<&InResponseFormat>) -> OutputFormat {
+    match rf.and_then(|rf| rf.kind.map(|k| (k, rf))) {
+        Some((ResponseKind::JsonObject, _)) => OutputFormat::Json,
+        Some((ResponseKind::JsonSchema, rf)) => {
+            let js = rf.json_schema.clone().unwrap_or_default();
+            OutputFormat::JsonSchema {
+                name: js.name.unwrap_or_else(|| "output".into()),
+                schema: js.schema.unwrap_or_else(|| serde_json::json!({})),
+                strict: js.strict.unwrap_or(false),
+            }
         }
-        chat.tool_choice = match b.get("tool_choice") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(match s.as_str() {
-                "auto" => ToolChoice::Auto,
-                "none" => ToolChoice::None,
-                "required" => ToolChoice::Required,
-                _ => {
-                    return Err(ApiError::invalid_field(
-                        "tool_choice",
-                        "must be `auto`, `none`, `required` or a function",
-                    ))
-                }
-            }),
-            Some(v) => Some(ToolChoice::Tool(
-                v.pointer("/function/name")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| ApiError::invalid_field("tool_choice.function.name", "is required"))?
-                    .to_string(),
-            )),
-        };
-        chat.output = match b.get("response_format") {
-            Some(rf) => match rf.get("type").and_then(Value::as_str) {
-                Some("json_object") => OutputFormat::Json,
-                Some("json_schema") => {
-                    let js = &rf["json_schema"];
-                    OutputFormat::JsonSchema {
-                        name: js.get("name").and_then(Value::as_str).unwrap_or("output").to_string(),
-                        schema: js.get("schema").cloned().unwrap_or_else(|| serde_json::json!({})),
-                        strict: js.get("strict").and_then(Value::as_bool).unwrap_or(false),
-                    }
-                }
-                _ => OutputFormat::Text,
-            },
-            None => OutputFormat::Text,
-        };
-        Ok(chat)
+        _ => OutputFormat::Text,
     }
 }
 
@@ -505,38 +581,37 @@ fn unconvertible(field: &str) -> ApiError {
     )
 }
 
-fn user_parts(i: usize, content: &Value) -> Result<Vec<Part>, ApiError> {
-    match content {
-        Value::String(s) => Ok(vec![Part::Text(s.clone())]),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(j, p)| match p.get("type").and_then(Value::as_str) {
-                Some("text") => Ok(Part::Text(
-                    p.get("text").and_then(Value::as_str).unwrap_or_default().to_string(),
-                )),
-                Some("image_url") => {
-                    let url = p
-                        .pointer("/image_url/url")
-                        .or_else(|| p.get("image_url"))
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| {
-                            ApiError::invalid_field(&format!("messages[{i}].content[{j}].image_url.url"), "is required")
-                        })?;
-                    Ok(Part::Image(Image::from_url(url)))
-                }
-                Some(other) => Err(ApiError::invalid_field(
-                    &format!("messages[{i}].content[{j}].type"),
-                    format!("`{other}` parts cannot be sent to this model's provider"),
-                )),
-                None => Err(ApiError::invalid_field(
-                    &format!("messages[{i}].content[{j}].type"),
-                    "is required",
-                )),
-            })
-            .collect(),
-        _ => Ok(Vec::new()),
-    }
+fn user_parts(i: usize, content: Option<&StrOrList<InPart>>) -> Result<Vec<Part>, ApiError> {
+    let parts = match content {
+        Some(StrOrList::Str(s)) => return Ok(vec![Part::Text(s.clone())]),
+        Some(StrOrList::List(parts)) => parts,
+        None => return Ok(Vec::new()),
+    };
+    let at = |j: usize, f: &str| format!("messages[{i}].content[{j}].{f}");
+    parts
+        .iter()
+        .enumerate()
+        .map(|(j, p)| match &p.kind {
+            Some(PartKind::Text) => Ok(Part::Text(p.text.clone().unwrap_or_default())),
+            Some(PartKind::ImageUrl) => {
+                let url = match &p.image_url {
+                    Some(StrOrObject::Str(u)) => Some(u),
+                    Some(StrOrObject::Object(o)) => o.url.as_ref(),
+                    None => None,
+                };
+                let url = url.ok_or_else(|| ApiError::invalid_field(&at(j, "image_url.url"), "is required"))?;
+                Ok(Part::Image(Image::from_url(url)))
+            }
+            Some(other) => Err(ApiError::invalid_field(
+                &at(j, "type"),
+                format!(
+                    "`{}` parts cannot be sent to this model's provider",
+                    String::from(other.clone())
+                ),
+            )),
+            None => Err(ApiError::invalid_field(&at(j, "type"), "is required")),
+        })
+        .collect()
 }
 
 /// Writes an OpenAI `chat.completion.chunk` stream from deltas.
@@ -792,6 +867,79 @@ mod tests {
         assert_eq!(up["stream_options"]["include_usage"], true);
         // Unknown parameters pass through.
         assert_eq!(up["vendor_flag"]["x"].as_f64(), Some(1.1));
+    }
+
+    #[test]
+    fn refusals_name_the_path_in_plain_words() {
+        let body = |m: &str| format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}},{m}]}}"#);
+        for (msg, param, words) in [
+            (
+                r#"{"role":"user","content":7}"#,
+                "messages[1].content",
+                "must be a string or an array, not a number",
+            ),
+            (
+                r#"{"role":"user","content":[{"type":"text","text":["a"]}]}"#,
+                "messages[1].content[0].text",
+                "must be a string, not an array",
+            ),
+            (
+                r#"{"role":"user","content":[{"text":"a"}]}"#,
+                "messages[1].content[0].type",
+                "is required",
+            ),
+            (
+                r#"{"role":"robot"}"#,
+                "messages[1].role",
+                "must be one of system, developer, user, assistant, tool, function (got `robot`)",
+            ),
+            (r#"{"content":"x"}"#, "messages[1].role", "is required"),
+            (r#""hi""#, "messages[1]", "must be an object, not a string"),
+        ] {
+            let e = err(&body(msg));
+            assert_eq!(e.param.as_deref(), Some(param), "{msg}: {e:?}");
+            assert_eq!(e.message, format!("`{param}` {words}"), "{msg}");
+        }
+        let with = |extra: &str| {
+            err(&format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],{extra}}}"#
+            ))
+        };
+        assert_eq!(
+            with(r#""temperature":"hot""#).message,
+            "`temperature` must be a number, not a string"
+        );
+        assert_eq!(
+            with(r#""max_tokens":-1"#).message,
+            "`max_tokens` must be a positive integer"
+        );
+        assert_eq!(with(r#""stop":[1]"#).param.as_deref(), Some("stop[0]"));
+        assert_eq!(with(r#""seed":1.5"#).param.as_deref(), Some("seed"));
+        assert_eq!(
+            with(r#""response_format":{"type":"xml"}"#).param.as_deref(),
+            Some("response_format.type")
+        );
+        assert!(err(r#"{"model":"m","messages":[]} x"#)
+            .message
+            .contains("could not parse"));
+    }
+
+    #[test]
+    fn passthrough_keeps_what_hub_does_not_read_at_every_level() {
+        let req = parse_chat(
+            br#"{"model":"m","messages":[{"role":"user","cache":{"a":[1,2.5]},"content":[{"type":"input_audio","input_audio":{"data":"x"}},{"type":"image_url","image_url":{"url":"https://x","detail":"low"}}]},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"},"x-trace":1}]}],"seed":42,"temperature":1,"tool_choice":"auto","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"},"strict":true}}]}"#,
+        )
+        .unwrap();
+        let up: Value = serde_json::from_slice(&req.upstream_body("p", true)).unwrap();
+        assert_eq!(up["messages"][0]["cache"], serde_json::json!({"a": [1, 2.5]}));
+        assert_eq!(up["messages"][0]["content"][0]["input_audio"]["data"], "x");
+        assert_eq!(up["messages"][0]["content"][1]["image_url"]["detail"], "low");
+        assert_eq!(up["messages"][1]["tool_calls"][0]["x-trace"], 1);
+        assert_eq!(up["messages"][1]["tool_calls"][0]["type"], "function");
+        assert_eq!(up["tools"][0]["function"]["strict"], true);
+        assert_eq!((up["seed"].as_u64(), up["temperature"].as_u64()), (Some(42), Some(1)));
+        assert_eq!(up["tool_choice"], "auto");
+        assert_eq!(req.prompt.images, 1);
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //! `message_start`, output in `message_delta`); `input_tokens` excludes cache
 //! reads and writes, so each count is billed once at its own rate.
 
-use crate::chat::{arguments_object, unsupported, Chat, Delta, Finish, Image, OutputFormat, Part, Role, ToolChoice};
+use super::Turn;
+use crate::chat::{
+    arguments_object, tool_call_index, unsupported, Chat, Delta, Finish, Image, OutputFormat, Part, Tool, ToolChoice,
+};
 use crate::codec::{Decode, SseDecode};
 use crate::error::ApiError;
 use crate::metering::Usage;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 pub const VERSION: &str = "2023-06-01";
 
@@ -24,100 +27,183 @@ pub fn headers(secret: Option<&str>) -> Vec<(String, String)> {
     h
 }
 
+/// A Messages body, built from the internal model.
+#[derive(Debug, Serialize)]
+pub struct Body<'a> {
+    model: &'a str,
+    messages: Vec<Turn<Block<'a>>>,
+    max_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<OutTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<OutToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<Thinking>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+}
+
+/// A content block Hub sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block<'a> {
+    Text {
+        text: &'a str,
+    },
+    Image {
+        source: ImageSource<'a>,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: Value,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        content: &'a str,
+        is_error: bool,
+    },
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ImageSource<'a> {
+    Base64 { media_type: &'a str, data: &'a str },
+    Url { url: &'a str },
+}
+
+#[derive(Debug, Serialize)]
+struct OutTool<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    input_schema: &'a Value,
+}
+
+#[derive(Debug, Serialize)]
+struct OutToolChoice<'a> {
+    #[serde(flatten)]
+    mode: ChoiceMode<'a>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    disable_parallel_tool_use: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ChoiceMode<'a> {
+    Auto,
+    Any,
+    Tool { name: &'a str },
+}
+
+#[derive(Debug, Serialize)]
+struct Thinking {
+    r#type: &'static str,
+    budget_tokens: u64,
+}
+
 /// A Messages body from the internal model.
-pub fn body(chat: &Chat, model: &str, default_max_tokens: u64) -> Result<Value, ApiError> {
+pub fn body<'a>(chat: &'a Chat, model: &'a str, default_max_tokens: u64) -> Result<Body<'a>, ApiError> {
     if chat.output != OutputFormat::Text {
         return Err(unsupported("anthropic", "JSON output (`response_format`)"));
     }
-    let mut messages: Vec<Value> = Vec::with_capacity(chat.messages.len());
+    let mut messages = Vec::with_capacity(chat.messages.len());
     for m in &chat.messages {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
         let mut content = Vec::with_capacity(m.parts.len());
         for p in &m.parts {
-            content.push(match p {
-                Part::Text(t) => json!({"type": "text", "text": t}),
-                Part::Image(Image::Base64 { media_type, data }) => {
-                    json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
-                }
-                Part::Image(Image::Url(url)) => json!({"type": "image", "source": {"type": "url", "url": url}}),
-                Part::ToolCall { id, name, arguments } => {
-                    json!({"type": "tool_use", "id": id, "name": name, "input": arguments_object(arguments)?})
-                }
-                Part::ToolResult { id, content, is_error } => {
-                    json!({"type": "tool_result", "tool_use_id": id, "content": content, "is_error": is_error})
-                }
-                Part::Reasoning { text, signature } => match signature {
-                    Some(sig) => json!({"type": "thinking", "thinking": text, "signature": sig}),
-                    // Unsigned reasoning (from another provider) cannot be replayed.
-                    None => continue,
-                },
-            });
+            content.extend(block(p)?);
         }
-        if content.is_empty() {
-            continue;
+        if !content.is_empty() {
+            super::push_turn(&mut messages, m.role, content);
         }
-        super::push_turn(&mut messages, role, content);
     }
-    let mut b = Map::new();
-    b.insert("model".into(), json!(model));
-    b.insert("messages".into(), Value::Array(messages));
-    b.insert(
-        "max_tokens".into(),
-        json!(chat.max_tokens.unwrap_or(default_max_tokens)),
-    );
-    if let Some(s) = &chat.system {
-        b.insert("system".into(), json!(s));
+    let tools_on = !chat.tools.is_empty() && chat.tool_choice != Some(ToolChoice::None);
+    Ok(Body {
+        model,
+        messages,
+        max_tokens: chat.max_tokens.unwrap_or(default_max_tokens),
+        system: chat.system.as_deref(),
+        tools: if tools_on {
+            chat.tools.iter().map(out_tool).collect()
+        } else {
+            Vec::new()
+        },
+        tool_choice: tool_choice(chat),
+        temperature: chat.temperature,
+        top_p: chat.top_p,
+        stop_sequences: &chat.stop,
+        thinking: chat.reasoning.as_ref().map(|r| Thinking {
+            r#type: "enabled",
+            budget_tokens: r.budget().max(1024),
+        }),
+        stream: chat.stream,
+    })
+}
+
+/// One part as a content block; `None` for what cannot be replayed.
+fn block(p: &Part) -> Result<Option<Block<'_>>, ApiError> {
+    Ok(Some(match p {
+        Part::Text(t) => Block::Text { text: t },
+        Part::Image(Image::Base64 { media_type, data }) => Block::Image {
+            source: ImageSource::Base64 { media_type, data },
+        },
+        Part::Image(Image::Url(url)) => Block::Image {
+            source: ImageSource::Url { url },
+        },
+        Part::ToolCall { id, name, arguments } => Block::ToolUse {
+            id,
+            name,
+            input: arguments_object(arguments)?,
+        },
+        Part::ToolResult { id, content, is_error } => Block::ToolResult {
+            tool_use_id: id,
+            content,
+            is_error: *is_error,
+        },
+        Part::Reasoning { text, signature } => match signature {
+            Some(signature) => Block::Thinking {
+                thinking: text,
+                signature,
+            },
+            // Unsigned reasoning (from another provider) cannot be replayed.
+            None => return Ok(None),
+        },
+    }))
+}
+
+fn out_tool(t: &Tool) -> OutTool<'_> {
+    OutTool {
+        name: &t.name,
+        description: t.description.as_deref(),
+        input_schema: &t.parameters,
     }
-    if !chat.tools.is_empty() && chat.tool_choice != Some(ToolChoice::None) {
-        let tools: Vec<Value> = chat
-            .tools
-            .iter()
-            .map(|t| {
-                let mut v = json!({"name": t.name, "input_schema": t.parameters});
-                if let Some(d) = &t.description {
-                    v["description"] = json!(d);
-                }
-                v
-            })
-            .collect();
-        b.insert("tools".into(), Value::Array(tools));
-    }
-    let disable_parallel = chat.parallel_tool_calls == Some(false);
-    let choice = match &chat.tool_choice {
-        Some(ToolChoice::Auto) | None if disable_parallel && !chat.tools.is_empty() => Some(json!({"type": "auto"})),
-        Some(ToolChoice::Auto) | None => None,
-        Some(ToolChoice::None) => None,
-        Some(ToolChoice::Required) => Some(json!({"type": "any"})),
-        Some(ToolChoice::Tool(name)) => Some(json!({"type": "tool", "name": name})),
+}
+
+/// Anthropic's `tool_choice`; `parallel_tool_calls: false` needs one to ride on.
+fn tool_choice(chat: &Chat) -> Option<OutToolChoice<'_>> {
+    let disable_parallel_tool_use = chat.parallel_tool_calls == Some(false);
+    let mode = match &chat.tool_choice {
+        Some(ToolChoice::Auto) | None if disable_parallel_tool_use && !chat.tools.is_empty() => ChoiceMode::Auto,
+        Some(ToolChoice::Auto) | None | Some(ToolChoice::None) => return None,
+        Some(ToolChoice::Required) => ChoiceMode::Any,
+        Some(ToolChoice::Tool(name)) => ChoiceMode::Tool { name },
     };
-    if let Some(mut c) = choice {
-        if disable_parallel {
-            c["disable_parallel_tool_use"] = json!(true);
-        }
-        b.insert("tool_choice".into(), c);
-    }
-    if let Some(t) = chat.temperature {
-        b.insert("temperature".into(), json!(t));
-    }
-    if let Some(t) = chat.top_p {
-        b.insert("top_p".into(), json!(t));
-    }
-    if !chat.stop.is_empty() {
-        b.insert("stop_sequences".into(), json!(chat.stop));
-    }
-    if let Some(r) = &chat.reasoning {
-        b.insert(
-            "thinking".into(),
-            json!({"type": "enabled", "budget_tokens": r.budget().max(1024)}),
-        );
-    }
-    if chat.stream {
-        b.insert("stream".into(), json!(true));
-    }
-    Ok(Value::Object(b))
+    Some(OutToolChoice {
+        mode,
+        disable_parallel_tool_use,
+    })
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
@@ -161,6 +247,120 @@ pub fn finish_from(reason: &str) -> Finish {
     }
 }
 
+/// One event of a Messages stream, as far as Hub reads it.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Event {
+    MessageStart {
+        #[serde(default)]
+        message: MessageStart,
+    },
+    ContentBlockStart {
+        #[serde(default)]
+        index: u64,
+        #[serde(default)]
+        content_block: BlockStart,
+    },
+    ContentBlockDelta {
+        #[serde(default)]
+        index: u64,
+        #[serde(default)]
+        delta: BlockDelta,
+    },
+    MessageDelta {
+        #[serde(default)]
+        delta: MessageDelta,
+        #[serde(default)]
+        usage: Option<WireUsage>,
+    },
+    Error {
+        #[serde(default)]
+        error: StreamError,
+    },
+    /// `ping`, `message_stop`, `content_block_stop` and types yet to come.
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Default, Deserialize)]
+struct MessageStart {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockStart {
+    ToolUse {
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    Text {
+        #[serde(default)]
+        text: String,
+    },
+    #[default]
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockDelta {
+    TextDelta {
+        #[serde(default)]
+        text: String,
+    },
+    ThinkingDelta {
+        #[serde(default)]
+        thinking: String,
+    },
+    SignatureDelta {
+        #[serde(default)]
+        signature: String,
+    },
+    InputJsonDelta {
+        #[serde(default)]
+        partial_json: String,
+    },
+    #[default]
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Default, Deserialize)]
+struct MessageDelta {
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StreamError {
+    #[serde(default = "api_error")]
+    r#type: String,
+    #[serde(default = "unknown_error")]
+    message: String,
+}
+
+impl Default for StreamError {
+    fn default() -> Self {
+        StreamError {
+            r#type: api_error(),
+            message: unknown_error(),
+        }
+    }
+}
+
+fn api_error() -> String {
+    "api_error".into()
+}
+
+fn unknown_error() -> String {
+    "unknown error".into()
+}
+
 /// Per-stream state: which content block is which tool call, and usage so far.
 #[derive(Default)]
 struct StreamState {
@@ -171,82 +371,73 @@ struct StreamState {
 
 impl StreamState {
     fn on_event(&mut self, data: &str, out: &mut Vec<Delta>) {
-        let Ok(v) = serde_json::from_str::<Value>(data) else {
+        let Ok(event) = serde_json::from_str::<Event>(data) else {
             return out.push(Delta::Error(ApiError::provider(
                 "The provider sent a malformed stream event.",
             )));
         };
-        match v.get("type").and_then(Value::as_str).unwrap_or("") {
-            "message_start" => {
-                if let Some(u) = v.pointer("/message/usage").and_then(|u| WireUsage::deserialize(u).ok()) {
-                    self.usage.merge(&u);
-                    out.push(Delta::Usage(self.usage.to_usage()));
+        match event {
+            Event::MessageStart { message } => self.on_usage(message.usage, out),
+            Event::ContentBlockStart { index, content_block } => self.on_block_start(index, content_block, out),
+            Event::ContentBlockDelta { index, delta } => self.on_block_delta(index, delta, out),
+            Event::MessageDelta { delta, usage } => {
+                if let Some(r) = delta.stop_reason {
+                    out.push(Delta::Finish(finish_from(&r)));
+                }
+                self.on_usage(usage, out);
+            }
+            Event::Error { error } => out.push(Delta::Error(ApiError::provider(format!(
+                "The provider's stream failed ({}): {}",
+                error.r#type, error.message
+            )))),
+            Event::Other => {}
+        }
+    }
+
+    fn on_usage(&mut self, usage: Option<WireUsage>, out: &mut Vec<Delta>) {
+        if let Some(u) = usage {
+            self.usage.merge(&u);
+            out.push(Delta::Usage(self.usage.to_usage()));
+        }
+    }
+
+    fn on_block_start(&mut self, block: u64, start: BlockStart, out: &mut Vec<Delta>) {
+        match start {
+            BlockStart::ToolUse { id, name } => {
+                let index = match tool_call_index(self.tools as u64) {
+                    Ok(i) => i,
+                    Err(e) => return out.push(Delta::Error(e)),
+                };
+                self.tools += 1;
+                self.tool_of_block.push((block, index));
+                out.push(Delta::ToolCall {
+                    index,
+                    id,
+                    name,
+                    arguments: String::new(),
+                });
+            }
+            BlockStart::Text { text } if !text.is_empty() => out.push(Delta::Text(text)),
+            BlockStart::Text { .. } | BlockStart::Other => {}
+        }
+    }
+
+    fn on_block_delta(&mut self, block: u64, delta: BlockDelta, out: &mut Vec<Delta>) {
+        match delta {
+            BlockDelta::TextDelta { text } => out.push(Delta::Text(text)),
+            BlockDelta::ThinkingDelta { thinking } => out.push(Delta::Reasoning(thinking)),
+            BlockDelta::SignatureDelta { signature } => out.push(Delta::ReasoningSignature(signature)),
+            BlockDelta::InputJsonDelta { partial_json } => {
+                if let Some(&(_, index)) = self.tool_of_block.iter().find(|(b, _)| *b == block) {
+                    out.push(Delta::ToolCall {
+                        index,
+                        id: None,
+                        name: None,
+                        arguments: partial_json,
+                    });
                 }
             }
-            "content_block_start" => {
-                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let block = &v["content_block"];
-                match block.get("type").and_then(Value::as_str) {
-                    Some("tool_use") => {
-                        let tool = self.tools;
-                        self.tools += 1;
-                        self.tool_of_block.push((index, tool));
-                        out.push(Delta::ToolCall {
-                            index: tool,
-                            id: block.get("id").and_then(Value::as_str).map(str::to_owned),
-                            name: block.get("name").and_then(Value::as_str).map(str::to_owned),
-                            arguments: String::new(),
-                        });
-                    }
-                    Some("text") => {
-                        if let Some(t) = block.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                            out.push(Delta::Text(t.to_string()));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            "content_block_delta" => {
-                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let d = &v["delta"];
-                let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                match d.get("type").and_then(Value::as_str) {
-                    Some("text_delta") => out.push(Delta::Text(s("text"))),
-                    Some("thinking_delta") => out.push(Delta::Reasoning(s("thinking"))),
-                    Some("signature_delta") => out.push(Delta::ReasoningSignature(s("signature"))),
-                    Some("input_json_delta") => {
-                        if let Some(&(_, tool)) = self.tool_of_block.iter().find(|(b, _)| *b == index) {
-                            out.push(Delta::ToolCall {
-                                index: tool,
-                                id: None,
-                                name: None,
-                                arguments: s("partial_json"),
-                            });
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            "message_delta" => {
-                if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    out.push(Delta::Finish(finish_from(r)));
-                }
-                if let Some(u) = v.get("usage").and_then(|u| WireUsage::deserialize(u).ok()) {
-                    self.usage.merge(&u);
-                    out.push(Delta::Usage(self.usage.to_usage()));
-                }
-            }
-            "error" => {
-                let msg = v
-                    .pointer("/error/message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown error");
-                let kind = v.pointer("/error/type").and_then(Value::as_str).unwrap_or("api_error");
-                out.push(Delta::Error(ApiError::provider(format!(
-                    "The provider's stream failed ({kind}): {msg}"
-                ))));
-            }
-            _ => {}
+            BlockDelta::Other => {}
         }
     }
 }
@@ -256,39 +447,69 @@ pub fn decoder() -> impl Decode {
     SseDecode::new(move |_, data: &str, out: &mut Vec<Delta>| state.on_event(data, out))
 }
 
+/// A whole `message`, as far as Hub reads it.
+#[derive(Deserialize)]
+struct WholeMessage {
+    #[serde(default)]
+    content: Vec<WholeBlock>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WholeBlock {
+    Text {
+        #[serde(default)]
+        text: String,
+    },
+    Thinking {
+        #[serde(default)]
+        thinking: String,
+        #[serde(default)]
+        signature: Option<String>,
+    },
+    ToolUse {
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        input: Option<Value>,
+    },
+    #[serde(other)]
+    Other,
+}
+
 /// A whole `message` into deltas.
 pub fn decode_whole(body: &[u8]) -> Result<Vec<Delta>, ApiError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|_| ApiError::provider("The provider answered with something that is not JSON."))?;
+    let m: WholeMessage = serde_json::from_slice(body)
+        .map_err(|_| ApiError::provider("The provider answered with something that is not a Messages answer."))?;
     let mut out = Vec::new();
     let mut tools = 0;
-    for block in v.get("content").and_then(Value::as_array).into_iter().flatten() {
-        match block.get("type").and_then(Value::as_str) {
-            Some("text") => out.push(Delta::Text(block["text"].as_str().unwrap_or("").to_string())),
-            Some("thinking") => {
-                out.push(Delta::Reasoning(block["thinking"].as_str().unwrap_or("").to_string()));
-                if let Some(sig) = block.get("signature").and_then(Value::as_str) {
-                    out.push(Delta::ReasoningSignature(sig.to_string()));
-                }
+    for block in m.content {
+        match block {
+            WholeBlock::Text { text } => out.push(Delta::Text(text)),
+            WholeBlock::Thinking { thinking, signature } => {
+                out.push(Delta::Reasoning(thinking));
+                out.extend(signature.map(Delta::ReasoningSignature));
             }
-            Some("tool_use") => {
+            WholeBlock::ToolUse { id, name, input } => {
                 out.push(Delta::ToolCall {
-                    index: tools,
-                    id: block.get("id").and_then(Value::as_str).map(str::to_owned),
-                    name: block.get("name").and_then(Value::as_str).map(str::to_owned),
-                    arguments: block.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into()),
+                    index: tool_call_index(tools)?,
+                    id,
+                    name,
+                    arguments: input.map_or_else(|| "{}".into(), |v| v.to_string()),
                 });
                 tools += 1;
             }
-            _ => {}
+            WholeBlock::Other => {}
         }
     }
-    if let Some(r) = v.get("stop_reason").and_then(Value::as_str) {
-        out.push(Delta::Finish(finish_from(r)));
-    }
-    if let Some(u) = v.get("usage").and_then(|u| WireUsage::deserialize(u).ok()) {
-        out.push(Delta::Usage(u.to_usage()));
-    }
+    out.extend(m.stop_reason.map(|r| Delta::Finish(finish_from(&r))));
+    out.extend(m.usage.map(|u| Delta::Usage(u.to_usage())));
     Ok(out)
 }
 
@@ -319,5 +540,35 @@ mod tests {
         );
         assert_eq!(r.tool_calls[0].arguments, "{\"a\":1}");
         assert_eq!(r.finish, Some(Finish::ToolCalls));
+    }
+
+    #[test]
+    fn unknown_events_and_blocks_are_skipped_and_tool_calls_are_bounded() {
+        let mut stream = String::from(concat!(
+            "event: ping\ndata: {\"type\":\"ping\"}\n\n",
+            "data: {\"type\":\"future_event\",\"x\":[1]}\n\n",
+            "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"server_tool_use\",\"id\":\"s\"}}\n\n",
+            "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"citations_delta\",\"citation\":{}}}\n\n",
+            "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+        ));
+        assert_eq!(decode_all(decoder(), stream.as_bytes()), vec![Delta::Text("Hi".into())]);
+        // One tool call past the bound is an error, not a 129th slot.
+        for i in 0..=crate::chat::MAX_TOOL_CALLS {
+            stream.push_str(&format!(
+                "data: {{\"type\":\"content_block_start\",\"index\":{i},\"content_block\":{{\"type\":\"tool_use\",\"id\":\"t{i}\",\"name\":\"f\"}}}}\n\n"
+            ));
+        }
+        let deltas = decode_all(decoder(), stream.as_bytes());
+        assert!(
+            matches!(deltas.last(), Some(Delta::Error(e)) if e.message.contains("at most 128")),
+            "{:?}",
+            deltas.last()
+        );
+        // A known event of the wrong shape is a malformed stream.
+        let bad = "data: {\"type\":\"content_block_delta\",\"index\":\"zero\",\"delta\":{}}\n\n";
+        assert!(matches!(
+            decode_all(decoder(), bad.as_bytes()).as_slice(),
+            [Delta::Error(_)]
+        ));
     }
 }

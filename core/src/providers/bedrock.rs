@@ -3,14 +3,17 @@
 //! with aws-smithy-eventstream. `inputTokens` excludes cache reads and
 //! writes, as Anthropic's does.
 
-use crate::chat::{arguments_object, unsupported, Chat, Delta, Finish, Image, OutputFormat, Part, Role, ToolChoice};
+use super::Turn;
+use crate::chat::{
+    arguments_object, tool_call_index, unsupported, Chat, Delta, Finish, Image, OutputFormat, Part, ToolChoice,
+};
 use crate::codec::Decode;
 use crate::error::ApiError;
 use crate::metering::Usage;
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use bytes::BytesMut;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 pub const DEFAULT_REGION: &str = "us-east-1";
 
@@ -135,99 +138,230 @@ fn image_format(media_type: &str) -> Option<&'static str> {
     }
 }
 
+/// A Converse body, built from the internal model.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Body<'a> {
+    messages: Vec<Turn<Block<'a>>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    system: Vec<SystemText<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_config: Option<InferenceConfig<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<ToolConfig<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    additional_model_request_fields: Option<AdditionalFields>,
+}
+
+/// A content block Hub sends: an object with one key naming its kind.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+enum Block<'a> {
+    Text(&'a str),
+    Image {
+        format: &'static str,
+        source: ImageBytes<'a>,
+    },
+    ToolUse(ToolUse<'a>),
+    ToolResult(ToolResult<'a>),
+    ReasoningContent {
+        #[serde(rename = "reasoningText")]
+        reasoning_text: ReasoningText<'a>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct ImageBytes<'a> {
+    bytes: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolUse<'a> {
+    tool_use_id: &'a str,
+    name: &'a str,
+    input: Value,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolResult<'a> {
+    tool_use_id: &'a str,
+    content: [SystemText<'a>; 1],
+    status: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct ReasoningText<'a> {
+    text: &'a str,
+    signature: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct SystemText<'a> {
+    text: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InferenceConfig<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolConfig<'a> {
+    tools: Vec<ToolSpecOf<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<OutToolChoice<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolSpecOf<'a> {
+    tool_spec: ToolSpec<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolSpec<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    input_schema: JsonSchema<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonSchema<'a> {
+    json: &'a Value,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+enum OutToolChoice<'a> {
+    Auto {},
+    Any {},
+    Tool { name: &'a str },
+}
+
+#[derive(Debug, Serialize)]
+struct AdditionalFields {
+    thinking: Thinking,
+}
+
+#[derive(Debug, Serialize)]
+struct Thinking {
+    r#type: &'static str,
+    budget_tokens: u64,
+}
+
 /// A Converse body from the internal model.
-pub fn body(chat: &Chat) -> Result<Value, ApiError> {
+pub fn body(chat: &Chat) -> Result<Body<'_>, ApiError> {
     if chat.output != OutputFormat::Text {
         return Err(unsupported("bedrock", "JSON output (`response_format`)"));
     }
-    let mut messages: Vec<Value> = Vec::with_capacity(chat.messages.len());
+    let mut messages = Vec::with_capacity(chat.messages.len());
     for m in &chat.messages {
-        let role = match m.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
         let mut content = Vec::with_capacity(m.parts.len());
         for p in &m.parts {
-            content.push(match p {
-                Part::Text(t) => json!({"text": t}),
-                Part::Image(Image::Base64 { media_type, data }) => {
-                    let format = image_format(media_type)
-                        .ok_or_else(|| unsupported("bedrock", &format!("An image of type `{media_type}`")))?;
-                    json!({"image": {"format": format, "source": {"bytes": data}}})
-                }
-                Part::Image(Image::Url(_)) => {
-                    return Err(unsupported(
-                        "bedrock",
-                        "An image by URL (send it as a base64 data: URL)",
-                    ))
-                }
-                Part::ToolCall { id, name, arguments } => {
-                    json!({"toolUse": {"toolUseId": id, "name": name, "input": arguments_object(arguments)?}})
-                }
-                Part::ToolResult { id, content, is_error } => json!({"toolResult": {
-                    "toolUseId": id, "content": [{"text": content}],
-                    "status": if *is_error { "error" } else { "success" },
-                }}),
-                Part::Reasoning { text, signature } => match signature {
-                    Some(sig) => json!({"reasoningContent": {"reasoningText": {"text": text, "signature": sig}}}),
-                    None => continue,
-                },
-            });
+            content.extend(block(p)?);
         }
-        if content.is_empty() {
-            continue;
+        if !content.is_empty() {
+            super::push_turn(&mut messages, m.role, content);
         }
-        super::push_turn(&mut messages, role, content);
     }
-    let mut b = Map::new();
-    b.insert("messages".into(), Value::Array(messages));
-    if let Some(s) = &chat.system {
-        b.insert("system".into(), json!([{ "text": s }]));
-    }
-    let mut inference = Map::new();
-    if let Some(n) = chat.max_tokens {
-        inference.insert("maxTokens".into(), json!(n));
-    }
-    if let Some(t) = chat.temperature {
-        inference.insert("temperature".into(), json!(t));
-    }
-    if let Some(t) = chat.top_p {
-        inference.insert("topP".into(), json!(t));
-    }
-    if !chat.stop.is_empty() {
-        inference.insert("stopSequences".into(), json!(chat.stop));
-    }
-    if !inference.is_empty() {
-        b.insert("inferenceConfig".into(), Value::Object(inference));
-    }
-    if !chat.tools.is_empty() && chat.tool_choice != Some(ToolChoice::None) {
-        let tools: Vec<Value> = chat
-            .tools
-            .iter()
-            .map(|t| {
-                let mut spec = json!({"name": t.name, "inputSchema": {"json": t.parameters}});
-                if let Some(d) = &t.description {
-                    spec["description"] = json!(d);
-                }
-                json!({ "toolSpec": spec })
-            })
-            .collect();
-        let mut config = json!({ "tools": tools });
-        match &chat.tool_choice {
-            Some(ToolChoice::Required) => config["toolChoice"] = json!({"any": {}}),
-            Some(ToolChoice::Tool(name)) => config["toolChoice"] = json!({"tool": {"name": name}}),
-            Some(ToolChoice::Auto) => config["toolChoice"] = json!({"auto": {}}),
-            _ => {}
+    let inference = InferenceConfig {
+        max_tokens: chat.max_tokens,
+        temperature: chat.temperature,
+        top_p: chat.top_p,
+        stop_sequences: &chat.stop,
+    };
+    let has_inference = inference.max_tokens.is_some()
+        || inference.temperature.is_some()
+        || inference.top_p.is_some()
+        || !inference.stop_sequences.is_empty();
+    Ok(Body {
+        messages,
+        system: chat
+            .system
+            .as_deref()
+            .map(|text| SystemText { text })
+            .into_iter()
+            .collect(),
+        inference_config: has_inference.then_some(inference),
+        tool_config: tool_config(chat),
+        additional_model_request_fields: chat.reasoning.as_ref().map(|r| AdditionalFields {
+            thinking: Thinking {
+                r#type: "enabled",
+                budget_tokens: r.budget().max(1024),
+            },
+        }),
+    })
+}
+
+/// One part as a content block; `None` for what cannot be replayed.
+fn block(p: &Part) -> Result<Option<Block<'_>>, ApiError> {
+    Ok(Some(match p {
+        Part::Text(t) => Block::Text(t),
+        Part::Image(Image::Base64 { media_type, data }) => Block::Image {
+            format: image_format(media_type)
+                .ok_or_else(|| unsupported("bedrock", &format!("An image of type `{media_type}`")))?,
+            source: ImageBytes { bytes: data },
+        },
+        Part::Image(Image::Url(_)) => {
+            return Err(unsupported(
+                "bedrock",
+                "An image by URL (send it as a base64 data: URL)",
+            ))
         }
-        b.insert("toolConfig".into(), config);
+        Part::ToolCall { id, name, arguments } => Block::ToolUse(ToolUse {
+            tool_use_id: id,
+            name,
+            input: arguments_object(arguments)?,
+        }),
+        Part::ToolResult { id, content, is_error } => Block::ToolResult(ToolResult {
+            tool_use_id: id,
+            content: [SystemText { text: content }],
+            status: if *is_error { "error" } else { "success" },
+        }),
+        Part::Reasoning { text, signature } => match signature {
+            Some(signature) => Block::ReasoningContent {
+                reasoning_text: ReasoningText { text, signature },
+            },
+            None => return Ok(None),
+        },
+    }))
+}
+
+fn tool_config(chat: &Chat) -> Option<ToolConfig<'_>> {
+    if chat.tools.is_empty() || chat.tool_choice == Some(ToolChoice::None) {
+        return None;
     }
-    if let Some(r) = &chat.reasoning {
-        b.insert(
-            "additionalModelRequestFields".into(),
-            json!({"thinking": {"type": "enabled", "budget_tokens": r.budget().max(1024)}}),
-        );
-    }
-    Ok(Value::Object(b))
+    let tools = chat
+        .tools
+        .iter()
+        .map(|t| ToolSpecOf {
+            tool_spec: ToolSpec {
+                name: &t.name,
+                description: t.description.as_deref(),
+                input_schema: JsonSchema { json: &t.parameters },
+            },
+        })
+        .collect();
+    let tool_choice = match &chat.tool_choice {
+        Some(ToolChoice::Required) => Some(OutToolChoice::Any {}),
+        Some(ToolChoice::Tool(name)) => Some(OutToolChoice::Tool { name }),
+        Some(ToolChoice::Auto) => Some(OutToolChoice::Auto {}),
+        _ => None,
+    };
+    Some(ToolConfig { tools, tool_choice })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -264,6 +398,110 @@ pub fn finish_from(reason: &str) -> Finish {
     }
 }
 
+/// The events of a ConverseStream that Hub reads, by `:event-type`.
+enum Event {
+    BlockStart(BlockStartEvent),
+    BlockDelta(BlockDeltaEvent),
+    MessageStop(MessageStopEvent),
+    Metadata(MetadataEvent),
+    /// `messageStart`, `contentBlockStop` and types yet to come.
+    Other,
+}
+
+impl Event {
+    fn parse(event_type: &str, payload: &[u8]) -> serde_json::Result<Event> {
+        Ok(match event_type {
+            "contentBlockStart" => Event::BlockStart(serde_json::from_slice(payload)?),
+            "contentBlockDelta" => Event::BlockDelta(serde_json::from_slice(payload)?),
+            "messageStop" => Event::MessageStop(serde_json::from_slice(payload)?),
+            "metadata" => Event::Metadata(serde_json::from_slice(payload)?),
+            _ => Event::Other,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockStartEvent {
+    #[serde(default)]
+    content_block_index: u64,
+    #[serde(default)]
+    start: Option<BlockStart>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockStart {
+    #[serde(default)]
+    tool_use: Option<ToolUseStart>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolUseStart {
+    #[serde(default)]
+    tool_use_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockDeltaEvent {
+    #[serde(default)]
+    content_block_index: u64,
+    #[serde(default)]
+    delta: Option<BlockDelta>,
+}
+
+/// A block delta carries one of these (checked in this order, as before).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockDelta {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    tool_use: Option<ToolUseDelta>,
+    #[serde(default)]
+    reasoning_content: Option<ReasoningDelta>,
+}
+
+#[derive(Deserialize)]
+struct ToolUseDelta {
+    #[serde(default)]
+    input: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ReasoningDelta {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageStopEvent {
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MetadataEvent {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+/// An exception frame's payload (AWS spells the key either way).
+#[derive(Default, Deserialize)]
+struct ExceptionPayload {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "Message")]
+    message_upper: Option<String>,
+}
+
 /// Reads ConverseStream's binary event stream.
 #[derive(Default)]
 pub struct StreamDecoder {
@@ -276,64 +514,80 @@ pub struct StreamDecoder {
 }
 
 impl StreamDecoder {
-    fn on_event(&mut self, event_type: &str, payload: &Value, out: &mut Vec<Delta>) {
-        let block = payload.get("contentBlockIndex").and_then(Value::as_u64).unwrap_or(0);
-        match event_type {
-            "contentBlockStart" => {
-                if let Some(tool) = payload.pointer("/start/toolUse") {
-                    let index = self.tools;
+    fn on_event(&mut self, event: Event, out: &mut Vec<Delta>) -> Result<(), ApiError> {
+        match event {
+            Event::BlockStart(e) => {
+                if let Some(tool) = e.start.and_then(|s| s.tool_use) {
+                    let index = tool_call_index(self.tools as u64)?;
                     self.tools += 1;
-                    self.tool_of_block.push((block, index));
+                    self.tool_of_block.push((e.content_block_index, index));
                     out.push(Delta::ToolCall {
                         index,
-                        id: tool.get("toolUseId").and_then(Value::as_str).map(str::to_owned),
-                        name: tool.get("name").and_then(Value::as_str).map(str::to_owned),
+                        id: tool.tool_use_id,
+                        name: tool.name,
                         arguments: String::new(),
                     });
                 }
             }
-            "contentBlockDelta" => {
-                let d = &payload["delta"];
-                if let Some(t) = d.get("text").and_then(Value::as_str) {
-                    if !t.is_empty() {
-                        out.push(Delta::Text(t.to_string()));
-                    }
-                } else if let Some(input) = d.pointer("/toolUse/input").and_then(Value::as_str) {
-                    if let Some(&(_, index)) = self.tool_of_block.iter().find(|(b, _)| *b == block) {
-                        out.push(Delta::ToolCall {
-                            index,
-                            id: None,
-                            name: None,
-                            arguments: input.to_string(),
-                        });
-                    }
-                } else if let Some(r) = d.get("reasoningContent") {
-                    if let Some(t) = r.get("text").and_then(Value::as_str) {
-                        out.push(Delta::Reasoning(t.to_string()));
-                    }
-                    if let Some(s) = r.get("signature").and_then(Value::as_str) {
-                        out.push(Delta::ReasoningSignature(s.to_string()));
-                    }
-                }
+            Event::BlockDelta(e) => self.on_block_delta(e, out),
+            Event::MessageStop(e) => out.extend(e.stop_reason.map(|r| Delta::Finish(finish_from(&r)))),
+            Event::Metadata(e) => out.extend(e.usage.map(|u| Delta::Usage(u.to_usage()))),
+            Event::Other => {}
+        }
+        Ok(())
+    }
+
+    fn on_block_delta(&mut self, e: BlockDeltaEvent, out: &mut Vec<Delta>) {
+        let Some(d) = e.delta else { return };
+        if let Some(t) = d.text {
+            if !t.is_empty() {
+                out.push(Delta::Text(t));
             }
-            "messageStop" => {
-                if let Some(r) = payload.get("stopReason").and_then(Value::as_str) {
-                    out.push(Delta::Finish(finish_from(r)));
-                }
+        } else if let Some(input) = d.tool_use.and_then(|t| t.input) {
+            let block = e.content_block_index;
+            if let Some(&(_, index)) = self.tool_of_block.iter().find(|(b, _)| *b == block) {
+                out.push(Delta::ToolCall {
+                    index,
+                    id: None,
+                    name: None,
+                    arguments: input,
+                });
             }
-            "metadata" => {
-                if let Some(u) = payload.get("usage").and_then(|u| WireUsage::deserialize(u).ok()) {
-                    out.push(Delta::Usage(u.to_usage()));
-                }
-            }
-            _ => {}
+        } else if let Some(r) = d.reasoning_content {
+            out.extend(r.text.map(Delta::Reasoning));
+            out.extend(r.signature.map(Delta::ReasoningSignature));
         }
     }
 
-    fn fail(&mut self, msg: String, out: &mut Vec<Delta>) {
-        self.failed = true;
-        out.push(Delta::Error(ApiError::provider(msg)));
+    /// One whole frame: an event, or an exception that ends the stream.
+    fn on_frame(&mut self, m: &aws_smithy_types::event_stream::Message, out: &mut Vec<Delta>) -> Result<(), ApiError> {
+        if header_str(m, ":message-type") != Some("event") {
+            return Err(exception(m));
+        }
+        let kind = header_str(m, ":event-type").unwrap_or("");
+        let event = Event::parse(kind, m.payload())
+            .map_err(|_| ApiError::provider(format!("The provider sent a malformed `{kind}` event.")))?;
+        self.on_event(event, out)
     }
+
+    fn fail(&mut self, e: ApiError, out: &mut Vec<Delta>) {
+        self.failed = true;
+        out.push(Delta::Error(e));
+    }
+}
+
+/// The error an exception frame stands for.
+fn exception(m: &aws_smithy_types::event_stream::Message) -> ApiError {
+    let kind = header_str(m, ":exception-type")
+        .or_else(|| header_str(m, ":error-code"))
+        .unwrap_or("error");
+    let payload: ExceptionPayload = serde_json::from_slice(m.payload()).unwrap_or_default();
+    let msg = payload
+        .message
+        .or(payload.message_upper)
+        .or_else(|| header_str(m, ":error-message").map(str::to_owned))
+        .unwrap_or_else(|| "unknown error".into());
+    ApiError::provider(format!("The provider's stream failed ({kind}): {msg}"))
 }
 
 fn header_str<'a>(m: &'a aws_smithy_types::event_stream::Message, name: &str) -> Option<&'a str> {
@@ -351,87 +605,112 @@ impl Decode for StreamDecoder {
         }
         self.buf.extend_from_slice(bytes);
         loop {
-            match self.frames.decode_frame(&mut self.buf) {
+            let step = match self.frames.decode_frame(&mut self.buf) {
                 // The decoder waits for a whole frame whatever length it
                 // announces: bound what a frame may hold, as for SSE events.
-                Ok(DecodedFrame::Incomplete) if self.buf.len() > crate::codec::MAX_EVENT_BYTES => {
-                    self.failed = true;
-                    out.push(Delta::Error(ApiError::provider(
-                        "The provider sent a stream event larger than Hub accepts.",
-                    )));
-                    return;
-                }
+                Ok(DecodedFrame::Incomplete) if self.buf.len() > crate::codec::MAX_EVENT_BYTES => Err(
+                    ApiError::provider("The provider sent a stream event larger than Hub accepts."),
+                ),
                 Ok(DecodedFrame::Incomplete) => return,
-                Ok(DecodedFrame::Complete(m)) => {
-                    let payload: Value = serde_json::from_slice(m.payload()).unwrap_or(Value::Null);
-                    match header_str(&m, ":message-type") {
-                        Some("event") => {
-                            let kind = header_str(&m, ":event-type").unwrap_or("").to_string();
-                            self.on_event(&kind, &payload, out);
-                        }
-                        _ => {
-                            let kind = header_str(&m, ":exception-type")
-                                .or_else(|| header_str(&m, ":error-code"))
-                                .unwrap_or("error")
-                                .to_string();
-                            let msg = payload
-                                .get("message")
-                                .or_else(|| payload.get("Message"))
-                                .and_then(Value::as_str)
-                                .or_else(|| header_str(&m, ":error-message"))
-                                .unwrap_or("unknown error")
-                                .to_string();
-                            return self.fail(format!("The provider's stream failed ({kind}): {msg}"), out);
-                        }
-                    }
-                }
-                Err(e) => return self.fail(format!("The provider's event stream is malformed: {e}"), out),
+                Ok(DecodedFrame::Complete(m)) => self.on_frame(&m, out),
+                Err(e) => Err(ApiError::provider(format!(
+                    "The provider's event stream is malformed: {e}"
+                ))),
+            };
+            if let Err(e) = step {
+                return self.fail(e, out);
             }
         }
     }
 
     fn end(&mut self, out: &mut Vec<Delta>) {
         if !self.failed && !self.buf.is_empty() {
-            self.fail("The provider's event stream ended inside a frame.".into(), out);
+            self.fail(
+                ApiError::provider("The provider's event stream ended inside a frame."),
+                out,
+            );
         }
     }
 }
 
+/// A whole Converse answer, as far as Hub reads it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WholeAnswer {
+    #[serde(default)]
+    output: Option<WholeOutput>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WholeOutput {
+    #[serde(default)]
+    message: Option<WholeMessage>,
+}
+
+#[derive(Deserialize)]
+struct WholeMessage {
+    #[serde(default)]
+    content: Vec<WholeBlock>,
+}
+
+/// A content block carries one of these (checked in this order).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WholeBlock {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    tool_use: Option<WholeToolUse>,
+    #[serde(default)]
+    reasoning_content: Option<WholeReasoning>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WholeToolUse {
+    #[serde(default)]
+    tool_use_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WholeReasoning {
+    #[serde(default)]
+    reasoning_text: Option<ReasoningDelta>,
+}
+
 /// A whole Converse answer into deltas.
 pub fn decode_whole(body: &[u8]) -> Result<Vec<Delta>, ApiError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|_| ApiError::provider("The provider answered with something that is not JSON."))?;
+    let v: WholeAnswer = serde_json::from_slice(body)
+        .map_err(|_| ApiError::provider("The provider answered with something that is not a Converse answer."))?;
     let mut out = Vec::new();
     let mut tools = 0;
-    for block in v
-        .pointer("/output/message/content")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(t) = block.get("text").and_then(Value::as_str) {
-            out.push(Delta::Text(t.to_string()));
-        } else if let Some(tool) = block.get("toolUse") {
+    for block in v.output.and_then(|o| o.message).map(|m| m.content).unwrap_or_default() {
+        if let Some(t) = block.text {
+            out.push(Delta::Text(t));
+        } else if let Some(tool) = block.tool_use {
             out.push(Delta::ToolCall {
-                index: tools,
-                id: tool.get("toolUseId").and_then(Value::as_str).map(str::to_owned),
-                name: tool.get("name").and_then(Value::as_str).map(str::to_owned),
-                arguments: tool.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into()),
+                index: tool_call_index(tools)?,
+                id: tool.tool_use_id,
+                name: tool.name,
+                arguments: tool.input.map_or_else(|| "{}".into(), |v| v.to_string()),
             });
             tools += 1;
-        } else if let Some(r) = block.pointer("/reasoningContent/reasoningText") {
-            out.push(Delta::Reasoning(r["text"].as_str().unwrap_or("").to_string()));
-            if let Some(s) = r.get("signature").and_then(Value::as_str) {
-                out.push(Delta::ReasoningSignature(s.to_string()));
-            }
+        } else if let Some(r) = block.reasoning_content.and_then(|r| r.reasoning_text) {
+            out.push(Delta::Reasoning(r.text.unwrap_or_default()));
+            out.extend(r.signature.map(Delta::ReasoningSignature));
         }
     }
-    if let Some(r) = v.get("stopReason").and_then(Value::as_str) {
-        out.push(Delta::Finish(finish_from(r)));
-    }
-    if let Some(u) = v.get("usage").and_then(|u| WireUsage::deserialize(u).ok()) {
-        out.push(Delta::Usage(u.to_usage()));
-    }
+    out.extend(v.stop_reason.map(|r| Delta::Finish(finish_from(&r))));
+    out.extend(v.usage.map(|u| Delta::Usage(u.to_usage())));
     Ok(out)
 }
 
@@ -498,6 +777,7 @@ mod frame_limit_tests {
 mod tests {
     use super::*;
     use crate::codec::decode_all;
+    use serde_json::json;
 
     #[test]
     fn decodes_frames_split_anywhere() {

@@ -132,17 +132,19 @@ pub fn vendor(kind: &str) -> Option<&'static Vendor> {
     VENDORS.iter().find(|v| v.kind == kind)
 }
 
-/// Appends a turn to a `{role, content: [...]}` message list, merged into
-/// the previous one when it has the same role (Anthropic and Bedrock want
-/// turns to alternate).
-pub(crate) fn push_turn(messages: &mut Vec<serde_json::Value>, role: &str, content: Vec<serde_json::Value>) {
-    match messages.last_mut() {
-        Some(last) if last["role"] == role => {
-            if let Some(arr) = last["content"].as_array_mut() {
-                arr.extend(content);
-            }
-        }
-        _ => messages.push(serde_json::json!({"role": role, "content": content})),
+/// One `{role, content: [...]}` turn of Anthropic's and Bedrock's bodies.
+#[derive(Debug, serde::Serialize)]
+pub struct Turn<B> {
+    pub role: crate::chat::Role,
+    pub content: Vec<B>,
+}
+
+/// Appends a turn, merged into the previous one when it has the same role
+/// (Anthropic and Bedrock want turns to alternate).
+pub(crate) fn push_turn<B>(turns: &mut Vec<Turn<B>>, role: crate::chat::Role, content: Vec<B>) {
+    match turns.last_mut() {
+        Some(last) if last.role == role => last.content.extend(content),
+        _ => turns.push(Turn { role, content }),
     }
 }
 
@@ -172,7 +174,7 @@ impl Target<'_> {
     }
 
     /// A signed (Bedrock) or keyed JSON POST.
-    fn json_post(&self, url: String, body: &serde_json::Value) -> Result<UpstreamRequest, ApiError> {
+    fn json_post(&self, url: String, body: &impl serde::Serialize) -> Result<UpstreamRequest, ApiError> {
         let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let headers = match self.vendor.wire {
             Wire::OpenAi => bearer(self.secret),
