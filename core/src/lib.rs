@@ -29,9 +29,11 @@ pub mod crypto;
 pub mod error;
 pub mod gateway;
 pub mod http;
+pub mod hub;
 pub mod ids;
 pub mod metering;
 pub mod net;
+pub mod options;
 pub mod ports;
 pub mod protocols;
 pub mod providers;
@@ -42,5 +44,5 @@ pub mod testing;
 pub mod time;
 
 pub mod app;
-pub use app::{Hub, HubOptions};
+pub use hub::{Hub, HubOptions};
 pub use metering::money::Credits;
