@@ -45,6 +45,9 @@ impl Call {
     }
 }
 
+/// The key a request presented, authenticated: none, or the caller or why not.
+pub type Presented = Option<Result<Arc<Caller>, ApiError>>;
+
 /// Who may call a route, and so what its handler is given.
 #[derive(Clone, Copy)]
 pub enum Handler {
@@ -56,7 +59,7 @@ pub enum Handler {
     Admin(fn(Call, Arc<Caller>) -> Reply),
     /// The key the request presents, if any, authenticated or not: the
     /// handler decides what a bad one means (AIGNE's status answers 200).
-    Optional(fn(Call, Option<Result<Arc<Caller>, ApiError>>) -> Reply),
+    Optional(fn(Call, Presented) -> Reply),
 }
 
 /// The access levels of [`Handler`], ordered from open to closed.
