@@ -8,9 +8,9 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{json, Request, Response, StatusCode};
+use crate::hub::Hub;
 use crate::protocols::aigne::{parse_framework, parse_legacy, Shape};
 use crate::protocols::openai::json_object;
-use crate::Hub;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -79,7 +79,7 @@ fn is_plain_host(h: &str) -> bool {
 pub async fn blocklet(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let snap = hub.snapshot().await?;
     let s = &snap.settings;
-    let url = app_url(req, s.app_url.as_deref(), &hub.inner.options.trusted_proxies);
+    let url = app_url(req, s.app_url.as_deref(), &hub.options().trusted_proxies);
     let (url, derived) = match url {
         AppUrl::Configured(u) => (u, false),
         AppUrl::FromRequest(u) => (u, true),
@@ -180,7 +180,11 @@ pub async fn catalogue(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
 }
 
 /// `GET /api/v2/status[?model=]`: always 200, `{available}` or why not.
-pub async fn status(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+pub async fn status(
+    hub: &Hub,
+    caller: Option<Result<Arc<Caller>, ApiError>>,
+    req: &Request,
+) -> Result<Response, ApiError> {
     let unavailable = |error: String, code: u16, link: Option<String>| {
         let mut v = json!({"available": false, "error": error, "code": code});
         if let Some(l) = link {
@@ -189,12 +193,9 @@ pub async fn status(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
         Ok(json(StatusCode::OK, &v))
     };
     let snap = hub.snapshot().await?;
-    let caller = match crate::auth::presented_key(req.headers()) {
-        Some(_) => match hub.authenticate(req).await {
-            Ok(c) => Some(c),
-            Err(e) => return unavailable(e.message, e.status.as_u16(), None),
-        },
-        None => None,
+    let caller = match caller.transpose() {
+        Ok(c) => c,
+        Err(e) => return unavailable(e.message, e.status.as_u16(), None),
     };
     if let (Some(c), true) = (&caller, snap.settings.billing_enabled) {
         let free = hub.free_credit(&c.user_id).await?;

@@ -1,7 +1,7 @@
 //! Provider secrets at rest: AES-256-GCM under the master key, stored as
 //! `v1:` + base64(nonce ‖ ciphertext ‖ tag). Plaintext lives only in memory.
 
-use crate::ports::Rng;
+use crate::ports::{Rng, RngError};
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -70,9 +70,11 @@ impl MasterKey {
         Self::from_bytes(&bytes)
     }
 
-    pub fn encrypt(&self, plaintext: &str, rng: &dyn Rng) -> String {
+    /// Seals `plaintext` under a fresh random nonce; without randomness it
+    /// fails (a zero or repeated nonce would expose what it seals under GCM).
+    pub fn encrypt(&self, plaintext: &str, rng: &dyn Rng) -> Result<String, RngError> {
         let mut nonce = [0u8; 12];
-        rng.fill(&mut nonce);
+        rng.fill(&mut nonce)?;
         // Encryption with a valid key and a 12-byte nonce cannot fail.
         let sealed = self
             .cipher
@@ -81,7 +83,7 @@ impl MasterKey {
         let mut blob = Vec::with_capacity(12 + sealed.len());
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&sealed);
-        format!("v1:{}", B64.encode(blob))
+        Ok(format!("v1:{}", B64.encode(blob)))
     }
 
     pub fn decrypt(&self, stored: &str) -> Result<String, CryptoError> {
@@ -119,7 +121,7 @@ mod tests {
     fn round_trip_and_tamper() {
         let rng = CountingRng(AtomicU8::new(0));
         let key = MasterKey::from_bytes(&[7u8; 32]).unwrap();
-        let sealed = key.encrypt("sk-secret-value", &rng);
+        let sealed = key.encrypt("sk-secret-value", &rng).unwrap();
         assert!(!sealed.contains("secret"));
         assert_eq!(key.decrypt(&sealed).unwrap(), "sk-secret-value");
         let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
@@ -128,6 +130,28 @@ mod tests {
         assert!(MasterKey::from_base64("c2hvcnQ=").is_err());
         assert_eq!(mask("sk-proj-abcdefghijklmnop"), "sk-p****mnop");
         assert_eq!(mask("short"), "****");
+    }
+
+    /// A random source that fails (as `crypto.getRandomValues` may).
+    struct BrokenRng;
+    impl Rng for BrokenRng {
+        fn fill(&self, buf: &mut [u8]) -> Result<(), RngError> {
+            buf.fill(0);
+            Err(RngError("the source is gone".into()))
+        }
+    }
+
+    #[test]
+    fn no_randomness_no_ciphertext() {
+        let key = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let err = key.encrypt("sk-secret-value", &BrokenRng).unwrap_err();
+        assert_eq!(err.to_string(), "no randomness available: the source is gone");
+        // Two sealings never share a nonce when the source works.
+        let rng = CountingRng(AtomicU8::new(0));
+        let (a, b) = (key.encrypt("x", &rng).unwrap(), key.encrypt("x", &rng).unwrap());
+        let nonce = |s: &str| B64.decode(&s[3..]).unwrap()[..12].to_vec();
+        assert_ne!(nonce(&a), nonce(&b));
+        assert_ne!(nonce(&a), vec![0u8; 12]);
     }
 
     #[test]

@@ -98,6 +98,13 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
     res
 }
 
+/// Adds a header to a response, ignoring values that are not valid header text.
+pub fn set_header(res: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().insert(name, v);
+    }
+}
+
 /// The value of a header as a string, if present and valid UTF-8.
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())

@@ -190,8 +190,15 @@ pub trait Clock: MaybeSendSync {
     fn monotonic_us(&self) -> u64;
 }
 
+/// The platform's random source failed: nothing random may be made from the
+/// buffer it was to fill (a nonce or a key from it would be predictable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no randomness available: {0}")]
+pub struct RngError(pub String);
+
 pub trait Rng: MaybeSendSync {
-    fn fill(&self, buf: &mut [u8]);
+    /// Fills `buf` with cryptographically secure random bytes, or fails.
+    fn fill(&self, buf: &mut [u8]) -> Result<(), RngError>;
 }
 
 #[cfg(not(target_arch = "wasm32"))]

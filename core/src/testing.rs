@@ -47,7 +47,7 @@ impl Clock for ManualClock {
 pub struct SeqRng(AtomicU64);
 
 impl Rng for SeqRng {
-    fn fill(&self, buf: &mut [u8]) {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), crate::ports::RngError> {
         for chunk in buf.chunks_mut(8) {
             let n = self
                 .0
@@ -55,6 +55,7 @@ impl Rng for SeqRng {
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15);
             chunk.copy_from_slice(&n.to_le_bytes()[..chunk.len()]);
         }
+        Ok(())
     }
 }
 

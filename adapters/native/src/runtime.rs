@@ -1,6 +1,6 @@
 //! The core's clock, randomness and background ports on tokio.
 
-use hub_core::ports::{Background, BoxFuture, Clock, Rng};
+use hub_core::ports::{Background, BoxFuture, Clock, Rng, RngError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -38,9 +38,8 @@ impl Clock for SystemClock {
 pub struct OsRng;
 
 impl Rng for OsRng {
-    fn fill(&self, buf: &mut [u8]) {
-        // The OS generator failing is not recoverable: keys and nonces need it.
-        getrandom::fill(buf).expect("the operating system's random generator failed");
+    fn fill(&self, buf: &mut [u8]) -> Result<(), RngError> {
+        getrandom::fill(buf).map_err(|e| RngError(format!("the operating system's generator failed: {e}")))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::metering::money::{Credits, Rate};
-use crate::ports::SqlValue;
+use crate::store::Nullable;
 use serde_json::{Map, Value};
 
 pub struct Fields(pub Map<String, Value>);
@@ -130,11 +130,8 @@ impl Fields {
         }
     }
 
-    /// For PATCH: the SQL value to write for a nullable field that is present.
-    pub fn nullable<T: Into<SqlValue>>(&self, k: &str, v: Option<T>) -> Option<SqlValue> {
-        if !self.has(k) {
-            return None;
-        }
-        Some(v.map_or(SqlValue::Null, Into::into))
+    /// For PATCH: a nullable field's change, when it is present (`null` clears it).
+    pub fn nullable<T>(&self, k: &str, v: Option<T>) -> Nullable<T> {
+        self.has(k).then_some(v)
     }
 }

@@ -3,21 +3,21 @@
 //! endpoints are paged with `?limit&cursor`.
 
 mod fields;
-mod me;
+pub mod me;
 mod views;
 
-pub use me::me;
-
-use crate::auth::{generate_key, Caller, Role};
+use crate::auth::{Caller, Role};
 use crate::config::{Settings, SETTING_KEYS};
 use crate::error::ApiError;
-use crate::http::{json, query_pairs, Method, Request, Response, StatusCode};
+use crate::http::{json, query_pairs, Request, Response, StatusCode};
+use crate::hub::Hub;
 use crate::metering::money::Rate;
 use crate::metering::Rates;
-use crate::ports::SqlValue;
 use crate::providers::vendor;
-use crate::store::{page_limit, CallFilter, Change, CredentialRow, GroupBy, ModelRow, NewKeyRow, ProviderRow, UserRow};
-use crate::Hub;
+use crate::store::{
+    page_limit, CallFilter, CredentialPatch, CredentialRow, GroupBy, ModelPatch, ModelRow, NewKeyRow, ProviderPatch,
+    ProviderRow, SealedSecret, UserPatch, UserRow,
+};
 use fields::Fields;
 use serde_json::{json, Value};
 use views::*;
@@ -108,58 +108,32 @@ fn gone(what: &str, id: &str) -> ApiError {
     ApiError::not_found(format!("No {what} with id `{id}`."))
 }
 
-pub async fn route(hub: &Hub, caller: &Caller, req: Request) -> Result<Response, ApiError> {
-    let path = req.uri().path().trim_end_matches('/').to_string();
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).skip(2).collect();
-    let m = req.method().clone();
-    let res = match (&m, segs.as_slice()) {
-        (&Method::GET, ["provider-kinds"]) => provider_kinds().await,
-        (&Method::GET, ["providers"]) => list_providers(hub).await,
-        (&Method::POST, ["providers"]) => create_provider(hub, &req).await,
-        (&Method::GET, ["providers", id]) => get_provider(hub, id).await,
-        (&Method::PATCH, ["providers", id]) => patch_provider(hub, id, &req).await,
-        (&Method::DELETE, ["providers", id]) => delete_provider(hub, id).await,
-        (&Method::GET, ["providers", id, "credentials"]) => list_credentials(hub, id).await,
-        (&Method::POST, ["providers", id, "credentials"]) => create_credential(hub, id, &req).await,
-        (&Method::PATCH, ["credentials", id]) => patch_credential(hub, id, &req).await,
-        (&Method::DELETE, ["credentials", id]) => delete_credential(hub, id).await,
-        (&Method::POST, ["credentials", id, "test"]) => test_credential(hub, id).await,
-        (&Method::GET, ["models"]) => list_models(hub, &req).await,
-        (&Method::POST, ["models"]) => create_model(hub, &req).await,
-        (&Method::GET, ["models", id]) => get_model(hub, id).await,
-        (&Method::PATCH, ["models", id]) => patch_model(hub, id, &req).await,
-        (&Method::DELETE, ["models", id]) => delete_model(hub, id).await,
-        (&Method::GET, ["users"]) => list_users(hub, &req).await,
-        (&Method::POST, ["users"]) => create_user(hub, caller, &req).await,
-        (&Method::GET, ["users", id]) => get_user(hub, id).await,
-        (&Method::PATCH, ["users", id]) => patch_user(hub, caller, id, &req).await,
-        (&Method::GET, ["users", id, "keys"]) => list_keys(hub, id).await,
-        (&Method::POST, ["users", id, "keys"]) => {
-            manageable_user(hub, caller, id).await?;
-            create_key(hub, id, &req, Some(caller)).await
-        }
-        (&Method::DELETE, ["keys", id]) => revoke_key(hub, id, Revoker::Admin(caller)).await,
-        (&Method::POST, ["users", id, "grants"]) => grant(hub, caller, id, &req).await,
-        (&Method::GET, ["users", id, "ledger"]) => ledger(hub, id, &req).await,
-        (&Method::GET, ["calls"]) => calls(hub, &req, None).await,
-        (&Method::GET, ["usage"]) => usage(hub, &req, None).await,
-        (&Method::GET, ["settings"]) => ok(hub.snapshot().await?.settings.to_json()),
-        (&Method::PATCH, ["settings"]) => patch_settings(hub, &req).await,
-        _ => Err(ApiError::not_found(format!("No admin route for {m} {path}."))),
-    };
-    res
+/// `GET /api/admin/settings`.
+pub(crate) async fn settings(hub: &Hub) -> Result<Response, ApiError> {
+    ok(hub.snapshot().await?.settings.to_json())
+}
+
+/// `POST /api/admin/users/:id/keys`: a key for a user the caller may manage.
+pub(crate) async fn create_key_for(
+    hub: &Hub,
+    caller: &Caller,
+    user: &str,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    manageable_user(hub, caller, user).await?;
+    create_key(hub, user, req, Some(caller)).await
 }
 
 // ------------------------------------------------------------------ providers
 
-async fn list_providers(hub: &Hub) -> Result<Response, ApiError> {
+pub(crate) async fn list_providers(hub: &Hub) -> Result<Response, ApiError> {
     let providers = hub.store().list_providers().await?;
     let creds = hub.store().list_credentials(None).await?;
     let data: Vec<Value> = providers.iter().map(|p| provider_json(p, &creds)).collect();
     ok(json!({ "data": data, "next_cursor": null }))
 }
 
-async fn get_provider(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+pub(crate) async fn get_provider(hub: &Hub, id: &str) -> Result<Response, ApiError> {
     let p = hub
         .store()
         .get_provider(id)
@@ -219,7 +193,7 @@ fn region(f: &Fields) -> Result<Option<String>, ApiError> {
 
 const PROVIDER_FIELDS: &[&str] = &["name", "kind", "base_url", "region", "enabled", "priority"];
 
-async fn create_provider(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn create_provider(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(PROVIDER_FIELDS)?;
     let kind = f.req_str("kind")?;
@@ -240,7 +214,7 @@ async fn create_provider(hub: &Hub, req: &Request) -> Result<Response, ApiError>
         }
         None => {}
     }
-    let now = hub.inner.clock.now_ms();
+    let now = hub.now_ms();
     let p = ProviderRow {
         id: hub.new_id("prv"),
         name,
@@ -267,7 +241,7 @@ fn conflict_as(e: crate::ports::DbError, msg: &str) -> ApiError {
     }
 }
 
-async fn patch_provider(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn patch_provider(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(PROVIDER_FIELDS)?;
     let p = hub
@@ -275,31 +249,10 @@ async fn patch_provider(hub: &Hub, id: &str, req: &Request) -> Result<Response, 
         .get_provider(id)
         .await?
         .ok_or_else(|| gone("provider", id))?;
-    let mut changes: Vec<Change> = Vec::new();
-    if let Some(name) = f.str("name")? {
-        check_name(&name)?;
-        changes.push(("name", name.into()));
-    }
-    if let Some(kind) = f.str("kind")? {
-        vendor(&kind).ok_or_else(|| ApiError::invalid_field("kind", "is not a known provider kind"))?;
-        changes.push(("kind", kind.into()));
-    }
-    let base_url = f.str("base_url")?.filter(|u| !u.is_empty());
-    if let Some(u) = &base_url {
-        check_base_url(hub, u)?;
-    }
-    changes.extend(f.nullable("base_url", base_url).map(|v| ("base_url", v)));
-    changes.extend(f.nullable("region", region(&f)?).map(|v| ("region", v)));
-    if let Some(b) = f.bool("enabled")? {
-        changes.push(("enabled", b.into()));
-    }
-    if let Some(n) = f.int("priority", -1000, 1000)? {
-        changes.push(("priority", n.into()));
-    }
-    if !changes.is_empty() {
-        let now = hub.inner.clock.now_ms();
+    let patch = provider_patch(hub, &f)?;
+    if !patch.is_empty() {
         hub.store()
-            .update_provider(&p.id, changes, now)
+            .update_provider(&p.id, &patch, hub.now_ms())
             .await
             .map_err(|e| conflict_as(e, "a provider with this name already exists"))?;
         hub.reload().await?;
@@ -307,20 +260,44 @@ async fn patch_provider(hub: &Hub, id: &str, req: &Request) -> Result<Response, 
     get_provider(hub, &p.id).await
 }
 
-async fn delete_provider(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+/// What a PATCH body changes on a provider, checked.
+fn provider_patch(hub: &Hub, f: &Fields) -> Result<ProviderPatch, ApiError> {
+    let name = f.str("name")?;
+    if let Some(n) = &name {
+        check_name(n)?;
+    }
+    let kind = f.str("kind")?;
+    if let Some(k) = &kind {
+        vendor(k).ok_or_else(|| ApiError::invalid_field("kind", "is not a known provider kind"))?;
+    }
+    let base_url = f.str("base_url")?.filter(|u| !u.is_empty());
+    if let Some(u) = &base_url {
+        check_base_url(hub, u)?;
+    }
+    Ok(ProviderPatch {
+        name,
+        kind,
+        base_url: f.nullable("base_url", base_url),
+        region: f.nullable("region", region(f)?),
+        enabled: f.bool("enabled")?,
+        priority: f.int("priority", -1000, 1000)?,
+    })
+}
+
+pub(crate) async fn delete_provider(hub: &Hub, id: &str) -> Result<Response, ApiError> {
     let p = hub
         .store()
         .get_provider(id)
         .await?
         .ok_or_else(|| gone("provider", id))?;
-    hub.store().delete_provider(&p.id, hub.inner.clock.now_ms()).await?;
+    hub.store().delete_provider(&p.id, hub.now_ms()).await?;
     hub.reload().await?;
     ok(json!({"id": p.id, "deleted": true}))
 }
 
 // ------------------------------------------------------------------ credentials
 
-async fn list_credentials(hub: &Hub, provider: &str) -> Result<Response, ApiError> {
+pub(crate) async fn list_credentials(hub: &Hub, provider: &str) -> Result<Response, ApiError> {
     let p = hub
         .store()
         .get_provider(provider)
@@ -360,7 +337,7 @@ fn secret_hint(secret: &str) -> String {
 
 const CREDENTIAL_FIELDS: &[&str] = &["name", "secret", "weight", "enabled", "status"];
 
-async fn create_credential(hub: &Hub, provider: &str, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn create_credential(hub: &Hub, provider: &str, req: &Request) -> Result<Response, ApiError> {
     let p = hub
         .store()
         .get_provider(provider)
@@ -369,7 +346,7 @@ async fn create_credential(hub: &Hub, provider: &str, req: &Request) -> Result<R
     let f = Fields::parse(req.body())?;
     f.only(CREDENTIAL_FIELDS)?;
     let secret = secret_text(&f)?;
-    let now = hub.inner.clock.now_ms();
+    let now = hub.now_ms();
     let c = CredentialRow {
         id: hub.new_id("crd"),
         provider_id: p.id.clone(),
@@ -377,7 +354,7 @@ async fn create_credential(hub: &Hub, provider: &str, req: &Request) -> Result<R
             .str("name")?
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".into()),
-        secret_enc: hub.inner.master_key.encrypt(&secret, &*hub.inner.rng),
+        secret_enc: hub.seal(&secret)?,
         secret_hint: secret_hint(&secret),
         weight: f.int("weight", 1, 10_000)?.unwrap_or(100),
         enabled: f.bool("enabled")?.unwrap_or(true),
@@ -391,43 +368,16 @@ async fn create_credential(hub: &Hub, provider: &str, req: &Request) -> Result<R
     created(credential_json(&c))
 }
 
-async fn patch_credential(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn patch_credential(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(CREDENTIAL_FIELDS)?;
     hub.store()
         .get_credential(id)
         .await?
         .ok_or_else(|| gone("credential", id))?;
-    let mut changes: Vec<Change> = Vec::new();
-    if let Some(n) = f.str("name")? {
-        changes.push(("name", n.into()));
-    }
-    if f.has("secret") {
-        let secret = secret_text(&f)?;
-        changes.push((
-            "secret_enc",
-            hub.inner.master_key.encrypt(&secret, &*hub.inner.rng).into(),
-        ));
-        changes.push(("secret_hint", secret_hint(&secret).into()));
-        changes.push(("status", "active".into()));
-        changes.push(("last_error", SqlValue::Null));
-    }
-    if let Some(w) = f.int("weight", 1, 10_000)? {
-        changes.push(("weight", w.into()));
-    }
-    if let Some(b) = f.bool("enabled")? {
-        changes.push(("enabled", b.into()));
-    }
-    if let Some(s) = f.str("status")? {
-        if !matches!(s.as_str(), "active" | "disabled") {
-            return Err(ApiError::invalid_field("status", "must be active or disabled"));
-        }
-        changes.push(("status", s.into()));
-    }
-    if !changes.is_empty() {
-        hub.store()
-            .update_credential(id, changes, hub.inner.clock.now_ms())
-            .await?;
+    let patch = credential_patch(hub, &f)?;
+    if !patch.is_empty() {
+        hub.store().update_credential(id, &patch, hub.now_ms()).await?;
         hub.reload().await?;
     }
     let c = hub
@@ -438,8 +388,34 @@ async fn patch_credential(hub: &Hub, id: &str, req: &Request) -> Result<Response
     ok(credential_json(&c))
 }
 
-async fn delete_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
-    if !hub.store().delete_credential(id, hub.inner.clock.now_ms()).await? {
+/// What a PATCH body changes on a credential, checked (a new secret sealed).
+fn credential_patch(hub: &Hub, f: &Fields) -> Result<CredentialPatch, ApiError> {
+    let name = f.str("name")?;
+    let secret = f.has("secret").then(|| secret_text(f)).transpose()?;
+    let (weight, enabled) = (f.int("weight", 1, 10_000)?, f.bool("enabled")?);
+    let status = f.str("status")?;
+    if status.as_deref().is_some_and(|s| !matches!(s, "active" | "disabled")) {
+        return Err(ApiError::invalid_field("status", "must be active or disabled"));
+    }
+    // Sealed last: a body with a bad field uses no randomness.
+    let secret = match secret {
+        Some(text) => Some(SealedSecret {
+            encrypted: hub.seal(&text)?,
+            hint: secret_hint(&text),
+        }),
+        None => None,
+    };
+    Ok(CredentialPatch {
+        name,
+        secret,
+        weight,
+        enabled,
+        status,
+    })
+}
+
+pub(crate) async fn delete_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+    if !hub.store().delete_credential(id, hub.now_ms()).await? {
         return Err(gone("credential", id));
     }
     hub.reload().await?;
@@ -447,7 +423,7 @@ async fn delete_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
 }
 
 /// Lists the provider's models with the credential: proves the key and the URL.
-async fn test_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+pub(crate) async fn test_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
     let c = hub
         .store()
         .get_credential(id)
@@ -459,12 +435,11 @@ async fn test_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
         .await?
         .ok_or_else(|| gone("provider", &c.provider_id))?;
     let secret = hub
-        .inner
-        .master_key
+        .master_key()
         .decrypt(&c.secret_enc)
         .map_err(|e| ApiError::internal(format!("The stored secret cannot be read: {e}")))?;
     let probe = hub.probe(&p, &secret).await?;
-    let now = hub.inner.clock.now_ms();
+    let now = hub.now_ms();
     let err = (!probe.ok).then(|| {
         format!(
             "{} {}",
@@ -486,7 +461,7 @@ async fn test_credential(hub: &Hub, id: &str) -> Result<Response, ApiError> {
     ok(json!({"ok": probe.ok, "status": probe.status, "latency_ms": probe.latency_ms, "message": probe.message}))
 }
 
-async fn provider_kinds() -> Result<Response, ApiError> {
+pub(crate) async fn provider_kinds() -> Result<Response, ApiError> {
     let data: Vec<Value> = crate::providers::VENDORS
         .iter()
         .map(|v| {
@@ -521,7 +496,7 @@ const MODEL_FIELDS: &[&str] = &[
     "enabled",
 ];
 
-async fn list_models(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn list_models(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let q = Query::of(req);
     let page = hub.store().list_models(q.get("cursor"), q.limit()?).await?;
     let providers = hub.store().list_providers().await?;
@@ -529,7 +504,7 @@ async fn list_models(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     ok(json!({"data": data, "next_cursor": page.next_cursor}))
 }
 
-async fn get_model(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+pub(crate) async fn get_model(hub: &Hub, id: &str) -> Result<Response, ApiError> {
     let m = hub.store().get_model(id).await?.ok_or_else(|| gone("model", id))?;
     let providers = hub.store().list_providers().await?;
     ok(model_json(&m, &providers))
@@ -546,7 +521,7 @@ fn model_type(f: &Fields) -> Result<Option<String>, ApiError> {
     }
 }
 
-async fn create_model(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn create_model(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(MODEL_FIELDS)?;
     let provider = f.req_str("provider_id")?;
@@ -555,7 +530,7 @@ async fn create_model(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
         .get_provider(&provider)
         .await?
         .ok_or_else(|| ApiError::invalid_field("provider_id", format!("names no provider (`{provider}`)")))?;
-    let now = hub.inner.clock.now_ms();
+    let now = hub.now_ms();
     let m = ModelRow {
         id: hub.new_id("mdl"),
         provider_id: p.id,
@@ -585,54 +560,14 @@ async fn create_model(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     created(model_json(&m, &providers))
 }
 
-async fn patch_model(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn patch_model(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(MODEL_FIELDS)?;
     hub.store().get_model(id).await?.ok_or_else(|| gone("model", id))?;
-    let mut changes: Vec<Change> = Vec::new();
-    if f.has("provider_id") {
-        return Err(ApiError::invalid_field(
-            "provider_id",
-            "cannot be changed; create the model under the other provider",
-        ));
-    }
-    if let Some(m) = f.str("model")? {
-        changes.push(("model", m.into()));
-    }
-    if let Some(t) = model_type(&f)? {
-        changes.push(("type", t.into()));
-    }
-    for col in ["input_rate", "output_rate", "image_rate", "video_rate"] {
-        if f.has(col) {
-            let r = f
-                .rate(col)?
-                .ok_or_else(|| ApiError::invalid_field(col, "must be a number"))?;
-            changes.push((col, r.nanos().into()));
-        }
-    }
-    for col in ["cache_read_rate", "cache_write_rate"] {
-        if let Some(v) = f.nullable(col, f.rate(col)?.map(Rate::nanos)) {
-            changes.push((col, v));
-        }
-    }
-    changes.extend(
-        f.nullable("max_output_tokens", f.int("max_output_tokens", 1, 10_000_000)?)
-            .map(|v| ("max_output_tokens", v)),
-    );
-    changes.extend(
-        f.nullable("unit_costs", f.object("unit_costs")?.map(|v| v.to_string()))
-            .map(|v| ("unit_costs", v)),
-    );
-    changes.extend(
-        f.nullable("metadata", f.object("metadata")?.map(|v| v.to_string()))
-            .map(|v| ("metadata", v)),
-    );
-    if let Some(b) = f.bool("enabled")? {
-        changes.push(("enabled", b.into()));
-    }
-    if !changes.is_empty() {
+    let patch = model_patch(&f)?;
+    if !patch.is_empty() {
         hub.store()
-            .update_model(id, changes, hub.inner.clock.now_ms())
+            .update_model(id, &patch, hub.now_ms())
             .await
             .map_err(|e| conflict_as(e, "this provider already has a model with this name and type"))?;
         hub.reload().await?;
@@ -640,8 +575,42 @@ async fn patch_model(hub: &Hub, id: &str, req: &Request) -> Result<Response, Api
     get_model(hub, id).await
 }
 
-async fn delete_model(hub: &Hub, id: &str) -> Result<Response, ApiError> {
-    if !hub.store().delete_model(id, hub.inner.clock.now_ms()).await? {
+/// A rate a PATCH sets: present, it must be a rate (these columns are never NULL).
+fn required_rate(f: &Fields, k: &str) -> Result<Option<Rate>, ApiError> {
+    if !f.has(k) {
+        return Ok(None);
+    }
+    f.rate(k)?
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid_field(k, "must be a number"))
+}
+
+/// What a PATCH body changes on a model, checked.
+fn model_patch(f: &Fields) -> Result<ModelPatch, ApiError> {
+    if f.has("provider_id") {
+        return Err(ApiError::invalid_field(
+            "provider_id",
+            "cannot be changed; create the model under the other provider",
+        ));
+    }
+    Ok(ModelPatch {
+        model: f.str("model")?,
+        kind: model_type(f)?,
+        input_rate: required_rate(f, "input_rate")?,
+        output_rate: required_rate(f, "output_rate")?,
+        image_rate: required_rate(f, "image_rate")?,
+        video_rate: required_rate(f, "video_rate")?,
+        cache_read_rate: f.nullable("cache_read_rate", f.rate("cache_read_rate")?),
+        cache_write_rate: f.nullable("cache_write_rate", f.rate("cache_write_rate")?),
+        max_output_tokens: f.nullable("max_output_tokens", f.int("max_output_tokens", 1, 10_000_000)?),
+        unit_costs: f.nullable("unit_costs", f.object("unit_costs")?),
+        metadata: f.nullable("metadata", f.object("metadata")?),
+        enabled: f.bool("enabled")?,
+    })
+}
+
+pub(crate) async fn delete_model(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+    if !hub.store().delete_model(id, hub.now_ms()).await? {
         return Err(gone("model", id));
     }
     hub.reload().await?;
@@ -650,19 +619,19 @@ async fn delete_model(hub: &Hub, id: &str) -> Result<Response, ApiError> {
 
 // ------------------------------------------------------------------ users
 
-async fn list_users(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn list_users(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let q = Query::of(req);
     let page = hub.store().list_users(q.get("cursor"), q.limit()?).await?;
     let data: Vec<Value> = page.items.into_iter().map(|u| user_json(&hub.live_user(u))).collect();
     ok(json!({"data": data, "next_cursor": page.next_cursor}))
 }
 
-async fn get_user(hub: &Hub, id: &str) -> Result<Response, ApiError> {
+pub(crate) async fn get_user(hub: &Hub, id: &str) -> Result<Response, ApiError> {
     let u = hub.store().get_user(id).await?.ok_or_else(|| gone("user", id))?;
     ok(user_json(&hub.live_user(u)))
 }
 
-fn role_field(f: &Fields, caller: &Caller) -> Result<Option<String>, ApiError> {
+fn role_field(f: &Fields, caller: &Caller) -> Result<Option<Role>, ApiError> {
     let Some(r) = f.str("role")? else { return Ok(None) };
     let role =
         Role::parse(&r).ok_or_else(|| ApiError::invalid_field("role", "must be owner, admin, member or guest"))?;
@@ -672,7 +641,7 @@ fn role_field(f: &Fields, caller: &Caller) -> Result<Option<String>, ApiError> {
             role.as_str()
         )));
     }
-    Ok(Some(r))
+    Ok(Some(role))
 }
 
 /// The user `id`, if the caller's role is at least theirs: nobody mints keys
@@ -698,17 +667,17 @@ fn check_email(email: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
-async fn create_user(hub: &Hub, caller: &Caller, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn create_user(hub: &Hub, caller: &Caller, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(&["name", "email", "role"])?;
     let email = f.str("email")?.filter(|e| !e.is_empty());
     check_email(&email)?;
-    let now = hub.inner.clock.now_ms();
+    let now = hub.now_ms();
     let u = UserRow {
         id: hub.new_id("usr"),
         name: f.req_str("name")?,
         email,
-        role: role_field(&f, caller)?.unwrap_or_else(|| "member".into()),
+        role: role_field(&f, caller)?.unwrap_or(Role::Member).as_str().into(),
         balance: Default::default(),
         held: Default::default(),
         disabled: false,
@@ -725,56 +694,55 @@ async fn create_user(hub: &Hub, caller: &Caller, req: &Request) -> Result<Respon
         .insert_user(&u, starter, vec![])
         .await
         .map_err(|e| conflict_as(e, "a user with this email already exists"))?;
-    if let Some(book) = hub.inner.book.get() {
+    if let Some(book) = hub.book() {
         book.open(&u.id, starter);
     }
     let u = hub.store().get_user(&u.id).await?.ok_or_else(|| gone("user", &u.id))?;
     created(user_json(&u))
 }
 
-async fn patch_user(hub: &Hub, caller: &Caller, id: &str, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn patch_user(hub: &Hub, caller: &Caller, id: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(&["name", "email", "role", "disabled"])?;
     let target = manageable_user(hub, caller, id).await?;
-    let mut changes: Vec<Change> = Vec::new();
-    if let Some(n) = f.str("name")? {
-        if n.is_empty() {
-            return Err(ApiError::invalid_field("name", "must not be empty"));
-        }
-        changes.push(("name", n.into()));
-    }
-    let email = f.str("email")?.filter(|e| !e.is_empty());
-    check_email(&email)?;
-    changes.extend(f.nullable("email", email).map(|v| ("email", v)));
-    let new_role = role_field(&f, caller)?;
-    let disable = f.bool("disabled")?;
+    let patch = user_patch(caller, &f)?;
     let stops_being_owner = target.role == "owner"
         && !target.disabled
-        && (new_role.as_deref().is_some_and(|r| r != "owner") || disable == Some(true));
+        && (patch.role.is_some_and(|r| r != Role::Owner) || patch.disabled == Some(true));
     if stops_being_owner && hub.store().active_owners().await? <= 1 {
         return Err(ApiError::conflict(
             "This is the last owner: make someone else owner before demoting or disabling them.",
         ));
     }
-    if let Some(r) = new_role {
-        changes.push(("role", r.into()));
-    }
-    if let Some(d) = disable {
-        changes.push(("disabled", d.into()));
-    }
-    if !changes.is_empty() {
+    if !patch.is_empty() {
         hub.store()
-            .update_user(id, changes, hub.inner.clock.now_ms())
+            .update_user(id, &patch, hub.now_ms())
             .await
             .map_err(|e| conflict_as(e, "a user with this email already exists"))?;
-        hub.inner.keys.clear();
+        hub.keys().clear();
     }
     get_user(hub, id).await
 }
 
+/// What a PATCH body changes on a user, checked (a role the caller may give).
+fn user_patch(caller: &Caller, f: &Fields) -> Result<UserPatch, ApiError> {
+    let name = f.str("name")?;
+    if name.as_deref() == Some("") {
+        return Err(ApiError::invalid_field("name", "must not be empty"));
+    }
+    let email = f.str("email")?.filter(|e| !e.is_empty());
+    check_email(&email)?;
+    Ok(UserPatch {
+        name,
+        email: f.nullable("email", email),
+        role: role_field(f, caller)?,
+        disabled: f.bool("disabled")?,
+    })
+}
+
 // ------------------------------------------------------------------ keys
 
-async fn list_keys(hub: &Hub, user: &str) -> Result<Response, ApiError> {
+pub(crate) async fn list_keys(hub: &Hub, user: &str) -> Result<Response, ApiError> {
     hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
     let keys = hub.store().list_keys(user).await?;
     ok(json!({"data": keys.iter().map(key_json).collect::<Vec<_>>(), "next_cursor": null}))
@@ -806,12 +774,12 @@ pub(crate) async fn create_key(
         "daily_spend_cap",
         "monthly_spend_cap",
     ])?;
-    let now = hub.inner.clock.now_ms();
+    let now = hub.now_ms();
     let expires_at = f.time("expires_at")?;
     if expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::invalid_field("expires_at", "must be in the future"));
     }
-    let new = generate_key(&*hub.inner.rng, hub.inner.master_key.key_hash_secret());
+    let new = hub.generate_key()?;
     let id = hub.new_id("key");
     let label = f
         .str("label")?
@@ -877,15 +845,15 @@ pub(crate) async fn revoke_key(hub: &Hub, id: &str, by: Revoker<'_>) -> Result<R
     if let Revoker::Admin(caller) = by {
         manageable_user(hub, caller, &key.user_id).await?;
     }
-    hub.store().revoke_key(&key.id, hub.inner.clock.now_ms()).await?;
-    hub.inner.keys.clear();
+    hub.store().revoke_key(&key.id, hub.now_ms()).await?;
+    hub.keys().clear();
     let key = hub.store().get_key(id).await?.ok_or_else(|| gone("key", id))?;
     ok(key_json(&key))
 }
 
 // ------------------------------------------------------------------ credits
 
-async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     if f.has("expires_at") {
         // Credits that expire need buckets and expiry entries in the ledger;
@@ -903,7 +871,7 @@ async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<
         return Err(ApiError::invalid_field("amount", "must not be zero"));
     }
     hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
-    let now = hub.inner.clock.now_ms();
+    let now = hub.now_ms();
     let reason = f.str("reason")?;
     let applied = hub
         .store()
@@ -915,14 +883,14 @@ async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<
             "would take the balance beyond ±1000000000 credits, the most Hub keeps",
         ));
     }
-    if let Some(book) = hub.inner.book.get() {
+    if let Some(book) = hub.book() {
         book.credit(user, amount);
     }
     let u = hub.live_user(hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?);
     created(json!({"user_id": user, "amount": amount, "reason": reason, "balance": u.balance, "held": u.held}))
 }
 
-async fn ledger(hub: &Hub, user: &str, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn ledger(hub: &Hub, user: &str, req: &Request) -> Result<Response, ApiError> {
     let q = Query::of(req);
     let cursor = match q.get("cursor") {
         Some(c) => Some(
@@ -967,7 +935,7 @@ pub(crate) async fn usage(hub: &Hub, req: &Request, only_user: Option<&str>) -> 
     ok(json!({"data": buckets.iter().map(|b| usage_json(b, time_grouped)).collect::<Vec<_>>()}))
 }
 
-async fn patch_settings(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn patch_settings(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(SETTING_KEYS)?;
     let mut s: Settings = hub.snapshot().await?.settings.clone();
@@ -976,7 +944,7 @@ async fn patch_settings(hub: &Hub, req: &Request) -> Result<Response, ApiError> 
         s.apply(k, v).map_err(|problem| ApiError::invalid_field(k, problem))?;
         values.push((k.clone(), s.stored_value(k).unwrap_or_else(|| "null".into())));
     }
-    hub.store().put_settings(values, hub.inner.clock.now_ms()).await?;
+    hub.store().put_settings(values, hub.now_ms()).await?;
     let snap = hub.reload().await?;
     ok(snap.settings.to_json())
 }

@@ -3,7 +3,7 @@
 //! warm request reads nothing. A revoked key stops working everywhere within
 //! the cache TTL, and at once on the instance that revoked it.
 
-use crate::ports::Rng;
+use crate::ports::{Rng, RngError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -136,13 +136,14 @@ pub struct NewKey {
     pub hint: String,
 }
 
-pub fn generate_key(rng: &dyn Rng, secret: &[u8; 32]) -> NewKey {
+/// A new key, or an error when randomness fails (a key from a failed fill would be guessable).
+pub fn generate_key(rng: &dyn Rng, secret: &[u8; 32]) -> Result<NewKey, RngError> {
     let mut bytes = [0u8; 24];
-    rng.fill(&mut bytes);
+    rng.fill(&mut bytes)?;
     let plaintext = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = hash_key(secret, &plaintext);
     let hint = key_hint(&plaintext);
-    NewKey { plaintext, hash, hint }
+    Ok(NewKey { plaintext, hash, hint })
 }
 
 /// The hint shown for a key. Keys of 32 characters or more show their first
@@ -256,7 +257,7 @@ mod tests {
     fn keys_are_long_prefixed_and_hashed_with_a_secret() {
         let rng = CountingRng(AtomicU8::new(1));
         let secret = [9u8; 32];
-        let k = generate_key(&rng, &secret);
+        let k = generate_key(&rng, &secret).unwrap();
         assert!(k.plaintext.starts_with("hub_"));
         assert_eq!(k.plaintext.len(), 4 + 32);
         assert_eq!(k.hash, hash_key(&secret, &k.plaintext));

@@ -1,5 +1,6 @@
 //! Providers, credentials, models with rates, and settings.
 
+use super::patch::{Change, CredentialPatch, ModelPatch, ProviderPatch};
 use super::{first, rows, Page, Row, Store};
 use crate::metering::money::Rate;
 use crate::metering::Rates;
@@ -103,9 +104,6 @@ fn model(r: &Row) -> ModelRow {
     }
 }
 
-/// A column and its new value, for partial updates.
-pub type Change = (&'static str, SqlValue);
-
 /// `UPDATE table SET a = ?, b = ?, updated_at = ? WHERE id = ?`, from allow-listed column names.
 fn update_stmt(table: &str, id: &str, changes: Vec<Change>, now_ms: i64) -> Stmt {
     let mut sets: Vec<String> = changes
@@ -180,9 +178,9 @@ impl Store {
         .map(|_| ())
     }
 
-    pub async fn update_provider(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {
+    pub async fn update_provider(&self, id: &str, patch: &ProviderPatch, now_ms: i64) -> Result<bool, DbError> {
         let n = self
-            .config_write(vec![update_stmt("providers", id, changes, now_ms)], now_ms)
+            .config_write(vec![update_stmt("providers", id, patch.changes(), now_ms)], now_ms)
             .await?;
         Ok(n[0] > 0)
     }
@@ -242,9 +240,9 @@ impl Store {
         .map(|_| ())
     }
 
-    pub async fn update_credential(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {
+    pub async fn update_credential(&self, id: &str, patch: &CredentialPatch, now_ms: i64) -> Result<bool, DbError> {
         let n = self
-            .config_write(vec![update_stmt("credentials", id, changes, now_ms)], now_ms)
+            .config_write(vec![update_stmt("credentials", id, patch.changes(), now_ms)], now_ms)
             .await?;
         Ok(n[0] > 0)
     }
@@ -337,9 +335,9 @@ impl Store {
         .map(|_| ())
     }
 
-    pub async fn update_model(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {
+    pub async fn update_model(&self, id: &str, patch: &ModelPatch, now_ms: i64) -> Result<bool, DbError> {
         let n = self
-            .config_write(vec![update_stmt("models", id, changes, now_ms)], now_ms)
+            .config_write(vec![update_stmt("models", id, patch.changes(), now_ms)], now_ms)
             .await?;
         Ok(n[0] > 0)
     }

@@ -7,11 +7,13 @@
 mod catalog;
 mod ledger;
 mod log;
+mod patch;
 mod users;
 
 pub use catalog::*;
 pub use ledger::*;
 pub use log::*;
+pub use patch::*;
 pub use users::*;
 
 use crate::ports::{DbError, Rows, SqlDb, SqlValue};

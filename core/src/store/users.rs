@@ -1,6 +1,6 @@
 //! Users and their API keys.
 
-use super::{first, rows, Change, Page, Row, Store};
+use super::{first, rows, Page, Row, Store, UserPatch};
 use crate::auth::{Caller, Role};
 use crate::metering::money::Credits;
 use crate::ports::{DbError, Stmt};
@@ -143,10 +143,10 @@ impl Store {
         Ok(Page::from_rows(items, limit, |u| u.id.clone()))
     }
 
-    pub async fn update_user(&self, id: &str, changes: Vec<Change>, now_ms: i64) -> Result<bool, DbError> {
+    pub async fn update_user(&self, id: &str, patch: &UserPatch, now_ms: i64) -> Result<bool, DbError> {
         let mut sets = Vec::new();
         let mut params = Vec::new();
-        for (i, (col, v)) in changes.into_iter().enumerate() {
+        for (i, (col, v)) in patch.changes().into_iter().enumerate() {
             sets.push(format!("{col} = ?{}", i + 1));
             params.push(v);
         }

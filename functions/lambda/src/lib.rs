@@ -13,7 +13,7 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt, StreamBody};
 use hub_core::crypto::MasterKey;
 use hub_core::error::{ApiError, Protocol};
 use hub_core::http::ByteStream;
-use hub_core::ports::Timeouts;
+use hub_core::options::Runtime;
 use hub_core::{Hub, HubOptions};
 use hub_native::{OsRng, ReqwestUpstream, SystemClock, Tracker};
 use lambda_http::Error;
@@ -41,10 +41,6 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn seconds(name: &str, default: u64) -> u64 {
-    env(name).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Builds the Hub from the function's environment.
 async fn build() -> Result<State, String> {
     let url = env("HUB_DATABASE_URL").ok_or("HUB_DATABASE_URL is not set (a libsql://, https:// or http:// URL)")?;
@@ -56,37 +52,12 @@ async fn build() -> Result<State, String> {
         .map_err(|e| format!("database: {e}"))?;
     let key = env("HUB_MASTER_KEY").ok_or("HUB_MASTER_KEY is not set")?;
     let master_key = MasterKey::from_base64(&key).map_err(|e| format!("HUB_MASTER_KEY: {e}"))?;
-    let timeouts = Timeouts {
-        connect: Duration::from_secs(seconds("HUB_CONNECT_TIMEOUT", 10)),
-        first_byte: Duration::from_secs(seconds("HUB_FIRST_BYTE_TIMEOUT", 120)),
-        idle: Duration::from_secs(seconds("HUB_IDLE_TIMEOUT", 120)),
-    };
-    let ttl = seconds("HUB_CACHE_TTL", 5) as i64 * 1000;
-    let options = HubOptions {
-        max_body_bytes: seconds("HUB_MAX_BODY_BYTES", 6 * 1024 * 1024) as usize,
-        timeouts,
-        key_cache_ttl_ms: ttl,
-        config_ttl_ms: ttl,
-        exclusive_database: false,
-        recheck_interval_ms: seconds("HUB_CREDENTIAL_RECHECK", 60) as i64 * 1000,
-        migrate_on_start: env("HUB_MIGRATE").is_some_and(|v| v == "1" || v == "true"),
-        // One call per instance: Lambda scales out instead.
-        max_in_flight: 0,
-        allow_link_local: env("HUB_ALLOW_LINK_LOCAL").is_some_and(|v| v == "1" || v == "true"),
-        cors_origins: env("HUB_CORS_ORIGINS")
-            .map(|v| {
-                v.split(',')
-                    .map(|o| o.trim().to_string())
-                    .filter(|o| !o.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        // No peer address reaches the function: forwarded headers are never believed.
-        trusted_proxies: Vec::new(),
-    };
+    // One call per instance (Lambda scales out instead); no peer address
+    // reaches the function, so forwarded headers are never believed.
+    let options = HubOptions::from_lookup(Runtime::Lambda, env).map_err(|e| e.to_string())?;
     let tracker = Tracker::new(tokio::runtime::Handle::current());
     let outbound = hub_core::net::OutboundPolicy::new(options.allow_link_local);
-    let upstream = ReqwestUpstream::new(timeouts.connect, outbound).map_err(|e| format!("HTTP client: {e}"))?;
+    let upstream = ReqwestUpstream::new(options.timeouts.connect, outbound).map_err(|e| format!("HTTP client: {e}"))?;
     let hub = Hub::new(
         Arc::new(db),
         Arc::new(upstream),

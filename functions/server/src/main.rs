@@ -40,36 +40,12 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub db: DbArgs,
-    /// Largest request body accepted, in bytes.
-    #[arg(long, env = "HUB_MAX_BODY_BYTES", default_value_t = 20 * 1024 * 1024)]
-    pub max_body_bytes: usize,
-    /// Seconds to wait for a provider connection.
-    #[arg(long, env = "HUB_CONNECT_TIMEOUT", default_value_t = 10)]
-    pub connect_timeout: u64,
-    /// Seconds to wait for a provider's response headers.
-    #[arg(long, env = "HUB_FIRST_BYTE_TIMEOUT", default_value_t = 120)]
-    pub first_byte_timeout: u64,
-    /// Seconds to wait between two chunks of a provider's stream.
-    #[arg(long, env = "HUB_IDLE_TIMEOUT", default_value_t = 120)]
-    pub idle_timeout: u64,
     /// Seconds in-flight calls get to finish after SIGINT/SIGTERM.
     #[arg(long, env = "HUB_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
-    /// Seconds a cached API key or configuration is trusted (a revocation's worst-case delay on other instances).
-    #[arg(long, env = "HUB_CACHE_TTL", default_value_t = 5)]
-    pub cache_ttl: u64,
-    /// Seconds before the first re-check of a credential a provider rejected (doubling after each failed one, up to an hour).
-    #[arg(long, env = "HUB_CREDENTIAL_RECHECK", default_value_t = 60)]
-    pub credential_recheck: u64,
-    /// Origins whose pages may call the API from a browser, comma-separated (`*`: any). Default: none.
-    #[arg(long, env = "HUB_CORS_ORIGINS", value_delimiter = ',')]
-    pub cors_origins: Vec<String>,
     /// Directory of the built admin site (`admin-ui/dist`), served at `/` beside the API.
     #[arg(long, env = "HUB_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
-    /// Most model calls served at once (a stream counts until it ends); more get 503 with retry-after. 0: no limit.
-    #[arg(long, env = "HUB_MAX_IN_FLIGHT", default_value_t = 4096)]
-    pub max_in_flight: usize,
     /// Threads serving connections (default: one per core this process may run on).
     #[arg(long, env = "HUB_WORKERS")]
     pub workers: Option<std::num::NonZeroUsize>,
@@ -89,9 +65,6 @@ pub struct ServeArgs {
     /// Most connections open at once from one client address (trusted proxies are exempt). 0: no limit.
     #[arg(long, env = "HUB_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
-    /// Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-Host and X-Forwarded-Proto are believed.
-    #[arg(long, env = "HUB_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<String>,
     /// Master key file for an embedded database when HUB_MASTER_KEY is not set (default: beside the database).
     #[arg(long, env = "HUB_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -100,9 +73,21 @@ pub struct ServeArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
+    #[command(after_help = options_help())]
     Serve(Box<ServeArgs>),
     /// Apply schema migrations and exit.
     Migrate(DbArgs),
+}
+
+/// The `HUB_*` variables Hub's options are read from (by the core's one
+/// loader, as on every runtime), for `hub serve --help`.
+fn options_help() -> String {
+    use hub_core::options::{Runtime, VARIABLES};
+    let mut help = String::from("Environment (read when the server starts):\n");
+    for var in VARIABLES.iter().filter(|v| v.runtimes.contains(&Runtime::Server)) {
+        help.push_str(&format!("  {:<24} {}\n", var.name, var.help));
+    }
+    help
 }
 
 fn init_tracing() {

@@ -11,7 +11,8 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hub_core::crypto::MasterKey;
 use hub_core::error::ApiError;
-use hub_core::ports::{Rng, Timeouts};
+use hub_core::options::Runtime;
+use hub_core::ports::Rng;
 use hub_core::{Hub, HubOptions};
 use hub_libsql::LibSqlDb;
 use hub_native::{FileJournal, OsRng, ReqwestUpstream, SystemClock, Tracker};
@@ -59,7 +60,7 @@ fn master_key(args: &ServeArgs, local: bool) -> Result<MasterKey, BoxError> {
         return Ok(MasterKey::from_base64(&text).map_err(|e| format!("{}: {e}", path.display()))?);
     }
     let mut bytes = [0u8; 32];
-    OsRng.fill(&mut bytes);
+    OsRng.fill(&mut bytes)?;
     let text = B64.encode(bytes);
     write_private(&path, &text).map_err(|e| format!("cannot write master key file {}: {e}", path.display()))?;
     tracing::warn!(path = %path.display(), "no HUB_MASTER_KEY: generated a master key; back it up with the database, provider secrets cannot be read without it");
@@ -107,35 +108,16 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
+    // Bad options stop the start before anything is opened.
+    let mut options = HubOptions::from_lookup(Runtime::Server, |name| std::env::var(name).ok())?;
     let site = args.ui_dir.as_deref().map(Site::open).transpose()?;
     let database = LibSqlDb::open(&args.db.db, args.db.db_token.clone()).await?;
     let local = database.is_local();
+    options.exclusive_database = local;
     let key = master_key(&args, local)?;
-    let trusted = crate::peers::trusted_proxies(&args.trusted_proxies)?;
-    let timeouts = Timeouts {
-        connect: Duration::from_secs(args.connect_timeout),
-        first_byte: Duration::from_secs(args.first_byte_timeout),
-        idle: Duration::from_secs(args.idle_timeout),
-    };
+    let (timeouts, trusted) = (options.timeouts, options.trusted_proxies.clone());
+    let (max_body, recheck_ms) = (options.max_body_bytes, options.recheck_interval_ms);
     let tracker = Tracker::new(tokio::runtime::Handle::current());
-    let options = HubOptions {
-        max_body_bytes: args.max_body_bytes,
-        timeouts,
-        key_cache_ttl_ms: args.cache_ttl as i64 * 1000,
-        config_ttl_ms: args.cache_ttl as i64 * 1000,
-        exclusive_database: local,
-        recheck_interval_ms: args.credential_recheck.max(1) as i64 * 1000,
-        migrate_on_start: true,
-        max_in_flight: args.max_in_flight,
-        allow_link_local: std::env::var("HUB_ALLOW_LINK_LOCAL").is_ok_and(|v| v == "1" || v == "true"),
-        cors_origins: args
-            .cors_origins
-            .iter()
-            .map(|o| o.trim().to_string())
-            .filter(|o| !o.is_empty())
-            .collect(),
-        trusted_proxies: trusted.clone(),
-    };
     let outbound = hub_core::net::OutboundPolicy::new(options.allow_link_local);
     let hub = Hub::new(
         Arc::new(database),
@@ -162,7 +144,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     // re-checked as often as their backoff allows.
     let sweeper = {
         let hub = hub.clone();
-        let every = Duration::from_secs(args.credential_recheck.clamp(1, 60));
+        let every = Duration::from_millis(recheck_ms.clamp(1000, 60_000) as u64);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             let mut last_sweep = std::time::Instant::now();
@@ -208,7 +190,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let mut queues = Vec::with_capacity(workers);
     let mut threads = Vec::with_capacity(workers);
     let limits = ConnLimits {
-        max_body: args.max_body_bytes,
+        max_body,
         header_timeout: Duration::from_secs(args.header_timeout),
         body_timeout: Duration::from_secs(args.body_timeout),
     };

@@ -104,6 +104,34 @@ async fn every_admin_route_refuses_members_and_anonymous_callers() {
     // A member's own routes work, admin-only data does not leak through them.
     let (status, me) = api.call(Method::GET, "/api/me/calls", &member, None).await;
     assert_eq!(status, 200, "{me}");
+
+    // A path served with other methods: 405 naming them, once the caller may
+    // see the path's area (a member learns nothing about admin paths).
+    let path = format!("/api/admin/providers/{provider}");
+    let (status, v) = api.call(Method::PUT, &path, &member, None).await;
+    assert_eq!(status, 403, "{v}");
+    let wrong = |m: Method, path: &str, key: Option<&str>| {
+        let mut r = api.http.request(m, format!("{}{path}", api.base));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+    let r = wrong(Method::PUT, &path, Some(ADMIN_KEY)).await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["allow"].to_str().unwrap()),
+        (405, "GET, PATCH, DELETE")
+    );
+    let r = wrong(Method::GET, "/v1/chat/completions", None).await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["allow"].to_str().unwrap()),
+        (405, "POST")
+    );
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        v["error"]["code"], "method_not_allowed",
+        "in the caller's protocol: {v}"
+    );
 }
 
 #[tokio::test]
@@ -226,6 +254,11 @@ async fn browsers_base_urls_and_hostile_bodies() {
     let ok = preflight("https://admin.example.com").await.unwrap();
     assert_eq!(ok.status(), 204);
     assert_eq!(ok.headers()["access-control-allow-origin"], "https://admin.example.com");
+    assert_eq!(
+        ok.headers()["access-control-allow-methods"],
+        "POST, OPTIONS",
+        "the path's methods"
+    );
     assert!(ok.headers()["access-control-allow-headers"]
         .to_str()
         .unwrap()

@@ -15,13 +15,12 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hub_core::crypto::MasterKey;
 use hub_core::error::ApiError;
-use hub_core::ports::Timeouts;
+use hub_core::options::Runtime;
 use hub_core::{Hub, HubOptions};
 use runtime::{Scoped, Tracker, WorkerBackground, WorkerClock, WorkerRng};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 use worker::{event, Context, Env, Headers, Method, Request, Response};
 
 thread_local! {
@@ -41,10 +40,6 @@ fn secret(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn seconds(env: &Env, name: &str, default: u64) -> u64 {
-    var(env, name).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Builds the isolate's Hub from the environment (once).
 async fn hub(env: &Env) -> Result<Hub, String> {
     if let Some(h) = HUB.with(|h| h.borrow().clone()) {
@@ -56,34 +51,9 @@ async fn hub(env: &Env) -> Result<Hub, String> {
     let key_text = secret(env, "HUB_MASTER_KEY")
         .ok_or("HUB_MASTER_KEY is not set: `wrangler secret put HUB_MASTER_KEY` (32 random bytes, base64)")?;
     let master_key = MasterKey::from_base64(&key_text).map_err(|e| format!("HUB_MASTER_KEY: {e}"))?;
-    let timeouts = Timeouts {
-        connect: Duration::from_secs(seconds(env, "HUB_CONNECT_TIMEOUT", 10)),
-        first_byte: Duration::from_secs(seconds(env, "HUB_FIRST_BYTE_TIMEOUT", 120)),
-        idle: Duration::from_secs(seconds(env, "HUB_IDLE_TIMEOUT", 120)),
-    };
-    let ttl = seconds(env, "HUB_CACHE_TTL", 5) as i64 * 1000;
-    let options = HubOptions {
-        max_body_bytes: seconds(env, "HUB_MAX_BODY_BYTES", 20 * 1024 * 1024) as usize,
-        timeouts,
-        key_cache_ttl_ms: ttl,
-        config_ttl_ms: ttl,
-        exclusive_database: false,
-        recheck_interval_ms: seconds(env, "HUB_CREDENTIAL_RECHECK", 60) as i64 * 1000,
-        migrate_on_start: false,
-        // Workers limit what an isolate takes on themselves.
-        max_in_flight: 0,
-        allow_link_local: var(env, "HUB_ALLOW_LINK_LOCAL").is_some_and(|v| v == "1" || v == "true"),
-        cors_origins: var(env, "HUB_CORS_ORIGINS")
-            .map(|v| {
-                v.split(',')
-                    .map(|o| o.trim().to_string())
-                    .filter(|o| !o.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        // No peer address reaches the function: forwarded headers are never believed.
-        trusted_proxies: Vec::new(),
-    };
+    // Workers limit what an isolate takes on themselves, and no peer address
+    // reaches the function: forwarded headers are never believed.
+    let options = HubOptions::from_lookup(Runtime::Worker, |name| var(env, name)).map_err(|e| e.to_string())?;
     let hub = Hub::new(
         Arc::new(hub_d1::D1Db::new(db)),
         Arc::new(upstream::FetchUpstream),

@@ -7,7 +7,7 @@
 
 use futures_util::Stream;
 use hub_core::http::{BodyError, ByteStream};
-use hub_core::ports::{Background, BoxFuture, Clock, Rng};
+use hub_core::ports::{Background, BoxFuture, Clock, Rng, RngError};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -29,9 +29,10 @@ impl Clock for WorkerClock {
 pub struct WorkerRng;
 
 impl Rng for WorkerRng {
-    fn fill(&self, buf: &mut [u8]) {
-        // crypto.getRandomValues never fails for buffers this small.
-        let _ = getrandom::getrandom(buf);
+    fn fill(&self, buf: &mut [u8]) -> Result<(), RngError> {
+        // crypto.getRandomValues: its failure must reach the caller, which
+        // would otherwise seal secrets under a zero nonce.
+        getrandom::getrandom(buf).map_err(|e| RngError(format!("crypto.getRandomValues failed: {e}")))
     }
 }
 

@@ -1,0 +1,414 @@
+//! The route table: every (method, path pattern) Hub answers, the protocol
+//! its callers speak and who may call it. Routing, the 405s and their
+//! `Allow`, the protocol of a path, which paths are the API's and the CORS
+//! preflight are all read from it, so they cannot disagree.
+
+use crate::admin::{self, me, Revoker};
+use crate::auth::Caller;
+use crate::error::{ApiError, Protocol};
+use crate::gateway;
+use crate::http::{json, Method, Request, Response, StatusCode};
+use crate::hub::Hub;
+use serde_json::json;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A handler's answer, to be awaited (`Send` natively, where requests move between threads).
+#[cfg(not(target_arch = "wasm32"))]
+pub type Reply = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
+#[cfg(target_arch = "wasm32")]
+pub type Reply = Pin<Box<dyn Future<Output = Result<Response, ApiError>>>>;
+
+/// What a handler is given: the request, its id, and the values of the
+/// pattern's `:name` segments in order.
+pub struct Call {
+    pub hub: Hub,
+    pub req: Request,
+    pub request_id: String,
+    params: Vec<String>,
+}
+
+impl Call {
+    pub fn new(hub: Hub, req: Request, request_id: String, params: Vec<String>) -> Call {
+        Call {
+            hub,
+            req,
+            request_id,
+            params,
+        }
+    }
+
+    /// The path segment matched by the pattern's first `:name`.
+    pub fn id(&self) -> &str {
+        self.params.first().map_or("", String::as_str)
+    }
+}
+
+/// The key a request presented, authenticated: none, or the caller or why not.
+pub type Presented = Option<Result<Arc<Caller>, ApiError>>;
+
+/// Who may call a route, and so what its handler is given.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Anyone.
+    Public(fn(Call) -> Reply),
+    /// A valid key (401 otherwise): the handler gets its caller.
+    Key(fn(Call, Arc<Caller>) -> Reply),
+    /// An owner or admin key (401, then 403).
+    Admin(fn(Call, Arc<Caller>) -> Reply),
+    /// The key the request presents, if any, authenticated or not: the
+    /// handler decides what a bad one means (AIGNE's status answers 200).
+    Optional(fn(Call, Presented) -> Reply),
+}
+
+/// The access levels of [`Handler`], ordered from open to closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    Public,
+    Optional,
+    Key,
+    Admin,
+}
+
+impl Handler {
+    pub fn access(&self) -> Access {
+        match self {
+            Handler::Public(_) => Access::Public,
+            Handler::Optional(_) => Access::Optional,
+            Handler::Key(_) => Access::Key,
+            Handler::Admin(_) => Access::Admin,
+        }
+    }
+}
+
+pub struct Route {
+    pub method: Method,
+    /// Segments separated by `/`; `:name` matches any one segment.
+    pub pattern: &'static str,
+    pub protocol: Protocol,
+    pub handler: Handler,
+}
+
+/// A part of the path space: what an unmatched path under it speaks, and
+/// who must be authenticated before learning that it does not exist (or
+/// which methods it takes).
+pub struct Area {
+    pub prefix: &'static [&'static str],
+    pub protocol: Protocol,
+    pub access: Access,
+}
+
+pub const AREAS: &[Area] = &[
+    area(&["api", "admin"], Protocol::Hub, Access::Admin),
+    area(&["api", "me"], Protocol::Hub, Access::Key),
+    area(&["api", "v2"], Protocol::Aigne, Access::Public),
+    area(&["api", "ai"], Protocol::Aigne, Access::Public),
+    area(&["api", "ai-providers"], Protocol::Aigne, Access::Public),
+    area(&["v1"], Protocol::OpenAi, Access::Public),
+];
+
+const fn area(prefix: &'static [&'static str], protocol: Protocol, access: Access) -> Area {
+    Area {
+        prefix,
+        protocol,
+        access,
+    }
+}
+
+const fn route(method: Method, pattern: &'static str, protocol: Protocol, handler: Handler) -> Route {
+    Route {
+        method,
+        pattern,
+        protocol,
+        handler,
+    }
+}
+
+const fn public(method: Method, pattern: &'static str, f: fn(Call) -> Reply) -> Route {
+    route(method, pattern, Protocol::Hub, Handler::Public(f))
+}
+
+const fn openai(method: Method, pattern: &'static str, f: fn(Call, Arc<Caller>) -> Reply) -> Route {
+    route(method, pattern, Protocol::OpenAi, Handler::Key(f))
+}
+
+const fn aigne(method: Method, pattern: &'static str, f: fn(Call, Arc<Caller>) -> Reply) -> Route {
+    route(method, pattern, Protocol::Aigne, Handler::Key(f))
+}
+
+const fn aigne_public(method: Method, pattern: &'static str, f: fn(Call) -> Reply) -> Route {
+    route(method, pattern, Protocol::Aigne, Handler::Public(f))
+}
+
+const fn mine(method: Method, pattern: &'static str, f: fn(Call, Arc<Caller>) -> Reply) -> Route {
+    route(method, pattern, Protocol::Hub, Handler::Key(f))
+}
+
+const fn admin(method: Method, pattern: &'static str, f: fn(Call, Arc<Caller>) -> Reply) -> Route {
+    route(method, pattern, Protocol::Hub, Handler::Admin(f))
+}
+
+pub static ROUTES: &[Route] = &[
+    public(Method::GET, "/healthz", |_| {
+        Box::pin(async { Ok(json(StatusCode::OK, &json!({"status": "ok"}))) })
+    }),
+    public(Method::GET, "/readyz", |c| Box::pin(async move { ready(&c.hub).await })),
+    public(Method::GET, "/__blocklet__.js", |c| {
+        Box::pin(async move { crate::aigne::blocklet(&c.hub, &c.req).await })
+    }),
+    // OpenAI and Anthropic.
+    openai(Method::POST, "/v1/chat/completions", |c, who| {
+        Box::pin(async move { gateway::chat::completions(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    route(
+        Method::POST,
+        "/v1/messages",
+        Protocol::Anthropic,
+        Handler::Key(|c, who| {
+            Box::pin(async move { gateway::chat::messages(&c.hub, who, c.req, &c.request_id).await })
+        }),
+    ),
+    openai(Method::POST, "/v1/embeddings", |c, who| {
+        Box::pin(async move { gateway::media::embeddings(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    openai(Method::POST, "/v1/images/generations", |c, who| {
+        Box::pin(async move { gateway::media::images(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    openai(Method::GET, "/v1/models", |c, who| {
+        Box::pin(async move { gateway::models::list(&c.hub, &who).await })
+    }),
+    // AIGNE Hub.
+    aigne_public(Method::GET, "/api/ai/models", |c| {
+        Box::pin(async move { crate::aigne::catalogue(&c.hub, &c.req).await })
+    }),
+    aigne_public(Method::GET, "/api/ai-providers/models", |c| {
+        Box::pin(async move { crate::aigne::catalogue(&c.hub, &c.req).await })
+    }),
+    route(
+        Method::GET,
+        "/api/v2/status",
+        Protocol::Aigne,
+        Handler::Optional(|c, who| Box::pin(async move { crate::aigne::status(&c.hub, who, &c.req).await })),
+    ),
+    aigne(Method::GET, "/api/user/info", |c, who| {
+        Box::pin(async move { crate::aigne::user_info(&c.hub, &who).await })
+    }),
+    aigne(Method::POST, "/api/v2/chat", |c, who| {
+        Box::pin(async move { crate::aigne::chat(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    aigne(Method::POST, "/api/v2/chat/completions", |c, who| {
+        Box::pin(async move { crate::aigne::completions(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    aigne(Method::POST, "/api/v2/completions", |c, who| {
+        Box::pin(async move { crate::aigne::completions(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    aigne(Method::POST, "/api/v2/embeddings", |c, who| {
+        Box::pin(async move { crate::aigne::embeddings(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    aigne(Method::POST, "/api/v2/image", |c, who| {
+        Box::pin(async move { crate::aigne::image(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    aigne(Method::POST, "/api/v2/image/generations", |c, who| {
+        Box::pin(async move { crate::aigne::image_generations(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    // Self-service: any key, for its own user.
+    mine(Method::GET, "/api/me", |c, who| {
+        Box::pin(async move { me::summary(&c.hub, &who).await })
+    }),
+    mine(Method::GET, "/api/me/usage", |c, who| {
+        Box::pin(async move { admin::usage(&c.hub, &c.req, Some(&who.user_id)).await })
+    }),
+    mine(Method::GET, "/api/me/calls", |c, who| {
+        Box::pin(async move { admin::calls(&c.hub, &c.req, Some(&who.user_id)).await })
+    }),
+    mine(Method::GET, "/api/me/keys", |c, who| {
+        Box::pin(async move { me::keys(&c.hub, &who).await })
+    }),
+    mine(Method::POST, "/api/me/keys", |c, who| {
+        Box::pin(async move { admin::create_key(&c.hub, &who.user_id, &c.req, Some(&who)).await })
+    }),
+    mine(Method::DELETE, "/api/me/keys/:id", |c, who| {
+        Box::pin(async move { admin::revoke_key(&c.hub, c.id(), Revoker::Owner(&who)).await })
+    }),
+    // The admin API: owner and admin keys.
+    admin(Method::GET, "/api/admin/provider-kinds", |_, _| {
+        Box::pin(admin::provider_kinds())
+    }),
+    admin(Method::GET, "/api/admin/providers", |c, _| {
+        Box::pin(async move { admin::list_providers(&c.hub).await })
+    }),
+    admin(Method::POST, "/api/admin/providers", |c, _| {
+        Box::pin(async move { admin::create_provider(&c.hub, &c.req).await })
+    }),
+    admin(Method::GET, "/api/admin/providers/:id", |c, _| {
+        Box::pin(async move { admin::get_provider(&c.hub, c.id()).await })
+    }),
+    admin(Method::PATCH, "/api/admin/providers/:id", |c, _| {
+        Box::pin(async move { admin::patch_provider(&c.hub, c.id(), &c.req).await })
+    }),
+    admin(Method::DELETE, "/api/admin/providers/:id", |c, _| {
+        Box::pin(async move { admin::delete_provider(&c.hub, c.id()).await })
+    }),
+    admin(Method::GET, "/api/admin/providers/:id/credentials", |c, _| {
+        Box::pin(async move { admin::list_credentials(&c.hub, c.id()).await })
+    }),
+    admin(Method::POST, "/api/admin/providers/:id/credentials", |c, _| {
+        Box::pin(async move { admin::create_credential(&c.hub, c.id(), &c.req).await })
+    }),
+    admin(Method::PATCH, "/api/admin/credentials/:id", |c, _| {
+        Box::pin(async move { admin::patch_credential(&c.hub, c.id(), &c.req).await })
+    }),
+    admin(Method::DELETE, "/api/admin/credentials/:id", |c, _| {
+        Box::pin(async move { admin::delete_credential(&c.hub, c.id()).await })
+    }),
+    admin(Method::POST, "/api/admin/credentials/:id/test", |c, _| {
+        Box::pin(async move { admin::test_credential(&c.hub, c.id()).await })
+    }),
+    admin(Method::GET, "/api/admin/models", |c, _| {
+        Box::pin(async move { admin::list_models(&c.hub, &c.req).await })
+    }),
+    admin(Method::POST, "/api/admin/models", |c, _| {
+        Box::pin(async move { admin::create_model(&c.hub, &c.req).await })
+    }),
+    admin(Method::GET, "/api/admin/models/:id", |c, _| {
+        Box::pin(async move { admin::get_model(&c.hub, c.id()).await })
+    }),
+    admin(Method::PATCH, "/api/admin/models/:id", |c, _| {
+        Box::pin(async move { admin::patch_model(&c.hub, c.id(), &c.req).await })
+    }),
+    admin(Method::DELETE, "/api/admin/models/:id", |c, _| {
+        Box::pin(async move { admin::delete_model(&c.hub, c.id()).await })
+    }),
+    admin(Method::GET, "/api/admin/users", |c, _| {
+        Box::pin(async move { admin::list_users(&c.hub, &c.req).await })
+    }),
+    admin(Method::POST, "/api/admin/users", |c, who| {
+        Box::pin(async move { admin::create_user(&c.hub, &who, &c.req).await })
+    }),
+    admin(Method::GET, "/api/admin/users/:id", |c, _| {
+        Box::pin(async move { admin::get_user(&c.hub, c.id()).await })
+    }),
+    admin(Method::PATCH, "/api/admin/users/:id", |c, who| {
+        Box::pin(async move { admin::patch_user(&c.hub, &who, c.id(), &c.req).await })
+    }),
+    admin(Method::GET, "/api/admin/users/:id/keys", |c, _| {
+        Box::pin(async move { admin::list_keys(&c.hub, c.id()).await })
+    }),
+    admin(Method::POST, "/api/admin/users/:id/keys", |c, who| {
+        Box::pin(async move { admin::create_key_for(&c.hub, &who, c.id(), &c.req).await })
+    }),
+    admin(Method::DELETE, "/api/admin/keys/:id", |c, who| {
+        Box::pin(async move { admin::revoke_key(&c.hub, c.id(), Revoker::Admin(&who)).await })
+    }),
+    admin(Method::POST, "/api/admin/users/:id/grants", |c, who| {
+        Box::pin(async move { admin::grant(&c.hub, &who, c.id(), &c.req).await })
+    }),
+    admin(Method::GET, "/api/admin/users/:id/ledger", |c, _| {
+        Box::pin(async move { admin::ledger(&c.hub, c.id(), &c.req).await })
+    }),
+    admin(Method::GET, "/api/admin/calls", |c, _| {
+        Box::pin(async move { admin::calls(&c.hub, &c.req, None).await })
+    }),
+    admin(Method::GET, "/api/admin/usage", |c, _| {
+        Box::pin(async move { admin::usage(&c.hub, &c.req, None).await })
+    }),
+    admin(Method::GET, "/api/admin/settings", |c, _| {
+        Box::pin(async move { admin::settings(&c.hub).await })
+    }),
+    admin(Method::PATCH, "/api/admin/settings", |c, _| {
+        Box::pin(async move { admin::patch_settings(&c.hub, &c.req).await })
+    }),
+];
+
+async fn ready(hub: &Hub) -> Result<Response, ApiError> {
+    match hub.store().ping().await {
+        Ok(()) => Ok(json(StatusCode::OK, &json!({"status": "ready"}))),
+        Err(_) => Err(ApiError::unavailable("The database is not reachable.")),
+    }
+}
+
+/// A path's non-empty segments (`/v1//models/` is `v1`, `models`).
+pub fn segments(path: &str) -> Vec<&str> {
+    path.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+impl Route {
+    /// The values of the pattern's `:name` segments, if the path matches it.
+    pub fn matches(&self, path: &[&str]) -> Option<Vec<String>> {
+        let pattern = segments(self.pattern);
+        if pattern.len() != path.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (want, got) in pattern.iter().zip(path) {
+            if want.starts_with(':') {
+                params.push((*got).to_string());
+            } else if want != got {
+                return None;
+            }
+        }
+        Some(params)
+    }
+}
+
+/// The routes whose pattern matches the path, whatever their method.
+pub fn routes_for<'a>(path: &'a [&'a str]) -> impl Iterator<Item = (&'static Route, Vec<String>)> + 'a {
+    ROUTES.iter().filter_map(|r| r.matches(path).map(|p| (r, p)))
+}
+
+/// The area a path is in, if any.
+pub fn area_of(path: &[&str]) -> Option<&'static Area> {
+    AREAS.iter().find(|a| path.starts_with(a.prefix))
+}
+
+/// The methods the path takes, as `Allow` lists them (`GET, POST`).
+pub fn allowed_methods(path: &[&str]) -> Option<String> {
+    let methods: Vec<&str> = routes_for(path).map(|(r, _)| r.method.as_str()).collect();
+    (!methods.is_empty()).then(|| methods.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_are_unique_and_agree_on_protocol_and_access() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                if a.pattern == b.pattern {
+                    assert_ne!(a.method, b.method, "{} {} twice", a.method, a.pattern);
+                    assert_eq!(a.protocol, b.protocol, "{}", a.pattern);
+                    assert_eq!(a.handler.access(), b.handler.access(), "{}", a.pattern);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_route_is_more_open_than_its_area() {
+        for r in ROUTES {
+            if let Some(area) = area_of(&segments(r.pattern)) {
+                assert!(r.handler.access() >= area.access, "{} {}", r.method, r.pattern);
+            }
+        }
+    }
+
+    #[test]
+    fn matches_segments_and_captures_ids() {
+        let route = ROUTES
+            .iter()
+            .find(|r| r.pattern == "/api/admin/providers/:id/credentials")
+            .unwrap();
+        assert_eq!(
+            route.matches(&segments("/api/admin/providers/prv_1/credentials/")),
+            Some(vec!["prv_1".to_string()])
+        );
+        assert_eq!(route.matches(&segments("/api/admin/providers/prv_1")), None);
+        assert_eq!(
+            allowed_methods(&segments("/api/admin/providers/x")).as_deref(),
+            Some("GET, PATCH, DELETE")
+        );
+        assert_eq!(allowed_methods(&segments("/api/admin/nope")), None);
+    }
+}

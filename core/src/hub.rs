@@ -1,0 +1,387 @@
+//! The Hub and its state: the ports, the store, the configuration snapshot
+//! and its reload, the credit book, key lookups. Everything above it (the
+//! gateway, the admin API, the AIGNE API, the route table in [`crate::app`])
+//! reaches the state through [`Hub`]'s accessors; nothing here knows about
+//! routes or handlers.
+
+use crate::auth::{hash_key, presented_key, Caller, KeyCache};
+use crate::config::Snapshot;
+use crate::crypto::MasterKey;
+use crate::error::ApiError;
+use crate::http::Request;
+use crate::metering::book::CreditBook;
+use crate::metering::money::Credits;
+use crate::ports::{Background, Clock, Rng, SqlDb, Upstream};
+use crate::store::Store;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+pub use crate::options::{HubOptions, Runtime};
+
+pub(crate) struct Inner {
+    pub store: Store,
+    pub upstream: Arc<dyn Upstream>,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn Rng>,
+    pub background: Arc<dyn Background>,
+    pub master_key: MasterKey,
+    pub options: HubOptions,
+    pub keys: KeyCache,
+    snapshot: RwLock<Option<(Arc<Snapshot>, i64)>>,
+    refreshing: AtomicBool,
+    /// Balances and holds in memory, when this process owns the database.
+    pub book: OnceLock<CreditBook>,
+    pub health: crate::gateway::failover::Health,
+    /// Model calls being served (see `HubOptions::max_in_flight`).
+    in_flight: Arc<AtomicUsize>,
+    pub settler: crate::gateway::settle::Settler,
+}
+
+/// The gateway. Cheap to clone; every runtime holds one and hands it requests.
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Hub {
+    pub fn new(
+        db: Arc<dyn SqlDb>,
+        upstream: Arc<dyn Upstream>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Rng>,
+        background: Arc<dyn Background>,
+        master_key: MasterKey,
+        options: HubOptions,
+    ) -> Hub {
+        Hub {
+            inner: Arc::new(Inner {
+                store: Store::new(db),
+                upstream,
+                clock,
+                rng,
+                background,
+                master_key,
+                options,
+                keys: KeyCache::default(),
+                snapshot: RwLock::new(None),
+                refreshing: AtomicBool::new(false),
+                book: OnceLock::new(),
+                health: Default::default(),
+                in_flight: Arc::default(),
+                settler: Default::default(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn options(&self) -> &HubOptions {
+        &self.inner.options
+    }
+
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
+    }
+
+    /// Milliseconds since the Unix epoch, by the Hub's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock().now_ms()
+    }
+
+    pub(crate) fn rng(&self) -> &dyn Rng {
+        &*self.inner.rng
+    }
+
+    pub(crate) fn background(&self) -> &dyn Background {
+        &*self.inner.background
+    }
+
+    pub(crate) fn master_key(&self) -> &MasterKey {
+        &self.inner.master_key
+    }
+
+    /// Credentials' health as this instance sees it (cool-downs, re-checks).
+    pub(crate) fn health(&self) -> &crate::gateway::failover::Health {
+        &self.inner.health
+    }
+
+    /// The cache of key lookups; cleared whenever a key or its user changes.
+    pub(crate) fn keys(&self) -> &KeyCache {
+        &self.inner.keys
+    }
+
+    /// Balances and holds in memory, when this process owns the database.
+    pub(crate) fn book(&self) -> Option<&CreditBook> {
+        self.inner.book.get()
+    }
+
+    /// Model calls being served, counted against `HubOptions::max_in_flight`.
+    pub(crate) fn in_flight(&self) -> &Arc<AtomicUsize> {
+        &self.inner.in_flight
+    }
+
+    /// A secret sealed with the master key, for storing.
+    pub(crate) fn seal(&self, secret: &str) -> Result<String, ApiError> {
+        self.inner.master_key.encrypt(secret, self.rng()).map_err(no_randomness)
+    }
+
+    /// A new API key (its plaintext, hash and hint).
+    pub(crate) fn generate_key(&self) -> Result<crate::auth::NewKey, ApiError> {
+        crate::auth::generate_key(self.rng(), self.master_key().key_hash_secret()).map_err(no_randomness)
+    }
+
+    /// Where provider requests may go.
+    pub fn outbound(&self) -> crate::net::OutboundPolicy {
+        crate::net::OutboundPolicy::new(self.inner.options.allow_link_local)
+    }
+
+    /// Sends a provider request once its URL passes the outbound policy: a
+    /// base URL saved before the policy (or while HUB_ALLOW_LINK_LOCAL was
+    /// set) is refused here on every runtime, before anything is sent.
+    pub(crate) async fn send_upstream(
+        &self,
+        req: crate::ports::UpstreamRequest,
+    ) -> Result<crate::ports::UpstreamResponse, crate::ports::UpstreamError> {
+        if let Err(problem) = self.outbound().check_url(&req.url) {
+            return Err(crate::ports::UpstreamError::Refused(format!(
+                "the provider URL {problem}"
+            )));
+        }
+        self.inner.upstream.send(req).await
+    }
+
+    /// Migrates the schema and, for an exclusive database, releases holds
+    /// stranded by a previous process.
+    pub async fn start(&self) -> Result<(), crate::store::MigrateError> {
+        let now = self.now_ms();
+        if self.inner.options.migrate_on_start {
+            let applied = self.inner.store.migrate(now).await?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "applied schema migrations");
+            }
+        } else if self.inner.store.config_version().await.is_err() {
+            return Err(crate::store::MigrateError::Missing);
+        }
+        let upgraded = self
+            .inner
+            .store
+            .upgrade_key_hashes(self.inner.master_key.key_hash_secret())
+            .await?;
+        if upgraded > 0 {
+            tracing::info!(upgraded, "API key hashes upgraded to keyed hashes");
+        }
+        // Calls a previous process finished but never committed: before the
+        // credit book reads the balances, so they include them.
+        let replayed = self.replay_journal().await?;
+        if replayed > 0 {
+            tracing::warn!(replayed, "committed settlements a previous process had journaled");
+        }
+        let released = if self.inner.options.exclusive_database {
+            self.inner.store.expire_all_holds(now).await?
+        } else {
+            self.inner.store.expire_holds(now).await?
+        };
+        if released > 0 {
+            tracing::warn!(released, "released holds left open by calls that never settled");
+        }
+        if self.inner.options.exclusive_database {
+            let book = CreditBook::with_balances(self.inner.store.balances().await?);
+            let _ = self.inner.book.set(book);
+        }
+        Ok(())
+    }
+
+    /// Releases expired holds (and forgets month-old key-limit rows); runtimes call this periodically.
+    pub async fn sweep(&self) -> Result<u64, crate::ports::DbError> {
+        let now = self.now_ms();
+        self.inner.store.prune_key_events(now).await?;
+        self.inner.store.expire_holds(now).await
+    }
+
+    /// The stored hash of an API key (keyed with a secret from the master key).
+    pub(crate) fn key_hash(&self, plaintext: &str) -> String {
+        hash_key(self.inner.master_key.key_hash_secret(), plaintext)
+    }
+
+    /// Makes sure `plaintext` is a working owner key: created with its owner
+    /// user if missing; otherwise un-revoked, unrestricted, and its user an
+    /// enabled owner again, whatever happened to them since (so restarting
+    /// with `HUB_ADMIN_KEY` always restores the operator's access).
+    pub async fn ensure_owner_key(&self, plaintext: &str) -> Result<bool, crate::ports::DbError> {
+        let now = self.now_ms();
+        let hash = self.key_hash(plaintext);
+        let hint = crate::auth::key_hint(plaintext);
+        let user_id = crate::ids::new_id("usr", now, self.rng());
+        let key_id = crate::ids::new_id("key", now, self.rng());
+        let key = crate::store::NewKeyRow {
+            id: &key_id,
+            user_id: &user_id,
+            label: "HUB_ADMIN_KEY",
+            key_hash: &hash,
+            key_hint: &hint,
+            expires_at: None,
+            allowed_models: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            daily_spend_cap: None,
+            monthly_spend_cap: None,
+            now_ms: now,
+            parent_key_id: None,
+        };
+        let created = self.inner.store.ensure_owner_key(&user_id, key).await?;
+        if let Some(book) = self.inner.book.get() {
+            book.open(&user_id, Credits::ZERO);
+        }
+        self.inner.keys.clear();
+        Ok(created)
+    }
+
+    /// Reserves credit for a call: in the credit book when this process owns
+    /// the database, else with the database's conditional INSERT.
+    pub(crate) async fn place_hold(
+        &self,
+        call_id: &str,
+        user: &str,
+        amount: Credits,
+        ttl_ms: i64,
+    ) -> Result<bool, ApiError> {
+        let now = self.now_ms();
+        match self.inner.book.get() {
+            Some(book) => {
+                if !book.contains(user) {
+                    if let Some(u) = self.inner.store.get_user(user).await? {
+                        book.open(user, u.balance);
+                    }
+                }
+                Ok(book.try_hold(user, amount))
+            }
+            None => Ok(self.inner.store.place_hold(call_id, user, amount, now, ttl_ms).await?),
+        }
+    }
+
+    /// Whether holds are rows in the database (a shared database).
+    pub(crate) fn holds_in_database(&self) -> bool {
+        self.inner.book.get().is_none()
+    }
+
+    /// A user row as callers should see it: with the holds in flight.
+    pub(crate) fn live_user(&self, mut u: crate::store::UserRow) -> crate::store::UserRow {
+        if let Some(acc) = self.inner.book.get().and_then(|b| b.account(&u.id)) {
+            u.held = Credits::from_nanos(acc.held);
+        }
+        u
+    }
+
+    /// The caller behind the request's key: 401 when missing, unknown, revoked or expired.
+    pub(crate) async fn authenticate(&self, req: &Request) -> Result<Arc<Caller>, ApiError> {
+        let key = presented_key(req.headers()).ok_or_else(|| {
+            ApiError::unauthorized("Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`).")
+        })?;
+        let hash = self.key_hash(key);
+        let now = self.now_ms();
+        let caller = match self.inner.keys.get(&hash, now, self.inner.options.key_cache_ttl_ms) {
+            Some(c) => c,
+            None => {
+                let generation = self.inner.keys.generation();
+                let found = self.inner.store.caller_by_key_hash(&hash).await?;
+                let caller = Arc::new(found.ok_or_else(|| ApiError::unauthorized("Incorrect API key provided."))?);
+                self.inner.keys.put(caller.clone(), now, generation);
+                caller
+            }
+        };
+        if caller.revoked {
+            return Err(ApiError::unauthorized("This API key has been revoked."));
+        }
+        if caller.expires_at.is_some_and(|t| t <= now) {
+            return Err(ApiError::unauthorized("This API key has expired."));
+        }
+        Ok(caller)
+    }
+
+    /// The configuration snapshot: loaded on first use, then served while a
+    /// reload runs in the background once it is older than the TTL.
+    pub(crate) async fn snapshot(&self) -> Result<Arc<Snapshot>, ApiError> {
+        let now = self.now_ms();
+        let current = self.inner.snapshot.read().ok().and_then(|s| s.clone());
+        match current {
+            Some((snap, at)) => {
+                if now - at > self.inner.options.config_ttl_ms && !self.inner.refreshing.swap(true, Ordering::AcqRel) {
+                    let hub = self.clone();
+                    self.background().spawn(Box::pin(async move {
+                        if let Err(e) = hub.reload().await {
+                            tracing::warn!("configuration reload failed: {}", e.message);
+                        }
+                        hub.inner.refreshing.store(false, Ordering::Release);
+                    }));
+                }
+                Ok(snap)
+            }
+            None => self.reload().await,
+        }
+    }
+
+    /// A newer snapshot when a lookup missed and the configuration changed
+    /// since this one was loaded (one read of the version): a model or
+    /// provider just added through another instance is found at once.
+    pub(crate) async fn refresh_on_miss(&self, current: &Snapshot) -> Result<Option<Arc<Snapshot>>, ApiError> {
+        if self.inner.store.config_version().await? == current.version {
+            return Ok(None);
+        }
+        self.reload().await.map(Some)
+    }
+
+    /// Reloads the snapshot now (after a configuration change through this instance).
+    pub(crate) async fn reload(&self) -> Result<Arc<Snapshot>, ApiError> {
+        let snap = Arc::new(Snapshot::load(&self.inner.store, &self.inner.master_key).await?);
+        self.health().sync(&snap);
+        let now = self.now_ms();
+        if let Ok(mut slot) = self.inner.snapshot.write() {
+            *slot = Some((snap.clone(), now));
+        }
+        Ok(snap)
+    }
+
+    /// A user's balance not held by calls in flight.
+    pub(crate) async fn free_credit(&self, user: &str) -> Result<Credits, ApiError> {
+        let u = self
+            .inner
+            .store
+            .get_user(user)
+            .await?
+            .map(|u| self.live_user(u))
+            .ok_or_else(|| ApiError::unauthorized("The key's user no longer exists."))?;
+        Ok(u.balance.saturating_sub(u.held))
+    }
+
+    /// The 402 for a caller without enough free credit, with the payment link when there is one.
+    pub(crate) fn not_enough(&self, settings: &crate::config::Settings, needed: Option<Credits>) -> ApiError {
+        let mut msg = match needed {
+            Some(amount) => format!(
+                "Insufficient credits: this call needs up to {}{} of free balance.",
+                settings.currency_prefix, amount
+            ),
+            None => "Insufficient credits: the balance is used up.".to_string(),
+        };
+        if let Some(link) = &settings.payment_link {
+            msg.push_str(&format!(" Buy more credits at {link}"));
+        }
+        let mut e = ApiError::insufficient_credits(msg);
+        e.payment = Some(Box::new(crate::error::Payment {
+            link: settings.payment_link.clone(),
+            timestamp: crate::time::iso8601(self.inner.clock.now_ms()),
+        }));
+        e
+    }
+
+    pub(crate) fn new_id(&self, prefix: &str) -> String {
+        crate::ids::new_id(prefix, self.inner.clock.now_ms(), &*self.inner.rng)
+    }
+}
+
+/// A 503 for a failed random source: nothing was written, the caller may retry.
+fn no_randomness(e: crate::ports::RngError) -> ApiError {
+    tracing::error!("{e}");
+    ApiError::unavailable("Hub could not get randomness from the platform; nothing was changed, retry in a moment.")
+}

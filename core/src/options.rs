@@ -1,0 +1,389 @@
+//! The tunables a runtime gives Hub, and the one place they are read from
+//! `HUB_*` variables (the server's environment, a Worker's vars and secrets,
+//! a Lambda's environment), so every runtime reads the same names the same
+//! way and refuses a bad value naming the variable.
+
+use crate::ports::Timeouts;
+use std::time::Duration;
+
+/// Tunables a runtime may set; the defaults suit production.
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    pub timeouts: Timeouts,
+    /// How long a key lookup is trusted (the worst-case delay of a revocation on other instances).
+    pub key_cache_ttl_ms: i64,
+    /// How long the configuration snapshot is served before a background reload.
+    pub config_ttl_ms: i64,
+    /// Whether start-up may release every open hold (an embedded database owned by this process).
+    pub exclusive_database: bool,
+    /// The first wait before re-checking a credential a provider rejected (doubling after each failed re-check).
+    pub recheck_interval_ms: i64,
+    /// Origins whose browser pages may call the API (`*` for any); empty:
+    /// cross-origin calls are refused (the admin site is served same-origin).
+    pub cors_origins: Vec<String>,
+    /// Whether provider base URLs may point at link-local and cloud metadata addresses.
+    pub allow_link_local: bool,
+    /// Whether start-up applies the schema (off where migrations are applied by
+    /// the platform's tooling, as `wrangler d1 migrations apply` on D1).
+    pub migrate_on_start: bool,
+    /// Most model calls served at once (a stream counts until it ends); more
+    /// get 503 with `retry-after`. 0: no limit (where the platform limits it).
+    pub max_in_flight: usize,
+    /// Proxies whose `X-Forwarded-Host` and `X-Forwarded-Proto` are believed,
+    /// matched against the request's [`crate::http::PeerAddr`]. Empty (or no
+    /// peer address known): forwarded headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        HubOptions {
+            max_body_bytes: 20 * 1024 * 1024,
+            timeouts: Timeouts::default(),
+            key_cache_ttl_ms: 5_000,
+            config_ttl_ms: 5_000,
+            exclusive_database: false,
+            recheck_interval_ms: 60_000,
+            migrate_on_start: true,
+            cors_origins: Vec::new(),
+            allow_link_local: false,
+            max_in_flight: 0,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// Where Hub runs: it decides the defaults and which variables apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// `hub serve`: applies the schema itself, bounds calls in flight, sees peer addresses.
+    Server,
+    /// A Cloudflare Worker: D1 is migrated by wrangler; the platform bounds concurrency.
+    Worker,
+    /// AWS Lambda: one call per instance, a 6 MiB payload limit, migrations on request.
+    Lambda,
+}
+
+/// A variable with a value Hub cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {problem} (got `{value}`)")]
+pub struct OptionError {
+    pub name: &'static str,
+    pub value: String,
+    pub problem: String,
+}
+
+/// One `HUB_*` variable: where it applies, what it means, how it sets the options.
+pub struct Variable {
+    pub name: &'static str,
+    /// Runtimes that read it; the others ignore it (their platform decides).
+    pub runtimes: &'static [Runtime],
+    pub help: &'static str,
+    apply: fn(&mut HubOptions, &str) -> Result<(), String>,
+}
+
+const ALL: &[Runtime] = &[Runtime::Server, Runtime::Worker, Runtime::Lambda];
+
+/// Every variable the options are read from.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "HUB_MAX_BODY_BYTES",
+        runtimes: ALL,
+        help: "largest request body accepted, in bytes (20 MiB; 6 MiB on Lambda)",
+        apply: |o, v| {
+            o.max_body_bytes = whole(v)?.try_into().map_err(|_| "is too large")?;
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_CONNECT_TIMEOUT",
+        runtimes: ALL,
+        help: "seconds to wait for a provider connection (10)",
+        apply: |o, v| {
+            o.timeouts.connect = Duration::from_secs(whole(v)?);
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_FIRST_BYTE_TIMEOUT",
+        runtimes: ALL,
+        help: "seconds to wait for a provider's response headers (120)",
+        apply: |o, v| {
+            o.timeouts.first_byte = Duration::from_secs(whole(v)?);
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_IDLE_TIMEOUT",
+        runtimes: ALL,
+        help: "seconds to wait between two chunks of a provider's stream (120)",
+        apply: |o, v| {
+            o.timeouts.idle = Duration::from_secs(whole(v)?);
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_CACHE_TTL",
+        runtimes: ALL,
+        help: "seconds a cached API key or configuration is trusted (5)",
+        apply: |o, v| {
+            let ms = millis(whole(v)?)?;
+            o.key_cache_ttl_ms = ms;
+            o.config_ttl_ms = ms;
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_CREDENTIAL_RECHECK",
+        runtimes: ALL,
+        help: "seconds before re-checking a credential a provider rejected, doubling after each failure (60)",
+        apply: |o, v| match whole(v)? {
+            0 => Err("must be at least 1 second".into()),
+            s => {
+                o.recheck_interval_ms = millis(s)?;
+                Ok(())
+            }
+        },
+    },
+    Variable {
+        name: "HUB_ALLOW_LINK_LOCAL",
+        runtimes: ALL,
+        help: "1: provider URLs may lead to link-local and cloud metadata addresses (refused otherwise)",
+        apply: |o, v| {
+            o.allow_link_local = flag(v)?;
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_CORS_ORIGINS",
+        runtimes: ALL,
+        help: "origins whose pages may call the API from a browser, comma-separated (`*`: any; default none)",
+        apply: |o, v| {
+            o.cors_origins = list(v).map(str::to_owned).collect();
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_MAX_IN_FLIGHT",
+        runtimes: &[Runtime::Server],
+        help: "most model calls served at once; more get 503 with retry-after (4096; 0: no limit)",
+        apply: |o, v| {
+            o.max_in_flight = whole(v)?.try_into().map_err(|_| "is too large")?;
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_TRUSTED_PROXIES",
+        runtimes: &[Runtime::Server],
+        help: "proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-Host and -Proto are believed",
+        apply: |o, v| {
+            o.trusted_proxies = list(v).map(network).collect::<Result<_, _>>()?;
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_MIGRATE",
+        runtimes: &[Runtime::Lambda],
+        help: "1: apply the schema at start",
+        apply: |o, v| {
+            o.migrate_on_start = flag(v)?;
+            Ok(())
+        },
+    },
+];
+
+impl HubOptions {
+    /// The defaults of a runtime, before any variable.
+    pub fn defaults(runtime: Runtime) -> HubOptions {
+        let base = HubOptions::default();
+        match runtime {
+            Runtime::Server => HubOptions {
+                max_in_flight: 4096,
+                ..base
+            },
+            Runtime::Worker => HubOptions {
+                migrate_on_start: false,
+                ..base
+            },
+            Runtime::Lambda => HubOptions {
+                max_body_bytes: 6 * 1024 * 1024,
+                migrate_on_start: false,
+                ..base
+            },
+        }
+    }
+
+    /// The runtime's defaults overridden by the variables `lookup` finds (an
+    /// empty value counts as unset). The first bad value is an error naming it.
+    pub fn from_lookup(runtime: Runtime, lookup: impl Fn(&str) -> Option<String>) -> Result<HubOptions, OptionError> {
+        let mut options = HubOptions::defaults(runtime);
+        for var in VARIABLES.iter().filter(|v| v.runtimes.contains(&runtime)) {
+            let Some(value) = lookup(var.name).filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            (var.apply)(&mut options, value.trim()).map_err(|problem| OptionError {
+                name: var.name,
+                value,
+                problem,
+            })?;
+        }
+        Ok(options)
+    }
+}
+
+fn whole(v: &str) -> Result<u64, String> {
+    v.parse().map_err(|_| "must be a whole number".into())
+}
+
+fn millis(seconds: u64) -> Result<i64, String> {
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|s| s.checked_mul(1000))
+        .ok_or_else(|| "is too large".into())
+}
+
+fn flag(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err("must be 1 or true, 0 or false".into()),
+    }
+}
+
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|e| !e.is_empty())
+}
+
+/// An address (`10.0.0.2`, `::1`) or a network (`10.0.0.0/8`).
+fn network(entry: &str) -> Result<ipnet::IpNet, String> {
+    entry
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{entry}` is not an IP address or network (CIDR)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(runtime: Runtime, vars: &[(&str, &str)]) -> Result<HubOptions, OptionError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        HubOptions::from_lookup(runtime, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_differ_by_runtime() {
+        let server = load(Runtime::Server, &[]).unwrap();
+        assert_eq!((server.max_in_flight, server.migrate_on_start), (4096, true));
+        let lambda = load(Runtime::Lambda, &[]).unwrap();
+        assert_eq!(
+            (lambda.max_body_bytes, lambda.migrate_on_start),
+            (6 * 1024 * 1024, false)
+        );
+        let worker = load(Runtime::Worker, &[]).unwrap();
+        assert_eq!((worker.max_in_flight, worker.migrate_on_start), (0, false));
+        assert_eq!(worker.timeouts, Timeouts::default());
+    }
+
+    #[test]
+    fn reads_every_runtime_the_same_way() {
+        let vars = [
+            ("HUB_MAX_BODY_BYTES", "65536"),
+            ("HUB_FIRST_BYTE_TIMEOUT", "7"),
+            ("HUB_CACHE_TTL", "2"),
+            ("HUB_CREDENTIAL_RECHECK", "3"),
+            ("HUB_ALLOW_LINK_LOCAL", "true"),
+            ("HUB_CORS_ORIGINS", " https://a.example , ,https://b.example"),
+        ];
+        for runtime in [Runtime::Server, Runtime::Worker, Runtime::Lambda] {
+            let o = load(runtime, &vars).unwrap();
+            assert_eq!(o.max_body_bytes, 65536);
+            assert_eq!(o.timeouts.first_byte, Duration::from_secs(7));
+            assert_eq!(
+                (o.key_cache_ttl_ms, o.config_ttl_ms, o.recheck_interval_ms),
+                (2000, 2000, 3000)
+            );
+            assert!(o.allow_link_local);
+            assert_eq!(o.cors_origins, ["https://a.example", "https://b.example"]);
+        }
+    }
+
+    #[test]
+    fn variables_of_another_runtime_are_ignored() {
+        let vars = [
+            ("HUB_MAX_IN_FLIGHT", "2"),
+            ("HUB_TRUSTED_PROXIES", "10.0.0.0/8,::1"),
+            ("HUB_MIGRATE", "1"),
+        ];
+        let server = load(Runtime::Server, &vars).unwrap();
+        assert_eq!((server.max_in_flight, server.trusted_proxies.len()), (2, 2));
+        let v6_loopback: std::net::IpAddr = "::1".parse().unwrap();
+        assert!(
+            server.trusted_proxies[1].contains(&v6_loopback),
+            "an address is a network of one"
+        );
+        let worker = load(Runtime::Worker, &vars).unwrap();
+        assert_eq!(
+            (
+                worker.max_in_flight,
+                worker.trusted_proxies.len(),
+                worker.migrate_on_start
+            ),
+            (0, 0, false)
+        );
+        assert!(load(Runtime::Lambda, &vars).unwrap().migrate_on_start);
+    }
+
+    #[test]
+    fn a_bad_value_is_an_error_naming_the_variable() {
+        let cases = [
+            (
+                "HUB_MAX_BODY_BYTES",
+                "20MB",
+                "HUB_MAX_BODY_BYTES: must be a whole number (got `20MB`)",
+            ),
+            (
+                "HUB_IDLE_TIMEOUT",
+                "-1",
+                "HUB_IDLE_TIMEOUT: must be a whole number (got `-1`)",
+            ),
+            (
+                "HUB_CREDENTIAL_RECHECK",
+                "0",
+                "HUB_CREDENTIAL_RECHECK: must be at least 1 second (got `0`)",
+            ),
+            (
+                "HUB_ALLOW_LINK_LOCAL",
+                "yes",
+                "HUB_ALLOW_LINK_LOCAL: must be 1 or true, 0 or false (got `yes`)",
+            ),
+            (
+                "HUB_TRUSTED_PROXIES",
+                "10.0.0.0/8,proxy",
+                "HUB_TRUSTED_PROXIES: `proxy` is not an IP address or network (CIDR) (got `10.0.0.0/8,proxy`)",
+            ),
+            (
+                "HUB_CACHE_TTL",
+                "99999999999999999",
+                "HUB_CACHE_TTL: is too large (got `99999999999999999`)",
+            ),
+        ];
+        for (name, value, message) in cases {
+            let err = load(Runtime::Server, &[(name, value)]).unwrap_err();
+            assert_eq!(err.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn empty_values_are_unset() {
+        let o = load(
+            Runtime::Server,
+            &[("HUB_MAX_BODY_BYTES", ""), ("HUB_CORS_ORIGINS", " ")],
+        )
+        .unwrap();
+        assert_eq!(o.max_body_bytes, HubOptions::default().max_body_bytes);
+    }
+}

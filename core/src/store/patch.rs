@@ -1,0 +1,195 @@
+//! Partial updates as types: which fields of a provider, credential, model or
+//! user change, and to what. Callers say what changes; only the store knows
+//! the columns (and writes `updated_at`).
+
+use crate::metering::money::Rate;
+use crate::ports::SqlValue;
+use serde_json::Value;
+
+/// A nullable field's change: `None` leaves it, `Some(None)` clears it.
+pub type Nullable<T> = Option<Option<T>>;
+
+/// A column and its new value.
+pub(super) type Change = (&'static str, SqlValue);
+
+/// Pushes `(column, value)` when the field changes.
+fn set<T: Into<SqlValue>>(out: &mut Vec<Change>, column: &'static str, value: Option<T>) {
+    if let Some(v) = value {
+        out.push((column, v.into()));
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProviderPatch {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub base_url: Nullable<String>,
+    pub region: Nullable<String>,
+    pub enabled: Option<bool>,
+    pub priority: Option<i64>,
+}
+
+impl ProviderPatch {
+    pub(super) fn changes(&self) -> Vec<Change> {
+        let mut out = Vec::new();
+        set(&mut out, "name", self.name.clone());
+        set(&mut out, "kind", self.kind.clone());
+        set(&mut out, "base_url", self.base_url.clone());
+        set(&mut out, "region", self.region.clone());
+        set(&mut out, "enabled", self.enabled);
+        set(&mut out, "priority", self.priority);
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self == &ProviderPatch::default()
+    }
+}
+
+/// A replacement secret, already sealed with the master key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedSecret {
+    pub encrypted: String,
+    pub hint: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CredentialPatch {
+    pub name: Option<String>,
+    /// A new secret also puts the credential back in rotation (`active`, no error).
+    pub secret: Option<SealedSecret>,
+    pub weight: Option<i64>,
+    pub enabled: Option<bool>,
+    /// `active` or `disabled`, as an admin sets it.
+    pub status: Option<String>,
+}
+
+impl CredentialPatch {
+    pub(super) fn changes(&self) -> Vec<Change> {
+        let mut out = Vec::new();
+        set(&mut out, "name", self.name.clone());
+        if let Some(s) = &self.secret {
+            set(&mut out, "secret_enc", Some(s.encrypted.clone()));
+            set(&mut out, "secret_hint", Some(s.hint.clone()));
+            set(&mut out, "last_error", Some(SqlValue::Null));
+        }
+        set(&mut out, "weight", self.weight);
+        set(&mut out, "enabled", self.enabled);
+        let status = self
+            .status
+            .clone()
+            .or(self.secret.as_ref().map(|_| "active".to_string()));
+        set(&mut out, "status", status);
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self == &CredentialPatch::default()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelPatch {
+    pub model: Option<String>,
+    /// `chat`, `embedding`, `image` or `video`.
+    pub kind: Option<String>,
+    pub input_rate: Option<Rate>,
+    pub output_rate: Option<Rate>,
+    pub image_rate: Option<Rate>,
+    pub video_rate: Option<Rate>,
+    pub cache_read_rate: Nullable<Rate>,
+    pub cache_write_rate: Nullable<Rate>,
+    pub max_output_tokens: Nullable<i64>,
+    pub unit_costs: Nullable<Value>,
+    pub metadata: Nullable<Value>,
+    pub enabled: Option<bool>,
+}
+
+impl ModelPatch {
+    pub(super) fn changes(&self) -> Vec<Change> {
+        let nanos = |r: &Option<Rate>| r.map(Rate::nanos);
+        let text = |v: &Nullable<Value>| v.as_ref().map(|v| v.as_ref().map(Value::to_string));
+        let mut out = Vec::new();
+        set(&mut out, "model", self.model.clone());
+        set(&mut out, "type", self.kind.clone());
+        set(&mut out, "input_rate", nanos(&self.input_rate));
+        set(&mut out, "output_rate", nanos(&self.output_rate));
+        set(&mut out, "image_rate", nanos(&self.image_rate));
+        set(&mut out, "video_rate", nanos(&self.video_rate));
+        set(
+            &mut out,
+            "cache_read_rate",
+            self.cache_read_rate.map(|r| r.map(Rate::nanos)),
+        );
+        set(
+            &mut out,
+            "cache_write_rate",
+            self.cache_write_rate.map(|r| r.map(Rate::nanos)),
+        );
+        set(&mut out, "max_output_tokens", self.max_output_tokens);
+        set(&mut out, "unit_costs", text(&self.unit_costs));
+        set(&mut out, "metadata", text(&self.metadata));
+        set(&mut out, "enabled", self.enabled);
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self == &ModelPatch::default()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    pub email: Nullable<String>,
+    pub role: Option<crate::auth::Role>,
+    pub disabled: Option<bool>,
+}
+
+impl UserPatch {
+    pub(super) fn changes(&self) -> Vec<Change> {
+        let mut out = Vec::new();
+        set(&mut out, "name", self.name.clone());
+        set(&mut out, "email", self.email.clone());
+        set(&mut out, "role", self.role.map(crate::auth::Role::as_str));
+        set(&mut out, "disabled", self.disabled);
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self == &UserPatch::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_changed_fields_become_columns() {
+        let p = ProviderPatch {
+            base_url: Some(None),
+            priority: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.changes(),
+            vec![("base_url", SqlValue::Null), ("priority", SqlValue::Integer(3))]
+        );
+        assert!(ProviderPatch::default().changes().is_empty());
+    }
+
+    #[test]
+    fn a_new_secret_reactivates_the_credential() {
+        let p = CredentialPatch {
+            secret: Some(SealedSecret {
+                encrypted: "v1:x".into(),
+                hint: "sk-…".into(),
+            }),
+            ..Default::default()
+        };
+        let columns: Vec<&str> = p.changes().iter().map(|(c, _)| *c).collect();
+        assert_eq!(columns, ["secret_enc", "secret_hint", "last_error", "status"]);
+        assert_eq!(p.changes()[3].1, SqlValue::Text("active".into()));
+    }
+}
