@@ -4,7 +4,7 @@
 //! a change made through this instance.
 
 use crate::crypto::MasterKey;
-use crate::gateway::failover::Health;
+use crate::hub::health::Health;
 use crate::metering::money::Credits;
 use crate::providers::{vendor, Vendor};
 use crate::store::{ModelRow, Store};

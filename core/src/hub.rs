@@ -18,7 +18,10 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 pub use crate::options::{HubOptions, Runtime};
 
-pub(crate) struct Inner {
+pub(crate) mod health;
+pub(crate) mod settler;
+
+struct Inner {
     pub store: Store,
     pub upstream: Arc<dyn Upstream>,
     pub clock: Arc<dyn Clock>,
@@ -31,16 +34,16 @@ pub(crate) struct Inner {
     refreshing: AtomicBool,
     /// Balances and holds in memory, when this process owns the database.
     pub book: OnceLock<CreditBook>,
-    pub health: crate::gateway::failover::Health,
+    pub health: health::Health,
     /// Model calls being served (see `HubOptions::max_in_flight`).
     in_flight: Arc<AtomicUsize>,
-    pub settler: crate::gateway::settle::Settler,
+    pub settler: settler::Settler,
 }
 
 /// The gateway. Cheap to clone; every runtime holds one and hands it requests.
 #[derive(Clone)]
 pub struct Hub {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 impl Hub {
@@ -103,7 +106,11 @@ impl Hub {
     }
 
     /// Credentials' health as this instance sees it (cool-downs, re-checks).
-    pub(crate) fn health(&self) -> &crate::gateway::failover::Health {
+    pub(crate) fn settler(&self) -> &settler::Settler {
+        &self.inner.settler
+    }
+
+    pub(crate) fn health(&self) -> &health::Health {
         &self.inner.health
     }
 
@@ -335,7 +342,8 @@ impl Hub {
     /// Reloads the snapshot now (after a configuration change through this instance).
     pub(crate) async fn reload(&self) -> Result<Arc<Snapshot>, ApiError> {
         let snap = Arc::new(Snapshot::load(&self.inner.store, &self.inner.master_key).await?);
-        self.health().sync(&snap);
+        self.health()
+            .sync(snap.credentials().map(|c| (c.id.as_str(), c.updated_at)));
         let now = self.now_ms();
         if let Ok(mut slot) = self.inner.snapshot.write() {
             *slot = Some((snap.clone(), now));

@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use table::{area_of, routes_for, segments, Access, Call, Handler, Route};
 
-/// Kept for `gateway`, which still reaches it here; it lives in [`crate::http`].
-pub(crate) use crate::http::set_header;
 
 impl Hub {
     /// Serves one request. Never panics on input; every failure is a response.

@@ -8,105 +8,14 @@ use crate::config::{CredentialEntry, Route};
 use crate::error::ApiError;
 use crate::http::BodyError;
 use crate::http::StatusCode;
+use crate::hub::health::MAX_COOLDOWN_MS;
 use crate::ports::{UpstreamError, UpstreamResponse};
 use crate::providers::answers::{credential_rejected, probe_accepted};
 use crate::Hub;
 use futures_util::StreamExt;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// How long a rate-limited credential weighs less, unless the provider says.
 const COOLDOWN_MS: i64 = 60_000;
-/// The longest cooldown a `retry-after` can ask for.
-const MAX_COOLDOWN_MS: i64 = 600_000;
-/// The longest wait between two re-checks of a disabled credential.
-const MAX_RECHECK_MS: i64 = 3_600_000;
-
-/// Credential health shared by every call of this instance.
-#[derive(Default)]
-pub struct Health {
-    /// Credential id → until when it is cooling down after a 429.
-    cooldown: Mutex<HashMap<String, i64>>,
-    /// Credentials this instance saw rejected → when. The database learns it
-    /// too; a later change of the row (an admin's re-enable) lifts it.
-    disabled: Mutex<HashMap<String, i64>>,
-    /// Disabled credential id → (failed re-checks, next re-check time).
-    rechecks: Mutex<HashMap<String, (u32, i64)>>,
-}
-
-impl Health {
-    pub fn cooling(&self, credential: &str, now_ms: i64) -> bool {
-        self.cooldown
-            .lock()
-            .map(|m| m.get(credential).is_some_and(|&t| t > now_ms))
-            .unwrap_or(false)
-    }
-
-    pub fn is_disabled(&self, credential: &str) -> bool {
-        self.disabled
-            .lock()
-            .map(|s| s.contains_key(credential))
-            .unwrap_or(false)
-    }
-
-    /// Follows the database after a configuration load: a credential the
-    /// database lists as usable whose row changed after this instance disabled
-    /// it was re-enabled (by an admin, or another instance's re-check).
-    pub(crate) fn sync(&self, snapshot: &crate::config::Snapshot) {
-        let lifted: Vec<String> = match self.disabled.lock() {
-            Ok(disabled) if !disabled.is_empty() => snapshot
-                .credentials()
-                .filter(|c| disabled.get(&c.id).is_some_and(|&at| c.updated_at > at))
-                .map(|c| c.id.clone())
-                .collect(),
-            _ => return,
-        };
-        for id in lifted {
-            tracing::info!(credential = %id, "credential re-enabled in the database: back in rotation");
-            self.enable(&id);
-        }
-    }
-
-    pub(crate) fn cool(&self, credential: &str, until_ms: i64) {
-        if let Ok(mut m) = self.cooldown.lock() {
-            m.retain(|_, t| *t > until_ms - MAX_COOLDOWN_MS);
-            m.insert(credential.to_string(), until_ms);
-        }
-    }
-
-    fn disable(&self, credential: &str, now_ms: i64) {
-        if let Ok(mut s) = self.disabled.lock() {
-            s.insert(credential.to_string(), now_ms);
-        }
-    }
-
-    fn enable(&self, credential: &str) {
-        if let Ok(mut s) = self.disabled.lock() {
-            s.remove(credential);
-        }
-        if let Ok(mut r) = self.rechecks.lock() {
-            r.remove(credential);
-        }
-    }
-
-    /// Whether a disabled credential is due a re-check.
-    fn due(&self, credential: &str, now_ms: i64) -> bool {
-        self.rechecks
-            .lock()
-            .map(|r| r.get(credential).is_none_or(|&(_, at)| at <= now_ms))
-            .unwrap_or(false)
-    }
-
-    /// Schedules the next re-check after a failed one: base × 2^failures, at most an hour.
-    fn backoff(&self, credential: &str, now_ms: i64, base_ms: i64) {
-        if let Ok(mut r) = self.rechecks.lock() {
-            let e = r.entry(credential.to_string()).or_insert((0, now_ms));
-            e.0 = e.0.saturating_add(1);
-            let wait = base_ms.saturating_mul(1i64 << e.0.min(20)).min(MAX_RECHECK_MS);
-            e.1 = now_ms + wait;
-        }
-    }
-}
 
 /// What one failed attempt tells the next.
 pub struct Failure {
@@ -181,8 +90,8 @@ impl<'a> Attempts<'a> {
                 None => return None,
             };
             let route = &self.routes[index];
-            let now = self.hub.inner.clock.now_ms();
-            let health = &self.hub.inner.health;
+            let now = self.hub.now_ms();
+            let health = &self.hub.health();
             let credential = route.provider.next_credential(now, health, &self.tried);
             if route.provider.vendor.needs_secret && credential.is_none() {
                 continue;
@@ -210,14 +119,14 @@ impl<'a> Attempts<'a> {
     /// updated. Returns the error to report and whether to go on.
     pub fn failed(&mut self, attempt: &Attempt<'a>, f: Failure) -> (ApiError, bool) {
         let hub = self.hub;
-        let now = hub.inner.clock.now_ms();
+        let now = hub.now_ms();
         let error = scrub(f.error, attempt.credential.map(|c| c.secret.as_str()));
         tracing::warn!(provider = %attempt.route.provider.name, attempt = attempt.number, status = error.status.as_u16(), "attempt failed: {}", error.message);
         if let Some(c) = attempt.credential {
             if f.bad_credential {
                 hub.disable_credential(&c.id, &error.message);
             } else if let Some(ms) = f.cooldown_ms {
-                hub.inner.health.cool(&c.id, now + ms);
+                hub.health().cool(&c.id, now + ms);
             }
             // Another credential of the same provider may do better.
             let others = attempt
@@ -225,7 +134,7 @@ impl<'a> Attempts<'a> {
                 .provider
                 .credentials
                 .iter()
-                .any(|o| !self.tried.contains(&o.id) && !hub.inner.health.is_disabled(&o.id));
+                .any(|o| !self.tried.contains(&o.id) && !hub.health().is_disabled(&o.id));
             if (f.bad_credential || f.cooldown_ms.is_some()) && others {
                 self.again = self.routes.iter().position(|r| std::ptr::eq(r, attempt.route));
             }
@@ -243,8 +152,8 @@ impl Attempt<'_> {
             region: &self.route.provider.region,
             secret: self.credential.map(|c| c.secret.as_str()),
             model: &self.route.model.model,
-            timeouts: hub.inner.options.timeouts,
-            now_ms: hub.inner.clock.now_ms(),
+            timeouts: hub.options().timeouts,
+            now_ms: hub.now_ms(),
             default_max_tokens,
         }
     }
@@ -354,13 +263,13 @@ impl Hub {
     /// Marks a credential the provider rejected as disabled, at once for this
     /// instance and in the database for every other.
     pub(crate) fn disable_credential(&self, id: &str, reason: &str) {
-        let health = &self.inner.health;
+        let health = &self.health();
         if health.is_disabled(id) {
             return;
         }
-        let now = self.inner.clock.now_ms();
+        let now = self.now_ms();
         health.disable(id, now);
-        let base = self.inner.options.recheck_interval_ms;
+        let base = self.options().recheck_interval_ms;
         health.backoff(id, now, base / 2);
         tracing::warn!(credential = %id, "credential disabled: {reason}");
         let (hub, id, reason) = (
@@ -368,8 +277,8 @@ impl Hub {
             id.to_string(),
             reason.chars().take(500).collect::<String>(),
         );
-        self.inner.background.spawn(Box::pin(async move {
-            let now = hub.inner.clock.now_ms();
+        self.background().spawn(Box::pin(async move {
+            let now = hub.now_ms();
             if let Err(e) = hub
                 .store()
                 .set_credential_health(&id, "disabled", Some(&reason), now)
@@ -403,13 +312,13 @@ impl Hub {
             model: "",
             timeouts: crate::ports::Timeouts {
                 first_byte: std::time::Duration::from_secs(15),
-                ..self.inner.options.timeouts
+                ..self.options().timeouts
             },
-            now_ms: self.inner.clock.now_ms(),
+            now_ms: self.now_ms(),
             default_max_tokens: 1,
         };
         let req = crate::providers::probe_request(&target)?;
-        let started = self.inner.clock.monotonic_us();
+        let started = self.clock().monotonic_us();
         let (ok, status, message) = match self.send_upstream(req).await {
             // Only the redirect is reported: its target is never asked.
             Ok(resp) if (300..400).contains(&resp.status) => (
@@ -437,7 +346,7 @@ impl Hub {
             ok,
             status,
             message,
-            latency_ms: (self.inner.clock.monotonic_us() - started) / 1000,
+            latency_ms: (self.clock().monotonic_us() - started) / 1000,
         })
     }
 
@@ -445,31 +354,29 @@ impl Hub {
     /// its own backoff; re-enables those that work again. Runtimes call this
     /// periodically; returns how many were re-enabled.
     pub async fn recheck_credentials(&self) -> Result<usize, ApiError> {
-        let now = self.inner.clock.now_ms();
+        let now = self.now_ms();
         let creds = self.store().list_credentials(None).await?;
         let mut enabled = 0;
         for c in creds.iter().filter(|c| c.enabled && c.status == "disabled") {
-            if !self.inner.health.due(&c.id, now) {
+            if !self.health().due(&c.id, now) {
                 continue;
             }
             let Some(provider) = self.store().get_provider(&c.provider_id).await? else {
                 continue;
             };
-            let secret = match self.inner.master_key.decrypt(&c.secret_enc) {
+            let secret = match self.master_key().decrypt(&c.secret_enc) {
                 Ok(s) => s,
                 Err(_) => continue,
             };
             let probe = self.probe(&provider, &secret).await?;
-            let now = self.inner.clock.now_ms();
+            let now = self.now_ms();
             if probe.ok {
                 self.store().set_credential_health(&c.id, "active", None, now).await?;
-                self.inner.health.enable(&c.id);
+                self.health().enable(&c.id);
                 tracing::info!(credential = %c.id, "credential works again: re-enabled");
                 enabled += 1;
             } else {
-                self.inner
-                    .health
-                    .backoff(&c.id, now, self.inner.options.recheck_interval_ms);
+                self.health().backoff(&c.id, now, self.options().recheck_interval_ms);
             }
         }
         if enabled > 0 {

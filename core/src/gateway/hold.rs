@@ -22,7 +22,7 @@ pub(crate) async fn admit_key(
         return Ok(());
     }
     let tokens = i64::try_from(usage_bound.input_tokens.saturating_add(usage_bound.output_tokens)).unwrap_or(i64::MAX);
-    let now = hub.inner.clock.now_ms();
+    let now = hub.now_ms();
     let store = hub.store();
     if store
         .admit_key_call(call_id, caller, tokens, amount.nanos(), now)
@@ -98,15 +98,14 @@ impl HoldGuard {
 
 impl Drop for HoldGuard {
     fn drop(&mut self) {
-        let inner = &self.hub.inner;
         let hold = self.hold.take();
         let failed = std::mem::take(&mut self.failed);
-        if let (Some(hold), Some(book)) = (hold, inner.book.get()) {
+        if let (Some(hold), Some(book)) = (hold, self.hub.book()) {
             book.settle(&self.user, hold, Credits::ZERO);
         }
         let hold_row = hold.is_some() && self.hub.holds_in_database();
         let key_limited = std::mem::take(&mut self.key_limited);
-        let now = inner.clock.now_ms();
+        let now = self.hub.now_ms();
         let mut stmts: Vec<crate::ports::Stmt> = failed.iter().map(crate::store::call_log_stmt).collect();
         if hold_row {
             stmts.push(crate::store::Store::release_hold_stmt(&self.call_id, now));

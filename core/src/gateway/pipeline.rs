@@ -100,7 +100,7 @@ pub(crate) async fn run(
     let span = tracing::info_span!("call", request_id = %request_id, call_id = tracing::field::Empty, model = %exchange.plan().model);
     async move {
         let plan = exchange.plan().clone();
-        let started_us = hub.inner.clock.monotonic_us();
+        let started_us = hub.clock().monotonic_us();
         let (snap, routes) = candidates_fresh(hub, &caller, &plan.model, plan.kind).await?;
         let call = Call::new(hub, caller, req, request_id, plan, snap, started_us);
         let (hold, guard) = call.admit(&*exchange, &routes).await?;
@@ -148,10 +148,10 @@ impl Call<'_> {
             };
             let mut meter = self.meter(&*exchange, &at, hold);
             let meta = self.meta(at.route);
-            let sent_us = hub.inner.clock.monotonic_us();
+            let sent_us = hub.clock().monotonic_us();
             match receive(&*exchange, self, at.route, upstream, &meta).await {
                 Ok(answer) => {
-                    meter.upstream_ttfb_ms = Some(((hub.inner.clock.monotonic_us() - sent_us) / 1000) as i64);
+                    meter.upstream_ttfb_ms = Some(((hub.clock().monotonic_us() - sent_us) / 1000) as i64);
                     meter.earlier_attempts = guard.disarm();
                     return Ok(deliver(&*exchange, meter, answer, meta));
                 }
@@ -263,7 +263,7 @@ impl<'a> Call<'a> {
             call_id: self.id.clone(),
             model: self.plan.model.clone(),
             model_with_provider: format!("{}/{}", route.provider.name, route.model.model),
-            created: self.hub.inner.clock.now_ms() / 1000,
+            created: self.hub.now_ms() / 1000,
             credit_prefix: self.snap.settings.currency_prefix.clone(),
         }
     }
@@ -392,7 +392,7 @@ fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: 
             let mut res = http::Response::new(Body::Full(body));
             res.headers_mut()
                 .insert("content-type", http::HeaderValue::from_static("application/json"));
-            crate::app::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
+            crate::http::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
             res
         }
         Answer::Whole(Whole::Reply(mut reply)) => {
@@ -403,11 +403,11 @@ fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: 
                 reply.usage = Some(billed.usage);
             }
             let mut res = exchange.render(&meta, &reply, &billed);
-            crate::app::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
+            crate::http::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
             res
         }
     };
-    crate::app::set_header(&mut res, "x-hub-call-id", &call_id);
+    crate::http::set_header(&mut res, "x-hub-call-id", &call_id);
     res
 }
 

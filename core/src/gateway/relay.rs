@@ -64,7 +64,7 @@ pub struct CallMeter {
 
 impl CallMeter {
     pub fn elapsed_ms(&self) -> i64 {
-        ((self.hub.inner.clock.monotonic_us().saturating_sub(self.started_us)) / 1000) as i64
+        ((self.hub.clock().monotonic_us().saturating_sub(self.started_us)) / 1000) as i64
     }
 
     fn log(&self, status: CallStatus, error: Option<&ApiError>) -> CallLog {
@@ -88,7 +88,7 @@ impl CallMeter {
             duration_ms: self.elapsed_ms(),
             ttfb_ms: self.ttfb_ms,
             upstream_ttfb_ms: self.upstream_ttfb_ms,
-            created_at: self.hub.inner.clock.now_ms(),
+            created_at: self.hub.now_ms(),
             // The usage and its cost are the settlement's to fill in.
             usage: Usage::default(),
             credits: Credits::ZERO,
@@ -132,10 +132,10 @@ impl CallMeter {
             estimated,
             hold: self.hold.is_some() && self.hub.holds_in_database(),
             key_limited: self.caller.limits.any(),
-            now_ms: self.hub.inner.clock.now_ms(),
+            now_ms: self.hub.now_ms(),
             log,
         };
-        if let (Some(hold), Some(book)) = (self.hold.take(), self.hub.inner.book.get()) {
+        if let (Some(hold), Some(book)) = (self.hold.take(), self.hub.book()) {
             let charged = if self.billed { credits } else { Credits::ZERO };
             book.settle(&self.caller.user_id, hold, charged);
         }

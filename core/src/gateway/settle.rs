@@ -6,9 +6,8 @@
 
 use crate::ports::{Journal, Stmt};
 use crate::Hub;
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Settlements retried in memory at once; beyond this, during a long
 /// database outage, they wait in the journal only (bounded memory).
@@ -16,39 +15,16 @@ const MAX_IN_MEMORY: usize = 10_000;
 /// The longest wait between two attempts at a settlement.
 const MAX_BACKOFF_MS: u64 = 5_000;
 
-/// The settlements this process is committing.
-#[derive(Default)]
-pub struct Settler {
-    journal: std::sync::OnceLock<Arc<dyn Journal>>,
-    /// Journal records some task is retrying right now (replays skip them).
-    in_memory: Mutex<HashSet<u64>>,
-    /// Settlements left to the journal because too many were in memory.
-    spilled: AtomicUsize,
-    retrying: AtomicUsize,
-}
-
-impl Settler {
-    fn claim(&self, seq: u64) -> bool {
-        self.in_memory.lock().map(|mut s| s.insert(seq)).unwrap_or(false)
-    }
-
-    fn release(&self, seq: u64) {
-        if let Ok(mut s) = self.in_memory.lock() {
-            s.remove(&seq);
-        }
-    }
-}
-
 impl Hub {
     /// Gives this Hub a journal (before `start`, which replays it).
     pub fn set_journal(&self, journal: Arc<dyn Journal>) {
-        let _ = self.inner.settler.journal.set(journal);
+        let _ = self.settler().journal.set(journal);
     }
 
     /// Commits a finished call's writes; see the module documentation.
     /// Returns once they are journaled (or at once without a journal).
     pub(crate) fn commit_settlement(&self, call_id: &str, stmts: Vec<Stmt>) {
-        let settler = &self.inner.settler;
+        let settler = &self.settler();
         let seq = settler.journal.get().and_then(|j| {
             let record = serde_json::to_vec(&stmts).unwrap_or_default();
             j.append(&record)
@@ -70,9 +46,9 @@ impl Hub {
         settler.retrying.fetch_add(1, Ordering::AcqRel);
         let hub = self.clone();
         let call_id = call_id.to_string();
-        self.inner.background.spawn(Box::pin(async move {
+        self.background().spawn(Box::pin(async move {
             hub.commit_until_done(&call_id, seq, stmts).await;
-            hub.inner.settler.retrying.fetch_sub(1, Ordering::AcqRel);
+            hub.settler().retrying.fetch_sub(1, Ordering::AcqRel);
         }));
     }
 
@@ -80,20 +56,20 @@ impl Hub {
     async fn commit_until_done(&self, call_id: &str, seq: Option<u64>, stmts: Vec<Stmt>) {
         let mut wait_ms = 50;
         for attempt in 1u64.. {
-            match self.inner.store.commit(stmts.clone()).await {
+            match self.store().commit(stmts.clone()).await {
                 Ok(()) => break,
                 Err(e) => {
                     if attempt == 1 || attempt.is_power_of_two() {
                         tracing::warn!(call_id, attempt, "settlement not committed yet, retrying: {e}");
                     }
-                    self.inner.background.sleep(wait_ms).await;
+                    self.background().sleep(wait_ms).await;
                     wait_ms = (wait_ms * 2).min(MAX_BACKOFF_MS);
                 }
             }
         }
-        if let (Some(seq), Some(journal)) = (seq, self.inner.settler.journal.get()) {
+        if let (Some(seq), Some(journal)) = (seq, self.settler().journal.get()) {
             journal.done(seq);
-            self.inner.settler.release(seq);
+            self.settler().release(seq);
         }
     }
 
@@ -102,7 +78,7 @@ impl Hub {
     /// balances), and later whatever was spilled during an outage. Returns how
     /// many settlements it committed.
     pub async fn replay_journal(&self) -> Result<usize, crate::ports::DbError> {
-        let settler = &self.inner.settler;
+        let settler = &self.settler();
         let Some(journal) = settler.journal.get() else {
             return Ok(0);
         };
@@ -115,7 +91,7 @@ impl Hub {
                 continue;
             }
             let result = match serde_json::from_slice::<Vec<Stmt>>(&record) {
-                Ok(stmts) => self.inner.store.commit(stmts).await,
+                Ok(stmts) => self.store().commit(stmts).await,
                 Err(e) => {
                     // Not a record Hub wrote whole (cut by a crash mid-write): its
                     // call never sent its last byte, so it was never billed either.
@@ -137,6 +113,6 @@ impl Hub {
 
     /// Whether settlements wait in the journal for `replay_journal`.
     pub fn journal_has_spilled(&self) -> bool {
-        self.inner.settler.spilled.load(Ordering::Acquire) > 0
+        self.settler().spilled.load(Ordering::Acquire) > 0
     }
 }

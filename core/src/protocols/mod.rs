@@ -24,13 +24,20 @@ pub(crate) fn output_budget(field: &str, tokens: Option<u64>) -> Result<Option<u
     }
 }
 
+/// A body that is not a JSON object.
+pub fn invalid_json() -> ApiError {
+    ApiError::bad_request(
+        "We could not parse the JSON body of your request. The body must be a JSON object (see the API reference).",
+    )
+}
+
 /// A request body read into `T` in one pass; a refusal names the field
 /// (`messages[2].content`) in words a caller reads: "must be a string, not a
 /// number", "is required", "must be one of …".
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(refusal)?;
-    de.end().map_err(|_| openai::invalid_json())?;
+    de.end().map_err(|_| invalid_json())?;
     Ok(value)
 }
 
@@ -38,7 +45,7 @@ fn refusal(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = e.path().to_string();
     let inner = e.into_inner();
     if !inner.is_data() {
-        return openai::invalid_json();
+        return invalid_json();
     }
     // serde_json appends the position; the path says more to a caller.
     let text = inner.to_string();
@@ -53,7 +60,7 @@ fn refusal(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
     if path == "." {
         // The body itself is not an object.
-        return openai::invalid_json();
+        return invalid_json();
     }
     ApiError::invalid_field(&path, describe(text))
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 use std::borrow::Cow;
 
-use super::{open_struct, parse_body, Positive, StrOrList, StrOrObject};
+use super::{invalid_json, open_struct, parse_body, Positive, StrOrList, StrOrObject};
 
 open_struct! {
     /// A Chat Completions request: the members Hub reads or checks, typed;
@@ -212,12 +212,6 @@ pub(crate) fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> 
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(invalid_json()),
     }
-}
-
-pub fn invalid_json() -> ApiError {
-    ApiError::bad_request(
-        "We could not parse the JSON body of your request. The body must be a JSON object (see the API reference).",
-    )
 }
 
 /// Bytes `v` takes as JSON, for sizing the prompt (writes nothing).

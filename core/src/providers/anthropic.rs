@@ -4,7 +4,7 @@
 //! `message_start`, output in `message_delta`); `input_tokens` excludes cache
 //! reads and writes, so each count is billed once at its own rate.
 
-use super::Turn;
+use super::turns::{push_turn, Turn};
 use crate::chat::{
     arguments_object, tool_call_index, unsupported, Chat, Delta, Finish, Image, OutputFormat, Part, Tool, ToolChoice,
 };
@@ -126,7 +126,7 @@ pub fn body<'a>(chat: &'a Chat, model: &'a str, default_max_tokens: u64) -> Resu
             content.extend(block(p)?);
         }
         if !content.is_empty() {
-            super::push_turn(&mut messages, m.role, content);
+            push_turn(&mut messages, m.role, content);
         }
     }
     let tools_on = !chat.tools.is_empty() && chat.tool_choice != Some(ToolChoice::None);

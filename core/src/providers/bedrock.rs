@@ -3,7 +3,7 @@
 //! with aws-smithy-eventstream. `inputTokens` excludes cache reads and
 //! writes, as Anthropic's does.
 
-use super::Turn;
+use super::turns::{push_turn, Turn};
 use crate::chat::{
     arguments_object, tool_call_index, unsupported, Chat, Delta, Finish, Image, OutputFormat, Part, ToolChoice,
 };
@@ -274,7 +274,7 @@ pub fn body(chat: &Chat) -> Result<Body<'_>, ApiError> {
             content.extend(block(p)?);
         }
         if !content.is_empty() {
-            super::push_turn(&mut messages, m.role, content);
+            push_turn(&mut messages, m.role, content);
         }
     }
     let inference = InferenceConfig {

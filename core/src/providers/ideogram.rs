@@ -4,8 +4,8 @@
 //! (`V_3`), and the JSON `/v2/image/generate/{model}` of later models. All
 //! answer `{"data": [{"url", "prompt", "resolution", "seed", "is_image_safe"}]}`.
 
-use super::Target;
 use crate::error::ApiError;
+use crate::ports::Timeouts;
 use crate::ports::UpstreamRequest;
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -107,14 +107,14 @@ pub fn to_openai(body: &[u8], created: i64) -> Result<(Value, u64), ApiError> {
 
 /// Ideogram has no free listing call: a generate request without a prompt is
 /// refused with 400/422 for a good key and 401/403 for a bad one.
-pub fn probe(base: &str, t: &Target) -> Result<UpstreamRequest, ApiError> {
+pub fn probe(base: &str, secret: Option<&str>, timeouts: Timeouts) -> Result<UpstreamRequest, ApiError> {
     let body = serde_json::to_vec(&json!({"image_request": {}})).unwrap_or_default();
     Ok(UpstreamRequest {
         method: http::Method::POST,
         url: format!("{base}/generate"),
-        headers: headers(t.secret),
+        headers: headers(secret),
         body: body.into(),
-        timeouts: t.timeouts,
+        timeouts,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod bedrock;
 pub mod gemini;
 pub mod ideogram;
 pub mod openai_compat;
+mod turns;
 
 use crate::chat::{Chat, Delta};
 use crate::codec::Decode;
@@ -130,22 +131,6 @@ pub const VENDORS: &[Vendor] = &[
 
 pub fn vendor(kind: &str) -> Option<&'static Vendor> {
     VENDORS.iter().find(|v| v.kind == kind)
-}
-
-/// One `{role, content: [...]}` turn of Anthropic's and Bedrock's bodies.
-#[derive(Debug, serde::Serialize)]
-pub struct Turn<B> {
-    pub role: crate::chat::Role,
-    pub content: Vec<B>,
-}
-
-/// Appends a turn, merged into the previous one when it has the same role
-/// (Anthropic and Bedrock want turns to alternate).
-pub(crate) fn push_turn<B>(turns: &mut Vec<Turn<B>>, role: crate::chat::Role, content: Vec<B>) {
-    match turns.last_mut() {
-        Some(last) if last.role == role => last.content.extend(content),
-        _ => turns.push(Turn { role, content }),
-    }
 }
 
 /// Where and as whom one attempt calls.
@@ -313,7 +298,7 @@ pub fn probe_request(t: &Target) -> Result<UpstreamRequest, ApiError> {
         Wire::OpenAi => get(format!("{base}/models"), bearer(t.secret)),
         Wire::Anthropic => get(format!("{base}/models"), anthropic::headers(t.secret)),
         Wire::Gemini => get(format!("{base}/models"), gemini::headers(t.secret)),
-        Wire::Ideogram => return ideogram::probe(base, t),
+        Wire::Ideogram => return ideogram::probe(base, t.secret, t.timeouts),
         Wire::Bedrock => {
             // The control plane lists foundation models; a custom base URL is used as is.
             let url = if t.base_url.is_empty() {
