@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use table::{area_of, routes_for, segments, Access, Call, Handler, Route};
 
-
 impl Hub {
     /// Serves one request. Never panics on input; every failure is a response.
     pub async fn handle(&self, req: Request) -> Response {
