@@ -9,6 +9,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{json, Request, Response, StatusCode};
 use crate::hub::Hub;
+use crate::kinds::ModelKind;
 use crate::protocols::aigne::{parse_framework, parse_legacy, Shape};
 use crate::protocols::openai::json_object;
 use bytes::Bytes;
@@ -122,12 +123,12 @@ pub async fn blocklet(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
 }
 
 /// The catalogue type of a model row.
-fn catalogue_type(kind: &str) -> &'static str {
+fn catalogue_type(kind: ModelKind) -> &'static str {
     match kind {
-        "image" => "image_generation",
-        "embedding" => "embedding",
-        "video" => "video",
-        _ => "chat",
+        ModelKind::Image => "image_generation",
+        ModelKind::Embedding => "embedding",
+        ModelKind::Video => "video",
+        ModelKind::Chat => "chat",
     }
 }
 
@@ -136,10 +137,10 @@ fn catalogue_type(kind: &str) -> &'static str {
 pub async fn catalogue(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let wanted = match query(req, "type") {
         None | Some("") => None,
-        Some("chat" | "chatCompletion") => Some("chat"),
-        Some("image" | "image_generation" | "imageGeneration") => Some("image"),
-        Some("embedding") => Some("embedding"),
-        Some("video") => Some("video"),
+        Some("chat" | "chatCompletion") => Some(ModelKind::Chat),
+        Some("image" | "image_generation" | "imageGeneration") => Some(ModelKind::Image),
+        Some("embedding") => Some(ModelKind::Embedding),
+        Some("video") => Some(ModelKind::Video),
         Some(other) => {
             return Err(ApiError::invalid_field(
                 "type",
@@ -156,15 +157,15 @@ pub async fn catalogue(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
             }
             let rates = &r.model.rates;
             // Images and video are priced per image and per second, as AIGNE Hub lists them.
-            let output = match r.model.kind.as_str() {
-                "image" => rates.image.to_string(),
-                "video" => r.model.video_rate.to_string(),
-                _ => rates.output.per_unit_string(),
+            let output = match r.model.kind {
+                ModelKind::Image => rates.image.to_string(),
+                ModelKind::Video => r.model.video_rate.to_string(),
+                ModelKind::Chat | ModelKind::Embedding => rates.output.per_unit_string(),
             };
             list.push(json!({
                 "key": format!("{}/{}", r.provider.name, r.model.model),
                 "model": r.model.model,
-                "type": catalogue_type(&r.model.kind),
+                "type": catalogue_type(r.model.kind),
                 "provider": r.provider.name,
                 "providerId": r.provider.id,
                 "providerDisplayName": r.provider.vendor.display_name,
@@ -209,9 +210,9 @@ pub async fn status(
         return unavailable("No provider is enabled on this Hub.".into(), 503, None);
     }
     if let Some(model) = query(req, "model").map(percent_decode).filter(|m| !m.is_empty()) {
-        let known = ["chat", "image", "embedding", "video"]
+        let known = ModelKind::ALL
             .iter()
-            .any(|kind| !snap.resolve(&model, kind).is_empty());
+            .any(|kind| !snap.resolve(&model, *kind).is_empty());
         if !known {
             return unavailable(format!("The model `{model}` is not available on this Hub."), 404, None);
         }

@@ -5,6 +5,7 @@
 
 use crate::crypto::MasterKey;
 use crate::hub::health::Health;
+use crate::kinds::{CredentialStatus, ModelKind};
 use crate::metering::money::Credits;
 use crate::providers::{vendor, Vendor};
 use crate::store::{ModelRow, Store};
@@ -283,7 +284,7 @@ impl Snapshot {
             }
             let creds: Vec<CredentialEntry> = credentials
                 .iter()
-                .filter(|c| c.provider_id == p.id && c.enabled && c.status != "disabled")
+                .filter(|c| c.provider_id == p.id && c.enabled && c.status != CredentialStatus::Disabled)
                 .filter_map(|c| match key.decrypt(&c.secret_enc) {
                     Ok(secret) => Some(CredentialEntry {
                         id: c.id.clone(),
@@ -357,7 +358,7 @@ impl Snapshot {
     /// provider; a bare name may be served by any provider that offers it.
     /// Providers of equal priority take turns, by smooth weighted round-robin
     /// over their credentials' weights.
-    pub fn resolve(&self, requested: &str, kind: &str) -> Vec<Route> {
+    pub fn resolve(&self, requested: &str, kind: ModelKind) -> Vec<Route> {
         if let Some((prefix, rest)) = requested.split_once('/') {
             if let Some(p) = self.providers.get(prefix) {
                 return self
@@ -507,7 +508,7 @@ mod tests {
                 id: format!("{p}-m"),
                 provider_id: p.into(),
                 model: "m".into(),
-                kind: "chat".into(),
+                kind: ModelKind::Chat,
                 rates: Default::default(),
                 video_rate: Default::default(),
                 max_output_tokens: None,
@@ -532,14 +533,14 @@ mod tests {
         };
         let firsts: Vec<String> = (0..8)
             .map(|_| {
-                let order = snap.resolve("m", "chat");
+                let order = snap.resolve("m", ModelKind::Chat);
                 assert_eq!(order[0].provider.name, "top", "priority first");
                 assert_eq!(order.len(), 3, "every candidate stays in the list");
                 order[1].provider.name.clone()
             })
             .collect();
         assert_eq!(firsts.iter().filter(|n| *n == "a").count(), 6, "{firsts:?}");
-        assert!(snap.resolve("m", "image").is_empty());
+        assert!(snap.resolve("m", ModelKind::Image).is_empty());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::config::{Settings, SETTING_KEYS};
 use crate::error::ApiError;
 use crate::http::{json, query_pairs, Request, Response, StatusCode};
 use crate::hub::Hub;
+use crate::kinds::{CallStatus, CredentialStatus, ModelKind};
 use crate::metering::money::Rate;
 use crate::metering::Rates;
 use crate::providers::vendor;
@@ -58,11 +59,13 @@ impl Query {
 
     pub fn filter(&self) -> Result<CallFilter, ApiError> {
         let s = |k: &str| self.get(k).map(str::to_owned);
-        if let Some(st) = self.get("status") {
-            if !matches!(st, "success" | "failed" | "aborted") {
-                return Err(ApiError::invalid_field("status", "must be success, failed or aborted"));
-            }
-        }
+        let status = self
+            .get("status")
+            .map(|st| {
+                CallStatus::parse(st)
+                    .ok_or_else(|| ApiError::invalid_field("status", format!("must be {}", CallStatus::names())))
+            })
+            .transpose()?;
         Ok(CallFilter {
             from: self.time("from")?,
             to: self.time("to")?,
@@ -71,7 +74,7 @@ impl Query {
             app: s("app"),
             provider: s("provider"),
             model: s("model"),
-            status: s("status"),
+            status,
         })
     }
 
@@ -358,7 +361,7 @@ pub(crate) async fn create_credential(hub: &Hub, provider: &str, req: &Request) 
         secret_hint: secret_hint(&secret),
         weight: f.int("weight", 1, 10_000)?.unwrap_or(100),
         enabled: f.bool("enabled")?.unwrap_or(true),
-        status: "active".into(),
+        status: CredentialStatus::Active,
         last_error: None,
         created_at: now,
         updated_at: now,
@@ -393,10 +396,13 @@ fn credential_patch(hub: &Hub, f: &Fields) -> Result<CredentialPatch, ApiError> 
     let name = f.str("name")?;
     let secret = f.has("secret").then(|| secret_text(f)).transpose()?;
     let (weight, enabled) = (f.int("weight", 1, 10_000)?, f.bool("enabled")?);
-    let status = f.str("status")?;
-    if status.as_deref().is_some_and(|s| !matches!(s, "active" | "disabled")) {
-        return Err(ApiError::invalid_field("status", "must be active or disabled"));
-    }
+    // An admin sets a credential in or out of rotation; `error` is only Hub's to record.
+    let status = match f.str("status")?.as_deref() {
+        None => None,
+        Some("active") => Some(CredentialStatus::Active),
+        Some("disabled") => Some(CredentialStatus::Disabled),
+        Some(_) => return Err(ApiError::invalid_field("status", "must be active or disabled")),
+    };
     // Sealed last: a body with a bad field uses no randomness.
     let secret = match secret {
         Some(text) => Some(SealedSecret {
@@ -449,13 +455,24 @@ pub(crate) async fn test_credential(hub: &Hub, id: &str) -> Result<Response, Api
         .trim()
         .to_string()
     });
-    if probe.ok && c.status == "disabled" {
+    if probe.ok && c.status == CredentialStatus::Disabled {
         // A credential that works again is back in rotation.
-        hub.store().set_credential_health(id, "active", None, now).await?;
-        hub.reload().await?;
-    } else if c.status != "disabled" {
         hub.store()
-            .set_credential_status(id, if probe.ok { "active" } else { "error" }, err.as_deref(), now)
+            .set_credential_health(id, CredentialStatus::Active, None, now)
+            .await?;
+        hub.reload().await?;
+    } else if c.status != CredentialStatus::Disabled {
+        hub.store()
+            .set_credential_status(
+                id,
+                if probe.ok {
+                    CredentialStatus::Active
+                } else {
+                    CredentialStatus::Error
+                },
+                err.as_deref(),
+                now,
+            )
             .await?;
     }
     ok(json!({"ok": probe.ok, "status": probe.status, "latency_ms": probe.latency_ms, "message": probe.message}))
@@ -510,13 +527,11 @@ pub(crate) async fn get_model(hub: &Hub, id: &str) -> Result<Response, ApiError>
     ok(model_json(&m, &providers))
 }
 
-fn model_type(f: &Fields) -> Result<Option<String>, ApiError> {
+fn model_type(f: &Fields) -> Result<Option<ModelKind>, ApiError> {
     match f.str("type")? {
-        Some(t) if matches!(t.as_str(), "chat" | "embedding" | "image" | "video") => Ok(Some(t)),
-        Some(_) => Err(ApiError::invalid_field(
-            "type",
-            "must be chat, embedding, image or video",
-        )),
+        Some(t) => ModelKind::parse(&t)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid_field("type", format!("must be {}", ModelKind::names()))),
         None => Ok(None),
     }
 }
@@ -535,7 +550,7 @@ pub(crate) async fn create_model(hub: &Hub, req: &Request) -> Result<Response, A
         id: hub.new_id("mdl"),
         provider_id: p.id,
         model: f.req_str("model")?,
-        kind: model_type(&f)?.unwrap_or_else(|| "chat".into()),
+        kind: model_type(&f)?.unwrap_or(ModelKind::Chat),
         rates: Rates {
             input: f.rate("input_rate")?.unwrap_or(Rate::ZERO),
             output: f.rate("output_rate")?.unwrap_or(Rate::ZERO),

@@ -27,7 +27,7 @@ pub fn provider_json(p: &ProviderRow, creds: &[CredentialRow]) -> Value {
         "enabled": p.enabled,
         "priority": p.priority,
         "credentials": mine.len(),
-        "active_credentials": mine.iter().filter(|c| c.enabled && c.status == "active").count(),
+        "active_credentials": mine.iter().filter(|c| c.enabled && c.status == crate::kinds::CredentialStatus::Active).count(),
         "created_at": t(p.created_at),
         "updated_at": t(p.updated_at),
     })

@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::http::BodyError;
 use crate::http::StatusCode;
 use crate::hub::health::MAX_COOLDOWN_MS;
+use crate::kinds::CredentialStatus;
 use crate::ports::{UpstreamError, UpstreamResponse};
 use crate::providers::answers::{credential_rejected, probe_accepted};
 use crate::Hub;
@@ -20,28 +21,51 @@ const COOLDOWN_MS: i64 = 60_000;
 /// What one failed attempt tells the next.
 pub struct Failure {
     pub error: ApiError,
-    /// Whether another provider may do better (not for the caller's own mistakes).
-    pub retryable: bool,
-    /// The provider rejected the credential itself.
-    pub bad_credential: bool,
-    /// The provider is rate limiting; cool the credential for this long.
-    pub cooldown_ms: Option<i64>,
+    pub class: FailureClass,
+}
+
+/// Why an attempt failed, which decides what happens next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// The provider or the connection failed: another candidate may do better.
+    Provider,
+    /// The provider rejected the credential itself: it is disabled, and the
+    /// same provider's next credential is tried.
+    CredentialRejected,
+    /// The provider is rate limiting this credential: it cools down for this
+    /// long, and the same provider's next credential is tried.
+    RateLimited { cooldown_ms: i64 },
+    /// The caller's own mistake (a 4xx about the request): no failover.
+    Request,
+}
+
+impl FailureClass {
+    /// Whether another attempt may succeed.
+    fn retryable(self) -> bool {
+        self != FailureClass::Request
+    }
+
+    /// Whether the same provider's other credentials are worth a try.
+    fn credential_level(self) -> bool {
+        matches!(
+            self,
+            FailureClass::CredentialRejected | FailureClass::RateLimited { .. }
+        )
+    }
 }
 
 impl Failure {
     pub fn retryable(error: ApiError) -> Failure {
         Failure {
             error,
-            retryable: true,
-            bad_credential: false,
-            cooldown_ms: None,
+            class: FailureClass::Provider,
         }
     }
 
     pub fn fatal(error: ApiError) -> Failure {
         Failure {
-            retryable: false,
-            ..Failure::retryable(error)
+            error,
+            class: FailureClass::Request,
         }
     }
 }
@@ -123,10 +147,10 @@ impl<'a> Attempts<'a> {
         let error = scrub(f.error, attempt.credential.map(|c| c.secret.as_str()));
         tracing::warn!(provider = %attempt.route.provider.name, attempt = attempt.number, status = error.status.as_u16(), "attempt failed: {}", error.message);
         if let Some(c) = attempt.credential {
-            if f.bad_credential {
-                hub.disable_credential(&c.id, &error.message);
-            } else if let Some(ms) = f.cooldown_ms {
-                hub.health().cool(&c.id, now + ms);
+            match f.class {
+                FailureClass::CredentialRejected => hub.disable_credential(&c.id, &error.message),
+                FailureClass::RateLimited { cooldown_ms } => hub.health().cool(&c.id, now + cooldown_ms),
+                FailureClass::Provider | FailureClass::Request => {}
             }
             // Another credential of the same provider may do better.
             let others = attempt
@@ -135,11 +159,11 @@ impl<'a> Attempts<'a> {
                 .credentials
                 .iter()
                 .any(|o| !self.tried.contains(&o.id) && !hub.health().is_disabled(&o.id));
-            if (f.bad_credential || f.cooldown_ms.is_some()) && others {
+            if f.class.credential_level() && others {
                 self.again = self.routes.iter().position(|r| std::ptr::eq(r, attempt.route));
             }
         }
-        (error, f.retryable)
+        (error, f.class.retryable())
     }
 }
 
@@ -190,17 +214,15 @@ pub async fn provider_error(mut resp: UpstreamResponse) -> Failure {
     if bad_credential {
         return Failure {
             error: ApiError::provider(format!("The provider rejected Hub's credential ({status}): {detail}")),
-            retryable: true,
-            bad_credential: true,
-            cooldown_ms: None,
+            class: FailureClass::CredentialRejected,
         };
     }
     match status {
         429 => Failure {
             error: ApiError::rate_limited(format!("The provider is rate limiting requests: {detail}")),
-            retryable: true,
-            bad_credential: false,
-            cooldown_ms: Some(retry_after.map_or(COOLDOWN_MS, |s| (s * 1000).clamp(1000, MAX_COOLDOWN_MS))),
+            class: FailureClass::RateLimited {
+                cooldown_ms: retry_after.map_or(COOLDOWN_MS, |s| s.saturating_mul(1000).clamp(1000, MAX_COOLDOWN_MS)),
+            },
         },
         408 | 504 => Failure::retryable(ApiError::provider_timeout()),
         // Anthropic's "overloaded".
@@ -281,7 +303,7 @@ impl Hub {
             let now = hub.now_ms();
             if let Err(e) = hub
                 .store()
-                .set_credential_health(&id, "disabled", Some(&reason), now)
+                .set_credential_health(&id, CredentialStatus::Disabled, Some(&reason), now)
                 .await
             {
                 tracing::error!(credential = %id, "could not record the disabled credential: {e}");
@@ -357,7 +379,10 @@ impl Hub {
         let now = self.now_ms();
         let creds = self.store().list_credentials(None).await?;
         let mut enabled = 0;
-        for c in creds.iter().filter(|c| c.enabled && c.status == "disabled") {
+        for c in creds
+            .iter()
+            .filter(|c| c.enabled && c.status == CredentialStatus::Disabled)
+        {
             if !self.health().due(&c.id, now) {
                 continue;
             }
@@ -371,7 +396,9 @@ impl Hub {
             let probe = self.probe(&provider, &secret).await?;
             let now = self.now_ms();
             if probe.ok {
-                self.store().set_credential_health(&c.id, "active", None, now).await?;
+                self.store()
+                    .set_credential_health(&c.id, CredentialStatus::Active, None, now)
+                    .await?;
                 self.health().enable(&c.id);
                 tracing::info!(credential = %c.id, "credential works again: re-enabled");
                 enabled += 1;

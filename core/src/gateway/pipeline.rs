@@ -431,7 +431,7 @@ fn app_of(req: &Request, caller: &Caller) -> String {
 /// The candidates for a model the caller may use, best first.
 fn candidates(snap: &Snapshot, caller: &Caller, model: &str, kind: ModelKind) -> Result<Vec<Route>, ApiError> {
     let routes: Vec<Route> = snap
-        .resolve(model, kind.as_str())
+        .resolve(model, kind)
         .into_iter()
         .filter(|r| caller.may_use_model(model, &r.provider.name, &r.model.model))
         .collect();

@@ -2,6 +2,7 @@
 
 use super::patch::{Change, CredentialPatch, ModelPatch, ProviderPatch};
 use super::{first, rows, Page, Row, Store};
+use crate::kinds::{CredentialStatus, ModelKind};
 use crate::metering::money::Rate;
 use crate::metering::Rates;
 use crate::ports::{DbError, SqlValue, Stmt};
@@ -29,7 +30,7 @@ pub struct CredentialRow {
     pub secret_hint: String,
     pub weight: i64,
     pub enabled: bool,
-    pub status: String,
+    pub status: CredentialStatus,
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -40,7 +41,7 @@ pub struct ModelRow {
     pub id: String,
     pub provider_id: String,
     pub model: String,
-    pub kind: String,
+    pub kind: ModelKind,
     pub rates: Rates,
     pub video_rate: Rate,
     pub max_output_tokens: Option<i64>,
@@ -74,7 +75,8 @@ fn credential(r: &Row) -> CredentialRow {
         secret_hint: r.str("secret_hint"),
         weight: r.i64("weight"),
         enabled: r.bool("enabled"),
-        status: r.str("status"),
+        // Only Hub writes this column; a name it does not know is shown as an error (still in rotation).
+        status: CredentialStatus::parse(&r.str("status")).unwrap_or(CredentialStatus::Error),
         last_error: r.opt_str("last_error"),
         created_at: r.i64("created_at"),
         updated_at: r.i64("updated_at"),
@@ -86,7 +88,8 @@ fn model(r: &Row) -> ModelRow {
         id: r.str("id"),
         provider_id: r.str("provider_id"),
         model: r.str("model"),
-        kind: r.str("type"),
+        // The schema's CHECK keeps this column to the known kinds.
+        kind: ModelKind::parse(&r.str("type")).unwrap_or(ModelKind::Chat),
         rates: Rates {
             input: Rate::from_nanos(r.i64("input_rate")),
             output: Rate::from_nanos(r.i64("output_rate")),
@@ -258,7 +261,7 @@ impl Store {
     pub async fn set_credential_status(
         &self,
         id: &str,
-        status: &str,
+        status: CredentialStatus,
         error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), DbError> {
@@ -266,7 +269,7 @@ impl Store {
             .execute(sql!(
                 "UPDATE credentials SET status = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
                 id,
-                status,
+                status.as_str(),
                 error,
                 now_ms
             ))
@@ -279,14 +282,14 @@ impl Store {
     pub async fn set_credential_health(
         &self,
         id: &str,
-        status: &str,
+        status: CredentialStatus,
         error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), DbError> {
         let update = sql!(
             "UPDATE credentials SET status = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
             id,
-            status,
+            status.as_str(),
             error,
             now_ms
         );
@@ -322,7 +325,7 @@ impl Store {
         self.config_write(
             vec![sql!(
                 "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
-                &m.id, &m.provider_id, &m.model, &m.kind,
+                &m.id, &m.provider_id, &m.model, m.kind.as_str(),
                 m.rates.input.nanos(), m.rates.output.nanos(),
                 m.rates.cache_read.map(Rate::nanos), m.rates.cache_write.map(Rate::nanos),
                 m.rates.image.nanos(), m.video_rate.nanos(), m.max_output_tokens,

@@ -17,7 +17,7 @@ pub struct CallFilter {
     pub app: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<CallStatus>,
 }
 
 impl CallFilter {
@@ -49,8 +49,8 @@ impl CallFilter {
         if let Some(v) = &self.model {
             add("model = ?", v.into());
         }
-        if let Some(v) = &self.status {
-            add("status = ?", v.into());
+        if let Some(v) = self.status {
+            add("status = ?", v.as_str().into());
         }
         if conds.is_empty() {
             "1 = 1".into()

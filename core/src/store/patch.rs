@@ -60,8 +60,8 @@ pub struct CredentialPatch {
     pub secret: Option<SealedSecret>,
     pub weight: Option<i64>,
     pub enabled: Option<bool>,
-    /// `active` or `disabled`, as an admin sets it.
-    pub status: Option<String>,
+    /// In or out of rotation, as an admin sets it.
+    pub status: Option<crate::kinds::CredentialStatus>,
 }
 
 impl CredentialPatch {
@@ -75,11 +75,11 @@ impl CredentialPatch {
         }
         set(&mut out, "weight", self.weight);
         set(&mut out, "enabled", self.enabled);
+        // A new secret is tried afresh.
         let status = self
             .status
-            .clone()
-            .or(self.secret.as_ref().map(|_| "active".to_string()));
-        set(&mut out, "status", status);
+            .or(self.secret.as_ref().map(|_| crate::kinds::CredentialStatus::Active));
+        set(&mut out, "status", status.map(|s| s.as_str()));
         out
     }
 
@@ -91,8 +91,7 @@ impl CredentialPatch {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelPatch {
     pub model: Option<String>,
-    /// `chat`, `embedding`, `image` or `video`.
-    pub kind: Option<String>,
+    pub kind: Option<crate::kinds::ModelKind>,
     pub input_rate: Option<Rate>,
     pub output_rate: Option<Rate>,
     pub image_rate: Option<Rate>,
@@ -111,7 +110,7 @@ impl ModelPatch {
         let text = |v: &Nullable<Value>| v.as_ref().map(|v| v.as_ref().map(Value::to_string));
         let mut out = Vec::new();
         set(&mut out, "model", self.model.clone());
-        set(&mut out, "type", self.kind.clone());
+        set(&mut out, "type", self.kind.map(|k| k.as_str()));
         set(&mut out, "input_rate", nanos(&self.input_rate));
         set(&mut out, "output_rate", nanos(&self.output_rate));
         set(&mut out, "image_rate", nanos(&self.image_rate));
