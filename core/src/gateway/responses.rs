@@ -117,7 +117,7 @@ impl Exchange for ResponsesExchange {
             return Ok(());
         }
         let (chat, _) = self.converted()?;
-        providers::chat_check(chat, route.provider.vendor)
+        providers::chat_check(chat, route.provider.vendor).map_err(in_responses_terms)
     }
 
     fn request(&mut self, hub: &Hub, at: &Attempt, settings: &Settings) -> Result<UpstreamRequest, ApiError> {
@@ -163,4 +163,14 @@ impl Exchange for ResponsesExchange {
         let body = render_reply(meta, self.echo.clone(), self.names(), reply, &billed.usage);
         crate::http::json(crate::http::StatusCode::OK, &body)
     }
+}
+
+/// A provider's refusal of the converted request, naming the caller's field
+/// (`text.format`) instead of its chat counterpart (`response_format`).
+fn in_responses_terms(mut e: ApiError) -> ApiError {
+    if e.message.contains("`response_format`") {
+        e.message = e.message.replace("`response_format`", "`text.format`");
+        e.param = Some("text.format".to_string());
+    }
+    e
 }
