@@ -274,8 +274,11 @@ fn codex_like(stream: bool) -> Value {
     })
 }
 
+/// A provider protocol's stream reader.
+type Decoder = fn() -> Box<dyn Decode>;
+
 /// (provider kind, recorded stream, its decoder)
-fn recorded_streams() -> Vec<(&'static str, &'static str, fn() -> Box<dyn Decode>)> {
+fn recorded_streams() -> Vec<(&'static str, &'static str, Decoder)> {
     vec![
         ("openai-compatible", "openai/stream_text.sse", || {
             Box::new(openai_compat::decoder())

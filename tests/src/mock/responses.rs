@@ -67,12 +67,8 @@ pub(super) fn frames(model: &str, b: &Behavior) -> Vec<Bytes> {
         .enumerate()
         .map(|(seq, mut ev)| {
             ev["sequence_number"] = json!(seq);
-            sse(
-                Some(ev["type"].as_str().unwrap_or_default())
-                    .map(str::to_owned)
-                    .as_deref(),
-                &ev,
-            )
+            let kind = ev["type"].as_str().unwrap_or_default().to_string();
+            sse(Some(&kind), &ev)
         })
         .collect()
 }
