@@ -64,6 +64,8 @@ named!(
         Chat = "chat",
         /// Anthropic `POST /v1/messages`.
         Messages = "messages",
+        /// OpenAI `POST /v1/responses`.
+        Responses = "responses",
         Embeddings = "embeddings",
         Images = "images",
         /// AIGNE's framework chat (`/api/v2/chat`).

@@ -13,6 +13,7 @@
 //! when Hub sends something a provider would not accept.
 
 mod checks;
+mod responses;
 mod sigv4;
 
 use bytes::Bytes;
@@ -64,6 +65,9 @@ pub struct Behavior {
     /// The message of an error answer (default `mock failure <status>`), e.g.
     /// one quoting the caller's own words as providers do.
     pub error_message: Option<String>,
+    /// A tool round trip: answer with the tool calls only until the request
+    /// carries a tool's result, then with the text only.
+    pub until_tool_result: bool,
 }
 
 /// How a provider can misbehave.
@@ -142,6 +146,7 @@ impl Default for Behavior {
             statuses: Vec::new(),
             echo_credential: false,
             error_message: None,
+            until_tool_result: false,
         }
     }
 }
@@ -546,6 +551,14 @@ async fn answer(
         }
         b
     };
+    let mut b = b;
+    if b.until_tool_result {
+        if responses::has_tool_result(&body) {
+            b.tool_calls.clear();
+        } else {
+            b.pieces.clear();
+        }
+    }
     if !b.header_delay.is_zero() {
         tokio::time::sleep(b.header_delay).await;
     }
@@ -589,11 +602,19 @@ async fn answer(
         Endpoint::GeminiGenerate { stream, .. } | Endpoint::BedrockConverse { stream, .. } => *stream,
         _ => body["stream"] == Value::Bool(true),
     };
+    let speaks_responses = endpoint == Endpoint::OpenAiResponses;
+    if !stream && speaks_responses {
+        return Ok(full(200, responses::whole(&model, &b)));
+    }
     if !stream {
         return Ok(full(200, whole(proto, &model, &b)));
     }
     let include_usage = body["stream_options"]["include_usage"] == Value::Bool(true);
-    let mut frames = stream_frames(proto, &model, &b, include_usage);
+    let mut frames = if speaks_responses {
+        responses::frames(&model, &b)
+    } else {
+        stream_frames(proto, &model, &b, include_usage)
+    };
     match &b.fault {
         Some(Fault::MalformedSse) if frames.len() > 1 => {
             frames[1] = Bytes::from_static(b"data: {\"choices\": [{\"delta\": \n\n")

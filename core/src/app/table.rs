@@ -169,6 +169,9 @@ pub static ROUTES: &[Route] = &[
             Box::pin(async move { gateway::chat::messages(&c.hub, who, c.req, &c.request_id).await })
         }),
     ),
+    openai(Method::POST, "/v1/responses", |c, who| {
+        Box::pin(async move { gateway::responses::create(&c.hub, who, c.req, &c.request_id).await })
+    }),
     openai(Method::POST, "/v1/embeddings", |c, who| {
         Box::pin(async move { gateway::media::embeddings(&c.hub, who, c.req, &c.request_id).await })
     }),

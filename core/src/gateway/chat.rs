@@ -176,14 +176,18 @@ impl ChatExchange {
         matches!(self.inbound, Inbound::OpenAi(_)) && route.provider.vendor.wire == Wire::OpenAi
     }
 
-    /// The output budget Hub sends when the caller set none: the model's, or the default.
     fn default_max_tokens(route: &Route, settings: &Settings) -> u64 {
-        route
-            .model
-            .max_output_tokens
-            .unwrap_or(settings.default_max_output_tokens)
-            .max(1) as u64
+        default_max_tokens(route, settings)
     }
+}
+
+/// The output budget Hub sends when the caller set none: the model's, or the default.
+pub(super) fn default_max_tokens(route: &Route, settings: &Settings) -> u64 {
+    route
+        .model
+        .max_output_tokens
+        .unwrap_or(settings.default_max_output_tokens)
+        .max(1) as u64
 }
 
 impl Exchange for ChatExchange {
@@ -266,7 +270,7 @@ fn not_json() -> ApiError {
 /// The most output tokens a route's answer can hold: the budget sent to the
 /// provider (the caller's, or Hub's default where the protocol requires one),
 /// else the model's known limit, times `n`.
-fn output_bound(route: &Route, max_tokens: Option<u64>, n: u64, default_max_tokens: u64) -> u64 {
+pub(super) fn output_bound(route: &Route, max_tokens: Option<u64>, n: u64, default_max_tokens: u64) -> u64 {
     let per_answer = max_tokens.unwrap_or_else(|| match route.provider.vendor.wire {
         // Anthropic requires a budget: Hub sends its default.
         Wire::Anthropic => default_max_tokens,

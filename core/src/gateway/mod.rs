@@ -8,4 +8,5 @@ pub mod media;
 pub mod models;
 mod pipeline;
 mod relay;
+pub mod responses;
 pub mod settle;

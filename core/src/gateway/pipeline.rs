@@ -69,6 +69,13 @@ pub(crate) trait Exchange: crate::ports::MaybeSendSync {
         self.worst_output(route, settings)
     }
 
+    /// Whether a candidate can take the request as asked, checked for every
+    /// candidate before anything is held or sent (a refusal in `request`
+    /// comes after the hold).
+    fn check(&mut self, _route: &Route) -> Result<(), ApiError> {
+        Ok(())
+    }
+
     /// The provider request for an attempt. An error means this provider
     /// cannot take the request as asked; another candidate may.
     fn request(&mut self, hub: &Hub, attempt: &Attempt, settings: &Settings) -> Result<UpstreamRequest, ApiError>;
@@ -102,6 +109,7 @@ pub(crate) async fn run(
         let plan = exchange.plan().clone();
         let started_us = hub.clock().monotonic_us();
         let (snap, routes) = candidates_fresh(hub, &caller, &plan.model, plan.kind).await?;
+        let routes = able(exchange, routes)?;
         let call = Call::new(hub, caller, req, request_id, plan, snap, started_us);
         let (hold, guard) = call.admit(&*exchange, &routes).await?;
         call.attempt(exchange, &routes, hold, guard).await
@@ -426,6 +434,24 @@ fn app_of(req: &Request, caller: &Caller) -> String {
         .or_else(|| crate::http::header(req.headers(), "x-hub-app"))
         .map(|a| a.chars().take(200).collect::<String>())
         .unwrap_or_else(|| caller.key_label.clone())
+}
+
+/// The candidates that can take the request; if none can, the first one's refusal.
+fn able(exchange: &mut dyn Exchange, routes: Vec<Route>) -> Result<Vec<Route>, ApiError> {
+    let mut refused = None;
+    let mut able = Vec::with_capacity(routes.len());
+    for r in routes {
+        match exchange.check(&r) {
+            Ok(()) => able.push(r),
+            Err(e) => {
+                refused.get_or_insert(e);
+            }
+        }
+    }
+    match refused {
+        Some(e) if able.is_empty() => Err(e),
+        _ => Ok(able),
+    }
 }
 
 /// The candidates for a model the caller may use, best first.

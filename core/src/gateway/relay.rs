@@ -14,6 +14,7 @@ use crate::metering::estimate::{tokens_in_text, PromptSize};
 use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::protocols::openai::{stream_error_event, ChunkView};
+use crate::protocols::responses::tap::{End, Tap};
 use crate::sse::SseParser;
 use crate::store::{CallLog, Settlement};
 use crate::Hub;
@@ -194,6 +195,10 @@ pub enum Mode {
         encoder: Box<dyn Encode>,
         deltas: Vec<Delta>,
     },
+    /// Responses caller, provider that speaks Responses: events forwarded
+    /// untouched, usage read from the terminal event, the stream closed
+    /// after it.
+    Responses(Tap),
 }
 
 impl Mode {
@@ -255,7 +260,31 @@ impl Relay {
                 decoder.feed(chunk, deltas);
                 self.encode_deltas()
             }
+            Mode::Responses(_) => self.tap(chunk),
         }
+    }
+
+    /// Meters a Responses event stream; its terminal event settles the call
+    /// and ends the stream.
+    fn tap(&mut self, chunk: &[u8]) -> Bytes {
+        let Mode::Responses(tap) = &mut self.mode else {
+            return Bytes::new();
+        };
+        let t = tap.feed(chunk);
+        self.output_bytes += t.output_bytes;
+        if t.usage.is_some() {
+            self.usage = t.usage;
+        }
+        let outcome = match t.end {
+            None => return t.forward,
+            Some(End::Complete) => Outcome::Complete,
+            Some(End::Reported(e) | End::Broken(e)) => Outcome::Failed(e),
+        };
+        self.complete = outcome == Outcome::Complete;
+        self.finished = true;
+        // Settled (journaled) before the caller can see the end.
+        self.settle(outcome);
+        t.forward
     }
 
     /// Encodes the decoded deltas; a provider error among them ends the stream.
@@ -300,6 +329,9 @@ impl Relay {
                     Bytes::new()
                 }
             }
+            // An unterminated last event is read, and passed on, terminated.
+            Mode::Responses(tap) if tap.pending() > 0 => self.tap(b"\n\n"),
+            Mode::Responses(_) => Bytes::new(),
             Mode::Transcode { decoder, deltas, .. } => {
                 decoder.end(deltas);
                 let head = self.encode_deltas();
@@ -323,6 +355,7 @@ impl Relay {
     fn fail(&mut self, err: &ApiError) -> Bytes {
         match &mut self.mode {
             Mode::Passthrough { .. } => stream_error_event(err),
+            Mode::Responses(tap) => tap.failed_event(err),
             Mode::Transcode { encoder, .. } => {
                 let mut out = BytesMut::new();
                 encoder.error(err, &mut out);

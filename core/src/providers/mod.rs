@@ -49,6 +49,9 @@ pub struct Vendor {
     pub needs_secret: bool,
     /// Whether the provider is regional (Bedrock).
     pub needs_region: bool,
+    /// Whether it serves OpenAI's Responses API (`POST {base}/responses`):
+    /// Responses calls pass through to it instead of being converted.
+    pub responses: bool,
 }
 
 impl Vendor {
@@ -73,11 +76,24 @@ const fn vendor_of(
         default_base_url,
         needs_secret,
         needs_region: false,
+        responses: false,
     }
 }
 
+/// A vendor that serves the Responses API too.
+const fn with_responses(mut v: Vendor) -> Vendor {
+    v.responses = true;
+    v
+}
+
 pub const VENDORS: &[Vendor] = &[
-    vendor_of("openai", "OpenAI", Wire::OpenAi, "https://api.openai.com/v1", true),
+    with_responses(vendor_of(
+        "openai",
+        "OpenAI",
+        Wire::OpenAi,
+        "https://api.openai.com/v1",
+        true,
+    )),
     vendor_of(
         "deepseek",
         "DeepSeek",
@@ -125,6 +141,7 @@ pub const VENDORS: &[Vendor] = &[
         default_base_url: "",
         needs_secret: true,
         needs_region: true,
+        responses: false,
     },
     vendor_of("ideogram", "Ideogram", Wire::Ideogram, "https://api.ideogram.ai", true),
 ];
@@ -216,7 +233,25 @@ pub fn chat_request(chat: &Chat, t: &Target) -> Result<UpstreamRequest, ApiError
     }
 }
 
-/// An OpenAI caller's body, passed through to an OpenAI-compatible provider.
+/// Whether a provider can take a chat request as asked: its body is built
+/// (and dropped) to find what it cannot express.
+pub fn chat_check(chat: &Chat, vendor: &Vendor) -> Result<(), ApiError> {
+    match vendor.wire {
+        Wire::OpenAi => Ok(()),
+        Wire::Anthropic => anthropic::body(chat, "", 1).map(drop),
+        Wire::Gemini => gemini::body(chat).map(drop),
+        Wire::Bedrock => bedrock::body(chat).map(drop),
+        Wire::Ideogram => Err(crate::chat::unsupported(vendor.kind, "Chat")),
+    }
+}
+
+/// A Responses caller's body (`ResponsesRequest::upstream_body`), to a
+/// provider that speaks Responses.
+pub fn responses_request(body: Bytes, t: &Target) -> UpstreamRequest {
+    let base = t.base_url.trim_end_matches('/');
+    t.post(format!("{base}/responses"), bearer(t.secret), body)
+}
+
 /// An OpenAI caller's body, as is but for its model and its output budget
 /// (`ChatRequest::upstream_body`), to an OpenAI-compatible provider.
 pub fn passthrough_request(body: Bytes, t: &Target) -> UpstreamRequest {

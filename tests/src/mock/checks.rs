@@ -14,6 +14,8 @@ use std::collections::HashMap;
 pub(crate) enum Endpoint {
     OpenAiModels,
     OpenAiChat,
+    /// OpenAI's Responses API.
+    OpenAiResponses,
     OpenAiEmbeddings,
     OpenAiImages,
     AnthropicModels,
@@ -96,6 +98,7 @@ impl Endpoint {
             }
             p if p.ends_with("/messages") => Endpoint::AnthropicMessages,
             p if p.ends_with("/chat/completions") => Endpoint::OpenAiChat,
+            p if p.ends_with("/responses") => Endpoint::OpenAiResponses,
             p if p.ends_with("/embeddings") => Endpoint::OpenAiEmbeddings,
             p if p.ends_with("/images/generations") => Endpoint::OpenAiImages,
             p if p.ends_with("/ideogram-v3/generate") => Endpoint::IdeogramV3,
@@ -160,6 +163,7 @@ pub(crate) fn check(e: &Endpoint, req: &Incoming, aws_keys: &HashMap<String, Str
     }
     match e {
         Endpoint::OpenAiChat => openai_chat(req.body),
+        Endpoint::OpenAiResponses => openai_responses(req.body),
         Endpoint::OpenAiEmbeddings => openai_embeddings(req.body),
         Endpoint::OpenAiImages => openai_images(req.body),
         Endpoint::AnthropicMessages => anthropic_messages(req.body),
@@ -310,6 +314,31 @@ fn openai_chat(body: &Value) -> Checked {
     positive(body, "/max_tokens", 1 << 31)?;
     positive(body, "/max_completion_tokens", 1 << 31)?;
     positive(body, "/n", 128)
+}
+
+/// A Responses request: a model, an input, and every function call's output
+/// answering a call made earlier in the input (as OpenAI checks).
+fn openai_responses(body: &Value) -> Checked {
+    text_field(body, "model")?;
+    let items = match body.get("input") {
+        Some(Value::String(s)) if !s.is_empty() => return optional_bool(body, "stream"),
+        Some(Value::Array(a)) if !a.is_empty() => a,
+        _ => return Err(bad("input: must be a non-empty string or array")),
+    };
+    let mut calls = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match item["type"].as_str() {
+            Some("function_call") => calls.push(&item["call_id"]),
+            Some("function_call_output") if !calls.contains(&&item["call_id"]) => {
+                return Err(bad(format!(
+                    "input[{i}]: No tool call found for function call output with call_id {}.",
+                    item["call_id"]
+                )))
+            }
+            _ => {}
+        }
+    }
+    optional_bool(body, "stream")
 }
 
 fn openai_embeddings(body: &Value) -> Checked {
