@@ -516,14 +516,19 @@ async fn a_provider_that_speaks_responses_gets_the_body_as_sent_and_its_stream_i
     });
     let mut req = codex_like(true);
     req["client_metadata"] = json!({"session_id": "s"});
-    req["tools"][1] = json!({"type": "file_search", "vector_store_ids": ["vs_1"]});
+    req["tools"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "custom", "name": "apply_patch", "format": {"type": "text"}}));
     let (status, body) = w.post("/v1/responses", &key, &req).await;
     assert_eq!(status, 200);
     assert_eq!(body, Bytes::from(stream.clone()), "relayed byte for byte");
     let sent = &w.upstream.requests()[0];
     assert_eq!(sent.url, "http://p.test/v1/responses");
+    // As sent, but for the model and the hosted web search Hub cannot bill (dropped, as for every provider).
     let mut expected = req.clone();
     expected["model"] = json!("m");
+    expected["tools"].as_array_mut().unwrap().remove(1);
     assert_eq!(
         serde_json::from_slice::<Value>(&sent.body).unwrap(),
         expected,
@@ -641,9 +646,44 @@ async fn a_request_only_some_candidates_can_take_goes_to_those() {
     let answer = events(&openai_responses_stream()).last().unwrap()["response"].clone();
     w.upstream.push(Scripted::json(200, answer));
     let mut req = codex_like(false);
-    req["tools"][1] = json!({"type": "file_search", "vector_store_ids": ["vs_1"]});
+    // Log probabilities: only a provider that speaks Responses can give them.
+    req["top_logprobs"] = json!(2);
     let (status, _) = w.post("/v1/responses", &key, &req).await;
     assert_eq!(status, 200);
     let urls: Vec<String> = w.upstream.requests().iter().map(|r| r.url.clone()).collect();
     assert_eq!(urls, ["http://oai.test/v1/responses"]);
+}
+
+#[tokio::test]
+async fn hosted_tools_stored_files_and_prompts_are_refused_even_for_a_provider_that_speaks_responses() {
+    let w = world().await;
+    w.provider("oai", "openai", 0).await;
+    let (user, key) = w.user().await;
+    let cases = [
+        (
+            "tools[1].type",
+            json!({"tools": [{"type": "function", "name": "f", "parameters": {}}, {"type": "file_search", "vector_store_ids": ["vs_1"]}]}),
+        ),
+        (
+            "tools[0].type",
+            json!({"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}),
+        ),
+        ("prompt", json!({"prompt": {"id": "pmpt_1"}})),
+        (
+            "input[0]",
+            json!({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-1"}]}]}),
+        ),
+    ];
+    for (param, change) in cases {
+        let mut req = codex_like(false);
+        for (k, v) in change.as_object().unwrap() {
+            req[k] = v.clone();
+        }
+        let (status, body) = w.post("/v1/responses", &key, &req).await;
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, 400, "{param}: {v}");
+        assert_eq!(v["error"]["param"], param, "{v}");
+    }
+    assert!(w.upstream.requests().is_empty(), "nothing sent");
+    assert_eq!(w.money(&user).await, (GRANT_NANOS, 0), "nothing held or billed");
 }

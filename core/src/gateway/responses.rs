@@ -114,7 +114,7 @@ impl Exchange for ResponsesExchange {
     /// converted request; checked for every candidate before the hold.
     fn check(&mut self, route: &Route) -> Result<(), ApiError> {
         if Self::passthrough(route) {
-            return Ok(());
+            return self.req.check_passthrough();
         }
         let (chat, _) = self.converted()?;
         providers::chat_check(chat, route.provider.vendor).map_err(in_responses_terms)

@@ -26,7 +26,7 @@ const NAMESPACE_SEPARATOR: &str = "__";
 pub const SIGNATURE_PREFIX: &str = "hub-signature:";
 
 /// Hosted tools dropped, not refused, when converting (see the module docs).
-const DROPPED_TOOLS: &[&str] = &["web_search", "web_search_preview"];
+pub(crate) const DROPPED_TOOLS: &[&str] = &["web_search", "web_search_preview"];
 
 /// `include` values a converted answer can honour (or that ask for nothing).
 const CONVERTIBLE_INCLUDES: &[&str] = &["reasoning.encrypted_content", "message.input_image.image_url"];

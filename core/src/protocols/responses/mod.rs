@@ -261,13 +261,68 @@ fn check_format(f: &InFormat) -> Result<(), ApiError> {
     }
 }
 
+/// Tools a Responses provider may be sent: the caller's own functions. Hosted
+/// tools run, and are charged, in the operator's provider account, per call,
+/// beyond the tokens Hub meters; several reach the account's stored files.
+const PASSTHROUGH_TOOLS: &[&str] = &["function", "namespace", "custom"];
+
 impl ResponsesRequest {
+    /// Refuses what a provider that speaks Responses would do at the
+    /// operator's expense or with the operator's data, beyond the tokens Hub
+    /// bills: hosted tools (web search is dropped instead, see
+    /// `upstream_body`), stored files and stored prompts by id.
+    pub fn check_passthrough(&self) -> Result<(), ApiError> {
+        let body = &self.body;
+        for (i, tool) in body.tools.iter().flatten().enumerate() {
+            let kind = tool.kind.as_deref().unwrap_or("function");
+            if !PASSTHROUGH_TOOLS.contains(&kind) && !convert::DROPPED_TOOLS.contains(&kind) {
+                return Err(ApiError::invalid_field(
+                    &format!("tools[{i}].type"),
+                    format!("`{kind}` is not supported: Hub cannot bill hosted tools. Use function tools."),
+                ));
+            }
+        }
+        if body.extra.get("prompt").is_some_and(|p| !p.is_null()) {
+            return Err(ApiError::invalid_field(
+                "prompt",
+                "is not supported: stored prompts belong to the provider account. Send `instructions` and `input`.",
+            ));
+        }
+        for (i, item) in items(body).iter().enumerate() {
+            if mentions_file_id(&serde_json::to_value(item).unwrap_or_default()) {
+                return Err(ApiError::invalid_field(
+                    &format!("input[{i}]"),
+                    "refers to a stored file (`file_id`), which is not supported: send the file's content.",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The body for a provider that speaks Responses: the caller's, as it
-    /// came but for the provider's model name.
+    /// came, but for the provider's model name, hosted web search dropped
+    /// (as for every provider: Codex sends it with every request) and
+    /// `store: false` (Hub keeps no responses and serves none by id, so
+    /// nothing is left in the provider account).
     pub fn upstream_body(&self, provider_model: &str) -> Bytes {
         let mut body = self.body.clone();
         body.model = Some(provider_model.to_string());
+        body.store = Some(false);
+        if let Some(tools) = body.tools.as_mut() {
+            tools.retain(|t| !t.kind.as_deref().is_some_and(|k| convert::DROPPED_TOOLS.contains(&k)));
+        }
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+/// Whether a JSON value has a `file_id` member anywhere.
+fn mentions_file_id(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| (k == "file_id" && !v.is_null()) || mentions_file_id(v)),
+        Value::Array(a) => a.iter().any(mentions_file_id),
+        _ => false,
     }
 }
 
