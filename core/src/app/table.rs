@@ -169,6 +169,12 @@ pub static ROUTES: &[Route] = &[
             Box::pin(async move { gateway::chat::messages(&c.hub, who, c.req, &c.request_id).await })
         }),
     ),
+    route(
+        Method::POST,
+        "/v1/messages/count_tokens",
+        Protocol::Anthropic,
+        Handler::Key(|c, who| Box::pin(async move { gateway::count_tokens::count_tokens(&c.hub, who, c.req).await })),
+    ),
     openai(Method::POST, "/v1/embeddings", |c, who| {
         Box::pin(async move { gateway::media::embeddings(&c.hub, who, c.req, &c.request_id).await })
     }),

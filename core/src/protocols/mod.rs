@@ -4,6 +4,7 @@
 pub mod aigne;
 pub mod anthropic;
 pub mod openai;
+pub mod splice;
 
 use crate::error::ApiError;
 
