@@ -12,8 +12,11 @@
 //! 4xx in that provider's error shape naming the problem. So a test fails
 //! when Hub sends something a provider would not accept.
 
+mod cache;
 mod checks;
 mod sigv4;
+
+pub use cache::{CacheUsage, MIN_CACHEABLE_TOKENS};
 
 use bytes::Bytes;
 use checks::{Endpoint, Incoming};
@@ -53,6 +56,12 @@ pub struct Behavior {
     pub tool_calls: Vec<(String, Vec<String>)>,
     /// Prompt tokens written to the cache (Anthropic and Bedrock report them).
     pub cache_write_tokens: u64,
+    /// Of those, written for an hour (Anthropic's `ephemeral_1h_input_tokens`).
+    pub cache_write_1h_tokens: u64,
+    /// Anthropic Messages requests are served from a prompt cache that
+    /// behaves as Anthropic documents (see `mock/cache.rs`): the usage
+    /// reported comes from it, not from the token counts above.
+    pub prompt_caching: bool,
     /// Images an image request returns (default: as many as asked).
     pub images: Option<u64>,
     /// A way to misbehave, for fault tests.
@@ -137,6 +146,8 @@ impl Default for Behavior {
             error_after: None,
             tool_calls: Vec::new(),
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
+            prompt_caching: false,
             images: None,
             fault: None,
             statuses: Vec::new(),
@@ -203,6 +214,9 @@ struct State {
     redirect: Mutex<Option<(u16, String)>>,
     /// Access key id → secret key, to verify SigV4 signatures.
     aws_keys: Mutex<HashMap<String, String>>,
+    prompt_cache: cache::PromptCache,
+    /// The usage reported to each Anthropic Messages request, in order.
+    reported: Mutex<Vec<Value>>,
 }
 
 /// Stops the mock's accept loop when the last clone of a [`MockProvider`] is
@@ -308,6 +322,11 @@ impl MockProvider {
     /// The Anthropic/Gemini/Bedrock/Ideogram base URL (no `/v1`).
     pub fn root_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The usage the mock reported to each Anthropic Messages request, in order.
+    pub fn reported_usage(&self) -> Vec<Value> {
+        self.state.reported.lock().unwrap().clone()
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -537,7 +556,7 @@ async fn answer(
         Endpoint::IdeogramV3 => "V_3".to_string(),
         _ => body["model"].as_str().unwrap_or("").to_string(),
     };
-    let b = {
+    let mut b = {
         let mut all = state.behaviors.lock().unwrap();
         let entry = all.entry(model.clone()).or_default();
         let mut b = entry.clone();
@@ -546,6 +565,16 @@ async fn answer(
         }
         b
     };
+    if endpoint == Endpoint::AnthropicMessages && (200..300).contains(&b.status) {
+        if b.prompt_caching {
+            let u = state.prompt_cache.serve(&body);
+            b.cached_tokens = u.read;
+            b.cache_write_tokens = u.write_5m + u.write_1h;
+            b.cache_write_1h_tokens = u.write_1h;
+            b.prompt_tokens = u.read + u.write_5m + u.write_1h + u.uncached;
+        }
+        state.reported.lock().unwrap().push(anthropic_usage(&b));
+    }
     if !b.header_delay.is_zero() {
         tokio::time::sleep(b.header_delay).await;
     }
@@ -665,6 +694,10 @@ fn anthropic_usage(b: &Behavior) -> Value {
         "input_tokens": b.uncached(),
         "cache_read_input_tokens": b.cached_tokens,
         "cache_creation_input_tokens": b.cache_write_tokens,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": b.cache_write_tokens.saturating_sub(b.cache_write_1h_tokens),
+            "ephemeral_1h_input_tokens": b.cache_write_1h_tokens,
+        },
         "output_tokens": b.completion_tokens,
     })
 }
