@@ -340,6 +340,22 @@ async function drive(page: Page, site: string, mockUrl: string): Promise<void> {
     await shot(page, 'overview');
   });
 
+  await step('prompt caching: the cached tokens and what they saved', async () => {
+    // The mock reports 8 of gpt-4.1-nano's 12 prompt tokens as cached: at 0.15 input and
+    // 0.0375 cache read credits per million, 8 × 0.1125 = 0.9 per million saved.
+    await nav(page, 'Playground', 'Playground');
+    await chat(page, 'mock/gpt-4.1-nano', 'Say hello');
+    await nav(page, 'Call log', 'Call log');
+    await page.locator('tr[data-call]').filter({ hasText: 'mock/gpt-4.1-nano' }).first().click();
+    const drawer = page.getByRole('dialog', { name: 'Call' });
+    await expectText(drawer.locator('dl div'), /Cache read tokens\s*8/);
+    await expectText(drawer.locator('dl div'), /Saved by caching\s*\$0\.0000009/);
+    await shot(page, 'call-detail-cached');
+    await page.keyboard.press('Escape');
+    await nav(page, 'Overview', 'Overview');
+    await expectText(stat(page, 'Saved by caching'), '$0.0000009');
+  });
+
   await step('member: only their own pages', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await signIn(page, site, memberKey);

@@ -189,6 +189,8 @@ export interface UnitCosts {
   output?: Decimal;
   cache_read?: Decimal;
   cache_write?: Decimal;
+  /** Cache writes kept for an hour (Anthropic). */
+  cache_write_1h?: Decimal;
   image?: Decimal;
 }
 
@@ -203,6 +205,8 @@ export interface Model {
   output_rate: Decimal;
   cache_read_rate: Decimal | null;
   cache_write_rate: Decimal | null;
+  /** Null: billed at the cache-write rate, else the input rate. */
+  cache_write_1h_rate: Decimal | null;
   image_rate: Decimal;
   video_rate: Decimal;
   max_output_tokens: number | null;
@@ -273,7 +277,11 @@ export interface Call {
   output_tokens: number;
   cache_read_tokens: number;
   cache_write_tokens: number;
+  /** Of the cache writes, those kept for an hour. */
+  cache_write_1h_tokens: number;
   credits: Decimal;
+  /** What prompt caching saved: cached tokens at the input rate less what they cost (negative: cost more). */
+  cache_saved: Decimal;
   estimated: boolean;
   duration_ms: number | null;
   ttfb_ms: number | null;
@@ -293,6 +301,7 @@ export interface UsageRow {
   cache_read_tokens: number;
   cache_write_tokens: number;
   credits: Decimal;
+  cache_saved: Decimal;
   ttfb_p50_ms: number | null;
   ttfb_p95_ms: number | null;
 }

@@ -4,7 +4,7 @@ import type { ModelType, UnitCosts } from './api';
 import { parseJson } from './json';
 import { normalize, perMillion, rateFromCost, type Decimal } from './money';
 
-export type RateField = 'input_rate' | 'output_rate' | 'cache_read_rate' | 'cache_write_rate' | 'image_rate';
+export type RateField = 'input_rate' | 'output_rate' | 'cache_read_rate' | 'cache_write_rate' | 'cache_write_1h_rate' | 'image_rate';
 
 /** Each unit cost and the rate it prices: per million tokens, `image` per image. */
 export const PRICED: { cost: keyof UnitCosts; rate: RateField; label: string }[] = [
@@ -12,6 +12,7 @@ export const PRICED: { cost: keyof UnitCosts; rate: RateField; label: string }[]
   { cost: 'output', rate: 'output_rate', label: 'Output' },
   { cost: 'cache_read', rate: 'cache_read_rate', label: 'Cache read' },
   { cost: 'cache_write', rate: 'cache_write_rate', label: 'Cache write' },
+  { cost: 'cache_write_1h', rate: 'cache_write_1h_rate', label: 'Cache write, 1 hour' },
   { cost: 'image', rate: 'image_rate', label: 'Image' },
 ];
 
@@ -41,6 +42,7 @@ interface LiteLlmEntry {
   output_cost_per_token?: string;
   cache_read_input_token_cost?: string;
   cache_creation_input_token_cost?: string;
+  cache_creation_input_token_cost_above_1hr?: string;
   output_cost_per_image?: string;
   litellm_provider?: string;
   mode?: string;
@@ -69,6 +71,7 @@ export function parsePriceFile(text: string): PriceEntry[] {
     if (e.output_cost_per_token !== undefined) costs.output = perMillion(e.output_cost_per_token);
     if (e.cache_read_input_token_cost !== undefined) costs.cache_read = perMillion(e.cache_read_input_token_cost);
     if (e.cache_creation_input_token_cost !== undefined) costs.cache_write = perMillion(e.cache_creation_input_token_cost);
+    if (e.cache_creation_input_token_cost_above_1hr !== undefined) costs.cache_write_1h = perMillion(e.cache_creation_input_token_cost_above_1hr);
     if (e.output_cost_per_image !== undefined) costs.image = normalize(e.output_cost_per_image);
     if (!Object.keys(costs).length) continue;
     const provider = e.litellm_provider ?? '';

@@ -24,6 +24,7 @@ const EMPTY: Omit<UsageRow, 'group'> = {
   cache_read_tokens: 0,
   cache_write_tokens: 0,
   credits: '0',
+  cache_saved: '0',
   ttfb_p50_ms: null,
   ttfb_p95_ms: null,
 };
@@ -67,11 +68,18 @@ function UsageSummary({ usage }: { usage: Usage }) {
   const errors = rows.reduce((t, r) => t + r.errors, 0);
   const input = rows.reduce((t, r) => t + r.input_tokens, 0);
   const output = rows.reduce((t, r) => t + r.output_tokens, 0);
+  const cacheRead = rows.reduce((t, r) => t + r.cache_read_tokens, 0);
+  const cacheWrite = rows.reduce((t, r) => t + r.cache_write_tokens, 0);
   return (
     <div className="stats">
       <Stat label="Calls" value={count(calls)} sub={`${count(errors)} failed`} />
       <Stat label="Tokens" value={compact(input + output)} sub={`${count(input)} in · ${count(output)} out`} />
       <Stat label="Credits" value={money(sum(rows.map((r) => r.credits)))} />
+      <Stat
+        label="Saved by caching"
+        value={money(sum(rows.map((r) => r.cache_saved)))}
+        sub={`${count(cacheRead)} cache read · ${count(cacheWrite)} written`}
+      />
       <Stat label="Error rate" value={percent(errors, calls)} />
       <Stat
         label="TTFB p50 / p95"

@@ -27,6 +27,39 @@ pub struct Chat {
     pub reasoning: Option<Reasoning>,
     pub parallel_tool_calls: Option<bool>,
     pub prompt: PromptSize,
+    /// Where the caller asked for the prompt to be cached, for providers whose
+    /// caching is explicit (Bedrock); others cache on their own.
+    pub cache: CachePoints,
+}
+
+/// Prompt-cache breakpoints (Anthropic's `cache_control`): the prompt up to
+/// and including each marked item is to be cached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CachePoints {
+    /// After the system prompt.
+    pub system: Option<CacheTtl>,
+    /// After `tools[i]`.
+    pub tools: Vec<(usize, CacheTtl)>,
+    /// After `messages[i].parts[j]`.
+    pub parts: Vec<(usize, usize, CacheTtl)>,
+}
+
+impl CachePoints {
+    pub fn after_tool(&self, i: usize) -> Option<CacheTtl> {
+        self.tools.iter().find(|t| t.0 == i).map(|t| t.1)
+    }
+
+    pub fn after_part(&self, message: usize, part: usize) -> Option<CacheTtl> {
+        self.parts.iter().find(|p| p.0 == message && p.1 == part).map(|p| p.2)
+    }
+}
+
+/// How long a provider keeps a cached prefix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheTtl {
+    #[default]
+    FiveMinutes,
+    OneHour,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

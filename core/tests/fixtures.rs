@@ -55,6 +55,7 @@ fn usage(input: u64, cache_read: u64, cache_write: u64, output: u64, reasoning: 
         output_tokens: output,
         cache_read_tokens: cache_read,
         cache_write_tokens: cache_write,
+        cache_write_1h_tokens: 0,
         reasoning_tokens: reasoning,
         images: 0,
     }

@@ -450,6 +450,7 @@ fn edge_rates() -> impl Strategy<Value = Rates> {
             output: r,
             cache_read: Some(r),
             cache_write: None,
+            cache_write_1h: None,
             image: r,
         }
     })
@@ -539,11 +540,19 @@ fn every_parser_agrees_with_itself_and_refuses_clearly() {
 
 /// The exact cost, or the largest amount when it is beyond what credits hold.
 fn reference_cost(rates: &Rates, u: &Usage) -> Credits {
+    let write_1h = u.cache_write_1h_tokens.min(u.cache_write_tokens);
     let terms = [
         (u.input_tokens, rates.input),
         (u.output_tokens, rates.output),
         (u.cache_read_tokens, rates.cache_read.unwrap_or(rates.input)),
-        (u.cache_write_tokens, rates.cache_write.unwrap_or(rates.input)),
+        (
+            u.cache_write_tokens - write_1h,
+            rates.cache_write.unwrap_or(rates.input),
+        ),
+        (
+            write_1h,
+            rates.cache_write_1h.or(rates.cache_write).unwrap_or(rates.input),
+        ),
     ];
     let mut numerator: i128 = 0;
     for (tokens, rate) in terms {
@@ -565,29 +574,34 @@ fn reference_cost(rates: &Rates, u: &Usage) -> Credits {
 #[test]
 fn cost_is_exact_or_saturates_at_any_size() {
     let rate = || prop_oneof![Just(0i64), Just(i64::MAX), Just(1), 0i64..10_000_000_000, 0..=i64::MAX];
-    let usage = (count(), count(), count(), count(), count(), count());
-    let strategy = (usage, rate(), rate(), rate(), rate(), rate(), any::<bool>());
+    let usage = (count(), count(), count(), count(), count(), count(), count());
+    let strategy = (usage, rate(), rate(), rate(), rate(), rate(), rate(), any::<bool>());
     runner()
-        .run(&strategy, |((a, b, c, d, e, f), ri, ro, rc, rw, rimg, fallback)| {
-            let rates = Rates {
-                input: Rate::from_nanos(ri),
-                output: Rate::from_nanos(ro),
-                cache_read: (!fallback).then(|| Rate::from_nanos(rc)),
-                cache_write: (!fallback).then(|| Rate::from_nanos(rw)),
-                image: Rate::from_nanos(rimg),
-            };
-            let usage = Usage {
-                input_tokens: a,
-                output_tokens: b,
-                cache_read_tokens: c,
-                cache_write_tokens: d,
-                reasoning_tokens: e,
-                images: f,
-            };
-            let cost = rates.cost(&usage);
-            prop_assert_eq!(cost, reference_cost(&rates, &usage));
-            prop_assert!(!cost.is_negative());
-            Ok(())
-        })
+        .run(
+            &strategy,
+            |((a, b, c, d, e, f, g), ri, ro, rc, rw, rw1h, rimg, fallback)| {
+                let rates = Rates {
+                    input: Rate::from_nanos(ri),
+                    output: Rate::from_nanos(ro),
+                    cache_read: (!fallback).then(|| Rate::from_nanos(rc)),
+                    cache_write: (!fallback).then(|| Rate::from_nanos(rw)),
+                    cache_write_1h: (!fallback).then(|| Rate::from_nanos(rw1h)),
+                    image: Rate::from_nanos(rimg),
+                };
+                let usage = Usage {
+                    input_tokens: a,
+                    output_tokens: b,
+                    cache_read_tokens: c,
+                    cache_write_tokens: d,
+                    cache_write_1h_tokens: g,
+                    reasoning_tokens: e,
+                    images: f,
+                };
+                let cost = rates.cost(&usage);
+                prop_assert_eq!(cost, reference_cost(&rates, &usage));
+                prop_assert!(!cost.is_negative());
+                Ok(())
+            },
+        )
         .unwrap();
 }

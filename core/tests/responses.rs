@@ -185,6 +185,7 @@ fn cost(u: &Usage) -> i64 {
         output: rate("2000"),
         cache_read: Some(rate("100")),
         cache_write: Some(rate("1250")),
+        cache_write_1h: None,
         image: rate("0"),
     };
     rates.cost(u).nanos()

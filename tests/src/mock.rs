@@ -12,9 +12,12 @@
 //! 4xx in that provider's error shape naming the problem. So a test fails
 //! when Hub sends something a provider would not accept.
 
+mod cache;
 mod checks;
 mod responses;
 mod sigv4;
+
+pub use cache::{CacheUsage, MIN_CACHEABLE_TOKENS};
 
 use bytes::Bytes;
 use checks::{Endpoint, Incoming};
@@ -54,6 +57,12 @@ pub struct Behavior {
     pub tool_calls: Vec<(String, Vec<String>)>,
     /// Prompt tokens written to the cache (Anthropic and Bedrock report them).
     pub cache_write_tokens: u64,
+    /// Of those, written for an hour (Anthropic's `ephemeral_1h_input_tokens`).
+    pub cache_write_1h_tokens: u64,
+    /// Anthropic Messages requests are served from a prompt cache that
+    /// behaves as Anthropic documents (see `mock/cache.rs`): the usage
+    /// reported comes from it, not from the token counts above.
+    pub prompt_caching: bool,
     /// Images an image request returns (default: as many as asked).
     pub images: Option<u64>,
     /// A way to misbehave, for fault tests.
@@ -141,6 +150,8 @@ impl Default for Behavior {
             error_after: None,
             tool_calls: Vec::new(),
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
+            prompt_caching: false,
             images: None,
             fault: None,
             statuses: Vec::new(),
@@ -208,6 +219,9 @@ struct State {
     redirect: Mutex<Option<(u16, String)>>,
     /// Access key id → secret key, to verify SigV4 signatures.
     aws_keys: Mutex<HashMap<String, String>>,
+    prompt_cache: cache::PromptCache,
+    /// The usage reported to each Anthropic Messages request, in order.
+    reported: Mutex<Vec<Value>>,
 }
 
 /// Stops the mock's accept loop when the last clone of a [`MockProvider`] is
@@ -313,6 +327,11 @@ impl MockProvider {
     /// The Anthropic/Gemini/Bedrock/Ideogram base URL (no `/v1`).
     pub fn root_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The usage the mock reported to each Anthropic Messages request, in order.
+    pub fn reported_usage(&self) -> Vec<Value> {
+        self.state.reported.lock().unwrap().clone()
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -542,7 +561,7 @@ async fn answer(
         Endpoint::IdeogramV3 => "V_3".to_string(),
         _ => body["model"].as_str().unwrap_or("").to_string(),
     };
-    let b = {
+    let mut b = {
         let mut all = state.behaviors.lock().unwrap();
         let entry = all.entry(model.clone()).or_default();
         let mut b = entry.clone();
@@ -551,13 +570,22 @@ async fn answer(
         }
         b
     };
-    let mut b = b;
     if b.until_tool_result {
         if responses::has_tool_result(&body) {
             b.tool_calls.clear();
         } else {
             b.pieces.clear();
         }
+    }
+    if endpoint == Endpoint::AnthropicMessages && (200..300).contains(&b.status) {
+        if b.prompt_caching {
+            let u = state.prompt_cache.serve(&body);
+            b.cached_tokens = u.read;
+            b.cache_write_tokens = u.write_5m + u.write_1h;
+            b.cache_write_1h_tokens = u.write_1h;
+            b.prompt_tokens = u.read + u.write_5m + u.write_1h + u.uncached;
+        }
+        state.reported.lock().unwrap().push(anthropic_usage(&b));
     }
     if !b.header_delay.is_zero() {
         tokio::time::sleep(b.header_delay).await;
@@ -686,6 +714,10 @@ fn anthropic_usage(b: &Behavior) -> Value {
         "input_tokens": b.uncached(),
         "cache_read_input_tokens": b.cached_tokens,
         "cache_creation_input_tokens": b.cache_write_tokens,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": b.cache_write_tokens.saturating_sub(b.cache_write_1h_tokens),
+            "ephemeral_1h_input_tokens": b.cache_write_1h_tokens,
+        },
         "output_tokens": b.completion_tokens,
     })
 }

@@ -170,6 +170,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
     output_rate: text(m?.output_rate),
     cache_read_rate: text(m?.cache_read_rate),
     cache_write_rate: text(m?.cache_write_rate),
+    cache_write_1h_rate: text(m?.cache_write_1h_rate),
     image_rate: text(m?.image_rate),
     video_rate: text(m?.video_rate),
   });
@@ -178,6 +179,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
     output: text(m?.unit_costs?.output),
     cache_read: text(m?.unit_costs?.cache_read),
     cache_write: text(m?.unit_costs?.cache_write),
+    cache_write_1h: text(m?.unit_costs?.cache_write_1h),
     image: text(m?.unit_costs?.image),
   });
   const [margin, setMargin] = useState(normalize(props.settings.margin_percent));
@@ -214,6 +216,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
         output_rate: decimalOrNull(rates.output_rate) ?? '0',
         cache_read_rate: decimalOrNull(rates.cache_read_rate),
         cache_write_rate: decimalOrNull(rates.cache_write_rate),
+        cache_write_1h_rate: decimalOrNull(rates.cache_write_1h_rate),
         image_rate: decimalOrNull(rates.image_rate) ?? '0',
         video_rate: decimalOrNull(rates.video_rate) ?? '0',
         max_output_tokens: maxOutput.trim() ? Number(maxOutput) : null,
@@ -280,7 +283,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
                     inputMode="decimal"
                     aria-label={`${label} rate`}
                     value={rates[field]}
-                    placeholder={field.startsWith('cache') ? 'as input' : '0'}
+                    placeholder={field === 'cache_write_1h_rate' ? 'as cache write' : field.startsWith('cache') ? 'as input' : '0'}
                     onChange={(e) => setRates({ ...rates, [field]: e.target.value })}
                   />
                 </td>

@@ -172,6 +172,12 @@ pub static ROUTES: &[Route] = &[
     openai(Method::POST, "/v1/responses", |c, who| {
         Box::pin(async move { gateway::responses::create(&c.hub, who, c.req, &c.request_id).await })
     }),
+    route(
+        Method::POST,
+        "/v1/messages/count_tokens",
+        Protocol::Anthropic,
+        Handler::Key(|c, who| Box::pin(async move { gateway::count_tokens::count_tokens(&c.hub, who, c.req).await })),
+    ),
     openai(Method::POST, "/v1/embeddings", |c, who| {
         Box::pin(async move { gateway::media::embeddings(&c.hub, who, c.req, &c.request_id).await })
     }),

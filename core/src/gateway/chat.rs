@@ -21,6 +21,7 @@ use crate::metering::Usage;
 use crate::ports::UpstreamRequest;
 use crate::protocols::openai::{parse_chat, ChatRequest, ChunkView};
 use crate::protocols::{aigne, anthropic, openai};
+use crate::providers::anthropic as anthropic_wire;
 use crate::providers::{self, Wire};
 use crate::Hub;
 use bytes::Bytes;
@@ -32,37 +33,102 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// A chat request as it came in.
 pub(crate) enum Inbound {
     OpenAi(ChatRequest),
-    Anthropic(Box<Chat>),
+    Anthropic(Box<AnthropicIn>),
     /// AIGNE Hub's own protocols, in one of their answer shapes.
     Aigne(Box<Chat>, aigne::Shape),
 }
 
+/// An Anthropic caller's Messages request: the internal model for
+/// providers that need it converted, and the body and headers an Anthropic
+/// provider gets as they were sent.
+pub(crate) struct AnthropicIn {
+    chat: Chat,
+    /// What the internal model cannot carry: refused for other providers.
+    unconvertible: Option<ApiError>,
+    body: Bytes,
+    forwarded: anthropic_wire::Forwarded,
+}
+
+impl AnthropicIn {
+    pub(crate) fn read(req: &crate::http::Request, endpoint: anthropic::Endpoint) -> Result<AnthropicIn, ApiError> {
+        let m = anthropic::parse_messages(req.body(), endpoint)?;
+        Ok(AnthropicIn {
+            chat: m.chat,
+            unconvertible: m.unconvertible,
+            body: req.body().clone(),
+            forwarded: anthropic_wire::Forwarded::from_headers(req.headers()),
+        })
+    }
+
+    pub(crate) fn chat(&self) -> &Chat {
+        &self.chat
+    }
+
+    /// The request in the internal model, unless it holds what only Anthropic takes.
+    pub(crate) fn convertible(&self) -> Result<&Chat, ApiError> {
+        match &self.unconvertible {
+            Some(e) => Err(e.clone()),
+            None => Ok(&self.chat),
+        }
+    }
+
+    /// The caller's body as sent, but for the provider's model name.
+    pub(crate) fn upstream_body(&self, provider_model: &str) -> Result<Bytes, ApiError> {
+        let model = serde_json::Value::String(provider_model.to_string()).to_string();
+        crate::protocols::splice::replace_member(&self.body, "model", &model)
+            .ok_or_else(|| ApiError::internal("The request body is not a JSON object."))
+    }
+
+    /// The caller's body as sent, to an Anthropic provider's `path`.
+    pub(crate) fn passthrough_request(
+        &self,
+        path: &str,
+        target: &providers::Target,
+    ) -> Result<UpstreamRequest, ApiError> {
+        Ok(providers::anthropic_passthrough_request(
+            path,
+            self.upstream_body(target.model)?,
+            &self.forwarded,
+            target,
+        ))
+    }
+}
+
 impl Inbound {
-    fn model(&self) -> &str {
+    /// The request in the internal model (an Anthropic request may hold more).
+    fn chat(&self) -> Option<&Chat> {
         match self {
-            Inbound::OpenAi(r) => &r.model,
-            Inbound::Anthropic(c) | Inbound::Aigne(c, _) => &c.model,
+            Inbound::OpenAi(_) => None,
+            Inbound::Anthropic(a) => Some(&a.chat),
+            Inbound::Aigne(c, _) => Some(c),
+        }
+    }
+
+    fn model(&self) -> &str {
+        match (self, self.chat()) {
+            (Inbound::OpenAi(r), _) => &r.model,
+            (_, chat) => chat.map_or("", |c| c.model.as_str()),
         }
     }
 
     fn stream(&self) -> bool {
-        match self {
-            Inbound::OpenAi(r) => r.stream,
-            Inbound::Anthropic(c) | Inbound::Aigne(c, _) => c.stream,
+        match (self, self.chat()) {
+            (Inbound::OpenAi(r), _) => r.stream,
+            (_, chat) => chat.is_some_and(|c| c.stream),
         }
     }
 
     fn prompt(&self) -> PromptSize {
-        match self {
-            Inbound::OpenAi(r) => r.prompt,
-            Inbound::Anthropic(c) | Inbound::Aigne(c, _) => c.prompt,
+        match (self, self.chat()) {
+            (Inbound::OpenAi(r), _) => r.prompt,
+            (_, chat) => chat.map(|c| c.prompt).unwrap_or_default(),
         }
     }
 
     fn output_budget(&self) -> (Option<u64>, u64) {
-        match self {
-            Inbound::OpenAi(r) => (r.max_tokens, r.n),
-            Inbound::Anthropic(c) | Inbound::Aigne(c, _) => (c.max_tokens, 1),
+        match (self, self.chat()) {
+            (Inbound::OpenAi(r), _) => (r.max_tokens, r.n),
+            (_, chat) => (chat.and_then(|c| c.max_tokens), 1),
         }
     }
 
@@ -82,7 +148,7 @@ impl Inbound {
                 meta.created,
                 r.include_usage,
             )),
-            Inbound::Anthropic(c) => Box::new(anthropic::Encoder::new(&meta.call_id, &c.model)),
+            Inbound::Anthropic(a) => Box::new(anthropic::Encoder::new(&meta.call_id, &a.chat.model)),
             Inbound::Aigne(c, shape) => shape.encoder(c, meta),
         }
     }
@@ -91,7 +157,7 @@ impl Inbound {
         let json_response = |v: serde_json::Value| crate::http::json(crate::http::StatusCode::OK, &v);
         match self {
             Inbound::OpenAi(r) => json_response(openai::render_reply(&meta.call_id, &r.model, meta.created, reply)),
-            Inbound::Anthropic(c) => json_response(anthropic::render_reply(&meta.call_id, &c.model, reply)),
+            Inbound::Anthropic(a) => json_response(anthropic::render_reply(&meta.call_id, &a.chat.model, reply)),
             Inbound::Aigne(c, shape) => shape.render(c, meta, reply, billed),
         }
     }
@@ -123,8 +189,8 @@ pub async fn messages(
     req: crate::http::Request,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    let chat = anthropic::parse(req.body())?;
-    call(hub, caller, &req, request_id, Inbound::Anthropic(Box::new(chat))).await
+    let messages = AnthropicIn::read(&req, anthropic::Endpoint::Create)?;
+    call(hub, caller, &req, request_id, Inbound::Anthropic(Box::new(messages))).await
 }
 
 /// A parsed request of one of AIGNE Hub's chat endpoints.
@@ -171,9 +237,14 @@ struct ChatExchange {
 }
 
 impl ChatExchange {
-    /// Both sides speak OpenAI: the body and the answer pass through as they are.
+    /// Both sides speak OpenAI, or both Anthropic: the body and the answer
+    /// pass through as they are.
     fn passthrough(&self, route: &Route) -> bool {
-        matches!(self.inbound, Inbound::OpenAi(_)) && route.provider.vendor.wire == Wire::OpenAi
+        match self.inbound {
+            Inbound::OpenAi(_) => route.provider.vendor.wire == Wire::OpenAi,
+            Inbound::Anthropic(_) => route.provider.vendor.wire == Wire::Anthropic,
+            Inbound::Aigne(..) => false,
+        }
     }
 
     fn default_max_tokens(route: &Route, settings: &Settings) -> u64 {
@@ -225,19 +296,16 @@ impl Exchange for ChatExchange {
                 Ok(chat) => providers::chat_request(chat, &target),
                 Err(e) => Err(e.clone()),
             },
-            Inbound::Anthropic(chat) | Inbound::Aigne(chat, _) => providers::chat_request(chat, &target),
+            Inbound::Anthropic(a) if passthrough => a.passthrough_request("messages", &target),
+            Inbound::Anthropic(a) => providers::chat_request(a.convertible()?, &target),
+            Inbound::Aigne(chat, _) => providers::chat_request(chat, &target),
         }
     }
 
     /// As is when both sides speak OpenAI, else into the internal model.
     fn read(&self, route: &Route, body: Bytes, meta: &Meta) -> Result<Whole, ApiError> {
         if self.passthrough(route) {
-            let view = serde_json::from_slice::<ChunkView>(&body).map_err(|_| not_json())?;
-            return Ok(Whole::Raw {
-                usage: view.usage.as_ref().map(|u| u.to_usage()),
-                output_bytes: view.output_bytes(),
-                body,
-            });
+            return read_raw(&self.inbound, body);
         }
         let deltas = providers::chat_decode_whole(route.provider.vendor.wire, &body, &meta.call_id)?;
         let reply = Reply::from_deltas(deltas)?;
@@ -250,6 +318,7 @@ impl Exchange for ChatExchange {
     fn relay(&self, route: &Route, meta: Meta) -> Option<(Mode, &'static str)> {
         let mode = match &self.inbound {
             Inbound::OpenAi(r) if self.passthrough(route) => Mode::passthrough(!r.include_usage),
+            Inbound::Anthropic(_) if self.passthrough(route) => Mode::anthropic_passthrough(),
             _ => Mode::transcode(
                 providers::chat_decoder(route.provider.vendor.wire, &meta.call_id),
                 self.inbound.encoder(meta),
@@ -261,6 +330,22 @@ impl Exchange for ChatExchange {
     fn render(&self, meta: &Meta, reply: &Reply, billed: &Billed) -> Response {
         self.inbound.render(meta, reply, billed)
     }
+}
+
+/// A whole answer passed through: read for its usage, relayed as it is.
+fn read_raw(inbound: &Inbound, body: Bytes) -> Result<Whole, ApiError> {
+    let (usage, output_bytes) = match inbound {
+        Inbound::Anthropic(_) => anthropic_wire::read_whole(&body)?,
+        _ => {
+            let view = serde_json::from_slice::<ChunkView>(&body).map_err(|_| not_json())?;
+            (view.usage.as_ref().map(|u| u.to_usage()), view.output_bytes())
+        }
+    };
+    Ok(Whole::Raw {
+        body,
+        usage,
+        output_bytes,
+    })
 }
 
 fn not_json() -> ApiError {

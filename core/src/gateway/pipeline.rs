@@ -232,7 +232,14 @@ impl<'a> Call<'a> {
     fn hold_for(&self, exchange: &dyn Exchange, routes: &[Route]) -> Credits {
         routes
             .iter()
-            .map(|r| r.model.rates.cost(&self.worst_case(exchange, r)))
+            .map(|r| {
+                // Every prompt token may come back as a cache write, dearer than input.
+                let rates = crate::metering::Rates {
+                    input: r.model.rates.dearest_prompt_rate(),
+                    ..r.model.rates
+                };
+                rates.cost(&self.worst_case(exchange, r))
+            })
             .max()
             .unwrap_or(Credits::ZERO)
     }
@@ -366,7 +373,7 @@ async fn first_chunk(mut resp: UpstreamResponse) -> Result<(Bytes, ByteStream), 
     }
 }
 
-async fn collect(resp: &mut UpstreamResponse, limit: usize) -> Result<Bytes, Failure> {
+pub(crate) async fn collect(resp: &mut UpstreamResponse, limit: usize) -> Result<Bytes, Failure> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = resp.body.next().await {
         let chunk = chunk.map_err(|e| Failure::retryable(body_failure(&e)))?;
@@ -469,7 +476,7 @@ fn candidates(snap: &Snapshot, caller: &Caller, model: &str, kind: ModelKind) ->
 
 /// The candidates, looked up again in a fresh snapshot when the model is
 /// unknown to a stale one.
-async fn candidates_fresh(
+pub(crate) async fn candidates_fresh(
     hub: &Hub,
     caller: &Caller,
     model: &str,

@@ -8,14 +8,16 @@ use crate::chat::Delta;
 use crate::codec::{Billed, Decode, Encode};
 use crate::config::Route;
 use crate::error::ApiError;
+use crate::error::Protocol;
 use crate::http::{BodyError, ByteStream};
 use crate::kinds::{CallStatus, Endpoint, ModelKind};
 use crate::metering::estimate::{tokens_in_text, PromptSize};
 use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::protocols::openai::{stream_error_event, ChunkView};
-use crate::protocols::responses::tap::{End, Tap};
-use crate::sse::SseParser;
+use crate::protocols::responses::tap::{End as TapEnd, Tap};
+use crate::providers::anthropic::{Observed, StreamMeter};
+use crate::sse::{Event as SseEvent, SseParser};
 use crate::store::{CallLog, Settlement};
 use crate::Hub;
 use bytes::{Bytes, BytesMut};
@@ -93,6 +95,7 @@ impl CallMeter {
             // The usage and its cost are the settlement's to fill in.
             usage: Usage::default(),
             credits: Credits::ZERO,
+            cache_saved: Credits::ZERO,
             estimated: false,
             clamped: false,
         }
@@ -116,6 +119,7 @@ impl CallMeter {
         let mut log = self.outcome_log(&outcome);
         log.usage = usage;
         log.credits = credits;
+        log.cache_saved = rates.cache_savings(&usage);
         log.estimated = estimated;
         log.clamped = clamped;
         let settlement = Settlement {
@@ -185,9 +189,9 @@ impl CallMeter {
 
 /// How provider bytes become caller bytes.
 pub enum Mode {
-    /// OpenAI caller, OpenAI-compatible provider: events forwarded untouched,
-    /// the usage-only chunk dropped unless the caller asked for it.
-    Passthrough { parser: SseParser, strip_usage: bool },
+    /// Caller and provider speak the same protocol: events forwarded
+    /// untouched, read only to meter them.
+    Passthrough { parser: SseParser, dialect: Dialect },
     /// Any other pair: the provider's stream decoded into deltas and encoded
     /// in the caller's protocol.
     Transcode {
@@ -201,11 +205,105 @@ pub enum Mode {
     Responses(Tap),
 }
 
+/// The protocol of a stream passed through, and what metering it needs.
+pub enum Dialect {
+    /// OpenAI chat chunks; the usage-only chunk dropped unless the caller asked for it.
+    OpenAi { strip_usage: bool },
+    /// Anthropic Messages events, forwarded every one.
+    Anthropic(StreamMeter),
+}
+
+/// What one passed-through event does to the call.
+struct Seen {
+    keep: bool,
+    output_bytes: u64,
+    usage: Option<Usage>,
+    end: Option<End>,
+}
+
+enum End {
+    /// The provider said the answer is complete: settle before forwarding this.
+    Complete,
+    /// The provider's own error event: forward it, then end.
+    Failed(ApiError),
+    /// Not an event of the protocol: end with an error of Hub's.
+    Broken(ApiError),
+}
+
+impl Dialect {
+    fn see(&mut self, ev: &SseEvent) -> Seen {
+        let mut seen = Seen {
+            keep: true,
+            output_bytes: 0,
+            usage: None,
+            end: None,
+        };
+        if ev.data.is_empty() {
+            return seen;
+        }
+        match self {
+            Dialect::OpenAi { strip_usage } => see_openai(&ev.data, *strip_usage, &mut seen),
+            Dialect::Anthropic(meter) => match meter.observe(&ev.data) {
+                Observed::Output(n) => seen.output_bytes = n,
+                Observed::Usage(u) => seen.usage = Some(u),
+                Observed::Complete => seen.end = Some(End::Complete),
+                Observed::Failed(e) => seen.end = Some(End::Failed(e)),
+                Observed::Nothing => {}
+                Observed::Malformed => seen.end = Some(malformed()),
+            },
+        }
+        seen
+    }
+
+    /// The event that ends a stream Hub must cut short, in the caller's protocol.
+    fn error_event(&self, err: &ApiError) -> Bytes {
+        match self {
+            Dialect::OpenAi { .. } => stream_error_event(err),
+            Dialect::Anthropic(_) => {
+                let mut out = BytesMut::new();
+                crate::codec::sse(&mut out, Some("error"), &err.body(Protocol::Anthropic));
+                out.freeze()
+            }
+        }
+    }
+}
+
+fn see_openai(data: &str, strip_usage: bool, seen: &mut Seen) {
+    if data == "[DONE]" {
+        seen.end = Some(End::Complete);
+        return;
+    }
+    match serde_json::from_str::<ChunkView>(data) {
+        Ok(view) => {
+            seen.output_bytes = view.output_bytes();
+            if let Some(u) = &view.usage {
+                seen.usage = Some(u.to_usage());
+                seen.keep = !(strip_usage && view.is_usage_only());
+            }
+        }
+        // A provider error object mid-stream is passed on as it is.
+        Err(_) if data.contains("\"error\"") => {}
+        Err(_) => seen.end = Some(malformed()),
+    }
+}
+
+fn malformed() -> End {
+    End::Broken(ApiError::provider("The provider sent a malformed stream chunk."))
+}
+
 impl Mode {
     pub fn passthrough(strip_usage: bool) -> Mode {
         Mode::Passthrough {
             parser: SseParser::new(),
-            strip_usage,
+            dialect: Dialect::OpenAi { strip_usage },
+        }
+    }
+
+    /// An Anthropic caller's stream from an Anthropic provider.
+    pub fn anthropic_passthrough() -> Mode {
+        Mode::Passthrough {
+            parser: SseParser::new(),
+            dialect: Dialect::Anthropic(StreamMeter::default()),
         }
     }
 
@@ -277,8 +375,8 @@ impl Relay {
         }
         let outcome = match t.end {
             None => return t.forward,
-            Some(End::Complete) => Outcome::Complete,
-            Some(End::Reported(e) | End::Broken(e)) => Outcome::Failed(e),
+            Some(TapEnd::Complete) => Outcome::Complete,
+            Some(TapEnd::Reported(e) | TapEnd::Broken(e)) => Outcome::Failed(e),
         };
         self.complete = outcome == Outcome::Complete;
         self.finished = true;
@@ -354,7 +452,7 @@ impl Relay {
     /// The provider failed midway: the closing error event in the caller's protocol.
     fn fail(&mut self, err: &ApiError) -> Bytes {
         match &mut self.mode {
-            Mode::Passthrough { .. } => stream_error_event(err),
+            Mode::Passthrough { dialect, .. } => dialect.error_event(err),
             Mode::Responses(tap) => tap.failed_event(err),
             Mode::Transcode { encoder, .. } => {
                 let mut out = BytesMut::new();
@@ -365,46 +463,53 @@ impl Relay {
     }
 
     fn pass(&mut self, chunk: &[u8]) -> Bytes {
-        let Mode::Passthrough { parser, strip_usage } = &mut self.mode else {
+        let Mode::Passthrough { parser, dialect } = &mut self.mode else {
             return Bytes::new();
         };
-        let strip_usage = *strip_usage;
         let events = parser.push(chunk);
         let oversized = parser.pending() > crate::codec::MAX_EVENT_BYTES;
+        let seen: Vec<(SseEvent, Seen)> = events
+            .into_iter()
+            .map(|ev| {
+                let s = dialect.see(&ev);
+                (ev, s)
+            })
+            .collect();
         let mut out = BytesMut::new();
-        let mut only_whole = events.len() == 1 && !oversized;
+        let mut only_whole = seen.len() == 1 && !oversized;
         let mut broken = None;
-        for ev in events {
-            let mut keep = true;
-            if ev.data == "[DONE]" {
-                self.complete = true;
-                // Settled (journaled) before the caller can see the end.
-                self.settle(Outcome::Complete);
+        for (ev, seen) in seen {
+            self.output_bytes += seen.output_bytes;
+            if seen.usage.is_some() {
+                self.usage = seen.usage;
             }
-            if !ev.data.is_empty() && ev.data != "[DONE]" {
-                match serde_json::from_str::<ChunkView>(&ev.data) {
-                    Ok(view) => {
-                        self.output_bytes += view.output_bytes();
-                        if let Some(u) = &view.usage {
-                            self.usage = Some(u.to_usage());
-                            keep = !(strip_usage && view.is_usage_only());
-                        }
-                    }
-                    // A provider error object mid-stream is passed on as it is.
-                    Err(_) if ev.data.contains("\"error\"") => {}
-                    Err(_) => {
-                        broken = Some(ApiError::provider("The provider sent a malformed stream chunk."));
-                        break;
-                    }
+            let failed = match seen.end {
+                Some(End::Broken(e)) => {
+                    broken = Some(e);
+                    break;
                 }
-            }
-            if keep {
-                if only_whole {
+                Some(End::Complete) => {
+                    self.complete = true;
+                    // Settled (journaled) before the caller can see the end.
+                    self.settle(Outcome::Complete);
+                    None
+                }
+                Some(End::Failed(e)) => Some(e),
+                None => None,
+            };
+            if seen.keep {
+                if only_whole && failed.is_none() {
                     return ev.raw;
                 }
                 out.extend_from_slice(&ev.raw);
             }
             only_whole = false;
+            if let Some(e) = failed {
+                // The provider's error event ends its stream; the caller has it as sent.
+                self.finished = true;
+                self.settle(Outcome::Failed(e));
+                return out.freeze();
+            }
         }
         if broken.is_none() && oversized {
             broken = Some(ApiError::provider(
@@ -412,7 +517,7 @@ impl Relay {
             ));
         }
         if let Some(e) = broken {
-            out.extend_from_slice(&stream_error_event(&e));
+            out.extend_from_slice(&self.fail(&e));
             self.finished = true;
             self.settle(Outcome::Failed(e));
         }

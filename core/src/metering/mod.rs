@@ -15,7 +15,12 @@ pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cache_read_tokens: u64,
+    /// Tokens written to the provider's prompt cache (every lifetime).
     pub cache_write_tokens: u64,
+    /// Of `cache_write_tokens`, how many were written for an hour (Anthropic's
+    /// `ephemeral_1h_input_tokens`), billed at the 1-hour write rate.
+    #[serde(default)]
+    pub cache_write_1h_tokens: u64,
     /// Of `output_tokens`, how many were reasoning (already included).
     pub reasoning_tokens: u64,
     pub images: u64,
@@ -39,6 +44,7 @@ impl Usage {
             output_tokens,
             cache_read_tokens,
             cache_write_tokens,
+            cache_write_1h_tokens: self.cache_write_1h_tokens.min(cache_write_tokens),
             reasoning_tokens: self.reasoning_tokens.min(output_tokens),
             images: self.images.min(bound.images),
         };
@@ -66,6 +72,8 @@ pub struct Rates {
     /// `None` falls back to the input rate, as AIGNE Hub does.
     pub cache_read: Option<Rate>,
     pub cache_write: Option<Rate>,
+    /// Writes kept for an hour; `None` falls back to `cache_write`, then the input rate.
+    pub cache_write_1h: Option<Rate>,
     pub image: Rate,
 }
 
@@ -77,21 +85,79 @@ impl Rates {
     /// such products may not; whatever saturates is far above `Credits::MAX`
     /// and clamps to it.
     pub fn cost(&self, usage: &Usage) -> Credits {
-        let per_million = |tokens: u64, rate: Rate| i128::from(tokens) * i128::from(rate.nanos());
-        let numerator = per_million(usage.input_tokens, self.input)
-            .saturating_add(per_million(usage.output_tokens, self.output))
-            .saturating_add(per_million(
-                usage.cache_read_tokens,
-                self.cache_read.unwrap_or(self.input),
-            ))
-            .saturating_add(per_million(
-                usage.cache_write_tokens,
-                self.cache_write.unwrap_or(self.input),
-            ));
-        let tokens = numerator.saturating_add(500_000).div_euclid(1_000_000);
+        let tokens = round_per_million(self.token_numerator(usage));
         let images = i128::from(usage.images) * i128::from(self.image.nanos());
         Credits::from_nanos_saturating(tokens.saturating_add(images))
     }
+
+    /// The rate cache reads are billed at.
+    pub fn cache_read_rate(&self) -> Rate {
+        self.cache_read.unwrap_or(self.input)
+    }
+
+    /// The rate 5-minute cache writes are billed at.
+    pub fn cache_write_rate(&self) -> Rate {
+        self.cache_write.unwrap_or(self.input)
+    }
+
+    /// The rate 1-hour cache writes are billed at.
+    pub fn cache_write_1h_rate(&self) -> Rate {
+        self.cache_write_1h.or(self.cache_write).unwrap_or(self.input)
+    }
+
+    /// The dearest rate any prompt token can be billed at: a hold prices the
+    /// prompt at it, since a provider may report every prompt token as a
+    /// cache write.
+    pub fn dearest_prompt_rate(&self) -> Rate {
+        [
+            self.cache_read_rate(),
+            self.cache_write_rate(),
+            self.cache_write_1h_rate(),
+        ]
+        .into_iter()
+        .fold(self.input, Rate::max)
+    }
+
+    /// What prompt caching saved on `usage`: its cached tokens (read and
+    /// written) at the input rate, less what they cost. Negative when the
+    /// writes cost more than the reads saved.
+    pub fn cache_savings(&self, usage: &Usage) -> Credits {
+        let cached = Usage {
+            cache_read_tokens: usage.cache_read_tokens,
+            cache_write_tokens: usage.cache_write_tokens,
+            cache_write_1h_tokens: usage.cache_write_1h_tokens,
+            ..Default::default()
+        };
+        let at_input = Usage {
+            input_tokens: usage.cache_read_tokens.saturating_add(usage.cache_write_tokens),
+            ..Default::default()
+        };
+        let diff = self.token_numerator(&at_input) - self.token_numerator(&cached);
+        Credits::from_nanos_saturating(round_per_million(diff))
+    }
+
+    /// Every token count times its rate, summed (credits per million).
+    ///
+    /// Saturating throughout: a count times a rate always fits i128, but
+    /// several such products may not; whatever saturates is far above
+    /// `Credits::MAX` and clamps to it.
+    fn token_numerator(&self, usage: &Usage) -> i128 {
+        let per_million = |tokens: u64, rate: Rate| i128::from(tokens) * i128::from(rate.nanos());
+        let write_1h = usage.cache_write_1h_tokens.min(usage.cache_write_tokens);
+        per_million(usage.input_tokens, self.input)
+            .saturating_add(per_million(usage.output_tokens, self.output))
+            .saturating_add(per_million(usage.cache_read_tokens, self.cache_read_rate()))
+            .saturating_add(per_million(
+                usage.cache_write_tokens - write_1h,
+                self.cache_write_rate(),
+            ))
+            .saturating_add(per_million(write_1h, self.cache_write_1h_rate()))
+    }
+}
+
+/// Credits per million, rounded once (half up) to the nano-credit.
+fn round_per_million(numerator: i128) -> i128 {
+    numerator.saturating_add(500_000).div_euclid(1_000_000)
 }
 
 #[cfg(test)]
@@ -109,6 +175,7 @@ mod tests {
             output: rate("0.6"),
             cache_read: Some(rate("0.075")),
             cache_write: None,
+            cache_write_1h: None,
             image: Rate::ZERO,
         };
         let usage = Usage {
@@ -126,6 +193,43 @@ mod tests {
         };
         // 0.6 / 1e6 = 0.0000006 credits = 600 nanos
         assert_eq!(rates.cost(&one).nanos(), 600);
+    }
+
+    #[test]
+    fn cache_writes_are_billed_by_lifetime_and_savings_are_exact() {
+        let mut rates = Rates {
+            input: rate("3"),
+            output: rate("15"),
+            cache_read: Some(rate("0.3")),
+            cache_write: Some(rate("3.75")),
+            cache_write_1h: Some(rate("6")),
+            image: Rate::ZERO,
+        };
+        let usage = Usage {
+            input_tokens: 10,
+            output_tokens: 7,
+            cache_read_tokens: 2000,
+            cache_write_tokens: 1000,
+            cache_write_1h_tokens: 400,
+            ..Default::default()
+        };
+        // 30 + 105 + 600 + 600×3.75 + 400×6 = 5385 per million.
+        assert_eq!(rates.cost(&usage).to_string(), "0.005385");
+        // 3000×3 = 9000 at the input rate, less 600 + 2250 + 2400.
+        assert_eq!(rates.cache_savings(&usage).to_string(), "0.00375");
+        assert_eq!(rates.dearest_prompt_rate(), rate("6"));
+        // Unset, the 1-hour rate falls back to the 5-minute one, then to the input rate.
+        rates.cache_write_1h = None;
+        assert_eq!(rates.cache_write_1h_rate(), rate("3.75"));
+        rates.cache_write = None;
+        assert_eq!(rates.cache_write_1h_rate(), rate("3"));
+        // Writes alone cost more than they save.
+        let writes = Usage {
+            cache_write_tokens: 1000,
+            ..Default::default()
+        };
+        rates.cache_write = Some(rate("3.75"));
+        assert_eq!(rates.cache_savings(&writes).to_string(), "-0.00075");
     }
 
     #[test]
@@ -180,6 +284,7 @@ mod tests {
             output_tokens: 1_000_000_000_000,
             cache_read_tokens: 80,
             cache_write_tokens: u64::MAX,
+            cache_write_1h_tokens: u64::MAX,
             reasoning_tokens: u64::MAX,
             images: 7,
         };
@@ -192,6 +297,7 @@ mod tests {
                 output_tokens: 5,
                 cache_read_tokens: 80,
                 cache_write_tokens: 20,
+                cache_write_1h_tokens: 20,
                 reasoning_tokens: 5,
                 images: 1,
             }
@@ -205,6 +311,7 @@ mod tests {
             output: Rate::parse("1000000000").unwrap(),
             cache_read: Some(Rate::parse("1000000000").unwrap()),
             cache_write: Some(Rate::parse("1000000000").unwrap()),
+            cache_write_1h: None,
             image: Rate::parse("1000000000").unwrap(),
         };
         let usage = Usage {
@@ -212,6 +319,7 @@ mod tests {
             output_tokens: u64::MAX,
             cache_read_tokens: u64::MAX,
             cache_write_tokens: u64::MAX,
+            cache_write_1h_tokens: u64::MAX,
             reasoning_tokens: u64::MAX,
             images: u64::MAX,
         };

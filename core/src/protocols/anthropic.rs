@@ -3,7 +3,9 @@
 //! a whole `message`.
 
 use super::{parse_body, Positive, StrOrList};
-use crate::chat::{text_of, Chat, Delta, Finish, Image, Message, Part, Reasoning, Reply, Role, Tool, ToolChoice};
+use crate::chat::{
+    text_of, CachePoints, CacheTtl, Chat, Delta, Finish, Image, Message, Part, Reasoning, Reply, Role, Tool, ToolChoice,
+};
 use crate::codec::{sse, Billed, Encode};
 use crate::error::{ApiError, Protocol};
 use crate::metering::estimate::PromptSize;
@@ -31,6 +33,23 @@ struct MessagesBody {
     #[allow(dead_code)]
     metadata: Option<Map<String, Value>>,
     thinking: Option<InThinking>,
+    /// Automatic caching: the last cacheable block is the breakpoint.
+    cache_control: Option<InCacheControl>,
+}
+
+/// A prompt-cache breakpoint (`{"type": "ephemeral", "ttl": "5m" | "1h"}`).
+#[derive(Deserialize)]
+struct InCacheControl {
+    ttl: Option<String>,
+}
+
+impl InCacheControl {
+    fn ttl(&self) -> CacheTtl {
+        match self.ttl.as_deref() {
+            Some("1h") => CacheTtl::OneHour,
+            _ => CacheTtl::FiveMinutes,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -42,6 +61,7 @@ struct InMessage {
 #[derive(Deserialize)]
 struct InTextBlock {
     text: Option<String>,
+    cache_control: Option<InCacheControl>,
 }
 
 /// A content block: every member any kind has, checked by kind afterwards
@@ -51,7 +71,9 @@ struct InBlock {
     #[serde(rename = "type")]
     kind: Option<BlockKind>,
     text: Option<String>,
-    source: Option<InSource>,
+    /// An image's source object; other kinds have other shapes (a search
+    /// result's is its URL), so it is read by kind.
+    source: Option<Value>,
     id: Option<String>,
     name: Option<String>,
     input: Option<Value>,
@@ -61,6 +83,7 @@ struct InBlock {
     is_error: Option<bool>,
     thinking: Option<String>,
     signature: Option<String>,
+    cache_control: Option<InCacheControl>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -103,6 +126,7 @@ struct InTool {
     name: Option<String>,
     description: Option<String>,
     input_schema: Option<Map<String, Value>>,
+    cache_control: Option<InCacheControl>,
 }
 
 #[derive(Deserialize)]
@@ -134,46 +158,86 @@ fn required<'a, T>(v: &'a Option<T>, path: &str) -> Result<&'a T, ApiError> {
     v.as_ref().ok_or_else(|| ApiError::invalid_field(path, "is required"))
 }
 
-/// Parses and validates a Messages request.
+/// Which Messages endpoint a body is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /v1/messages`: `max_tokens` is required.
+    Create,
+    /// `POST /v1/messages/count_tokens`: no output budget.
+    CountTokens,
+}
+
+/// A Messages request read: the internal model, and what it cannot carry.
+pub struct Messages {
+    pub chat: Chat,
+    /// The first member only an Anthropic provider takes (a `document`
+    /// block, a server tool), refused naming it when the request must be
+    /// converted for another provider; an Anthropic provider gets it as sent.
+    pub unconvertible: Option<ApiError>,
+}
+
+/// Parses and validates a Messages request for conversion: anything the
+/// internal model cannot carry is refused.
 pub fn parse(bytes: &[u8]) -> Result<Chat, ApiError> {
+    let m = parse_messages(bytes, Endpoint::Create)?;
+    match m.unconvertible {
+        Some(e) => Err(e),
+        None => Ok(m.chat),
+    }
+}
+
+/// What parsing gathers beside the messages.
+#[derive(Default)]
+struct Reader {
+    prompt: PromptSize,
+    cache: CachePoints,
+    unconvertible: Option<ApiError>,
+}
+
+impl Reader {
+    /// Records the first member that only an Anthropic provider takes.
+    fn unconvertible(&mut self, e: ApiError) {
+        self.unconvertible.get_or_insert(e);
+    }
+}
+
+/// Parses and validates a Messages request, keeping what only Anthropic
+/// takes aside (see [`Messages::unconvertible`]).
+pub fn parse_messages(bytes: &[u8], endpoint: Endpoint) -> Result<Messages, ApiError> {
     let body: MessagesBody = parse_body(bytes)?;
-    let model = match body.model {
-        Some(m) if !m.trim().is_empty() => m,
+    let model = match &body.model {
+        Some(m) if !m.trim().is_empty() => m.clone(),
         _ => return Err(ApiError::invalid_field("model", "is required: name the model to call")),
     };
-    let max_tokens = required(&body.max_tokens, "max_tokens")?.0;
-    super::output_budget("max_tokens", Some(max_tokens))?;
-    let system = body.system.map(|s| match s {
-        StrOrList::Str(s) => s,
-        StrOrList::List(blocks) => blocks.into_iter().filter_map(|b| b.text).collect(),
-    });
-    let mut prompt = PromptSize {
-        text_bytes: system.as_ref().map_or(0, |s| s.len() as u64),
-        ..Default::default()
+    let max_tokens = match endpoint {
+        Endpoint::Create => Some(required(&body.max_tokens, "max_tokens")?.0),
+        Endpoint::CountTokens => body.max_tokens.as_ref().map(|m| m.0),
     };
-    let messages = match body.messages.as_deref() {
-        None => return Err(ApiError::invalid_field("messages", "is required")),
-        Some([]) => return Err(ApiError::invalid_field("messages", "must contain at least one message")),
-        Some(list) => list
-            .iter()
-            .enumerate()
-            .map(|(i, m)| message(m, &format!("messages[{i}]"), &mut prompt))
-            .collect::<Result<Vec<_>, _>>()?,
-    };
+    super::output_budget("max_tokens", max_tokens)?;
+    let mut r = Reader::default();
+    let system = body.system.as_ref().map(|s| system(s, &mut r));
+    let messages = messages(body.messages.as_deref(), &mut r)?;
+    if let Some(cc) = &body.cache_control {
+        mark_last_part(&messages, cc.ttl(), &mut r.cache);
+    }
     let mut tools = Vec::new();
     for (i, t) in body.tools.iter().flatten().enumerate() {
-        let tool = tool(t, &format!("tools[{i}]"))?;
-        prompt.text_bytes += (tool.name.len() as u64) + super::openai::json_len(&tool.parameters);
-        tools.push(tool);
+        if let Some(tool) = tool(t, &format!("tools[{i}]"), &mut r)? {
+            r.prompt.text_bytes += (tool.name.len() as u64) + super::openai::json_len(&tool.parameters);
+            tools.push(tool);
+        }
+        if let Some(cc) = &t.cache_control {
+            r.cache.tools.push((tools.len().saturating_sub(1), cc.ttl()));
+        }
     }
     let (tool_choice, parallel_tool_calls) = tool_choice(body.tool_choice.as_ref())?;
-    Ok(Chat {
+    let chat = Chat {
         model,
         system,
         messages,
         tools,
         tool_choice,
-        max_tokens: Some(max_tokens),
+        max_tokens,
         temperature: body.temperature,
         top_p: body.top_p,
         stop: body.stop_sequences.unwrap_or_default(),
@@ -186,45 +250,98 @@ pub fn parse(bytes: &[u8]) -> Result<Chat, ApiError> {
                 budget_tokens: t.budget_tokens,
             }),
         parallel_tool_calls,
-        prompt,
+        prompt: r.prompt,
+        cache: r.cache,
         ..Default::default()
+    };
+    Ok(Messages {
+        chat,
+        unconvertible: r.unconvertible,
     })
 }
 
-fn message(m: &InMessage, path: &str, prompt: &mut PromptSize) -> Result<Message, ApiError> {
-    let role = *required(&m.role, &format!("{path}.role"))?;
-    prompt.messages += 1;
-    let parts = match required(&m.content, &format!("{path}.content"))? {
-        StrOrList::Str(s) => {
-            prompt.text_bytes += s.len() as u64;
-            vec![Part::Text(s.clone())]
+/// The system prompt as one text; a breakpoint on any of its blocks caches it whole.
+fn system(s: &StrOrList<InTextBlock>, r: &mut Reader) -> String {
+    let text: String = match s {
+        StrOrList::Str(s) => s.clone(),
+        StrOrList::List(blocks) => {
+            let ttls = blocks
+                .iter()
+                .filter_map(|b| b.cache_control.as_ref().map(InCacheControl::ttl));
+            r.cache.system = ttls.max_by_key(|t| *t == CacheTtl::OneHour);
+            blocks.iter().filter_map(|b| b.text.as_deref()).collect()
         }
-        StrOrList::List(blocks) => blocks
+    };
+    r.prompt.text_bytes += text.len() as u64;
+    text
+}
+
+fn messages(list: Option<&[InMessage]>, r: &mut Reader) -> Result<Vec<Message>, ApiError> {
+    match list {
+        None => Err(ApiError::invalid_field("messages", "is required")),
+        Some([]) => Err(ApiError::invalid_field("messages", "must contain at least one message")),
+        Some(list) => list
             .iter()
             .enumerate()
-            .map(|(j, b)| block(b, &format!("{path}.content[{j}]"), prompt))
-            .collect::<Result<Vec<_>, _>>()?,
+            .map(|(i, m)| message(m, i, r))
+            .collect::<Result<Vec<_>, _>>(),
+    }
+}
+
+/// Automatic caching: the breakpoint goes after the last block of the prompt.
+fn mark_last_part(messages: &[Message], ttl: CacheTtl, cache: &mut CachePoints) {
+    let Some((i, m)) = messages.iter().enumerate().next_back() else {
+        return;
     };
+    if let Some(j) = m.parts.len().checked_sub(1) {
+        if cache.after_part(i, j).is_none() {
+            cache.parts.push((i, j, ttl));
+        }
+    }
+}
+
+fn message(m: &InMessage, i: usize, r: &mut Reader) -> Result<Message, ApiError> {
+    let path = format!("messages[{i}]");
+    let role = *required(&m.role, &format!("{path}.role"))?;
+    r.prompt.messages += 1;
+    let mut parts = Vec::new();
+    match required(&m.content, &format!("{path}.content"))? {
+        StrOrList::Str(s) => {
+            r.prompt.text_bytes += s.len() as u64;
+            parts.push(Part::Text(s.clone()));
+        }
+        StrOrList::List(blocks) => {
+            for (j, b) in blocks.iter().enumerate() {
+                parts.extend(block(b, &format!("{path}.content[{j}]"), r)?);
+                if let (Some(cc), Some(last)) = (&b.cache_control, parts.len().checked_sub(1)) {
+                    r.cache.parts.push((i, last, cc.ttl()));
+                }
+            }
+        }
+    }
     Ok(Message { role, parts })
 }
 
-fn tool(t: &InTool, path: &str) -> Result<Tool, ApiError> {
+/// A client tool; a server tool (`type` other than `custom`) is only Anthropic's.
+fn tool(t: &InTool, path: &str, r: &mut Reader) -> Result<Option<Tool>, ApiError> {
     if let Some(kind) = t.kind.as_deref().filter(|k| *k != "custom") {
-        return Err(ApiError::invalid_field(
+        r.prompt.text_bytes += t.name.as_ref().map_or(0, |n| n.len() as u64);
+        r.unconvertible(ApiError::invalid_field(
             &format!("{path}.type"),
-            format!("server tool `{kind}` is not supported; only client tools with an input_schema are"),
+            format!("server tool `{kind}` is only supported by Anthropic providers; others take client tools with an input_schema"),
         ));
+        return Ok(None);
     }
     let name = required(&t.name, &format!("{path}.name"))?;
     let schema = t
         .input_schema
         .clone()
         .ok_or_else(|| ApiError::invalid_field(&format!("{path}.input_schema"), "is required and must be an object"))?;
-    Ok(Tool {
+    Ok(Some(Tool {
         name: name.clone(),
         description: t.description.clone(),
         parameters: Value::Object(schema),
-    })
+    }))
 }
 
 /// The tool choice, and whether parallel tool use was turned off.
@@ -246,10 +363,12 @@ fn tool_choice(tc: Option<&InToolChoice>) -> Result<(Option<ToolChoice>, Option<
     Ok((Some(choice), parallel))
 }
 
-fn block(b: &InBlock, path: &str, prompt: &mut PromptSize) -> Result<Part, ApiError> {
+/// One content block as a part; None for a kind only Anthropic takes.
+fn block(b: &InBlock, path: &str, r: &mut Reader) -> Result<Option<Part>, ApiError> {
     let field = |f: &str| format!("{path}.{f}");
     let text = |v: &Option<String>, f: &str| required(v, &field(f)).cloned();
-    Ok(match required(&b.kind, &field("type"))? {
+    let prompt = &mut r.prompt;
+    Ok(Some(match required(&b.kind, &field("type"))? {
         BlockKind::Text => {
             let t = text(&b.text, "text")?;
             prompt.text_bytes += t.len() as u64;
@@ -282,15 +401,31 @@ fn block(b: &InBlock, path: &str, prompt: &mut PromptSize) -> Result<Part, ApiEr
             signature: b.signature.clone(),
         },
         BlockKind::Other(other) => {
-            return Err(ApiError::invalid_field(
+            prompt.text_bytes += other_block_bytes(b);
+            r.unconvertible(ApiError::invalid_field(
                 &field("type"),
-                format!("`{other}` content blocks are not supported"),
-            ))
+                format!("`{other}` content blocks are only supported by Anthropic providers"),
+            ));
+            return Ok(None);
         }
-    })
+    }))
 }
 
-fn image(src: &InSource, path: &str) -> Result<Image, ApiError> {
+/// The text a block of a kind Hub does not convert gives the model to read
+/// (a document's data or text, a search result's content), for sizing the prompt.
+fn other_block_bytes(b: &InBlock) -> u64 {
+    let json_len = |v: &Option<Value>| v.as_ref().map_or(0, super::openai::json_len);
+    let text_len = |v: &Option<String>| v.as_ref().map_or(0, |t| t.len() as u64);
+    text_len(&b.text) + text_len(&b.thinking) + json_len(&b.source) + json_len(&b.content) + json_len(&b.input)
+}
+
+fn image(src: &Value, path: &str) -> Result<Image, ApiError> {
+    let src: InSource = serde_json::from_value(src.clone()).map_err(|_| {
+        ApiError::invalid_field(
+            path,
+            "must be an object whose `type`, `media_type`, `data` and `url` are strings",
+        )
+    })?;
     let text = |v: &Option<String>, f: &str| required(v, &format!("{path}.{f}")).cloned();
     match required(&src.kind, &format!("{path}.type"))?.as_str() {
         "base64" => Ok(Image::Base64 {

@@ -5,6 +5,7 @@ pub mod aigne;
 pub mod anthropic;
 pub mod openai;
 pub mod responses;
+pub mod splice;
 
 use crate::error::ApiError;
 

@@ -27,6 +27,43 @@ pub fn headers(secret: Option<&str>) -> Vec<(String, String)> {
     h
 }
 
+/// The caller's headers an Anthropic provider gets as they were sent: the
+/// API version and the beta features the body may rely on. Nothing else
+/// (never the caller's key) is forwarded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    pub version: Option<String>,
+    pub beta: Option<String>,
+}
+
+impl Forwarded {
+    pub fn from_headers(h: &crate::http::HeaderMap) -> Forwarded {
+        // A header sent on several lines is one comma-separated list.
+        let get = |name: &str| {
+            let values: Vec<&str> = h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+            (!values.is_empty()).then(|| values.join(","))
+        };
+        Forwarded {
+            version: get("anthropic-version"),
+            beta: get("anthropic-beta"),
+        }
+    }
+}
+
+/// Hub's headers for a caller's request passed through: the credential, and
+/// the caller's version and betas.
+pub fn passthrough_headers(secret: Option<&str>, fwd: &Forwarded) -> Vec<(String, String)> {
+    let mut h = headers(secret);
+    if let Some(v) = &fwd.version {
+        h.retain(|(k, _)| k != "anthropic-version");
+        h.push(("anthropic-version".to_string(), v.clone()));
+    }
+    if let Some(b) = &fwd.beta {
+        h.push(("anthropic-beta".to_string(), b.clone()));
+    }
+    h
+}
+
 /// A Messages body, built from the internal model.
 #[derive(Debug, Serialize)]
 pub struct Body<'a> {
@@ -216,11 +253,23 @@ pub struct WireUsage {
     pub cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
     pub cache_read_input_tokens: Option<u64>,
+    /// The cache writes split by lifetime.
+    #[serde(default)]
+    pub cache_creation: Option<CacheCreation>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct CacheCreation {
+    #[serde(default)]
+    pub ephemeral_1h_input_tokens: Option<u64>,
 }
 
 impl WireUsage {
-    /// Folds a later report into this one: fields present replace, absent ones stay.
-    fn merge(&mut self, later: &WireUsage) {
+    /// Folds a later report into this one: fields present replace, absent
+    /// ones stay (`message_delta` usage is cumulative, and may repeat or
+    /// revise what `message_start` said).
+    pub fn merge(&mut self, later: &WireUsage) {
+        self.cache_creation = later.cache_creation.or(self.cache_creation);
         self.input_tokens = later.input_tokens.or(self.input_tokens);
         self.output_tokens = later.output_tokens.or(self.output_tokens);
         self.cache_creation_input_tokens = later.cache_creation_input_tokens.or(self.cache_creation_input_tokens);
@@ -233,6 +282,10 @@ impl WireUsage {
             output_tokens: self.output_tokens.unwrap_or(0),
             cache_read_tokens: self.cache_read_input_tokens.unwrap_or(0),
             cache_write_tokens: self.cache_creation_input_tokens.unwrap_or(0),
+            cache_write_1h_tokens: self
+                .cache_creation
+                .and_then(|c| c.ephemeral_1h_input_tokens)
+                .unwrap_or(0),
             ..Default::default()
         }
     }
@@ -277,7 +330,8 @@ enum Event {
         #[serde(default)]
         error: StreamError,
     },
-    /// `ping`, `message_stop`, `content_block_stop` and types yet to come.
+    MessageStop,
+    /// `ping`, `content_block_stop` and types yet to come.
     #[serde(other)]
     Other,
 }
@@ -386,11 +440,8 @@ impl StreamState {
                 }
                 self.on_usage(usage, out);
             }
-            Event::Error { error } => out.push(Delta::Error(ApiError::provider(format!(
-                "The provider's stream failed ({}): {}",
-                error.r#type, error.message
-            )))),
-            Event::Other => {}
+            Event::Error { error } => out.push(Delta::Error(error.into_api_error())),
+            Event::MessageStop | Event::Other => {}
         }
     }
 
@@ -440,6 +491,82 @@ impl StreamState {
             BlockDelta::Other => {}
         }
     }
+}
+
+impl StreamError {
+    fn into_api_error(self) -> ApiError {
+        ApiError::provider(format!(
+            "The provider's stream failed ({}): {}",
+            self.r#type, self.message
+        ))
+    }
+}
+
+/// What one event of a Messages stream passed through as it is tells the meter.
+#[derive(Debug, PartialEq)]
+pub enum Observed {
+    /// Output the caller received, in bytes of text (for an estimate should the usage never come).
+    Output(u64),
+    /// The usage so far (`message_start`, then each cumulative `message_delta`).
+    Usage(Usage),
+    /// `message_stop`: the answer is complete.
+    Complete,
+    /// The provider's `error` event: the stream ends with it.
+    Failed(ApiError),
+    /// Nothing to meter (`ping`, block starts and stops, types yet to come).
+    Nothing,
+    /// Not a Messages event.
+    Malformed,
+}
+
+/// Meters a Messages stream passed through untouched.
+#[derive(Default)]
+pub struct StreamMeter {
+    usage: WireUsage,
+}
+
+impl StreamMeter {
+    pub fn observe(&mut self, data: &str) -> Observed {
+        let Ok(event) = serde_json::from_str::<Event>(data) else {
+            return Observed::Malformed;
+        };
+        let usage = match event {
+            Event::MessageStart { message } => message.usage,
+            Event::MessageDelta { usage, .. } => usage,
+            Event::ContentBlockDelta { delta, .. } => return Observed::Output(delta.output_bytes()),
+            Event::MessageStop => return Observed::Complete,
+            Event::Error { error } => return Observed::Failed(error.into_api_error()),
+            Event::ContentBlockStart { .. } | Event::Other => return Observed::Nothing,
+        };
+        match usage {
+            Some(u) => {
+                self.usage.merge(&u);
+                Observed::Usage(self.usage.to_usage())
+            }
+            None => Observed::Nothing,
+        }
+    }
+}
+
+impl BlockDelta {
+    fn output_bytes(&self) -> u64 {
+        match self {
+            BlockDelta::TextDelta { text } => text.len() as u64,
+            BlockDelta::ThinkingDelta { thinking } => thinking.len() as u64,
+            BlockDelta::InputJsonDelta { partial_json } => partial_json.len() as u64,
+            BlockDelta::SignatureDelta { .. } | BlockDelta::Other => 0,
+        }
+    }
+}
+
+/// A whole `message` passed through as it is: its usage and the output bytes it holds.
+pub fn read_whole(body: &[u8]) -> Result<(Option<Usage>, u64), ApiError> {
+    let deltas = decode_whole(body)?;
+    let usage = deltas.iter().find_map(|d| match d {
+        Delta::Usage(u) => Some(*u),
+        _ => None,
+    });
+    Ok((usage, deltas.iter().map(Delta::output_bytes).sum()))
 }
 
 pub fn decoder() -> impl Decode {

@@ -5,7 +5,8 @@
 
 use super::turns::{push_turn, Turn};
 use crate::chat::{
-    arguments_object, tool_call_index, unsupported, Chat, Delta, Finish, Image, OutputFormat, Part, ToolChoice,
+    arguments_object, tool_call_index, unsupported, CacheTtl, Chat, Delta, Finish, Image, OutputFormat, Part,
+    ToolChoice,
 };
 use crate::codec::Decode;
 use crate::error::ApiError;
@@ -144,7 +145,7 @@ fn image_format(media_type: &str) -> Option<&'static str> {
 pub struct Body<'a> {
     messages: Vec<Turn<Block<'a>>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    system: Vec<SystemText<'a>>,
+    system: Vec<SystemBlock<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     inference_config: Option<InferenceConfig<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,6 +168,36 @@ enum Block<'a> {
     ReasoningContent {
         #[serde(rename = "reasoningText")]
         reasoning_text: ReasoningText<'a>,
+    },
+    CachePoint(CachePoint),
+}
+
+/// A prompt-cache breakpoint: the prompt up to here is cached.
+#[derive(Debug, Serialize)]
+struct CachePoint {
+    r#type: &'static str,
+    /// Absent: Bedrock's default, five minutes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<&'static str>,
+}
+
+impl CachePoint {
+    fn new(ttl: CacheTtl) -> CachePoint {
+        CachePoint {
+            r#type: "default",
+            ttl: (ttl == CacheTtl::OneHour).then_some("1h"),
+        }
+    }
+}
+
+/// A block of the system prompt.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum SystemBlock<'a> {
+    Text(SystemText<'a>),
+    Cache {
+        #[serde(rename = "cachePoint")]
+        cache_point: CachePoint,
     },
 }
 
@@ -218,15 +249,17 @@ struct InferenceConfig<'a> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ToolConfig<'a> {
-    tools: Vec<ToolSpecOf<'a>>,
+    tools: Vec<ToolEntry<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_choice: Option<OutToolChoice<'a>>,
 }
 
+/// One entry of `toolConfig.tools`: a tool, or a cache breakpoint after the tools before it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ToolSpecOf<'a> {
-    tool_spec: ToolSpec<'a>,
+enum ToolEntry<'a> {
+    ToolSpec(ToolSpec<'a>),
+    CachePoint(CachePoint),
 }
 
 #[derive(Debug, Serialize)]
@@ -268,10 +301,16 @@ pub fn body(chat: &Chat) -> Result<Body<'_>, ApiError> {
         return Err(unsupported("bedrock", "JSON output (`response_format`)"));
     }
     let mut messages = Vec::with_capacity(chat.messages.len());
-    for m in &chat.messages {
+    for (i, m) in chat.messages.iter().enumerate() {
         let mut content = Vec::with_capacity(m.parts.len());
-        for p in &m.parts {
+        for (j, p) in m.parts.iter().enumerate() {
             content.extend(block(p)?);
+            // Anthropic's `cache_control` on a block: Bedrock's breakpoint follows it.
+            content.extend(
+                chat.cache
+                    .after_part(i, j)
+                    .map(|ttl| Block::CachePoint(CachePoint::new(ttl))),
+            );
         }
         if !content.is_empty() {
             push_turn(&mut messages, m.role, content);
@@ -289,12 +328,7 @@ pub fn body(chat: &Chat) -> Result<Body<'_>, ApiError> {
         || !inference.stop_sequences.is_empty();
     Ok(Body {
         messages,
-        system: chat
-            .system
-            .as_deref()
-            .map(|text| SystemText { text })
-            .into_iter()
-            .collect(),
+        system: system(chat),
         inference_config: has_inference.then_some(inference),
         tool_config: tool_config(chat),
         additional_model_request_fields: chat.reasoning.as_ref().map(|r| AdditionalFields {
@@ -340,21 +374,35 @@ fn block(p: &Part) -> Result<Option<Block<'_>>, ApiError> {
     }))
 }
 
+/// The system prompt, with a cache breakpoint after it if the caller marked it.
+fn system(chat: &Chat) -> Vec<SystemBlock<'_>> {
+    let Some(text) = chat.system.as_deref() else {
+        return Vec::new();
+    };
+    let mut blocks = vec![SystemBlock::Text(SystemText { text })];
+    blocks.extend(chat.cache.system.map(|ttl| SystemBlock::Cache {
+        cache_point: CachePoint::new(ttl),
+    }));
+    blocks
+}
+
 fn tool_config(chat: &Chat) -> Option<ToolConfig<'_>> {
     if chat.tools.is_empty() || chat.tool_choice == Some(ToolChoice::None) {
         return None;
     }
-    let tools = chat
-        .tools
-        .iter()
-        .map(|t| ToolSpecOf {
-            tool_spec: ToolSpec {
-                name: &t.name,
-                description: t.description.as_deref(),
-                input_schema: JsonSchema { json: &t.parameters },
-            },
-        })
-        .collect();
+    let mut tools = Vec::with_capacity(chat.tools.len());
+    for (i, t) in chat.tools.iter().enumerate() {
+        tools.push(ToolEntry::ToolSpec(ToolSpec {
+            name: &t.name,
+            description: t.description.as_deref(),
+            input_schema: JsonSchema { json: &t.parameters },
+        }));
+        tools.extend(
+            chat.cache
+                .after_tool(i)
+                .map(|ttl| ToolEntry::CachePoint(CachePoint::new(ttl))),
+        );
+    }
     let tool_choice = match &chat.tool_choice {
         Some(ToolChoice::Required) => Some(OutToolChoice::Any {}),
         Some(ToolChoice::Tool(name)) => Some(OutToolChoice::Tool { name }),
@@ -375,6 +423,18 @@ pub struct WireUsage {
     pub cache_read_input_tokens: u64,
     #[serde(default)]
     pub cache_write_input_tokens: u64,
+    /// The cache writes by lifetime (`[{"ttl": "1h", "inputTokens": N}, …]`).
+    #[serde(default)]
+    pub cache_details: Vec<CacheDetail>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheDetail {
+    #[serde(default)]
+    pub ttl: String,
+    #[serde(default)]
+    pub input_tokens: u64,
 }
 
 impl WireUsage {
@@ -384,6 +444,11 @@ impl WireUsage {
             output_tokens: self.output_tokens,
             cache_read_tokens: self.cache_read_input_tokens,
             cache_write_tokens: self.cache_write_input_tokens,
+            cache_write_1h_tokens: self
+                .cache_details
+                .iter()
+                .filter(|d| d.ttl == "1h")
+                .fold(0u64, |sum, d| sum.saturating_add(d.input_tokens)),
             ..Default::default()
         }
     }
@@ -778,6 +843,64 @@ mod tests {
     use super::*;
     use crate::codec::decode_all;
     use serde_json::json;
+
+    #[test]
+    fn cache_control_becomes_cache_points_after_the_marked_blocks() {
+        let chat = crate::protocols::anthropic::parse(
+            json!({"model": "m", "max_tokens": 10,
+                "system": [{"type": "text", "text": "a"}, {"type": "text", "text": "b", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+                "tools": [{"name": "f", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}},
+                          {"name": "g", "input_schema": {"type": "object"}}],
+                "messages": [{"role": "user", "content": [
+                    {"type": "text", "text": "doc", "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": "q"}]}]})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let body = serde_json::to_value(body(&chat).unwrap()).unwrap();
+        assert_eq!(
+            body["system"],
+            json!([{"text": "ab"}, {"cachePoint": {"type": "default", "ttl": "1h"}}])
+        );
+        assert_eq!(
+            body["toolConfig"]["tools"],
+            json!([{"toolSpec": {"name": "f", "inputSchema": {"json": {"type": "object"}}}},
+                   {"cachePoint": {"type": "default"}},
+                   {"toolSpec": {"name": "g", "inputSchema": {"json": {"type": "object"}}}}])
+        );
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([{"text": "doc"}, {"cachePoint": {"type": "default"}}, {"text": "q"}])
+        );
+        // Automatic caching (a top-level `cache_control`) marks the end of the prompt.
+        let auto = crate::protocols::anthropic::parse(
+            br#"{"model":"m","max_tokens":1,"cache_control":{"type":"ephemeral"},"messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .unwrap();
+        let body = serde_json::to_value(super::body(&auto).unwrap()).unwrap();
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([{"text": "hi"}, {"cachePoint": {"type": "default"}}])
+        );
+    }
+
+    #[test]
+    fn cache_reads_and_writes_are_read_by_lifetime() {
+        let u: WireUsage = serde_json::from_value(json!({"inputTokens": 12, "outputTokens": 4, "totalTokens": 6016,
+            "cacheReadInputTokens": 1000, "cacheWriteInputTokens": 5000,
+            "cacheDetails": [{"ttl": "1h", "inputTokens": 3000}, {"ttl": "5m", "inputTokens": 2000}]}))
+        .unwrap();
+        let u = u.to_usage();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.cache_write_tokens,
+                u.cache_write_1h_tokens
+            ),
+            (12, 1000, 5000, 3000)
+        );
+    }
 
     #[test]
     fn decodes_frames_split_anywhere() {

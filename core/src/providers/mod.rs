@@ -259,6 +259,23 @@ pub fn passthrough_request(body: Bytes, t: &Target) -> UpstreamRequest {
     t.post(format!("{base}/chat/completions"), bearer(t.secret), body)
 }
 
+/// An Anthropic caller's Messages body (its model already the provider's),
+/// passed through to an Anthropic provider at `path` (`messages`,
+/// `messages/count_tokens`) with the caller's version and betas.
+pub fn anthropic_passthrough_request(
+    path: &str,
+    body: Bytes,
+    forwarded: &anthropic::Forwarded,
+    t: &Target,
+) -> UpstreamRequest {
+    let base = t.base_url.trim_end_matches('/');
+    t.post(
+        format!("{base}/{path}"),
+        anthropic::passthrough_headers(t.secret, forwarded),
+        body,
+    )
+}
+
 /// A stream reader for a provider's chat stream.
 pub fn chat_decoder(wire: Wire, id_prefix: &str) -> Box<dyn Decode> {
     match wire {

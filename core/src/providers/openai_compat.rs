@@ -54,6 +54,7 @@ impl WireUsage {
             output_tokens: self.completion_tokens,
             cache_read_tokens: cached,
             cache_write_tokens: 0,
+            cache_write_1h_tokens: 0,
             reasoning_tokens: self
                 .completion_tokens_details
                 .as_ref()

@@ -95,6 +95,7 @@ fn model(r: &Row) -> ModelRow {
             output: Rate::from_nanos(r.i64("output_rate")),
             cache_read: r.opt_i64("cache_read_rate").map(Rate::from_nanos),
             cache_write: r.opt_i64("cache_write_rate").map(Rate::from_nanos),
+            cache_write_1h: r.opt_i64("cache_write_1h_rate").map(Rate::from_nanos),
             image: Rate::from_nanos(r.i64("image_rate")),
         },
         video_rate: Rate::from_nanos(r.i64("video_rate")),
@@ -324,13 +325,13 @@ impl Store {
     pub async fn insert_model(&self, m: &ModelRow) -> Result<(), DbError> {
         self.config_write(
             vec![sql!(
-                "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+                "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at, cache_write_1h_rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16)",
                 &m.id, &m.provider_id, &m.model, m.kind.as_str(),
                 m.rates.input.nanos(), m.rates.output.nanos(),
                 m.rates.cache_read.map(Rate::nanos), m.rates.cache_write.map(Rate::nanos),
                 m.rates.image.nanos(), m.video_rate.nanos(), m.max_output_tokens,
                 m.unit_costs.as_ref().map(|v| v.to_string()), m.metadata.as_ref().map(|v| v.to_string()),
-                m.enabled, m.created_at
+                m.enabled, m.created_at, m.rates.cache_write_1h.map(Rate::nanos)
             )],
             m.created_at,
         )

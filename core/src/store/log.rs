@@ -84,9 +84,11 @@ fn call(r: &Row) -> CallLog {
             output_tokens: r.i64("output_tokens") as u64,
             cache_read_tokens: r.i64("cache_read_tokens") as u64,
             cache_write_tokens: r.i64("cache_write_tokens") as u64,
+            cache_write_1h_tokens: r.i64("cache_write_1h_tokens") as u64,
             ..Default::default()
         },
         credits: Credits::from_nanos(r.i64("credits")),
+        cache_saved: Credits::from_nanos(r.i64("cache_saved")),
         estimated: r.bool("estimated"),
         clamped: r.bool("clamped"),
         duration_ms: r.i64("duration_ms"),
@@ -147,6 +149,8 @@ pub struct UsageBucket {
     pub cache_read_tokens: i64,
     pub cache_write_tokens: i64,
     pub credits: Credits,
+    /// What prompt caching saved (negative: cost more), summed.
+    pub cache_saved: Credits,
     pub ttfb_p50_ms: Option<i64>,
     pub ttfb_p95_ms: Option<i64>,
 }
@@ -194,7 +198,8 @@ impl Store {
         let g = group_by.expr(tz_minutes);
         let sql = format!(
             "SELECT {g} AS g, COUNT(*) AS calls, SUM(status = 'failed') AS errors, SUM(input_tokens) AS i, SUM(output_tokens) AS o,
-                    SUM(cache_read_tokens) AS cr, SUM(cache_write_tokens) AS cw, SUM(credits) AS credits
+                    SUM(cache_read_tokens) AS cr, SUM(cache_write_tokens) AS cw, SUM(credits) AS credits,
+                    SUM(cache_saved) AS saved
              FROM calls WHERE {clause} GROUP BY g ORDER BY g"
         );
         let r = self.db.query(Stmt::new(sql, params.clone())).await?;
@@ -210,6 +215,7 @@ impl Store {
                     cache_read_tokens: r.i64("cr"),
                     cache_write_tokens: r.i64("cw"),
                     credits: Credits::from_nanos(r.i64("credits")),
+                    cache_saved: Credits::from_nanos(r.i64("saved")),
                     ..Default::default()
                 };
                 (group, b)

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "hardening",
         include_str!("../../../infra/migrations/0003_hardening.sql"),
     ),
+    (
+        4,
+        "cache_rates",
+        include_str!("../../../infra/migrations/0004_cache_rates.sql"),
+    ),
 ];
 
 #[derive(Clone)]

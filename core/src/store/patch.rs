@@ -98,6 +98,7 @@ pub struct ModelPatch {
     pub video_rate: Option<Rate>,
     pub cache_read_rate: Nullable<Rate>,
     pub cache_write_rate: Nullable<Rate>,
+    pub cache_write_1h_rate: Nullable<Rate>,
     pub max_output_tokens: Nullable<i64>,
     pub unit_costs: Nullable<Value>,
     pub metadata: Nullable<Value>,
@@ -124,6 +125,11 @@ impl ModelPatch {
             &mut out,
             "cache_write_rate",
             self.cache_write_rate.map(|r| r.map(Rate::nanos)),
+        );
+        set(
+            &mut out,
+            "cache_write_1h_rate",
+            self.cache_write_1h_rate.map(|r| r.map(Rate::nanos)),
         );
         set(&mut out, "max_output_tokens", self.max_output_tokens);
         set(&mut out, "unit_costs", text(&self.unit_costs));

@@ -200,6 +200,7 @@ fn read_openai_whole(v: &Value) -> Seen {
 
 fn read_anthropic_stream(text: &str) -> Seen {
     let mut s = Seen::default();
+    let mut usage = serde_json::Map::new();
     let events = sse_events(text);
     let names: Vec<&str> = events.iter().filter_map(|e| e.0.as_deref()).collect();
     if names.last() != Some(&"error") {
@@ -219,19 +220,21 @@ fn read_anthropic_stream(text: &str) -> Seen {
                 "input_json_delta" => s.tool_args.push_str(v["delta"]["partial_json"].as_str().unwrap()),
                 _ => {}
             },
+            // Usage as Anthropic's SDKs read it: `message_start` has the prompt's
+            // counts, each `message_delta` the running totals it carries.
+            "message_start" => usage.extend(v["message"]["usage"].as_object().cloned().unwrap_or_default()),
             "message_delta" => {
                 s.finish = v["delta"]["stop_reason"].as_str().unwrap_or("").to_string();
-                let u = &v["usage"];
-                s.input_tokens = u["input_tokens"].as_u64().unwrap_or(0)
-                    + u["cache_read_input_tokens"].as_u64().unwrap_or(0)
-                    + u["cache_creation_input_tokens"].as_u64().unwrap_or(0);
-                s.cached_tokens = u["cache_read_input_tokens"].as_u64().unwrap_or(0);
-                s.output_tokens = u["output_tokens"].as_u64().unwrap_or(0);
+                usage.extend(v["usage"].as_object().cloned().unwrap_or_default());
             }
             "error" => s.error = Some(v["error"]["message"].as_str().unwrap_or("").to_string()),
             _ => {}
         }
     }
+    let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
+    s.input_tokens = n("input_tokens") + n("cache_read_input_tokens") + n("cache_creation_input_tokens");
+    s.cached_tokens = n("cache_read_input_tokens");
+    s.output_tokens = n("output_tokens");
     s
 }
 

@@ -25,9 +25,6 @@ const NAMESPACE_SEPARATOR: &str = "__";
 /// so that only Hub's own is sent back as one (another's is opaque).
 pub const SIGNATURE_PREFIX: &str = "hub-signature:";
 
-/// Hosted tools dropped, not refused, when converting (see the module docs).
-pub(crate) const DROPPED_TOOLS: &[&str] = &["web_search", "web_search_preview"];
-
 /// `include` values a converted answer can honour (or that ask for nothing).
 const CONVERTIBLE_INCLUDES: &[&str] = &["reasoning.encrypted_content", "message.input_image.image_url"];
 
@@ -247,7 +244,7 @@ fn add_tools(out: &mut Vec<Tool>, tools: &[InTool]) -> Result<ToolNames, ApiErro
                     out.push(tool);
                 }
             }
-            kind if DROPPED_TOOLS.contains(&kind) => {}
+            kind if super::DROPPED_TOOLS.contains(&kind) => {}
             kind => return Err(unconvertible(&format!("tools[{i}].type"), &format!("`{kind}` tools"))),
         }
     }

@@ -261,6 +261,10 @@ fn check_format(f: &InFormat) -> Result<(), ApiError> {
     }
 }
 
+/// Hosted tools dropped, not refused, for every provider: the model answers
+/// without searching (Codex declares web search in every request).
+pub(crate) const DROPPED_TOOLS: &[&str] = &["web_search", "web_search_preview"];
+
 /// Tools a Responses provider may be sent: the caller's own functions. Hosted
 /// tools run, and are charged, in the operator's provider account, per call,
 /// beyond the tokens Hub meters; several reach the account's stored files.
@@ -275,7 +279,7 @@ impl ResponsesRequest {
         let body = &self.body;
         for (i, tool) in body.tools.iter().flatten().enumerate() {
             let kind = tool.kind.as_deref().unwrap_or("function");
-            if !PASSTHROUGH_TOOLS.contains(&kind) && !convert::DROPPED_TOOLS.contains(&kind) {
+            if !PASSTHROUGH_TOOLS.contains(&kind) && !DROPPED_TOOLS.contains(&kind) {
                 return Err(ApiError::invalid_field(
                     &format!("tools[{i}].type"),
                     format!("`{kind}` is not supported: Hub cannot bill hosted tools. Use function tools."),
@@ -309,7 +313,7 @@ impl ResponsesRequest {
         body.model = Some(provider_model.to_string());
         body.store = Some(false);
         if let Some(tools) = body.tools.as_mut() {
-            tools.retain(|t| !t.kind.as_deref().is_some_and(|k| convert::DROPPED_TOOLS.contains(&k)));
+            tools.retain(|t| !t.kind.as_deref().is_some_and(|k| DROPPED_TOOLS.contains(&k)));
         }
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
     }

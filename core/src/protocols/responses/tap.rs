@@ -59,6 +59,8 @@ impl WireUsage {
             output_tokens: self.output_tokens,
             cache_read_tokens: cached,
             cache_write_tokens: written,
+            // OpenAI reports no cache lifetimes: every write is at the cache-write rate.
+            cache_write_1h_tokens: 0,
             reasoning_tokens: reasoning.unwrap_or(0).min(self.output_tokens),
             images: 0,
         }

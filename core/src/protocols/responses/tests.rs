@@ -57,11 +57,18 @@ fn codex_requests_convert_whole_history_flattened_namespaces_and_no_search() {
     assert_eq!(names.restore("agents__spawn"), Some(("agents", "spawn")));
     assert_eq!(chat.tool_choice, Some(ToolChoice::Auto));
     assert!(chat.reasoning.is_none(), "a summary alone asks for no reasoning");
-    // Passed through, everything stays, the model renamed.
+    // Passed through: everything stays but the model, web search (dropped) and `store` (false).
     let up: Value = serde_json::from_slice(&r.upstream_body("gpt-x")).unwrap();
     assert_eq!(up["model"], "gpt-x");
+    assert_eq!(up["store"], false);
     assert_eq!(up["client_metadata"]["session_id"], "s");
-    assert_eq!(up["tools"][2]["external_web_access"], false);
+    let kinds: Vec<&str> = up["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    assert!(!kinds.contains(&"web_search"), "{kinds:?}");
     assert_eq!(up["input"][2]["content"], Value::Null);
 }
 
