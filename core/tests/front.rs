@@ -3,12 +3,10 @@
 //! random source that fails.
 
 use bytes::Bytes;
-use hub_core::crypto::MasterKey;
 use hub_core::http::{Body, Method, Request, Response};
 use hub_core::ports::{Rng, RngError};
-use hub_core::testing::{Collector, ManualClock, ScriptedUpstream, SeqRng};
+use hub_core::testing::SeqRng;
 use hub_core::{Hub, HubOptions};
-use hub_libsql::LibSqlDb;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,48 +30,29 @@ impl Rng for Flaky {
     }
 }
 
+mod common;
+
 struct World {
     hub: Hub,
     rng: Arc<Flaky>,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: common::TempDir,
 }
 
 async fn world() -> World {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("hub-front-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = LibSqlDb::open(dir.join("hub.db").to_str().unwrap(), None)
-        .await
-        .unwrap();
     let rng = Arc::new(Flaky::default());
-    let hub = Hub::new(
-        Arc::new(db),
-        Arc::new(ScriptedUpstream::default()),
-        Arc::new(ManualClock::at(1_767_225_600_000)),
-        rng.clone(),
-        Arc::new(Collector::default()),
-        MasterKey::from_bytes(&[7; 32]).unwrap(),
-        HubOptions {
+    let setup = common::Setup {
+        options: HubOptions {
             cors_origins: vec!["https://app.example".into()],
             ..Default::default()
         },
-    );
-    hub.start().await.unwrap();
-    hub.ensure_owner_key(ADMIN).await.unwrap();
+        rng: rng.clone(),
+        ..Default::default()
+    };
+    let f = common::start(common::temp_dir("front"), ADMIN, setup).await;
     World {
-        hub,
+        hub: f.hub,
         rng,
-        _dir: TempDir(dir),
+        _dir: f.dir,
     }
 }
 

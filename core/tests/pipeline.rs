@@ -4,16 +4,18 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use hub_core::crypto::MasterKey;
 use hub_core::http::{Body, Method, Request, Response};
 use hub_core::ports::{Journal, UpstreamError};
-use hub_core::testing::{Collector, ManualClock, MemoryJournal, Scripted, ScriptedUpstream, SeqRng};
+use hub_core::testing::{Collector, ManualClock, MemoryJournal, Scripted, ScriptedUpstream};
 use hub_core::{Hub, HubOptions};
-use hub_libsql::LibSqlDb;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 const ADMIN: &str = "hub_pipeline_admin_key_0123456789";
+
+mod common;
+
+use common::{temp_dir as new_dir, TempDir};
 
 struct World {
     hub: Hub,
@@ -23,21 +25,8 @@ struct World {
     _dir: TempDir,
 }
 
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn temp_dir() -> TempDir {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("hub-pipeline-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
+    new_dir("pipeline")
 }
 
 /// A Hub on a fresh embedded database: `exclusive` keeps balances in the
@@ -48,45 +37,21 @@ async fn world(exclusive: bool) -> World {
 
 /// A Hub on the database in `dir`, with a journal if given (set before start, as runtimes do).
 async fn world_in(dir: TempDir, exclusive: bool, journal: Option<Arc<MemoryJournal>>) -> World {
-    let path = dir.0.join("hub.db");
-    // A database just closed by a "dead" Hub may still be releasing its lock for a moment.
-    let mut tries = 0;
-    let db = loop {
-        match LibSqlDb::open(path.to_str().unwrap(), None).await {
-            Ok(db) => break db,
-            Err(_) if tries < 200 => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            Err(e) => panic!("open the database: {e}"),
-        }
-    };
-    let upstream = Arc::new(ScriptedUpstream::default());
-    let clock = Arc::new(ManualClock::at(1_767_225_600_000));
-    let background = Arc::new(Collector::default());
-    let hub = Hub::new(
-        Arc::new(db),
-        upstream.clone(),
-        clock.clone(),
-        Arc::new(SeqRng::default()),
-        background.clone(),
-        MasterKey::from_bytes(&[7; 32]).unwrap(),
-        HubOptions {
+    let setup = common::Setup {
+        options: HubOptions {
             exclusive_database: exclusive,
             ..Default::default()
         },
-    );
-    if let Some(j) = journal {
-        hub.set_journal(j);
-    }
-    hub.start().await.unwrap();
-    hub.ensure_owner_key(ADMIN).await.unwrap();
+        journal: journal.map(|j| j as Arc<dyn Journal>),
+        ..Default::default()
+    };
+    let f = common::start(dir, ADMIN, setup).await;
     World {
-        hub,
-        upstream,
-        clock,
-        background,
-        _dir: dir,
+        hub: f.hub,
+        upstream: f.upstream,
+        clock: f.clock,
+        background: f.background,
+        _dir: f.dir,
     }
 }
 

@@ -10,13 +10,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hub_core::chat::Reply;
 use hub_core::codec::{decode_all, Decode};
-use hub_core::crypto::MasterKey;
 use hub_core::http::{Body, Method, Request};
 use hub_core::metering::{Rates, Usage};
 use hub_core::providers::{anthropic, bedrock, gemini, openai_compat};
-use hub_core::testing::{Collector, ManualClock, Scripted, ScriptedUpstream, SeqRng};
+use hub_core::testing::{Collector, Scripted, ScriptedUpstream};
 use hub_core::{Hub, HubOptions};
-use hub_libsql::LibSqlDb;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,49 +22,29 @@ use std::sync::Arc;
 const ADMIN: &str = "hub_responses_admin_key_0123456789";
 const GRANT_NANOS: i64 = 100_000_000_000;
 
+mod common;
+
 struct World {
     hub: Hub,
     upstream: Arc<ScriptedUpstream>,
     background: Arc<Collector>,
-    dir: PathBuf,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    _dir: common::TempDir,
 }
 
 async fn world() -> World {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("hub-responses-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = LibSqlDb::open(dir.join("hub.db").to_str().unwrap(), None)
-        .await
-        .unwrap();
-    let upstream = Arc::new(ScriptedUpstream::default());
-    let background = Arc::new(Collector::default());
-    let hub = Hub::new(
-        Arc::new(db),
-        upstream.clone(),
-        Arc::new(ManualClock::at(1_767_225_600_000)),
-        Arc::new(SeqRng::default()),
-        background.clone(),
-        MasterKey::from_bytes(&[7; 32]).unwrap(),
-        HubOptions {
+    let setup = common::Setup {
+        options: HubOptions {
             exclusive_database: true,
             ..Default::default()
         },
-    );
-    hub.start().await.unwrap();
-    hub.ensure_owner_key(ADMIN).await.unwrap();
+        ..Default::default()
+    };
+    let f = common::start(common::temp_dir("responses"), ADMIN, setup).await;
     World {
-        hub,
-        upstream,
-        background,
-        dir,
+        hub: f.hub,
+        upstream: f.upstream,
+        background: f.background,
+        _dir: f.dir,
     }
 }
 
