@@ -293,7 +293,7 @@ impl ResponsesRequest {
             ));
         }
         for (i, item) in items(body).iter().enumerate() {
-            if mentions_file_id(&serde_json::to_value(item).unwrap_or_default()) {
+            if refers_to_file(item) {
                 return Err(ApiError::invalid_field(
                     &format!("input[{i}]"),
                     "refers to a stored file (`file_id`), which is not supported: send the file's content.",
@@ -317,6 +317,15 @@ impl ResponsesRequest {
         }
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
     }
+}
+
+/// Whether an input item names a stored file: a part's `file_id`, or one in
+/// a tool result or a member Hub does not read (walked without re-serialising
+/// the item: Codex sends its whole history every turn).
+fn refers_to_file(item: &InItem) -> bool {
+    parts_of(item.content.as_ref()).iter().any(|p| p.file_id.is_some())
+        || item.output.as_ref().is_some_and(mentions_file_id)
+        || item.extra.values().any(mentions_file_id)
 }
 
 /// Whether a JSON value has a `file_id` member anywhere.
