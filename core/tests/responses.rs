@@ -652,6 +652,10 @@ async fn hosted_tools_stored_files_and_prompts_are_refused_even_for_a_provider_t
             "input[0]",
             json!({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-1"}]}]}),
         ),
+        (
+            "input[1]",
+            json!({"input": [{"role": "user", "content": "hi"}, {"type": "function_call_output", "call_id": "c", "output": [{"type": "input_file", "file_id": "file-2"}]}]}),
+        ),
     ];
     for (param, change) in cases {
         let mut req = codex_like(false);
