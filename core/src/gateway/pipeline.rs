@@ -322,14 +322,19 @@ async fn receive(
     upstream: UpstreamRequest,
     meta: &Meta,
 ) -> Result<Answer, Failure> {
+    // How a stream would be relayed is settled before the provider is asked.
+    let relay = match call.plan.stream {
+        true => match exchange.relay(route, meta.clone()) {
+            Some(relay) => Some(relay),
+            None => return Err(Failure::fatal(ApiError::bad_request("This endpoint does not stream."))),
+        },
+        false => None,
+    };
     let mut resp = call.hub.send_upstream(upstream).await.map_err(transport_failure)?;
     if !(200..300).contains(&resp.status) {
         return Err(provider_error(resp).await);
     }
-    if call.plan.stream {
-        let Some((mode, content_type)) = exchange.relay(route, meta.clone()) else {
-            return Err(Failure::fatal(ApiError::bad_request("This endpoint does not stream.")));
-        };
+    if let Some((mode, content_type)) = relay {
         if let Some(f) = not_a_stream(&resp) {
             return Err(f);
         }
