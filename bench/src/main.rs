@@ -10,7 +10,14 @@
 //! hub-bench [--hub target/release/hub] [--targets hub,hub-remote,litellm,portkey]
 //!           [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50]
 //!           [--latency-ms 0] [--cadence-ms 0] [--streams 200] [--pin on|off] [--out bench/out]
+//!           [--apis chat,responses,responses-converted,messages]
 //! ```
+//!
+//! `--apis` picks the inbound protocols measured: chat completions (the
+//! default, and the only one the peers are run on), the Responses API passed
+//! through to an OpenAI provider or converted to chat completions for an
+//! OpenAI-compatible one, and Anthropic Messages passed through. Each is
+//! paired with a direct call of what the provider itself is asked.
 //!
 //! LiteLLM and Portkey are installed by `bench/peers/install.sh` into
 //! throwaway environments; the harness starts and stops them itself. The
@@ -20,7 +27,7 @@
 
 use futures_util::StreamExt;
 use hub_e2e::mock::{Behavior, MockProvider};
-use hub_e2e::{Api, HranaServer, HubServer, Launch};
+use hub_e2e::{HranaServer, HubServer, Launch};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,7 +38,8 @@ const USAGE: &str =
     "usage: hub-bench [--hub target/release/hub] [--targets hub,hub-remote,litellm,portkey|worker,lambda]
                  [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50]
                  [--latency-ms 0] [--cadence-ms 0] [--streams 200] [--pin on|off] [--out bench/out]
-                 [--scenarios non-streaming,streaming] [--profile DIR] [--baseline OTHER_HUB_BINARY]";
+                 [--scenarios non-streaming,streaming] [--profile DIR] [--baseline OTHER_HUB_BINARY]
+                 [--apis chat,responses,responses-converted,messages]";
 
 struct Args {
     hub: PathBuf,
@@ -49,6 +57,8 @@ struct Args {
     out: PathBuf,
     /// Which scenarios run: non-streaming (false) and/or streaming (true).
     scenarios: Vec<bool>,
+    /// Which inbound protocols are measured.
+    apis: Vec<Api>,
     /// Where to write a CPU profile (perf) of each gateway run, if anywhere.
     profile: Option<PathBuf>,
 }
@@ -68,6 +78,7 @@ fn args() -> Args {
         pin: true,
         out: PathBuf::from("bench/out"),
         scenarios: vec![false, true],
+        apis: vec![Api::Chat],
         profile: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -107,6 +118,17 @@ fn args() -> Args {
                     })
                     .collect()
             }
+            "--apis" => {
+                a.apis = list(&v)
+                    .iter()
+                    .map(|s| {
+                        Api::ALL.into_iter().find(|api| api.name() == s).unwrap_or_else(|| {
+                            eprintln!("hub-bench: unknown api {s} (chat, responses, responses-converted, messages)");
+                            std::process::exit(2);
+                        })
+                    })
+                    .collect()
+            }
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -119,6 +141,129 @@ fn args() -> Args {
         i += 2;
     }
     a
+}
+
+// ---------------------------------------------------------------- protocols
+
+/// An inbound protocol measured, with the provider call it becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Api {
+    /// `/v1/chat/completions` to an OpenAI provider.
+    Chat,
+    /// `/v1/responses` passed through to an OpenAI provider's `/responses`.
+    Responses,
+    /// `/v1/responses` converted to chat completions for an OpenAI-compatible provider.
+    ResponsesConverted,
+    /// Anthropic `/v1/messages` passed through to an Anthropic provider.
+    Messages,
+}
+
+/// The model Hub serves through its OpenAI-compatible (chat-only) provider.
+const COMPAT_MODEL: &str = "bench-compat";
+/// The model Hub serves through its Anthropic provider.
+const CLAUDE_MODEL: &str = "bench-claude";
+const ANTHROPIC_VERSION: (&str, &str) = ("anthropic-version", "2023-06-01");
+
+impl Api {
+    const ALL: [Api; 4] = [Api::Chat, Api::Responses, Api::ResponsesConverted, Api::Messages];
+
+    fn name(self) -> &'static str {
+        match self {
+            Api::Chat => "chat",
+            Api::Responses => "responses",
+            Api::ResponsesConverted => "responses-converted",
+            Api::Messages => "messages",
+        }
+    }
+
+    /// Hub's path for it.
+    fn path(self) -> &'static str {
+        match self {
+            Api::Chat => "/v1/chat/completions",
+            Api::Responses | Api::ResponsesConverted => "/v1/responses",
+            Api::Messages => "/v1/messages",
+        }
+    }
+
+    /// The model a Hub target is asked for (peers serve `mock-model` on chat only).
+    fn model(self) -> &'static str {
+        match self {
+            Api::Chat | Api::Responses => "bench",
+            Api::ResponsesConverted => COMPAT_MODEL,
+            Api::Messages => CLAUDE_MODEL,
+        }
+    }
+
+    /// The request a caller sends in this protocol.
+    fn body(self, model: &str, stream: bool) -> Value {
+        let prompt = "benchmark prompt";
+        match self {
+            Api::Chat => json!({"model": model, "messages": [{"role": "user", "content": prompt}], "stream": stream, "max_tokens": 64}),
+            Api::Responses | Api::ResponsesConverted => {
+                json!({"model": model, "input": prompt, "stream": stream, "max_output_tokens": 64})
+            }
+            Api::Messages => json!({"model": model, "messages": [{"role": "user", "content": prompt}], "stream": stream, "max_tokens": 64}),
+        }
+    }
+
+    /// Headers the protocol needs besides the caller's key.
+    fn headers(self) -> Vec<(String, String)> {
+        match self {
+            Api::Messages => vec![(ANTHROPIC_VERSION.0.into(), ANTHROPIC_VERSION.1.into())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The baseline: what the provider itself is asked, called directly (URL, headers, body).
+    fn direct(self, mock: &MockProvider, stream: bool) -> (String, Vec<(String, String)>, Value) {
+        let bearer = vec![("authorization".to_string(), "Bearer sk-bench".to_string())];
+        let chat = |model: &str| {
+            let mut body = Api::Chat.body(model, stream);
+            if stream {
+                body["stream_options"] = json!({"include_usage": true});
+            }
+            body
+        };
+        match self {
+            Api::Chat => (format!("{}/chat/completions", mock.base_url()), bearer, chat("bench")),
+            Api::Responses => (
+                format!("{}/responses", mock.base_url()),
+                bearer,
+                self.body("bench", stream),
+            ),
+            Api::ResponsesConverted => (
+                format!("{}/chat/completions", mock.base_url()),
+                bearer,
+                chat(COMPAT_MODEL),
+            ),
+            Api::Messages => {
+                let mut headers = self.headers();
+                headers.push(("x-api-key".into(), "sk-bench".into()));
+                (
+                    format!("{}/v1/messages", mock.root_url()),
+                    headers,
+                    self.body(CLAUDE_MODEL, stream),
+                )
+            }
+        }
+    }
+}
+
+/// One measured scenario: a protocol, streamed or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Scenario {
+    api: Api,
+    stream: bool,
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = if self.stream { "streaming" } else { "non-streaming" };
+        match self.api {
+            Api::Chat => write!(f, "{mode}"),
+            api => write!(f, "{} {mode}", api.name()),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- profiles
@@ -236,9 +381,13 @@ impl Profiler {
 /// A gateway under test and how to call it.
 struct Target {
     name: String,
-    url: String,
+    /// Where the gateway listens (its paths are the protocols' own).
+    base: String,
     headers: Vec<(String, String)>,
+    /// The model asked for chat completions.
     model: String,
+    /// A peer gateway: measured on chat completions only.
+    peer: bool,
     /// Process group of the gateway (for CPU and memory).
     pgid: u32,
     /// What stops the gateway (and its database) when the target is dropped.
@@ -246,6 +395,53 @@ struct Target {
 }
 
 struct PeerProcess(Child);
+
+impl Target {
+    fn url(&self, api: Api) -> String {
+        format!("{}{}", self.base, api.path())
+    }
+
+    /// Whether this target is measured on `api`.
+    fn serves(&self, api: Api) -> bool {
+        api == Api::Chat || !self.peer
+    }
+
+    fn model(&self, api: Api) -> &str {
+        if self.peer {
+            &self.model
+        } else {
+            api.model()
+        }
+    }
+}
+
+/// Sets a fresh Hub up behind the mock: an OpenAI provider (chat completions
+/// and Responses passed through), an OpenAI-compatible one (Responses
+/// converted) and an Anthropic one, each with its bench models, and a
+/// caller's key (returned).
+async fn provision(base: &str, mock: &MockProvider) -> String {
+    let api = hub_e2e::Api::new(base);
+    let rates = json!({"input_rate": 0.15, "output_rate": 0.6});
+    let openai = api.setup_provider("mock", &mock.base_url(), "sk-bench").await;
+    for model in ["bench", "slow"] {
+        api.add_model(&openai, model, rates.clone()).await;
+    }
+    let compat = api
+        .provider(
+            json!({"name": "compat", "kind": "openai-compatible", "base_url": mock.base_url()}),
+            "sk-bench",
+        )
+        .await;
+    api.add_model(&compat, COMPAT_MODEL, rates.clone()).await;
+    let claude = api
+        .provider(
+            json!({"name": "claude", "kind": "anthropic", "base_url": mock.base_url()}),
+            "sk-bench",
+        )
+        .await;
+    api.add_model(&claude, CLAUDE_MODEL, rates).await;
+    api.user_with_key("bench", "1000000").await.1
+}
 
 impl Drop for PeerProcess {
     fn drop(&mut self) {
@@ -394,22 +590,17 @@ async fn start_hub_from(a: &Args, mock: &MockProvider, remote: bool, bin: PathBu
     })
     .await
     .unwrap();
-    let api = Api::new(&hub.base);
-    let provider = api.setup_provider("mock", &mock.base_url(), "sk-bench").await;
-    for model in ["bench", "slow"] {
-        api.add_model(&provider, model, json!({"input_rate": 0.15, "output_rate": 0.6}))
-            .await;
-    }
-    let (_, key) = api.user_with_key("bench", "1000000").await;
+    let key = provision(&hub.base, mock).await;
     let pid = hub.child.id();
     if a.pin {
         pin(pid, "1");
     }
     Target {
         name: name.into(),
-        url: format!("{}/v1/chat/completions", hub.base),
+        base: hub.base.clone(),
         headers: vec![("authorization".into(), format!("Bearer {key}"))],
         model: "bench".into(),
+        peer: false,
         pgid: pid,
         _guard: Box::new((hub, hrana)),
     }
@@ -442,13 +633,7 @@ async fn start_serverless(a: &Args, mock: &MockProvider, name: &str) -> Target {
         "{name}: ready in {:.1} s (cold start, including the first request)",
         launched.elapsed().as_secs_f64()
     );
-    let api = Api::new(&base);
-    let provider = api.setup_provider("mock", &mock.base_url(), "sk-bench").await;
-    for model in ["bench", "slow"] {
-        api.add_model(&provider, model, json!({"input_rate": 0.15, "output_rate": 0.6}))
-            .await;
-    }
-    let (_, key) = api.user_with_key("bench", "1000000").await;
+    let key = provision(&base, mock).await;
     if a.pin {
         for pid in group_pids(pgid) {
             pin(pid, "1");
@@ -456,9 +641,10 @@ async fn start_serverless(a: &Args, mock: &MockProvider, name: &str) -> Target {
     }
     Target {
         name: name.into(),
-        url: format!("{base}/v1/chat/completions"),
+        base,
         headers: vec![("authorization".into(), format!("Bearer {key}"))],
         model: "bench".into(),
+        peer: false,
         pgid,
         _guard: guard,
     }
@@ -513,9 +699,10 @@ async fn start_peer(a: &Args, mock: &MockProvider, name: &str) -> Option<Target>
     eprintln!("{name}: ready in {:.1} s", started.elapsed().as_secs_f64());
     Some(Target {
         name: name.into(),
-        url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        base: format!("http://127.0.0.1:{port}"),
         headers,
         model: "mock-model".into(),
+        peer: true,
         pgid,
         _guard: Box::new(proc),
     })
@@ -697,8 +884,9 @@ fn ms(v: f64) -> String {
 
 // ---------------------------------------------------------------- chart
 
-/// p99 overhead by rate, one line per target, log scale; one panel per scenario.
-fn chart(results: &BTreeMap<(String, bool, u64), Cell>, targets: &[String], rates: &[u64]) -> String {
+/// p99 overhead of chat completions by rate, one line per target, log
+/// scale; one panel each for streaming and not.
+fn chart(results: &Results, targets: &[String], rates: &[u64]) -> String {
     let (w, h, pad) = (420.0, 300.0, 55.0);
     let colors = ["#2563eb", "#0891b2", "#dc2626", "#d97706", "#7c3aed"];
     let mut svg = format!(
@@ -745,7 +933,11 @@ fn chart(results: &BTreeMap<(String, bool, u64), Cell>, targets: &[String], rate
             let color = colors[t % colors.len()];
             let mut points = Vec::new();
             for (i, r) in rates.iter().enumerate() {
-                if let Some(c) = results.get(&(name.clone(), *stream, *r)) {
+                let scenario = Scenario {
+                    api: Api::Chat,
+                    stream: *stream,
+                };
+                if let Some(c) = results.get(&(name.clone(), scenario, *r)) {
                     let v = c.headline(*stream);
                     if v.is_finite() && c.errors == 0 {
                         points.push((px(i), py(v.max(0.01))));
@@ -801,6 +993,57 @@ fn cpu_model() -> String {
         .unwrap_or_default()
 }
 
+/// Cells of results by target, scenario and rate.
+type Results = BTreeMap<(String, Scenario, u64), Cell>;
+
+/// Runs one scenario on one target at each rate (stopping at the first rate
+/// with errors), each run paired with a direct run at the same rate.
+async fn measure(
+    a: &Args,
+    client: &reqwest::Client,
+    mock: &MockProvider,
+    t: &Target,
+    scenario: Scenario,
+    results: &mut Results,
+) {
+    let Scenario { api, stream } = scenario;
+    let url = t.url(api);
+    let body = api.body(t.model(api), stream);
+    let mut headers = t.headers.clone();
+    headers.extend(api.headers());
+    let (direct_url, direct_headers, direct_body) = api.direct(mock, stream);
+    // Warm connections and caches.
+    load(client, &url, &headers, &body, 20, 1, None).await;
+    for &rate in &a.rates {
+        let cell = results.entry((t.name.clone(), scenario, rate)).or_default();
+        for _ in 0..a.runs {
+            wait_idle(t.pgid).await;
+            let d = load(client, &direct_url, &direct_headers, &direct_body, rate, a.seconds, None).await;
+            let profiler = a.profile.as_ref().map(|dir| {
+                let tag = format!("{}-{}-{rate}", t.name, scenario.to_string().replace(' ', "-"));
+                Profiler::start(dir, &tag, t.pgid, a.seconds)
+            });
+            let v = load(client, &url, &headers, &body, rate, a.seconds, Some(t.pgid)).await;
+            if let Some(p) = profiler {
+                p.finish((rate * a.seconds) as f64);
+            }
+            cell.add(&d, &v, (rate * a.seconds) as usize);
+        }
+        eprintln!(
+            "{}: {scenario} at {rate}/s: added p50 {} / p99 {} ms, first byte p99 {} ms, {} errors{}",
+            t.name,
+            ms(cell.total(0)),
+            ms(cell.total(2)),
+            ms(cell.ttfb(2)),
+            cell.errors,
+            cell.first_error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+        );
+        if cell.errors > 0 {
+            break;
+        }
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = args();
@@ -814,7 +1057,7 @@ async fn main() {
         delay: Duration::from_millis(a.cadence_ms),
         ..Default::default()
     };
-    for model in ["bench", "mock-model"] {
+    for model in ["bench", "mock-model", COMPAT_MODEL, CLAUDE_MODEL] {
         mock.set(model, behavior.clone());
     }
     mock.set("slow", mock_slow());
@@ -827,9 +1070,6 @@ async fn main() {
         .tcp_nodelay(true)
         .build()
         .unwrap();
-    let direct_url = format!("{}/chat/completions", mock.base_url());
-    let direct_headers = vec![("authorization".to_string(), "Bearer sk-bench".to_string())];
-
     println!(
         "machine: {cores} cores, {}; {}",
         cpu_model(),
@@ -845,7 +1085,7 @@ async fn main() {
         a.seconds, a.runs, a.chunks, a.latency_ms, a.cadence_ms
     );
 
-    let mut results: BTreeMap<(String, bool, u64), Cell> = BTreeMap::new();
+    let mut results: Results = BTreeMap::new();
     let mut names = Vec::new();
     let mut memory = Vec::new();
     for name in &a.targets {
@@ -869,54 +1109,13 @@ async fn main() {
         // Memory first, on the fresh process: a backlog from the top rates
         // leaves allocator pages behind that would be counted as idle.
         memory.push(memory_under_streams(&a, &mock, &client, &t, &behavior).await);
-        for &stream in &a.scenarios {
-            let body = json!({"model": t.model, "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64});
-            let direct_body = json!({"model": "bench", "messages": [{"role": "user", "content": "benchmark prompt"}], "stream": stream, "max_tokens": 64, "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null }});
-            // Warm connections and caches.
-            load(&client, &t.url, &t.headers, &body, 20, 1, None).await;
-            for &rate in &a.rates {
-                let cell = results.entry((t.name.clone(), stream, rate)).or_default();
-                for _ in 0..a.runs {
-                    wait_idle(t.pgid).await;
-                    let d = load(
-                        &client,
-                        &direct_url,
-                        &direct_headers,
-                        &direct_body,
-                        rate,
-                        a.seconds,
-                        None,
-                    )
-                    .await;
-                    let profiler = a.profile.as_ref().map(|dir| {
-                        let tag = format!(
-                            "{}-{}-{rate}",
-                            t.name,
-                            if stream { "streaming" } else { "non-streaming" }
-                        );
-                        Profiler::start(dir, &tag, t.pgid, a.seconds)
-                    });
-                    let v = load(&client, &t.url, &t.headers, &body, rate, a.seconds, Some(t.pgid)).await;
-                    if let Some(p) = profiler {
-                        p.finish((rate * a.seconds) as f64);
-                    }
-                    cell.add(&d, &v, (rate * a.seconds) as usize);
-                }
-                let failed = cell.errors > 0;
-                eprintln!(
-                    "{}: {} at {rate}/s: added p50 {} / p99 {} ms, first byte p99 {} ms, {} errors{}",
-                    t.name,
-                    if stream { "streaming" } else { "non-streaming" },
-                    ms(cell.total(0)),
-                    ms(cell.total(2)),
-                    ms(cell.ttfb(2)),
-                    cell.errors,
-                    cell.first_error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
-                );
-                if failed {
-                    break;
-                }
-            }
+        let scenarios = a
+            .apis
+            .iter()
+            .filter(|api| t.serves(**api))
+            .flat_map(|&api| a.scenarios.iter().map(move |&stream| Scenario { api, stream }));
+        for scenario in scenarios {
+            measure(&a, &client, &mock, &t, scenario, &mut results).await;
         }
         wait_idle(t.pgid).await;
         drop(t);
@@ -924,15 +1123,14 @@ async fn main() {
 
     println!("| scenario | rate | target | added p50 | added p95 | added p99 | added first byte p50 / p99 | direct p50 / p99 | errors | CPU per request | peak RSS |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for ((name, stream, rate), c) in &results {
-        let first = if *stream {
+    for ((name, scenario, rate), c) in &results {
+        let first = if scenario.stream {
             format!("{} / {} ms", ms(c.ttfb(0)), ms(c.ttfb(2)))
         } else {
             "—".into()
         };
         println!(
-            "| {} | {rate}/s | {name} | {} ms | {} ms | {} ms | {first} | {} / {} ms | {}/{}{} | {:.3} ms | {:.0} MB |",
-            if *stream { "streaming" } else { "non-streaming" },
+            "| {scenario} | {rate}/s | {name} | {} ms | {} ms | {} ms | {first} | {} / {} ms | {}/{}{} | {:.3} ms | {:.0} MB |",
             ms(c.total(0)),
             ms(c.total(1)),
             ms(c.total(2)),
@@ -948,35 +1146,33 @@ async fn main() {
 
     println!("\n| scenario | target | highest rate without errors | p99 added latency (streams: to the first chunk) vs hub at each rate |");
     println!("|---|---|---|---|");
-    for stream in [false, true] {
+    let scenarios: std::collections::BTreeSet<Scenario> = results.keys().map(|(_, s, _)| *s).collect();
+    for &scenario in &scenarios {
         for name in &names {
+            let cell = |target: &str, r: u64| results.get(&(target.to_string(), scenario, r));
+            if a.rates.iter().all(|r| cell(name, *r).is_none()) {
+                continue;
+            }
             let sustained = a
                 .rates
                 .iter()
-                .filter(|r| results.get(&(name.clone(), stream, **r)).is_some_and(|c| c.errors == 0))
+                .filter(|r| cell(name, **r).is_some_and(|c| c.errors == 0))
                 .max()
                 .map_or("none".to_string(), |r| format!("{r}/s"));
+            let stream = scenario.stream;
             let ratios: Vec<String> = a
                 .rates
                 .iter()
-                .map(|r| {
-                    let mine = results.get(&(name.clone(), stream, *r));
-                    let hub = results.get(&("hub".to_string(), stream, *r));
-                    match (mine, hub) {
-                        (Some(m), _) if m.errors > 0 => format!("{r}/s: errors"),
-                        (Some(m), Some(h)) if h.headline(stream) >= 0.01 => {
-                            format!("{r}/s: {:.1}×", m.headline(stream) / h.headline(stream))
-                        }
-                        (Some(m), Some(_)) => format!("{r}/s: {} ms vs hub < 0.01 ms", ms(m.headline(stream))),
-                        _ => format!("{r}/s: —"),
+                .map(|r| match (cell(name, *r), cell("hub", *r)) {
+                    (Some(m), _) if m.errors > 0 => format!("{r}/s: errors"),
+                    (Some(m), Some(h)) if h.headline(stream) >= 0.01 => {
+                        format!("{r}/s: {:.1}×", m.headline(stream) / h.headline(stream))
                     }
+                    (Some(m), Some(_)) => format!("{r}/s: {} ms vs hub < 0.01 ms", ms(m.headline(stream))),
+                    _ => format!("{r}/s: —"),
                 })
                 .collect();
-            println!(
-                "| {} | {name} | {sustained} | {} |",
-                if stream { "streaming" } else { "non-streaming" },
-                ratios.join(", ")
-            );
+            println!("| {scenario} | {name} | {sustained} | {} |", ratios.join(", "));
         }
     }
 
@@ -1017,7 +1213,7 @@ async fn memory_under_streams(
         json!({"model": model, "messages": [{"role": "user", "content": "hold on"}], "stream": true, "max_tokens": 64});
     let mut tasks = Vec::new();
     for _ in 0..a.streams {
-        let (c, u, h, b) = (client.clone(), t.url.clone(), t.headers.clone(), body.clone());
+        let (c, u, h, b) = (client.clone(), t.url(Api::Chat), t.headers.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let mut req = c.post(u).json(&b);
             for (k, v) in h {
