@@ -3,6 +3,7 @@
 //! the snapshot; it is reloaded when stale (in the background) or at once after
 //! a change made through this instance.
 
+use crate::accounts::settings::SignInSettings;
 use crate::crypto::MasterKey;
 use crate::hub::health::Health;
 use crate::kinds::{CredentialStatus, ModelKind};
@@ -34,6 +35,8 @@ pub struct Settings {
     pub app_url: Option<String>,
     /// The app id announced to AIGNE clients.
     pub app_pid: String,
+    /// Who may sign in, and how.
+    pub sign_in: SignInSettings,
 }
 
 impl Default for Settings {
@@ -51,6 +54,7 @@ impl Default for Settings {
             app_name: "Hub".into(),
             app_url: None,
             app_pid: "hub".into(),
+            sign_in: SignInSettings::default(),
         }
     }
 }
@@ -84,6 +88,9 @@ impl Settings {
 
     /// Sets one setting from JSON; the error names what is wrong with the value.
     pub fn apply(&mut self, key: &str, v: &Value) -> Result<(), String> {
+        if crate::accounts::settings::KEYS.contains(&key) {
+            return self.sign_in.apply(key, v);
+        }
         let positive_int = |v: &Value, max: i64| -> Result<i64, String> {
             v.as_i64()
                 .filter(|n| (1..=max).contains(n))
@@ -159,6 +166,14 @@ impl Settings {
     }
 
     pub fn to_json(&self) -> Value {
+        let mut all = self.own_json();
+        if let (Some(all), Value::Object(sign_in)) = (all.as_object_mut(), self.sign_in.to_json()) {
+            all.extend(sign_in);
+        }
+        all
+    }
+
+    fn own_json(&self) -> Value {
         json!({
             "billing_enabled": self.billing_enabled,
             "starter_credits": self.starter_credits,
@@ -178,7 +193,10 @@ impl Settings {
 
     /// The stored JSON text of one setting.
     pub fn stored_value(&self, key: &str) -> Option<String> {
-        self.to_json().get(key).map(|v| v.to_string())
+        if crate::accounts::settings::KEYS.contains(&key) {
+            return self.sign_in.stored_value(key);
+        }
+        self.own_json().get(key).map(|v| v.to_string())
     }
 }
 

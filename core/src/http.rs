@@ -105,6 +105,13 @@ pub fn set_header(res: &mut Response, name: &'static str, value: &str) {
     }
 }
 
+/// Adds one more value of a header (`set-cookie`), ignoring values that are not valid header text.
+pub fn append_header(res: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().append(name, v);
+    }
+}
+
 /// The value of a header as a string, if present and valid UTF-8.
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())

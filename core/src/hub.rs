@@ -38,6 +38,10 @@ struct Inner {
     /// Model calls being served (see `HubOptions::max_in_flight`).
     in_flight: Arc<AtomicUsize>,
     pub settler: settler::Settler,
+    /// The OpenID provider's discovery document and keys, as last fetched.
+    oidc: crate::accounts::oidc::Cache,
+    /// How this runtime sends mail, if it can.
+    mailer: OnceLock<Arc<dyn crate::ports::Mailer>>,
 }
 
 /// The gateway. Cheap to clone; every runtime holds one and hands it requests.
@@ -72,6 +76,8 @@ impl Hub {
                 health: Default::default(),
                 in_flight: Arc::default(),
                 settler: Default::default(),
+                oidc: Default::default(),
+                mailer: OnceLock::new(),
             }),
         }
     }
@@ -112,6 +118,19 @@ impl Hub {
 
     pub(crate) fn health(&self) -> &health::Health {
         &self.inner.health
+    }
+
+    /// Gives this Hub a way to send mail (email sign-in links); set once, at start.
+    pub fn set_mailer(&self, mailer: Arc<dyn crate::ports::Mailer>) {
+        let _ = self.inner.mailer.set(mailer);
+    }
+
+    pub(crate) fn mailer(&self) -> Option<&dyn crate::ports::Mailer> {
+        self.inner.mailer.get().map(|m| &**m)
+    }
+
+    pub(crate) fn oidc_cache(&self) -> &crate::accounts::oidc::Cache {
+        &self.inner.oidc
     }
 
     /// The cache of key lookups; cleared whenever a key or its user changes.
@@ -281,11 +300,16 @@ impl Hub {
         u
     }
 
-    /// The caller behind the request's key: 401 when missing, unknown, revoked or expired.
+    /// The caller behind the request's key, else its browser session: 401
+    /// when missing, unknown, revoked or expired.
     pub(crate) async fn authenticate(&self, req: &Request) -> Result<Arc<Caller>, ApiError> {
-        let key = presented_key(req.headers()).ok_or_else(|| {
-            ApiError::unauthorized("Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`).")
-        })?;
+        let Some(key) = presented_key(req.headers()) else {
+            return crate::accounts::sessions::caller(self, req).await.unwrap_or_else(|| {
+                Err(ApiError::unauthorized(
+                    "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`), or sign in.",
+                ))
+            });
+        };
         let hash = self.key_hash(key);
         let now = self.now_ms();
         let caller = match self.inner.keys.get(&hash, now, self.inner.options.key_cache_ttl_ms) {

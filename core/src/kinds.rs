@@ -45,6 +45,7 @@ macro_rules! named {
         }
     };
 }
+pub(crate) use named;
 
 named!(
     /// How a call attempt ended.

@@ -19,6 +19,7 @@ macro_rules! port {
     };
 }
 
+pub mod accounts;
 pub mod admin;
 pub mod aigne;
 pub mod auth;
@@ -35,6 +36,7 @@ pub mod kinds;
 pub mod metering;
 pub mod net;
 pub mod options;
+pub mod origin;
 pub mod ports;
 pub mod protocols;
 pub mod providers;

@@ -35,6 +35,9 @@ pub struct HubOptions {
     /// matched against the request's [`crate::http::PeerAddr`]. Empty (or no
     /// peer address known): forwarded headers are ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The person who becomes the owner when they first sign in with this
+    /// (verified) address, lower-case.
+    pub admin_email: Option<String>,
 }
 
 impl Default for HubOptions {
@@ -51,6 +54,7 @@ impl Default for HubOptions {
             allow_link_local: false,
             max_in_flight: 0,
             trusted_proxies: Vec::new(),
+            admin_email: None,
         }
     }
 }
@@ -180,6 +184,19 @@ pub const VARIABLES: &[Variable] = &[
         help: "proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-Host and -Proto are believed",
         apply: |o, v| {
             o.trusted_proxies = list(v).map(network).collect::<Result<_, _>>()?;
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_ADMIN_EMAIL",
+        runtimes: ALL,
+        help: "the email address whose first sign-in makes that person the owner",
+        apply: |o, v| {
+            let email = v.trim().to_ascii_lowercase();
+            if !crate::accounts::is_email(&email) {
+                return Err("must be an email address".into());
+            }
+            o.admin_email = Some(email);
             Ok(())
         },
     },

@@ -181,6 +181,40 @@ pub trait Upstream: MaybeSendSync {
 }
 }
 
+// ---------------------------------------------------------------- mail
+
+/// One message Hub sends: plain text to one recipient.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+/// The SMTP server mail goes through, from the settings (password decrypted).
+#[derive(Clone)]
+pub struct SmtpServer {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `Name <address>` or an address.
+    pub from: String,
+    pub security: crate::accounts::settings::SmtpSecurity,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct MailError(pub String);
+
+port! {
+/// Sends mail (email sign-in links): SMTP natively; none on Workers, where
+/// email sign-in is reported unavailable.
+pub trait Mailer: MaybeSendSync {
+    async fn send(&self, server: &SmtpServer, mail: &Mail) -> Result<(), MailError>;
+}
+}
+
 // ---------------------------------------------------------------- the rest
 
 pub trait Clock: MaybeSendSync {

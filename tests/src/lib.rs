@@ -6,6 +6,7 @@ pub mod bins;
 pub mod lambda;
 pub mod mock;
 pub mod node;
+pub mod oidc;
 pub mod outbound;
 pub mod suite;
 pub mod worker;

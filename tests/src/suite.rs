@@ -322,3 +322,52 @@ pub async fn money_comes_back_exactly(api: &Api, mock: &MockProvider) {
     assert_eq!(status, 200);
     assert_eq!(usage["data"][0]["credits"], AMOUNT, "{usage}");
 }
+
+/// A person signs up with the OpenID provider `op` (which must know
+/// `{api.base}/auth/oidc/callback`): starter credits once, a working session,
+/// sign-out, sign-in again to the same account, and a forged ID token refused.
+pub async fn signs_people_in_with_oidc(api: &Api, op: &crate::oidc::OidcProvider) {
+    use crate::oidc::{Browser, CLIENT_ID, CLIENT_SECRET};
+    api.admin(
+        Method::PATCH,
+        "/api/admin/settings",
+        Some(json!({
+            "oidc_issuer": op.issuer,
+            "oidc_client_id": CLIENT_ID,
+            "oidc_client_secret": CLIENT_SECRET,
+            "signup_open": true,
+            "starter_credits": "3",
+        })),
+    )
+    .await;
+    let me_url = format!("{}/api/me", api.base);
+    let mut b = Browser::new();
+    let page = b.sign_in_oidc(&api.base, "runtime@example.com", "/#/account").await;
+    assert_eq!(page.status, 302, "{}", page.body);
+    assert_eq!(page.location, Some(format!("{}/#/account", api.base)));
+    let (status, first) = b.get_json(&me_url).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (first["balance"].as_str(), first["role"].as_str()),
+        (Some("3"), Some("member"))
+    );
+    let csrf = first["session"]["csrf_token"].as_str().unwrap().to_string();
+    let out = b
+        .request(
+            Method::POST,
+            &format!("{}/auth/logout", api.base),
+            None,
+            &[("x-csrf-token", &csrf)],
+        )
+        .await;
+    assert_eq!(out.status, 204, "{}", out.body);
+    assert_eq!(b.get_json(&me_url).await.0, 401);
+    let again = b.sign_in_oidc(&api.base, "runtime@example.com", "/").await;
+    assert_eq!(again.status, 302, "{}", again.body);
+    let (_, second) = b.get_json(&me_url).await;
+    assert_eq!(second["user"]["id"], first["user"]["id"]);
+    assert_eq!(second["balance"], "3", "starter credits once");
+    op.tamper("signature").await;
+    let forged = Browser::new().sign_in_oidc(&api.base, "forger@example.com", "/").await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+}

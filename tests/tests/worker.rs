@@ -38,6 +38,18 @@ async fn worker_client_disconnect_bills_the_delivered_part() {
     suite::client_disconnect_bills_the_delivered_part(&api, &mock).await;
 }
 
+/// OpenID Connect sign-in on the Worker: discovery, keys and the token
+/// exchange through the Worker's fetch, the session in D1.
+#[tokio::test]
+async fn worker_signs_people_in_with_openid_connect() {
+    let worker = tokio::task::spawn_blocking(|| WorkerServer::start(&[])).await.unwrap();
+    let callback = format!("{}/auth/oidc/callback", worker.base);
+    let op = tokio::task::spawn_blocking(move || hub_e2e::oidc::OidcProvider::start(&[callback], "RS256"))
+        .await
+        .unwrap();
+    suite::signs_people_in_with_oidc(&Api::new(&worker.base), &op).await;
+}
+
 #[tokio::test]
 async fn worker_admin_round_trip() {
     let (_w, api, mock) = start().await;

@@ -5,12 +5,13 @@
 use super::{ok, views};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::http::Response;
+use crate::http::{Request, Response};
 use crate::hub::Hub;
 use serde_json::json;
 
-/// `GET /api/me`: the caller's user, balance, the Hub's billing settings and the key itself.
-pub async fn summary(hub: &Hub, caller: &Caller) -> Result<Response, ApiError> {
+/// `GET /api/me`: the caller's user, balance, the Hub's billing settings,
+/// and the key itself or the browser session (with its CSRF token).
+pub async fn summary(hub: &Hub, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
     let u = hub
         .store()
         .get_user(&caller.user_id)
@@ -27,7 +28,8 @@ pub async fn summary(hub: &Hub, caller: &Caller) -> Result<Response, ApiError> {
         "currency_prefix": s.currency_prefix,
         "billing_enabled": s.billing_enabled,
         "payment_link": s.payment_link,
-        "key": {"id": caller.key_id, "label": caller.key_label},
+        "key": if caller.session { serde_json::Value::Null } else { json!({"id": caller.key_id, "label": caller.key_label}) },
+        "session": crate::accounts::session_view(hub, req, caller),
     }))
 }
 

@@ -824,7 +824,9 @@ pub(crate) async fn create_key(
         daily_spend_cap: cap("daily_spend_cap")?,
         monthly_spend_cap: cap("monthly_spend_cap")?,
         now_ms: now,
-        parent_key_id: minted_by.filter(|c| c.user_id == user).map(|c| c.key_id.as_str()),
+        parent_key_id: minted_by
+            .filter(|c| !c.session && c.user_id == user)
+            .map(|c| c.key_id.as_str()),
     };
     hub.store().insert_key(&row).await?;
     let stored = hub.store().get_key(&id).await?.ok_or_else(|| gone("key", &id))?;
@@ -953,13 +955,33 @@ pub(crate) async fn usage(hub: &Hub, req: &Request, only_user: Option<&str>) -> 
     ok(json!({"data": buckets.iter().map(|b| usage_json(b, time_grouped)).collect::<Vec<_>>()}))
 }
 
+/// A secret setting's value sealed under the master key before it is kept
+/// (an empty string or null clears it); other values as they are.
+fn seal_secret(hub: &Hub, key: &str, v: &Value) -> Result<Value, ApiError> {
+    match v {
+        Value::String(secret) if crate::accounts::settings::SECRET_KEYS.contains(&key) && !secret.is_empty() => {
+            if secret.len() > 2048 {
+                return Err(ApiError::invalid_field(key, "must be at most 2048 characters"));
+            }
+            Ok(Value::String(hub.seal(secret)?))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
 pub(crate) async fn patch_settings(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
-    f.only(SETTING_KEYS)?;
+    let known: Vec<&str> = SETTING_KEYS
+        .iter()
+        .chain(crate::accounts::settings::KEYS)
+        .copied()
+        .collect();
+    f.only(&known)?;
     let mut s: Settings = hub.snapshot().await?.settings.clone();
     let mut values = Vec::new();
     for (k, v) in &f.0 {
-        s.apply(k, v).map_err(|problem| ApiError::invalid_field(k, problem))?;
+        let v = seal_secret(hub, k, v)?;
+        s.apply(k, &v).map_err(|problem| ApiError::invalid_field(k, problem))?;
         values.push((k.clone(), s.stored_value(k).unwrap_or_else(|| "null".into())));
     }
     hub.store().put_settings(values, hub.now_ms()).await?;

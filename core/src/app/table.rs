@@ -3,6 +3,7 @@
 //! `Allow`, the protocol of a path, which paths are the API's and the CORS
 //! preflight are all read from it, so they cannot disagree.
 
+use crate::accounts;
 use crate::admin::{self, me, Revoker};
 use crate::auth::Caller;
 use crate::error::{ApiError, Protocol};
@@ -157,6 +158,25 @@ pub static ROUTES: &[Route] = &[
     public(Method::GET, "/__blocklet__.js", |c| {
         Box::pin(async move { crate::aigne::blocklet(&c.hub, &c.req).await })
     }),
+    // Signing in (browser-facing).
+    public(Method::GET, "/auth/methods", |c| {
+        Box::pin(async move { accounts::methods(&c.hub).await })
+    }),
+    public(Method::GET, "/auth/oidc/start", |c| {
+        Box::pin(async move { accounts::oidc_start(&c.hub, &c.req).await })
+    }),
+    public(Method::GET, "/auth/oidc/callback", |c| {
+        Box::pin(async move { accounts::oidc_callback(&c.hub, &c.req).await })
+    }),
+    public(Method::POST, "/auth/email", |c| {
+        Box::pin(async move { accounts::email_request(&c.hub, &c.req).await })
+    }),
+    public(Method::GET, "/auth/email/verify", |c| {
+        Box::pin(async move { accounts::email_verify(&c.hub, &c.req).await })
+    }),
+    public(Method::POST, "/auth/logout", |c| {
+        Box::pin(async move { accounts::logout(&c.hub, &c.req).await })
+    }),
     // OpenAI and Anthropic.
     openai(Method::POST, "/v1/chat/completions", |c, who| {
         Box::pin(async move { gateway::chat::completions(&c.hub, who, c.req, &c.request_id).await })
@@ -223,7 +243,19 @@ pub static ROUTES: &[Route] = &[
     }),
     // Self-service: any key, for its own user.
     mine(Method::GET, "/api/me", |c, who| {
-        Box::pin(async move { me::summary(&c.hub, &who).await })
+        Box::pin(async move { me::summary(&c.hub, &c.req, &who).await })
+    }),
+    mine(Method::GET, "/api/me/sessions", |c, who| {
+        Box::pin(async move { accounts::list_sessions(&c.hub, &who).await })
+    }),
+    mine(Method::DELETE, "/api/me/sessions/:id", |c, who| {
+        Box::pin(async move { accounts::revoke_session(&c.hub, &who, c.id()).await })
+    }),
+    mine(Method::GET, "/api/me/identities", |c, who| {
+        Box::pin(async move { accounts::list_identities(&c.hub, &who).await })
+    }),
+    mine(Method::DELETE, "/api/me/identities/:id", |c, who| {
+        Box::pin(async move { accounts::unlink_identity(&c.hub, &who, c.id()).await })
     }),
     mine(Method::GET, "/api/me/usage", |c, who| {
         Box::pin(async move { admin::usage(&c.hub, &c.req, Some(&who.user_id)).await })

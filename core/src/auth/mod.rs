@@ -3,6 +3,8 @@
 //! warm request reads nothing. A revoked key stops working everywhere within
 //! the cache TTL, and at once on the instance that revoked it.
 
+pub mod jwt;
+
 use crate::ports::{Rng, RngError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -76,6 +78,9 @@ pub struct Caller {
     /// The key's hash as stored, compared in constant time on every lookup.
     pub key_hash: String,
     pub limits: KeyLimits,
+    /// Signed in through a browser session (`key_id` is the session's id),
+    /// not a key: its writes must carry the CSRF token.
+    pub session: bool,
 }
 
 /// What a key may use: requests and tokens per minute, credits per UTC day and month.

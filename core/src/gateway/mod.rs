@@ -8,6 +8,7 @@ mod hold;
 pub mod media;
 pub mod models;
 mod pipeline;
+pub(crate) use pipeline::collect;
 mod relay;
 pub mod responses;
 pub mod settle;

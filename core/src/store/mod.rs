@@ -4,12 +4,14 @@
 //! itself (triggers in `infra/migrations`), so each write below is one atomic
 //! statement or one atomic batch.
 
+mod accounts;
 mod catalog;
 mod ledger;
 mod log;
 mod patch;
 mod users;
 
+pub use accounts::*;
 pub use catalog::*;
 pub use ledger::*;
 pub use log::*;
@@ -38,6 +40,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cache_rates",
         include_str!("../../../infra/migrations/0004_cache_rates.sql"),
     ),
+    (5, "sign_in", include_str!("../../../infra/migrations/0005_sign_in.sql")),
 ];
 
 #[derive(Clone)]

@@ -36,7 +36,7 @@ pub struct KeyRow {
     pub parent_key_id: Option<String>,
 }
 
-fn user(r: &Row) -> UserRow {
+pub(super) fn user(r: &Row) -> UserRow {
     UserRow {
         id: r.str("id"),
         name: r.str("name"),
@@ -324,6 +324,7 @@ impl Store {
                 daily_spend_cap: r.opt_i64("daily_spend_cap").map(crate::Credits::from_nanos),
                 monthly_spend_cap: r.opt_i64("monthly_spend_cap").map(crate::Credits::from_nanos),
             },
+            session: false,
         }))
     }
 

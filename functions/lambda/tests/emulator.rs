@@ -70,3 +70,24 @@ async fn lambda_money_comes_back_exactly() {
     let w = start(1).await;
     suite::money_comes_back_exactly(&w.api, &w.mock).await;
 }
+
+/// OpenID Connect sign-in through the Function URL: the flow cookie, the
+/// token exchange and the session in the remote database.
+#[tokio::test]
+async fn lambda_signs_people_in_with_openid_connect() {
+    let w = start(1).await;
+    // A Function URL is https, which the function assumes; the emulator's is
+    // plain http on loopback, so it is given as this Hub's public URL.
+    w.api
+        .admin(
+            http::Method::PATCH,
+            "/api/admin/settings",
+            Some(serde_json::json!({"app_url": w.api.base})),
+        )
+        .await;
+    let callback = format!("{}/auth/oidc/callback", w.api.base);
+    let op = tokio::task::spawn_blocking(move || hub_e2e::oidc::OidcProvider::start(&[callback], "ES256"))
+        .await
+        .unwrap();
+    suite::signs_people_in_with_oidc(&w.api, &op).await;
+}
