@@ -183,16 +183,18 @@ pub trait Upstream: MaybeSendSync {
 
 // ---------------------------------------------------------------- mail
 
-/// One message Hub sends: plain text to one recipient.
-#[derive(Debug, Clone)]
+/// One message Hub sends: plain text (and optionally HTML) to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mail {
+    /// `ada@example.org` or `Ada Lovelace <ada@example.org>`.
     pub to: String,
     pub subject: String,
     pub text: String,
+    pub html: Option<String>,
 }
 
 /// The SMTP server mail goes through, from the settings (password decrypted).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SmtpServer {
     pub host: String,
     pub port: u16,
@@ -201,6 +203,19 @@ pub struct SmtpServer {
     /// `Name <address>` or an address.
     pub from: String,
     pub security: crate::accounts::settings::SmtpSecurity,
+}
+
+impl std::fmt::Debug for SmtpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpServer")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("from", &self.from)
+            .field("security", &self.security)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

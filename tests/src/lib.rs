@@ -8,6 +8,7 @@ pub mod mock;
 pub mod node;
 pub mod oidc;
 pub mod outbound;
+pub mod smtpd;
 pub mod suite;
 pub mod worker;
 

@@ -26,51 +26,9 @@ use std::time::Duration;
 /// How long connecting and sending one message may take, all steps together.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// What Hub sends: one plain-text (and optionally HTML) message to one recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mail {
-    /// `ada@example.org` or `Ada Lovelace <ada@example.org>`.
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub html: Option<String>,
-}
-
-/// Where it goes (from Hub's settings; the password already decrypted).
-#[derive(Clone, PartialEq, Eq)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// `hub@example.com` or `Hub <hub@example.com>`.
-    pub from: String,
-    pub security: SmtpSecurity,
-}
-
-impl std::fmt::Debug for SmtpSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
-            .field("from", &self.from)
-            .field("security", &self.security)
-            .finish()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpSecurity {
-    /// Plain connection upgraded with STARTTLS (usually port 587); refused
-    /// if the server does not offer it.
-    StartTls,
-    /// TLS from the first byte (usually port 465).
-    Tls,
-    /// No encryption: only allowed to a loopback host.
-    None,
-}
+pub use hub_core::accounts::settings::SmtpSecurity;
+/// What Hub sends, and where to (the settings' SMTP server, password decrypted).
+pub use hub_core::ports::{Mail, SmtpServer};
 
 /// Knobs beyond the settings, for the runtime and for tests.
 #[derive(Debug, Clone)]
@@ -95,14 +53,14 @@ impl Default for Options {
 }
 
 /// Sends `mail` with the default [`Options`].
-pub async fn send(settings: &SmtpSettings, mail: &Mail) -> Result<(), MailError> {
+pub async fn send(settings: &SmtpServer, mail: &Mail) -> Result<(), MailError> {
     send_with(settings, mail, &Options::default()).await
 }
 
 /// Sends `mail`. Everything that can be checked without the network (the
 /// addresses, the header values, plain SMTP to another machine) is checked
 /// before any DNS query or connection.
-pub async fn send_with(settings: &SmtpSettings, mail: &Mail, options: &Options) -> Result<(), MailError> {
+pub async fn send_with(settings: &SmtpServer, mail: &Mail, options: &Options) -> Result<(), MailError> {
     let prepared = message::prepare(&settings.from, mail)?;
     let host = Host::parse(&settings.host)?;
     host.allows(settings.security)?;
@@ -189,4 +147,22 @@ async fn authenticate(
         .await
         .map(drop)
         .map_err(|e| classify(e, Step::Auth, total))
+}
+
+/// Hub's mail port on native runtimes: SMTP under the instance's outbound policy.
+pub struct SmtpMailer {
+    pub policy: OutboundPolicy,
+}
+
+#[async_trait::async_trait]
+impl hub_core::ports::Mailer for SmtpMailer {
+    async fn send(&self, server: &SmtpServer, mail: &Mail) -> Result<(), hub_core::ports::MailError> {
+        let options = Options {
+            policy: self.policy,
+            ..Options::default()
+        };
+        send_with(server, mail, &options)
+            .await
+            .map_err(|e| hub_core::ports::MailError(e.to_string()))
+    }
 }

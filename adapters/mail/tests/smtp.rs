@@ -2,16 +2,13 @@
 //! from the repository's `.venv-tools` (scripts/install-test-tools), with
 //! certificates made by `openssl` for each run.
 
-use hub_mail::{send_with, Field, Mail, MailError, Options, SmtpSecurity, SmtpSettings, TlsProblem};
+use hub_e2e::smtpd::Smtpd;
+use hub_mail::{send_with, Field, Mail, MailError, Options, SmtpSecurity, SmtpServer, TlsProblem};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-const STARTUP: Duration = Duration::from_secs(20);
 
 /// A directory of its own under the system's temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -33,88 +30,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running aiosmtpd. Dropping it closes its stdin (it exits on its own),
-/// and kills it if it has not exited a few seconds later.
-struct SmtpServer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    port: u16,
-    out: PathBuf,
-    _dir: TempDir,
-}
-
-impl SmtpServer {
-    fn start(args: &[&str]) -> SmtpServer {
-        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-tools/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: run scripts/install-test-tools",
-            python.display()
-        );
-        let dir = TempDir::new();
-        let out = dir.0.join("received.jsonl");
-        let mut child = Command::new(python)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtpd.py"))
-            .arg("--out")
-            .arg(&out)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start aiosmtpd");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        // Read `ready PORT` on a thread so the wait is bounded even if the
-        // server neither prints nor exits.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut server = SmtpServer {
-            child,
-            stdin,
-            port: 0,
-            out,
-            _dir: dir,
-        };
-        let line = rx.recv_timeout(STARTUP).expect("aiosmtpd did not start in time");
-        server.port = line
-            .strip_prefix("ready ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("aiosmtpd did not start: {line:?}"));
-        server
-    }
-
-    fn received(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    }
-
-    fn only_message(&self) -> Value {
-        let mut received = self.received();
-        assert_eq!(received.len(), 1, "{received:?}");
-        received.remove(0)
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -165,8 +80,8 @@ impl Certificates {
     }
 }
 
-fn settings(host: &str, port: u16, security: SmtpSecurity) -> SmtpSettings {
-    SmtpSettings {
+fn settings(host: &str, port: u16, security: SmtpSecurity) -> SmtpServer {
+    SmtpServer {
         host: host.into(),
         port,
         username: None,
@@ -176,7 +91,7 @@ fn settings(host: &str, port: u16, security: SmtpSecurity) -> SmtpSettings {
     }
 }
 
-fn login(mut settings: SmtpSettings, user: &str, password: &str) -> SmtpSettings {
+fn login(mut settings: SmtpServer, user: &str, password: &str) -> SmtpServer {
     settings.username = Some(user.into());
     settings.password = Some(password.into());
     settings
@@ -193,7 +108,7 @@ fn mail(to: &str) -> Mail {
 
 #[tokio::test]
 async fn plain_smtp_to_loopback_delivers_envelope_headers_and_body() {
-    let server = SmtpServer::start(&[]);
+    let server = Smtpd::start(&[]);
     let mut settings = settings("127.0.0.1", server.port, SmtpSecurity::None);
     settings.from = "Hüb Støre <hub@example.com>".into();
     let subject = "Ihr Anmeldelink für Hub — café ✓";
@@ -230,7 +145,7 @@ async fn plain_smtp_to_loopback_delivers_envelope_headers_and_body() {
 
 #[tokio::test]
 async fn auth_plain_succeeds_with_the_password_and_fails_clearly_without() {
-    let server = SmtpServer::start(&["--auth", "hub:s3cret pass", "--auth-over-plain"]);
+    let server = Smtpd::start(&["--auth", "hub:s3cret pass", "--auth-over-plain"]);
     let plain = settings("127.0.0.1", server.port, SmtpSecurity::None);
 
     let wrong = login(plain.clone(), "hub", "guess");
@@ -258,7 +173,7 @@ async fn auth_plain_succeeds_with_the_password_and_fails_clearly_without() {
 async fn starttls_refuses_a_certificate_not_issued_by_a_trusted_authority() {
     let certs = Certificates::new();
     let [cert, key] = certs.server_args();
-    let server = SmtpServer::start(&["--starttls", &cert, &key]);
+    let server = Smtpd::start(&["--starttls", &cert, &key]);
     let settings = settings("localhost", server.port, SmtpSecurity::StartTls);
 
     let refused = send_with(&settings, &mail("ada@example.org"), &Options::default()).await;
@@ -281,7 +196,7 @@ async fn starttls_comes_before_the_password_and_checks_the_host_name() {
     let certs = Certificates::new();
     let [cert, key] = certs.server_args();
     // aiosmtpd offers AUTH only once the session is encrypted.
-    let server = SmtpServer::start(&["--starttls", &cert, &key, "--auth", "hub:s3cret"]);
+    let server = Smtpd::start(&["--starttls", &cert, &key, "--auth", "hub:s3cret"]);
     let settings = login(
         settings("localhost", server.port, SmtpSecurity::StartTls),
         "hub",
@@ -298,7 +213,7 @@ async fn starttls_comes_before_the_password_and_checks_the_host_name() {
     );
 
     // The certificate names `localhost`, not `127.0.0.1`.
-    let by_address = SmtpSettings {
+    let by_address = SmtpServer {
         host: "127.0.0.1".into(),
         ..settings
     };
@@ -312,7 +227,7 @@ async fn starttls_comes_before_the_password_and_checks_the_host_name() {
 #[tokio::test]
 async fn starttls_not_offered_is_not_a_reason_to_send_in_clear() {
     let certs = Certificates::new();
-    let server = SmtpServer::start(&[]);
+    let server = Smtpd::start(&[]);
     let settings = settings("localhost", server.port, SmtpSecurity::StartTls);
 
     let refused = send_with(&settings, &mail("ada@example.org"), &certs.trusted()).await;
@@ -324,7 +239,7 @@ async fn starttls_not_offered_is_not_a_reason_to_send_in_clear() {
 async fn implicit_tls_verifies_the_certificate_too() {
     let certs = Certificates::new();
     let [cert, key] = certs.server_args();
-    let server = SmtpServer::start(&["--implicit-tls", &cert, &key]);
+    let server = Smtpd::start(&["--implicit-tls", &cert, &key]);
     let settings = settings("localhost", server.port, SmtpSecurity::Tls);
 
     let refused = send_with(&settings, &mail("ada@example.org"), &Options::default()).await;
@@ -358,7 +273,7 @@ async fn plain_smtp_to_another_machine_is_refused_before_connecting() {
 
 #[tokio::test]
 async fn line_breaks_in_header_values_are_refused_and_nothing_is_sent() {
-    let server = SmtpServer::start(&[]);
+    let server = Smtpd::start(&[]);
     let settings = settings("127.0.0.1", server.port, SmtpSecurity::None);
 
     let injected = mail("ada@example.org\r\nBcc: eve@example.net");

@@ -132,6 +132,7 @@ fn mail(app_name: &str, to: &str, link: &str) -> Mail {
             "Open this link to sign in to {app_name}:\n\n{link}\n\nIt works once, for the next 15 minutes. \
              If you did not ask to sign in, ignore this message: nothing happens without the link."
         ),
+        html: None,
     }
 }
 
