@@ -3,6 +3,8 @@
 //! warm request reads nothing. A revoked key stops working everywhere within
 //! the cache TTL, and at once on the instance that revoked it.
 
+pub mod jwt;
+
 use crate::ports::{Rng, RngError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
