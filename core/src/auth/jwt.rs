@@ -14,11 +14,10 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use p256::ecdsa::signature::Verifier as _;
-use rsa::traits::PublicKeyParts;
+use rsa::sha2::Sha256;
+use rsa::signature::Verifier as _;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sha2::Sha256;
 use std::fmt;
 use subtle::ConstantTimeEq;
 
@@ -304,13 +303,21 @@ fn b64_field(value: &Option<String>, missing: &'static str) -> Result<Vec<u8>, &
 }
 
 fn rsa_key(raw: &RawJwk) -> Result<PublicKey, &'static str> {
-    let n = rsa::BigUint::from_bytes_be(&b64_field(&raw.n, "RSA key without n")?);
-    let e = rsa::BigUint::from_bytes_be(&b64_field(&raw.e, "RSA key without e")?);
-    let key = rsa::RsaPublicKey::new(n, e).map_err(|_| "RSA key parameters are invalid")?;
-    if key.n().bits() < MIN_RSA_BITS {
-        return Err("RSA key shorter than 2048 bits");
-    }
+    let n = rsa_uint(&b64_field(&raw.n, "RSA key without n")?);
+    let e = rsa_uint(&b64_field(&raw.e, "RSA key without e")?);
+    let key =
+        rsa::PublicKey::new_with_size_limits(n, e, MIN_RSA_BITS..=rsa::PublicKey::MAX_SIZE).map_err(|e| match e {
+            rsa::Error::ModulusTooSmall => "RSA key shorter than 2048 bits",
+            _ => "RSA key parameters are invalid",
+        })?;
     Ok(PublicKey::Rsa(rsa::pkcs1v15::VerifyingKey::new(key)))
+}
+
+/// A JWK integer (big-endian, public). Leading zero bytes, which some
+/// providers leave in `n`, would otherwise widen the number's precision.
+fn rsa_uint(bytes: &[u8]) -> rsa::BoxedUint {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    rsa::BoxedUint::from_be_slice_vartime(&bytes[start..])
 }
 
 fn ec_key(raw: &RawJwk) -> Result<PublicKey, &'static str> {
@@ -322,13 +329,9 @@ fn ec_key(raw: &RawJwk) -> Result<PublicKey, &'static str> {
     if x.len() != 32 || y.len() != 32 {
         return Err("EC coordinates are not 32 bytes");
     }
-    let point = p256::EncodedPoint::from_affine_coordinates(
-        p256::FieldBytes::from_slice(&x),
-        p256::FieldBytes::from_slice(&y),
-        false,
-    );
-    // Refuses points that are not on the curve.
-    let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point).map_err(|_| "EC point is not on P-256")?;
+    // SEC1 uncompressed form, which is checked to be a point on the curve.
+    let sec1 = [&[0x04][..], &x, &y].concat();
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| "EC point is not on P-256")?;
     Ok(PublicKey::Ec(key))
 }
 
