@@ -67,6 +67,7 @@ async fn build() -> Result<State, String> {
         master_key,
         options,
     );
+    hub.set_mailer(Arc::new(hub_mail::SmtpMailer { policy: outbound }));
     hub.start().await.map_err(|e| format!("start: {e}"))?;
     if let Some(admin) = env("HUB_ADMIN_KEY") {
         hub_core::auth::check_admin_key(&admin)?;

@@ -128,6 +128,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         key,
         options,
     );
+    hub.set_mailer(Arc::new(hub_mail::SmtpMailer { policy: outbound }));
     if let Some(dir) = journal_dir(&args, local) {
         let journal = FileJournal::open(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         hub.set_journal(Arc::new(journal));

@@ -359,3 +359,181 @@ async fn closed_sign_up_disabled_users_and_the_admin_email() {
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page.body.contains("disabled"), "{}", page.body);
 }
+
+/// The sign-in links the SMTP server received for `to`.
+fn links_to(smtpd: &hub_e2e::smtpd::Smtpd, hub: &HubServer, to: &str) -> Vec<String> {
+    smtpd
+        .received()
+        .iter()
+        .filter(|m| m["rcpt_tos"][0] == to)
+        .filter_map(|m| {
+            let text = m["text"].as_str()?;
+            text.split_whitespace()
+                .find(|w| w.starts_with(&hub.url("/auth/email/verify?token=")))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+async fn wait_for_links(smtpd: &hub_e2e::smtpd::Smtpd, hub: &HubServer, to: &str, n: usize) -> Vec<String> {
+    hub_e2e::eventually(
+        &format!("{n} sign-in links to {to}"),
+        std::time::Duration::from_secs(15),
+        || async {
+            let links = links_to(smtpd, hub, to);
+            match links.len() >= n {
+                true => Ok(links),
+                false => Err(format!("{} so far", links.len())),
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn email_links_sign_in_once_and_never_tell_who_has_an_account() {
+    let hub = tokio::task::spawn_blocking(|| HubServer::start(Path::new(env!("CARGO_BIN_EXE_hub")), Launch::default()))
+        .await
+        .unwrap();
+    let smtpd =
+        tokio::task::spawn_blocking(|| hub_e2e::smtpd::Smtpd::start(&["--auth", "mailer:s3cret", "--auth-over-plain"]))
+            .await
+            .unwrap();
+    let api = Api::new(&hub.base);
+    let settings = api
+        .admin(
+            Method::PATCH,
+            "/api/admin/settings",
+            Some(json!({
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtpd.port,
+                "smtp_security": "none",
+                "smtp_username": "mailer",
+                "smtp_password": "s3cret",
+                "smtp_from": "Hub <hub@example.test>",
+                "starter_credits": "2",
+            })),
+        )
+        .await;
+    assert_eq!(settings["smtp_password_set"], true);
+    assert!(
+        !settings.to_string().contains("s3cret"),
+        "the password is never shown: {settings}"
+    );
+    let (_, methods) = Browser::new().get_json(&hub.url("/auth/methods")).await;
+    assert_eq!(
+        (methods["email"].as_bool(), methods["oidc"].as_bool()),
+        (Some(true), Some(false))
+    );
+    api.admin(
+        Method::POST,
+        "/api/admin/users",
+        Some(json!({"name": "Erin", "email": "erin@example.com"})),
+    )
+    .await;
+    let users = user_count(&api).await;
+
+    // The same answer for an account and for nobody; mail only for the account.
+    let mut b = Browser::new();
+    let ask = |email: &str, return_to: Option<&str>| Some(Body::Json(json!({"email": email, "return_to": return_to})));
+    let known = b
+        .request(
+            Method::POST,
+            &hub.url("/auth/email"),
+            ask("Erin@Example.com", Some("/#/account")),
+            &[],
+        )
+        .await;
+    let unknown = b
+        .request(
+            Method::POST,
+            &hub.url("/auth/email"),
+            ask("nobody@example.com", None),
+            &[],
+        )
+        .await;
+    assert_eq!((known.status, unknown.status), (202, 202));
+    assert_eq!(known.body, unknown.body, "no account enumeration");
+    let link = wait_for_links(&smtpd, &hub, "erin@example.com", 1).await.remove(0);
+    let mail = smtpd.received().remove(0);
+    assert_eq!(mail["user"], "mailer", "sent with the SMTP login");
+    assert!(mail["subject"].as_str().unwrap().starts_with("Sign in to"), "{mail}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        links_to(&smtpd, &hub, "nobody@example.com").is_empty(),
+        "no mail for an unknown address when sign-up is closed"
+    );
+
+    // The link signs in once.
+    let page = b.get(&link).await;
+    signed_in(&page, &hub, "/#/account");
+    let (_, who) = me(&mut b, &hub).await;
+    assert_eq!(who["user"]["email"], "erin@example.com");
+    let again = Browser::new().get(&link).await;
+    assert_eq!(again.status, 403, "{}", again.body);
+    assert!(again.body.contains("expired or was already used"), "{}", again.body);
+    assert_eq!(user_count(&api).await, users);
+
+    // With sign-up open, a new address gets an account with the starter credits.
+    api.admin(Method::PATCH, "/api/admin/settings", Some(json!({"signup_open": true})))
+        .await;
+    let mut newbie = Browser::new();
+    let asked = newbie
+        .request(
+            Method::POST,
+            &hub.url("/auth/email"),
+            ask("newbie@example.com", None),
+            &[],
+        )
+        .await;
+    assert_eq!(asked.status, 202);
+    let link = wait_for_links(&smtpd, &hub, "newbie@example.com", 1).await.remove(0);
+    signed_in(&newbie.get(&link).await, &hub, "/");
+    let (_, who) = me(&mut newbie, &hub).await;
+    assert_eq!(
+        (who["role"].as_str(), who["balance"].as_str()),
+        (Some("member"), Some("2"))
+    );
+
+    // Bad input is a clear 400; too many links for one address are dropped silently.
+    let bad = b
+        .request(Method::POST, &hub.url("/auth/email"), ask("not an address", None), &[])
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    for _ in 0..4 {
+        let r = b
+            .request(
+                Method::POST,
+                &hub.url("/auth/email"),
+                ask("erin@example.com", None),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 202);
+    }
+    wait_for_links(&smtpd, &hub, "erin@example.com", 3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        links_to(&smtpd, &hub, "erin@example.com").len(),
+        3,
+        "3 links per address per 15 minutes"
+    );
+
+    // One address (this test's) may ask 20 times an hour, then gets 429.
+    let mut last = 0;
+    for i in 0..20 {
+        let r = b
+            .request(
+                Method::POST,
+                &hub.url("/auth/email"),
+                ask(&format!("x{i}@example.com"), None),
+                &[],
+            )
+            .await;
+        last = r.status;
+        if last == 429 {
+            break;
+        }
+    }
+    assert_eq!(last, 429, "the per-IP limit");
+}
