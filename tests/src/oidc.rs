@@ -178,6 +178,12 @@ impl Browser {
         self.cookies.retain(|c| c.name != name);
     }
 
+    /// Signs out of the OpenID provider (forgets its session cookies), so the
+    /// next sign-in there asks who is logging in.
+    pub fn forget_provider_session(&mut self) {
+        self.cookies.retain(|c| !c.name.starts_with("_session"));
+    }
+
     /// Sets a cookie by hand (what an attacker's browser would send).
     pub fn set_cookie(&mut self, name: &str, value: &str) {
         self.store(&[format!("{name}={value}; Path=/")]);

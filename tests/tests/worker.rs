@@ -47,7 +47,31 @@ async fn worker_signs_people_in_with_openid_connect() {
     let op = tokio::task::spawn_blocking(move || hub_e2e::oidc::OidcProvider::start(&[callback], "RS256"))
         .await
         .unwrap();
-    suite::signs_people_in_with_oidc(&Api::new(&worker.base), &op).await;
+    let api = Api::new(&worker.base);
+    suite::signs_people_in_with_oidc(&api, &op).await;
+    // No SMTP on Workers: even configured, email links are reported unavailable.
+    api.admin(
+        reqwest::Method::PATCH,
+        "/api/admin/settings",
+        Some(serde_json::json!({"smtp_host": "127.0.0.1", "smtp_from": "hub@example.test"})),
+    )
+    .await;
+    let (_, methods) = hub_e2e::oidc::Browser::new()
+        .get_json(&format!("{}/auth/methods", worker.base))
+        .await;
+    assert_eq!(
+        (methods["oidc"].as_bool(), methods["email"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            "/auth/email",
+            "",
+            Some(serde_json::json!({"email": "a@example.com"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
 }
 
 #[tokio::test]

@@ -537,3 +537,65 @@ async fn email_links_sign_in_once_and_never_tell_who_has_an_account() {
     }
     assert_eq!(last, 429, "the per-IP limit");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_in_person_links_another_sign_in_to_the_same_account() {
+    let s = setup("RS256", vec![]).await;
+    let mut frank = Browser::new();
+    signed_in(
+        &frank.sign_in_oidc(&s.hub.base, "frank@example.com", "/").await,
+        &s.hub,
+        "/",
+    );
+    let frank_id = me(&mut frank, &s.hub).await.1["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // From the account page: link the provider's other login (another address) to this account.
+    frank.forget_provider_session();
+    let start = frank
+        .get(&s.hub.url("/auth/oidc/start?link=1&return_to=/%23/account"))
+        .await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let callback = frank
+        .log_in_at_provider(start.location.as_deref().unwrap(), "frank.work@example.org")
+        .await;
+    let linked = frank.get(&callback).await;
+    signed_in(&linked, &s.hub, "/#/account");
+    let (_, identities) = call(&mut frank, &s.hub, Method::GET, "/api/me/identities", None, None).await;
+    assert_eq!(identities["data"].as_array().unwrap().len(), 2, "{identities}");
+
+    // Signing in with the linked login is signing in to frank's account.
+    let mut elsewhere = Browser::new();
+    signed_in(
+        &elsewhere.sign_in_oidc(&s.hub.base, "frank.work@example.org", "/").await,
+        &s.hub,
+        "/",
+    );
+    assert_eq!(me(&mut elsewhere, &s.hub).await.1["user"]["id"], frank_id.as_str());
+
+    // Someone else cannot link a login that is already frank's.
+    let mut grace = Browser::new();
+    signed_in(
+        &grace.sign_in_oidc(&s.hub.base, "grace@example.com", "/").await,
+        &s.hub,
+        "/",
+    );
+    grace.forget_provider_session();
+    let start = grace.get(&s.hub.url("/auth/oidc/start?link=1")).await;
+    let callback = grace
+        .log_in_at_provider(start.location.as_deref().unwrap(), "frank.work@example.org")
+        .await;
+    let refused = grace.get(&callback).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("already linked to another account"),
+        "{}",
+        refused.body
+    );
+
+    // Linking needs a signed-in session.
+    let page = Browser::new().get(&s.hub.url("/auth/oidc/start?link=1")).await;
+    assert_eq!(page.status, 401, "{}", page.body);
+}
