@@ -39,7 +39,7 @@ struct Inner {
     in_flight: Arc<AtomicUsize>,
     pub settler: settler::Settler,
     /// The OpenID provider's discovery document and keys, as last fetched.
-    oidc: crate::accounts::oidc::Cache,
+    oidc: crate::accounts::discovery::Cache,
     /// How this runtime sends mail, if it can.
     mailer: OnceLock<Arc<dyn crate::ports::Mailer>>,
 }
@@ -129,7 +129,7 @@ impl Hub {
         self.inner.mailer.get().map(|m| &**m)
     }
 
-    pub(crate) fn oidc_cache(&self) -> &crate::accounts::oidc::Cache {
+    pub(crate) fn oidc_cache(&self) -> &crate::accounts::discovery::Cache {
         &self.inner.oidc
     }
 
@@ -300,16 +300,13 @@ impl Hub {
         u
     }
 
-    /// The caller behind the request's key, else its browser session: 401
-    /// when missing, unknown, revoked or expired.
+    /// The caller behind the request's key: 401 when missing, unknown,
+    /// revoked or expired. (Browser sessions are the front door's, see
+    /// `app::caller`.)
     pub(crate) async fn authenticate(&self, req: &Request) -> Result<Arc<Caller>, ApiError> {
-        let Some(key) = presented_key(req.headers()) else {
-            return crate::accounts::sessions::caller(self, req).await.unwrap_or_else(|| {
-                Err(ApiError::unauthorized(
-                    "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`), or sign in.",
-                ))
-            });
-        };
+        let key = presented_key(req.headers()).ok_or_else(|| {
+            ApiError::unauthorized("Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`), or sign in.")
+        })?;
         let hash = self.key_hash(key);
         let now = self.now_ms();
         let caller = match self.inner.keys.get(&hash, now, self.inner.options.key_cache_ttl_ms) {

@@ -199,7 +199,7 @@ pub(crate) async fn verify(hub: &Hub, req: &Request, site: &Site) -> Result<Resp
     };
     let user = people::sign_in(hub, &proven, None).await?;
     let cookie = sessions::open(hub, req, &user.id, Method::Email, site).await?;
-    let mut res = super::routes::redirect(&site.local(return_to.as_deref().unwrap_or("/")));
+    let mut res = super::pages::redirect(&site.local(return_to.as_deref().unwrap_or("/")));
     crate::http::append_header(&mut res, "set-cookie", &cookie);
     Ok(res)
 }

@@ -9,8 +9,10 @@
 //! - [`oidc`] and [`email`] are the two ways to prove who someone is.
 //! - [`routes`] are the `/auth/*` and `/api/me/*` handlers.
 
+pub mod discovery;
 pub mod email;
 pub mod oidc;
+mod pages;
 pub mod people;
 mod routes;
 pub mod sessions;

@@ -6,6 +6,7 @@
 //! document and keys are cached per instance for an hour; the keys are
 //! fetched again when a token names a key Hub has not seen (a rotation).
 
+use super::discovery::{Discovery, Provider};
 use super::people::{self, Method, Proven};
 use super::sessions::{self, Site};
 use super::settings::SignInSettings;
@@ -18,7 +19,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const FLOW_COOKIE: &str = "hub_oidc";
@@ -32,30 +33,6 @@ const JWKS_REFETCH_MS: i64 = 30_000;
 /// Clock skew tolerated on `exp` and `iat`.
 const LEEWAY_S: i64 = 120;
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
-
-/// What Hub needs from the provider's discovery document.
-#[derive(Debug, Clone, Deserialize)]
-struct Discovery {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
-    jwks_uri: String,
-    #[serde(default)]
-    token_endpoint_auth_methods_supported: Vec<String>,
-}
-
-/// A provider as last fetched.
-struct Provider {
-    issuer: String,
-    discovery: Discovery,
-    jwks: Jwks,
-    fetched_at: i64,
-    jwks_fetched_at: i64,
-}
-
-/// The discovery documents and keys this instance has fetched.
-#[derive(Default)]
-pub struct Cache(RwLock<Option<Arc<Provider>>>);
 
 /// The flow in progress, sealed in the flow cookie.
 #[derive(Debug, Serialize, Deserialize)]
@@ -155,7 +132,7 @@ pub(crate) async fn start(hub: &Hub, req: &Request, site: &Site) -> Result<Respo
     // Sealed, then base64url: cookie values pass through proxies (a Function
     // URL's) that may decode `+` or trim `=`.
     let sealed = URL_SAFE_NO_PAD.encode(hub.seal(&serde_json::to_string(&flow).unwrap_or_default())?);
-    let mut res = super::routes::redirect(url.as_str());
+    let mut res = super::pages::redirect(url.as_str());
     crate::http::append_header(
         &mut res,
         "set-cookie",
@@ -208,7 +185,7 @@ pub(crate) async fn callback(hub: &Hub, req: &Request, site: &Site) -> Result<Re
         name: id.name,
     };
     let user = people::sign_in(hub, &proven, flow.link_user.as_deref()).await?;
-    let mut res = super::routes::redirect(&site.local(&flow.return_to));
+    let mut res = super::pages::redirect(&site.local(&flow.return_to));
     if flow.link_user.is_none() {
         let cookie = sessions::open(hub, req, &user.id, Method::Oidc, site).await?;
         crate::http::append_header(&mut res, "set-cookie", &cookie);
@@ -431,7 +408,7 @@ mod tests {
         // RFC 7636 appendix B.
         assert_eq!(
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGjSstw-cM"
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         // RFC 6749 §2.3.1: the parts are form-encoded before base64.
         assert_eq!(

@@ -119,11 +119,11 @@ impl Hub {
         match route.handler {
             Handler::Public(f) => f(call).await,
             Handler::Key(f) => {
-                let caller = self.authenticate(&call.req).await?;
+                let caller = self.caller(&call.req).await?;
                 f(call, caller).await
             }
             Handler::Admin(f) => {
-                let caller = self.authenticate(&call.req).await?;
+                let caller = self.caller(&call.req).await?;
                 if !caller.role.is_admin() {
                     return Err(admin_only());
                 }
@@ -131,7 +131,7 @@ impl Hub {
             }
             Handler::Optional(f) => {
                 let caller = match crate::auth::presented_key(call.req.headers()) {
-                    Some(_) => Some(self.authenticate(&call.req).await),
+                    Some(_) => Some(self.caller(&call.req).await),
                     None => None,
                 };
                 f(call, caller).await
@@ -139,11 +139,22 @@ impl Hub {
         }
     }
 
+    /// The request's caller: its key, else its browser session (a session's
+    /// writes also need its CSRF token); 401 with neither.
+    async fn caller(&self, req: &Request) -> Result<Arc<crate::auth::Caller>, ApiError> {
+        if crate::auth::presented_key(req.headers()).is_none() {
+            if let Some(session) = crate::accounts::sessions::caller(self, req).await {
+                return session;
+            }
+        }
+        self.authenticate(req).await
+    }
+
     /// Refuses callers who may not learn what is under the path's area.
     async fn guard_area(&self, segs: &[&str], req: &Request) -> Result<(), ApiError> {
         match area_of(segs).map(|a| a.access) {
-            Some(Access::Key) => self.authenticate(req).await.map(drop),
-            Some(Access::Admin) => match self.authenticate(req).await?.role.is_admin() {
+            Some(Access::Key) => self.caller(req).await.map(drop),
+            Some(Access::Admin) => match self.caller(req).await?.role.is_admin() {
                 true => Ok(()),
                 false => Err(admin_only()),
             },
