@@ -514,7 +514,7 @@ async function operator(page: Page, site: string, mockUrl: string, issuer: strin
 }
 
 /** A person who has no account signs up by single sign-on, works, signs out and comes back. */
-async function person(page: Page, context: BrowserContext, site: string, mailbox: Mailbox): Promise<void> {
+async function person(page: Page, context: BrowserContext, site: string, mailbox: Mailbox, browser: Browser): Promise<void> {
   const me = () => context.request.get(`${site}/api/me`);
   let userId = '';
 
@@ -621,6 +621,24 @@ async function person(page: Page, context: BrowserContext, site: string, mailbox
     await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
   });
 
+  await step("ending another browser's session signs it out", async () => {
+    const other = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+    try {
+      other.setDefaultTimeout(STEP_TIMEOUT_MS);
+      await signInBySso(await other.newPage(), site, NEW_PERSON);
+      await page.reload();
+      const sessions = page.getByTestId('sessions');
+      await sessions.locator('tbody tr:not(.current)').waitFor();
+      if ((await rowCount(sessions)) !== 2) throw new Error(`${await rowCount(sessions)} sessions with two browsers signed in, not 2`);
+      await sessions.locator('tbody tr:not(.current)').getByRole('button', { name: 'End' }).click();
+      await sessions.locator('tbody tr:not(.current)').waitFor({ state: 'detached' });
+      if ((await other.request.get(`${site}/api/me`)).status() !== 401) throw new Error('the ended session still signs the other browser in');
+      if ((await me()).status() !== 200) throw new Error('ending the other session signed this browser out');
+    } finally {
+      await other.close();
+    }
+  });
+
   await step('unlinking a sign-in method (a cookie write)', async () => {
     const identities = page.getByTestId('identities');
     await identities.locator('tbody tr').filter({ hasText: 'Email link' }).getByRole('button', { name: 'Unlink' }).click();
@@ -675,7 +693,7 @@ async function main(): Promise<void> {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], timeout: START_TIMEOUT_MS });
     const b = browser;
     await inContext(b, (page) => operator(page, hubUrl, mockUrl, issuer, mailbox));
-    await inContext(b, (page, context) => person(page, context, hubUrl, mailbox));
+    await inContext(b, (page, context) => person(page, context, hubUrl, mailbox, b));
   } finally {
     await Promise.race([browser?.close(), sleep(10_000)]);
     await stopAll();
