@@ -1,9 +1,14 @@
 /**
- * End-to-end test of the built site against a real Hub and the mock provider.
- * Starts both (by path, overridable with HUB_BIN and HUB_MOCK_BIN), drives
- * headless Chromium (CHROMIUM_BIN, default /usr/bin/chromium) through every
- * page, saves screenshots under test-output/screenshots, and stops all it
- * started, whether it passes or fails.
+ * End-to-end test of the built site against a real Hub, the mock provider,
+ * a real OpenID provider (tests/oidc-provider, npm `oidc-provider`) and a
+ * real SMTP server (tests/smtpd, aiosmtpd from .venv-tools).
+ * Starts them (Hub and the mock by path, overridable with HUB_BIN and
+ * HUB_MOCK_BIN), drives headless Chromium (CHROMIUM_BIN, default
+ * /usr/bin/chromium) through every page as an operator with an API key and
+ * as a person who signs up by single sign-on and comes back by an emailed
+ * link, saves screenshots under
+ * test-output/screenshots, and stops all it started, whether it passes or
+ * fails.
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -11,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const REPO = resolve(ROOT, '..');
@@ -23,8 +28,16 @@ const MOCK_BIN = process.env.HUB_MOCK_BIN ?? join(TARGET, 'hub-mock');
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const DIST = join(ROOT, 'dist');
 const SHOTS = join(ROOT, 'test-output', 'screenshots');
+const OP_DIR = join(REPO, 'tests', 'oidc-provider');
+const PYTHON = join(REPO, '.venv-tools', 'bin', 'python');
+const SMTP_USER = 'mailer';
+const SMTP_PASSWORD = `smtp-${randomBytes(8).toString('hex')}`;
 const OWNER_KEY = `hub_e2e_owner_${randomBytes(16).toString('hex')}`;
-const TOTAL_TIMEOUT_MS = 180_000;
+// The client registered at the OpenID provider (op.mjs's defaults).
+const OP_CLIENT_ID = 'hub';
+const OP_CLIENT_SECRET = 'hub-secret';
+const NEW_PERSON = 'newperson@example.com';
+const TOTAL_TIMEOUT_MS = 300_000;
 const START_TIMEOUT_MS = 30_000;
 const STEP_TIMEOUT_MS = 15_000;
 
@@ -38,9 +51,20 @@ interface Proc {
 
 const procs: Proc[] = [];
 
-/** Starts a program and resolves with the first stdout line matching `ready`. */
-function start(name: string, bin: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<RegExpMatchArray> {
-  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts a program and resolves with the first stdout line matching `ready`.
+ * `stdin: 'pipe'` keeps its input open for as long as this test runs, for a
+ * program that exits when its input closes (the OpenID provider).
+ */
+function start(
+  name: string,
+  bin: string,
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+  stdin: 'ignore' | 'pipe' = 'ignore',
+): Promise<RegExpMatchArray> {
+  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: [stdin, 'pipe', 'pipe'] });
   const proc: Proc = { name, child, log: [] };
   procs.push(proc);
   return new Promise((resolvePromise, reject) => {
@@ -118,12 +142,83 @@ async function nav(page: Page, label: string, heading: string | RegExp): Promise
   await page.getByRole('heading', { level: 1, name: heading }).waitFor();
 }
 
+/** Signs in with an API key (the form is folded away while people have other ways to sign in). */
 async function signIn(page: Page, site: string, key: string, shotName?: string): Promise<void> {
   await page.goto(`${site}/#/`);
+  const keyForm = page.locator('details.key-signin');
+  await keyForm.waitFor();
+  if (!(await keyForm.evaluate((d) => (d as HTMLDetailsElement).open))) await keyForm.getByText('Sign in with an API key').click();
   await page.locator('input[name=key]').fill(key);
   if (shotName) await shot(page, shotName);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('navigation', { name: 'Main' }).waitFor();
+}
+
+async function signOut(page: Page): Promise<void> {
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { level: 1, name: /^Sign in to / }).waitFor();
+}
+
+/**
+ * Signs in through the OpenID provider's login page as `login`; the provider
+ * skips its page when it remembers this browser from an earlier sign-in.
+ */
+async function signInBySso(page: Page, site: string, login: string): Promise<'login page' | 'remembered'> {
+  await page.goto(`${site}/#/`);
+  await page.getByRole('link', { name: 'Sign in with single sign-on' }).click();
+  const loginField = page.locator('input[name=login]');
+  const nav = page.getByRole('navigation', { name: 'Main' });
+  await loginField.or(nav).first().waitFor();
+  let how: 'login page' | 'remembered' = 'remembered';
+  if (await loginField.isVisible()) {
+    how = 'login page';
+    await loginField.fill(login);
+    await page.locator('button[type=submit]').click();
+  }
+  await nav.waitFor();
+  if (!page.url().startsWith(`${site}/`)) throw new Error(`single sign-on ended at ${page.url()}, not on the site`);
+  return how;
+}
+
+/** The SMTP server's received messages (smtpd.py writes one JSON line each). */
+class Mailbox {
+  constructor(
+    readonly port: number,
+    private readonly file: string,
+  ) {}
+
+  /** The sign-in links sent to `to` so far, oldest first. */
+  links(site: string, to: string): string[] {
+    const text = statSync(this.file, { throwIfNoEntry: false }) ? readFileSync(this.file, 'utf8') : '';
+    const mails = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { rcpt_tos: string[]; text: string | null });
+    return mails
+      .filter((m) => m.rcpt_tos.includes(to))
+      .flatMap((m) => (m.text ?? '').split(/\s+/).filter((w) => w.startsWith(`${site}/auth/email/verify?token=`)));
+  }
+
+  /** Waits (a bounded while) for the `n`th link to `to`. */
+  async link(site: string, to: string, n: number): Promise<string> {
+    for (let i = 0; i < 100; i++) {
+      const links = this.links(site, to);
+      if (links.length >= n) return links[n - 1];
+      await sleep(100);
+    }
+    throw new Error(`no sign-in link ${n} to ${to} within 10 s (${this.links(site, to).length} so far)`);
+  }
+}
+
+/** A call to the admin API as the owner, from this test (not the browser). */
+async function asOwner<T>(site: string, path: string): Promise<T> {
+  const res = await fetch(`${site}${path}`, { headers: { authorization: `Bearer ${OWNER_KEY}` } });
+  if (!res.ok) throw new Error(`GET ${path} as the owner: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+async function rowCount(locator: Locator): Promise<number> {
+  return locator.locator('tbody tr').filter({ hasNot: locator.page().locator('td[colspan]') }).count();
 }
 
 async function navLinks(page: Page): Promise<string[]> {
@@ -151,7 +246,8 @@ const PRICE_FILE = JSON.stringify({
   'dall-e-3': { output_cost_per_image: 0.04, litellm_provider: 'openai', mode: 'image_generation' },
 });
 
-async function run(browser: Browser, site: string, mockUrl: string): Promise<void> {
+/** Runs `drive` in a browser context of its own (its own cookies and storage), closed afterwards. */
+async function inContext(browser: Browser, drive: (page: Page, context: BrowserContext) => Promise<void>): Promise<void> {
   const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   const page = await context.newPage();
@@ -159,7 +255,7 @@ async function run(browser: Browser, site: string, mockUrl: string): Promise<voi
   page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('dialog', (d) => void d.accept());
   try {
-    await drive(page, site, mockUrl);
+    await drive(page, context);
     if (pageErrors.length) throw new Error(`the page threw: ${pageErrors.join('; ')}`);
   } catch (e) {
     await page.screenshot({ path: join(SHOTS, 'failure.png'), fullPage: true }).catch(() => undefined);
@@ -169,7 +265,7 @@ async function run(browser: Browser, site: string, mockUrl: string): Promise<voi
   }
 }
 
-async function drive(page: Page, site: string, mockUrl: string): Promise<void> {
+async function operator(page: Page, site: string, mockUrl: string, issuer: string, mailbox: Mailbox): Promise<void> {
   let memberKey = '';
 
   await step('sign in as the owner', async () => {
@@ -183,6 +279,44 @@ async function drive(page: Page, site: string, mockUrl: string): Promise<void> {
     await page.getByRole('button', { name: /^Save/ }).click();
     await page.getByRole('status').filter({ hasText: 'Settings saved.' }).waitFor();
     await shot(page, 'settings');
+  });
+
+  await step('settings: single sign-on with the OpenID provider, open sign-up', async () => {
+    const section = page.getByTestId('sign-in-settings');
+    await expectText(section.getByTestId('callback-url'), `${site}/auth/oidc/callback`);
+    await section.locator('input[name=oidc_issuer]').fill(issuer);
+    await section.locator('input[name=oidc_client_id]').fill(OP_CLIENT_ID);
+    await section.locator('input[name=oidc_client_secret]').fill(OP_CLIENT_SECRET);
+    await section.getByRole('switch', { name: 'Anyone who signs in may create an account' }).check();
+    await page.getByRole('button', { name: 'Save (4)' }).click();
+    await page.getByRole('status').filter({ hasText: 'Settings saved.' }).waitFor();
+    // The secret is write-only: the field empties, and the page says only that one is set.
+    await expectText(section.locator('.secret-input'), 'set');
+    if ((await section.locator('input[name=oidc_client_secret]').inputValue()) !== '') throw new Error('the client secret is still in its field');
+    if ((await page.content()).includes(OP_CLIENT_SECRET)) throw new Error('the client secret is on the page after saving');
+    const saved = await asOwner<{ oidc_issuer: string; oidc_client_secret_set: boolean; signup_open: boolean }>(site, '/api/admin/settings');
+    if (saved.oidc_issuer !== issuer || !saved.oidc_client_secret_set || !saved.signup_open) {
+      throw new Error(`the settings were not saved: ${JSON.stringify(saved)}`);
+    }
+    await page.getByRole('button', { name: /^Save/ }).and(page.locator(':disabled')).waitFor();
+  });
+
+  await step('settings: email links through SMTP', async () => {
+    const section = page.getByTestId('sign-in-settings');
+    await section.locator('input[name=smtp_host]').fill('127.0.0.1');
+    await section.locator('input[name=smtp_port]').fill(String(mailbox.port));
+    // The test's server is on loopback and speaks no TLS.
+    await section.locator('select[name=smtp_security]').selectOption('none');
+    await section.locator('input[name=smtp_username]').fill(SMTP_USER);
+    await section.locator('input[name=smtp_password]').fill(SMTP_PASSWORD);
+    await section.locator('input[name=smtp_from]').fill('Hub <hub@example.test>');
+    await page.getByRole('button', { name: 'Save (6)' }).click();
+    await page.getByRole('status').filter({ hasText: 'Settings saved.' }).waitFor();
+    if ((await section.locator('.secret-input .badge').count()) !== 2) throw new Error('both secrets should show as set');
+    if ((await page.content()).includes(SMTP_PASSWORD)) throw new Error('the SMTP password is on the page after saving');
+    const methods = await (await fetch(`${site}/auth/methods`)).json();
+    if (!methods.oidc || !methods.email) throw new Error(`the sign-in page would not offer both: ${JSON.stringify(methods)}`);
+    await section.screenshot({ path: join(SHOTS, 'settings-sign-in.png') });
   });
 
   await step('providers: add, credential, test', async () => {
@@ -357,7 +491,7 @@ async function drive(page: Page, site: string, mockUrl: string): Promise<void> {
   });
 
   await step('member: only their own pages', async () => {
-    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signOut(page);
     await signIn(page, site, memberKey);
     const links = await navLinks(page);
     if (links.join() !== 'Playground,My account') throw new Error(`a member sees: ${links.join(', ')}`);
@@ -379,6 +513,149 @@ async function drive(page: Page, site: string, mockUrl: string): Promise<void> {
   });
 }
 
+/** A person who has no account signs up by single sign-on, works, signs out and comes back. */
+async function person(page: Page, context: BrowserContext, site: string, mailbox: Mailbox, browser: Browser): Promise<void> {
+  const me = () => context.request.get(`${site}/api/me`);
+  let userId = '';
+
+  await step('sign-in page: single sign-on offered, keys folded away', async () => {
+    await page.goto(`${site}/#/`);
+    await page.getByRole('heading', { level: 1, name: 'Sign in to Hub' }).waitFor();
+    await page.getByRole('link', { name: 'Sign in with single sign-on' }).waitFor();
+    await page.getByText('New here? Signing in creates your account.').waitFor();
+    await page.locator('input[name=email]').waitFor();
+    if (await page.locator('input[name=key]').isVisible()) throw new Error('the API key form is open beside single sign-on');
+    await shot(page, 'sign-in-sso');
+  });
+
+  await step('a new person signs up by single sign-on', async () => {
+    const how = await signInBySso(page, site, NEW_PERSON);
+    if (how !== 'login page') throw new Error('the provider did not ask a new browser who it is');
+    await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
+    const links = await navLinks(page);
+    if (links.join() !== 'Playground,My account') throw new Error(`a new member sees: ${links.join(', ')}`);
+    await expectText(page.getByTestId('who'), `${NEW_PERSON} · member · signed in with this browser`);
+    await expectText(page.getByTestId('my-balance'), '$10.00');
+    const identities = page.getByTestId('identities');
+    await expectText(identities.locator('tbody tr'), new RegExp(`Single sign-on\\s*${NEW_PERSON}\\s*127\\.0\\.0\\.1:\\d+`));
+    if ((await rowCount(identities)) !== 1) throw new Error(`${await rowCount(identities)} sign-in methods, not 1`);
+    const sessions = page.getByTestId('sessions');
+    await expectText(sessions.locator('tbody tr.current'), /Chrome \d+.*this browser\s*Single sign-on/);
+    if ((await rowCount(sessions)) !== 1) throw new Error(`${await rowCount(sessions)} sessions, not 1`);
+    await page.getByRole('link', { name: 'Link another sign-in' }).waitFor();
+    // Signed in by an HttpOnly cookie: nothing of it for scripts to read, no key stored.
+    if (await page.evaluate(() => document.cookie.includes('hub_session') || localStorage.getItem('hub.apiKey') !== null)) {
+      throw new Error('the session is readable by scripts or a key was stored');
+    }
+    const users = await asOwner<{ data: { id: string; email: string | null }[] }>(site, '/api/admin/users?limit=500');
+    const mine = users.data.filter((u) => u.email === NEW_PERSON);
+    if (mine.length !== 1) throw new Error(`${mine.length} users with ${NEW_PERSON}`);
+    userId = mine[0].id;
+    await shot(page, 'account-session');
+  });
+
+  await step('a session writes with its CSRF token: a key from the account page', async () => {
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const form = page.getByRole('dialog', { name: 'Create key' });
+    await form.locator('input[name=label]').fill('cli');
+    await form.getByRole('button', { name: 'Create key' }).click();
+    const key = (await page.getByTestId('secret').innerText()).trim();
+    await page.getByRole('button', { name: 'Done' }).click();
+    await expectText(page.locator('tr[data-key=cli]'), 'active');
+    const res = await fetch(`${site}/api/me`, { headers: { authorization: `Bearer ${key}` } });
+    const body = (await res.json()) as { user?: { id: string } };
+    if (res.status !== 200 || body.user?.id !== userId) throw new Error(`the new key does not sign in as the person: ${res.status}`);
+    // The same write with the cookie alone is refused: the page's token is what made it pass.
+    const forged = await context.request.post(`${site}/api/me/keys`, { data: { label: 'no-token' } });
+    if (forged.status() !== 403) throw new Error(`a cookie write without the CSRF token got ${forged.status()}`);
+  });
+
+  await step('a session streams in the playground', async () => {
+    await nav(page, 'Playground', 'Playground');
+    await chat(page, 'mock/gpt-4o-mini', 'Hello from single sign-on');
+    await expectText(page.getByTestId('credits'), '$0.000042');
+    await nav(page, 'My account', 'My account');
+    await expectText(page.getByTestId('my-balance'), '$9.999958');
+  });
+
+  await step('sign out ends the session', async () => {
+    await signOut(page);
+    if ((await me()).status() !== 401) throw new Error('/api/me still answers after signing out');
+  });
+
+  await step('signing in again: the same account, no second starter credits', async () => {
+    await signInBySso(page, site, NEW_PERSON);
+    await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
+    await expectText(page.getByTestId('who'), NEW_PERSON);
+    await expectText(page.getByTestId('my-balance'), '$9.999958');
+    await expectText(page.locator('tr[data-key=cli]'), 'active');
+    const sessions = page.getByTestId('sessions');
+    await expectText(sessions.locator('tbody tr.current'), 'this browser');
+    if ((await rowCount(sessions)) !== 1) throw new Error(`${await rowCount(sessions)} sessions after signing out and in, not 1`);
+    if ((await rowCount(page.getByTestId('identities'))) !== 1) throw new Error('signing in again added a sign-in method');
+    const body = (await (await me()).json()) as { user: { id: string } };
+    if (body.user.id !== userId) throw new Error(`signed in as ${body.user.id}, not ${userId}`);
+    const users = await asOwner<{ data: { email: string | null }[] }>(site, '/api/admin/users?limit=500');
+    if (users.data.filter((u) => u.email === NEW_PERSON).length !== 1) throw new Error('signing in again created another user');
+  });
+
+  await step('an emailed link signs in to the same account and links the address', async () => {
+    await signOut(page);
+    await page.locator('input[name=email]').fill(NEW_PERSON);
+    await page.getByRole('button', { name: 'Email me a sign-in link' }).click();
+    await page.getByRole('status').filter({ hasText: `Check your inbox: if ${NEW_PERSON} may sign in` }).waitFor();
+    const link = await mailbox.link(site, NEW_PERSON, 1);
+    await page.goto(link);
+    await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
+    await expectText(page.getByTestId('my-balance'), '$9.999958');
+    const identities = page.getByTestId('identities');
+    await expectText(identities.locator('tbody tr'), /Email link/);
+    if ((await rowCount(identities)) !== 2) throw new Error(`${await rowCount(identities)} sign-in methods, not 2 (single sign-on and email)`);
+    await expectText(page.getByTestId('sessions').locator('tbody tr.current'), /this browser\s*Email link/);
+    const body = (await (await me()).json()) as { user: { id: string } };
+    if (body.user.id !== userId) throw new Error(`the link signed in ${body.user.id}, not ${userId}`);
+    // A link works once.
+    await page.goto(link);
+    await page.getByRole('heading', { level: 1, name: 'Sign-in failed' }).waitFor();
+    await page.goto(`${site}/#/account`);
+    await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
+  });
+
+  await step("ending another browser's session signs it out", async () => {
+    const other = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+    try {
+      other.setDefaultTimeout(STEP_TIMEOUT_MS);
+      await signInBySso(await other.newPage(), site, NEW_PERSON);
+      await page.reload();
+      const sessions = page.getByTestId('sessions');
+      await sessions.locator('tbody tr:not(.current)').waitFor();
+      if ((await rowCount(sessions)) !== 2) throw new Error(`${await rowCount(sessions)} sessions with two browsers signed in, not 2`);
+      await sessions.locator('tbody tr:not(.current)').getByRole('button', { name: 'End' }).click();
+      await sessions.locator('tbody tr:not(.current)').waitFor({ state: 'detached' });
+      if ((await other.request.get(`${site}/api/me`)).status() !== 401) throw new Error('the ended session still signs the other browser in');
+      if ((await me()).status() !== 200) throw new Error('ending the other session signed this browser out');
+    } finally {
+      await other.close();
+    }
+  });
+
+  await step('unlinking a sign-in method (a cookie write)', async () => {
+    const identities = page.getByTestId('identities');
+    await identities.locator('tbody tr').filter({ hasText: 'Email link' }).getByRole('button', { name: 'Unlink' }).click();
+    await identities.locator('tbody tr').filter({ hasText: 'Email link' }).waitFor({ state: 'detached' });
+    if ((await rowCount(identities)) !== 1) throw new Error(`${await rowCount(identities)} sign-in methods after unlinking, not 1`);
+  });
+
+  await step('the member cannot reach admin pages', async () => {
+    const links = await navLinks(page);
+    if (links.join() !== 'Playground,My account') throw new Error(`the member sees: ${links.join(', ')}`);
+    await page.goto(`${site}/#/settings`);
+    await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
+    const admin = await context.request.get(`${site}/api/admin/settings`);
+    if (admin.status() !== 403) throw new Error(`the admin API answered a member's session with ${admin.status()}`);
+  });
+}
+
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
@@ -387,6 +664,8 @@ async function main(): Promise<void> {
     ['hub (HUB_BIN)', HUB_BIN],
     ['hub-mock (HUB_MOCK_BIN)', MOCK_BIN],
     ['Chromium (CHROMIUM_BIN)', CHROMIUM],
+    ['the OpenID provider (npm ci in tests/oidc-provider)', join(OP_DIR, 'node_modules', 'oidc-provider')],
+    ['aiosmtpd (scripts/install-test-tools)', PYTHON],
   ]) {
     if (!statSync(path, { throwIfNoEntry: false })) throw new Error(`${what} not found at ${path}`);
   }
@@ -398,9 +677,23 @@ async function main(): Promise<void> {
     const [, mockUrl] = await start('hub-mock', MOCK_BIN, [], {}, /^mock listening on (http:\/\/\S+)/);
     const args = ['serve', '--listen', '127.0.0.1:0', '--db', join(dir, 'hub.db'), '--ui-dir', DIST];
     const [, hubUrl] = await start('hub', HUB_BIN, args, { HUB_ADMIN_KEY: OWNER_KEY, HUB_LOG: 'warn' }, /^hub listening on (http:\/\/\S+)/);
-    console.log(`hub (serving the site) ${hubUrl}, mock provider ${mockUrl}`);
+    const [, issuer] = await start(
+      'oidc-provider',
+      process.execPath,
+      [join(OP_DIR, 'op.mjs')],
+      { OP_REDIRECT_URIS: `${hubUrl}/auth/oidc/callback`, OP_CLIENT_ID, OP_CLIENT_SECRET },
+      /^ready (http:\/\/\S+)/,
+      'pipe',
+    );
+    const mailFile = join(dir, 'mail.jsonl');
+    const smtpArgs = [join(REPO, 'tests', 'smtpd', 'smtpd.py'), '--out', mailFile, '--auth', `${SMTP_USER}:${SMTP_PASSWORD}`, '--auth-over-plain'];
+    const [, smtpPort] = await start('aiosmtpd', PYTHON, smtpArgs, {}, /^ready (\d+)/, 'pipe');
+    const mailbox = new Mailbox(Number(smtpPort), mailFile);
+    console.log(`hub (serving the site) ${hubUrl}, mock provider ${mockUrl}, OpenID provider ${issuer}, SMTP on port ${smtpPort}`);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], timeout: START_TIMEOUT_MS });
-    await run(browser, hubUrl, mockUrl);
+    const b = browser;
+    await inContext(b, (page) => operator(page, hubUrl, mockUrl, issuer, mailbox));
+    await inContext(b, (page, context) => person(page, context, hubUrl, mailbox, b));
   } finally {
     await Promise.race([browser?.close(), sleep(10_000)]);
     await stopAll();

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState, type ComponentType } from 'react';
-import { api, isAdmin, signOut, SIGNED_OUT, storedConnection, type Me } from './api';
+import { api, currentConnection, isAdmin, resume, signOut, SIGNED_OUT, type Me } from './api';
 import { formatMoney } from './money';
 import { Account } from './pages/Account';
 import { Calls } from './pages/Calls';
@@ -33,7 +33,7 @@ const PAGES: PageDef[] = [
 
 export function App() {
   const [me, setMe] = useState<Me | null>(null);
-  const [booting, setBooting] = useState(() => storedConnection() !== null);
+  const [booting, setBooting] = useState(true);
   const refresh = useCallback(() => {
     api<Me>('/api/me').then(setMe, () => undefined);
   }, []);
@@ -41,11 +41,9 @@ export function App() {
   useEffect(() => {
     const onSignOut = () => setMe(null);
     window.addEventListener(SIGNED_OUT, onSignOut);
-    if (storedConnection()) {
-      api<Me>('/api/me')
-        .then(setMe, () => undefined)
-        .finally(() => setBooting(false));
-    }
+    void resume()
+      .then(setMe)
+      .finally(() => setBooting(false));
     return () => window.removeEventListener(SIGNED_OUT, onSignOut);
   }, []);
 
@@ -83,8 +81,8 @@ function Shell() {
           <span>
             {me.role} · {formatMoney(me.available, { prefix: me.currency_prefix })}
           </span>
-          <span className="muted">{storedConnection()?.base || location.host}</span>
-          <button type="button" onClick={signOut}>
+          <span className="muted">{currentConnection()?.base || location.host}</span>
+          <button type="button" onClick={() => void signOut()}>
             Sign out
           </button>
         </div>

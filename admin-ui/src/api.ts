@@ -7,11 +7,29 @@ const BASE_ITEM = 'hub.apiBase';
 const KEY_ITEM = 'hub.apiKey';
 export const SIGNED_OUT = 'hub-signed-out';
 
+/** How requests say who is calling. */
+export type Auth =
+  /** An API key (operators), kept in local storage and sent as a bearer token. */
+  | { kind: 'key'; key: string }
+  /** The browser's session cookie (people who signed in); writes carry the session's CSRF token. */
+  | { kind: 'session'; csrf: string }
+  /** Nobody yet: the sign-in page's own requests. */
+  | { kind: 'none' };
+
 export interface Connection {
   /** The Hub URL, without a trailing slash; empty for this site's own origin. */
   base: string;
-  key: string;
+  auth: Auth;
 }
+
+/** Only the origin that served the site: its session cookie is not sent anywhere else. */
+export const SITE: Connection = { base: '', auth: { kind: 'none' } };
+
+/**
+ * The signed-in session, in memory only: the cookie itself is HttpOnly, and
+ * its CSRF token is learnt again from `/api/me` on every load.
+ */
+let session: Connection | null = null;
 
 /** Takes `?api=URL` from the address into storage, then reads the stored base URL. */
 export function storedBase(): string {
@@ -24,19 +42,60 @@ export function cleanBase(url: string): string {
   return url.trim().replace(/\/+$/, '');
 }
 
-export function storedConnection(): Connection | null {
+/** Who requests go out as: a stored API key first, else the browser's session. */
+export function currentConnection(): Connection | null {
   const key = localStorage.getItem(KEY_ITEM);
-  return key ? { base: storedBase(), key } : null;
+  return key ? { base: storedBase(), auth: { kind: 'key', key } } : session;
 }
 
-export function saveConnection(c: Connection): void {
+export function keyConnection(base: string, key: string): Connection {
+  return { base: cleanBase(base), auth: { kind: 'key', key: key.trim() } };
+}
+
+/** Remembers a key that `/api/me` accepted. */
+export function saveKey(c: Connection): void {
+  if (c.auth.kind !== 'key') return;
   localStorage.setItem(BASE_ITEM, c.base);
-  localStorage.setItem(KEY_ITEM, c.key);
+  localStorage.setItem(KEY_ITEM, c.auth.key);
 }
 
-export function signOut(): void {
+/** Drops whoever was signed in, here only (the server already refused them). */
+function forget(): void {
   localStorage.removeItem(KEY_ITEM);
+  session = null;
   window.dispatchEvent(new Event(SIGNED_OUT));
+}
+
+/** Signs out: forgets the key, or ends the session at Hub (a write, so it carries the CSRF token). */
+export async function signOut(): Promise<void> {
+  const c = currentConnection();
+  if (c?.auth.kind === 'session') {
+    await fetch(c.base + '/auth/logout', requestInit(c, 'POST')).catch(() => undefined);
+  }
+  forget();
+}
+
+/**
+ * Signs in from what the browser already holds: the stored key, else a
+ * session cookie (after single sign-on or an email link). Null: nobody.
+ */
+export async function resume(): Promise<Me | null> {
+  if (localStorage.getItem(KEY_ITEM)) {
+    try {
+      return await api<Me>('/api/me');
+    } catch (e) {
+      // A refused key is forgotten; then the session may still sign in.
+      if (!(e instanceof ApiError && e.status === 401)) return null;
+    }
+  }
+  try {
+    const me = await api<Me>('/api/me', { connection: { ...SITE, auth: { kind: 'session', csrf: '' } } });
+    if (!me.session) return null;
+    session = { ...SITE, auth: { kind: 'session', csrf: me.session.csrf_token } };
+    return me;
+  } catch {
+    return null;
+  }
 }
 
 export class ApiError extends Error {
@@ -58,27 +117,61 @@ function withQuery(path: string, query: Query = {}): string {
   return s ? `${path}?${s}` : path;
 }
 
-export function authHeaders(c: Connection): Record<string, string> {
-  return { authorization: `Bearer ${c.key}`, 'content-type': 'application/json' };
+/** Methods that change nothing: the only ones a session may send without its CSRF token. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * The method, headers and cookie policy of a request as `c`: a key as a
+ * bearer token (and no cookies), a session as its cookie plus, on writes,
+ * `X-CSRF-Token`. Every request to Hub is built here.
+ */
+export function requestInit(c: Connection, method: string, headers: Record<string, string> = {}): RequestInit {
+  const h = { ...headers };
+  if (c.auth.kind === 'key') h.authorization = `Bearer ${c.auth.key}`;
+  if (c.auth.kind === 'session' && !SAFE_METHODS.has(method.toUpperCase())) h['x-csrf-token'] = c.auth.csrf;
+  return { method, headers: h, credentials: c.auth.kind === 'session' ? 'same-origin' : 'omit' };
 }
 
-/** A JSON request; resolves to the parsed body (money as decimal strings), rejects with ApiError. */
-export async function api<T>(
-  path: string,
-  opts: { method?: string; body?: unknown; query?: Query; connection?: Connection } = {},
-): Promise<T> {
-  const c = opts.connection ?? storedConnection();
+export interface SendOptions {
+  method?: string;
+  body?: unknown;
+  query?: Query;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Who to call as; default the signed-in connection. Given, a 401 signs nobody out (a trial). */
+  connection?: Connection;
+}
+
+/** Sends a JSON request as the signed-in caller; a 401 signs out. Rejects with ApiError when Hub cannot be reached. */
+export async function send(path: string, opts: SendOptions = {}): Promise<Response> {
+  const c = opts.connection ?? currentConnection();
   if (!c) throw new ApiError('Not signed in.', 401);
+  const method = opts.method ?? (opts.body === undefined ? 'GET' : 'POST');
+  const headers = opts.body === undefined ? opts.headers : { 'content-type': 'application/json', ...opts.headers };
   let res: Response;
   try {
     res = await fetch(c.base + withQuery(path, opts.query), {
-      method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
-      headers: authHeaders(c),
+      ...requestInit(c, method, headers),
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      signal: opts.signal,
     });
-  } catch {
+  } catch (e) {
+    if (e instanceof DOMException && e.name === 'AbortError') throw e;
     throw new ApiError(`Cannot reach Hub at ${c.base || location.origin}.`, 0);
   }
+  if (res.status === 401 && !opts.connection) forget();
+  return res;
+}
+
+/** The error a failed response carries (Hub's `{"error": {...}}`), as an ApiError. */
+export function failure(res: Response, body: unknown): ApiError {
+  const e = (body as { error?: { message?: string; param?: string | null } } | null)?.error;
+  return new ApiError(e?.message ?? `${res.status} ${res.statusText}`.trim(), res.status, e?.param ?? null);
+}
+
+/** A JSON request; resolves to the parsed body (money as decimal strings), rejects with ApiError. */
+export async function api<T>(path: string, opts: Omit<SendOptions, 'headers' | 'signal'> = {}): Promise<T> {
+  const res = await send(path, opts);
   const text = await res.text();
   let body: unknown = null;
   try {
@@ -86,11 +179,7 @@ export async function api<T>(
   } catch {
     // not JSON: the status says what happened
   }
-  if (!res.ok) {
-    const e = (body as { error?: { message?: string; param?: string | null } } | null)?.error;
-    if (res.status === 401 && !opts.connection) signOut();
-    throw new ApiError(e?.message ?? `${res.status} ${res.statusText}`.trim(), res.status, e?.param ?? null);
-  }
+  if (!res.ok) throw failure(res, body);
   return body as T;
 }
 
@@ -132,7 +221,45 @@ export interface Me {
   currency_prefix: string;
   billing_enabled: boolean;
   payment_link: string | null;
-  key: { id: string; label: string };
+  /** The key this request came with; null when signed in by session. */
+  key: { id: string; label: string } | null;
+  /** The browser's session; null when signed in with a key. */
+  session: { id: string; csrf_token: string } | null;
+}
+
+/** What the sign-in page may offer (`GET /auth/methods`). */
+export interface SignInMethods {
+  oidc: boolean;
+  email: boolean;
+  signup_open: boolean;
+  app_name: string;
+}
+
+/** The sign-in methods, asked of the site's own origin; null where it is not a Hub (a static host). */
+export async function signInMethods(): Promise<SignInMethods | null> {
+  return api<SignInMethods>('/auth/methods', { connection: SITE }).catch(() => null);
+}
+
+/** A way a user signs in (`GET /api/me/identities`). */
+export interface Identity {
+  id: string;
+  method: 'oidc' | 'email';
+  issuer: string;
+  email: string | null;
+  created_at: string;
+  last_used_at: string;
+}
+
+/** A live browser session (`GET /api/me/sessions`). */
+export interface Session {
+  id: string;
+  user_agent: string | null;
+  method: string;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  /** The session of this browser. */
+  current: boolean;
 }
 
 export interface ProviderKind {
@@ -317,7 +444,23 @@ export interface Settings {
   default_max_output_tokens: number;
   hold_ttl_seconds: number;
   app_name: string;
+  app_url: string | null;
+  oidc_issuer: string | null;
+  oidc_client_id: string | null;
+  oidc_client_secret_set: boolean;
+  oidc_scopes: string;
+  signup_open: boolean;
+  signup_email_domains: string[];
+  smtp_host: string | null;
+  smtp_port: number;
+  smtp_security: SmtpSecurity;
+  smtp_username: string | null;
+  smtp_password_set: boolean;
+  smtp_from: string | null;
+  session_days: number;
 }
+
+export type SmtpSecurity = 'starttls' | 'tls' | 'none';
 
 export async function providerKinds(): Promise<ProviderKind[]> {
   return (await api<Page<ProviderKind>>('/api/admin/provider-kinds')).data;

@@ -1,5 +1,5 @@
 import { useRef, useState, type FormEvent } from 'react';
-import { api, ApiError, authHeaders, storedConnection, type Call, type Page } from '../api';
+import { api, ApiError, failure, send, type Call, type Page } from '../api';
 import { count, ms } from '../format';
 import { sum } from '../money';
 import { takeEvents } from '../sse';
@@ -28,25 +28,19 @@ interface Chunk {
 
 /** Streams one chat completion, calling `onText` per piece; resolves with its timings and usage. */
 async function streamChat(model: string, messages: Message[], maxTokens: number | null, onText: (t: string) => void, signal: AbortSignal) {
-  const c = storedConnection();
-  if (!c) throw new ApiError('Not signed in.', 401);
   const started = performance.now();
-  const res = await fetch(`${c.base}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { ...authHeaders(c), 'x-hub-app': 'playground' },
-    body: JSON.stringify({
+  const res = await send('/v1/chat/completions', {
+    headers: { 'x-hub-app': 'playground' },
+    body: {
       model,
       messages,
       stream: true,
       stream_options: { include_usage: true },
       ...(maxTokens ? { max_tokens: maxTokens } : {}),
-    }),
+    },
     signal,
   });
-  if (!res.ok || !res.body) {
-    const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
-    throw new ApiError(body?.error?.message ?? `${res.status} ${res.statusText}`, res.status);
-  }
+  if (!res.ok || !res.body) throw failure(res, await res.json().catch(() => null));
   const callId = res.headers.get('x-hub-call-id');
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let rest = '';

@@ -1,8 +1,87 @@
-import { useState, type FormEvent } from 'react';
-import { api, cleanBase, saveConnection, storedBase, type Me } from '../api';
+import { useEffect, useState, type FormEvent } from 'react';
+import { api, keyConnection, saveKey, signInMethods, SITE, storedBase, type Me, type SignInMethods } from '../api';
 import { ErrorNote, Field, useAction } from '../ui';
 
+/**
+ * Where single sign-on comes back to: the page the person was on (a deep
+ * link survives the detour), else the start page.
+ */
+export function returnPath(hash: string): string {
+  const route = hash.replace(/^#\/?/, '');
+  return route && !route.startsWith('signin') ? `/#/${route}` : '/#/';
+}
+
 export function SignIn({ onSignedIn }: { onSignedIn(me: Me): void }) {
+  // undefined while asking; null where the site is not served by a Hub (only keys then).
+  const [methods, setMethods] = useState<SignInMethods | null | undefined>(undefined);
+  useEffect(() => {
+    void signInMethods().then(setMethods);
+  }, []);
+  const appName = methods?.app_name || 'Hub';
+  useEffect(() => {
+    document.title = `Sign in · ${appName}`;
+  }, [appName]);
+
+  const forPeople = !!methods && (methods.oidc || methods.email);
+  return (
+    <div className="signin">
+      <div className="card">
+        <h1>Sign in to {appName}</h1>
+        {methods === undefined && <p className="muted">Loading…</p>}
+        {methods?.oidc && (
+          <a className="button primary sso" href={`/auth/oidc/start?return_to=${encodeURIComponent(returnPath(location.hash))}`}>
+            Sign in with single sign-on
+          </a>
+        )}
+        {methods?.email && <EmailLink />}
+        {methods?.signup_open && <p className="muted">New here? Signing in creates your account.</p>}
+        {methods !== undefined && (
+          <details className="key-signin" open={!forPeople}>
+            <summary>Sign in with an API key</summary>
+            <KeyForm onSignedIn={onSignedIn} focus={!forPeople} />
+          </details>
+        )}
+      </div>
+    </div>
+  );
+}
+
+/** Asks Hub to email a one-time sign-in link; the answer is the same whether or not the address has an account. */
+function EmailLink() {
+  const [email, setEmail] = useState('');
+  const [sentTo, setSentTo] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
+
+  function submit(e: FormEvent) {
+    e.preventDefault();
+    void run(async () => {
+      await api('/auth/email', { connection: SITE, body: { email: email.trim(), return_to: returnPath(location.hash) } });
+      setSentTo(email.trim());
+    });
+  }
+
+  if (sentTo) {
+    return (
+      <p className="notice" role="status">
+        Check your inbox: if {sentTo} may sign in, a link is on its way. It works once, for 15 minutes.
+      </p>
+    );
+  }
+  return (
+    <form onSubmit={submit} className="email-signin">
+      <Field label="Email">
+        <input type="email" name="email" autoComplete="email" placeholder="you@example.com" value={email} onChange={(e) => setEmail(e.target.value)} required />
+      </Field>
+      <ErrorNote error={error} />
+      <button type="submit" disabled={busy || !email.trim()}>
+        {busy ? 'Sending…' : 'Email me a sign-in link'}
+      </button>
+    </form>
+  );
+}
+
+/** For operators and programs: an API key, and which Hub it belongs to. */
+function KeyForm({ onSignedIn, focus }: { onSignedIn(me: Me): void; focus: boolean }) {
   const [key, setKey] = useState('');
   const [base, setBase] = useState(storedBase);
   const { busy, error, run } = useAction();
@@ -10,46 +89,37 @@ export function SignIn({ onSignedIn }: { onSignedIn(me: Me): void }) {
   function submit(e: FormEvent) {
     e.preventDefault();
     void run(async () => {
-      const connection = { base: cleanBase(base), key: key.trim() };
+      const connection = keyConnection(base, key);
       const me = await api<Me>('/api/me', { connection });
-      saveConnection(connection);
+      saveKey(connection);
       onSignedIn(me);
     });
   }
 
   return (
-    <div className="signin">
-      <form onSubmit={submit} className="card">
-        <h1>Sign in to Hub</h1>
-        <Field label="API key">
-          <input
-            type="password"
-            name="key"
-            autoComplete="current-password"
-            placeholder="hub_…"
-            value={key}
-            onChange={(e) => setKey(e.target.value)}
-            autoFocus
-            required
-          />
-        </Field>
-        <Field
-          label="Hub URL"
-          hint="Leave empty when this site is served by Hub itself. Another origin must allow this site (CORS)."
-        >
-          <input
-            type="url"
-            name="api"
-            placeholder={location.origin}
-            value={base}
-            onChange={(e) => setBase(e.target.value)}
-          />
-        </Field>
-        <ErrorNote error={error} />
-        <button type="submit" className="primary" disabled={busy || !key.trim()}>
-          {busy ? 'Signing in…' : 'Sign in'}
-        </button>
-      </form>
-    </div>
+    <form onSubmit={submit}>
+      <Field label="API key">
+        <input
+          type="password"
+          name="key"
+          autoComplete="current-password"
+          placeholder="hub_…"
+          value={key}
+          onChange={(e) => setKey(e.target.value)}
+          autoFocus={focus}
+          required
+        />
+      </Field>
+      <Field
+        label="Hub URL"
+        hint="Leave empty when this site is served by Hub itself. Another origin must allow this site (CORS)."
+      >
+        <input type="url" name="api" placeholder={location.origin} value={base} onChange={(e) => setBase(e.target.value)} />
+      </Field>
+      <ErrorNote error={error} />
+      <button type="submit" className="primary" disabled={busy || !key.trim()}>
+        {busy ? 'Signing in…' : 'Sign in'}
+      </button>
+    </form>
   );
 }
