@@ -7,6 +7,7 @@ const hub = process.env.HUB_URL ?? 'http://127.0.0.1:8787';
 export default defineConfig({
   base: './',
   plugins: [react()],
-  server: { proxy: { '/api': hub, '/v1': hub } },
+  // Sessions need Hub to know the dev server's address: set its app_url setting to it.
+  server: { proxy: { '/api': hub, '/v1': hub, '/auth': hub } },
   test: { include: ['src/**/*.test.ts'] },
 });

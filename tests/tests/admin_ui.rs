@@ -2,7 +2,11 @@
 //! end-to-end run (Playwright on Debian's Chromium) against a real `hub serve`
 //! and the mock provider, which signs in, sets up a provider, credential,
 //! model, user and key, streams a playground chat, finds the call, grants
-//! credits, and checks what a member sees. Screenshots of every page land in
+//! credits, and checks what a member sees; then sign-in as people do: the
+//! Sign-in settings set through the page, a new person signing up with single
+//! sign-on at a real OpenID provider, a key created with the session's CSRF
+//! token, signing out and in again, an email link through a real SMTP server,
+//! and sessions ended from another browser. Screenshots of every page land in
 //! `admin-ui/test-output/screenshots/`.
 
 use hub_e2e::node::run_script;
