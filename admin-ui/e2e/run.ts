@@ -312,6 +312,8 @@ async function operator(page: Page, site: string, mockUrl: string, issuer: strin
     await section.locator('input[name=smtp_from]').fill('Hub <hub@example.test>');
     await page.getByRole('button', { name: 'Save (6)' }).click();
     await page.getByRole('status').filter({ hasText: 'Settings saved.' }).waitFor();
+    // Both write-only secrets show as set once the saved settings are rendered.
+    await section.locator('.secret-input .badge').nth(1).waitFor({ timeout: STEP_TIMEOUT_MS });
     if ((await section.locator('.secret-input .badge').count()) !== 2) throw new Error('both secrets should show as set');
     if ((await page.content()).includes(SMTP_PASSWORD)) throw new Error('the SMTP password is on the page after saving');
     const methods = await (await fetch(`${site}/auth/methods`)).json();
