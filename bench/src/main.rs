@@ -198,11 +198,15 @@ impl Api {
     fn body(self, model: &str, stream: bool) -> Value {
         let prompt = "benchmark prompt";
         match self {
-            Api::Chat => json!({"model": model, "messages": [{"role": "user", "content": prompt}], "stream": stream, "max_tokens": 64}),
+            Api::Chat => {
+                json!({"model": model, "messages": [{"role": "user", "content": prompt}], "stream": stream, "max_tokens": 64})
+            }
             Api::Responses | Api::ResponsesConverted => {
                 json!({"model": model, "input": prompt, "stream": stream, "max_output_tokens": 64})
             }
-            Api::Messages => json!({"model": model, "messages": [{"role": "user", "content": prompt}], "stream": stream, "max_tokens": 64}),
+            Api::Messages => {
+                json!({"model": model, "messages": [{"role": "user", "content": prompt}], "stream": stream, "max_tokens": 64})
+            }
         }
     }
 
@@ -1018,7 +1022,16 @@ async fn measure(
         let cell = results.entry((t.name.clone(), scenario, rate)).or_default();
         for _ in 0..a.runs {
             wait_idle(t.pgid).await;
-            let d = load(client, &direct_url, &direct_headers, &direct_body, rate, a.seconds, None).await;
+            let d = load(
+                client,
+                &direct_url,
+                &direct_headers,
+                &direct_body,
+                rate,
+                a.seconds,
+                None,
+            )
+            .await;
             let profiler = a.profile.as_ref().map(|dir| {
                 let tag = format!("{}-{}-{rate}", t.name, scenario.to_string().replace(' ', "-"));
                 Profiler::start(dir, &tag, t.pgid, a.seconds)
