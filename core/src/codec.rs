@@ -106,15 +106,15 @@ where
     }
 }
 
-/// Appends one SSE event.
-pub fn sse(out: &mut BytesMut, event: Option<&str>, data: &serde_json::Value) {
+/// Appends one SSE event: `data` serialised straight into `out`.
+pub fn sse<T: serde::Serialize + ?Sized>(out: &mut BytesMut, event: Option<&str>, data: &T) {
     if let Some(name) = event {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\n");
     }
     out.extend_from_slice(b"data: ");
-    // Serialising a Value into a Vec cannot fail.
+    // Writing into memory cannot fail, nor can serialising Hub's own events.
     let _ = serde_json::to_writer(WriteBytes(out), data);
     out.extend_from_slice(b"\n\n");
 }

@@ -187,6 +187,10 @@ impl CallMeter {
     }
 }
 
+/// Bytes a caller-side event for one delta usually takes (a Responses text
+/// delta is about 250).
+const ENCODED_PER_DELTA: usize = 512;
+
 /// How provider bytes become caller bytes.
 pub enum Mode {
     /// Caller and provider speak the same protocol: events forwarded
@@ -390,7 +394,9 @@ impl Relay {
         let Mode::Transcode { encoder, deltas, .. } = &mut self.mode else {
             return Bytes::new();
         };
-        let mut out = BytesMut::new();
+        // Room for the usual events up front: grown from empty, the buffer
+        // would be reallocated several times per event.
+        let mut out = BytesMut::with_capacity(ENCODED_PER_DELTA * deltas.len());
         let mut failed = None;
         for d in deltas.drain(..) {
             self.output_bytes += d.output_bytes();

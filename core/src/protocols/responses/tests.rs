@@ -194,3 +194,53 @@ fn responses_usage_bills_each_token_once() {
         (60, 40, 25, 10)
     );
 }
+
+/// The events written from typed structs (deltas, items, snapshots) keep the
+/// key order of those built as JSON maps (sorted), so a converted stream reads
+/// the same whichever way an event is made; and every event is numbered.
+#[test]
+fn converted_stream_events_have_sorted_keys_and_consecutive_numbers() {
+    use crate::chat::{Delta, Finish};
+    use crate::codec::{Billed, Encode, Meta};
+    let r = req(codex_request()).unwrap();
+    let (_, names) = r.to_chat().unwrap();
+    let meta = Meta {
+        call_id: "c1".into(),
+        model: "m".into(),
+        ..Default::default()
+    };
+    let call = |index, name: Option<&str>, arguments: &str| Delta::ToolCall {
+        index,
+        id: name.map(|_| format!("call_{index}")),
+        name: name.map(str::to_string),
+        arguments: arguments.into(),
+    };
+    let deltas = [
+        Delta::Reasoning("plan".into()),
+        Delta::ReasoningSignature("sig".into()),
+        Delta::Text("hi \"there\"".into()),
+        call(0, Some("exec_command"), "{\"cmd\":"),
+        call(1, Some("agents__spawn"), "{}"),
+        call(0, None, "\"ls\"}"),
+        Delta::Finish(Finish::Length),
+    ];
+    for fails in [false, true] {
+        let mut enc = render::Encoder::new(&meta, render::Echo::of(&r), names.clone());
+        let mut out = bytes::BytesMut::new();
+        for d in &deltas {
+            enc.delta(d, &mut out);
+        }
+        match fails {
+            false => enc.end(&Billed::default(), &mut out),
+            true => enc.error(&ApiError::provider("gone"), &mut out),
+        }
+        let text = std::str::from_utf8(&out).unwrap();
+        let datas: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+        assert!(datas.len() > 15, "{text}");
+        for (n, data) in datas.iter().enumerate() {
+            let v: Value = serde_json::from_str(data).unwrap();
+            assert_eq!(serde_json::to_string(&v).unwrap(), *data, "keys out of order");
+            assert_eq!(v["sequence_number"], n, "{data}");
+        }
+    }
+}
