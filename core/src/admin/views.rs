@@ -116,6 +116,7 @@ pub fn ledger_json(e: &LedgerEntry) -> Value {
         "reason": e.reason,
         "expires_at": opt_t(e.expires_at),
         "created_by": e.created_by,
+        "reference": e.reference,
         "created_at": t(e.created_at),
     })
 }
