@@ -4,11 +4,11 @@
 //! a change made through this instance.
 
 use crate::accounts::settings::SignInSettings;
-use crate::payments::settings::PaymentSettings;
 use crate::crypto::MasterKey;
 use crate::hub::health::Health;
 use crate::kinds::{CredentialStatus, ModelKind};
 use crate::metering::money::Credits;
+use crate::payments::settings::PaymentSettings;
 use crate::providers::{vendor, Vendor};
 use crate::store::{ModelRow, Store};
 use serde_json::{json, Value};

@@ -40,13 +40,18 @@ impl Created {
     }
 }
 
+/// A status and a JSON body, as the stand-in answers.
+type Answer = (u16, Value);
+/// A request's form parameters, decoded, in order.
+type Form = Vec<(String, String)>;
+
 #[derive(Default)]
 struct State {
     created: Mutex<Vec<Created>>,
     /// Idempotency key → (the form it came with, the answer given).
-    idempotent: Mutex<HashMap<String, (String, (u16, Value))>>,
+    idempotent: Mutex<HashMap<String, (String, Answer)>>,
     /// The next request's answer, instead of a session (a test of Stripe's refusals).
-    fail_next: Mutex<Option<(u16, Value)>>,
+    fail_next: Mutex<Option<Answer>>,
     refused: AtomicU64,
     seq: AtomicU64,
 }
@@ -69,7 +74,9 @@ pub struct StripeStandIn {
 
 impl StripeStandIn {
     pub async fn start() -> StripeStandIn {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind stripe stand-in");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stripe stand-in");
         let addr = listener.local_addr().expect("stand-in address");
         let state = Arc::new(State::default());
         let stop = Arc::new(tokio::sync::Notify::new());
@@ -128,7 +135,7 @@ fn reply(status: u16, body: &Value) -> hyper::Response<Out> {
 }
 
 /// Stripe's error object.
-fn error(kind: &str, code: Option<&str>, message: String, param: Option<&str>) -> (u16, Value) {
+fn error(kind: &str, code: Option<&str>, message: String, param: Option<&str>) -> Answer {
     let status = if kind == "authentication_error" { 401 } else { 400 };
     let mut e = json!({"type": kind, "message": message});
     if let Some(c) = code {
@@ -140,14 +147,31 @@ fn error(kind: &str, code: Option<&str>, message: String, param: Option<&str>) -
     (status, json!({ "error": e }))
 }
 
-async fn answer(state: Arc<State>, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<Out>, Infallible> {
+async fn answer(
+    state: Arc<State>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Out>, Infallible> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let (auth, content_type, key) = (header("authorization"), header("content-type"), header("idempotency-key"));
+    let (auth, content_type, key) = (
+        header("authorization"),
+        header("content-type"),
+        header("idempotency-key"),
+    );
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
-    let raw = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let raw = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let form = String::from_utf8_lossy(&raw).to_string();
     let (status, body) = if method != hyper::Method::POST || path != "/v1/checkout/sessions" {
-        error("invalid_request_error", None, format!("Unrecognized request URL ({method}: {path})."), None)
+        error(
+            "invalid_request_error",
+            None,
+            format!("Unrecognized request URL ({method}: {path})."),
+            None,
+        )
     } else if let Some(failure) = state.fail_next.lock().unwrap().take() {
         failure
     } else {
@@ -168,7 +192,7 @@ fn check_request(
     content_type: Option<&str>,
     key: Option<&str>,
     form: &str,
-) -> Result<(String, Vec<(String, String)>), (u16, Value)> {
+) -> Result<(String, Form), Answer> {
     match auth.and_then(|a| a.strip_prefix("Bearer ")) {
         None => return Err(error("invalid_request_error", None, "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').".into(), None).map_status(401)),
         Some(k) if k != SECRET_KEY => {
@@ -178,12 +202,24 @@ fn check_request(
         Some(_) => {}
     }
     if !content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")) {
-        return Err(error("invalid_request_error", None, format!("Invalid request: the body must be form-encoded, not {content_type:?}."), None));
+        return Err(error(
+            "invalid_request_error",
+            None,
+            format!("Invalid request: the body must be form-encoded, not {content_type:?}."),
+            None,
+        ));
     }
     // Hub must make retries safe: Stripe accepts requests without a key, Hub's must carry one.
     let key = match key {
         Some(k) if !k.is_empty() && k.len() <= 255 => k.to_string(),
-        _ => return Err(error("idempotency_error", None, "Hub's requests must carry an Idempotency-Key of 1-255 characters.".into(), None)),
+        _ => {
+            return Err(error(
+                "idempotency_error",
+                None,
+                "Hub's requests must carry an Idempotency-Key of 1-255 characters.".into(),
+                None,
+            ))
+        }
     };
     let params: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes()).into_owned().collect();
     check_params(&params)?;
@@ -194,7 +230,7 @@ trait MapStatus {
     fn map_status(self, status: u16) -> Self;
 }
 
-impl MapStatus for (u16, Value) {
+impl MapStatus for Answer {
     fn map_status(self, status: u16) -> Self {
         (status, self.1)
     }
@@ -221,12 +257,17 @@ const KNOWN: &[&str] = &[
 /// Currencies Stripe charges in, the ones a test may use, with their minimum charge.
 const CURRENCIES: &[(&str, i64)] = &[("usd", 50), ("eur", 50), ("gbp", 30), ("jpy", 50)];
 
-fn invalid(message: String, param: &str) -> (u16, Value) {
+fn invalid(message: String, param: &str) -> Answer {
     error("invalid_request_error", Some("parameter_invalid"), message, Some(param))
 }
 
-fn missing(param: &str) -> (u16, Value) {
-    error("invalid_request_error", Some("parameter_missing"), format!("Missing required param: {param}."), Some(param))
+fn missing(param: &str) -> Answer {
+    error(
+        "invalid_request_error",
+        Some("parameter_missing"),
+        format!("Missing required param: {param}."),
+        Some(param),
+    )
 }
 
 /// A form parameter's value.
@@ -234,18 +275,28 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
-fn check_params(params: &[(String, String)]) -> Result<(), (u16, Value)> {
+fn check_params(params: &[(String, String)]) -> Result<(), Answer> {
     let get = |k: &str| param(params, k);
     for (name, _) in params {
         let top = name.split('[').next().unwrap_or("");
         if !KNOWN.contains(&top) {
-            return Err(error("invalid_request_error", Some("parameter_unknown"), format!("Received unknown parameter: {name}"), Some(name)));
+            return Err(error(
+                "invalid_request_error",
+                Some("parameter_unknown"),
+                format!("Received unknown parameter: {name}"),
+                Some(name),
+            ));
         }
     }
     match get("mode") {
         None => return Err(missing("mode")),
         Some("payment" | "setup" | "subscription") => {}
-        Some(m) => return Err(invalid(format!("Invalid mode: must be one of payment, setup, or subscription (got {m})"), "mode")),
+        Some(m) => {
+            return Err(invalid(
+                format!("Invalid mode: must be one of payment, setup, or subscription (got {m})"),
+                "mode",
+            ))
+        }
     }
     check_line_item(params)?;
     for url_param in ["success_url", "cancel_url"] {
@@ -258,7 +309,10 @@ fn check_params(params: &[(String, String)]) -> Result<(), (u16, Value)> {
         }
     }
     if get("client_reference_id").is_some_and(|c| c.is_empty() || c.len() > 200) {
-        return Err(invalid("client_reference_id must be 1-200 characters".into(), "client_reference_id"));
+        return Err(invalid(
+            "client_reference_id must be 1-200 characters".into(),
+            "client_reference_id",
+        ));
     }
     if get("customer_email").is_some_and(|e| !e.contains('@')) {
         return Err(invalid("Invalid email address".into(), "customer_email"));
@@ -267,7 +321,7 @@ fn check_params(params: &[(String, String)]) -> Result<(), (u16, Value)> {
 }
 
 /// One line item with inline price data, as Hub sends it.
-fn check_line_item(params: &[(String, String)]) -> Result<(), (u16, Value)> {
+fn check_line_item(params: &[(String, String)]) -> Result<(), Answer> {
     let p = |s: &str| format!("line_items[0][{s}]");
     let get = |k: &str| param(params, k);
     let quantity = get(&p("quantity")).ok_or_else(|| missing(&p("quantity")))?;
@@ -276,7 +330,10 @@ fn check_line_item(params: &[(String, String)]) -> Result<(), (u16, Value)> {
     }
     let currency = get(&p("price_data][currency")).ok_or_else(|| missing(&p("price_data][currency")))?;
     let Some((_, minimum)) = CURRENCIES.iter().find(|(c, _)| *c == currency) else {
-        return Err(invalid(format!("Invalid currency: {currency}. Stripe currently supports these currencies: usd, eur, gbp, jpy, …"), &p("price_data][currency")));
+        return Err(invalid(
+            format!("Invalid currency: {currency}. Stripe currently supports these currencies: usd, eur, gbp, jpy, …"),
+            &p("price_data][currency"),
+        ));
     };
     let amount = get(&p("price_data][unit_amount")).ok_or_else(|| missing(&p("price_data][unit_amount")))?;
     let amount: i64 = amount
@@ -285,7 +342,14 @@ fn check_line_item(params: &[(String, String)]) -> Result<(), (u16, Value)> {
         .filter(|a| (0..=99_999_999).contains(a))
         .ok_or_else(|| invalid(format!("Invalid integer: {amount}"), &p("price_data][unit_amount")))?;
     if amount < *minimum {
-        return Err(error("invalid_request_error", Some("amount_too_small"), format!("The Checkout Session's total amount due must add up to at least {minimum} {currency} minor units."), None));
+        return Err(error(
+            "invalid_request_error",
+            Some("amount_too_small"),
+            format!(
+                "The Checkout Session's total amount due must add up to at least {minimum} {currency} minor units."
+            ),
+            None,
+        ));
     }
     match get(&p("price_data][product_data][name")) {
         Some(n) if !n.is_empty() => Ok(()),
@@ -293,7 +357,7 @@ fn check_line_item(params: &[(String, String)]) -> Result<(), (u16, Value)> {
     }
 }
 
-fn check_metadata(params: &[(String, String)]) -> Result<(), (u16, Value)> {
+fn check_metadata(params: &[(String, String)]) -> Result<(), Answer> {
     let meta: Vec<(&str, &str)> = params
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix("metadata[")?.strip_suffix(']')?, v.as_str())))
@@ -303,14 +367,17 @@ fn check_metadata(params: &[(String, String)]) -> Result<(), (u16, Value)> {
     }
     for (k, v) in meta {
         if k.is_empty() || k.len() > 40 || v.len() > 500 || k.contains('[') {
-            return Err(invalid(format!("Invalid metadata key or value: {k}"), &format!("metadata[{k}]")));
+            return Err(invalid(
+                format!("Invalid metadata key or value: {k}"),
+                &format!("metadata[{k}]"),
+            ));
         }
     }
     Ok(())
 }
 
 /// A session for a checked request, or the answer already given to its idempotency key.
-fn create(state: &State, key: String, params: Vec<(String, String)>, form: &str) -> (u16, Value) {
+fn create(state: &State, key: String, params: Vec<(String, String)>, form: &str) -> Answer {
     let mut seen = state.idempotent.lock().unwrap();
     if let Some((earlier, answer)) = seen.get(&key) {
         if earlier != form {
@@ -335,7 +402,9 @@ fn session_object(params: &[(String, String)], n: u64) -> Value {
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix("metadata[")?.strip_suffix(']')?.to_string(), json!(v))))
         .collect();
-    let amount: i64 = get("line_items[0][price_data][unit_amount]").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let amount: i64 = get("line_items[0][price_data][unit_amount]")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
     let quantity: i64 = get("line_items[0][quantity]").and_then(|q| q.parse().ok()).unwrap_or(1);
     let id = format!("cs_test_a1StandIn{n:06}{}", crate::unique().replace('-', ""));
     json!({
@@ -473,7 +542,11 @@ impl Shop {
             .await;
         let user = u["id"].as_str().unwrap().to_string();
         let k = api
-            .admin(Method::POST, &format!("/api/admin/users/{user}/keys"), Some(json!({"label": "shop"})))
+            .admin(
+                Method::POST,
+                &format!("/api/admin/users/{user}/keys"),
+                Some(json!({"label": "shop"})),
+            )
             .await;
         Shop {
             user,
@@ -483,7 +556,7 @@ impl Shop {
     }
 
     /// `POST /api/me/checkout` for the pack: its status and answer.
-    pub async fn checkout(&self, api: &crate::Api) -> (u16, Value) {
+    pub async fn checkout(&self, api: &crate::Api) -> Answer {
         api.call(
             reqwest::Method::POST,
             "/api/me/checkout",
@@ -496,7 +569,7 @@ impl Shop {
 
 /// Delivers a webhook as Stripe does: the payload as the body, byte for
 /// byte, with its `Stripe-Signature`.
-pub async fn deliver(api: &crate::Api, payload: &str, signature: &str) -> (u16, Value) {
+pub async fn deliver(api: &crate::Api, payload: &str, signature: &str) -> Answer {
     let resp = api
         .http
         .post(format!("{}/api/payments/stripe/webhook", api.base))

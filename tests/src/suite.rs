@@ -411,7 +411,10 @@ pub async fn paid_webhook_grants_once(api: &Api, stripe: &crate::stripe::StripeS
         .await;
     let grants: Vec<&Value> = ledger["data"].as_array().unwrap().iter().collect();
     assert_eq!(grants.len(), 1, "{ledger}");
-    assert_eq!(grants[0]["reference"], json!(format!("stripe:{}", created.session["id"].as_str().unwrap())));
+    assert_eq!(
+        grants[0]["reference"],
+        json!(format!("stripe:{}", created.session["id"].as_str().unwrap()))
+    );
 
     let me = api.call(Method::GET, "/api/me/payments", &shop.key, None).await.1;
     assert_eq!(me["data"][0]["status"], "paid", "{me}");

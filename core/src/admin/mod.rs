@@ -977,7 +977,9 @@ pub(crate) async fn patch_settings(hub: &Hub, req: &Request) -> Result<Response,
     // Every value is checked before any secret is sealed: a body with a bad
     // field uses no randomness and changes nothing.
     for (k, v) in &f.0 {
-        s.clone().apply(k, v).map_err(|problem| ApiError::invalid_field(k, problem))?;
+        s.clone()
+            .apply(k, v)
+            .map_err(|problem| ApiError::invalid_field(k, problem))?;
     }
     let mut values = Vec::new();
     for (k, v) in &f.0 {

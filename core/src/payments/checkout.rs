@@ -27,7 +27,9 @@ struct CheckoutBody {
 pub(super) fn open_secret(hub: &Hub, sealed: &Sealed, name: &str) -> Result<String, ApiError> {
     hub.master_key().decrypt(&sealed.0).map_err(|e| {
         tracing::error!("{name}: {e}");
-        ApiError::unavailable(format!("The {name} setting cannot be read with this master key; set it again."))
+        ApiError::unavailable(format!(
+            "The {name} setting cannot be read with this master key; set it again."
+        ))
     })
 }
 
@@ -84,7 +86,9 @@ pub(crate) async fn checkout(hub: &Hub, caller: &Caller, req: &Request) -> Resul
         .get_pack(&pack_id)
         .await?
         .filter(|p| p.active)
-        .ok_or_else(|| ApiError::not_found(format!("No credit pack on sale with id `{pack_id}`.")).with_param("pack_id"))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("No credit pack on sale with id `{pack_id}`.")).with_param("pack_id")
+        })?;
     let user = hub
         .store()
         .get_user(&caller.user_id)
@@ -111,7 +115,9 @@ pub(crate) async fn checkout(hub: &Hub, caller: &Caller, req: &Request) -> Resul
             Ok(json(StatusCode::CREATED, &body))
         }
         Err(e) => {
-            let closed = hub.store().close_payment(&payment.id, PaymentStatus::Failed, Some(&e.message), hub.now_ms());
+            let closed = hub
+                .store()
+                .close_payment(&payment.id, PaymentStatus::Failed, Some(&e.message), hub.now_ms());
             closed.await?;
             Err(e)
         }

@@ -74,7 +74,10 @@ fn event_json(e: &PaymentEventRow) -> Value {
 fn pack_patch(f: &Fields) -> Result<PackPatch, ApiError> {
     f.only(PACK_FIELDS)?;
     let name = f.str("name")?;
-    if name.as_ref().is_some_and(|n| n.is_empty() || n.len() > 200 || n.chars().any(char::is_control)) {
+    if name
+        .as_ref()
+        .is_some_and(|n| n.is_empty() || n.len() > 200 || n.chars().any(char::is_control))
+    {
         return Err(ApiError::invalid_field("name", "must be 1-200 characters"));
     }
     let currency = f
@@ -165,7 +168,10 @@ fn param(req: &Request, name: &str) -> Option<String> {
 
 fn limit(req: &Request) -> Result<i64, ApiError> {
     param(req, "limit")
-        .map(|v| v.parse().map_err(|_| ApiError::invalid_field("limit", "must be an integer")))
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::invalid_field("limit", "must be an integer"))
+        })
         .transpose()
         .map(page_limit)
 }
@@ -184,7 +190,10 @@ pub(crate) async fn list_payments(hub: &Hub, req: &Request, only_user: Option<&s
         status,
     };
     let cursor = param(req, "cursor");
-    let page = hub.store().list_payments(&filter, cursor.as_deref(), limit(req)?).await?;
+    let page = hub
+        .store()
+        .list_payments(&filter, cursor.as_deref(), limit(req)?)
+        .await?;
     ok(json!({"data": page.items.iter().map(payment_json).collect::<Vec<_>>(), "next_cursor": page.next_cursor}))
 }
 
@@ -192,7 +201,10 @@ pub(crate) async fn list_payments(hub: &Hub, req: &Request, only_user: Option<&s
 /// delivery with what Hub did, newest first.
 pub(crate) async fn list_payment_events(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let cursor = param(req, "cursor")
-        .map(|c| c.parse::<i64>().map_err(|_| ApiError::invalid_field("cursor", "is not an events cursor")))
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid_field("cursor", "is not an events cursor"))
+        })
         .transpose()?;
     let page = hub.store().list_payment_events(cursor, limit(req)?).await?;
     ok(json!({"data": page.items.iter().map(event_json).collect::<Vec<_>>(), "next_cursor": page.next_cursor}))

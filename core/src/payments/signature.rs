@@ -93,7 +93,10 @@ mod tests {
             verify(Some(&header), br#"{"a":2}"#, "whsec_a", now),
             Err(SignatureError::NoMatch)
         );
-        assert_eq!(verify(Some(&header), BODY, "whsec_b", now), Err(SignatureError::NoMatch));
+        assert_eq!(
+            verify(Some(&header), BODY, "whsec_b", now),
+            Err(SignatureError::NoMatch)
+        );
         assert_eq!(
             verify(Some(&header), BODY, "whsec_a", now + 301),
             Err(SignatureError::OutsideTolerance)
@@ -103,7 +106,10 @@ mod tests {
             Err(SignatureError::OutsideTolerance)
         );
         let v0_only = format!("t=1700000000,v0={SIG_A}");
-        assert_eq!(verify(Some(&v0_only), BODY, "whsec_a", now), Err(SignatureError::Malformed));
+        assert_eq!(
+            verify(Some(&v0_only), BODY, "whsec_a", now),
+            Err(SignatureError::Malformed)
+        );
         assert_eq!(
             verify(Some(&format!("v1={SIG_A}")), BODY, "whsec_a", now),
             Err(SignatureError::Malformed)

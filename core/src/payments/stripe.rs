@@ -151,9 +151,15 @@ mod tests {
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes()).into_owned().collect();
         let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("line_items[0][price_data][unit_amount]"), Some("1999"));
-        assert_eq!(get("line_items[0][price_data][product_data][name]"), Some("Starter & more"));
+        assert_eq!(
+            get("line_items[0][price_data][product_data][name]"),
+            Some("Starter & more")
+        );
         assert_eq!(get("metadata[hub_credits]"), Some("12.5"));
         assert_eq!(get("customer_email"), Some("a+b@example.com"));
-        assert_eq!(get("success_url"), Some("https://hub.example/#/account?checkout=success"));
+        assert_eq!(
+            get("success_url"),
+            Some("https://hub.example/#/account?checkout=success")
+        );
     }
 }

@@ -162,7 +162,11 @@ fn mismatch(p: &PaymentRow, s: &SessionObject) -> Option<String> {
 /// A session paid: its recorded credits, once.
 async fn paid(hub: &Hub, event_id: &str, s: &SessionObject) -> Result<Done, ApiError> {
     let Some(p) = hub.store().payment_by_session(&s.id).await? else {
-        return Ok(Done::new(PaymentOutcome::UnknownPayment, None, format!("no checkout Hub started has session {}", s.id)));
+        return Ok(Done::new(
+            PaymentOutcome::UnknownPayment,
+            None,
+            format!("no checkout Hub started has session {}", s.id),
+        ));
     };
     if let Some(problem) = mismatch(&p, s) {
         tracing::warn!(payment = %p.id, "Stripe event {event_id} refused: {problem}");
@@ -170,7 +174,11 @@ async fn paid(hub: &Hub, event_id: &str, s: &SessionObject) -> Result<Done, ApiE
     }
     if s.payment_status.as_deref() != Some("paid") {
         let status = s.payment_status.as_deref().unwrap_or("missing");
-        return Ok(Done::new(PaymentOutcome::NotPaid, Some(&p), format!("payment_status is {status}")));
+        return Ok(Done::new(
+            PaymentOutcome::NotPaid,
+            Some(&p),
+            format!("payment_status is {status}"),
+        ));
     }
     let intent = id_of(&s.payment_intent);
     if hub.store().grant_payment(&s.id, event_id, intent, hub.now_ms()).await? {
@@ -178,7 +186,11 @@ async fn paid(hub: &Hub, event_id: &str, s: &SessionObject) -> Result<Done, ApiE
         if let Some(book) = hub.book() {
             book.credit(&p.user_id, p.credits);
         }
-        return Ok(Done::new(PaymentOutcome::Granted, Some(&p), format!("{} credits", p.credits)));
+        return Ok(Done::new(
+            PaymentOutcome::Granted,
+            Some(&p),
+            format!("{} credits", p.credits),
+        ));
     }
     let now = hub.store().get_payment(&p.id).await?.unwrap_or(p);
     Ok(match now.status {
@@ -195,9 +207,15 @@ async fn paid(hub: &Hub, event_id: &str, s: &SessionObject) -> Result<Done, ApiE
 /// A session that will not be paid.
 async fn close(hub: &Hub, s: &SessionObject, status: PaymentStatus, why: &str) -> Result<Done, ApiError> {
     let Some(p) = hub.store().payment_by_session(&s.id).await? else {
-        return Ok(Done::new(PaymentOutcome::UnknownPayment, None, format!("no checkout Hub started has session {}", s.id)));
+        return Ok(Done::new(
+            PaymentOutcome::UnknownPayment,
+            None,
+            format!("no checkout Hub started has session {}", s.id),
+        ));
     };
-    hub.store().close_payment(&p.id, status, Some(why), hub.now_ms()).await?;
+    hub.store()
+        .close_payment(&p.id, status, Some(why), hub.now_ms())
+        .await?;
     Ok(Done::new(PaymentOutcome::Closed, Some(&p), why.to_string()))
 }
 
@@ -221,10 +239,18 @@ async fn refund(hub: &Hub, c: &ChargeObject) -> Result<Done, ApiError> {
         None => None,
     };
     let Some(p) = found else {
-        return Ok(Done::new(PaymentOutcome::UnknownPayment, None, "no paid checkout of Hub's has this charge's payment intent".to_string()));
+        return Ok(Done::new(
+            PaymentOutcome::UnknownPayment,
+            None,
+            "no paid checkout of Hub's has this charge's payment intent".to_string(),
+        ));
     };
     if c.currency != p.currency.as_str() {
-        return Ok(Done::new(PaymentOutcome::Mismatch, Some(&p), format!("the charge is in {}", c.currency)));
+        return Ok(Done::new(
+            PaymentOutcome::Mismatch,
+            Some(&p),
+            format!("the charge is in {}", c.currency),
+        ));
     }
     let refunded = c.amount_refunded.clamp(0, p.amount);
     let share = refunded_share(p.credits, refunded, p.amount);
@@ -236,7 +262,11 @@ async fn refund(hub: &Hub, c: &ChargeObject) -> Result<Done, ApiError> {
             let detail = format!("{refunded} of {} refunded: {entry} credits", p.amount);
             Ok(Done::new(PaymentOutcome::Refunded, Some(&p), detail))
         }
-        None => Ok(Done::new(PaymentOutcome::AlreadyRefunded, Some(&p), format!("{refunded} of {} refunded", p.amount))),
+        None => Ok(Done::new(
+            PaymentOutcome::AlreadyRefunded,
+            Some(&p),
+            format!("{refunded} of {} refunded", p.amount),
+        )),
     }
 }
 
@@ -249,10 +279,17 @@ mod tests {
         let c = |s: &str| Credits::parse(s).unwrap();
         assert_eq!(refunded_share(c("100"), 500, 2000), c("25"));
         assert_eq!(refunded_share(c("100"), 2000, 2000), c("100"));
-        assert_eq!(refunded_share(c("100"), 9999, 2000), c("100"), "never more than granted");
+        assert_eq!(
+            refunded_share(c("100"), 9999, 2000),
+            c("100"),
+            "never more than granted"
+        );
         assert_eq!(refunded_share(c("1"), 1, 3), c("0.333333333"));
         assert_eq!(refunded_share(c("1"), 2, 3), c("0.666666666"));
-        assert_eq!(refunded_share(Credits::MAX, 99_999_998, 99_999_999).nanos(), 999_999_989_999_999_899);
+        assert_eq!(
+            refunded_share(Credits::MAX, 99_999_998, 99_999_999).nanos(),
+            999_999_989_999_999_899
+        );
         assert_eq!(refunded_share(c("5"), -1, 100), Credits::ZERO);
     }
 }

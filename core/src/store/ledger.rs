@@ -207,7 +207,8 @@ impl Store {
                 ),
             ])
             .await?;
-        if !changed.first().is_some_and(|n| *n > 0) {
+        let wrote = changed.first().is_some_and(|n| *n > 0);
+        if !wrote {
             return Ok(None);
         }
         let r = self

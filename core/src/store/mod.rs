@@ -43,7 +43,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../infra/migrations/0004_cache_rates.sql"),
     ),
     (5, "sign_in", include_str!("../../../infra/migrations/0005_sign_in.sql")),
-    (6, "payments", include_str!("../../../infra/migrations/0006_payments.sql")),
+    (
+        6,
+        "payments",
+        include_str!("../../../infra/migrations/0006_payments.sql"),
+    ),
 ];
 
 #[derive(Clone)]

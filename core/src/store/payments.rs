@@ -154,7 +154,14 @@ impl Store {
             .execute(sql!(
                 "INSERT INTO credit_packs (id, name, currency, unit_amount, credits, active, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                &p.id, &p.name, p.currency.as_str(), p.unit_amount, p.credits.nanos(), p.active, p.created_at, p.updated_at
+                &p.id,
+                &p.name,
+                p.currency.as_str(),
+                p.unit_amount,
+                p.credits.nanos(),
+                p.active,
+                p.created_at,
+                p.updated_at
             ))
             .await
             .map(drop)

@@ -7,8 +7,7 @@
 
 use hub_e2e::mock::{Behavior, MockProvider};
 use hub_e2e::stripe::{
-    completed_session, deliver, event, refunded_charge, sign, Created, Shop, StripeStandIn, SECRET_KEY,
-    WEBHOOK_SECRET,
+    completed_session, deliver, event, refunded_charge, sign, Created, Shop, StripeStandIn, SECRET_KEY, WEBHOOK_SECRET,
 };
 use hub_e2e::{nanos, suite, Api, HubServer, Launch};
 use reqwest::Method;
@@ -70,12 +69,18 @@ async fn checkout_asks_stripe_for_the_session_its_reference_describes() {
     assert_eq!(p("mode").as_deref(), Some("payment"));
     assert_eq!(p("line_items[0][price_data][currency]").as_deref(), Some("usd"));
     assert_eq!(p("line_items[0][price_data][unit_amount]").as_deref(), Some("2000"));
-    assert_eq!(p("line_items[0][price_data][product_data][name]").as_deref(), Some("100 credits"));
+    assert_eq!(
+        p("line_items[0][price_data][product_data][name]").as_deref(),
+        Some("100 credits")
+    );
     assert_eq!(p("line_items[0][quantity]").as_deref(), Some("1"));
     assert_eq!(p("client_reference_id"), Some(shop.user.clone()));
     assert_eq!(p("metadata[hub_credits]").as_deref(), Some("100"));
     assert_eq!(p("metadata[hub_pack_id]"), Some(shop.pack.clone()));
-    assert_eq!(p("success_url"), Some(format!("{}/#/account?checkout=success", hub.base)));
+    assert_eq!(
+        p("success_url"),
+        Some(format!("{}/#/account?checkout=success", hub.base))
+    );
     assert_eq!(p("cancel_url"), Some(format!("{}/#/account?checkout=cancel", hub.base)));
     assert!(p("customer_email").unwrap().ends_with("@example.com"));
     // The payment's id is the idempotency key and travels in the metadata.
@@ -85,7 +90,11 @@ async fn checkout_asks_stripe_for_the_session_its_reference_describes() {
     let listed = api.admin(Method::GET, "/api/admin/payments", None).await;
     assert_eq!(listed["data"][0]["status"], "open", "{listed}");
     assert_eq!(listed["data"][0]["session_id"], created.session["id"]);
-    assert_eq!(balance(&api, &shop.user).await, 0, "a checkout grants nothing by itself");
+    assert_eq!(
+        balance(&api, &shop.user).await,
+        0,
+        "a checkout grants nothing by itself"
+    );
 }
 
 #[tokio::test]
@@ -98,13 +107,31 @@ async fn stripe_refusals_are_clear_and_record_nothing_paid() {
     );
     let (status, answer) = shop.checkout(&api).await;
     assert_eq!(status, 502, "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("amount_too_small") || answer["error"]["message"].as_str().unwrap().contains("at least"), "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("amount_too_small")
+            || answer["error"]["message"].as_str().unwrap().contains("at least"),
+        "{answer}"
+    );
     // A wrong secret key: the stand-in refuses it as Stripe does.
-    api.admin(Method::PATCH, "/api/admin/settings", Some(json!({"stripe_secret_key": "sk_test_wrong_0000"}))).await;
+    api.admin(
+        Method::PATCH,
+        "/api/admin/settings",
+        Some(json!({"stripe_secret_key": "sk_test_wrong_0000"})),
+    )
+    .await;
     let (status, answer) = shop.checkout(&api).await;
     assert_eq!(status, 502, "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("Invalid API Key"), "{answer}");
-    assert!(!answer.to_string().contains("sk_test_wrong_0000"), "the key is never echoed whole");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("Invalid API Key"),
+        "{answer}"
+    );
+    assert!(
+        !answer.to_string().contains("sk_test_wrong_0000"),
+        "the key is never echoed whole"
+    );
     let failed = api.admin(Method::GET, "/api/admin/payments?status=failed", None).await;
     assert_eq!(failed["data"].as_array().unwrap().len(), 2, "{failed}");
     assert!(stripe.created().is_empty());
@@ -112,21 +139,45 @@ async fn stripe_refusals_are_clear_and_record_nothing_paid() {
 
     // Bad requests change nothing and never reach Stripe.
     let (status, body) = api
-        .call(Method::POST, "/api/me/checkout", &shop.key, Some(json!({"pack_id": "pck_nope"})))
+        .call(
+            Method::POST,
+            "/api/me/checkout",
+            &shop.key,
+            Some(json!({"pack_id": "pck_nope"})),
+        )
         .await;
     assert_eq!(status, 404, "{body}");
     let (status, body) = api
-        .call(Method::POST, "/api/me/checkout", &shop.key, Some(json!({"pack_id": shop.pack, "credits": 5})))
+        .call(
+            Method::POST,
+            "/api/me/checkout",
+            &shop.key,
+            Some(json!({"pack_id": shop.pack, "credits": 5})),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
-    api.admin(Method::PATCH, &format!("/api/admin/credit-packs/{}", shop.pack), Some(json!({"active": false}))).await;
+    api.admin(
+        Method::PATCH,
+        &format!("/api/admin/credit-packs/{}", shop.pack),
+        Some(json!({"active": false})),
+    )
+    .await;
     let (status, _) = shop.checkout(&api).await;
     assert_eq!(status, 404, "a pack off sale cannot be bought");
     // Stripe's address goes through the outbound policy when saved.
     let (status, body) = api
-        .call(Method::PATCH, "/api/admin/settings", hub_e2e::ADMIN_KEY, Some(json!({"stripe_api_base": "http://169.254.169.254"})))
+        .call(
+            Method::PATCH,
+            "/api/admin/settings",
+            hub_e2e::ADMIN_KEY,
+            Some(json!({"stripe_api_base": "http://169.254.169.254"})),
+        )
         .await;
-    assert_eq!((status, body["error"]["param"].clone()), (400, json!("stripe_api_base")), "{body}");
+    assert_eq!(
+        (status, body["error"]["param"].clone()),
+        (400, json!("stripe_api_base")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -134,7 +185,11 @@ async fn forged_stale_unpaid_and_foreign_events_grant_nothing() {
     let (_hub, api, stripe) = start().await;
     let shop = Shop::open(&api, &stripe).await;
     let created = checkout(&api, &stripe, &shop).await;
-    let paid = event(&event_id(), "checkout.session.completed", completed_session(&created, "paid", "pi_test_1"));
+    let paid = event(
+        &event_id(),
+        "checkout.session.completed",
+        completed_session(&created, "paid", "pi_test_1"),
+    );
 
     // Signed with another secret; signed by the right one but six minutes ago; no header; a body changed after signing.
     let forged = sign(&paid, &["whsec_someone_else"], None);
@@ -151,12 +206,21 @@ async fn forged_stale_unpaid_and_foreign_events_grant_nothing() {
         assert_eq!(status, 400, "{what}: {body}");
     }
     // Unpaid (an async method still pending) and a session Hub never created: acknowledged, nothing granted.
-    let (status, body) = send(&api, "checkout.session.completed", completed_session(&created, "unpaid", "pi_test_1")).await;
+    let (status, body) = send(
+        &api,
+        "checkout.session.completed",
+        completed_session(&created, "unpaid", "pi_test_1"),
+    )
+    .await;
     assert_eq!((status, body["outcome"].clone()), (200, json!("not_paid")), "{body}");
     let mut foreign = completed_session(&created, "paid", "pi_test_foreign");
     foreign["id"] = json!("cs_test_not_from_hub");
     let (status, body) = send(&api, "checkout.session.completed", foreign).await;
-    assert_eq!((status, body["outcome"].clone()), (200, json!("unknown_payment")), "{body}");
+    assert_eq!(
+        (status, body["outcome"].clone()),
+        (200, json!("unknown_payment")),
+        "{body}"
+    );
     // The right session claiming another user: a mismatch, nothing granted.
     let mut other_user = completed_session(&created, "paid", "pi_test_1");
     other_user["client_reference_id"] = json!("usr_someone_else");
@@ -165,15 +229,26 @@ async fn forged_stale_unpaid_and_foreign_events_grant_nothing() {
     assert_eq!(balance(&api, &shop.user).await, 0);
     assert_eq!(api.ledger_sum(&shop.user).await, 0);
     let events = api.admin(Method::GET, "/api/admin/payments/events", None).await;
-    assert_eq!(events["data"].as_array().unwrap().len(), 3, "refused deliveries are not recorded: {events}");
+    assert_eq!(
+        events["data"].as_array().unwrap().len(),
+        3,
+        "refused deliveries are not recorded: {events}"
+    );
 
     // The async payment succeeds later, delivered while Stripe signs with two secrets (a rotation): granted once.
-    let later = event(&event_id(), "checkout.session.async_payment_succeeded", completed_session(&created, "paid", "pi_test_1"));
+    let later = event(
+        &event_id(),
+        "checkout.session.async_payment_succeeded",
+        completed_session(&created, "paid", "pi_test_1"),
+    );
     let rolled = sign(&later, &["whsec_old_secret", WEBHOOK_SECRET], None);
     let (status, body) = deliver(&api, &later, &rolled).await;
     assert_eq!((status, body["outcome"].clone()), (200, json!("granted")), "{body}");
     let (_, body) = deliver(&api, &paid, &good).await;
-    assert_eq!(body["outcome"], "already_granted", "another event for the same session: {body}");
+    assert_eq!(
+        body["outcome"], "already_granted",
+        "another event for the same session: {body}"
+    );
     assert_eq!(balance(&api, &shop.user).await, nanos(&json!("100")));
 }
 
@@ -185,7 +260,12 @@ async fn a_refund_takes_back_its_share_and_may_leave_a_debt() {
     mock.set("mock-model", Behavior::default().tokens(10, 10));
     let shop = Shop::open(&api, &stripe).await;
     let created = checkout(&api, &stripe, &shop).await;
-    let (_, body) = send(&api, "checkout.session.completed", completed_session(&created, "paid", "pi_test_refund")).await;
+    let (_, body) = send(
+        &api,
+        "checkout.session.completed",
+        completed_session(&created, "paid", "pi_test_refund"),
+    )
+    .await;
     assert_eq!(body["outcome"], "granted", "{body}");
 
     // 5.00 of 20.00 refunded: a quarter of 100 credits; the same total again takes nothing more.
@@ -197,13 +277,30 @@ async fn a_refund_takes_back_its_share_and_may_leave_a_debt() {
     assert_eq!(balance(&api, &shop.user).await, nanos(&json!("75")));
 
     // 90 credits spent elsewhere (an admin's adjustment stands for usage), then the rest refunded: the balance goes below zero.
-    api.admin(Method::POST, &format!("/api/admin/users/{}/grants", shop.user), Some(json!({"amount": "-70"}))).await;
-    let (_, body) = send(&api, "charge.refunded", refunded_charge("pi_test_refund", 2000, 2000, "usd")).await;
+    api.admin(
+        Method::POST,
+        &format!("/api/admin/users/{}/grants", shop.user),
+        Some(json!({"amount": "-70"})),
+    )
+    .await;
+    let (_, body) = send(
+        &api,
+        "charge.refunded",
+        refunded_charge("pi_test_refund", 2000, 2000, "usd"),
+    )
+    .await;
     assert_eq!(body["outcome"], "refunded", "{body}");
     assert_eq!(balance(&api, &shop.user).await, nanos(&json!("-70")));
     assert_eq!(api.ledger_sum(&shop.user).await, nanos(&json!("-70")));
-    let ledger = api.admin(Method::GET, &format!("/api/admin/users/{}/ledger", shop.user), None).await;
-    let amounts: Vec<String> = ledger["data"].as_array().unwrap().iter().map(|e| e["amount"].as_str().unwrap().to_string()).collect();
+    let ledger = api
+        .admin(Method::GET, &format!("/api/admin/users/{}/ledger", shop.user), None)
+        .await;
+    let amounts: Vec<String> = ledger["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["amount"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(amounts, ["-75", "-70", "-25", "100"], "{ledger}");
     let (status, _) = api.chat(&shop.key, "mock/mock-model").await;
     assert_eq!(status, 402, "a debt refuses new calls");
@@ -216,7 +313,12 @@ async fn a_refund_takes_back_its_share_and_may_leave_a_debt() {
 async fn unknown_event_types_are_acknowledged_and_ignored() {
     let (_hub, api, stripe) = start().await;
     let shop = Shop::open(&api, &stripe).await;
-    let (status, body) = send(&api, "customer.created", json!({"id": "cus_test_1", "object": "customer"})).await;
+    let (status, body) = send(
+        &api,
+        "customer.created",
+        json!({"id": "cus_test_1", "object": "customer"}),
+    )
+    .await;
     assert_eq!((status, body["outcome"].clone()), (200, json!("ignored")), "{body}");
     let events = api.admin(Method::GET, "/api/admin/payments/events", None).await;
     assert_eq!(events["data"][0]["type"], "customer.created");
