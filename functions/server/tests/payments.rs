@@ -50,6 +50,50 @@ async fn paid_webhook_delivered_three_times_at_once_grants_once() {
     suite::paid_webhook_grants_once(&api, &stripe).await;
 }
 
+/// The same on a shared remote database (libSQL through the Hrana test
+/// server), with two Hub processes taking the deliveries: the batch's
+/// conditional INSERT and unique reference decide, not one process's order.
+#[tokio::test]
+async fn paid_webhook_grants_once_across_two_hubs_on_remote_libsql() {
+    let stripe = StripeStandIn::start().await;
+    let dir = hub_e2e::temp_dir("hrana-payments");
+    let hrana = hub_e2e::HranaServer::start(&hub_e2e::hrana_script(), &dir);
+    let launch = Launch {
+        db: Some(hrana.url.clone()),
+        env: vec![(
+            "HUB_MASTER_KEY".into(),
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
+        )],
+        ..Default::default()
+    };
+    let bin = Path::new(env!("CARGO_BIN_EXE_hub"));
+    let (first, second) = (launch.clone(), launch);
+    let a = tokio::task::spawn_blocking(move || HubServer::start(bin, first))
+        .await
+        .unwrap();
+    let api_a = Api::new(&a.base);
+    let shop = Shop::open(&api_a, &stripe).await;
+    let created = checkout(&api_a, &stripe, &shop).await;
+    // Started once the settings are in the database, so it reads them at start-up.
+    let b = tokio::task::spawn_blocking(move || HubServer::start(bin, second))
+        .await
+        .unwrap();
+    let api_b = Api::new(&b.base);
+    let payload = event(
+        &event_id(),
+        "checkout.session.completed",
+        completed_session(&created, "paid", "pi_test_remote"),
+    );
+    let header = sign(&payload, &[WEBHOOK_SECRET], None);
+    let answers =
+        futures_util::future::join_all([&api_a, &api_b, &api_a, &api_b].map(|api| deliver(api, &payload, &header)))
+            .await;
+    let granted = answers.iter().filter(|(_, body)| body["outcome"] == "granted").count();
+    assert_eq!(granted, 1, "{answers:?}");
+    assert_eq!(balance(&api_b, &shop.user).await, nanos(&json!("100")));
+    assert_eq!(api_a.ledger_sum(&shop.user).await, nanos(&json!("100")));
+}
+
 #[tokio::test]
 async fn checkout_asks_stripe_for_the_session_its_reference_describes() {
     let (hub, api, stripe) = start().await;
