@@ -4,12 +4,12 @@
 -- that an entry written for an outside event (a payment, a refund) is
 -- written once however often, and however concurrently, the event arrives.
 
--- A unique key for ledger entries that answer an outside event:
+-- A unique reference (`ref`) for ledger entries that answer an outside event:
 -- `stripe:{session}` for a payment's grant, `stripe-refund:{payment}:{refunded}`
 -- for a refund's adjustment. NULL for grants by admins and for usage (which
 -- has `call_id`).
-ALTER TABLE ledger ADD COLUMN reference TEXT;
-CREATE UNIQUE INDEX ledger_reference ON ledger (reference) WHERE reference IS NOT NULL;
+ALTER TABLE ledger ADD COLUMN ref TEXT;
+CREATE UNIQUE INDEX ledger_ref ON ledger (ref);
 
 CREATE TABLE credit_packs (
   id           TEXT PRIMARY KEY,

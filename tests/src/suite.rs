@@ -412,7 +412,7 @@ pub async fn paid_webhook_grants_once(api: &Api, stripe: &crate::stripe::StripeS
     let grants: Vec<&Value> = ledger["data"].as_array().unwrap().iter().collect();
     assert_eq!(grants.len(), 1, "{ledger}");
     assert_eq!(
-        grants[0]["reference"],
+        grants[0]["ref"],
         json!(format!("stripe:{}", created.session["id"].as_str().unwrap()))
     );
 

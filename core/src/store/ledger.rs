@@ -16,10 +16,10 @@ pub struct LedgerEntry {
     pub amount: Credits,
     pub call_id: Option<String>,
     pub reason: Option<String>,
+    /// The entry's unique reference, if it has one (`stripe:{session}`, …).
+    pub reference: Option<String>,
     pub expires_at: Option<i64>,
     pub created_by: Option<String>,
-    /// The outside event the entry answers (`stripe:{session}`, …), if any.
-    pub reference: Option<String>,
     pub created_at: i64,
 }
 
@@ -141,7 +141,7 @@ impl Store {
             .db
             .batch(vec![
                 sql!(
-                    "INSERT OR IGNORE INTO ledger (user_id, kind, amount, reason, reference, created_at)
+                    "INSERT OR IGNORE INTO ledger (user_id, kind, amount, reason, ref, created_at)
                      SELECT p.user_id, 'grant', p.credits, 'purchase: ' || p.pack_name, ?2, ?3
                      FROM payments p JOIN users u ON u.id = p.user_id
                      WHERE p.session_id = ?1 AND p.status = 'open' AND u.balance + p.credits <= ?4",
@@ -153,7 +153,7 @@ impl Store {
                 sql!(
                     "UPDATE payments SET status = 'paid', paid_event = ?2, payment_intent = COALESCE(?3, payment_intent),
                      paid_at = ?4, updated_at = ?4
-                     WHERE session_id = ?1 AND status = 'open' AND EXISTS (SELECT 1 FROM ledger WHERE reference = ?5)",
+                     WHERE session_id = ?1 AND status = 'open' AND EXISTS (SELECT 1 FROM ledger WHERE ref = ?5)",
                     session_id,
                     event_id,
                     payment_intent,
@@ -184,7 +184,7 @@ impl Store {
             .db
             .batch(vec![
                 sql!(
-                    "INSERT OR IGNORE INTO ledger (user_id, kind, amount, reason, reference, created_at)
+                    "INSERT OR IGNORE INTO ledger (user_id, kind, amount, reason, ref, created_at)
                      SELECT p.user_id, 'adjustment', p.refunded_credits - ?3, 'refund: ' || p.pack_name, ?4, ?5
                      FROM payments p JOIN users u ON u.id = p.user_id
                      WHERE p.id = ?1 AND p.status = 'paid' AND p.refunded_amount < ?2 AND ?3 > p.refunded_credits
@@ -198,7 +198,7 @@ impl Store {
                 ),
                 sql!(
                     "UPDATE payments SET refunded_amount = ?2, refunded_credits = ?3, updated_at = ?4
-                     WHERE id = ?1 AND refunded_amount < ?2 AND EXISTS (SELECT 1 FROM ledger WHERE reference = ?5)",
+                     WHERE id = ?1 AND refunded_amount < ?2 AND EXISTS (SELECT 1 FROM ledger WHERE ref = ?5)",
                     payment_id,
                     refunded_amount,
                     refunded_credits.nanos(),
@@ -213,7 +213,7 @@ impl Store {
         }
         let r = self
             .db
-            .query(sql!("SELECT amount FROM ledger WHERE reference = ?1", &reference))
+            .query(sql!("SELECT amount FROM ledger WHERE ref = ?1", &reference))
             .await?;
         Ok(super::first(&r).map(|row| Credits::from_nanos(row.i64("amount"))))
     }
@@ -238,7 +238,7 @@ impl Store {
                 reason: r.opt_str("reason"),
                 expires_at: r.opt_i64("expires_at"),
                 created_by: r.opt_str("created_by"),
-                reference: r.opt_str("reference"),
+                reference: r.opt_str("ref"),
                 created_at: r.i64("created_at"),
             })
             .collect();
