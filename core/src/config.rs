@@ -8,6 +8,7 @@ use crate::crypto::MasterKey;
 use crate::hub::health::Health;
 use crate::kinds::{CredentialStatus, ModelKind};
 use crate::metering::money::Credits;
+use crate::payments::settings::PaymentSettings;
 use crate::providers::{vendor, Vendor};
 use crate::store::{ModelRow, Store};
 use serde_json::{json, Value};
@@ -37,6 +38,8 @@ pub struct Settings {
     pub app_pid: String,
     /// Who may sign in, and how.
     pub sign_in: SignInSettings,
+    /// How customers buy credits (Stripe).
+    pub payments: PaymentSettings,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
             app_url: None,
             app_pid: "hub".into(),
             sign_in: SignInSettings::default(),
+            payments: PaymentSettings::default(),
         }
     }
 }
@@ -74,6 +78,21 @@ pub const SETTING_KEYS: &[&str] = &[
     "app_pid",
 ];
 
+/// Every setting that is a secret, whichever group it belongs to: sealed
+/// under the master key before it is stored, shown only as `<name>_set`.
+pub fn is_secret(key: &str) -> bool {
+    crate::accounts::settings::SECRET_KEYS.contains(&key) || crate::payments::settings::SECRET_KEYS.contains(&key)
+}
+
+/// Every setting's name, as `PATCH /api/admin/settings` takes them.
+pub fn all_keys() -> impl Iterator<Item = &'static str> {
+    SETTING_KEYS
+        .iter()
+        .chain(crate::accounts::settings::KEYS)
+        .chain(crate::payments::settings::KEYS)
+        .copied()
+}
+
 impl Settings {
     /// Settings from stored (key, JSON) pairs over the defaults.
     pub fn from_pairs(pairs: &[(String, String)]) -> Settings {
@@ -90,6 +109,9 @@ impl Settings {
     pub fn apply(&mut self, key: &str, v: &Value) -> Result<(), String> {
         if crate::accounts::settings::KEYS.contains(&key) {
             return self.sign_in.apply(key, v);
+        }
+        if crate::payments::settings::KEYS.contains(&key) {
+            return self.payments.apply(key, v);
         }
         let positive_int = |v: &Value, max: i64| -> Result<i64, String> {
             v.as_i64()
@@ -167,8 +189,10 @@ impl Settings {
 
     pub fn to_json(&self) -> Value {
         let mut all = self.own_json();
-        if let (Some(all), Value::Object(sign_in)) = (all.as_object_mut(), self.sign_in.to_json()) {
-            all.extend(sign_in);
+        for group in [self.sign_in.to_json(), self.payments.to_json()] {
+            if let (Some(all), Value::Object(group)) = (all.as_object_mut(), group) {
+                all.extend(group);
+            }
         }
         all
     }
@@ -195,6 +219,9 @@ impl Settings {
     pub fn stored_value(&self, key: &str) -> Option<String> {
         if crate::accounts::settings::KEYS.contains(&key) {
             return self.sign_in.stored_value(key);
+        }
+        if crate::payments::settings::KEYS.contains(&key) {
+            return self.payments.stored_value(key);
         }
         self.own_json().get(key).map(|v| v.to_string())
     }

@@ -97,6 +97,64 @@ named!(
     }
 );
 
+named!(
+    /// Where a checkout Hub started stands.
+    PaymentStatus {
+        /// Written before Stripe was asked for a session.
+        Pending = "pending",
+        /// Stripe created the session; the customer has not paid (yet).
+        Open = "open",
+        /// Paid: its credits were granted.
+        Paid = "paid",
+        /// Stripe refused to create the session, or an async payment failed.
+        Failed = "failed",
+        /// The session expired unpaid.
+        Expired = "expired",
+    }
+);
+
+named!(
+    /// What Hub did with a webhook delivery whose signature verified.
+    PaymentOutcome {
+        /// This delivery granted the payment's credits.
+        Granted = "granted",
+        /// The payment's credits had already been granted (a replay, or another event for it).
+        AlreadyGranted = "already_granted",
+        /// The session is not paid yet (an async payment method): nothing granted.
+        NotPaid = "not_paid",
+        /// No checkout Hub started has this session (or payment intent): nothing done.
+        UnknownPayment = "unknown_payment",
+        /// The event names a different user, payment, amount or currency than Hub recorded.
+        Mismatch = "mismatch",
+        /// The grant would take the balance beyond the most Hub keeps.
+        OutOfRange = "out_of_range",
+        /// This delivery took the refunded share of the credits back.
+        Refunded = "refunded",
+        /// That much had already been refunded: nothing more taken back.
+        AlreadyRefunded = "already_refunded",
+        /// The checkout is marked failed or expired.
+        Closed = "closed",
+        /// An event type Hub does not act on.
+        Ignored = "ignored",
+    }
+);
+
+/// An ISO 4217 currency code, lower-case (`usd`), as Stripe takes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Currency(String);
+
+impl Currency {
+    /// Three ASCII letters, any case.
+    pub fn parse(s: &str) -> Option<Currency> {
+        let s = s.trim();
+        (s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic())).then(|| Currency(s.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +168,13 @@ mod tests {
         assert_eq!(serde_json::to_value(ModelKind::Image).unwrap(), "image");
         assert_eq!(ModelKind::names(), "chat, embedding, image or video");
         assert_eq!(CredentialStatus::parse("Active"), None, "names are exact");
+    }
+
+    #[test]
+    fn currencies_are_three_letters_kept_lower_case() {
+        assert_eq!(Currency::parse("USD").unwrap().as_str(), "usd");
+        for bad in ["", "us", "usdd", "u$d", "ü12"] {
+            assert!(Currency::parse(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -37,6 +37,7 @@ pub mod metering;
 pub mod net;
 pub mod options;
 pub mod origin;
+pub mod payments;
 pub mod ports;
 pub mod protocols;
 pub mod providers;

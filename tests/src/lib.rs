@@ -9,6 +9,7 @@ pub mod node;
 pub mod oidc;
 pub mod outbound;
 pub mod smtpd;
+pub mod stripe;
 pub mod suite;
 pub mod worker;
 

@@ -371,3 +371,60 @@ pub async fn signs_people_in_with_oidc(api: &Api, op: &crate::oidc::OidcProvider
     let forged = Browser::new().sign_in_oidc(&api.base, "forger@example.com", "/").await;
     assert_eq!(forged.status, 403, "{}", forged.body);
 }
+
+/// Buying a pack: the checkout creates the session Stripe expects, and the
+/// paid webhook, signed by Stripe's own library and delivered three times
+/// at once (as Stripe may retry while the first is still being handled),
+/// grants the pack's credits exactly once: one ledger entry, the balance
+/// up by exactly 100 credits, every delivery recorded.
+pub async fn paid_webhook_grants_once(api: &Api, stripe: &crate::stripe::StripeStandIn) {
+    use crate::stripe::{completed_session, deliver, event, sign, Shop, WEBHOOK_SECRET};
+    let shop = Shop::open(api, stripe).await;
+    let (status, answer) = shop.checkout(api).await;
+    assert_eq!(status, 201, "{answer}");
+    let created = stripe.created().pop().expect("Stripe was asked for a session");
+    assert_eq!(answer["url"], created.session["url"]);
+    assert_eq!(created.param("client_reference_id"), Some(shop.user.as_str()));
+
+    let event_id = format!("evt_test_{}", crate::unique().replace('-', ""));
+    let session = completed_session(&created, "paid", "pi_test_grant_once");
+    let payload = event(&event_id, "checkout.session.completed", session);
+    let header = sign(&payload, &[WEBHOOK_SECRET], None);
+    let deliveries = (0..3).map(|_| deliver(api, &payload, &header));
+    let answers = futures_util::future::join_all(deliveries).await;
+    let mut outcomes: Vec<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            body["outcome"].as_str().unwrap().to_string()
+        })
+        .collect();
+    outcomes.sort();
+    assert_eq!(outcomes, ["already_granted", "already_granted", "granted"]);
+
+    let hundred = nanos(&json!("100"));
+    let u = api.user(&shop.user).await;
+    assert_eq!(nanos(&u["balance"]), hundred, "{u}");
+    assert_eq!(api.ledger_sum(&shop.user).await, hundred);
+    let ledger = api
+        .admin(Method::GET, &format!("/api/admin/users/{}/ledger", shop.user), None)
+        .await;
+    let grants: Vec<&Value> = ledger["data"].as_array().unwrap().iter().collect();
+    assert_eq!(grants.len(), 1, "{ledger}");
+    assert_eq!(
+        grants[0]["ref"],
+        json!(format!("stripe:{}", created.session["id"].as_str().unwrap()))
+    );
+
+    let me = api.call(Method::GET, "/api/me/payments", &shop.key, None).await.1;
+    assert_eq!(me["data"][0]["status"], "paid", "{me}");
+    assert_eq!(me["data"][0]["payment_intent"], "pi_test_grant_once");
+    let events = api.admin(Method::GET, "/api/admin/payments/events", None).await;
+    let mine: Vec<&Value> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_id"] == json!(event_id))
+        .collect();
+    assert_eq!(mine.len(), 3, "every delivery is recorded: {events}");
+}

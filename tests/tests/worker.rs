@@ -168,3 +168,14 @@ async fn worker_money_comes_back_exactly() {
     let (_w, api, mock) = start().await;
     suite::money_comes_back_exactly(&api, &mock).await;
 }
+
+/// Buying credits on the Worker: the checkout through the Worker's fetch to
+/// the Stripe stand-in, the signed webhook delivered three times at once,
+/// one grant in D1.
+#[tokio::test]
+async fn worker_paid_webhook_grants_once() {
+    let stripe = hub_e2e::stripe::StripeStandIn::start().await;
+    let worker = tokio::task::spawn_blocking(|| WorkerServer::start(&[])).await.unwrap();
+    let api = Api::new(&worker.base);
+    suite::paid_webhook_grants_once(&api, &stripe).await;
+}

@@ -2,12 +2,12 @@
 //! key). JSON in and out; validation errors are 400s naming the field; list
 //! endpoints are paged with `?limit&cursor`.
 
-mod fields;
+pub(crate) mod fields;
 pub mod me;
 mod views;
 
 use crate::auth::{Caller, Role};
-use crate::config::{Settings, SETTING_KEYS};
+use crate::config::Settings;
 use crate::error::ApiError;
 use crate::http::{json, query_pairs, Request, Response, StatusCode};
 use crate::hub::Hub;
@@ -959,7 +959,7 @@ pub(crate) async fn usage(hub: &Hub, req: &Request, only_user: Option<&str>) -> 
 /// (an empty string or null clears it); other values as they are.
 fn seal_secret(hub: &Hub, key: &str, v: &Value) -> Result<Value, ApiError> {
     match v {
-        Value::String(secret) if crate::accounts::settings::SECRET_KEYS.contains(&key) && !secret.is_empty() => {
+        Value::String(secret) if crate::config::is_secret(key) && !secret.is_empty() => {
             if secret.len() > 2048 {
                 return Err(ApiError::invalid_field(key, "must be at most 2048 characters"));
             }
@@ -971,18 +971,27 @@ fn seal_secret(hub: &Hub, key: &str, v: &Value) -> Result<Value, ApiError> {
 
 pub(crate) async fn patch_settings(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
-    let known: Vec<&str> = SETTING_KEYS
-        .iter()
-        .chain(crate::accounts::settings::KEYS)
-        .copied()
-        .collect();
+    let known: Vec<&str> = crate::config::all_keys().collect();
     f.only(&known)?;
     let mut s: Settings = hub.snapshot().await?.settings.clone();
+    // Every value is checked before any secret is sealed: a body with a bad
+    // field uses no randomness and changes nothing.
+    for (k, v) in &f.0 {
+        s.clone()
+            .apply(k, v)
+            .map_err(|problem| ApiError::invalid_field(k, problem))?;
+    }
     let mut values = Vec::new();
     for (k, v) in &f.0 {
         let v = seal_secret(hub, k, v)?;
         s.apply(k, &v).map_err(|problem| ApiError::invalid_field(k, problem))?;
         values.push((k.clone(), s.stored_value(k).unwrap_or_else(|| "null".into())));
+    }
+    if f.has("stripe_api_base") {
+        // Hub will send the secret key there: the same address policy as a provider's base URL.
+        hub.outbound()
+            .check_url(&s.payments.stripe_api_base)
+            .map_err(|problem| ApiError::invalid_field("stripe_api_base", problem))?;
     }
     hub.store().put_settings(values, hub.now_ms()).await?;
     let snap = hub.reload().await?;

@@ -10,6 +10,7 @@ use crate::error::{ApiError, Protocol};
 use crate::gateway;
 use crate::http::{json, Method, Request, Response, StatusCode};
 use crate::hub::Hub;
+use crate::payments;
 use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
@@ -177,6 +178,10 @@ pub static ROUTES: &[Route] = &[
     public(Method::POST, "/auth/logout", |c| {
         Box::pin(async move { accounts::logout(&c.hub, &c.req).await })
     }),
+    // Stripe's webhook: anyone may deliver, only a valid signature is acted on.
+    public(Method::POST, "/api/payments/stripe/webhook", |c| {
+        Box::pin(async move { payments::stripe_webhook(&c.hub, &c.req).await })
+    }),
     // OpenAI and Anthropic.
     openai(Method::POST, "/v1/chat/completions", |c, who| {
         Box::pin(async move { gateway::chat::completions(&c.hub, who, c.req, &c.request_id).await })
@@ -272,6 +277,15 @@ pub static ROUTES: &[Route] = &[
     mine(Method::DELETE, "/api/me/keys/:id", |c, who| {
         Box::pin(async move { admin::revoke_key(&c.hub, c.id(), Revoker::Owner(&who)).await })
     }),
+    mine(Method::GET, "/api/me/credit-packs", |c, _| {
+        Box::pin(async move { payments::packs_on_sale(&c.hub).await })
+    }),
+    mine(Method::POST, "/api/me/checkout", |c, who| {
+        Box::pin(async move { payments::checkout(&c.hub, &who, &c.req).await })
+    }),
+    mine(Method::GET, "/api/me/payments", |c, who| {
+        Box::pin(async move { payments::list_payments(&c.hub, &c.req, Some(&who.user_id)).await })
+    }),
     // The admin API: owner and admin keys.
     admin(Method::GET, "/api/admin/provider-kinds", |_, _| {
         Box::pin(admin::provider_kinds())
@@ -353,6 +367,24 @@ pub static ROUTES: &[Route] = &[
     }),
     admin(Method::GET, "/api/admin/usage", |c, _| {
         Box::pin(async move { admin::usage(&c.hub, &c.req, None).await })
+    }),
+    admin(Method::GET, "/api/admin/credit-packs", |c, _| {
+        Box::pin(async move { payments::list_packs(&c.hub).await })
+    }),
+    admin(Method::POST, "/api/admin/credit-packs", |c, _| {
+        Box::pin(async move { payments::create_pack(&c.hub, &c.req).await })
+    }),
+    admin(Method::PATCH, "/api/admin/credit-packs/:id", |c, _| {
+        Box::pin(async move { payments::patch_pack(&c.hub, c.id(), &c.req).await })
+    }),
+    admin(Method::DELETE, "/api/admin/credit-packs/:id", |c, _| {
+        Box::pin(async move { payments::delete_pack(&c.hub, c.id()).await })
+    }),
+    admin(Method::GET, "/api/admin/payments", |c, _| {
+        Box::pin(async move { payments::list_payments(&c.hub, &c.req, None).await })
+    }),
+    admin(Method::GET, "/api/admin/payments/events", |c, _| {
+        Box::pin(async move { payments::list_payment_events(&c.hub, &c.req).await })
     }),
     admin(Method::GET, "/api/admin/settings", |c, _| {
         Box::pin(async move { admin::settings(&c.hub).await })

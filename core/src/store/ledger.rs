@@ -16,6 +16,8 @@ pub struct LedgerEntry {
     pub amount: Credits,
     pub call_id: Option<String>,
     pub reason: Option<String>,
+    /// The entry's unique reference, if it has one (`stripe:{session}`, …).
+    pub reference: Option<String>,
     pub expires_at: Option<i64>,
     pub created_by: Option<String>,
     pub created_at: i64,
@@ -121,6 +123,101 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Grants a paid checkout the credits recorded when it started, once:
+    /// the ledger entry carries the unique reference `stripe:{session}`, is
+    /// written only while the checkout is `open` (and the balance stays in
+    /// range), and marks it `paid` in the same batch. However often, and
+    /// however concurrently, its events arrive, one grant. Returns whether
+    /// this call wrote it.
+    pub async fn grant_payment(
+        &self,
+        session_id: &str,
+        event_id: &str,
+        payment_intent: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, DbError> {
+        let reference = format!("stripe:{session_id}");
+        let changed = self
+            .db
+            .batch(vec![
+                sql!(
+                    "INSERT OR IGNORE INTO ledger (user_id, kind, amount, reason, ref, created_at)
+                     SELECT p.user_id, 'grant', p.credits, 'purchase: ' || p.pack_name, ?2, ?3
+                     FROM payments p JOIN users u ON u.id = p.user_id
+                     WHERE p.session_id = ?1 AND p.status = 'open' AND u.balance + p.credits <= ?4",
+                    session_id,
+                    &reference,
+                    now_ms,
+                    Credits::MAX.nanos()
+                ),
+                sql!(
+                    "UPDATE payments SET status = 'paid', paid_event = ?2, payment_intent = COALESCE(?3, payment_intent),
+                     paid_at = ?4, updated_at = ?4
+                     WHERE session_id = ?1 AND status = 'open' AND EXISTS (SELECT 1 FROM ledger WHERE ref = ?5)",
+                    session_id,
+                    event_id,
+                    payment_intent,
+                    now_ms,
+                    &reference
+                ),
+            ])
+            .await?;
+        Ok(changed.first().is_some_and(|n| *n > 0))
+    }
+
+    /// Takes back the credits of a refund: the payment's refunded total
+    /// becomes `refunded_amount` (minor units, cumulative as Stripe reports
+    /// it) and `refunded_credits`, and the difference from what was taken
+    /// back before is one `adjustment` entry, referenced
+    /// `stripe-refund:{payment}:{refunded_amount}`. A total not above the
+    /// one recorded changes nothing, so replays and late, smaller totals are
+    /// harmless. Returns the entry's amount when this call wrote it.
+    pub async fn refund_payment(
+        &self,
+        payment_id: &str,
+        refunded_amount: i64,
+        refunded_credits: Credits,
+        now_ms: i64,
+    ) -> Result<Option<Credits>, DbError> {
+        let reference = format!("stripe-refund:{payment_id}:{refunded_amount}");
+        let changed = self
+            .db
+            .batch(vec![
+                sql!(
+                    "INSERT OR IGNORE INTO ledger (user_id, kind, amount, reason, ref, created_at)
+                     SELECT p.user_id, 'adjustment', p.refunded_credits - ?3, 'refund: ' || p.pack_name, ?4, ?5
+                     FROM payments p JOIN users u ON u.id = p.user_id
+                     WHERE p.id = ?1 AND p.status = 'paid' AND p.refunded_amount < ?2 AND ?3 > p.refunded_credits
+                       AND u.balance + p.refunded_credits - ?3 >= -?6",
+                    payment_id,
+                    refunded_amount,
+                    refunded_credits.nanos(),
+                    &reference,
+                    now_ms,
+                    Credits::MAX.nanos()
+                ),
+                sql!(
+                    "UPDATE payments SET refunded_amount = ?2, refunded_credits = ?3, updated_at = ?4
+                     WHERE id = ?1 AND refunded_amount < ?2 AND EXISTS (SELECT 1 FROM ledger WHERE ref = ?5)",
+                    payment_id,
+                    refunded_amount,
+                    refunded_credits.nanos(),
+                    now_ms,
+                    &reference
+                ),
+            ])
+            .await?;
+        let wrote = changed.first().is_some_and(|n| *n > 0);
+        if !wrote {
+            return Ok(None);
+        }
+        let r = self
+            .db
+            .query(sql!("SELECT amount FROM ledger WHERE ref = ?1", &reference))
+            .await?;
+        Ok(super::first(&r).map(|row| Credits::from_nanos(row.i64("amount"))))
+    }
+
     pub async fn ledger(&self, user_id: &str, cursor: Option<i64>, limit: i64) -> Result<Page<LedgerEntry>, DbError> {
         let r = self
             .db
@@ -141,6 +238,7 @@ impl Store {
                 reason: r.opt_str("reason"),
                 expires_at: r.opt_i64("expires_at"),
                 created_by: r.opt_str("created_by"),
+                reference: r.opt_str("ref"),
                 created_at: r.i64("created_at"),
             })
             .collect();

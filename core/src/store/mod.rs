@@ -9,6 +9,7 @@ mod catalog;
 mod ledger;
 mod log;
 mod patch;
+mod payments;
 mod users;
 
 pub use accounts::*;
@@ -16,6 +17,7 @@ pub use catalog::*;
 pub use ledger::*;
 pub use log::*;
 pub use patch::*;
+pub use payments::*;
 pub use users::*;
 
 use crate::ports::{DbError, Rows, SqlDb, SqlValue};
@@ -41,6 +43,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../infra/migrations/0004_cache_rates.sql"),
     ),
     (5, "sign_in", include_str!("../../../infra/migrations/0005_sign_in.sql")),
+    (
+        6,
+        "payments",
+        include_str!("../../../infra/migrations/0006_payments.sql"),
+    ),
 ];
 
 #[derive(Clone)]
