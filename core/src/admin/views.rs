@@ -114,6 +114,7 @@ pub fn ledger_json(e: &LedgerEntry) -> Value {
         "amount": e.amount,
         "call_id": e.call_id,
         "reason": e.reason,
+        "ref": e.reference,
         "expires_at": opt_t(e.expires_at),
         "created_by": e.created_by,
         "created_at": t(e.created_at),

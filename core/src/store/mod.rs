@@ -6,6 +6,7 @@
 
 mod accounts;
 mod catalog;
+mod codes;
 mod ledger;
 mod log;
 mod patch;
@@ -13,6 +14,7 @@ mod users;
 
 pub use accounts::*;
 pub use catalog::*;
+pub use codes::*;
 pub use ledger::*;
 pub use log::*;
 pub use patch::*;
@@ -41,6 +43,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../infra/migrations/0004_cache_rates.sql"),
     ),
     (5, "sign_in", include_str!("../../../infra/migrations/0005_sign_in.sql")),
+    (
+        7,
+        "redemption_codes",
+        include_str!("../../../infra/migrations/0007_redemption_codes.sql"),
+    ),
 ];
 
 #[derive(Clone)]
