@@ -168,3 +168,9 @@ async fn worker_money_comes_back_exactly() {
     let (_w, api, mock) = start().await;
     suite::money_comes_back_exactly(&api, &mock).await;
 }
+
+#[tokio::test]
+async fn worker_redeems_codes_within_their_uses() {
+    let (_w, api, _mock) = start().await;
+    suite::redeems_codes_within_their_uses(&api).await;
+}

@@ -249,6 +249,13 @@ async fn a_five_use_code_grants_five_times_on_remote_libsql() {
     ten_race_for_five_uses(remote(&hrana)).await;
 }
 
+/// The scenario every runtime runs (the Worker's and Lambda's suites run it too).
+#[tokio::test(flavor = "multi_thread")]
+async fn redeems_codes_within_their_uses() {
+    let (_hub, api) = start(Launch::default()).await;
+    hub_e2e::suite::redeems_codes_within_their_uses(&api).await;
+}
+
 #[tokio::test]
 async fn once_per_user_refuses_a_second_redemption_by_the_same_user() {
     let (_hub, api) = start(Launch::default()).await;
