@@ -416,3 +416,32 @@ async fn ten_failed_attempts_lock_redemption_for_that_user() {
     let (status, v) = redeem(&api, &erin.1, &good[1]).await;
     assert_eq!(status, 200, "{v}");
 }
+
+/// Signed in by browser session, a redemption needs the session's CSRF token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_in_customer_redeems_with_the_csrf_token_only() {
+    use hub_e2e::oidc::{Body, Browser, OidcProvider, CLIENT_ID, CLIENT_SECRET};
+    let (hub, api) = start(Launch::default()).await;
+    let callback = hub.url("/auth/oidc/callback");
+    let op = tokio::task::spawn_blocking(move || OidcProvider::start(&[callback], "RS256"))
+        .await
+        .unwrap();
+    let settings = json!({"oidc_issuer": op.issuer, "oidc_client_id": CLIENT_ID,
+        "oidc_client_secret": CLIENT_SECRET, "signup_open": true});
+    api.admin(Method::PATCH, "/api/admin/settings", Some(settings)).await;
+    let mut b = Browser::new();
+    let page = b.sign_in_oidc(&api.base, "frank@example.com", "/").await;
+    assert_eq!(page.status, 302, "{}", page.body);
+    let (_, me) = b.get_json(&hub.url("/api/me")).await;
+    let csrf = me["session"]["csrf_token"].as_str().unwrap().to_string();
+    let code = codes(&mint(&api, json!({"credits": "4"})).await).remove(0);
+
+    let body = || Some(Body::Json(json!({"code": code})));
+    let url = hub.url("/api/me/redeem");
+    let refused = b.request(Method::POST, &url, body(), &[]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(b.get_json(&hub.url("/api/me")).await.1["balance"], "0");
+    let done = b.request(Method::POST, &url, body(), &[("x-csrf-token", &csrf)]).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(b.get_json(&hub.url("/api/me")).await.1["balance"], "4");
+}
