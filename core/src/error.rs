@@ -56,6 +56,12 @@ impl ApiError {
         self
     }
 
+    /// Names the refusal more precisely than its status does (`code_expired`).
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());
         self

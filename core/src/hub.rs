@@ -410,7 +410,7 @@ impl Hub {
 }
 
 /// A 503 for a failed random source: nothing was written, the caller may retry.
-fn no_randomness(e: crate::ports::RngError) -> ApiError {
+pub(crate) fn no_randomness(e: crate::ports::RngError) -> ApiError {
     tracing::error!("{e}");
     ApiError::unavailable("Hub could not get randomness from the platform; nothing was changed, retry in a moment.")
 }

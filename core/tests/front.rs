@@ -201,3 +201,21 @@ async fn without_randomness_no_secret_is_sealed_and_no_key_made() {
     let (status, _) = w.call(Method::POST, &creds, Some(json!({"secret": "sk-live-1"}))).await;
     assert_eq!(status, 201, "works again once the source does");
 }
+
+#[tokio::test]
+async fn without_randomness_no_redemption_code_is_minted() {
+    let w = world().await;
+    let body = json!({"credits": "1", "count": 5});
+    w.rng.broken.store(true, Ordering::Relaxed);
+    let (status, v) = w
+        .call(Method::POST, "/api/admin/redemption-codes", Some(body.clone()))
+        .await;
+    assert_eq!(status, 503, "{v}");
+    assert!(v.get("codes").is_none(), "{v}");
+    w.rng.broken.store(false, Ordering::Relaxed);
+    let (_, list) = w.call(Method::GET, "/api/admin/redemption-codes", None).await;
+    assert_eq!(list["data"], json!([]), "nothing stored");
+    let (status, v) = w.call(Method::POST, "/api/admin/redemption-codes", Some(body)).await;
+    assert_eq!(status, 201, "works again once the source does: {v}");
+    assert_eq!(v["codes"].as_array().unwrap().len(), 5);
+}

@@ -428,3 +428,52 @@ pub async fn paid_webhook_grants_once(api: &Api, stripe: &crate::stripe::StripeS
         .collect();
     assert_eq!(mine.len(), 3, "every delivery is recorded: {events}");
 }
+
+/// Users redeeming one code at once in the redemption scenario.
+pub const REDEEMERS: usize = 8;
+
+/// Redemption codes: a batch minted (codes shown once), `REDEEMERS` users
+/// redeeming a two-use code at once get exactly two grants, the ledgers
+/// agree with the balances, and the list shows the code used up.
+pub async fn redeems_codes_within_their_uses(api: &Api) {
+    let minted = api
+        .admin(
+            Method::POST,
+            "/api/admin/redemption-codes",
+            Some(json!({"credits": "1.5", "uses": 2})),
+        )
+        .await;
+    let code = minted["codes"][0].as_str().expect("a code").to_string();
+    let mut people = Vec::new();
+    for i in 0..REDEEMERS {
+        people.push(api.user_with_key(&format!("redeemer-{i}"), "0").await);
+    }
+    let answers = futures_util::future::join_all(people.iter().map(|(_, key)| {
+        api.call(
+            Method::POST,
+            "/api/me/redeem",
+            key,
+            Some(json!({"code": code.to_lowercase()})),
+        )
+    }))
+    .await;
+    assert_eq!(answers.iter().filter(|(s, _)| *s == 200).count(), 2, "{answers:?}");
+    for (status, v) in answers.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!((*status, &v["error"]["code"]), (400, &json!("code_invalid")), "{v}");
+    }
+    let mut total = 0;
+    for (user, _) in &people {
+        let balance = nanos(&api.user(user).await["balance"]);
+        assert_eq!(api.ledger_sum(user).await, balance, "{user}");
+        total += balance;
+    }
+    assert_eq!(total, 3_000_000_000, "two grants of 1.5");
+    let list = api.admin(Method::GET, "/api/admin/redemption-codes", None).await;
+    let listed = &list["data"][0]["codes"][0];
+    assert_eq!(
+        (&listed["state"], &listed["redemptions"]),
+        (&json!("used_up"), &json!(2)),
+        "{list}"
+    );
+    assert!(!list.to_string().contains(&code[4..]), "a code listed: {list}");
+}

@@ -179,3 +179,9 @@ async fn worker_paid_webhook_grants_once() {
     let api = Api::new(&worker.base);
     suite::paid_webhook_grants_once(&api, &stripe).await;
 }
+
+#[tokio::test]
+async fn worker_redeems_codes_within_their_uses() {
+    let (_w, api, _mock) = start().await;
+    suite::redeems_codes_within_their_uses(&api).await;
+}

@@ -2,6 +2,7 @@
 //! key). JSON in and out; validation errors are 400s naming the field; list
 //! endpoints are paged with `?limit&cursor`.
 
+pub mod codes;
 pub(crate) mod fields;
 pub mod me;
 mod views;
@@ -895,7 +896,14 @@ pub(crate) async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request)
     let reason = f.str("reason")?;
     let applied = hub
         .store()
-        .grant(user, amount, reason.as_deref(), Some(&caller.user_id), now)
+        .grant(&crate::store::Grant {
+            user_id: user,
+            amount,
+            reason: reason.as_deref(),
+            created_by: Some(&caller.user_id),
+            reference: None,
+            now_ms: now,
+        })
         .await?;
     if !applied {
         return Err(ApiError::invalid_field(

@@ -286,6 +286,9 @@ pub static ROUTES: &[Route] = &[
     mine(Method::GET, "/api/me/payments", |c, who| {
         Box::pin(async move { payments::list_payments(&c.hub, &c.req, Some(&who.user_id)).await })
     }),
+    mine(Method::POST, "/api/me/redeem", |c, who| {
+        Box::pin(async move { admin::codes::redeem(&c.hub, &who, &c.req).await })
+    }),
     // The admin API: owner and admin keys.
     admin(Method::GET, "/api/admin/provider-kinds", |_, _| {
         Box::pin(admin::provider_kinds())
@@ -361,6 +364,15 @@ pub static ROUTES: &[Route] = &[
     }),
     admin(Method::GET, "/api/admin/users/:id/ledger", |c, _| {
         Box::pin(async move { admin::ledger(&c.hub, c.id(), &c.req).await })
+    }),
+    admin(Method::GET, "/api/admin/redemption-codes", |c, _| {
+        Box::pin(async move { admin::codes::list(&c.hub, &c.req).await })
+    }),
+    admin(Method::POST, "/api/admin/redemption-codes", |c, who| {
+        Box::pin(async move { admin::codes::mint(&c.hub, &who, &c.req).await })
+    }),
+    admin(Method::DELETE, "/api/admin/redemption-codes/:id", |c, _| {
+        Box::pin(async move { admin::codes::disable(&c.hub, c.id()).await })
     }),
     admin(Method::GET, "/api/admin/calls", |c, _| {
         Box::pin(async move { admin::calls(&c.hub, &c.req, None).await })

@@ -16,7 +16,8 @@ pub struct LedgerEntry {
     pub amount: Credits,
     pub call_id: Option<String>,
     pub reason: Option<String>,
-    /// The entry's unique reference, if it has one (`stripe:{session}`, …).
+    /// The entry's unique reference, if it has one (`stripe:{session}`,
+    /// `redemption:<id>`, …).
     pub reference: Option<String>,
     pub expires_at: Option<i64>,
     pub created_by: Option<String>,
@@ -92,34 +93,60 @@ pub fn call_log_stmt(c: &CallLog) -> Stmt {
     )
 }
 
+/// Credits added to a balance (or, negative, taken from it). Every grant Hub
+/// writes, whatever asked for it, is written by [`grant_stmt`].
+#[derive(Debug, Clone)]
+pub struct Grant<'a> {
+    pub user_id: &'a str,
+    pub amount: Credits,
+    pub reason: Option<&'a str>,
+    pub created_by: Option<&'a str>,
+    /// A unique reference (`redemption:<id>`): with one, the entry is
+    /// written at most once however often its write is retried.
+    pub reference: Option<String>,
+    pub now_ms: i64,
+}
+
+/// What must also hold, in the same batch, for a grant to be written.
+#[derive(Debug, Clone, Copy)]
+pub enum GrantIf<'a> {
+    Always,
+    /// The redemption with this id was written earlier in the batch.
+    Redeemed(&'a str),
+}
+
+/// The conditional INSERT of a grant: written only if the balance stays
+/// within ±`Credits::MAX` (both terms are within it, so their sum cannot
+/// overflow SQLite's INTEGER), `condition` holds and no entry has its reference.
+pub fn grant_stmt(g: &Grant<'_>, condition: GrantIf<'_>) -> Stmt {
+    let kind = if g.amount.is_negative() { "adjustment" } else { "grant" };
+    let redemption = match condition {
+        GrantIf::Always => None,
+        GrantIf::Redeemed(id) => Some(id),
+    };
+    sql!(
+        "INSERT INTO ledger (user_id, kind, amount, reason, created_by, ref, created_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND balance + ?3 BETWEEN -?8 AND ?8)
+           AND (?9 IS NULL OR EXISTS (SELECT 1 FROM redemptions WHERE id = ?9))
+         ON CONFLICT (ref) DO NOTHING",
+        g.user_id,
+        kind,
+        g.amount.nanos(),
+        g.reason,
+        g.created_by,
+        g.reference.clone(),
+        g.now_ms,
+        Credits::MAX.nanos(),
+        redemption
+    )
+}
+
 impl Store {
     /// Adds a grant (or, negative, an adjustment) unless it would take the
     /// balance outside ±`Credits::MAX`. Returns whether it was applied.
-    pub async fn grant(
-        &self,
-        user_id: &str,
-        amount: Credits,
-        reason: Option<&str>,
-        created_by: Option<&str>,
-        now_ms: i64,
-    ) -> Result<bool, DbError> {
-        let kind = if amount.is_negative() { "adjustment" } else { "grant" };
-        // Both terms are within ±MAX, so their sum cannot overflow SQLite's INTEGER.
-        let n = self
-            .db
-            .execute(sql!(
-                "INSERT INTO ledger (user_id, kind, amount, reason, created_by, created_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6
-                 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND balance + ?3 BETWEEN -?7 AND ?7)",
-                user_id,
-                kind,
-                amount.nanos(),
-                reason,
-                created_by,
-                now_ms,
-                Credits::MAX.nanos()
-            ))
-            .await?;
+    pub async fn grant(&self, grant: &Grant<'_>) -> Result<bool, DbError> {
+        let n = self.db.execute(grant_stmt(grant, GrantIf::Always)).await?;
         Ok(n > 0)
     }
 
@@ -236,9 +263,9 @@ impl Store {
                 amount: Credits::from_nanos(r.i64("amount")),
                 call_id: r.opt_str("call_id"),
                 reason: r.opt_str("reason"),
+                reference: r.opt_str("ref"),
                 expires_at: r.opt_i64("expires_at"),
                 created_by: r.opt_str("created_by"),
-                reference: r.opt_str("ref"),
                 created_at: r.i64("created_at"),
             })
             .collect();

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod catalog;
+mod codes;
 mod ledger;
 mod log;
 mod patch;
@@ -14,6 +15,7 @@ mod users;
 
 pub use accounts::*;
 pub use catalog::*;
+pub use codes::*;
 pub use ledger::*;
 pub use log::*;
 pub use patch::*;
@@ -47,6 +49,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "payments",
         include_str!("../../../infra/migrations/0006_payments.sql"),
+    ),
+    (
+        7,
+        "redemption_codes",
+        include_str!("../../../infra/migrations/0007_redemption_codes.sql"),
     ),
 ];
 

@@ -108,10 +108,15 @@ impl Store {
             u.created_at
         )];
         if starter.nanos() > 0 {
-            stmts.push(sql!(
-                "INSERT INTO ledger (user_id, kind, amount, reason, created_at) VALUES (?1, 'grant', ?2, 'starter credits', ?3)",
-                &u.id, starter.nanos(), u.created_at
-            ));
+            let grant = super::Grant {
+                user_id: &u.id,
+                amount: starter,
+                reason: Some("starter credits"),
+                created_by: None,
+                reference: None,
+                now_ms: u.created_at,
+            };
+            stmts.push(super::grant_stmt(&grant, super::GrantIf::Always));
         }
         stmts.extend(extra);
         self.db.batch(stmts).await.map(|_| ())

@@ -91,3 +91,10 @@ async fn lambda_signs_people_in_with_openid_connect() {
         .unwrap();
     suite::signs_people_in_with_oidc(&w.api, &op).await;
 }
+
+#[tokio::test]
+async fn lambda_redeems_codes_within_their_uses() {
+    // One process per concurrent invocation, on one database.
+    let w = start(suite::REDEEMERS).await;
+    suite::redeems_codes_within_their_uses(&w.api).await;
+}
