@@ -98,3 +98,13 @@ async fn lambda_redeems_codes_within_their_uses() {
     let w = start(suite::REDEEMERS).await;
     suite::redeems_codes_within_their_uses(&w.api).await;
 }
+
+/// Buying credits on Lambda: the checkout through the function's upstream to
+/// the Stripe stand-in, the signed webhook delivered three times at once to
+/// three function processes, one grant in the remote database.
+#[tokio::test]
+async fn lambda_paid_webhook_grants_once() {
+    let stripe = hub_e2e::stripe::StripeStandIn::start().await;
+    let w = start(3).await;
+    suite::paid_webhook_grants_once(&w.api, &stripe).await;
+}
