@@ -277,9 +277,6 @@ pub static ROUTES: &[Route] = &[
     mine(Method::DELETE, "/api/me/keys/:id", |c, who| {
         Box::pin(async move { admin::revoke_key(&c.hub, c.id(), Revoker::Owner(&who)).await })
     }),
-    mine(Method::GET, "/api/me/ledger", |c, who| {
-        Box::pin(async move { admin::ledger(&c.hub, &who.user_id, &c.req).await })
-    }),
     mine(Method::GET, "/api/me/credit-packs", |c, _| {
         Box::pin(async move { payments::packs_on_sale(&c.hub).await })
     }),
@@ -288,6 +285,9 @@ pub static ROUTES: &[Route] = &[
     }),
     mine(Method::GET, "/api/me/payments", |c, who| {
         Box::pin(async move { payments::list_payments(&c.hub, &c.req, Some(&who.user_id)).await })
+    }),
+    mine(Method::GET, "/api/me/ledger", |c, who| {
+        Box::pin(async move { admin::ledger(&c.hub, &who.user_id, &c.req).await })
     }),
     mine(Method::POST, "/api/me/redeem", |c, who| {
         Box::pin(async move { admin::codes::redeem(&c.hub, &who, &c.req).await })
