@@ -1,12 +1,15 @@
 /**
  * End-to-end test of the built site against a real Hub, the mock provider,
  * a real OpenID provider (tests/oidc-provider, npm `oidc-provider`) and a
- * real SMTP server (tests/smtpd, aiosmtpd from .venv-tools).
+ * real SMTP server (tests/smtpd, aiosmtpd from .venv-tools), and a stand-in
+ * of Stripe's API and hosted checkout page (hub-stripe, which signs its
+ * webhooks with the official `stripe` library of tests/stripe).
  * Starts them (Hub and the mock by path, overridable with HUB_BIN and
  * HUB_MOCK_BIN), drives headless Chromium (CHROMIUM_BIN, default
  * /usr/bin/chromium) through every page as an operator with an API key and
  * as a person who signs up by single sign-on and comes back by an emailed
- * link, saves screenshots under
+ * link, buys credits through the checkout and redeems a code the operator
+ * minted, saves screenshots under
  * test-output/screenshots, and stops all it started, whether it passes or
  * fails.
  */
@@ -25,6 +28,7 @@ const REPO = resolve(ROOT, '..');
 const TARGET = resolve(REPO, process.env.CARGO_TARGET_DIR ?? 'target', 'debug');
 const HUB_BIN = process.env.HUB_BIN ?? join(TARGET, 'hub');
 const MOCK_BIN = process.env.HUB_MOCK_BIN ?? join(TARGET, 'hub-mock');
+const STRIPE_BIN = process.env.HUB_STRIPE_BIN ?? join(TARGET, 'hub-stripe');
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const DIST = join(ROOT, 'dist');
 const SHOTS = join(ROOT, 'test-output', 'screenshots');
@@ -37,7 +41,7 @@ const OWNER_KEY = `hub_e2e_owner_${randomBytes(16).toString('hex')}`;
 const OP_CLIENT_ID = 'hub';
 const OP_CLIENT_SECRET = 'hub-secret';
 const NEW_PERSON = 'newperson@example.com';
-const TOTAL_TIMEOUT_MS = 300_000;
+const TOTAL_TIMEOUT_MS = 360_000;
 const START_TIMEOUT_MS = 30_000;
 const STEP_TIMEOUT_MS = 15_000;
 
@@ -265,7 +269,15 @@ async function inContext(browser: Browser, drive: (page: Page, context: BrowserC
   }
 }
 
-async function operator(page: Page, site: string, mockUrl: string, issuer: string, mailbox: Mailbox): Promise<void> {
+async function operator(
+  page: Page,
+  site: string,
+  mockUrl: string,
+  issuer: string,
+  mailbox: Mailbox,
+  stripe: StripeStandIn,
+  shop: Shop,
+): Promise<void> {
   let memberKey = '';
 
   await step('sign in as the owner', async () => {
@@ -320,6 +332,8 @@ async function operator(page: Page, site: string, mockUrl: string, issuer: strin
     if (!methods.oidc || !methods.email) throw new Error(`the sign-in page would not offer both: ${JSON.stringify(methods)}`);
     await section.screenshot({ path: join(SHOTS, 'settings-sign-in.png') });
   });
+
+  await sellingSetup(page, site, stripe, shop);
 
   await step('providers: add, credential, test', async () => {
     await nav(page, 'Providers', 'Providers');
@@ -516,7 +530,7 @@ async function operator(page: Page, site: string, mockUrl: string, issuer: strin
 }
 
 /** A person who has no account signs up by single sign-on, works, signs out and comes back. */
-async function person(page: Page, context: BrowserContext, site: string, mailbox: Mailbox, browser: Browser): Promise<void> {
+async function person(page: Page, context: BrowserContext, site: string, mailbox: Mailbox, browser: Browser, shop: Shop): Promise<void> {
   const me = () => context.request.get(`${site}/api/me`);
   let userId = '';
 
@@ -656,6 +670,192 @@ async function person(page: Page, context: BrowserContext, site: string, mailbox
     const admin = await context.request.get(`${site}/api/admin/settings`);
     if (admin.status() !== 403) throw new Error(`the admin API answered a member's session with ${admin.status()}`);
   });
+
+  await buying(page, site, shop);
+}
+
+// ------------------------------------------------------------------ selling credits
+
+/** The Stripe stand-in (hub-stripe): its API address and the keys it accepts and signs with. */
+interface StripeStandIn {
+  apiBase: string;
+  secretKey: string;
+  webhookSecret: string;
+}
+
+/** What the operator set up for customers: the codes minted (the second one disabled). */
+interface Shop {
+  codes: string[];
+}
+
+const CODE = /^HUB-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/;
+
+/** The operator connects Stripe, puts a pack on sale and mints codes, all through the site. */
+async function sellingSetup(page: Page, site: string, stripe: StripeStandIn, shop: Shop): Promise<void> {
+  await step('settings: Stripe keys (write-only) and API address', async () => {
+    await nav(page, 'Settings', 'Settings');
+    const section = page.getByTestId('payment-settings');
+    await expectText(section.getByTestId('stripe-webhook-url'), `${site}/api/payments/stripe/webhook`);
+    await section.locator('input[name=stripe_secret_key]').fill(stripe.secretKey);
+    await section.locator('input[name=stripe_webhook_secret]').fill(stripe.webhookSecret);
+    await section.locator('input[name=stripe_api_base]').fill(stripe.apiBase);
+    await page.getByRole('button', { name: 'Save (3)' }).click();
+    await page.getByRole('status').filter({ hasText: 'Settings saved.' }).waitFor();
+    await section.locator('.secret-input .badge').nth(1).waitFor();
+    const html = await page.content();
+    if (html.includes(stripe.secretKey) || html.includes(stripe.webhookSecret)) throw new Error('a Stripe secret is on the page after saving');
+    const saved = await asOwner<{ stripe_secret_key_set: boolean; stripe_webhook_secret_set: boolean; stripe_api_base: string }>(site, '/api/admin/settings');
+    if (!saved.stripe_secret_key_set || !saved.stripe_webhook_secret_set || saved.stripe_api_base !== stripe.apiBase) {
+      throw new Error(`the Stripe settings were not saved: ${JSON.stringify(saved)}`);
+    }
+    await section.screenshot({ path: join(SHOTS, 'settings-payments.png') });
+  });
+
+  await step('billing: credit packs created, edited, refused, deleted', async () => {
+    await nav(page, 'Billing', 'Billing');
+    await packForm(page, 'New pack', 'New credit pack', { name: '100 credits', price: '20', credits: '100' }, 'Create pack');
+    await expectText(page.locator('tr[data-pack="100 credits"]'), /\$20\.00\s*\$100\.00\s*on sale/);
+    await packForm(page, 'New pack', 'New credit pack', { name: 'Trial', price: '0.5', credits: '1.5' }, 'Create pack');
+    const trial = page.locator('tr[data-pack=Trial]');
+    await expectText(trial, /\$0\.50\s*\$1\.50\s*on sale/);
+    await trial.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit Trial' });
+    await edit.getByRole('switch', { name: 'On sale' }).uncheck();
+    await packForm(page, null, 'Edit Trial', { price: '0.75' }, 'Save');
+    await expectText(trial, /\$0\.75\s*\$1\.50\s*hidden/);
+    // A price the currency cannot charge is explained, and nothing is sent.
+    await page.getByRole('button', { name: 'New pack' }).click();
+    const bad = page.getByRole('dialog', { name: 'New credit pack' });
+    await bad.locator('input[name=name]').fill('Odd');
+    await bad.locator('input[name=price]').fill('1.001');
+    await bad.locator('input[name=credits]').fill('1');
+    await bad.getByRole('button', { name: 'Create pack' }).click();
+    await expectText(bad.getByRole('alert'), 'Price: a number with at most 2 decimals for USD.');
+    await bad.getByRole('button', { name: 'Cancel' }).click();
+    await trial.getByRole('button', { name: 'Delete' }).click();
+    await trial.waitFor({ state: 'detached' });
+    const packs = await asOwner<{ data: { name: string }[] }>(site, '/api/admin/credit-packs');
+    if (packs.data.map((p) => p.name).join() !== '100 credits') throw new Error(`packs: ${JSON.stringify(packs.data)}`);
+    await shot(page, 'billing-packs');
+  });
+
+  await step('billing: codes minted, shown once, downloaded as CSV, one disabled', async () => {
+    await page.getByRole('navigation', { name: 'Billing' }).getByRole('link', { name: 'Redemption codes' }).click();
+    await page.getByRole('button', { name: 'Mint codes' }).click();
+    const form = page.getByRole('dialog', { name: 'Mint redemption codes' });
+    await form.locator('input[name=label]').fill('launch');
+    await form.locator('input[name=credits]').fill('25');
+    await form.locator('input[name=count]').fill('2');
+    await form.getByRole('button', { name: 'Mint' }).click();
+    const dialog = page.getByRole('dialog', { name: '2 codes minted' });
+    const codes = (await dialog.getByTestId('minted-codes').innerText()).trim().split('\n');
+    if (codes.length !== 2 || !codes.every((c) => CODE.test(c))) throw new Error(`minted: ${codes.join(', ')}`);
+    const [download] = await Promise.all([page.waitForEvent('download'), dialog.getByRole('button', { name: 'Download CSV' }).click()]);
+    const csv = readFileSync(await download.path(), 'utf8');
+    const expected = codes.map((c) => `${c},25,1,true,,launch,`);
+    if (download.suggestedFilename() !== 'hub-codes-launch.csv' || !csv.startsWith('code,credits,') || !expected.every((row) => csv.includes(row))) {
+      throw new Error(`unexpected CSV ${download.suggestedFilename()}:\n${csv}`);
+    }
+    await shot(page, 'codes-minted');
+    await dialog.getByRole('button', { name: 'Done' }).click();
+    if ((await page.content()).includes(codes[0])) throw new Error('a code is still on the page after closing its dialog');
+    const batch = page.locator('details[data-batch=launch]');
+    await expectText(batch.locator('summary'), /2 codes × \$25\.00[\s\S]*0 redemptions/);
+    await batch.locator('summary').click();
+    const second = batch.locator(`tr[data-code="HUB-…-${codes[1].slice(-4)}"]`);
+    await second.getByRole('button', { name: 'Disable' }).click();
+    await expectText(second, 'disabled');
+    await shot(page, 'billing-codes');
+    shop.codes = codes;
+  });
+}
+
+async function packForm(page: Page, open: string | null, title: string, fields: Record<string, string>, submit: string): Promise<void> {
+  if (open) await page.getByRole('button', { name: open }).click();
+  const form = page.getByRole('dialog', { name: title });
+  for (const [name, value] of Object.entries(fields)) await form.locator(`input[name=${name}]`).fill(value);
+  await form.getByRole('button', { name: submit }).click();
+  await form.waitFor({ state: 'detached' });
+}
+
+/** The signed-in person buys the pack through the checkout, cancels another, and redeems the operator's code. */
+async function buying(page: Page, site: string, shop: Shop): Promise<void> {
+  const buy = () => page.getByTestId('buy-credits').locator('[data-pack="100 credits"]').getByRole('button', { name: 'Buy for $20.00' }).click();
+
+  await step('buying a pack: to the checkout page and back, the credits arrive', async () => {
+    await nav(page, 'My account', 'My account');
+    await expectText(page.getByTestId('my-balance'), '$9.999958');
+    await buy();
+    await page.getByRole('heading', { level: 1, name: 'Pay 100 credits' }).waitFor();
+    if (!page.url().startsWith('http://127.0.0.1:') || !page.url().includes('/c/pay/cs_test_')) throw new Error(`checkout at ${page.url()}`);
+    await expectText(page.getByTestId('amount'), '2000 usd');
+    await shot(page, 'stripe-checkout');
+    await page.getByRole('button', { name: 'Pay' }).click();
+    await page.getByRole('heading', { level: 1, name: 'My account' }).waitFor();
+    if (!page.url().startsWith(`${site}/#/account?checkout=success`)) throw new Error(`back at ${page.url()}`);
+    const notice = page.getByTestId('checkout-notice');
+    await expectText(notice, 'Payment received: $100.00 added (100 credits).');
+    await expectText(page.getByTestId('my-balance'), '$109.999958');
+    await expectText(page.getByTestId('history').locator('tr[data-kind=purchase]'), /Purchase\s*\$100\.00\s*purchase: 100 credits/);
+    await expectText(page.getByTestId('purchases').locator('tbody tr'), /100 credits\s*\$100\.00\s*\$20\.00\s*paid/);
+    await shot(page, 'account-bought');
+    await notice.getByRole('link', { name: 'Dismiss' }).click();
+    await notice.waitFor({ state: 'detached' });
+  });
+
+  await step('a checkout cancelled: back with nothing charged', async () => {
+    await buy();
+    await page.getByRole('link', { name: 'Cancel and go back' }).click();
+    await expectText(page.getByTestId('checkout-notice'), 'Checkout cancelled: nothing was charged.');
+    await expectText(page.getByTestId('purchases').locator('tbody tr').first(), 'awaiting payment');
+    await expectText(page.getByTestId('my-balance'), '$109.999958');
+  });
+
+  await step("redeeming the operator's code, typed loosely; used and disabled codes refused", async () => {
+    const form = page.getByTestId('redeem');
+    const [code, disabled] = shop.codes;
+    await form.locator('input[name=code]').fill(code.toLowerCase().replace(/-/g, ' '));
+    await form.getByRole('button', { name: 'Redeem' }).click();
+    await expectText(form.getByRole('status'), `Code HUB-…-${code.slice(-4)} redeemed: $25.00 added. Balance $134.999958.`);
+    await expectText(page.getByTestId('my-balance'), '$134.999958');
+    await expectText(page.getByTestId('history').locator('tr[data-kind=redemption]'), /Code redeemed\s*\$25\.00\s*redemption code/);
+    for (const [typed, refusal] of [
+      [code, 'You have already redeemed this code.'],
+      [disabled, 'This code has been disabled.'],
+    ]) {
+      await form.locator('input[name=code]').fill(typed);
+      await form.getByRole('button', { name: 'Redeem' }).click();
+      await expectText(form.getByRole('alert'), refusal);
+    }
+    await expectText(page.getByTestId('my-balance'), '$134.999958');
+    await shot(page, 'account-credits');
+  });
+}
+
+/** The operator, in a browser of their own, finds the sale, Stripe's delivery and the redemption. */
+async function operatorSales(page: Page, site: string, shop: Shop): Promise<void> {
+  await step('the operator sees the purchase, its webhook and the redemption', async () => {
+    await signIn(page, site, OWNER_KEY);
+    await nav(page, 'Billing', 'Billing');
+    const tabs = page.getByRole('navigation', { name: 'Billing' });
+    await tabs.getByRole('link', { name: 'Purchases' }).click();
+    const payments = page.getByTestId('payments');
+    await expectText(payments.locator('tbody tr'), new RegExp(`${NEW_PERSON}\\s*100 credits\\s*\\$100\\.00\\s*\\$20\\.00\\s*paid`));
+    await expectText(payments.locator('tbody tr'), 'awaiting payment');
+    await page.getByRole('combobox', { name: 'Status' }).selectOption('paid');
+    // The list empties while the filtered page loads, then shows it whole.
+    await payments.locator('tbody tr', { hasText: 'awaiting payment' }).waitFor({ state: 'detached' });
+    await payments.locator('tbody tr[data-payment]').first().waitFor();
+    const paid = await payments.locator('tbody tr[data-payment]').allInnerTexts();
+    if (paid.length !== 1 || !paid[0].includes('paid')) throw new Error(`paid purchases listed: ${paid.join(' | ')}`);
+    await shot(page, 'billing-payments');
+    await tabs.getByRole('link', { name: 'Stripe events' }).click();
+    await expectText(page.getByTestId('payment-events').locator('tbody tr'), /checkout\.session\.completed.*granted/);
+    await shot(page, 'billing-events');
+    await tabs.getByRole('link', { name: 'Redemption codes' }).click();
+    await expectText(page.locator('details[data-batch=launch] summary'), /2 codes × \$25\.00[\s\S]*\b1 redemption\b/);
+    if (shop.codes.some((c) => c.length === 0)) throw new Error('no codes were minted');
+  });
 }
 
 // ------------------------------------------------------------------ main
@@ -665,6 +865,8 @@ async function main(): Promise<void> {
     ['the built site (npm run build)', join(DIST, 'index.html')],
     ['hub (HUB_BIN)', HUB_BIN],
     ['hub-mock (HUB_MOCK_BIN)', MOCK_BIN],
+    ['hub-stripe (HUB_STRIPE_BIN)', STRIPE_BIN],
+    ['the stripe library (npm ci in tests/stripe)', join(REPO, 'tests', 'stripe', 'node_modules', 'stripe')],
     ['Chromium (CHROMIUM_BIN)', CHROMIUM],
     ['the OpenID provider (npm ci in tests/oidc-provider)', join(OP_DIR, 'node_modules', 'oidc-provider')],
     ['aiosmtpd (scripts/install-test-tools)', PYTHON],
@@ -691,11 +893,21 @@ async function main(): Promise<void> {
     const smtpArgs = [join(REPO, 'tests', 'smtpd', 'smtpd.py'), '--out', mailFile, '--auth', `${SMTP_USER}:${SMTP_PASSWORD}`, '--auth-over-plain'];
     const [, smtpPort] = await start('aiosmtpd', PYTHON, smtpArgs, {}, /^ready (\d+)/, 'pipe');
     const mailbox = new Mailbox(Number(smtpPort), mailFile);
-    console.log(`hub (serving the site) ${hubUrl}, mock provider ${mockUrl}, OpenID provider ${issuer}, SMTP on port ${smtpPort}`);
+    const [, apiBase, secretKey, webhookSecret] = await start(
+      'hub-stripe',
+      STRIPE_BIN,
+      ['--hub', hubUrl],
+      {},
+      /^stripe listening on (http:\/\/\S+) secret_key (\S+) webhook_secret (\S+)/,
+    );
+    const stripe: StripeStandIn = { apiBase, secretKey, webhookSecret };
+    console.log(`hub (serving the site) ${hubUrl}, mock provider ${mockUrl}, OpenID provider ${issuer}, SMTP on port ${smtpPort}, Stripe ${apiBase}`);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], timeout: START_TIMEOUT_MS });
     const b = browser;
-    await inContext(b, (page) => operator(page, hubUrl, mockUrl, issuer, mailbox));
-    await inContext(b, (page, context) => person(page, context, hubUrl, mailbox, b));
+    const shop: Shop = { codes: [] };
+    await inContext(b, (page) => operator(page, hubUrl, mockUrl, issuer, mailbox, stripe, shop));
+    await inContext(b, (page, context) => person(page, context, hubUrl, mailbox, b, shop));
+    await inContext(b, (page) => operatorSales(page, hubUrl, shop));
   } finally {
     await Promise.race([browser?.close(), sleep(10_000)]);
     await stopAll();

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState, type ComponentType } from 'react';
 import { api, currentConnection, isAdmin, resume, signOut, SIGNED_OUT, type Me } from './api';
 import { formatMoney } from './money';
 import { Account } from './pages/Account';
+import { Billing } from './pages/Billing';
 import { Calls } from './pages/Calls';
 import { Models } from './pages/Models';
 import { Overview } from './pages/Overview';
@@ -26,6 +27,7 @@ const PAGES: PageDef[] = [
   { path: 'models', label: 'Models & rates', admin: true, Page: Models },
   { path: 'users', label: 'Users & keys', admin: true, Page: Users },
   { path: 'calls', label: 'Call log', admin: true, Page: Calls },
+  { path: 'billing', label: 'Billing', admin: true, Page: Billing },
   { path: 'playground', label: 'Playground', admin: false, Page: Playground },
   { path: 'settings', label: 'Settings', admin: true, Page: Settings },
   { path: 'account', label: 'My account', admin: false, Page: Account },

@@ -371,6 +371,8 @@ export interface LedgerEntry {
   amount: Decimal;
   call_id: string | null;
   reason: string | null;
+  /** The outside event the entry answers (`stripe:{session}`, `redemption:{id}`, …); unique. */
+  ref?: string | null;
   expires_at: string | null;
   created_by: string | null;
   created_at: string;
@@ -458,6 +460,9 @@ export interface Settings {
   smtp_password_set: boolean;
   smtp_from: string | null;
   session_days: number;
+  stripe_secret_key_set: boolean;
+  stripe_webhook_secret_set: boolean;
+  stripe_api_base: string;
 }
 
 export type SmtpSecurity = 'starttls' | 'tls' | 'none';
@@ -476,4 +481,127 @@ export async function listAll<T>(path: string, query: Query = {}, max = 5000): P
     cursor = page.next_cursor;
   } while (cursor && items.length < max);
   return items;
+}
+
+// ------------------------------------------------------------------ selling credits
+
+/** A credit pack: `unit_amount` of `currency` (in minor units, as Stripe charges) buys `credits`. */
+export interface CreditPack {
+  id: string;
+  name: string;
+  currency: string;
+  unit_amount: number;
+  credits: Decimal;
+  active: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+/** `GET /api/me/credit-packs`: the packs on sale, and whether Stripe is set up to sell them. */
+export interface PacksOnSale extends Page<CreditPack> {
+  checkout_available: boolean;
+}
+
+export type PaymentStatus = 'pending' | 'open' | 'paid' | 'failed' | 'expired';
+
+/** A checkout (`/api/me/payments`, `/api/admin/payments`). */
+export interface Payment {
+  id: string;
+  user_id: string;
+  pack_id: string | null;
+  pack_name: string;
+  credits: Decimal;
+  /** What was charged, in minor units of `currency`. */
+  amount: number;
+  currency: string;
+  status: PaymentStatus;
+  session_id: string | null;
+  payment_intent: string | null;
+  error: string | null;
+  paid_event: string | null;
+  refunded_amount: number;
+  refunded_credits: Decimal;
+  created_at: string;
+  updated_at: string;
+  paid_at: string | null;
+}
+
+/** A verified Stripe webhook delivery and what Hub did with it. */
+export interface PaymentEvent {
+  id: number;
+  event_id: string;
+  type: string;
+  payment_id: string | null;
+  outcome: string;
+  detail: string | null;
+  created_at: string;
+}
+
+export type CodeState = 'active' | 'used_up' | 'expired' | 'disabled';
+
+export interface RedemptionCodeInfo {
+  id: string;
+  hint: string;
+  state: CodeState;
+  redemptions: number;
+  uses_left: number;
+  disabled_at: string | null;
+}
+
+/** A batch of redemption codes: each code is worth `credits`, `uses` times. */
+export interface CodeBatch {
+  id: string;
+  label: string | null;
+  credits: Decimal;
+  uses: number;
+  once_per_user: boolean;
+  expires_at: string | null;
+  disabled_at: string | null;
+  created_by: string | null;
+  created_at: string;
+  redemptions: number;
+  codes: RedemptionCodeInfo[];
+}
+
+/** The answer to minting: the only time the codes themselves are shown. */
+export interface MintedCodes {
+  batch_id: string;
+  codes: string[];
+  batch: CodeBatch;
+}
+
+export interface Redeemed {
+  redemption_id: string;
+  code: string;
+  credits: Decimal;
+  balance: Decimal;
+  available: Decimal;
+}
+
+// ------------------------------------------------------------------ notifications
+
+/** An operator's webhook endpoint (`/api/admin/webhooks`). */
+export interface Webhook {
+  id: string;
+  url: string;
+  /** Event types, or `["*"]` for every event. */
+  events: string[];
+  description: string | null;
+  enabled: boolean;
+  created_at: string;
+  updated_at: string;
+  /** The signing secret (`whsec_…`): in the creation answer only. */
+  secret?: string;
+}
+
+/** One attempt to deliver an event to an endpoint. */
+export interface WebhookDelivery {
+  id: string;
+  event_type: string;
+  attempt: number;
+  status: string;
+  http_status: number | null;
+  error: string | null;
+  duration_ms: number | null;
+  created_at: string;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Settings } from './api';
-import { callbackUrl, changes, draftOf, parseDomains } from './settings';
+import { callbackUrl, changes, draftOf, parseDomains, stripeWebhookUrl } from './settings';
 
 const SETTINGS: Settings = {
   billing_enabled: true,
@@ -27,6 +27,9 @@ const SETTINGS: Settings = {
   smtp_password_set: false,
   smtp_from: null,
   session_days: 30,
+  stripe_secret_key_set: false,
+  stripe_webhook_secret_set: true,
+  stripe_api_base: 'https://api.stripe.com',
 };
 
 describe('parseDomains', () => {
@@ -76,6 +79,15 @@ describe('changes', () => {
       session_days: 'soon',
       margin_percent: 'lots',
     });
+  });
+});
+
+describe('Stripe settings', () => {
+  it('sends the keys only when typed, and an emptied API address as null (Stripe\'s own)', () => {
+    expect(changes({ ...draftOf(SETTINGS), stripe_secret_key: ' sk_test_1 ' }, SETTINGS)).toEqual({ stripe_secret_key: 'sk_test_1' });
+    expect(changes({ ...draftOf(SETTINGS), stripe_api_base: '' }, SETTINGS)).toEqual({ stripe_api_base: null });
+    expect(stripeWebhookUrl('', 'http://127.0.0.1:8080')).toBe('http://127.0.0.1:8080/api/payments/stripe/webhook');
+    expect(stripeWebhookUrl('https://hub.example.com/', 'http://x')).toBe('https://hub.example.com/api/payments/stripe/webhook');
   });
 });
 

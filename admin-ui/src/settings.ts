@@ -46,6 +46,9 @@ const KINDS = {
   smtp_password: 'secret',
   smtp_from: 'optional',
   session_days: 'integer',
+  stripe_secret_key: 'secret',
+  stripe_webhook_secret: 'secret',
+  stripe_api_base: 'optional',
 } as const satisfies Record<string, Kind>;
 
 export type SettingKey = keyof typeof KINDS;
@@ -90,6 +93,9 @@ export function draftOf(s: Settings): Draft {
     smtp_password: '',
     smtp_from: s.smtp_from ?? '',
     session_days: String(s.session_days),
+    stripe_secret_key: '',
+    stripe_webhook_secret: '',
+    stripe_api_base: s.stripe_api_base,
   };
 }
 
@@ -129,9 +135,14 @@ export function changes(draft: Draft, initial: Settings): Record<string, unknown
 }
 
 /** The drafts of the write-only settings, emptied (after they were saved). */
-export const NO_SECRETS = { oidc_client_secret: '', smtp_password: '' } as const;
+export const NO_SECRETS = { oidc_client_secret: '', smtp_password: '', stripe_secret_key: '', stripe_webhook_secret: '' } as const;
 
 /** The redirect URI to register at the OpenID provider. */
 export function callbackUrl(appUrl: string, origin: string): string {
   return `${(appUrl.trim() || origin).replace(/\/+$/, '')}/auth/oidc/callback`;
+}
+
+/** Where Stripe must send its events for this Hub. */
+export function stripeWebhookUrl(appUrl: string, origin: string): string {
+  return `${(appUrl.trim() || origin).replace(/\/+$/, '')}/api/payments/stripe/webhook`;
 }

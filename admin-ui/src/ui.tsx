@@ -164,7 +164,8 @@ export function Stat(props: { label: string; value: ReactNode; sub?: ReactNode }
   );
 }
 
-async function copy(text: string): Promise<void> {
+/** Puts `text` on the clipboard (a fallback where the Clipboard API is unavailable: plain http). */
+export async function copyText(text: string): Promise<void> {
   if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
   const area = document.createElement('textarea');
   area.value = text;
@@ -184,7 +185,7 @@ export function SecretOnce(props: { title: string; secret: string; onClose(): vo
         {props.secret}
       </code>
       <footer>
-        <button type="button" onClick={() => copy(props.secret).then(() => setCopied(true))}>
+        <button type="button" onClick={() => copyText(props.secret).then(() => setCopied(true))}>
           {copied ? 'Copied' : 'Copy'}
         </button>
         <button type="button" className="primary" onClick={props.onClose}>

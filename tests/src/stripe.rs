@@ -47,6 +47,8 @@ type Form = Vec<(String, String)>;
 
 #[derive(Default)]
 struct State {
+    /// Where a session's `url` points (Stripe's hosted checkout, or a test's page).
+    checkout_base: String,
     created: Mutex<Vec<Created>>,
     /// Idempotency key → (the form it came with, the answer given).
     idempotent: Mutex<HashMap<String, (String, Answer)>>,
@@ -74,11 +76,20 @@ pub struct StripeStandIn {
 
 impl StripeStandIn {
     pub async fn start() -> StripeStandIn {
+        StripeStandIn::start_with_checkout("https://checkout.stripe.com/c/pay").await
+    }
+
+    /// A stand-in whose sessions send the customer to `checkout_base/{session id}`
+    /// (a page a browser test serves on loopback, in place of Stripe's).
+    pub async fn start_with_checkout(checkout_base: &str) -> StripeStandIn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind stripe stand-in");
         let addr = listener.local_addr().expect("stand-in address");
-        let state = Arc::new(State::default());
+        let state = Arc::new(State {
+            checkout_base: checkout_base.trim_end_matches('/').to_string(),
+            ..State::default()
+        });
         let stop = Arc::new(tokio::sync::Notify::new());
         let (st, sp) = (state.clone(), stop.clone());
         tokio::spawn(async move {
@@ -386,7 +397,7 @@ fn create(state: &State, key: String, params: Vec<(String, String)>, form: &str)
         return answer.clone();
     }
     let n = state.seq.fetch_add(1, Ordering::SeqCst);
-    let session = session_object(&params, n);
+    let session = session_object(&params, n, &state.checkout_base);
     state.created.lock().unwrap().push(Created {
         idempotency_key: key.clone(),
         params,
@@ -396,7 +407,7 @@ fn create(state: &State, key: String, params: Vec<(String, String)>, form: &str)
     (200, session)
 }
 
-fn session_object(params: &[(String, String)], n: u64) -> Value {
+fn session_object(params: &[(String, String)], n: u64, checkout_base: &str) -> Value {
     let get = |k: &str| params.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
     let metadata: Map<String, Value> = params
         .iter()
@@ -426,7 +437,7 @@ fn session_object(params: &[(String, String)], n: u64) -> Value {
         "payment_status": "unpaid",
         "status": "open",
         "success_url": get("success_url"),
-        "url": format!("https://checkout.stripe.com/c/pay/{id}"),
+        "url": format!("{checkout_base}/{id}"),
     })
 }
 

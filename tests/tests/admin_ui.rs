@@ -6,7 +6,11 @@
 //! Sign-in settings set through the page, a new person signing up with single
 //! sign-on at a real OpenID provider, a key created with the session's CSRF
 //! token, signing out and in again, an email link through a real SMTP server,
-//! and sessions ended from another browser. Screenshots of every page land in
+//! and sessions ended from another browser; then selling credits: Stripe set up
+//! in Settings, a pack and redemption codes made on the Billing page, the new
+//! person buying the pack through a stand-in of Stripe's checkout (its webhook
+//! signed by the official `stripe` library) and redeeming a code, and the
+//! operator finding the sale. Screenshots of every page land in
 //! `admin-ui/test-output/screenshots/`.
 
 use hub_e2e::node::run_script;
@@ -35,6 +39,7 @@ fn admin_site_in_a_real_browser() {
     let env = [
         ("HUB_BIN", hub),
         ("HUB_MOCK_BIN", env!("CARGO_BIN_EXE_hub-mock").to_string()),
+        ("HUB_STRIPE_BIN", env!("CARGO_BIN_EXE_hub-stripe").to_string()),
         ("CHROMIUM_BIN", chromium),
     ];
     match run_script(&root.join("admin-ui"), "e2e", &env, Duration::from_secs(600)) {

@@ -1,6 +1,7 @@
 import { describeAgent } from '../agent';
 import { api, signInMethods, signOut, type Call, type Identity, type Page, type Session } from '../api';
 import { CallTable } from '../calls';
+import { CreditsPanel } from '../credits';
 import { KeysPanel } from '../keys';
 import { formatTime } from '../time';
 import { Badge, ErrorNote, LoadError, MoreButton, Stat, useAction, useLoad, useMoney, usePaged, useSession } from '../ui';
@@ -32,6 +33,7 @@ export function Account() {
         <Stat label="On hold" value={money(me.held)} sub="reserved by calls in flight" />
         <Stat label="Available" value={money(me.available)} sub={me.billing_enabled ? undefined : 'billing is off: calls are not charged'} />
       </div>
+      <CreditsPanel />
       <UsageBlock path="/api/me/usage" title="My usage" lists={[{ group: 'model', title: 'Models' }, { group: 'app', title: 'Apps' }]} />
       <section>
         <h2>My calls</h2>

@@ -1,6 +1,6 @@
 import { useState, type FormEvent, type ReactNode } from 'react';
 import { api, type Settings as SettingsShape } from '../api';
-import { callbackUrl, changes, draftOf, NO_SECRETS, type Draft, type SwitchKey, type TextKey } from '../settings';
+import { callbackUrl, changes, draftOf, NO_SECRETS, stripeWebhookUrl, type Draft, type SwitchKey, type TextKey } from '../settings';
 import { Badge, ErrorNote, Field, LoadError, Toggle, useAction, useLoad, useSession } from '../ui';
 
 export function Settings() {
@@ -77,6 +77,7 @@ function SettingsForm({ initial, onSaved }: { initial: SettingsShape; onSaved():
         </Field>
       </div>
       <SignInSection draft={draft} initial={initial} text={text} toggle={toggle} edit={edit} />
+      <PaymentsSection draft={draft} initial={initial} text={text} toggle={toggle} edit={edit} />
       <ErrorNote error={error} />
       {saved && (
         <p className="notice" role="status">
@@ -176,6 +177,27 @@ function SignInSection({ draft, initial, text, toggle, edit }: SectionProps) {
           <input autoComplete="off" {...text('smtp_username')} />
         </Field>
         <SecretField label="SMTP password" isSet={initial.smtp_password_set} input={text('smtp_password')} />
+      </div>
+    </section>
+  );
+}
+
+/** Selling credits through Stripe Checkout: the API keys and where Stripe sends its events. */
+function PaymentsSection({ draft, initial, text }: SectionProps) {
+  return (
+    <section data-testid="payment-settings" aria-labelledby="payments-heading">
+      <h2 id="payments-heading">Payments (Stripe)</h2>
+      <p className="muted">
+        Customers buy the credit packs of <a href="#/billing">Billing</a> through Stripe Checkout. In Stripe, add a webhook
+        endpoint at <code data-testid="stripe-webhook-url">{stripeWebhookUrl(draft.app_url, location.origin)}</code> for the{' '}
+        <code>checkout.session.*</code> and <code>charge.refunded</code> events, and paste its signing secret here.
+      </p>
+      <div className="grid2">
+        <SecretField label="Secret key" isSet={initial.stripe_secret_key_set} input={text('stripe_secret_key')} />
+        <SecretField label="Webhook signing secret" isSet={initial.stripe_webhook_secret_set} input={text('stripe_webhook_secret')} />
+        <Field label="Stripe API address" hint="Stripe's own unless you test against a stand-in. Empty: Stripe's.">
+          <input type="url" placeholder="https://api.stripe.com" {...text('stripe_api_base')} />
+        </Field>
       </div>
     </section>
   );

@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { api, listAll, ROLES, type Ledger, type Model, type Role, type User } from '../api';
+import { LedgerTable } from '../credits';
 import { KeysPanel } from '../keys';
 import { href, useRoute } from '../router';
 import { formatTime, fromLocalInput } from '../time';
@@ -174,30 +175,7 @@ function UserDetail({ id }: { id: string }) {
           />
           <section>
             <h2>Ledger</h2>
-            <table>
-              <thead>
-                <tr>
-                  <th>Time</th>
-                  <th>Kind</th>
-                  <th className="num">Amount</th>
-                  <th>Reason</th>
-                  <th>Call</th>
-                  <th>Expires</th>
-                </tr>
-              </thead>
-              <tbody>
-                {ledger.items.map((e) => (
-                  <tr key={e.id}>
-                    <td>{formatTime(e.created_at)}</td>
-                    <td>{e.kind}</td>
-                    <td className={`num ${e.amount.startsWith('-') ? 'debit' : 'credit'}`}>{money(e.amount)}</td>
-                    <td>{e.reason ?? ''}</td>
-                    <td className="mono">{e.call_id ?? ''}</td>
-                    <td>{e.expires_at ? formatTime(e.expires_at) : ''}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <LedgerTable entries={ledger.items} />
             <MoreButton list={ledger} />
           </section>
           {dialog === 'edit' && <UserForm user={u} onClose={() => setDialog(null)} onSaved={changed} />}

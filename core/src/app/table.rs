@@ -286,6 +286,9 @@ pub static ROUTES: &[Route] = &[
     mine(Method::GET, "/api/me/payments", |c, who| {
         Box::pin(async move { payments::list_payments(&c.hub, &c.req, Some(&who.user_id)).await })
     }),
+    mine(Method::GET, "/api/me/ledger", |c, who| {
+        Box::pin(async move { admin::ledger(&c.hub, &who.user_id, &c.req).await })
+    }),
     mine(Method::POST, "/api/me/redeem", |c, who| {
         Box::pin(async move { admin::codes::redeem(&c.hub, &who, &c.req).await })
     }),

@@ -2,7 +2,8 @@
 //! listed by hint only, redeemed for credits by key, and refused clearly
 //! (unknown, used up, expired, disabled, redeemed twice, too many failed
 //! attempts) with nothing changed. Concurrent redemptions never exceed a
-//! code's uses, on the embedded database and on remote libSQL.
+//! code's uses, on the embedded database and on remote libSQL. The customer
+//! finds the grant in their own history (`/api/me/ledger`).
 
 use futures_util::future::join_all;
 use hub_e2e::{nanos, Api, HranaServer, HubServer, Launch};
@@ -145,6 +146,18 @@ async fn codes_are_shown_once_listed_by_hint_and_redeemed_for_credits() {
     );
     assert!(entry["ref"].as_str().unwrap().starts_with("redemption:"), "{entry}");
     assert!(entry["reason"].as_str().unwrap().contains(&all[0][14..]), "{entry}");
+    // The customer's own history is the same ledger, and only theirs.
+    let (status, mine) = api.call(Method::GET, "/api/me/ledger", &key, None).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(
+        (&mine["data"], &mine["balance"]),
+        (&ledger["data"], &json!("3.5")),
+        "{mine}"
+    );
+    let (_, bob) = api.user_with_key("bob", "0").await;
+    let (status, theirs) = api.call(Method::GET, "/api/me/ledger", &bob, None).await;
+    assert_eq!(status, 200, "{theirs}");
+    assert!(!theirs.to_string().contains("redemption:"), "{theirs}");
 
     let b = listed(&api, batch_id).await;
     assert_eq!(b["redemptions"], 1);
