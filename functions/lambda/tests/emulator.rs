@@ -98,3 +98,9 @@ async fn lambda_redeems_codes_within_their_uses() {
     let w = start(suite::REDEEMERS).await;
     suite::redeems_codes_within_their_uses(&w.api).await;
 }
+
+#[tokio::test]
+async fn lambda_credits_expire_through_the_ledger() {
+    let w = start(1).await;
+    suite::credits_expire_through_the_ledger(&w.api).await;
+}
