@@ -217,7 +217,7 @@ impl Hub {
             let buckets = self.inner.store.all_live_buckets().await?;
             let book = CreditBook::with_balances(
                 self.inner.store.balances().await?,
-                buckets.iter().map(|b| (b.user_id.clone(), credits::book_bucket(b))),
+                buckets.iter().map(|b| (b.user_id.clone(), b.book_bucket())),
             );
             let _ = self.inner.book.set(book);
         }

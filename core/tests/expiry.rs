@@ -225,11 +225,7 @@ async fn the_credit_book_spends_buckets_exactly_as_the_trigger_does() {
                 .await
                 .unwrap()
                 .iter()
-                .map(|b| Bucket {
-                    id: b.id,
-                    expires_at: b.expires_at,
-                    remaining: b.remaining.nanos(),
-                })
+                .map(|b| b.book_bucket())
                 .collect();
             let bal = balance(&s).await;
             assert_eq!(book.buckets(USER), db, "seed {seed}, step {i}: buckets");

@@ -5,9 +5,8 @@
 //! without a timer still shows the `expiry` entries once the time has come.
 
 use super::fields::Fields;
-use super::{gone, ok};
 use crate::error::ApiError;
-use crate::http::Response;
+use crate::http::{json as respond, Response, StatusCode};
 use crate::hub::Hub;
 use crate::metering::money::Credits;
 use crate::store::{BucketRow, UserRow};
@@ -45,7 +44,11 @@ pub(crate) fn grant_expiry(f: &Fields, amount: Credits, now_ms: i64) -> Result<O
 /// A user as the API shows them: due buckets expired first, holds in flight.
 pub(crate) async fn current_user(hub: &Hub, id: &str) -> Result<UserRow, ApiError> {
     hub.expire_credits(Some(id)).await?;
-    let u = hub.store().get_user(id).await?.ok_or_else(|| gone("user", id))?;
+    let u = hub
+        .store()
+        .get_user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No user with id `{id}`.")))?;
     Ok(hub.live_user(u))
 }
 
@@ -82,5 +85,6 @@ pub(crate) fn expiring_json(buckets: &[BucketRow], now_ms: i64) -> Value {
 pub(crate) async fn buckets(hub: &Hub, user: &str) -> Result<Response, ApiError> {
     current_user(hub, user).await?;
     let buckets = hub.store().live_buckets(user).await?;
-    ok(json!({"data": buckets.iter().map(bucket_json).collect::<Vec<_>>()}))
+    let data: Vec<Value> = buckets.iter().map(bucket_json).collect();
+    Ok(respond(StatusCode::OK, &json!({ "data": data })))
 }

@@ -3,7 +3,6 @@
 //! keeping the credit book in step with it.
 
 use super::Hub;
-use crate::metering::book::Bucket;
 use crate::metering::money::Credits;
 use crate::ports::DbError;
 use crate::store::BucketRow;
@@ -12,15 +11,6 @@ use crate::store::BucketRow;
 const EXPIRY_BATCH: i64 = 250;
 /// Batches per sweep; what is left waits for the next one.
 const EXPIRY_BATCHES_PER_SWEEP: usize = 4;
-
-/// A bucket row as the credit book keeps it.
-pub(crate) fn book_bucket(b: &BucketRow) -> Bucket {
-    Bucket {
-        id: b.id,
-        expires_at: b.expires_at,
-        remaining: b.remaining.nanos(),
-    }
-}
 
 /// What an expiry run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,7 +61,7 @@ impl Hub {
             return Ok(());
         };
         let buckets = self.store().live_buckets(user).await?;
-        book.open(user, u.balance, buckets.iter().map(book_bucket).collect());
+        book.open(user, u.balance, buckets.iter().map(BucketRow::book_bucket).collect());
         Ok(())
     }
 }

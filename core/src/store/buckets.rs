@@ -23,6 +23,17 @@ pub struct BucketRow {
     pub created_at: i64,
 }
 
+impl BucketRow {
+    /// The bucket as the credit book keeps it.
+    pub fn book_bucket(&self) -> crate::metering::book::Bucket {
+        crate::metering::book::Bucket {
+            id: self.id,
+            expires_at: self.expires_at,
+            remaining: self.remaining.nanos(),
+        }
+    }
+}
+
 /// A bucket the expiry job emptied: `amount` left `user_id`'s balance
 /// through the `expiry` entry `expiry:<bucket>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
