@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 pub use crate::options::{HubOptions, Runtime};
 
+pub(crate) mod credits;
 pub(crate) mod health;
 pub(crate) mod settler;
 
@@ -213,17 +214,25 @@ impl Hub {
             tracing::warn!(released, "released holds left open by calls that never settled");
         }
         if self.inner.options.exclusive_database {
-            let book = CreditBook::with_balances(self.inner.store.balances().await?);
+            let buckets = self.inner.store.all_live_buckets().await?;
+            let book = CreditBook::with_balances(
+                self.inner.store.balances().await?,
+                buckets.iter().map(|b| (b.user_id.clone(), b.book_bucket())),
+            );
             let _ = self.inner.book.set(book);
         }
         Ok(())
     }
 
-    /// Releases expired holds (and forgets month-old key-limit rows); runtimes call this periodically.
+    /// Releases expired holds, expires credit past its expiry (a bounded
+    /// number of buckets per run) and forgets month-old key-limit rows;
+    /// runtimes call this periodically. Returns the holds released.
     pub async fn sweep(&self) -> Result<u64, crate::ports::DbError> {
         let now = self.now_ms();
         self.inner.store.prune_key_events(now).await?;
-        self.inner.store.expire_holds(now).await
+        let released = self.inner.store.expire_holds(now).await?;
+        self.expire_credits(None).await?;
+        Ok(released)
     }
 
     /// The stored hash of an API key (keyed with a secret from the master key).
@@ -258,7 +267,7 @@ impl Hub {
         };
         let created = self.inner.store.ensure_owner_key(&user_id, key).await?;
         if let Some(book) = self.inner.book.get() {
-            book.open(&user_id, Credits::ZERO);
+            book.open(&user_id, Credits::ZERO, Vec::new());
         }
         self.inner.keys.clear();
         Ok(created)
@@ -276,12 +285,8 @@ impl Hub {
         let now = self.now_ms();
         match self.inner.book.get() {
             Some(book) => {
-                if !book.contains(user) {
-                    if let Some(u) = self.inner.store.get_user(user).await? {
-                        book.open(user, u.balance);
-                    }
-                }
-                Ok(book.try_hold(user, amount))
+                self.open_in_book(user).await?;
+                Ok(book.try_hold(user, amount, now))
             }
             None => Ok(self.inner.store.place_hold(call_id, user, amount, now, ttl_ms).await?),
         }
@@ -372,8 +377,10 @@ impl Hub {
         Ok(snap)
     }
 
-    /// A user's balance not held by calls in flight.
+    /// A user's balance not held by calls in flight (credit past its expiry
+    /// expired first).
     pub(crate) async fn free_credit(&self, user: &str) -> Result<Credits, ApiError> {
+        self.expire_credits(Some(user)).await?;
         let u = self
             .inner
             .store

@@ -477,3 +477,59 @@ pub async fn redeems_codes_within_their_uses(api: &Api) {
     );
     assert!(!list.to_string().contains(&code[4..]), "a code listed: {list}");
 }
+
+/// Credits that expire, on a runtime without a timer: a grant expiring in
+/// three seconds beside one that never does; once it is past, reading the
+/// balance shows the expiring credit gone through an `expiry` ledger entry
+/// and the ledger still summing to the balance.
+pub async fn credits_expire_through_the_ledger(api: &Api) {
+    let (user, key) = api.user_with_key("expiring", "0").await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let expires_at = now_ms + 3_000;
+    let grants = format!("/api/admin/users/{user}/grants");
+    let body = json!({"amount": "2", "reason": "trial", "expires_at": expires_at});
+    let g = api.admin(Method::POST, &grants, Some(body)).await;
+    assert_eq!(
+        g["expires_at"].as_str().map(str::len),
+        Some(24),
+        "an ISO-8601 time: {g}"
+    );
+    api.admin(Method::POST, &grants, Some(json!({"amount": "1"}))).await;
+    let (_, me) = api.call(Method::GET, "/api/me", &key, None).await;
+    assert_eq!(
+        (&me["balance"], &me["expiring"]["amount"]),
+        (&json!("3"), &json!("2")),
+        "{me}"
+    );
+    let (_, buckets) = api.call(Method::GET, "/api/me/credit-buckets", &key, None).await;
+    let bucket = buckets["data"][0].clone();
+    assert_eq!(
+        (&bucket["amount"], &bucket["remaining"], &bucket["reason"]),
+        (&json!("2"), &json!("2"), &json!("trial")),
+        "{buckets}"
+    );
+
+    // Bounded: the expiry is three seconds away.
+    let wait = Duration::from_millis((expires_at - now_ms + 300) as u64);
+    tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
+    let (_, me) = api.call(Method::GET, "/api/me", &key, None).await;
+    assert_eq!(
+        (&me["balance"], &me["expiring"]["amount"]),
+        (&json!("1"), &json!("0")),
+        "{me}"
+    );
+    let (_, ledger) = api.call(Method::GET, "/api/me/ledger", &key, None).await;
+    let entry = &ledger["data"][0];
+    let reference = format!("expiry:{}", bucket["id"]);
+    assert_eq!(
+        (&entry["kind"], &entry["amount"], entry["ref"].as_str()),
+        (&json!("expiry"), &json!("-2"), Some(reference.as_str())),
+        "{ledger}"
+    );
+    assert_eq!(api.ledger_sum(&user).await, 1_000_000_000);
+    let (_, buckets) = api.call(Method::GET, "/api/me/credit-buckets", &key, None).await;
+    assert_eq!(buckets["data"], json!([]), "no credit left to expire");
+}

@@ -185,3 +185,10 @@ async fn worker_redeems_codes_within_their_uses() {
     let (_w, api, _mock) = start().await;
     suite::redeems_codes_within_their_uses(&api).await;
 }
+
+/// Credits expire on the Worker (no timer: reading the balance expires them).
+#[tokio::test]
+async fn worker_credits_expire_through_the_ledger() {
+    let (_w, api, _mock) = start().await;
+    suite::credits_expire_through_the_ledger(&api).await;
+}

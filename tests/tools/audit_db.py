@@ -3,8 +3,9 @@
 
 For every usage row, recomputes the call's cost from its tokens and the rates
 of its model (as configured, and as recorded on the row) with exact integer
-arithmetic; for every user, recomputes the balance from grants and
-adjustments minus the recomputed cost of billed usage. Prints one JSON
+arithmetic; for every user, recomputes the balance from grants,
+adjustments and expiries minus the recomputed cost of billed usage, and checks
+the buckets of expiring credit against the ledger and the balance. Prints one JSON
 object: {"problems": [...], "calls": {call_id: credits}, "users": {...}}.
 
 Usage: audit_db.py <hub.db>
@@ -27,6 +28,41 @@ def cost(row, rates):
         + row["cache_write_tokens"] * cache_write
     )
     return (numerator + 500_000) // 1_000_000 + row["images"] * image
+
+
+def audit_buckets(db):
+    """Credits that expire: every expiring grant has its bucket, a bucket
+    never holds more than its grant nor less than nothing, a user's buckets
+    never hold more than their balance (nothing while it is below zero), and
+    every expiry entry emptied its bucket and took at most what it granted."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'credit_buckets'").fetchone():
+        return []
+    problems = []
+    buckets = {b["id"]: b for b in db.execute("SELECT * FROM credit_buckets")}
+    for g in db.execute("SELECT * FROM ledger WHERE amount > 0 AND expires_at IS NOT NULL"):
+        b = buckets.get(g["id"])
+        if b is None:
+            problems.append(f"grant {g['id']}: expires but has no bucket")
+        elif (b["user_id"], b["amount"], b["expires_at"]) != (g["user_id"], g["amount"], g["expires_at"]):
+            problems.append(f"bucket {g['id']}: not its grant's user, amount or expiry")
+    for b in buckets.values():
+        if not 0 <= b["remaining"] <= b["amount"]:
+            problems.append(f"bucket {b['id']}: {b['remaining']} left of {b['amount']}")
+        if b["taking"] != 0:
+            problems.append(f"bucket {b['id']}: scratch column left at {b['taking']}")
+    for e in db.execute("SELECT * FROM ledger WHERE kind = 'expiry'"):
+        b = buckets.get(int(e["ref"].split(":", 1)[1])) if (e["ref"] or "").startswith("expiry:") else None
+        if b is None:
+            problems.append(f"expiry {e['id']}: no bucket (ref {e['ref']})")
+        elif b["remaining"] != 0 or b["expired_at"] is None or not 0 < -e["amount"] <= b["amount"]:
+            problems.append(f"expiry {e['id']}: bucket {b['id']} not emptied, or took {-e['amount']} of {b['amount']}")
+    for u in db.execute(
+        "SELECT u.id, u.balance, SUM(b.remaining) AS left FROM users u JOIN credit_buckets b ON b.user_id = u.id"
+        " GROUP BY u.id"
+    ):
+        if u["left"] > max(u["balance"], 0):
+            problems.append(f"user {u['id']}: buckets hold {u['left']}, the balance is {u['balance']}")
+    return problems
 
 
 def main(path):
@@ -80,7 +116,7 @@ def main(path):
     users = {}
     for u in db.execute("SELECT id, balance, typeof(balance) AS t, held FROM users"):
         granted = db.execute(
-            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE user_id = ? AND kind IN ('grant', 'adjustment')",
+            "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE user_id = ? AND kind IN ('grant', 'adjustment', 'expiry')",
             (u["id"],),
         ).fetchone()[0]
         expected = granted - billed_cost.get(u["id"], 0)
@@ -89,6 +125,7 @@ def main(path):
         if u["balance"] != expected:
             problems.append(f"user {u['id']}: balance {u['balance']}, grants − usage = {expected}")
         users[u["id"]] = {"balance": u["balance"], "granted": granted, "used": billed_cost.get(u["id"], 0)}
+    problems += audit_buckets(db)
     open_holds = db.execute("SELECT COUNT(*) FROM holds WHERE state = 'open'").fetchone()[0]
     print(json.dumps({"problems": problems, "calls": calls, "users": users, "open_holds": open_holds}))
 

@@ -167,7 +167,7 @@ async fn sign_up(hub: &Hub, p: &Proven, email: Option<String>) -> Result<UserRow
     match hub.store().insert_user(&user, starter, vec![identity]).await {
         Ok(()) => {
             if let Some(book) = hub.book() {
-                book.open(&user.id, starter);
+                book.open(&user.id, starter, Vec::new());
             }
             tracing::info!(user = %user.id, method = p.method.as_str(), "signed up");
             Ok(user)

@@ -9,15 +9,11 @@ use crate::http::{Request, Response};
 use crate::hub::Hub;
 use serde_json::json;
 
-/// `GET /api/me`: the caller's user, balance, the Hub's billing settings,
-/// and the key itself or the browser session (with its CSRF token).
+/// `GET /api/me`: the caller's user, balance, credit expiring soon, the
+/// Hub's billing settings, and the key itself or the browser session (with its CSRF token).
 pub async fn summary(hub: &Hub, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
-    let u = hub
-        .store()
-        .get_user(&caller.user_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("This key's user no longer exists."))?;
-    let u = hub.live_user(u);
+    let u = super::credits::current_user(hub, &caller.user_id).await?;
+    let buckets = hub.store().live_buckets(&caller.user_id).await?;
     let s = hub.snapshot().await?.settings.clone();
     ok(json!({
         "user": views::user_json(&u),
@@ -25,6 +21,7 @@ pub async fn summary(hub: &Hub, req: &Request, caller: &Caller) -> Result<Respon
         "balance": u.balance,
         "held": u.held,
         "available": u.balance.saturating_sub(u.held),
+        "expiring": super::credits::expiring_json(&buckets, hub.now_ms()),
         "currency_prefix": s.currency_prefix,
         "billing_enabled": s.billing_enabled,
         "payment_link": s.payment_link,

@@ -3,6 +3,7 @@
 //! endpoints are paged with `?limit&cursor`.
 
 pub mod codes;
+pub(crate) mod credits;
 pub(crate) mod fields;
 pub mod me;
 mod views;
@@ -646,8 +647,7 @@ pub(crate) async fn list_users(hub: &Hub, req: &Request) -> Result<Response, Api
 }
 
 pub(crate) async fn get_user(hub: &Hub, id: &str) -> Result<Response, ApiError> {
-    let u = hub.store().get_user(id).await?.ok_or_else(|| gone("user", id))?;
-    ok(user_json(&hub.live_user(u)))
+    ok(user_json(&credits::current_user(hub, id).await?))
 }
 
 fn role_field(f: &Fields, caller: &Caller) -> Result<Option<Role>, ApiError> {
@@ -714,7 +714,7 @@ pub(crate) async fn create_user(hub: &Hub, caller: &Caller, req: &Request) -> Re
         .await
         .map_err(|e| conflict_as(e, "a user with this email already exists"))?;
     if let Some(book) = hub.book() {
-        book.open(&u.id, starter);
+        book.open(&u.id, starter, Vec::new());
     }
     let u = hub.store().get_user(&u.id).await?.ok_or_else(|| gone("user", &u.id))?;
     created(user_json(&u))
@@ -874,50 +874,57 @@ pub(crate) async fn revoke_key(hub: &Hub, id: &str, by: Revoker<'_>) -> Result<R
 
 // ------------------------------------------------------------------ credits
 
+/// `POST /api/admin/users/{id}/grants`: credits added (or, negative, taken
+/// back), optionally expiring at `expires_at`.
 pub(crate) async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
-    if f.has("expires_at") {
-        // Credits that expire need buckets and expiry entries in the ledger;
-        // until they exist, an expiry is refused rather than silently ignored.
-        return Err(ApiError::invalid_field(
-            "expires_at",
-            "is not supported: granted credits do not expire",
-        ));
-    }
-    f.only(&["amount", "reason"])?;
+    f.only(&["amount", "reason", "expires_at"])?;
     let amount = f
         .credits("amount")?
         .ok_or_else(|| ApiError::invalid_field("amount", "is required (credits, up to 9 decimals)"))?;
     if amount.nanos() == 0 {
         return Err(ApiError::invalid_field("amount", "must not be zero"));
     }
-    hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
     let now = hub.now_ms();
+    let expires_at = credits::grant_expiry(&f, amount, now)?;
     let reason = f.str("reason")?;
-    let applied = hub
-        .store()
-        .grant(&crate::store::Grant {
-            user_id: user,
-            amount,
-            reason: reason.as_deref(),
-            created_by: Some(&caller.user_id),
-            reference: None,
-            now_ms: now,
-        })
-        .await?;
-    if !applied {
+    // Credit past its expiry leaves first: it never pays for an adjustment.
+    credits::current_user(hub, user).await?;
+    // An expiring grant gets a reference, to find its bucket (its ledger id) for the credit book.
+    let reference = expires_at.map(|_| format!("grant:{}", hub.new_id("grt")));
+    let grant = crate::store::Grant {
+        user_id: user,
+        amount,
+        reason: reason.as_deref(),
+        created_by: Some(&caller.user_id),
+        reference: reference.clone(),
+        expires_at,
+        now_ms: now,
+    };
+    if !hub.store().grant(&grant).await? {
         return Err(ApiError::invalid_field(
             "amount",
             "would take the balance beyond ±1000000000 credits, the most Hub keeps",
         ));
     }
     if let Some(book) = hub.book() {
-        book.credit(user, amount);
+        match (reference, expires_at) {
+            (Some(r), Some(at)) => {
+                let bucket = hub.store().ledger_id(&r).await?.ok_or_else(|| gone("grant", &r))?;
+                book.credit_expiring(user, bucket, amount, at);
+            }
+            _ => book.credit(user, amount),
+        }
     }
     let u = hub.live_user(hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?);
-    created(json!({"user_id": user, "amount": amount, "reason": reason, "balance": u.balance, "held": u.held}))
+    created(json!({
+        "user_id": user, "amount": amount, "reason": reason, "expires_at": expires_at.map(crate::time::iso8601),
+        "balance": u.balance, "held": u.held,
+    }))
 }
 
+/// `GET /api/admin/users/{id}/ledger` and `GET /api/me/ledger`: the user's
+/// entries, newest first (due buckets expired first).
 pub(crate) async fn ledger(hub: &Hub, user: &str, req: &Request) -> Result<Response, ApiError> {
     let q = Query::of(req);
     let cursor = match q.get("cursor") {
@@ -927,7 +934,7 @@ pub(crate) async fn ledger(hub: &Hub, user: &str, req: &Request) -> Result<Respo
         ),
         None => None,
     };
-    let u = hub.live_user(hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?);
+    let u = credits::current_user(hub, user).await?;
     let page = hub.store().ledger(user, cursor, q.limit()?).await?;
     ok(json!({
         "balance": u.balance, "held": u.held,

@@ -289,6 +289,9 @@ pub static ROUTES: &[Route] = &[
     mine(Method::GET, "/api/me/ledger", |c, who| {
         Box::pin(async move { admin::ledger(&c.hub, &who.user_id, &c.req).await })
     }),
+    mine(Method::GET, "/api/me/credit-buckets", |c, who| {
+        Box::pin(async move { admin::credits::buckets(&c.hub, &who.user_id).await })
+    }),
     mine(Method::POST, "/api/me/redeem", |c, who| {
         Box::pin(async move { admin::codes::redeem(&c.hub, &who, &c.req).await })
     }),
@@ -367,6 +370,9 @@ pub static ROUTES: &[Route] = &[
     }),
     admin(Method::GET, "/api/admin/users/:id/ledger", |c, _| {
         Box::pin(async move { admin::ledger(&c.hub, c.id(), &c.req).await })
+    }),
+    admin(Method::GET, "/api/admin/users/:id/credit-buckets", |c, _| {
+        Box::pin(async move { admin::credits::buckets(&c.hub, c.id()).await })
     }),
     admin(Method::GET, "/api/admin/redemption-codes", |c, _| {
         Box::pin(async move { admin::codes::list(&c.hub, &c.req).await })

@@ -203,6 +203,10 @@ impl Credits {
         Credits::from_nanos_saturating(i128::from(self.0) - i128::from(other.0))
     }
 
+    pub fn saturating_add(self, other: Credits) -> Credits {
+        Credits::from_nanos_saturating(i128::from(self.0) + i128::from(other.0))
+    }
+
     /// Whether this amount is one Hub may keep (a balance, a grant).
     pub fn in_range(self) -> bool {
         (-MAX_NANOS..=MAX_NANOS).contains(&self.0)

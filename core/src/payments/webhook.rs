@@ -181,7 +181,11 @@ async fn paid(hub: &Hub, event_id: &str, s: &SessionObject) -> Result<Done, ApiE
         ));
     }
     let intent = id_of(&s.payment_intent);
-    if hub.store().grant_payment(&s.id, event_id, intent, hub.now_ms()).await? {
+    if hub
+        .store()
+        .grant_payment(&p, &s.id, event_id, intent, hub.now_ms())
+        .await?
+    {
         // Like an admin's grant: the book learns of it once the entry is committed.
         if let Some(book) = hub.book() {
             book.credit(&p.user_id, p.credits);
@@ -254,20 +258,40 @@ async fn refund(hub: &Hub, c: &ChargeObject) -> Result<Done, ApiError> {
     }
     let refunded = c.amount_refunded.clamp(0, p.amount);
     let share = refunded_share(p.credits, refunded, p.amount);
-    match hub.store().refund_payment(&p.id, refunded, share, hub.now_ms()).await? {
+    // Credit past its expiry leaves first: a refund never takes back credit that expired.
+    hub.expire_credits(Some(&p.user_id)).await?;
+    let taken = take_back(hub, p.clone(), refunded, share).await?;
+    Ok(match taken {
         Some(entry) => {
             if let Some(book) = hub.book() {
                 book.credit(&p.user_id, entry);
             }
             let detail = format!("{refunded} of {} refunded: {entry} credits", p.amount);
-            Ok(Done::new(PaymentOutcome::Refunded, Some(&p), detail))
+            Done::new(PaymentOutcome::Refunded, Some(&p), detail)
         }
-        None => Ok(Done::new(
+        None => Done::new(
             PaymentOutcome::AlreadyRefunded,
             Some(&p),
             format!("{refunded} of {} refunded", p.amount),
-        )),
+        ),
+    })
+}
+
+/// Writes a refund's adjustment against the payment as read; when another
+/// refund of the same payment landed in between (the write's condition
+/// failed), reads the payment again and retries while this refunded total
+/// is still above the recorded one. Returns the entry's amount, if written.
+async fn take_back(hub: &Hub, mut p: PaymentRow, refunded: i64, share: Credits) -> Result<Option<Credits>, ApiError> {
+    for _ in 0..5 {
+        if let Some(entry) = hub.store().refund_payment(&p, refunded, share, hub.now_ms()).await? {
+            return Ok(Some(entry));
+        }
+        match hub.store().get_payment(&p.id).await? {
+            Some(now) if now.refunded_amount != p.refunded_amount && now.refunded_amount < refunded => p = now,
+            _ => return Ok(None),
+        }
     }
+    Ok(None)
 }
 
 #[cfg(test)]

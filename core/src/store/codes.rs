@@ -135,6 +135,7 @@ fn redemption_grant(r: &Redemption<'_>) -> Stmt {
         reason: Some(&reason),
         created_by: None,
         reference: Some(format!("redemption:{}", r.id)),
+        expires_at: None,
         now_ms: r.now_ms,
     };
     grant_stmt(&grant, GrantIf::Redeemed(r.id))

@@ -5,7 +5,7 @@
 use super::{rows, Page, Store};
 use crate::metering::money::Credits;
 use crate::metering::{Rates, Usage};
-use crate::ports::{DbError, Stmt};
+use crate::ports::{DbError, SqlValue, Stmt};
 use crate::sql;
 
 #[derive(Debug, Clone)]
@@ -94,7 +94,8 @@ pub fn call_log_stmt(c: &CallLog) -> Stmt {
 }
 
 /// Credits added to a balance (or, negative, taken from it). Every grant Hub
-/// writes, whatever asked for it, is written by [`grant_stmt`].
+/// writes, whatever asked for it (an admin, a payment, a refund, a
+/// redemption, starter credits), is written by [`grant_stmt`].
 #[derive(Debug, Clone)]
 pub struct Grant<'a> {
     pub user_id: &'a str,
@@ -104,6 +105,9 @@ pub struct Grant<'a> {
     /// A unique reference (`redemption:<id>`): with one, the entry is
     /// written at most once however often its write is retried.
     pub reference: Option<String>,
+    /// When the credits expire (positive grants only): the grant opens a
+    /// bucket that the ledger's trigger keeps (see migration 0008).
+    pub expires_at: Option<i64>,
     pub now_ms: i64,
 }
 
@@ -113,6 +117,45 @@ pub enum GrantIf<'a> {
     Always,
     /// The redemption with this id was written earlier in the batch.
     Redeemed(&'a str),
+    /// The checkout with this Checkout Session is still `open` (not paid,
+    /// not closed): a paid checkout's grant.
+    CheckoutOpen {
+        session_id: &'a str,
+    },
+    /// The payment is `paid` and its refunded totals are still the ones read
+    /// (no other refund was taken back since): a refund's adjustment.
+    RefundAfter {
+        payment_id: &'a str,
+        refunded_amount: i64,
+        refunded_credits: Credits,
+    },
+}
+
+impl GrantIf<'_> {
+    /// The condition's SQL (its parameters numbered from ?9) and their values.
+    fn sql(self) -> (&'static str, Vec<SqlValue>) {
+        match self {
+            GrantIf::Always => ("", vec![]),
+            GrantIf::Redeemed(id) => ("AND EXISTS (SELECT 1 FROM redemptions WHERE id = ?9)", vec![id.into()]),
+            GrantIf::CheckoutOpen { session_id } => (
+                "AND EXISTS (SELECT 1 FROM payments WHERE session_id = ?9 AND user_id = ?1 AND status = 'open')",
+                vec![session_id.into()],
+            ),
+            GrantIf::RefundAfter {
+                payment_id,
+                refunded_amount,
+                refunded_credits,
+            } => (
+                "AND EXISTS (SELECT 1 FROM payments WHERE id = ?9 AND user_id = ?1 AND status = 'paid'
+                             AND refunded_amount = ?10 AND refunded_credits = ?11)",
+                vec![
+                    payment_id.into(),
+                    refunded_amount.into(),
+                    refunded_credits.nanos().into(),
+                ],
+            ),
+        }
+    }
 }
 
 /// The conditional INSERT of a grant: written only if the balance stays
@@ -120,26 +163,29 @@ pub enum GrantIf<'a> {
 /// overflow SQLite's INTEGER), `condition` holds and no entry has its reference.
 pub fn grant_stmt(g: &Grant<'_>, condition: GrantIf<'_>) -> Stmt {
     let kind = if g.amount.is_negative() { "adjustment" } else { "grant" };
-    let redemption = match condition {
-        GrantIf::Always => None,
-        GrantIf::Redeemed(id) => Some(id),
-    };
-    sql!(
-        "INSERT INTO ledger (user_id, kind, amount, reason, created_by, ref, created_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND balance + ?3 BETWEEN -?8 AND ?8)
-           AND (?9 IS NULL OR EXISTS (SELECT 1 FROM redemptions WHERE id = ?9))
-         ON CONFLICT (ref) DO NOTHING",
-        g.user_id,
-        kind,
-        g.amount.nanos(),
-        g.reason,
-        g.created_by,
-        g.reference.clone(),
-        g.now_ms,
-        Credits::MAX.nanos(),
-        redemption
-    )
+    let (extra, extra_params) = condition.sql();
+    let text = format!(
+        "INSERT INTO ledger (user_id, kind, amount, reason, created_by, ref, created_at, expires_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND balance + ?3 BETWEEN -?12 AND ?12)
+           {extra}
+         ON CONFLICT (ref) DO NOTHING"
+    );
+    let mut params: Vec<SqlValue> = vec![
+        g.user_id.into(),
+        kind.into(),
+        g.amount.nanos().into(),
+        g.reason.into(),
+        g.created_by.into(),
+        g.reference.clone().into(),
+        g.now_ms.into(),
+        g.expires_at.into(),
+    ];
+    params.extend(extra_params);
+    // ?12 whatever the condition's count: unused numbers in between are NULL.
+    params.resize(11, SqlValue::Null);
+    params.push(Credits::MAX.nanos().into());
+    Stmt::new(text, params)
 }
 
 impl Store {
@@ -150,6 +196,15 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// The id of the ledger entry with this reference, if it was written.
+    pub async fn ledger_id(&self, reference: &str) -> Result<Option<i64>, DbError> {
+        let r = self
+            .db
+            .query(sql!("SELECT id FROM ledger WHERE ref = ?1", reference))
+            .await?;
+        Ok(super::first(&r).map(|row| row.i64("id")))
+    }
+
     /// Grants a paid checkout the credits recorded when it started, once:
     /// the ledger entry carries the unique reference `stripe:{session}`, is
     /// written only while the checkout is `open` (and the balance stays in
@@ -158,25 +213,27 @@ impl Store {
     /// this call wrote it.
     pub async fn grant_payment(
         &self,
+        p: &super::PaymentRow,
         session_id: &str,
         event_id: &str,
         payment_intent: Option<&str>,
         now_ms: i64,
     ) -> Result<bool, DbError> {
         let reference = format!("stripe:{session_id}");
+        let reason = format!("purchase: {}", p.pack_name);
+        let grant = Grant {
+            user_id: &p.user_id,
+            amount: p.credits,
+            reason: Some(&reason),
+            created_by: None,
+            reference: Some(reference.clone()),
+            expires_at: None,
+            now_ms,
+        };
         let changed = self
             .db
             .batch(vec![
-                sql!(
-                    "INSERT OR IGNORE INTO ledger (user_id, kind, amount, reason, ref, created_at)
-                     SELECT p.user_id, 'grant', p.credits, 'purchase: ' || p.pack_name, ?2, ?3
-                     FROM payments p JOIN users u ON u.id = p.user_id
-                     WHERE p.session_id = ?1 AND p.status = 'open' AND u.balance + p.credits <= ?4",
-                    session_id,
-                    &reference,
-                    now_ms,
-                    Credits::MAX.nanos()
-                ),
+                grant_stmt(&grant, GrantIf::CheckoutOpen { session_id }),
                 sql!(
                     "UPDATE payments SET status = 'paid', paid_event = ?2, payment_intent = COALESCE(?3, payment_intent),
                      paid_at = ?4, updated_at = ?4
@@ -192,41 +249,51 @@ impl Store {
         Ok(changed.first().is_some_and(|n| *n > 0))
     }
 
-    /// Takes back the credits of a refund: the payment's refunded total
-    /// becomes `refunded_amount` (minor units, cumulative as Stripe reports
-    /// it) and `refunded_credits`, and the difference from what was taken
-    /// back before is one `adjustment` entry, referenced
-    /// `stripe-refund:{payment}:{refunded_amount}`. A total not above the
-    /// one recorded changes nothing, so replays and late, smaller totals are
-    /// harmless. Returns the entry's amount when this call wrote it.
+    /// Takes back the credits of a refund of payment `p` (as read): its
+    /// refunded total becomes `refunded_amount` (minor units, cumulative as
+    /// Stripe reports it) and `refunded_credits`, and the difference from
+    /// what was taken back before is one `adjustment` entry, referenced
+    /// `stripe-refund:{payment}:{refunded_amount}`, written only while the
+    /// payment's refunded totals are still the ones read. A total not above
+    /// the one recorded changes nothing, so replays and late, smaller totals
+    /// are harmless; a refund that raced in since `p` was read also makes
+    /// this write nothing (read again and retry). Returns the entry's amount
+    /// when this call wrote it.
     pub async fn refund_payment(
         &self,
-        payment_id: &str,
+        p: &super::PaymentRow,
         refunded_amount: i64,
         refunded_credits: Credits,
         now_ms: i64,
     ) -> Result<Option<Credits>, DbError> {
-        let reference = format!("stripe-refund:{payment_id}:{refunded_amount}");
+        if refunded_amount <= p.refunded_amount || refunded_credits <= p.refunded_credits {
+            return Ok(None);
+        }
+        let taken = p.refunded_credits.saturating_sub(refunded_credits);
+        let reference = format!("stripe-refund:{}:{refunded_amount}", p.id);
+        let reason = format!("refund: {}", p.pack_name);
+        let adjustment = Grant {
+            user_id: &p.user_id,
+            amount: taken,
+            reason: Some(&reason),
+            created_by: None,
+            reference: Some(reference.clone()),
+            expires_at: None,
+            now_ms,
+        };
+        let condition = GrantIf::RefundAfter {
+            payment_id: &p.id,
+            refunded_amount: p.refunded_amount,
+            refunded_credits: p.refunded_credits,
+        };
         let changed = self
             .db
             .batch(vec![
-                sql!(
-                    "INSERT OR IGNORE INTO ledger (user_id, kind, amount, reason, ref, created_at)
-                     SELECT p.user_id, 'adjustment', p.refunded_credits - ?3, 'refund: ' || p.pack_name, ?4, ?5
-                     FROM payments p JOIN users u ON u.id = p.user_id
-                     WHERE p.id = ?1 AND p.status = 'paid' AND p.refunded_amount < ?2 AND ?3 > p.refunded_credits
-                       AND u.balance + p.refunded_credits - ?3 >= -?6",
-                    payment_id,
-                    refunded_amount,
-                    refunded_credits.nanos(),
-                    &reference,
-                    now_ms,
-                    Credits::MAX.nanos()
-                ),
+                grant_stmt(&adjustment, condition),
                 sql!(
                     "UPDATE payments SET refunded_amount = ?2, refunded_credits = ?3, updated_at = ?4
                      WHERE id = ?1 AND refunded_amount < ?2 AND EXISTS (SELECT 1 FROM ledger WHERE ref = ?5)",
-                    payment_id,
+                    &p.id,
                     refunded_amount,
                     refunded_credits.nanos(),
                     now_ms,
@@ -234,15 +301,7 @@ impl Store {
                 ),
             ])
             .await?;
-        let wrote = changed.first().is_some_and(|n| *n > 0);
-        if !wrote {
-            return Ok(None);
-        }
-        let r = self
-            .db
-            .query(sql!("SELECT amount FROM ledger WHERE ref = ?1", &reference))
-            .await?;
-        Ok(super::first(&r).map(|row| Credits::from_nanos(row.i64("amount"))))
+        Ok(changed.first().is_some_and(|n| *n > 0).then_some(taken))
     }
 
     pub async fn ledger(&self, user_id: &str, cursor: Option<i64>, limit: i64) -> Result<Page<LedgerEntry>, DbError> {
@@ -272,9 +331,12 @@ impl Store {
         Ok(Page::from_rows(items, limit, |e| e.id.to_string()))
     }
 
-    /// Reserves `amount` for a call if the user's free balance covers it.
-    /// One conditional INSERT: concurrent holds serialize in the database and
-    /// can never together exceed the balance.
+    /// Reserves `amount` for a call if the user's free balance covers it:
+    /// the balance, less open holds, less what is left of buckets past their
+    /// expiry that the expiry job has not emptied yet (expired credit is
+    /// never spendable, whenever the job runs). One conditional INSERT:
+    /// concurrent holds serialize in the database and can never together
+    /// exceed the balance.
     pub async fn place_hold(
         &self,
         call_id: &str,
@@ -287,7 +349,9 @@ impl Store {
             .db
             .execute(sql!(
                 "INSERT INTO holds (id, user_id, amount, state, created_at, expires_at)
-                 SELECT ?1, ?2, ?3, 'open', ?4, ?5 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2 AND balance - held >= ?3)",
+                 SELECT ?1, ?2, ?3, 'open', ?4, ?5 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2 AND balance - held
+                   - (SELECT COALESCE(SUM(remaining), 0) FROM credit_buckets WHERE user_id = ?2 AND remaining > 0 AND expires_at <= ?4)
+                   >= ?3)",
                 call_id, user_id, amount.nanos(), now_ms, now_ms + ttl_ms
             ))
             .await?;

@@ -5,6 +5,7 @@
 //! statement or one atomic batch.
 
 mod accounts;
+mod buckets;
 mod catalog;
 mod codes;
 mod ledger;
@@ -14,6 +15,7 @@ mod payments;
 mod users;
 
 pub use accounts::*;
+pub use buckets::*;
 pub use catalog::*;
 pub use codes::*;
 pub use ledger::*;
@@ -54,6 +56,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "redemption_codes",
         include_str!("../../../infra/migrations/0007_redemption_codes.sql"),
+    ),
+    (
+        8,
+        "credit_expiry",
+        include_str!("../../../infra/migrations/0008_credit_expiry.sql"),
     ),
 ];
 

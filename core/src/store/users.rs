@@ -114,6 +114,7 @@ impl Store {
                 reason: Some("starter credits"),
                 created_by: None,
                 reference: None,
+                expires_at: None,
                 now_ms: u.created_at,
             };
             stmts.push(super::grant_stmt(&grant, super::GrantIf::Always));

@@ -108,3 +108,9 @@ async fn lambda_paid_webhook_grants_once() {
     let w = start(3).await;
     suite::paid_webhook_grants_once(&w.api, &stripe).await;
 }
+
+#[tokio::test]
+async fn lambda_credits_expire_through_the_ledger() {
+    let w = start(1).await;
+    suite::credits_expire_through_the_ledger(&w.api).await;
+}
