@@ -95,7 +95,7 @@ impl Hub {
     }
 
     /// Milliseconds since the Unix epoch, by the Hub's clock.
-    pub(crate) fn now_ms(&self) -> i64 {
+    pub fn now_ms(&self) -> i64 {
         self.clock().now_ms()
     }
 
@@ -217,13 +217,6 @@ impl Hub {
             let _ = self.inner.book.set(book);
         }
         Ok(())
-    }
-
-    /// Releases expired holds (and forgets month-old key-limit rows); runtimes call this periodically.
-    pub async fn sweep(&self) -> Result<u64, crate::ports::DbError> {
-        let now = self.now_ms();
-        self.inner.store.prune_key_events(now).await?;
-        self.inner.store.expire_holds(now).await
     }
 
     /// The stored hash of an API key (keyed with a secret from the master key).
