@@ -96,7 +96,7 @@ impl Hub {
     }
 
     /// Milliseconds since the Unix epoch, by the Hub's clock.
-    pub(crate) fn now_ms(&self) -> i64 {
+    pub fn now_ms(&self) -> i64 {
         self.clock().now_ms()
     }
 
@@ -222,17 +222,6 @@ impl Hub {
             let _ = self.inner.book.set(book);
         }
         Ok(())
-    }
-
-    /// Releases expired holds, expires credit past its expiry (a bounded
-    /// number of buckets per run) and forgets month-old key-limit rows;
-    /// runtimes call this periodically. Returns the holds released.
-    pub async fn sweep(&self) -> Result<u64, crate::ports::DbError> {
-        let now = self.now_ms();
-        self.inner.store.prune_key_events(now).await?;
-        let released = self.inner.store.expire_holds(now).await?;
-        self.expire_credits(None).await?;
-        Ok(released)
     }
 
     /// The stored hash of an API key (keyed with a secret from the master key).

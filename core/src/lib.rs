@@ -32,6 +32,7 @@ pub mod gateway;
 pub mod http;
 pub mod hub;
 pub mod ids;
+pub mod jobs;
 pub mod kinds;
 pub mod metering;
 pub mod net;

@@ -38,6 +38,9 @@ pub struct HubOptions {
     /// The person who becomes the owner when they first sign in with this
     /// (verified) address, lower-case.
     pub admin_email: Option<String>,
+    /// How often `hub serve` runs the scheduled jobs ([`crate::Hub::tick`]);
+    /// the Worker and Lambda run them on their platform's schedule.
+    pub tick_interval_ms: i64,
 }
 
 impl Default for HubOptions {
@@ -55,6 +58,7 @@ impl Default for HubOptions {
             max_in_flight: 0,
             trusted_proxies: Vec::new(),
             admin_email: None,
+            tick_interval_ms: 60_000,
         }
     }
 }
@@ -201,6 +205,18 @@ pub const VARIABLES: &[Variable] = &[
         },
     },
     Variable {
+        name: "HUB_TICK_INTERVAL",
+        runtimes: &[Runtime::Server],
+        help: "seconds between two runs of the scheduled jobs: expired holds, old key-limit rows, credential re-checks (60)",
+        apply: |o, v| match whole(v)? {
+            0 => Err("must be at least 1 second".into()),
+            s => {
+                o.tick_interval_ms = millis(s)?;
+                Ok(())
+            }
+        },
+    },
+    Variable {
         name: "HUB_MIGRATE",
         runtimes: &[Runtime::Lambda],
         help: "1: apply the schema at start",
@@ -334,9 +350,11 @@ mod tests {
             ("HUB_MAX_IN_FLIGHT", "2"),
             ("HUB_TRUSTED_PROXIES", "10.0.0.0/8,::1"),
             ("HUB_MIGRATE", "1"),
+            ("HUB_TICK_INTERVAL", "5"),
         ];
         let server = load(Runtime::Server, &vars).unwrap();
         assert_eq!((server.max_in_flight, server.trusted_proxies.len()), (2, 2));
+        assert_eq!(server.tick_interval_ms, 5000);
         let v6_loopback: std::net::IpAddr = "::1".parse().unwrap();
         assert!(
             server.trusted_proxies[1].contains(&v6_loopback),
@@ -351,6 +369,7 @@ mod tests {
             ),
             (0, 0, false)
         );
+        assert_eq!(worker.tick_interval_ms, 60_000, "the Worker ticks on its Cron Trigger");
         assert!(load(Runtime::Lambda, &vars).unwrap().migrate_on_start);
     }
 
@@ -371,6 +390,11 @@ mod tests {
                 "HUB_CREDENTIAL_RECHECK",
                 "0",
                 "HUB_CREDENTIAL_RECHECK: must be at least 1 second (got `0`)",
+            ),
+            (
+                "HUB_TICK_INTERVAL",
+                "0",
+                "HUB_TICK_INTERVAL: must be at least 1 second (got `0`)",
             ),
             (
                 "HUB_ALLOW_LINK_LOCAL",

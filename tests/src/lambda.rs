@@ -22,6 +22,9 @@ fn cargo_lambda() -> PathBuf {
 pub struct LambdaServer {
     /// The Function URL (`…/lambda-url/_`): append Hub's paths to it.
     pub base: String,
+    /// The Invoke API's URL for the function, for events that are not
+    /// Function URL requests (EventBridge's schedule): POST the event.
+    pub invocations: String,
     emulator: Child,
     functions: Vec<Child>,
     pub dir: PathBuf,
@@ -51,6 +54,7 @@ impl LambdaServer {
             .expect("start cargo lambda watch (install cargo-lambda: pip install cargo-lambda)");
         let mut server = LambdaServer {
             base: format!("http://127.0.0.1:{port}/lambda-url/_"),
+            invocations: format!("http://127.0.0.1:{port}/2015-03-31/functions/_/invocations"),
             emulator,
             functions: Vec::new(),
             dir,

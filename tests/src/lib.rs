@@ -3,6 +3,7 @@
 //! and helpers that drive Hub through its public HTTP API only.
 
 pub mod bins;
+pub mod jobs;
 pub mod lambda;
 pub mod mock;
 pub mod node;
@@ -252,6 +253,8 @@ impl Drop for HubServer {
 /// `shared/tools/hrana_server.py` on a free port, for the remote libSQL path.
 pub struct HranaServer {
     pub url: String,
+    /// The SQLite file it serves.
+    pub db: PathBuf,
     child: Child,
 }
 
@@ -273,6 +276,7 @@ impl HranaServer {
         // In its guard before waiting, so a server that never answers is stopped too.
         let server = HranaServer {
             url: format!("http://127.0.0.1:{port}"),
+            db: dir.join("remote.db"),
             child,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -292,6 +296,31 @@ impl Drop for HranaServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs SQL on a SQLite database file with Python's sqlite3 (beside the
+/// process using it: it waits for locks): a script of statements, or one
+/// query whose rows come back as a JSON array of arrays.
+pub fn sqlite(db: &Path, sql: &str) -> Value {
+    let script = "import json, sqlite3, sys\n\
+                  c = sqlite3.connect(sys.argv[1], timeout=30)\n\
+                  q = sys.argv[2].lstrip().upper().startswith('SELECT')\n\
+                  rows = c.execute(sys.argv[2]).fetchall() if q else c.executescript(sys.argv[2]).fetchall()\n\
+                  c.commit()\n\
+                  print(json.dumps(rows))";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "sqlite {}: {}",
+        db.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The Hrana-over-HTTP test server (Python, standard library only) kept in `tests/tools`.

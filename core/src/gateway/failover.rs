@@ -373,18 +373,22 @@ impl Hub {
     }
 
     /// Re-checks credentials disabled after a provider rejected them, each on
-    /// its own backoff; re-enables those that work again. Runtimes call this
-    /// periodically; returns how many were re-enabled.
-    pub async fn recheck_credentials(&self) -> Result<usize, ApiError> {
+    /// its own backoff, re-enabling those that work again: at most `max`
+    /// probes, none started once the clock passes `deadline_ms` (a probe
+    /// waits on the provider). Returns how many it re-enabled and how many
+    /// due ones it left for the next run.
+    pub async fn recheck_credentials(&self, max: usize, deadline_ms: i64) -> Result<Rechecked, ApiError> {
         let now = self.now_ms();
         let creds = self.store().list_credentials(None).await?;
-        let mut enabled = 0;
-        for c in creds
+        let due: Vec<_> = creds
             .iter()
-            .filter(|c| c.enabled && c.status == CredentialStatus::Disabled)
-        {
-            if !self.health().due(&c.id, now) {
-                continue;
+            .filter(|c| c.enabled && c.status == CredentialStatus::Disabled && self.health().due(&c.id, now))
+            .collect();
+        let mut done = Rechecked::default();
+        for (i, c) in due.iter().enumerate() {
+            if i == max || self.now_ms() >= deadline_ms {
+                done.left = due.len() - i;
+                break;
             }
             let Some(provider) = self.store().get_provider(&c.provider_id).await? else {
                 continue;
@@ -401,14 +405,23 @@ impl Hub {
                     .await?;
                 self.health().enable(&c.id);
                 tracing::info!(credential = %c.id, "credential works again: re-enabled");
-                enabled += 1;
+                done.enabled += 1;
             } else {
                 self.health().backoff(&c.id, now, self.options().recheck_interval_ms);
             }
         }
-        if enabled > 0 {
+        if done.enabled > 0 {
             self.reload().await?;
         }
-        Ok(enabled)
+        Ok(done)
     }
+}
+
+/// What one round of credential re-checks did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rechecked {
+    /// Credentials found working again and re-enabled.
+    pub enabled: usize,
+    /// Credentials due a re-check that this round left for the next.
+    pub left: usize,
 }

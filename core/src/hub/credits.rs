@@ -19,6 +19,8 @@ pub struct ExpiryReport {
     pub buckets: usize,
     /// Credit that left balances with them.
     pub credits: Credits,
+    /// Whether it stopped at its bound with more buckets due.
+    pub more: bool,
 }
 
 impl Hub {
@@ -40,7 +42,8 @@ impl Hub {
                 report.buckets += 1;
                 report.credits = report.credits.saturating_add(e.amount);
             }
-            if (due.len() as i64) < EXPIRY_BATCH {
+            report.more = due.len() as i64 >= EXPIRY_BATCH;
+            if !report.more {
                 break;
             }
         }

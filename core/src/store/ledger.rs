@@ -421,6 +421,22 @@ impl Store {
             .await
     }
 
+    /// Releases at most `limit` expired holds, oldest expiry first (through
+    /// the open-holds index); returns how many. Conditional on the hold still
+    /// being open, so two instances sweeping at once release each hold once
+    /// (the `holds_close` trigger frees its credit on that one transition).
+    pub async fn expire_holds_batch(&self, now_ms: i64, limit: u64) -> Result<u64, DbError> {
+        self.db
+            .execute(sql!(
+                "UPDATE holds SET state = 'expired', closed_at = ?1
+                 WHERE state = 'open' AND id IN (
+                   SELECT id FROM holds WHERE state = 'open' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+                now_ms,
+                limit as i64
+            ))
+            .await
+    }
+
     /// Releases every open hold: for an embedded database at start-up, when no
     /// call can still be in flight.
     pub async fn expire_all_holds(&self, now_ms: i64) -> Result<u64, DbError> {

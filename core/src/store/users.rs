@@ -6,6 +6,10 @@ use crate::metering::money::Credits;
 use crate::ports::{DbError, Stmt};
 use crate::sql;
 
+/// How long key-limit rows are kept: the longest limit window is a calendar
+/// month, plus a day for clock skew.
+pub const KEY_EVENTS_KEPT_MS: i64 = 32 * 86_400_000;
+
 #[derive(Debug, Clone)]
 pub struct UserRow {
     pub id: String,
@@ -425,10 +429,23 @@ impl Store {
         )
     }
 
-    /// Forgets limit rows older than 32 days (the longest window is a month).
-    pub async fn prune_key_events(&self, now_ms: i64) -> Result<u64, DbError> {
+    /// Forgets limit rows older than [`KEY_EVENTS_KEPT_MS`] among the
+    /// `limit` oldest-inserted ones; returns how many it deleted.
+    ///
+    /// Rows are inserted as calls are admitted, so insertion (rowid) order is
+    /// time order up to the clock skew between instances: looking only at
+    /// the first `limit` rows reads at most `limit` rows however large the
+    /// table (no index on `at` alone), and a row out of order is deleted at
+    /// the latest once the rows before it age out. A batch that deletes
+    /// `limit` rows may have more behind it.
+    pub async fn prune_key_events(&self, now_ms: i64, limit: u64) -> Result<u64, DbError> {
         self.db
-            .execute(sql!("DELETE FROM key_events WHERE at < ?1", now_ms - 32 * 86_400_000))
+            .execute(sql!(
+                "DELETE FROM key_events WHERE rowid IN (
+                   SELECT rowid FROM (SELECT rowid, at FROM key_events ORDER BY rowid LIMIT ?2) WHERE at < ?1)",
+                now_ms - KEY_EVENTS_KEPT_MS,
+                limit as i64
+            ))
             .await
     }
 }

@@ -6,6 +6,9 @@
 //! so every body, streamed or not, ends only after the call's settlement has
 //! been written; a body dropped early (the client left) waits for it in its
 //! drop.
+//!
+//! The same function runs the scheduled jobs ([`Hub::tick`]) when EventBridge
+//! invokes it on its schedule: [`run`] takes either event (see [`Invocation`]).
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -13,10 +16,15 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt, StreamBody};
 use hub_core::crypto::MasterKey;
 use hub_core::error::{ApiError, Protocol};
 use hub_core::http::ByteStream;
+use hub_core::jobs::TickReport;
 use hub_core::options::Runtime;
 use hub_core::{Hub, HubOptions};
 use hub_native::{OsRng, ReqwestUpstream, SystemClock, Tracker};
-use lambda_http::Error;
+use lambda_http::lambda_runtime::FunctionResponse;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{service_fn, Error, LambdaEvent, Service, StreamAdapter};
+use serde::{Deserialize, Deserializer};
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -76,6 +84,71 @@ async fn build() -> Result<State, String> {
             .map_err(|e| format!("owner key: {e}"))?;
     }
     Ok(State { hub, tracker })
+}
+
+/// One invocation of the function: a Function URL request, or EventBridge's
+/// schedule (`"source": "aws.events"`, `"detail-type": "Scheduled Event"`).
+pub enum Invocation {
+    Http(Box<LambdaRequest>),
+    Scheduled,
+}
+
+/// The two fields that tell a scheduled event from a request.
+#[derive(Deserialize)]
+struct Kind<'a> {
+    #[serde(borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "detail-type")]
+    detail_type: Option<Cow<'a, str>>,
+}
+
+impl<'de> Deserialize<'de> for Invocation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        let kind: Kind = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+        if kind.source.as_deref() == Some("aws.events") && kind.detail_type.as_deref() == Some("Scheduled Event") {
+            return Ok(Invocation::Scheduled);
+        }
+        let request = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+        Ok(Invocation::Http(Box::new(request)))
+    }
+}
+
+/// Runs the function: Function URL requests are served with streamed
+/// responses, scheduled events run the jobs and answer with their report.
+pub async fn run() -> Result<(), Error> {
+    let http = StreamAdapter::from(service_fn(app));
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<Invocation>| {
+        let mut http = http.clone();
+        async move {
+            match event.payload {
+                Invocation::Http(request) => http
+                    .call(LambdaEvent::new(*request, event.context))
+                    .await
+                    .map(FunctionResponse::StreamingResponse),
+                Invocation::Scheduled => scheduled().await.map(FunctionResponse::BufferedResponse),
+            }
+        }
+    }))
+    .await
+}
+
+/// Runs the scheduled jobs once; returns once what they started has finished
+/// too, before Lambda freezes the instance.
+pub async fn scheduled() -> Result<TickReport, Error> {
+    let state = STATE.get_or_try_init(build).await.map_err(|msg| {
+        tracing::error!("hub cannot start: {msg}");
+        Error::from(format!("Hub is not configured: {msg}"))
+    })?;
+    let report = state.hub.tick(state.hub.now_ms()).await;
+    let _ = tokio::time::timeout(SETTLE_WAIT, state.tracker.wait_idle()).await;
+    let text = serde_json::to_string(&report).unwrap_or_default();
+    if report.failed() {
+        tracing::warn!(report = %text, "scheduled jobs: some failed");
+    } else {
+        tracing::info!(report = %text, "scheduled jobs");
+    }
+    Ok(report)
 }
 
 /// The function's handler: a Function URL request in, a streamed response out.

@@ -5,12 +5,17 @@
 
 use hub_e2e::lambda::LambdaServer;
 use hub_e2e::mock::MockProvider;
-use hub_e2e::{suite, Api, HranaServer};
+use hub_e2e::{jobs, suite, Api, HranaServer};
+use serde_json::Value;
 use std::path::Path;
+use std::time::Duration;
+
+/// What EventBridge sends on a schedule (`AWS::Events::Rule`, `rate(1 minute)`).
+const SCHEDULED_EVENT: &str = include_str!("data/scheduled_event.json");
 
 struct World {
-    _lambda: LambdaServer,
-    _hrana: HranaServer,
+    lambda: LambdaServer,
+    hrana: HranaServer,
     api: Api,
     mock: MockProvider,
 }
@@ -27,8 +32,8 @@ async fn start(instances: usize) -> World {
     .unwrap();
     let api = Api::new(&lambda.base);
     World {
-        _lambda: lambda,
-        _hrana: hrana,
+        lambda,
+        hrana,
         api,
         mock,
     }
@@ -113,4 +118,47 @@ async fn lambda_paid_webhook_grants_once() {
 async fn lambda_credits_expire_through_the_ledger() {
     let w = start(1).await;
     suite::credits_expire_through_the_ledger(&w.api).await;
+}
+
+/// The same function, invoked with EventBridge's scheduled event, runs the
+/// scheduled jobs and answers with their report: the expired hold a call
+/// never settled is released, the old key-limit row pruned.
+#[tokio::test]
+async fn lambda_scheduled_event_releases_expired_holds_and_prunes_old_rows() {
+    let w = start(1).await;
+    // The instance is running: its start-up release of expired holds is past.
+    let seed = jobs::seed(&w.api, Duration::from_secs(1)).await;
+    hub_e2e::sqlite(&w.hrana.db, &seed.sql);
+    jobs::until_expired(&seed).await;
+    // Expired, and requests alone do not release it.
+    jobs::both_holds_count(&w.api, &seed).await;
+
+    let res = w
+        .api
+        .http
+        .post(&w.lambda.invocations)
+        .body(SCHEDULED_EVENT)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let report: Value = res.json().await.unwrap();
+    let done = |job: &str| {
+        let j = report["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["job"] == job))
+            .unwrap_or_else(|| panic!("no {job} in the report: {report}"));
+        assert!(j.get("error").is_none(), "{report}");
+        j["count"].as_u64().unwrap()
+    };
+    assert_eq!((done("expire_holds"), done("prune_key_events")), (1, 1), "{report}");
+
+    jobs::expired_hold_released(&w.api, &seed, Duration::from_secs(1)).await;
+    jobs::rows_after_jobs(
+        &hub_e2e::sqlite(&w.hrana.db, jobs::HOLDS_QUERY),
+        &hub_e2e::sqlite(&w.hrana.db, jobs::KEY_EVENTS_QUERY),
+    );
+    // A Function URL request still gets its streamed answer afterwards.
+    suite::no_credit_is_402(&w.api, &w.mock).await;
 }

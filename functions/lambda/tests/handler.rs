@@ -186,3 +186,16 @@ async fn a_stream_arrives_in_pieces_and_is_settled_when_it_ends() {
     );
     assert_eq!(nanos(&u["held"]), 0);
 }
+
+/// One function takes both events it is invoked with: EventBridge's schedule
+/// is told apart from a Function URL request by its `source` and `detail-type`.
+#[test]
+fn a_scheduled_event_and_a_function_url_request_are_told_apart() {
+    let scheduled: hub_lambda::Invocation = serde_json::from_str(include_str!("data/scheduled_event.json")).unwrap();
+    assert!(matches!(scheduled, hub_lambda::Invocation::Scheduled));
+    let request: hub_lambda::Invocation = serde_json::from_str(EVENT).unwrap();
+    assert!(matches!(request, hub_lambda::Invocation::Http(_)));
+    // Another service's event is neither: the function refuses it.
+    let other = r#"{"source": "aws.s3", "detail-type": "Object Created", "detail": {}}"#;
+    assert!(serde_json::from_str::<hub_lambda::Invocation>(other).is_err());
+}

@@ -116,7 +116,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     options.exclusive_database = local;
     let key = master_key(&args, local)?;
     let (timeouts, trusted) = (options.timeouts, options.trusted_proxies.clone());
-    let (max_body, recheck_ms) = (options.max_body_bytes, options.recheck_interval_ms);
+    let max_body = options.max_body_bytes;
+    let tick_every = tick_interval(&options);
     let tracker = Tracker::new(tokio::runtime::Handle::current());
     let outbound = hub_core::net::OutboundPolicy::new(options.allow_link_local);
     let hub = Hub::new(
@@ -141,36 +142,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         }
     }
 
-    // Expired holds are released every minute; rejected credentials are
-    // re-checked as often as their backoff allows.
-    let sweeper = {
-        let hub = hub.clone();
-        let every = Duration::from_millis(recheck_ms.clamp(1000, 60_000) as u64);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            let mut last_sweep = std::time::Instant::now();
-            loop {
-                tick.tick().await;
-                if last_sweep.elapsed() >= Duration::from_secs(60) {
-                    last_sweep = std::time::Instant::now();
-                    match hub.sweep().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::warn!(released = n, "released expired holds"),
-                        Err(e) => tracing::warn!("hold sweeper: {e}"),
-                    }
-                }
-                if let Err(e) = hub.recheck_credentials().await {
-                    tracing::warn!("credential re-check: {}", e.message);
-                }
-                // Settlements left in the journal during a long database outage.
-                if hub.journal_has_spilled() {
-                    if let Err(e) = hub.replay_journal().await {
-                        tracing::warn!("settlement journal replay: {e}");
-                    }
-                }
-            }
-        })
-    };
+    let ticker = tokio::spawn(run_jobs(hub.clone(), tick_every));
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -241,7 +213,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     tracing::info!("shutting down: letting in-flight calls finish");
     // Closing the queues tells each worker to drain its connections and exit.
     drop(queues);
-    sweeper.abort();
+    ticker.abort();
     tokio::task::spawn_blocking(move || {
         for t in threads {
             let _ = t.join();
@@ -426,4 +398,24 @@ fn site_response(asset: crate::site::Asset) -> http::Response<OutBody> {
         }
     }
     res
+}
+
+/// How often the scheduled jobs run: `HUB_TICK_INTERVAL`, or more often when
+/// a rejected credential is to be re-checked sooner (`HUB_CREDENTIAL_RECHECK`).
+fn tick_interval(options: &HubOptions) -> Duration {
+    let ms = options.tick_interval_ms.min(options.recheck_interval_ms).max(1000);
+    Duration::from_millis(ms as u64)
+}
+
+/// Runs the scheduled jobs ([`Hub::tick`]) every `every`, the first time at
+/// once (start-up already released what a previous process left). A tick that
+/// overruns delays the next rather than overlapping it.
+async fn run_jobs(hub: Hub, every: Duration) {
+    let mut timer = tokio::time::interval(every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        timer.tick().await;
+        let report = hub.tick(hub.now_ms()).await;
+        tracing::debug!(report = %serde_json::to_string(&report).unwrap_or_default(), "scheduled jobs ran");
+    }
 }

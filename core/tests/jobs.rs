@@ -1,0 +1,209 @@
+//! The scheduled jobs ([`Hub::tick`]) in process, on a real embedded
+//! database shared the way remote databases are (holds are rows): each job
+//! is bounded and leaves the rest for the next tick, and two instances
+//! ticking at once release each hold once.
+
+use hub_core::crypto::MasterKey;
+use hub_core::jobs::{TickReport, BATCH_ROWS, ROUNDS};
+use hub_core::ports::SqlDb;
+use hub_core::testing::{Collector, ManualClock, ScriptedUpstream, SeqRng};
+use hub_core::{sql, Hub, HubOptions};
+use hub_libsql::LibSqlDb;
+use std::sync::Arc;
+
+mod common;
+
+const DAY_MS: i64 = 86_400_000;
+const NOW: i64 = 1_767_225_600_000;
+/// Rows one tick handles per job at most.
+const PER_TICK: u64 = BATCH_ROWS * ROUNDS as u64;
+
+struct World {
+    db: Arc<LibSqlDb>,
+    _dir: common::TempDir,
+}
+
+impl World {
+    async fn new() -> World {
+        let dir = common::temp_dir("jobs");
+        let db = LibSqlDb::open(dir.0.join("hub.db").to_str().unwrap(), None)
+            .await
+            .unwrap();
+        let world = World {
+            db: Arc::new(db),
+            _dir: dir,
+        };
+        world.hub().start().await.unwrap();
+        world
+    }
+
+    /// A Hub on the shared database (as one of several instances).
+    fn hub(&self) -> Hub {
+        Hub::new(
+            self.db.clone(),
+            Arc::new(ScriptedUpstream::default()),
+            Arc::new(ManualClock::at(NOW)),
+            Arc::new(SeqRng::default()),
+            Arc::new(Collector::default()),
+            MasterKey::from_bytes(&[7; 32]).unwrap(),
+            HubOptions::default(),
+        )
+    }
+
+    async fn exec(&self, stmt: hub_core::ports::Stmt) -> u64 {
+        self.db.execute(stmt).await.unwrap()
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        let rows = self.db.query(sql!(sql)).await.unwrap();
+        match rows.rows[0][0] {
+            hub_core::ports::SqlValue::Integer(n) => n,
+            ref v => panic!("not a count: {v:?}"),
+        }
+    }
+
+    /// A user with `n` open holds of one nano-credit each that expired an
+    /// hour ago (left by calls that never settled).
+    async fn user_with_expired_holds(&self, n: i64) -> String {
+        let id = "usr_jobs".to_string();
+        self.exec(sql!(
+            "INSERT INTO users (id, name, role, created_at, updated_at) VALUES (?1, 'jobs', 'member', ?2, ?2)",
+            id.as_str(),
+            NOW - DAY_MS
+        ))
+        .await;
+        self.exec(sql!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
+             INSERT INTO holds (id, user_id, amount, state, created_at, expires_at)
+             SELECT 'call_' || i, ?1, 1, 'open', ?3, ?4 FROM n",
+            id.as_str(),
+            n,
+            NOW - 2 * 3_600_000,
+            NOW - 3_600_000
+        ))
+        .await;
+        id
+    }
+
+    async fn held(&self, user: &str) -> i64 {
+        let rows = self
+            .db
+            .query(sql!("SELECT held FROM users WHERE id = ?1", user))
+            .await
+            .unwrap();
+        match rows.rows[0][0] {
+            hub_core::ports::SqlValue::Integer(n) => n,
+            ref v => panic!("not a number: {v:?}"),
+        }
+    }
+
+    /// `n` key-limit rows `age_days` old.
+    async fn key_events(&self, prefix: &str, n: i64, age_days: i64) {
+        self.exec(sql!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
+             INSERT INTO key_events (call_id, key_id, at, tokens, spent) SELECT ?1 || i, 'key_1', ?3, 10, 10 FROM n",
+            prefix,
+            n,
+            NOW - age_days * DAY_MS
+        ))
+        .await;
+    }
+}
+
+fn job(report: &TickReport, name: &str) -> (u64, bool) {
+    let j = report
+        .job(name)
+        .unwrap_or_else(|| panic!("no job {name} in {report:?}"));
+    assert_eq!(j.error, None, "{name} failed: {report:?}");
+    (j.count, j.more)
+}
+
+#[tokio::test]
+async fn a_tick_releases_expired_holds_in_bounded_batches_and_the_next_finishes() {
+    let w = World::new().await;
+    let extra = 7;
+    let n = PER_TICK as i64 + extra;
+    let user = w.user_with_expired_holds(n).await;
+    // One hold still within its time is left alone.
+    w.exec(sql!(
+        "INSERT INTO holds (id, user_id, amount, state, created_at, expires_at) VALUES ('live', ?1, 5, 'open', ?2, ?3)",
+        user.as_str(),
+        NOW,
+        NOW + 3_600_000
+    ))
+    .await;
+    assert_eq!(w.held(&user).await, n + 5);
+    let hub = w.hub();
+
+    let first = hub.tick(NOW).await;
+    assert_eq!(job(&first, "expire_holds"), (PER_TICK, true), "{first:?}");
+    assert_eq!(w.held(&user).await, extra + 5);
+
+    let second = hub.tick(NOW).await;
+    assert_eq!(job(&second, "expire_holds"), (extra as u64, false));
+    assert_eq!(w.held(&user).await, 5, "only the live hold is still held");
+
+    let third = hub.tick(NOW).await;
+    assert_eq!(job(&third, "expire_holds"), (0, false), "nothing twice");
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM holds WHERE state = 'expired' AND closed_at IS NOT NULL")
+            .await,
+        n
+    );
+    assert_eq!(w.count("SELECT COUNT(*) FROM holds WHERE state = 'open'").await, 1);
+    let serialised = serde_json::to_value(&first).unwrap();
+    assert_eq!(serialised["jobs"][0]["job"], "expire_holds");
+    assert_eq!(serialised["jobs"][0]["count"], PER_TICK);
+}
+
+#[tokio::test]
+async fn old_key_limit_rows_are_pruned_in_bounded_batches_and_recent_ones_kept() {
+    let w = World::new().await;
+    let extra = 3;
+    w.key_events("old_", PER_TICK as i64 + extra, 40).await;
+    w.key_events("month_", 20, 31).await;
+    w.key_events("new_", 10, 0).await;
+    let hub = w.hub();
+
+    let first = hub.tick(NOW).await;
+    assert_eq!(job(&first, "prune_key_events"), (PER_TICK, true));
+    let second = hub.tick(NOW).await;
+    assert_eq!(job(&second, "prune_key_events"), (extra as u64, false));
+    assert_eq!(w.count("SELECT COUNT(*) FROM key_events").await, 30);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM key_events WHERE call_id LIKE 'old_%'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn two_instances_ticking_at_once_release_each_hold_once() {
+    let w = World::new().await;
+    let n = 1_200;
+    let user = w.user_with_expired_holds(n).await;
+    let (a, b) = (w.hub(), w.hub());
+    let (ra, rb) = tokio::join!(a.tick(NOW), b.tick(NOW));
+    let released = job(&ra, "expire_holds").0 + job(&rb, "expire_holds").0;
+    assert_eq!(released, n as u64, "{ra:?} {rb:?}");
+    assert_eq!(w.held(&user).await, 0);
+    assert_eq!(w.count("SELECT COUNT(*) FROM holds WHERE state = 'expired'").await, n);
+}
+
+#[tokio::test]
+async fn a_failing_job_is_reported_and_the_others_still_run() {
+    let w = World::new().await;
+    let user = w.user_with_expired_holds(3).await;
+    // key_events gone: its job fails, the holds are still released.
+    w.exec(sql!("DROP TABLE key_events")).await;
+    let report = w.hub().tick(NOW).await;
+    assert!(report.failed());
+    let prune = report.job("prune_key_events").unwrap();
+    assert!(
+        prune.error.as_deref().is_some_and(|e| e.contains("key_events")),
+        "{report:?}"
+    );
+    assert_eq!(job(&report, "expire_holds"), (3, false));
+    assert_eq!(w.held(&user).await, 0);
+    assert_eq!(job(&report, "recheck_credentials"), (0, false));
+}
