@@ -35,6 +35,7 @@ pub mod ids;
 pub mod kinds;
 pub mod metering;
 pub mod net;
+pub mod notify;
 pub mod options;
 pub mod origin;
 pub mod payments;

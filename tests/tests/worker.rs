@@ -185,3 +185,11 @@ async fn worker_redeems_codes_within_their_uses() {
     let (_w, api, _mock) = start().await;
     suite::redeems_codes_within_their_uses(&api).await;
 }
+
+/// A webhook from the Worker: sent under `waitUntil` right after the grant
+/// that caused it, verified by the Standard Webhooks reference library.
+#[tokio::test]
+async fn worker_delivers_signed_webhooks() {
+    let (_w, api, _mock) = start().await;
+    suite::webhook_is_delivered_signed(&api).await;
+}

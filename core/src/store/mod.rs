@@ -9,6 +9,7 @@ mod catalog;
 mod codes;
 mod ledger;
 mod log;
+mod notify;
 mod patch;
 mod payments;
 mod users;
@@ -18,6 +19,7 @@ pub use catalog::*;
 pub use codes::*;
 pub use ledger::*;
 pub use log::*;
+pub use notify::*;
 pub use patch::*;
 pub use payments::*;
 pub use users::*;
@@ -54,6 +56,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "redemption_codes",
         include_str!("../../../infra/migrations/0007_redemption_codes.sql"),
+    ),
+    (
+        9,
+        "notifications",
+        include_str!("../../../infra/migrations/0009_notifications.sql"),
     ),
 ];
 
