@@ -40,6 +40,9 @@ pub struct Settings {
     pub sign_in: SignInSettings,
     /// How customers buy credits (Stripe).
     pub payments: PaymentSettings,
+    /// Below this balance a customer is told (`balance.low`), unless they
+    /// chose their own threshold. `None`: only those who chose one are.
+    pub low_balance_threshold: Option<Credits>,
 }
 
 impl Default for Settings {
@@ -59,6 +62,7 @@ impl Default for Settings {
             app_pid: "hub".into(),
             sign_in: SignInSettings::default(),
             payments: PaymentSettings::default(),
+            low_balance_threshold: None,
         }
     }
 }
@@ -76,6 +80,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "app_name",
     "app_url",
     "app_pid",
+    "low_balance_threshold",
 ];
 
 /// Every setting that is a secret, whichever group it belongs to: sealed
@@ -172,6 +177,12 @@ impl Settings {
                     _ => return Err("must be an http(s) URL or null".into()),
                 }
             }
+            "low_balance_threshold" => {
+                self.low_balance_threshold = match v {
+                    Value::Null => None,
+                    v => Some(Credits::parse(&decimal(v)?).map_err(|e| e.to_string())?),
+                }
+            }
             "max_attempts" => self.max_attempts = positive_int(v, 10)?,
             "default_max_output_tokens" => self.default_max_output_tokens = positive_int(v, 10_000_000)?,
             "hold_ttl_seconds" => self.hold_ttl_seconds = positive_int(v, 7 * 86_400)?,
@@ -212,6 +223,8 @@ impl Settings {
             "app_name": self.app_name,
             "app_url": self.app_url,
             "app_pid": self.app_pid,
+            // Canonical decimal text: the schema reads it (view low_balance_default).
+            "low_balance_threshold": self.low_balance_threshold,
         })
     }
 

@@ -13,8 +13,9 @@ use crate::metering::book::CreditBook;
 use crate::metering::money::Credits;
 use crate::ports::{Background, Clock, Rng, SqlDb, Upstream};
 use crate::store::Store;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 pub use crate::options::{HubOptions, Runtime};
 
@@ -43,6 +44,19 @@ struct Inner {
     oidc: crate::accounts::discovery::Cache,
     /// How this runtime sends mail, if it can.
     mailer: OnceLock<Arc<dyn crate::ports::Mailer>>,
+    /// Once-per-window notices this instance raised: what → the last window.
+    notices: Mutex<HashMap<String, i64>>,
+    /// The background delivery run of this instance (see `deliver_soon`).
+    delivery_run: DeliveryRun,
+}
+
+/// Whether a background delivery run is going on, and whether another was
+/// asked for while it ran (it then goes round once more), so a burst of
+/// events starts one run, not one each.
+#[derive(Default)]
+pub(crate) struct DeliveryRun {
+    pub running: AtomicBool,
+    pub again: AtomicBool,
 }
 
 /// The gateway. Cheap to clone; every runtime holds one and hands it requests.
@@ -79,6 +93,8 @@ impl Hub {
                 settler: Default::default(),
                 oidc: Default::default(),
                 mailer: OnceLock::new(),
+                notices: Mutex::default(),
+                delivery_run: DeliveryRun::default(),
             }),
         }
     }
@@ -130,6 +146,26 @@ impl Hub {
         self.inner.mailer.get().map(|m| &**m)
     }
 
+    /// Whether `what` was not yet announced by this instance for `window`
+    /// (and now is). Bounded: old windows are forgotten.
+    pub(crate) fn first_notice(&self, what: &str, window: i64) -> bool {
+        let Ok(mut seen) = self.inner.notices.lock() else {
+            return true;
+        };
+        if seen.get(what).is_some_and(|w| *w >= window) {
+            return false;
+        }
+        if seen.len() >= 10_000 {
+            seen.clear();
+        }
+        seen.insert(what.to_string(), window);
+        true
+    }
+
+    pub(crate) fn delivery_run(&self) -> &DeliveryRun {
+        &self.inner.delivery_run
+    }
+
     pub(crate) fn oidc_cache(&self) -> &crate::accounts::discovery::Cache {
         &self.inner.oidc
     }
@@ -162,6 +198,15 @@ impl Hub {
     /// Where provider requests may go.
     pub fn outbound(&self) -> crate::net::OutboundPolicy {
         crate::net::OutboundPolicy::new(self.inner.options.allow_link_local)
+    }
+
+    /// Where webhook deliveries may go: the provider policy, and no private
+    /// networks unless `HUB_ALLOW_PRIVATE_WEBHOOKS=1`.
+    pub fn webhook_policy(&self) -> crate::net::OutboundPolicy {
+        crate::net::OutboundPolicy {
+            allow_link_local: self.inner.options.allow_link_local,
+            refuse_private: !self.inner.options.allow_private_webhooks,
+        }
     }
 
     /// Sends a provider request once its URL passes the outbound policy: a

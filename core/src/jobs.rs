@@ -46,6 +46,10 @@ const JOBS: &[Job] = &[
         run: |hub, b| Box::pin(recheck_credentials(hub, b)),
     },
     Job {
+        name: "deliver_notifications",
+        run: |hub, b| Box::pin(deliver_notifications(hub, b)),
+    },
+    Job {
         name: "replay_journal",
         run: |hub, b| Box::pin(replay_journal(hub, b)),
     },
@@ -228,6 +232,16 @@ async fn expire_credits(hub: &Hub) -> Result<Progress, JobError> {
     Ok(Progress {
         count: report.buckets as u64,
         more: report.more,
+    })
+}
+
+/// Webhook and mail deliveries that are due (new events, retries); on hub
+/// serve a one-second loop also runs it, so a tick seldom finds any.
+async fn deliver_notifications(hub: &Hub, b: Budget) -> Result<Progress, JobError> {
+    let r = hub.deliver_notifications(b.now_ms).await?;
+    Ok(Progress {
+        count: u64::from(r.attempted) + r.expired,
+        more: r.attempted > 0,
     })
 }
 

@@ -155,6 +155,39 @@ impl Currency {
     }
 }
 
+named!(
+    /// Which of a key's limits refused a call.
+    KeyLimit {
+        RequestsPerMinute = "rpm_limit",
+        TokensPerMinute = "tpm_limit",
+        DailySpendCap = "daily_spend_cap",
+        MonthlySpendCap = "monthly_spend_cap",
+    }
+);
+
+impl KeyLimit {
+    /// The start of the window the limit counts over: the minute, the UTC
+    /// day or the UTC month `now_ms` is in. One notice per window.
+    pub fn window_start(self, now_ms: i64) -> i64 {
+        let (day, month) = crate::time::day_and_month_start(now_ms);
+        match self {
+            KeyLimit::RequestsPerMinute | KeyLimit::TokensPerMinute => now_ms - now_ms.rem_euclid(60_000),
+            KeyLimit::DailySpendCap => day,
+            KeyLimit::MonthlySpendCap => month,
+        }
+    }
+
+    /// How the refusal names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeyLimit::RequestsPerMinute => "its requests-per-minute limit",
+            KeyLimit::TokensPerMinute => "its tokens-per-minute limit",
+            KeyLimit::DailySpendCap => "its daily spend cap",
+            KeyLimit::MonthlySpendCap => "its monthly spend cap",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

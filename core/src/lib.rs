@@ -36,6 +36,7 @@ pub mod jobs;
 pub mod kinds;
 pub mod metering;
 pub mod net;
+pub mod notify;
 pub mod options;
 pub mod origin;
 pub mod payments;

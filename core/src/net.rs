@@ -32,6 +32,10 @@ pub enum AddressClass {
     CloudMetadata,
     /// 0.0.0.0/8 and `::`: not a destination; connecting there reaches this host.
     ThisNetwork,
+    /// A private network (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7):
+    /// refused only for webhook endpoints, which anyone with an admin key may
+    /// point anywhere (providers live there, webhook receivers rarely do).
+    Private,
 }
 
 impl AddressClass {
@@ -40,6 +44,15 @@ impl AddressClass {
             AddressClass::LinkLocal => "a link-local address (where cloud metadata services answer)",
             AddressClass::CloudMetadata => "a cloud metadata address",
             AddressClass::ThisNetwork => "an unspecified (\"this network\") address",
+            AddressClass::Private => "a private network address",
+        }
+    }
+
+    /// The switch that allows it.
+    fn switch(self) -> &'static str {
+        match self {
+            AddressClass::Private => "HUB_ALLOW_PRIVATE_WEBHOOKS",
+            _ => "HUB_ALLOW_LINK_LOCAL",
         }
     }
 }
@@ -55,9 +68,10 @@ impl fmt::Display for Forbidden {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} is {}; start Hub with HUB_ALLOW_LINK_LOCAL=1 to allow it",
+            "{} is {}; start Hub with {}=1 to allow it",
             self.address,
-            self.class.describe()
+            self.class.describe(),
+            self.class.switch()
         )
     }
 }
@@ -96,9 +110,10 @@ impl fmt::Display for UrlProblem {
             ),
             UrlProblem::Forbidden(why) => write!(
                 f,
-                "points at {}, {}; start Hub with HUB_ALLOW_LINK_LOCAL=1 to allow it",
+                "points at {}, {}; start Hub with {}=1 to allow it",
                 why.address,
-                why.class.describe()
+                why.class.describe(),
+                why.class.switch()
             ),
         }
     }
@@ -123,17 +138,28 @@ const METADATA_NAMES: &[&str] = &[
 pub struct OutboundPolicy {
     /// `HUB_ALLOW_LINK_LOCAL=1`: every address is allowed.
     pub allow_link_local: bool,
+    /// Private networks are refused too (webhook endpoints, unless
+    /// `HUB_ALLOW_PRIVATE_WEBHOOKS=1`). Loopback stays allowed: a receiver
+    /// beside Hub on the same machine.
+    pub refuse_private: bool,
 }
 
 impl OutboundPolicy {
     pub fn new(allow_link_local: bool) -> Self {
-        OutboundPolicy { allow_link_local }
+        OutboundPolicy {
+            allow_link_local,
+            refuse_private: false,
+        }
     }
 
     /// Whether Hub may connect to `ip`.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Forbidden> {
         match classify(ip) {
             Some(class) if !self.allow_link_local => Err(Forbidden { address: ip, class }),
+            None if self.refuse_private && is_private(ip) => Err(Forbidden {
+                address: ip,
+                class: AddressClass::Private,
+            }),
             _ => Ok(()),
         }
     }
@@ -185,6 +211,23 @@ pub fn classify(ip: IpAddr) -> Option<AddressClass> {
     }
 }
 
+/// Whether `ip` is in a private network (RFC 1918, carrier-grade NAT,
+/// IPv6 unique local), judged by the IPv4 address an IPv6 form carries.
+pub fn is_private(ip: IpAddr) -> bool {
+    let v4 = match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => embedded_v4(v6),
+    };
+    match (v4, ip) {
+        (Some(v4), _) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || (a == 100 && (64..128).contains(&b))
+        }
+        (None, IpAddr::V6(v6)) => v6.segments()[0] & 0xfe00 == 0xfc00,
+        _ => false,
+    }
+}
+
 fn classify_v4(ip: Ipv4Addr) -> Option<AddressClass> {
     const METADATA: [Ipv4Addr; 3] = [
         Ipv4Addr::new(100, 100, 100, 200), // Alibaba Cloud
@@ -233,6 +276,37 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_destinations_refuse_private_networks_but_not_loopback() {
+        let webhooks = OutboundPolicy {
+            allow_link_local: false,
+            refuse_private: true,
+        };
+        for url in [
+            "http://10.0.0.5/hook",
+            "http://172.16.1.1/",
+            "http://192.168.1.10:8080/",
+            "http://100.64.0.1/",
+            "http://[fd12::1]/",
+            "http://[::ffff:10.1.2.3]/",
+            "http://0x0a000001/",
+        ] {
+            let problem = webhooks.check_url(url).expect_err(url);
+            assert!(
+                problem.to_string().contains("HUB_ALLOW_PRIVATE_WEBHOOKS"),
+                "{url}: {problem}"
+            );
+        }
+        assert!(webhooks.check_url("http://169.254.169.254/").is_err());
+        for url in ["http://127.0.0.1:9/x", "http://[::1]/", "https://hooks.example.com/"] {
+            assert!(webhooks.check_url(url).is_ok(), "{url}");
+        }
+        assert!(
+            OutboundPolicy::default().check_url("http://10.0.0.5/").is_ok(),
+            "providers may"
+        );
+    }
 
     fn refused(url: &str) -> UrlProblem {
         OutboundPolicy::default().check_url(url).expect_err(url)

@@ -41,6 +41,16 @@ pub struct HubOptions {
     /// How often `hub serve` runs the scheduled jobs ([`crate::Hub::tick`]);
     /// the Worker and Lambda run them on their platform's schedule.
     pub tick_interval_ms: i64,
+    /// The first wait before retrying a webhook or mail delivery (doubling
+    /// after each failure, with jitter, up to two hours, for 24 hours).
+    pub webhook_retry_base_ms: i64,
+    /// Whether webhook URLs may point at private networks (10/8, 172.16/12,
+    /// 192.168/16, 100.64/10, fc00::/7).
+    pub allow_private_webhooks: bool,
+    /// Whether notifications are sent in the background right after Hub
+    /// writes an event. Off on Lambda, where background work holds the end
+    /// of the response: deliveries go out with the scheduled job there.
+    pub deliver_in_background: bool,
 }
 
 impl Default for HubOptions {
@@ -59,6 +69,9 @@ impl Default for HubOptions {
             trusted_proxies: Vec::new(),
             admin_email: None,
             tick_interval_ms: 60_000,
+            webhook_retry_base_ms: 30_000,
+            allow_private_webhooks: false,
+            deliver_in_background: true,
         }
     }
 }
@@ -217,6 +230,27 @@ pub const VARIABLES: &[Variable] = &[
         },
     },
     Variable {
+        name: "HUB_WEBHOOK_RETRY_BASE_MS",
+        runtimes: ALL,
+        help: "milliseconds before retrying a failed webhook or mail delivery, doubling (with jitter) up to 2 hours, for 24 hours (30000)",
+        apply: |o, v| match whole(v)? {
+            0 => Err("must be at least 1 millisecond".into()),
+            ms => {
+                o.webhook_retry_base_ms = i64::try_from(ms).map_err(|_| "is too large")?.min(3_600_000);
+                Ok(())
+            }
+        },
+    },
+    Variable {
+        name: "HUB_ALLOW_PRIVATE_WEBHOOKS",
+        runtimes: ALL,
+        help: "1: webhook URLs may point at private networks (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7; refused otherwise)",
+        apply: |o, v| {
+            o.allow_private_webhooks = flag(v)?;
+            Ok(())
+        },
+    },
+    Variable {
         name: "HUB_MIGRATE",
         runtimes: &[Runtime::Lambda],
         help: "1: apply the schema at start",
@@ -243,6 +277,7 @@ impl HubOptions {
             Runtime::Lambda => HubOptions {
                 max_body_bytes: 6 * 1024 * 1024,
                 migrate_on_start: false,
+                deliver_in_background: false,
                 ..base
             },
         }

@@ -12,6 +12,7 @@ pub mod outbound;
 pub mod smtpd;
 pub mod stripe;
 pub mod suite;
+pub mod webhooks;
 pub mod worker;
 
 use serde_json::{json, Value};

@@ -533,3 +533,52 @@ pub async fn credits_expire_through_the_ledger(api: &Api) {
     let (_, buckets) = api.call(Method::GET, "/api/me/credit-buckets", &key, None).await;
     assert_eq!(buckets["data"], json!([]), "no credit left to expire");
 }
+
+/// A webhook delivered by this runtime right after the event (an admin's
+/// grant), its signature verified by the Standard Webhooks reference
+/// library, and its one attempt logged.
+pub async fn webhook_is_delivered_signed(api: &Api) {
+    let mut rx = tokio::task::spawn_blocking(|| crate::webhooks::Receiver::start(None))
+        .await
+        .unwrap();
+    let w = api
+        .admin(
+            Method::POST,
+            "/api/admin/webhooks",
+            Some(json!({"url": rx.url(), "events": ["credits.granted"]})),
+        )
+        .await;
+    rx.set_secret(w["secret"].as_str().unwrap());
+    let u = api
+        .admin(Method::POST, "/api/admin/users", Some(json!({"name": "wes"})))
+        .await;
+    let user = u["id"].as_str().unwrap();
+    api.admin(
+        Method::POST,
+        &format!("/api/admin/users/{user}/grants"),
+        Some(json!({"amount": "7.25", "reason": "welcome"})),
+    )
+    .await;
+    let got = crate::eventually("the webhook delivery", Duration::from_secs(30), || async {
+        let got = rx.received();
+        got.first().cloned().ok_or_else(|| "nothing yet".to_string())
+    })
+    .await;
+    assert_eq!(got["verified"], true, "{got}");
+    let body = crate::webhooks::body_of(&got);
+    assert_eq!(body["type"], "credits.granted");
+    assert_eq!(body["data"]["credits"], "7.25");
+    assert_eq!(body["data"]["user_id"], user);
+    let id = w["id"].as_str().unwrap();
+    let log = crate::eventually("the logged attempt", Duration::from_secs(10), || async {
+        let log = api
+            .admin(Method::GET, &format!("/api/admin/webhooks/{id}/deliveries"), None)
+            .await;
+        (log["data"][0]["state"] == "delivered")
+            .then_some(log)
+            .ok_or_else(|| "not yet".to_string())
+    })
+    .await;
+    assert_eq!(log["data"][0]["attempts"][0]["status"], 204);
+    assert_eq!(rx.received().len(), 1);
+}

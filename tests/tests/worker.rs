@@ -192,3 +192,11 @@ async fn worker_credits_expire_through_the_ledger() {
     let (_w, api, _mock) = start().await;
     suite::credits_expire_through_the_ledger(&api).await;
 }
+
+/// A webhook from the Worker: sent under `waitUntil` right after the grant
+/// that caused it, verified by the Standard Webhooks reference library.
+#[tokio::test]
+async fn worker_delivers_signed_webhooks() {
+    let (_w, api, _mock) = start().await;
+    suite::webhook_is_delivered_signed(&api).await;
+}

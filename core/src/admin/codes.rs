@@ -229,6 +229,7 @@ pub(crate) async fn redeem(hub: &Hub, caller: &Caller, req: &Request) -> Result<
     if let Some(book) = hub.book() {
         book.credit(user, batch.credits);
     }
+    hub.deliver_soon();
     redeemed(hub, &id, &row, batch.credits, user).await
 }
 

@@ -384,6 +384,9 @@ pub(crate) async fn patch_credential(hub: &Hub, id: &str, req: &Request) -> Resu
     if !patch.is_empty() {
         hub.store().update_credential(id, &patch, hub.now_ms()).await?;
         hub.reload().await?;
+        if patch.status.is_some() {
+            hub.deliver_soon();
+        }
     }
     let c = hub
         .store()
@@ -463,6 +466,7 @@ pub(crate) async fn test_credential(hub: &Hub, id: &str) -> Result<Response, Api
             .set_credential_health(id, CredentialStatus::Active, None, now)
             .await?;
         hub.reload().await?;
+        hub.deliver_soon();
     } else if c.status != CredentialStatus::Disabled {
         hub.store()
             .set_credential_status(
@@ -916,6 +920,8 @@ pub(crate) async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request)
             _ => book.credit(user, amount),
         }
     }
+    // The grant's event (and any balance crossing) was written with it.
+    hub.deliver_soon();
     let u = hub.live_user(hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?);
     created(json!({
         "user_id": user, "amount": amount, "reason": reason, "expires_at": expires_at.map(crate::time::iso8601),

@@ -10,6 +10,7 @@ use crate::error::{ApiError, Protocol};
 use crate::gateway;
 use crate::http::{json, Method, Request, Response, StatusCode};
 use crate::hub::Hub;
+use crate::notify;
 use crate::payments;
 use serde_json::json;
 use std::future::Future;
@@ -43,7 +44,12 @@ impl Call {
 
     /// The path segment matched by the pattern's first `:name`.
     pub fn id(&self) -> &str {
-        self.params.first().map_or("", String::as_str)
+        self.param(0)
+    }
+
+    /// The path segment matched by the pattern's `n`th `:name` (from 0).
+    pub fn param(&self, n: usize) -> &str {
+        self.params.get(n).map_or("", String::as_str)
     }
 }
 
@@ -295,6 +301,12 @@ pub static ROUTES: &[Route] = &[
     mine(Method::POST, "/api/me/redeem", |c, who| {
         Box::pin(async move { admin::codes::redeem(&c.hub, &who, &c.req).await })
     }),
+    mine(Method::GET, "/api/me/notifications", |c, who| {
+        Box::pin(async move { notify::prefs::get(&c.hub, &who).await })
+    }),
+    mine(Method::PATCH, "/api/me/notifications", |c, who| {
+        Box::pin(async move { notify::prefs::patch(&c.hub, &who, &c.req).await })
+    }),
     // The admin API: owner and admin keys.
     admin(Method::GET, "/api/admin/provider-kinds", |_, _| {
         Box::pin(admin::provider_kinds())
@@ -407,6 +419,35 @@ pub static ROUTES: &[Route] = &[
     admin(Method::GET, "/api/admin/payments/events", |c, _| {
         Box::pin(async move { payments::list_payment_events(&c.hub, &c.req).await })
     }),
+    admin(Method::GET, "/api/admin/webhooks", |c, _| {
+        Box::pin(async move { notify::webhooks::list(&c.hub).await })
+    }),
+    admin(Method::POST, "/api/admin/webhooks", |c, _| {
+        Box::pin(async move { notify::webhooks::create(&c.hub, &c.req).await })
+    }),
+    admin(Method::GET, "/api/admin/webhooks/:id", |c, _| {
+        Box::pin(async move { notify::webhooks::get(&c.hub, c.id()).await })
+    }),
+    admin(Method::PATCH, "/api/admin/webhooks/:id", |c, _| {
+        Box::pin(async move { notify::webhooks::patch(&c.hub, c.id(), &c.req).await })
+    }),
+    admin(Method::DELETE, "/api/admin/webhooks/:id", |c, _| {
+        Box::pin(async move { notify::webhooks::delete(&c.hub, c.id()).await })
+    }),
+    admin(Method::POST, "/api/admin/webhooks/:id/rotate", |c, _| {
+        Box::pin(async move { notify::webhooks::rotate(&c.hub, c.id()).await })
+    }),
+    admin(Method::POST, "/api/admin/webhooks/:id/test", |c, _| {
+        Box::pin(async move { notify::webhooks::test(&c.hub, c.id()).await })
+    }),
+    admin(Method::GET, "/api/admin/webhooks/:id/deliveries", |c, _| {
+        Box::pin(async move { notify::webhooks::deliveries(&c.hub, c.id(), &c.req).await })
+    }),
+    admin(
+        Method::POST,
+        "/api/admin/webhooks/:id/deliveries/:delivery/resend",
+        |c, _| Box::pin(async move { notify::webhooks::resend(&c.hub, c.id(), c.param(1)).await }),
+    ),
     admin(Method::GET, "/api/admin/settings", |c, _| {
         Box::pin(async move { admin::settings(&c.hub).await })
     }),

@@ -309,6 +309,7 @@ impl Hub {
                 tracing::error!(credential = %id, "could not record the disabled credential: {e}");
             }
             let _ = hub.reload().await;
+            hub.deliver_soon();
         }));
     }
 
@@ -412,6 +413,7 @@ impl Hub {
         }
         if done.enabled > 0 {
             self.reload().await?;
+            self.deliver_soon();
         }
         Ok(done)
     }

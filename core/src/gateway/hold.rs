@@ -31,6 +31,10 @@ pub(crate) async fn admit_key(
         return Ok(());
     }
     let which = store.key_limit_reached(caller, tokens, amount.nanos(), now).await?;
+    if let Some(limit) = which {
+        crate::notify::budget_reached(hub, caller, limit);
+    }
+    let which = which.map_or("a limit", |l| l.describe());
     Err(ApiError::rate_limited(format!(
         "This API key has reached {which}; try again later."
     )))

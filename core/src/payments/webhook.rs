@@ -110,6 +110,13 @@ pub(crate) async fn stripe_webhook(hub: &Hub, req: &Request) -> Result<Response,
     let event: Event = serde_json::from_slice(req.body())
         .map_err(|e| ApiError::bad_request(format!("The webhook's body is not a Stripe event: {e}")))?;
     let done = act(hub, &event).await?;
+    if matches!(
+        done.outcome,
+        PaymentOutcome::Granted | PaymentOutcome::Refunded | PaymentOutcome::Closed
+    ) {
+        // Its event (purchased, refunded, failed) was written with the change.
+        hub.deliver_soon();
+    }
     hub.store()
         .record_payment_event(
             &event.id,

@@ -10,6 +10,7 @@ mod catalog;
 mod codes;
 mod ledger;
 mod log;
+mod notify;
 mod patch;
 mod payments;
 mod users;
@@ -20,6 +21,7 @@ pub use catalog::*;
 pub use codes::*;
 pub use ledger::*;
 pub use log::*;
+pub use notify::*;
 pub use patch::*;
 pub use payments::*;
 pub use users::*;
@@ -61,6 +63,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "credit_expiry",
         include_str!("../../../infra/migrations/0008_credit_expiry.sql"),
+    ),
+    (
+        9,
+        "notifications",
+        include_str!("../../../infra/migrations/0009_notifications.sql"),
     ),
 ];
 

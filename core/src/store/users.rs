@@ -378,14 +378,16 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Which of a key's limits is reached (for the refusal's message).
+    /// Which of a key's limits is reached (for the refusal and its notice);
+    /// `None` when none is any more (the window moved on meanwhile).
     pub async fn key_limit_reached(
         &self,
         caller: &Caller,
         tokens: i64,
         spend: i64,
         now_ms: i64,
-    ) -> Result<&'static str, DbError> {
+    ) -> Result<Option<crate::kinds::KeyLimit>, DbError> {
+        use crate::kinds::KeyLimit;
         let (day, month) = crate::time::day_and_month_start(now_ms);
         let r = self
             .db
@@ -402,20 +404,20 @@ impl Store {
             ))
             .await?;
         let l = &caller.limits;
-        let Some(row) = first(&r) else { return Ok("a limit") };
+        let Some(row) = first(&r) else { return Ok(None) };
         Ok(if l.rpm.is_some_and(|m| row.i64("requests") >= m) {
-            "its requests-per-minute limit"
+            Some(KeyLimit::RequestsPerMinute)
         } else if l.tpm.is_some_and(|m| row.i64("tokens") + tokens > m) {
-            "its tokens-per-minute limit"
+            Some(KeyLimit::TokensPerMinute)
         } else if l.daily_spend_cap.is_some_and(|c| row.i64("today") + spend > c.nanos()) {
-            "its daily spend cap"
+            Some(KeyLimit::DailySpendCap)
         } else if l
             .monthly_spend_cap
             .is_some_and(|c| row.i64("month") + spend > c.nanos())
         {
-            "its monthly spend cap"
+            Some(KeyLimit::MonthlySpendCap)
         } else {
-            "a limit"
+            None
         })
     }
 

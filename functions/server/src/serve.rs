@@ -144,6 +144,22 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
 
     let ticker = tokio::spawn(run_jobs(hub.clone(), tick_every));
 
+    // Notifications: due deliveries (new events, retries) go out within a
+    // second; the check is one indexed read when nothing is due.
+    let deliverer = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = hub.deliver_notifications(hub.now_ms()).await {
+                    tracing::warn!("notifications: {e}");
+                }
+            }
+        })
+    };
+
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -214,6 +230,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     // Closing the queues tells each worker to drain its connections and exit.
     drop(queues);
     ticker.abort();
+    deliverer.abort();
     tokio::task::spawn_blocking(move || {
         for t in threads {
             let _ = t.join();
