@@ -241,7 +241,7 @@ async fn deliver_notifications(hub: &Hub, b: Budget) -> Result<Progress, JobErro
     let r = hub.deliver_notifications(b.now_ms).await?;
     Ok(Progress {
         count: u64::from(r.attempted) + r.expired,
-        more: r.attempted > 0,
+        more: i64::from(r.attempted) >= crate::notify::deliver::BATCH,
     })
 }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Deliveries claimed per run.
-const BATCH: i64 = 32;
+pub const BATCH: i64 = 32;
 /// Deliveries sent at once by one run.
 const CONCURRENCY: usize = 8;
 /// How long a claim lasts: longer than any attempt can take.
