@@ -308,19 +308,22 @@ async fn the_sweep_expires_due_credit() {
     )
     .await;
     admin(hub, "POST", &grants, serde_json::json!({"amount": 2})).await;
-    // The users list does not expire anything itself: only the sweep changes it.
+    // The users list does not expire anything itself: only the scheduled job changes it.
     let balance = |v: &serde_json::Value| {
         let users = v["data"].as_array().unwrap();
         users.iter().find(|u| u["id"] == user.as_str()).unwrap()["balance"].clone()
     };
-    f.hub.sweep().await.unwrap();
+    let report = f.hub.tick(f.clock.now_ms()).await;
+    assert!(!report.failed(), "{report:?}");
     assert_eq!(
         balance(&admin(hub, "GET", "/api/admin/users", serde_json::json!({})).await),
         "5"
     );
     f.clock.advance_ms(1_000);
-    f.hub.sweep().await.unwrap();
-    f.hub.sweep().await.unwrap();
+    let report = f.hub.tick(f.clock.now_ms()).await;
+    assert!(!report.failed(), "{report:?}");
+    let report = f.hub.tick(f.clock.now_ms()).await;
+    assert!(!report.failed(), "{report:?}");
     assert_eq!(
         balance(&admin(hub, "GET", "/api/admin/users", serde_json::json!({})).await),
         "2"
