@@ -418,6 +418,19 @@ async function operator(
     await page.getByRole('button', { name: 'Done' }).click();
     await expectText(page.locator('tr[data-key=laptop]'), '60 rpm');
     if ((await page.content()).includes(memberKey)) throw new Error('the key is still on the page after closing its dialog');
+    // Edited through the site: the very next call to a model it no longer allows is refused.
+    await page.getByRole('button', { name: 'Edit key laptop' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit key laptop' });
+    await edit.locator('input[name=rpm_limit]').fill('30');
+    await edit.getByRole('checkbox', { name: 'mock/gpt-4o-mini' }).check();
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await expectText(page.locator('tr[data-key=laptop]'), /mock\/gpt-4o-mini.*30 rpm/);
+    const refused = await fetch(`${site}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${memberKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'mock/gpt-4.1-nano', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    if (refused.status !== 404) throw new Error(`a model the edited key no longer allows answered ${refused.status}`);
 
     await page.getByRole('button', { name: 'Grant credits' }).click();
     const grant = page.getByRole('dialog', { name: 'Grant credits to alice' });

@@ -1,9 +1,9 @@
-/** API keys of one user: list, create (shown once), revoke. Admins and users themselves share it. */
+/** API keys of one user: list, create (shown once), edit, revoke. Admins and users themselves share it. */
 
 import { useState, type FormEvent } from 'react';
 import { api, type ApiKey, type NewApiKey, type Page } from './api';
 import { count } from './format';
-import { formatTime, fromLocalInput } from './time';
+import { formatTime, fromLocalInput, toLocalInput } from './time';
 import { Badge, ErrorNote, Field, LoadError, Modal, SecretOnce, useAction, useLoad, useMoney } from './ui';
 
 function limits(k: ApiKey, money: (v: string | null) => string): string {
@@ -18,12 +18,14 @@ function limits(k: ApiKey, money: (v: string | null) => string): string {
 
 /**
  * `path` lists and creates (`/api/admin/users/{id}/keys` or `/api/me/keys`);
- * `revokeBase` + `/{id}` revokes. `models` are offered as the allowed list.
+ * `revokeBase` + `/{id}` edits (PATCH) and revokes (DELETE). `models` are
+ * offered as the allowed list.
  */
 export function KeysPanel(props: { path: string; revokeBase: string; models: string[] }) {
   const keys = useLoad(() => api<Page<ApiKey>>(props.path).then((r) => r.data), [props.path]);
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<NewApiKey | null>(null);
+  const [editing, setEditing] = useState<ApiKey | null>(null);
   const action = useAction();
   const money = useMoney();
 
@@ -78,9 +80,14 @@ export function KeysPanel(props: { path: string; revokeBase: string; models: str
                 <td>{k.active ? <Badge tone="ok">active</Badge> : <Badge tone="muted">revoked {formatTime(k.revoked_at)}</Badge>}</td>
                 <td className="actions">
                   {k.active && (
-                    <button type="button" className="danger" onClick={() => revoke(k)} disabled={action.busy}>
-                      Revoke
-                    </button>
+                    <>
+                      <button type="button" onClick={() => setEditing(k)} aria-label={`Edit key ${k.label}`}>
+                        Edit
+                      </button>
+                      <button type="button" className="danger" onClick={() => revoke(k)} disabled={action.busy}>
+                        Revoke
+                      </button>
+                    </>
                   )}
                 </td>
               </tr>
@@ -100,32 +107,60 @@ export function KeysPanel(props: { path: string; revokeBase: string; models: str
           }}
         />
       )}
+      {editing && (
+        <KeyForm
+          path={`${props.revokeBase}/${editing.id}`}
+          editing={editing}
+          models={props.models}
+          onClose={() => setEditing(null)}
+          onCreated={() => {
+            setEditing(null);
+            keys.reload();
+          }}
+        />
+      )}
       {created && <SecretOnce title={`Key ${created.label}`} secret={created.key} onClose={() => setCreated(null)} />}
     </section>
   );
 }
 
-function KeyForm(props: { path: string; models: string[]; onClose(): void; onCreated(k: NewApiKey): void }) {
-  const [label, setLabel] = useState('');
-  const [expires, setExpires] = useState('');
-  const [allowed, setAllowed] = useState<string[]>([]);
-  const [rpm, setRpm] = useState('');
-  const [tpm, setTpm] = useState('');
-  const [daily, setDaily] = useState('');
-  const [monthly, setMonthly] = useState('');
+/**
+ * Creates a key (POST to `path`), or edits `editing` (PATCH to `path`): an
+ * edit sends every field, emptied ones as null (no limit, all models, never
+ * expires). Spend caps stay the exact decimal strings typed or stored.
+ */
+function KeyForm(props: {
+  path: string;
+  editing?: ApiKey;
+  models: string[];
+  onClose(): void;
+  onCreated(k: NewApiKey): void;
+}) {
+  const k = props.editing;
+  const [label, setLabel] = useState(k?.label ?? '');
+  const [expires, setExpires] = useState(k?.expires_at ? toLocalInput(Date.parse(k.expires_at)) : '');
+  const [allowed, setAllowed] = useState<string[]>(k?.allowed_models ?? []);
+  const [rpm, setRpm] = useState(k?.rpm_limit?.toString() ?? '');
+  const [tpm, setTpm] = useState(k?.tpm_limit?.toString() ?? '');
+  const [daily, setDaily] = useState(k?.daily_spend_cap ?? '');
+  const [monthly, setMonthly] = useState(k?.monthly_spend_cap ?? '');
   const { busy, error, run } = useAction();
-  const opt = (s: string) => s.trim() || undefined;
+  // Creating leaves an empty field out; editing clears it.
+  const none = k ? null : undefined;
+  const opt = (s: string) => s.trim() || none;
+  const num = (s: string) => (s.trim() ? Number(s) : none);
 
   function submit(e: FormEvent) {
     e.preventDefault();
     void run(async () => {
       const key = await api<NewApiKey>(props.path, {
+        method: k ? 'PATCH' : 'POST',
         body: {
-          label: opt(label),
-          expires_at: fromLocalInput(expires),
-          allowed_models: allowed.length ? allowed : undefined,
-          rpm_limit: rpm ? Number(rpm) : undefined,
-          tpm_limit: tpm ? Number(tpm) : undefined,
+          label: k ? label.trim() : opt(label),
+          expires_at: fromLocalInput(expires) ?? none,
+          allowed_models: allowed.length ? allowed : none,
+          rpm_limit: num(rpm),
+          tpm_limit: num(tpm),
           daily_spend_cap: opt(daily),
           monthly_spend_cap: opt(monthly),
         },
@@ -135,7 +170,7 @@ function KeyForm(props: { path: string; models: string[]; onClose(): void; onCre
   }
 
   return (
-    <Modal title="Create key" onClose={props.onClose}>
+    <Modal title={k ? `Edit key ${k.label}` : 'Create key'} onClose={props.onClose}>
       <form onSubmit={submit}>
         <Field label="Label" hint="Calls made with the key show it as their app unless they name one.">
           <input name="label" value={label} placeholder="default" onChange={(e) => setLabel(e.target.value)} autoFocus />
@@ -180,7 +215,7 @@ function KeyForm(props: { path: string; models: string[]; onClose(): void; onCre
             Cancel
           </button>
           <button type="submit" className="primary" disabled={busy}>
-            Create key
+            {k ? 'Save' : 'Create key'}
           </button>
         </footer>
       </form>

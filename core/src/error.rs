@@ -28,6 +28,8 @@ pub struct ApiError {
     pub payment: Option<Box<Payment>>,
     /// What went wrong inside Hub, for the operator's log; never shown to the caller.
     pub cause: Option<String>,
+    /// Seconds until a retry may succeed, sent as `retry-after` (every 429 carries one).
+    pub retry_after_s: Option<u64>,
 }
 
 /// Where to buy credits and when the refusal happened (ISO-8601).
@@ -47,7 +49,14 @@ impl ApiError {
             param: None,
             payment: None,
             cause: None,
+            retry_after_s: None,
         }
+    }
+
+    /// When a retry may succeed: `ms` from now, in whole seconds rounded up (at least 1).
+    pub fn with_retry_after_ms(mut self, ms: i64) -> Self {
+        self.retry_after_s = Some(u64::try_from(ms.max(1)).unwrap_or(1).div_ceil(1000));
+        self
     }
 
     /// Keeps an internal detail for the log (see [`ApiError::into_response`]).
@@ -222,7 +231,18 @@ impl ApiError {
         if let Some(cause) = &self.cause {
             tracing::error!(status = self.status.as_u16(), error = %cause, "{}", self.message);
         }
-        json(self.status, &self.body(protocol))
+        let retry_after = match (self.retry_after_s, self.status) {
+            (Some(s), _) => Some(s),
+            // A 429 without a known wait still tells the client to back off.
+            (None, StatusCode::TOO_MANY_REQUESTS) => Some(1),
+            (None, _) => None,
+        };
+        let mut res = json(self.status, &self.body(protocol));
+        if let Some(s) = retry_after {
+            res.headers_mut()
+                .insert("retry-after", crate::http::HeaderValue::from(s));
+        }
+        res
     }
 }
 

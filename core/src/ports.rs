@@ -111,6 +111,9 @@ pub trait SqlDb: MaybeSendSync {
     async fn query(&self, stmt: Stmt) -> Result<Rows, DbError>;
     /// Runs one write and returns the rows it changed.
     async fn execute(&self, stmt: Stmt) -> Result<u64, DbError>;
+    /// Runs one write and returns what its `RETURNING` clause yields (a
+    /// write that also answers a question costs one round trip, not two).
+    async fn write_returning(&self, stmt: Stmt) -> Result<Rows, DbError>;
     /// Runs writes atomically, all or none, and returns each one's changed rows.
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError>;
     /// Runs a multi-statement script (a migration) atomically.

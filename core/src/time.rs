@@ -24,13 +24,41 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// `2026-11-27T06:11:15.123Z`
 /// The starts of the UTC day and month holding `ms`, in milliseconds.
 pub fn day_and_month_start(ms: i64) -> (i64, i64) {
     let days = ms.div_euclid(86_400_000);
     let (y, m, _) = civil_from_days(days);
     (days * 86_400_000, days_from_civil(y, m, 1) * 86_400_000)
 }
+
+/// The start of the UTC month after the one holding `ms`, in milliseconds.
+pub fn next_month_start(ms: i64) -> i64 {
+    let (y, m, _) = civil_from_days(ms.div_euclid(86_400_000));
+    let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    days_from_civil(y, m, 1) * 86_400_000
+}
+
+/// A duration as OpenAI's rate-limit headers write it (Go's notation):
+/// `12ms`, `1s`, `1.5s`, `6m0s`, `1h0m0s`.
+pub fn go_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (secs, frac) = (ms / 1000, ms % 1000);
+    let s = secs % 60;
+    let seconds = match frac {
+        0 => format!("{s}s"),
+        f => format!("{s}.{}s", format!("{f:03}").trim_end_matches('0')),
+    };
+    match (secs / 3600, secs % 3600 / 60) {
+        (0, 0) => seconds,
+        (0, m) => format!("{m}m{seconds}"),
+        (h, m) => format!("{h}h{m}m{seconds}"),
+    }
+}
+
+/// `2026-11-27T06:11:15.123Z`
 
 pub fn iso8601(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
@@ -111,6 +139,31 @@ pub fn parse_offset_minutes(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_openai_writes_them() {
+        let cases = [
+            (0, "0ms"),
+            (12, "12ms"),
+            (1_000, "1s"),
+            (1_500, "1.5s"),
+            (60_000, "1m0s"),
+            (360_000, "6m0s"),
+            (90_250, "1m30.25s"),
+            (3_600_000, "1h0m0s"),
+        ];
+        for (ms, text) in cases {
+            assert_eq!(go_duration(ms), text);
+        }
+    }
+
+    #[test]
+    fn the_next_month_starts_on_its_first() {
+        let dec = parse_time("2025-12-31T23:59:59Z").unwrap();
+        assert_eq!(next_month_start(dec), parse_time("2026-01-01T00:00:00Z").unwrap());
+        let feb = parse_time("2028-02-29T12:00:00Z").unwrap();
+        assert_eq!(next_month_start(feb), parse_time("2028-03-01T00:00:00Z").unwrap());
+    }
 
     #[test]
     fn day_and_month_starts_in_utc() {

@@ -111,6 +111,11 @@ impl SqlDb for D1Db {
         changes(&r)
     }
 
+    async fn write_returning(&self, stmt: Stmt) -> Result<Rows, DbError> {
+        // D1 runs a write through `all()` like a read and hands back its rows.
+        self.query(stmt).await
+    }
+
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError> {
         let prepared = stmts.iter().map(|s| self.prepare(s)).collect::<Result<Vec<_>, _>>()?;
         let results = self.db.batch(prepared).await.map_err(|e| classify(&e.to_string()))?;

@@ -624,6 +624,13 @@ impl SqlDb for LibSqlDb {
         }
     }
 
+    async fn write_returning(&self, stmt: Stmt) -> Result<Rows, DbError> {
+        match &self.backend {
+            Backend::Local { .. } => self.send(true, |tx| Op::Query(stmt, tx)).await,
+            Backend::Remote { db } => bounded(async { query(&Self::remote_conn(db)?, &stmt).await }).await,
+        }
+    }
+
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError> {
         match &self.backend {
             Backend::Local { .. } => self.send(true, |tx| Op::Batch(stmts, tx)).await,

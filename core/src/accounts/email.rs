@@ -84,9 +84,10 @@ pub(crate) async fn request(hub: &Hub, req: &Request, site: &Site) -> Result<Res
         .email_link_requests(&email, now - ADDRESS_WINDOW_MS, &ip, now - IP_WINDOW_MS)
         .await?;
     if by_ip >= PER_IP {
-        return Err(ApiError::rate_limited(
-            "Too many sign-in link requests from here; try again in an hour.",
-        ));
+        return Err(
+            ApiError::rate_limited("Too many sign-in link requests from here; try again in an hour.")
+                .with_retry_after_ms(IP_WINDOW_MS),
+        );
     }
     let send = by_email < PER_ADDRESS && may_sign_in(hub, &snap.settings.sign_in, &email).await?;
     let token = if send { Some(random(hub)?) } else { None };

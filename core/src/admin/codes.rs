@@ -210,7 +210,8 @@ pub(crate) async fn redeem(hub: &Hub, caller: &Caller, req: &Request) -> Result<
     {
         return Err(ApiError::rate_limited(
             "Too many unsuccessful attempts to redeem a code: wait 10 minutes and try again.",
-        ));
+        )
+        .with_retry_after_ms(ATTEMPT_WINDOW_MS));
     }
     let key = hub.master_key().key_hash_secret();
     let (row, batch) = store.find_code(&code.hash(key)).await?.ok_or_else(invalid_code)?;

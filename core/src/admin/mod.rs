@@ -5,6 +5,7 @@
 pub mod codes;
 pub(crate) mod credits;
 pub(crate) mod fields;
+mod keys;
 pub mod me;
 mod views;
 
@@ -787,47 +788,27 @@ pub(crate) async fn create_key(
         ));
     }
     hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
-    let f = Fields::parse(req.body())?;
-    f.only(&[
-        "label",
-        "expires_at",
-        "allowed_models",
-        "rpm_limit",
-        "tpm_limit",
-        "daily_spend_cap",
-        "monthly_spend_cap",
-    ])?;
     let now = hub.now_ms();
-    let expires_at = f.time("expires_at")?;
-    if expires_at.is_some_and(|t| t <= now) {
-        return Err(ApiError::invalid_field("expires_at", "must be in the future"));
-    }
+    let wanted = keys::settings(&Fields::parse(req.body())?, now)?;
     let new = hub.generate_key()?;
     let id = hub.new_id("key");
-    let label = f
-        .str("label")?
+    let label = wanted
+        .label
         .filter(|l| !l.is_empty())
         .unwrap_or_else(|| "default".into());
-    let allowed = f.strings("allowed_models")?;
-    let cap = |k: &str| -> Result<Option<crate::Credits>, ApiError> {
-        let c = f.credits(k)?;
-        if c.is_some_and(|c| c.nanos() <= 0) {
-            return Err(ApiError::invalid_field(k, "must be positive"));
-        }
-        Ok(c)
-    };
+    let allowed = wanted.allowed_models.flatten();
     let row = NewKeyRow {
         id: &id,
         user_id: user,
         label: &label,
         key_hash: &new.hash,
         key_hint: &new.hint,
-        expires_at,
+        expires_at: wanted.expires_at.flatten(),
         allowed_models: allowed.as_deref(),
-        rpm_limit: f.int("rpm_limit", 1, 1_000_000)?,
-        tpm_limit: f.int("tpm_limit", 1, 1_000_000_000)?,
-        daily_spend_cap: cap("daily_spend_cap")?,
-        monthly_spend_cap: cap("monthly_spend_cap")?,
+        rpm_limit: wanted.rpm_limit.flatten(),
+        tpm_limit: wanted.tpm_limit.flatten(),
+        daily_spend_cap: wanted.daily_spend_cap.flatten(),
+        monthly_spend_cap: wanted.monthly_spend_cap.flatten(),
         now_ms: now,
         parent_key_id: minted_by
             .filter(|c| !c.session && c.user_id == user)
@@ -840,17 +821,18 @@ pub(crate) async fn create_key(
     created(body)
 }
 
-/// Who revokes a key.
+/// Who revokes or edits a key.
 pub(crate) enum Revoker<'a> {
     /// An admin: any key of a user whose role is not above theirs.
     Admin(&'a Caller),
     /// A user's key, through `/api/me`: the user's keys if it is unrestricted,
-    /// else only itself (a leaked restricted key must not revoke its owner's others).
+    /// else only itself (a leaked restricted key must not touch its owner's others).
     Owner(&'a Caller),
 }
 
-/// Revokes a key, and every key minted from it.
-pub(crate) async fn revoke_key(hub: &Hub, id: &str, by: Revoker<'_>) -> Result<Response, ApiError> {
+/// The key `id`, if `by` may revoke or edit it (404 for another user's key
+/// through `/api/me`, 403 past the caller's reach).
+async fn manageable_key(hub: &Hub, id: &str, by: &Revoker<'_>) -> Result<crate::store::KeyRow, ApiError> {
     let key = hub
         .store()
         .get_key(id)
@@ -860,17 +842,47 @@ pub(crate) async fn revoke_key(hub: &Hub, id: &str, by: Revoker<'_>) -> Result<R
             Revoker::Admin(_) => true,
         })
         .ok_or_else(|| gone("key", id))?;
-    if let Revoker::Owner(caller) = by {
-        if caller.is_restricted() && key.id != caller.key_id {
-            return Err(ApiError::forbidden(
-                "A key with allowed models, limits or an expiry can revoke only itself.",
-            ));
-        }
+    match by {
+        Revoker::Owner(caller) if caller.is_restricted() && key.id != caller.key_id => Err(ApiError::forbidden(
+            "A key with allowed models, limits or an expiry can revoke or edit only itself.",
+        )),
+        Revoker::Admin(caller) => manageable_user(hub, caller, &key.user_id).await.map(|_| key),
+        Revoker::Owner(_) => Ok(key),
     }
-    if let Revoker::Admin(caller) = by {
-        manageable_user(hub, caller, &key.user_id).await?;
-    }
+}
+
+/// Revokes a key, and every key minted from it.
+pub(crate) async fn revoke_key(hub: &Hub, id: &str, by: Revoker<'_>) -> Result<Response, ApiError> {
+    let key = manageable_key(hub, id, &by).await?;
     hub.store().revoke_key(&key.id, hub.now_ms()).await?;
+    hub.keys().clear();
+    let key = hub.store().get_key(id).await?.ok_or_else(|| gone("key", id))?;
+    ok(key_json(&key))
+}
+
+/// Edits a key's label, expiry, allowed models and limits. A restricted
+/// caller may only tighten (it could not mint a looser key); the change
+/// holds at once here and within the key cache's TTL everywhere else.
+pub(crate) async fn patch_key(hub: &Hub, id: &str, req: &Request, by: Revoker<'_>) -> Result<Response, ApiError> {
+    let patch = keys::edit(&Fields::parse(req.body())?, hub.now_ms())?;
+    let key = manageable_key(hub, id, &by).await?;
+    if key.revoked_at.is_some() {
+        return Err(ApiError::conflict(
+            "This key is revoked; revoked keys cannot be edited.",
+        ));
+    }
+    let (Revoker::Admin(caller) | Revoker::Owner(caller)) = by;
+    if let Some(field) = keys::loosened(&key, &patch).filter(|_| caller.is_restricted()) {
+        return Err(ApiError::forbidden(format!(
+            "A key with allowed models, limits or an expiry may only tighten a key; `{field}` would loosen it. Use an unrestricted key."
+        ))
+        .with_param(field));
+    }
+    if !patch.is_empty() && !hub.store().update_key(&key.id, &patch).await? {
+        return Err(ApiError::conflict(
+            "This key was revoked meanwhile; nothing was changed.",
+        ));
+    }
     hub.keys().clear();
     let key = hub.store().get_key(id).await?.ok_or_else(|| gone("key", id))?;
     ok(key_json(&key))

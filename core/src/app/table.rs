@@ -283,6 +283,9 @@ pub static ROUTES: &[Route] = &[
     mine(Method::DELETE, "/api/me/keys/:id", |c, who| {
         Box::pin(async move { admin::revoke_key(&c.hub, c.id(), Revoker::Owner(&who)).await })
     }),
+    mine(Method::PATCH, "/api/me/keys/:id", |c, who| {
+        Box::pin(async move { admin::patch_key(&c.hub, c.id(), &c.req, Revoker::Owner(&who)).await })
+    }),
     mine(Method::GET, "/api/me/credit-packs", |c, _| {
         Box::pin(async move { payments::packs_on_sale(&c.hub).await })
     }),
@@ -376,6 +379,9 @@ pub static ROUTES: &[Route] = &[
     }),
     admin(Method::DELETE, "/api/admin/keys/:id", |c, who| {
         Box::pin(async move { admin::revoke_key(&c.hub, c.id(), Revoker::Admin(&who)).await })
+    }),
+    admin(Method::PATCH, "/api/admin/keys/:id", |c, who| {
+        Box::pin(async move { admin::patch_key(&c.hub, c.id(), &c.req, Revoker::Admin(&who)).await })
     }),
     admin(Method::POST, "/api/admin/users/:id/grants", |c, who| {
         Box::pin(async move { admin::grant(&c.hub, &who, c.id(), &c.req).await })

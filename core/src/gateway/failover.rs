@@ -219,7 +219,9 @@ pub async fn provider_error(mut resp: UpstreamResponse) -> Failure {
     }
     match status {
         429 => Failure {
-            error: ApiError::rate_limited(format!("The provider is rate limiting requests: {detail}")),
+            // The provider's own wait is passed on; without one, a second.
+            error: ApiError::rate_limited(format!("The provider is rate limiting requests: {detail}"))
+                .with_retry_after_ms(retry_after.map_or(1000, |s| s.saturating_mul(1000))),
             class: FailureClass::RateLimited {
                 cooldown_ms: retry_after.map_or(COOLDOWN_MS, |s| s.saturating_mul(1000).clamp(1000, MAX_COOLDOWN_MS)),
             },

@@ -2,42 +2,77 @@
 //! case in credit before any provider is asked, and gives back what it did
 //! not use however it ends.
 
-use crate::auth::Caller;
+use crate::auth::{Caller, KeyLimits};
 use crate::error::ApiError;
+use crate::http::{HeaderName, HeaderValue};
 use crate::metering::money::Credits;
 use crate::metering::Usage;
-use crate::store::CallLog;
+use crate::store::{CallLog, KeyUse};
 use crate::Hub;
 
 /// Admits a call under its key's limits (rpm, tpm, daily and monthly spend),
-/// reserving `usage_bound` tokens and `amount` credits; 429 naming the limit.
+/// reserving `usage_bound` tokens and `amount` credits; 429 naming the limit,
+/// with `retry-after`. Returns what the key used in the last minute (None
+/// for a key without limits).
 pub(crate) async fn admit_key(
     hub: &Hub,
     caller: &Caller,
     call_id: &str,
     usage_bound: &Usage,
     amount: Credits,
-) -> Result<(), ApiError> {
+) -> Result<Option<KeyUse>, ApiError> {
     if !caller.limits.any() {
-        return Ok(());
+        return Ok(None);
     }
     let tokens = i64::try_from(usage_bound.input_tokens.saturating_add(usage_bound.output_tokens)).unwrap_or(i64::MAX);
     let now = hub.now_ms();
     let store = hub.store();
-    if store
+    if let Some(used) = store
         .admit_key_call(call_id, caller, tokens, amount.nanos(), now)
         .await?
     {
-        return Ok(());
+        return Ok(Some(used));
     }
-    let which = store.key_limit_reached(caller, tokens, amount.nanos(), now).await?;
-    if let Some(limit) = which {
+    let reached = store.key_limit_reached(caller, tokens, amount.nanos(), now).await?;
+    if let Some((limit, _)) = reached {
         crate::notify::budget_reached(hub, caller, limit);
     }
-    let which = which.map_or("a limit", |l| l.describe());
-    Err(ApiError::rate_limited(format!(
-        "This API key has reached {which}; try again later."
-    )))
+    let which = reached.map_or("a limit", |(l, _)| l.describe());
+    let wait_ms = reached.and_then(|(_, w)| w);
+    Err(
+        ApiError::rate_limited(format!("This API key has reached {which}; try again later."))
+            .with_retry_after_ms(wait_ms.unwrap_or(1000)),
+    )
+}
+
+/// The window of requests-per-minute and tokens-per-minute limits.
+const MINUTE_MS: i64 = 60_000;
+
+/// OpenAI's rate-limit headers for a key's per-minute limits, after a call
+/// was admitted: the limit, what is left of it, and when it is whole again
+/// (once the call just admitted, the newest, leaves the one-minute window).
+pub(crate) fn rate_limit_headers(limits: &KeyLimits, used: &KeyUse) -> Vec<(HeaderName, HeaderValue)> {
+    let reset = crate::time::go_duration(MINUTE_MS);
+    let mut out = Vec::new();
+    for (kind, limit, used) in [
+        ("requests", limits.rpm, used.requests),
+        ("tokens", limits.tpm, used.tokens),
+    ] {
+        let Some(limit) = limit else { continue };
+        for (what, value) in [
+            ("limit", limit.to_string()),
+            ("remaining", (limit - used).max(0).to_string()),
+            ("reset", reset.clone()),
+        ] {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::try_from(format!("x-ratelimit-{what}-{kind}")),
+                HeaderValue::try_from(value),
+            ) {
+                out.push((n, v));
+            }
+        }
+    }
+    out
 }
 
 /// Releases a call's hold and logs its failed attempts unless a relay took

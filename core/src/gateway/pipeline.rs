@@ -10,7 +10,7 @@
 //! here, once.
 
 use super::failover::{body_failure, provider_error, transport_failure, Attempt, Attempts, Failure};
-use super::hold::{admit_key, HoldGuard};
+use super::hold::{admit_key, rate_limit_headers, HoldGuard};
 use super::relay::{CallMeter, Mode, Outcome, Relay};
 use crate::auth::Caller;
 use crate::chat::Reply;
@@ -23,6 +23,7 @@ use crate::metering::estimate::PromptSize;
 use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::ports::{UpstreamRequest, UpstreamResponse};
+use crate::store::KeyUse;
 use crate::Hub;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -111,26 +112,36 @@ pub(crate) async fn run(
         let (snap, routes) = candidates_fresh(hub, &caller, &plan.model, plan.kind).await?;
         let routes = able(exchange, routes)?;
         let call = Call::new(hub, caller, req, request_id, plan, snap, started_us);
-        let (hold, guard) = call.admit(&*exchange, &routes).await?;
-        call.attempt(exchange, &routes, hold, guard).await
+        let (hold, guard, used) = call.admit(&*exchange, &routes).await?;
+        let mut res = call.attempt(exchange, &routes, hold, guard).await?;
+        // Headers leave with the first byte, a stream's included.
+        if let Some(used) = used {
+            res.headers_mut().extend(rate_limit_headers(&call.caller.limits, &used));
+        }
+        Ok(res)
     }
     .instrument(span)
     .await
 }
 
 impl Call<'_> {
-    /// Admits the call under its key's limits and holds its worst case.
-    async fn admit(&self, exchange: &dyn Exchange, routes: &[Route]) -> Result<(Credits, HoldGuard), ApiError> {
+    /// Admits the call under its key's limits and holds its worst case;
+    /// returns what the key used in the last minute, when it has limits.
+    async fn admit(
+        &self,
+        exchange: &dyn Exchange,
+        routes: &[Route],
+    ) -> Result<(Credits, HoldGuard, Option<KeyUse>), ApiError> {
         let hold = self.hold_for(exchange, routes);
         let bound = self.worst_case(exchange, &routes[0]);
-        admit_key(self.hub, &self.caller, &self.id, &bound, hold).await?;
+        let used = admit_key(self.hub, &self.caller, &self.id, &bound, hold).await?;
         // From here until a relay takes over, a dropped request (the client left
         // while Hub waited on providers) must not strand the hold.
         let mut guard = HoldGuard::new(self.hub, &self.id, &self.caller);
         if self.billed {
             guard.place(&self.snap.settings, hold).await?;
         }
-        Ok((hold, guard))
+        Ok((hold, guard, used))
     }
 
     /// Tries the candidates in turn until one answers; failover only before

@@ -166,6 +166,41 @@ impl UserPatch {
     }
 }
 
+/// A key's editable fields (its secret, owner and lineage never change).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyPatch {
+    pub label: Option<String>,
+    pub expires_at: Nullable<i64>,
+    pub allowed_models: Nullable<Vec<String>>,
+    pub rpm_limit: Nullable<i64>,
+    pub tpm_limit: Nullable<i64>,
+    pub daily_spend_cap: Nullable<crate::Credits>,
+    pub monthly_spend_cap: Nullable<crate::Credits>,
+}
+
+impl KeyPatch {
+    pub(super) fn changes(&self) -> Vec<Change> {
+        let nanos = |c: &Nullable<crate::Credits>| c.map(|c| c.map(crate::Credits::nanos));
+        let models = self
+            .allowed_models
+            .as_ref()
+            .map(|m| m.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default()));
+        let mut out = Vec::new();
+        set(&mut out, "label", self.label.clone());
+        set(&mut out, "expires_at", self.expires_at);
+        set(&mut out, "allowed_models", models);
+        set(&mut out, "rpm_limit", self.rpm_limit);
+        set(&mut out, "tpm_limit", self.tpm_limit);
+        set(&mut out, "daily_spend_cap", nanos(&self.daily_spend_cap));
+        set(&mut out, "monthly_spend_cap", nanos(&self.monthly_spend_cap));
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self == &KeyPatch::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

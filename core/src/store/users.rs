@@ -1,6 +1,6 @@
 //! Users and their API keys.
 
-use super::{first, rows, Page, Row, Store, UserPatch};
+use super::{first, rows, KeyPatch, Page, Row, Store, UserPatch};
 use crate::auth::{Caller, Role};
 use crate::metering::money::Credits;
 use crate::ports::{DbError, Stmt};
@@ -70,6 +70,13 @@ fn key(r: &Row) -> KeyRow {
         created_at: r.i64("created_at"),
         parent_key_id: r.opt_str("parent_key_id"),
     }
+}
+
+/// What a key has used within the last minute, the call just admitted included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUse {
+    pub requests: i64,
+    pub tokens: i64,
 }
 
 /// A key to store: everything but the plaintext.
@@ -244,6 +251,25 @@ impl Store {
         Ok(first(&r).map(|r| key(&r)))
     }
 
+    /// Applies a patch to a key that is not revoked; false when there is none.
+    pub async fn update_key(&self, id: &str, patch: &KeyPatch) -> Result<bool, DbError> {
+        let changes = patch.changes();
+        let sets: Vec<String> = (0..changes.len())
+            .map(|i| format!("{} = ?{}", changes[i].0, i + 1))
+            .collect();
+        let mut params: Vec<_> = changes.into_iter().map(|(_, v)| v).collect();
+        params.push(id.into());
+        let stmt = Stmt::new(
+            format!(
+                "UPDATE api_keys SET {} WHERE id = ?{} AND revoked_at IS NULL",
+                sets.join(", "),
+                params.len()
+            ),
+            params,
+        );
+        Ok(self.db.execute(stmt).await? > 0)
+    }
+
     /// Revokes a key and every key minted from it, at any depth.
     pub async fn revoke_key(&self, id: &str, now_ms: i64) -> Result<bool, DbError> {
         let n = self
@@ -341,8 +367,9 @@ impl Store {
     /// Admits a call under its key's limits by recording it, in one
     /// conditional INSERT: within the last minute fewer than `rpm` calls and at
     /// most `tpm` tokens (with this call's bound), and this UTC day's and
-    /// month's spend plus this call's hold within the caps. Returns whether it
-    /// was admitted.
+    /// month's spend plus this call's hold within the caps. Returns what the
+    /// key has used in the last minute, this call included (for the caller's
+    /// rate-limit headers, read by the same statement), or None if refused.
     pub async fn admit_key_call(
         &self,
         call_id: &str,
@@ -350,18 +377,23 @@ impl Store {
         tokens: i64,
         spend: i64,
         now_ms: i64,
-    ) -> Result<bool, DbError> {
+    ) -> Result<Option<KeyUse>, DbError> {
         let l = &caller.limits;
         let (day, month) = crate::time::day_and_month_start(now_ms);
-        let n = self
+        // The RETURNING subqueries leave this call's row out and add it
+        // back, whether or not SQLite shows them the row being inserted.
+        let r = self
             .db
-            .execute(sql!(
+            .write_returning(sql!(
                 "INSERT INTO key_events (call_id, key_id, at, tokens, spent)
                  SELECT ?1, ?2, ?3, ?4, ?5
                  WHERE (?6 IS NULL OR (SELECT COUNT(*) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000) < ?6)
                    AND (?7 IS NULL OR (SELECT COALESCE(SUM(tokens), 0) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000) + ?4 <= ?7)
                    AND (?8 IS NULL OR (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?2 AND at >= ?9) + ?5 <= ?8)
-                   AND (?10 IS NULL OR (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?2 AND at >= ?11) + ?5 <= ?10)",
+                   AND (?10 IS NULL OR (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?2 AND at >= ?11) + ?5 <= ?10)
+                 RETURNING
+                   (SELECT COUNT(*) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000 AND call_id <> ?1) + 1 AS requests,
+                   (SELECT COALESCE(SUM(tokens), 0) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000 AND call_id <> ?1) + ?4 AS tokens",
                 call_id,
                 &caller.key_id,
                 now_ms,
@@ -375,18 +407,22 @@ impl Store {
                 month
             ))
             .await?;
-        Ok(n > 0)
+        Ok(first(&r).map(|r| KeyUse {
+            requests: r.i64("requests"),
+            tokens: r.i64("tokens"),
+        }))
     }
 
-    /// Which of a key's limits is reached (for the refusal and its notice);
-    /// `None` when none is any more (the window moved on meanwhile).
+    /// Which of a key's limits is reached (for the refusal and its notice)
+    /// and in how many milliseconds it would admit the call; `None` when
+    /// none is any more (the window moved on meanwhile).
     pub async fn key_limit_reached(
         &self,
         caller: &Caller,
         tokens: i64,
         spend: i64,
         now_ms: i64,
-    ) -> Result<Option<crate::kinds::KeyLimit>, DbError> {
+    ) -> Result<Option<(crate::kinds::KeyLimit, Option<i64>)>, DbError> {
         use crate::kinds::KeyLimit;
         let (day, month) = crate::time::day_and_month_start(now_ms);
         let r = self
@@ -395,6 +431,7 @@ impl Store {
                 "SELECT
                    (SELECT COUNT(*) FROM key_events WHERE key_id = ?1 AND at > ?2 - 60000) AS requests,
                    (SELECT COALESCE(SUM(tokens), 0) FROM key_events WHERE key_id = ?1 AND at > ?2 - 60000) AS tokens,
+                   (SELECT MIN(at) FROM key_events WHERE key_id = ?1 AND at > ?2 - 60000) AS oldest,
                    (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?1 AND at >= ?3) AS today,
                    (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?1 AND at >= ?4) AS month",
                 &caller.key_id,
@@ -405,17 +442,20 @@ impl Store {
             .await?;
         let l = &caller.limits;
         let Some(row) = first(&r) else { return Ok(None) };
+        // The minute's limits free up as its oldest call leaves the window
+        // (the earliest time anything could change).
+        let minute = row.opt_i64("oldest").map(|at| at + 60_000 - now_ms);
         Ok(if l.rpm.is_some_and(|m| row.i64("requests") >= m) {
-            Some(KeyLimit::RequestsPerMinute)
+            Some((KeyLimit::RequestsPerMinute, minute))
         } else if l.tpm.is_some_and(|m| row.i64("tokens") + tokens > m) {
-            Some(KeyLimit::TokensPerMinute)
+            Some((KeyLimit::TokensPerMinute, minute))
         } else if l.daily_spend_cap.is_some_and(|c| row.i64("today") + spend > c.nanos()) {
-            Some(KeyLimit::DailySpendCap)
+            Some((KeyLimit::DailySpendCap, Some(day + 86_400_000 - now_ms)))
         } else if l
             .monthly_spend_cap
             .is_some_and(|c| row.i64("month") + spend > c.nanos())
         {
-            Some(KeyLimit::MonthlySpendCap)
+            Some((KeyLimit::MonthlySpendCap, Some(crate::time::next_month_start(now_ms) - now_ms)))
         } else {
             None
         })
