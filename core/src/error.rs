@@ -28,8 +28,9 @@ pub struct ApiError {
     pub payment: Option<Box<Payment>>,
     /// What went wrong inside Hub, for the operator's log; never shown to the caller.
     pub cause: Option<String>,
-    /// Seconds until a retry may succeed, sent as `retry-after` (every 429 carries one).
-    pub retry_after_s: Option<u64>,
+    /// Seconds until a retry may succeed, sent as `retry-after` (every 429
+    /// carries one). Non-zero, which also keeps `ApiError` small.
+    pub retry_after_s: Option<std::num::NonZeroU32>,
 }
 
 /// Where to buy credits and when the refusal happened (ISO-8601).
@@ -55,7 +56,8 @@ impl ApiError {
 
     /// When a retry may succeed: `ms` from now, in whole seconds rounded up (at least 1).
     pub fn with_retry_after_ms(mut self, ms: i64) -> Self {
-        self.retry_after_s = Some(u64::try_from(ms.max(1)).unwrap_or(1).div_ceil(1000));
+        self.retry_after_s =
+            std::num::NonZeroU32::new(u32::try_from(ms.max(1).saturating_add(999) / 1000).unwrap_or(u32::MAX));
         self
     }
 
@@ -232,7 +234,7 @@ impl ApiError {
             tracing::error!(status = self.status.as_u16(), error = %cause, "{}", self.message);
         }
         let retry_after = match (self.retry_after_s, self.status) {
-            (Some(s), _) => Some(s),
+            (Some(s), _) => Some(s.get()),
             // A 429 without a known wait still tells the client to back off.
             (None, StatusCode::TOO_MANY_REQUESTS) => Some(1),
             (None, _) => None,

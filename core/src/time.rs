@@ -59,7 +59,6 @@ pub fn go_duration(ms: i64) -> String {
 }
 
 /// `2026-11-27T06:11:15.123Z`
-
 pub fn iso8601(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);

@@ -135,8 +135,14 @@ async fn payments_announce_purchases_refunds_and_failures_from_their_own_writes(
         .await;
     }
     let open = store.payment_by_session("cs_1").await.unwrap().unwrap();
-    assert!(store.grant_payment(&open, "cs_1", "evt_1", Some("pi_1"), T).await.unwrap());
-    assert!(!store.grant_payment(&open, "cs_1", "evt_1", Some("pi_1"), T).await.unwrap());
+    assert!(store
+        .grant_payment(&open, "cs_1", "evt_1", Some("pi_1"), T)
+        .await
+        .unwrap());
+    assert!(!store
+        .grant_payment(&open, "cs_1", "evt_1", Some("pi_1"), T)
+        .await
+        .unwrap());
     let paid = store.get_payment("pay_1").await.unwrap().unwrap();
     store
         .refund_payment(&paid, 250, Credits::from_nanos(c("25")), T)

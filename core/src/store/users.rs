@@ -455,7 +455,10 @@ impl Store {
             .monthly_spend_cap
             .is_some_and(|c| row.i64("month") + spend > c.nanos())
         {
-            Some((KeyLimit::MonthlySpendCap, Some(crate::time::next_month_start(now_ms) - now_ms)))
+            Some((
+                KeyLimit::MonthlySpendCap,
+                Some(crate::time::next_month_start(now_ms) - now_ms),
+            ))
         } else {
             None
         })
