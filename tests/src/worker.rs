@@ -145,6 +145,8 @@ impl WorkerServer {
             "-c",
             "wrangler.test.toml",
             "--show-interactive-dev-session=false",
+            // GET /__scheduled runs the Cron Trigger's handler.
+            "--test-scheduled",
         ])
         .args(["--port", &port.to_string(), "--inspector-port", &inspector.to_string()])
         .arg("--persist-to")
@@ -192,6 +194,50 @@ impl WorkerServer {
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// Runs SQL on a Worker's local D1 state with `wrangler d1 execute --local`
+/// (with no server running on it); returns the rows of its last statement as
+/// a JSON array of arrays, in the order of `columns`.
+pub fn d1_execute(state: &Path, sql: &str, columns: &[&str]) -> Result<serde_json::Value, String> {
+    // Bounded: `timeout` stops wrangler (and it its workerd) after a minute.
+    let mut cmd = Command::new("timeout");
+    cmd.arg("60")
+        .arg(tool("wrangler"))
+        .args([
+            "d1",
+            "execute",
+            "DB",
+            "--local",
+            "--json",
+            "-c",
+            "wrangler.test.toml",
+            "--command",
+            sql,
+        ])
+        .arg("--persist-to")
+        .arg(state)
+        .current_dir(repo_root());
+    let out = offline_env(&mut cmd)
+        .output()
+        .map_err(|e| format!("wrangler d1 execute: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "wrangler d1 execute failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let results: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
+    let rows = results
+        .as_array()
+        .and_then(|r| r.last())
+        .and_then(|r| r["results"].as_array())
+        .ok_or_else(|| format!("no results in {text}"))?;
+    Ok(rows
+        .iter()
+        .map(|row| columns.iter().map(|c| row[*c].clone()).collect::<serde_json::Value>())
+        .collect())
 }
 
 /// A blocking GET's status, for readiness checks (no async runtime needed).

@@ -4,8 +4,10 @@
 
 use hub_e2e::mock::MockProvider;
 use hub_e2e::outbound::{self, Expect, MetadataTrap};
-use hub_e2e::worker::WorkerServer;
-use hub_e2e::{suite, Api};
+use hub_e2e::worker::{d1_execute, WorkerServer};
+use hub_e2e::{jobs, suite, Api};
+use std::path::PathBuf;
+use std::time::Duration;
 
 async fn start() -> (WorkerServer, Api, MockProvider) {
     let mock = MockProvider::start().await;
@@ -186,7 +188,7 @@ async fn worker_redeems_codes_within_their_uses() {
     suite::redeems_codes_within_their_uses(&api).await;
 }
 
-/// Credits expire on the Worker (no timer: reading the balance expires them).
+/// Credits expire on the Worker between Cron runs: reading the balance expires them.
 #[tokio::test]
 async fn worker_credits_expire_through_the_ledger() {
     let (_w, api, _mock) = start().await;
@@ -199,4 +201,56 @@ async fn worker_credits_expire_through_the_ledger() {
 async fn worker_delivers_signed_webhooks() {
     let (_w, api, _mock) = start().await;
     suite::webhook_is_delivered_signed(&api).await;
+}
+
+/// SQL on a stopped Worker's D1 state.
+async fn d1(state: &std::path::Path, sql: &str, columns: &'static [&'static str]) -> serde_json::Value {
+    let (state, sql): (PathBuf, String) = (state.to_path_buf(), sql.to_string());
+    tokio::task::spawn_blocking(move || d1_execute(&state, &sql, columns))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The Cron Trigger's handler, run through `/__scheduled` under `wrangler
+/// dev --test-scheduled`, releases a hold that expired while the Worker ran
+/// (requests alone do not) and prunes month-old key-limit rows.
+#[tokio::test]
+async fn worker_cron_trigger_releases_expired_holds_and_prunes_old_rows() {
+    let first = tokio::task::spawn_blocking(|| WorkerServer::start(&[])).await.unwrap();
+    // The stale hold outlives the restart below: an isolate releases holds
+    // already expired when it starts, and this is about one that expires later.
+    let seed = jobs::seed(&Api::new(&first.base), Duration::from_secs(30)).await;
+    let state = first.state.clone();
+    drop(first);
+    d1(&state, &seed.sql, &[]).await;
+    let worker = tokio::task::spawn_blocking(move || WorkerServer::start_on(&state, &[]))
+        .await
+        .unwrap();
+    let api = Api::new(&worker.base);
+    jobs::both_holds_count(&api, &seed).await;
+    jobs::until_expired(&seed).await;
+    jobs::both_holds_count(&api, &seed).await;
+
+    let res = api
+        .http
+        .get(format!("{}/__scheduled?cron=*+*+*+*+*", worker.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200, "{}", worker.logs());
+    jobs::expired_hold_released(&api, &seed, Duration::from_secs(5)).await;
+    // wrangler writes the Worker's console to its log a moment later.
+    let report = r#"scheduled jobs (* * * * *): {"at":"#;
+    hub_e2e::eventually("the handler's report in the log", Duration::from_secs(10), || {
+        let logs = worker.logs();
+        async move { logs.contains(report).then_some(()).ok_or(logs) }
+    })
+    .await;
+    let state = worker.state.clone();
+    drop(worker);
+    jobs::rows_after_jobs(
+        &d1(&state, jobs::HOLDS_QUERY, &["id", "state"]).await,
+        &d1(&state, jobs::KEY_EVENTS_QUERY, &["call_id"]).await,
+    );
 }

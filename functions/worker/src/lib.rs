@@ -2,7 +2,9 @@
 //! request from the environment (D1 binding `DB`, secret `HUB_MASTER_KEY`,
 //! vars); each request is converted, handed to the core, and its (streaming)
 //! response converted back. Settlement runs after the response through
-//! `ctx.wait_until`, tracked per request (see [`runtime`]).
+//! `ctx.wait_until`, tracked per request (see [`runtime`]). The Cron Trigger
+//! (`[triggers] crons` in wrangler.toml) runs the scheduled jobs
+//! ([`Hub::tick`]) through the `scheduled` handler.
 
 #![cfg(target_arch = "wasm32")]
 // Isolates are single-threaded: the ports are not Send, nor the Arcs holding them.
@@ -21,7 +23,7 @@ use runtime::{Scoped, Tracker, WorkerBackground, WorkerClock, WorkerRng};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use worker::{event, Context, Env, Headers, Method, Request, Response};
+use worker::{event, Context, Env, Headers, Method, Request, Response, ScheduleContext, ScheduledEvent};
 
 thread_local! {
     /// The isolate's Hub; isolates are single-threaded.
@@ -81,6 +83,33 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     // Settlement and call logs finish after the client has its answer.
     ctx.wait_until(tracker.idle());
     response
+}
+
+/// The Cron Trigger: runs the scheduled jobs once. The handler's promise
+/// lasts until the jobs are done; work they leave running (a configuration
+/// reload) is waited for through `wait_until`.
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, ctx: ScheduleContext) {
+    let tracker = Rc::new(Tracker::default());
+    Scoped::new(tracker.clone(), run_jobs(event, env)).await;
+    ctx.wait_until(tracker.idle());
+}
+
+async fn run_jobs(event: ScheduledEvent, env: Env) {
+    let hub = match hub(&env).await {
+        Ok(h) => h,
+        Err(msg) => {
+            worker::console_error!("scheduled jobs: hub cannot start: {msg}");
+            return;
+        }
+    };
+    let report = hub.tick(hub.now_ms()).await;
+    let text = serde_json::to_string(&report).unwrap_or_default();
+    if report.failed() {
+        worker::console_error!("scheduled jobs ({}): {text}", event.cron());
+    } else {
+        worker::console_log!("scheduled jobs ({}): {text}", event.cron());
+    }
 }
 
 async fn serve(mut req: Request, env: Env, tracker: Rc<Tracker>) -> worker::Result<Response> {
