@@ -19,6 +19,18 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_hub"))
 }
 
+/// The Debian package `faketime`'s library, wherever the architecture puts it.
+fn libfaketime() -> String {
+    std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists())
+        .expect("libfaketime (Debian package faketime) is installed")
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
@@ -129,10 +141,15 @@ async fn unspent_credit_expires_when_the_clock_passes_its_expiry() {
     let calls_before = api.calls(&format!("user={user}")).await;
     assert!(hub.terminate(Duration::from_secs(30)).is_some(), "hub stopped");
 
-    // The same database, two days later.
+    // The same database, two days later: libfaketime preloaded into Hub
+    // itself (the `faketime` wrapper would fork, and stopping the wrapper
+    // would leave Hub running).
     let later = Launch {
-        wrap: vec!["faketime".into(), "-f".into(), "+2d".into()],
-        env: vec![("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into())],
+        env: vec![
+            ("LD_PRELOAD".into(), libfaketime()),
+            ("FAKETIME".into(), "+2d".into()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ],
         ..Default::default()
     };
     let (mut hub, api) = start_in(later, dir.clone()).await;
