@@ -283,10 +283,10 @@ async fn admin(hub: &hub_core::Hub, method: &str, path: &str, body: serde_json::
     v
 }
 
-/// `Hub::sweep` (hub serve's timer) expires due buckets of every user, and
+/// `Hub::tick` (the scheduled jobs) expires due buckets of every user, and
 /// is idempotent.
 #[tokio::test]
-async fn the_sweep_expires_due_credit() {
+async fn the_scheduled_tick_expires_due_credit() {
     let setup = common::Setup {
         options: hub_core::HubOptions {
             exclusive_database: true,
