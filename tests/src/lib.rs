@@ -9,6 +9,7 @@ pub mod mock;
 pub mod node;
 pub mod oidc;
 pub mod outbound;
+pub mod pytool;
 pub mod smtpd;
 pub mod stripe;
 pub mod suite;
