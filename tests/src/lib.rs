@@ -42,6 +42,21 @@ pub struct Launch {
     pub wrap: Vec<String>,
 }
 
+/// The master key of test Hubs on a shared database (a remote database has
+/// no key file beside it, and every instance must seal and hash alike).
+pub const TEST_MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+impl Launch {
+    /// A Hub on the remote libSQL database `hrana` serves.
+    pub fn remote(hrana: &HranaServer) -> Launch {
+        Launch {
+            db: Some(hrana.url.clone()),
+            env: vec![("HUB_MASTER_KEY".into(), TEST_MASTER_KEY.into())],
+            ..Default::default()
+        }
+    }
+}
+
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

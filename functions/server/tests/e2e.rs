@@ -232,18 +232,7 @@ async fn concurrent_streams_never_overspend() {
 async fn concurrent_streams_never_overspend_on_remote_libsql() {
     let dir = hub_e2e::temp_dir("hrana-race");
     let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
-    concurrent_streams_never_overspend_on(remote(&hrana)).await;
-}
-
-fn remote(hrana: &HranaServer) -> Launch {
-    Launch {
-        db: Some(hrana.url.clone()),
-        env: vec![(
-            "HUB_MASTER_KEY".into(),
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
-        )],
-        ..Default::default()
-    }
+    concurrent_streams_never_overspend_on(Launch::remote(&hrana)).await;
 }
 
 async fn concurrent_streams_never_overspend_on(launch: Launch) {
@@ -758,7 +747,7 @@ async fn admin_api_validates_and_refuses_members() {
 async fn remote_libsql_round_trip_through_hrana() {
     let dir = hub_e2e::temp_dir("hrana");
     let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
-    let w = world(remote(&hrana)).await;
+    let w = world(Launch::remote(&hrana)).await;
     w.mock.set(
         "mock-model",
         Behavior {

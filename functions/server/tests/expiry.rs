@@ -43,17 +43,6 @@ async fn start_in(launch: Launch, dir: PathBuf) -> (HubServer, Api) {
     (hub, api)
 }
 
-fn remote(hrana: &HranaServer) -> Launch {
-    Launch {
-        db: Some(hrana.url.clone()),
-        env: vec![(
-            "HUB_MASTER_KEY".into(),
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
-        )],
-        ..Default::default()
-    }
-}
-
 /// A provider on the mock whose model bills output only, at 0.01 credits a
 /// token: a call with `max_tokens: 10` holds 0.1 and, answering 10 tokens,
 /// costs exactly that.
@@ -221,7 +210,7 @@ async fn expired_credit_cannot_be_held_on_the_embedded_book() {
 async fn expired_credit_cannot_be_held_on_remote_libsql() {
     let dir = hub_e2e::temp_dir("expiry-remote");
     let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
-    expired_credit_cannot_be_held(remote(&hrana)).await;
+    expired_credit_cannot_be_held(Launch::remote(&hrana)).await;
 }
 
 /// 25 concurrent calls of 0.1 spend three buckets in order of expiry (1, 1,
@@ -276,7 +265,7 @@ async fn concurrent_calls_spend_buckets_in_order_on_the_embedded_book() {
 async fn concurrent_calls_spend_buckets_in_order_on_remote_libsql() {
     let dir = hub_e2e::temp_dir("expiry-remote");
     let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
-    concurrent_calls_spend_buckets_in_order(remote(&hrana)).await;
+    concurrent_calls_spend_buckets_in_order(Launch::remote(&hrana)).await;
     let audit = hub_e2e::audit_db_settled(&dir.join("remote.db"));
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
 }

@@ -648,10 +648,7 @@ async fn a_balance_spends_down_to_zero_on_a_shared_database() {
     let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
     let launch = Launch {
         db: Some(hrana.url.clone()),
-        env: vec![(
-            "HUB_MASTER_KEY".into(),
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
-        )],
+        env: vec![("HUB_MASTER_KEY".into(), hub_e2e::TEST_MASTER_KEY.into())],
         ..Default::default()
     };
     let (_hub, api, mock, p) = start_with(launch).await;

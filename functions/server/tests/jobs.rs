@@ -39,10 +39,7 @@ async fn the_timer_releases_expired_holds_and_prunes_old_rows_on_remote_libsql()
     let (hub, api) = start(Launch {
         db: Some(hrana.url.clone()),
         env: vec![
-            (
-                "HUB_MASTER_KEY".into(),
-                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
-            ),
+            ("HUB_MASTER_KEY".into(), hub_e2e::TEST_MASTER_KEY.into()),
             ("HUB_TICK_INTERVAL".into(), TICK.into()),
         ],
         ..Default::default()

@@ -47,18 +47,11 @@ async fn key_row(api: &Api, user: &str, id: &str) -> Value {
         .unwrap_or_else(|| panic!("no key {id}: {keys}"))
 }
 
+/// A Hub on the shared database whose key cache lives two seconds.
 fn remote(hrana: &HranaServer) -> Launch {
-    Launch {
-        db: Some(hrana.url.clone()),
-        env: vec![
-            (
-                "HUB_MASTER_KEY".into(),
-                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
-            ),
-            ("HUB_CACHE_TTL".into(), "2".into()),
-        ],
-        ..Default::default()
-    }
+    let mut launch = Launch::remote(hrana);
+    launch.env.push(("HUB_CACHE_TTL".into(), "2".into()));
+    launch
 }
 
 /// Two `hub serve` instances on one database: an edit through one holds at

@@ -60,10 +60,7 @@ async fn paid_webhook_grants_once_across_two_hubs_on_remote_libsql() {
     let hrana = hub_e2e::HranaServer::start(&hub_e2e::hrana_script(), &dir);
     let launch = Launch {
         db: Some(hrana.url.clone()),
-        env: vec![(
-            "HUB_MASTER_KEY".into(),
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
-        )],
+        env: vec![("HUB_MASTER_KEY".into(), hub_e2e::TEST_MASTER_KEY.into())],
         ..Default::default()
     };
     let bin = Path::new(env!("CARGO_BIN_EXE_hub"));

@@ -22,17 +22,6 @@ async fn start(launch: Launch) -> (HubServer, Api) {
     (hub, api)
 }
 
-fn remote(hrana: &HranaServer) -> Launch {
-    Launch {
-        db: Some(hrana.url.clone()),
-        env: vec![(
-            "HUB_MASTER_KEY".into(),
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
-        )],
-        ..Default::default()
-    }
-}
-
 /// Mints a batch; returns the answer (its `codes` and `batch_id`).
 async fn mint(api: &Api, body: Value) -> Value {
     let v = api.admin(Method::POST, CODES, Some(body)).await;
@@ -222,7 +211,7 @@ async fn fifty_concurrent_redemptions_of_a_single_use_code_grant_once() {
 async fn fifty_concurrent_redemptions_grant_once_on_remote_libsql() {
     let dir = hub_e2e::temp_dir("hrana-redeem");
     let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
-    fifty_race_for_one_use(remote(&hrana)).await;
+    fifty_race_for_one_use(Launch::remote(&hrana)).await;
 }
 
 /// 10 users at once on a code good for 5: five grants.
@@ -259,7 +248,7 @@ async fn a_five_use_code_redeemed_by_ten_users_at_once_grants_five_times() {
 async fn a_five_use_code_grants_five_times_on_remote_libsql() {
     let dir = hub_e2e::temp_dir("hrana-redeem5");
     let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
-    ten_race_for_five_uses(remote(&hrana)).await;
+    ten_race_for_five_uses(Launch::remote(&hrana)).await;
 }
 
 /// The scenario every runtime runs (the Worker's and Lambda's suites run it too).
