@@ -117,6 +117,14 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A response's `retry-after` in milliseconds, when it gives a number of
+/// seconds (the HTTP-date form is not read: no provider or endpoint Hub
+/// talks to was seen sending it).
+pub fn retry_after_ms(headers: &HeaderMap) -> Option<i64> {
+    let seconds = header(headers, "retry-after")?.trim().parse::<i64>().ok()?;
+    Some(seconds.saturating_mul(1000))
+}
+
 /// Decoded `?a=b&c=d` pairs of a URI's query.
 pub fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
     let Some(q) = uri.query() else {

@@ -414,13 +414,9 @@ impl Hub {
     /// A user's balance not held by calls in flight (credit past its expiry
     /// expired first).
     pub(crate) async fn free_credit(&self, user: &str) -> Result<Credits, ApiError> {
-        self.expire_credits(Some(user)).await?;
         let u = self
-            .inner
-            .store
-            .get_user(user)
+            .current_user(user)
             .await?
-            .map(|u| self.live_user(u))
             .ok_or_else(|| ApiError::unauthorized("The key's user no longer exists."))?;
         Ok(u.balance.saturating_sub(u.held))
     }

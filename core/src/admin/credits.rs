@@ -41,15 +41,11 @@ pub(crate) fn grant_expiry(f: &Fields, amount: Credits, now_ms: i64) -> Result<O
     Ok(Some(at))
 }
 
-/// A user as the API shows them: due buckets expired first, holds in flight.
+/// A user as the API shows them ([`Hub::current_user`]), or 404.
 pub(crate) async fn current_user(hub: &Hub, id: &str) -> Result<UserRow, ApiError> {
-    hub.expire_credits(Some(id)).await?;
-    let u = hub
-        .store()
-        .get_user(id)
+    hub.current_user(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("No user with id `{id}`.")))?;
-    Ok(hub.live_user(u))
+        .ok_or_else(|| ApiError::not_found(format!("No user with id `{id}`.")))
 }
 
 pub(crate) fn bucket_json(b: &BucketRow) -> Value {

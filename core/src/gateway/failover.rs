@@ -190,7 +190,7 @@ pub async fn provider_error(mut resp: UpstreamResponse) -> Failure {
     if (300..400).contains(&status) {
         return Failure::retryable(ApiError::provider(redirect_message(&resp)));
     }
-    let retry_after = crate::http::header(&resp.headers, "retry-after").and_then(|v| v.trim().parse::<i64>().ok());
+    let retry_after_ms = crate::http::retry_after_ms(&resp.headers);
     let mut body = Vec::new();
     while let Some(Ok(chunk)) = resp.body.next().await {
         body.extend_from_slice(&chunk);
@@ -221,9 +221,9 @@ pub async fn provider_error(mut resp: UpstreamResponse) -> Failure {
         429 => Failure {
             // The provider's own wait is passed on; without one, a second.
             error: ApiError::rate_limited(format!("The provider is rate limiting requests: {detail}"))
-                .with_retry_after_ms(retry_after.map_or(1000, |s| s.saturating_mul(1000))),
+                .with_retry_after_ms(retry_after_ms.unwrap_or(1000)),
             class: FailureClass::RateLimited {
-                cooldown_ms: retry_after.map_or(COOLDOWN_MS, |s| s.saturating_mul(1000).clamp(1000, MAX_COOLDOWN_MS)),
+                cooldown_ms: retry_after_ms.map_or(COOLDOWN_MS, |ms| ms.clamp(1000, MAX_COOLDOWN_MS)),
             },
         },
         408 | 504 => Failure::retryable(ApiError::provider_timeout()),

@@ -5,12 +5,12 @@
 use super::Hub;
 use crate::metering::money::Credits;
 use crate::ports::DbError;
-use crate::store::BucketRow;
+use crate::store::{BucketRow, UserRow};
 
 /// Buckets expired per batch: one bounded, atomic write.
 const EXPIRY_BATCH: i64 = 250;
-/// Batches per sweep; what is left waits for the next one.
-const EXPIRY_BATCHES_PER_SWEEP: usize = 4;
+/// Batches per run of the job; what is left waits for the next one.
+const EXPIRY_BATCHES_PER_RUN: usize = 4;
 
 /// What an expiry run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,7 +31,7 @@ impl Hub {
     /// bucket once. The credit book learns of each entry once it commits.
     pub(crate) async fn expire_credits(&self, user: Option<&str>) -> Result<ExpiryReport, DbError> {
         let mut report = ExpiryReport::default();
-        let rounds = if user.is_some() { 1 } else { EXPIRY_BATCHES_PER_SWEEP };
+        let rounds = if user.is_some() { 1 } else { EXPIRY_BATCHES_PER_RUN };
         for _ in 0..rounds {
             let now = self.now_ms();
             let due = self.store().due_buckets(user, now, EXPIRY_BATCH).await?;
@@ -51,6 +51,13 @@ impl Hub {
             tracing::info!(buckets = report.buckets, credits = %report.credits, user, "credits expired");
         }
         Ok(report)
+    }
+
+    /// A user as the APIs show them: their due buckets expired first, holds
+    /// in flight counted (None when there is no such user).
+    pub(crate) async fn current_user(&self, id: &str) -> Result<Option<UserRow>, DbError> {
+        self.expire_credits(Some(id)).await?;
+        Ok(self.store().get_user(id).await?.map(|u| self.live_user(u)))
     }
 
     /// Registers a user in the credit book (when this process owns the

@@ -275,9 +275,7 @@ impl Hub {
             Ok(r) => Sent {
                 status: Some(r.status),
                 error: Some(refusal(r.status)),
-                retry_after_ms: crate::http::header(&r.headers, "retry-after")
-                    .and_then(|v| v.trim().parse::<i64>().ok())
-                    .map(|s| s.saturating_mul(1000)),
+                retry_after_ms: crate::http::retry_after_ms(&r.headers),
                 permanent: false,
             },
             Err(e) => Sent::failed(transport(e)),
