@@ -24,6 +24,10 @@
 //! `worker` (wrangler dev) and `lambda` (cargo-lambda's emulator, one function
 //! process) targets run the same scenarios at the low rates those local
 //! emulators serve.
+//!
+//! `--buckets N` gives the caller N more grants that expire (a day apart,
+//! soonest first), so every settlement debits expiring credit buckets the way
+//! a customer holding bought or redeemed credit with expiry does.
 
 use futures_util::StreamExt;
 use hub_e2e::mock::{Behavior, MockProvider};
@@ -39,7 +43,7 @@ const USAGE: &str =
                  [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50]
                  [--latency-ms 0] [--cadence-ms 0] [--streams 200] [--pin on|off] [--out bench/out]
                  [--scenarios non-streaming,streaming] [--profile DIR] [--baseline OTHER_HUB_BINARY]
-                 [--apis chat,responses,responses-converted,messages]";
+                 [--apis chat,responses,responses-converted,messages] [--buckets 0]";
 
 struct Args {
     hub: PathBuf,
@@ -61,6 +65,8 @@ struct Args {
     apis: Vec<Api>,
     /// Where to write a CPU profile (perf) of each gateway run, if anywhere.
     profile: Option<PathBuf>,
+    /// How many expiring grants the caller holds beside its plain credit.
+    buckets: u32,
 }
 
 fn args() -> Args {
@@ -80,6 +86,7 @@ fn args() -> Args {
         scenarios: vec![false, true],
         apis: vec![Api::Chat],
         profile: None,
+        buckets: 0,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -105,6 +112,7 @@ fn args() -> Args {
             "--pin" => a.pin = v != "off",
             "--out" => a.out = PathBuf::from(v),
             "--profile" => a.profile = Some(PathBuf::from(v)),
+            "--buckets" => a.buckets = v.parse().expect("--buckets"),
             "--scenarios" => {
                 a.scenarios = list(&v)
                     .iter()
@@ -422,8 +430,9 @@ impl Target {
 /// Sets a fresh Hub up behind the mock: an OpenAI provider (chat completions
 /// and Responses passed through), an OpenAI-compatible one (Responses
 /// converted) and an Anthropic one, each with its bench models, and a
-/// caller's key (returned).
-async fn provision(base: &str, mock: &MockProvider) -> String {
+/// caller's key (returned), holding `buckets` expiring grants beside its
+/// plain credit.
+async fn provision(base: &str, mock: &MockProvider, buckets: u32) -> String {
     let api = hub_e2e::Api::new(base);
     let rates = json!({"input_rate": 0.15, "output_rate": 0.6});
     let openai = api.setup_provider("mock", &mock.base_url(), "sk-bench").await;
@@ -444,7 +453,27 @@ async fn provision(base: &str, mock: &MockProvider) -> String {
         )
         .await;
     api.add_model(&claude, CLAUDE_MODEL, rates).await;
-    api.user_with_key("bench", "1000000").await.1
+    let (user, key) = api.user_with_key("bench", "1000000").await;
+    grant_buckets(&api, &user, buckets).await;
+    key
+}
+
+/// `n` grants of 1000 credits expiring one day apart, from tomorrow.
+async fn grant_buckets(api: &hub_e2e::Api, user: &str, n: u32) {
+    const DAY_MS: u64 = 86_400_000;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for day in 1..=u64::from(n) {
+        let grant = json!({"amount": "1000", "reason": "bench bucket", "expires_at": now_ms + day * DAY_MS});
+        api.admin(
+            reqwest::Method::POST,
+            &format!("/api/admin/users/{user}/grants"),
+            Some(grant),
+        )
+        .await;
+    }
 }
 
 impl Drop for PeerProcess {
@@ -594,7 +623,7 @@ async fn start_hub_from(a: &Args, mock: &MockProvider, remote: bool, bin: PathBu
     })
     .await
     .unwrap();
-    let key = provision(&hub.base, mock).await;
+    let key = provision(&hub.base, mock, a.buckets).await;
     let pid = hub.child.id();
     if a.pin {
         pin(pid, "1");
@@ -637,7 +666,7 @@ async fn start_serverless(a: &Args, mock: &MockProvider, name: &str) -> Target {
         "{name}: ready in {:.1} s (cold start, including the first request)",
         launched.elapsed().as_secs_f64()
     );
-    let key = provision(&base, mock).await;
+    let key = provision(&base, mock, a.buckets).await;
     if a.pin {
         for pid in group_pids(pgid) {
             pin(pid, "1");
