@@ -1068,6 +1068,19 @@ async function creditsAndNotices(page: Page, context: BrowserContext, site: stri
   });
 }
 
+// ------------------------------------------------------------------ the site inside hub
+
+/** `hub serve` with no `--ui-dir` serves the site built into the binary (functions/server/build.rs). */
+async function builtInSite(page: Page, dir: string): Promise<void> {
+  await step('the site built into hub loads with no --ui-dir', async () => {
+    const args = ['serve', '--listen', '127.0.0.1:0', '--db', join(dir, 'built-in.db')];
+    const [, url] = await start('hub (built-in site)', HUB_BIN, args, { HUB_LOG: 'warn' }, /^hub listening on (http:\/\/\S+)/);
+    await page.goto(`${url}/`);
+    await page.getByRole('heading', { level: 1, name: 'Sign in to Hub' }).waitFor();
+    await page.locator('input[name=key]').or(page.getByText('Sign in with an API key')).first().waitFor();
+  });
+}
+
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
@@ -1121,6 +1134,7 @@ async function main(): Promise<void> {
     await inContext(b, (page) => operator(page, hubUrl, mockUrl, issuer, mailbox, stripe, shop, hooks));
     await inContext(b, (page, context) => person(page, context, hubUrl, mailbox, b, shop));
     await inContext(b, (page) => operatorSales(page, hubUrl, shop));
+    await inContext(b, (page) => builtInSite(page, dir));
   } finally {
     await Promise.race([browser?.close(), sleep(10_000)]);
     await receiver?.close();
