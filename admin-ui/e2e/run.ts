@@ -1143,8 +1143,14 @@ async function main(): Promise<void> {
   }
 }
 
+/** The last lines each process printed, to explain a failure. */
+function printLogs(): void {
+  for (const p of procs) if (p.log.length) console.error(`--- last output of ${p.name}:\n${p.log.slice(-30).join('\n')}`);
+}
+
 const watchdog = setTimeout(() => {
   console.error(`e2e: FAILED: no result after ${TOTAL_TIMEOUT_MS / 1000}s (at step "${current}")`);
+  printLogs();
   void stopAll().finally(() => process.exit(1));
 }, TOTAL_TIMEOUT_MS);
 
@@ -1161,7 +1167,7 @@ main().then(
   (e: unknown) => {
     clearTimeout(watchdog);
     console.error(`e2e: FAILED at step "${current}": ${e instanceof Error ? e.message : String(e)}`);
-    for (const p of procs) if (p.log.length) console.error(`--- last output of ${p.name}:\n${p.log.slice(-30).join('\n')}`);
+    printLogs();
     process.exitCode = 1;
   },
 );

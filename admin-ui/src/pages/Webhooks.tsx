@@ -8,7 +8,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { api, type Page, type Webhook, type WebhookDelivery, type WebhookWithSecret, type DeliveryState } from '../api';
 import { href, useRoute } from '../router';
 import { formatTime } from '../time';
-import { Badge, ErrorNote, Field, LoadError, Modal, SecretOnce, Toggle, useAction, useLoad, type Tone } from '../ui';
+import { Badge, ErrorNote, Field, LoadError, Modal, SecretOnce, Toggle, useAction, useLoad, type Loaded, type Tone } from '../ui';
 import { anyPending, attemptOutcome, describeEvents, draftOf, EVENT_TYPES, lastAttempt, toggleEvent, webhookBody, type WebhookDraft } from '../webhooks';
 
 export function Webhooks() {
@@ -42,43 +42,7 @@ function WebhookList() {
         specifies, and retries failed deliveries for 24 hours.
       </p>
       <LoadError state={hooks} />
-      {hooks.data && (
-        <table data-testid="webhooks">
-          <thead>
-            <tr>
-              <th>URL</th>
-              <th>Events</th>
-              <th>Description</th>
-              <th>Status</th>
-              <th>Secret</th>
-              <th>Created</th>
-            </tr>
-          </thead>
-          <tbody>
-            {hooks.data.length === 0 && (
-              <tr>
-                <td colSpan={6} className="muted">
-                  No webhooks yet.
-                </td>
-              </tr>
-            )}
-            {hooks.data.map((w) => (
-              <tr key={w.id} data-webhook={w.url}>
-                <td className="mono">
-                  <a href={href(`webhooks/${w.id}`)}>{w.url}</a>
-                </td>
-                <td>{describeEvents(w.events)}</td>
-                <td>{w.description ?? ''}</td>
-                <td>
-                  <StatusBadge w={w} />
-                </td>
-                <td className="mono">{w.secret_hint}</td>
-                <td>{formatTime(w.created_at)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      {hooks.data && <WebhookTable hooks={hooks.data} />}
       {adding && (
         <WebhookForm
           webhook={null}
@@ -100,6 +64,46 @@ function WebhookList() {
         />
       )}
     </>
+  );
+}
+
+function WebhookTable({ hooks }: { hooks: Webhook[] }) {
+  return (
+    <table data-testid="webhooks">
+      <thead>
+        <tr>
+          <th>URL</th>
+          <th>Events</th>
+          <th>Description</th>
+          <th>Status</th>
+          <th>Secret</th>
+          <th>Created</th>
+        </tr>
+      </thead>
+      <tbody>
+        {hooks.length === 0 && (
+          <tr>
+            <td colSpan={6} className="muted">
+              No webhooks yet.
+            </td>
+          </tr>
+        )}
+        {hooks.map((w) => (
+          <tr key={w.id} data-webhook={w.url}>
+            <td className="mono">
+              <a href={href(`webhooks/${w.id}`)}>{w.url}</a>
+            </td>
+            <td>{describeEvents(w.events)}</td>
+            <td>{w.description ?? ''}</td>
+            <td>
+              <StatusBadge w={w} />
+            </td>
+            <td className="mono">{w.secret_hint}</td>
+            <td>{formatTime(w.created_at)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
 
@@ -194,60 +198,77 @@ const WATCH_POLLS = 30;
 const WATCH_MS = 1_000;
 const PAGE = 50;
 
-function WebhookDetail({ id }: { id: string }) {
-  const path = `/api/admin/webhooks/${encodeURIComponent(id)}`;
-  const hook = useLoad(() => api<Webhook>(path), [id]);
+/** A webhook's deliveries, newest first, asked again every second while one is on its way (a bounded while after each `watch()`). */
+function useDeliveries(path: string) {
   const [shown, setShown] = useState(PAGE);
-  const deliveries = useLoad(() => api<Page<WebhookDelivery>>(`${path}/deliveries`, { query: { limit: shown } }), [id, shown]);
+  const list = useLoad(() => api<Page<WebhookDelivery>>(`${path}/deliveries`, { query: { limit: shown } }), [path, shown]);
   const [polls, setPolls] = useState(WATCH_POLLS);
-  const [dialog, setDialog] = useState<'edit' | WebhookWithSecret | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
-  const action = useAction();
-  const items = deliveries.data?.data ?? [];
+  const items = list.data?.data ?? [];
 
-  // While a delivery is on its way, ask again every second (a bounded while after each action).
   useEffect(() => {
-    if (deliveries.loading || polls <= 0 || !anyPending(items)) return;
+    if (list.loading || polls <= 0 || !anyPending(items)) return;
     const t = setTimeout(() => {
       setPolls((p) => p - 1);
-      deliveries.reload();
+      list.reload();
     }, WATCH_MS);
     return () => clearTimeout(t);
-  }, [deliveries.data, deliveries.loading, polls]);
+  }, [list.data, list.loading, polls]);
+
+  const watch = () => {
+    setPolls(WATCH_POLLS);
+    list.reload();
+  };
+  return { list, items, watch, more: () => setShown((n) => n + PAGE) };
+}
+
+/** What the operator does on a webhook's page; each action's outcome, and the deliveries watched again after it. */
+function useWebhookActions(path: string, hook: Loaded<Webhook>, watch: () => void, show: (d: WebhookWithSecret | 'edit') => void) {
+  const [notice, setNotice] = useState<string | null>(null);
+  const action = useAction();
 
   function act(what: () => Promise<string | void>) {
     setNotice(null);
     void action.run(async () => {
       const said = await what();
       if (said) setNotice(said);
-      setPolls(WATCH_POLLS);
-      deliveries.reload();
+      watch();
     });
   }
-
-  const test = () =>
-    act(async () => {
-      await api(`${path}/test`, { method: 'POST' });
-      return 'Test event sent: its delivery is below.';
-    });
-  const rotate = () =>
-    act(async () => {
-      if (!confirm('Rotate the signing secret? The current one keeps signing for 24 hours, beside the new one.')) return;
-      setDialog(await api<WebhookWithSecret>(`${path}/rotate`, { method: 'POST' }));
-      hook.reload();
-    });
-  function remove() {
-    if (!confirm(`Delete the webhook to ${hook.data?.url}? Its deliveries are deleted too, and nothing more is sent to it.`)) return;
-    void action.run(async () => {
-      await api(path, { method: 'DELETE' });
-      location.hash = href('webhooks');
-    });
-  }
+  const actions: HeaderActions = {
+    edit: () => show('edit'),
+    test: () =>
+      act(async () => {
+        await api(`${path}/test`, { method: 'POST' });
+        return 'Test event sent: its delivery is below.';
+      }),
+    rotate: () =>
+      act(async () => {
+        if (!confirm('Rotate the signing secret? The current one keeps signing for 24 hours, beside the new one.')) return;
+        show(await api<WebhookWithSecret>(`${path}/rotate`, { method: 'POST' }));
+        hook.reload();
+      }),
+    remove: () => {
+      if (!confirm(`Delete the webhook to ${hook.data?.url}? Its deliveries are deleted too, and nothing more is sent to it.`)) return;
+      void action.run(async () => {
+        await api(path, { method: 'DELETE' });
+        location.hash = href('webhooks');
+      });
+    },
+  };
   const resend = (d: WebhookDelivery) =>
     act(async () => {
       await api(`${path}/deliveries/${encodeURIComponent(d.id)}/resend`, { method: 'POST' });
       return `Sending ${d.event_type} again.`;
     });
+  return { actions, resend, notice, busy: action.busy, error: action.error };
+}
+
+function WebhookDetail({ id }: { id: string }) {
+  const path = `/api/admin/webhooks/${encodeURIComponent(id)}`;
+  const hook = useLoad(() => api<Webhook>(path), [id]);
+  const deliveries = useDeliveries(path);
+  const [dialog, setDialog] = useState<'edit' | WebhookWithSecret | null>(null);
+  const { actions, resend, notice, ...action } = useWebhookActions(path, hook, deliveries.watch, setDialog);
 
   const w = hook.data;
   return (
@@ -256,58 +277,59 @@ function WebhookDetail({ id }: { id: string }) {
         <a href={href('webhooks')}>← Webhooks</a>
       </p>
       <LoadError state={hook} />
-      {w && (
-        <>
-          <div className="toolbar">
-            <h1 className="mono wrap">{w.url}</h1>
-            <button type="button" onClick={() => setDialog('edit')}>
-              Edit
-            </button>
-            <button type="button" onClick={test} disabled={action.busy}>
-              Send test
-            </button>
-            <button type="button" onClick={rotate} disabled={action.busy}>
-              Rotate secret
-            </button>
-            <button type="button" className="danger" onClick={remove} disabled={action.busy}>
-              Delete
-            </button>
-          </div>
-          <p className="muted" data-testid="webhook-summary">
-            <StatusBadge w={w} /> {w.disabled_reason && `${w.disabled_reason} · `}
-            {describeEvents(w.events)} · secret {w.secret_hint}
-            {w.description && ` · ${w.description}`} · since {formatTime(w.created_at)}
-          </p>
-          <ErrorNote error={action.error} />
-          {notice && (
-            <p className="notice" role="status">
-              {notice}
-            </p>
-          )}
-          <Deliveries
-            list={deliveries}
-            items={items}
-            busy={action.busy}
-            onResend={resend}
-            onMore={() => setShown((n) => n + PAGE)}
-            onRefresh={() => {
-              setPolls(WATCH_POLLS);
-              deliveries.reload();
-            }}
-          />
-          {dialog === 'edit' && (
-            <WebhookForm
-              webhook={w}
-              onClose={() => setDialog(null)}
-              onSaved={() => {
-                setDialog(null);
-                hook.reload();
-              }}
-            />
-          )}
-          {dialog && dialog !== 'edit' && <SigningSecret webhook={dialog} onClose={() => setDialog(null)} />}
-        </>
+      {w && <WebhookHeader w={w} busy={action.busy} actions={actions} />}
+      <ErrorNote error={action.error} />
+      {notice && (
+        <p className="notice" role="status">
+          {notice}
+        </p>
       )}
+      {w && <Deliveries list={deliveries.list} items={deliveries.items} busy={action.busy} onResend={resend} onMore={deliveries.more} onRefresh={deliveries.watch} />}
+      {w && dialog === 'edit' && (
+        <WebhookForm
+          webhook={w}
+          onClose={() => setDialog(null)}
+          onSaved={() => {
+            setDialog(null);
+            hook.reload();
+          }}
+        />
+      )}
+      {dialog && dialog !== 'edit' && <SigningSecret webhook={dialog} onClose={() => setDialog(null)} />}
+    </>
+  );
+}
+
+interface HeaderActions {
+  edit(): void;
+  test(): void;
+  rotate(): void;
+  remove(): void;
+}
+
+function WebhookHeader({ w, busy, actions }: { w: Webhook; busy: boolean; actions: HeaderActions }) {
+  return (
+    <>
+      <div className="toolbar">
+        <h1 className="mono wrap">{w.url}</h1>
+        <button type="button" onClick={actions.edit}>
+          Edit
+        </button>
+        <button type="button" onClick={actions.test} disabled={busy}>
+          Send test
+        </button>
+        <button type="button" onClick={actions.rotate} disabled={busy}>
+          Rotate secret
+        </button>
+        <button type="button" className="danger" onClick={actions.remove} disabled={busy}>
+          Delete
+        </button>
+      </div>
+      <p className="muted" data-testid="webhook-summary">
+        <StatusBadge w={w} /> {w.disabled_reason && `${w.disabled_reason} · `}
+        {describeEvents(w.events)} · secret {w.secret_hint}
+        {w.description && ` · ${w.description}`} · since {formatTime(w.created_at)}
+      </p>
     </>
   );
 }
