@@ -9,13 +9,17 @@
  * /usr/bin/chromium) through every page as an operator with an API key and
  * as a person who signs up by single sign-on and comes back by an emailed
  * link, buys credits through the checkout and redeems a code the operator
- * minted, saves screenshots under
+ * minted, sees credit that expires and chooses their notifications; the
+ * operator sends webhooks to a receiver this test runs on loopback. Saves
+ * screenshots under
  * test-output/screenshots, and stops all it started, whether it passes or
  * fails.
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -114,6 +118,20 @@ async function stopAll(): Promise<void> {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+const pad2 = (n: number) => String(n).padStart(2, '0');
+
+/** `YYYY-MM-DD` in local time, as the site shows dates (the browser shares this process's time zone). */
+function localDate(d: Date): string {
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+}
+
+/** The value of an `<input type="datetime-local">` for `d`. */
+function localInput(d: Date): string {
+  return `${localDate(d)}T${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+}
 
 // ------------------------------------------------------------------ the site
 
@@ -277,6 +295,7 @@ async function operator(
   mailbox: Mailbox,
   stripe: StripeStandIn,
   shop: Shop,
+  receiver: Receiver,
 ): Promise<void> {
   let memberKey = '';
 
@@ -453,6 +472,18 @@ async function operator(
     await page.getByRole('dialog').getByRole('button', { name: 'Grant' }).click();
     await expectText(page.getByTestId('balance'), '$1,234,568.123456789');
     await expectText(page.locator('tbody tr'), '$1,234,567.123456789');
+    // A grant that expires: a bucket, its expiry in words and as a date.
+    const expires = new Date(Date.now() + 3 * DAY_MS + 2 * HOUR_MS);
+    await page.getByRole('button', { name: 'Grant credits' }).click();
+    const expiring = page.getByRole('dialog', { name: 'Grant credits to Owner' });
+    await expiring.locator('input[name=amount]').fill('5');
+    await expiring.locator('input[name=reason]').fill('trial week');
+    await expiring.locator('input[name=expires_at]').fill(localInput(expires));
+    await expiring.getByRole('button', { name: 'Grant' }).click();
+    const bucket = page.getByTestId('credit-buckets').locator('tbody tr');
+    await expectText(bucket, /Grant: trial week\s*\$5\.00\s*\$5\.00\s*in 3 days/);
+    await expectText(bucket, localDate(expires));
+    await shot(page, 'user-buckets');
     await nav(page, 'Users & keys', 'Users & keys');
     await shot(page, 'users');
   });
@@ -518,6 +549,8 @@ async function operator(
     await nav(page, 'Overview', 'Overview');
     await expectText(stat(page, 'Saved by caching'), '$0.0000009');
   });
+
+  await webhookSteps(page, receiver);
 
   await step('member: only their own pages', async () => {
     await signOut(page);
@@ -685,6 +718,7 @@ async function person(page: Page, context: BrowserContext, site: string, mailbox
   });
 
   await buying(page, site, shop);
+  await creditsAndNotices(page, context, site, userId);
 }
 
 // ------------------------------------------------------------------ selling credits
@@ -871,6 +905,182 @@ async function operatorSales(page: Page, site: string, shop: Shop): Promise<void
   });
 }
 
+// ------------------------------------------------------------------ notifications
+
+interface Received {
+  id: string;
+  timestamp: string;
+  signature: string;
+  body: string;
+}
+
+/** A webhook endpoint on loopback: keeps every POST (its Standard Webhooks headers and raw body) and answers 200. */
+class Receiver {
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+    readonly received: Received[],
+  ) {}
+
+  static async start(): Promise<Receiver> {
+    const received: Received[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const header = (name: string) => String(req.headers[name] ?? '');
+        received.push({ id: header('webhook-id'), timestamp: header('webhook-timestamp'), signature: header('webhook-signature'), body: Buffer.concat(chunks).toString() });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return new Receiver(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/hub-events`, received);
+  }
+
+  /** Waits (a bounded while) until `n` deliveries have arrived. */
+  async count(n: number): Promise<Received[]> {
+    for (let i = 0; i < 100 && this.received.length < n; i++) await sleep(100);
+    if (this.received.length < n) throw new Error(`the receiver got ${this.received.length} deliveries, not ${n}, within 10 s`);
+    return this.received;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+/** Whether `r` carries a Standard Webhooks signature made with `secret` (`whsec_` and the base64 key). */
+function signedWith(r: Received, secret: string): boolean {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const expected = `v1,${createHmac('sha256', key).update(`${r.id}.${r.timestamp}.${r.body}`).digest('base64')}`;
+  return r.signature.split(' ').includes(expected);
+}
+
+/** The operator sends events to the receiver: a webhook added, tested, resent, edited, rotated and deleted through the site. */
+async function webhookSteps(page: Page, receiver: Receiver): Promise<void> {
+  let secret = '';
+  const summary = page.getByTestId('webhook-summary');
+  const secretShown = async () => {
+    const dialog = page.getByRole('dialog', { name: 'Signing secret' });
+    const shown = (await dialog.getByTestId('secret').innerText()).trim();
+    if (!/^whsec_[A-Za-z0-9+/]+=*$/.test(shown)) throw new Error(`the signing secret looks wrong: ${shown}`);
+    return shown;
+  };
+
+  await step('webhooks: added for chosen events, the signing secret shown once', async () => {
+    await nav(page, 'Webhooks', 'Webhooks');
+    await page.getByRole('button', { name: 'Add webhook' }).click();
+    const form = page.getByRole('dialog', { name: 'Add webhook' });
+    await form.locator('input[name=url]').fill(receiver.url);
+    await form.locator('input[name=description]').fill('billing system');
+    await form.getByRole('switch', { name: /^Every event/ }).uncheck();
+    await form.getByRole('button', { name: 'Add webhook' }).click();
+    await expectText(form.getByRole('alert'), 'Events: choose at least one, or every event.');
+    await form.getByRole('checkbox', { name: /^balance\.low\b/ }).check();
+    await form.getByRole('checkbox', { name: /^credits\.purchased\b/ }).check();
+    await form.getByRole('button', { name: 'Add webhook' }).click();
+    secret = await secretShown();
+    await shot(page, 'webhook-secret');
+    await page.getByRole('dialog', { name: 'Signing secret' }).getByRole('button', { name: 'Done' }).click();
+    await page.getByRole('heading', { level: 1, name: receiver.url }).waitFor();
+    await expectText(summary, /enabled\s*balance\.low, credits\.purchased · secret whsec_\S+…/);
+    if ((await page.content()).includes(secret)) throw new Error('the signing secret is still on the page after closing its dialog');
+  });
+
+  await step('webhooks: a test delivered, signed with that secret, then resent', async () => {
+    await page.getByRole('button', { name: 'Send test' }).click();
+    await expectText(page.getByRole('status'), 'Test event sent');
+    const row = page.getByTestId('deliveries').locator('tr[data-event="webhook.test"]');
+    await expectText(row.and(page.locator('[data-state=delivered]')), /webhook\.test\s*msg_\S+\s*delivered\s*1\s*HTTP 200/);
+    const [first] = await receiver.count(1);
+    if (JSON.parse(first.body).type !== 'webhook.test' || !signedWith(first, secret)) throw new Error(`not a signed test event: ${JSON.stringify(first)}`);
+    await row.getByRole('button', { name: /^Resend/ }).click();
+    await expectText(row.and(page.locator('[data-state=delivered]')), /delivered\s*2\s*HTTP 200/);
+    const [, again] = await receiver.count(2);
+    if (again.id !== first.id || again.body !== first.body || !signedWith(again, secret)) throw new Error(`the resend differs: ${JSON.stringify(again)}`);
+    if ((await row.count()) !== 1) throw new Error('the resend should be the same delivery, tried again');
+    await shot(page, 'webhook-deliveries');
+  });
+
+  await step('webhooks: edited to every event, secret rotated (both sign a while), deleted', async () => {
+    await page.getByRole('button', { name: 'Edit', exact: true }).click();
+    const form = page.getByRole('dialog', { name: 'Edit webhook' });
+    await form.getByRole('switch', { name: /^Every event/ }).check();
+    await form.getByRole('button', { name: 'Save' }).click();
+    await form.waitFor({ state: 'detached' });
+    await expectText(summary, 'every event');
+    await page.getByRole('button', { name: 'Rotate secret' }).click();
+    const rotated = await secretShown();
+    await expectText(page.getByRole('dialog', { name: 'Signing secret' }), 'The previous secret also signs until');
+    if (rotated === secret) throw new Error('rotating kept the same secret');
+    await page.getByRole('dialog', { name: 'Signing secret' }).getByRole('button', { name: 'Done' }).click();
+    await page.getByRole('button', { name: 'Send test' }).click();
+    const third = (await receiver.count(3))[2];
+    if (!signedWith(third, rotated) || !signedWith(third, secret)) throw new Error(`during the rotation both secrets should sign: ${third.signature}`);
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
+    await expectText(page.getByTestId('webhooks').locator('tbody tr'), 'No webhooks yet.');
+  });
+}
+
+/** The customer sees credit that expires, and chooses what they are told by mail. */
+async function creditsAndNotices(page: Page, context: BrowserContext, site: string, userId: string): Promise<void> {
+  await step('an expiring grant: its bucket and expiry on the account page', async () => {
+    const expires = new Date(Date.now() + 2 * DAY_MS + HOUR_MS);
+    const res = await fetch(`${site}/api/admin/users/${userId}/grants`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${OWNER_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ amount: '3', reason: 'welcome week', expires_at: expires.toISOString() }),
+    });
+    if (res.status !== 201) throw new Error(`the grant answered ${res.status} ${await res.text()}`);
+    await page.goto(`${site}/#/account`);
+    await page.reload();
+    const bucket = page.getByTestId('credit-buckets').locator('tbody tr');
+    await expectText(bucket, /Grant: welcome week\s*\$3\.00\s*\$3\.00\s*in 2 days/);
+    await expectText(bucket, localDate(expires));
+    await expectText(page.getByTestId('expiring-soon'), '$3.00 expires within 30 days');
+    await expectText(page.getByTestId('my-balance'), '$137.999958');
+    await page.getByTestId('credit-buckets').screenshot({ path: join(SHOTS, 'account-buckets.png') });
+  });
+
+  await step('low-balance mail turned off and a threshold of my own: kept after a reload', async () => {
+    const form = page.getByTestId('notifications');
+    const lowMail = form.getByRole('switch', { name: 'Email me when my balance runs low or runs out' });
+    const threshold = form.locator('input[name=low_balance_threshold]');
+    if (!(await lowMail.isChecked())) throw new Error('low-balance mail should start on');
+    await lowMail.uncheck();
+    await threshold.fill('2.5000000001');
+    await form.getByRole('button', { name: 'Save notifications' }).click();
+    await expectText(form.getByRole('alert'), 'Threshold: an amount of credits like 2.5, at most 9 decimals.');
+    await threshold.fill('2.5');
+    await form.getByRole('button', { name: 'Save notifications' }).click();
+    await expectText(form.getByRole('status'), 'Notification settings saved.');
+    await page.reload();
+    await form.getByRole('button', { name: 'Save notifications' }).waitFor();
+    if (await lowMail.isChecked()) throw new Error('low-balance mail is on again after a reload');
+    if ((await threshold.inputValue()) !== '2.5') throw new Error(`the threshold after a reload: ${await threshold.inputValue()}`);
+    const saved = await (await context.request.get(`${site}/api/me/notifications`)).json();
+    if (saved.email_low_balance !== false || saved.email_receipts !== true || saved.low_balance_threshold !== '2.5') {
+      throw new Error(`saved: ${JSON.stringify(saved)}`);
+    }
+    await form.screenshot({ path: join(SHOTS, 'account-notifications.png') });
+  });
+}
+
+// ------------------------------------------------------------------ the site inside hub
+
+/** `hub serve` with no `--ui-dir` serves the site built into the binary (functions/server/build.rs). */
+async function builtInSite(page: Page, dir: string): Promise<void> {
+  await step('the site built into hub loads with no --ui-dir', async () => {
+    const args = ['serve', '--listen', '127.0.0.1:0', '--db', join(dir, 'built-in.db')];
+    const [, url] = await start('hub (built-in site)', HUB_BIN, args, { HUB_LOG: 'warn' }, /^hub listening on (http:\/\/\S+)/);
+    await page.goto(`${url}/`);
+    await page.getByRole('heading', { level: 1, name: 'Sign in to Hub' }).waitFor();
+    await page.locator('input[name=key]').or(page.getByText('Sign in with an API key')).first().waitFor();
+  });
+}
+
 // ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
@@ -890,6 +1100,7 @@ async function main(): Promise<void> {
   mkdirSync(SHOTS, { recursive: true });
   const dir = mkdtempSync(join(tmpdir(), 'hub-admin-e2e-'));
   let browser: Browser | null = null;
+  let receiver: Receiver | null = null;
   try {
     const [, mockUrl] = await start('hub-mock', MOCK_BIN, [], {}, /^mock listening on (http:\/\/\S+)/);
     const args = ['serve', '--listen', '127.0.0.1:0', '--db', join(dir, 'hub.db'), '--ui-dir', DIST];
@@ -918,18 +1129,28 @@ async function main(): Promise<void> {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], timeout: START_TIMEOUT_MS });
     const b = browser;
     const shop: Shop = { codes: [] };
-    await inContext(b, (page) => operator(page, hubUrl, mockUrl, issuer, mailbox, stripe, shop));
+    const hooks = await Receiver.start();
+    receiver = hooks;
+    await inContext(b, (page) => operator(page, hubUrl, mockUrl, issuer, mailbox, stripe, shop, hooks));
     await inContext(b, (page, context) => person(page, context, hubUrl, mailbox, b, shop));
     await inContext(b, (page) => operatorSales(page, hubUrl, shop));
+    await inContext(b, (page) => builtInSite(page, dir));
   } finally {
     await Promise.race([browser?.close(), sleep(10_000)]);
+    await receiver?.close();
     await stopAll();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
+/** The last lines each process printed, to explain a failure. */
+function printLogs(): void {
+  for (const p of procs) if (p.log.length) console.error(`--- last output of ${p.name}:\n${p.log.slice(-30).join('\n')}`);
+}
+
 const watchdog = setTimeout(() => {
   console.error(`e2e: FAILED: no result after ${TOTAL_TIMEOUT_MS / 1000}s (at step "${current}")`);
+  printLogs();
   void stopAll().finally(() => process.exit(1));
 }, TOTAL_TIMEOUT_MS);
 
@@ -946,7 +1167,7 @@ main().then(
   (e: unknown) => {
     clearTimeout(watchdog);
     console.error(`e2e: FAILED at step "${current}": ${e instanceof Error ? e.message : String(e)}`);
-    for (const p of procs) if (p.log.length) console.error(`--- last output of ${p.name}:\n${p.log.slice(-30).join('\n')}`);
+    printLogs();
     process.exitCode = 1;
   },
 );

@@ -11,6 +11,7 @@ import { Providers } from './pages/Providers';
 import { Settings } from './pages/Settings';
 import { SignIn } from './pages/SignIn';
 import { Users } from './pages/Users';
+import { Webhooks } from './pages/Webhooks';
 import { useRoute } from './router';
 import { SessionContext, useSession } from './ui';
 
@@ -28,6 +29,7 @@ const PAGES: PageDef[] = [
   { path: 'users', label: 'Users & keys', admin: true, Page: Users },
   { path: 'calls', label: 'Call log', admin: true, Page: Calls },
   { path: 'billing', label: 'Billing', admin: true, Page: Billing },
+  { path: 'webhooks', label: 'Webhooks', admin: true, Page: Webhooks },
   { path: 'playground', label: 'Playground', admin: false, Page: Playground },
   { path: 'settings', label: 'Settings', admin: true, Page: Settings },
   { path: 'account', label: 'My account', admin: false, Page: Account },

@@ -221,6 +221,13 @@ export interface Me {
   currency_prefix: string;
   billing_enabled: boolean;
   payment_link: string | null;
+  /** Credit in expiring grants: what expires within `within_days`, and the next bucket to expire. */
+  expiring?: {
+    amount: Decimal;
+    within_days: number;
+    next_expires_at: string | null;
+    next_amount: Decimal | null;
+  };
   /** The key this request came with; null when signed in by session. */
   key: { id: string; label: string } | null;
   /** The browser's session; null when signed in with a key. */
@@ -588,20 +595,55 @@ export interface Webhook {
   events: string[];
   description: string | null;
   enabled: boolean;
+  /** Why Hub turned it off (the endpoint answered 410 Gone); null otherwise. */
+  disabled_reason: string | null;
+  /** The end of the signing secret, to tell secrets apart. */
+  secret_hint: string;
   created_at: string;
   updated_at: string;
-  /** The signing secret (`whsec_…`): in the creation answer only. */
-  secret?: string;
 }
 
-/** One attempt to deliver an event to an endpoint. */
-export interface WebhookDelivery {
-  id: string;
-  event_type: string;
+/** The answer to creating a webhook or rotating its secret: the only time the secret (`whsec_…`) is shown. */
+export interface WebhookWithSecret extends Webhook {
+  secret: string;
+  /** After a rotation: until when the previous secret also signs. */
+  previous_secret_until?: string;
+}
+
+export type DeliveryState = 'pending' | 'delivered' | 'failed';
+
+/** One try at sending a delivery: the endpoint's HTTP status, or what went wrong before one. */
+export interface DeliveryAttempt {
   attempt: number;
-  status: string;
-  http_status: number | null;
+  at: string;
+  status: number | null;
   error: string | null;
   duration_ms: number | null;
+}
+
+/** An event on its way to one webhook, with every attempt (`/api/admin/webhooks/{id}/deliveries`). */
+export interface WebhookDelivery {
+  id: string;
+  event_id: string;
+  event_type: string;
+  state: DeliveryState;
+  attempts: DeliveryAttempt[];
+  /** When Hub tries again; null unless pending. */
+  next_attempt_at: string | null;
+  retry_until: string;
+  last_error: string | null;
   created_at: string;
+}
+
+/** What a customer is told about their own account (`/api/me/notifications`). */
+export interface NotificationPrefs {
+  /** Mail when the balance runs low or out. */
+  email_low_balance: boolean;
+  /** A receipt by mail for each purchase. */
+  email_receipts: boolean;
+  /** Their own threshold; `"0"`: no low-balance notice; null: the operator's default. */
+  low_balance_threshold: Decimal | null;
+  default_low_balance_threshold: Decimal | null;
+  /** Whether this Hub can send mail at all (SMTP set up, a runtime that can reach it). */
+  email_available: boolean;
 }

@@ -101,7 +101,9 @@ export interface CreditBucket {
   amount: Decimal;
   remaining: Decimal;
   expires_at: string;
+  /** The grant's reason, and the outside event it answers (`grant:…` for an admin's grant). */
   reason: string | null;
+  ref?: string | null;
   created_at: string;
 }
 

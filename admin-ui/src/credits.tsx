@@ -6,7 +6,7 @@
 
 import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { api, type LedgerEntry, type Page, type PacksOnSale, type Payment, type PaymentStatus, type Redeemed } from './api';
-import { checkoutReturn, entryKind, entryLabel, formatPrice, type CheckoutReturn } from './billing';
+import { checkoutReturn, entryKind, entryLabel, formatPrice, timeUntil, type CheckoutReturn, type CreditBucket } from './billing';
 import { href, useRoute } from './router';
 import { formatTime } from './time';
 import { Badge, ErrorNote, Field, LoadError, MoreButton, useAction, useLoad, useMoney, usePaged, useSession, type Tone } from './ui';
@@ -51,6 +51,7 @@ export function CreditsPanel() {
         <BuyCredits />
         <RedeemCode onRedeemed={changed} />
       </div>
+      <Buckets path="/api/me/credit-buckets" version={version} />
       <History version={version} />
       <Purchases version={version} />
     </>
@@ -233,6 +234,49 @@ export function LedgerTable({ entries, testId }: { entries: LedgerEntry[]; testI
         ))}
       </tbody>
     </table>
+  );
+}
+
+/**
+ * What is left of each grant that expires, soonest first: usage spends these
+ * first, and what is left at expiry leaves the balance (an "Expired" entry in
+ * the history). Shown only while there are some.
+ */
+export function Buckets({ path, version }: { path: string; version: number }) {
+  const buckets = useLoad(() => api<{ data: CreditBucket[] }>(path).then((r) => r.data), [path, version]);
+  const money = useMoney();
+  const now = Date.now();
+  if (buckets.error) return <ErrorNote error={buckets.error} />;
+  if (!buckets.data?.length) return null;
+  return (
+    <section>
+      <h2>Expiring credits</h2>
+      <p className="muted">Calls spend the credits that expire first; what is left at expiry leaves the balance.</p>
+      <table data-testid="credit-buckets">
+        <thead>
+          <tr>
+            <th>Granted</th>
+            <th>From</th>
+            <th className="num">Amount</th>
+            <th className="num">Left</th>
+            <th>Expires</th>
+          </tr>
+        </thead>
+        <tbody>
+          {buckets.data.map((b) => (
+            <tr key={b.id} data-bucket={b.id}>
+              <td>{formatTime(b.created_at)}</td>
+              <td>{b.reason ? `${entryLabel({ kind: 'grant', ref: b.ref })}: ${b.reason}` : entryLabel({ kind: 'grant', ref: b.ref })}</td>
+              <td className="num">{money(b.amount)}</td>
+              <td className="num">{money(b.remaining)}</td>
+              <td>
+                <strong>{timeUntil(b.expires_at, now)}</strong> <span className="muted">{formatTime(b.expires_at)}</span>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
   );
 }
 

@@ -175,12 +175,13 @@ export async function copyText(text: string): Promise<void> {
   area.remove();
 }
 
-/** Shows a secret once, with a copy button: it cannot be read again after closing. */
-export function SecretOnce(props: { title: string; secret: string; onClose(): void }) {
+/** Shows a secret once, with a copy button: it cannot be read again after closing. `children`: what to do with it. */
+export function SecretOnce(props: { title: string; secret: string; onClose(): void; children?: ReactNode }) {
   const [copied, setCopied] = useState(false);
   return (
     <Modal title={props.title} onClose={props.onClose}>
       <p>Copy it now: it is shown only this once.</p>
+      {props.children}
       <code className="secret" data-testid="secret">
         {props.secret}
       </code>

@@ -10,7 +10,10 @@
 //! in Settings, a pack and redemption codes made on the Billing page, the new
 //! person buying the pack through a stand-in of Stripe's checkout (its webhook
 //! signed by the official `stripe` library) and redeeming a code, and the
-//! operator finding the sale. Screenshots of every page land in
+//! operator finding the sale; notifications: a webhook added on the Webhooks
+//! page (its secret shown once) delivering a test to a receiver the run
+//! starts on loopback, resent, rotated and deleted; credit that expires on
+//! the user's and the customer's pages; a customer's mail choices kept. Screenshots of every page land in
 //! `admin-ui/test-output/screenshots/`.
 
 use hub_e2e::node::run_script;

@@ -3,6 +3,8 @@ import { api, signInMethods, signOut, type Call, type Identity, type Page, type 
 import { CallTable } from '../calls';
 import { CreditsPanel } from '../credits';
 import { KeysPanel } from '../keys';
+import { NotificationsPanel } from '../notifications';
+import { compare } from '../money';
 import { formatTime } from '../time';
 import { Badge, ErrorNote, LoadError, MoreButton, Stat, useAction, useLoad, useMoney, usePaged, useSession } from '../ui';
 import { UsageBlock } from '../usage';
@@ -29,11 +31,12 @@ export function Account() {
         {email && ` · ${email}`} · {me.role} · {me.key ? `signed in with key ${me.key.label}` : 'signed in with this browser'}
       </p>
       <div className="stats">
-        <Stat label="Balance" value={<span data-testid="my-balance">{money(me.balance)}</span>} />
+        <Stat label="Balance" value={<span data-testid="my-balance">{money(me.balance)}</span>} sub={<ExpiringSoon />} />
         <Stat label="On hold" value={money(me.held)} sub="reserved by calls in flight" />
         <Stat label="Available" value={money(me.available)} sub={me.billing_enabled ? undefined : 'billing is off: calls are not charged'} />
       </div>
       <CreditsPanel />
+      <NotificationsPanel />
       <UsageBlock path="/api/me/usage" title="My usage" lists={[{ group: 'model', title: 'Models' }, { group: 'app', title: 'Apps' }]} />
       <section>
         <h2>My calls</h2>
@@ -44,6 +47,19 @@ export function Account() {
       <Identities />
       <Sessions />
     </>
+  );
+}
+
+/** The credit that expires within the next days (see "Expiring credits" below); nothing when none does. */
+function ExpiringSoon() {
+  const { me } = useSession();
+  const money = useMoney();
+  const e = me.expiring;
+  if (!e || compare(e.amount, '0') <= 0) return null;
+  return (
+    <span data-testid="expiring-soon">
+      {money(e.amount)} expires within {e.within_days} days
+    </span>
   );
 }
 

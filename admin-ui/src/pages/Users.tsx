@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { api, listAll, ROLES, type Ledger, type Model, type Role, type User } from '../api';
-import { LedgerTable } from '../credits';
+import { Buckets, LedgerTable } from '../credits';
 import { KeysPanel } from '../keys';
 import { href, useRoute } from '../router';
 import { formatTime, fromLocalInput } from '../time';
@@ -128,6 +128,8 @@ function UserDetail({ id }: { id: string }) {
   const models = useLoad(() => listAll<Model>('/api/admin/models'), []);
   const ledger = usePaged((cursor) => api<Ledger>(`/api/admin/users/${id}/ledger`, { query: { cursor } }), [id]);
   const [dialog, setDialog] = useState<'edit' | 'grant' | null>(null);
+  // Bumped after a grant: the expiring buckets load again.
+  const [version, setVersion] = useState(0);
   const money = useMoney();
   const u = user.data;
 
@@ -135,6 +137,7 @@ function UserDetail({ id }: { id: string }) {
     setDialog(null);
     user.reload();
     ledger.reload();
+    setVersion((v) => v + 1);
     if (id === session.me.user.id) session.refresh();
   }
 
@@ -168,6 +171,7 @@ function UserDetail({ id }: { id: string }) {
             <Stat label="On hold" value={money(u.held)} sub="reserved by calls in flight" />
             <Stat label="Available" value={money(u.available)} />
           </div>
+          <Buckets path={`/api/admin/users/${u.id}/credit-buckets`} version={version} />
           <KeysPanel
             path={`/api/admin/users/${u.id}/keys`}
             revokeBase="/api/admin/keys"

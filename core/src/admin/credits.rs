@@ -55,6 +55,7 @@ pub(crate) fn bucket_json(b: &BucketRow) -> Value {
         "remaining": b.remaining,
         "expires_at": iso8601(b.expires_at),
         "reason": b.reason,
+        "ref": b.reference,
         "created_at": iso8601(b.created_at),
     })
 }

@@ -18,8 +18,9 @@ pub struct BucketRow {
     pub amount: Credits,
     pub remaining: Credits,
     pub expires_at: i64,
-    /// The grant's reason and time.
+    /// The grant's reason, reference (the outside event it answers) and time.
     pub reason: Option<String>,
+    pub reference: Option<String>,
     pub created_at: i64,
 }
 
@@ -51,7 +52,7 @@ pub struct DueBucket {
     pub remaining: Credits,
 }
 
-const BUCKET_COLUMNS: &str = "b.id, b.user_id, b.amount, b.remaining, b.expires_at, g.reason, g.created_at
+const BUCKET_COLUMNS: &str = "b.id, b.user_id, b.amount, b.remaining, b.expires_at, g.reason, g.ref, g.created_at
      FROM credit_buckets b LEFT JOIN ledger g ON g.id = b.id";
 
 fn bucket_rows(r: &crate::ports::Rows) -> Vec<BucketRow> {
@@ -63,6 +64,7 @@ fn bucket_rows(r: &crate::ports::Rows) -> Vec<BucketRow> {
             remaining: Credits::from_nanos(r.i64("remaining")),
             expires_at: r.i64("expires_at"),
             reason: r.opt_str("reason"),
+            reference: r.opt_str("ref"),
             created_at: r.i64("created_at"),
         })
         .collect()

@@ -43,7 +43,8 @@ pub struct ServeArgs {
     /// Seconds in-flight calls get to finish after SIGINT/SIGTERM.
     #[arg(long, env = "HUB_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
-    /// Directory of the built admin site (`admin-ui/dist`), served at `/` beside the API.
+    /// Directory of a built admin site (`admin-ui/dist`) to serve at `/` beside the API, instead of
+    /// the one built into `hub`.
     #[arg(long, env = "HUB_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
     /// Threads serving connections (default: one per core this process may run on).

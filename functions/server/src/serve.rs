@@ -107,10 +107,22 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// The admin site to serve: `--ui-dir` overrides the one built into the binary.
+fn admin_site(ui_dir: Option<&std::path::Path>) -> Result<Site, BoxError> {
+    let site = match ui_dir {
+        Some(dir) => Site::open(dir)?,
+        None => Site::built_in(),
+    };
+    if !site.is_present() {
+        tracing::warn!("this hub was built without its admin site: `/` says how to get it (or pass --ui-dir)");
+    }
+    Ok(site)
+}
+
 pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     // Bad options stop the start before anything is opened.
     let mut options = HubOptions::from_lookup(Runtime::Server, |name| std::env::var(name).ok())?;
-    let site = args.ui_dir.as_deref().map(Site::open).transpose()?;
+    let site = admin_site(args.ui_dir.as_deref())?;
     let database = LibSqlDb::open(&args.db.db, args.db.db_token.clone()).await?;
     let local = database.is_local();
     options.exclusive_database = local;
@@ -269,7 +281,7 @@ struct Accepted {
 /// lets in-flight calls finish (up to `grace`) and their settlements complete.
 async fn worker(
     hub: Hub,
-    site: Option<Site>,
+    site: Site,
     mut queue: tokio::sync::mpsc::UnboundedReceiver<Accepted>,
     limits: ConnLimits,
     grace: Duration,
@@ -284,7 +296,7 @@ async fn worker(
         let (hub, site) = (hub.clone(), site.clone());
         let service = hyper::service::service_fn(move |req| {
             let (hub, site) = (hub.clone(), site.clone());
-            async move { Ok::<_, std::convert::Infallible>(handle(&hub, site.as_ref(), req, peer, limits).await) }
+            async move { Ok::<_, std::convert::Infallible>(handle(&hub, &site, req, peer, limits).await) }
         });
         // The header timeout also closes a keep-alive connection left idle
         // that long; it never runs while a response (a long stream) is sent.
@@ -338,16 +350,14 @@ async fn shutdown_signal() {
 
 async fn handle(
     hub: &Hub,
-    site: Option<&Site>,
+    site: &Site,
     mut req: http::Request<Incoming>,
     peer: IpAddr,
     limits: ConnLimits,
 ) -> http::Response<OutBody> {
-    if let Some(site) = site {
-        let path = req.uri().path();
-        if matches!(*req.method(), http::Method::GET | http::Method::HEAD) && !hub_core::app::is_api_path(path) {
-            return site_response(site.get(path).await);
-        }
+    let path = req.uri().path();
+    if matches!(*req.method(), http::Method::GET | http::Method::HEAD) && !hub_core::app::is_api_path(path) {
+        return site_response(site.get(path).await);
     }
     req.extensions_mut().insert(hub_core::http::PeerAddr(peer));
     let (parts, body) = req.into_parts();

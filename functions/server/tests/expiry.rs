@@ -237,6 +237,9 @@ async fn concurrent_calls_spend_buckets_in_order(launch: Launch) {
         .admin(Method::GET, &format!("/api/admin/users/{user}/credit-buckets"), None)
         .await;
     assert_eq!(b["data"][0]["reason"], "3h", "the latest bucket is the one left: {b}");
+    // What the bucket came from: an admin's grant (the site names it by this reference).
+    let reference = b["data"][0]["ref"].as_str().unwrap_or_default();
+    assert!(reference.starts_with("grant:grt_"), "{b}");
 
     // A negative adjustment (as a refund writes) takes from the soonest bucket first.
     grant(&api, &user, json!({"amount": 1.5, "expires_at": now + 1_800_000})).await;
