@@ -314,10 +314,13 @@ export interface CredentialTest {
   message: string;
 }
 
-export type ModelType = 'chat' | 'embedding' | 'image' | 'video';
-export const MODEL_TYPES: ModelType[] = ['chat', 'embedding', 'image', 'video'];
+export type ModelType = 'chat' | 'embedding' | 'image' | 'video' | 'transcription' | 'speech';
+export const MODEL_TYPES: ModelType[] = ['chat', 'embedding', 'image', 'video', 'transcription', 'speech'];
 
-/** Provider costs in USD: per million tokens, `image` per image. Stored in a model's `unit_costs`. */
+/**
+ * Provider costs in USD: per million tokens, `image` per image, `video` per second, `audio` per
+ * second (transcription) or per million characters (speech). Stored in a model's `unit_costs`.
+ */
 export interface UnitCosts {
   input?: Decimal;
   output?: Decimal;
@@ -326,6 +329,8 @@ export interface UnitCosts {
   /** Cache writes kept for an hour (Anthropic). */
   cache_write_1h?: Decimal;
   image?: Decimal;
+  audio?: Decimal;
+  video?: Decimal;
 }
 
 export interface Model {
@@ -343,6 +348,8 @@ export interface Model {
   cache_write_1h_rate: Decimal | null;
   image_rate: Decimal;
   video_rate: Decimal;
+  /** Per second of audio (transcription models) or per million characters (speech models). */
+  audio_rate: Decimal;
   max_output_tokens: number | null;
   unit_costs: UnitCosts | null;
   metadata: Record<string, unknown> | null;

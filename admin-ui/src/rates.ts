@@ -4,9 +4,9 @@ import type { ModelType, UnitCosts } from './api';
 import { parseJson } from './json';
 import { normalize, perMillion, rateFromCost, type Decimal } from './money';
 
-export type RateField = 'input_rate' | 'output_rate' | 'cache_read_rate' | 'cache_write_rate' | 'cache_write_1h_rate' | 'image_rate';
+export type RateField = 'input_rate' | 'output_rate' | 'cache_read_rate' | 'cache_write_rate' | 'cache_write_1h_rate' | 'image_rate' | 'audio_rate' | 'video_rate';
 
-/** Each unit cost and the rate it prices: per million tokens, `image` per image. */
+/** Each unit cost and the rate it prices: per million tokens, `image` per image, `video` per second, `audio` per second or per million characters. */
 export const PRICED: { cost: keyof UnitCosts; rate: RateField; label: string }[] = [
   { cost: 'input', rate: 'input_rate', label: 'Input' },
   { cost: 'output', rate: 'output_rate', label: 'Output' },
@@ -14,7 +14,25 @@ export const PRICED: { cost: keyof UnitCosts; rate: RateField; label: string }[]
   { cost: 'cache_write', rate: 'cache_write_rate', label: 'Cache write' },
   { cost: 'cache_write_1h', rate: 'cache_write_1h_rate', label: 'Cache write, 1 hour' },
   { cost: 'image', rate: 'image_rate', label: 'Image' },
+  { cost: 'audio', rate: 'audio_rate', label: 'Audio' },
+  { cost: 'video', rate: 'video_rate', label: 'Video' },
 ];
+
+/** What a unit cost or rate is per, for a model of `type`. */
+export function unitOf(cost: keyof UnitCosts, type: ModelType): string {
+  if (cost === 'image') return 'per image';
+  if (cost === 'video') return 'per second';
+  if (cost === 'audio') return type === 'speech' ? 'per 1M characters' : 'per second';
+  return 'per 1M tokens';
+}
+
+/** Whether a model of `type` is billed by this unit cost (tokens apply to every type). */
+export function pricedFor(cost: keyof UnitCosts, type: ModelType): boolean {
+  if (cost === 'image') return type === 'image';
+  if (cost === 'video') return type === 'video';
+  if (cost === 'audio') return type === 'transcription' || type === 'speech';
+  return true;
+}
 
 /** The rates that earn `marginPercent` over each known unit cost at `creditPrice` USD per credit. */
 export function ratesFromCosts(costs: UnitCosts, marginPercent: Decimal, creditPrice: Decimal): Partial<Record<RateField, Decimal>> {
@@ -44,6 +62,12 @@ interface LiteLlmEntry {
   cache_creation_input_token_cost?: string;
   cache_creation_input_token_cost_above_1hr?: string;
   output_cost_per_image?: string;
+  /** Transcription models. */
+  input_cost_per_second?: string;
+  /** Speech models. */
+  input_cost_per_character?: string;
+  output_cost_per_video_per_second?: string;
+  output_cost_per_second?: string;
   litellm_provider?: string;
   mode?: string;
   max_output_tokens?: number;
@@ -56,6 +80,8 @@ const MODES: Record<string, ModelType> = {
   embedding: 'embedding',
   image_generation: 'image',
   video_generation: 'video',
+  audio_transcription: 'transcription',
+  audio_speech: 'speech',
 };
 
 /** Reads LiteLLM's `model_prices_and_context_window.json` (costs exact, per million tokens); skips what Hub cannot price. */
@@ -73,6 +99,10 @@ export function parsePriceFile(text: string): PriceEntry[] {
     if (e.cache_creation_input_token_cost !== undefined) costs.cache_write = perMillion(e.cache_creation_input_token_cost);
     if (e.cache_creation_input_token_cost_above_1hr !== undefined) costs.cache_write_1h = perMillion(e.cache_creation_input_token_cost_above_1hr);
     if (e.output_cost_per_image !== undefined) costs.image = normalize(e.output_cost_per_image);
+    if (type === 'transcription' && e.input_cost_per_second !== undefined) costs.audio = normalize(e.input_cost_per_second);
+    if (type === 'speech' && e.input_cost_per_character !== undefined) costs.audio = perMillion(e.input_cost_per_character);
+    const videoSecond = e.output_cost_per_video_per_second ?? e.output_cost_per_second;
+    if (type === 'video' && videoSecond !== undefined) costs.video = normalize(videoSecond);
     if (!Object.keys(costs).length) continue;
     const provider = e.litellm_provider ?? '';
     entries.push({

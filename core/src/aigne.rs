@@ -79,6 +79,8 @@ fn catalogue_type(kind: ModelKind) -> &'static str {
         ModelKind::Embedding => "embedding",
         ModelKind::Video => "video",
         ModelKind::Chat => "chat",
+        ModelKind::Transcription => "audio_transcription",
+        ModelKind::Speech => "audio_speech",
     }
 }
 
@@ -91,10 +93,12 @@ pub async fn catalogue(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
         Some("image" | "image_generation" | "imageGeneration") => Some(ModelKind::Image),
         Some("embedding") => Some(ModelKind::Embedding),
         Some("video") => Some(ModelKind::Video),
+        Some("audio_transcription" | "transcription") => Some(ModelKind::Transcription),
+        Some("audio_speech" | "speech") => Some(ModelKind::Speech),
         Some(other) => {
             return Err(ApiError::invalid_field(
                 "type",
-                format!("must be chat, image, image_generation, embedding or video (got `{other}`)"),
+                format!("must be chat, image, image_generation, embedding, video, audio_transcription or audio_speech (got `{other}`)"),
             ))
         }
     };
@@ -106,10 +110,12 @@ pub async fn catalogue(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
                 continue;
             }
             let rates = &r.model.rates;
-            // Images and video are priced per image and per second, as AIGNE Hub lists them.
+            // Images and video are priced per image and per second, as AIGNE Hub lists them;
+            // audio per second (transcription) or per million characters (speech).
             let output = match r.model.kind {
                 ModelKind::Image => rates.image.to_string(),
-                ModelKind::Video => r.model.video_rate.to_string(),
+                ModelKind::Video => rates.video.to_string(),
+                ModelKind::Transcription | ModelKind::Speech => rates.audio.to_string(),
                 ModelKind::Chat | ModelKind::Embedding => rates.output.per_unit_string(),
             };
             list.push(json!({
@@ -272,13 +278,7 @@ async fn media(
     } else {
         crate::gateway::media::embeddings(hub, caller, inner, request_id).await?
     };
-    let credits = res
-        .headers()
-        .get("x-hub-credits")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| crate::Credits::parse(c).ok())
-        .map(crate::Credits::to_json_number)
-        .unwrap_or(json!(0));
+    let credits = credits_of(&res);
     let answer = match res.body() {
         crate::http::Body::Full(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
         crate::http::Body::Stream(_) => Value::Null,
@@ -349,16 +349,7 @@ pub async fn image(hub: &Hub, caller: Arc<Caller>, req: Request, request_id: &st
         .get("input")
         .and_then(Value::as_object)
         .ok_or_else(|| ApiError::invalid_field("input", "is required and must be an object"))?;
-    let model = [
-        body.get("model"),
-        input.get("model"),
-        input.get("modelOptions").and_then(|o| o.get("model")),
-    ]
-    .into_iter()
-    .flatten()
-    .find_map(|v| v.as_str().filter(|s| !s.is_empty()))
-    .ok_or_else(|| ApiError::invalid_field("input.modelOptions.model", "is required"))?
-    .to_string();
+    let model = framework_model(&body, input)?;
     let mut openai = Map::new();
     openai.insert("model".into(), json!(model));
     for (from, to) in [
@@ -391,6 +382,72 @@ pub async fn image(hub: &Hub, caller: Arc<Caller>, req: Request, request_id: &st
     Ok(json(
         StatusCode::OK,
         &json!({"images": images, "usage": usage(credits, &prefix, 0), "model": model, "modelWithProvider": route}),
+    ))
+}
+
+/// The model of a framework call: `model`, else `input.model`, else `input.modelOptions.model`.
+fn framework_model(body: &Map<String, Value>, input: &Map<String, Value>) -> Result<String, ApiError> {
+    [
+        body.get("model"),
+        input.get("model"),
+        input.get("modelOptions").and_then(|o| o.get("model")),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|v| v.as_str().filter(|s| !s.is_empty()))
+    .map(str::to_string)
+    .ok_or_else(|| ApiError::invalid_field("input.modelOptions.model", "is required"))
+}
+
+/// The credits a call's answer was billed, as the framework's number.
+fn credits_of(res: &Response) -> Value {
+    res.headers()
+        .get("x-hub-credits")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| crate::Credits::parse(c).ok())
+        .map(crate::Credits::to_json_number)
+        .unwrap_or(json!(0))
+}
+
+/// `POST /api/v2/video`: the AIGNE framework's video protocol
+/// (`AIGNEHubVideoModel`): `{input: {prompt, seconds?, size?, modelOptions:
+/// {model}}}`, answered once the video is generated, inline, with the seconds
+/// generated and the credits billed.
+pub async fn video(hub: &Hub, caller: Arc<Caller>, req: Request, request_id: &str) -> Result<Response, ApiError> {
+    let body = json_object(req.body())?;
+    let input = body
+        .get("input")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::invalid_field("input", "is required and must be an object"))?;
+    let model = framework_model(&body, input)?;
+    let prompt = match input.get("prompt") {
+        Some(Value::String(p)) if !p.trim().is_empty() => p.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err(ApiError::invalid_field("input.prompt", "is required"))
+        }
+        Some(_) => return Err(ApiError::invalid_field("input.prompt", "must be a string")),
+    };
+    let size = match input.get("size") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(ApiError::invalid_field("input.size", "must be a string")),
+    };
+    let ask = crate::providers::video::VideoAsk {
+        prompt,
+        seconds: crate::gateway::video::seconds_of(input.get("seconds"), "input.seconds")?,
+        size,
+    };
+    let prefix = hub.snapshot().await?.settings.currency_prefix.clone();
+    let (video, res) = crate::gateway::video::generate(hub, caller, &req, request_id, model.clone(), ask).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "videos": [{"type": "file", "data": video.base64, "mimeType": "video/mp4"}],
+            "seconds": video.seconds,
+            "usage": usage(credits_of(&res), &prefix, 0),
+            "model": model,
+            "modelWithProvider": model,
+        }),
     ))
 }
 

@@ -568,7 +568,6 @@ mod tests {
                 model: "m".into(),
                 kind: ModelKind::Chat,
                 rates: Default::default(),
-                video_rate: Default::default(),
                 max_output_tokens: None,
                 unit_costs: None,
                 metadata: None,

@@ -73,6 +73,14 @@ named!(
         AigneChat = "aigne-chat",
         /// AIGNE's OpenAI-like completions (`/api/v2/chat/completions`, `/api/v2/completions`).
         AigneCompletions = "aigne-completions",
+        /// `POST /v1/audio/transcriptions` (and AIGNE's `/api/v2/audio/transcriptions`).
+        Transcriptions = "transcriptions",
+        /// `POST /v1/audio/translations`.
+        Translations = "translations",
+        /// `POST /v1/audio/speech` (and AIGNE's `/api/v2/audio/speech`).
+        Speech = "speech",
+        /// AIGNE's `POST /api/v2/video`.
+        Video = "video",
     }
 );
 
@@ -83,6 +91,10 @@ named!(
         Embedding = "embedding",
         Image = "image",
         Video = "video",
+        /// Speech to text (`/v1/audio/transcriptions`, `/translations`): billed per second of audio.
+        Transcription = "transcription",
+        /// Text to speech (`/v1/audio/speech`): billed per character of input.
+        Speech = "speech",
     }
 );
 
@@ -199,7 +211,10 @@ mod tests {
         }
         assert_eq!(Endpoint::AigneChat.as_str(), "aigne-chat");
         assert_eq!(serde_json::to_value(ModelKind::Image).unwrap(), "image");
-        assert_eq!(ModelKind::names(), "chat, embedding, image or video");
+        assert_eq!(
+            ModelKind::names(),
+            "chat, embedding, image, video, transcription or speech"
+        );
         assert_eq!(CredentialStatus::parse("Active"), None, "names are exact");
     }
 

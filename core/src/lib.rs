@@ -35,6 +35,7 @@ pub mod ids;
 pub mod jobs;
 pub mod kinds;
 pub mod metering;
+pub mod multipart;
 pub mod net;
 pub mod notify;
 pub mod options;

@@ -57,7 +57,7 @@ fn usage(input: u64, cache_read: u64, cache_write: u64, output: u64, reasoning: 
         cache_write_tokens: cache_write,
         cache_write_1h_tokens: 0,
         reasoning_tokens: reasoning,
-        images: 0,
+        ..Default::default()
     }
 }
 

@@ -452,6 +452,8 @@ fn edge_rates() -> impl Strategy<Value = Rates> {
             cache_write: None,
             cache_write_1h: None,
             image: r,
+            audio: r,
+            video: r,
         }
     })
 }
@@ -587,6 +589,7 @@ fn cost_is_exact_or_saturates_at_any_size() {
                     cache_write: (!fallback).then(|| Rate::from_nanos(rw)),
                     cache_write_1h: (!fallback).then(|| Rate::from_nanos(rw1h)),
                     image: Rate::from_nanos(rimg),
+                    ..Default::default()
                 };
                 let usage = Usage {
                     input_tokens: a,
@@ -596,6 +599,7 @@ fn cost_is_exact_or_saturates_at_any_size() {
                     cache_write_1h_tokens: g,
                     reasoning_tokens: e,
                     images: f,
+                    ..Default::default()
                 };
                 let cost = rates.cost(&usage);
                 prop_assert_eq!(cost, reference_cost(&rates, &usage));

@@ -165,6 +165,7 @@ fn cost(u: &Usage) -> i64 {
         cache_write: Some(rate("1250")),
         cache_write_1h: None,
         image: rate("0"),
+        ..Default::default()
     };
     rates.cost(u).nanos()
 }

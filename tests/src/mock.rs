@@ -14,10 +14,12 @@
 
 mod cache;
 mod checks;
+mod media;
 mod responses;
 mod sigv4;
 
 pub use cache::{CacheUsage, MIN_CACHEABLE_TOKENS};
+pub use media::{speech_audio, VIDEO_BYTES};
 
 use bytes::Bytes;
 use checks::{Endpoint, Incoming};
@@ -77,6 +79,15 @@ pub struct Behavior {
     /// A tool round trip: answer with the tool calls only until the request
     /// carries a tool's result, then with the text only.
     pub until_tool_result: bool,
+    /// The `usage` a transcription answer reports (OpenAI's
+    /// `{"type": "duration", "seconds"}` or `{"type": "tokens", …}`).
+    pub transcript_usage: Value,
+    /// Polls a video job answers "in progress" before it ends.
+    pub video_polls: usize,
+    /// The seconds a finished video reports (default: as asked).
+    pub video_seconds: Option<String>,
+    /// The video job fails with this message.
+    pub video_failure: Option<String>,
 }
 
 /// How a provider can misbehave.
@@ -158,6 +169,10 @@ impl Default for Behavior {
             echo_credential: false,
             error_message: None,
             until_tool_result: false,
+            transcript_usage: json!({"type": "duration", "seconds": 3}),
+            video_polls: 1,
+            video_seconds: None,
+            video_failure: None,
         }
     }
 }
@@ -222,6 +237,8 @@ struct State {
     prompt_cache: cache::PromptCache,
     /// The usage reported to each Anthropic Messages request, in order.
     reported: Mutex<Vec<Value>>,
+    /// Video jobs by id.
+    videos: Mutex<HashMap<String, media::Job>>,
 }
 
 /// Stops the mock's accept loop when the last clone of a [`MockProvider`] is
@@ -523,6 +540,17 @@ async fn answer(
             .header("content-type", "text/plain")
             .body(Full::new(Bytes::from_static(b"moved")).boxed())
             .unwrap());
+    }
+    let ask = media::Ask {
+        method: &method,
+        path: &path,
+        headers: &headers,
+        raw: &raw,
+        body: &body,
+        host: headers.get("host").cloned().unwrap_or_default(),
+    };
+    if let Some(resp) = media::answer(&state, &ask).await {
+        return Ok(resp);
     }
     let query = query_pairs(raw_query.as_deref());
     let Some(endpoint) = Endpoint::of(&path, &headers, &query) else {

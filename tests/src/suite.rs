@@ -582,3 +582,91 @@ pub async fn webhook_is_delivered_signed(api: &Api) {
     assert_eq!(log["data"][0]["attempts"][0]["status"], 204);
     assert_eq!(rx.received().len(), 1);
 }
+
+/// Audio and video on every runtime: a transcription form parsed and passed
+/// on, speech relayed as raw audio, a video polled to its end, each billed to
+/// the nano-credit; a failed video leaves nothing held.
+pub async fn audio_and_video_are_billed_exactly(api: &Api, mock: &MockProvider) {
+    let provider = api
+        .setup_provider("mock", &mock.base_url(), "sk-mock-secret-0001")
+        .await;
+    for (model, kind, rate, value) in [
+        ("whisper-mock", "transcription", "audio_rate", "0.006"),
+        ("tts-mock", "speech", "audio_rate", "15"),
+        ("sora-mock", "video", "video_rate", "0.1"),
+        ("sora-fail", "video", "video_rate", "0.1"),
+    ] {
+        let m = api
+            .add_model(&provider, model, json!({"type": kind, rate: value}))
+            .await;
+        assert!(m["id"].is_string(), "{m}");
+    }
+    mock.set(
+        "whisper-mock",
+        Behavior {
+            transcript_usage: json!({"type": "duration", "seconds": 9}),
+            ..Default::default()
+        },
+    );
+    mock.set(
+        "sora-fail",
+        Behavior {
+            video_failure: Some("refused".into()),
+            ..Default::default()
+        },
+    );
+    let (user, key) = api.user_with_key("media", "10").await;
+    let boundary = "----suite-media";
+    let mut form = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nmock/whisper-mock\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n").into_bytes();
+    form.extend_from_slice(&[7u8; 10_000]);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let post = |path: &str| api.http.post(format!("{}{path}", api.base)).bearer_auth(&key);
+    let r = post("/v1/audio/transcriptions")
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-hub-credits"], "0.054");
+    let input = "Hello, wörld";
+    let r = post("/v1/audio/speech")
+        .json(&json!({"model": "mock/tts-mock", "input": input, "voice": "alloy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), crate::mock::speech_audio(input).concat());
+    let video = |model: &str| json!({"input": {"prompt": "waves", "seconds": "4", "modelOptions": {"model": model}}});
+    let r = post("/api/v2/video")
+        .json(&video("mock/sora-mock"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["seconds"], 4);
+    let r = post("/api/v2/video")
+        .json(&video("mock/sora-fail"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    // 9 s at 0.006, 12 characters at 15 per million, 4 s of video at 0.1.
+    let want = nanos(&json!("9.54582"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let u = api.user(&user).await;
+        if nanos(&u["balance"]) == want && nanos(&u["held"]) == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "balance {} held {}, want {want}",
+            u["balance"],
+            u["held"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(api.ledger_sum(&user).await, want);
+}

@@ -40,6 +40,12 @@ async fn worker_client_disconnect_bills_the_delivered_part() {
     suite::client_disconnect_bills_the_delivered_part(&api, &mock).await;
 }
 
+#[tokio::test]
+async fn worker_audio_and_video_are_billed_exactly() {
+    let (_w, api, mock) = start().await;
+    suite::audio_and_video_are_billed_exactly(&api, &mock).await;
+}
+
 /// OpenID Connect sign-in on the Worker: discovery, keys and the token
 /// exchange through the Worker's fetch, the session in D1.
 #[tokio::test]

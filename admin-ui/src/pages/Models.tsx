@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { api, listAll, MODEL_TYPES, type Model, type ModelType, type Page, type Provider, type Settings, type UnitCosts } from '../api';
 import { plural } from '../format';
 import { formatMoney, marginOf, normalize, type Decimal } from '../money';
-import { PRICED, ratesFromCosts, type RateField } from '../rates';
+import { PRICED, pricedFor, ratesFromCosts, unitOf, type RateField } from '../rates';
 import { Badge, ErrorNote, Field, LoadError, Modal, Toggle, useAction, useLoad } from '../ui';
 import { PriceImport } from './PriceImport';
 
@@ -118,7 +118,15 @@ export function Models() {
                 <td className="num">{m.cache_read_rate === null ? <span className="muted">as input</span> : rate(m.cache_read_rate)}</td>
                 <td className="num">{m.cache_write_rate === null ? <span className="muted">as input</span> : rate(m.cache_write_rate)}</td>
                 <td className="num">
-                  {m.type === 'image' ? `${rate(m.image_rate)} / image` : m.type === 'video' ? `${rate(m.video_rate)} / s` : '—'}
+                  {m.type === 'image'
+                    ? `${rate(m.image_rate)} / image`
+                    : m.type === 'video'
+                      ? `${rate(m.video_rate)} / s`
+                      : m.type === 'transcription'
+                        ? `${rate(m.audio_rate)} / s`
+                        : m.type === 'speech'
+                          ? `${rate(m.audio_rate)} / 1M chars`
+                          : '—'}
                 </td>
                 <td className="num">{settings.data ? margins(m, settings.data.credit_price_usd) : ''}</td>
                 <td>
@@ -152,7 +160,7 @@ export function Models() {
   );
 }
 
-type RateInputs = Record<RateField | 'video_rate', string>;
+type RateInputs = Record<RateField, string>;
 type CostInputs = Record<keyof UnitCosts, string>;
 
 const text = (v: Decimal | null | undefined) => (v === null || v === undefined ? '' : normalize(v));
@@ -173,6 +181,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
     cache_write_1h_rate: text(m?.cache_write_1h_rate),
     image_rate: text(m?.image_rate),
     video_rate: text(m?.video_rate),
+    audio_rate: text(m?.audio_rate),
   });
   const [costs, setCosts] = useState<CostInputs>({
     input: text(m?.unit_costs?.input),
@@ -181,11 +190,13 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
     cache_write: text(m?.unit_costs?.cache_write),
     cache_write_1h: text(m?.unit_costs?.cache_write_1h),
     image: text(m?.unit_costs?.image),
+    audio: text(m?.unit_costs?.audio),
+    video: text(m?.unit_costs?.video),
   });
   const [margin, setMargin] = useState(normalize(props.settings.margin_percent));
   const { busy, error, run } = useAction();
   const price = props.settings.credit_price_usd;
-  const fields = PRICED.filter((p) => p.cost !== 'image' || type === 'image');
+  const fields = PRICED.filter((p) => pricedFor(p.cost, type));
 
   function applyMargin() {
     void run(async () => {
@@ -219,6 +230,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
         cache_write_1h_rate: decimalOrNull(rates.cache_write_1h_rate),
         image_rate: decimalOrNull(rates.image_rate) ?? '0',
         video_rate: decimalOrNull(rates.video_rate) ?? '0',
+        audio_rate: decimalOrNull(rates.audio_rate) ?? '0',
         max_output_tokens: maxOutput.trim() ? Number(maxOutput) : null,
         unit_costs: Object.keys(unitCosts).length ? unitCosts : null,
         enabled,
@@ -275,7 +287,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
             {fields.map(({ cost, rate: field, label }) => (
               <tr key={field}>
                 <td>
-                  {label} <small className="muted">{cost === 'image' ? 'per image' : 'per 1M tokens'}</small>
+                  {label} <small className="muted">{unitOf(cost, type)}</small>
                 </td>
                 <td>
                   <input
@@ -299,18 +311,6 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
                 <td className="muted">{marginNote(field, cost)}</td>
               </tr>
             ))}
-            {type === 'video' && (
-              <tr>
-                <td>
-                  Video <small className="muted">per second</small>
-                </td>
-                <td>
-                  <input name="video_rate" inputMode="decimal" aria-label="Video rate" value={rates.video_rate} onChange={(e) => setRates({ ...rates, video_rate: e.target.value })} />
-                </td>
-                <td />
-                <td />
-              </tr>
-            )}
           </tbody>
         </table>
         <div className="calculator">

@@ -179,7 +179,7 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
           </div>
           <p className="muted">
             {plural(matching.length, 'model')} {matching.length === 1 ? 'matches' : 'match'}{matching.length > SHOWN ? `, the first ${SHOWN} shown` : ''}. Rates in credits per million
-            tokens (image per image) at the margin above.
+            tokens (image per image, video per second, audio per second or, for speech, per million characters) at the margin above.
           </p>
         </>
       )}

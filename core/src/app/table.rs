@@ -215,6 +215,15 @@ pub static ROUTES: &[Route] = &[
     openai(Method::POST, "/v1/images/generations", |c, who| {
         Box::pin(async move { gateway::media::images(&c.hub, who, c.req, &c.request_id).await })
     }),
+    openai(Method::POST, "/v1/audio/transcriptions", |c, who| {
+        Box::pin(async move { gateway::audio::transcriptions(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    openai(Method::POST, "/v1/audio/translations", |c, who| {
+        Box::pin(async move { gateway::audio::translations(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    openai(Method::POST, "/v1/audio/speech", |c, who| {
+        Box::pin(async move { gateway::audio::speech(&c.hub, who, c.req, &c.request_id).await })
+    }),
     openai(Method::GET, "/v1/models", |c, who| {
         Box::pin(async move { gateway::models::list(&c.hub, &who).await })
     }),
@@ -251,6 +260,19 @@ pub static ROUTES: &[Route] = &[
     }),
     aigne(Method::POST, "/api/v2/image/generations", |c, who| {
         Box::pin(async move { crate::aigne::image_generations(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    aigne(Method::POST, "/api/v2/video", |c, who| {
+        Box::pin(async move { crate::aigne::video(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    // AIGNE Hub's audio routes: the same calls, metered (AIGNE Hub proxies them unmetered).
+    aigne(Method::POST, "/api/v2/audio/transcriptions", |c, who| {
+        Box::pin(async move { gateway::audio::transcriptions(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    aigne(Method::POST, "/api/v2/audio/translations", |c, who| {
+        Box::pin(async move { gateway::audio::translations(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    aigne(Method::POST, "/api/v2/audio/speech", |c, who| {
+        Box::pin(async move { gateway::audio::speech(&c.hub, who, c.req, &c.request_id).await })
     }),
     // Self-service: any key, for its own user.
     mine(Method::GET, "/api/me", |c, who| {

@@ -1,6 +1,7 @@
 //! Model traffic: the call pipeline (authenticate, resolve, hold, call with
 //! failover, relay, settle) for each inbound endpoint.
 
+pub mod audio;
 pub mod chat;
 pub mod count_tokens;
 pub mod failover;
@@ -12,3 +13,4 @@ pub(crate) use pipeline::collect;
 mod relay;
 pub mod responses;
 pub mod settle;
+pub mod video;

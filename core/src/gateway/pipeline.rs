@@ -56,6 +56,12 @@ pub(crate) enum Whole {
     Reply(Reply),
 }
 
+/// A provider answer followed to its result ([`Exchange::follow`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type Followed<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, Failure>> + Send + 'a>>;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type Followed<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, Failure>> + 'a>>;
+
 /// What differs between the endpoints that share the pipeline.
 pub(crate) trait Exchange: crate::ports::MaybeSendSync {
     fn plan(&self) -> &Plan;
@@ -81,6 +87,14 @@ pub(crate) trait Exchange: crate::ports::MaybeSendSync {
     /// cannot take the request as asked; another candidate may.
     fn request(&mut self, hub: &Hub, attempt: &Attempt, settings: &Settings) -> Result<UpstreamRequest, ApiError>;
 
+    /// A 2xx whole answer followed to the result the caller gets. A provider
+    /// that answers with a job (video) is polled here until the job ends,
+    /// and its output fetched; a failed job fails the attempt, so the hold
+    /// is released. For every other endpoint the answer is the result.
+    fn follow<'a>(&'a self, _hub: &'a Hub, _at: &'a Attempt<'a>, answer: Bytes) -> Followed<'a> {
+        Box::pin(async move { Ok(answer) })
+    }
+
     /// A 2xx whole answer, read for the caller.
     fn read(&self, route: &Route, body: Bytes, meta: &Meta) -> Result<Whole, ApiError>;
 
@@ -88,6 +102,11 @@ pub(crate) trait Exchange: crate::ports::MaybeSendSync {
     /// type; None for endpoints that answer whole only.
     fn relay(&self, _route: &Route, _meta: Meta) -> Option<(Mode, &'static str)> {
         None
+    }
+
+    /// The content type of a whole answer passed on as is ([`Whole::Raw`]).
+    fn content_type(&self) -> &'static str {
+        "application/json"
     }
 
     /// A whole chat reply ([`Whole::Reply`]) in the caller's protocol.
@@ -168,7 +187,7 @@ impl Call<'_> {
             let mut meter = self.meter(&*exchange, &at, hold);
             let meta = self.meta(at.route);
             let sent_us = hub.clock().monotonic_us();
-            match receive(&*exchange, self, at.route, upstream, &meta).await {
+            match receive(&*exchange, self, &at, upstream, &meta).await {
                 Ok(answer) => {
                     meter.upstream_ttfb_ms = Some(((hub.clock().monotonic_us() - sent_us) / 1000) as i64);
                     meter.earlier_attempts = guard.disarm();
@@ -329,10 +348,11 @@ enum Answer {
 async fn receive(
     exchange: &dyn Exchange,
     call: &Call<'_>,
-    route: &Route,
+    at: &Attempt<'_>,
     upstream: UpstreamRequest,
     meta: &Meta,
 ) -> Result<Answer, Failure> {
+    let route = at.route;
     // How a stream would be relayed is settled before the provider is asked.
     let relay = match call.plan.stream {
         true => match exchange.relay(route, meta.clone()) {
@@ -358,6 +378,7 @@ async fn receive(
         });
     }
     let body = collect(&mut resp, call.plan.answer_limit).await?;
+    let body = exchange.follow(call.hub, at, body).await?;
     exchange
         .read(route, body, meta)
         .map(Answer::Whole)
@@ -422,7 +443,7 @@ fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: 
             let billed = meter.finish(usage, output_bytes, Outcome::Complete);
             let mut res = http::Response::new(Body::Full(body));
             res.headers_mut()
-                .insert("content-type", http::HeaderValue::from_static("application/json"));
+                .insert("content-type", http::HeaderValue::from_static(exchange.content_type()));
             crate::http::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
             res
         }

@@ -207,6 +207,11 @@ pub enum Mode {
     /// untouched, usage read from the terminal event, the stream closed
     /// after it.
     Responses(Tap),
+    /// A body that is not a stream of events (speech audio): forwarded as
+    /// it arrives. Its usage is known before the first byte (the characters
+    /// spoken), and the end of the body is the end of the answer. A failure
+    /// midway breaks the caller's body, since audio has no error event.
+    Bytes(Usage),
 }
 
 /// The protocol of a stream passed through, and what metering it needs.
@@ -336,6 +341,9 @@ pub struct Relay {
     held: Gather,
     /// Scheduler turns in a row the held output found nothing new.
     idle_turns: u8,
+    /// How the caller's body breaks after its last output, for a failure
+    /// that has no event in the caller's protocol ([`Mode::Bytes`]).
+    broken: Option<BodyError>,
 }
 
 impl Relay {
@@ -344,19 +352,27 @@ impl Relay {
             meter: Some(meter),
             first: Some(first),
             upstream,
+            usage: match &mode {
+                Mode::Bytes(u) => Some(*u),
+                _ => None,
+            },
             mode,
-            usage: None,
             output_bytes: 0,
             finished: false,
             complete: false,
             held: Gather::default(),
             idle_turns: 0,
+            broken: None,
         }
     }
 
     /// Meters a chunk and returns what to forward (complete events only).
-    fn process(&mut self, chunk: &[u8]) -> Bytes {
+    fn process(&mut self, chunk: &Bytes) -> Bytes {
         match &mut self.mode {
+            Mode::Bytes(_) => {
+                self.output_bytes += chunk.len() as u64;
+                chunk.clone()
+            }
             Mode::Passthrough { .. } => self.pass(chunk),
             Mode::Transcode { decoder, deltas, .. } => {
                 decoder.feed(chunk, deltas);
@@ -436,6 +452,10 @@ impl Relay {
             // An unterminated last event is read, and passed on, terminated.
             Mode::Responses(tap) if tap.pending() > 0 => self.tap(b"\n\n"),
             Mode::Responses(_) => Bytes::new(),
+            Mode::Bytes(_) => {
+                self.complete = true;
+                Bytes::new()
+            }
             Mode::Transcode { decoder, deltas, .. } => {
                 decoder.end(deltas);
                 let head = self.encode_deltas();
@@ -460,6 +480,10 @@ impl Relay {
         match &mut self.mode {
             Mode::Passthrough { dialect, .. } => dialect.error_event(err),
             Mode::Responses(tap) => tap.failed_event(err),
+            Mode::Bytes(_) => {
+                self.broken = Some(BodyError::broken(err.message.clone()));
+                Bytes::new()
+            }
             Mode::Transcode { encoder, .. } => {
                 let mut out = BytesMut::new();
                 encoder.error(err, &mut out);
@@ -638,7 +662,7 @@ impl Stream for Relay {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.finished && this.held.len() == 0 {
-            return Poll::Ready(None);
+            return Poll::Ready(this.broken.take().map(Err));
         }
         let mut out = std::mem::take(&mut this.held);
         // The first output goes out alone, so the first token is never held
@@ -662,7 +686,7 @@ impl Stream for Relay {
         }
         if out.len() == 0 {
             return if this.finished {
-                Poll::Ready(None)
+                Poll::Ready(this.broken.take().map(Err))
             } else {
                 Poll::Pending
             };

@@ -24,6 +24,15 @@ pub struct Usage {
     /// Of `output_tokens`, how many were reasoning (already included).
     pub reasoning_tokens: u64,
     pub images: u64,
+    /// Milliseconds of audio transcribed or translated.
+    #[serde(default)]
+    pub audio_ms: u64,
+    /// Characters of input spoken (text to speech).
+    #[serde(default)]
+    pub characters: u64,
+    /// Seconds of video generated.
+    #[serde(default)]
+    pub video_seconds: u64,
 }
 
 impl Usage {
@@ -47,6 +56,9 @@ impl Usage {
             cache_write_1h_tokens: self.cache_write_1h_tokens.min(cache_write_tokens),
             reasoning_tokens: self.reasoning_tokens.min(output_tokens),
             images: self.images.min(bound.images),
+            audio_ms: self.audio_ms.min(bound.audio_ms),
+            characters: self.characters.min(bound.characters),
+            video_seconds: self.video_seconds.min(bound.video_seconds),
         };
         (clamped, clamped != *self)
     }
@@ -59,12 +71,21 @@ impl Usage {
             .saturating_add(self.cache_write_tokens)
     }
 
+    /// Milliseconds as exact decimal seconds (`8.47`), for answers.
+    pub fn seconds_text(ms: u64) -> String {
+        match ms % 1000 {
+            0 => (ms / 1000).to_string(),
+            frac => format!("{}.{}", ms / 1000, format!("{frac:03}").trim_end_matches('0')),
+        }
+    }
+
     pub fn total_tokens(&self) -> u64 {
         self.prompt_tokens().saturating_add(self.output_tokens)
     }
 }
 
-/// A model's sell rates, in credits per million tokens (per image for images).
+/// A model's sell rates, in credits per million tokens (per image for
+/// images, per second for video; audio per second or per million characters).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rates {
     pub input: Rate,
@@ -75,6 +96,11 @@ pub struct Rates {
     /// Writes kept for an hour; `None` falls back to `cache_write`, then the input rate.
     pub cache_write_1h: Option<Rate>,
     pub image: Rate,
+    /// A transcription model's rate per second of audio, a speech model's per
+    /// million characters (one model is only ever one of the two).
+    pub audio: Rate,
+    /// Per second of video generated.
+    pub video: Rate,
 }
 
 impl Rates {
@@ -85,9 +111,26 @@ impl Rates {
     /// such products may not; whatever saturates is far above `Credits::MAX`
     /// and clamps to it.
     pub fn cost(&self, usage: &Usage) -> Credits {
-        let tokens = round_per_million(self.token_numerator(usage));
+        let per_million = self.token_numerator(usage).saturating_add(self.media_numerator(usage));
         let images = i128::from(usage.images) * i128::from(self.image.nanos());
-        Credits::from_nanos_saturating(tokens.saturating_add(images))
+        Credits::from_nanos_saturating(round_per_million(per_million).saturating_add(images))
+    }
+
+    /// Audio and video, over the same denominator as tokens (credits per
+    /// million), so a call mixing them is still rounded once: characters at
+    /// the per-million rate, audio milliseconds at the per-second rate
+    /// (× 1,000), video seconds at the per-second rate (× 1,000,000).
+    fn media_numerator(&self, usage: &Usage) -> i128 {
+        // A count times a rate fits i128; times a further 10⁶ it may not.
+        let audio = i128::from(self.audio.nanos());
+        let per_second = |count: u64, rate: i128, scale: i128| (i128::from(count) * rate).saturating_mul(scale);
+        per_second(usage.characters, audio, 1)
+            .saturating_add(per_second(usage.audio_ms, audio, 1_000))
+            .saturating_add(per_second(
+                usage.video_seconds,
+                i128::from(self.video.nanos()),
+                1_000_000,
+            ))
     }
 
     /// The rate cache reads are billed at.
@@ -177,6 +220,7 @@ mod tests {
             cache_write: None,
             cache_write_1h: None,
             image: Rate::ZERO,
+            ..Default::default()
         };
         let usage = Usage {
             input_tokens: 1234,
@@ -204,6 +248,7 @@ mod tests {
             cache_write: Some(rate("3.75")),
             cache_write_1h: Some(rate("6")),
             image: Rate::ZERO,
+            ..Default::default()
         };
         let usage = Usage {
             input_tokens: 10,
@@ -287,6 +332,9 @@ mod tests {
             cache_write_1h_tokens: u64::MAX,
             reasoning_tokens: u64::MAX,
             images: 7,
+            audio_ms: u64::MAX,
+            characters: 9,
+            video_seconds: 3,
         };
         let (cut, clamped) = hostile.clamped_to(&bound);
         assert!(clamped);
@@ -300,6 +348,7 @@ mod tests {
                 cache_write_1h_tokens: 20,
                 reasoning_tokens: 5,
                 images: 1,
+                ..Default::default()
             }
         );
     }
@@ -313,6 +362,8 @@ mod tests {
             cache_write: Some(Rate::parse("1000000000").unwrap()),
             cache_write_1h: None,
             image: Rate::parse("1000000000").unwrap(),
+            audio: Rate::parse("1000000000").unwrap(),
+            video: Rate::parse("1000000000").unwrap(),
         };
         let usage = Usage {
             input_tokens: u64::MAX,
@@ -322,8 +373,48 @@ mod tests {
             cache_write_1h_tokens: u64::MAX,
             reasoning_tokens: u64::MAX,
             images: u64::MAX,
+            audio_ms: u64::MAX,
+            characters: u64::MAX,
+            video_seconds: u64::MAX,
         };
         assert_eq!(rates.cost(&usage), Credits::MAX);
+    }
+
+    #[test]
+    fn audio_and_video_cost_per_second_and_per_character() {
+        let seconds = Rates {
+            audio: rate("0.006"),
+            video: rate("0.1"),
+            ..Default::default()
+        };
+        // 8.47 s at 0.006 per second = 0.05082; 4 s of video at 0.1 = 0.4.
+        let usage = Usage {
+            audio_ms: 8_470,
+            video_seconds: 4,
+            ..Default::default()
+        };
+        assert_eq!(seconds.cost(&usage).to_string(), "0.45082");
+        // 43 characters at 15 per million = 0.000645.
+        let chars = Rates {
+            audio: rate("15"),
+            ..Default::default()
+        };
+        let spoken = Usage {
+            characters: 43,
+            ..Default::default()
+        };
+        assert_eq!(chars.cost(&spoken).to_string(), "0.000645");
+        // One millisecond at 0.0000001 per second is 0.1 nano: rounded once, half up, with the rest.
+        let tiny = Rates {
+            audio: rate("0.0000001"),
+            ..Default::default()
+        };
+        let ms = |audio_ms| Usage {
+            audio_ms,
+            ..Default::default()
+        };
+        assert_eq!(tiny.cost(&ms(4)).nanos(), 0);
+        assert_eq!(tiny.cost(&ms(5)).nanos(), 1);
     }
 
     #[test]

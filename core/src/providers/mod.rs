@@ -9,6 +9,7 @@ pub mod gemini;
 pub mod ideogram;
 pub mod openai_compat;
 mod turns;
+pub mod video;
 
 use crate::chat::{Chat, Delta};
 use crate::codec::Decode;
@@ -334,6 +335,38 @@ pub fn images_request(body: &serde_json::Value, t: &Target) -> Result<UpstreamRe
         }
         _ => Err(crate::chat::unsupported(t.vendor.kind, "Image generation")),
     }
+}
+
+/// A transcription or translation form (its `model` already the provider's)
+/// to `{base}/{path}` of an OpenAI-compatible provider; others have no such
+/// endpoint (Gemini transcribes only through `generateContent`).
+pub fn transcription_request(
+    path: &str,
+    form: &crate::multipart::Form,
+    seed: &str,
+    t: &Target,
+) -> Result<UpstreamRequest, ApiError> {
+    if t.vendor.wire != Wire::OpenAi {
+        return Err(crate::chat::unsupported(t.vendor.kind, "Audio transcription"));
+    }
+    let base = t.base_url.trim_end_matches('/');
+    let (content_type, body) = form.encode(seed);
+    let mut headers = bearer(t.secret);
+    headers.retain(|(k, _)| k != "content-type");
+    headers.push(("content-type".into(), content_type));
+    Ok(t.post(format!("{base}/{path}"), headers, body))
+}
+
+/// A speech request: OpenAI's body with the provider's model, to an
+/// OpenAI-compatible provider.
+pub fn speech_request(body: &serde_json::Value, t: &Target) -> Result<UpstreamRequest, ApiError> {
+    if t.vendor.wire != Wire::OpenAi {
+        return Err(crate::chat::unsupported(t.vendor.kind, "Text to speech"));
+    }
+    let base = t.base_url.trim_end_matches('/');
+    let mut body = body.clone();
+    body["model"] = serde_json::Value::String(t.model.to_string());
+    t.json_post(format!("{base}/audio/speech"), &body)
 }
 
 /// A cheap authenticated request that tells whether a credential works.

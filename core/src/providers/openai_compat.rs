@@ -61,6 +61,7 @@ impl WireUsage {
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
             images: 0,
+            ..Default::default()
         }
     }
 }

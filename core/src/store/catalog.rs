@@ -43,7 +43,6 @@ pub struct ModelRow {
     pub model: String,
     pub kind: ModelKind,
     pub rates: Rates,
-    pub video_rate: Rate,
     pub max_output_tokens: Option<i64>,
     pub unit_costs: Option<serde_json::Value>,
     pub metadata: Option<serde_json::Value>,
@@ -97,8 +96,9 @@ fn model(r: &Row) -> ModelRow {
             cache_write: r.opt_i64("cache_write_rate").map(Rate::from_nanos),
             cache_write_1h: r.opt_i64("cache_write_1h_rate").map(Rate::from_nanos),
             image: Rate::from_nanos(r.i64("image_rate")),
+            audio: Rate::from_nanos(r.i64("audio_rate")),
+            video: Rate::from_nanos(r.i64("video_rate")),
         },
-        video_rate: Rate::from_nanos(r.i64("video_rate")),
         max_output_tokens: r.opt_i64("max_output_tokens"),
         unit_costs: r.json("unit_costs"),
         metadata: r.json("metadata"),
@@ -325,13 +325,13 @@ impl Store {
     pub async fn insert_model(&self, m: &ModelRow) -> Result<(), DbError> {
         self.config_write(
             vec![sql!(
-                "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at, cache_write_1h_rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16)",
+                "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at, cache_write_1h_rate, audio_rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17)",
                 &m.id, &m.provider_id, &m.model, m.kind.as_str(),
                 m.rates.input.nanos(), m.rates.output.nanos(),
                 m.rates.cache_read.map(Rate::nanos), m.rates.cache_write.map(Rate::nanos),
-                m.rates.image.nanos(), m.video_rate.nanos(), m.max_output_tokens,
+                m.rates.image.nanos(), m.rates.video.nanos(), m.max_output_tokens,
                 m.unit_costs.as_ref().map(|v| v.to_string()), m.metadata.as_ref().map(|v| v.to_string()),
-                m.enabled, m.created_at, m.rates.cache_write_1h.map(Rate::nanos)
+                m.enabled, m.created_at, m.rates.cache_write_1h.map(Rate::nanos), m.rates.audio.nanos()
             )],
             m.created_at,
         )

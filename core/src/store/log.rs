@@ -85,6 +85,9 @@ fn call(r: &Row) -> CallLog {
             cache_read_tokens: r.i64("cache_read_tokens") as u64,
             cache_write_tokens: r.i64("cache_write_tokens") as u64,
             cache_write_1h_tokens: r.i64("cache_write_1h_tokens") as u64,
+            audio_ms: r.i64("audio_ms") as u64,
+            characters: r.i64("characters") as u64,
+            video_seconds: r.i64("video_seconds") as u64,
             ..Default::default()
         },
         credits: Credits::from_nanos(r.i64("credits")),

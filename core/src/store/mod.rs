@@ -69,6 +69,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "notifications",
         include_str!("../../../infra/migrations/0009_notifications.sql"),
     ),
+    (11, "media", include_str!("../../../infra/migrations/0011_media.sql")),
 ];
 
 #[derive(Clone)]

@@ -96,6 +96,7 @@ pub struct ModelPatch {
     pub output_rate: Option<Rate>,
     pub image_rate: Option<Rate>,
     pub video_rate: Option<Rate>,
+    pub audio_rate: Option<Rate>,
     pub cache_read_rate: Nullable<Rate>,
     pub cache_write_rate: Nullable<Rate>,
     pub cache_write_1h_rate: Nullable<Rate>,
@@ -116,6 +117,7 @@ impl ModelPatch {
         set(&mut out, "output_rate", nanos(&self.output_rate));
         set(&mut out, "image_rate", nanos(&self.image_rate));
         set(&mut out, "video_rate", nanos(&self.video_rate));
+        set(&mut out, "audio_rate", nanos(&self.audio_rate));
         set(
             &mut out,
             "cache_read_rate",

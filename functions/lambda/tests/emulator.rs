@@ -46,6 +46,12 @@ async fn lambda_chat_is_billed_exactly_and_streams() {
 }
 
 #[tokio::test]
+async fn lambda_audio_and_video_are_billed_exactly() {
+    let w = start(1).await;
+    suite::audio_and_video_are_billed_exactly(&w.api, &w.mock).await;
+}
+
+#[tokio::test]
 async fn lambda_no_credit_is_402() {
     let w = start(1).await;
     suite::no_credit_is_402(&w.api, &w.mock).await;

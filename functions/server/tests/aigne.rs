@@ -589,10 +589,20 @@ async fn status_catalogue_media_and_user_info() {
     assert_eq!(v["user"]["fullName"], "aigne-app");
     assert!(v["creditBalance"]["balance"].is_string());
 
-    // AIGNE Hub bugs not reproduced: no unauthenticated health listing credentials, no unmetered audio proxy.
-    for path in ["/api/ai-providers/health", "/api/v2/audio/transcriptions"] {
-        let r = w.api.http.get(format!("{}{path}", w.api.base)).send().await.unwrap();
-        assert_eq!(r.status(), 404, "{path}");
+    // AIGNE Hub bugs not reproduced: no unauthenticated health listing credentials, no unmetered
+    // audio proxy (Hub's audio routes take a key and are metered: see media.rs).
+    let r = w
+        .api
+        .http
+        .get(format!("{}/api/ai-providers/health", w.api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(!r.text().await.unwrap().contains("sk-0001"));
+    for path in ["/api/v2/audio/transcriptions", "/api/v2/audio/speech"] {
+        let r = w.api.http.post(format!("{}{path}", w.api.base)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
         assert!(!r.text().await.unwrap().contains("sk-0001"));
     }
 }

@@ -63,6 +63,7 @@ impl WireUsage {
             cache_write_1h_tokens: 0,
             reasoning_tokens: reasoning.unwrap_or(0).min(self.output_tokens),
             images: 0,
+            ..Default::default()
         }
     }
 }
