@@ -26,6 +26,7 @@ pub mod auth;
 pub mod chat;
 pub mod codec;
 pub mod config;
+pub mod connect;
 pub mod crypto;
 pub mod error;
 pub mod gateway;
