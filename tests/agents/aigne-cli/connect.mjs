@@ -54,7 +54,9 @@ async function waitFor(what, probe, ms = STEP_MS) {
 
 const work = mkdtempSync(join(tmpdir(), 'aigne-connect-'));
 const home = join(work, 'home');
-mkdirSync(home);
+// The CLI's file store refuses to write unless ~/.aigne exists (its other
+// commands make it; `hub connect` on a fresh HOME does not).
+mkdirSync(join(home, '.aigne'), { recursive: true });
 const urlFile = join(work, 'opened-url');
 const BROWSER_SCRIPT = join(work, 'browser.sh');
 let cli = null;
