@@ -22,6 +22,7 @@ macro_rules! port {
 pub mod accounts;
 pub mod admin;
 pub mod aigne;
+pub mod aigne_credit;
 pub mod auth;
 pub mod chat;
 pub mod codec;

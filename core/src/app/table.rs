@@ -248,6 +248,18 @@ pub static ROUTES: &[Route] = &[
     aigne(Method::GET, "/api/user/info", |c, who| {
         Box::pin(async move { crate::aigne::user_info(&c.hub, &who).await })
     }),
+    aigne(Method::GET, "/api/user/credit/balance", |c, who| {
+        Box::pin(async move { crate::aigne_credit::balance(&c.hub, &who).await })
+    }),
+    aigne(Method::GET, "/api/user/credit/grants", |c, who| {
+        Box::pin(async move { crate::aigne_credit::grants(&c.hub, &who, &c.req).await })
+    }),
+    aigne(Method::GET, "/api/user/credit/transactions", |c, who| {
+        Box::pin(async move { crate::aigne_credit::transactions(&c.hub, &who, &c.req).await })
+    }),
+    aigne(Method::GET, "/api/user/credit/payment-link", |c, _| {
+        Box::pin(async move { crate::aigne_credit::payment_link(&c.hub, &c.req).await })
+    }),
     aigne(Method::POST, "/api/v2/chat", |c, who| {
         Box::pin(async move { crate::aigne::chat(&c.hub, who, c.req, &c.request_id).await })
     }),
