@@ -168,3 +168,16 @@ async fn aigne_hub_connect_gets_a_key_for_the_person_who_approves() {
         );
     }
 }
+
+/// The same flow over HTTP, as every runtime runs it (`suite::aigne_cli_connects`).
+#[tokio::test]
+async fn aigne_cli_connect_over_http() {
+    let hub = tokio::task::spawn_blocking(|| HubServer::start(Path::new(env!("CARGO_BIN_EXE_hub")), Launch::default()))
+        .await
+        .unwrap();
+    let callback = format!("{}/auth/oidc/callback", hub.base);
+    let op = tokio::task::spawn_blocking(move || OidcProvider::start(&[callback], "RS256"))
+        .await
+        .unwrap();
+    hub_e2e::suite::aigne_cli_connects(&Api::new(&hub.base), &op).await;
+}
