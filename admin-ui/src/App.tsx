@@ -4,6 +4,7 @@ import { formatMoney } from './money';
 import { Account } from './pages/Account';
 import { Billing } from './pages/Billing';
 import { Calls } from './pages/Calls';
+import { Connect } from './pages/Connect';
 import { Models } from './pages/Models';
 import { Overview } from './pages/Overview';
 import { Playground } from './pages/Playground';
@@ -38,6 +39,7 @@ const PAGES: PageDef[] = [
 export function App() {
   const [me, setMe] = useState<Me | null>(null);
   const [booting, setBooting] = useState(true);
+  const route = useRoute();
   const refresh = useCallback(() => {
     api<Me>('/api/me').then(setMe, () => undefined);
   }, []);
@@ -53,6 +55,8 @@ export function App() {
 
   if (booting) return <p className="boot">Loading…</p>;
   if (!me) return <SignIn onSignedIn={setMe} />;
+  // The page `aigne hub connect` opens stands alone: one question, no navigation.
+  if (route.path[0] === 'connect') return <Connect me={me} />;
   return (
     <SessionContext.Provider value={{ me, refresh }}>
       <Shell />

@@ -224,9 +224,11 @@ pub async fn user_info(hub: &Hub, caller: &Caller) -> Result<Response, ApiError>
         v["creditPrefix"] = json!(s.currency_prefix);
     }
     if s.billing_enabled {
+        let grants = hub.store().grant_count(&user.id).await?;
         v["creditBalance"] = json!({
             "balance": user.balance.saturating_sub(user.held).to_string(),
             "total": user.balance.to_string(),
+            "grantCount": grants,
             "pendingCredit": user.held.to_string(),
         });
     }

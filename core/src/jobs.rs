@@ -42,6 +42,10 @@ const JOBS: &[Job] = &[
         run: |hub, b| Box::pin(prune_key_events(hub, b)),
     },
     Job {
+        name: "expire_connect_sessions",
+        run: |hub, b| Box::pin(expire_connect_sessions(hub, b)),
+    },
+    Job {
         name: "recheck_credentials",
         run: |hub, b| Box::pin(recheck_credentials(hub, b)),
     },
@@ -248,6 +252,15 @@ async fn deliver_notifications(hub: &Hub, b: Budget) -> Result<Progress, JobErro
 /// Key-limit rows older than the longest limit window are never read again.
 async fn prune_key_events(hub: &Hub, b: Budget) -> Result<Progress, JobError> {
     in_batches(hub, b, || hub.store().prune_key_events(b.now_ms, BATCH_ROWS)).await
+}
+
+/// The AIGNE CLI's connect sessions past their 10 minutes (with any key
+/// they still held for a CLI that never came back for it).
+async fn expire_connect_sessions(hub: &Hub, b: Budget) -> Result<Progress, JobError> {
+    in_batches(hub, b, || {
+        hub.store().delete_expired_connect_sessions(b.now_ms, BATCH_ROWS)
+    })
+    .await
 }
 
 /// Credentials a provider rejected are probed on their backoff.

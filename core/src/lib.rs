@@ -22,10 +22,12 @@ macro_rules! port {
 pub mod accounts;
 pub mod admin;
 pub mod aigne;
+pub mod aigne_credit;
 pub mod auth;
 pub mod chat;
 pub mod codec;
 pub mod config;
+pub mod connect;
 pub mod crypto;
 pub mod error;
 pub mod gateway;

@@ -670,3 +670,89 @@ pub async fn audio_and_video_are_billed_exactly(api: &Api, mock: &MockProvider) 
     }
     assert_eq!(api.ledger_sum(&user).await, want);
 }
+
+/// `aigne hub connect` over HTTP, on any runtime: the CLI's session opened,
+/// approved by a person signed in with OpenID Connect (`op` must know
+/// `{api.base}/auth/oidc/callback`) through the session cookie and its CSRF
+/// token, picked up and decrypted with the CLI's own `crypto.js`, ended; the
+/// key is that person's, and the ended session hands out nothing.
+pub async fn aigne_cli_connects(api: &Api, op: &crate::oidc::OidcProvider) {
+    use crate::oidc::{Body, Browser, CLIENT_ID, CLIENT_SECRET};
+    use base64::Engine;
+    api.admin(
+        Method::PATCH,
+        "/api/admin/settings",
+        Some(json!({"oidc_issuer": op.issuer, "oidc_client_id": CLIENT_ID, "oidc_client_secret": CLIENT_SECRET, "signup_open": true})),
+    )
+    .await;
+    let mut b = Browser::new();
+    let signed_in = b.sign_in_oidc(&api.base, "connect@example.com", "/").await;
+    assert_eq!(signed_in.status, 302, "{}", signed_in.body);
+    let (_, me) = b.get_json(&format!("{}/api/me", api.base)).await;
+    let csrf = me["session"]["csrf_token"].as_str().unwrap().to_string();
+
+    let session = format!("{}/.well-known/service/api/access-key/session", api.base);
+    let http = reqwest::Client::new();
+    let opened: Value = http.post(&session).send().await.unwrap().json().await.unwrap();
+    let sid = opened["id"].as_str().expect("a session id").to_string();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&sid);
+    let decide = |approve: bool| Body::Json(json!({"token": token, "approve": approve, "app_name": " AIGNE CLI"}));
+    let url = format!("{}/api/me/connect", api.base);
+    let refused = b.request(Method::POST, &url, Some(decide(true)), &[]).await;
+    assert_eq!(
+        refused.status, 403,
+        "a cookie write without its CSRF token: {}",
+        refused.body
+    );
+    let approved = b
+        .request(Method::POST, &url, Some(decide(true)), &[("x-csrf-token", &csrf)])
+        .await;
+    assert_eq!(approved.status, 201, "{}", approved.body);
+
+    let got: Value = http
+        .get(format!("{session}?sid={sid}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = cli_decrypt(&got);
+    let (status, mine) = api.call(Method::GET, "/api/me", &key, None).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(
+        (&mine["user"]["id"], mine["key"]["label"].as_str()),
+        (&me["user"]["id"], Some("AIGNE CLI"))
+    );
+
+    let ended = http.delete(format!("{session}?sid={sid}")).send().await.unwrap();
+    assert_eq!(ended.status(), 200);
+    for probe in [sid.as_str(), "not-a-session"] {
+        let r = http.get(format!("{session}?sid={probe}")).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        let v: Value = r.json().await.unwrap();
+        assert!(v.get("accessKeySecret").is_none(), "{v}");
+    }
+}
+
+/// The key in a session answer, as the AIGNE CLI decrypts it (its own crypto.js, run by node).
+fn cli_decrypt(session: &Value) -> String {
+    let dir = crate::worker::repo_root().join("tests/agents/aigne-cli");
+    crate::node::ensure_installed(&dir).expect("npm ci in tests/agents/aigne-cli");
+    let script = "import { decrypt } from '@aigne/cli/utils/aigne-hub/crypto.js';\n\
+                  const [secret, id, challenge] = process.argv.slice(1);\n\
+                  console.log(decrypt(secret, id, challenge));";
+    let mut cmd = std::process::Command::new("node");
+    cmd.current_dir(&dir).args(["--input-type=module", "-e", script]);
+    for field in ["accessKeySecret", "accessKeyId", "challenge"] {
+        cmd.arg(
+            session[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field}: {session}")),
+        );
+    }
+    let out = crate::run_bounded(cmd, std::time::Duration::from_secs(60), "the CLI's decrypt").unwrap();
+    let key = out.trim().to_string();
+    assert!(key.starts_with("hub_"), "decrypted: {out}");
+    key
+}

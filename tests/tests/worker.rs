@@ -46,6 +46,17 @@ async fn worker_audio_and_video_are_billed_exactly() {
     suite::audio_and_video_are_billed_exactly(&api, &mock).await;
 }
 
+/// `aigne hub connect` on the Worker: the session in D1 from open to end.
+#[tokio::test]
+async fn worker_aigne_cli_connects() {
+    let worker = tokio::task::spawn_blocking(|| WorkerServer::start(&[])).await.unwrap();
+    let callback = format!("{}/auth/oidc/callback", worker.base);
+    let op = tokio::task::spawn_blocking(move || hub_e2e::oidc::OidcProvider::start(&[callback], "RS256"))
+        .await
+        .unwrap();
+    suite::aigne_cli_connects(&Api::new(&worker.base), &op).await;
+}
+
 /// OpenID Connect sign-in on the Worker: discovery, keys and the token
 /// exchange through the Worker's fetch, the session in D1.
 #[tokio::test]

@@ -163,7 +163,7 @@ fn link_hash(hub: &Hub, token: &str) -> String {
 
 /// The caller's address as this runtime knows it (the server's peer; a
 /// Worker's `cf-connecting-ip`), else one bucket for everyone unknown.
-fn client_ip(req: &Request) -> String {
+pub(crate) fn client_ip(req: &Request) -> String {
     if let Some(peer) = req.extensions().get::<crate::http::PeerAddr>() {
         return peer.0.to_canonical().to_string();
     }

@@ -18,6 +18,7 @@ mod routes;
 pub mod sessions;
 pub mod settings;
 
+pub(crate) use email::client_ip;
 pub(crate) use routes::*;
 
 use crate::ports::{Rng, RngError};

@@ -6,6 +6,7 @@
 use crate::accounts;
 use crate::admin::{self, me, Revoker};
 use crate::auth::Caller;
+use crate::connect;
 use crate::error::{ApiError, Protocol};
 use crate::gateway;
 use crate::http::{json, Method, Request, Response, StatusCode};
@@ -184,6 +185,19 @@ pub static ROUTES: &[Route] = &[
     public(Method::POST, "/auth/logout", |c| {
         Box::pin(async move { accounts::logout(&c.hub, &c.req).await })
     }),
+    // `aigne hub connect`: the CLI's session (the session id is its only credential) and the page it opens.
+    public(Method::POST, "/.well-known/service/api/access-key/session", |c| {
+        Box::pin(async move { connect::open(&c.hub, &c.req).await })
+    }),
+    public(Method::GET, "/.well-known/service/api/access-key/session", |c| {
+        Box::pin(async move { connect::poll(&c.hub, &c.req).await })
+    }),
+    public(Method::DELETE, "/.well-known/service/api/access-key/session", |c| {
+        Box::pin(async move { connect::end(&c.hub, &c.req).await })
+    }),
+    public(Method::GET, "/.well-known/service/gen-simple-access-key", |c| {
+        Box::pin(async move { connect::page(&c.hub, &c.req).await })
+    }),
     // Stripe's webhook: anyone may deliver, only a valid signature is acted on.
     public(Method::POST, "/api/payments/stripe/webhook", |c| {
         Box::pin(async move { payments::stripe_webhook(&c.hub, &c.req).await })
@@ -242,6 +256,18 @@ pub static ROUTES: &[Route] = &[
     ),
     aigne(Method::GET, "/api/user/info", |c, who| {
         Box::pin(async move { crate::aigne::user_info(&c.hub, &who).await })
+    }),
+    aigne(Method::GET, "/api/user/credit/balance", |c, who| {
+        Box::pin(async move { crate::aigne_credit::balance(&c.hub, &who).await })
+    }),
+    aigne(Method::GET, "/api/user/credit/grants", |c, who| {
+        Box::pin(async move { crate::aigne_credit::grants(&c.hub, &who, &c.req).await })
+    }),
+    aigne(Method::GET, "/api/user/credit/transactions", |c, who| {
+        Box::pin(async move { crate::aigne_credit::transactions(&c.hub, &who, &c.req).await })
+    }),
+    aigne(Method::GET, "/api/user/credit/payment-link", |c, _| {
+        Box::pin(async move { crate::aigne_credit::payment_link(&c.hub, &c.req).await })
     }),
     aigne(Method::POST, "/api/v2/chat", |c, who| {
         Box::pin(async move { crate::aigne::chat(&c.hub, who, c.req, &c.request_id).await })
@@ -325,6 +351,12 @@ pub static ROUTES: &[Route] = &[
     }),
     mine(Method::POST, "/api/me/redeem", |c, who| {
         Box::pin(async move { admin::codes::redeem(&c.hub, &who, &c.req).await })
+    }),
+    mine(Method::GET, "/api/me/connect", |c, _| {
+        Box::pin(async move { connect::check(&c.hub, &c.req).await })
+    }),
+    mine(Method::POST, "/api/me/connect", |c, who| {
+        Box::pin(async move { connect::decide(&c.hub, &who, &c.req).await })
     }),
     mine(Method::GET, "/api/me/notifications", |c, who| {
         Box::pin(async move { notify::prefs::get(&c.hub, &who).await })

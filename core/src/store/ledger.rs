@@ -2,7 +2,7 @@
 //! atomic statement or batch; the schema's triggers keep `users.balance` equal
 //! to the ledger's sum and `users.held` equal to the open holds' sum.
 
-use super::{rows, Page, Store};
+use super::{first, rows, Page, Store};
 use crate::metering::money::Credits;
 use crate::metering::{Rates, Usage};
 use crate::ports::{DbError, SqlValue, Stmt};
@@ -447,5 +447,106 @@ impl Store {
                 now_ms
             ))
             .await
+    }
+}
+
+/// A grant as AIGNE's credit API lists it: the entry, and what is left of it
+/// when it expires (only expiring grants are tracked one by one).
+#[derive(Debug, Clone)]
+pub struct GrantEntry {
+    pub entry: LedgerEntry,
+    pub remaining: Option<Credits>,
+    pub expired_at: Option<i64>,
+}
+
+/// A page of a user's ledger by position (AIGNE's `page`/`pageSize`), with the total count.
+pub struct LedgerSlice<T> {
+    pub count: i64,
+    pub items: Vec<T>,
+}
+
+/// Which of a user's ledger entries, and which page of them.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerWindow {
+    /// Only grants (positive `grant` entries), or every entry.
+    pub grants_only: bool,
+    /// Created at or after / before (ms), when given.
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+fn ledger_entry(r: &super::Row) -> LedgerEntry {
+    LedgerEntry {
+        id: r.i64("id"),
+        user_id: r.str("user_id"),
+        kind: r.str("kind"),
+        amount: Credits::from_nanos(r.i64("amount")),
+        call_id: r.opt_str("call_id"),
+        reason: r.opt_str("reason"),
+        reference: r.opt_str("ref"),
+        expires_at: r.opt_i64("expires_at"),
+        created_by: r.opt_str("created_by"),
+        created_at: r.i64("created_at"),
+    }
+}
+
+const LEDGER_WINDOW: &str = "l.user_id = ?1 AND (?2 = 0 OR (l.kind = 'grant' AND l.amount > 0))
+     AND (?3 IS NULL OR l.created_at >= ?3) AND (?4 IS NULL OR l.created_at < ?4)";
+
+impl Store {
+    /// How many grants a user has had.
+    pub async fn grant_count(&self, user_id: &str) -> Result<i64, DbError> {
+        let w = LedgerWindow {
+            grants_only: true,
+            from_ms: None,
+            to_ms: None,
+            offset: 0,
+            limit: 0,
+        };
+        Ok(self.ledger_slice(user_id, w).await?.count)
+    }
+
+    /// One page of a user's ledger (newest first), with the grants' buckets.
+    pub async fn ledger_slice(&self, user_id: &str, w: LedgerWindow) -> Result<LedgerSlice<GrantEntry>, DbError> {
+        let grants_only = i64::from(w.grants_only);
+        let count = self
+            .db
+            .query(sql!(
+                format!("SELECT COUNT(*) AS n FROM ledger l WHERE {LEDGER_WINDOW}"),
+                user_id,
+                grants_only,
+                w.from_ms,
+                w.to_ms
+            ))
+            .await?;
+        let r = self
+            .db
+            .query(sql!(
+                format!(
+                    "SELECT l.*, b.remaining AS bucket_remaining, b.expired_at AS bucket_expired_at
+                     FROM ledger l LEFT JOIN credit_buckets b ON b.id = l.id
+                     WHERE {LEDGER_WINDOW} ORDER BY l.id DESC LIMIT ?5 OFFSET ?6"
+                ),
+                user_id,
+                grants_only,
+                w.from_ms,
+                w.to_ms,
+                w.limit,
+                w.offset
+            ))
+            .await?;
+        let items = rows(&r)
+            .map(|r| GrantEntry {
+                entry: ledger_entry(&r),
+                remaining: r.opt_i64("bucket_remaining").map(Credits::from_nanos),
+                expired_at: r.opt_i64("bucket_expired_at"),
+            })
+            .collect();
+        Ok(LedgerSlice {
+            count: first(&count).map_or(0, |r| r.i64("n")),
+            items,
+        })
     }
 }

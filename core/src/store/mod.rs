@@ -8,6 +8,7 @@ mod accounts;
 mod buckets;
 mod catalog;
 mod codes;
+mod connect;
 mod ledger;
 mod log;
 mod notify;
@@ -19,6 +20,7 @@ pub use accounts::*;
 pub use buckets::*;
 pub use catalog::*;
 pub use codes::*;
+pub use connect::*;
 pub use ledger::*;
 pub use log::*;
 pub use notify::*;
@@ -68,6 +70,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "notifications",
         include_str!("../../../infra/migrations/0009_notifications.sql"),
+    ),
+    (
+        10,
+        "cli_connect",
+        include_str!("../../../infra/migrations/0010_cli_connect.sql"),
     ),
     (11, "media", include_str!("../../../infra/migrations/0011_media.sql")),
 ];

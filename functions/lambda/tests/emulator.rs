@@ -103,6 +103,25 @@ async fn lambda_signs_people_in_with_openid_connect() {
     suite::signs_people_in_with_oidc(&w.api, &op).await;
 }
 
+/// `aigne hub connect` on Lambda: each step may reach another function
+/// process; the session lives in the remote database.
+#[tokio::test]
+async fn lambda_aigne_cli_connects() {
+    let w = start(2).await;
+    w.api
+        .admin(
+            http::Method::PATCH,
+            "/api/admin/settings",
+            Some(serde_json::json!({"app_url": w.api.base})),
+        )
+        .await;
+    let callback = format!("{}/auth/oidc/callback", w.api.base);
+    let op = tokio::task::spawn_blocking(move || hub_e2e::oidc::OidcProvider::start(&[callback], "ES256"))
+        .await
+        .unwrap();
+    suite::aigne_cli_connects(&w.api, &op).await;
+}
+
 #[tokio::test]
 async fn lambda_redeems_codes_within_their_uses() {
     // One process per concurrent invocation, on one database.
