@@ -5,6 +5,7 @@
 //! statement or one atomic batch.
 
 mod accounts;
+mod audit;
 mod buckets;
 mod catalog;
 mod codes;
@@ -16,6 +17,7 @@ mod payments;
 mod users;
 
 pub use accounts::*;
+pub use audit::*;
 pub use buckets::*;
 pub use catalog::*;
 pub use codes::*;
@@ -68,6 +70,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "notifications",
         include_str!("../../../infra/migrations/0009_notifications.sql"),
+    ),
+    (
+        12,
+        "audit_log",
+        include_str!("../../../infra/migrations/0012_audit_log.sql"),
     ),
 ];
 
