@@ -534,6 +534,28 @@ async function operator(
     await shot(page, 'overview');
   });
 
+  await step('audit log: who changed what, filtered, no secret shown', async () => {
+    await nav(page, 'Audit log', 'Audit log');
+    const grant = page.locator('tr[data-audit]').filter({ hasText: 'grant' }).first();
+    await expectText(grant, /Owner/);
+    await expectText(grant, /done 201/);
+    await grant.click();
+    const drawer = page.getByRole('dialog', { name: 'Admin change' });
+    await expectText(drawer.locator('dl div'), /Action\s*grant/);
+    await expectText(drawer.locator('table.changes'), /balance/);
+    await shot(page, 'audit-detail');
+    await page.keyboard.press('Escape');
+    await page.locator('select[name=resource]').selectOption('credential');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await expectText(page.locator('tr[data-audit]').first(), /credential/);
+    if ((await page.locator('tr[data-audit]').filter({ hasNotText: 'credential' }).count()) > 0) throw new Error('the filter let other resources through');
+    await page.locator('tr[data-audit]').filter({ hasText: 'create' }).first().click();
+    await expectText(page.getByRole('dialog', { name: 'Admin change' }).locator('pre'), '"secret": "****"');
+    if ((await page.content()).includes('sk-mock-secret-123456')) throw new Error('the audit log shows a credential secret');
+    await page.keyboard.press('Escape');
+    await shot(page, 'audit');
+  });
+
   await step('prompt caching: the cached tokens and what they saved', async () => {
     // The mock reports 8 of gpt-4.1-nano's 12 prompt tokens as cached: at 0.15 input and
     // 0.0375 cache read credits per million, 8 × 0.1125 = 0.9 per million saved.

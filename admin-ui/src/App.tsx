@@ -3,6 +3,7 @@ import { api, currentConnection, isAdmin, resume, signOut, SIGNED_OUT, type Me }
 import { formatMoney } from './money';
 import { Account } from './pages/Account';
 import { Billing } from './pages/Billing';
+import { Audit } from './pages/Audit';
 import { Calls } from './pages/Calls';
 import { Connect } from './pages/Connect';
 import { Models } from './pages/Models';
@@ -32,6 +33,7 @@ const PAGES: PageDef[] = [
   { path: 'billing', label: 'Billing', admin: true, Page: Billing },
   { path: 'webhooks', label: 'Webhooks', admin: true, Page: Webhooks },
   { path: 'playground', label: 'Playground', admin: false, Page: Playground },
+  { path: 'audit', label: 'Audit log', admin: true, Page: Audit },
   { path: 'settings', label: 'Settings', admin: true, Page: Settings },
   { path: 'account', label: 'My account', admin: false, Page: Account },
 ];

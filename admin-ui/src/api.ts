@@ -654,3 +654,24 @@ export interface NotificationPrefs {
   /** Whether this Hub can send mail at all (SMTP set up, a runtime that can reach it). */
   email_available: boolean;
 }
+
+/** One admin write, as the audit log keeps it (`GET /api/admin/audit`). */
+export interface AuditEntry {
+  id: string;
+  at: string;
+  actor: { user_id: string; key_id: string | null; session_id: string | null };
+  request_id: string;
+  method: string;
+  path: string;
+  resource: string;
+  resource_id: string | null;
+  action: string;
+  /** The answer's HTTP status; null if the request never finished (the change committed, its outcome unknown). */
+  status: number | null;
+  finished_at: string | null;
+  /** The request body, secret fields masked. */
+  request: unknown;
+  /** The resource as the admin API showed it before and after (secrets as hints only). */
+  before: unknown;
+  after: unknown;
+}

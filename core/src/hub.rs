@@ -63,6 +63,9 @@ pub(crate) struct DeliveryRun {
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
+    /// The store requests use: the shared one, or for an admin write the
+    /// same database with the request's audit entry riding on every write.
+    store: Store,
 }
 
 impl Hub {
@@ -75,9 +78,11 @@ impl Hub {
         master_key: MasterKey,
         options: HubOptions,
     ) -> Hub {
+        let store = Store::new(db);
         Hub {
+            store: store.clone(),
             inner: Arc::new(Inner {
-                store: Store::new(db),
+                store,
                 upstream,
                 clock,
                 rng,
@@ -100,7 +105,15 @@ impl Hub {
     }
 
     pub fn store(&self) -> &Store {
-        &self.inner.store
+        &self.store
+    }
+
+    /// This Hub, with every write carrying an admin request's audit entry.
+    pub(crate) fn audited(&self, trail: Arc<crate::store::AuditTrail>) -> Hub {
+        Hub {
+            inner: self.inner.clone(),
+            store: self.inner.store.audited(trail),
+        }
     }
 
     pub fn options(&self) -> &HubOptions {

@@ -226,3 +226,42 @@ mod tests {
         }
     }
 }
+
+named!(
+    /// What an admin write changed (the audit log's `resource`).
+    AuditResource {
+        Provider = "provider",
+        Credential = "credential",
+        Model = "model",
+        User = "user",
+        Key = "key",
+        /// A batch of redemption codes (`rcb_…`) or one code (`rdc_…`).
+        RedemptionCodes = "redemption_codes",
+        CreditPack = "credit_pack",
+        Webhook = "webhook",
+        WebhookDelivery = "webhook_delivery",
+        Settings = "settings",
+    }
+);
+
+named!(
+    /// What an admin write did to its resource (the audit log's `action`).
+    AuditAction {
+        Create = "create",
+        Update = "update",
+        Delete = "delete",
+        Revoke = "revoke",
+        /// A credential's test call (which may set its status).
+        Test = "test",
+        /// Credits granted to (or taken from) a user.
+        Grant = "grant",
+        /// Redemption codes minted.
+        Mint = "mint",
+        Disable = "disable",
+        /// A webhook's signing secret replaced.
+        RotateSecret = "rotate_secret",
+        /// A webhook test event queued.
+        SendTest = "send_test",
+        Resend = "resend",
+    }
+);

@@ -270,6 +270,38 @@ pub async fn admin_round_trip(api: &Api, mock: &MockProvider) {
     assert_eq!(status, 403, "members are refused");
     let (status, _) = api.call(Method::GET, "/api/admin/users", "hub_nope", None).await;
     assert_eq!(status, 401);
+    admin_writes_are_audited(api).await;
+}
+
+/// The writes of [`admin_round_trip`] are in the audit log, each finished
+/// with its status, and the credential's secret is in none of them.
+async fn admin_writes_are_audited(api: &Api) {
+    let log = api.admin(Method::GET, "/api/admin/audit?limit=100", None).await;
+    let text = log.to_string();
+    assert!(!text.contains("sk-mock-secret-0001"), "{text}");
+    let entries = log["data"].as_array().unwrap();
+    let seen: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["resource"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    let wanted = [
+        ("provider", "create"),
+        ("credential", "create"),
+        ("credential", "test"),
+        ("settings", "update"),
+        ("user", "create"),
+        ("key", "create"),
+    ];
+    for want in wanted {
+        assert!(seen.contains(&want), "no {want:?} entry: {text}");
+    }
+    assert_eq!(seen.iter().filter(|w| **w == ("user", "grant")).count(), 2, "{text}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["status"].as_u64().is_some_and(|s| s < 300) && e["actor"]["user_id"].is_string()),
+        "{text}"
+    );
 }
 
 /// Money leaves Hub as exact decimal strings: a balance of 1,234,567.123456789

@@ -138,7 +138,7 @@ fn codes_of(batch: &CodeBatchRow, rows: &[NewCode]) -> Vec<CodeRow> {
         .collect()
 }
 
-fn code_json(c: &CodeRow, batch: &CodeBatchRow, now_ms: i64) -> Value {
+pub(crate) fn code_json(c: &CodeRow, batch: &CodeBatchRow, now_ms: i64) -> Value {
     let state = CodeState::of(c, batch, now_ms);
     let left = match state {
         CodeState::Active => batch.uses - c.used,
@@ -154,7 +154,7 @@ fn code_json(c: &CodeRow, batch: &CodeBatchRow, now_ms: i64) -> Value {
     })
 }
 
-fn batch_json(b: &CodeBatchRow, codes: &[CodeRow], now_ms: i64) -> Value {
+pub(crate) fn batch_json(b: &CodeBatchRow, codes: &[CodeRow], now_ms: i64) -> Value {
     json!({
         "id": b.id,
         "label": b.label,

@@ -2,12 +2,13 @@
 //! key). JSON in and out; validation errors are 400s naming the field; list
 //! endpoints are paged with `?limit&cursor`.
 
+pub(crate) mod audit;
 pub mod codes;
 pub(crate) mod credits;
 pub(crate) mod fields;
 mod keys;
 pub mod me;
-mod views;
+pub(crate) mod views;
 
 use crate::auth::{Caller, Role};
 use crate::config::Settings;

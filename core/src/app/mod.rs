@@ -4,6 +4,7 @@
 //! with its request id and CORS headers. Sits on top of everything: nothing
 //! below imports it.
 
+pub mod audit;
 pub mod table;
 
 use crate::error::{ApiError, Protocol};
@@ -123,11 +124,12 @@ impl Hub {
                 f(call, caller).await
             }
             Handler::Admin(f) => {
-                let caller = self.caller(&call.req).await?;
-                if !caller.role.is_admin() {
-                    return Err(admin_only());
-                }
+                let caller = self.admin_caller(&call.req).await?;
                 f(call, caller).await
+            }
+            Handler::AdminWrite(what, f) => {
+                let caller = self.admin_caller(&call.req).await?;
+                audit::run(self, what, call, caller, f).await
             }
             Handler::Optional(f) => {
                 let caller = match crate::auth::presented_key(call.req.headers()) {
@@ -148,6 +150,15 @@ impl Hub {
             }
         }
         self.authenticate(req).await
+    }
+
+    /// The request's caller, if an owner or admin (401, then 403).
+    async fn admin_caller(&self, req: &Request) -> Result<Arc<crate::auth::Caller>, ApiError> {
+        let caller = self.caller(req).await?;
+        if !caller.role.is_admin() {
+            return Err(admin_only());
+        }
+        Ok(caller)
     }
 
     /// Refuses callers who may not learn what is under the path's area.

@@ -11,12 +11,32 @@ use crate::error::{ApiError, Protocol};
 use crate::gateway;
 use crate::http::{json, Method, Request, Response, StatusCode};
 use crate::hub::Hub;
+use crate::kinds::{AuditAction, AuditResource};
 use crate::notify;
 use crate::payments;
 use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+
+/// Where an audited route finds the id of what it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The path's `n`th `:name` segment.
+    Path(usize),
+    /// This field of the answer (a create's new id).
+    Answer(&'static str),
+    /// The resource has no id (the settings).
+    Whole,
+}
+
+/// What an admin write changes: recorded in the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct Audit {
+    pub resource: AuditResource,
+    pub action: AuditAction,
+    pub target: Target,
+}
 
 /// A handler's answer, to be awaited (`Send` natively, where requests move between threads).
 #[cfg(not(target_arch = "wasm32"))]
@@ -48,6 +68,11 @@ impl Call {
         self.param(0)
     }
 
+    /// The same call, handled with another Hub (an audited one, for admin writes).
+    pub(crate) fn with_hub(self, hub: Hub) -> Call {
+        Call { hub, ..self }
+    }
+
     /// The path segment matched by the pattern's `n`th `:name` (from 0).
     pub fn param(&self, n: usize) -> &str {
         self.params.get(n).map_or("", String::as_str)
@@ -64,8 +89,10 @@ pub enum Handler {
     Public(fn(Call) -> Reply),
     /// A valid key (401 otherwise): the handler gets its caller.
     Key(fn(Call, Arc<Caller>) -> Reply),
-    /// An owner or admin key (401, then 403).
+    /// An owner or admin key (401, then 403), for reading.
     Admin(fn(Call, Arc<Caller>) -> Reply),
+    /// An owner or admin key, for a change: recorded in the audit log (`app/audit.rs`).
+    AdminWrite(Audit, fn(Call, Arc<Caller>) -> Reply),
     /// The key the request presents, if any, authenticated or not: the
     /// handler decides what a bad one means (AIGNE's status answers 200).
     Optional(fn(Call, Presented) -> Reply),
@@ -86,7 +113,7 @@ impl Handler {
             Handler::Public(_) => Access::Public,
             Handler::Optional(_) => Access::Optional,
             Handler::Key(_) => Access::Key,
-            Handler::Admin(_) => Access::Admin,
+            Handler::Admin(_) | Handler::AdminWrite(..) => Access::Admin,
         }
     }
 }
@@ -154,8 +181,22 @@ const fn mine(method: Method, pattern: &'static str, f: fn(Call, Arc<Caller>) ->
     route(method, pattern, Protocol::Hub, Handler::Key(f))
 }
 
+/// An admin read. A route that changes anything is [`audited`] instead (a test holds every non-GET admin route to it).
 const fn admin(method: Method, pattern: &'static str, f: fn(Call, Arc<Caller>) -> Reply) -> Route {
     route(method, pattern, Protocol::Hub, Handler::Admin(f))
+}
+
+/// An admin write, with what it changes for the audit log.
+const fn audited(method: Method, pattern: &'static str, audit: Audit, f: fn(Call, Arc<Caller>) -> Reply) -> Route {
+    route(method, pattern, Protocol::Hub, Handler::AdminWrite(audit, f))
+}
+
+const fn changes(resource: AuditResource, action: AuditAction, target: Target) -> Audit {
+    Audit {
+        resource,
+        action,
+        target,
+    }
 }
 
 pub static ROUTES: &[Route] = &[
@@ -371,75 +412,123 @@ pub static ROUTES: &[Route] = &[
     admin(Method::GET, "/api/admin/providers", |c, _| {
         Box::pin(async move { admin::list_providers(&c.hub).await })
     }),
-    admin(Method::POST, "/api/admin/providers", |c, _| {
-        Box::pin(async move { admin::create_provider(&c.hub, &c.req).await })
-    }),
+    audited(
+        Method::POST,
+        "/api/admin/providers",
+        changes(AuditResource::Provider, AuditAction::Create, Target::Answer("id")),
+        |c, _| Box::pin(async move { admin::create_provider(&c.hub, &c.req).await }),
+    ),
     admin(Method::GET, "/api/admin/providers/:id", |c, _| {
         Box::pin(async move { admin::get_provider(&c.hub, c.id()).await })
     }),
-    admin(Method::PATCH, "/api/admin/providers/:id", |c, _| {
-        Box::pin(async move { admin::patch_provider(&c.hub, c.id(), &c.req).await })
-    }),
-    admin(Method::DELETE, "/api/admin/providers/:id", |c, _| {
-        Box::pin(async move { admin::delete_provider(&c.hub, c.id()).await })
-    }),
+    audited(
+        Method::PATCH,
+        "/api/admin/providers/:id",
+        changes(AuditResource::Provider, AuditAction::Update, Target::Path(0)),
+        |c, _| Box::pin(async move { admin::patch_provider(&c.hub, c.id(), &c.req).await }),
+    ),
+    audited(
+        Method::DELETE,
+        "/api/admin/providers/:id",
+        changes(AuditResource::Provider, AuditAction::Delete, Target::Path(0)),
+        |c, _| Box::pin(async move { admin::delete_provider(&c.hub, c.id()).await }),
+    ),
     admin(Method::GET, "/api/admin/providers/:id/credentials", |c, _| {
         Box::pin(async move { admin::list_credentials(&c.hub, c.id()).await })
     }),
-    admin(Method::POST, "/api/admin/providers/:id/credentials", |c, _| {
-        Box::pin(async move { admin::create_credential(&c.hub, c.id(), &c.req).await })
-    }),
-    admin(Method::PATCH, "/api/admin/credentials/:id", |c, _| {
-        Box::pin(async move { admin::patch_credential(&c.hub, c.id(), &c.req).await })
-    }),
-    admin(Method::DELETE, "/api/admin/credentials/:id", |c, _| {
-        Box::pin(async move { admin::delete_credential(&c.hub, c.id()).await })
-    }),
-    admin(Method::POST, "/api/admin/credentials/:id/test", |c, _| {
-        Box::pin(async move { admin::test_credential(&c.hub, c.id()).await })
-    }),
+    audited(
+        Method::POST,
+        "/api/admin/providers/:id/credentials",
+        changes(AuditResource::Credential, AuditAction::Create, Target::Answer("id")),
+        |c, _| Box::pin(async move { admin::create_credential(&c.hub, c.id(), &c.req).await }),
+    ),
+    audited(
+        Method::PATCH,
+        "/api/admin/credentials/:id",
+        changes(AuditResource::Credential, AuditAction::Update, Target::Path(0)),
+        |c, _| Box::pin(async move { admin::patch_credential(&c.hub, c.id(), &c.req).await }),
+    ),
+    audited(
+        Method::DELETE,
+        "/api/admin/credentials/:id",
+        changes(AuditResource::Credential, AuditAction::Delete, Target::Path(0)),
+        |c, _| Box::pin(async move { admin::delete_credential(&c.hub, c.id()).await }),
+    ),
+    audited(
+        Method::POST,
+        "/api/admin/credentials/:id/test",
+        changes(AuditResource::Credential, AuditAction::Test, Target::Path(0)),
+        |c, _| Box::pin(async move { admin::test_credential(&c.hub, c.id()).await }),
+    ),
     admin(Method::GET, "/api/admin/models", |c, _| {
         Box::pin(async move { admin::list_models(&c.hub, &c.req).await })
     }),
-    admin(Method::POST, "/api/admin/models", |c, _| {
-        Box::pin(async move { admin::create_model(&c.hub, &c.req).await })
-    }),
+    audited(
+        Method::POST,
+        "/api/admin/models",
+        changes(AuditResource::Model, AuditAction::Create, Target::Answer("id")),
+        |c, _| Box::pin(async move { admin::create_model(&c.hub, &c.req).await }),
+    ),
     admin(Method::GET, "/api/admin/models/:id", |c, _| {
         Box::pin(async move { admin::get_model(&c.hub, c.id()).await })
     }),
-    admin(Method::PATCH, "/api/admin/models/:id", |c, _| {
-        Box::pin(async move { admin::patch_model(&c.hub, c.id(), &c.req).await })
-    }),
-    admin(Method::DELETE, "/api/admin/models/:id", |c, _| {
-        Box::pin(async move { admin::delete_model(&c.hub, c.id()).await })
-    }),
+    audited(
+        Method::PATCH,
+        "/api/admin/models/:id",
+        changes(AuditResource::Model, AuditAction::Update, Target::Path(0)),
+        |c, _| Box::pin(async move { admin::patch_model(&c.hub, c.id(), &c.req).await }),
+    ),
+    audited(
+        Method::DELETE,
+        "/api/admin/models/:id",
+        changes(AuditResource::Model, AuditAction::Delete, Target::Path(0)),
+        |c, _| Box::pin(async move { admin::delete_model(&c.hub, c.id()).await }),
+    ),
     admin(Method::GET, "/api/admin/users", |c, _| {
         Box::pin(async move { admin::list_users(&c.hub, &c.req).await })
     }),
-    admin(Method::POST, "/api/admin/users", |c, who| {
-        Box::pin(async move { admin::create_user(&c.hub, &who, &c.req).await })
-    }),
+    audited(
+        Method::POST,
+        "/api/admin/users",
+        changes(AuditResource::User, AuditAction::Create, Target::Answer("id")),
+        |c, who| Box::pin(async move { admin::create_user(&c.hub, &who, &c.req).await }),
+    ),
     admin(Method::GET, "/api/admin/users/:id", |c, _| {
         Box::pin(async move { admin::get_user(&c.hub, c.id()).await })
     }),
-    admin(Method::PATCH, "/api/admin/users/:id", |c, who| {
-        Box::pin(async move { admin::patch_user(&c.hub, &who, c.id(), &c.req).await })
-    }),
+    audited(
+        Method::PATCH,
+        "/api/admin/users/:id",
+        changes(AuditResource::User, AuditAction::Update, Target::Path(0)),
+        |c, who| Box::pin(async move { admin::patch_user(&c.hub, &who, c.id(), &c.req).await }),
+    ),
     admin(Method::GET, "/api/admin/users/:id/keys", |c, _| {
         Box::pin(async move { admin::list_keys(&c.hub, c.id()).await })
     }),
-    admin(Method::POST, "/api/admin/users/:id/keys", |c, who| {
-        Box::pin(async move { admin::create_key_for(&c.hub, &who, c.id(), &c.req).await })
-    }),
-    admin(Method::DELETE, "/api/admin/keys/:id", |c, who| {
-        Box::pin(async move { admin::revoke_key(&c.hub, c.id(), Revoker::Admin(&who)).await })
-    }),
-    admin(Method::PATCH, "/api/admin/keys/:id", |c, who| {
-        Box::pin(async move { admin::patch_key(&c.hub, c.id(), &c.req, Revoker::Admin(&who)).await })
-    }),
-    admin(Method::POST, "/api/admin/users/:id/grants", |c, who| {
-        Box::pin(async move { admin::grant(&c.hub, &who, c.id(), &c.req).await })
-    }),
+    audited(
+        Method::POST,
+        "/api/admin/users/:id/keys",
+        changes(AuditResource::Key, AuditAction::Create, Target::Answer("id")),
+        |c, who| Box::pin(async move { admin::create_key_for(&c.hub, &who, c.id(), &c.req).await }),
+    ),
+    audited(
+        Method::DELETE,
+        "/api/admin/keys/:id",
+        changes(AuditResource::Key, AuditAction::Revoke, Target::Path(0)),
+        |c, who| Box::pin(async move { admin::revoke_key(&c.hub, c.id(), Revoker::Admin(&who)).await }),
+    ),
+    audited(
+        Method::PATCH,
+        "/api/admin/keys/:id",
+        changes(AuditResource::Key, AuditAction::Update, Target::Path(0)),
+        |c, who| Box::pin(async move { admin::patch_key(&c.hub, c.id(), &c.req, Revoker::Admin(&who)).await }),
+    ),
+    audited(
+        Method::POST,
+        "/api/admin/users/:id/grants",
+        changes(AuditResource::User, AuditAction::Grant, Target::Path(0)),
+        |c, who| Box::pin(async move { admin::grant(&c.hub, &who, c.id(), &c.req).await }),
+    ),
     admin(Method::GET, "/api/admin/users/:id/ledger", |c, _| {
         Box::pin(async move { admin::ledger(&c.hub, c.id(), &c.req).await })
     }),
@@ -449,12 +538,22 @@ pub static ROUTES: &[Route] = &[
     admin(Method::GET, "/api/admin/redemption-codes", |c, _| {
         Box::pin(async move { admin::codes::list(&c.hub, &c.req).await })
     }),
-    admin(Method::POST, "/api/admin/redemption-codes", |c, who| {
-        Box::pin(async move { admin::codes::mint(&c.hub, &who, &c.req).await })
-    }),
-    admin(Method::DELETE, "/api/admin/redemption-codes/:id", |c, _| {
-        Box::pin(async move { admin::codes::disable(&c.hub, c.id()).await })
-    }),
+    audited(
+        Method::POST,
+        "/api/admin/redemption-codes",
+        changes(
+            AuditResource::RedemptionCodes,
+            AuditAction::Mint,
+            Target::Answer("batch_id"),
+        ),
+        |c, who| Box::pin(async move { admin::codes::mint(&c.hub, &who, &c.req).await }),
+    ),
+    audited(
+        Method::DELETE,
+        "/api/admin/redemption-codes/:id",
+        changes(AuditResource::RedemptionCodes, AuditAction::Disable, Target::Path(0)),
+        |c, _| Box::pin(async move { admin::codes::disable(&c.hub, c.id()).await }),
+    ),
     admin(Method::GET, "/api/admin/calls", |c, _| {
         Box::pin(async move { admin::calls(&c.hub, &c.req, None).await })
     }),
@@ -464,15 +563,24 @@ pub static ROUTES: &[Route] = &[
     admin(Method::GET, "/api/admin/credit-packs", |c, _| {
         Box::pin(async move { payments::list_packs(&c.hub).await })
     }),
-    admin(Method::POST, "/api/admin/credit-packs", |c, _| {
-        Box::pin(async move { payments::create_pack(&c.hub, &c.req).await })
-    }),
-    admin(Method::PATCH, "/api/admin/credit-packs/:id", |c, _| {
-        Box::pin(async move { payments::patch_pack(&c.hub, c.id(), &c.req).await })
-    }),
-    admin(Method::DELETE, "/api/admin/credit-packs/:id", |c, _| {
-        Box::pin(async move { payments::delete_pack(&c.hub, c.id()).await })
-    }),
+    audited(
+        Method::POST,
+        "/api/admin/credit-packs",
+        changes(AuditResource::CreditPack, AuditAction::Create, Target::Answer("id")),
+        |c, _| Box::pin(async move { payments::create_pack(&c.hub, &c.req).await }),
+    ),
+    audited(
+        Method::PATCH,
+        "/api/admin/credit-packs/:id",
+        changes(AuditResource::CreditPack, AuditAction::Update, Target::Path(0)),
+        |c, _| Box::pin(async move { payments::patch_pack(&c.hub, c.id(), &c.req).await }),
+    ),
+    audited(
+        Method::DELETE,
+        "/api/admin/credit-packs/:id",
+        changes(AuditResource::CreditPack, AuditAction::Delete, Target::Path(0)),
+        |c, _| Box::pin(async move { payments::delete_pack(&c.hub, c.id()).await }),
+    ),
     admin(Method::GET, "/api/admin/payments", |c, _| {
         Box::pin(async move { payments::list_payments(&c.hub, &c.req, None).await })
     }),
@@ -482,38 +590,60 @@ pub static ROUTES: &[Route] = &[
     admin(Method::GET, "/api/admin/webhooks", |c, _| {
         Box::pin(async move { notify::webhooks::list(&c.hub).await })
     }),
-    admin(Method::POST, "/api/admin/webhooks", |c, _| {
-        Box::pin(async move { notify::webhooks::create(&c.hub, &c.req).await })
-    }),
+    audited(
+        Method::POST,
+        "/api/admin/webhooks",
+        changes(AuditResource::Webhook, AuditAction::Create, Target::Answer("id")),
+        |c, _| Box::pin(async move { notify::webhooks::create(&c.hub, &c.req).await }),
+    ),
     admin(Method::GET, "/api/admin/webhooks/:id", |c, _| {
         Box::pin(async move { notify::webhooks::get(&c.hub, c.id()).await })
     }),
-    admin(Method::PATCH, "/api/admin/webhooks/:id", |c, _| {
-        Box::pin(async move { notify::webhooks::patch(&c.hub, c.id(), &c.req).await })
-    }),
-    admin(Method::DELETE, "/api/admin/webhooks/:id", |c, _| {
-        Box::pin(async move { notify::webhooks::delete(&c.hub, c.id()).await })
-    }),
-    admin(Method::POST, "/api/admin/webhooks/:id/rotate", |c, _| {
-        Box::pin(async move { notify::webhooks::rotate(&c.hub, c.id()).await })
-    }),
-    admin(Method::POST, "/api/admin/webhooks/:id/test", |c, _| {
-        Box::pin(async move { notify::webhooks::test(&c.hub, c.id()).await })
-    }),
+    audited(
+        Method::PATCH,
+        "/api/admin/webhooks/:id",
+        changes(AuditResource::Webhook, AuditAction::Update, Target::Path(0)),
+        |c, _| Box::pin(async move { notify::webhooks::patch(&c.hub, c.id(), &c.req).await }),
+    ),
+    audited(
+        Method::DELETE,
+        "/api/admin/webhooks/:id",
+        changes(AuditResource::Webhook, AuditAction::Delete, Target::Path(0)),
+        |c, _| Box::pin(async move { notify::webhooks::delete(&c.hub, c.id()).await }),
+    ),
+    audited(
+        Method::POST,
+        "/api/admin/webhooks/:id/rotate",
+        changes(AuditResource::Webhook, AuditAction::RotateSecret, Target::Path(0)),
+        |c, _| Box::pin(async move { notify::webhooks::rotate(&c.hub, c.id()).await }),
+    ),
+    audited(
+        Method::POST,
+        "/api/admin/webhooks/:id/test",
+        changes(AuditResource::Webhook, AuditAction::SendTest, Target::Path(0)),
+        |c, _| Box::pin(async move { notify::webhooks::test(&c.hub, c.id()).await }),
+    ),
     admin(Method::GET, "/api/admin/webhooks/:id/deliveries", |c, _| {
         Box::pin(async move { notify::webhooks::deliveries(&c.hub, c.id(), &c.req).await })
     }),
-    admin(
+    audited(
         Method::POST,
         "/api/admin/webhooks/:id/deliveries/:delivery/resend",
+        changes(AuditResource::WebhookDelivery, AuditAction::Resend, Target::Path(1)),
         |c, _| Box::pin(async move { notify::webhooks::resend(&c.hub, c.id(), c.param(1)).await }),
     ),
+    admin(Method::GET, "/api/admin/audit", |c, _| {
+        Box::pin(async move { admin::audit::list(&c.hub, &c.req).await })
+    }),
     admin(Method::GET, "/api/admin/settings", |c, _| {
         Box::pin(async move { admin::settings(&c.hub).await })
     }),
-    admin(Method::PATCH, "/api/admin/settings", |c, _| {
-        Box::pin(async move { admin::patch_settings(&c.hub, &c.req).await })
-    }),
+    audited(
+        Method::PATCH,
+        "/api/admin/settings",
+        changes(AuditResource::Settings, AuditAction::Update, Target::Whole),
+        |c, _| Box::pin(async move { admin::patch_settings(&c.hub, &c.req).await }),
+    ),
 ];
 
 async fn ready(hub: &Hub) -> Result<Response, ApiError> {
@@ -587,6 +717,36 @@ mod tests {
                 assert!(r.handler.access() >= area.access, "{} {}", r.method, r.pattern);
             }
         }
+    }
+
+    /// Adding an admin route that changes something without saying what it
+    /// changes fails here: every admin route but a GET is audited, and its
+    /// target names one of its `:name` segments.
+    #[test]
+    fn every_admin_write_is_audited() {
+        for r in ROUTES.iter().filter(|r| r.handler.access() == Access::Admin) {
+            match r.handler {
+                Handler::AdminWrite(audit, _) => {
+                    assert_ne!(r.method, Method::GET, "{} is a read: use admin()", r.pattern);
+                    if let Target::Path(n) = audit.target {
+                        let names = segments(r.pattern).iter().filter(|s| s.starts_with(':')).count();
+                        assert!(n < names, "{} {}: no :name segment {n}", r.method, r.pattern);
+                    }
+                }
+                _ => assert_eq!(
+                    r.method,
+                    Method::GET,
+                    "{} {} changes something: use audited()",
+                    r.method,
+                    r.pattern
+                ),
+            }
+        }
+        let under_admin = |r: &&Route| r.pattern.starts_with("/api/admin/");
+        assert!(ROUTES
+            .iter()
+            .filter(under_admin)
+            .all(|r| r.handler.access() == Access::Admin));
     }
 
     #[test]

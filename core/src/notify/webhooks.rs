@@ -21,7 +21,7 @@ fn no_webhook(id: &str) -> ApiError {
     ApiError::not_found(format!("No webhook with id `{id}`."))
 }
 
-fn webhook_json(w: &WebhookRow) -> Value {
+pub(crate) fn webhook_json(w: &WebhookRow) -> Value {
     let events: Vec<&str> = if w.events == "*" {
         vec!["*"]
     } else {
@@ -209,7 +209,7 @@ pub(crate) async fn test(hub: &Hub, id: &str) -> Result<Response, ApiError> {
     ))
 }
 
-fn delivery_json(d: &DeliveryRow, attempts: Vec<Value>) -> Value {
+pub(crate) fn delivery_json(d: &DeliveryRow, attempts: Vec<Value>) -> Value {
     json!({
         "id": d.id,
         "event_id": d.event_id,

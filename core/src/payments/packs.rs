@@ -23,7 +23,7 @@ fn no_pack(id: &str) -> ApiError {
     ApiError::not_found(format!("No credit pack with id `{id}`."))
 }
 
-pub(super) fn pack_json(p: &PackRow) -> Value {
+pub(crate) fn pack_json(p: &PackRow) -> Value {
     json!({
         "id": p.id,
         "name": p.name,

@@ -206,6 +206,18 @@ impl Store {
         Ok(rows(&r).map(|r| code_row(&r)).collect())
     }
 
+    /// The codes of one batch.
+    pub async fn codes_of_batch(&self, batch_id: &str) -> Result<Vec<CodeRow>, DbError> {
+        let r = self
+            .db
+            .query(sql!(
+                "SELECT id, batch_id, hint, used, disabled_at FROM redemption_codes WHERE batch_id = ?1 ORDER BY id",
+                batch_id
+            ))
+            .await?;
+        Ok(rows(&r).map(|r| code_row(&r)).collect())
+    }
+
     pub async fn get_code_batch(&self, id: &str) -> Result<Option<CodeBatchRow>, DbError> {
         let r = self
             .db

@@ -5,6 +5,7 @@
 //! statement or one atomic batch.
 
 mod accounts;
+mod audit;
 mod buckets;
 mod catalog;
 mod codes;
@@ -17,6 +18,7 @@ mod payments;
 mod users;
 
 pub use accounts::*;
+pub use audit::*;
 pub use buckets::*;
 pub use catalog::*;
 pub use codes::*;
@@ -77,6 +79,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../infra/migrations/0010_cli_connect.sql"),
     ),
     (11, "media", include_str!("../../../infra/migrations/0011_media.sql")),
+    (
+        12,
+        "audit_log",
+        include_str!("../../../infra/migrations/0012_audit_log.sql"),
+    ),
 ];
 
 #[derive(Clone)]

@@ -444,21 +444,21 @@ impl Store {
                 limit + 1
             ))
             .await?;
-        let items: Vec<DeliveryRow> = rows(&r)
-            .map(|r| DeliveryRow {
-                seq: r.i64("seq"),
-                id: r.str("id"),
-                event_id: r.str("event_id"),
-                event_type: r.str("event_type"),
-                state: r.str("state"),
-                attempts: r.i64("attempts"),
-                next_at: r.i64("next_at"),
-                deadline: r.i64("deadline"),
-                last_error: r.opt_str("last_error"),
-                created_at: r.i64("created_at"),
-            })
-            .collect();
+        let items: Vec<DeliveryRow> = rows(&r).map(|r| delivery_row(&r)).collect();
         Ok(Page::from_rows(items, limit, |d| d.seq.to_string()))
+    }
+
+    /// One delivery.
+    pub async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRow>, DbError> {
+        let r = self
+            .db
+            .query(sql!(
+                "SELECT d.*, d.rowid AS seq, e.type AS event_type FROM deliveries d JOIN events e ON e.id = d.event_id
+                 WHERE d.id = ?1",
+                id
+            ))
+            .await?;
+        Ok(first(&r).map(|r| delivery_row(&r)))
     }
 
     /// Every attempt of these deliveries, in order.
@@ -560,4 +560,19 @@ fn claimed(r: &Row<'_>, now_ms: i64) -> Option<Claimed> {
         event: event(r),
         to,
     })
+}
+
+fn delivery_row(r: &Row) -> DeliveryRow {
+    DeliveryRow {
+        seq: r.i64("seq"),
+        id: r.str("id"),
+        event_id: r.str("event_id"),
+        event_type: r.str("event_type"),
+        state: r.str("state"),
+        attempts: r.i64("attempts"),
+        next_at: r.i64("next_at"),
+        deadline: r.i64("deadline"),
+        last_error: r.opt_str("last_error"),
+        created_at: r.i64("created_at"),
+    }
 }

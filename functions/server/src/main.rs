@@ -78,6 +78,19 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Apply schema migrations and exit.
     Migrate(DbArgs),
+    /// Exit 0 if the server on this machine is ready (`GET /readyz` answers 200),
+    /// else 1: a container health check for images without curl.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct HealthcheckArgs {
+    /// The address `hub serve` listens on; an unspecified one (0.0.0.0, ::) is asked on loopback.
+    #[arg(long, env = "HUB_LISTEN", default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
+    pub timeout: u64,
 }
 
 /// The `HUB_*` variables Hub's options are read from (by the core's one
@@ -120,6 +133,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::serve(*args).await,
             Command::Migrate(db) => serve::migrate(db).await,
+            Command::Healthcheck(args) => healthcheck(args).await,
         }
     });
     match result {
@@ -129,5 +143,26 @@ fn main() -> ExitCode {
             eprintln!("hub: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `hub healthcheck`: asks the local server's `/readyz` (which checks the database).
+async fn healthcheck(args: HealthcheckArgs) -> Result<(), serve::BoxError> {
+    let mut addr = args.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("http://{addr}/readyz");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(args.timeout))
+        .no_proxy()
+        .build()?;
+    let res = client.get(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
+    match res.status().as_u16() {
+        200 => Ok(()),
+        status => Err(format!("{url} answered {status}").into()),
     }
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type OutBody = http_body_util::combinators::UnsyncBoxBody<Bytes, hub_core::http::BodyError>;
 
 pub async fn migrate(db: DbArgs) -> Result<(), BoxError> {

@@ -41,6 +41,7 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/admin/redemption-codes/rdc_unknown"),
     ("GET", "/api/admin/calls"),
     ("GET", "/api/admin/usage"),
+    ("GET", "/api/admin/audit"),
     ("GET", "/api/admin/settings"),
     ("PATCH", "/api/admin/settings"),
 ];

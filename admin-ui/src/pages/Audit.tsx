@@ -1,0 +1,186 @@
+import { useState, type FormEvent, type ReactNode } from 'react';
+import { api, listAll, type AuditEntry, type Page, type User } from '../api';
+import { ACTIONS, changedFields, RESOURCES, shortValue } from '../audit';
+import { href, useRoute } from '../router';
+import { formatTime, fromLocalInput, toLocalInput } from '../time';
+import { Badge, Drawer, Field, MoreButton, useLoad, usePaged, type Tone } from '../ui';
+
+const FILTERS = ['from', 'to', 'actor', 'resource', 'resource_id', 'action'] as const;
+type Filters = Partial<Record<(typeof FILTERS)[number], string>>;
+
+/** The audit log: every admin write, newest first, filtered and paged by Hub. */
+export function Audit() {
+  const route = useRoute();
+  const filters: Filters = Object.fromEntries(FILTERS.flatMap((f) => (route.query.get(f) ? [[f, route.query.get(f)!]] : [])));
+  const key = JSON.stringify(filters);
+  const entries = usePaged((cursor) => api<Page<AuditEntry>>('/api/admin/audit', { query: { ...filters, cursor } }), [key]);
+  const users = useLoad(() => listAll<User>('/api/admin/users'), []);
+  const names = new Map(users.data?.map((u) => [u.id, u.name]));
+  const [open, setOpen] = useState<AuditEntry | null>(null);
+  const who = (id: string) => names.get(id) ?? id;
+
+  return (
+    <>
+      <div className="toolbar">
+        <h1>Audit log</h1>
+      </div>
+      <FilterForm key={key} filters={filters} users={users.data ?? []} />
+      <table className="audit">
+        <thead>
+          <tr>
+            <th>Time</th>
+            <th>Who</th>
+            <th>Action</th>
+            <th>Resource</th>
+            <th>Outcome</th>
+          </tr>
+        </thead>
+        <tbody>
+          {entries.items.length === 0 && !entries.loading && (
+            <tr>
+              <td colSpan={5} className="muted">
+                No admin changes match.
+              </td>
+            </tr>
+          )}
+          {entries.items.map((e) => (
+            <tr key={e.id} className="clickable" data-audit={e.id} onClick={() => setOpen(e)}>
+              <td>{formatTime(e.at)}</td>
+              <td>{who(e.actor.user_id)}</td>
+              <td>{e.action}</td>
+              <td>
+                {e.resource} <code>{e.resource_id ?? ''}</code>
+              </td>
+              <td>
+                <Outcome status={e.status} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <MoreButton list={entries} />
+      {open && <EntryDrawer entry={open} who={who} onClose={() => setOpen(null)} />}
+    </>
+  );
+}
+
+function Outcome({ status }: { status: number | null }) {
+  if (status === null) return <Badge tone="warn">unfinished</Badge>;
+  const tone: Tone = status < 300 ? 'ok' : status < 500 ? 'muted' : 'bad';
+  return <Badge tone={tone}>{status < 300 ? `done ${status}` : `refused ${status}`}</Badge>;
+}
+
+function EntryDrawer(props: { entry: AuditEntry; who(id: string): string; onClose(): void }) {
+  const e = props.entry;
+  const actor = e.actor.key_id ? `key ${e.actor.key_id}` : `browser session ${e.actor.session_id ?? ''}`;
+  const rows: [string, ReactNode][] = [
+    ['Time', formatTime(e.at)],
+    ['Who', `${props.who(e.actor.user_id)} (${e.actor.user_id})`],
+    ['With', actor],
+    ['Request', <code>{`${e.method} ${e.path}`}</code>],
+    ['Request ID', <code>{e.request_id}</code>],
+    ['Resource', `${e.resource} ${e.resource_id ?? ''}`],
+    ['Action', e.action],
+    ['Outcome', <Outcome status={e.status} />],
+  ];
+  const changes = changedFields(e.before, e.after);
+  return (
+    <Drawer title="Admin change" onClose={props.onClose}>
+      <dl className="details">
+        {rows.map(([k, v]) => (
+          <div key={k}>
+            <dt>{k}</dt>
+            <dd>{v}</dd>
+          </div>
+        ))}
+      </dl>
+      <h3>Changed</h3>
+      {changes.length === 0 ? (
+        <p className="muted">Nothing visible changed.</p>
+      ) : (
+        <table className="compact changes">
+          <thead>
+            <tr>
+              <th>Field</th>
+              <th>Before</th>
+              <th>After</th>
+            </tr>
+          </thead>
+          <tbody>
+            {changes.map((c) => (
+              <tr key={c.field}>
+                <td>{c.field}</td>
+                <td>{shortValue(c.before)}</td>
+                <td>{shortValue(c.after)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <h3>Request body (secrets masked)</h3>
+      <pre>{e.request === null || e.request === undefined ? '—' : JSON.stringify(e.request, null, 2)}</pre>
+    </Drawer>
+  );
+}
+
+function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
+  const [draft, setDraft] = useState<Filters>({
+    ...filters,
+    from: filters.from && toLocalInput(Date.parse(filters.from)),
+    to: filters.to && toLocalInput(Date.parse(filters.to)),
+  });
+  const set = (k: keyof Filters) => (e: { target: { value: string } }) => setDraft({ ...draft, [k]: e.target.value });
+
+  function apply(e: FormEvent) {
+    e.preventDefault();
+    location.hash = href('audit', { ...draft, from: fromLocalInput(draft.from ?? ''), to: fromLocalInput(draft.to ?? '') });
+  }
+
+  return (
+    <form className="filters" onSubmit={apply}>
+      <Field label="From">
+        <input type="datetime-local" name="from" value={draft.from ?? ''} onChange={set('from')} />
+      </Field>
+      <Field label="To">
+        <input type="datetime-local" name="to" value={draft.to ?? ''} onChange={set('to')} />
+      </Field>
+      <Field label="Who">
+        <input name="actor" list="audit-actors" value={draft.actor ?? ''} onChange={set('actor')} placeholder="usr_… or key_…" />
+        <datalist id="audit-actors">
+          {users.map((u) => (
+            <option key={u.id} value={u.id}>
+              {u.name}
+            </option>
+          ))}
+        </datalist>
+      </Field>
+      <Field label="Resource">
+        <select name="resource" value={draft.resource ?? ''} onChange={set('resource')}>
+          <option value="">Any</option>
+          {RESOURCES.map((r) => (
+            <option key={r}>{r}</option>
+          ))}
+        </select>
+      </Field>
+      <Field label="Resource ID">
+        <input name="resource_id" value={draft.resource_id ?? ''} onChange={set('resource_id')} />
+      </Field>
+      <Field label="Action">
+        <select name="action" value={draft.action ?? ''} onChange={set('action')}>
+          <option value="">Any</option>
+          {ACTIONS.map((a) => (
+            <option key={a}>{a}</option>
+          ))}
+        </select>
+      </Field>
+      <div className="filter-actions">
+        <button type="submit" className="primary">
+          Apply
+        </button>
+        <a className="button" href={href('audit')}>
+          Reset
+        </a>
+      </div>
+    </form>
+  );
+}
