@@ -367,6 +367,35 @@ impl Api {
         v
     }
 
+    /// Waits until OpenID Connect sign-in is offered by every instance behind
+    /// `base`: each instance of a multi-instance runtime trusts its cached
+    /// configuration for the cache TTL, so a setting saved through one is seen
+    /// by the others a few seconds later. Eight answers in a row saying so,
+    /// within 15 s.
+    pub async fn wait_oidc_everywhere(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut in_a_row = 0;
+        while in_a_row < 8 {
+            assert!(
+                Instant::now() < deadline,
+                "OpenID Connect sign-in not offered everywhere after 15 s"
+            );
+            let methods: Value = self
+                .http
+                .get(format!("{}/auth/methods", self.base))
+                .send()
+                .await
+                .expect("request to hub")
+                .json()
+                .await
+                .expect("GET /auth/methods answers JSON");
+            in_a_row = if methods["oidc"] == true { in_a_row + 1 } else { 0 };
+            if in_a_row == 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
     pub async fn call(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self
             .http

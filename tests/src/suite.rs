@@ -717,6 +717,7 @@ pub async fn aigne_cli_connects(api: &Api, op: &crate::oidc::OidcProvider) {
         Some(json!({"oidc_issuer": op.issuer, "oidc_client_id": CLIENT_ID, "oidc_client_secret": CLIENT_SECRET, "signup_open": true})),
     )
     .await;
+    api.wait_oidc_everywhere().await;
     let mut b = Browser::new();
     let signed_in = b.sign_in_oidc(&api.base, "connect@example.com", "/").await;
     assert_eq!(signed_in.status, 302, "{}", signed_in.body);
