@@ -129,7 +129,7 @@ export const ja: Messages = {
   'usage.saved': 'キャッシュによる節約',
   'usage.cacheSub': 'キャッシュ読み取り {read} · 書き込み {written}',
   'usage.errorRate': 'エラー率',
-  'usage.ttfb': 'TTFB p50 / p95',
+  'usage.ttfb': 'TTFB（p50 / p95）',
   'usage.weighted': '呼び出し数で加重',
   'usage.succeeded': '成功',
   'usage.failedSeries': '失敗',
