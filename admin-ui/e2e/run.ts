@@ -1235,6 +1235,18 @@ async function languages(browser: Browser, site: string): Promise<void> {
             const file = join(LANGUAGE_SHOTS, `${lang}-${name}.png`);
             await fullShot(page, file);
             shots.push(file);
+            // The page's main action opens its form: a dialog, in the language too.
+            const action = page.locator('main .toolbar button.primary').first();
+            if (await action.count()) {
+              await action.click();
+              const dialog = page.getByRole('dialog');
+              await dialog.waitFor();
+              const dialogGaps = await untranslated(page, lang);
+              if (dialogGaps.length) throw new Error(`the dialog of #/${route} in ${tag} shows ${dialogGaps.join(' | ')}`);
+              await fullShot(page, join(LANGUAGE_SHOTS, `${lang}-${name}-dialog.png`));
+              await page.keyboard.press('Escape');
+              await dialog.waitFor({ state: 'detached' });
+            }
           }
           // The page `aigne hub connect` opens, without its token: the error the site writes itself.
           await page.goto(`${site}/#/connect`);
