@@ -1131,9 +1131,18 @@ async function withCjkFonts(context: BrowserContext, site: string): Promise<void
   }, css);
 }
 
-/** A full-page screenshot once the fonts its text needs have loaded. */
+/**
+ * A full-page screenshot once the fonts its text needs have loaded: asked
+ * for explicitly (the page may not have started loading them yet), regular
+ * and bold, then whatever else is still loading.
+ */
 async function fullShot(page: Page, file: string): Promise<void> {
-  await page.evaluate(() => document.fonts.ready.then(() => undefined));
+  await page.evaluate(async () => {
+    const text = document.body.innerText;
+    const faces = ['400', '700'].flatMap((weight) => ['Noto Sans SC', 'Noto Sans JP'].map((family) => `${weight} 16px "${family}"`));
+    await Promise.all(faces.map((face) => document.fonts.load(face, text)));
+    await document.fonts.ready;
+  });
   await page.screenshot({ path: file, fullPage: true });
 }
 
