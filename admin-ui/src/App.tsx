@@ -44,7 +44,7 @@ export function App() {
   const [me, setMe] = useState<Me | null>(null);
   const [booting, setBooting] = useState(true);
   const route = useRoute();
-  // A new language redraws everything below (strings made outside React included).
+  // Keyed by the language below: a switch remounts the page, so strings kept in state or made once are made again in it.
   const language = useLang();
   const refresh = useCallback(() => {
     api<Me>('/api/me').then(setMe, () => undefined);

@@ -39,7 +39,8 @@ function WebhookList() {
         {t('webhooks.explain')}{' '}
         <a href="https://www.standardwebhooks.com/" target="_blank" rel="noreferrer">
           Standard Webhooks
-        </a>
+        </a>{' '}
+        {t('webhooks.explainEnd')}
       </p>
       <LoadError state={hooks} />
       {hooks.data && <WebhookTable hooks={hooks.data} />}
