@@ -24,6 +24,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { CATALOGUES, LANGUAGES, type Lang, type MessageKey } from '../src/i18n';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const REPO = resolve(ROOT, '..');
@@ -123,14 +124,14 @@ const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 const pad2 = (n: number) => String(n).padStart(2, '0');
 
-/** `YYYY-MM-DD` in local time, as the site shows dates (the browser shares this process's time zone). */
+/** `MM/DD/YYYY` in local time, as the site shows dates in English (the browser shares this process's time zone). */
 function localDate(d: Date): string {
-  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+  return `${pad2(d.getMonth() + 1)}/${pad2(d.getDate())}/${d.getFullYear()}`;
 }
 
 /** The value of an `<input type="datetime-local">` for `d`. */
 function localInput(d: Date): string {
-  return `${localDate(d)}T${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}T${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
 }
 
 // ------------------------------------------------------------------ the site
@@ -268,9 +269,16 @@ const PRICE_FILE = JSON.stringify({
   'dall-e-3': { output_cost_per_image: 0.04, litellm_provider: 'openai', mode: 'image_generation' },
 });
 
-/** Runs `drive` in a browser context of its own (its own cookies and storage), closed afterwards. */
-async function inContext(browser: Browser, drive: (page: Page, context: BrowserContext) => Promise<void>): Promise<void> {
-  const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true });
+/**
+ * Runs `drive` in a browser context of its own (its own cookies and storage),
+ * closed afterwards; the browser speaks `locale` (English unless told).
+ */
+async function inContext(
+  browser: Browser,
+  drive: (page: Page, context: BrowserContext) => Promise<void>,
+  locale = 'en-US',
+): Promise<void> {
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true, locale });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   const page = await context.newPage();
   const pageErrors: string[] = [];
@@ -1090,6 +1098,200 @@ async function creditsAndNotices(page: Page, context: BrowserContext, site: stri
   });
 }
 
+// ------------------------------------------------------------------ languages
+
+const LANGUAGE_SHOTS = join(SHOTS, 'languages');
+const CJK_FONTS = join(REPO, 'tests', 'cjk-fonts', 'node_modules', '@fontsource-variable');
+const FONT_PATH = '/__e2e-fonts/';
+
+/**
+ * Chinese and Japanese fonts for the pages of `context` (Noto Sans SC and JP
+ * from tests/cjk-fonts, served on the site's origin as its CSP wants): a
+ * machine without CJK fonts would otherwise screenshot empty boxes.
+ */
+async function withCjkFonts(context: BrowserContext, site: string): Promise<void> {
+  const css = ['noto-sans-sc', 'noto-sans-jp']
+    .map((pkg) =>
+      readFileSync(join(CJK_FONTS, pkg, 'index.css'), 'utf8')
+        .replaceAll('url(./files/', `url(${FONT_PATH}${pkg}/`)
+        // The names the site's font stacks list.
+        .replace(/'Noto Sans (SC|JP) Variable'/g, "'Noto Sans $1'"),
+    )
+    .join('\n');
+  await context.route(`${site}${FONT_PATH}**`, (route) => {
+    const [pkg, file] = new URL(route.request().url()).pathname.slice(FONT_PATH.length).split('/');
+    return route.fulfill({ path: join(CJK_FONTS, pkg, 'files', file), contentType: 'font/woff2' });
+  });
+  await context.addInitScript((text: string) => {
+    document.addEventListener('DOMContentLoaded', () => {
+      const style = document.createElement('style');
+      style.textContent = text;
+      document.head.append(style);
+    });
+  }, css);
+}
+
+/**
+ * A full-page screenshot once the fonts its text needs have loaded: asked
+ * for explicitly (the page may not have started loading them yet), regular
+ * and bold, then whatever else is still loading.
+ */
+async function fullShot(page: Page, file: string): Promise<void> {
+  await page.evaluate(async () => {
+    const text = document.body.innerText;
+    const faces = ['400', '700'].flatMap((weight) => ['Noto Sans SC', 'Noto Sans JP'].map((family) => `${weight} 16px "${family}"`));
+    await Promise.all(faces.map((face) => document.fonts.load(face, text)));
+    await document.fonts.ready;
+  });
+  await page.screenshot({ path: file, fullPage: true });
+}
+
+/** The site's pages, as `#/` routes, each with the catalogue key of its heading. */
+function sitePages(ownerId: string): [string, MessageKey][] {
+  return [
+    ['overview', 'nav.overview'],
+    ['providers', 'nav.providers'],
+    ['models', 'nav.models'],
+    ['users', 'nav.users'],
+    [`users/${ownerId}`, 'nav.users'],
+    ['calls', 'nav.calls'],
+    ['billing?tab=packs', 'nav.billing'],
+    ['billing?tab=codes', 'nav.billing'],
+    ['billing?tab=payments', 'nav.billing'],
+    ['billing?tab=events', 'nav.billing'],
+    ['webhooks', 'nav.webhooks'],
+    ['playground', 'nav.playground'],
+    ['audit', 'nav.audit'],
+    ['settings', 'nav.settings'],
+    ['account', 'nav.account'],
+  ];
+}
+
+/**
+ * What a page in `lang` must not show: a key the catalogue lacks (`⟦key⟧`),
+ * or, in Chinese and Japanese, a sentence of the English catalogue (a string
+ * the site wrote without asking the catalogue).
+ */
+async function untranslated(page: Page, lang: Lang): Promise<string[]> {
+  const text = await page.locator('body').innerText();
+  const found = [...text.matchAll(/⟦[^⟧]*⟧/g)].map((m) => m[0]);
+  if (lang !== 'en') {
+    const english = Object.values(CATALOGUES.en).filter((v) => v.length >= 12 && / \w+ /.test(v) && !v.includes('{'));
+    found.push(...english.filter((v) => text.includes(v)));
+  }
+  return found;
+}
+
+/** Waits (a bounded while) until what loads after the heading (tables, charts) is in place: no `loading` left on the page. */
+async function loaded(page: Page, loading: string): Promise<void> {
+  await page.waitForLoadState('networkidle');
+  for (let i = 0; i < 100; i++) {
+    if ((await page.getByText(loading, { exact: true }).count()) === 0) return;
+    await sleep(100);
+  }
+  throw new Error(`still "${loading}" after 10 s`);
+}
+
+/** Signs in with the owner's key without reading any label: the page may be in any language. */
+async function signInAnyLanguage(page: Page, site: string): Promise<void> {
+  await page.goto(`${site}/#/`);
+  const keyForm = page.locator('details.key-signin');
+  await keyForm.waitFor();
+  if (!(await keyForm.evaluate((d) => (d as HTMLDetailsElement).open))) await keyForm.locator('summary').click();
+  await keyForm.locator('input[name=key]').fill(OWNER_KEY);
+  await keyForm.locator('button[type=submit]').click();
+  await page.locator('nav.sidebar').waitFor();
+}
+
+/**
+ * Every page in each language, the browser's locale choosing it: no missing
+ * key, no English left, the heading and dates as the language writes them,
+ * a full-page screenshot of each; then switching with the chooser.
+ */
+async function languages(browser: Browser, site: string): Promise<void> {
+  mkdirSync(LANGUAGE_SHOTS, { recursive: true });
+  const owner = await asOwner<{ user: { id: string } }>(site, '/api/me');
+  // A date as each language writes it (the call log and the user page show some).
+  const DATE: Record<Lang, RegExp> = { en: /\b\d{2}\/\d{2}\/\d{4}, \d{2}:\d{2}:\d{2}\b/, zh: /\b\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2}\b/, ja: /\b\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2}\b/ };
+  for (const { lang, tag } of LANGUAGES) {
+    const msg = CATALOGUES[lang];
+    await step(`languages: every page in ${tag}, chosen by the browser`, async () => {
+      await inContext(
+        browser,
+        async (page, context) => {
+          await withCjkFonts(context, site);
+          await page.goto(`${site}/#/`);
+          await page.getByRole('heading', { level: 1, name: msg['signIn.heading'].replace('{app}', 'Hub') }).waitFor();
+          const signInGaps = await untranslated(page, lang);
+          if (signInGaps.length) throw new Error(`the sign-in page in ${tag} shows ${signInGaps.join(' | ')}`);
+          await fullShot(page, join(LANGUAGE_SHOTS, `${lang}-sign-in.png`));
+          await signInAnyLanguage(page, site);
+          if ((await page.locator('html').getAttribute('lang')) !== tag) throw new Error(`<html lang> is not ${tag}`);
+          const shots: string[] = [];
+          for (const [route, heading] of sitePages(owner.user.id)) {
+            await page.goto(`${site}/#/${route}`);
+            const h1 = page.getByRole('heading', { level: 1 });
+            if (route.startsWith('users/')) await h1.filter({ hasText: 'Owner' }).waitFor();
+            else await h1.filter({ hasText: msg[heading] }).waitFor();
+            await loaded(page, msg['common.loading']);
+            const gaps = await untranslated(page, lang);
+            if (gaps.length) throw new Error(`#/${route} in ${tag} shows ${gaps.join(' | ')}`);
+            if (route === 'calls' || route.startsWith('users/')) {
+              const text = await page.locator('main').innerText();
+              if (!DATE[lang].test(text)) throw new Error(`#/${route} in ${tag} shows no date written as ${DATE[lang]}`);
+            }
+            const name = route.startsWith('users/') ? 'user' : route.replace(/[/?=]/g, '-');
+            const file = join(LANGUAGE_SHOTS, `${lang}-${name}.png`);
+            await fullShot(page, file);
+            shots.push(file);
+            // The page's main action opens its form: a dialog, in the language too.
+            const action = page.locator('main .toolbar button.primary').first();
+            if (await action.count()) {
+              await action.click();
+              const dialog = page.getByRole('dialog');
+              await dialog.waitFor();
+              const dialogGaps = await untranslated(page, lang);
+              if (dialogGaps.length) throw new Error(`the dialog of #/${route} in ${tag} shows ${dialogGaps.join(' | ')}`);
+              await fullShot(page, join(LANGUAGE_SHOTS, `${lang}-${name}-dialog.png`));
+              await page.keyboard.press('Escape');
+              await dialog.waitFor({ state: 'detached' });
+            }
+          }
+          // The page `aigne hub connect` opens, without its token: the error the site writes itself.
+          await page.goto(`${site}/#/connect`);
+          await page.getByRole('alert').filter({ hasText: msg['connect.noToken'].slice(0, 12) }).waitFor();
+          const gaps = await untranslated(page, lang);
+          if (gaps.length) throw new Error(`#/connect in ${tag} shows ${gaps.join(' | ')}`);
+          await fullShot(page, join(LANGUAGE_SHOTS, `${lang}-connect.png`));
+          console.log(`      ${tag}: ${shots.length + 2} pages, screenshots ${join(LANGUAGE_SHOTS, `${lang}-*.png`)} (account: ${join(LANGUAGE_SHOTS, `${lang}-account.png`)})`);
+        },
+        tag,
+      );
+    });
+  }
+
+  await step('languages: switched with the chooser, kept after a reload', async () => {
+    await inContext(browser, async (page, context) => {
+      await withCjkFonts(context, site);
+      await signInAnyLanguage(page, site);
+      await page.goto(`${site}/#/models`);
+      const h1 = page.getByRole('heading', { level: 1 });
+      await h1.filter({ hasText: 'Models & rates' }).waitFor();
+      await page.locator('nav.sidebar select[name=lang]').selectOption('ja');
+      await h1.filter({ hasText: CATALOGUES.ja['nav.models'] }).waitFor();
+      await page.getByRole('navigation', { name: CATALOGUES.ja['nav.main'] }).getByRole('link', { name: CATALOGUES.ja['nav.account'] }).waitFor();
+      if ((await page.locator('html').getAttribute('lang')) !== 'ja-JP') throw new Error('<html lang> did not follow the chooser');
+      await page.reload();
+      await h1.filter({ hasText: CATALOGUES.ja['nav.models'] }).waitFor();
+      await page.locator('nav.sidebar select[name=lang]').selectOption('zh');
+      await h1.filter({ hasText: CATALOGUES.zh['nav.models'] }).waitFor();
+      await fullShot(page, join(LANGUAGE_SHOTS, 'chooser-zh.png'));
+      await page.locator('nav.sidebar select[name=lang]').selectOption('en');
+      await h1.filter({ hasText: 'Models & rates' }).waitFor();
+    });
+  });
+}
+
 // ------------------------------------------------------------------ the site inside hub
 
 /** `hub serve` with no `--ui-dir` serves the site built into the binary (functions/server/build.rs). */
@@ -1115,6 +1317,7 @@ async function main(): Promise<void> {
     ['Chromium (CHROMIUM_BIN)', CHROMIUM],
     ['the OpenID provider (npm ci in tests/oidc-provider)', join(OP_DIR, 'node_modules', 'oidc-provider')],
     ['aiosmtpd (scripts/install-test-tools)', PYTHON],
+    ['the CJK fonts (npm ci in tests/cjk-fonts)', join(CJK_FONTS, 'noto-sans-sc', 'index.css')],
   ]) {
     if (!statSync(path, { throwIfNoEntry: false })) throw new Error(`${what} not found at ${path}`);
   }
@@ -1156,6 +1359,7 @@ async function main(): Promise<void> {
     await inContext(b, (page) => operator(page, hubUrl, mockUrl, issuer, mailbox, stripe, shop, hooks));
     await inContext(b, (page, context) => person(page, context, hubUrl, mailbox, b, shop));
     await inContext(b, (page) => operatorSales(page, hubUrl, shop));
+    await languages(b, hubUrl);
     await inContext(b, (page) => builtInSite(page, dir));
   } finally {
     await Promise.race([browser?.close(), sleep(10_000)]);

@@ -1,5 +1,7 @@
 import { useCallback, useEffect, useState, type ComponentType } from 'react';
 import { api, currentConnection, isAdmin, resume, signOut, SIGNED_OUT, type Me } from './api';
+import { LanguagePicker } from './LanguagePicker';
+import { t, useLang, type MessageKey } from './i18n';
 import { formatMoney } from './money';
 import { Account } from './pages/Account';
 import { Billing } from './pages/Billing';
@@ -15,33 +17,35 @@ import { SignIn } from './pages/SignIn';
 import { Users } from './pages/Users';
 import { Webhooks } from './pages/Webhooks';
 import { useRoute } from './router';
-import { SessionContext, useSession } from './ui';
+import { ROLE_NAMES, SessionContext, useSession } from './ui';
 
 interface PageDef {
   path: string;
-  label: string;
+  label: MessageKey;
   admin: boolean;
   Page: ComponentType;
 }
 
 const PAGES: PageDef[] = [
-  { path: 'overview', label: 'Overview', admin: true, Page: Overview },
-  { path: 'providers', label: 'Providers', admin: true, Page: Providers },
-  { path: 'models', label: 'Models & rates', admin: true, Page: Models },
-  { path: 'users', label: 'Users & keys', admin: true, Page: Users },
-  { path: 'calls', label: 'Call log', admin: true, Page: Calls },
-  { path: 'billing', label: 'Billing', admin: true, Page: Billing },
-  { path: 'webhooks', label: 'Webhooks', admin: true, Page: Webhooks },
-  { path: 'playground', label: 'Playground', admin: false, Page: Playground },
-  { path: 'audit', label: 'Audit log', admin: true, Page: Audit },
-  { path: 'settings', label: 'Settings', admin: true, Page: Settings },
-  { path: 'account', label: 'My account', admin: false, Page: Account },
+  { path: 'overview', label: 'nav.overview', admin: true, Page: Overview },
+  { path: 'providers', label: 'nav.providers', admin: true, Page: Providers },
+  { path: 'models', label: 'nav.models', admin: true, Page: Models },
+  { path: 'users', label: 'nav.users', admin: true, Page: Users },
+  { path: 'calls', label: 'nav.calls', admin: true, Page: Calls },
+  { path: 'billing', label: 'nav.billing', admin: true, Page: Billing },
+  { path: 'webhooks', label: 'nav.webhooks', admin: true, Page: Webhooks },
+  { path: 'playground', label: 'nav.playground', admin: false, Page: Playground },
+  { path: 'audit', label: 'nav.audit', admin: true, Page: Audit },
+  { path: 'settings', label: 'nav.settings', admin: true, Page: Settings },
+  { path: 'account', label: 'nav.account', admin: false, Page: Account },
 ];
 
 export function App() {
   const [me, setMe] = useState<Me | null>(null);
   const [booting, setBooting] = useState(true);
   const route = useRoute();
+  // Keyed by the language below: a switch remounts the page, so strings kept in state or made once are made again in it.
+  const language = useLang();
   const refresh = useCallback(() => {
     api<Me>('/api/me').then(setMe, () => undefined);
   }, []);
@@ -55,13 +59,13 @@ export function App() {
     return () => window.removeEventListener(SIGNED_OUT, onSignOut);
   }, []);
 
-  if (booting) return <p className="boot">Loading…</p>;
-  if (!me) return <SignIn onSignedIn={setMe} />;
+  if (booting) return <p className="boot">{t('common.loading')}</p>;
+  if (!me) return <SignIn key={language} onSignedIn={setMe} />;
   // The page `aigne hub connect` opens stands alone: one question, no navigation.
-  if (route.path[0] === 'connect') return <Connect me={me} />;
+  if (route.path[0] === 'connect') return <Connect key={language} me={me} />;
   return (
     <SessionContext.Provider value={{ me, refresh }}>
-      <Shell />
+      <Shell key={language} />
     </SessionContext.Provider>
   );
 }
@@ -74,26 +78,27 @@ function Shell() {
   const page = pages.find((p) => p.path === route.path[0]) ?? pages.find((p) => p.path === fallback)!;
 
   useEffect(() => {
-    document.title = `${page.label} · Hub`;
+    document.title = `${t(page.label)} · Hub`;
   }, [page]);
 
   return (
     <div className="shell">
-      <nav className="sidebar" aria-label="Main">
+      <nav className="sidebar" aria-label={t('nav.main')}>
         <div className="brand">Hub</div>
         {pages.map((p) => (
           <a key={p.path} href={`#/${p.path}`} aria-current={p === page ? 'page' : undefined}>
-            {p.label}
+            {t(p.label)}
           </a>
         ))}
         <div className="who">
           <strong>{me.user.name}</strong>
           <span>
-            {me.role} · {formatMoney(me.available, { prefix: me.currency_prefix })}
+            {t(ROLE_NAMES[me.role])} · {formatMoney(me.available, { prefix: me.currency_prefix })}
           </span>
           <span className="muted">{currentConnection()?.base || location.host}</span>
+          <LanguagePicker />
           <button type="button" onClick={() => void signOut()}>
-            Sign out
+            {t('nav.signOut')}
           </button>
         </div>
       </nav>

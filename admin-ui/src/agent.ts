@@ -1,5 +1,7 @@
 /** A browser's user agent, as a person recognises it in a list of their sessions. */
 
+import { t } from './i18n';
+
 const BROWSERS: [RegExp, string][] = [
   [/Edg(?:e|A|iOS)?\/(\d+)/, 'Edge'],
   [/OPR\/(\d+)/, 'Opera'],
@@ -19,11 +21,11 @@ const SYSTEMS: [RegExp, string][] = [
 
 /** `"Mozilla/5.0 (X11; Linux x86_64) … Chrome/130.0 Safari/537.36"` → `"Chrome 130 on Linux"`; unknown agents as sent. */
 export function describeAgent(agent: string | null): string {
-  if (!agent) return 'Unknown browser';
+  if (!agent) return t('agent.unknown');
   const browser = BROWSERS.map(([re, name]) => [re.exec(agent), name] as const).find(([m]) => m);
   const system = SYSTEMS.find(([re]) => re.test(agent))?.[1];
   if (!browser) return agent.length > 60 ? `${agent.slice(0, 57)}…` : agent;
   const [m, name] = browser;
-  const headless = /Headless/.test(agent) ? ' (headless)' : '';
-  return `${name} ${m![1]}${headless}${system ? ` on ${system}` : ''}`;
+  const browserName = t(/Headless/.test(agent) ? 'agent.headless' : 'agent.browser', { name, version: m![1] });
+  return system ? t('agent.onSystem', { browser: browserName, system }) : browserName;
 }

@@ -1,5 +1,6 @@
 /** Hub's HTTP API: where it is, who is signed in, typed requests and shapes. */
 
+import { t } from './i18n';
 import { parseJson } from './json';
 import type { Decimal } from './money';
 
@@ -145,7 +146,7 @@ export interface SendOptions {
 /** Sends a JSON request as the signed-in caller; a 401 signs out. Rejects with ApiError when Hub cannot be reached. */
 export async function send(path: string, opts: SendOptions = {}): Promise<Response> {
   const c = opts.connection ?? currentConnection();
-  if (!c) throw new ApiError('Not signed in.', 401);
+  if (!c) throw new ApiError(t('api.notSignedIn'), 401);
   const method = opts.method ?? (opts.body === undefined ? 'GET' : 'POST');
   const headers = opts.body === undefined ? opts.headers : { 'content-type': 'application/json', ...opts.headers };
   let res: Response;
@@ -157,7 +158,7 @@ export async function send(path: string, opts: SendOptions = {}): Promise<Respon
     });
   } catch (e) {
     if (e instanceof DOMException && e.name === 'AbortError') throw e;
-    throw new ApiError(`Cannot reach Hub at ${c.base || location.origin}.`, 0);
+    throw new ApiError(t('api.unreachable', { base: c.base || location.origin }), 0);
   }
   if (res.status === 401 && !opts.connection) forget();
   return res;

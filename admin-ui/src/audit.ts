@@ -1,5 +1,7 @@
 /** What an audit entry changed, field by field, for the audit log page. */
 
+import { t, type MessageKey } from './i18n';
+
 export interface FieldChange {
   field: string;
   before: unknown;
@@ -37,6 +39,19 @@ export const RESOURCES = [
   'settings',
 ] as const;
 
+const RESOURCE_NAMES: Record<(typeof RESOURCES)[number], MessageKey> = {
+  provider: 'audit.resource.provider',
+  credential: 'audit.resource.credential',
+  model: 'audit.resource.model',
+  user: 'audit.resource.user',
+  key: 'audit.resource.key',
+  redemption_codes: 'audit.resource.redemption_codes',
+  credit_pack: 'audit.resource.credit_pack',
+  webhook: 'audit.resource.webhook',
+  webhook_delivery: 'audit.resource.webhook_delivery',
+  settings: 'audit.resource.settings',
+};
+
 export const ACTIONS = [
   'create',
   'update',
@@ -50,3 +65,29 @@ export const ACTIONS = [
   'send_test',
   'resend',
 ] as const;
+
+const ACTION_NAMES: Record<(typeof ACTIONS)[number], MessageKey> = {
+  create: 'audit.action.create',
+  update: 'audit.action.update',
+  delete: 'audit.action.delete',
+  revoke: 'audit.action.revoke',
+  test: 'audit.action.test',
+  grant: 'audit.action.grant',
+  mint: 'audit.action.mint',
+  disable: 'audit.action.disable',
+  rotate_secret: 'audit.action.rotate_secret',
+  send_test: 'audit.action.send_test',
+  resend: 'audit.action.resend',
+};
+
+/** A resource's name in the site's language; one Hub adds later as Hub names it. */
+export function resourceName(resource: string): string {
+  const key = RESOURCE_NAMES[resource as (typeof RESOURCES)[number]];
+  return key ? t(key) : resource;
+}
+
+/** An action's name in the site's language; one Hub adds later as Hub names it. */
+export function actionName(action: string): string {
+  const key = ACTION_NAMES[action as (typeof ACTIONS)[number]];
+  return key ? t(key) : action;
+}

@@ -6,6 +6,7 @@
 
 import type { CodeBatch, LedgerEntry } from './api';
 import { toCsv } from './csv';
+import { localeTag, t, tn, type MessageKey } from './i18n';
 import { compare, sum, type Decimal } from './money';
 
 /** Currencies Stripe charges in whole units (no minor unit). */
@@ -44,7 +45,7 @@ export function formatPrice(minor: number, currency: string): string {
   try {
     const digits = exponent(currency);
     // Stripe's minor unit, not Intl's idea of the currency's (they differ for a few).
-    const fmt = new Intl.NumberFormat('en-US', {
+    const fmt = new Intl.NumberFormat(localeTag(), {
       style: 'currency',
       currency: currency.toUpperCase(),
       minimumFractionDigits: digits,
@@ -59,14 +60,14 @@ export function formatPrice(minor: number, currency: string): string {
 
 export type EntryKind = 'purchase' | 'refund' | 'redemption' | 'expiry' | 'usage' | 'grant' | 'adjustment';
 
-const ENTRY_LABELS: Record<EntryKind, string> = {
-  purchase: 'Purchase',
-  refund: 'Refund',
-  redemption: 'Code redeemed',
-  expiry: 'Expired',
-  usage: 'Usage',
-  grant: 'Grant',
-  adjustment: 'Adjustment',
+const ENTRY_LABELS: Record<EntryKind, MessageKey> = {
+  purchase: 'entry.purchase',
+  refund: 'entry.refund',
+  redemption: 'entry.redemption',
+  expiry: 'entry.expiry',
+  usage: 'entry.usage',
+  grant: 'entry.grant',
+  adjustment: 'entry.adjustment',
 };
 
 /** What a ledger entry was, from its kind and the outside event it answers. */
@@ -80,7 +81,7 @@ export function entryKind(e: Pick<LedgerEntry, 'kind' | 'ref'>): EntryKind {
 }
 
 export function entryLabel(e: Pick<LedgerEntry, 'kind' | 'ref'>): string {
-  return ENTRY_LABELS[entryKind(e)];
+  return t(ENTRY_LABELS[entryKind(e)]);
 }
 
 /** The codes just minted as CSV, one row each, with what every code is worth. */
@@ -114,13 +115,10 @@ const DAY = 24 * HOUR;
 export function timeUntil(iso: string, now: number): string {
   const left = Date.parse(iso) - now;
   if (Number.isNaN(left)) return iso;
-  if (left <= 0) return 'expired';
-  if (left < HOUR) return 'within the hour';
-  if (left < 2 * DAY) {
-    const hours = Math.floor(left / HOUR);
-    return `in ${hours} hour${hours === 1 ? '' : 's'}`;
-  }
-  return `in ${Math.floor(left / DAY)} days`;
+  if (left <= 0) return t('until.expired');
+  if (left < HOUR) return t('until.withinHour');
+  if (left < 2 * DAY) return tn('until.hours', Math.floor(left / HOUR));
+  return tn('until.days', Math.floor(left / DAY));
 }
 
 export interface ExpiringSummary {

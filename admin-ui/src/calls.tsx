@@ -4,16 +4,22 @@ import { useState, type ReactNode } from 'react';
 import type { Call } from './api';
 import { toCsv } from './csv';
 import { count, ms } from './format';
+import { t, type MessageKey } from './i18n';
 import { normalize } from './money';
 import { formatTime } from './time';
 import { Badge, Drawer, useMoney, type Tone } from './ui';
 
 const TONE: Record<Call['status'], Tone> = { success: 'ok', failed: 'bad', aborted: 'warn' };
+export const CALL_STATUS: Record<Call['status'], MessageKey> = {
+  success: 'call.status.success',
+  failed: 'call.status.failed',
+  aborted: 'call.status.aborted',
+};
 
 function StatusBadge({ call }: { call: Call }) {
   return (
     <Badge tone={TONE[call.status]}>
-      {call.status}
+      {t(CALL_STATUS[call.status])}
       {call.http_status && call.status !== 'success' ? ` ${call.http_status}` : ''}
     </Badge>
   );
@@ -28,22 +34,22 @@ export function CallTable(props: { calls: Call[]; userName?(id: string | null): 
       <table className="calls">
         <thead>
           <tr>
-            <th>Time</th>
-            {props.userName && <th>User</th>}
-            <th>App</th>
-            <th>Model</th>
-            <th>Status</th>
-            <th className="num">Tokens in / out</th>
-            <th className="num">Credits</th>
-            <th className="num">TTFB</th>
-            <th className="num">Duration</th>
+            <th>{t('call.time')}</th>
+            {props.userName && <th>{t('call.user')}</th>}
+            <th>{t('call.app')}</th>
+            <th>{t('call.model')}</th>
+            <th>{t('call.status')}</th>
+            <th className="num">{t('call.tokensInOut')}</th>
+            <th className="num">{t('call.credits')}</th>
+            <th className="num">{t('call.ttfb')}</th>
+            <th className="num">{t('call.duration')}</th>
           </tr>
         </thead>
         <tbody>
           {props.calls.length === 0 && (
             <tr>
               <td colSpan={9} className="muted">
-                No calls match.
+                {t('call.none')}
               </td>
             </tr>
           )}
@@ -75,31 +81,36 @@ function CallDrawer(props: { call: Call; userName?(id: string | null): string; o
   const c = props.call;
   const money = useMoney();
   const rows: [string, ReactNode][] = [
-    ['Time', formatTime(c.created_at)],
-    ['Status', <StatusBadge call={c} />],
-    ['HTTP status', c.http_status ?? '—'],
-    ['Model', c.model],
-    ['Provider', c.provider ?? '—'],
-    ['Credential', c.credential_id ?? '—'],
-    ['User', props.userName ? props.userName(c.user_id) : (c.user_id ?? '—')],
-    ['Key', c.key_id ?? '—'],
-    ['App', c.app ?? '—'],
-    ['Endpoint', `${c.endpoint}${c.stream ? ' (stream)' : ''}`],
-    ['Input tokens', count(c.input_tokens)],
-    ['Output tokens', count(c.output_tokens)],
-    ['Cache read tokens', count(c.cache_read_tokens)],
-    ['Cache write tokens', `${count(c.cache_write_tokens)}${c.cache_write_1h_tokens ? ` (${count(c.cache_write_1h_tokens)} for 1 hour)` : ''}`],
-    ['Credits', `${money(c.credits)}${c.estimated ? ' (estimated)' : ''}`],
-    ['Saved by caching', money(c.cache_saved)],
-    ['TTFB', ms(c.ttfb_ms)],
-    ['Upstream TTFB', ms(c.upstream_ttfb_ms)],
-    ['Duration', ms(c.duration_ms)],
-    ['Call ID', <code>{c.call_id}</code>],
-    ['Attempt', c.attempt],
-    ['Request ID', <code>{c.request_id ?? '—'}</code>],
+    [t('call.time'), formatTime(c.created_at)],
+    [t('call.status'), <StatusBadge call={c} />],
+    [t('call.httpStatus'), c.http_status ?? '—'],
+    [t('call.model'), c.model],
+    [t('call.provider'), c.provider ?? '—'],
+    [t('call.credential'), c.credential_id ?? '—'],
+    [t('call.user'), props.userName ? props.userName(c.user_id) : (c.user_id ?? '—')],
+    [t('call.key'), c.key_id ?? '—'],
+    [t('call.app'), c.app ?? '—'],
+    [t('call.endpoint'), c.stream ? t('call.endpointStream', { endpoint: c.endpoint }) : c.endpoint],
+    [t('call.inputTokens'), count(c.input_tokens)],
+    [t('call.outputTokens'), count(c.output_tokens)],
+    [t('call.cacheReadTokens'), count(c.cache_read_tokens)],
+    [
+      t('call.cacheWriteTokens'),
+      c.cache_write_1h_tokens
+        ? t('call.cacheWrite1h', { tokens: count(c.cache_write_tokens), hour: count(c.cache_write_1h_tokens) })
+        : count(c.cache_write_tokens),
+    ],
+    [t('call.credits'), c.estimated ? t('call.estimated', { credits: money(c.credits) }) : money(c.credits)],
+    [t('call.savedByCaching'), money(c.cache_saved)],
+    [t('call.ttfb'), ms(c.ttfb_ms)],
+    [t('call.upstreamTtfb'), ms(c.upstream_ttfb_ms)],
+    [t('call.duration'), ms(c.duration_ms)],
+    [t('call.callId'), <code>{c.call_id}</code>],
+    [t('call.attempt'), c.attempt],
+    [t('call.requestId'), <code>{c.request_id ?? '—'}</code>],
   ];
   return (
-    <Drawer title="Call" onClose={props.onClose}>
+    <Drawer title={t('call.drawer')} onClose={props.onClose}>
       <dl className="details">
         {rows.map(([k, v]) => (
           <div key={k}>
@@ -110,7 +121,7 @@ function CallDrawer(props: { call: Call; userName?(id: string | null): string; o
       </dl>
       {c.error && (
         <>
-          <h3>Error</h3>
+          <h3>{t('call.error')}</h3>
           <pre className="error">{c.error}</pre>
         </>
       )}

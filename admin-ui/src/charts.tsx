@@ -2,6 +2,7 @@
 
 import { useState } from 'react';
 import { compact } from './format';
+import { t } from './i18n';
 
 export interface Series {
   name: string;
@@ -132,8 +133,8 @@ export interface BarRow {
 }
 
 /** Rows ranked by value, each with a bar proportional to the largest. */
-export function BarList({ rows, empty = 'No data in this range.' }: { rows: BarRow[]; empty?: string }) {
-  if (!rows.length) return <p className="muted">{empty}</p>;
+export function BarList({ rows, empty }: { rows: BarRow[]; empty?: string }) {
+  if (!rows.length) return <p className="muted">{empty ?? t('usage.noData')}</p>;
   const max = Math.max(...rows.map((r) => r.value)) || 1;
   return (
     <ul className="barlist">

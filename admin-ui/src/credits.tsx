@@ -7,6 +7,7 @@
 import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { api, type LedgerEntry, type Page, type PacksOnSale, type Payment, type PaymentStatus, type Redeemed } from './api';
 import { checkoutReturn, entryKind, entryLabel, formatPrice, timeUntil, type CheckoutReturn, type CreditBucket } from './billing';
+import { t, type MessageKey } from './i18n';
 import { href, useRoute } from './router';
 import { formatTime } from './time';
 import { Badge, ErrorNote, Field, LoadError, MoreButton, useAction, useLoad, useMoney, usePaged, useSession, type Tone } from './ui';
@@ -16,19 +17,19 @@ const POLL_MS = 1_000;
 const POLLS = 30;
 
 export const PAYMENT_TONES: Record<PaymentStatus, Tone> = { paid: 'ok', open: 'warn', pending: 'warn', failed: 'bad', expired: 'muted' };
-const PAYMENT_WORDS: Record<PaymentStatus, string> = {
-  paid: 'paid',
-  open: 'awaiting payment',
-  pending: 'starting',
-  failed: 'failed',
-  expired: 'expired',
+export const PAYMENT_WORDS: Record<PaymentStatus, MessageKey> = {
+  paid: 'payment.paid',
+  open: 'payment.open',
+  pending: 'payment.pending',
+  failed: 'payment.failed',
+  expired: 'payment.expired',
 };
 
 export function PaymentBadge({ p }: { p: Payment }) {
   return (
     <Badge tone={PAYMENT_TONES[p.status] ?? 'muted'}>
-      {PAYMENT_WORDS[p.status] ?? p.status}
-      {p.refunded_amount > 0 && ' · refunded'}
+      {PAYMENT_WORDS[p.status] ? t(PAYMENT_WORDS[p.status]) : p.status}
+      {p.refunded_amount > 0 && ` · ${t('payment.refunded')}`}
     </Badge>
   );
 }
@@ -95,24 +96,27 @@ function CheckoutNotice({ outcome, onArrived }: { outcome: CheckoutReturn; onArr
   const money = useMoney();
   const dismiss = (
     <a className="button" href={href('account')}>
-      Dismiss
+      {t('checkout.dismiss')}
     </a>
   );
   if (outcome === 'cancel') {
     return (
       <div className="toolbar checkout-notice" data-testid="checkout-notice">
         <p className="notice muted-notice" role="status">
-          Checkout cancelled: nothing was charged.
+          {t('checkout.cancelled')}
         </p>
         {dismiss}
       </div>
     );
   }
   const text = {
-    waiting: 'Payment received. Waiting for the credits to arrive…',
-    arrived: arrival.state === 'arrived' && `Payment received: ${money(arrival.payment.credits)} added (${arrival.payment.pack_name}).`,
-    failed: arrival.state === 'failed' && `The payment did not go through${arrival.payment.error ? `: ${arrival.payment.error}` : '.'}`,
-    slow: 'Payment received. The credits appear as soon as Stripe confirms it; this can take a few minutes.',
+    waiting: t('checkout.waiting'),
+    arrived:
+      arrival.state === 'arrived' && t('checkout.arrived', { credits: money(arrival.payment.credits), pack: arrival.payment.pack_name }),
+    failed:
+      arrival.state === 'failed' &&
+      (arrival.payment.error ? t('checkout.failedWhy', { error: arrival.payment.error }) : t('checkout.failed')),
+    slow: t('checkout.slow'),
   }[arrival.state];
   return (
     <div className="toolbar checkout-notice" data-testid="checkout-notice">
@@ -141,21 +145,21 @@ function BuyCredits() {
 
   return (
     <section className="card" data-testid="buy-credits">
-      <h2>Buy credits</h2>
+      <h2>{t('shop.buy')}</h2>
       <LoadError state={packs} />
       <ErrorNote error={action.error} />
       {packs.data && sale.length === 0 && (
         <p className="muted">
-          {me.payment_link ? 'Use the Buy credits link above.' : 'Credits are not for sale here; ask the operator of this Hub.'}
+          {me.payment_link ? t('shop.useLink') : t('shop.notForSale')}
         </p>
       )}
       <div className="packs">
         {sale.map((p) => (
           <div key={p.id} className="pack" data-pack={p.name}>
             <strong>{p.name}</strong>
-            <span>{money(p.credits)} in credits</span>
+            <span>{t('shop.inCredits', { credits: money(p.credits) })}</span>
             <button type="button" className="primary" disabled={action.busy} onClick={() => buy(p.id)}>
-              Buy for {formatPrice(p.unit_amount, p.currency)}
+              {t('shop.buyFor', { price: formatPrice(p.unit_amount, p.currency) })}
             </button>
           </div>
         ))}
@@ -182,19 +186,19 @@ function RedeemCode({ onRedeemed }: { onRedeemed(): void }) {
 
   return (
     <form className="card" onSubmit={submit} data-testid="redeem">
-      <h2>Redeem a code</h2>
-      <Field label="Code" hint="Like HUB-XXXX-XXXX-XXXX; case and dashes do not matter.">
+      <h2>{t('redeem.title')}</h2>
+      <Field label={t('redeem.code')} hint={t('redeem.hint')}>
         <span className="inline">
           <input name="code" value={code} autoComplete="off" spellCheck={false} placeholder="HUB-" onChange={(e) => setCode(e.target.value)} />
           <button type="submit" className="primary" disabled={busy || !code.trim()}>
-            Redeem
+            {t('redeem.submit')}
           </button>
         </span>
       </Field>
       <ErrorNote error={error} />
       {done && (
         <p className="notice" role="status">
-          Code {done.code} redeemed: {money(done.credits)} added. Balance {money(done.balance)}.
+          {t('redeem.done', { code: done.code, credits: money(done.credits), balance: money(done.balance) })}
         </p>
       )}
     </form>
@@ -208,18 +212,18 @@ export function LedgerTable({ entries, testId }: { entries: LedgerEntry[]; testI
     <table data-testid={testId}>
       <thead>
         <tr>
-          <th>Time</th>
-          <th>What</th>
-          <th className="num">Amount</th>
-          <th>Details</th>
-          <th>Expires</th>
+          <th>{t('ledger.time')}</th>
+          <th>{t('ledger.what')}</th>
+          <th className="num">{t('ledger.amount')}</th>
+          <th>{t('ledger.details')}</th>
+          <th>{t('ledger.expires')}</th>
         </tr>
       </thead>
       <tbody>
         {entries.length === 0 && (
           <tr>
             <td colSpan={5} className="muted">
-              Nothing yet.
+              {t('common.nothingYet')}
             </td>
           </tr>
         )}
@@ -250,16 +254,16 @@ export function Buckets({ path, version }: { path: string; version: number }) {
   if (!buckets.data?.length) return null;
   return (
     <section>
-      <h2>Expiring credits</h2>
-      <p className="muted">Calls spend the credits that expire first; what is left at expiry leaves the balance.</p>
+      <h2>{t('buckets.title')}</h2>
+      <p className="muted">{t('buckets.explain')}</p>
       <table data-testid="credit-buckets">
         <thead>
           <tr>
-            <th>Granted</th>
-            <th>From</th>
-            <th className="num">Amount</th>
-            <th className="num">Left</th>
-            <th>Expires</th>
+            <th>{t('buckets.granted')}</th>
+            <th>{t('buckets.from')}</th>
+            <th className="num">{t('ledger.amount')}</th>
+            <th className="num">{t('buckets.left')}</th>
+            <th>{t('ledger.expires')}</th>
           </tr>
         </thead>
         <tbody>
@@ -284,7 +288,7 @@ function History({ version }: { version: number }) {
   const ledger = usePaged((cursor) => api<Page<LedgerEntry>>('/api/me/ledger', { query: { cursor } }), [version]);
   return (
     <section>
-      <h2>History</h2>
+      <h2>{t('ledger.history')}</h2>
       <LedgerTable entries={ledger.items} testId="history" />
       <MoreButton list={ledger} />
     </section>
@@ -319,14 +323,14 @@ export function PaymentHead({ user }: { user?: boolean }) {
   return (
     <thead>
       <tr>
-        <th>Started</th>
-        {user && <th>User</th>}
-        <th>Pack</th>
-        <th className="num">Credits</th>
-        <th className="num">Price</th>
-        <th>Status</th>
-        <th className="num">Refunded</th>
-        <th>Paid</th>
+        <th>{t('payment.started')}</th>
+        {user && <th>{t('call.user')}</th>}
+        <th>{t('payment.pack')}</th>
+        <th className="num">{t('call.credits')}</th>
+        <th className="num">{t('payment.price')}</th>
+        <th>{t('call.status')}</th>
+        <th className="num">{t('payment.refundedCol')}</th>
+        <th>{t('payment.paidCol')}</th>
       </tr>
     </thead>
   );
@@ -336,14 +340,14 @@ function Purchases({ version }: { version: number }) {
   const payments = usePaged((cursor) => api<Page<Payment>>('/api/me/payments', { query: { cursor } }), [version]);
   return (
     <section>
-      <h2>Purchases</h2>
+      <h2>{t('payment.purchases')}</h2>
       <table data-testid="purchases">
         <PaymentHead />
         <tbody>
           {payments.items.length === 0 && !payments.loading && (
             <tr>
               <td colSpan={7} className="muted">
-                No purchases yet.
+                {t('payment.none')}
               </td>
             </tr>
           )}

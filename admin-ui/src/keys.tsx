@@ -3,17 +3,18 @@
 import { useState, type FormEvent } from 'react';
 import { api, type ApiKey, type NewApiKey, type Page } from './api';
 import { count } from './format';
+import { t } from './i18n';
 import { formatTime, fromLocalInput, toLocalInput } from './time';
 import { Badge, ErrorNote, Field, LoadError, Modal, SecretOnce, useAction, useLoad, useMoney } from './ui';
 
 function limits(k: ApiKey, money: (v: string | null) => string): string {
   const parts = [
-    k.rpm_limit !== null && `${count(k.rpm_limit)} rpm`,
-    k.tpm_limit !== null && `${count(k.tpm_limit)} tpm`,
-    k.daily_spend_cap !== null && `${money(k.daily_spend_cap)}/day`,
-    k.monthly_spend_cap !== null && `${money(k.monthly_spend_cap)}/month`,
+    k.rpm_limit !== null && t('keys.rpm', { n: count(k.rpm_limit) }),
+    k.tpm_limit !== null && t('keys.tpm', { n: count(k.tpm_limit) }),
+    k.daily_spend_cap !== null && t('keys.perDay', { amount: money(k.daily_spend_cap) }),
+    k.monthly_spend_cap !== null && t('keys.perMonth', { amount: money(k.monthly_spend_cap) }),
   ].filter(Boolean);
-  return parts.length ? parts.join(' · ') : 'none';
+  return parts.length ? parts.join(' · ') : t('common.none');
 }
 
 /**
@@ -30,7 +31,7 @@ export function KeysPanel(props: { path: string; revokeBase: string; models: str
   const money = useMoney();
 
   function revoke(k: ApiKey) {
-    if (!confirm(`Revoke key ${k.label} (${k.hint})? Calls with it fail from now on.`)) return;
+    if (!confirm(t('keys.confirmRevoke', { label: k.label, hint: k.hint }))) return;
     void action.run(async () => {
       await api(`${props.revokeBase}/${k.id}`, { method: 'DELETE' });
       keys.reload();
@@ -40,9 +41,9 @@ export function KeysPanel(props: { path: string; revokeBase: string; models: str
   return (
     <section>
       <div className="toolbar">
-        <h2>API keys</h2>
+        <h2>{t('keys.title')}</h2>
         <button type="button" className="primary" onClick={() => setCreating(true)}>
-          Create key
+          {t('keys.create')}
         </button>
       </div>
       <LoadError state={keys} />
@@ -51,13 +52,13 @@ export function KeysPanel(props: { path: string; revokeBase: string; models: str
         <table>
           <thead>
             <tr>
-              <th>Label</th>
-              <th>Key</th>
-              <th>Created</th>
-              <th>Expires</th>
-              <th>Models</th>
-              <th>Limits</th>
-              <th>Status</th>
+              <th>{t('keys.label')}</th>
+              <th>{t('keys.key')}</th>
+              <th>{t('keys.created')}</th>
+              <th>{t('keys.expires')}</th>
+              <th>{t('keys.models')}</th>
+              <th>{t('keys.limits')}</th>
+              <th>{t('keys.status')}</th>
               <th />
             </tr>
           </thead>
@@ -65,7 +66,7 @@ export function KeysPanel(props: { path: string; revokeBase: string; models: str
             {keys.data.length === 0 && (
               <tr>
                 <td colSpan={8} className="muted">
-                  No keys yet.
+                  {t('keys.none')}
                 </td>
               </tr>
             )}
@@ -74,18 +75,24 @@ export function KeysPanel(props: { path: string; revokeBase: string; models: str
                 <td>{k.label}</td>
                 <td className="mono">{k.hint}</td>
                 <td>{formatTime(k.created_at)}</td>
-                <td>{k.expires_at ? formatTime(k.expires_at) : 'never'}</td>
-                <td>{k.allowed_models?.join(', ') ?? 'all'}</td>
+                <td>{k.expires_at ? formatTime(k.expires_at) : t('common.never')}</td>
+                <td>{k.allowed_models?.join(', ') ?? t('common.all')}</td>
                 <td>{limits(k, money)}</td>
-                <td>{k.active ? <Badge tone="ok">active</Badge> : <Badge tone="muted">revoked {formatTime(k.revoked_at)}</Badge>}</td>
+                <td>
+                  {k.active ? (
+                    <Badge tone="ok">{t('common.active')}</Badge>
+                  ) : (
+                    <Badge tone="muted">{t('keys.revokedAt', { time: formatTime(k.revoked_at) })}</Badge>
+                  )}
+                </td>
                 <td className="actions">
                   {k.active && (
                     <>
-                      <button type="button" onClick={() => setEditing(k)} aria-label={`Edit key ${k.label}`}>
-                        Edit
+                      <button type="button" onClick={() => setEditing(k)} aria-label={t('keys.editTitle', { label: k.label })}>
+                        {t('common.edit')}
                       </button>
                       <button type="button" className="danger" onClick={() => revoke(k)} disabled={action.busy}>
-                        Revoke
+                        {t('keys.revoke')}
                       </button>
                     </>
                   )}
@@ -119,7 +126,7 @@ export function KeysPanel(props: { path: string; revokeBase: string; models: str
           }}
         />
       )}
-      {created && <SecretOnce title={`Key ${created.label}`} secret={created.key} onClose={() => setCreated(null)} />}
+      {created && <SecretOnce title={t('keys.secretTitle', { label: created.label })} secret={created.key} onClose={() => setCreated(null)} />}
     </section>
   );
 }
@@ -170,17 +177,17 @@ function KeyForm(props: {
   }
 
   return (
-    <Modal title={k ? `Edit key ${k.label}` : 'Create key'} onClose={props.onClose}>
+    <Modal title={k ? t('keys.editTitle', { label: k.label }) : t('keys.create')} onClose={props.onClose}>
       <form onSubmit={submit}>
-        <Field label="Label" hint="Calls made with the key show it as their app unless they name one.">
+        <Field label={t('keys.label')} hint={t('keys.labelHint')}>
           <input name="label" value={label} placeholder="default" onChange={(e) => setLabel(e.target.value)} autoFocus />
         </Field>
-        <Field label="Expires" hint="Empty: never.">
+        <Field label={t('keys.expires')} hint={t('keys.expiresHint')}>
           <input name="expires_at" type="datetime-local" value={expires} onChange={(e) => setExpires(e.target.value)} />
         </Field>
         {props.models.length > 0 && (
           <fieldset>
-            <legend>Allowed models (none checked: all)</legend>
+            <legend>{t('keys.allowedModels')}</legend>
             <div className="checks">
               {props.models.map((m) => (
                 <label key={m}>
@@ -196,26 +203,26 @@ function KeyForm(props: {
           </fieldset>
         )}
         <div className="grid2">
-          <Field label="Requests per minute">
+          <Field label={t('keys.rpmLabel')}>
             <input name="rpm_limit" type="number" min={1} value={rpm} onChange={(e) => setRpm(e.target.value)} />
           </Field>
-          <Field label="Tokens per minute">
+          <Field label={t('keys.tpmLabel')}>
             <input name="tpm_limit" type="number" min={1} value={tpm} onChange={(e) => setTpm(e.target.value)} />
           </Field>
-          <Field label="Daily spend cap (credits)">
+          <Field label={t('keys.dailyCap')}>
             <input name="daily_spend_cap" inputMode="decimal" value={daily} onChange={(e) => setDaily(e.target.value)} />
           </Field>
-          <Field label="Monthly spend cap (credits)">
+          <Field label={t('keys.monthlyCap')}>
             <input name="monthly_spend_cap" inputMode="decimal" value={monthly} onChange={(e) => setMonthly(e.target.value)} />
           </Field>
         </div>
         <ErrorNote error={error} />
         <footer>
           <button type="button" onClick={props.onClose}>
-            Cancel
+            {t('common.cancel')}
           </button>
           <button type="submit" className="primary" disabled={busy}>
-            {k ? 'Save' : 'Create key'}
+            {k ? t('common.save') : t('keys.create')}
           </button>
         </footer>
       </form>

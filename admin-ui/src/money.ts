@@ -3,6 +3,8 @@
  * Hub's nano-credits). Arithmetic runs on BigInt nano-units, never on floats.
  */
 
+import { localeTag, t } from './i18n';
+
 export type Decimal = string;
 
 const SCALE = 9;
@@ -22,9 +24,9 @@ function divRound(a: bigint, b: bigint): bigint {
 export function toNanos(value: Decimal | number, shift = 0): bigint {
   const text = typeof value === 'number' ? String(value) : value.trim();
   const m = SYNTAX.exec(text);
-  if (!m || (m[2] === '' && !m[3])) throw new Error(`"${text}" is not a decimal number`);
+  if (!m || (m[2] === '' && !m[3])) throw new Error(t('money.notDecimal', { text }));
   const [, sign, int, frac = '', exp = '0'] = m;
-  if (Math.abs(Number(exp)) > 40) throw new Error(`"${text}" is out of range`);
+  if (Math.abs(Number(exp)) > 40) throw new Error(t('money.outOfRange', { text }));
   const digits = BigInt(int + frac || '0');
   const power = Number(exp) + shift + SCALE - frac.length;
   const n = power >= 0 ? digits * 10n ** BigInt(power) : divRound(digits, 10n ** BigInt(-power));
@@ -68,7 +70,7 @@ export function perMillion(value: Decimal | number): Decimal {
 /** Sell rate that earns `marginPercent` over `cost` (USD) at `creditPrice` USD per credit. */
 export function rateFromCost(cost: Decimal, marginPercent: Decimal, creditPrice: Decimal): Decimal {
   const price = toNanos(creditPrice);
-  if (price <= 0n) throw new Error('The credit price must be greater than zero.');
+  if (price <= 0n) throw new Error(t('money.zeroPrice'));
   return fromNanos(divRound(toNanos(cost) * (100n * NANO + toNanos(marginPercent)), 100n * price));
 }
 
@@ -86,18 +88,41 @@ export interface FormatOptions {
   minDecimals?: number;
   /** Round to this many decimals; default all nine. */
   maxDecimals?: number;
+  /** The BCP 47 locale whose digit grouping and decimal mark to use; default the site's language. */
+  locale?: string;
 }
 
-/** `"-1234.5"` → `"-$1,234.50"` with prefix `$`. Exact: no float on the way. */
+const SEPARATORS = new Map<string, { group: string; decimal: string }>();
+
+/** The grouping separator and decimal mark of `locale`, as Intl writes them (asked once per locale). */
+function separators(locale: string): { group: string; decimal: string } {
+  let sep = SEPARATORS.get(locale);
+  if (!sep) {
+    const parts = new Intl.NumberFormat(locale).formatToParts(1234567.5);
+    sep = {
+      group: parts.find((p) => p.type === 'group')?.value ?? ',',
+      decimal: parts.find((p) => p.type === 'decimal')?.value ?? '.',
+    };
+    SEPARATORS.set(locale, sep);
+  }
+  return sep;
+}
+
+/**
+ * `"-1234.5"` → `"-$1,234.50"` with prefix `$` (`"-$1.234,50"` where the
+ * locale groups with dots). Exact: the decimal string's own digits, grouped
+ * and marked as the locale writes numbers, never a float on the way.
+ */
 export function formatMoney(value: Decimal | number, opts: FormatOptions = {}): string {
-  const { prefix = '', minDecimals = 2, maxDecimals = SCALE } = opts;
+  const { prefix = '', minDecimals = 2, maxDecimals = SCALE, locale = localeTag() } = opts;
+  const sep = separators(locale);
   let n = toNanos(value);
   if (maxDecimals < SCALE) {
     const unit = 10n ** BigInt(SCALE - maxDecimals);
     n = divRound(n, unit) * unit;
   }
   const [int, frac = ''] = fromNanos(n < 0n ? -n : n).split('.');
-  const grouped = int.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const grouped = int.replace(/\B(?=(\d{3})+(?!\d))/g, sep.group);
   const decimals = frac.padEnd(Math.min(minDecimals, maxDecimals), '0');
-  return `${n < 0n ? '-' : ''}${prefix}${grouped}${decimals ? `.${decimals}` : ''}`;
+  return `${n < 0n ? '-' : ''}${prefix}${grouped}${decimals ? `${sep.decimal}${decimals}` : ''}`;
 }

@@ -2,6 +2,7 @@
 
 import { useState, type FormEvent } from 'react';
 import { api, type NotificationPrefs } from './api';
+import { t } from './i18n';
 import { prefsDraft, prefsPatch, type PrefsDraft, type ThresholdMode } from './prefs';
 import { ErrorNote, LoadError, Toggle, useAction, useLoad, useMoney, useSession } from './ui';
 
@@ -9,7 +10,7 @@ export function NotificationsPanel() {
   const prefs = useLoad(() => api<NotificationPrefs>('/api/me/notifications'), []);
   return (
     <section>
-      <h2>Notifications</h2>
+      <h2>{t('prefs.title')}</h2>
       <LoadError state={prefs} />
       {prefs.data && <PrefsForm initial={prefs.data} />}
     </section>
@@ -48,20 +49,20 @@ function PrefsForm({ initial }: { initial: NotificationPrefs }) {
 
   return (
     <form className="card" onSubmit={submit} data-testid="notifications">
-      {!saved.email_available && <p className="muted small">This Hub cannot send mail yet: your choices apply once its operator sets mail up.</p>}
-      {saved.email_available && !me.user.email && <p className="muted small">Your account has no email address, so no mail can reach you.</p>}
-      <Toggle label="Email me when my balance runs low or runs out" checked={draft.email_low_balance} onChange={(v) => edit({ email_low_balance: v })} />
-      <Toggle label="Email me a receipt for each purchase" checked={draft.email_receipts} onChange={(v) => edit({ email_receipts: v })} />
+      {!saved.email_available && <p className="muted small">{t('prefs.noMail')}</p>}
+      {saved.email_available && !me.user.email && <p className="muted small">{t('prefs.noAddress')}</p>}
+      <Toggle label={t('prefs.lowBalance')} checked={draft.email_low_balance} onChange={(v) => edit({ email_low_balance: v })} />
+      <Toggle label={t('prefs.receipts')} checked={draft.email_receipts} onChange={(v) => edit({ email_receipts: v })} />
       <ThresholdChoice draft={draft} fallback={saved.default_low_balance_threshold} onChange={edit} />
       <ErrorNote error={error} />
       {done && (
         <p className="notice" role="status">
-          Notification settings saved.
+          {t('prefs.saved')}
         </p>
       )}
       <footer>
         <button type="submit" className="primary" disabled={busy || !changed(saved, draft)}>
-          Save notifications
+          {t('prefs.save')}
         </button>
       </footer>
     </form>
@@ -79,21 +80,21 @@ function ThresholdChoice(props: { draft: PrefsDraft; fallback: string | null; on
   );
   return (
     <fieldset>
-      <legend>Tell me the balance is low when it goes below</legend>
+      <legend>{t('prefs.thresholdLegend')}</legend>
       <div className="threshold">
-        {radio('default', props.fallback ? `${money(props.fallback)} (this Hub's default)` : "this Hub's default (none set)")}
-        {radio('custom', 'an amount of my own:')}
+        {radio('default', props.fallback ? t('prefs.default', { amount: money(props.fallback) }) : t('prefs.defaultNone'))}
+        {radio('custom', t('prefs.custom'))}
         <input
           type="text"
           name="low_balance_threshold"
           inputMode="decimal"
-          aria-label="My low-balance threshold, in credits"
+          aria-label={t('prefs.thresholdField')}
           value={props.draft.amount}
           placeholder="2.5"
           onFocus={() => props.onChange({ mode: 'custom' })}
           onChange={(e) => props.onChange({ mode: 'custom', amount: e.target.value })}
         />
-        {radio('never', 'never')}
+        {radio('never', t('prefs.never'))}
       </div>
     </fieldset>
   );

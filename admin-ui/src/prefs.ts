@@ -5,6 +5,7 @@
  */
 
 import type { NotificationPrefs } from './api';
+import { t } from './i18n';
 import { compare, normalize, type Decimal } from './money';
 
 /** `default`: the operator's threshold (null); `never`: no notice (`"0"`); `custom`: an amount. */
@@ -32,9 +33,9 @@ export function thresholdValue(mode: ThresholdMode, amount: string): Decimal | n
   if (mode === 'default') return null;
   if (mode === 'never') return '0';
   const text = amount.trim();
-  if (!AMOUNT.test(text)) throw new Error('Threshold: an amount of credits like 2.5, at most 9 decimals.');
+  if (!AMOUNT.test(text)) throw new Error(t('prefs.badAmount'));
   const value = normalize(text);
-  if (value === '0') throw new Error('Threshold: more than zero (or choose "Never").');
+  if (value === '0') throw new Error(t('prefs.zero'));
   return value;
 }
 

@@ -1,29 +1,40 @@
 /** Sell rates against provider costs, and LiteLLM's price file. */
 
 import type { ModelType, UnitCosts } from './api';
+import { t, type MessageKey } from './i18n';
 import { parseJson } from './json';
 import { normalize, perMillion, rateFromCost, type Decimal } from './money';
 
 export type RateField = 'input_rate' | 'output_rate' | 'cache_read_rate' | 'cache_write_rate' | 'cache_write_1h_rate' | 'image_rate' | 'audio_rate' | 'video_rate';
 
 /** Each unit cost and the rate it prices: per million tokens, `image` per image, `video` per second, `audio` per second or per million characters. */
-export const PRICED: { cost: keyof UnitCosts; rate: RateField; label: string }[] = [
-  { cost: 'input', rate: 'input_rate', label: 'Input' },
-  { cost: 'output', rate: 'output_rate', label: 'Output' },
-  { cost: 'cache_read', rate: 'cache_read_rate', label: 'Cache read' },
-  { cost: 'cache_write', rate: 'cache_write_rate', label: 'Cache write' },
-  { cost: 'cache_write_1h', rate: 'cache_write_1h_rate', label: 'Cache write, 1 hour' },
-  { cost: 'image', rate: 'image_rate', label: 'Image' },
-  { cost: 'audio', rate: 'audio_rate', label: 'Audio' },
-  { cost: 'video', rate: 'video_rate', label: 'Video' },
+export const PRICED: { cost: keyof UnitCosts; rate: RateField; label: MessageKey }[] = [
+  { cost: 'input', rate: 'input_rate', label: 'rates.input' },
+  { cost: 'output', rate: 'output_rate', label: 'rates.output' },
+  { cost: 'cache_read', rate: 'cache_read_rate', label: 'rates.cacheRead' },
+  { cost: 'cache_write', rate: 'cache_write_rate', label: 'rates.cacheWrite' },
+  { cost: 'cache_write_1h', rate: 'cache_write_1h_rate', label: 'rates.cacheWrite1h' },
+  { cost: 'image', rate: 'image_rate', label: 'rates.image' },
+  { cost: 'audio', rate: 'audio_rate', label: 'rates.audio' },
+  { cost: 'video', rate: 'video_rate', label: 'rates.video' },
 ];
+
+/** A model type's name in the site's language. */
+export const TYPE_NAMES: Record<ModelType, MessageKey> = {
+  chat: 'models.type.chat',
+  embedding: 'models.type.embedding',
+  image: 'models.type.image',
+  video: 'models.type.video',
+  transcription: 'models.type.transcription',
+  speech: 'models.type.speech',
+};
 
 /** What a unit cost or rate is per, for a model of `type`. */
 export function unitOf(cost: keyof UnitCosts, type: ModelType): string {
-  if (cost === 'image') return 'per image';
-  if (cost === 'video') return 'per second';
-  if (cost === 'audio') return type === 'speech' ? 'per 1M characters' : 'per second';
-  return 'per 1M tokens';
+  if (cost === 'image') return t('rates.perImage');
+  if (cost === 'video') return t('rates.perSecond');
+  if (cost === 'audio') return t(type === 'speech' ? 'rates.perMillionChars' : 'rates.perSecond');
+  return t('rates.perMillionTokens');
 }
 
 /** Whether a model of `type` is billed by this unit cost (tokens apply to every type). */
@@ -87,7 +98,7 @@ const MODES: Record<string, ModelType> = {
 /** Reads LiteLLM's `model_prices_and_context_window.json` (costs exact, per million tokens); skips what Hub cannot price. */
 export function parsePriceFile(text: string): PriceEntry[] {
   const file = parseJson<Record<string, LiteLlmEntry>>(text, (k) => k.includes('cost'));
-  if (!file || typeof file !== 'object' || Array.isArray(file)) throw new Error('The price file must be a JSON object keyed by model name.');
+  if (!file || typeof file !== 'object' || Array.isArray(file)) throw new Error(t('rates.badFile'));
   const entries: PriceEntry[] = [];
   for (const [key, e] of Object.entries(file)) {
     const type = MODES[e?.mode ?? ''];

@@ -58,8 +58,8 @@ describe('formatting', () => {
   });
 
   it('prints times', () => {
-    expect(formatTime('2026-11-27T09:11:50.257Z', 120)).toBe('2026-11-27 11:11:50');
-    expect(formatTime('2026-01-01T00:30:00Z', -60)).toBe('2025-12-31 23:30:00');
+    expect(formatTime('2026-11-27T09:11:50.257Z', 120)).toBe('11/27/2026, 11:11:50');
+    expect(formatTime('2026-01-01T00:30:00Z', -60)).toBe('12/31/2025, 23:30:00');
     expect(formatTime(null)).toBe('—');
     expect(toLocalInput(at('2026-11-27T09:11:50Z'), 330)).toBe('2026-11-27T14:41');
   });

@@ -1,17 +1,22 @@
-/** Dates: the browser's UTC offset, usage buckets aligned to it, and formatting. */
+/** Dates: the browser's UTC offset, usage buckets aligned to it, and formatting for the site's language. */
+
+import { localeTag, t, type MessageKey } from './i18n';
 
 export type Bucket = 'hour' | 'day';
 export type Preset = '24h' | '7d' | '30d';
 
 const MINUTE = 60_000;
 const SIZE: Record<Bucket, number> = { hour: 3_600_000, day: 86_400_000 };
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-export const PRESETS: Record<Preset, { label: string; bucket: Bucket; count: number }> = {
-  '24h': { label: 'Last 24 hours', bucket: 'hour', count: 24 },
-  '7d': { label: 'Last 7 days', bucket: 'day', count: 7 },
-  '30d': { label: 'Last 30 days', bucket: 'day', count: 30 },
+export const PRESETS: Record<Preset, { label: MessageKey; bucket: Bucket; count: number }> = {
+  '24h': { label: 'range.24h', bucket: 'hour', count: 24 },
+  '7d': { label: 'range.7d', bucket: 'day', count: 7 },
+  '30d': { label: 'range.30d', bucket: 'day', count: 30 },
 };
+
+/** The preset's name in the site's language ("Last 7 days"). */
+export function presetLabel(preset: Preset): string {
+  return t(PRESETS[preset].label);
+}
 
 /** The browser's offset from UTC in minutes (east positive), at `at`. */
 export function browserOffset(at: number = Date.now()): number {
@@ -59,30 +64,37 @@ function parts(ms: number, offset: number) {
   const pad = (n: number) => String(n).padStart(2, '0');
   return {
     y: d.getUTCFullYear(),
-    mon: MONTHS[d.getUTCMonth()],
     mm: pad(d.getUTCMonth() + 1),
     dd: pad(d.getUTCDate()),
-    day: d.getUTCDate(),
     hh: pad(d.getUTCHours()),
     mi: pad(d.getUTCMinutes()),
-    ss: pad(d.getUTCSeconds()),
   };
 }
 
-/** An axis label (`"09:00"`, `"Nov 27"`), or with `long` a tooltip title (`"Nov 27, 09:00"`). */
-export function formatBucket(ms: number, bucket: Bucket, offset: number, long = false): string {
-  const p = parts(ms, offset);
-  if (bucket === 'day') return `${p.mon} ${p.day}${long ? `, ${p.y}` : ''}`;
-  return long ? `${p.mon} ${p.day}, ${p.hh}:00` : `${p.hh}:00`;
+/**
+ * `ms` shown at `offset` in the site's language: Intl formats the instant
+ * shifted by the offset as if it were UTC, so the offset (not the browser's
+ * zone database) decides the wall-clock time, as the usage API's `tz` does.
+ */
+function local(ms: number, offset: number, options: Intl.DateTimeFormatOptions): string {
+  return new Intl.DateTimeFormat(localeTag(), { ...options, timeZone: 'UTC', hourCycle: 'h23' }).format(ms + offset * MINUTE);
 }
 
-/** `"2026-11-27T09:11:50.257Z"` → `"2026-11-27 11:11:50"` at offset +02:00. */
+const DAY_LABEL: Intl.DateTimeFormatOptions = { month: 'short', day: 'numeric' };
+const HOUR_LABEL: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit' };
+
+/** An axis label (`"09:00"`, `"Nov 27"`), or with `long` a tooltip title (`"Nov 27, 09:00"`, `"Nov 27, 2026"`). */
+export function formatBucket(ms: number, bucket: Bucket, offset: number, long = false): string {
+  if (bucket === 'day') return local(ms, offset, long ? { ...DAY_LABEL, year: 'numeric' } : DAY_LABEL);
+  return local(ms, offset, long ? { ...DAY_LABEL, ...HOUR_LABEL } : HOUR_LABEL);
+}
+
+/** `"2026-11-27T09:11:50.257Z"` → `"11/27/2026, 11:11:50"` at offset +02:00 in English (`"2026/11/27 11:11:50"` in Chinese and Japanese). */
 export function formatTime(iso: string | null, offset: number = browserOffset(Date.parse(iso ?? ''))): string {
   if (!iso) return '—';
   const ms = Date.parse(iso);
   if (Number.isNaN(ms)) return iso;
-  const p = parts(ms, offset);
-  return `${p.y}-${p.mm}-${p.dd} ${p.hh}:${p.mi}:${p.ss}`;
+  return local(ms, offset, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
 /** The value of an `<input type="datetime-local">` for `ms`, in local time at `offset`. */

@@ -1,8 +1,17 @@
 /** Shared pieces: the session, loading and action hooks, dialogs and small widgets. */
 
 import { createContext, useContext, useEffect, useState, type ReactNode } from 'react';
-import { errorText, type Me, type Page } from './api';
+import { errorText, type Me, type Page, type Role } from './api';
+import { t, type MessageKey } from './i18n';
 import { formatMoney, type Decimal } from './money';
+
+/** A role's name in the site's language. */
+export const ROLE_NAMES: Record<Role, MessageKey> = {
+  owner: 'role.owner',
+  admin: 'role.admin',
+  member: 'role.member',
+  guest: 'role.guest',
+};
 
 export interface SessionValue {
   me: Me;
@@ -68,7 +77,7 @@ export function useAction() {
 
 export function LoadError({ state }: { state: Loaded<unknown> }) {
   if (state.error) return <ErrorNote error={state.error} />;
-  if (state.loading && state.data === undefined) return <p className="muted">Loading…</p>;
+  if (state.loading && state.data === undefined) return <p className="muted">{t('common.loading')}</p>;
   return null;
 }
 
@@ -95,7 +104,7 @@ export function Modal(props: { title: string; onClose(): void; children: ReactNo
       <div className={props.wide ? 'modal wide' : 'modal'} role="dialog" aria-modal="true" aria-label={props.title}>
         <header>
           <h2>{props.title}</h2>
-          <button type="button" className="icon" aria-label="Close" onClick={props.onClose}>
+          <button type="button" className="icon" aria-label={t('common.close')} onClick={props.onClose}>
             ×
           </button>
         </header>
@@ -112,7 +121,7 @@ export function Drawer(props: { title: string; onClose(): void; children: ReactN
       <aside className="drawer" role="dialog" aria-modal="true" aria-label={props.title}>
         <header>
           <h2>{props.title}</h2>
-          <button type="button" className="icon" aria-label="Close" onClick={props.onClose}>
+          <button type="button" className="icon" aria-label={t('common.close')} onClick={props.onClose}>
             ×
           </button>
         </header>
@@ -180,17 +189,17 @@ export function SecretOnce(props: { title: string; secret: string; onClose(): vo
   const [copied, setCopied] = useState(false);
   return (
     <Modal title={props.title} onClose={props.onClose}>
-      <p>Copy it now: it is shown only this once.</p>
+      <p>{t('secret.once')}</p>
       {props.children}
       <code className="secret" data-testid="secret">
         {props.secret}
       </code>
       <footer>
         <button type="button" onClick={() => copyText(props.secret).then(() => setCopied(true))}>
-          {copied ? 'Copied' : 'Copy'}
+          {copied ? t('common.copied') : t('common.copy')}
         </button>
         <button type="button" className="primary" onClick={props.onClose}>
-          Done
+          {t('common.done')}
         </button>
       </footer>
     </Modal>
@@ -240,10 +249,10 @@ export function usePaged<T>(load: (cursor: string | number | null) => Promise<Pa
 
 export function MoreButton({ list }: { list: Paged<unknown> }) {
   if (list.error) return <ErrorNote error={list.error} />;
-  if (list.loading) return <p className="muted">Loading…</p>;
+  if (list.loading) return <p className="muted">{t('common.loading')}</p>;
   return list.hasMore ? (
     <button type="button" className="more" onClick={list.more}>
-      Load more
+      {t('common.loadMore')}
     </button>
   ) : null;
 }

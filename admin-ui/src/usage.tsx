@@ -4,8 +4,9 @@ import { useState } from 'react';
 import { api, type GroupBy, type UsageRow } from './api';
 import { BarList, TimeChart, type Series } from './charts';
 import { compact, count, ms, percent } from './format';
+import { t, type MessageKey } from './i18n';
 import { compare, sum, toChartNumber } from './money';
-import { alignBuckets, browserOffset, formatBucket, formatOffset, PRESETS, presetRange, type Preset, type Range } from './time';
+import { alignBuckets, browserOffset, formatBucket, formatOffset, PRESETS, presetLabel, presetRange, type Preset, type Range } from './time';
 import { LoadError, Stat, useLoad, useMoney } from './ui';
 
 interface Usage {
@@ -44,9 +45,9 @@ function useUsage(path: string, preset: Preset, groups: GroupBy[]) {
 
 function PresetPicker({ value, onChange }: { value: Preset; onChange(p: Preset): void }) {
   return (
-    <div className="segmented" role="group" aria-label="Date range">
+    <div className="segmented" role="group" aria-label={t('range.label')}>
       {(Object.keys(PRESETS) as Preset[]).map((p) => (
-        <button key={p} type="button" aria-pressed={p === value} title={PRESETS[p].label} onClick={() => onChange(p)}>
+        <button key={p} type="button" aria-pressed={p === value} title={presetLabel(p)} onClick={() => onChange(p)}>
           {p}
         </button>
       ))}
@@ -72,19 +73,19 @@ function UsageSummary({ usage }: { usage: Usage }) {
   const cacheWrite = rows.reduce((t, r) => t + r.cache_write_tokens, 0);
   return (
     <div className="stats">
-      <Stat label="Calls" value={count(calls)} sub={`${count(errors)} failed`} />
-      <Stat label="Tokens" value={compact(input + output)} sub={`${count(input)} in · ${count(output)} out`} />
-      <Stat label="Credits" value={money(sum(rows.map((r) => r.credits)))} />
+      <Stat label={t('usage.calls')} value={count(calls)} sub={t('usage.failed', { n: count(errors) })} />
+      <Stat label={t('usage.tokens')} value={compact(input + output)} sub={t('usage.inOut', { input: count(input), output: count(output) })} />
+      <Stat label={t('usage.credits')} value={money(sum(rows.map((r) => r.credits)))} />
       <Stat
-        label="Saved by caching"
+        label={t('usage.saved')}
         value={money(sum(rows.map((r) => r.cache_saved)))}
-        sub={`${count(cacheRead)} cache read · ${count(cacheWrite)} written`}
+        sub={t('usage.cacheSub', { read: count(cacheRead), written: count(cacheWrite) })}
       />
-      <Stat label="Error rate" value={percent(errors, calls)} />
+      <Stat label={t('usage.errorRate')} value={percent(errors, calls)} />
       <Stat
-        label="TTFB p50 / p95"
+        label={t('usage.ttfb')}
         value={`${ms(weighted(rows, (r) => r.ttfb_p50_ms))} / ${ms(weighted(rows, (r) => r.ttfb_p95_ms))}`}
-        sub="weighted by calls"
+        sub={t('usage.weighted')}
       />
     </div>
   );
@@ -106,31 +107,31 @@ function UsageCharts({ usage }: { usage: Usage }) {
   );
   return (
     <div className="charts">
-      {chart('Calls', 'bars', [
-        { name: 'Succeeded', color: COLORS.ok, values: col((r) => r.calls - r.errors), format: count },
-        { name: 'Failed', color: COLORS.bad, values: col((r) => r.errors), format: count },
+      {chart(t('usage.calls'), 'bars', [
+        { name: t('usage.succeeded'), color: COLORS.ok, values: col((r) => r.calls - r.errors), format: count },
+        { name: t('usage.failedSeries'), color: COLORS.bad, values: col((r) => r.errors), format: count },
       ])}
-      {chart('Tokens', 'bars', [
-        { name: 'Input', color: COLORS.input, values: col((r) => r.input_tokens - r.cache_read_tokens), format: count },
-        { name: 'Cache read', color: COLORS.cache, values: col((r) => r.cache_read_tokens), format: count },
-        { name: 'Output', color: COLORS.output, values: col((r) => r.output_tokens), format: count },
+      {chart(t('usage.tokens'), 'bars', [
+        { name: t('usage.input'), color: COLORS.input, values: col((r) => r.input_tokens - r.cache_read_tokens), format: count },
+        { name: t('usage.cacheRead'), color: COLORS.cache, values: col((r) => r.cache_read_tokens), format: count },
+        { name: t('usage.output'), color: COLORS.output, values: col((r) => r.output_tokens), format: count },
       ])}
-      {chart('Credits', 'bars', [
+      {chart(t('usage.credits'), 'bars', [
         {
-          name: 'Credits',
+          name: t('usage.credits'),
           color: COLORS.credits,
           values: col((r) => toChartNumber(r.credits)),
           format: (_, i) => money(buckets[i].credits),
         },
       ])}
       {chart(
-        'Error rate',
+        t('usage.errorRate'),
         'lines',
-        [{ name: 'Error rate', color: COLORS.bad, values: col((r) => (r.calls ? (r.errors / r.calls) * 100 : 0)) }],
+        [{ name: t('usage.errorRate'), color: COLORS.bad, values: col((r) => (r.calls ? (r.errors / r.calls) * 100 : 0)) }],
         (v) => `${compact(v)}%`,
       )}
       {chart(
-        'Time to first byte',
+        t('usage.ttfbChart'),
         'lines',
         [
           { name: 'p50', color: COLORS.p50, values: col((r) => r.ttfb_p50_ms ?? 0), format: ms },
@@ -143,6 +144,7 @@ function UsageCharts({ usage }: { usage: Usage }) {
 }
 
 type Metric = 'calls' | 'tokens' | 'credits';
+const METRIC_NAMES: Record<Metric, MessageKey> = { calls: 'usage.metric.calls', tokens: 'usage.metric.tokens', credits: 'usage.metric.credits' };
 
 export interface TopList {
   group: GroupBy;
@@ -164,11 +166,11 @@ function TopLists({ usage, lists }: { usage: Usage; lists: TopList[] }) {
   return (
     <section>
       <div className="toolbar">
-        <h2>Top</h2>
-        <div className="segmented" role="group" aria-label="Rank by">
+        <h2>{t('usage.top')}</h2>
+        <div className="segmented" role="group" aria-label={t('usage.rankBy')}>
           {(['calls', 'tokens', 'credits'] as Metric[]).map((m) => (
             <button key={m} type="button" aria-pressed={m === metric} onClick={() => setMetric(m)}>
-              {m}
+              {t(METRIC_NAMES[m])}
             </button>
           ))}
         </div>
@@ -181,7 +183,7 @@ function TopLists({ usage, lists }: { usage: Usage; lists: TopList[] }) {
               rows={[...(usage.groups[l.group] ?? [])]
                 .sort(rank)
                 .slice(0, 8)
-                .map((r) => ({ label: r.group ? (l.name?.(r.group) ?? r.group) : '(none)', value: value(r), text: text(r) }))}
+                .map((r) => ({ label: r.group ? (l.name?.(r.group) ?? r.group) : t('common.noneParen'), value: value(r), text: text(r) }))}
             />
           </section>
         ))}

@@ -5,6 +5,7 @@
  */
 
 import type { DeliveryAttempt, Webhook, WebhookDelivery } from './api';
+import { t, type MessageKey } from './i18n';
 
 /**
  * The events an endpoint may subscribe to, in Hub's order, with what they
@@ -13,16 +14,16 @@ import type { DeliveryAttempt, Webhook, WebhookDelivery } from './api';
  * list equal to Hub's.
  */
 export const EVENT_TYPES = [
-  { type: 'balance.low', label: 'A balance goes below its low-balance threshold' },
-  { type: 'balance.exhausted', label: 'A balance runs out' },
-  { type: 'credits.granted', label: 'Credits granted (by an admin, a code or Hub)' },
-  { type: 'credits.purchased', label: 'Credits bought through Stripe' },
-  { type: 'payment.refunded', label: 'A refund took credits back' },
-  { type: 'payment.failed', label: 'A payment failed after checkout' },
-  { type: 'credential.disabled', label: 'A provider credential was taken out of rotation' },
-  { type: 'credential.enabled', label: 'A provider credential works again' },
-  { type: 'key.budget_reached', label: "A key's limit refused a call" },
-] as const;
+  { type: 'balance.low', label: 'event.balanceLow' },
+  { type: 'balance.exhausted', label: 'event.balanceExhausted' },
+  { type: 'credits.granted', label: 'event.creditsGranted' },
+  { type: 'credits.purchased', label: 'event.creditsPurchased' },
+  { type: 'payment.refunded', label: 'event.paymentRefunded' },
+  { type: 'payment.failed', label: 'event.paymentFailed' },
+  { type: 'credential.disabled', label: 'event.credentialDisabled' },
+  { type: 'credential.enabled', label: 'event.credentialEnabled' },
+  { type: 'key.budget_reached', label: 'event.keyBudgetReached' },
+] as const satisfies readonly { type: string; label: MessageKey }[];
 
 export type EventTypeName = (typeof EVENT_TYPES)[number]['type'];
 
@@ -44,17 +45,17 @@ export function toggleEvent(choice: EventChoice, type: string, on: boolean): Eve
 /** The `events` Hub takes: `["*"]`, or the chosen events in Hub's order. Throws when nothing is chosen. */
 export function eventsBody(choice: EventChoice): string[] {
   if (choice.all) return ['*'];
-  const known = EVENT_TYPES.map((e) => e.type as string).filter((t) => choice.chosen.has(t));
+  const known = EVENT_TYPES.map((e) => e.type as string).filter((type) => choice.chosen.has(type));
   // Kept, not dropped: an event this site does not know yet, that Hub does.
-  const other = [...choice.chosen].filter((t) => !known.includes(t)).sort();
+  const other = [...choice.chosen].filter((type) => !known.includes(type)).sort();
   const events = [...known, ...other];
-  if (events.length === 0) throw new Error('Events: choose at least one, or every event.');
+  if (events.length === 0) throw new Error(t('webhooks.noEvents'));
   return events;
 }
 
 /** `"every event"`, or the event names. */
 export function describeEvents(events: readonly string[]): string {
-  return events.includes('*') ? 'every event' : events.join(', ');
+  return events.includes('*') ? t('webhooks.everyEvent') : events.join(', ');
 }
 
 export interface WebhookDraft {
@@ -97,9 +98,9 @@ export function lastAttempt(d: Pick<WebhookDelivery, 'attempts'>): DeliveryAttem
 
 /** What the endpoint answered, or why there was no answer: `"HTTP 200"`, `"HTTP 503"`, `"connection refused"`. */
 export function attemptOutcome(a: DeliveryAttempt | undefined): string {
-  if (!a) return 'not tried yet';
+  if (!a) return t('webhooks.notTried');
   if (a.status !== null) return `HTTP ${a.status}${a.error ? ` · ${a.error}` : ''}`;
-  return a.error ?? 'no answer';
+  return a.error ?? t('webhooks.noAnswer');
 }
 
 /** Whether any delivery is still on its way: the list is worth asking again. */

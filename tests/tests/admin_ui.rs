@@ -13,8 +13,11 @@
 //! operator finding the sale; notifications: a webhook added on the Webhooks
 //! page (its secret shown once) delivering a test to a receiver the run
 //! starts on loopback, resent, rotated and deleted; credit that expires on
-//! the user's and the customer's pages; a customer's mail choices kept. Screenshots of every page land in
-//! `admin-ui/test-output/screenshots/`.
+//! the user's and the customer's pages; a customer's mail choices kept; then
+//! every page in a browser set to English, Chinese and Japanese (no missing
+//! message, no English left, dates written the language's way) and the
+//! language chooser. Screenshots of every page land in
+//! `admin-ui/test-output/screenshots/` (each language's in its `languages/`).
 
 use hub_e2e::node::run_script;
 use hub_e2e::worker::repo_root;

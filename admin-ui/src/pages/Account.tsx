@@ -2,11 +2,12 @@ import { describeAgent } from '../agent';
 import { api, signInMethods, signOut, type Call, type Identity, type Page, type Session } from '../api';
 import { CallTable } from '../calls';
 import { CreditsPanel } from '../credits';
+import { t, tn, type MessageKey } from '../i18n';
 import { KeysPanel } from '../keys';
 import { NotificationsPanel } from '../notifications';
 import { compare } from '../money';
 import { formatTime } from '../time';
-import { Badge, ErrorNote, LoadError, MoreButton, Stat, useAction, useLoad, useMoney, usePaged, useSession } from '../ui';
+import { Badge, ErrorNote, LoadError, MoreButton, ROLE_NAMES, Stat, useAction, useLoad, useMoney, usePaged, useSession } from '../ui';
 import { UsageBlock } from '../usage';
 
 export function Account() {
@@ -19,27 +20,34 @@ export function Account() {
   return (
     <>
       <div className="toolbar">
-        <h1>My account</h1>
+        <h1>{t('nav.account')}</h1>
         {me.payment_link && (
           <a className="button primary" href={me.payment_link} target="_blank" rel="noreferrer">
-            Buy credits
+            {t('shop.buy')}
           </a>
         )}
       </div>
       <p className="muted" data-testid="who">
         {me.user.name}
-        {email && ` · ${email}`} · {me.role} · {me.key ? `signed in with key ${me.key.label}` : 'signed in with this browser'}
+        {email && ` · ${email}`} · {t(ROLE_NAMES[me.role])} · {me.key ? t('account.withKey', { label: me.key.label }) : t('account.withBrowser')}
       </p>
       <div className="stats">
-        <Stat label="Balance" value={<span data-testid="my-balance">{money(me.balance)}</span>} sub={<ExpiringSoon />} />
-        <Stat label="On hold" value={money(me.held)} sub="reserved by calls in flight" />
-        <Stat label="Available" value={money(me.available)} sub={me.billing_enabled ? undefined : 'billing is off: calls are not charged'} />
+        <Stat label={t('account.balance')} value={<span data-testid="my-balance">{money(me.balance)}</span>} sub={<ExpiringSoon />} />
+        <Stat label={t('account.onHold')} value={money(me.held)} sub={t('account.onHoldSub')} />
+        <Stat label={t('account.available')} value={money(me.available)} sub={me.billing_enabled ? undefined : t('account.billingOff')} />
       </div>
       <CreditsPanel />
       <NotificationsPanel />
-      <UsageBlock path="/api/me/usage" title="My usage" lists={[{ group: 'model', title: 'Models' }, { group: 'app', title: 'Apps' }]} />
+      <UsageBlock
+        path="/api/me/usage"
+        title={t('usage.mine')}
+        lists={[
+          { group: 'model', title: t('usage.models') },
+          { group: 'app', title: t('usage.apps') },
+        ]}
+      />
       <section>
-        <h2>My calls</h2>
+        <h2>{t('account.myCalls')}</h2>
         <CallTable calls={calls.items} />
         <MoreButton list={calls} />
       </section>
@@ -58,12 +66,13 @@ function ExpiringSoon() {
   if (!e || compare(e.amount, '0') <= 0) return null;
   return (
     <span data-testid="expiring-soon">
-      {money(e.amount)} expires within {e.within_days} days
+      {tn('account.expiringSoon', e.within_days, { amount: money(e.amount) })}
     </span>
   );
 }
 
-const METHOD_NAMES: Record<string, string> = { oidc: 'Single sign-on', email: 'Email link' };
+const METHOD_NAMES: Record<string, MessageKey> = { oidc: 'account.method.oidc', email: 'account.method.email' };
+const methodName = (method: string) => (METHOD_NAMES[method] ? t(METHOD_NAMES[method]) : method);
 
 function issuerHost(issuer: string): string {
   try {
@@ -82,8 +91,8 @@ function Identities() {
   const canLink = !!me.session && !!methods.data?.oidc;
 
   function unlink(i: Identity) {
-    const what = `${METHOD_NAMES[i.method] ?? i.method}${i.email ? ` as ${i.email}` : ''}`;
-    if (!confirm(`Unlink ${what}? You will no longer sign in this way.`)) return;
+    const what = i.email ? t('account.methodAs', { method: methodName(i.method), email: i.email }) : methodName(i.method);
+    if (!confirm(t('account.confirmUnlink', { what }))) return;
     void action.run(async () => {
       await api(`/api/me/identities/${encodeURIComponent(i.id)}`, { method: 'DELETE' });
       identities.reload();
@@ -93,10 +102,10 @@ function Identities() {
   return (
     <section>
       <div className="toolbar">
-        <h2>Sign-in methods</h2>
+        <h2>{t('account.methods')}</h2>
         {canLink && (
           <a className="button" href={`/auth/oidc/start?link=1&return_to=${encodeURIComponent('/#/account')}`}>
-            Link another sign-in
+            {t('account.link')}
           </a>
         )}
       </div>
@@ -106,11 +115,11 @@ function Identities() {
         <table data-testid="identities">
           <thead>
             <tr>
-              <th>Method</th>
-              <th>Email</th>
-              <th>Provider</th>
-              <th>Linked</th>
-              <th>Last used</th>
+              <th>{t('account.method')}</th>
+              <th>{t('signIn.email')}</th>
+              <th>{t('call.provider')}</th>
+              <th>{t('account.linked')}</th>
+              <th>{t('account.lastUsed')}</th>
               <th />
             </tr>
           </thead>
@@ -118,20 +127,20 @@ function Identities() {
             {identities.data.length === 0 && (
               <tr>
                 <td colSpan={6} className="muted">
-                  None: {me.key ? 'this account signs in with API keys only.' : 'sign in again to link one.'}
+                  {me.key ? t('account.noMethodsKey') : t('account.noMethods')}
                 </td>
               </tr>
             )}
             {identities.data.map((i) => (
               <tr key={i.id} data-identity={i.id}>
-                <td>{METHOD_NAMES[i.method] ?? i.method}</td>
+                <td>{methodName(i.method)}</td>
                 <td>{i.email ?? '—'}</td>
                 <td>{i.method === 'oidc' ? issuerHost(i.issuer) : '—'}</td>
                 <td>{formatTime(i.created_at)}</td>
                 <td>{formatTime(i.last_used_at)}</td>
                 <td className="actions">
                   <button type="button" className="danger" onClick={() => unlink(i)} disabled={action.busy}>
-                    Unlink
+                    {t('account.unlink')}
                   </button>
                 </td>
               </tr>
@@ -150,10 +159,10 @@ function Sessions() {
 
   function end(s: Session) {
     if (s.current) {
-      if (confirm('Sign this browser out?')) void signOut();
+      if (confirm(t('account.confirmSignOut'))) void signOut();
       return;
     }
-    if (!confirm(`End the session of ${describeAgent(s.user_agent)}? That browser is signed out.`)) return;
+    if (!confirm(t('account.confirmEnd', { browser: describeAgent(s.user_agent) }))) return;
     void action.run(async () => {
       await api(`/api/me/sessions/${encodeURIComponent(s.id)}`, { method: 'DELETE' });
       sessions.reload();
@@ -162,18 +171,18 @@ function Sessions() {
 
   return (
     <section>
-      <h2>Sessions</h2>
+      <h2>{t('account.sessions')}</h2>
       <LoadError state={sessions} />
       <ErrorNote error={action.error} />
       {sessions.data && (
         <table data-testid="sessions">
           <thead>
             <tr>
-              <th>Browser</th>
-              <th>Signed in with</th>
-              <th>Started</th>
-              <th>Last active</th>
-              <th>Ends unless used</th>
+              <th>{t('account.browser')}</th>
+              <th>{t('account.signedInWith')}</th>
+              <th>{t('payment.started')}</th>
+              <th>{t('account.lastActive')}</th>
+              <th>{t('account.endsUnlessUsed')}</th>
               <th />
             </tr>
           </thead>
@@ -181,22 +190,22 @@ function Sessions() {
             {sessions.data.length === 0 && (
               <tr>
                 <td colSpan={6} className="muted">
-                  No browser is signed in to this account.
+                  {t('account.noSessions')}
                 </td>
               </tr>
             )}
             {sessions.data.map((s) => (
               <tr key={s.id} data-session={s.id} className={s.current ? 'current' : undefined}>
                 <td title={s.user_agent ?? undefined}>
-                  {describeAgent(s.user_agent)} {s.current && <Badge tone="ok">this browser</Badge>}
+                  {describeAgent(s.user_agent)} {s.current && <Badge tone="ok">{t('account.thisBrowser')}</Badge>}
                 </td>
-                <td>{METHOD_NAMES[s.method] ?? s.method}</td>
+                <td>{methodName(s.method)}</td>
                 <td>{formatTime(s.created_at)}</td>
                 <td>{formatTime(s.last_seen_at)}</td>
                 <td>{formatTime(s.expires_at)}</td>
                 <td className="actions">
                   <button type="button" className="danger" onClick={() => end(s)} disabled={action.busy}>
-                    {s.current ? 'Sign out' : 'End'}
+                    {s.current ? t('nav.signOut') : t('account.end')}
                   </button>
                 </td>
               </tr>

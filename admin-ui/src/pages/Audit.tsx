@@ -1,6 +1,7 @@
 import { useState, type FormEvent, type ReactNode } from 'react';
 import { api, listAll, type AuditEntry, type Page, type User } from '../api';
-import { ACTIONS, changedFields, RESOURCES, shortValue } from '../audit';
+import { ACTIONS, actionName, changedFields, RESOURCES, resourceName, shortValue } from '../audit';
+import { t } from '../i18n';
 import { href, useRoute } from '../router';
 import { formatTime, fromLocalInput, toLocalInput } from '../time';
 import { Badge, Drawer, Field, MoreButton, useLoad, usePaged, type Tone } from '../ui';
@@ -22,24 +23,24 @@ export function Audit() {
   return (
     <>
       <div className="toolbar">
-        <h1>Audit log</h1>
+        <h1>{t('nav.audit')}</h1>
       </div>
       <FilterForm key={key} filters={filters} users={users.data ?? []} />
       <table className="audit">
         <thead>
           <tr>
-            <th>Time</th>
-            <th>Who</th>
-            <th>Action</th>
-            <th>Resource</th>
-            <th>Outcome</th>
+            <th>{t('call.time')}</th>
+            <th>{t('audit.who')}</th>
+            <th>{t('audit.action')}</th>
+            <th>{t('audit.resource')}</th>
+            <th>{t('events.outcome')}</th>
           </tr>
         </thead>
         <tbody>
           {entries.items.length === 0 && !entries.loading && (
             <tr>
               <td colSpan={5} className="muted">
-                No admin changes match.
+                {t('audit.none')}
               </td>
             </tr>
           )}
@@ -47,9 +48,9 @@ export function Audit() {
             <tr key={e.id} className="clickable" data-audit={e.id} onClick={() => setOpen(e)}>
               <td>{formatTime(e.at)}</td>
               <td>{who(e.actor.user_id)}</td>
-              <td>{e.action}</td>
+              <td>{actionName(e.action)}</td>
               <td>
-                {e.resource} <code>{e.resource_id ?? ''}</code>
+                {resourceName(e.resource)} <code>{e.resource_id ?? ''}</code>
               </td>
               <td>
                 <Outcome status={e.status} />
@@ -65,27 +66,27 @@ export function Audit() {
 }
 
 function Outcome({ status }: { status: number | null }) {
-  if (status === null) return <Badge tone="warn">unfinished</Badge>;
+  if (status === null) return <Badge tone="warn">{t('audit.unfinished')}</Badge>;
   const tone: Tone = status < 300 ? 'ok' : status < 500 ? 'muted' : 'bad';
-  return <Badge tone={tone}>{status < 300 ? `done ${status}` : `refused ${status}`}</Badge>;
+  return <Badge tone={tone}>{t(status < 300 ? 'audit.done' : 'audit.refused', { status: String(status) })}</Badge>;
 }
 
 function EntryDrawer(props: { entry: AuditEntry; who(id: string): string; onClose(): void }) {
   const e = props.entry;
-  const actor = e.actor.key_id ? `key ${e.actor.key_id}` : `browser session ${e.actor.session_id ?? ''}`;
+  const actor = e.actor.key_id ? t('audit.withKey', { id: e.actor.key_id }) : t('audit.withSession', { id: e.actor.session_id ?? '' });
   const rows: [string, ReactNode][] = [
-    ['Time', formatTime(e.at)],
-    ['Who', `${props.who(e.actor.user_id)} (${e.actor.user_id})`],
-    ['With', actor],
-    ['Request', <code>{`${e.method} ${e.path}`}</code>],
-    ['Request ID', <code>{e.request_id}</code>],
-    ['Resource', `${e.resource} ${e.resource_id ?? ''}`],
-    ['Action', e.action],
-    ['Outcome', <Outcome status={e.status} />],
+    [t('call.time'), formatTime(e.at)],
+    [t('audit.who'), `${props.who(e.actor.user_id)} (${e.actor.user_id})`],
+    [t('audit.with'), actor],
+    [t('audit.request'), <code>{`${e.method} ${e.path}`}</code>],
+    [t('call.requestId'), <code>{e.request_id}</code>],
+    [t('audit.resource'), `${resourceName(e.resource)} ${e.resource_id ?? ''}`],
+    [t('audit.action'), actionName(e.action)],
+    [t('events.outcome'), <Outcome status={e.status} />],
   ];
   const changes = changedFields(e.before, e.after);
   return (
-    <Drawer title="Admin change" onClose={props.onClose}>
+    <Drawer title={t('audit.drawer')} onClose={props.onClose}>
       <dl className="details">
         {rows.map(([k, v]) => (
           <div key={k}>
@@ -94,16 +95,16 @@ function EntryDrawer(props: { entry: AuditEntry; who(id: string): string; onClos
           </div>
         ))}
       </dl>
-      <h3>Changed</h3>
+      <h3>{t('audit.changed')}</h3>
       {changes.length === 0 ? (
-        <p className="muted">Nothing visible changed.</p>
+        <p className="muted">{t('audit.nothingChanged')}</p>
       ) : (
         <table className="compact changes">
           <thead>
             <tr>
-              <th>Field</th>
-              <th>Before</th>
-              <th>After</th>
+              <th>{t('audit.field')}</th>
+              <th>{t('audit.before')}</th>
+              <th>{t('audit.after')}</th>
             </tr>
           </thead>
           <tbody>
@@ -117,7 +118,7 @@ function EntryDrawer(props: { entry: AuditEntry; who(id: string): string; onClos
           </tbody>
         </table>
       )}
-      <h3>Request body (secrets masked)</h3>
+      <h3>{t('audit.body')}</h3>
       <pre>{e.request === null || e.request === undefined ? '—' : JSON.stringify(e.request, null, 2)}</pre>
     </Drawer>
   );
@@ -138,14 +139,14 @@ function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
 
   return (
     <form className="filters" onSubmit={apply}>
-      <Field label="From">
+      <Field label={t('calls.from')}>
         <input type="datetime-local" name="from" value={draft.from ?? ''} onChange={set('from')} />
       </Field>
-      <Field label="To">
+      <Field label={t('calls.to')}>
         <input type="datetime-local" name="to" value={draft.to ?? ''} onChange={set('to')} />
       </Field>
-      <Field label="Who">
-        <input name="actor" list="audit-actors" value={draft.actor ?? ''} onChange={set('actor')} placeholder="usr_… or key_…" />
+      <Field label={t('audit.who')}>
+        <input name="actor" list="audit-actors" value={draft.actor ?? ''} onChange={set('actor')} placeholder={t('audit.actorPlaceholder')} />
         <datalist id="audit-actors">
           {users.map((u) => (
             <option key={u.id} value={u.id}>
@@ -154,31 +155,35 @@ function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
           ))}
         </datalist>
       </Field>
-      <Field label="Resource">
+      <Field label={t('audit.resource')}>
         <select name="resource" value={draft.resource ?? ''} onChange={set('resource')}>
-          <option value="">Any</option>
+          <option value="">{t('common.any')}</option>
           {RESOURCES.map((r) => (
-            <option key={r}>{r}</option>
+            <option key={r} value={r}>
+              {resourceName(r)}
+            </option>
           ))}
         </select>
       </Field>
-      <Field label="Resource ID">
+      <Field label={t('audit.resourceId')}>
         <input name="resource_id" value={draft.resource_id ?? ''} onChange={set('resource_id')} />
       </Field>
-      <Field label="Action">
+      <Field label={t('audit.action')}>
         <select name="action" value={draft.action ?? ''} onChange={set('action')}>
-          <option value="">Any</option>
+          <option value="">{t('common.any')}</option>
           {ACTIONS.map((a) => (
-            <option key={a}>{a}</option>
+            <option key={a} value={a}>
+              {actionName(a)}
+            </option>
           ))}
         </select>
       </Field>
       <div className="filter-actions">
         <button type="submit" className="primary">
-          Apply
+          {t('common.apply')}
         </button>
         <a className="button" href={href('audit')}>
-          Reset
+          {t('common.reset')}
         </a>
       </div>
     </form>

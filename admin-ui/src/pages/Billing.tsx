@@ -3,31 +3,32 @@
 import { useState, type FormEvent } from 'react';
 import { api, listAll, type CreditPack, type Page, type Payment, type PaymentEvent, type PaymentStatus, type User } from '../api';
 import { exponent, formatPrice, majorToMinor, minorToMajor } from '../billing';
-import { PaymentHead, PaymentRows } from '../credits';
+import { PAYMENT_WORDS, PaymentHead, PaymentRows } from '../credits';
+import { t, type MessageKey } from '../i18n';
 import { href, useRoute } from '../router';
 import { formatTime } from '../time';
 import { Badge, ErrorNote, Field, LoadError, Modal, MoreButton, Toggle, useAction, useLoad, useMoney, usePaged, type Tone } from '../ui';
 import { Codes } from './Codes';
 
 const TABS = [
-  { id: 'packs', label: 'Credit packs' },
-  { id: 'codes', label: 'Redemption codes' },
-  { id: 'payments', label: 'Purchases' },
-  { id: 'events', label: 'Stripe events' },
-] as const;
+  { id: 'packs', label: 'billing.tab.packs' },
+  { id: 'codes', label: 'billing.tab.codes' },
+  { id: 'payments', label: 'billing.tab.payments' },
+  { id: 'events', label: 'billing.tab.events' },
+] as const satisfies readonly { id: string; label: MessageKey }[];
 
 type TabId = (typeof TABS)[number]['id'];
 
 export function Billing() {
   const query = useRoute().query;
-  const tab: TabId = TABS.find((t) => t.id === query.get('tab'))?.id ?? 'packs';
+  const tab: TabId = TABS.find((x) => x.id === query.get('tab'))?.id ?? 'packs';
   return (
     <>
-      <h1>Billing</h1>
-      <nav className="tabs" aria-label="Billing">
-        {TABS.map((t) => (
-          <a key={t.id} href={href('billing', { tab: t.id })} aria-current={t.id === tab ? 'page' : undefined}>
-            {t.label}
+      <h1>{t('nav.billing')}</h1>
+      <nav className="tabs" aria-label={t('nav.billing')}>
+        {TABS.map((x) => (
+          <a key={x.id} href={href('billing', { tab: x.id })} aria-current={x.id === tab ? 'page' : undefined}>
+            {t(x.label)}
           </a>
         ))}
       </nav>
@@ -48,7 +49,7 @@ function Packs() {
   const money = useMoney();
 
   function remove(p: CreditPack) {
-    if (!confirm(`Delete the pack ${p.name}? Purchases already made keep their credits.`)) return;
+    if (!confirm(t('packs.confirmDelete', { name: p.name }))) return;
     void action.run(async () => {
       await api(`/api/admin/credit-packs/${encodeURIComponent(p.id)}`, { method: 'DELETE' });
       packs.reload();
@@ -58,9 +59,9 @@ function Packs() {
   return (
     <section>
       <div className="toolbar">
-        <p className="muted">What customers can buy on their account page, paid through Stripe Checkout.</p>
+        <p className="muted">{t('packs.explain')}</p>
         <button type="button" className="primary" onClick={() => setEditing('new')}>
-          New pack
+          {t('packs.new')}
         </button>
       </div>
       <LoadError state={packs} />
@@ -69,11 +70,11 @@ function Packs() {
         <table data-testid="packs">
           <thead>
             <tr>
-              <th>Name</th>
-              <th className="num">Price</th>
-              <th className="num">Credits</th>
-              <th>Status</th>
-              <th>Updated</th>
+              <th>{t('users.name')}</th>
+              <th className="num">{t('payment.price')}</th>
+              <th className="num">{t('call.credits')}</th>
+              <th>{t('call.status')}</th>
+              <th>{t('packs.updated')}</th>
               <th />
             </tr>
           </thead>
@@ -81,7 +82,7 @@ function Packs() {
             {packs.data.length === 0 && (
               <tr>
                 <td colSpan={6} className="muted">
-                  No packs yet.
+                  {t('packs.none')}
                 </td>
               </tr>
             )}
@@ -90,14 +91,14 @@ function Packs() {
                 <td>{p.name}</td>
                 <td className="num">{formatPrice(p.unit_amount, p.currency)}</td>
                 <td className="num">{money(p.credits)}</td>
-                <td>{p.active ? <Badge tone="ok">on sale</Badge> : <Badge tone="muted">hidden</Badge>}</td>
+                <td>{p.active ? <Badge tone="ok">{t('packs.onSaleBadge')}</Badge> : <Badge tone="muted">{t('packs.hidden')}</Badge>}</td>
                 <td>{formatTime(p.updated_at)}</td>
                 <td className="actions">
                   <button type="button" onClick={() => setEditing(p)}>
-                    Edit
+                    {t('common.edit')}
                   </button>
                   <button type="button" className="danger" onClick={() => remove(p)} disabled={action.busy}>
-                    Delete
+                    {t('common.delete')}
                   </button>
                 </td>
               </tr>
@@ -124,8 +125,11 @@ function packBody(draft: { name: string; currency: string; price: string; credit
   const currency = draft.currency.trim().toLowerCase();
   const unit_amount = majorToMinor(draft.price, currency);
   if (unit_amount === null) {
-    const digits = exponent(currency);
-    throw new Error(`Price: a number with at most ${digits} decimal${digits === 1 ? '' : 's'} for ${currency.toUpperCase() || 'this currency'}.`);
+    throw new Error(
+      currency
+        ? t('packs.badPrice', { digits: exponent(currency), currency: currency.toUpperCase() })
+        : t('packs.badPriceNoCurrency', { digits: exponent(currency) }),
+    );
   }
   const body = { name: draft.name.trim(), currency, unit_amount, credits: draft.credits.trim(), active: draft.active };
   if (!pack) return body;
@@ -156,31 +160,31 @@ function PackForm(props: { pack: CreditPack | null; onClose(): void; onSaved(): 
   }
 
   return (
-    <Modal title={p ? `Edit ${p.name}` : 'New credit pack'} onClose={props.onClose}>
+    <Modal title={p ? t('users.editTitle', { name: p.name }) : t('packs.newTitle')} onClose={props.onClose}>
       <form onSubmit={submit}>
-        <Field label="Name" hint="What the customer sees at checkout and in their history.">
+        <Field label={t('users.name')} hint={t('packs.nameHint')}>
           <input name="name" value={draft.name} required maxLength={200} autoFocus onChange={(e) => edit({ name: e.target.value })} />
         </Field>
         <div className="grid2">
-          <Field label="Price" hint="What Stripe charges for the pack.">
+          <Field label={t('payment.price')} hint={t('packs.priceHint')}>
             <input name="price" inputMode="decimal" value={draft.price} required placeholder="20.00" onChange={(e) => edit({ price: e.target.value })} />
           </Field>
-          <Field label="Currency" hint="ISO 4217, like usd or eur.">
+          <Field label={t('packs.currency')} hint={t('packs.currencyHint')}>
             <input name="currency" value={draft.currency} required maxLength={3} onChange={(e) => edit({ currency: e.target.value })} />
           </Field>
         </div>
-        <Field label="Credits" hint="Granted when the payment succeeds; up to 9 decimals.">
+        <Field label={t('call.credits')} hint={t('packs.creditsHint')}>
           <input name="credits" inputMode="decimal" value={draft.credits} required onChange={(e) => edit({ credits: e.target.value })} />
         </Field>
-        <Toggle label="On sale" checked={draft.active} onChange={(active) => edit({ active })} />
-        {p && <p className="muted small">Checkouts already started keep the price and credits they began with.</p>}
+        <Toggle label={t('packs.onSale')} checked={draft.active} onChange={(active) => edit({ active })} />
+        {p && <p className="muted small">{t('packs.startedKeep')}</p>}
         <ErrorNote error={error} />
         <footer>
           <button type="button" onClick={props.onClose}>
-            Cancel
+            {t('common.cancel')}
           </button>
           <button type="submit" className="primary" disabled={busy}>
-            {p ? 'Save' : 'Create pack'}
+            {p ? t('common.save') : t('packs.create')}
           </button>
         </footer>
       </form>
@@ -202,11 +206,13 @@ function Payments() {
   return (
     <section>
       <div className="toolbar">
-        <p className="muted">Every checkout customers started, newest first; refunds taken back from their balance.</p>
-        <select aria-label="Status" value={status} onChange={(e) => setStatus(e.target.value)}>
-          <option value="">Any status</option>
+        <p className="muted">{t('payments.explain')}</p>
+        <select aria-label={t('call.status')} value={status} onChange={(e) => setStatus(e.target.value)}>
+          <option value="">{t('payments.anyStatus')}</option>
           {STATUSES.map((s) => (
-            <option key={s}>{s}</option>
+            <option key={s} value={s}>
+              {t(PAYMENT_WORDS[s])}
+            </option>
           ))}
         </select>
       </div>
@@ -216,7 +222,7 @@ function Payments() {
           {payments.items.length === 0 && !payments.loading && (
             <tr>
               <td colSpan={8} className="muted">
-                No purchases{status && ` ${status}`}.
+                {status ? t('payments.noneWith', { status: t(PAYMENT_WORDS[status as PaymentStatus]) }) : t('payments.none')}
               </td>
             </tr>
           )}
@@ -227,6 +233,19 @@ function Payments() {
     </section>
   );
 }
+
+const OUTCOME_NAMES: Record<string, MessageKey> = {
+  granted: 'events.granted',
+  refunded: 'events.refunded',
+  already_granted: 'events.alreadyGranted',
+  already_refunded: 'events.alreadyRefunded',
+  closed: 'events.closed',
+  ignored: 'events.ignored',
+  not_paid: 'events.notPaid',
+  unknown_payment: 'events.unknownPayment',
+  mismatch: 'events.mismatch',
+  out_of_range: 'events.outOfRange',
+};
 
 const OUTCOME_TONES: Record<string, Tone> = {
   granted: 'ok',
@@ -246,26 +265,25 @@ function Events() {
   return (
     <section>
       <p className="muted">
-        Stripe's webhook deliveries whose signature verified, and what Hub did with each. Register{' '}
-        <code>{location.origin}/api/payments/stripe/webhook</code> in Stripe for <code>checkout.session.completed</code>,{' '}
-        <code>checkout.session.async_payment_succeeded</code>, <code>checkout.session.async_payment_failed</code>,{' '}
-        <code>checkout.session.expired</code> and <code>charge.refunded</code>.
+        {t('events.explain')} {t('events.register', { url: `${location.origin}/api/payments/stripe/webhook` })}{' '}
+        <code>checkout.session.completed</code>, <code>checkout.session.async_payment_succeeded</code>,{' '}
+        <code>checkout.session.async_payment_failed</code>, <code>checkout.session.expired</code>, <code>charge.refunded</code>.
       </p>
       <table data-testid="payment-events">
         <thead>
           <tr>
-            <th>Received</th>
-            <th>Event</th>
-            <th>Outcome</th>
-            <th>Payment</th>
-            <th>Details</th>
+            <th>{t('events.received')}</th>
+            <th>{t('events.event')}</th>
+            <th>{t('events.outcome')}</th>
+            <th>{t('events.payment')}</th>
+            <th>{t('ledger.details')}</th>
           </tr>
         </thead>
         <tbody>
           {events.items.length === 0 && !events.loading && (
             <tr>
               <td colSpan={5} className="muted">
-                No deliveries yet.
+                {t('events.none')}
               </td>
             </tr>
           )}
@@ -276,7 +294,9 @@ function Events() {
                 {e.type} <span className="mono muted">{e.event_id}</span>
               </td>
               <td>
-                <Badge tone={OUTCOME_TONES[e.outcome] ?? 'muted'}>{e.outcome.replace(/_/g, ' ')}</Badge>
+                <Badge tone={OUTCOME_TONES[e.outcome] ?? 'muted'}>
+                  {OUTCOME_NAMES[e.outcome] ? t(OUTCOME_NAMES[e.outcome]) : e.outcome.replace(/_/g, ' ')}
+                </Badge>
               </td>
               <td className="mono">{e.payment_id ?? ''}</td>
               <td>{e.detail ?? ''}</td>

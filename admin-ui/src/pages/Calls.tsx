@@ -1,7 +1,8 @@
 import { useState, type FormEvent } from 'react';
 import { api, listAll, type Call, type Model, type Page, type Provider, type User } from '../api';
-import { callsCsv, CallTable } from '../calls';
+import { CALL_STATUS, callsCsv, CallTable } from '../calls';
 import { download } from '../csv';
+import { t } from '../i18n';
 import { href, useRoute } from '../router';
 import { fromLocalInput, toLocalInput } from '../time';
 import { ErrorNote, Field, MoreButton, useAction, useLoad, usePaged } from '../ui';
@@ -28,9 +29,9 @@ export function Calls() {
   return (
     <>
       <div className="toolbar">
-        <h1>Call log</h1>
+        <h1>{t('nav.calls')}</h1>
         <button type="button" onClick={exportCsv} disabled={exporting.busy}>
-          {exporting.busy ? 'Exporting…' : 'Export CSV'}
+          {exporting.busy ? t('calls.exporting') : t('calls.export')}
         </button>
       </div>
       <FilterForm key={key} filters={filters} users={users.data ?? []} />
@@ -58,15 +59,15 @@ function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
 
   return (
     <form className="filters" onSubmit={apply}>
-      <Field label="From">
+      <Field label={t('calls.from')}>
         <input type="datetime-local" name="from" value={draft.from ?? ''} onChange={set('from')} />
       </Field>
-      <Field label="To">
+      <Field label={t('calls.to')}>
         <input type="datetime-local" name="to" value={draft.to ?? ''} onChange={set('to')} />
       </Field>
-      <Field label="User">
+      <Field label={t('call.user')}>
         <select name="user" value={draft.user ?? ''} onChange={set('user')}>
-          <option value="">Any</option>
+          <option value="">{t('common.any')}</option>
           {users.map((u) => (
             <option key={u.id} value={u.id}>
               {u.name}
@@ -74,21 +75,21 @@ function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
           ))}
         </select>
       </Field>
-      <Field label="Key ID">
+      <Field label={t('calls.keyId')}>
         <input name="key" value={draft.key ?? ''} onChange={set('key')} placeholder="key_…" />
       </Field>
-      <Field label="App">
+      <Field label={t('call.app')}>
         <input name="app" value={draft.app ?? ''} onChange={set('app')} />
       </Field>
-      <Field label="Provider">
+      <Field label={t('call.provider')}>
         <select name="provider" value={draft.provider ?? ''} onChange={set('provider')}>
-          <option value="">Any</option>
+          <option value="">{t('common.any')}</option>
           {providers.data?.map((p) => (
             <option key={p.id}>{p.name}</option>
           ))}
         </select>
       </Field>
-      <Field label="Model">
+      <Field label={t('call.model')}>
         <input name="model" list="call-models" value={draft.model ?? ''} onChange={set('model')} />
         <datalist id="call-models">
           {models.data?.map((m) => (
@@ -96,20 +97,22 @@ function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
           ))}
         </datalist>
       </Field>
-      <Field label="Status">
+      <Field label={t('call.status')}>
         <select name="status" value={draft.status ?? ''} onChange={set('status')}>
-          <option value="">Any</option>
-          <option>success</option>
-          <option>failed</option>
-          <option>aborted</option>
+          <option value="">{t('common.any')}</option>
+          {(['success', 'failed', 'aborted'] as const).map((s) => (
+            <option key={s} value={s}>
+              {t(CALL_STATUS[s])}
+            </option>
+          ))}
         </select>
       </Field>
       <div className="filter-actions">
         <button type="submit" className="primary">
-          Apply
+          {t('common.apply')}
         </button>
         <a className="button" href={href('calls')}>
-          Reset
+          {t('common.reset')}
         </a>
       </div>
     </form>

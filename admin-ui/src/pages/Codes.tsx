@@ -4,14 +4,20 @@ import { useState, type FormEvent } from 'react';
 import { api, type CodeBatch, type CodeState, type MintedCodes, type Page, type RedemptionCodeInfo } from '../api';
 import { codesCsv, codesFileName } from '../billing';
 import { download } from '../csv';
-import { plural } from '../format';
+import { t, tn, type MessageKey } from '../i18n';
 import { formatTime, fromLocalInput } from '../time';
 import { Badge, copyText, ErrorNote, Field, Modal, MoreButton, Toggle, useAction, useMoney, usePaged, type Tone } from '../ui';
 
 const STATE_TONES: Record<CodeState, Tone> = { active: 'ok', used_up: 'muted', expired: 'warn', disabled: 'bad' };
+const STATE_NAMES: Record<CodeState, MessageKey> = {
+  active: 'common.active',
+  used_up: 'codes.usedUp',
+  expired: 'payment.expired',
+  disabled: 'users.disabled',
+};
 
 function CodeBadge({ state }: { state: CodeState }) {
-  return <Badge tone={STATE_TONES[state] ?? 'muted'}>{state.replace('_', ' ')}</Badge>;
+  return <Badge tone={STATE_TONES[state] ?? 'muted'}>{STATE_NAMES[state] ? t(STATE_NAMES[state]) : state.replace('_', ' ')}</Badge>;
 }
 
 export function Codes() {
@@ -30,7 +36,7 @@ export function Codes() {
     });
 
   function disable(id: string, what: string) {
-    if (!confirm(`Disable ${what}? Credits already redeemed stay.`)) return;
+    if (!confirm(t('codes.confirmDisable', { what }))) return;
     void action.run(async () => {
       await api(`/api/admin/redemption-codes/${encodeURIComponent(id)}`, { method: 'DELETE' });
       batches.reload();
@@ -40,14 +46,14 @@ export function Codes() {
   return (
     <section>
       <div className="toolbar">
-        <p className="muted">Codes worth credits, for customers to redeem on their account page. Hub keeps only a hint of each.</p>
+        <p className="muted">{t('codes.explain')}</p>
         <button type="button" className="primary" onClick={() => setMinting(true)}>
-          Mint codes
+          {t('codes.mint')}
         </button>
       </div>
       <ErrorNote error={action.error} />
       <div data-testid="code-batches">
-        {batches.items.length === 0 && !batches.loading && <p className="muted">No codes yet.</p>}
+        {batches.items.length === 0 && !batches.loading && <p className="muted">{t('codes.none')}</p>}
         {batches.items.map((b) => (
           <Batch key={b.id} batch={b} busy={action.busy} onDisable={disable} open={open.has(b.id)} onToggle={(o) => fold(b.id, o)} />
         ))}
@@ -88,17 +94,18 @@ function Batch(props: { batch: CodeBatch; busy: boolean; open: boolean; onToggle
       <summary>
         <strong>{b.label ?? b.id}</strong>
         <span>
-          {plural(b.codes.length, 'code')} × {money(b.credits)}
+          {tn('codes.count', b.codes.length)} × {money(b.credits)}
         </span>
         <span className="muted">
-          {b.uses === 1 ? 'single use' : `${b.uses} uses each`}
-          {b.once_per_user && b.uses > 1 ? ', once per person' : ''} · {plural(b.redemptions, 'redemption')} ·{' '}
-          {b.expires_at ? `expires ${formatTime(b.expires_at)}` : 'no expiry'}
+          {b.uses === 1 ? t('codes.singleUse') : tn('codes.usesEach', b.uses)}
+          {b.once_per_user && b.uses > 1 ? t('codes.oncePerPerson') : ''} · {tn('codes.redemptions', b.redemptions)} ·{' '}
+          {b.expires_at ? t('codes.expiresAt', { time: formatTime(b.expires_at) }) : t('codes.noExpiry')}
         </span>
         <CodeBadge state={state} />
         {state !== 'disabled' && (
-          <button type="button" className="danger" disabled={props.busy} onClick={() => props.onDisable(b.id, `every code of ${b.label ?? 'this batch'}`)}>
-            Disable batch
+          <button type="button" className="danger" disabled={props.busy} onClick={() => props.onDisable(b.id, b.label ? t('codes.everyCodeOf', { label: b.label }) : t('codes.everyCodeOfBatch'))}
+          >
+            {t('codes.disableBatch')}
           </button>
         )}
       </summary>
@@ -106,10 +113,10 @@ function Batch(props: { batch: CodeBatch; busy: boolean; open: boolean; onToggle
         <table className="compact">
           <thead>
             <tr>
-              <th>Code</th>
-              <th>State</th>
-              <th className="num">Redemptions</th>
-              <th className="num">Uses left</th>
+              <th>{t('redeem.code')}</th>
+              <th>{t('codes.state')}</th>
+              <th className="num">{t('codes.redemptionsCol')}</th>
+              <th className="num">{t('codes.usesLeft')}</th>
               <th />
             </tr>
           </thead>
@@ -136,8 +143,8 @@ function CodeRow(props: { code: RedemptionCodeInfo; busy: boolean; onDisable(id:
       <td className="num">{c.uses_left}</td>
       <td className="actions">
         {c.state === 'active' && (
-          <button type="button" className="danger" disabled={props.busy} onClick={() => props.onDisable(c.id, `the code ${c.hint}`)}>
-            Disable
+          <button type="button" className="danger" disabled={props.busy} onClick={() => props.onDisable(c.id, t('codes.theCode', { hint: c.hint }))}>
+            {t('codes.disable')}
           </button>
         )}
       </td>
@@ -167,33 +174,33 @@ function MintForm(props: { onClose(): void; onMinted(m: MintedCodes): void }) {
   }
 
   return (
-    <Modal title="Mint redemption codes" onClose={props.onClose}>
+    <Modal title={t('codes.mintTitle')} onClose={props.onClose}>
       <form onSubmit={submit}>
-        <Field label="Label" hint="For you: which campaign or customer the codes are for.">
+        <Field label={t('keys.label')} hint={t('codes.labelHint')}>
           <input name="label" value={draft.label} maxLength={200} autoFocus onChange={(e) => edit({ label: e.target.value })} />
         </Field>
         <div className="grid2">
-          <Field label="Credits per redemption">
+          <Field label={t('codes.creditsPer')}>
             <input name="credits" inputMode="decimal" value={draft.credits} required onChange={(e) => edit({ credits: e.target.value })} />
           </Field>
-          <Field label="Number of codes" hint="1–1000.">
+          <Field label={t('codes.number')} hint={t('codes.numberHint')}>
             <input name="count" type="number" min={1} max={1000} value={draft.count} required onChange={(e) => edit({ count: e.target.value })} />
           </Field>
-          <Field label="Uses per code">
+          <Field label={t('codes.usesPer')}>
             <input name="uses" type="number" min={1} value={draft.uses} required onChange={(e) => edit({ uses: e.target.value })} />
           </Field>
-          <Field label="Expires" hint="Empty: never.">
+          <Field label={t('keys.expires')} hint={t('keys.expiresHint')}>
             <input name="expires_at" type="datetime-local" value={draft.expires} onChange={(e) => edit({ expires: e.target.value })} />
           </Field>
         </div>
-        <Toggle label="Once per person (for codes with several uses)" checked={draft.once} onChange={(once) => edit({ once })} />
+        <Toggle label={t('codes.once')} checked={draft.once} onChange={(once) => edit({ once })} />
         <ErrorNote error={error} />
         <footer>
           <button type="button" onClick={props.onClose}>
-            Cancel
+            {t('common.cancel')}
           </button>
           <button type="submit" className="primary" disabled={busy || !draft.credits.trim()}>
-            Mint
+            {t('codes.mintSubmit')}
           </button>
         </footer>
       </form>
@@ -207,22 +214,20 @@ function MintedDialog({ minted, onClose }: { minted: MintedCodes; onClose(): voi
   const money = useMoney();
   const text = minted.codes.join('\n');
   return (
-    <Modal title={`${plural(minted.codes.length, 'code')} minted`} onClose={onClose}>
-      <p>
-        Each is worth {money(minted.batch.credits)}. Copy or download them now: Hub does not show them again.
-      </p>
+    <Modal title={tn('codes.minted', minted.codes.length)} onClose={onClose}>
+      <p>{t('codes.mintedExplain', { credits: money(minted.batch.credits) })}</p>
       <pre className="secret codes-list" data-testid="minted-codes">
         {text}
       </pre>
       <footer>
         <button type="button" onClick={() => copyText(text).then(() => setCopied(true))}>
-          {copied ? 'Copied' : 'Copy all'}
+          {copied ? t('common.copied') : t('codes.copyAll')}
         </button>
         <button type="button" onClick={() => download(codesFileName(minted.batch), codesCsv(minted.codes, minted.batch))}>
-          Download CSV
+          {t('codes.downloadCsv')}
         </button>
         <button type="button" className="primary" onClick={onClose}>
-          Done
+          {t('common.done')}
         </button>
       </footer>
     </Modal>

@@ -1,6 +1,8 @@
 import { useEffect, useState } from 'react';
 import { api, signOut, type Me } from '../api';
 import { useRoute } from '../router';
+import { t } from '../i18n';
+import { LanguagePicker } from '../LanguagePicker';
 import { ErrorNote, LoadError, useAction, useLoad } from '../ui';
 
 interface ConnectSession {
@@ -38,7 +40,7 @@ export function Connect({ me }: { me: Me }) {
   const { busy, error, run } = useAction();
 
   useEffect(() => {
-    document.title = `Connect ${title}`;
+    document.title = t('connect.title', { app: title });
   }, [title]);
 
   function decide(approve: boolean) {
@@ -51,45 +53,47 @@ export function Connect({ me }: { me: Me }) {
   return (
     <div className="signin connect">
       <div className="card">
-        <h1>{title} wants an access key</h1>
-        {!token && <ErrorNote error="This page needs the link the AIGNE CLI opened; run `aigne hub connect` again." />}
+        <div className="card-corner">
+          <LanguagePicker />
+        </div>
+        <h1>{t('connect.heading', { app: title })}</h1>
+        {!token && <ErrorNote error={t('connect.noToken')} />}
         {token && <LoadError state={session} />}
         {session.data && session.data.status !== 'pending' && !decided && (
-          <ErrorNote error={`This request was already ${session.data.status}. Run \`aigne hub connect\` again for a new one.`} />
+          <ErrorNote error={t(session.data.status === 'approved' ? 'connect.alreadyApproved' : 'connect.alreadyDenied')} />
         )}
         {waiting && (
           <>
             <p>
-              Signed in as <strong>{me.user.name}</strong>
-              {me.user.email ? ` (${me.user.email})` : ''}. Approving creates an API key for your account, labelled “
-              {appName?.trim() || 'AIGNE CLI'}”, and hands it to the AIGNE CLI that opened this page. Calls it makes are billed to you.
+              {t('connect.signedInAs', { who: me.user.email ? `${me.user.name} (${me.user.email})` : me.user.name })}{' '}
+              {t('connect.explain', { label: appName?.trim() || 'AIGNE CLI' })}
             </p>
-            <p className="muted">Approve only if you just ran <code>aigne hub connect</code> yourself. You can revoke the key any time under My account.</p>
+            <p className="muted">{t('connect.onlyIf')}</p>
             <ErrorNote error={error} />
             <div className="actions">
               <button type="button" className="primary" disabled={busy} onClick={() => decide(true)}>
-                Approve
+                {t('connect.approve')}
               </button>
               <button type="button" disabled={busy} onClick={() => decide(false)}>
-                Deny
+                {t('connect.deny')}
               </button>
             </div>
             <p className="muted">
-              Not you?{' '}
+              {t('connect.notYou')}{' '}
               <button type="button" className="link" onClick={() => void signOut()}>
-                Sign in as someone else
+                {t('connect.someoneElse')}
               </button>
             </p>
           </>
         )}
         {decided?.status === 'approved' && (
           <p className="notice" role="status">
-            Approved: the AIGNE CLI now has a key for your account ({decided.key?.key_hint}). You can close this window.
+            {t('connect.approved', { hint: decided.key?.key_hint ?? '' })}
           </p>
         )}
         {decided?.status === 'denied' && (
           <p className="notice" role="status">
-            Denied: the AIGNE CLI gets no key. You can close this window.
+            {t('connect.denied')}
           </p>
         )}
       </div>

@@ -1,8 +1,8 @@
 import { useState, type FormEvent } from 'react';
 import { api, listAll, MODEL_TYPES, type Model, type ModelType, type Page, type Provider, type Settings, type UnitCosts } from '../api';
-import { plural } from '../format';
+import { t, tn } from '../i18n';
 import { formatMoney, marginOf, normalize, type Decimal } from '../money';
-import { PRICED, pricedFor, ratesFromCosts, unitOf, type RateField } from '../rates';
+import { PRICED, pricedFor, ratesFromCosts, TYPE_NAMES, unitOf, type RateField } from '../rates';
 import { Badge, ErrorNote, Field, LoadError, Modal, Toggle, useAction, useLoad } from '../ui';
 import { PriceImport } from './PriceImport';
 
@@ -56,21 +56,27 @@ export function Models() {
   return (
     <>
       <div className="toolbar">
-        <h1>Models &amp; rates</h1>
-        <input type="search" placeholder="Filter models" value={search} onChange={(e) => setSearch(e.target.value)} aria-label="Filter models" />
+        <h1>{t('nav.models')}</h1>
+        <input
+          type="search"
+          placeholder={t('models.filter')}
+          value={search}
+          onChange={(e) => setSearch(e.target.value)}
+          aria-label={t('models.filter')}
+        />
         <button type="button" onClick={() => setDialog({ kind: 'margin' })} disabled={!ready || !selected.size}>
-          Set margin ({selected.size})
+          {t('models.setMargin', { n: selected.size })}
         </button>
         <button type="button" onClick={() => setDialog({ kind: 'import' })} disabled={!ready}>
-          Import prices
+          {t('models.import')}
         </button>
         <button type="button" className="primary" onClick={() => setDialog({ kind: 'edit', model: null })} disabled={!ready || !providers.data?.length}>
-          Add model
+          {t('models.add')}
         </button>
       </div>
       <p className="muted">
-        Rates are credits per million tokens (image per image, video per second).
-        {settings.data && ` A credit costs $${normalize(settings.data.credit_price_usd)}; margins compare rates with the provider's unit costs.`}
+        {t('models.ratesExplain')}
+        {settings.data && ` ${t('models.creditCosts', { price: normalize(settings.data.credit_price_usd) })}`}
       </p>
       <LoadError state={models} />
       <ErrorNote error={toggle.error} />
@@ -81,19 +87,19 @@ export function Models() {
               <th>
                 <input
                   type="checkbox"
-                  aria-label="Select all"
+                  aria-label={t('models.selectAll')}
                   checked={shown.length > 0 && shown.every((m) => selected.has(m.id))}
                   onChange={(e) => setSelected(new Set(e.target.checked ? shown.map((m) => m.id) : []))}
                 />
               </th>
-              <th>Model</th>
-              <th className="num">Input</th>
-              <th className="num">Output</th>
-              <th className="num">Cache read</th>
-              <th className="num">Cache write</th>
-              <th className="num">Image / video</th>
-              <th className="num">Margin</th>
-              <th>Enabled</th>
+              <th>{t('call.model')}</th>
+              <th className="num">{t('rates.input')}</th>
+              <th className="num">{t('rates.output')}</th>
+              <th className="num">{t('rates.cacheRead')}</th>
+              <th className="num">{t('rates.cacheWrite')}</th>
+              <th className="num">{t('models.imageVideo')}</th>
+              <th className="num">{t('models.margin')}</th>
+              <th>{t('providers.enabled')}</th>
               <th />
             </tr>
           </thead>
@@ -101,40 +107,40 @@ export function Models() {
             {shown.length === 0 && (
               <tr>
                 <td colSpan={10} className="muted">
-                  No models. Add one, or import prices from a LiteLLM price file.
+                  {t('models.none')}
                 </td>
               </tr>
             )}
             {shown.map((m) => (
               <tr key={m.id} data-model={m.name ?? m.model}>
                 <td>
-                  <input type="checkbox" aria-label={`Select ${m.name}`} checked={selected.has(m.id)} onChange={(e) => pick(m.id, e.target.checked)} />
+                  <input type="checkbox" aria-label={t('models.select', { name: m.name ?? m.model })} checked={selected.has(m.id)} onChange={(e) => pick(m.id, e.target.checked)} />
                 </td>
                 <td>
-                  <strong>{m.name ?? m.model}</strong> {m.type !== 'chat' && <Badge tone="muted">{m.type}</Badge>}
+                  <strong>{m.name ?? m.model}</strong> {m.type !== 'chat' && <Badge tone="muted">{t(TYPE_NAMES[m.type])}</Badge>}
                 </td>
                 <td className="num">{rate(m.input_rate)}</td>
                 <td className="num">{rate(m.output_rate)}</td>
-                <td className="num">{m.cache_read_rate === null ? <span className="muted">as input</span> : rate(m.cache_read_rate)}</td>
-                <td className="num">{m.cache_write_rate === null ? <span className="muted">as input</span> : rate(m.cache_write_rate)}</td>
+                <td className="num">{m.cache_read_rate === null ? <span className="muted">{t('models.asInput')}</span> : rate(m.cache_read_rate)}</td>
+                <td className="num">{m.cache_write_rate === null ? <span className="muted">{t('models.asInput')}</span> : rate(m.cache_write_rate)}</td>
                 <td className="num">
                   {m.type === 'image'
-                    ? `${rate(m.image_rate)} / image`
+                    ? t('models.perImage', { rate: rate(m.image_rate) })
                     : m.type === 'video'
-                      ? `${rate(m.video_rate)} / s`
+                      ? t('models.perSecond', { rate: rate(m.video_rate) })
                       : m.type === 'transcription'
-                        ? `${rate(m.audio_rate)} / s`
+                        ? t('models.perSecond', { rate: rate(m.audio_rate) })
                         : m.type === 'speech'
-                          ? `${rate(m.audio_rate)} / 1M chars`
+                          ? t('models.perMillionChars', { rate: rate(m.audio_rate) })
                           : '—'}
                 </td>
                 <td className="num">{settings.data ? margins(m, settings.data.credit_price_usd) : ''}</td>
                 <td>
-                  <Toggle quiet label={`${m.name} enabled`} checked={m.enabled} onChange={(v) => setEnabled(m, v)} disabled={toggle.busy} />
+                  <Toggle quiet label={t('providers.enabledOf', { name: m.name ?? m.model })} checked={m.enabled} onChange={(v) => setEnabled(m, v)} disabled={toggle.busy} />
                 </td>
                 <td className="actions">
                   <button type="button" onClick={() => setDialog({ kind: 'edit', model: m })}>
-                    Edit
+                    {t('common.edit')}
                   </button>
                 </td>
               </tr>
@@ -210,7 +216,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
       const c = costs[cost].trim();
       const r = rates[field].trim();
       const value = c && r ? marginOf(r, c, price) : null;
-      return value === null ? '' : `margin ${value}%`;
+      return value === null ? '' : t('models.marginNote', { margin: value });
     } catch {
       return '';
     }
@@ -242,7 +248,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
   }
 
   function remove() {
-    if (!m || !confirm(`Delete ${m.name}? Callers of it get 404.`)) return;
+    if (!m || !confirm(t('models.confirmDelete', { name: m.name ?? m.model }))) return;
     void run(async () => {
       await api(`/api/admin/models/${m.id}`, { method: 'DELETE' });
       props.onSaved();
@@ -250,10 +256,10 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
   }
 
   return (
-    <Modal title={m ? `Edit ${m.name}` : 'Add model'} onClose={props.onClose} wide>
+    <Modal title={m ? t('users.editTitle', { name: m.name ?? m.model }) : t('models.add')} onClose={props.onClose} wide>
       <form onSubmit={submit}>
         <div className="grid3">
-          <Field label="Provider">
+          <Field label={t('call.provider')}>
             <select name="provider_id" value={providerId} disabled={!!m} onChange={(e) => setProviderId(e.target.value)}>
               {props.providers.map((p) => (
                 <option key={p.id} value={p.id}>
@@ -262,24 +268,26 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
               ))}
             </select>
           </Field>
-          <Field label="Model" hint="The provider's model id.">
+          <Field label={t('call.model')} hint={t('models.modelHint')}>
             <input name="model" value={name} required onChange={(e) => setName(e.target.value)} placeholder="gpt-4o-mini" />
           </Field>
-          <Field label="Type">
+          <Field label={t('models.type')}>
             <select name="type" value={type} onChange={(e) => setType(e.target.value as ModelType)}>
-              {MODEL_TYPES.map((t) => (
-                <option key={t}>{t}</option>
+              {MODEL_TYPES.map((mt) => (
+                <option key={mt} value={mt}>
+                  {t(TYPE_NAMES[mt])}
+                </option>
               ))}
             </select>
           </Field>
         </div>
-        <h3>Rates and costs</h3>
+        <h3>{t('models.ratesAndCosts')}</h3>
         <table className="compact">
           <thead>
             <tr>
               <th />
-              <th>Sell rate (credits)</th>
-              <th>Provider cost (USD)</th>
+              <th>{t('models.sellRate')}</th>
+              <th>{t('models.providerCost')}</th>
               <th />
             </tr>
           </thead>
@@ -287,15 +295,17 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
             {fields.map(({ cost, rate: field, label }) => (
               <tr key={field}>
                 <td>
-                  {label} <small className="muted">{unitOf(cost, type)}</small>
+                  {t(label)} <small className="muted">{unitOf(cost, type)}</small>
                 </td>
                 <td>
                   <input
                     name={field}
                     inputMode="decimal"
-                    aria-label={`${label} rate`}
+                    aria-label={t('models.rateOf', { what: t(label) })}
                     value={rates[field]}
-                    placeholder={field === 'cache_write_1h_rate' ? 'as cache write' : field.startsWith('cache') ? 'as input' : '0'}
+                    placeholder={
+                      field === 'cache_write_1h_rate' ? t('models.asCacheWrite') : field.startsWith('cache') ? t('models.asInput') : '0'
+                    }
                     onChange={(e) => setRates({ ...rates, [field]: e.target.value })}
                   />
                 </td>
@@ -303,7 +313,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
                   <input
                     name={`cost_${cost}`}
                     inputMode="decimal"
-                    aria-label={`${label} cost`}
+                    aria-label={t('models.costOf', { what: t(label) })}
                     value={costs[cost]}
                     onChange={(e) => setCosts({ ...costs, [cost]: e.target.value })}
                   />
@@ -314,34 +324,32 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
           </tbody>
         </table>
         <div className="calculator">
-          <Field label="Margin %">
+          <Field label={t('models.marginPercent')}>
             <input name="margin" inputMode="decimal" value={margin} onChange={(e) => setMargin(e.target.value)} />
           </Field>
-          <p className="muted">
-            rate = cost × (1 + margin) ÷ credit price (${normalize(price)})
-          </p>
+          <p className="muted">{t('models.formula', { price: normalize(price) })}</p>
           <button type="button" onClick={applyMargin}>
-            Set rates from costs
+            {t('models.fromCosts')}
           </button>
         </div>
         <div className="grid3">
-          <Field label="Max output tokens" hint="Held for calls that set no max_tokens.">
+          <Field label={t('models.maxOutput')} hint={t('models.maxOutputHint')}>
             <input name="max_output_tokens" type="number" min={1} value={maxOutput} onChange={(e) => setMaxOutput(e.target.value)} />
           </Field>
         </div>
-        <Toggle label="Enabled" checked={enabled} onChange={setEnabled} />
+        <Toggle label={t('providers.enabled')} checked={enabled} onChange={setEnabled} />
         <ErrorNote error={error} />
         <footer>
           {m && (
             <button type="button" className="danger left" onClick={remove}>
-              Delete
+              {t('common.delete')}
             </button>
           )}
           <button type="button" onClick={props.onClose}>
-            Cancel
+            {t('common.cancel')}
           </button>
           <button type="submit" className="primary" disabled={busy}>
-            {m ? 'Save' : 'Add model'}
+            {m ? t('common.save') : t('models.add')}
           </button>
         </footer>
       </form>
@@ -371,21 +379,21 @@ function BulkMargin(props: { models: Model[]; settings: Settings; onClose(): voi
   }
 
   return (
-    <Modal title={`Set the margin of ${plural(props.models.length, 'model')}`} onClose={props.onClose} wide>
+    <Modal title={tn('models.bulkTitle', props.models.length)} onClose={props.onClose} wide>
       <div className="calculator">
-        <Field label="Margin %">
+        <Field label={t('models.marginPercent')}>
           <input name="margin" inputMode="decimal" value={margin} onChange={(e) => setMargin(e.target.value)} autoFocus />
         </Field>
-        <p className="muted">rate = unit cost × (1 + margin) ÷ credit price (${normalize(price)})</p>
+        <p className="muted">{t('models.bulkFormula', { price: normalize(price) })}</p>
       </div>
       <ErrorNote error={invalid} />
       <table className="compact">
         <thead>
           <tr>
-            <th>Model</th>
+            <th>{t('call.model')}</th>
             {PRICED.map((p) => (
               <th key={p.rate} className="num">
-                {p.label}
+                {t(p.label)}
               </th>
             ))}
           </tr>
@@ -396,7 +404,7 @@ function BulkMargin(props: { models: Model[]; settings: Settings; onClose(): voi
               <td>{model.name}</td>
               {Object.keys(rates).length === 0 ? (
                 <td colSpan={PRICED.length} className="muted">
-                  No unit costs: unchanged
+                  {t('models.noCosts')}
                 </td>
               ) : (
                 PRICED.map((p) => (
@@ -412,10 +420,10 @@ function BulkMargin(props: { models: Model[]; settings: Settings; onClose(): voi
       <ErrorNote error={error} />
       <footer>
         <button type="button" onClick={props.onClose}>
-          Cancel
+          {t('common.cancel')}
         </button>
         <button type="button" className="primary" disabled={busy || !!invalid} onClick={apply}>
-          Update rates
+          {t('models.updateRates')}
         </button>
       </footer>
     </Modal>

@@ -1,4 +1,5 @@
 import { listAll, type User } from '../api';
+import { t } from '../i18n';
 import { useLoad } from '../ui';
 import { UsageBlock } from '../usage';
 
@@ -7,15 +8,15 @@ export function Overview() {
   const names = new Map(users.data?.map((u) => [u.id, u.name]));
   return (
     <>
-      <h1>Overview</h1>
+      <h1>{t('nav.overview')}</h1>
       <UsageBlock
         path="/api/admin/usage"
-        title="Usage"
+        title={t('usage.title')}
         lists={[
-          { group: 'model', title: 'Models' },
-          { group: 'provider', title: 'Providers' },
-          { group: 'app', title: 'Apps' },
-          { group: 'user', title: 'Users', name: (id) => names.get(id) ?? id },
+          { group: 'model', title: t('usage.models') },
+          { group: 'provider', title: t('usage.providers') },
+          { group: 'app', title: t('usage.apps') },
+          { group: 'user', title: t('usage.users'), name: (id) => names.get(id) ?? id },
         ]}
       />
     </>

@@ -1,6 +1,7 @@
 import { useRef, useState, type FormEvent } from 'react';
 import { api, ApiError, failure, send, type Call, type Page } from '../api';
 import { count, ms } from '../format';
+import { t } from '../i18n';
 import { sum } from '../money';
 import { takeEvents } from '../sse';
 import { ErrorNote, Field, LoadError, Stat, useLoad, useMoney, useSession } from '../ui';
@@ -27,7 +28,7 @@ interface Chunk {
 }
 
 /** Streams one chat completion, calling `onText` per piece; resolves with its timings and usage. */
-async function streamChat(model: string, messages: Message[], maxTokens: number | null, onText: (t: string) => void, signal: AbortSignal) {
+async function streamChat(model: string, messages: Message[], maxTokens: number | null, onText: (piece: string) => void, signal: AbortSignal) {
   const started = performance.now();
   const res = await send('/v1/chat/completions', {
     headers: { 'x-hub-app': 'playground' },
@@ -54,7 +55,7 @@ async function streamChat(model: string, messages: Message[], maxTokens: number 
     for (const data of events.data) {
       if (data === '[DONE]') continue;
       const chunk = JSON.parse(data) as Chunk;
-      if (chunk.error) throw new ApiError(chunk.error.message ?? 'The provider failed mid-stream.', 502);
+      if (chunk.error) throw new ApiError(chunk.error.message ?? t('playground.midStream'), 502);
       const text = chunk.choices?.[0]?.delta?.content;
       if (text) {
         ttft ??= performance.now() - started;
@@ -110,7 +111,7 @@ export function Playground() {
         chosen,
         sent,
         maxTokens ? Number(maxTokens) : null,
-        (t) => setMessages((prev) => [...prev.slice(0, -1), { role: 'assistant', content: prev[prev.length - 1].content + t }]),
+        (piece) => setMessages((prev) => [...prev.slice(0, -1), { role: 'assistant', content: prev[prev.length - 1].content + piece }]),
         abort.current.signal,
       );
       const result: Outcome = { ...r, model: chosen, credits: null };
@@ -130,40 +131,43 @@ export function Playground() {
   return (
     <>
       <div className="toolbar">
-        <h1>Playground</h1>
+        <h1>{t('nav.playground')}</h1>
         <button type="button" onClick={() => (setMessages([]), setOutcome(null))} disabled={streaming || !messages.length}>
-          Clear chat
+          {t('playground.clear')}
         </button>
       </div>
       <LoadError state={models} />
       <div className="playground">
         <div className="settings-col">
-          <Field label="Model">
+          <Field label={t('call.model')}>
             <select name="model" value={chosen} onChange={(e) => setModel(e.target.value)}>
               {models.data?.map((m) => (
                 <option key={m}>{m}</option>
               ))}
             </select>
           </Field>
-          {models.data?.length === 0 && <p className="muted">This key may call no chat model yet.</p>}
-          <Field label="System prompt">
+          {models.data?.length === 0 && <p className="muted">{t('playground.noModels')}</p>}
+          <Field label={t('playground.system')}>
             <textarea name="system" rows={4} value={system} onChange={(e) => setSystem(e.target.value)} />
           </Field>
-          <Field label="Max tokens">
+          <Field label={t('playground.maxTokens')}>
             <input name="max_tokens" type="number" min={1} value={maxTokens} onChange={(e) => setMaxTokens(e.target.value)} />
           </Field>
           {outcome && (
             <div className="stats narrow" data-testid="call-stats">
-              <Stat label="Time to first token" value={ms(outcome.ttft)} />
-              <Stat label="Total" value={ms(outcome.total)} />
+              <Stat label={t('playground.ttft')} value={ms(outcome.ttft)} />
+              <Stat label={t('playground.total')} value={ms(outcome.total)} />
               <Stat
-                label="Tokens"
+                label={t('usage.tokens')}
                 value={outcome.usage ? count(outcome.usage.prompt_tokens + outcome.usage.completion_tokens) : '—'}
-                sub={outcome.usage && `${count(outcome.usage.prompt_tokens)} in · ${count(outcome.usage.completion_tokens)} out`}
+                sub={
+                  outcome.usage &&
+                  t('usage.inOut', { input: count(outcome.usage.prompt_tokens), output: count(outcome.usage.completion_tokens) })
+                }
               />
               <Stat
-                label="Credits"
-                value={<span data-testid="credits">{outcome.credits === null ? 'settling…' : money(outcome.credits)}</span>}
+                label={t('usage.credits')}
+                value={<span data-testid="credits">{outcome.credits === null ? t('playground.settling') : money(outcome.credits)}</span>}
                 sub={outcome.callId && <code>{outcome.callId}</code>}
               />
             </div>
@@ -171,10 +175,10 @@ export function Playground() {
         </div>
         <div className="chat">
           <div className="messages" aria-live="polite">
-            {messages.length === 0 && <p className="muted">Send a message to stream a reply through Hub.</p>}
+            {messages.length === 0 && <p className="muted">{t('playground.empty')}</p>}
             {messages.map((m, i) => (
               <div key={i} className={`message ${m.role}`}>
-                <span>{m.role === 'user' ? 'You' : chosen}</span>
+                <span>{m.role === 'user' ? t('playground.you') : chosen}</span>
                 <p>{m.content || (streaming && i === messages.length - 1 ? '…' : '')}</p>
               </div>
             ))}
@@ -184,18 +188,18 @@ export function Playground() {
             <textarea
               name="prompt"
               rows={3}
-              placeholder="Message (Ctrl+Enter to send)"
+              placeholder={t('playground.placeholder')}
               value={input}
               onChange={(e) => setInput(e.target.value)}
               onKeyDown={(e) => e.key === 'Enter' && (e.ctrlKey || e.metaKey) && e.currentTarget.form?.requestSubmit()}
             />
             {streaming ? (
               <button type="button" onClick={() => abort.current?.abort()}>
-                Stop
+                {t('playground.stop')}
               </button>
             ) : (
               <button type="submit" className="primary" disabled={!input.trim() || !chosen}>
-                Send
+                {t('playground.send')}
               </button>
             )}
           </form>

@@ -1,8 +1,8 @@
 import { useState } from 'react';
 import { api, errorText, type Model, type Provider, type Settings } from '../api';
-import { plural } from '../format';
+import { t, tn } from '../i18n';
 import { formatMoney, normalize, rateFromCost } from '../money';
-import { parsePriceFile, PRICED, ratesFromCosts, type PriceEntry } from '../rates';
+import { parsePriceFile, PRICED, ratesFromCosts, TYPE_NAMES, type PriceEntry } from '../rates';
 import { ErrorNote, Field, Modal, useAction } from '../ui';
 
 const SHOWN = 300;
@@ -12,7 +12,7 @@ function invalidMargin(margin: string, price: string): string | null {
     rateFromCost('1', margin, price);
     return null;
   } catch (e) {
-    return `Margin: ${errorText(e)}`;
+    return t('import.badMargin', { error: errorText(e) });
   }
 }
 
@@ -25,7 +25,7 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
   const [search, setSearch] = useState('');
   const [margin, setMargin] = useState(normalize(props.settings.margin_percent));
   const [picked, setPicked] = useState<Set<string>>(new Set());
-  const [outcome, setOutcome] = useState<string[] | null>(null);
+  const [outcome, setOutcome] = useState<{ text: string; failed: boolean }[] | null>(null);
   const { busy, error, run } = useAction();
   const price = props.settings.credit_price_usd;
   const provider = props.providers.find((p) => p.id === providerId);
@@ -48,13 +48,13 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
       const kinds = new Set(parsed.map((e) => e.provider));
       setSource(provider && kinds.has(provider.kind) ? provider.kind : '');
     } catch (e) {
-      setFileError(`Not a LiteLLM price file: ${errorText(e)}`);
+      setFileError(t('import.notPriceFile', { error: errorText(e) }));
     }
   }
 
   function importPicked() {
     void run(async () => {
-      const lines: string[] = [];
+      const lines: { text: string; failed: boolean }[] = [];
       for (const e of (entries ?? []).filter((x) => picked.has(x.key))) {
         const body = { ...ratesOf(e), unit_costs: e.costs };
         const found = existing(e);
@@ -64,9 +64,9 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
             await api('/api/admin/models', {
               body: { ...body, provider_id: providerId, model: e.model, type: e.type, max_output_tokens: e.max_output_tokens ?? undefined },
             });
-          lines.push(`${found ? 'Updated' : 'Created'} ${e.model}`);
+          lines.push({ text: t(found ? 'import.updated' : 'import.created', { model: e.model }), failed: false });
         } catch (err) {
-          lines.push(`Failed ${e.model}: ${errorText(err)}`);
+          lines.push({ text: t('import.failed', { model: e.model, error: errorText(err) }), failed: true });
         }
       }
       setOutcome(lines);
@@ -82,17 +82,17 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
 
   if (outcome)
     return (
-      <Modal title="Import finished" onClose={props.onDone}>
+      <Modal title={t('import.finished')} onClose={props.onDone}>
         <ul className="outcome">
           {outcome.map((l) => (
-            <li key={l} className={l.startsWith('Failed') ? 'error' : undefined}>
-              {l}
+            <li key={l.text} className={l.failed ? 'error' : undefined}>
+              {l.text}
             </li>
           ))}
         </ul>
         <footer>
           <button type="button" className="primary" onClick={props.onDone}>
-            Done
+            {t('common.done')}
           </button>
         </footer>
       </Modal>
@@ -100,16 +100,13 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
 
   const shown = matching.slice(0, SHOWN);
   return (
-    <Modal title="Import prices" onClose={props.onClose} wide>
-      <p className="muted">
-        A JSON file in LiteLLM&apos;s <code>model_prices_and_context_window.json</code> format. It is read in this browser; nothing is
-        sent until you import.
-      </p>
+    <Modal title={t('models.import')} onClose={props.onClose} wide>
+      <p className="muted">{t('import.explain', { file: 'model_prices_and_context_window.json' })}</p>
       <div className="grid3">
-        <Field label="Price file">
+        <Field label={t('import.file')}>
           <input type="file" name="price_file" accept=".json,application/json" onChange={(e) => void load(e.target.files?.[0])} />
         </Field>
-        <Field label="Into provider">
+        <Field label={t('import.intoProvider')}>
           <select name="provider" value={providerId} onChange={(e) => setProviderId(e.target.value)}>
             {props.providers.map((p) => (
               <option key={p.id} value={p.id}>
@@ -118,7 +115,7 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
             ))}
           </select>
         </Field>
-        <Field label="Margin %" hint={`Credit price $${normalize(price)}`}>
+        <Field label={t('models.marginPercent')} hint={t('import.creditPrice', { price: normalize(price) })}>
           <input name="margin" inputMode="decimal" value={margin} onChange={(e) => setMargin(e.target.value)} />
         </Field>
       </div>
@@ -126,18 +123,24 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
       {entries && (
         <>
           <div className="toolbar">
-            <select aria-label="LiteLLM provider" value={source} onChange={(e) => setSource(e.target.value)}>
-              <option value="">All LiteLLM providers</option>
+            <select aria-label={t('import.litellmProvider')} value={source} onChange={(e) => setSource(e.target.value)}>
+              <option value="">{t('import.allProviders')}</option>
               {sources.map((s) => (
                 <option key={s}>{s}</option>
               ))}
             </select>
-            <input type="search" placeholder="Search models" aria-label="Search models" value={search} onChange={(e) => setSearch(e.target.value)} />
+            <input
+              type="search"
+              placeholder={t('import.search')}
+              aria-label={t('import.search')}
+              value={search}
+              onChange={(e) => setSearch(e.target.value)}
+            />
             <button type="button" onClick={() => setPicked(new Set(shown.map((e) => e.key)))}>
-              Select shown
+              {t('import.selectShown')}
             </button>
             <button type="button" onClick={() => setPicked(new Set())}>
-              Clear
+              {t('import.clear')}
             </button>
           </div>
           <div className="scroll">
@@ -145,12 +148,12 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
               <thead>
                 <tr>
                   <th />
-                  <th>Model</th>
-                  <th>Type</th>
+                  <th>{t('call.model')}</th>
+                  <th>{t('models.type')}</th>
                   <th />
                   {PRICED.map((p) => (
                     <th key={p.cost} className="num">
-                      {p.label}
+                      {t(p.label)}
                     </th>
                   ))}
                 </tr>
@@ -161,13 +164,13 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
                   return (
                     <tr key={e.key} data-entry={e.key}>
                       <td>
-                        <input type="checkbox" aria-label={`Import ${e.key}`} checked={picked.has(e.key)} onChange={(x) => pick(e.key, x.target.checked)} />
+                        <input type="checkbox" aria-label={t('import.pick', { model: e.key })} checked={picked.has(e.key)} onChange={(x) => pick(e.key, x.target.checked)} />
                       </td>
                       <td>{e.model}</td>
-                      <td>{e.type}</td>
-                      <td>{existing(e) ? 'update' : 'new'}</td>
+                      <td>{t(TYPE_NAMES[e.type])}</td>
+                      <td>{existing(e) ? t('import.update') : t('import.new')}</td>
                       {PRICED.map((p) => (
-                        <td key={p.cost} className="num" title={e.costs[p.cost] ? `cost $${e.costs[p.cost]}` : undefined}>
+                        <td key={p.cost} className="num" title={e.costs[p.cost] ? t('import.costTitle', { cost: e.costs[p.cost]! }) : undefined}>
                           {rates[p.rate] === undefined ? '—' : formatMoney(rates[p.rate]!, { minDecimals: 2 })}
                         </td>
                       ))}
@@ -178,18 +181,18 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
             </table>
           </div>
           <p className="muted">
-            {plural(matching.length, 'model')} {matching.length === 1 ? 'matches' : 'match'}{matching.length > SHOWN ? `, the first ${SHOWN} shown` : ''}. Rates in credits per million
-            tokens (image per image, video per second, audio per second or, for speech, per million characters) at the margin above.
+            {matching.length > SHOWN ? tn('import.matchesFirst', matching.length, { shown: SHOWN }) : tn('import.matches', matching.length)}{' '}
+            {t('import.ratesExplain')}
           </p>
         </>
       )}
       <ErrorNote error={marginError ?? error} />
       <footer>
         <button type="button" onClick={props.onClose}>
-          Cancel
+          {t('common.cancel')}
         </button>
         <button type="button" className="primary" disabled={busy || !picked.size || !providerId || !!marginError} onClick={importPicked}>
-          {busy ? 'Importing…' : `Import ${plural(picked.size, 'model')}`}
+          {busy ? t('import.importing') : tn('import.submit', picked.size)}
         </button>
       </footer>
     </Modal>

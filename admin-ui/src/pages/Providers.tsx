@@ -1,6 +1,7 @@
 import { Fragment, useState, type FormEvent } from 'react';
 import { api, providerKinds, type Credential, type CredentialTest, type Page, type Provider, type ProviderKind } from '../api';
 import { ms } from '../format';
+import { t, type MessageKey } from '../i18n';
 import { formatTime } from '../time';
 import { Badge, ErrorNote, Field, LoadError, Modal, Toggle, useAction, useLoad, type Tone } from '../ui';
 
@@ -20,7 +21,7 @@ export function Providers() {
   }
 
   function remove(p: Provider) {
-    if (!confirm(`Delete provider ${p.name} and its credentials? Its models stop working.`)) return;
+    if (!confirm(t('providers.confirmDelete', { name: p.name }))) return;
     void toggle.run(async () => {
       await api(`/api/admin/providers/${p.id}`, { method: 'DELETE' });
       providers.reload();
@@ -30,9 +31,9 @@ export function Providers() {
   return (
     <>
       <div className="toolbar">
-        <h1>Providers</h1>
+        <h1>{t('nav.providers')}</h1>
         <button type="button" className="primary" onClick={() => setEditing('new')} disabled={!kinds.data}>
-          Add provider
+          {t('providers.add')}
         </button>
       </div>
       <LoadError state={providers} />
@@ -42,12 +43,12 @@ export function Providers() {
         <table>
           <thead>
             <tr>
-              <th>Name</th>
-              <th>Kind</th>
-              <th>Base URL</th>
-              <th>Priority</th>
-              <th>Credentials</th>
-              <th>Enabled</th>
+              <th>{t('users.name')}</th>
+              <th>{t('providers.kind')}</th>
+              <th>{t('providers.baseUrl')}</th>
+              <th>{t('providers.priority')}</th>
+              <th>{t('providers.credentials')}</th>
+              <th>{t('providers.enabled')}</th>
               <th />
             </tr>
           </thead>
@@ -55,7 +56,7 @@ export function Providers() {
             {providers.data.length === 0 && (
               <tr>
                 <td colSpan={7} className="muted">
-                  No providers yet: add one, then a credential for it.
+                  {t('providers.none')}
                 </td>
               </tr>
             )}
@@ -73,21 +74,21 @@ export function Providers() {
                   <td>{p.priority}</td>
                   <td>
                     <Badge tone={p.active_credentials ? 'ok' : 'warn'}>
-                      {p.active_credentials} of {p.credentials} active
+                      {t('providers.activeOf', { active: p.active_credentials, total: p.credentials })}
                     </Badge>
                   </td>
                   <td>
-                    <Toggle quiet label={`${p.name} enabled`} checked={p.enabled} onChange={(v) => setEnabled(p, v)} disabled={toggle.busy} />
+                    <Toggle quiet label={t('providers.enabledOf', { name: p.name })} checked={p.enabled} onChange={(v) => setEnabled(p, v)} disabled={toggle.busy} />
                   </td>
                   <td className="actions">
                     <button type="button" onClick={() => setOpen(open === p.id ? null : p.id)} aria-expanded={open === p.id}>
-                      Credentials
+                      {t('providers.credentials')}
                     </button>
                     <button type="button" onClick={() => setEditing(p)}>
-                      Edit
+                      {t('common.edit')}
                     </button>
                     <button type="button" className="danger" onClick={() => remove(p)}>
-                      Delete
+                      {t('common.delete')}
                     </button>
                   </td>
                 </tr>
@@ -120,13 +121,13 @@ export function Providers() {
 }
 
 function baseUrlHint(k: ProviderKind | undefined): string {
-  if (k?.default_base_url) return `Empty for the default, ${k.default_base_url}`;
-  return k?.needs_region ? "Empty for the region's endpoint." : 'Required for this kind.';
+  if (k?.default_base_url) return t('providers.baseUrlDefault', { url: k.default_base_url });
+  return k?.needs_region ? t('providers.baseUrlRegion') : t('providers.baseUrlRequired');
 }
 
 /** What a credential's secret is for each kind that takes something other than an API key. */
-const SECRET_HINTS: Record<string, string> = {
-  bedrock: 'ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN], or a Bedrock API key.',
+const SECRET_HINTS: Record<string, MessageKey> = {
+  bedrock: 'providers.secretBedrock',
 };
 
 function ProviderForm(props: { provider: Provider | null; kinds: ProviderKind[]; onClose(): void; onSaved(p: Provider): void }) {
@@ -159,9 +160,9 @@ function ProviderForm(props: { provider: Provider | null; kinds: ProviderKind[];
   }
 
   return (
-    <Modal title={p ? `Edit ${p.name}` : 'Add provider'} onClose={props.onClose}>
+    <Modal title={p ? t('users.editTitle', { name: p.name }) : t('providers.add')} onClose={props.onClose}>
       <form onSubmit={submit}>
-        <Field label="Kind">
+        <Field label={t('providers.kind')}>
           <select name="kind" value={kind} onChange={(e) => setKind(e.target.value)}>
             {props.kinds.map((x) => (
               <option key={x.kind} value={x.kind}>
@@ -170,10 +171,10 @@ function ProviderForm(props: { provider: Provider | null; kinds: ProviderKind[];
             ))}
           </select>
         </Field>
-        <Field label="Name" hint="Letters, digits, '-', '_' or '.'; callers can pin it as name/model.">
+        <Field label={t('users.name')} hint={t('providers.nameHint')}>
           <input name="name" value={name} placeholder={kind} onChange={(e) => setName(e.target.value)} />
         </Field>
-        <Field label="Base URL" hint={baseUrlHint(k)}>
+        <Field label={t('providers.baseUrl')} hint={baseUrlHint(k)}>
           <input
             name="base_url"
             type="url"
@@ -184,21 +185,21 @@ function ProviderForm(props: { provider: Provider | null; kinds: ProviderKind[];
           />
         </Field>
         {(k?.needs_region || region) && (
-          <Field label="Region" hint="Empty for us-east-1.">
+          <Field label={t('providers.region')} hint={t('providers.regionHint')}>
             <input name="region" value={region} placeholder="us-east-1" onChange={(e) => setRegion(e.target.value)} />
           </Field>
         )}
-        <Field label="Priority" hint="Higher priorities are tried first; equal ones share the load.">
+        <Field label={t('providers.priority')} hint={t('providers.priorityHint')}>
           <input name="priority" type="number" min={-1000} max={1000} value={priority} onChange={(e) => setPriority(e.target.value)} />
         </Field>
-        <Toggle label="Enabled" checked={enabled} onChange={setEnabled} />
+        <Toggle label={t('providers.enabled')} checked={enabled} onChange={setEnabled} />
         <ErrorNote error={error} />
         <footer>
           <button type="button" onClick={props.onClose}>
-            Cancel
+            {t('common.cancel')}
           </button>
           <button type="submit" className="primary" disabled={busy}>
-            {p ? 'Save' : 'Add provider'}
+            {p ? t('common.save') : t('providers.add')}
           </button>
         </footer>
       </form>
@@ -207,6 +208,7 @@ function ProviderForm(props: { provider: Provider | null; kinds: ProviderKind[];
 }
 
 const STATUS_TONE: Record<string, Tone> = { active: 'ok', error: 'bad', disabled: 'muted' };
+const STATUS_NAMES: Record<string, MessageKey> = { active: 'common.active', error: 'providers.status.error', disabled: 'users.disabled' };
 
 function Credentials(props: { provider: Provider; kind: ProviderKind | undefined; onChanged(): void }) {
   const { provider } = props;
@@ -226,7 +228,7 @@ function Credentials(props: { provider: Provider; kind: ProviderKind | undefined
   function test(c: Credential) {
     void action.run(async () => {
       const result = await api<CredentialTest>(`/api/admin/credentials/${c.id}/test`, { method: 'POST' });
-      setTests((t) => ({ ...t, [c.id]: result }));
+      setTests((all) => ({ ...all, [c.id]: result }));
       changed();
     });
   }
@@ -239,7 +241,7 @@ function Credentials(props: { provider: Provider; kind: ProviderKind | undefined
   }
 
   function remove(c: Credential) {
-    if (!confirm(`Delete credential ${c.name}?`)) return;
+    if (!confirm(t('providers.confirmDeleteCredential', { name: c.name }))) return;
     void action.run(async () => {
       await api(`/api/admin/credentials/${c.id}`, { method: 'DELETE' });
       changed();
@@ -249,28 +251,28 @@ function Credentials(props: { provider: Provider; kind: ProviderKind | undefined
   return (
     <div className="credentials">
       <div className="toolbar">
-        <h3>Credentials of {provider.name}</h3>
+        <h3>{t('providers.credentialsOf', { name: provider.name })}</h3>
         <button type="button" onClick={() => setEditing('new')}>
-          Add credential
+          {t('providers.addCredential')}
         </button>
       </div>
-      {props.kind && !props.kind.needs_secret && <p className="muted">This kind runs without a secret; a credential is optional.</p>}
+      {props.kind && !props.kind.needs_secret && <p className="muted">{t('providers.noSecretNeeded')}</p>}
       <LoadError state={list} />
       <ErrorNote error={action.error} />
       {saved && (
         <p className="notice" role="status">
-          Saved {saved.name}. The secret is encrypted and from now on shown only masked: <code>{saved.secret_hint}</code>
+          {t('providers.savedCredential', { name: saved.name })} <code>{saved.secret_hint}</code>
         </p>
       )}
       {list.data && list.data.length > 0 && (
         <table>
           <thead>
             <tr>
-              <th>Name</th>
-              <th>Secret</th>
-              <th>Weight</th>
-              <th>Status</th>
-              <th>Enabled</th>
+              <th>{t('users.name')}</th>
+              <th>{t('providers.secret')}</th>
+              <th>{t('providers.weight')}</th>
+              <th>{t('call.status')}</th>
+              <th>{t('providers.enabled')}</th>
               <th />
             </tr>
           </thead>
@@ -282,22 +284,22 @@ function Credentials(props: { provider: Provider; kind: ProviderKind | undefined
                   <td className="mono">{c.secret_hint}</td>
                   <td>{c.weight}</td>
                   <td>
-                    <Badge tone={STATUS_TONE[c.status] ?? 'muted'}>{c.status}</Badge>
+                    <Badge tone={STATUS_TONE[c.status] ?? 'muted'}>{STATUS_NAMES[c.status] ? t(STATUS_NAMES[c.status]) : c.status}</Badge>
                     {c.last_error && <div className="error small">{c.last_error}</div>}
-                    <small className="muted">Updated {formatTime(c.updated_at)}</small>
+                    <small className="muted">{t('providers.updated', { time: formatTime(c.updated_at) })}</small>
                   </td>
                   <td>
-                    <Toggle quiet label={`${c.name} enabled`} checked={c.enabled} onChange={(enabled) => patch(c, { enabled })} disabled={action.busy} />
+                    <Toggle quiet label={t('providers.enabledOf', { name: c.name })} checked={c.enabled} onChange={(enabled) => patch(c, { enabled })} disabled={action.busy} />
                   </td>
                   <td className="actions">
                     <button type="button" onClick={() => test(c)} disabled={action.busy}>
-                      Test
+                      {t('providers.test')}
                     </button>
                     <button type="button" onClick={() => setEditing(c)}>
-                      Edit
+                      {t('common.edit')}
                     </button>
                     <button type="button" className="danger" onClick={() => remove(c)}>
-                      Delete
+                      {t('common.delete')}
                     </button>
                   </td>
                 </tr>
@@ -305,8 +307,8 @@ function Credentials(props: { provider: Provider; kind: ProviderKind | undefined
                   <tr>
                     <td colSpan={6}>
                       <div className="test-result" data-testid="test-result">
-                        <Badge tone={tests[c.id].ok ? 'ok' : 'bad'}>{tests[c.id].ok ? 'Passed' : 'Failed'}</Badge>{' '}
-                        HTTP {tests[c.id].status ?? '—'} in {ms(tests[c.id].latency_ms)}
+                        <Badge tone={tests[c.id].ok ? 'ok' : 'bad'}>{tests[c.id].ok ? t('providers.passed') : t('providers.failed')}</Badge>{' '}
+                        {t('providers.httpIn', { status: tests[c.id].status ?? '—', time: ms(tests[c.id].latency_ms) })}
                         <pre>{tests[c.id].message}</pre>
                       </div>
                     </td>
@@ -321,7 +323,7 @@ function Credentials(props: { provider: Provider; kind: ProviderKind | undefined
         <CredentialForm
           provider={provider}
           credential={editing === 'new' ? null : editing}
-          secretHint={SECRET_HINTS[provider.kind] ?? 'The API key.'}
+          secretHint={t(SECRET_HINTS[provider.kind] ?? 'providers.secretApiKey')}
           onClose={() => setEditing(null)}
           onSaved={(c) => {
             setEditing(null);
@@ -361,14 +363,14 @@ function CredentialForm(props: {
   }
 
   return (
-    <Modal title={c ? `Edit ${c.name}` : `Add a credential to ${props.provider.name}`} onClose={props.onClose}>
+    <Modal title={c ? t('users.editTitle', { name: c.name }) : t('providers.addCredentialTo', { name: props.provider.name })} onClose={props.onClose}>
       <form onSubmit={submit}>
-        <Field label="Name">
+        <Field label={t('users.name')}>
           <input name="name" value={name} placeholder="default" onChange={(e) => setName(e.target.value)} />
         </Field>
         <Field
-          label="Secret"
-          hint={`${props.secretHint} ${c ? `Now ${c.secret_hint}; leave empty to keep it.` : 'Encrypted at rest; after saving it is only ever shown masked.'}`}
+          label={t('providers.secret')}
+          hint={`${props.secretHint} ${c ? t('providers.secretNow', { hint: c.secret_hint }) : t('providers.secretNew')}`}
         >
           <div className="inline">
             <input
@@ -380,20 +382,20 @@ function CredentialForm(props: {
               onChange={(e) => setSecret(e.target.value)}
             />
             <button type="button" onClick={() => setReveal(!reveal)}>
-              {reveal ? 'Hide' : 'Show'}
+              {reveal ? t('providers.hide') : t('providers.show')}
             </button>
           </div>
         </Field>
-        <Field label="Weight" hint="Credentials of one provider share calls in proportion to their weights.">
+        <Field label={t('providers.weight')} hint={t('providers.weightHint')}>
           <input name="weight" type="number" min={1} max={10000} value={weight} onChange={(e) => setWeight(e.target.value)} />
         </Field>
         <ErrorNote error={error} />
         <footer>
           <button type="button" onClick={props.onClose}>
-            Cancel
+            {t('common.cancel')}
           </button>
           <button type="submit" className="primary" disabled={busy || (!c && !hasSecret)}>
-            {c ? 'Save' : 'Add credential'}
+            {c ? t('common.save') : t('providers.addCredential')}
           </button>
         </footer>
       </form>

@@ -1,5 +1,6 @@
 import { useState, type FormEvent, type ReactNode } from 'react';
 import { api, type Settings as SettingsShape } from '../api';
+import { t } from '../i18n';
 import { callbackUrl, changes, draftOf, NO_SECRETS, stripeWebhookUrl, type Draft, type SwitchKey, type TextKey } from '../settings';
 import { Badge, ErrorNote, Field, LoadError, Toggle, useAction, useLoad, useSession } from '../ui';
 
@@ -7,7 +8,7 @@ export function Settings() {
   const settings = useLoad(() => api<SettingsShape>('/api/admin/settings'), []);
   return (
     <>
-      <h1>Settings</h1>
+      <h1>{t('nav.settings')}</h1>
       <LoadError state={settings} />
       {settings.data && <SettingsForm initial={settings.data} onSaved={settings.reload} />}
     </>
@@ -42,37 +43,37 @@ function SettingsForm({ initial, onSaved }: { initial: SettingsShape; onSaved():
 
   return (
     <form className="card settings" onSubmit={submit}>
-      <h2>Billing</h2>
-      {toggle('billing_enabled', 'Billing on: calls need credits and are charged to balances')}
+      <h2>{t('nav.billing')}</h2>
+      {toggle('billing_enabled', t('settings.billingOn'))}
       <div className="grid2">
-        <Field label="Starter credits" hint="Granted once to each new user (also those who sign up themselves) while billing is on.">
+        <Field label={t('settings.starter')} hint={t('settings.starterHint')}>
           <input inputMode="decimal" {...text('starter_credits')} />
         </Field>
-        <Field label="Credit price (USD)" hint="What one credit sells for; rates are set from costs with it.">
+        <Field label={t('settings.creditPrice')} hint={t('settings.creditPriceHint')}>
           <input inputMode="decimal" {...text('credit_price_usd')} />
         </Field>
-        <Field label="Default margin %" hint="Proposed when setting rates from provider costs.">
+        <Field label={t('settings.margin')} hint={t('settings.marginHint')}>
           <input inputMode="decimal" {...text('margin_percent')} />
         </Field>
-        <Field label="Currency prefix" hint="Shown before amounts of credits, such as $ or €.">
+        <Field label={t('settings.prefix')} hint={t('settings.prefixHint')}>
           <input maxLength={8} {...text('currency_prefix')} />
         </Field>
-        <Field label="Payment link" hint="Where users buy credits; shown on their account page.">
+        <Field label={t('settings.paymentLink')} hint={t('settings.paymentLinkHint')}>
           <input type="url" placeholder="https://…" {...text('payment_link')} />
         </Field>
       </div>
-      <h2>Calls</h2>
+      <h2>{t('usage.calls')}</h2>
       <div className="grid2">
-        <Field label="Max attempts" hint="Providers tried per call, failover included (1–10).">
+        <Field label={t('settings.maxAttempts')} hint={t('settings.maxAttemptsHint')}>
           <input type="number" min={1} max={10} {...text('max_attempts')} />
         </Field>
-        <Field label="Default max output tokens" hint="Held for calls that set no max_tokens when the model sets none.">
+        <Field label={t('settings.maxOutput')} hint={t('settings.maxOutputHint')}>
           <input type="number" min={1} {...text('default_max_output_tokens')} />
         </Field>
-        <Field label="Hold lifetime (seconds)" hint="Holds of calls that never settle are released after this.">
+        <Field label={t('settings.holdTtl')} hint={t('settings.holdTtlHint')}>
           <input type="number" min={1} {...text('hold_ttl_seconds')} />
         </Field>
-        <Field label="App name" hint="Shown on the sign-in page.">
+        <Field label={t('settings.appName')} hint={t('settings.appNameHint')}>
           <input {...text('app_name')} />
         </Field>
       </div>
@@ -81,15 +82,15 @@ function SettingsForm({ initial, onSaved }: { initial: SettingsShape; onSaved():
       <ErrorNote error={error} />
       {saved && (
         <p className="notice" role="status">
-          Settings saved.
+          {t('settings.saved')}
         </p>
       )}
       <footer>
         <button type="button" disabled={!changed} onClick={() => setDraft(draftOf(initial))}>
-          Discard changes
+          {t('settings.discard')}
         </button>
         <button type="submit" className="primary" disabled={busy || !changed}>
-          Save {changed ? `(${changed})` : ''}
+          {changed ? t('settings.saveN', { n: changed }) : t('common.save')}
         </button>
       </footer>
     </form>
@@ -107,10 +108,10 @@ interface SectionProps {
 /** A write-only secret: empty keeps the stored one, which is shown only as set. */
 function SecretField(props: { label: string; isSet: boolean; input: ReturnType<SectionProps['text']> }) {
   return (
-    <Field label={props.label} hint={props.isSet ? 'Set. Type a new one to replace it; empty keeps it.' : 'Not set.'}>
+    <Field label={props.label} hint={props.isSet ? t('settings.secretSet') : t('settings.secretNotSet')}>
       <span className="secret-input">
         <input type="password" autoComplete="new-password" placeholder={props.isSet ? '••••••••' : ''} {...props.input} />
-        {props.isSet && <Badge tone="ok">set</Badge>}
+        {props.isSet && <Badge tone="ok">{t('common.set')}</Badge>}
       </span>
     </Field>
   );
@@ -120,63 +121,61 @@ function SecretField(props: { label: string; isSet: boolean; input: ReturnType<S
 function SignInSection({ draft, initial, text, toggle, edit }: SectionProps) {
   return (
     <section data-testid="sign-in-settings" aria-labelledby="sign-in-heading">
-      <h2 id="sign-in-heading">Sign-in</h2>
-      <p className="muted">
-        People sign in with your identity provider or an emailed link; API keys stay the way programs call Hub.
-      </p>
+      <h2 id="sign-in-heading">{t('settings.signIn')}</h2>
+      <p className="muted">{t('settings.signInExplain')}</p>
       <div className="grid2">
-        <Field label="Public URL" hint="This Hub's https:// address, for redirects and links. Empty: the address each request came to.">
+        <Field label={t('settings.publicUrl')} hint={t('settings.publicUrlHint')}>
           <input type="url" placeholder={location.origin} {...text('app_url')} />
         </Field>
-        <Field label="Session lifetime (days)" hint="A session ends after this long unused.">
+        <Field label={t('settings.sessionDays')} hint={t('settings.sessionDaysHint')}>
           <input type="number" min={1} max={365} {...text('session_days')} />
         </Field>
       </div>
-      <h3>Single sign-on (OpenID Connect)</h3>
+      <h3>{t('settings.sso')}</h3>
       <p className="muted">
-        Register this redirect URI with the provider: <code data-testid="callback-url">{callbackUrl(draft.app_url, location.origin)}</code>
+        {t('settings.redirectUri')} <code data-testid="callback-url">{callbackUrl(draft.app_url, location.origin)}</code>
       </p>
       <div className="grid2">
-        <Field label="Issuer URL" hint="Its discovery document is at {issuer}/.well-known/openid-configuration.">
+        <Field label={t('settings.issuer')} hint={t('settings.issuerHint', { path: '{issuer}/.well-known/openid-configuration' })}>
           <input type="url" placeholder="https://id.example.com" {...text('oidc_issuer')} />
         </Field>
-        <Field label="Scopes" hint="Must include openid.">
+        <Field label={t('settings.scopes')} hint={t('settings.scopesHint')}>
           <input {...text('oidc_scopes')} />
         </Field>
-        <Field label="Client ID">
+        <Field label={t('settings.clientId')}>
           <input autoComplete="off" {...text('oidc_client_id')} />
         </Field>
-        <SecretField label="Client secret" isSet={initial.oidc_client_secret_set} input={text('oidc_client_secret')} />
+        <SecretField label={t('settings.clientSecret')} isSet={initial.oidc_client_secret_set} input={text('oidc_client_secret')} />
       </div>
-      <h3>Sign-up</h3>
-      {toggle('signup_open', 'Anyone who signs in may create an account')}
+      <h3>{t('settings.signup')}</h3>
+      {toggle('signup_open', t('settings.signupOpen'))}
       <div className="grid2">
-        <Field label="Allowed email domains" hint="Comma-separated, like example.com, example.org. Empty: any domain.">
-          <input placeholder="any" {...text('signup_email_domains')} />
+        <Field label={t('settings.domains')} hint={t('settings.domainsHint')}>
+          <input placeholder={t('settings.anyDomain')} {...text('signup_email_domains')} />
         </Field>
       </div>
-      <h3>Email links (SMTP)</h3>
+      <h3>{t('settings.smtp')}</h3>
       <div className="grid2">
-        <Field label="SMTP host">
+        <Field label={t('settings.smtpHost')}>
           <input placeholder="smtp.example.com" {...text('smtp_host')} />
         </Field>
-        <Field label="SMTP port">
+        <Field label={t('settings.smtpPort')}>
           <input type="number" min={1} max={65535} {...text('smtp_port')} />
         </Field>
-        <Field label="Security" hint="STARTTLS on 587, TLS on 465; none only to a relay on this machine.">
+        <Field label={t('settings.security')} hint={t('settings.securityHint')}>
           <select name="smtp_security" value={draft.smtp_security} onChange={(e) => edit({ smtp_security: e.target.value })}>
             <option value="starttls">STARTTLS</option>
             <option value="tls">TLS</option>
-            <option value="none">None (loopback relay)</option>
+            <option value="none">{t('settings.securityNone')}</option>
           </select>
         </Field>
-        <Field label="From address" hint="Like Hub <hub@example.com>.">
+        <Field label={t('settings.from')} hint={t('settings.fromHint')}>
           <input {...text('smtp_from')} />
         </Field>
-        <Field label="SMTP username">
+        <Field label={t('settings.smtpUser')}>
           <input autoComplete="off" {...text('smtp_username')} />
         </Field>
-        <SecretField label="SMTP password" isSet={initial.smtp_password_set} input={text('smtp_password')} />
+        <SecretField label={t('settings.smtpPassword')} isSet={initial.smtp_password_set} input={text('smtp_password')} />
       </div>
     </section>
   );
@@ -186,16 +185,16 @@ function SignInSection({ draft, initial, text, toggle, edit }: SectionProps) {
 function PaymentsSection({ draft, initial, text }: SectionProps) {
   return (
     <section data-testid="payment-settings" aria-labelledby="payments-heading">
-      <h2 id="payments-heading">Payments (Stripe)</h2>
+      <h2 id="payments-heading">{t('settings.payments')}</h2>
       <p className="muted">
-        Customers buy the credit packs of <a href="#/billing">Billing</a> through Stripe Checkout. In Stripe, add a webhook
-        endpoint at <code data-testid="stripe-webhook-url">{stripeWebhookUrl(draft.app_url, location.origin)}</code> for the{' '}
-        <code>checkout.session.*</code> and <code>charge.refunded</code> events, and paste its signing secret here.
+        {t('settings.paymentsExplain')} <a href="#/billing">{t('nav.billing')}</a>{' '}
+        {t('settings.paymentsWebhook')} <code data-testid="stripe-webhook-url">{stripeWebhookUrl(draft.app_url, location.origin)}</code>{' '}
+        {t('settings.paymentsEvents', { events: 'checkout.session.*, charge.refunded' })}
       </p>
       <div className="grid2">
-        <SecretField label="Secret key" isSet={initial.stripe_secret_key_set} input={text('stripe_secret_key')} />
-        <SecretField label="Webhook signing secret" isSet={initial.stripe_webhook_secret_set} input={text('stripe_webhook_secret')} />
-        <Field label="Stripe API address" hint="Stripe's own unless you test against a stand-in. Empty: Stripe's.">
+        <SecretField label={t('settings.stripeKey')} isSet={initial.stripe_secret_key_set} input={text('stripe_secret_key')} />
+        <SecretField label={t('settings.stripeWebhookSecret')} isSet={initial.stripe_webhook_secret_set} input={text('stripe_webhook_secret')} />
+        <Field label={t('settings.stripeApi')} hint={t('settings.stripeApiHint')}>
           <input type="url" placeholder="https://api.stripe.com" {...text('stripe_api_base')} />
         </Field>
       </div>

@@ -1,5 +1,7 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, keyConnection, saveKey, signInMethods, SITE, storedBase, type Me, type SignInMethods } from '../api';
+import { t } from '../i18n';
+import { LanguagePicker } from '../LanguagePicker';
 import { ErrorNote, Field, useAction } from '../ui';
 
 /**
@@ -19,25 +21,28 @@ export function SignIn({ onSignedIn }: { onSignedIn(me: Me): void }) {
   }, []);
   const appName = methods?.app_name || 'Hub';
   useEffect(() => {
-    document.title = `Sign in · ${appName}`;
+    document.title = `${t('signIn.title')} · ${appName}`;
   }, [appName]);
 
   const forPeople = !!methods && (methods.oidc || methods.email);
   return (
     <div className="signin">
       <div className="card">
-        <h1>Sign in to {appName}</h1>
-        {methods === undefined && <p className="muted">Loading…</p>}
+        <div className="card-corner">
+          <LanguagePicker />
+        </div>
+        <h1>{t('signIn.heading', { app: appName })}</h1>
+        {methods === undefined && <p className="muted">{t('common.loading')}</p>}
         {methods?.oidc && (
           <a className="button primary sso" href={`/auth/oidc/start?return_to=${encodeURIComponent(returnPath(location.hash))}`}>
-            Sign in with single sign-on
+            {t('signIn.sso')}
           </a>
         )}
         {methods?.email && <EmailLink />}
-        {methods?.signup_open && <p className="muted">New here? Signing in creates your account.</p>}
+        {methods?.signup_open && <p className="muted">{t('signIn.signupOpen')}</p>}
         {methods !== undefined && (
           <details className="key-signin" open={!forPeople}>
-            <summary>Sign in with an API key</summary>
+            <summary>{t('signIn.withKey')}</summary>
             <KeyForm onSignedIn={onSignedIn} focus={!forPeople} />
           </details>
         )}
@@ -63,18 +68,18 @@ function EmailLink() {
   if (sentTo) {
     return (
       <p className="notice" role="status">
-        Check your inbox: if {sentTo} may sign in, a link is on its way. It works once, for 15 minutes.
+        {t('signIn.emailSent', { email: sentTo })}
       </p>
     );
   }
   return (
     <form onSubmit={submit} className="email-signin">
-      <Field label="Email">
+      <Field label={t('signIn.email')}>
         <input type="email" name="email" autoComplete="email" placeholder="you@example.com" value={email} onChange={(e) => setEmail(e.target.value)} required />
       </Field>
       <ErrorNote error={error} />
       <button type="submit" disabled={busy || !email.trim()}>
-        {busy ? 'Sending…' : 'Email me a sign-in link'}
+        {busy ? t('signIn.sending') : t('signIn.emailMe')}
       </button>
     </form>
   );
@@ -98,7 +103,7 @@ function KeyForm({ onSignedIn, focus }: { onSignedIn(me: Me): void; focus: boole
 
   return (
     <form onSubmit={submit}>
-      <Field label="API key">
+      <Field label={t('signIn.apiKey')}>
         <input
           type="password"
           name="key"
@@ -111,14 +116,14 @@ function KeyForm({ onSignedIn, focus }: { onSignedIn(me: Me): void; focus: boole
         />
       </Field>
       <Field
-        label="Hub URL"
-        hint="Leave empty when this site is served by Hub itself. Another origin must allow this site (CORS)."
+        label={t('signIn.hubUrl')}
+        hint={t('signIn.hubUrlHint')}
       >
         <input type="url" name="api" placeholder={location.origin} value={base} onChange={(e) => setBase(e.target.value)} />
       </Field>
       <ErrorNote error={error} />
       <button type="submit" className="primary" disabled={busy || !key.trim()}>
-        {busy ? 'Signing in…' : 'Sign in'}
+        {busy ? t('signIn.signingIn') : t('signIn.submit')}
       </button>
     </form>
   );

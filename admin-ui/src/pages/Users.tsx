@@ -1,10 +1,26 @@
 import { useState, type FormEvent } from 'react';
 import { api, listAll, ROLES, type Ledger, type Model, type Role, type User } from '../api';
 import { Buckets, LedgerTable } from '../credits';
+import { t } from '../i18n';
 import { KeysPanel } from '../keys';
 import { href, useRoute } from '../router';
 import { formatTime, fromLocalInput } from '../time';
-import { Badge, ErrorNote, Field, LoadError, Modal, MoreButton, Stat, Toggle, useAction, useLoad, useMoney, usePaged, useSession } from '../ui';
+import {
+  Badge,
+  ErrorNote,
+  Field,
+  LoadError,
+  Modal,
+  MoreButton,
+  ROLE_NAMES,
+  Stat,
+  Toggle,
+  useAction,
+  useLoad,
+  useMoney,
+  usePaged,
+  useSession,
+} from '../ui';
 
 export function Users() {
   const id = useRoute().path[1];
@@ -22,10 +38,16 @@ function UserList() {
   return (
     <>
       <div className="toolbar">
-        <h1>Users &amp; keys</h1>
-        <input type="search" placeholder="Filter users" aria-label="Filter users" value={search} onChange={(e) => setSearch(e.target.value)} />
+        <h1>{t('nav.users')}</h1>
+        <input
+          type="search"
+          placeholder={t('users.filter')}
+          aria-label={t('users.filter')}
+          value={search}
+          onChange={(e) => setSearch(e.target.value)}
+        />
         <button type="button" className="primary" onClick={() => setAdding(true)}>
-          Add user
+          {t('users.add')}
         </button>
       </div>
       <LoadError state={users} />
@@ -33,22 +55,22 @@ function UserList() {
         <table>
           <thead>
             <tr>
-              <th>Name</th>
-              <th>Email</th>
-              <th>Role</th>
-              <th className="num">Balance</th>
-              <th className="num">On hold</th>
-              <th>Created</th>
+              <th>{t('users.name')}</th>
+              <th>{t('signIn.email')}</th>
+              <th>{t('users.role')}</th>
+              <th className="num">{t('account.balance')}</th>
+              <th className="num">{t('account.onHold')}</th>
+              <th>{t('keys.created')}</th>
             </tr>
           </thead>
           <tbody>
             {shown.map((u) => (
               <tr key={u.id} data-user={u.name}>
                 <td>
-                  <a href={href(`users/${u.id}`)}>{u.name}</a> {u.disabled && <Badge tone="bad">disabled</Badge>}
+                  <a href={href(`users/${u.id}`)}>{u.name}</a> {u.disabled && <Badge tone="bad">{t('users.disabled')}</Badge>}
                 </td>
                 <td>{u.email ?? '—'}</td>
-                <td>{u.role}</td>
+                <td>{t(ROLE_NAMES[u.role])}</td>
                 <td className="num">{money(u.balance)}</td>
                 <td className="num">{money(u.held)}</td>
                 <td>{formatTime(u.created_at)}</td>
@@ -92,29 +114,31 @@ function UserForm(props: { user: User | null; onClose(): void; onSaved(u: User):
   }
 
   return (
-    <Modal title={u ? `Edit ${u.name}` : 'Add user'} onClose={props.onClose}>
+    <Modal title={u ? t('users.editTitle', { name: u.name }) : t('users.add')} onClose={props.onClose}>
       <form onSubmit={submit}>
-        <Field label="Name">
+        <Field label={t('users.name')}>
           <input name="name" value={name} required onChange={(e) => setName(e.target.value)} autoFocus />
         </Field>
-        <Field label="Email">
+        <Field label={t('signIn.email')}>
           <input name="email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} />
         </Field>
-        <Field label="Role" hint="Owners and admins run Hub; members see their own account and the playground.">
+        <Field label={t('users.role')} hint={t('users.roleHint')}>
           <select name="role" value={role} onChange={(e) => setRole(e.target.value as Role)}>
             {roles.map((r) => (
-              <option key={r}>{r}</option>
+              <option key={r} value={r}>
+                {t(ROLE_NAMES[r])}
+              </option>
             ))}
           </select>
         </Field>
-        {u && <Toggle label="Disabled (every key refused)" checked={disabled} onChange={setDisabled} />}
+        {u && <Toggle label={t('users.disabledToggle')} checked={disabled} onChange={setDisabled} />}
         <ErrorNote error={error} />
         <footer>
           <button type="button" onClick={props.onClose}>
-            Cancel
+            {t('common.cancel')}
           </button>
           <button type="submit" className="primary" disabled={busy}>
-            {u ? 'Save' : 'Add user'}
+            {u ? t('common.save') : t('users.add')}
           </button>
         </footer>
       </form>
@@ -144,32 +168,32 @@ function UserDetail({ id }: { id: string }) {
   return (
     <>
       <p>
-        <a href={href('users')}>← Users</a>
+        <a href={href('users')}>← {t('usage.users')}</a>
       </p>
       <LoadError state={user} />
       {u && (
         <>
           <div className="toolbar">
             <h1>
-              {u.name} <Badge tone="muted">{u.role}</Badge> {u.disabled && <Badge tone="bad">disabled</Badge>}
+              {u.name} <Badge tone="muted">{t(ROLE_NAMES[u.role])}</Badge> {u.disabled && <Badge tone="bad">{t('users.disabled')}</Badge>}
             </h1>
             <a className="button" href={href('calls', { user: u.id })}>
-              Calls
+              {t('usage.calls')}
             </a>
             <button type="button" onClick={() => setDialog('edit')}>
-              Edit
+              {t('common.edit')}
             </button>
             <button type="button" className="primary" onClick={() => setDialog('grant')}>
-              Grant credits
+              {t('users.grant')}
             </button>
           </div>
           <p className="muted">
-            {u.email ?? 'No email'} · {u.id} · since {formatTime(u.created_at)}
+            {u.email ?? t('users.noEmail')} · {u.id} · {t('users.since', { time: formatTime(u.created_at) })}
           </p>
           <div className="stats" data-testid="balances">
-            <Stat label="Balance" value={<span data-testid="balance">{money(u.balance)}</span>} />
-            <Stat label="On hold" value={money(u.held)} sub="reserved by calls in flight" />
-            <Stat label="Available" value={money(u.available)} />
+            <Stat label={t('account.balance')} value={<span data-testid="balance">{money(u.balance)}</span>} />
+            <Stat label={t('account.onHold')} value={money(u.held)} sub={t('account.onHoldSub')} />
+            <Stat label={t('account.available')} value={money(u.available)} />
           </div>
           <Buckets path={`/api/admin/users/${u.id}/credit-buckets`} version={version} />
           <KeysPanel
@@ -178,7 +202,7 @@ function UserDetail({ id }: { id: string }) {
             models={(models.data ?? []).map((m) => m.name ?? m.model)}
           />
           <section>
-            <h2>Ledger</h2>
+            <h2>{t('users.ledger')}</h2>
             <LedgerTable entries={ledger.items} />
             <MoreButton list={ledger} />
           </section>
@@ -208,25 +232,25 @@ function GrantForm(props: { user: User; onClose(): void; onGranted(): void }) {
   }
 
   return (
-    <Modal title={`Grant credits to ${props.user.name}`} onClose={props.onClose}>
+    <Modal title={t('users.grantTitle', { name: props.user.name })} onClose={props.onClose}>
       <form onSubmit={submit}>
-        <p className="muted">Balance now {money(props.user.balance)}.</p>
-        <Field label="Amount (credits)" hint="Up to 9 decimals; negative to take credits back.">
+        <p className="muted">{t('users.balanceNow', { balance: money(props.user.balance) })}</p>
+        <Field label={t('users.amount')} hint={t('users.amountHint')}>
           <input name="amount" inputMode="decimal" value={amount} required onChange={(e) => setAmount(e.target.value)} autoFocus />
         </Field>
-        <Field label="Reason">
-          <input name="reason" value={reason} onChange={(e) => setReason(e.target.value)} placeholder="top-up" />
+        <Field label={t('users.reason')}>
+          <input name="reason" value={reason} onChange={(e) => setReason(e.target.value)} placeholder={t('users.reasonPlaceholder')} />
         </Field>
-        <Field label="Expires" hint="Empty: the credits never expire.">
+        <Field label={t('keys.expires')} hint={t('users.expiresHint')}>
           <input name="expires_at" type="datetime-local" value={expires} onChange={(e) => setExpires(e.target.value)} />
         </Field>
         <ErrorNote error={error} />
         <footer>
           <button type="button" onClick={props.onClose}>
-            Cancel
+            {t('common.cancel')}
           </button>
           <button type="submit" className="primary" disabled={busy || !amount.trim()}>
-            Grant
+            {t('users.grantSubmit')}
           </button>
         </footer>
       </form>

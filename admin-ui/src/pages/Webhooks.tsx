@@ -6,6 +6,7 @@
 
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, type Page, type Webhook, type WebhookDelivery, type WebhookWithSecret, type DeliveryState } from '../api';
+import { t, type MessageKey } from '../i18n';
 import { href, useRoute } from '../router';
 import { formatTime } from '../time';
 import { Badge, ErrorNote, Field, LoadError, Modal, SecretOnce, Toggle, useAction, useLoad, type Loaded, type Tone } from '../ui';
@@ -17,8 +18,8 @@ export function Webhooks() {
 }
 
 function StatusBadge({ w }: { w: Webhook }) {
-  if (w.enabled) return <Badge tone="ok">enabled</Badge>;
-  return <Badge tone={w.disabled_reason ? 'bad' : 'muted'}>{w.disabled_reason ? 'disabled by Hub' : 'disabled'}</Badge>;
+  if (w.enabled) return <Badge tone="ok">{t('webhooks.enabled')}</Badge>;
+  return <Badge tone={w.disabled_reason ? 'bad' : 'muted'}>{w.disabled_reason ? t('webhooks.disabledByHub') : t('users.disabled')}</Badge>;
 }
 
 function WebhookList() {
@@ -29,17 +30,17 @@ function WebhookList() {
   return (
     <>
       <div className="toolbar">
-        <h1>Webhooks</h1>
+        <h1>{t('nav.webhooks')}</h1>
         <button type="button" className="primary" onClick={() => setAdding(true)}>
-          Add webhook
+          {t('webhooks.add')}
         </button>
       </div>
       <p className="muted">
-        Hub sends events (low balances, purchases, refunds, credentials taken out of rotation…) to these URLs, signed as{' '}
+        {t('webhooks.explain')}{' '}
         <a href="https://www.standardwebhooks.com/" target="_blank" rel="noreferrer">
           Standard Webhooks
         </a>{' '}
-        specifies, and retries failed deliveries for 24 hours.
+        {t('webhooks.explainEnd')}
       </p>
       <LoadError state={hooks} />
       {hooks.data && <WebhookTable hooks={hooks.data} />}
@@ -73,18 +74,18 @@ function WebhookTable({ hooks }: { hooks: Webhook[] }) {
       <thead>
         <tr>
           <th>URL</th>
-          <th>Events</th>
-          <th>Description</th>
-          <th>Status</th>
-          <th>Secret</th>
-          <th>Created</th>
+          <th>{t('webhooks.events')}</th>
+          <th>{t('webhooks.description')}</th>
+          <th>{t('call.status')}</th>
+          <th>{t('providers.secret')}</th>
+          <th>{t('keys.created')}</th>
         </tr>
       </thead>
       <tbody>
         {hooks.length === 0 && (
           <tr>
             <td colSpan={6} className="muted">
-              No webhooks yet.
+              {t('webhooks.none')}
             </td>
           </tr>
         )}
@@ -110,10 +111,10 @@ function WebhookTable({ hooks }: { hooks: Webhook[] }) {
 /** The signing secret, once: after creating the webhook or rotating its secret. */
 function SigningSecret({ webhook, onClose }: { webhook: WebhookWithSecret; onClose(): void }) {
   return (
-    <SecretOnce title="Signing secret" secret={webhook.secret} onClose={onClose}>
+    <SecretOnce title={t('webhooks.signingSecret')} secret={webhook.secret} onClose={onClose}>
       <p className="muted small">
-        Verify each delivery to {webhook.url} with it (any Standard Webhooks library does).
-        {webhook.previous_secret_until && ` The previous secret also signs until ${formatTime(webhook.previous_secret_until)}.`}
+        {t('webhooks.verify', { url: webhook.url })}
+        {webhook.previous_secret_until && ` ${t('webhooks.previousUntil', { time: formatTime(webhook.previous_secret_until) })}`}
       </p>
     </SecretOnce>
   );
@@ -124,15 +125,15 @@ function EventPicker({ draft, onChange }: { draft: WebhookDraft; onChange(d: Web
   const choice = draft.events;
   return (
     <fieldset>
-      <legend>Events</legend>
+      <legend>{t('webhooks.events')}</legend>
       <Toggle
-        label="Every event, including ones Hub adds later"
+        label={t('webhooks.allEvents')}
         checked={choice.all}
         onChange={(all) => onChange({ ...draft, events: all ? { all: true } : { all: false, chosen: new Set() } })}
       />
       <div className="checks events">
         {EVENT_TYPES.map((e) => (
-          <label key={e.type} title={e.label}>
+          <label key={e.type} title={t(e.label)}>
             <input
               type="checkbox"
               name="event"
@@ -142,7 +143,7 @@ function EventPicker({ draft, onChange }: { draft: WebhookDraft; onChange(d: Web
               onChange={(ev) => onChange({ ...draft, events: toggleEvent(choice, e.type, ev.target.checked) })}
             />
             <span>
-              <span className="mono">{e.type}</span> <small className="muted">{e.label}</small>
+              <span className="mono">{e.type}</span> <small className="muted">{t(e.label)}</small>
             </span>
           </label>
         ))}
@@ -168,24 +169,38 @@ function WebhookForm(props: { webhook: Webhook | null; onClose(): void; onSaved(
   }
 
   return (
-    <Modal title={w ? 'Edit webhook' : 'Add webhook'} onClose={props.onClose} wide>
+    <Modal title={w ? t('webhooks.edit') : t('webhooks.add')} onClose={props.onClose} wide>
       <form onSubmit={submit}>
-        <Field label="URL" hint="Where Hub POSTs each event. Link-local and private addresses are refused unless the operator allows them.">
-          <input name="url" type="url" value={draft.url} required autoFocus placeholder="https://example.com/hub-events" onChange={(e) => setDraft({ ...draft, url: e.target.value })} />
+        <Field label="URL" hint={t('webhooks.urlHint')}>
+          <input
+            name="url"
+            type="url"
+            value={draft.url}
+            required
+            autoFocus
+            placeholder="https://example.com/hub-events"
+            onChange={(e) => setDraft({ ...draft, url: e.target.value })}
+          />
         </Field>
-        <Field label="Description">
-          <input name="description" value={draft.description} maxLength={500} placeholder="billing system" onChange={(e) => setDraft({ ...draft, description: e.target.value })} />
+        <Field label={t('webhooks.description')}>
+          <input
+            name="description"
+            value={draft.description}
+            maxLength={500}
+            placeholder={t('webhooks.descriptionPlaceholder')}
+            onChange={(e) => setDraft({ ...draft, description: e.target.value })}
+          />
         </Field>
         <EventPicker draft={draft} onChange={setDraft} />
-        <Toggle label="Enabled" checked={draft.enabled} onChange={(enabled) => setDraft({ ...draft, enabled })} />
-        {w?.disabled_reason && <p className="muted small">Hub turned it off: {w.disabled_reason}. Enabling it resumes its pending deliveries.</p>}
+        <Toggle label={t('providers.enabled')} checked={draft.enabled} onChange={(enabled) => setDraft({ ...draft, enabled })} />
+        {w?.disabled_reason && <p className="muted small">{t('webhooks.turnedOff', { reason: w.disabled_reason })}</p>}
         <ErrorNote error={error} />
         <footer>
           <button type="button" onClick={props.onClose}>
-            Cancel
+            {t('common.cancel')}
           </button>
           <button type="submit" className="primary" disabled={busy}>
-            {w ? 'Save' : 'Add webhook'}
+            {w ? t('common.save') : t('webhooks.add')}
           </button>
         </footer>
       </form>
@@ -207,11 +222,11 @@ function useDeliveries(path: string) {
 
   useEffect(() => {
     if (list.loading || polls <= 0 || !anyPending(items)) return;
-    const t = setTimeout(() => {
+    const timer = setTimeout(() => {
       setPolls((p) => p - 1);
       list.reload();
     }, WATCH_MS);
-    return () => clearTimeout(t);
+    return () => clearTimeout(timer);
   }, [list.data, list.loading, polls]);
 
   const watch = () => {
@@ -239,16 +254,16 @@ function useWebhookActions(path: string, hook: Loaded<Webhook>, watch: () => voi
     test: () =>
       act(async () => {
         await api(`${path}/test`, { method: 'POST' });
-        return 'Test event sent: its delivery is below.';
+        return t('webhooks.testSent');
       }),
     rotate: () =>
       act(async () => {
-        if (!confirm('Rotate the signing secret? The current one keeps signing for 24 hours, beside the new one.')) return;
+        if (!confirm(t('webhooks.confirmRotate'))) return;
         show(await api<WebhookWithSecret>(`${path}/rotate`, { method: 'POST' }));
         hook.reload();
       }),
     remove: () => {
-      if (!confirm(`Delete the webhook to ${hook.data?.url}? Its deliveries are deleted too, and nothing more is sent to it.`)) return;
+      if (!confirm(t('webhooks.confirmDelete', { url: hook.data?.url ?? '' }))) return;
       void action.run(async () => {
         await api(path, { method: 'DELETE' });
         location.hash = href('webhooks');
@@ -258,7 +273,7 @@ function useWebhookActions(path: string, hook: Loaded<Webhook>, watch: () => voi
   const resend = (d: WebhookDelivery) =>
     act(async () => {
       await api(`${path}/deliveries/${encodeURIComponent(d.id)}/resend`, { method: 'POST' });
-      return `Sending ${d.event_type} again.`;
+      return t('webhooks.resending', { event: d.event_type });
     });
   return { actions, resend, notice, busy: action.busy, error: action.error };
 }
@@ -274,7 +289,7 @@ function WebhookDetail({ id }: { id: string }) {
   return (
     <>
       <p>
-        <a href={href('webhooks')}>← Webhooks</a>
+        <a href={href('webhooks')}>← {t('nav.webhooks')}</a>
       </p>
       <LoadError state={hook} />
       {w && <WebhookHeader w={w} busy={action.busy} actions={actions} />}
@@ -313,28 +328,33 @@ function WebhookHeader({ w, busy, actions }: { w: Webhook; busy: boolean; action
       <div className="toolbar">
         <h1 className="mono wrap">{w.url}</h1>
         <button type="button" onClick={actions.edit}>
-          Edit
+          {t('common.edit')}
         </button>
         <button type="button" onClick={actions.test} disabled={busy}>
-          Send test
+          {t('webhooks.sendTest')}
         </button>
         <button type="button" onClick={actions.rotate} disabled={busy}>
-          Rotate secret
+          {t('webhooks.rotate')}
         </button>
         <button type="button" className="danger" onClick={actions.remove} disabled={busy}>
-          Delete
+          {t('common.delete')}
         </button>
       </div>
       <p className="muted" data-testid="webhook-summary">
         <StatusBadge w={w} /> {w.disabled_reason && `${w.disabled_reason} · `}
-        {describeEvents(w.events)} · secret {w.secret_hint}
-        {w.description && ` · ${w.description}`} · since {formatTime(w.created_at)}
+        {describeEvents(w.events)} · {t('webhooks.secretHint', { hint: w.secret_hint })}
+        {w.description && ` · ${w.description}`} · {t('users.since', { time: formatTime(w.created_at) })}
       </p>
     </>
   );
 }
 
 const STATE_TONES: Record<DeliveryState, Tone> = { delivered: 'ok', pending: 'warn', failed: 'bad' };
+const STATE_NAMES: Record<DeliveryState, MessageKey> = {
+  delivered: 'webhooks.state.delivered',
+  pending: 'webhooks.state.pending',
+  failed: 'webhooks.state.failed',
+};
 
 function Deliveries(props: {
   list: { data?: Page<WebhookDelivery>; error?: string; loading: boolean };
@@ -347,21 +367,21 @@ function Deliveries(props: {
   return (
     <section>
       <div className="toolbar">
-        <h2>Deliveries</h2>
+        <h2>{t('webhooks.deliveries')}</h2>
         <button type="button" onClick={props.onRefresh} disabled={props.list.loading}>
-          Refresh
+          {t('webhooks.refresh')}
         </button>
       </div>
       <ErrorNote error={props.list.error} />
       <table data-testid="deliveries">
         <thead>
           <tr>
-            <th>Created</th>
-            <th>Event</th>
-            <th>State</th>
-            <th className="num">Attempts</th>
-            <th>Last response</th>
-            <th>Next attempt</th>
+            <th>{t('keys.created')}</th>
+            <th>{t('events.event')}</th>
+            <th>{t('codes.state')}</th>
+            <th className="num">{t('webhooks.attempts')}</th>
+            <th>{t('webhooks.lastResponse')}</th>
+            <th>{t('webhooks.nextAttempt')}</th>
             <th />
           </tr>
         </thead>
@@ -369,7 +389,7 @@ function Deliveries(props: {
           {props.items.length === 0 && !props.list.loading && (
             <tr>
               <td colSpan={7} className="muted">
-                Nothing sent yet: send a test.
+                {t('webhooks.noDeliveries')}
               </td>
             </tr>
           )}
@@ -380,7 +400,7 @@ function Deliveries(props: {
       </table>
       {props.list.data?.next_cursor !== null && props.list.data?.next_cursor !== undefined && (
         <button type="button" className="more" onClick={props.onMore}>
-          Load more
+          {t('common.loadMore')}
         </button>
       )}
     </section>
@@ -397,7 +417,7 @@ function DeliveryRow({ d, busy, onResend }: { d: WebhookDelivery; busy: boolean;
         {d.event_type} <span className="mono muted small">{d.event_id}</span>
       </td>
       <td>
-        <Badge tone={STATE_TONES[d.state] ?? 'muted'}>{d.state}</Badge>
+        <Badge tone={STATE_TONES[d.state] ?? 'muted'}>{STATE_NAMES[d.state] ? t(STATE_NAMES[d.state]) : d.state}</Badge>
       </td>
       <td className="num" title={history || undefined} data-testid="attempts">
         {d.attempts.length}
@@ -408,8 +428,8 @@ function DeliveryRow({ d, busy, onResend }: { d: WebhookDelivery; busy: boolean;
       </td>
       <td>{d.next_attempt_at ? formatTime(d.next_attempt_at) : '—'}</td>
       <td className="actions">
-        <button type="button" onClick={() => onResend(d)} disabled={busy} aria-label={`Resend ${d.event_type} ${d.event_id}`}>
-          Resend
+        <button type="button" onClick={() => onResend(d)} disabled={busy} aria-label={t('webhooks.resendLabel', { event: d.event_type, id: d.event_id })}>
+          {t('webhooks.resend')}
         </button>
       </td>
     </tr>
