@@ -33,11 +33,18 @@ pub struct VideoAsk {
 /// Where a job stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
-    Running,
-    /// Done: the seconds generated (None: the provider did not say) and where the video is.
+    /// Not done: still waiting for a worker (`queued`) or generating, with
+    /// the percentage done when the provider says (Sora does, Veo does not).
+    Running {
+        queued: bool,
+        progress: Option<u64>,
+    },
+    /// Done: the seconds generated (None: the provider did not say), where
+    /// the video is, and until when the provider serves it (ms, if it says).
     Done {
         seconds: Option<u64>,
         content_url: String,
+        expires_at: Option<i64>,
     },
     Failed(String),
 }
@@ -141,16 +148,23 @@ pub fn job_state(job: &str, answer: &[u8], t: &Target) -> Result<JobState, ApiEr
             Some("completed") => JobState::Done {
                 seconds: number_or_text(&v["seconds"]),
                 content_url: format!("{base}/videos/{job}/content"),
+                expires_at: v["expires_at"].as_i64().map(|s| s.saturating_mul(1000)),
             },
             Some("failed") => JobState::Failed(error_message(&v["error"])),
-            _ => JobState::Running,
+            status => JobState::Running {
+                queued: status == Some("queued"),
+                progress: v["progress"].as_u64().map(|p| p.min(100)),
+            },
         }),
     }
 }
 
 fn veo_state(v: &Value, base: &str) -> Result<JobState, ApiError> {
     if v["done"] != Value::Bool(true) {
-        return Ok(JobState::Running);
+        return Ok(JobState::Running {
+            queued: false,
+            progress: None,
+        });
     }
     if !v["error"].is_null() {
         return Ok(JobState::Failed(error_message(&v["error"])));
@@ -167,6 +181,7 @@ fn veo_state(v: &Value, base: &str) -> Result<JobState, ApiError> {
     Ok(JobState::Done {
         seconds: None,
         content_url: uri.to_string(),
+        expires_at: None,
     })
 }
 
@@ -215,7 +230,13 @@ mod tests {
         assert!(veo_state(&done, base).is_err());
         let failed = json!({"done": true, "error": {"code": 3, "message": "blocked"}});
         assert_eq!(veo_state(&failed, base).unwrap(), JobState::Failed("blocked".into()));
-        assert_eq!(veo_state(&json!({"name": "x"}), base).unwrap(), JobState::Running);
+        assert_eq!(
+            veo_state(&json!({"name": "x"}), base).unwrap(),
+            JobState::Running {
+                queued: false,
+                progress: None
+            }
+        );
     }
 
     #[test]
