@@ -353,7 +353,7 @@ pub async fn content(hub: &Hub, caller: Arc<Caller>, id: &str, req: &Request) ->
 /// Where the job's provider is, with the credential that started it; None
 /// when the provider or that credential is gone or disabled.
 fn target<'a>(hub: &Hub, snap: &'a Snapshot, job: &'a VideoJob) -> Option<Target<'a>> {
-    let provider = snap.providers.get(&job.provider_id)?;
+    let provider = snap.providers.values().find(|p| p.id == job.provider_id)?;
     let secret = match &job.credential_id {
         Some(id) => Some(provider.credentials.iter().find(|c| &c.id == id)?.secret.as_str()),
         None => None,
