@@ -266,9 +266,9 @@ impl Hub {
         // Video jobs decided but never settled (the process ended in
         // between): likewise before the book reads the balances. (On a
         // shared database the scheduled job commits them.)
-        while self.inner.options.exclusive_database {
-            let (settled, more) = self
-                .settle_lost_video_jobs(now, 500)
+        if self.inner.options.exclusive_database {
+            let settled = self
+                .settle_all_lost_video_jobs(now)
                 .await
                 .map_err(|e| crate::store::MigrateError::Db(crate::ports::DbError::Other(e.message)))?;
             if settled > 0 {
@@ -276,9 +276,6 @@ impl Hub {
                     settled,
                     "committed video job settlements a previous process had decided"
                 );
-            }
-            if !more {
-                break;
             }
         }
         let released = if self.inner.options.exclusive_database {

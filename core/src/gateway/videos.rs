@@ -697,6 +697,19 @@ impl Hub {
         Ok(done)
     }
 
+    /// Every lost settlement ([`Hub::settle_lost_video_jobs`]), at start-up
+    /// on the embedded database; returns how many.
+    pub(crate) async fn settle_all_lost_video_jobs(&self, now_ms: i64) -> Result<u64, ApiError> {
+        let mut settled = 0;
+        loop {
+            let (n, more) = self.settle_lost_video_jobs(now_ms, 500).await?;
+            settled += n;
+            if !more {
+                return Ok(settled);
+            }
+        }
+    }
+
     /// Commits the writes of jobs decided before `decided_before` whose
     /// commit was lost, at most `limit`; returns how many, and whether more
     /// are left. On an embedded database it runs at start-up only, before
