@@ -204,3 +204,67 @@ async fn bad_video_requests_are_400s_that_hold_and_send_nothing() {
     assert!(mock.received().is_empty(), "nothing reached the provider");
     settled(&api, &user, "10").await;
 }
+
+/// Veo through `/v1/videos`: the operation followed to its end, the video
+/// fetched from the URI it names, the seconds asked for billed (Veo reports none).
+#[tokio::test]
+async fn veo_jobs_are_followed_through_their_operation() {
+    let mock = MockProvider::start().await;
+    let (_hub, api) = start(Launch::default()).await;
+    let gemini = api
+        .provider(
+            json!({"name": "gemini", "kind": "gemini", "base_url": mock.root_url()}),
+            "gm-videos",
+        )
+        .await;
+    api.add_model(&gemini, "veo-mock", json!({"type": "video", "video_rate": "0.35"}))
+        .await;
+    mock.set("veo-mock", polls(1));
+    let (user, key) = api.user_with_key("veo", "10").await;
+    let (status, v) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/videos",
+            &key,
+            Some(json!({"model": "gemini/veo-mock", "prompt": "waves", "seconds": "6", "size": "720x1280"})),
+        )
+        .await;
+    assert_eq!((status, &v["status"]), (200, &json!("queued")), "{v}");
+    let create = mock
+        .received()
+        .into_iter()
+        .find(|r| r.path.ends_with(":predictLongRunning"))
+        .unwrap();
+    assert_eq!(
+        create.body["parameters"],
+        json!({"durationSeconds": 6, "aspectRatio": "9:16"})
+    );
+    let path = format!("/v1/videos/{}", v["id"].as_str().unwrap());
+    let done = hub_e2e::eventually("the Veo video completed", Duration::from_secs(10), || async {
+        let (_, v) = api.call(reqwest::Method::GET, &path, &key, None).await;
+        match v["status"].as_str() {
+            Some("completed") => Ok(v),
+            Some("queued" | "in_progress") => Err(v.to_string()),
+            _ => panic!("{v}"),
+        }
+    })
+    .await;
+    assert_eq!(done["seconds"], "6");
+    let r = api
+        .http
+        .get(format!("{}{path}/content", api.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), hub_e2e::mock::VIDEO_BYTES);
+    let file = mock
+        .received()
+        .into_iter()
+        .find(|r| r.path.contains("/files/"))
+        .unwrap();
+    assert_eq!(file.header("x-goog-api-key"), Some("gm-videos"));
+    // 6 s at 0.35.
+    settled(&api, &user, "7.9").await;
+}
