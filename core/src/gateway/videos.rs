@@ -403,8 +403,6 @@ async fn poll(hub: &Hub, job: &VideoJob) -> Result<Polled, ApiError> {
     };
     Ok(match video::job_state(&job.upstream_id, &body, &t) {
         Ok(state) => Polled::State(state),
-        // A finished video Hub must not fetch (another origin) never will be.
-        Err(e) if e.message.contains("origin") => Polled::State(JobState::Failed(e.message)),
         Err(e) => Polled::Unknown(e.message),
     })
 }
