@@ -283,7 +283,7 @@ async fn video_jobs_past_their_deadline_and_lost_settlements_are_closed_once() {
         NOW - 600_000
     ))
     .await;
-    assert_eq!(w.held(&user).await, 1_200_000_000);
+    assert_eq!(w.held(user).await, 1_200_000_000);
 
     let tasks = [Arc::new(Collector::default()), Arc::new(Collector::default())];
     let (a, b) = (w.hub_at(NOW, tasks[0].clone()), w.hub_at(NOW, tasks[1].clone()));
@@ -292,7 +292,7 @@ async fn video_jobs_past_their_deadline_and_lost_settlements_are_closed_once() {
     assert!(recovered >= 2, "the lost settlement and the late job: {ra:?} {rb:?}");
     // The lost settlement is committed; the late job is failed, but the
     // instances die before committing its release (background work).
-    assert_eq!(w.held(&user).await, 800_000_000);
+    assert_eq!(w.held(user).await, 800_000_000);
     assert_eq!(tasks.iter().map(|t| t.pending()).sum::<usize>(), 1);
     tasks.iter().for_each(|t| t.abandon());
     assert_eq!(
@@ -305,7 +305,7 @@ async fn video_jobs_past_their_deadline_and_lost_settlements_are_closed_once() {
     let c = w.hub_at(NOW + 360_000, later.clone());
     job(&c.tick(NOW + 360_000).await, "advance_video_jobs");
     later.run().await;
-    assert_eq!(w.held(&user).await, 0);
+    assert_eq!(w.held(user).await, 0);
     assert_eq!(
         w.count("SELECT balance FROM users WHERE id = 'usr_videos'").await,
         600_000_000,
