@@ -13,7 +13,7 @@
 //! only its winner settles: the seconds generated (capped by those held) at
 //! the rate held, or, for a failure, the hold released and nothing billed.
 
-use super::failover::Attempt;
+use super::failover::{provider_error, scrub, transport_failure, Attempt};
 use super::pipeline::{self, Exchange, Opened, Plan, Whole};
 use super::relay::CallMeter;
 use super::video::{seconds_billed, seconds_of, Generate};
@@ -337,9 +337,9 @@ pub async fn content(hub: &Hub, caller: Arc<Caller>, id: &str, req: &Request) ->
     let resp = hub
         .send_upstream(video::content_request(url, &t))
         .await
-        .map_err(|e| super::failover::transport_failure(e).error)?;
+        .map_err(|e| scrub(transport_failure(e).error, t.secret))?;
     if !(200..300).contains(&resp.status) {
-        return Err(super::failover::provider_error(resp).await.error);
+        return Err(scrub(provider_error(resp).await.error, t.secret));
     }
     let content_type = crate::http::header(&resp.headers, "content-type")
         .filter(|ct| ct.starts_with("video/") || ct.starts_with("application/octet-stream"))
@@ -383,9 +383,11 @@ async fn poll(hub: &Hub, job: &VideoJob) -> Result<Polled, ApiError> {
     let Some(t) = target(hub, &snap, job) else {
         return Ok(Polled::Unknown("its provider or credential is not available".into()));
     };
+    // What the provider says reaches the caller (a failure's reason) or the logs: never its secret.
+    let clean = |why: String| scrub(ApiError::provider(why), t.secret).message;
     let mut resp = match hub.send_upstream(video::poll_request(&job.upstream_id, &t)).await {
         Ok(r) => r,
-        Err(e) => return Ok(Polled::Unknown(e.to_string())),
+        Err(e) => return Ok(Polled::Unknown(clean(e.to_string()))),
     };
     if resp.status == 404 {
         return Ok(Polled::State(JobState::Failed(
@@ -393,17 +395,16 @@ async fn poll(hub: &Hub, job: &VideoJob) -> Result<Polled, ApiError> {
         )));
     }
     if !(200..300).contains(&resp.status) {
-        return Ok(Polled::Unknown(
-            super::failover::provider_error(resp).await.error.message,
-        ));
+        return Ok(Polled::Unknown(clean(provider_error(resp).await.error.message)));
     }
     let body = match pipeline::collect(&mut resp, MAX_STATUS).await {
         Ok(b) => b,
-        Err(f) => return Ok(Polled::Unknown(f.error.message)),
+        Err(f) => return Ok(Polled::Unknown(clean(f.error.message))),
     };
     Ok(match video::job_state(&job.upstream_id, &body, &t) {
+        Ok(JobState::Failed(why)) => Polled::State(JobState::Failed(clean(why))),
         Ok(state) => Polled::State(state),
-        Err(e) => Polled::Unknown(e.message),
+        Err(e) => Polled::Unknown(clean(e.message)),
     })
 }
 
