@@ -263,6 +263,21 @@ impl Hub {
         if replayed > 0 {
             tracing::warn!(replayed, "committed settlements a previous process had journaled");
         }
+        // Video jobs decided but never settled (the process ended in
+        // between): likewise before the book reads the balances. (On a
+        // shared database the scheduled job commits them.)
+        if self.inner.options.exclusive_database {
+            let settled = self
+                .settle_all_lost_video_jobs(now)
+                .await
+                .map_err(|e| crate::store::MigrateError::Db(crate::ports::DbError::Other(e.message)))?;
+            if settled > 0 {
+                tracing::warn!(
+                    settled,
+                    "committed video job settlements a previous process had decided"
+                );
+            }
+        }
         let released = if self.inner.options.exclusive_database {
             self.inner.store.expire_all_holds(now).await?
         } else {
@@ -277,6 +292,10 @@ impl Hub {
                 self.inner.store.balances().await?,
                 buckets.iter().map(|b| (b.user_id.clone(), b.book_bucket())),
             );
+            // A running video job's hold outlives the process that placed it.
+            for (user, held) in self.inner.store.open_video_holds().await? {
+                book.restore_hold(&user, held);
+            }
             let _ = self.inner.book.set(book);
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Scheduled jobs: the work that must happen between requests (releasing
 //! expired holds, forgetting old key-limit rows, re-checking rejected
-//! credentials, committing journaled settlements). Every runtime runs them
+//! credentials, following video jobs, committing journaled settlements). Every runtime runs them
 //! through one entry, [`Hub::tick`]: `hub serve` on a timer, the Worker on a
 //! Cron Trigger, Lambda on an EventBridge schedule.
 //!
@@ -52,6 +52,10 @@ const JOBS: &[Job] = &[
     Job {
         name: "deliver_notifications",
         run: |hub, b| Box::pin(deliver_notifications(hub, b)),
+    },
+    Job {
+        name: "advance_video_jobs",
+        run: |hub, b| Box::pin(advance_video_jobs(hub, b)),
     },
     Job {
         name: "replay_journal",
@@ -269,6 +273,16 @@ async fn recheck_credentials(hub: &Hub, b: Budget) -> Result<Progress, JobError>
     Ok(Progress {
         count: done.enabled as u64,
         more: done.left > 0,
+    })
+}
+
+/// Video jobs (`/v1/videos`) nobody polls: each polled at its provider, and
+/// settled (or its hold released) when it ended or passed its deadline.
+async fn advance_video_jobs(hub: &Hub, b: Budget) -> Result<Progress, JobError> {
+    let done = hub.advance_video_jobs(b.now_ms, b.deadline_ms).await?;
+    Ok(Progress {
+        count: done.count,
+        more: done.more,
     })
 }
 

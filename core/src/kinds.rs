@@ -81,6 +81,8 @@ named!(
         Speech = "speech",
         /// AIGNE's `POST /api/v2/video`.
         Video = "video",
+        /// OpenAI's asynchronous `POST /v1/videos`.
+        Videos = "videos",
     }
 );
 

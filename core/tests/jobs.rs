@@ -39,12 +39,17 @@ impl World {
 
     /// A Hub on the shared database (as one of several instances).
     fn hub(&self) -> Hub {
+        self.hub_at(NOW, Arc::new(Collector::default()))
+    }
+
+    /// An instance whose clock reads `now` and whose background work waits in `tasks`.
+    fn hub_at(&self, now: i64, tasks: Arc<Collector>) -> Hub {
         Hub::new(
             self.db.clone(),
             Arc::new(ScriptedUpstream::default()),
-            Arc::new(ManualClock::at(NOW)),
+            Arc::new(ManualClock::at(now)),
             Arc::new(SeqRng::default()),
-            Arc::new(Collector::default()),
+            tasks,
             MasterKey::from_bytes(&[7; 32]).unwrap(),
             HubOptions::default(),
         )
@@ -206,4 +211,130 @@ async fn a_failing_job_is_reported_and_the_others_still_run() {
     assert_eq!(job(&report, "expire_holds"), (3, false));
     assert_eq!(w.held(&user).await, 0);
     assert_eq!(job(&report, "recheck_credentials"), (0, false));
+}
+
+/// A video job (`/v1/videos`) still running at its deadline is failed and
+/// its hold released; one decided long ago whose settlement was lost (its
+/// process ended in between) is settled; two instances ticking at once do
+/// each once; and when the instance that failed the late job dies before
+/// committing that, a later tick commits it.
+#[tokio::test]
+async fn video_jobs_past_their_deadline_and_lost_settlements_are_closed_once() {
+    let w = World::new().await;
+    let user = "usr_videos";
+    w.exec(sql!(
+        "INSERT INTO users (id, name, role, created_at, updated_at) VALUES (?1, 'videos', 'member', ?2, ?2)",
+        user,
+        NOW - DAY_MS
+    ))
+    .await;
+    w.exec(sql!(
+        "INSERT INTO ledger (user_id, kind, amount, created_at) VALUES (?1, 'grant', 1000000000, ?2)",
+        user,
+        NOW - DAY_MS
+    ))
+    .await;
+    // 8 s and 4 s at 0.1 per second, held.
+    for (call, held) in [("call_late", 800_000_000i64), ("call_lost", 400_000_000)] {
+        w.exec(sql!(
+            "INSERT INTO holds (id, user_id, amount, state, created_at, expires_at) VALUES (?1, ?2, ?3, 'open', ?4, ?5)",
+            call,
+            user,
+            held,
+            NOW - 3 * 3_600_000,
+            NOW + 3_600_000
+        ))
+        .await;
+    }
+    let insert = "INSERT INTO video_jobs (id, call_id, attempt, user_id, provider_id, provider, upstream_id, upstream_model, model, prompt, seconds,
+         held_seconds, video_rate, billed, held, key_limited, status, billed_seconds, credits, created_at, updated_at, checked_at, deadline_at, completed_at)
+         VALUES (?1, ?2, 1, ?3, 'prv_1', 'openai', ?4, 'sora-2', 'sora-2', 'waves', ?5, ?5, 100000000, 1, ?6, 0, ?7, ?8, ?9, ?10, ?10, ?10, ?11, ?12)";
+    let started = NOW - 3 * 3_600_000;
+    let deadline = NOW - 3_600_000;
+    w.exec(sql!(
+        insert,
+        "video_late",
+        "call_late",
+        user,
+        "video_a",
+        8,
+        800_000_000,
+        "in_progress",
+        None::<i64>,
+        0,
+        started,
+        deadline,
+        None::<i64>
+    ))
+    .await;
+    w.exec(sql!(
+        insert,
+        "video_lost",
+        "call_lost",
+        user,
+        "video_b",
+        4,
+        400_000_000,
+        "completed",
+        4,
+        400_000_000,
+        started,
+        deadline,
+        NOW - 600_000
+    ))
+    .await;
+    assert_eq!(w.held(user).await, 1_200_000_000);
+
+    let tasks = [Arc::new(Collector::default()), Arc::new(Collector::default())];
+    let (a, b) = (w.hub_at(NOW, tasks[0].clone()), w.hub_at(NOW, tasks[1].clone()));
+    let (ra, rb) = tokio::join!(a.tick(NOW), b.tick(NOW));
+    let recovered = job(&ra, "advance_video_jobs").0 + job(&rb, "advance_video_jobs").0;
+    assert!(recovered >= 2, "the lost settlement and the late job: {ra:?} {rb:?}");
+    // The lost settlement is committed; the late job is failed, but the
+    // instances die before committing its release (background work).
+    assert_eq!(w.held(user).await, 800_000_000);
+    assert_eq!(tasks.iter().map(|t| t.pending()).sum::<usize>(), 1);
+    tasks.iter().for_each(|t| t.abandon());
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM video_jobs WHERE status = 'failed' AND settled_at IS NULL")
+            .await,
+        1
+    );
+    // Five minutes on, another instance's tick commits it.
+    let later = Arc::new(Collector::default());
+    let c = w.hub_at(NOW + 360_000, later.clone());
+    job(&c.tick(NOW + 360_000).await, "advance_video_jobs");
+    later.run().await;
+    assert_eq!(w.held(user).await, 0);
+    assert_eq!(
+        w.count("SELECT balance FROM users WHERE id = 'usr_videos'").await,
+        600_000_000,
+        "the completed job's 4 s, once"
+    );
+    assert_eq!(w.count("SELECT COUNT(*) FROM ledger WHERE kind = 'usage'").await, 1);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM usage WHERE call_id = 'call_lost' AND video_seconds = 4")
+            .await,
+        1
+    );
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM holds WHERE (id, state) IN (VALUES ('call_late', 'released'), ('call_lost', 'settled'))")
+            .await,
+        2
+    );
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM video_jobs WHERE id = 'video_late' AND status = 'failed' AND error LIKE '%not ready within 120 minutes%'")
+            .await,
+        1
+    );
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM video_jobs WHERE settled_at IS NULL")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM calls WHERE call_id = 'call_late' AND status = 'failed'")
+            .await,
+        1
+    );
 }

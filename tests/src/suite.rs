@@ -703,6 +703,174 @@ pub async fn audio_and_video_are_billed_exactly(api: &Api, mock: &MockProvider) 
     assert_eq!(api.ledger_sum(&user).await, want);
 }
 
+/// OpenAI's asynchronous `/v1/videos`, on any runtime: a job created from a
+/// form holds the seconds asked for × the rate, is polled (queued, in
+/// progress, completed) under Hub's own id, and its MP4 downloaded is the
+/// provider's; it is billed once, exactly, however many polls race to see
+/// it end; a failed job releases its hold; another user's key sees none of
+/// it; the ledger sums to the balance throughout.
+pub async fn openai_videos_are_followed_and_billed_exactly(api: &Api, mock: &MockProvider) {
+    let provider = api
+        .setup_provider("mock", &mock.base_url(), "sk-mock-secret-0001")
+        .await;
+    for model in ["sora-mock", "sora-fail"] {
+        let m = api
+            .add_model(&provider, model, json!({"type": "video", "video_rate": "0.1"}))
+            .await;
+        assert!(m["id"].is_string(), "{m}");
+    }
+    let polls = |n| Behavior {
+        video_polls: n,
+        ..Default::default()
+    };
+    mock.set("sora-mock", polls(2));
+    mock.set(
+        "sora-fail",
+        Behavior {
+            video_failure: Some("refused by the safety system".into()),
+            ..polls(1)
+        },
+    );
+    let (user, key) = api.user_with_key("videos", "10").await;
+    let (_, other) = api.user_with_key("someone-else", "1").await;
+    let url = |path: &str| format!("{}/v1/videos{path}", api.base);
+    let get = |path: String, key: String| {
+        let req = api.http.get(path).bearer_auth(key);
+        async move { req.send().await.unwrap() }
+    };
+
+    // Created from a form, as the SDK sends it: queued, under Hub's own id.
+    let video = create_video(api, &key, "mock/sora-mock", "8").await;
+    let id = video["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("video_") && !id.contains("mock"), "{video}");
+    assert_eq!(
+        (&video["object"], &video["status"], &video["seconds"], &video["size"]),
+        (&json!("video"), &json!("queued"), &json!("8"), &json!("1280x720")),
+        "{video}"
+    );
+    // 8 s × 0.1 is held while it runs.
+    api.wait_user(&user, "0.8 held", |u| nanos(&u["held"]) == nanos(&json!("0.8")))
+        .await;
+    // Someone else's key finds nothing; the content is not ready yet.
+    for path in [format!("/{id}"), format!("/{id}/content")] {
+        let r = get(url(&path), other.clone()).await;
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let r = get(url(&format!("/{id}/content")), key.clone()).await;
+    assert_eq!(r.status(), 400, "content before completion");
+    // Polled to completion.
+    let mut seen = Vec::new();
+    let done = loop {
+        let v: Value = get(url(&format!("/{id}")), key.clone()).await.json().await.unwrap();
+        seen.push((v["status"].clone(), v["progress"].clone()));
+        if v["status"] != "queued" && v["status"] != "in_progress" {
+            break v;
+        }
+        assert!(seen.len() < 20, "never finished: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(seen.contains(&(json!("in_progress"), json!(50))), "{seen:?}");
+    assert_eq!(
+        (&done["status"], &done["progress"], &done["seconds"]),
+        (&json!("completed"), &json!(100), &json!("8")),
+        "{done}"
+    );
+    assert!(done["completed_at"].is_i64() && done["error"].is_null(), "{done}");
+    let r = get(url(&format!("/{id}/content")), key.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "video/mp4");
+    assert_eq!(r.bytes().await.unwrap(), crate::mock::VIDEO_BYTES);
+    settled(api, &user, "9.2").await;
+
+    // Many polls see the next job end at once: it is billed once.
+    mock.set("sora-mock", polls(0));
+    let second = create_video(api, &key, "mock/sora-mock", "4").await;
+    let path = url(&format!("/{}", second["id"].as_str().unwrap()));
+    let polls = futures_util::future::join_all((0..8).map(|_| get(path.clone(), key.clone()))).await;
+    for r in polls {
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["status"], "completed", "{v}");
+    }
+    settled(api, &user, "8.8").await;
+    let ledger = api
+        .admin(Method::GET, &format!("/api/admin/users/{user}/ledger?limit=500"), None)
+        .await;
+    let usage = ledger["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "usage")
+        .count();
+    assert_eq!(usage, 2, "one usage entry per video: {ledger}");
+
+    // A failed generation: its hold released, nothing billed.
+    let failed = create_video(api, &key, "mock/sora-fail", "4").await;
+    let path = url(&format!("/{}", failed["id"].as_str().unwrap()));
+    let failed = loop {
+        let v: Value = get(path.clone(), key.clone()).await.json().await.unwrap();
+        if v["status"] == "failed" {
+            break v;
+        }
+        assert_eq!(v["status"], "in_progress", "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let why = failed["error"]["message"].as_str().unwrap_or_default();
+    assert!(why.contains("refused by the safety system"), "{failed}");
+    settled(api, &user, "8.8").await;
+
+    // Listed newest first, for their owner only; deleted, gone.
+    let list: Value = get(url("?limit=2"), key.clone()).await.json().await.unwrap();
+    let ids: Vec<&Value> = list["data"].as_array().unwrap().iter().map(|v| &v["id"]).collect();
+    assert_eq!(ids, [&failed["id"], &second["id"]], "{list}");
+    assert_eq!(list["has_more"], true, "{list}");
+    let theirs: Value = get(url(""), other.clone()).await.json().await.unwrap();
+    assert_eq!(theirs["data"], json!([]), "{theirs}");
+    let (status, deleted) = api.call(Method::DELETE, &format!("/v1/videos/{id}"), &key, None).await;
+    assert_eq!((status, &deleted["deleted"]), (200, &json!(true)), "{deleted}");
+    assert_eq!(get(url(&format!("/{id}")), key.clone()).await.status(), 404);
+    settled(api, &user, "8.8").await;
+}
+
+/// Waits until the user's balance is `balance` with nothing held, and checks the ledger sums to it.
+pub async fn settled(api: &Api, user: &str, balance: &str) {
+    let want = nanos(&json!(balance));
+    api.wait_user(user, &format!("balance {balance}, nothing held"), |u| {
+        nanos(&u["balance"]) == want && nanos(&u["held"]) == 0
+    })
+    .await;
+    assert_eq!(api.ledger_sum(user).await, want, "the ledger sums to the balance");
+}
+
+/// `POST /v1/videos` as OpenAI's SDK sends it (a multipart form); returns the video object.
+pub async fn create_video(api: &Api, key: &str, model: &str, seconds: &str) -> Value {
+    let boundary = "----suite-videos";
+    let mut form = String::new();
+    for (k, v) in [
+        ("model", model),
+        ("prompt", "waves at dawn"),
+        ("seconds", seconds),
+        ("size", "1280x720"),
+    ] {
+        form.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    form.push_str(&format!("--{boundary}--\r\n"));
+    let r = api
+        .http
+        .post(format!("{}/v1/videos", api.base))
+        .bearer_auth(key)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
 /// `aigne hub connect` over HTTP, on any runtime: the CLI's session opened,
 /// approved by a person signed in with OpenID Connect (`op` must know
 /// `{api.base}/auth/oidc/callback`) through the session cookie and its CSRF

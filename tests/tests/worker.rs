@@ -46,6 +46,46 @@ async fn worker_audio_and_video_are_billed_exactly() {
     suite::audio_and_video_are_billed_exactly(&api, &mock).await;
 }
 
+/// `/v1/videos` on D1: the job row, its claim and its settlement.
+#[tokio::test]
+async fn worker_openai_videos_are_followed_and_billed_exactly() {
+    let (_w, api, mock) = start().await;
+    suite::openai_videos_are_followed_and_billed_exactly(&api, &mock).await;
+}
+
+/// The Cron Trigger follows a video job nobody polls to its end and settles it.
+#[tokio::test]
+async fn worker_cron_trigger_settles_a_video_nobody_polls() {
+    let (worker, api, mock) = start().await;
+    let provider = api.setup_provider("mock", &mock.base_url(), "sk-mock-videos").await;
+    api.add_model(
+        &provider,
+        "sora-mock",
+        serde_json::json!({"type": "video", "video_rate": "0.1"}),
+    )
+    .await;
+    mock.set(
+        "sora-mock",
+        hub_e2e::mock::Behavior {
+            video_polls: 2,
+            ..Default::default()
+        },
+    );
+    let (user, key) = api.user_with_key("videos", "10").await;
+    suite::create_video(&api, &key, "mock/sora-mock", "4").await;
+    // In progress, in progress, completed: three runs of the handler.
+    for _ in 0..3 {
+        let res = api
+            .http
+            .get(format!("{}/__scheduled?cron=*+*+*+*+*", worker.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{}", worker.logs());
+    }
+    suite::settled(&api, &user, "9.6").await;
+}
+
 /// `aigne hub connect` on the Worker: the session in D1 from open to end.
 #[tokio::test]
 async fn worker_aigne_cli_connects() {

@@ -279,6 +279,21 @@ pub static ROUTES: &[Route] = &[
     openai(Method::POST, "/v1/audio/speech", |c, who| {
         Box::pin(async move { gateway::audio::speech(&c.hub, who, c.req, &c.request_id).await })
     }),
+    openai(Method::POST, "/v1/videos", |c, who| {
+        Box::pin(async move { gateway::videos::create(&c.hub, who, c.req, &c.request_id).await })
+    }),
+    openai(Method::GET, "/v1/videos", |c, who| {
+        Box::pin(async move { gateway::videos::list(&c.hub, who, &c.req).await })
+    }),
+    openai(Method::GET, "/v1/videos/:id", |c, who| {
+        Box::pin(async move { gateway::videos::retrieve(&c.hub, who, c.id()).await })
+    }),
+    openai(Method::DELETE, "/v1/videos/:id", |c, who| {
+        Box::pin(async move { gateway::videos::delete(&c.hub, who, c.id()).await })
+    }),
+    openai(Method::GET, "/v1/videos/:id/content", |c, who| {
+        Box::pin(async move { gateway::videos::content(&c.hub, who, c.id(), &c.req).await })
+    }),
     openai(Method::GET, "/v1/models", |c, who| {
         Box::pin(async move { gateway::models::list(&c.hub, &who).await })
     }),

@@ -86,6 +86,8 @@ pub(crate) struct HoldGuard {
     /// A key-limits reservation to give back if no relay takes the call.
     key_limited: bool,
     failed: Vec<CallLog>,
+    /// Dropped while paused, it releases nothing ([`HoldGuard::pause`]).
+    paused: bool,
 }
 
 impl HoldGuard {
@@ -97,6 +99,7 @@ impl HoldGuard {
             hold: None,
             key_limited: caller.limits.any(),
             failed: Vec::new(),
+            paused: false,
         }
     }
 
@@ -105,15 +108,17 @@ impl HoldGuard {
     /// is in flight, so the guard is armed before it (releasing a hold that
     /// was never placed changes nothing); the credit book's hold is taken
     /// without waiting, so it is armed once taken.
-    pub async fn place(&mut self, settings: &crate::config::Settings, amount: Credits) -> Result<(), ApiError> {
+    pub async fn place(
+        &mut self,
+        settings: &crate::config::Settings,
+        amount: Credits,
+        ttl_ms: i64,
+    ) -> Result<(), ApiError> {
         let in_database = self.hub.holds_in_database();
         if in_database {
             self.hold = Some(amount);
         }
-        let placed = self
-            .hub
-            .place_hold(&self.call_id, &self.user, amount, settings.hold_ttl_seconds * 1000)
-            .await;
+        let placed = self.hub.place_hold(&self.call_id, &self.user, amount, ttl_ms).await;
         self.hold = (matches!(placed, Ok(true)) || in_database).then_some(amount);
         match placed {
             Ok(true) => Ok(()),
@@ -127,6 +132,23 @@ impl HoldGuard {
         self.failed.push(log);
     }
 
+    /// While a started job is recorded: a request dropped then (the client
+    /// left) must not release a hold the job's row may already own. Left
+    /// open, the hold is settled by the job if its row was written, else
+    /// released at its expiry (or, on the embedded database, at restart).
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    pub fn resume(&mut self) {
+        self.paused = false;
+    }
+
+    /// The failed attempts so far.
+    pub fn failed_attempts(&self) -> &[CallLog] {
+        &self.failed
+    }
+
     /// Hands the call to its meter; returns the failed attempts to log with it.
     pub fn disarm(&mut self) -> Vec<CallLog> {
         self.hold = None;
@@ -137,6 +159,9 @@ impl HoldGuard {
 
 impl Drop for HoldGuard {
     fn drop(&mut self) {
+        if self.paused {
+            return;
+        }
         let hold = self.hold.take();
         let failed = std::mem::take(&mut self.failed);
         if let (Some(hold), Some(book)) = (hold, self.hub.book()) {

@@ -14,3 +14,4 @@ mod relay;
 pub mod responses;
 pub mod settle;
 pub mod video;
+pub mod videos;

@@ -54,6 +54,10 @@ pub(crate) enum Whole {
     },
     /// A chat answer in the internal model, rendered in the caller's protocol.
     Reply(Reply),
+    /// The provider's answer to a job it started and Hub follows after this
+    /// call answers (OpenAI's `/v1/videos`): the call's hold stays open
+    /// until the job ends ([`Exchange::open_job`]).
+    Job(Bytes),
 }
 
 /// A provider answer followed to its result ([`Exchange::follow`]).
@@ -61,6 +65,13 @@ pub(crate) enum Whole {
 pub(crate) type Followed<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, Failure>> + Send + 'a>>;
 #[cfg(target_arch = "wasm32")]
 pub(crate) type Followed<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, Failure>> + 'a>>;
+
+/// A started job, recorded ([`Exchange::open_job`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type Opened<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, ApiError>> + Send + 'a>>;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type Opened<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, ApiError>> + 'a>>;
 
 /// What differs between the endpoints that share the pipeline.
 pub(crate) trait Exchange: crate::ports::MaybeSendSync {
@@ -97,6 +108,18 @@ pub(crate) trait Exchange: crate::ports::MaybeSendSync {
 
     /// A 2xx whole answer, read for the caller.
     fn read(&self, route: &Route, body: Bytes, meta: &Meta) -> Result<Whole, ApiError>;
+
+    /// How long the call's hold lives if nothing settles it: a call that
+    /// starts a job holds until the job can no longer end.
+    fn hold_ttl_ms(&self, settings: &Settings) -> i64 {
+        settings.hold_ttl_seconds * 1000
+    }
+
+    /// Records a job the provider started ([`Whole::Job`]) with the call's
+    /// open hold, and answers the caller. An error releases the hold.
+    fn open_job<'a>(&'a self, _hub: &'a Hub, _meter: &'a CallMeter, _answer: Bytes) -> Opened<'a> {
+        Box::pin(async { Err(ApiError::internal("This endpoint starts no job.")) })
+    }
 
     /// How a streamed answer's bytes become the caller's, and its content
     /// type; None for endpoints that answer whole only.
@@ -158,7 +181,8 @@ impl Call<'_> {
         // while Hub waited on providers) must not strand the hold.
         let mut guard = HoldGuard::new(self.hub, &self.id, &self.caller);
         if self.billed {
-            guard.place(&self.snap.settings, hold).await?;
+            let ttl_ms = exchange.hold_ttl_ms(&self.snap.settings);
+            guard.place(&self.snap.settings, hold, ttl_ms).await?;
         }
         Ok((hold, guard, used))
     }
@@ -188,6 +212,25 @@ impl Call<'_> {
             let meta = self.meta(at.route);
             let sent_us = hub.clock().monotonic_us();
             match receive(&*exchange, self, &at, upstream, &meta).await {
+                Ok(Answer::Whole(Whole::Job(answer))) => {
+                    meter.upstream_ttfb_ms = Some(((hub.clock().monotonic_us() - sent_us) / 1000) as i64);
+                    meter.earlier_attempts = guard.failed_attempts().to_vec();
+                    guard.pause();
+                    let opened = exchange.open_job(hub, &meter, answer).await;
+                    guard.resume();
+                    return match opened {
+                        Ok(res) => {
+                            // The job has the hold and logged the failed attempts.
+                            guard.disarm();
+                            Ok(res)
+                        }
+                        Err(e) => {
+                            // Not recorded: nothing can settle it, so it is released now.
+                            guard.failed(meter.failed_log(&e));
+                            Err(e)
+                        }
+                    };
+                }
                 Ok(answer) => {
                     meter.upstream_ttfb_ms = Some(((hub.clock().monotonic_us() - sent_us) / 1000) as i64);
                     meter.earlier_attempts = guard.disarm();
@@ -446,6 +489,10 @@ fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: 
                 .insert("content-type", http::HeaderValue::from_static(exchange.content_type()));
             crate::http::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
             res
+        }
+        // `Call::attempt` opens jobs; none reaches here.
+        Answer::Whole(Whole::Job(_)) => {
+            ApiError::internal("A started job was not recorded.").into_response(crate::error::Protocol::Hub)
         }
         Answer::Whole(Whole::Reply(mut reply)) => {
             meter.ttfb_ms = Some(meter.elapsed_ms());

@@ -33,6 +33,13 @@ const LONGEST_POLL_MS: u64 = 5_000;
 pub const MAX_SECONDS: u64 = 60;
 /// Seconds billed when the provider reports none and none was asked for (Veo's default).
 const PROVIDER_DEFAULT_SECONDS: u64 = 8;
+
+/// The seconds a finished video is billed for: what the provider reports,
+/// else what was asked, else its default; never more than `held` (a provider
+/// reporting more is billed for what the hold covers).
+pub fn seconds_billed(reported: Option<u64>, asked: Option<u64>, held: u64) -> u64 {
+    reported.or(asked).unwrap_or(PROVIDER_DEFAULT_SECONDS).min(held)
+}
 /// Largest video fetched.
 const MAX_VIDEO_BYTES: usize = 64 * 1024 * 1024;
 
@@ -51,26 +58,7 @@ pub async fn generate(
     model: String,
     ask: VideoAsk,
 ) -> Result<(Video, Response), ApiError> {
-    let mut exchange = Generate {
-        plan: Plan {
-            endpoint: Endpoint::Video,
-            kind: ModelKind::Video,
-            model,
-            prompt: PromptSize {
-                text_bytes: ask.prompt.len() as u64,
-                messages: 1,
-                images: 0,
-            },
-            stream: false,
-            answer_limit: 1024 * 1024,
-        },
-        seed: request_id
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(40)
-            .collect(),
-        ask,
-    };
+    let mut exchange = Generate::new(Endpoint::Video, model, ask, request_id);
     let res = pipeline::run(hub, caller, req, request_id, &mut exchange).await?;
     let answer: Value = match res.body() {
         crate::http::Body::Full(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
@@ -83,15 +71,40 @@ pub async fn generate(
     Ok((video, res))
 }
 
-/// One generation, followed to its video.
-struct Generate {
+/// One generation, followed to its video (or, through `/v1/videos`, started
+/// and followed after the call: `gateway::videos`).
+pub(crate) struct Generate {
     plan: Plan,
-    ask: VideoAsk,
+    pub ask: VideoAsk,
     seed: String,
 }
 
 impl Generate {
-    fn seconds_bound(&self) -> u64 {
+    pub fn new(endpoint: Endpoint, model: String, ask: VideoAsk, request_id: &str) -> Generate {
+        Generate {
+            plan: Plan {
+                endpoint,
+                kind: ModelKind::Video,
+                model,
+                prompt: PromptSize {
+                    text_bytes: ask.prompt.len() as u64,
+                    messages: 1,
+                    images: 0,
+                },
+                stream: false,
+                answer_limit: 1024 * 1024,
+            },
+            seed: request_id
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(40)
+                .collect(),
+            ask,
+        }
+    }
+
+    /// The most seconds billed: those asked for, else the most one may ask.
+    pub fn seconds_bound(&self) -> u64 {
         self.ask.seconds.unwrap_or(MAX_SECONDS)
     }
 
@@ -103,13 +116,15 @@ impl Generate {
             hub.background().sleep(pause).await;
             let answer = send(hub, video::poll_request(job, t), 1024 * 1024).await?;
             match video::job_state(job, &answer, t).map_err(Failure::retryable)? {
-                JobState::Done { seconds, content_url } => return Ok((seconds, content_url)),
+                JobState::Done {
+                    seconds, content_url, ..
+                } => return Ok((seconds, content_url)),
                 JobState::Failed(why) => {
                     return Err(Failure::fatal(ApiError::provider(format!(
                         "The video generation failed: {why}"
                     ))))
                 }
-                JobState::Running => {}
+                JobState::Running { .. } => {}
             }
             if hub.clock().monotonic_us() / 1000 - started + pause > MAX_WAIT_MS {
                 return Err(Failure::fatal(ApiError::provider(format!(
@@ -123,7 +138,7 @@ impl Generate {
 }
 
 /// One request to the provider, its 2xx answer read whole.
-async fn send(hub: &Hub, req: UpstreamRequest, limit: usize) -> Result<Bytes, Failure> {
+pub(crate) async fn send(hub: &Hub, req: UpstreamRequest, limit: usize) -> Result<Bytes, Failure> {
     let mut resp = hub.send_upstream(req).await.map_err(transport_failure)?;
     if !(200..300).contains(&resp.status) {
         return Err(provider_error(resp).await);
@@ -160,7 +175,7 @@ impl Exchange for Generate {
             let job = video::job_id(t.vendor.wire, &answer).map_err(Failure::retryable)?;
             let (reported, url) = self.wait(hub, &t, &job).await?;
             let data = send(hub, video::content_request(&url, &t), MAX_VIDEO_BYTES).await?;
-            let seconds = reported.or(self.ask.seconds).unwrap_or(PROVIDER_DEFAULT_SECONDS);
+            let seconds = seconds_billed(reported, self.ask.seconds, self.seconds_bound());
             let data = base64::engine::general_purpose::STANDARD.encode(&data);
             Ok(Bytes::from(json!({"seconds": seconds, "data": data}).to_string()))
         })

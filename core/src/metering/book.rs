@@ -150,6 +150,14 @@ impl CreditBook {
         })
     }
 
+    /// Holds `amount` again after a restart, whatever the free balance: it
+    /// was reserved before (a video job's hold, which outlives its request).
+    pub fn restore_hold(&self, user: &str, amount: Credits) {
+        self.with_user(user, |e| {
+            e.account.held = e.account.held.saturating_add(amount.nanos().max(0));
+        });
+    }
+
     /// Closes a hold, charging `charge` (zero when nothing is billed).
     pub fn settle(&self, user: &str, hold: Credits, charge: Credits) {
         self.with_user(user, |e| {

@@ -33,11 +33,18 @@ pub struct VideoAsk {
 /// Where a job stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
-    Running,
-    /// Done: the seconds generated (None: the provider did not say) and where the video is.
+    /// Not done: still waiting for a worker (`queued`) or generating, with
+    /// the percentage done when the provider says (Sora does, Veo does not).
+    Running {
+        queued: bool,
+        progress: Option<u64>,
+    },
+    /// Done: the seconds generated (None: the provider did not say), where
+    /// the video is, and until when the provider serves it (ms, if it says).
     Done {
         seconds: Option<u64>,
         content_url: String,
+        expires_at: Option<i64>,
     },
     Failed(String),
 }
@@ -136,38 +143,48 @@ pub fn job_state(job: &str, answer: &[u8], t: &Target) -> Result<JobState, ApiEr
         serde_json::from_slice(answer).map_err(|_| ApiError::provider("The provider's video status is not JSON."))?;
     let base = t.base_url.trim_end_matches('/');
     match t.vendor.wire {
-        Wire::Gemini => veo_state(&v, base),
+        Wire::Gemini => Ok(veo_state(&v, base)),
         _ => Ok(match v["status"].as_str() {
             Some("completed") => JobState::Done {
                 seconds: number_or_text(&v["seconds"]),
                 content_url: format!("{base}/videos/{job}/content"),
+                expires_at: v["expires_at"].as_i64().map(|s| s.saturating_mul(1000)),
             },
             Some("failed") => JobState::Failed(error_message(&v["error"])),
-            _ => JobState::Running,
+            status => JobState::Running {
+                queued: status == Some("queued"),
+                progress: v["progress"].as_u64().map(|p| p.min(100)),
+            },
         }),
     }
 }
 
-fn veo_state(v: &Value, base: &str) -> Result<JobState, ApiError> {
+fn veo_state(v: &Value, base: &str) -> JobState {
     if v["done"] != Value::Bool(true) {
-        return Ok(JobState::Running);
+        return JobState::Running {
+            queued: false,
+            progress: None,
+        };
     }
     if !v["error"].is_null() {
-        return Ok(JobState::Failed(error_message(&v["error"])));
+        return JobState::Failed(error_message(&v["error"]));
     }
     let samples = &v["response"]["generateVideoResponse"]["generatedSamples"];
     let Some(uri) = samples[0]["video"]["uri"].as_str() else {
-        return Ok(JobState::Failed("the provider generated no video (filtered)".into()));
+        return JobState::Failed("the provider generated no video (filtered)".into());
     };
     if !same_origin(uri, base) {
-        return Err(ApiError::provider(
-            "The provider's video is on another origin than the provider; Hub does not send the credential there.",
-        ));
+        // Never fetched: the job is as good as failed.
+        return JobState::Failed(
+            "the provider's video is on another origin than the provider; Hub does not send the credential there"
+                .into(),
+        );
     }
-    Ok(JobState::Done {
+    JobState::Done {
         seconds: None,
         content_url: uri.to_string(),
-    })
+        expires_at: None,
+    }
 }
 
 /// Whether `url` is on the scheme, host and port of `base`.
@@ -212,10 +229,16 @@ mod tests {
         assert!(!same_origin("https://evil.example/files/a", base));
         assert!(!same_origin("http://generativelanguage.googleapis.com/files/a", base));
         let done = json!({"done": true, "response": {"generateVideoResponse": {"generatedSamples": [{"video": {"uri": "https://evil.example/x"}}]}}});
-        assert!(veo_state(&done, base).is_err());
+        assert!(matches!(veo_state(&done, base), JobState::Failed(why) if why.contains("another origin")));
         let failed = json!({"done": true, "error": {"code": 3, "message": "blocked"}});
-        assert_eq!(veo_state(&failed, base).unwrap(), JobState::Failed("blocked".into()));
-        assert_eq!(veo_state(&json!({"name": "x"}), base).unwrap(), JobState::Running);
+        assert_eq!(veo_state(&failed, base), JobState::Failed("blocked".into()));
+        assert_eq!(
+            veo_state(&json!({"name": "x"}), base),
+            JobState::Running {
+                queued: false,
+                progress: None
+            }
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod notify;
 mod patch;
 mod payments;
 mod users;
+mod videos;
 
 pub use accounts::*;
 pub use audit::*;
@@ -29,6 +30,7 @@ pub use notify::*;
 pub use patch::*;
 pub use payments::*;
 pub use users::*;
+pub use videos::*;
 
 use crate::ports::{DbError, Rows, SqlDb, SqlValue};
 use crate::sql;
@@ -83,6 +85,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "audit_log",
         include_str!("../../../infra/migrations/0012_audit_log.sql"),
+    ),
+    (
+        13,
+        "video_jobs",
+        include_str!("../../../infra/migrations/0013_video_jobs.sql"),
     ),
 ];
 

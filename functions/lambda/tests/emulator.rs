@@ -51,6 +51,13 @@ async fn lambda_audio_and_video_are_billed_exactly() {
     suite::audio_and_video_are_billed_exactly(&w.api, &w.mock).await;
 }
 
+/// Two function processes: the polls that race to see a job end run in either.
+#[tokio::test]
+async fn lambda_openai_videos_are_followed_and_billed_exactly() {
+    let w = start(2).await;
+    suite::openai_videos_are_followed_and_billed_exactly(&w.api, &w.mock).await;
+}
+
 #[tokio::test]
 async fn lambda_no_credit_is_402() {
     let w = start(1).await;

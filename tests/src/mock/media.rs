@@ -7,7 +7,8 @@
 //!   usage; `POST /v1/audio/speech` (JSON: `model`, `input` of at most 4,096
 //!   characters, `voice`), answering audio bytes in several chunks.
 //! * OpenAI videos: `POST /v1/videos` (a form: `prompt`, `model`, `seconds`
-//!   of 4, 8 or 12, a known `size`), `GET /v1/videos/{id}` (in progress for
+//!   of 4, 8 or 12, a known `size`), answering the job `queued`;
+//!   `GET /v1/videos/{id}` (in progress, 50 % done, for
 //!   [`Behavior::video_polls`] polls, then completed or failed),
 //!   `GET /v1/videos/{id}/content`.
 //! * Gemini Veo: `POST …/models/{model}:predictLongRunning`, the operation
@@ -360,7 +361,7 @@ fn new_job(state: &State, model: &str, seconds: String, b: &Behavior) -> String 
 
 fn video_object(id: &str, job: &Job, status: &str) -> Value {
     let mut v = json!({"id": id, "object": "video", "model": job.model, "status": status,
-        "progress": if status == "completed" {100} else {0}, "created_at": 1_700_000_000,
+        "progress": match status {"completed" => 100, "in_progress" => 50, _ => 0}, "created_at": 1_700_000_000,
         "seconds": job.seconds, "size": "720x1280"});
     if status == "failed" {
         v["error"] = json!({"code": "generation_failed", "message": job.failure});
