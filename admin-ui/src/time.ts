@@ -1,7 +1,7 @@
 /** Dates: the browser's UTC offset, usage buckets aligned to it, and formatting. */
 
 export type Bucket = 'hour' | 'day';
-export type Preset = '24h' | '7d' | '30d';
+export type Preset = '24h' | '7d' | '30d' | '90d';
 
 const MINUTE = 60_000;
 const SIZE: Record<Bucket, number> = { hour: 3_600_000, day: 86_400_000 };
@@ -11,6 +11,7 @@ export const PRESETS: Record<Preset, { label: string; bucket: Bucket; count: num
   '24h': { label: 'Last 24 hours', bucket: 'hour', count: 24 },
   '7d': { label: 'Last 7 days', bucket: 'day', count: 7 },
   '30d': { label: 'Last 30 days', bucket: 'day', count: 30 },
+  '90d': { label: 'Last 90 days', bucket: 'day', count: 90 },
 };
 
 /** The browser's offset from UTC in minutes (east positive), at `at`. */

@@ -72,6 +72,9 @@ function SettingsForm({ initial, onSaved }: { initial: SettingsShape; onSaved():
         <Field label="Hold lifetime (seconds)" hint="Holds of calls that never settle are released after this.">
           <input type="number" min={1} {...text('hold_ttl_seconds')} />
         </Field>
+        <Field label="Call log retention (days)" hint="Call log rows older than this are deleted; usage totals are kept. 0 keeps them forever.">
+          <input type="number" min={0} {...text('call_retention_days')} />
+        </Field>
         <Field label="App name" hint="Shown on the sign-in page.">
           <input {...text('app_name')} />
         </Field>

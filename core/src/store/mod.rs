@@ -15,6 +15,7 @@ mod log;
 mod notify;
 mod patch;
 mod payments;
+mod usage;
 mod users;
 
 pub use accounts::*;
@@ -28,6 +29,7 @@ pub use log::*;
 pub use notify::*;
 pub use patch::*;
 pub use payments::*;
+pub use usage::*;
 pub use users::*;
 
 use crate::ports::{DbError, Rows, SqlDb, SqlValue};
@@ -83,6 +85,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "audit_log",
         include_str!("../../../infra/migrations/0012_audit_log.sql"),
+    ),
+    (
+        14,
+        "usage_rollups",
+        include_str!("../../../infra/migrations/0014_usage_rollups.sql"),
     ),
 ];
 
