@@ -253,7 +253,11 @@ async fn call_log_rows_past_their_retention_go_in_bounded_batches_and_usage_keep
     assert_eq!(job(&second, "prune_calls"), (extra as u64, false));
     let third = hub.tick(NOW).await;
     assert_eq!(job(&third, "prune_calls"), (0, false), "nothing twice");
-    assert_eq!(w.count("SELECT COUNT(*) FROM calls").await, 30, "the last 30 days are kept");
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM calls").await,
+        30,
+        "the last 30 days are kept"
+    );
     assert_eq!(w.count("SELECT COUNT(*) FROM calls WHERE id LIKE 'old_%'").await, 0);
     assert_eq!(w.usage_totals().await, before, "the roll-ups still count every call");
 }

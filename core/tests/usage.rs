@@ -35,7 +35,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % n
     }
 
@@ -66,12 +69,23 @@ fn generate(n: usize, seed: u64) -> Vec<CallLog> {
                 user_id: s(&[Some("usr_a"), Some("usr_b"), None], &mut rng),
                 key_id: s(&[Some("key_a"), Some("key_b"), Some("key_c"), None], &mut rng),
                 app: s(&[Some("app_x"), None], &mut rng),
-                provider_id: ["prv_1", "prv_2", ""].get(provider as usize).filter(|p| !p.is_empty()).map(|p| p.to_string()),
-                provider: ["one", "two", ""].get(provider as usize).filter(|p| !p.is_empty()).map(|p| p.to_string()),
+                provider_id: ["prv_1", "prv_2", ""]
+                    .get(provider as usize)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.to_string()),
+                provider: ["one", "two", ""]
+                    .get(provider as usize)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.to_string()),
                 credential_id: None,
                 model: rng.pick(&["model-a", "model-b"]).to_string(),
                 stream: false,
-                status: rng.pick(&[CallStatus::Success, CallStatus::Success, CallStatus::Failed, CallStatus::Aborted]),
+                status: rng.pick(&[
+                    CallStatus::Success,
+                    CallStatus::Success,
+                    CallStatus::Failed,
+                    CallStatus::Aborted,
+                ]),
                 http_status: Some(200),
                 error: None,
                 usage: Usage {
@@ -99,7 +113,11 @@ fn generate(n: usize, seed: u64) -> Vec<CallLog> {
 }
 
 async fn open(dir: &common::TempDir) -> (Arc<LibSqlDb>, Store) {
-    let db = Arc::new(LibSqlDb::open(dir.0.join("hub.db").to_str().unwrap(), None).await.unwrap());
+    let db = Arc::new(
+        LibSqlDb::open(dir.0.join("hub.db").to_str().unwrap(), None)
+            .await
+            .unwrap(),
+    );
     let store = Store::new(db.clone());
     (db, store)
 }
@@ -175,7 +193,12 @@ async fn usage(store: &Store, from: i64, to: i64, group_by: GroupBy, tz: i64) ->
 /// Calls and credits over every group.
 fn totals(groups: &BTreeMap<String, UsageBucket>) -> (i64, i64, i64, i64) {
     groups.values().fold((0, 0, 0, 0), |t, b| {
-        (t.0 + b.calls, t.1 + b.errors, t.2 + b.input_tokens, t.3 + b.credits.nanos())
+        (
+            t.0 + b.calls,
+            t.1 + b.errors,
+            t.2 + b.input_tokens,
+            t.3 + b.credits.nanos(),
+        )
     })
 }
 
@@ -234,7 +257,13 @@ async fn deleting_old_call_log_rows_keeps_every_total() {
     for (from, to) in ranges() {
         // An end before the whole hours of the call log left (from 18:00)
         // is read by the hour it is in.
-        let at_hour = |t: i64| if t < T - 6 * HOUR_MS { t - t.rem_euclid(HOUR_MS) } else { t };
+        let at_hour = |t: i64| {
+            if t < T - 6 * HOUR_MS {
+                t - t.rem_euclid(HOUR_MS)
+            } else {
+                t
+            }
+        };
         let (from_h, to_h) = (at_hour(from), at_hour(to));
         for group_by in GROUPINGS {
             for tz in [0, 120, -300] {
@@ -285,7 +314,10 @@ async fn the_migration_counts_the_calls_logged_before_it() {
     let all: Vec<CallLog> = before.into_iter().chain(after).collect();
     for group_by in [GroupBy::Day, GroupBy::Model, GroupBy::User] {
         let (from, to) = (T - 2 * DAY_MS, T + 2 * DAY_MS);
-        assert_eq!(usage(&store, from, to, group_by, 0).await, expected(&all, from, to, group_by, 0));
+        assert_eq!(
+            usage(&store, from, to, group_by, 0).await,
+            expected(&all, from, to, group_by, 0)
+        );
     }
     // Every roll-up's histogram buckets each TTFB as Rust does.
     for table in ["usage_hourly", "usage_daily"] {

@@ -113,7 +113,10 @@ pub async fn chat_is_billed_exactly_and_streams(api: &Api, mock: &MockProvider) 
     // database keeps as calls are logged (an open range) or, for a range
     // that starts minutes ago, partly the call log itself.
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() - 600_000;
-    for path in ["/api/me/usage?group_by=model".to_string(), format!("/api/me/usage?group_by=model&from={since}")] {
+    for path in [
+        "/api/me/usage?group_by=model".to_string(),
+        format!("/api/me/usage?group_by=model&from={since}"),
+    ] {
         let (status, usage) = api.call(Method::GET, &path, &key, None).await;
         assert_eq!(status, 200, "{usage}");
         let g = &usage["data"][0];

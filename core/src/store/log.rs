@@ -155,7 +155,10 @@ impl Store {
     /// From when on the call log is whole: every row made since is still
     /// there (0 when nothing was ever deleted).
     pub(super) async fn calls_whole_since(&self) -> Result<i64, DbError> {
-        let r = self.db.query(sql!("SELECT whole_since FROM calls_pruned WHERE id = 1")).await?;
+        let r = self
+            .db
+            .query(sql!("SELECT whole_since FROM calls_pruned WHERE id = 1"))
+            .await?;
         Ok(super::first(&r).map_or(0, |r| r.i64("whole_since")))
     }
 }

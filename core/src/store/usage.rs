@@ -27,8 +27,8 @@ const FOREVER: i64 = 253_402_300_800_000;
 /// third above the exact one. Migration 0014's trigger uses the same bounds.
 pub const TTFB_BOUNDS: [i64; 50] = [
     1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, 120, 150, 200, 250, 300, 400, 500, 600, 800,
-    1000, 1200, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000, 20000, 25000, 30000, 40000,
-    50000, 60000, 80000, 100000, 120000, 150000,
+    1000, 1200, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000, 20000, 25000, 30000, 40000, 50000,
+    60000, 80000, 100000, 120000, 150000,
 ];
 /// Buckets of the histogram: one per bound, and the one above the last.
 pub const TTFB_BUCKETS: usize = TTFB_BOUNDS.len() + 1;
@@ -264,7 +264,11 @@ fn logged(push: &mut impl FnMut(Source, i64, i64), from: i64, to: i64, logged_fr
     }
     let whole = ceil_to(logged_from, HOUR_MS);
     if from < whole {
-        push(Source::Hourly, floor_to(from, HOUR_MS), floor_to(to.min(whole), HOUR_MS));
+        push(
+            Source::Hourly,
+            floor_to(from, HOUR_MS),
+            floor_to(to.min(whole), HOUR_MS),
+        );
     }
     push(Source::Calls, from.max(whole), to);
 }
@@ -343,7 +347,11 @@ impl Store {
                 (!mine.is_empty()).then(|| select(source, &mine, &group_by.expr(source.time(), tz_minutes), &clause))
             })
             .collect();
-        let mut sums = vec!["g".to_string(), "SUM(calls) AS calls".into(), "SUM(errors) AS errors".into()];
+        let mut sums = vec![
+            "g".to_string(),
+            "SUM(calls) AS calls".into(),
+            "SUM(errors) AS errors".into(),
+        ];
         sums.extend(FIGURES.iter().map(|f| format!("SUM({f}) AS {f}")));
         sums.extend((0..TTFB_BUCKETS).map(|k| format!("SUM(h{k}) AS h{k}")));
         let sql = format!(
@@ -418,20 +426,20 @@ mod tests {
             vec![part(Source::Hourly, T, T + 2 * DAY_MS)]
         );
         // A range within an hour is read from the log.
-        assert_eq!(
-            plan(T + 5, T + 10, ALL, 0),
-            vec![part(Source::Calls, T + 5, T + 10)]
-        );
+        assert_eq!(plan(T + 5, T + 10, ALL, 0), vec![part(Source::Calls, T + 5, T + 10)]);
     }
 
     #[test]
     fn offsets_that_are_not_whole_hours_read_the_log_while_it_lasts() {
         let grains = GroupBy::Hour.grains(330);
-        assert_eq!(grains, Grains { hourly: false, daily: false });
         assert_eq!(
-            plan(T, T + DAY_MS, grains, 0),
-            vec![part(Source::Calls, T, T + DAY_MS)]
+            grains,
+            Grains {
+                hourly: false,
+                daily: false
+            }
         );
+        assert_eq!(plan(T, T + DAY_MS, grains, 0), vec![part(Source::Calls, T, T + DAY_MS)]);
         // Rows before 10:20 were deleted: the hours before 11:00 come from the roll-up.
         let logged_from = T + 10 * HOUR_MS + 1_200_000;
         assert_eq!(
@@ -458,9 +466,6 @@ mod tests {
 
     #[test]
     fn an_open_range_is_read_from_the_roll_ups() {
-        assert_eq!(
-            plan(0, FOREVER, ALL, T),
-            vec![part(Source::Daily, 0, FOREVER)]
-        );
+        assert_eq!(plan(0, FOREVER, ALL, T), vec![part(Source::Daily, 0, FOREVER)]);
     }
 }

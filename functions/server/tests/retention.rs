@@ -117,15 +117,23 @@ async fn pruning_the_call_log_to_30_days_keeps_the_usage_of_90_days_exact() {
     .await;
     // Nothing is deleted while the days go by.
     let s = api
-        .admin(Method::PATCH, "/api/admin/settings", Some(json!({"call_retention_days": 0})))
+        .admin(
+            Method::PATCH,
+            "/api/admin/settings",
+            Some(json!({"call_retention_days": 0})),
+        )
         .await;
     assert_eq!(s["call_retention_days"], 0, "{s}");
     // Two providers of one model: the first answers 500 when told to, and the call fails over.
     for (name, priority) in [("first", 10), ("second", 0)] {
         let fields = json!({"name": name, "kind": "openai", "base_url": mock.base_url(), "priority": priority});
         let provider = api.provider(fields, &format!("sk-{name}-0001")).await;
-        api.add_model(&provider, "mock-model", json!({"input_rate": "3.3", "output_rate": "15.7"}))
-            .await;
+        api.add_model(
+            &provider,
+            "mock-model",
+            json!({"input_rate": "3.3", "output_rate": "15.7"}),
+        )
+        .await;
     }
     let (alice, alice_key) = api.user_with_key("alice", "1000").await;
     let (bob, bob_key) = api.user_with_key("bob", "1000").await;
@@ -200,8 +208,12 @@ async fn pruning_the_call_log_to_30_days_keeps_the_usage_of_90_days_exact() {
         dir.clone(),
     )
     .await;
-    api.admin(Method::PATCH, "/api/admin/settings", Some(json!({"call_retention_days": 30})))
-        .await;
+    api.admin(
+        Method::PATCH,
+        "/api/admin/settings",
+        Some(json!({"call_retention_days": 30})),
+    )
+    .await;
     let cutoff = now_ms() - 30 * DAY_MS;
     let kept: Vec<&Value> = log_before.iter().filter(|c| created_ms(c) >= cutoff).collect();
     assert!(kept.len() > 20 && kept.len() < log_before.len() - 20);
@@ -211,10 +223,19 @@ async fn pruning_the_call_log_to_30_days_keeps_the_usage_of_90_days_exact() {
         if rows.len() == kept.len() {
             break rows;
         }
-        assert!(Instant::now() < deadline, "{} rows left, not {}", rows.len(), kept.len());
+        assert!(
+            Instant::now() < deadline,
+            "{} rows left, not {}",
+            rows.len(),
+            kept.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(log_after.iter().collect::<Vec<_>>(), kept, "the last 30 days, untouched");
+    assert_eq!(
+        log_after.iter().collect::<Vec<_>>(),
+        kept,
+        "the last 30 days, untouched"
+    );
     let deleted = log_before.len() - kept.len();
     let logs = plain(&hub.logs());
     assert!(
@@ -231,7 +252,11 @@ async fn pruning_the_call_log_to_30_days_keeps_the_usage_of_90_days_exact() {
         odd_before,
         "days at +05:30 keep their totals"
     );
-    assert_eq!((ledger(&api, &alice).await, ledger(&api, &bob).await), ledgers, "the ledger is never pruned");
+    assert_eq!(
+        (ledger(&api, &alice).await, ledger(&api, &bob).await),
+        ledgers,
+        "the ledger is never pruned"
+    );
     assert!(hub.terminate(Duration::from_secs(30)).is_some());
     let audit = hub_e2e::audit_db(&dir.join("hub.db"));
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
