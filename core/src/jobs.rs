@@ -1,8 +1,8 @@
 //! Scheduled jobs: the work that must happen between requests (releasing
-//! expired holds, forgetting old key-limit rows and call-log rows,
-//! re-checking rejected credentials, committing journaled settlements). Every runtime runs them
-//! through one entry, [`Hub::tick`]: `hub serve` on a timer, the Worker on a
-//! Cron Trigger, Lambda on an EventBridge schedule.
+//! expired holds, forgetting old key-limit and call-log rows, re-checking
+//! rejected credentials, committing journaled settlements). Every runtime
+//! runs them through one entry, [`Hub::tick`]: `hub serve` on a timer, the
+//! Worker on a Cron Trigger, Lambda on an EventBridge schedule.
 //!
 //! Each job is bounded (rows per statement, statements per tick, a clock
 //! budget) and leaves what it could not finish for the next tick; a job that
