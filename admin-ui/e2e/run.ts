@@ -538,6 +538,8 @@ async function operator(
     await expectText(page.locator('.barlist li'), 'Owner');
     await page.getByRole('button', { name: '7d' }).click();
     await expectText(stat(page, 'Calls'), /^1$/);
+    await page.getByRole('button', { name: '90d' }).click();
+    await expectText(stat(page, 'Calls'), /^1$/);
     await page.getByRole('button', { name: '24h' }).click();
     await shot(page, 'overview');
   });

@@ -460,6 +460,7 @@ export interface Settings {
   max_attempts: number;
   default_max_output_tokens: number;
   hold_ttl_seconds: number;
+  call_retention_days: number;
   app_name: string;
   app_url: string | null;
   oidc_issuer: string | null;

@@ -12,6 +12,7 @@ const SETTINGS: Settings = {
   max_attempts: 3,
   default_max_output_tokens: 4096,
   hold_ttl_seconds: 600,
+  call_retention_days: 30,
   app_name: 'Hub',
   app_url: null,
   oidc_issuer: 'https://id.example.com',

@@ -39,6 +39,7 @@ describe('buckets', () => {
     expect(week.from).toBe(at('2026-11-20T22:00:00Z'));
     expect(week.to).toBe(at('2026-11-27T22:00:00Z'));
     expect(presetRange('30d', now, 0).starts).toHaveLength(30);
+    expect(presetRange('90d', now, 0).starts).toHaveLength(90);
   });
 
   it('lays rows on their buckets', () => {

@@ -3,7 +3,7 @@
 import { localeTag, t, type MessageKey } from './i18n';
 
 export type Bucket = 'hour' | 'day';
-export type Preset = '24h' | '7d' | '30d';
+export type Preset = '24h' | '7d' | '30d' | '90d';
 
 const MINUTE = 60_000;
 const SIZE: Record<Bucket, number> = { hour: 3_600_000, day: 86_400_000 };
@@ -11,6 +11,7 @@ export const PRESETS: Record<Preset, { label: MessageKey; bucket: Bucket; count:
   '24h': { label: 'range.24h', bucket: 'hour', count: 24 },
   '7d': { label: 'range.7d', bucket: 'day', count: 7 },
   '30d': { label: 'range.30d', bucket: 'day', count: 30 },
+  '90d': { label: 'range.90d', bucket: 'day', count: 90 },
 };
 
 /** The preset's name in the site's language ("Last 7 days"). */

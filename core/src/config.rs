@@ -31,6 +31,9 @@ pub struct Settings {
     pub default_max_output_tokens: i64,
     /// How long a hold may stay open before the sweeper releases it.
     pub hold_ttl_seconds: i64,
+    /// Days the call log keeps its rows (the usage roll-ups keep their sums
+    /// for good); 0 keeps them forever.
+    pub call_retention_days: i64,
     pub app_name: String,
     /// This Hub's public URL, announced to AIGNE clients (default: the URL a request came to).
     pub app_url: Option<String>,
@@ -57,6 +60,7 @@ impl Default for Settings {
             max_attempts: 3,
             default_max_output_tokens: 4096,
             hold_ttl_seconds: 3600,
+            call_retention_days: 30,
             app_name: "Hub".into(),
             app_url: None,
             app_pid: "hub".into(),
@@ -77,6 +81,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "max_attempts",
     "default_max_output_tokens",
     "hold_ttl_seconds",
+    "call_retention_days",
     "app_name",
     "app_url",
     "app_pid",
@@ -186,6 +191,12 @@ impl Settings {
             "max_attempts" => self.max_attempts = positive_int(v, 10)?,
             "default_max_output_tokens" => self.default_max_output_tokens = positive_int(v, 10_000_000)?,
             "hold_ttl_seconds" => self.hold_ttl_seconds = positive_int(v, 7 * 86_400)?,
+            "call_retention_days" => {
+                self.call_retention_days = v
+                    .as_i64()
+                    .filter(|n| (0..=36_500).contains(n))
+                    .ok_or("must be an integer from 0 (keep forever) to 36500")?
+            }
             "app_name" => {
                 let n = v
                     .as_str()
@@ -220,6 +231,7 @@ impl Settings {
             "max_attempts": self.max_attempts,
             "default_max_output_tokens": self.default_max_output_tokens,
             "hold_ttl_seconds": self.hold_ttl_seconds,
+            "call_retention_days": self.call_retention_days,
             "app_name": self.app_name,
             "app_url": self.app_url,
             "app_pid": self.app_pid,

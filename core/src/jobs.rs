@@ -1,8 +1,9 @@
 //! Scheduled jobs: the work that must happen between requests (releasing
-//! expired holds, forgetting old key-limit rows, re-checking rejected
-//! credentials, following video jobs, committing journaled settlements). Every runtime runs them
-//! through one entry, [`Hub::tick`]: `hub serve` on a timer, the Worker on a
-//! Cron Trigger, Lambda on an EventBridge schedule.
+//! expired holds, forgetting old key-limit and call-log rows, re-checking
+//! rejected credentials, following video jobs, committing journaled
+//! settlements). Every runtime runs them through one entry, [`Hub::tick`]:
+//! `hub serve` on a timer, the Worker on a Cron Trigger, Lambda on an
+//! EventBridge schedule.
 //!
 //! Each job is bounded (rows per statement, statements per tick, a clock
 //! budget) and leaves what it could not finish for the next tick; a job that
@@ -40,6 +41,10 @@ const JOBS: &[Job] = &[
     Job {
         name: "prune_key_events",
         run: |hub, b| Box::pin(prune_key_events(hub, b)),
+    },
+    Job {
+        name: "prune_calls",
+        run: |hub, b| Box::pin(prune_calls(hub, b)),
     },
     Job {
         name: "expire_connect_sessions",
@@ -256,6 +261,18 @@ async fn deliver_notifications(hub: &Hub, b: Budget) -> Result<Progress, JobErro
 /// Key-limit rows older than the longest limit window are never read again.
 async fn prune_key_events(hub: &Hub, b: Budget) -> Result<Progress, JobError> {
     in_batches(hub, b, || hub.store().prune_key_events(b.now_ms, BATCH_ROWS)).await
+}
+
+/// Call-log rows older than `call_retention_days` (none when it is 0),
+/// oldest first. Their sums stay in the usage roll-ups; the ledger, which
+/// names calls by id, is never pruned.
+async fn prune_calls(hub: &Hub, b: Budget) -> Result<Progress, JobError> {
+    let days = hub.snapshot().await?.settings.call_retention_days;
+    if days == 0 {
+        return Ok(Progress::default());
+    }
+    let before = b.now_ms - days * crate::store::DAY_MS;
+    in_batches(hub, b, || hub.store().prune_calls(before, BATCH_ROWS)).await
 }
 
 /// The AIGNE CLI's connect sessions past their 10 minutes (with any key

@@ -220,7 +220,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "HUB_TICK_INTERVAL",
         runtimes: &[Runtime::Server],
-        help: "seconds between two runs of the scheduled jobs: expired holds, old key-limit rows, credential re-checks (60)",
+        help: "seconds between two runs of the scheduled jobs: expired holds, old key-limit and call-log rows, credential re-checks (60)",
         apply: |o, v| match whole(v)? {
             0 => Err("must be at least 1 second".into()),
             s => {

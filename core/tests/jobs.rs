@@ -6,6 +6,7 @@
 use hub_core::crypto::MasterKey;
 use hub_core::jobs::{TickReport, BATCH_ROWS, ROUNDS};
 use hub_core::ports::SqlDb;
+use hub_core::store::{CallFilter, GroupBy};
 use hub_core::testing::{Collector, ManualClock, ScriptedUpstream, SeqRng};
 use hub_core::{sql, Hub, HubOptions};
 use hub_libsql::LibSqlDb;
@@ -112,6 +113,32 @@ impl World {
             NOW - age_days * DAY_MS
         ))
         .await;
+    }
+
+    /// `n` call-log rows `age_days` old, of 7 nano-credits each.
+    async fn calls(&self, prefix: &str, n: i64, age_days: i64) {
+        self.exec(sql!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
+             INSERT INTO calls (id, call_id, attempt, endpoint, user_id, model, status, credits, created_at)
+             SELECT ?1 || i, ?1 || i, 1, 'chat', 'usr_jobs', 'm', 'success', 7, ?3 FROM n",
+            prefix,
+            n,
+            NOW - age_days * DAY_MS
+        ))
+        .await;
+    }
+
+    /// Calls and credits the usage API counts over all time.
+    async fn usage_totals(&self) -> (i64, i64) {
+        let buckets = self
+            .hub()
+            .store()
+            .usage(&CallFilter::default(), GroupBy::Model, 0)
+            .await
+            .unwrap();
+        buckets
+            .iter()
+            .fold((0, 0), |(n, c), b| (n + b.calls, c + b.credits.nanos()))
     }
 }
 
@@ -337,4 +364,45 @@ async fn video_jobs_past_their_deadline_and_lost_settlements_are_closed_once() {
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn call_log_rows_past_their_retention_go_in_bounded_batches_and_usage_keeps_them() {
+    let w = World::new().await;
+    let extra = 11;
+    let old = PER_TICK as i64 + extra;
+    w.calls("old_", old, 45).await;
+    w.calls("month_", 20, 29).await;
+    w.calls("new_", 10, 0).await;
+    let before = w.usage_totals().await;
+    assert_eq!(before, (old + 30, 7 * (old + 30)));
+    let hub = w.hub();
+
+    let first = hub.tick(NOW).await;
+    assert_eq!(job(&first, "prune_calls"), (PER_TICK, true), "{first:?}");
+    let second = hub.tick(NOW).await;
+    assert_eq!(job(&second, "prune_calls"), (extra as u64, false));
+    let third = hub.tick(NOW).await;
+    assert_eq!(job(&third, "prune_calls"), (0, false), "nothing twice");
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM calls").await,
+        30,
+        "the last 30 days are kept"
+    );
+    assert_eq!(w.count("SELECT COUNT(*) FROM calls WHERE id LIKE 'old_%'").await, 0);
+    assert_eq!(w.usage_totals().await, before, "the roll-ups still count every call");
+}
+
+#[tokio::test]
+async fn a_retention_of_zero_days_keeps_the_call_log_forever() {
+    let w = World::new().await;
+    w.calls("ancient_", 25, 4000).await;
+    w.exec(sql!(
+        "INSERT INTO settings (key, value, updated_at) VALUES ('call_retention_days', '0', ?1)",
+        NOW
+    ))
+    .await;
+    let report = w.hub().tick(NOW).await;
+    assert_eq!(job(&report, "prune_calls"), (0, false));
+    assert_eq!(w.count("SELECT COUNT(*) FROM calls").await, 25);
 }

@@ -158,6 +158,19 @@ pub fn run_bounded(mut cmd: Command, limit: Duration, what: &str) -> Result<Stri
     }
 }
 
+/// The Debian package `faketime`'s library, wherever the architecture puts
+/// it: preloaded into Hub (`LD_PRELOAD`) to move its clock.
+pub fn libfaketime() -> String {
+    std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists())
+        .expect("libfaketime (Debian package faketime) is installed")
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// A fresh directory for one test. Tests in one binary run on parallel threads
 /// and can read the same clock value, so a process-wide counter makes the name
 /// unique and `create_dir` refuses to hand out a directory twice.

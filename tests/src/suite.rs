@@ -8,7 +8,7 @@ use crate::{cost_nanos, nanos, Api};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A provider on the mock with one model at 0.15 / 0.6 credits per million tokens.
 pub async fn setup(api: &Api, mock: &MockProvider) -> String {
@@ -109,6 +109,25 @@ pub async fn chat_is_billed_exactly_and_streams(api: &Api, mock: &MockProvider) 
         log.iter().all(|c| c["status"] == "success" && c["estimated"] == false),
         "{log:?}"
     );
+    // The usage report counts both, whether it reads the roll-ups the
+    // database keeps as calls are logged (an open range) or, for a range
+    // that starts minutes ago, partly the call log itself.
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() - 600_000;
+    for path in [
+        "/api/me/usage?group_by=model".to_string(),
+        format!("/api/me/usage?group_by=model&from={since}"),
+    ] {
+        let (status, usage) = api.call(Method::GET, &path, &key, None).await;
+        assert_eq!(status, 200, "{usage}");
+        let g = &usage["data"][0];
+        assert_eq!(
+            (&g["calls"], &g["errors"], &g["input_tokens"], &g["output_tokens"]),
+            (&json!(2), &json!(0), &json!(1254), &json!(583)),
+            "{path}: {usage}"
+        );
+        assert_eq!(nanos(&g["credits"]), one + two, "{path}: {usage}");
+        assert!(g["ttfb_p95_ms"].as_i64().is_some_and(|ms| ms > 0), "{path}: {usage}");
+    }
 }
 
 /// No credit: 402 and nothing sent to the provider.

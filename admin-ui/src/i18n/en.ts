@@ -54,6 +54,7 @@ export const en = {
   'range.24h': 'Last 24 hours',
   'range.7d': 'Last 7 days',
   'range.30d': 'Last 30 days',
+  'range.90d': 'Last 90 days',
 
   // Sign-in page
   'signIn.title': 'Sign in',
@@ -652,6 +653,8 @@ export const en = {
   'settings.maxOutputHint': 'Held for calls that set no max_tokens when the model sets none.',
   'settings.holdTtl': 'Hold lifetime (seconds)',
   'settings.holdTtlHint': 'Holds of calls that never settle are released after this.',
+  'settings.retention': 'Call log retention (days)',
+  'settings.retentionHint': 'Call log rows older than this are deleted; usage totals are kept. 0 keeps them forever.',
   'settings.appName': 'App name',
   'settings.appNameHint': 'Shown on the sign-in page.',
   'settings.saved': 'Settings saved.',

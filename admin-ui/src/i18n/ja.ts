@@ -52,6 +52,7 @@ export const ja: Messages = {
   'range.24h': '過去 24 時間',
   'range.7d': '過去 7 日間',
   'range.30d': '過去 30 日間',
+  'range.90d': '過去 90 日間',
 
   // Sign-in page
   'signIn.title': 'サインイン',
@@ -649,6 +650,8 @@ export const ja: Messages = {
   'settings.maxOutputHint': '呼び出しに max_tokens がなく、モデルにも設定がない場合に確保します。',
   'settings.holdTtl': '保留の有効期間（秒）',
   'settings.holdTtlHint': '精算されない呼び出しの保留は、この時間が過ぎると解放されます。',
+  'settings.retention': '呼び出しログの保存期間（日）',
+  'settings.retentionHint': 'これより古い呼び出しログの行は削除されますが、利用量の集計は残ります。0 の場合は無期限に保存します。',
   'settings.appName': 'アプリ名',
   'settings.appNameHint': 'サインインページに表示されます。',
   'settings.saved': '設定を保存しました。',

@@ -52,6 +52,7 @@ export const zh: Messages = {
   'range.24h': '最近 24 小时',
   'range.7d': '最近 7 天',
   'range.30d': '最近 30 天',
+  'range.90d': '最近 90 天',
 
   // Sign-in page
   'signIn.title': '登录',
@@ -649,6 +650,8 @@ export const zh: Messages = {
   'settings.maxOutputHint': '调用未设置 max_tokens 且模型也未设置时预留的数量。',
   'settings.holdTtl': '冻结时长（秒）',
   'settings.holdTtlHint': '始终未结算的调用，其冻结额度将在此时长后释放。',
+  'settings.retention': '调用日志保留天数',
+  'settings.retentionHint': '早于此天数的调用日志行会被删除，用量统计保持不变。0 表示永久保留。',
   'settings.appName': '应用名称',
   'settings.appNameHint': '显示在登录页面上。',
   'settings.saved': '设置已保存。',

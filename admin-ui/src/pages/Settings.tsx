@@ -73,6 +73,9 @@ function SettingsForm({ initial, onSaved }: { initial: SettingsShape; onSaved():
         <Field label={t('settings.holdTtl')} hint={t('settings.holdTtlHint')}>
           <input type="number" min={1} {...text('hold_ttl_seconds')} />
         </Field>
+        <Field label={t('settings.retention')} hint={t('settings.retentionHint')}>
+          <input type="number" min={0} {...text('call_retention_days')} />
+        </Field>
         <Field label={t('settings.appName')} hint={t('settings.appNameHint')}>
           <input {...text('app_name')} />
         </Field>

@@ -1,11 +1,12 @@
-//! The call log and usage analytics.
+//! The call log: one row per attempt at a provider, kept
+//! `call_retention_days` (see `prune_calls`); the usage roll-ups outlive it.
 
 use super::{rows, CallLog, Page, Row, Store};
 use crate::kinds::{CallStatus, Endpoint};
 use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::ports::{DbError, SqlValue, Stmt};
-use std::collections::BTreeMap;
+use crate::sql;
 
 /// Filters on the call log; `None` means any.
 #[derive(Debug, Clone, Default)]
@@ -21,7 +22,9 @@ pub struct CallFilter {
 }
 
 impl CallFilter {
-    fn where_clause(&self, params: &mut Vec<SqlValue>) -> String {
+    /// The filter as SQL over the call log's columns (the roll-ups share
+    /// their names), its values appended to `params`.
+    pub(super) fn where_clause(&self, params: &mut Vec<SqlValue>) -> String {
         let mut conds: Vec<String> = Vec::new();
         let mut add = |template: &str, v: SqlValue| {
             params.push(v);
@@ -101,71 +104,6 @@ fn call(r: &Row) -> CallLog {
     }
 }
 
-/// How usage is grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupBy {
-    Hour,
-    Day,
-    Model,
-    Provider,
-    User,
-    App,
-    Key,
-}
-
-impl GroupBy {
-    pub fn parse(s: &str) -> Option<GroupBy> {
-        Some(match s {
-            "hour" => GroupBy::Hour,
-            "day" => GroupBy::Day,
-            "model" => GroupBy::Model,
-            "provider" => GroupBy::Provider,
-            "user" => GroupBy::User,
-            "app" => GroupBy::App,
-            "key" => GroupBy::Key,
-            _ => return None,
-        })
-    }
-
-    fn expr(self, tz_minutes: i64) -> String {
-        let off = tz_minutes * 60_000;
-        match self {
-            GroupBy::Hour => format!("((created_at + {off}) / 3600000) * 3600000 - {off}"),
-            GroupBy::Day => format!("((created_at + {off}) / 86400000) * 86400000 - {off}"),
-            GroupBy::Model => "model".into(),
-            GroupBy::Provider => "COALESCE(provider, '')".into(),
-            GroupBy::User => "COALESCE(user_id, '')".into(),
-            GroupBy::App => "COALESCE(app, '')".into(),
-            GroupBy::Key => "COALESCE(key_id, '')".into(),
-        }
-    }
-}
-
-/// One group of usage.
-#[derive(Debug, Clone, Default)]
-pub struct UsageBucket {
-    pub group: String,
-    pub calls: i64,
-    pub errors: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cache_read_tokens: i64,
-    pub cache_write_tokens: i64,
-    pub credits: Credits,
-    /// What prompt caching saved (negative: cost more), summed.
-    pub cache_saved: Credits,
-    pub ttfb_p50_ms: Option<i64>,
-    pub ttfb_p95_ms: Option<i64>,
-}
-
-fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(sorted[rank - 1])
-}
-
 impl Store {
     pub async fn list_calls(
         &self,
@@ -189,67 +127,38 @@ impl Store {
         Ok(Page::from_rows(items, limit, |c| c.id.clone()))
     }
 
-    /// Calls, tokens, credits, errors and TTFB percentiles per group.
-    pub async fn usage(
-        &self,
-        filter: &CallFilter,
-        group_by: GroupBy,
-        tz_minutes: i64,
-    ) -> Result<Vec<UsageBucket>, DbError> {
-        let mut params = Vec::new();
-        let clause = filter.where_clause(&mut params);
-        let g = group_by.expr(tz_minutes);
-        let sql = format!(
-            "SELECT {g} AS g, COUNT(*) AS calls, SUM(status = 'failed') AS errors, SUM(input_tokens) AS i, SUM(output_tokens) AS o,
-                    SUM(cache_read_tokens) AS cr, SUM(cache_write_tokens) AS cw, SUM(credits) AS credits,
-                    SUM(cache_saved) AS saved
-             FROM calls WHERE {clause} GROUP BY g ORDER BY g"
-        );
-        let r = self.db.query(Stmt::new(sql, params.clone())).await?;
-        let mut buckets: BTreeMap<String, UsageBucket> = rows(&r)
-            .map(|r| {
-                let group = r.str("g");
-                let b = UsageBucket {
-                    group: group.clone(),
-                    calls: r.i64("calls"),
-                    errors: r.i64("errors"),
-                    input_tokens: r.i64("i"),
-                    output_tokens: r.i64("o"),
-                    cache_read_tokens: r.i64("cr"),
-                    cache_write_tokens: r.i64("cw"),
-                    credits: Credits::from_nanos(r.i64("credits")),
-                    cache_saved: Credits::from_nanos(r.i64("saved")),
-                    ..Default::default()
-                };
-                (group, b)
-            })
-            .collect();
-        let sql = format!(
-            "SELECT {g} AS g, ttfb_ms FROM calls WHERE {clause} AND ttfb_ms IS NOT NULL ORDER BY g, ttfb_ms LIMIT 200000"
-        );
-        let r = self.db.query(Stmt::new(sql, params)).await?;
-        let mut ttfbs: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for row in rows(&r) {
-            ttfbs.entry(row.str("g")).or_default().push(row.i64("ttfb_ms"));
-        }
-        for (g, values) in ttfbs {
-            if let Some(b) = buckets.get_mut(&g) {
-                b.ttfb_p50_ms = percentile(&values, 0.5);
-                b.ttfb_p95_ms = percentile(&values, 0.95);
-            }
-        }
-        Ok(buckets.into_values().collect())
+    /// Deletes up to `limit` call-log rows made before `before`, and
+    /// records, in the same transaction, that rows before it may be gone
+    /// (the usage query reads the roll-ups there; see [`Store::usage`]).
+    /// The roll-ups and the ledger are untouched: nothing references a
+    /// call-log row.
+    pub async fn prune_calls(&self, before: i64, limit: u64) -> Result<u64, DbError> {
+        let counts = self
+            .db
+            .batch(vec![
+                sql!(
+                    "INSERT INTO calls_pruned (id, whole_since) VALUES (1, ?1)
+                     ON CONFLICT (id) DO UPDATE SET whole_since = MAX(whole_since, excluded.whole_since)",
+                    before
+                ),
+                sql!(
+                    "DELETE FROM calls WHERE rowid IN (
+                       SELECT rowid FROM calls WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+                    before,
+                    limit as i64
+                ),
+            ])
+            .await?;
+        Ok(counts.get(1).copied().unwrap_or(0))
     }
-}
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn percentiles() {
-        let v: Vec<i64> = (1..=100).collect();
-        assert_eq!(super::percentile(&v, 0.5), Some(50));
-        assert_eq!(super::percentile(&v, 0.95), Some(95));
-        assert_eq!(super::percentile(&[7], 0.95), Some(7));
-        assert_eq!(super::percentile(&[], 0.5), None);
+    /// From when on the call log is whole: every row made since is still
+    /// there (0 when nothing was ever deleted).
+    pub(super) async fn calls_whole_since(&self) -> Result<i64, DbError> {
+        let r = self
+            .db
+            .query(sql!("SELECT whole_since FROM calls_pruned WHERE id = 1"))
+            .await?;
+        Ok(super::first(&r).map_or(0, |r| r.i64("whole_since")))
     }
 }

@@ -15,6 +15,7 @@ mod log;
 mod notify;
 mod patch;
 mod payments;
+mod usage;
 mod users;
 mod videos;
 
@@ -29,6 +30,7 @@ pub use log::*;
 pub use notify::*;
 pub use patch::*;
 pub use payments::*;
+pub use usage::*;
 pub use users::*;
 pub use videos::*;
 
@@ -90,6 +92,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "video_jobs",
         include_str!("../../../infra/migrations/0013_video_jobs.sql"),
+    ),
+    (
+        14,
+        "usage_rollups",
+        include_str!("../../../infra/migrations/0014_usage_rollups.sql"),
     ),
 ];
 

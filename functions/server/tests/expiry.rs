@@ -19,18 +19,6 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_hub"))
 }
 
-/// The Debian package `faketime`'s library, wherever the architecture puts it.
-fn libfaketime() -> String {
-    std::fs::read_dir("/usr/lib")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("faketime/libfaketime.so.1"))
-        .find(|p| p.exists())
-        .expect("libfaketime (Debian package faketime) is installed")
-        .to_string_lossy()
-        .into_owned()
-}
-
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
@@ -135,7 +123,7 @@ async fn unspent_credit_expires_when_the_clock_passes_its_expiry() {
     // would leave Hub running).
     let later = Launch {
         env: vec![
-            ("LD_PRELOAD".into(), libfaketime()),
+            ("LD_PRELOAD".into(), hub_e2e::libfaketime()),
             ("FAKETIME".into(), "+2d".into()),
             ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
         ],
