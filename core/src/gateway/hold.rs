@@ -9,6 +9,7 @@ use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::store::{CallLog, KeyUse};
 use crate::Hub;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Admits a call under its key's limits (rpm, tpm, daily and monthly spend),
 /// reserving `usage_bound` tokens and `amount` credits; 429 naming the limit,
@@ -86,6 +87,10 @@ pub(crate) struct HoldGuard {
     /// A key-limits reservation to give back if no relay takes the call.
     key_limited: bool,
     failed: Vec<CallLog>,
+    /// Whether the hold placed is counted in the open-holds gauge.
+    counted: bool,
+    /// The call's trace while no relay has taken the call.
+    pub trace: Option<crate::telemetry::trace::CallTrace>,
 }
 
 impl HoldGuard {
@@ -97,6 +102,8 @@ impl HoldGuard {
             hold: None,
             key_limited: caller.limits.any(),
             failed: Vec::new(),
+            counted: false,
+            trace: None,
         }
     }
 
@@ -116,7 +123,11 @@ impl HoldGuard {
             .await;
         self.hold = (matches!(placed, Ok(true)) || in_database).then_some(amount);
         match placed {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                self.counted = true;
+                self.hub.telemetry().metrics.holds_open.fetch_add(1, Relaxed);
+                Ok(())
+            }
             Ok(false) => Err(self.hub.not_enough(settings, Some(amount))),
             Err(e) => Err(e),
         }
@@ -131,6 +142,8 @@ impl HoldGuard {
     pub fn disarm(&mut self) -> Vec<CallLog> {
         self.hold = None;
         self.key_limited = false;
+        // The meter closes the hold, and counts it closed.
+        self.counted = false;
         std::mem::take(&mut self.failed)
     }
 }
@@ -139,6 +152,13 @@ impl Drop for HoldGuard {
     fn drop(&mut self) {
         let hold = self.hold.take();
         let failed = std::mem::take(&mut self.failed);
+        if std::mem::take(&mut self.counted) {
+            self.hub.telemetry().metrics.holds_open.fetch_sub(1, Relaxed);
+        }
+        if !failed.is_empty() {
+            let logs: Vec<&CallLog> = failed.iter().collect();
+            self.hub.call_ended(self.trace.take(), &logs);
+        }
         if let (Some(hold), Some(book)) = (hold, self.hub.book()) {
             book.settle(&self.user, hold, Credits::ZERO);
         }
