@@ -204,6 +204,9 @@ impl Metrics {
 /// The Prometheus text exposition format, version 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Writes one call series' samples under its labels.
+type WriteSeries = dyn Fn(&mut Exposition, &[(&str, &str)], &CallSeries);
+
 /// A page of metrics being written.
 #[derive(Default)]
 pub struct Exposition {
@@ -291,7 +294,7 @@ impl Metrics {
                 ("status", k.status.as_str().to_string()),
             ]
         };
-        let each = |page: &mut Exposition, f: &dyn Fn(&mut Exposition, &[(&str, &str)], &CallSeries)| {
+        let each = |page: &mut Exposition, f: &WriteSeries| {
             for (k, s) in &calls {
                 let owned = labels(k);
                 let l: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
