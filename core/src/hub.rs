@@ -22,6 +22,7 @@ pub use crate::options::{HubOptions, Runtime};
 pub(crate) mod credits;
 pub(crate) mod health;
 pub(crate) mod settler;
+pub mod telemetry;
 
 struct Inner {
     pub store: Store,
@@ -48,6 +49,14 @@ struct Inner {
     notices: Mutex<HashMap<String, i64>>,
     /// The background delivery run of this instance (see `deliver_soon`).
     delivery_run: DeliveryRun,
+    /// Metrics and the spans waiting for export.
+    telemetry: crate::telemetry::Telemetry,
+    /// Whether calls are traced (an OTLP traces endpoint is set).
+    traces_on: bool,
+    /// Whether anything is exported over OTLP.
+    exports_on: bool,
+    runtime: crate::options::Runtime,
+    runtime_gauges: OnceLock<Arc<dyn telemetry::RuntimeGauges>>,
 }
 
 /// Whether a background delivery run is going on, and whether another was
@@ -79,6 +88,13 @@ impl Hub {
         options: HubOptions,
     ) -> Hub {
         let store = Store::new(db);
+        let telemetry = crate::telemetry::Telemetry::default();
+        telemetry
+            .started_ns
+            .store((clock.now_ms().max(0) as u64) * 1_000_000, Ordering::Relaxed);
+        let traces_on = options.otlp.traces_url().is_some();
+        let exports_on = traces_on || (options.runtime != Runtime::Server && options.otlp.metrics_url().is_some());
+        let runtime = options.runtime;
         Hub {
             store: store.clone(),
             inner: Arc::new(Inner {
@@ -100,6 +116,11 @@ impl Hub {
                 mailer: OnceLock::new(),
                 notices: Mutex::default(),
                 delivery_run: DeliveryRun::default(),
+                telemetry,
+                traces_on,
+                exports_on,
+                runtime,
+                runtime_gauges: OnceLock::new(),
             }),
         }
     }

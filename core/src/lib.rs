@@ -48,6 +48,7 @@ pub mod protocols;
 pub mod providers;
 pub mod sse;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;

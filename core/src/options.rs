@@ -51,6 +51,12 @@ pub struct HubOptions {
     /// writes an event. Off on Lambda, where background work holds the end
     /// of the response: deliveries go out with the scheduled job there.
     pub deliver_in_background: bool,
+    /// OTLP export of traces (and, on the Worker and Lambda, metrics).
+    pub otlp: crate::telemetry::OtlpOptions,
+    /// A bearer token that may read `/metrics` besides owner and admin keys.
+    pub metrics_token: Option<String>,
+    /// Where Hub runs (whether a periodic exporter sends telemetry, say).
+    pub runtime: Runtime,
 }
 
 impl Default for HubOptions {
@@ -72,6 +78,9 @@ impl Default for HubOptions {
             webhook_retry_base_ms: 30_000,
             allow_private_webhooks: false,
             deliver_in_background: true,
+            otlp: crate::telemetry::OtlpOptions::new(),
+            metrics_token: None,
+            runtime: Runtime::Server,
         }
     }
 }
@@ -251,6 +260,108 @@ pub const VARIABLES: &[Variable] = &[
         },
     },
     Variable {
+        name: "HUB_METRICS_TOKEN",
+        runtimes: &[Runtime::Server],
+        help: "a bearer token that may read /metrics (owner and admin keys always may; at least 24 characters)",
+        apply: |o, v| {
+            if v.len() < 24 {
+                return Err("must be at least 24 characters".into());
+            }
+            o.metrics_token = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        runtimes: ALL,
+        help: "OTLP/HTTP base URL: traces go to <url>/v1/traces (and on the Worker and Lambda metrics to <url>/v1/metrics)",
+        apply: |o, v| {
+            o.otlp.endpoint = Some(crate::telemetry::parse_url(v)?);
+            Ok(())
+        },
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        runtimes: ALL,
+        help: "OTLP/HTTP URL of traces, used as is",
+        apply: |o, v| {
+            o.otlp.traces_endpoint = Some(crate::telemetry::parse_url(v)?);
+            Ok(())
+        },
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        runtimes: &[Runtime::Worker, Runtime::Lambda],
+        help: "OTLP/HTTP URL of metrics, used as is",
+        apply: |o, v| {
+            o.otlp.metrics_endpoint = Some(crate::telemetry::parse_url(v)?);
+            Ok(())
+        },
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_HEADERS",
+        runtimes: ALL,
+        help: "headers sent with every OTLP export: key=value pairs, comma-separated, values percent-encoded",
+        apply: |o, v| {
+            o.otlp.headers = crate::telemetry::parse_headers(v)?;
+            Ok(())
+        },
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_PROTOCOL",
+        runtimes: ALL,
+        help: "http/protobuf, the only protocol Hub exports in",
+        apply: |_, v| match v {
+            "http/protobuf" => Ok(()),
+            _ => Err("Hub exports OTLP over http/protobuf only".into()),
+        },
+    },
+    Variable {
+        name: "OTEL_EXPORTER_OTLP_TIMEOUT",
+        runtimes: ALL,
+        help: "milliseconds an OTLP export may take (10000)",
+        apply: |o, v| {
+            o.otlp.timeout_ms = whole(v)?.max(1);
+            Ok(())
+        },
+    },
+    Variable {
+        name: "OTEL_SERVICE_NAME",
+        runtimes: ALL,
+        help: "the service.name of exported traces and metrics (hub)",
+        apply: |o, v| {
+            o.otlp.service_name = v.to_string();
+            Ok(())
+        },
+    },
+    Variable {
+        name: "OTEL_BSP_SCHEDULE_DELAY",
+        runtimes: &[Runtime::Server],
+        help: "milliseconds between two span exports of hub serve (5000)",
+        apply: |o, v| {
+            o.otlp.schedule_delay_ms = whole(v)?.max(1);
+            Ok(())
+        },
+    },
+    Variable {
+        name: "OTEL_SDK_DISABLED",
+        runtimes: ALL,
+        help: "true: export nothing over OTLP",
+        apply: |o, v| {
+            o.otlp.disabled = v.eq_ignore_ascii_case("true");
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_TRACE_CONTENT",
+        runtimes: ALL,
+        help: "most bytes of each prompt and answer recorded on a call's span as events (0: none, the default)",
+        apply: |o, v| {
+            o.otlp.content_bytes = whole(v)?.try_into().map_err(|_| "is too large")?;
+            Ok(())
+        },
+    },
+    Variable {
         name: "HUB_MIGRATE",
         runtimes: &[Runtime::Lambda],
         help: "1: apply the schema at start",
@@ -264,7 +375,10 @@ pub const VARIABLES: &[Variable] = &[
 impl HubOptions {
     /// The defaults of a runtime, before any variable.
     pub fn defaults(runtime: Runtime) -> HubOptions {
-        let base = HubOptions::default();
+        let base = HubOptions {
+            runtime,
+            ..HubOptions::default()
+        };
         match runtime {
             Runtime::Server => HubOptions {
                 max_in_flight: 4096,

@@ -13,6 +13,7 @@ pub mod pytool;
 pub mod smtpd;
 pub mod stripe;
 pub mod suite;
+pub mod telemetry;
 pub mod webhooks;
 pub mod worker;
 

@@ -311,3 +311,75 @@ async fn worker_cron_trigger_releases_expired_holds_and_prunes_old_rows() {
         &d1(&state, jobs::KEY_EVENTS_QUERY, &["call_id"]).await,
     );
 }
+
+/// Telemetry on the Worker, which has no address to scrape: a call's spans
+/// (continuing the caller's trace) and the metrics go out over OTLP through
+/// `ctx.waitUntil`, to a receiver that decodes them with `opentelemetry-proto`.
+#[tokio::test]
+async fn worker_exports_spans_and_metrics_over_otlp() {
+    use hub_e2e::telemetry::OtlpReceiver;
+    let rx = tokio::task::spawn_blocking(OtlpReceiver::start).await.unwrap();
+    let endpoint = rx.endpoint();
+    let mock = MockProvider::start().await;
+    let worker = tokio::task::spawn_blocking(move || {
+        WorkerServer::start(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_SERVICE_NAME", "hub-worker"),
+        ])
+    })
+    .await
+    .unwrap();
+    let api = Api::new(&worker.base);
+    let provider = api.setup_provider("mock", &mock.base_url(), "sk-worker-0001").await;
+    api.add_model(
+        &provider,
+        "mock-model",
+        serde_json::json!({"input_rate": 0.15, "output_rate": 0.6}),
+    )
+    .await;
+    mock.set("mock-model", hub_e2e::mock::Behavior::default().tokens(30, 10));
+    let (user, key) = api.user_with_key("ada", "5").await;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let resp = api
+        .http
+        .post(format!("{}/v1/chat/completions", api.base))
+        .bearer_auth(&key)
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .json(&serde_json::json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap();
+
+    let (spans, metrics) =
+        hub_e2e::eventually("spans and metrics at the receiver", Duration::from_secs(20), || async {
+            let spans: Vec<serde_json::Value> = rx.spans().into_iter().filter(|s| s["trace_id"] == trace).collect();
+            let metrics = rx.metrics();
+            match spans.len() >= 2 && metrics.iter().any(|m| m["name"] == "hub.calls") {
+                true => Ok((spans, metrics)),
+                false => Err(format!("{:?}", rx.received())),
+            }
+        })
+        .await;
+    let call = spans
+        .iter()
+        .find(|s| s["parent_span_id"] == "b7ad6b7169203331")
+        .unwrap();
+    assert_eq!(call["service"], "hub-worker");
+    assert_eq!(call["attributes"]["gen_ai.request.model"], "mock-model");
+    assert_eq!(call["attributes"]["gen_ai.usage.input_tokens"], 30);
+    assert_eq!(call["attributes"]["gen_ai.usage.output_tokens"], 10);
+    assert_eq!(call["attributes"]["hub.user.id"], user.as_str());
+    let attempt = spans.iter().find(|s| s["parent_span_id"] == call["span_id"]).unwrap();
+    let sent = format!("00-{trace}-{}-01", attempt["span_id"].as_str().unwrap());
+    assert_eq!(mock.received()[0].header("traceparent"), Some(sent.as_str()));
+    let calls = metrics.iter().rev().find(|m| m["name"] == "hub.calls").unwrap();
+    let total: f64 = calls["sum"]["data_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["as_double"].as_f64().unwrap())
+        .sum();
+    assert_eq!(total, 1.0, "{calls}");
+}

@@ -75,6 +75,15 @@ impl LibSqlDb {
         matches!(self.backend, Backend::Local { .. })
     }
 
+    /// Writes waiting for the writer thread of an embedded database (None
+    /// for a remote one, which queues nothing here).
+    pub fn queued_writes(&self) -> Option<usize> {
+        match &self.backend {
+            Backend::Local { writer, .. } => Some(writer.max_capacity() - writer.capacity()),
+            Backend::Remote { .. } => None,
+        }
+    }
+
     async fn open_remote(url: &str, token: String) -> Result<LibSqlDb, OpenError> {
         let url = url.replacen("libsql://", "https://", 1);
         let db = libsql::Builder::new_remote(url.clone(), token)

@@ -161,6 +161,20 @@ impl Hub {
         Ok(caller)
     }
 
+    /// `GET /metrics`: the Prometheus text page, for `HUB_METRICS_TOKEN` or
+    /// an owner or admin key.
+    pub(crate) async fn metrics(&self, req: &Request) -> Result<Response, ApiError> {
+        if !self.metrics_token_ok(req) {
+            self.admin_caller(req).await?;
+        }
+        let mut res = Response::new(Body::Full(self.metrics_text().await.into()));
+        res.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static(crate::telemetry::metrics::CONTENT_TYPE),
+        );
+        Ok(res)
+    }
+
     /// Refuses callers who may not learn what is under the path's area.
     async fn guard_area(&self, segs: &[&str], req: &Request) -> Result<(), ApiError> {
         match area_of(segs).map(|a| a.access) {

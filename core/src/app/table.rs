@@ -204,6 +204,10 @@ pub static ROUTES: &[Route] = &[
         Box::pin(async { Ok(json(StatusCode::OK, &json!({"status": "ok"}))) })
     }),
     public(Method::GET, "/readyz", |c| Box::pin(async move { ready(&c.hub).await })),
+    // Its own access check: HUB_METRICS_TOKEN, or an owner or admin key.
+    public(Method::GET, "/metrics", |c| {
+        Box::pin(async move { c.hub.metrics(&c.req).await })
+    }),
     public(Method::GET, "/__blocklet__.js", |c| {
         Box::pin(async move { crate::aigne::blocklet(&c.hub, &c.req).await })
     }),

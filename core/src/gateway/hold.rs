@@ -9,6 +9,7 @@ use crate::metering::money::Credits;
 use crate::metering::Usage;
 use crate::store::{CallLog, KeyUse};
 use crate::Hub;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Admits a call under its key's limits (rpm, tpm, daily and monthly spend),
 /// reserving `usage_bound` tokens and `amount` credits; 429 naming the limit,
@@ -88,6 +89,10 @@ pub(crate) struct HoldGuard {
     failed: Vec<CallLog>,
     /// Dropped while paused, it releases nothing ([`HoldGuard::pause`]).
     paused: bool,
+    /// Whether the hold placed is counted in the open-holds gauge.
+    counted: bool,
+    /// The call's trace while no relay has taken the call.
+    pub trace: Option<crate::telemetry::trace::CallTrace>,
 }
 
 impl HoldGuard {
@@ -100,6 +105,8 @@ impl HoldGuard {
             key_limited: caller.limits.any(),
             failed: Vec::new(),
             paused: false,
+            counted: false,
+            trace: None,
         }
     }
 
@@ -121,7 +128,11 @@ impl HoldGuard {
         let placed = self.hub.place_hold(&self.call_id, &self.user, amount, ttl_ms).await;
         self.hold = (matches!(placed, Ok(true)) || in_database).then_some(amount);
         match placed {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                self.counted = true;
+                self.hub.telemetry().metrics.holds_open.fetch_add(1, Relaxed);
+                Ok(())
+            }
             Ok(false) => Err(self.hub.not_enough(settings, Some(amount))),
             Err(e) => Err(e),
         }
@@ -153,17 +164,27 @@ impl HoldGuard {
     pub fn disarm(&mut self) -> Vec<CallLog> {
         self.hold = None;
         self.key_limited = false;
+        // The meter closes the hold, and counts it closed.
+        self.counted = false;
         std::mem::take(&mut self.failed)
     }
 }
 
 impl Drop for HoldGuard {
     fn drop(&mut self) {
+        // A paused hold is the video job's now: no longer this call's to count.
+        if std::mem::take(&mut self.counted) {
+            self.hub.telemetry().metrics.holds_open.fetch_sub(1, Relaxed);
+        }
         if self.paused {
             return;
         }
         let hold = self.hold.take();
         let failed = std::mem::take(&mut self.failed);
+        if !failed.is_empty() {
+            let logs: Vec<&CallLog> = failed.iter().collect();
+            self.hub.call_ended(self.trace.take(), &logs);
+        }
         if let (Some(hold), Some(book)) = (hold, self.hub.book()) {
             book.settle(&self.user, hold, Credits::ZERO);
         }

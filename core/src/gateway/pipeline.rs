@@ -153,8 +153,14 @@ pub(crate) async fn run(
         let started_us = hub.clock().monotonic_us();
         let (snap, routes) = candidates_fresh(hub, &caller, &plan.model, plan.kind).await?;
         let routes = able(exchange, routes)?;
-        let call = Call::new(hub, caller, req, request_id, plan, snap, started_us);
-        let (hold, guard, used) = call.admit(&*exchange, &routes).await?;
+        let trace = hub.start_trace(req, started_us);
+        let mut call = Call::new(hub, caller, req, request_id, plan, snap, started_us);
+        if trace.is_none() {
+            // Not traced here: the caller's trace context still reaches the provider.
+            call.traceparent = crate::http::header(req.headers(), "traceparent").map(str::to_owned);
+        }
+        let (hold, mut guard, used) = call.admit(&*exchange, &routes).await?;
+        guard.trace = trace;
         let mut res = call.attempt(exchange, &routes, hold, guard).await?;
         // Headers leave with the first byte, a stream's included.
         if let Some(used) = used {
@@ -200,7 +206,7 @@ impl Call<'_> {
         let mut failures = Failures::default();
         let mut attempts = Attempts::new(hub, routes, self.snap.settings.max_attempts as usize);
         while let Some(at) = attempts.next_attempt() {
-            let upstream = match exchange.request(hub, &at, &self.snap.settings) {
+            let mut upstream = match exchange.request(hub, &at, &self.snap.settings) {
                 Ok(r) => r,
                 Err(e) => {
                     attempts.forget_last();
@@ -208,6 +214,7 @@ impl Call<'_> {
                     continue;
                 }
             };
+            self.propagate(&mut guard, &at, &mut upstream);
             let mut meter = self.meter(&*exchange, &at, hold);
             let meta = self.meta(at.route);
             let sent_us = hub.clock().monotonic_us();
@@ -234,6 +241,7 @@ impl Call<'_> {
                 Ok(answer) => {
                     meter.upstream_ttfb_ms = Some(((hub.clock().monotonic_us() - sent_us) / 1000) as i64);
                     meter.earlier_attempts = guard.disarm();
+                    meter.trace = guard.trace.take();
                     return Ok(deliver(&*exchange, meter, answer, meta));
                 }
                 Err(f) => {
@@ -265,6 +273,8 @@ struct Call<'a> {
     body_bytes: u64,
     billed: bool,
     started_us: u64,
+    /// The caller's `traceparent`, passed on as it came when Hub does not trace.
+    traceparent: Option<String>,
 }
 
 impl<'a> Call<'a> {
@@ -290,6 +300,25 @@ impl<'a> Call<'a> {
             billed: snap.settings.billing_enabled,
             snap,
             started_us,
+            traceparent: None,
+        }
+    }
+
+    /// Sends the provider the attempt's trace context: its own span when the
+    /// call is traced, else the caller's as it came.
+    fn propagate(&self, guard: &mut HoldGuard, at: &Attempt, upstream: &mut UpstreamRequest) {
+        let header = match guard.trace.as_mut() {
+            Some(t) => t.begin_attempt(
+                self.hub.rng(),
+                self.hub.clock().monotonic_us(),
+                at.route.provider.vendor.kind,
+                &at.route.model.model,
+            ),
+            None => self.traceparent.clone(),
+        };
+        if let Some(h) = header {
+            upstream.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("traceparent"));
+            upstream.headers.push(("traceparent".into(), h));
         }
     }
 
@@ -343,6 +372,7 @@ impl<'a> Call<'a> {
             upstream_ttfb_ms: None,
             ttfb_ms: None,
             earlier_attempts: Vec::new(),
+            trace: None,
         }
     }
 
@@ -483,6 +513,10 @@ fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: 
             output_bytes,
         }) => {
             meter.ttfb_ms = Some(meter.elapsed_ms());
+            if let Some(t) = meter.trace.as_mut() {
+                t.capture_completion(&body);
+                t.finish_reasons = crate::telemetry::trace::finish_reasons(&body);
+            }
             let billed = meter.finish(usage, output_bytes, Outcome::Complete);
             let mut res = http::Response::new(Body::Full(body));
             res.headers_mut()
@@ -496,6 +530,10 @@ fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: 
         }
         Answer::Whole(Whole::Reply(mut reply)) => {
             meter.ttfb_ms = Some(meter.elapsed_ms());
+            if let Some(t) = meter.trace.as_mut() {
+                t.capture_completion(reply.text.as_bytes());
+                t.finish_reasons = vec![finish_name(reply.finish_reason()).to_string()];
+            }
             let billed = meter.finish(reply.usage, reply.output_bytes, Outcome::Complete);
             // The caller sees the usage it is billed for (cut to the bound if the provider overstated it).
             if reply.usage.is_some() {
@@ -517,6 +555,16 @@ fn stream_response(relay: Relay, content_type: &'static str) -> Response {
     h.insert("cache-control", http::HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
     res
+}
+
+/// A finish reason as `gen_ai.response.finish_reasons` names it.
+fn finish_name(f: crate::chat::Finish) -> &'static str {
+    match f {
+        crate::chat::Finish::Stop => "stop",
+        crate::chat::Finish::Length => "length",
+        crate::chat::Finish::ToolCalls => "tool_calls",
+        crate::chat::Finish::ContentFilter => "content_filter",
+    }
 }
 
 /// The caller's app: AIGNE's client DID header, Hub's own, or the key's label.

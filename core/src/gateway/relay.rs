@@ -63,6 +63,8 @@ pub struct CallMeter {
     pub upstream_ttfb_ms: Option<i64>,
     pub ttfb_ms: Option<i64>,
     pub earlier_attempts: Vec<CallLog>,
+    /// The call's trace, when it is traced.
+    pub trace: Option<crate::telemetry::trace::CallTrace>,
 }
 
 impl CallMeter {
@@ -140,11 +142,17 @@ impl CallMeter {
             now_ms: self.hub.now_ms(),
             log,
         };
+        if self.hold.is_some() {
+            let open = &self.hub.telemetry().metrics.holds_open;
+            open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if let (Some(hold), Some(book)) = (self.hold.take(), self.hub.book()) {
             let charged = if self.billed { credits } else { Credits::ZERO };
             book.settle(&self.caller.user_id, hold, charged);
         }
         let earlier = std::mem::take(&mut self.earlier_attempts);
+        let logs: Vec<&CallLog> = earlier.iter().chain([&settlement.log]).collect();
+        self.hub.call_ended(self.trace.take(), &logs);
         tracing::info!(call_id = %self.call_id, status = %settlement.log.status, credits = %credits, estimated, input = usage.input_tokens, output = usage.output_tokens, "call finished");
         // Journaled here, before the caller gets the final event; committed in the background.
         self.hub.commit_settlement(
@@ -680,6 +688,9 @@ impl Stream for Relay {
                 Ready::Chunk(chunk) => {
                     took = true;
                     let processed = this.process(&chunk);
+                    if let Some(t) = this.meter.as_mut().and_then(|m| m.trace.as_mut()) {
+                        t.capture_completion(&processed);
+                    }
                     out.push(processed);
                 }
             }

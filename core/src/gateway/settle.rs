@@ -55,10 +55,17 @@ impl Hub {
     /// Writes a settlement, retrying with backoff until the database takes it.
     async fn commit_until_done(&self, call_id: &str, seq: Option<u64>, stmts: Vec<Stmt>) {
         let mut wait_ms = 50;
+        let metrics = &self.telemetry().metrics;
         for attempt in 1u64.. {
-            match self.store().commit(stmts.clone()).await {
+            let started = self.clock().monotonic_us();
+            let result = self.store().commit(stmts.clone()).await;
+            metrics
+                .commits
+                .observe_us(self.clock().monotonic_us().saturating_sub(started));
+            match result {
                 Ok(()) => break,
                 Err(e) => {
+                    metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                     if attempt == 1 || attempt.is_power_of_two() {
                         tracing::warn!(call_id, attempt, "settlement not committed yet, retrying: {e}");
                     }

@@ -6,6 +6,7 @@
 mod peers;
 mod serve;
 mod site;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -66,6 +67,10 @@ pub struct ServeArgs {
     /// Most connections open at once from one client address (trusted proxies are exempt). 0: no limit.
     #[arg(long, env = "HUB_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
+    /// Serve `GET /metrics` on this address too, open to whoever reaches it unless HUB_METRICS_TOKEN is
+    /// set (on the main address `/metrics` always needs that token or an owner or admin key).
+    #[arg(long, env = "HUB_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Master key file for an embedded database when HUB_MASTER_KEY is not set (default: beside the database).
     #[arg(long, env = "HUB_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,

@@ -132,8 +132,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let tick_every = tick_interval(&options);
     let tracker = Tracker::new(tokio::runtime::Handle::current());
     let outbound = hub_core::net::OutboundPolicy::new(options.allow_link_local);
+    let database = Arc::new(database);
     let hub = Hub::new(
-        Arc::new(database),
+        database.clone(),
         Arc::new(ReqwestUpstream::new(timeouts.connect, outbound)?),
         Arc::new(SystemClock::new()),
         Arc::new(OsRng),
@@ -142,6 +143,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         options,
     );
     hub.set_mailer(Arc::new(hub_mail::SmtpMailer { policy: outbound }));
+    hub.set_runtime_gauges(Arc::new(crate::telemetry::ProcessGauges { db: database }));
     if let Some(dir) = journal_dir(&args, local) {
         let journal = FileJournal::open(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         hub.set_journal(Arc::new(journal));
@@ -170,6 +172,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
                 }
             }
         })
+    };
+
+    let exporter = hub
+        .options()
+        .otlp
+        .traces_url()
+        .map(|_| tokio::spawn(crate::telemetry::export_loop(hub.clone())));
+    let metrics_server = match args.metrics_listen {
+        Some(addr) => Some(crate::telemetry::metrics_listener(hub.clone(), addr).await?),
+        None => None,
     };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -243,6 +255,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     drop(queues);
     ticker.abort();
     deliverer.abort();
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     tokio::task::spawn_blocking(move || {
         for t in threads {
             let _ = t.join();
@@ -255,6 +270,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         .is_err()
     {
         tracing::error!("some settlements did not finish within 30 s");
+    }
+    // The last calls' spans, once their settlements (which queue them) are done.
+    if let Some(exporter) = exporter {
+        exporter.abort();
+        let wait = Duration::from_millis(hub.options().otlp.timeout_ms);
+        let _ = tokio::time::timeout(wait, hub.export_telemetry()).await;
     }
     tracing::info!("stopped");
     Ok(())
