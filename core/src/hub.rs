@@ -56,7 +56,7 @@ struct Inner {
     /// Whether anything is exported over OTLP.
     exports_on: bool,
     runtime: crate::options::Runtime,
-    runtime_gauges: OnceLock<Arc<dyn telemetry::RuntimeGauges>>,
+    runtime_gauges: OnceLock<Arc<dyn crate::telemetry::metrics::RuntimeGauges>>,
 }
 
 /// Whether a background delivery run is going on, and whether another was

@@ -7,7 +7,7 @@ use crate::kinds::CredentialStatus;
 use crate::options::Runtime;
 use crate::ports::{Timeouts, UpstreamRequest};
 use crate::store::CallLog;
-use crate::telemetry::metrics::{Exposition, GaugeValue};
+use crate::telemetry::metrics::{Exposition, GaugeValue, RuntimeGauges};
 use crate::telemetry::proto;
 use crate::telemetry::trace::{CallTrace, TraceParent};
 use crate::telemetry::Telemetry;
@@ -15,12 +15,6 @@ use crate::Hub;
 use futures_util::StreamExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-
-/// Figures only the runtime knows (process memory, the database's write
-/// queue), added to `/metrics`.
-pub trait RuntimeGauges: crate::ports::MaybeSendSync {
-    fn render(&self, page: &mut Exposition);
-}
 
 impl Hub {
     pub(crate) fn telemetry(&self) -> &Telemetry {

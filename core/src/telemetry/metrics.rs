@@ -18,6 +18,12 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 
+/// Figures only the runtime knows (process memory, the database's write
+/// queue), added to `/metrics`.
+pub trait RuntimeGauges: crate::ports::MaybeSendSync {
+    fn render(&self, page: &mut Exposition);
+}
+
 /// Upper bounds of the latency buckets, in microseconds (1 ms to 2 minutes).
 pub const LATENCY_BUCKETS_US: [u64; 16] = [
     1_000,

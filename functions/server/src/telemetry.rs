@@ -17,7 +17,7 @@ pub struct ProcessGauges {
     pub db: Arc<LibSqlDb>,
 }
 
-impl hub_core::hub::telemetry::RuntimeGauges for ProcessGauges {
+impl hub_core::telemetry::metrics::RuntimeGauges for ProcessGauges {
     fn render(&self, page: &mut Exposition) {
         if let Some(bytes) = resident_bytes() {
             page.family(
