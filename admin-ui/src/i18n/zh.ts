@@ -703,8 +703,8 @@ export const zh: Messages = {
   'users.reasonPlaceholder': '充值',
 
   // Guided set-up
-  'nav.setup': '快速设置',
-  'setup.title': '设置 Hub',
+  'nav.setup': '初始设置',
+  'setup.title': 'Hub 初始设置',
   'setup.skip': '跳过设置',
   'setup.intro': '只需五步，即可从空的 Hub 到可用的客户端：添加提供商、测试凭据、选择模型并设定费率、创建密钥，最后获取客户端配置。',
   'setup.step.provider': '添加提供商',
