@@ -1367,7 +1367,7 @@ async function guidedSetup(browser: Browser, dir: string, mockUrl: string): Prom
       // Only the chat models: the image model in the file is not offered.
       if (await page.getByRole('checkbox', { name: 'Import dall-e-3' }).count()) throw new Error('an image model is offered as a chat model');
       await page.getByRole('checkbox', { name: 'Import gpt-4.1-nano' }).check();
-      await docsShot(page, 'setup-models');
+      await shot(page, 'setup-models');
       await page.getByRole('button', { name: 'Add 1 model' }).click();
       await expectText(page.locator('.setup-steps [aria-current=step]'), 'Create a key');
       const models = await asOwner<{ data: { model: string; input_rate: string; output_rate: string }[] }>(site, '/api/admin/models');
@@ -1386,7 +1386,7 @@ async function guidedSetup(browser: Browser, dir: string, mockUrl: string): Prom
       }
       await docsShot(page, 'setup');
       await page.getByRole('button', { name: 'Copy OpenAI SDK (TypeScript)' }).click();
-      await page.locator('[data-snippet=openai-ts]').getByRole('button', { name: 'Copied' }).waitFor();
+      await expectText(page.getByRole('button', { name: 'Copy OpenAI SDK (TypeScript)' }), 'Copied');
       snippet = await page.evaluate(() => navigator.clipboard.readText());
       if (!snippet.includes(`baseURL: '${site}/v1'`) || !/apiKey: 'hub_[^']+'/.test(snippet) || !snippet.includes("model: 'mock/gpt-4.1-nano'")) {
         throw new Error(`the copied snippet is not filled in for this Hub:\n${snippet}`);
