@@ -20,7 +20,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
@@ -46,7 +46,7 @@ const OWNER_KEY = `hub_e2e_owner_${randomBytes(16).toString('hex')}`;
 const OP_CLIENT_ID = 'hub';
 const OP_CLIENT_SECRET = 'hub-secret';
 const NEW_PERSON = 'newperson@example.com';
-const TOTAL_TIMEOUT_MS = 360_000;
+const TOTAL_TIMEOUT_MS = 420_000;
 const START_TIMEOUT_MS = 30_000;
 const STEP_TIMEOUT_MS = 15_000;
 
@@ -307,8 +307,10 @@ async function operator(
 ): Promise<void> {
   let memberKey = '';
 
-  await step('sign in as the owner', async () => {
+  await step('sign in as the owner: the guided set-up on an empty Hub, skipped', async () => {
     await signIn(page, site, OWNER_KEY, 'sign-in');
+    await page.getByRole('heading', { level: 1, name: 'Set up Hub' }).waitFor();
+    await page.getByRole('button', { name: 'Skip set-up' }).click();
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
   });
 
@@ -1165,6 +1167,7 @@ function sitePages(ownerId: string): [string, MessageKey][] {
     ['playground', 'nav.playground'],
     ['audit', 'nav.audit'],
     ['settings', 'nav.settings'],
+    ['setup', 'nav.setup'],
     ['account', 'nav.account'],
   ];
 }
@@ -1294,6 +1297,125 @@ async function languages(browser: Browser, site: string): Promise<void> {
   });
 }
 
+// ------------------------------------------------------------------ the guided set-up
+
+const OPENAI_SDK = join(REPO, 'tests', 'openai-sdk');
+/** The README's pictures, written when HUB_DOCS_IMAGES=1 (each run's differ: a new key, a new port). */
+const DOCS_IMAGES = process.env.HUB_DOCS_IMAGES === '1' ? join(REPO, 'docs', 'img') : null;
+
+/** Runs `code` as an ES module next to the `openai` package (tests/openai-sdk); resolves with what it printed. */
+function runWithOpenAi(code: string): Promise<string> {
+  const file = join(OPENAI_SDK, `snippet-${randomBytes(6).toString('hex')}.mjs`);
+  writeFileSync(file, code);
+  return new Promise<string>((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [file], { cwd: OPENAI_SDK, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolvePromise(out);
+      else reject(new Error(`the copied snippet exited with ${code}: ${err.trim() || out.trim()}`));
+    });
+  }).finally(() => rmSync(file, { force: true }));
+}
+
+/** A viewport screenshot (1280×800) into the test output and, asked to, into docs/img. */
+async function docsShot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+  if (DOCS_IMAGES) await page.screenshot({ path: join(DOCS_IMAGES, `${name}.png`) });
+}
+
+/**
+ * A fresh `hub serve` as the README starts it (an owner key, the site built
+ * into the binary): the owner lands on the guided set-up, adds the mock
+ * provider and tests its key, picks a model from the price file with a
+ * margin, creates a key, copies the OpenAI SDK snippet and runs it with the
+ * published `openai` package, then gets an answer in the playground.
+ */
+async function guidedSetup(browser: Browser, dir: string, mockUrl: string): Promise<void> {
+  const args = ['serve', '--listen', '127.0.0.1:0', '--db', join(dir, 'fresh.db')];
+  const [, site] = await start('hub (fresh, for the set-up)', HUB_BIN, args, { HUB_ADMIN_KEY: OWNER_KEY, HUB_LOG: 'warn' }, /^hub listening on (http:\/\/\S+)/);
+  await inContext(browser, async (page, context) => {
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: site });
+    await page.setViewportSize({ width: 1280, height: 800 });
+
+    await step('set-up: a fresh hub serve shows the site at /, the owner lands on the guided set-up', async () => {
+      await signIn(page, site, OWNER_KEY);
+      await page.getByRole('heading', { level: 1, name: 'Set up Hub' }).waitFor();
+      await expectText(page.locator('.setup-steps [aria-current=step]'), 'Add a provider');
+    });
+
+    await step('set-up: a provider with its key, the key tested', async () => {
+      await page.locator('select[name=kind]').selectOption('openai-compatible');
+      await page.locator('input[name=name]').fill('mock');
+      await page.locator('input[name=base_url]').fill(`${mockUrl}/v1`);
+      await page.locator('input[name=secret]').fill('sk-mock-secret-123456');
+      await page.getByRole('button', { name: 'Add and continue' }).click();
+      await expectText(page.locator('.setup-steps [aria-current=step]'), 'Test the credential');
+      await page.getByRole('button', { name: 'Test', exact: true }).click();
+      await expectText(page.getByTestId('test-result'), /Passed\s+HTTP 200/);
+      await page.getByRole('button', { name: 'Next' }).click();
+    });
+
+    await step('set-up: a model from the price catalogue, sold at a margin; credits to try it', async () => {
+      await page.getByRole('radio', { name: /^Sell credits/ }).check();
+      await page.locator('input[name=margin]').fill('50');
+      await page.locator('input[name=trial]').fill('5');
+      await page.locator('input[name=price_file]').setInputFiles({ name: 'prices.json', mimeType: 'application/json', buffer: Buffer.from(PRICE_FILE) });
+      // Only the chat models: the image model in the file is not offered.
+      if (await page.getByRole('checkbox', { name: 'Import dall-e-3' }).count()) throw new Error('an image model is offered as a chat model');
+      await page.getByRole('checkbox', { name: 'Import gpt-4.1-nano' }).check();
+      await shot(page, 'setup-models');
+      await page.getByRole('button', { name: 'Add 1 model' }).click();
+      await expectText(page.locator('.setup-steps [aria-current=step]'), 'Create a key');
+      const models = await asOwner<{ data: { model: string; input_rate: string; output_rate: string }[] }>(site, '/api/admin/models');
+      const nano = models.data.find((m) => m.model === 'gpt-4.1-nano');
+      // 0.10 and 0.40 USD per million at a 50% margin and 1 USD per credit.
+      if (nano?.input_rate !== '0.15' || nano.output_rate !== '0.6') throw new Error(`the model's rates are ${JSON.stringify(nano)}`);
+    });
+
+    let snippet = '';
+    await step('set-up: a key, then the configuration of each client, copied', async () => {
+      await page.locator('input[name=label]').fill('laptop');
+      await page.getByRole('button', { name: 'Create key' }).click();
+      await expectText(page.locator('.setup-steps [aria-current=step]'), 'Connect your client');
+      for (const id of ['curl', 'openai-python', 'openai-ts', 'anthropic-python', 'anthropic-ts', 'codex', 'claude-code', 'aigne']) {
+        await expectText(page.locator(`[data-snippet=${id}]`), site);
+      }
+      await docsShot(page, 'setup');
+      await page.getByRole('button', { name: 'Copy OpenAI SDK (TypeScript)' }).click();
+      await expectText(page.getByRole('button', { name: 'Copy OpenAI SDK (TypeScript)' }), 'Copied');
+      snippet = await page.evaluate(() => navigator.clipboard.readText());
+      if (!snippet.includes(`baseURL: '${site}/v1'`) || !/apiKey: 'hub_[^']+'/.test(snippet) || !snippet.includes("model: 'mock/gpt-4.1-nano'")) {
+        throw new Error(`the copied snippet is not filled in for this Hub:\n${snippet}`);
+      }
+    });
+
+    await step('set-up: the copied OpenAI SDK snippet runs with the openai package and prints the answer', async () => {
+      const out = await runWithOpenAi(snippet);
+      if (out.trim() !== 'Hello, world!') throw new Error(`the snippet printed ${JSON.stringify(out)}`);
+    });
+
+    await step('set-up: the playground answers from the first minute; the overview counts the calls', async () => {
+      await page.getByRole('link', { name: 'Open the playground' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Playground' }).waitFor();
+      await chat(page, 'mock/gpt-4.1-nano', 'Say hello');
+      await nav(page, 'Overview', 'Overview');
+      await loaded(page, 'Loading…');
+      await expectText(stat(page, 'Calls'), /^2$/);
+      await docsShot(page, 'overview');
+      // The set-up stays in the sidebar, and no longer takes over the landing page.
+      await page.goto(`${site}/#/`);
+      await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+      await nav(page, 'Set up', 'Set up Hub');
+    });
+  });
+}
+
 // ------------------------------------------------------------------ the site inside hub
 
 /** `hub serve` with no `--ui-dir` serves the site built into the binary (functions/server/build.rs). */
@@ -1320,6 +1442,7 @@ async function main(): Promise<void> {
     ['the OpenID provider (npm ci in tests/oidc-provider)', join(OP_DIR, 'node_modules', 'oidc-provider')],
     ['aiosmtpd (scripts/install-test-tools)', PYTHON],
     ['the CJK fonts (npm ci in tests/cjk-fonts)', join(CJK_FONTS, 'noto-sans-sc', 'index.css')],
+    ['the openai package (npm ci in tests/openai-sdk)', join(OPENAI_SDK, 'node_modules', 'openai')],
   ]) {
     if (!statSync(path, { throwIfNoEntry: false })) throw new Error(`${what} not found at ${path}`);
   }
@@ -1362,6 +1485,7 @@ async function main(): Promise<void> {
     await inContext(b, (page, context) => person(page, context, hubUrl, mailbox, b, shop));
     await inContext(b, (page) => operatorSales(page, hubUrl, shop));
     await languages(b, hubUrl);
+    await guidedSetup(b, dir, mockUrl);
     await inContext(b, (page) => builtInSite(page, dir));
   } finally {
     await Promise.race([browser?.close(), sleep(10_000)]);

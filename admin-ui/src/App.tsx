@@ -13,6 +13,7 @@ import { Overview } from './pages/Overview';
 import { Playground } from './pages/Playground';
 import { Providers } from './pages/Providers';
 import { Settings } from './pages/Settings';
+import { Setup, useNeedsSetup } from './pages/Setup';
 import { SignIn } from './pages/SignIn';
 import { Users } from './pages/Users';
 import { Webhooks } from './pages/Webhooks';
@@ -37,6 +38,7 @@ const PAGES: PageDef[] = [
   { path: 'playground', label: 'nav.playground', admin: false, Page: Playground },
   { path: 'audit', label: 'nav.audit', admin: true, Page: Audit },
   { path: 'settings', label: 'nav.settings', admin: true, Page: Settings },
+  { path: 'setup', label: 'nav.setup', admin: true, Page: Setup },
   { path: 'account', label: 'nav.account', admin: false, Page: Account },
 ];
 
@@ -74,7 +76,9 @@ function Shell() {
   const { me } = useSession();
   const route = useRoute();
   const pages = PAGES.filter((p) => !p.admin || isAdmin(me.role));
-  const fallback = isAdmin(me.role) ? 'overview' : 'account';
+  // Landing on an empty Hub, an admin starts with the guided set-up (unless they skipped it).
+  const needsSetup = useNeedsSetup(isAdmin(me.role) && !route.path[0]);
+  const fallback = needsSetup ? 'setup' : isAdmin(me.role) ? 'overview' : 'account';
   const page = pages.find((p) => p.path === route.path[0]) ?? pages.find((p) => p.path === fallback)!;
 
   useEffect(() => {
@@ -102,9 +106,7 @@ function Shell() {
           </button>
         </div>
       </nav>
-      <main key={page.path}>
-        <page.Page />
-      </main>
+      <main key={page.path}>{needsSetup !== null && <page.Page />}</main>
     </div>
   );
 }

@@ -3,6 +3,7 @@ import { api, errorText, type Model, type Provider, type Settings } from '../api
 import { t, tn } from '../i18n';
 import { formatMoney, normalize, rateFromCost } from '../money';
 import { parsePriceFile, PRICED, ratesFromCosts, TYPE_NAMES, type PriceEntry } from '../rates';
+import { modelFromEntry } from '../setup';
 import { ErrorNote, Field, Modal, useAction } from '../ui';
 
 const SHOWN = 300;
@@ -60,10 +61,7 @@ export function PriceImport(props: { models: Model[]; providers: Provider[]; set
         const found = existing(e);
         try {
           if (found) await api(`/api/admin/models/${found.id}`, { method: 'PATCH', body });
-          else
-            await api('/api/admin/models', {
-              body: { ...body, provider_id: providerId, model: e.model, type: e.type, max_output_tokens: e.max_output_tokens ?? undefined },
-            });
+          else await api('/api/admin/models', { body: modelFromEntry(e, providerId, margin, price) });
           lines.push({ text: t(found ? 'import.updated' : 'import.created', { model: e.model }), failed: false });
         } catch (err) {
           lines.push({ text: t('import.failed', { model: e.model, error: errorText(err) }), failed: true });
