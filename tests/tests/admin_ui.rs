@@ -48,7 +48,7 @@ fn admin_site_in_a_real_browser() {
         ("HUB_STRIPE_BIN", env!("CARGO_BIN_EXE_hub-stripe").to_string()),
         ("CHROMIUM_BIN", chromium),
     ];
-    match run_script(&root.join("admin-ui"), "e2e", &env, Duration::from_secs(600)) {
+    match run_script(&root.join("admin-ui"), "e2e", &env, Duration::from_secs(900)) {
         Ok(out) => println!("{out}"),
         Err(e) => panic!("{e}"),
     }
