@@ -10,7 +10,9 @@
  * as a person who signs up by single sign-on and comes back by an emailed
  * link, buys credits through the checkout and redeems a code the operator
  * minted, sees credit that expires and chooses their notifications; the
- * operator sends webhooks to a receiver this test runs on loopback. Saves
+ * operator sends webhooks to a receiver this test runs on loopback; then
+ * checks every page in three languages, with axe-core in both themes, at a
+ * phone's width and by keyboard alone. Saves
  * screenshots under
  * test-output/screenshots, and stops all it started, whether it passes or
  * fails.
@@ -23,6 +25,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import AxeBuilder from '@axe-core/playwright';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { CATALOGUES, LANGUAGES, type Lang, type MessageKey } from '../src/i18n';
 
@@ -46,7 +49,7 @@ const OWNER_KEY = `hub_e2e_owner_${randomBytes(16).toString('hex')}`;
 const OP_CLIENT_ID = 'hub';
 const OP_CLIENT_SECRET = 'hub-secret';
 const NEW_PERSON = 'newperson@example.com';
-const TOTAL_TIMEOUT_MS = 420_000;
+const TOTAL_TIMEOUT_MS = 600_000;
 const START_TIMEOUT_MS = 30_000;
 const STEP_TIMEOUT_MS = 15_000;
 
@@ -271,14 +274,20 @@ const PRICE_FILE = JSON.stringify({
 
 /**
  * Runs `drive` in a browser context of its own (its own cookies and storage),
- * closed afterwards; the browser speaks `locale` (English unless told).
+ * closed afterwards; the browser speaks `locale` (English unless told), prefers
+ * the light theme and has a desktop's window unless told otherwise.
  */
 async function inContext(
   browser: Browser,
   drive: (page: Page, context: BrowserContext) => Promise<void>,
-  locale = 'en-US',
+  options: { locale?: string; colorScheme?: 'light' | 'dark'; viewport?: { width: number; height: number } } = {},
 ): Promise<void> {
-  const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true, locale });
+  const context = await browser.newContext({
+    viewport: options.viewport ?? { width: 1360, height: 900 },
+    acceptDownloads: true,
+    locale: options.locale ?? 'en-US',
+    colorScheme: options.colorScheme ?? 'light',
+  });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   const page = await context.newPage();
   const pageErrors: string[] = [];
@@ -1270,7 +1279,7 @@ async function languages(browser: Browser, site: string): Promise<void> {
           await fullShot(page, join(LANGUAGE_SHOTS, `${lang}-connect.png`));
           console.log(`      ${tag}: ${shots.length + 2} pages, screenshots ${join(LANGUAGE_SHOTS, `${lang}-*.png`)} (account: ${join(LANGUAGE_SHOTS, `${lang}-account.png`)})`);
         },
-        tag,
+        { locale: tag },
       );
     });
   }
@@ -1416,6 +1425,219 @@ async function guidedSetup(browser: Browser, dir: string, mockUrl: string): Prom
   });
 }
 
+// ------------------------------------------------------------------ accessibility
+
+const THEMES = ['light', 'dark'] as const;
+const PHONE = { width: 390, height: 844 };
+
+/**
+ * axe-core's serious and critical violations on the page as it is now (every
+ * WCAG 2.1 A and AA rule), one readable line per rule and element.
+ */
+async function axeViolations(page: Page): Promise<string[]> {
+  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']).analyze();
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .flatMap((v) => v.nodes.map((n) => `${v.impact} ${v.id} (${v.help}) at ${n.target.join(' ')}: ${n.failureSummary?.replace(/\s+/g, ' ')}`));
+}
+
+/** The page scrolls sideways: its content is wider than the window. */
+async function horizontalOverflow(page: Page): Promise<string | null> {
+  return page.evaluate(() => {
+    const { scrollWidth, clientWidth } = document.documentElement;
+    if (scrollWidth <= clientWidth) return null;
+    // What sticks out, to say what to fix: not what scrolls inside its own box, unless placed absolutely (which escapes it).
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > clientWidth + 1)
+      .filter((e) => ['absolute', 'fixed'].includes(getComputedStyle(e).position) || !e.parentElement?.closest('table, .scroll, pre, .overlay'))
+      .slice(0, 5)
+      .map((e) => `${e.tagName.toLowerCase()}${e.className ? `.${String(e.className).replace(/ /g, '.')}` : ''}`);
+    return `${scrollWidth} px wide in a ${clientWidth} px window (${wide.join(', ')})`;
+  });
+}
+
+/** The theme the page is painted in, from its background's lightness. */
+async function paintedTheme(page: Page): Promise<'light' | 'dark'> {
+  const rgb = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  const [r, g, b] = (rgb.match(/\d+/g) ?? ['255', '255', '255']).map(Number);
+  return 0.299 * r + 0.587 * g + 0.114 * b < 128 ? 'dark' : 'light';
+}
+
+/** Opens each route of `routes` in turn (signed in), the page loaded, and calls `check` on it. */
+async function everyPage(page: Page, site: string, ownerId: string, check: (route: string) => Promise<void>): Promise<void> {
+  for (const [route, heading] of sitePages(ownerId)) {
+    await page.goto(`${site}/#/${route}`);
+    const h1 = page.getByRole('heading', { level: 1 });
+    await (route.startsWith('users/') ? h1.filter({ hasText: 'Owner' }) : h1.filter({ hasText: CATALOGUES.en[heading] })).waitFor();
+    await loaded(page, CATALOGUES.en['common.loading']);
+    await check(route);
+  }
+}
+
+/**
+ * Every page, its main dialog and the call and audit details, in the light
+ * and the dark theme: no serious or critical axe-core violation; then every
+ * page on a phone's 390 px screen without sideways scrolling; then the site
+ * by keyboard alone.
+ */
+async function accessibility(browser: Browser, site: string): Promise<void> {
+  const owner = await asOwner<{ user: { id: string } }>(site, '/api/me');
+  for (const theme of THEMES) {
+    await step(`accessibility: axe-core on every page and dialog, ${theme} theme`, async () => {
+      await inContext(
+        browser,
+        async (page) => {
+          const found: string[] = [];
+          const check = async (where: string) => found.push(...(await axeViolations(page)).map((v) => `${where}: ${v}`));
+          await page.goto(`${site}/#/`);
+          await page.getByRole('heading', { level: 1, name: 'Sign in to Hub' }).waitFor();
+          // The check can fail: a field without a label is reported.
+          await page.evaluate(() => document.body.insertAdjacentHTML('beforeend', '<input id="unlabelled">'));
+          if (!(await axeViolations(page)).some((v) => v.includes('#unlabelled'))) throw new Error('axe-core missed a field without a label');
+          await page.evaluate(() => document.getElementById('unlabelled')?.remove());
+          if ((await paintedTheme(page)) !== theme) throw new Error(`the sign-in page is not painted ${theme} when the system prefers it`);
+          await check('sign-in');
+          await signIn(page, site, OWNER_KEY);
+          await everyPage(page, site, owner.user.id, async (route) => {
+            await check(`#/${route}`);
+            const action = page.locator('main .toolbar button.primary').first();
+            if (await action.count()) {
+              await action.click();
+              await page.getByRole('dialog').waitFor();
+              await check(`the dialog of #/${route}`);
+              await page.keyboard.press('Escape');
+              await page.getByRole('dialog').waitFor({ state: 'detached' });
+            }
+            const detail = { calls: 'tr[data-call]', audit: 'tr[data-audit]' }[route];
+            if (detail) {
+              await page.locator(detail).first().click();
+              await page.getByRole('dialog').waitFor();
+              await check(`the detail of #/${route}`);
+              await page.keyboard.press('Escape');
+            }
+          });
+          await page.goto(`${site}/#/connect`);
+          await page.getByRole('alert').waitFor();
+          await check('#/connect');
+          if (found.length) throw new Error(`axe-core found ${found.length} serious or critical violations (${theme} theme):\n  ${found.join('\n  ')}`);
+        },
+        { colorScheme: theme },
+      );
+    });
+  }
+
+  await step('accessibility: every page fits a 390 px phone screen, the menu behind a button', async () => {
+    await inContext(
+      browser,
+      async (page) => {
+        const wide: string[] = [];
+        await page.goto(`${site}/#/`);
+        await page.getByRole('heading', { level: 1, name: 'Sign in to Hub' }).waitFor();
+        const signInOverflow = await horizontalOverflow(page);
+        if (signInOverflow) wide.push(`sign-in: ${signInOverflow}`);
+        await signIn(page, site, OWNER_KEY);
+        const menu = page.getByRole('button', { name: 'Menu' });
+        const users = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users & keys', exact: true });
+        if (await users.isVisible()) throw new Error('on a phone the page links show before the menu is opened');
+        await menu.click();
+        await users.click();
+        await page.getByRole('heading', { level: 1, name: 'Users & keys' }).waitFor();
+        if (await users.isVisible()) throw new Error('the menu stays open after choosing a page');
+        await everyPage(page, site, owner.user.id, async (route) => {
+          const overflow = await horizontalOverflow(page);
+          if (overflow) wide.push(`#/${route}: ${overflow}`);
+          const action = page.locator('main .toolbar button.primary').first();
+          if (await action.count()) {
+            await action.click();
+            await page.getByRole('dialog').waitFor();
+            const dialogOverflow = await horizontalOverflow(page);
+            if (dialogOverflow) wide.push(`the dialog of #/${route}: ${dialogOverflow}`);
+            await page.keyboard.press('Escape');
+          }
+        });
+        await shot(page, 'phone-account');
+        await page.goto(`${site}/#/users`);
+        await page.getByRole('heading', { level: 1, name: 'Users & keys' }).waitFor();
+        await shot(page, 'phone-users');
+        if (wide.length) throw new Error(`pages scroll sideways at 390 px:\n  ${wide.join('\n  ')}`);
+      },
+      { viewport: PHONE },
+    );
+  });
+
+  await step('accessibility: by keyboard alone (skip link, sidebar, dialog, form)', async () => {
+    await inContext(browser, async (page) => {
+      await signIn(page, site, OWNER_KEY);
+      await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+      const focused = () => page.evaluate(() => document.activeElement?.textContent?.trim() ?? '');
+      const focusedIn = (selector: string) => page.evaluate((s) => !!document.activeElement?.closest(s), selector);
+      // The first Tab reaches the skip link; Enter moves focus past the sidebar to the page.
+      await page.keyboard.press('Tab');
+      if ((await focused()) !== 'Skip to content') throw new Error(`the first Tab focuses "${await focused()}", not the skip link`);
+      await page.keyboard.press('Enter');
+      if (!(await focusedIn('main'))) throw new Error('the skip link did not move focus to the page');
+      // The sidebar: Tab along the links to Users & keys, Enter follows it.
+      await page.locator('nav.sidebar a').first().focus();
+      for (let i = 0; i < 20 && (await focused()) !== 'Users & keys'; i++) await page.keyboard.press('Tab');
+      if ((await focused()) !== 'Users & keys') throw new Error('Tab never reached the Users & keys link');
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { level: 1, name: 'Users & keys' }).waitFor();
+      // A dialog: opened with Enter, focus inside and kept there, Escape closes it and focus returns.
+      const add = page.getByRole('button', { name: 'Add user' });
+      await add.focus();
+      await page.keyboard.press('Enter');
+      const dialog = page.getByRole('dialog', { name: 'Add user' });
+      await dialog.waitFor();
+      for (const key of ['Tab', 'Shift+Tab']) {
+        for (let i = 1; i <= 10; i++) {
+          await page.keyboard.press(key);
+          if (!(await focusedIn('[role=dialog]'))) throw new Error(`focus left the open dialog after ${i} × ${key}`);
+        }
+      }
+      await page.keyboard.press('Escape');
+      await dialog.waitFor({ state: 'detached' });
+      if ((await focused()) !== 'Add user') throw new Error(`after Escape focus is on "${await focused()}", not the button that opened the dialog`);
+      // A form submitted by keyboard: typed into, sent with Enter.
+      await page.keyboard.press('Space');
+      await dialog.waitFor();
+      await page.keyboard.type('keyboard person');
+      await page.keyboard.press('Tab');
+      await page.keyboard.type('keys@example.com');
+      await page.keyboard.press('Enter');
+      await page.getByRole('heading', { level: 1, name: /keyboard person/ }).waitFor();
+      // The focus ring is drawn: a focused button has a visible outline.
+      await page.getByRole('button', { name: 'Grant credits' }).focus();
+      await page.keyboard.press('Shift+Tab');
+      await page.keyboard.press('Tab');
+      const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
+      if (outline === 'none') throw new Error('a button focused by keyboard shows no focus ring');
+    });
+  });
+}
+
+/** The users list asks Hub to search (`?q=`) rather than filtering a list loaded whole. */
+async function usersSearchedByHub(browser: Browser, site: string): Promise<void> {
+  await step('users: searched by Hub as the filter is typed', async () => {
+    await inContext(browser, async (page) => {
+      await signIn(page, site, OWNER_KEY);
+      await nav(page, 'Users & keys', 'Users & keys');
+      const rows = page.locator('tr[data-user]');
+      await rows.first().waitFor();
+      if ((await rows.count()) < 3) throw new Error(`${await rows.count()} users listed, not every one`);
+      const [request] = await Promise.all([
+        page.waitForRequest((r) => new URL(r.url()).pathname === '/api/admin/users' && new URL(r.url()).searchParams.get('q') === 'ALI'),
+        page.getByRole('searchbox', { name: 'Filter users' }).fill('ALI'),
+      ]);
+      await request.response();
+      await rows.filter({ hasText: 'Owner' }).waitFor({ state: 'detached' });
+      const shown = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-user')));
+      if (shown.join() !== 'alice') throw new Error(`searching "ALI" shows ${shown.join(', ')}`);
+      await page.getByRole('searchbox', { name: 'Filter users' }).fill('nobody-by-this-name');
+      await page.getByText('No users match.').waitFor();
+    });
+  });
+}
+
 // ------------------------------------------------------------------ the site inside hub
 
 /** `hub serve` with no `--ui-dir` serves the site built into the binary (functions/server/build.rs). */
@@ -1486,6 +1708,8 @@ async function main(): Promise<void> {
     await inContext(b, (page) => operatorSales(page, hubUrl, shop));
     await languages(b, hubUrl);
     await guidedSetup(b, dir, mockUrl);
+    await accessibility(b, hubUrl);
+    await usersSearchedByHub(b, hubUrl);
     await inContext(b, (page) => builtInSite(page, dir));
   } finally {
     await Promise.race([browser?.close(), sleep(10_000)]);

@@ -81,19 +81,36 @@ function Shell() {
   const fallback = needsSetup ? 'setup' : isAdmin(me.role) ? 'overview' : 'account';
   const page = pages.find((p) => p.path === route.path[0]) ?? pages.find((p) => p.path === fallback)!;
 
+  // On a narrow screen the sidebar folds behind a menu button; choosing a page folds it again.
+  const [menuOpen, setMenuOpen] = useState(false);
   useEffect(() => {
     document.title = `${t(page.label)} · Hub`;
+    setMenuOpen(false);
   }, [page]);
 
   return (
     <div className="shell">
-      <nav className="sidebar" aria-label={t('nav.main')}>
-        <div className="brand">Hub</div>
-        {pages.map((p) => (
-          <a key={p.path} href={`#/${p.path}`} aria-current={p === page ? 'page' : undefined}>
-            {t(p.label)}
-          </a>
-        ))}
+      <SkipLink />
+      <nav className={menuOpen ? 'sidebar open' : 'sidebar'} aria-label={t('nav.main')}>
+        <div className="brand">
+          Hub
+          <button
+            type="button"
+            className="menu-button"
+            aria-expanded={menuOpen}
+            aria-controls="sidebar-menu"
+            onClick={() => setMenuOpen((o) => !o)}
+          >
+            {t('nav.menu')}
+          </button>
+        </div>
+        <div className="menu" id="sidebar-menu">
+          {pages.map((p) => (
+            <a key={p.path} href={`#/${p.path}`} aria-current={p === page ? 'page' : undefined}>
+              {t(p.label)}
+            </a>
+          ))}
+        </div>
         <div className="who">
           <strong>{me.user.name}</strong>
           <span>
@@ -106,7 +123,21 @@ function Shell() {
           </button>
         </div>
       </nav>
-      <main key={page.path}>{needsSetup !== null && <page.Page />}</main>
+      <main key={page.path} id="main" tabIndex={-1}>
+        {needsSetup !== null && <page.Page />}
+      </main>
     </div>
+  );
+}
+
+/**
+ * The first stop of the Tab key: straight to the page, past the sidebar. A
+ * button, not a `#main` link: the hash is the site's route.
+ */
+function SkipLink() {
+  return (
+    <button type="button" className="skip-link" onClick={() => document.getElementById('main')?.focus()}>
+      {t('nav.skip')}
+    </button>
   );
 }

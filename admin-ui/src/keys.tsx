@@ -5,7 +5,7 @@ import { api, type ApiKey, type NewApiKey, type Page } from './api';
 import { count } from './format';
 import { t } from './i18n';
 import { formatTime, fromLocalInput, toLocalInput } from './time';
-import { Badge, ErrorNote, Field, LoadError, Modal, SecretOnce, useAction, useLoad, useMoney } from './ui';
+import { Badge, ErrorNote, Field, Modal, MoreButton, SecretOnce, useAction, useMoney, usePaged } from './ui';
 
 function limits(k: ApiKey, money: (v: string | null) => string): string {
   const parts = [
@@ -23,7 +23,7 @@ function limits(k: ApiKey, money: (v: string | null) => string): string {
  * offered as the allowed list.
  */
 export function KeysPanel(props: { path: string; revokeBase: string; models: string[] }) {
-  const keys = useLoad(() => api<Page<ApiKey>>(props.path).then((r) => r.data), [props.path]);
+  const keys = usePaged((cursor) => api<Page<ApiKey>>(props.path, { query: { cursor } }), [props.path]);
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<NewApiKey | null>(null);
   const [editing, setEditing] = useState<ApiKey | null>(null);
@@ -46,62 +46,60 @@ export function KeysPanel(props: { path: string; revokeBase: string; models: str
           {t('keys.create')}
         </button>
       </div>
-      <LoadError state={keys} />
       <ErrorNote error={action.error} />
-      {keys.data && (
-        <table>
-          <thead>
+      <table>
+        <thead>
+          <tr>
+            <th>{t('keys.label')}</th>
+            <th>{t('keys.key')}</th>
+            <th>{t('keys.created')}</th>
+            <th>{t('keys.expires')}</th>
+            <th>{t('keys.models')}</th>
+            <th>{t('keys.limits')}</th>
+            <th>{t('keys.status')}</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {!keys.loading && !keys.error && keys.items.length === 0 && (
             <tr>
-              <th>{t('keys.label')}</th>
-              <th>{t('keys.key')}</th>
-              <th>{t('keys.created')}</th>
-              <th>{t('keys.expires')}</th>
-              <th>{t('keys.models')}</th>
-              <th>{t('keys.limits')}</th>
-              <th>{t('keys.status')}</th>
-              <th />
+              <td colSpan={8} className="muted">
+                {t('keys.none')}
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {keys.data.length === 0 && (
-              <tr>
-                <td colSpan={8} className="muted">
-                  {t('keys.none')}
-                </td>
-              </tr>
-            )}
-            {keys.data.map((k) => (
-              <tr key={k.id} data-key={k.label}>
-                <td>{k.label}</td>
-                <td className="mono">{k.hint}</td>
-                <td>{formatTime(k.created_at)}</td>
-                <td>{k.expires_at ? formatTime(k.expires_at) : t('common.never')}</td>
-                <td>{k.allowed_models?.join(', ') ?? t('common.all')}</td>
-                <td>{limits(k, money)}</td>
-                <td>
-                  {k.active ? (
-                    <Badge tone="ok">{t('common.active')}</Badge>
-                  ) : (
-                    <Badge tone="muted">{t('keys.revokedAt', { time: formatTime(k.revoked_at) })}</Badge>
-                  )}
-                </td>
-                <td className="actions">
-                  {k.active && (
-                    <>
-                      <button type="button" onClick={() => setEditing(k)} aria-label={t('keys.editTitle', { label: k.label })}>
-                        {t('common.edit')}
-                      </button>
-                      <button type="button" className="danger" onClick={() => revoke(k)} disabled={action.busy}>
-                        {t('keys.revoke')}
-                      </button>
-                    </>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+          )}
+          {keys.items.map((k) => (
+            <tr key={k.id} data-key={k.label}>
+              <td>{k.label}</td>
+              <td className="mono">{k.hint}</td>
+              <td>{formatTime(k.created_at)}</td>
+              <td>{k.expires_at ? formatTime(k.expires_at) : t('common.never')}</td>
+              <td>{k.allowed_models?.join(', ') ?? t('common.all')}</td>
+              <td>{limits(k, money)}</td>
+              <td>
+                {k.active ? (
+                  <Badge tone="ok">{t('common.active')}</Badge>
+                ) : (
+                  <Badge tone="muted">{t('keys.revokedAt', { time: formatTime(k.revoked_at) })}</Badge>
+                )}
+              </td>
+              <td className="actions">
+                {k.active && (
+                  <>
+                    <button type="button" onClick={() => setEditing(k)} aria-label={t('keys.editTitle', { label: k.label })}>
+                      {t('common.edit')}
+                    </button>
+                    <button type="button" className="danger" onClick={() => revoke(k)} disabled={action.busy}>
+                      {t('keys.revoke')}
+                    </button>
+                  </>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <MoreButton list={keys} />
       {creating && (
         <KeyForm
           path={props.path}

@@ -1,6 +1,6 @@
 /** Shared pieces: the session, loading and action hooks, dialogs and small widgets. */
 
-import { createContext, useContext, useEffect, useState, type ReactNode } from 'react';
+import { createContext, useContext, useEffect, useRef, useState, type ReactNode, type RefObject } from 'react';
 import { errorText, type Me, type Page, type Role } from './api';
 import { t, type MessageKey } from './i18n';
 import { formatMoney, type Decimal } from './money';
@@ -89,19 +89,62 @@ export function ErrorNote({ error }: { error: string | null | undefined }) {
   ) : null;
 }
 
-function useEscape(onClose: () => void) {
+const FOCUSABLE = 'a[href], button:not(:disabled), input:not(:disabled), select:not(:disabled), textarea:not(:disabled), summary, [tabindex]:not([tabindex="-1"])';
+
+/**
+ * What a modal dialog owes the keyboard: focus moves into it on opening (to
+ * a field marked `autoFocus`, else its first control), Tab and Shift+Tab go
+ * round inside it, Escape closes it, and on closing focus goes back to where
+ * it was (the button that opened it).
+ */
+function useDialogFocus(onClose: () => void): RefObject<HTMLElement | null> {
+  const ref = useRef<HTMLElement | null>(null);
+  // Read while rendering: by the time effects run, a field's `autoFocus` has taken the focus.
+  const [opener] = useState(() => document.activeElement as HTMLElement | null);
+  const close = useRef(onClose);
+  close.current = onClose;
   useEffect(() => {
-    const onKey = (e: KeyboardEvent) => e.key === 'Escape' && onClose();
+    const dialog = ref.current;
+    if (dialog && !dialog.contains(document.activeElement)) {
+      const first = [...dialog.querySelectorAll<HTMLElement>(FOCUSABLE)].find((e) => !e.classList.contains('icon'));
+      (first ?? dialog).focus();
+    }
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') close.current();
+      if (e.key !== 'Tab' || !dialog) return;
+      const items = [...dialog.querySelectorAll<HTMLElement>(FOCUSABLE)].filter((el) => el.offsetParent !== null);
+      if (items.length === 0) return;
+      const [first, last] = [items[0], items[items.length - 1]];
+      const inside = dialog.contains(document.activeElement);
+      if (e.shiftKey && (document.activeElement === first || !inside)) {
+        e.preventDefault();
+        last.focus();
+      } else if (!e.shiftKey && (document.activeElement === last || !inside)) {
+        e.preventDefault();
+        first.focus();
+      }
+    };
     window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [onClose]);
+    return () => {
+      window.removeEventListener('keydown', onKey);
+      if (opener?.isConnected) opener.focus();
+    };
+  }, [opener]);
+  return ref;
 }
 
 export function Modal(props: { title: string; onClose(): void; children: ReactNode; wide?: boolean }) {
-  useEscape(props.onClose);
+  const ref = useDialogFocus(props.onClose);
   return (
     <div className="overlay" onMouseDown={(e) => e.target === e.currentTarget && props.onClose()}>
-      <div className={props.wide ? 'modal wide' : 'modal'} role="dialog" aria-modal="true" aria-label={props.title}>
+      <div
+        ref={ref as RefObject<HTMLDivElement | null>}
+        tabIndex={-1}
+        className={props.wide ? 'modal wide' : 'modal'}
+        role="dialog"
+        aria-modal="true"
+        aria-label={props.title}
+      >
         <header>
           <h2>{props.title}</h2>
           <button type="button" className="icon" aria-label={t('common.close')} onClick={props.onClose}>
@@ -115,10 +158,10 @@ export function Modal(props: { title: string; onClose(): void; children: ReactNo
 }
 
 export function Drawer(props: { title: string; onClose(): void; children: ReactNode }) {
-  useEscape(props.onClose);
+  const ref = useDialogFocus(props.onClose);
   return (
     <div className="overlay" onMouseDown={(e) => e.target === e.currentTarget && props.onClose()}>
-      <aside className="drawer" role="dialog" aria-modal="true" aria-label={props.title}>
+      <aside ref={ref} tabIndex={-1} className="drawer" role="dialog" aria-modal="true" aria-label={props.title}>
         <header>
           <h2>{props.title}</h2>
           <button type="button" className="icon" aria-label={t('common.close')} onClick={props.onClose}>

@@ -31,6 +31,8 @@ export const en = {
 
   // Navigation
   'nav.main': 'Main',
+  'nav.menu': 'Menu',
+  'nav.skip': 'Skip to content',
   'nav.overview': 'Overview',
   'nav.providers': 'Providers',
   'nav.models': 'Models & rates',
@@ -301,6 +303,7 @@ export const en = {
 
   // Users
   'users.filter': 'Filter users',
+  'users.none': 'No users match.',
   'users.add': 'Add user',
   'users.name': 'Name',
   'users.role': 'Role',

@@ -29,6 +29,8 @@ export const ja: Messages = {
 
   // Navigation
   'nav.main': 'メイン',
+  'nav.menu': 'メニュー',
+  'nav.skip': 'メインコンテンツへスキップ',
   'nav.overview': '概要',
   'nav.providers': 'プロバイダー',
   'nav.models': 'モデルと料金',
@@ -298,6 +300,7 @@ export const ja: Messages = {
 
   // Users
   'users.filter': 'ユーザーを絞り込む',
+  'users.none': '一致するユーザーはいません。',
   'users.add': 'ユーザーを追加',
   'users.name': '名前',
   'users.role': 'ロール',

@@ -29,6 +29,8 @@ export const zh: Messages = {
 
   // Navigation
   'nav.main': '主导航',
+  'nav.menu': '菜单',
+  'nav.skip': '跳到主要内容',
   'nav.overview': '概览',
   'nav.providers': '供应商',
   'nav.models': '模型与费率',
@@ -298,6 +300,7 @@ export const zh: Messages = {
 
   // Users
   'users.filter': '筛选用户',
+  'users.none': '没有匹配的用户。',
   'users.add': '添加用户',
   'users.name': '名称',
   'users.role': '角色',

@@ -1,5 +1,5 @@
-import { useState, type FormEvent } from 'react';
-import { api, listAll, ROLES, type Ledger, type Model, type Role, type User } from '../api';
+import { useEffect, useState, type FormEvent } from 'react';
+import { api, listAll, ROLES, type Ledger, type Model, type Page, type Role, type User } from '../api';
 import { Buckets, LedgerTable } from '../credits';
 import { t } from '../i18n';
 import { KeysPanel } from '../keys';
@@ -27,13 +27,17 @@ export function Users() {
   return id ? <UserDetail id={id} /> : <UserList />;
 }
 
+/** A page of users at a time, searched by Hub (name, email or id) a moment after typing stops. */
 function UserList() {
-  const users = useLoad(() => listAll<User>('/api/admin/users'), []);
   const [adding, setAdding] = useState(false);
   const [search, setSearch] = useState('');
+  const [q, setQ] = useState('');
+  useEffect(() => {
+    const timer = setTimeout(() => setQ(search.trim()), 250);
+    return () => clearTimeout(timer);
+  }, [search]);
+  const users = usePaged((cursor) => api<Page<User>>('/api/admin/users', { query: { cursor, q: q || undefined } }), [q]);
   const money = useMoney();
-  const q = search.toLowerCase();
-  const shown = (users.data ?? []).filter((u) => `${u.name} ${u.email ?? ''} ${u.id}`.toLowerCase().includes(q));
 
   return (
     <>
@@ -50,35 +54,40 @@ function UserList() {
           {t('users.add')}
         </button>
       </div>
-      <LoadError state={users} />
-      {users.data && (
-        <table>
-          <thead>
-            <tr>
-              <th>{t('users.name')}</th>
-              <th>{t('signIn.email')}</th>
-              <th>{t('users.role')}</th>
-              <th className="num">{t('account.balance')}</th>
-              <th className="num">{t('account.onHold')}</th>
-              <th>{t('keys.created')}</th>
+      <table>
+        <thead>
+          <tr>
+            <th>{t('users.name')}</th>
+            <th>{t('signIn.email')}</th>
+            <th>{t('users.role')}</th>
+            <th className="num">{t('account.balance')}</th>
+            <th className="num">{t('account.onHold')}</th>
+            <th>{t('keys.created')}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {users.items.map((u) => (
+            <tr key={u.id} data-user={u.name}>
+              <td>
+                <a href={href(`users/${u.id}`)}>{u.name}</a> {u.disabled && <Badge tone="bad">{t('users.disabled')}</Badge>}
+              </td>
+              <td>{u.email ?? '—'}</td>
+              <td>{t(ROLE_NAMES[u.role])}</td>
+              <td className="num">{money(u.balance)}</td>
+              <td className="num">{money(u.held)}</td>
+              <td>{formatTime(u.created_at)}</td>
             </tr>
-          </thead>
-          <tbody>
-            {shown.map((u) => (
-              <tr key={u.id} data-user={u.name}>
-                <td>
-                  <a href={href(`users/${u.id}`)}>{u.name}</a> {u.disabled && <Badge tone="bad">{t('users.disabled')}</Badge>}
-                </td>
-                <td>{u.email ?? '—'}</td>
-                <td>{t(ROLE_NAMES[u.role])}</td>
-                <td className="num">{money(u.balance)}</td>
-                <td className="num">{money(u.held)}</td>
-                <td>{formatTime(u.created_at)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+          ))}
+          {!users.loading && !users.error && users.items.length === 0 && (
+            <tr>
+              <td colSpan={6} className="muted">
+                {t('users.none')}
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+      <MoreButton list={users} />
       {adding && (
         <UserForm
           user={null}

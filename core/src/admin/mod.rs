@@ -650,7 +650,11 @@ pub(crate) async fn delete_model(hub: &Hub, id: &str) -> Result<Response, ApiErr
 
 pub(crate) async fn list_users(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let q = Query::of(req);
-    let page = hub.store().list_users(q.get("cursor"), q.limit()?).await?;
+    let search = q.get("q").map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty());
+    let page = hub
+        .store()
+        .list_users(q.get("cursor"), q.limit()?, search.as_deref())
+        .await?;
     let data: Vec<Value> = page.items.into_iter().map(|u| user_json(&hub.live_user(u))).collect();
     ok(json!({"data": data, "next_cursor": page.next_cursor}))
 }

@@ -147,13 +147,24 @@ impl Store {
         Ok(first(&r).map(|r| user(&r)))
     }
 
-    pub async fn list_users(&self, cursor: Option<&str>, limit: i64) -> Result<Page<UserRow>, DbError> {
+    /// Users by id, a page at a time; `search` (lower case) keeps those whose
+    /// name or email contains it, or whose id it is. `instr`, not `LIKE`: a
+    /// `%` or `_` someone types is a character to find, not a wildcard.
+    pub async fn list_users(
+        &self,
+        cursor: Option<&str>,
+        limit: i64,
+        search: Option<&str>,
+    ) -> Result<Page<UserRow>, DbError> {
         let r = self
             .db
             .query(sql!(
-                "SELECT * FROM users WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
+                "SELECT * FROM users WHERE (?1 IS NULL OR id > ?1) \
+                 AND (?3 IS NULL OR instr(lower(name), ?3) > 0 OR instr(lower(coalesce(email, '')), ?3) > 0 OR lower(id) = ?3) \
+                 ORDER BY id LIMIT ?2",
                 cursor,
-                limit + 1
+                limit + 1,
+                search
             ))
             .await?;
         let items: Vec<UserRow> = rows(&r).map(|r| user(&r)).collect();

@@ -736,6 +736,49 @@ async fn admin_api_validates_and_refuses_members() {
     expected.sort();
     seen.sort();
     assert_eq!(seen, expected);
+    // `q` searches on the server, in any case, by name, email or id; `%` is a character, not a wildcard.
+    let names = |page: Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let found = w.api.admin(Method::GET, "/api/admin/users?q=%20IV%20", None).await;
+    assert_eq!(names(found), ["ivy"]);
+    let by_id = w
+        .api
+        .admin(
+            Method::GET,
+            &format!("/api/admin/users?q={}", u["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(names(by_id), ["ivy"]);
+    let wildcard = w.api.admin(Method::GET, "/api/admin/users?q=%25", None).await;
+    assert_eq!(names(wildcard), Vec::<String>::new());
+    // A search pages like the list: one match a page, `next_cursor` to the next, every match once.
+    let mut matches = names(w.api.admin(Method::GET, "/api/admin/users?q=n&limit=500", None).await);
+    assert!(matches.contains(&"hank".to_string()) && !matches.contains(&"ivy".to_string()));
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = w
+            .api
+            .admin(Method::GET, &format!("/api/admin/users?q=n&limit=1{cursor}"), None)
+            .await;
+        assert_eq!(page["data"].as_array().unwrap().len(), 1);
+        let next = page["next_cursor"].as_str().map(|c| format!("&cursor={c}"));
+        paged.extend(names(page));
+        match next {
+            Some(c) => cursor = c,
+            None => break,
+        }
+    }
+    matches.sort();
+    paged.sort();
+    assert_eq!(paged, matches);
     let usage = w
         .api
         .admin(Method::GET, "/api/admin/usage?group_by=day&tz=%2B02:00", None)
