@@ -30,6 +30,8 @@ struct Session {
     writes: Vec<Write>,
     /// Every secret sent or answered, to look for in the audit log.
     secrets: Vec<String>,
+    /// Request ids of writes refused with 404 (a resend while an attempt is in flight).
+    refused: Vec<String>,
 }
 
 impl Session {
@@ -361,7 +363,9 @@ async fn codes_packs_webhooks_settings(s: &mut Session) {
 }
 
 /// A resend is refused (404, nothing changed) while an attempt is in
-/// flight: tried until it is taken, the refusals leaving no entry.
+/// flight: tried until it is taken. A refusal found before any write leaves
+/// no entry; one refused by the conditional write itself is recorded with
+/// its 404, as every refused attempt is.
 async fn resend(s: &mut Session, hook: &str, delivery: &str) {
     let path = format!("/api/admin/webhooks/{hook}/deliveries/{delivery}/resend");
     for _ in 0..200 {
@@ -379,6 +383,7 @@ async fn resend(s: &mut Session, hook: &str, delivery: &str) {
             return;
         }
         assert_eq!(status, 404, "{v}");
+        s.refused.push(request_id);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the delivery was never free to resend");
@@ -431,6 +436,7 @@ async fn every_admin_write_leaves_one_entry_without_secrets() {
         api: api.clone(),
         writes: Vec::new(),
         secrets: vec![ADMIN_KEY.to_string()],
+        refused: Vec::new(),
     };
     every_write(&mut s, &mock.base_url()).await;
 
@@ -447,6 +453,13 @@ async fn every_admin_write_leaves_one_entry_without_secrets() {
     );
 
     let (entries, text) = all_entries(&api, "", 7).await;
+    let (refusals, entries): (Vec<Value>, Vec<Value>) = entries
+        .into_iter()
+        .partition(|e| s.refused.iter().any(|r| e["request_id"] == r.as_str()));
+    assert!(
+        refusals.iter().all(|e| e["status"] == 404 && e["before"] == e["after"]),
+        "a refused resend changes nothing: {text}"
+    );
     assert_eq!(entries.len(), s.writes.len(), "one entry per write: {text}");
     for w in &s.writes {
         let mine: Vec<&Value> = entries
