@@ -200,6 +200,18 @@ pub enum Finish {
     ContentFilter,
 }
 
+impl Finish {
+    /// The name OpenAI's `finish_reason` (and `gen_ai.response.finish_reasons`) gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+            Finish::ToolCalls => "tool_calls",
+            Finish::ContentFilter => "content_filter",
+        }
+    }
+}
+
 /// One step of an answer. A stream is a sequence of these; so is a whole answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delta {

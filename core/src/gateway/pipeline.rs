@@ -532,7 +532,7 @@ fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: 
             meter.ttfb_ms = Some(meter.elapsed_ms());
             if let Some(t) = meter.trace.as_mut() {
                 t.capture_completion(reply.text.as_bytes());
-                t.finish_reasons = vec![finish_name(reply.finish_reason()).to_string()];
+                t.finish_reasons = vec![reply.finish_reason().as_str().to_string()];
             }
             let billed = meter.finish(reply.usage, reply.output_bytes, Outcome::Complete);
             // The caller sees the usage it is billed for (cut to the bound if the provider overstated it).
@@ -555,16 +555,6 @@ fn stream_response(relay: Relay, content_type: &'static str) -> Response {
     h.insert("cache-control", http::HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
     res
-}
-
-/// A finish reason as `gen_ai.response.finish_reasons` names it.
-fn finish_name(f: crate::chat::Finish) -> &'static str {
-    match f {
-        crate::chat::Finish::Stop => "stop",
-        crate::chat::Finish::Length => "length",
-        crate::chat::Finish::ToolCalls => "tool_calls",
-        crate::chat::Finish::ContentFilter => "content_filter",
-    }
 }
 
 /// The caller's app: AIGNE's client DID header, Hub's own, or the key's label.

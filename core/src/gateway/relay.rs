@@ -236,6 +236,8 @@ struct Seen {
     output_bytes: u64,
     usage: Option<Usage>,
     end: Option<End>,
+    /// The provider's finish (stop) reason, on the event that carries it.
+    finish: Option<String>,
 }
 
 enum End {
@@ -254,6 +256,7 @@ impl Dialect {
             output_bytes: 0,
             usage: None,
             end: None,
+            finish: None,
         };
         if ev.data.is_empty() {
             return seen;
@@ -268,6 +271,9 @@ impl Dialect {
                 Observed::Nothing => {}
                 Observed::Malformed => seen.end = Some(malformed()),
             },
+        }
+        if let Dialect::Anthropic(meter) = self {
+            seen.finish = meter.take_stop_reason();
         }
         seen
     }
@@ -293,6 +299,10 @@ fn see_openai(data: &str, strip_usage: bool, seen: &mut Seen) {
     match serde_json::from_str::<ChunkView>(data) {
         Ok(view) => {
             seen.output_bytes = view.output_bytes();
+            seen.finish = view
+                .choices
+                .iter()
+                .find_map(|c| c.finish_reason.as_deref().map(str::to_string));
             if let Some(u) = &view.usage {
                 seen.usage = Some(u.to_usage());
                 seen.keep = !(strip_usage && view.is_usage_only());
@@ -422,12 +432,14 @@ impl Relay {
         // would be reallocated several times per event.
         let mut out = BytesMut::with_capacity(ENCODED_PER_DELTA * deltas.len());
         let mut failed = None;
+        let mut finish = None;
         for d in deltas.drain(..) {
             self.output_bytes += d.output_bytes();
             match d {
                 Delta::Usage(u) => self.usage = Some(u),
                 Delta::Finish(f) => {
                     self.complete = true;
+                    finish = Some(f);
                     encoder.delta(&Delta::Finish(f), &mut out);
                 }
                 Delta::Error(e) => {
@@ -439,6 +451,9 @@ impl Relay {
             }
         }
         deltas.clear();
+        if let Some(f) = finish {
+            self.note_finish(f.as_str().to_string());
+        }
         if let Some(e) = failed {
             self.finished = true;
             self.settle(Outcome::Failed(e));
@@ -518,6 +533,9 @@ impl Relay {
         let mut broken = None;
         for (ev, seen) in seen {
             self.output_bytes += seen.output_bytes;
+            if let Some(reason) = seen.finish {
+                self.note_finish(reason);
+            }
             if seen.usage.is_some() {
                 self.usage = seen.usage;
             }
@@ -560,6 +578,13 @@ impl Relay {
             self.settle(Outcome::Failed(e));
         }
         out.freeze()
+    }
+
+    /// Records a finish reason on the call's trace (`gen_ai.response.finish_reasons`).
+    fn note_finish(&mut self, reason: String) {
+        if let Some(t) = self.meter.as_mut().and_then(|m| m.trace.as_mut()) {
+            t.finish_reasons.push(reason);
+        }
     }
 
     fn settle(&mut self, outcome: Outcome) -> Option<Billed> {

@@ -748,6 +748,8 @@ pub struct ChunkView<'a> {
 pub struct ChoiceView<'a> {
     #[serde(default, borrow, alias = "message")]
     pub delta: Option<DeltaView<'a>>,
+    #[serde(default, borrow)]
+    pub finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]

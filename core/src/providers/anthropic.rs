@@ -523,16 +523,26 @@ pub enum Observed {
 #[derive(Default)]
 pub struct StreamMeter {
     usage: WireUsage,
+    /// `message_delta`'s stop reason, until the relay takes it.
+    stop_reason: Option<String>,
 }
 
 impl StreamMeter {
+    /// The stop reason the stream gave, once.
+    pub fn take_stop_reason(&mut self) -> Option<String> {
+        self.stop_reason.take()
+    }
+
     pub fn observe(&mut self, data: &str) -> Observed {
         let Ok(event) = serde_json::from_str::<Event>(data) else {
             return Observed::Malformed;
         };
         let usage = match event {
             Event::MessageStart { message } => message.usage,
-            Event::MessageDelta { usage, .. } => usage,
+            Event::MessageDelta { delta, usage } => {
+                self.stop_reason = delta.stop_reason;
+                usage
+            }
             Event::ContentBlockDelta { delta, .. } => return Observed::Output(delta.output_bytes()),
             Event::MessageStop => return Observed::Complete,
             Event::Error { error } => return Observed::Failed(error.into_api_error()),
@@ -644,6 +654,16 @@ pub fn decode_whole(body: &[u8]) -> Result<Vec<Delta>, ApiError> {
 mod tests {
     use super::*;
     use crate::codec::decode_all;
+
+    #[test]
+    fn a_passed_through_stream_gives_its_stop_reason_once() {
+        let mut m = StreamMeter::default();
+        m.observe(r#"{"type":"message_start","message":{"id":"m","usage":{"input_tokens":3,"output_tokens":1}}}"#);
+        assert_eq!(m.take_stop_reason(), None);
+        m.observe(r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#);
+        assert_eq!(m.take_stop_reason().as_deref(), Some("end_turn"));
+        assert_eq!(m.take_stop_reason(), None);
+    }
 
     #[test]
     fn usage_split_across_events_is_merged() {
