@@ -596,6 +596,7 @@ async fn refusals_are_on_record_and_the_log_filters_pages_and_stays() {
         api: api.clone(),
         writes: Vec::new(),
         secrets: Vec::new(),
+        refused: Vec::new(),
     };
     let refused = [
         (
