@@ -223,16 +223,13 @@ impl Call<'_> {
                     meter.upstream_ttfb_ms = Some(((hub.clock().monotonic_us() - sent_us) / 1000) as i64);
                     meter.earlier_attempts = guard.failed_attempts().to_vec();
                     guard.pause();
-                    let opened = exchange.open_job(hub, &meter, answer).await;
-                    guard.resume();
-                    return match opened {
-                        Ok(res) => {
-                            // The job has the hold and logged the failed attempts.
-                            guard.disarm();
-                            Ok(res)
-                        }
+                    return match exchange.open_job(hub, &meter, answer).await {
+                        // The job has the hold and logged the failed attempts: the
+                        // guard, left paused, only stops counting the hold as open.
+                        Ok(res) => Ok(res),
                         Err(e) => {
                             // Not recorded: nothing can settle it, so it is released now.
+                            guard.resume();
                             guard.failed(meter.failed_log(&e));
                             Err(e)
                         }
@@ -515,7 +512,7 @@ fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: 
             meter.ttfb_ms = Some(meter.elapsed_ms());
             if let Some(t) = meter.trace.as_mut() {
                 t.capture_completion(&body);
-                t.finish_reasons = crate::telemetry::trace::finish_reasons(&body);
+                t.finish_reasons = crate::telemetry::trace::finish_reasons(meter.endpoint, &body);
             }
             let billed = meter.finish(usage, output_bytes, Outcome::Complete);
             let mut res = http::Response::new(Body::Full(body));

@@ -21,7 +21,7 @@ use crate::providers::Target;
 use crate::Hub;
 use base64::Engine;
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Longest a call waits for its video (AIGNE's client gives up after 3 minutes).
@@ -60,15 +60,23 @@ pub async fn generate(
 ) -> Result<(Video, Response), ApiError> {
     let mut exchange = Generate::new(Endpoint::Video, model, ask, request_id);
     let res = pipeline::run(hub, caller, req, request_id, &mut exchange).await?;
-    let answer: Value = match res.body() {
-        crate::http::Body::Full(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
-        crate::http::Body::Stream(_) => Value::Null,
+    let answer = match res.body() {
+        crate::http::Body::Full(b) => serde_json::from_slice::<Generated>(b).unwrap_or_default(),
+        crate::http::Body::Stream(_) => Generated::default(),
     };
     let video = Video {
-        base64: answer["data"].as_str().unwrap_or_default().to_string(),
-        seconds: answer["seconds"].as_u64().unwrap_or(0),
+        base64: answer.data,
+        seconds: answer.seconds,
     };
     Ok((video, res))
+}
+
+/// The answer a followed generation leaves for the pipeline: the seconds
+/// generated and the video, base64.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Generated {
+    seconds: u64,
+    data: String,
 }
 
 /// One generation, followed to its video (or, through `/v1/videos`, started
@@ -177,15 +185,19 @@ impl Exchange for Generate {
             let data = send(hub, video::content_request(&url, &t), MAX_VIDEO_BYTES).await?;
             let seconds = seconds_billed(reported, self.ask.seconds, self.seconds_bound());
             let data = base64::engine::general_purpose::STANDARD.encode(&data);
-            Ok(Bytes::from(json!({"seconds": seconds, "data": data}).to_string()))
+            let answer = serde_json::to_vec(&Generated { seconds, data })
+                .map_err(|e| Failure::fatal(ApiError::internal(e.to_string())))?;
+            Ok(Bytes::from(answer))
         })
     }
 
     fn read(&self, _route: &Route, body: Bytes, _meta: &Meta) -> Result<Whole, ApiError> {
-        let seconds = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["seconds"].as_u64())
-            .unwrap_or(0);
+        // Only the seconds: the video itself is skipped, not copied.
+        #[derive(serde::Deserialize)]
+        struct Seconds {
+            seconds: u64,
+        }
+        let seconds = serde_json::from_slice::<Seconds>(&body).map_or(0, |s| s.seconds);
         Ok(Whole::Raw {
             body,
             usage: Some(Usage {

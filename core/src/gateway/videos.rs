@@ -537,6 +537,9 @@ fn settle_won(hub: &Hub, job: &VideoJob, end: VideoEnd, now: i64) {
         book.settle(&ended.user_id, ended.held, charged(&ended));
     }
     tracing::info!(call_id = %ended.call_id, video = %ended.id, status = ended.status.as_str(), credits = %charged(&ended), "video job ended");
+    hub.telemetry()
+        .metrics
+        .observe_call(&[&call_log(&ended, usage_of(&ended))]);
     hub.commit_settlement(&ended.call_id, outcome_stmts(hub, &ended, now));
 }
 
@@ -585,10 +588,7 @@ fn outcome_stmts(hub: &Hub, job: &VideoJob, now: i64) -> Vec<Stmt> {
     let decided = job.completed_at.unwrap_or(now);
     let mut stmts = match job.status {
         VideoStatus::Completed => {
-            let usage = Usage {
-                video_seconds: job.billed_seconds.unwrap_or(0),
-                ..Default::default()
-            };
+            let usage = usage_of(job);
             let settlement = Settlement {
                 call_id: job.call_id.clone(),
                 user_id: job.user_id.clone(),
@@ -625,6 +625,17 @@ fn outcome_stmts(hub: &Hub, job: &VideoJob, now: i64) -> Vec<Stmt> {
 }
 
 /// The call-log row of an ended job's call: from its start to its end.
+/// What a decided job used: the seconds billed, if it completed.
+fn usage_of(job: &VideoJob) -> Usage {
+    Usage {
+        video_seconds: job
+            .billed_seconds
+            .filter(|_| job.status == VideoStatus::Completed)
+            .unwrap_or(0),
+        ..Default::default()
+    }
+}
+
 fn call_log(job: &VideoJob, usage: Usage) -> CallLog {
     let failed = job.status == VideoStatus::Failed;
     CallLog {

@@ -231,9 +231,13 @@ impl CallTrace {
     }
 }
 
-/// The finish reasons of a whole answer passed on as the provider sent it:
-/// OpenAI's `choices[].finish_reason`, Anthropic's `stop_reason`.
-pub fn finish_reasons(body: &[u8]) -> Vec<String> {
+/// The finish reasons of a whole chat answer passed on as the provider sent
+/// it: OpenAI's `choices[].finish_reason`, Anthropic's `stop_reason`. Other
+/// answers (images, audio, video: large, and without one) are not read.
+pub fn finish_reasons(endpoint: crate::kinds::Endpoint, body: &[u8]) -> Vec<String> {
+    if operation(endpoint) != "chat" {
+        return Vec::new();
+    }
     #[derive(serde::Deserialize)]
     struct Answer {
         #[serde(default)]

@@ -45,6 +45,23 @@ async fn the_shared_videos_scenario_runs_on_the_embedded_database() {
     let mock = MockProvider::start().await;
     let (_hub, api) = start(Launch::default()).await;
     hub_e2e::suite::openai_videos_are_followed_and_billed_exactly(&api, &mock).await;
+
+    // In /metrics: every job ended counted as a call (two completed, one
+    // failed), and no hold still counted open once its request ended.
+    let text = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .bearer_auth(hub_e2e::ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let page = hub_e2e::telemetry::parse_prometheus(&text);
+    assert_eq!(page.kind("hub_holds_open"), Some("gauge"), "{text}");
+    assert_eq!(page.sum("hub_holds_open", &[]), 0.0, "{text}");
+    assert_eq!(page.sum("hub_calls_total", &[("endpoint", "videos")]), 3.0, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
