@@ -704,22 +704,7 @@ pub async fn audio_and_video_are_billed_exactly(api: &Api, mock: &MockProvider) 
         .unwrap();
     assert_eq!(r.status(), 502);
     // 9 s at 0.006, 12 characters at 15 per million, 4 s of video at 0.1.
-    let want = nanos(&json!("9.54582"));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let u = api.user(&user).await;
-        if nanos(&u["balance"]) == want && nanos(&u["held"]) == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "balance {} held {}, want {want}",
-            u["balance"],
-            u["held"]
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(api.ledger_sum(&user).await, want);
+    settled(api, &user, "9.54582").await;
 }
 
 /// OpenAI's asynchronous `/v1/videos`, on any runtime: a job created from a
@@ -825,12 +810,15 @@ pub async fn openai_videos_are_followed_and_billed_exactly(api: &Api, mock: &Moc
     // A failed generation: its hold released, nothing billed.
     let failed = create_video(api, &key, "mock/sora-fail", "4").await;
     let path = url(&format!("/{}", failed["id"].as_str().unwrap()));
+    let mut polls = 0;
     let failed = loop {
         let v: Value = get(path.clone(), key.clone()).await.json().await.unwrap();
         if v["status"] == "failed" {
             break v;
         }
         assert_eq!(v["status"], "in_progress", "{v}");
+        polls += 1;
+        assert!(polls < 200, "the failed video never ended: {v}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let why = failed["error"]["message"].as_str().unwrap_or_default();
@@ -850,14 +838,17 @@ pub async fn openai_videos_are_followed_and_billed_exactly(api: &Api, mock: &Moc
     settled(api, &user, "8.8").await;
 }
 
-/// Waits until the user's balance is `balance` with nothing held, and checks the ledger sums to it.
-pub async fn settled(api: &Api, user: &str, balance: &str) {
+/// Waits until the user's balance is `balance` with nothing held, and checks
+/// the ledger sums to it; returns the user.
+pub async fn settled(api: &Api, user: &str, balance: &str) -> Value {
     let want = nanos(&json!(balance));
-    api.wait_user(user, &format!("balance {balance}, nothing held"), |u| {
-        nanos(&u["balance"]) == want && nanos(&u["held"]) == 0
-    })
-    .await;
+    let u = api
+        .wait_user(user, &format!("balance {balance}, nothing held"), |u| {
+            nanos(&u["balance"]) == want && nanos(&u["held"]) == 0
+        })
+        .await;
     assert_eq!(api.ledger_sum(user).await, want, "the ledger sums to the balance");
+    u
 }
 
 /// `POST /v1/videos` as OpenAI's SDK sends it (a multipart form); returns the video object.

@@ -126,15 +126,7 @@ async fn post_json(w: &World, path: &str, body: Value) -> reqwest::Response {
 
 /// Waits until the user's balance is `balance` with nothing held; returns the user.
 async fn settled_at(w: &World, balance: &str) -> Value {
-    let want = nanos(&json!(balance));
-    let u = w
-        .api
-        .wait_user(&w.user, &format!("balance {balance}, nothing held"), |u| {
-            nanos(&u["balance"]) == want && nanos(&u["held"]) == 0
-        })
-        .await;
-    assert_eq!(w.api.ledger_sum(&w.user).await, want, "the ledger sums to the balance");
-    u
+    hub_e2e::suite::settled(&w.api, &w.user, balance).await
 }
 
 /// Ten kilobytes of "audio": at most 20 seconds at the lowest bitrate Hub assumes.

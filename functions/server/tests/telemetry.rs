@@ -207,8 +207,10 @@ async fn metrics_parse_with_the_reference_parser_and_match_the_calls_made() {
 
     // Gauges: nothing in flight or held once the calls ended; the
     // credentials are in rotation; the process has memory; commits happened.
-    assert_eq!(page.sum("hub_calls_in_flight", &[]), 0.0);
-    assert_eq!(page.sum("hub_holds_open", &[]), 0.0);
+    for gauge in ["hub_calls_in_flight", "hub_holds_open"] {
+        assert_eq!(page.kind(gauge), Some("gauge"), "{gauge} is on the page");
+        assert_eq!(page.sum(gauge, &[]), 0.0, "{gauge}");
+    }
     assert_eq!(
         page.sum("hub_credential_up", &[("provider", "mock"), ("credential", "main")]),
         1.0
@@ -328,7 +330,9 @@ async fn traces_continue_the_callers_trace_with_gen_ai_attributes_and_reach_the_
         let header = format!("00-{TRACE_ID}-{}-01", answered["span_id"].as_str().unwrap());
         assert!(sent.contains(&header), "{header} not in {sent:?}");
     }
-    assert!(w.down.received().iter().all(|r| r
+    let down = w.down.received();
+    assert_eq!(down.len(), 2, "each traced call tried `down` first");
+    assert!(down.iter().all(|r| r
         .header("traceparent")
         .is_some_and(|t| t.starts_with(&format!("00-{TRACE_ID}-")))));
 
