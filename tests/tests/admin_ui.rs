@@ -16,13 +16,13 @@
 //! the user's and the customer's pages; a customer's mail choices kept; then
 //! every page in a browser set to English, Chinese and Japanese (no missing
 //! message, no English left, dates written the language's way) and the
-//! language chooser; then axe-core on every page, main dialog and detail in
+//! language chooser; then a fresh `hub serve` (the site built in) where the
+//! owner goes through the guided set-up against the mock provider, copies the
+//! OpenAI SDK snippet and runs it with the published `openai` package, and gets
+//! a playground answer; then axe-core on every page, main dialog and detail in
 //! the light and the dark theme (no serious or critical violation), every page
 //! at a 390 px phone width without sideways scrolling, the site by keyboard
-//! alone, and the users list searched by Hub; last, a fresh `hub serve` (the
-//! site built in) where the owner goes through the guided set-up against the
-//! mock provider, copies the OpenAI SDK snippet and runs it with the published
-//! `openai` package, and gets a playground answer. Screenshots of every page land in
+//! alone, and the users list searched by Hub. Screenshots of every page land in
 //! `admin-ui/test-output/screenshots/` (each language's in its `languages/`).
 
 use hub_e2e::node::run_script;

@@ -1,4 +1,4 @@
-import { useEffect, useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import {
   api,
   currentConnection,
@@ -14,7 +14,7 @@ import {
 } from '../api';
 import { ms } from '../format';
 import { t, tn, type MessageKey } from '../i18n';
-import { normalize } from '../money';
+import { compare, normalize } from '../money';
 import { parsePriceFile, type PriceEntry } from '../rates';
 import { entriesFor, KEY_PAGES, modelFromEntry, orderKinds, PRICE_FILE_URL, setupSkipped, skipSetup, snippets, type Snippet } from '../setup';
 import { Badge, copyText, ErrorNote, Field, LoadError, useAction, useLoad, useSession } from '../ui';
@@ -257,6 +257,8 @@ function ModelsStep({ provider, onCreated }: { provider: Provider; onCreated(nam
   const [fileError, setFileError] = useState<string | null>(null);
   const [search, setSearch] = useState('');
   const [picked, setPicked] = useState<PriceEntry[]>([]);
+  // Models already added by an earlier try of this step, so a retry after a failure goes on from there.
+  const made = useRef(new Set<string>());
   const { busy, error, run } = useAction();
   const billingOn = billing ?? s?.billing_enabled ?? true;
   const marginText = margin ?? (s ? normalize(s.margin_percent) : '');
@@ -283,9 +285,13 @@ function ModelsStep({ provider, onCreated }: { provider: Provider; onCreated(nam
     void run(async () => {
       await api('/api/admin/settings', { method: 'PATCH', body: billingOn ? { billing_enabled: true, margin_percent: marginText } : { billing_enabled: false } });
       const margin = billingOn ? marginText : normalize(s.margin_percent);
-      for (const e of picked) await api('/api/admin/models', { body: modelFromEntry(e, provider.id, margin, s.credit_price_usd) });
+      for (const e of picked) {
+        if (made.current.has(e.key)) continue;
+        await api('/api/admin/models', { body: modelFromEntry(e, provider.id, margin, s.credit_price_usd) });
+        made.current.add(e.key);
+      }
       // Billing on, the first playground call is paid from the admin's own balance: give it something to spend.
-      if (billingOn && Number(trial) > 0) {
+      if (billingOn && compare(trial.trim(), 0) > 0) {
         await api(`/api/admin/users/${session.me.user.id}/grants`, { body: { amount: trial.trim(), reason: t('setup.trialReason') } });
       }
       session.refresh();
