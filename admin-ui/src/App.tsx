@@ -13,6 +13,7 @@ import { Overview } from './pages/Overview';
 import { Playground } from './pages/Playground';
 import { Providers } from './pages/Providers';
 import { Settings } from './pages/Settings';
+import { Teams } from './pages/Teams';
 import { Setup, useNeedsSetup } from './pages/Setup';
 import { SignIn } from './pages/SignIn';
 import { Users } from './pages/Users';
@@ -23,7 +24,8 @@ import { ROLE_NAMES, SessionContext, useSession } from './ui';
 interface PageDef {
   path: string;
   label: MessageKey;
-  admin: boolean;
+  /** Who sees it: operators only, everyone, or (teams) operators and members of a team. */
+  admin: boolean | 'teams';
   Page: ComponentType;
 }
 
@@ -32,6 +34,7 @@ const PAGES: PageDef[] = [
   { path: 'providers', label: 'nav.providers', admin: true, Page: Providers },
   { path: 'models', label: 'nav.models', admin: true, Page: Models },
   { path: 'users', label: 'nav.users', admin: true, Page: Users },
+  { path: 'teams', label: 'nav.teams', admin: 'teams', Page: Teams },
   { path: 'calls', label: 'nav.calls', admin: true, Page: Calls },
   { path: 'billing', label: 'nav.billing', admin: true, Page: Billing },
   { path: 'webhooks', label: 'nav.webhooks', admin: true, Page: Webhooks },
@@ -75,7 +78,7 @@ export function App() {
 function Shell() {
   const { me } = useSession();
   const route = useRoute();
-  const pages = PAGES.filter((p) => !p.admin || isAdmin(me.role));
+  const pages = PAGES.filter((p) => !p.admin || isAdmin(me.role) || (p.admin === 'teams' && (me.teams?.length ?? 0) > 0));
   // Landing on an empty Hub, an admin starts with the guided set-up (unless they skipped it).
   const needsSetup = useNeedsSetup(isAdmin(me.role) && !route.path[0]);
   const fallback = needsSetup ? 'setup' : isAdmin(me.role) ? 'overview' : 'account';

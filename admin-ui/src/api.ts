@@ -233,6 +233,56 @@ export interface Me {
   key: { id: string; label: string } | null;
   /** The browser's session; null when signed in with a key. */
   session: { id: string; csrf_token: string } | null;
+  /** The teams the user is a member of, with their role in each. */
+  teams?: { id: string; name: string; role: TeamRole }[];
+}
+
+// ------------------------------------------------------------------ teams
+
+export type TeamRole = 'member' | 'admin';
+export type BudgetPeriod = 'daily' | 'weekly' | 'monthly' | 'none';
+export const BUDGET_PERIODS: BudgetPeriod[] = ['monthly', 'weekly', 'daily', 'none'];
+
+export interface KeyDefaults {
+  rpm_limit?: number;
+  tpm_limit?: number;
+  daily_spend_cap?: Decimal;
+  monthly_spend_cap?: Decimal;
+}
+
+export interface Team {
+  id: string;
+  name: string;
+  /** The team's own user: its credits pay for the team's service keys. */
+  account_id: string;
+  balance: Decimal | null;
+  available: Decimal | null;
+  budget: Decimal | null;
+  budget_period: BudgetPeriod;
+  time_zone: string;
+  period_start: string | null;
+  period_end: string | null;
+  /** This period's spend (calls in flight at their hold); null without a budget. */
+  spent: Decimal | null;
+  remaining: Decimal | null;
+  allowed_models: string[] | null;
+  key_defaults: KeyDefaults;
+  /** The viewer's role in the team; null for an operator who is not a member. */
+  role: TeamRole | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface TeamMember {
+  user_id: string;
+  name: string;
+  email: string | null;
+  role: TeamRole;
+  added_at: string;
+}
+
+export interface TeamDetail extends Team {
+  members: TeamMember[];
 }
 
 /** What the sign-in page may offer (`GET /auth/methods`). */
@@ -372,6 +422,10 @@ export interface ApiKey {
   tpm_limit: number | null;
   daily_spend_cap: Decimal | null;
   monthly_spend_cap: Decimal | null;
+  /** The team whose budget the key's calls count against. */
+  team_id?: string | null;
+  /** For a team's keys: whether it is the team's own (a service key). */
+  service?: boolean;
   created_at: string;
 }
 
@@ -433,7 +487,7 @@ export interface Call {
   created_at: string;
 }
 
-export type GroupBy = 'hour' | 'day' | 'model' | 'provider' | 'user' | 'app' | 'key';
+export type GroupBy = 'hour' | 'day' | 'model' | 'provider' | 'user' | 'team' | 'app' | 'key';
 
 export interface UsageRow {
   /** An ISO bucket start when grouped by time, else the group's name or id. */

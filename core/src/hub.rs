@@ -351,6 +351,7 @@ impl Hub {
             monthly_spend_cap: None,
             now_ms: now,
             parent_key_id: None,
+            team_id: None,
         };
         let created = self.inner.store.ensure_owner_key(&user_id, key).await?;
         if let Some(book) = self.inner.book.get() {

@@ -176,6 +176,8 @@ named!(
         TokensPerMinute = "tpm_limit",
         DailySpendCap = "daily_spend_cap",
         MonthlySpendCap = "monthly_spend_cap",
+        /// The budget of the key's team, for its current period.
+        TeamBudget = "team_budget",
     }
 );
 
@@ -188,6 +190,8 @@ impl KeyLimit {
             KeyLimit::RequestsPerMinute | KeyLimit::TokensPerMinute => now_ms - now_ms.rem_euclid(60_000),
             KeyLimit::DailySpendCap => day,
             KeyLimit::MonthlySpendCap => month,
+            // The team's own period, which the notice reads from the team (`BudgetPeriod::bounds`).
+            KeyLimit::TeamBudget => month,
         }
     }
 
@@ -198,6 +202,7 @@ impl KeyLimit {
             KeyLimit::TokensPerMinute => "its tokens-per-minute limit",
             KeyLimit::DailySpendCap => "its daily spend cap",
             KeyLimit::MonthlySpendCap => "its monthly spend cap",
+            KeyLimit::TeamBudget => "its team's budget",
         }
     }
 }
@@ -218,6 +223,47 @@ mod tests {
             "chat, embedding, image, video, transcription or speech"
         );
         assert_eq!(CredentialStatus::parse("Active"), None, "names are exact");
+    }
+
+    #[test]
+    fn budget_periods_start_at_local_midnight() {
+        use crate::time::{iso8601, parse_time, Zone};
+        let at = |t: &str| parse_time(t).unwrap();
+        let show = |(s, n): (i64, Option<i64>)| (iso8601(s), n.map(iso8601));
+        let tokyo = Zone::parse("Asia/Tokyo").unwrap();
+        // 2026-11-30T16:00Z is already December 1st in Tokyo.
+        assert_eq!(
+            show(BudgetPeriod::Monthly.bounds(tokyo, at("2026-11-30T16:00:00Z"))),
+            (
+                "2026-11-30T15:00:00.000Z".into(),
+                Some("2026-12-31T15:00:00.000Z".into())
+            )
+        );
+        assert_eq!(
+            show(BudgetPeriod::Monthly.bounds(tokyo, at("2026-11-30T14:59:59Z"))),
+            (
+                "2026-10-31T15:00:00.000Z".into(),
+                Some("2026-11-30T15:00:00.000Z".into())
+            )
+        );
+        // Berlin leaves summer time on 2026-10-25: that day lasts 25 hours.
+        let berlin = Zone::parse("Europe/Berlin").unwrap();
+        assert_eq!(
+            show(BudgetPeriod::Daily.bounds(berlin, at("2026-10-25T12:00:00Z"))),
+            (
+                "2026-10-24T22:00:00.000Z".into(),
+                Some("2026-10-25T23:00:00.000Z".into())
+            )
+        );
+        // Weeks start on Monday: Wednesday 2026-12-02 is in the week of Monday 2026-11-30.
+        assert_eq!(
+            show(BudgetPeriod::Weekly.bounds(Zone::UTC, at("2026-12-02T10:00:00Z"))),
+            (
+                "2026-11-30T00:00:00.000Z".into(),
+                Some("2026-12-07T00:00:00.000Z".into())
+            )
+        );
+        assert_eq!(BudgetPeriod::None.bounds(berlin, at("2026-12-02T10:00:00Z")), (0, None));
     }
 
     #[test]
@@ -243,6 +289,65 @@ named!(
         Webhook = "webhook",
         WebhookDelivery = "webhook_delivery",
         Settings = "settings",
+        /// A team, its settings and members.
+        Team = "team",
+    }
+);
+
+named!(
+    /// How often a team's budget starts again: at midnight in the team's time
+    /// zone, each day, each Monday or on the first of each month; `none`
+    /// never (a budget for the team's whole life).
+    BudgetPeriod {
+        Daily = "daily",
+        Weekly = "weekly",
+        Monthly = "monthly",
+        None = "none",
+    }
+);
+
+impl BudgetPeriod {
+    /// The period holding `now_ms` in `zone`: its start and the next one's.
+    /// A budget without a period counts from 0 and never starts again.
+    pub fn bounds(self, zone: crate::time::Zone, now_ms: i64) -> (i64, Option<i64>) {
+        match self.local_bounds(zone, now_ms) {
+            Some((start, next)) => (start, Some(next)),
+            None => (0, None),
+        }
+    }
+
+    fn local_bounds(self, zone: crate::time::Zone, now_ms: i64) -> Option<(i64, i64)> {
+        let (y, m, d, since_monday) = zone.local_date(now_ms)?;
+        // The date `days` after (y, m, d), found by its noon, far from any clock change.
+        let shift = |days: i64| {
+            let noon = zone.start_of_day(y, m, d)? + 12 * 3_600_000 + days * 86_400_000;
+            zone.local_date(noon)
+        };
+        let (start, next) = match self {
+            BudgetPeriod::None => return None,
+            BudgetPeriod::Daily => ((y, m, d), shift(1)?),
+            BudgetPeriod::Weekly => {
+                let back = -i64::from(since_monday);
+                let (y0, m0, d0, _) = shift(back)?;
+                ((y0, m0, d0), shift(back + 7)?)
+            }
+            BudgetPeriod::Monthly => {
+                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                ((y, m, 1), (ny, nm, 1, 0))
+            }
+        };
+        Some((
+            zone.start_of_day(start.0, start.1, start.2)?,
+            zone.start_of_day(next.0, next.1, next.2)?,
+        ))
+    }
+}
+
+named!(
+    /// A member's role in a team: team admins manage its members and keys and see its usage.
+    TeamRole {
+        Member = "member",
+        Admin = "admin",
     }
 );
 
@@ -265,5 +370,8 @@ named!(
         /// A webhook test event queued.
         SendTest = "send_test",
         Resend = "resend",
+        /// A user made a member of a team.
+        AddMember = "add_member",
+        RemoveMember = "remove_member",
     }
 );

@@ -135,6 +135,47 @@ pub fn parse_offset_minutes(text: &str) -> Option<i64> {
     (total <= 14 * 60 && m < 60).then_some(sign * total)
 }
 
+/// An IANA time zone (`Europe/Berlin`, `UTC`), with the tz database built in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Zone(chrono_tz::Tz);
+
+impl Zone {
+    pub const UTC: Zone = Zone(chrono_tz::UTC);
+
+    /// A zone by its IANA name, exactly as the tz database spells it.
+    pub fn parse(name: &str) -> Option<Zone> {
+        name.parse::<chrono_tz::Tz>().ok().map(Zone)
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The local date (year, month, day, days since Monday) at `ms`.
+    pub fn local_date(self, ms: i64) -> Option<(i32, u32, u32, u32)> {
+        use chrono::{Datelike, TimeZone};
+        let local = self.0.timestamp_millis_opt(ms).single()?;
+        Some((
+            local.year(),
+            local.month(),
+            local.day(),
+            local.weekday().num_days_from_monday(),
+        ))
+    }
+
+    /// The first instant of a local date: its midnight, or, where a clock
+    /// change skips midnight, the first time that exists that day.
+    pub fn start_of_day(self, year: i32, month: u32, day: u32) -> Option<i64> {
+        use chrono::{NaiveDate, TimeZone};
+        let date = NaiveDate::from_ymd_opt(year, month, day)?;
+        // Clock changes move at most a few hours; the first valid quarter hour is the day's start.
+        (0..24 * 4).find_map(|q| {
+            let t = date.and_hms_opt(q / 4, q % 4 * 15, 0)?;
+            self.0.from_local_datetime(&t).earliest().map(|d| d.timestamp_millis())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +231,26 @@ mod tests {
         for ms in [0, 951_782_400_000, 4_102_444_800_000, -86_400_000] {
             assert_eq!(parse_time(&iso8601(ms)), Some(ms));
         }
+    }
+
+    #[test]
+    fn local_midnights_follow_the_zone() {
+        let tokyo = Zone::parse("Asia/Tokyo").unwrap();
+        assert_eq!(
+            iso8601(tokyo.start_of_day(2026, 12, 1).unwrap()),
+            "2026-11-30T15:00:00.000Z"
+        );
+        assert_eq!(
+            tokyo.local_date(parse_time("2026-11-30T15:00:00Z").unwrap()),
+            Some((2026, 12, 1, 1))
+        );
+        // Santiago's clocks skip from 00:00 to 01:00 on 2026-09-06: that day starts at 01:00 local.
+        let santiago = Zone::parse("America/Santiago").unwrap();
+        assert_eq!(
+            iso8601(santiago.start_of_day(2026, 9, 6).unwrap()),
+            "2026-09-06T04:00:00.000Z"
+        );
+        assert_eq!(Zone::parse("Mars/Olympus"), None);
+        assert_eq!(Zone::parse("UTC").unwrap().name(), "UTC");
     }
 }

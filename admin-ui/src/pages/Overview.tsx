@@ -1,4 +1,4 @@
-import { listAll, type User } from '../api';
+import { api, listAll, type Team, type User } from '../api';
 import { t } from '../i18n';
 import { useLoad } from '../ui';
 import { UsageBlock } from '../usage';
@@ -6,6 +6,8 @@ import { UsageBlock } from '../usage';
 export function Overview() {
   const users = useLoad(() => listAll<User>('/api/admin/users'), []);
   const names = new Map(users.data?.map((u) => [u.id, u.name]));
+  const teams = useLoad(() => api<{ data: Team[] }>('/api/teams').then((r) => r.data), []);
+  const teamNames = new Map(teams.data?.map((team) => [team.id, team.name]));
   return (
     <>
       <h1>{t('nav.overview')}</h1>
@@ -17,6 +19,7 @@ export function Overview() {
           { group: 'provider', title: t('usage.providers') },
           { group: 'app', title: t('usage.apps') },
           { group: 'user', title: t('usage.users'), name: (id) => names.get(id) ?? id },
+          { group: 'team', title: t('usage.teams'), name: (id) => teamNames.get(id) ?? id },
         ]}
       />
     </>

@@ -17,10 +17,15 @@ pub const FIELDS: [&str; 7] = [
     "monthly_spend_cap",
 ];
 
+/// A new key's body may also name its team (fixed from then on).
+pub const TEAM_FIELD: &str = "team_id";
+
 /// A key's settings from a body (400 naming the field): absent fields stay
 /// unchanged, `null` clears one. The label is as given (trimmed), possibly empty.
 pub fn settings(f: &Fields, now_ms: i64) -> Result<KeyPatch, ApiError> {
-    f.only(&FIELDS)?;
+    let mut fields = FIELDS.to_vec();
+    fields.push(TEAM_FIELD);
+    f.only(&fields)?;
     let expires_at = f.time("expires_at")?;
     if expires_at.is_some_and(|t| t <= now_ms) {
         return Err(ApiError::invalid_field("expires_at", "must be in the future"));
@@ -45,11 +50,26 @@ pub fn settings(f: &Fields, now_ms: i64) -> Result<KeyPatch, ApiError> {
 
 /// An edit's settings: like [`settings`], and a label, when given, must not be empty.
 pub fn edit(f: &Fields, now_ms: i64) -> Result<KeyPatch, ApiError> {
+    if f.has(TEAM_FIELD) {
+        return Err(ApiError::invalid_field(
+            TEAM_FIELD,
+            "is fixed when a key is made (its usage stays with the team); make a new key in the other team",
+        ));
+    }
     let patch = settings(f, now_ms)?;
     if f.has("label") && patch.label.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError::invalid_field("label", "must be a non-empty string"));
     }
     Ok(patch)
+}
+
+/// A new key's limits: those the body leaves out come from its team's defaults.
+pub fn with_defaults(mut wanted: KeyPatch, defaults: &crate::store::KeyDefaults) -> KeyPatch {
+    wanted.rpm_limit = wanted.rpm_limit.or(Some(defaults.rpm_limit));
+    wanted.tpm_limit = wanted.tpm_limit.or(Some(defaults.tpm_limit));
+    wanted.daily_spend_cap = wanted.daily_spend_cap.or(Some(defaults.daily_spend_cap));
+    wanted.monthly_spend_cap = wanted.monthly_spend_cap.or(Some(defaults.monthly_spend_cap));
+    wanted
 }
 
 /// Whether a bound goes up or away: `None` is no bound at all.
@@ -90,6 +110,37 @@ pub fn loosened(key: &KeyRow, p: &KeyPatch) -> Option<&'static str> {
     .find_map(|(field, loose)| loose.then_some(field))
 }
 
+/// The team a new key of `user` belongs to, from the body's `team_id`:
+/// a team `user` is a member of (or whose account `user` is); `null` for a
+/// key outside any team; left out, the user's only team, if they have
+/// exactly one (an account's, its own team).
+pub async fn key_team(
+    hub: &crate::hub::Hub,
+    user: &str,
+    f: &Fields,
+) -> Result<Option<crate::store::TeamRow>, ApiError> {
+    let field = TEAM_FIELD;
+    let store = hub.store();
+    if let Some(team) = store.team_of_account(user).await? {
+        if f.str(field)?.is_some_and(|t| t != team.id) {
+            return Err(ApiError::invalid_field(field, "a team account's keys are its team's"));
+        }
+        return Ok(Some(team));
+    }
+    if f.has(field) {
+        let Some(id) = f.str(field)? else { return Ok(None) };
+        if store.member_role(&id, user).await?.is_none() {
+            return Err(ApiError::invalid_field(field, "names no team this user is a member of"));
+        }
+        return Ok(store.get_team(&id).await?);
+    }
+    let mut teams = store.teams_of(user).await?;
+    Ok(match teams.len() {
+        1 => teams.pop().map(|m| m.team),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +161,7 @@ mod tests {
             monthly_spend_cap: None,
             created_at: 0,
             parent_key_id: None,
+            team_id: None,
         }
     }
 

@@ -15,6 +15,13 @@ pub async fn summary(hub: &Hub, req: &Request, caller: &Caller) -> Result<Respon
     let u = super::credits::current_user(hub, &caller.user_id).await?;
     let buckets = hub.store().live_buckets(&caller.user_id).await?;
     let s = hub.snapshot().await?.settings.clone();
+    let teams: Vec<_> = hub
+        .store()
+        .teams_of(&caller.user_id)
+        .await?
+        .iter()
+        .map(|m| json!({"id": m.team.id, "name": m.team.name, "role": m.role}))
+        .collect();
     ok(json!({
         "user": views::user_json(&u),
         "role": u.role,
@@ -27,6 +34,8 @@ pub async fn summary(hub: &Hub, req: &Request, caller: &Caller) -> Result<Respon
         "payment_link": s.payment_link,
         "key": if caller.session { serde_json::Value::Null } else { json!({"id": caller.key_id, "label": caller.key_label}) },
         "session": crate::accounts::session_view(hub, req, caller),
+        "teams": teams,
+        "key_team": caller.team.as_ref().map(|t| &t.id),
     }))
 }
 

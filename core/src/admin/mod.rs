@@ -8,6 +8,7 @@ pub(crate) mod credits;
 pub(crate) mod fields;
 mod keys;
 pub mod me;
+pub(crate) mod teams;
 pub(crate) mod views;
 
 use crate::auth::{Caller, Role};
@@ -78,6 +79,7 @@ impl Query {
             app: s("app"),
             provider: s("provider"),
             model: s("model"),
+            team: s("team"),
             status,
         })
     }
@@ -792,12 +794,18 @@ pub(crate) async fn create_key(
 ) -> Result<Response, ApiError> {
     if minted_by.is_some_and(Caller::is_restricted) {
         return Err(ApiError::forbidden(
-            "A key with allowed models, limits or an expiry cannot create keys; ask an admin, or use an unrestricted key.",
+            "A key with allowed models, limits, an expiry or a team cannot create keys; ask an admin, or use an unrestricted key.",
         ));
     }
     hub.store().get_user(user).await?.ok_or_else(|| gone("user", user))?;
     let now = hub.now_ms();
-    let wanted = keys::settings(&Fields::parse(req.body())?, now)?;
+    let f = Fields::parse(req.body())?;
+    let wanted = keys::settings(&f, now)?;
+    let team = keys::key_team(hub, user, &f).await?;
+    let wanted = match &team {
+        Some(t) => keys::with_defaults(wanted, &t.key_defaults),
+        None => wanted,
+    };
     let new = hub.generate_key()?;
     let id = hub.new_id("key");
     let label = wanted
@@ -821,6 +829,7 @@ pub(crate) async fn create_key(
         parent_key_id: minted_by
             .filter(|c| !c.session && c.user_id == user)
             .map(|c| c.key_id.as_str()),
+        team_id: team.as_ref().map(|t| t.id.as_str()),
     };
     hub.store().insert_key(&row).await?;
     let stored = hub.store().get_key(&id).await?.ok_or_else(|| gone("key", &id))?;
@@ -852,7 +861,7 @@ async fn manageable_key(hub: &Hub, id: &str, by: &Revoker<'_>) -> Result<crate::
         .ok_or_else(|| gone("key", id))?;
     match by {
         Revoker::Owner(caller) if caller.is_restricted() && key.id != caller.key_id => Err(ApiError::forbidden(
-            "A key with allowed models, limits or an expiry can revoke or edit only itself.",
+            "A key with allowed models, limits, an expiry or a team can revoke or edit only itself.",
         )),
         Revoker::Admin(caller) => manageable_user(hub, caller, &key.user_id).await.map(|_| key),
         Revoker::Owner(_) => Ok(key),
@@ -882,7 +891,7 @@ pub(crate) async fn patch_key(hub: &Hub, id: &str, req: &Request, by: Revoker<'_
     let (Revoker::Admin(caller) | Revoker::Owner(caller)) = by;
     if let Some(field) = keys::loosened(&key, &patch).filter(|_| caller.is_restricted()) {
         return Err(ApiError::forbidden(format!(
-            "A key with allowed models, limits or an expiry may only tighten a key; `{field}` would loosen it. Use an unrestricted key."
+            "A key with allowed models, limits, an expiry or a team may only tighten a key; `{field}` would loosen it. Use an unrestricted key."
         ))
         .with_param(field));
     }
@@ -971,25 +980,48 @@ pub(crate) async fn ledger(hub: &Hub, user: &str, req: &Request) -> Result<Respo
 
 // ------------------------------------------------------------------ calls, usage, settings
 
-pub(crate) async fn calls(hub: &Hub, req: &Request, only_user: Option<&str>) -> Result<Response, ApiError> {
-    let q = Query::of(req);
-    let mut filter = q.filter()?;
-    if let Some(u) = only_user {
-        filter.user = Some(u.to_string());
+/// Whose calls and usage a read covers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope<'a> {
+    /// Everyone's (the admin API), filtered as the query asks.
+    All,
+    /// One user's own (`/api/me`).
+    User(&'a str),
+    /// The calls made with a team's keys (`/api/teams/{id}`).
+    Team(&'a str),
+}
+
+impl Scope<'_> {
+    fn filter(self, q: &Query) -> Result<CallFilter, ApiError> {
+        let mut filter = q.filter()?;
+        match self {
+            Scope::All => {}
+            Scope::User(u) => filter.user = Some(u.to_string()),
+            Scope::Team(t) => filter.team = Some(t.to_string()),
+        }
+        Ok(filter)
     }
+
+    fn groupings(self) -> &'static [&'static str] {
+        match self {
+            Scope::All => &["hour", "day", "model", "provider", "user", "team", "app", "key"],
+            Scope::User(_) => &["hour", "day", "model", "app", "key"],
+            Scope::Team(_) => &["hour", "day", "model", "provider", "user", "app", "key"],
+        }
+    }
+}
+
+pub(crate) async fn calls_of(hub: &Hub, req: &Request, scope: Scope<'_>) -> Result<Response, ApiError> {
+    let q = Query::of(req);
+    let filter = scope.filter(&q)?;
     let page = hub.store().list_calls(&filter, q.get("cursor"), q.limit()?).await?;
     ok(json!({"data": page.items.iter().map(call_json).collect::<Vec<_>>(), "next_cursor": page.next_cursor}))
 }
 
-pub(crate) async fn usage(hub: &Hub, req: &Request, only_user: Option<&str>) -> Result<Response, ApiError> {
+pub(crate) async fn usage_of(hub: &Hub, req: &Request, scope: Scope<'_>) -> Result<Response, ApiError> {
     let q = Query::of(req);
-    let mut filter = q.filter()?;
-    let group_by = if let Some(u) = only_user {
-        filter.user = Some(u.to_string());
-        q.group_by(&["hour", "day", "model", "app", "key"])?
-    } else {
-        q.group_by(&["hour", "day", "model", "provider", "user", "app", "key"])?
-    };
+    let filter = scope.filter(&q)?;
+    let group_by = q.group_by(scope.groupings())?;
     let tz = q.tz()?;
     let buckets = hub.store().usage(&filter, group_by, tz).await?;
     let time_grouped = matches!(group_by, GroupBy::Hour | GroupBy::Day);

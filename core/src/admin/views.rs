@@ -104,6 +104,7 @@ pub fn key_json(k: &KeyRow) -> Value {
         "tpm_limit": k.tpm_limit,
         "daily_spend_cap": k.daily_spend_cap,
         "monthly_spend_cap": k.monthly_spend_cap,
+        "team_id": k.team_id,
         "created_at": t(k.created_at),
     })
 }

@@ -185,6 +185,10 @@ async fn view(hub: &Hub, resource: AuditResource, id: Option<&str>) -> Result<Op
             Some(d) => Some(delivery_view(hub, d).await?),
             None => None,
         },
+        AuditResource::Team => match store.get_team(id).await? {
+            Some(t) => Some(crate::admin::teams::team_view(hub, &t, None).await?),
+            None => None,
+        },
         AuditResource::Settings => None,
     })
 }

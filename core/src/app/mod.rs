@@ -131,6 +131,10 @@ impl Hub {
                 let caller = self.admin_caller(&call.req).await?;
                 audit::run(self, what, call, caller, f).await
             }
+            Handler::KeyWrite(what, f) => {
+                let caller = self.caller(&call.req).await?;
+                audit::run(self, what, call, caller, f).await
+            }
             Handler::Optional(f) => {
                 let caller = match crate::auth::presented_key(call.req.headers()) {
                     Some(_) => Some(self.caller(&call.req).await),

@@ -4,7 +4,7 @@
 //! preflight are all read from it, so they cannot disagree.
 
 use crate::accounts;
-use crate::admin::{self, me, Revoker};
+use crate::admin::{self, me, teams, Revoker, Scope};
 use crate::auth::Caller;
 use crate::connect;
 use crate::error::{ApiError, Protocol};
@@ -93,6 +93,9 @@ pub enum Handler {
     Admin(fn(Call, Arc<Caller>) -> Reply),
     /// An owner or admin key, for a change: recorded in the audit log (`app/audit.rs`).
     AdminWrite(Audit, fn(Call, Arc<Caller>) -> Reply),
+    /// A valid key, for a change the handler authorizes itself (a team
+    /// admin's): recorded in the audit log like an admin write.
+    KeyWrite(Audit, fn(Call, Arc<Caller>) -> Reply),
     /// The key the request presents, if any, authenticated or not: the
     /// handler decides what a bad one means (AIGNE's status answers 200).
     Optional(fn(Call, Presented) -> Reply),
@@ -112,7 +115,7 @@ impl Handler {
         match self {
             Handler::Public(_) => Access::Public,
             Handler::Optional(_) => Access::Optional,
-            Handler::Key(_) => Access::Key,
+            Handler::Key(_) | Handler::KeyWrite(..) => Access::Key,
             Handler::Admin(_) | Handler::AdminWrite(..) => Access::Admin,
         }
     }
@@ -138,6 +141,7 @@ pub struct Area {
 pub const AREAS: &[Area] = &[
     area(&["api", "admin"], Protocol::Hub, Access::Admin),
     area(&["api", "me"], Protocol::Hub, Access::Key),
+    area(&["api", "teams"], Protocol::Hub, Access::Key),
     area(&["api", "v2"], Protocol::Aigne, Access::Public),
     area(&["api", "ai"], Protocol::Aigne, Access::Public),
     area(&["api", "ai-providers"], Protocol::Aigne, Access::Public),
@@ -189,6 +193,11 @@ const fn admin(method: Method, pattern: &'static str, f: fn(Call, Arc<Caller>) -
 /// An admin write, with what it changes for the audit log.
 const fn audited(method: Method, pattern: &'static str, audit: Audit, f: fn(Call, Arc<Caller>) -> Reply) -> Route {
     route(method, pattern, Protocol::Hub, Handler::AdminWrite(audit, f))
+}
+
+/// A team's write, by a key its handler checks (a team admin's or an operator's), audited.
+const fn team_write(method: Method, pattern: &'static str, audit: Audit, f: fn(Call, Arc<Caller>) -> Reply) -> Route {
+    route(method, pattern, Protocol::Hub, Handler::KeyWrite(audit, f))
 }
 
 const fn changes(resource: AuditResource, action: AuditAction, target: Target) -> Audit {
@@ -377,10 +386,10 @@ pub static ROUTES: &[Route] = &[
         Box::pin(async move { accounts::unlink_identity(&c.hub, &who, c.id()).await })
     }),
     mine(Method::GET, "/api/me/usage", |c, who| {
-        Box::pin(async move { admin::usage(&c.hub, &c.req, Some(&who.user_id)).await })
+        Box::pin(async move { admin::usage_of(&c.hub, &c.req, Scope::User(&who.user_id)).await })
     }),
     mine(Method::GET, "/api/me/calls", |c, who| {
-        Box::pin(async move { admin::calls(&c.hub, &c.req, Some(&who.user_id)).await })
+        Box::pin(async move { admin::calls_of(&c.hub, &c.req, Scope::User(&who.user_id)).await })
     }),
     mine(Method::GET, "/api/me/keys", |c, who| {
         Box::pin(async move { me::keys(&c.hub, &who).await })
@@ -574,10 +583,80 @@ pub static ROUTES: &[Route] = &[
         |c, _| Box::pin(async move { admin::codes::disable(&c.hub, c.id()).await }),
     ),
     admin(Method::GET, "/api/admin/calls", |c, _| {
-        Box::pin(async move { admin::calls(&c.hub, &c.req, None).await })
+        Box::pin(async move { admin::calls_of(&c.hub, &c.req, Scope::All).await })
     }),
     admin(Method::GET, "/api/admin/usage", |c, _| {
-        Box::pin(async move { admin::usage(&c.hub, &c.req, None).await })
+        Box::pin(async move { admin::usage_of(&c.hub, &c.req, Scope::All).await })
+    }),
+    audited(
+        Method::POST,
+        "/api/admin/teams",
+        changes(AuditResource::Team, AuditAction::Create, Target::Answer("id")),
+        |c, _| Box::pin(async move { teams::create(&c.hub, &c.req).await }),
+    ),
+    audited(
+        Method::PATCH,
+        "/api/admin/teams/:id",
+        changes(AuditResource::Team, AuditAction::Update, Target::Path(0)),
+        |c, _| Box::pin(async move { teams::patch(&c.hub, c.id(), &c.req).await }),
+    ),
+    audited(
+        Method::DELETE,
+        "/api/admin/teams/:id",
+        changes(AuditResource::Team, AuditAction::Delete, Target::Path(0)),
+        |c, _| Box::pin(async move { teams::delete(&c.hub, c.id()).await }),
+    ),
+    // Teams, for their members: a team admin (or an operator) manages its members and keys.
+    mine(Method::GET, "/api/teams", |c, who| {
+        Box::pin(async move { teams::list(&c.hub, &who).await })
+    }),
+    mine(Method::GET, "/api/teams/:id", |c, who| {
+        Box::pin(async move { teams::get(&c.hub, &who, c.id()).await })
+    }),
+    team_write(
+        Method::POST,
+        "/api/teams/:id/members",
+        changes(AuditResource::Team, AuditAction::AddMember, Target::Path(0)),
+        |c, who| Box::pin(async move { teams::add_member(&c.hub, &who, c.id(), &c.req).await }),
+    ),
+    team_write(
+        Method::PATCH,
+        "/api/teams/:id/members/:user",
+        changes(AuditResource::Team, AuditAction::Update, Target::Path(0)),
+        |c, who| Box::pin(async move { teams::patch_member(&c.hub, &who, c.id(), c.param(1), &c.req).await }),
+    ),
+    team_write(
+        Method::DELETE,
+        "/api/teams/:id/members/:user",
+        changes(AuditResource::Team, AuditAction::RemoveMember, Target::Path(0)),
+        |c, who| Box::pin(async move { teams::remove_member(&c.hub, &who, c.id(), c.param(1)).await }),
+    ),
+    mine(Method::GET, "/api/teams/:id/keys", |c, who| {
+        Box::pin(async move { teams::keys(&c.hub, &who, c.id()).await })
+    }),
+    team_write(
+        Method::POST,
+        "/api/teams/:id/keys",
+        changes(AuditResource::Key, AuditAction::Create, Target::Answer("id")),
+        |c, who| Box::pin(async move { teams::create_key(&c.hub, &who, c.id(), &c.req).await }),
+    ),
+    team_write(
+        Method::DELETE,
+        "/api/teams/:id/keys/:key",
+        changes(AuditResource::Key, AuditAction::Revoke, Target::Path(1)),
+        |c, who| Box::pin(async move { teams::revoke_key(&c.hub, &who, c.id(), c.param(1)).await }),
+    ),
+    team_write(
+        Method::PATCH,
+        "/api/teams/:id/keys/:key",
+        changes(AuditResource::Key, AuditAction::Update, Target::Path(1)),
+        |c, who| Box::pin(async move { teams::patch_key(&c.hub, &who, c.id(), c.param(1), &c.req).await }),
+    ),
+    mine(Method::GET, "/api/teams/:id/usage", |c, who| {
+        Box::pin(async move { teams::usage(&c.hub, &who, c.id(), &c.req).await })
+    }),
+    mine(Method::GET, "/api/teams/:id/calls", |c, who| {
+        Box::pin(async move { teams::calls(&c.hub, &who, c.id(), &c.req).await })
     }),
     admin(Method::GET, "/api/admin/credit-packs", |c, _| {
         Box::pin(async move { payments::list_packs(&c.hub).await })
@@ -745,7 +824,7 @@ mod tests {
     fn every_admin_write_is_audited() {
         for r in ROUTES.iter().filter(|r| r.handler.access() == Access::Admin) {
             match r.handler {
-                Handler::AdminWrite(audit, _) => {
+                Handler::AdminWrite(audit, _) | Handler::KeyWrite(audit, _) => {
                     assert_ne!(r.method, Method::GET, "{} is a read: use admin()", r.pattern);
                     if let Target::Path(n) = audit.target {
                         let names = segments(r.pattern).iter().filter(|s| s.starts_with(':')).count();

@@ -81,6 +81,29 @@ pub struct Caller {
     /// Signed in through a browser session (`key_id` is the session's id),
     /// not a key: its writes must carry the CSRF token.
     pub session: bool,
+    /// The team the key belongs to: its budget and models cover the key's calls.
+    pub team: Option<TeamScope>,
+}
+
+/// What a key's team asks of its calls, read with the key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamScope {
+    pub id: String,
+    /// Credits per period; `None`: no budget.
+    pub budget: Option<crate::Credits>,
+    pub period: crate::kinds::BudgetPeriod,
+    pub zone: crate::time::Zone,
+    /// Model names the team's keys may call; `None` = all.
+    pub allowed_models: Option<Vec<String>>,
+}
+
+impl TeamScope {
+    /// The team's budget, when it has one, with the start and end of its current period.
+    pub fn budget_now(&self, now_ms: i64) -> Option<(crate::Credits, i64, Option<i64>)> {
+        let budget = self.budget?;
+        let (start, next) = self.period.bounds(self.zone, now_ms);
+        Some((budget, start, next))
+    }
 }
 
 /// What a key may use: requests and tokens per minute, credits per UTC day and month.
@@ -93,11 +116,11 @@ pub struct KeyLimits {
 }
 
 impl Caller {
-    /// Whether this key is restricted in any way (models, limits, expiry).
+    /// Whether this key is restricted in any way (models, limits, expiry, a team).
     /// Restricted keys may not mint keys: a minted key would either escape
     /// the restrictions or share their budgets in ways nobody can follow.
     pub fn is_restricted(&self) -> bool {
-        self.allowed_models.is_some() || self.limits.any() || self.expires_at.is_some()
+        self.allowed_models.is_some() || self.limits.any() || self.expires_at.is_some() || self.team.is_some()
     }
 }
 
@@ -108,15 +131,23 @@ impl KeyLimits {
 }
 
 impl Caller {
+    /// Whether both the key and its team allow the model.
     pub fn may_use_model(&self, requested: &str, provider: &str, model: &str) -> bool {
-        match &self.allowed_models {
+        let allows = |list: Option<&Vec<String>>| match list {
             None => true,
             Some(list) => list.iter().any(|m| {
                 m == requested
                     || m == model
                     || (m.len() == provider.len() + 1 + model.len() && *m == format!("{provider}/{model}"))
             }),
-        }
+        };
+        allows(self.allowed_models.as_ref()) && allows(self.team.as_ref().and_then(|t| t.allowed_models.as_ref()))
+    }
+
+    /// Whether the key's calls are admitted against a budget or limit
+    /// (its own limits, its team's budget): a key_events row for each.
+    pub fn budgeted(&self) -> bool {
+        self.limits.any() || self.team.as_ref().is_some_and(|t| t.budget.is_some())
     }
 }
 

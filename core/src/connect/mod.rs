@@ -218,6 +218,8 @@ async fn approve(hub: &Hub, caller: &Caller, hash: &str, label: &str, now: i64) 
         now_ms: now,
         // As through /api/me/keys: a key minted by a key is revoked with it.
         parent_key_id: (!caller.session).then_some(caller.key_id.as_str()),
+        // A key for the AIGNE CLI is the user's own, outside any team.
+        team_id: None,
     };
     let approval = Approval {
         key: &key,

@@ -22,7 +22,7 @@ pub(crate) async fn admit_key(
     usage_bound: &Usage,
     amount: Credits,
 ) -> Result<Option<KeyUse>, ApiError> {
-    if !caller.limits.any() {
+    if !caller.budgeted() {
         return Ok(None);
     }
     let tokens = i64::try_from(usage_bound.input_tokens.saturating_add(usage_bound.output_tokens)).unwrap_or(i64::MAX);
@@ -102,7 +102,7 @@ impl HoldGuard {
             call_id: call_id.to_string(),
             user: caller.user_id.clone(),
             hold: None,
-            key_limited: caller.limits.any(),
+            key_limited: caller.budgeted(),
             failed: Vec::new(),
             paused: false,
             counted: false,

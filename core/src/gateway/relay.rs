@@ -138,7 +138,7 @@ impl CallMeter {
             billed: self.billed,
             estimated,
             hold: self.hold.is_some() && self.hub.holds_in_database(),
-            key_limited: self.caller.limits.any(),
+            key_limited: self.caller.budgeted(),
             now_ms: self.hub.now_ms(),
             log,
         };

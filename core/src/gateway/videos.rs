@@ -191,7 +191,7 @@ impl StartJob {
             video_rate: meter.route.model.rates.video,
             billed: meter.billed,
             held: meter.hold.unwrap_or(Credits::ZERO),
-            key_limited: meter.caller.limits.any(),
+            key_limited: meter.caller.budgeted(),
             status: VideoStatus::Queued,
             progress: 0,
             billed_seconds: None,

@@ -62,7 +62,11 @@ named!(
 /// is not delayed.
 pub(crate) fn budget_reached(hub: &Hub, caller: &Caller, limit: KeyLimit) {
     let now = hub.now_ms();
-    let window = limit.window_start(now);
+    let team = caller.team.as_ref().map(|t| t.id.clone());
+    let window = match caller.team.as_ref().and_then(|t| t.budget_now(now)) {
+        Some((_, period_start, _)) if limit == KeyLimit::TeamBudget => period_start,
+        _ => limit.window_start(now),
+    };
     let memo = format!("{}:{}", caller.key_id, limit.as_str());
     if !hub.first_notice(&memo, window) {
         return;
@@ -75,7 +79,7 @@ pub(crate) fn budget_reached(hub: &Hub, caller: &Caller, limit: KeyLimit) {
             kind: EventType::KeyBudgetReached.as_str(),
             user_id: Some(&user),
             subject: Some(&key),
-            detail: json!({"limit": limit.as_str(), "window_start": crate::time::iso8601(window)}),
+            detail: json!({"limit": limit.as_str(), "window_start": crate::time::iso8601(window), "team_id": team}),
             dedupe: Some(format!("key.budget_reached:{key}:{}:{window}", limit.as_str())),
             now_ms: now,
         };

@@ -52,10 +52,10 @@ pub struct Approval<'a> {
 }
 
 /// `insert_key_stmt`'s columns, inserted only if the approval in the same
-/// batch claimed the session for this key (`?14` is the session's hash).
-const INSERT_KEY_IF_CLAIMED: &str = "INSERT INTO api_keys (id, user_id, label, key_hash, key_hint, expires_at, allowed_models, rpm_limit, tpm_limit, daily_spend_cap, monthly_spend_cap, created_at, parent_key_id, hash_scheme) \
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 2 \
-     WHERE EXISTS (SELECT 1 FROM access_key_sessions WHERE token_hash = ?14 AND key_id = ?1)";
+/// batch claimed the session for this key (`?15` is the session's hash).
+const INSERT_KEY_IF_CLAIMED: &str = "INSERT INTO api_keys (id, user_id, label, key_hash, key_hint, expires_at, allowed_models, rpm_limit, tpm_limit, daily_spend_cap, monthly_spend_cap, created_at, parent_key_id, team_id, hash_scheme) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 2 \
+     WHERE EXISTS (SELECT 1 FROM access_key_sessions WHERE token_hash = ?15 AND key_id = ?1)";
 
 impl Store {
     pub async fn open_connect_session(
@@ -195,10 +195,11 @@ mod tests {
             monthly_spend_cap: None,
             now_ms: 1,
             parent_key_id: None,
+            team_id: None,
         };
         let plain = insert_key_stmt(&key);
         let columns = |s: &str| s.split(')').next().unwrap().to_string();
         assert_eq!(columns(&plain.sql), columns(INSERT_KEY_IF_CLAIMED));
-        assert_eq!(plain.params.len(), 13);
+        assert_eq!(plain.params.len(), 14);
     }
 }

@@ -18,6 +18,8 @@ pub struct CallFilter {
     pub app: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
+    /// Calls made with the team's keys.
+    pub team: Option<String>,
     pub status: Option<CallStatus>,
 }
 
@@ -51,6 +53,10 @@ impl CallFilter {
         }
         if let Some(v) = &self.model {
             add("model = ?", v.into());
+        }
+        if let Some(v) = &self.team {
+            // A key's team is fixed when it is made, so this reads the same whenever it runs.
+            add("key_id IN (SELECT id FROM api_keys WHERE team_id = ?)", v.into());
         }
         if let Some(v) = self.status {
             add("status = ?", v.as_str().into());

@@ -15,6 +15,7 @@ mod log;
 mod notify;
 mod patch;
 mod payments;
+mod teams;
 mod usage;
 mod users;
 mod videos;
@@ -30,6 +31,7 @@ pub use log::*;
 pub use notify::*;
 pub use patch::*;
 pub use payments::*;
+pub use teams::*;
 pub use usage::*;
 pub use users::*;
 pub use videos::*;
@@ -98,6 +100,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "usage_rollups",
         include_str!("../../../infra/migrations/0014_usage_rollups.sql"),
     ),
+    (15, "teams", include_str!("../../../infra/migrations/0015_teams.sql")),
 ];
 
 #[derive(Clone)]

@@ -60,6 +60,7 @@ pub enum GroupBy {
     Model,
     Provider,
     User,
+    Team,
     App,
     Key,
 }
@@ -72,6 +73,7 @@ impl GroupBy {
             "model" => GroupBy::Model,
             "provider" => GroupBy::Provider,
             "user" => GroupBy::User,
+            "team" => GroupBy::Team,
             "app" => GroupBy::App,
             "key" => GroupBy::Key,
             _ => return None,
@@ -88,6 +90,8 @@ impl GroupBy {
             GroupBy::Model => "model".into(),
             GroupBy::Provider => "COALESCE(provider, '')".into(),
             GroupBy::User => "COALESCE(user_id, '')".into(),
+            // The key's team (fixed when it was made); '' for keys outside any team.
+            GroupBy::Team => "COALESCE((SELECT team_id FROM api_keys WHERE api_keys.id = key_id), '')".into(),
             GroupBy::App => "COALESCE(app, '')".into(),
             GroupBy::Key => "COALESCE(key_id, '')".into(),
         }

@@ -38,6 +38,8 @@ pub struct KeyRow {
     pub monthly_spend_cap: Option<Credits>,
     pub created_at: i64,
     pub parent_key_id: Option<String>,
+    /// The team whose budget the key's calls count against (fixed at creation).
+    pub team_id: Option<String>,
 }
 
 pub(super) fn user(r: &Row) -> UserRow {
@@ -54,7 +56,7 @@ pub(super) fn user(r: &Row) -> UserRow {
     }
 }
 
-fn key(r: &Row) -> KeyRow {
+pub(super) fn key(r: &Row) -> KeyRow {
     KeyRow {
         id: r.str("id"),
         user_id: r.str("user_id"),
@@ -69,6 +71,29 @@ fn key(r: &Row) -> KeyRow {
         monthly_spend_cap: r.opt_i64("monthly_spend_cap").map(Credits::from_nanos),
         created_at: r.i64("created_at"),
         parent_key_id: r.opt_str("parent_key_id"),
+        team_id: r.opt_str("team_id"),
+    }
+}
+
+/// A team budget a call is admitted against, in the period it counts in.
+struct TeamBudget {
+    id: String,
+    budget: Credits,
+    /// 0 for a budget without a period.
+    period_start: i64,
+    next_period: Option<i64>,
+}
+
+impl TeamBudget {
+    fn of(caller: &Caller, now_ms: i64) -> Option<TeamBudget> {
+        let team = caller.team.as_ref()?;
+        let (budget, period_start, next_period) = team.budget_now(now_ms)?;
+        Some(TeamBudget {
+            id: team.id.clone(),
+            budget,
+            period_start,
+            next_period,
+        })
     }
 }
 
@@ -95,15 +120,16 @@ pub struct NewKeyRow<'a> {
     pub now_ms: i64,
     /// The key that minted this one through `/api/me/keys`.
     pub parent_key_id: Option<&'a str>,
+    pub team_id: Option<&'a str>,
 }
 
 pub fn insert_key_stmt(k: &NewKeyRow) -> Stmt {
     sql!(
-        "INSERT INTO api_keys (id, user_id, label, key_hash, key_hint, expires_at, allowed_models, rpm_limit, tpm_limit, daily_spend_cap, monthly_spend_cap, created_at, parent_key_id, hash_scheme) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 2)",
+        "INSERT INTO api_keys (id, user_id, label, key_hash, key_hint, expires_at, allowed_models, rpm_limit, tpm_limit, daily_spend_cap, monthly_spend_cap, created_at, parent_key_id, team_id, hash_scheme) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 2)",
         k.id, k.user_id, k.label, k.key_hash, k.key_hint, k.expires_at,
         k.allowed_models.map(|m| serde_json::to_string(m).unwrap_or_default()),
         k.rpm_limit, k.tpm_limit, k.daily_spend_cap.map(Credits::nanos), k.monthly_spend_cap.map(Credits::nanos), k.now_ms,
-        k.parent_key_id
+        k.parent_key_id, k.team_id
     )
 }
 
@@ -351,8 +377,11 @@ impl Store {
             .db
             .query(sql!(
                 "SELECT k.id, k.label, k.key_hash, k.expires_at, k.revoked_at, k.allowed_models, k.rpm_limit, k.tpm_limit,
-                        k.daily_spend_cap, k.monthly_spend_cap, u.id AS user_id, u.role, u.disabled
-                 FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1",
+                        k.daily_spend_cap, k.monthly_spend_cap, u.id AS user_id, u.role, u.disabled,
+                        t.id AS team_id, t.budget AS team_budget, t.budget_period AS team_period,
+                        t.time_zone AS team_zone, t.allowed_models AS team_models
+                 FROM api_keys k JOIN users u ON u.id = k.user_id LEFT JOIN teams t ON t.id = k.team_id
+                 WHERE k.key_hash = ?1",
                 hash
             ))
             .await?;
@@ -372,15 +401,26 @@ impl Store {
                 monthly_spend_cap: r.opt_i64("monthly_spend_cap").map(crate::Credits::from_nanos),
             },
             session: false,
+            team: r.opt_str("team_id").map(|id| crate::auth::TeamScope {
+                id,
+                budget: r.opt_i64("team_budget").map(crate::Credits::from_nanos),
+                period: crate::kinds::BudgetPeriod::parse(&r.str("team_period"))
+                    .unwrap_or(crate::kinds::BudgetPeriod::None),
+                zone: crate::time::Zone::parse(&r.str("team_zone")).unwrap_or(crate::time::Zone::UTC),
+                allowed_models: r.json("team_models").and_then(|v| serde_json::from_value(v).ok()),
+            }),
         }))
     }
 
-    /// Admits a call under its key's limits by recording it, in one
-    /// conditional INSERT: within the last minute fewer than `rpm` calls and at
-    /// most `tpm` tokens (with this call's bound), and this UTC day's and
-    /// month's spend plus this call's hold within the caps. Returns what the
-    /// key has used in the last minute, this call included (for the caller's
-    /// rate-limit headers, read by the same statement), or None if refused.
+    /// Admits a call under its key's limits and its team's budget by
+    /// recording it, in one conditional INSERT: within the last minute fewer
+    /// than `rpm` calls and at most `tpm` tokens (with this call's bound),
+    /// this UTC day's and month's spend plus this call's hold within the
+    /// caps, and the team's spend this period plus the hold within its
+    /// budget (the row's trigger adds the hold to the team's spend). Returns
+    /// what the key has used in the last minute, this call included (for the
+    /// caller's rate-limit headers, read by the same statement), or None if
+    /// refused.
     pub async fn admit_key_call(
         &self,
         call_id: &str,
@@ -391,17 +431,19 @@ impl Store {
     ) -> Result<Option<KeyUse>, DbError> {
         let l = &caller.limits;
         let (day, month) = crate::time::day_and_month_start(now_ms);
+        let team = TeamBudget::of(caller, now_ms);
         // The RETURNING subqueries leave this call's row out and add it
         // back, whether or not SQLite shows them the row being inserted.
         let r = self
             .db
             .write_returning(sql!(
-                "INSERT INTO key_events (call_id, key_id, at, tokens, spent)
-                 SELECT ?1, ?2, ?3, ?4, ?5
+                "INSERT INTO key_events (call_id, key_id, at, tokens, spent, team_id, team_period)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?12, ?13
                  WHERE (?6 IS NULL OR (SELECT COUNT(*) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000) < ?6)
                    AND (?7 IS NULL OR (SELECT COALESCE(SUM(tokens), 0) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000) + ?4 <= ?7)
                    AND (?8 IS NULL OR (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?2 AND at >= ?9) + ?5 <= ?8)
                    AND (?10 IS NULL OR (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?2 AND at >= ?11) + ?5 <= ?10)
+                   AND (?14 IS NULL OR COALESCE((SELECT spent FROM team_spend WHERE team_id = ?12 AND period_start = ?13), 0) + ?5 <= ?14)
                  RETURNING
                    (SELECT COUNT(*) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000 AND call_id <> ?1) + 1 AS requests,
                    (SELECT COALESCE(SUM(tokens), 0) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000 AND call_id <> ?1) + ?4 AS tokens",
@@ -415,7 +457,10 @@ impl Store {
                 l.daily_spend_cap.map(|c| c.nanos()),
                 day,
                 l.monthly_spend_cap.map(|c| c.nanos()),
-                month
+                month,
+                team.as_ref().map(|t| t.id.clone()),
+                team.as_ref().map(|t| t.period_start),
+                team.as_ref().map(|t| t.budget.nanos())
             ))
             .await?;
         Ok(first(&r).map(|r| KeyUse {
@@ -424,9 +469,9 @@ impl Store {
         }))
     }
 
-    /// Which of a key's limits is reached (for the refusal and its notice)
-    /// and in how many milliseconds it would admit the call; `None` when
-    /// none is any more (the window moved on meanwhile).
+    /// Which of a key's limits (or its team's budget) is reached, for the
+    /// refusal and its notice, and in how many milliseconds it would admit
+    /// the call; `None` when none is any more (the window moved on meanwhile).
     pub async fn key_limit_reached(
         &self,
         caller: &Caller,
@@ -436,6 +481,7 @@ impl Store {
     ) -> Result<Option<(crate::kinds::KeyLimit, Option<i64>)>, DbError> {
         use crate::kinds::KeyLimit;
         let (day, month) = crate::time::day_and_month_start(now_ms);
+        let team = TeamBudget::of(caller, now_ms);
         let r = self
             .db
             .query(sql!(
@@ -444,11 +490,14 @@ impl Store {
                    (SELECT COALESCE(SUM(tokens), 0) FROM key_events WHERE key_id = ?1 AND at > ?2 - 60000) AS tokens,
                    (SELECT MIN(at) FROM key_events WHERE key_id = ?1 AND at > ?2 - 60000) AS oldest,
                    (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?1 AND at >= ?3) AS today,
-                   (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?1 AND at >= ?4) AS month",
+                   (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?1 AND at >= ?4) AS month,
+                   COALESCE((SELECT spent FROM team_spend WHERE team_id = ?5 AND period_start = ?6), 0) AS team",
                 &caller.key_id,
                 now_ms,
                 day,
-                month
+                month,
+                team.as_ref().map(|t| t.id.clone()),
+                team.as_ref().map(|t| t.period_start)
             ))
             .await?;
         let l = &caller.limits;
@@ -470,6 +519,8 @@ impl Store {
                 KeyLimit::MonthlySpendCap,
                 Some(crate::time::next_month_start(now_ms) - now_ms),
             ))
+        } else if let Some(t) = team.filter(|t| row.i64("team") + spend > t.budget.nanos()) {
+            Some((KeyLimit::TeamBudget, t.next_period.map(|at| at - now_ms)))
         } else {
             None
         })

@@ -314,6 +314,29 @@ async fn codes_packs_webhooks_settings(s: &mut Session) {
     )
     .await;
     s.names(&pack);
+    let team = s
+        .write(
+            ("POST", "/api/admin/teams", "team", "create"),
+            "/api/admin/teams",
+            Some(json!({"name": "audited", "budget": 5})),
+        )
+        .await;
+    let team = id(&team, "id");
+    s.names(&team);
+    s.write(
+        ("PATCH", "/api/admin/teams/:id", "team", "update"),
+        &format!("/api/admin/teams/{team}"),
+        Some(json!({"budget_period": "weekly", "time_zone": "Europe/Paris"})),
+    )
+    .await;
+    s.names(&team);
+    s.write(
+        ("DELETE", "/api/admin/teams/:id", "team", "delete"),
+        &format!("/api/admin/teams/{team}"),
+        None,
+    )
+    .await;
+    s.names(&team);
     // Nothing listens there: deliveries fail and wait for their next attempt.
     let url = format!("http://127.0.0.1:{}/hook", free_port());
     let hook = s
