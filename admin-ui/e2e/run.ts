@@ -1167,6 +1167,7 @@ function sitePages(ownerId: string): [string, MessageKey][] {
     ['models', 'nav.models'],
     ['users', 'nav.users'],
     [`users/${ownerId}`, 'nav.users'],
+    ['teams', 'nav.teams'],
     ['calls', 'nav.calls'],
     ['billing?tab=packs', 'nav.billing'],
     ['billing?tab=codes', 'nav.billing'],
@@ -1526,7 +1527,7 @@ async function accessibility(browser: Browser, site: string): Promise<void> {
     });
   }
 
-  await step('accessibility: every page fits a 390 px phone screen, the menu behind a button', async () => {
+  await step('accessibility: every page fits a 390 px phone screen (and passes axe-core there), the menu behind a button', async () => {
     await inContext(
       browser,
       async (page) => {
@@ -1543,9 +1544,11 @@ async function accessibility(browser: Browser, site: string): Promise<void> {
         await users.click();
         await page.getByRole('heading', { level: 1, name: 'Users & keys' }).waitFor();
         if (await users.isVisible()) throw new Error('the menu stays open after choosing a page');
+        const found: string[] = [];
         await everyPage(page, site, owner.user.id, async (route) => {
           const overflow = await horizontalOverflow(page);
           if (overflow) wide.push(`#/${route}: ${overflow}`);
+          found.push(...(await axeViolations(page)).map((v) => `#/${route}: ${v}`));
           const action = page.locator('main .toolbar button.primary').first();
           if (await action.count()) {
             await action.click();
@@ -1560,6 +1563,7 @@ async function accessibility(browser: Browser, site: string): Promise<void> {
         await page.getByRole('heading', { level: 1, name: 'Users & keys' }).waitFor();
         await shot(page, 'phone-users');
         if (wide.length) throw new Error(`pages scroll sideways at 390 px:\n  ${wide.join('\n  ')}`);
+        if (found.length) throw new Error(`axe-core found ${found.length} serious or critical violations at 390 px:\n  ${found.join('\n  ')}`);
       },
       { viewport: PHONE },
     );
@@ -1615,6 +1619,89 @@ async function accessibility(browser: Browser, site: string): Promise<void> {
   });
 }
 
+/** A call to Hub's API from this test with `key`; the answer's JSON (throws on an error status). */
+async function asKey<T>(site: string, key: string, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${site}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+/**
+ * Teams: the owner makes a team with a budget, adds a team admin by email
+ * and a service key; the key's call counts against the budget; the team
+ * admin, signed in, sees that team only and manages it.
+ */
+async function teamSteps(browser: Browser, site: string): Promise<void> {
+  const lead = await asKey<{ id: string }>(site, OWNER_KEY, 'POST', '/api/admin/users', { name: 'Tina Lead', email: 'tina@example.com' });
+  const leadKey = (await asKey<{ key: string }>(site, OWNER_KEY, 'POST', `/api/admin/users/${lead.id}/keys`, { label: 'tina' })).key;
+  await asKey(site, OWNER_KEY, 'POST', '/api/admin/teams', { name: 'Other team' });
+  let teamId = '';
+  await step('teams: the owner makes a team with a budget, a team admin and a service key', async () => {
+    await inContext(browser, async (page) => {
+      await signIn(page, site, OWNER_KEY);
+      await nav(page, 'Teams', 'Teams');
+      await page.getByRole('button', { name: 'New team' }).click();
+      const form = page.getByRole('dialog', { name: 'New team' });
+      await form.locator('input[name=name]').fill('Research');
+      await form.locator('input[name=budget]').fill('5');
+      await form.locator('select[name=budget_period]').selectOption('weekly');
+      await form.locator('input[name=time_zone]').fill('Europe/Berlin');
+      await form.locator('input[name=rpm_limit]').fill('60');
+      await form.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Research' }).waitFor();
+      teamId = decodeURIComponent(new URL(page.url()).hash.split('/')[2] ?? '');
+      await expectText(stat(page, 'Budget'), /5\.00 per week/);
+      await page.locator('input[name=member]').fill('tina@example.com');
+      await page.locator('select[name=member_role]').selectOption('admin');
+      await page.getByRole('button', { name: 'Add', exact: true }).click();
+      const row = page.locator('tr[data-member="Tina Lead"]');
+      await row.waitFor();
+      if ((await row.locator('select').inputValue()) !== 'admin') throw new Error('Tina was not made a team admin');
+      // A service key: shown once, limited as the team's defaults say.
+      await page.getByRole('button', { name: 'Create key' }).click();
+      const keyForm = page.getByRole('dialog', { name: 'Create key' });
+      await keyForm.locator('input[name=label]').fill('ci-bot');
+      await keyForm.getByRole('button', { name: 'Create key' }).click();
+      const secret = (await page.getByTestId('secret').innerText()).trim();
+      await page.keyboard.press('Escape');
+      await expectText(page.locator('tr[data-key=ci-bot]'), '60 rpm');
+      const team = await asKey<{ account_id: string }>(site, OWNER_KEY, 'GET', `/api/teams/${teamId}`);
+      await asKey(site, OWNER_KEY, 'POST', `/api/admin/users/${team.account_id}/grants`, { amount: 10 });
+      await asKey(site, secret, 'POST', '/v1/chat/completions', { model: 'mock/gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+      // The call counts against the team's budget (settled in the background).
+      for (let i = 0; i < 50; i++) {
+        await page.reload();
+        const spent = await page.getByTestId('team-spent').innerText();
+        if (Number(spent.replace(/[^\d.]/g, '')) > 0) break;
+        if (i === 49) throw new Error(`the service key's call never counted against the team budget (spent ${spent})`);
+        await sleep(100);
+      }
+      await shot(page, 'team');
+    });
+  });
+  await step('teams: a team admin sees their team only, and manages it', async () => {
+    await inContext(browser, async (page) => {
+      await signIn(page, site, leadKey);
+      const links = await navLinks(page);
+      if (!links.includes('Teams') || links.includes('Users & keys')) throw new Error(`a team admin's menu: ${links.join(', ')}`);
+      await nav(page, 'Teams', 'Teams');
+      const names = await page.locator('tr[data-team]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-team')));
+      if (names.join() !== 'Research') throw new Error(`a team admin sees teams ${names.join(', ')}`);
+      await expectText(page.locator('tr[data-team=Research]'), 'team admin');
+      await page.getByRole('link', { name: 'Research' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Research' }).waitFor();
+      await page.locator('tr[data-key=ci-bot]').waitFor();
+      if (await page.getByRole('button', { name: 'Edit', exact: true }).count()) throw new Error('a team admin may not edit the team budget');
+      const found = await axeViolations(page);
+      if (found.length) throw new Error(`axe-core on a team's page:\n  ${found.join('\n  ')}`);
+    });
+  });
+}
+
 /** The users list asks Hub to search (`?q=`) rather than filtering a list loaded whole. */
 async function usersSearchedByHub(browser: Browser, site: string): Promise<void> {
   await step('users: searched by Hub as the filter is typed', async () => {
@@ -1634,6 +1721,40 @@ async function usersSearchedByHub(browser: Browser, site: string): Promise<void>
       if (shown.join() !== 'alice') throw new Error(`searching "ALI" shows ${shown.join(', ')}`);
       await page.getByRole('searchbox', { name: 'Filter users' }).fill('nobody-by-this-name');
       await page.getByText('No users match.').waitFor();
+    });
+  });
+  await step('people: the call log names its users and picks one through Hub, never loading every user', async () => {
+    await inContext(browser, async (page) => {
+      const everyone: string[] = [];
+      page.on('request', (r) => {
+        const url = new URL(r.url());
+        if (url.pathname === '/api/admin/users' && !url.searchParams.get('q') && !url.searchParams.get('ids')) everyone.push(url.search);
+      });
+      await signIn(page, site, OWNER_KEY);
+      await page.goto(`${site}/#/calls`);
+      await page.getByRole('heading', { level: 1, name: 'Call log' }).waitFor();
+      // The rows' users are named by one lookup of their ids.
+      await page.locator('tr[data-call]').filter({ hasText: 'alice' }).first().waitFor();
+      const [search] = await Promise.all([
+        page.waitForRequest((r) => new URL(r.url()).pathname === '/api/admin/users' && new URL(r.url()).searchParams.get('q') === 'alic'),
+        page.locator('input[name=user]').fill('alic'),
+      ]);
+      await search.response();
+      const option = page.getByTestId('user-people').locator('option');
+      await option.first().waitFor({ state: 'attached' });
+      const id = await option.first().getAttribute('value');
+      if (!id?.startsWith('usr_')) throw new Error(`the user picker offers ${id}`);
+      await page.locator('input[name=user]').fill(id);
+      await page.getByRole('button', { name: 'Apply' }).click();
+      await page.waitForURL((u) => u.hash.includes(`user=${id}`));
+      await page.locator('tr[data-call]').first().waitFor();
+      const users = await page.locator('tr[data-call]').evaluateAll((rows) => rows.map((r) => r.textContent ?? ''));
+      if (!users.every((u) => u.includes('alice'))) throw new Error('the call log filtered by Alice shows others');
+      for (const route of ['overview', 'audit', 'billing?tab=payments']) {
+        await page.goto(`${site}/#/${route}`);
+        await loaded(page, CATALOGUES.en['common.loading']);
+      }
+      if (everyone.length) throw new Error(`pages loaded every user: ${everyone.join(' ')}`);
     });
   });
 }
@@ -1706,6 +1827,7 @@ async function main(): Promise<void> {
     await inContext(b, (page) => operator(page, hubUrl, mockUrl, issuer, mailbox, stripe, shop, hooks));
     await inContext(b, (page, context) => person(page, context, hubUrl, mailbox, b, shop));
     await inContext(b, (page) => operatorSales(page, hubUrl, shop));
+    await teamSteps(b, hubUrl);
     await languages(b, hubUrl);
     await guidedSetup(b, dir, mockUrl);
     await accessibility(b, hubUrl);

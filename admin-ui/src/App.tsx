@@ -19,7 +19,7 @@ import { SignIn } from './pages/SignIn';
 import { Users } from './pages/Users';
 import { Webhooks } from './pages/Webhooks';
 import { useRoute } from './router';
-import { ROLE_NAMES, SessionContext, useSession } from './ui';
+import { ROLE_NAMES, SessionContext, useScrollableTablesFocusable, useSession } from './ui';
 
 interface PageDef {
   path: string;
@@ -84,6 +84,7 @@ function Shell() {
   const fallback = needsSetup ? 'setup' : isAdmin(me.role) ? 'overview' : 'account';
   const page = pages.find((p) => p.path === route.path[0]) ?? pages.find((p) => p.path === fallback)!;
 
+  useScrollableTablesFocusable();
   // On a narrow screen the sidebar folds behind a menu button; choosing a page folds it again.
   const [menuOpen, setMenuOpen] = useState(false);
   useEffect(() => {

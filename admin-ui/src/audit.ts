@@ -37,6 +37,7 @@ export const RESOURCES = [
   'webhook',
   'webhook_delivery',
   'settings',
+  'team',
 ] as const;
 
 const RESOURCE_NAMES: Record<(typeof RESOURCES)[number], MessageKey> = {
@@ -50,6 +51,7 @@ const RESOURCE_NAMES: Record<(typeof RESOURCES)[number], MessageKey> = {
   webhook: 'audit.resource.webhook',
   webhook_delivery: 'audit.resource.webhook_delivery',
   settings: 'audit.resource.settings',
+  team: 'audit.resource.team',
 };
 
 export const ACTIONS = [
@@ -64,6 +66,8 @@ export const ACTIONS = [
   'rotate_secret',
   'send_test',
   'resend',
+  'add_member',
+  'remove_member',
 ] as const;
 
 const ACTION_NAMES: Record<(typeof ACTIONS)[number], MessageKey> = {
@@ -78,6 +82,8 @@ const ACTION_NAMES: Record<(typeof ACTIONS)[number], MessageKey> = {
   rotate_secret: 'audit.action.rotate_secret',
   send_test: 'audit.action.send_test',
   resend: 'audit.action.resend',
+  add_member: 'audit.action.add_member',
+  remove_member: 'audit.action.remove_member',
 };
 
 /** A resource's name in the site's language; one Hub adds later as Hub names it. */

@@ -22,7 +22,7 @@ function limits(k: ApiKey, money: (v: string | null) => string): string {
  * `revokeBase` + `/{id}` edits (PATCH) and revokes (DELETE). `models` are
  * offered as the allowed list.
  */
-export function KeysPanel(props: { path: string; revokeBase: string; models: string[] }) {
+export function KeysPanel(props: { path: string; revokeBase: string; models: string[]; teams?: { id: string; name: string }[] }) {
   const keys = usePaged((cursor) => api<Page<ApiKey>>(props.path, { query: { cursor } }), [props.path]);
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<NewApiKey | null>(null);
@@ -104,6 +104,7 @@ export function KeysPanel(props: { path: string; revokeBase: string; models: str
         <KeyForm
           path={props.path}
           models={props.models}
+          teams={props.teams}
           onClose={() => setCreating(false)}
           onCreated={(k) => {
             setCreating(false);
@@ -138,6 +139,8 @@ function KeyForm(props: {
   path: string;
   editing?: ApiKey;
   models: string[];
+  /** Teams a new key may belong to (the user's); none: the field is not shown. */
+  teams?: { id: string; name: string }[];
   onClose(): void;
   onCreated(k: NewApiKey): void;
 }) {
@@ -149,6 +152,9 @@ function KeyForm(props: {
   const [tpm, setTpm] = useState(k?.tpm_limit?.toString() ?? '');
   const [daily, setDaily] = useState(k?.daily_spend_cap ?? '');
   const [monthly, setMonthly] = useState(k?.monthly_spend_cap ?? '');
+  const teams = k ? [] : (props.teams ?? []);
+  // As Hub decides when none is named: the user's only team.
+  const [team, setTeam] = useState(teams.length === 1 ? teams[0].id : '');
   const { busy, error, run } = useAction();
   // Creating leaves an empty field out; editing clears it.
   const none = k ? null : undefined;
@@ -168,6 +174,7 @@ function KeyForm(props: {
           tpm_limit: num(tpm),
           daily_spend_cap: opt(daily),
           monthly_spend_cap: opt(monthly),
+          team_id: teams.length ? team || null : undefined,
         },
       });
       props.onCreated(key);
@@ -180,6 +187,18 @@ function KeyForm(props: {
         <Field label={t('keys.label')} hint={t('keys.labelHint')}>
           <input name="label" value={label} placeholder="default" onChange={(e) => setLabel(e.target.value)} autoFocus />
         </Field>
+        {teams.length > 0 && (
+          <Field label={t('keys.team')} hint={t('keys.teamHint')}>
+            <select name="team_id" value={team} onChange={(e) => setTeam(e.target.value)}>
+              <option value="">{t('keys.noTeam')}</option>
+              {teams.map((tm) => (
+                <option key={tm.id} value={tm.id}>
+                  {tm.name}
+                </option>
+              ))}
+            </select>
+          </Field>
+        )}
         <Field label={t('keys.expires')} hint={t('keys.expiresHint')}>
           <input name="expires_at" type="datetime-local" value={expires} onChange={(e) => setExpires(e.target.value)} />
         </Field>

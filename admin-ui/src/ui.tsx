@@ -299,3 +299,35 @@ export function MoreButton({ list }: { list: Paged<unknown> }) {
     </button>
   ) : null;
 }
+
+/**
+ * Tables wider than the screen scroll inside themselves (a phone's 390 px);
+ * one that scrolls is made a tab stop, so the keyboard can scroll it too
+ * (WCAG 2.1.1). Watches the page as it changes and the window as it resizes.
+ */
+export function useScrollableTablesFocusable(): void {
+  useEffect(() => {
+    const mark = () => {
+      for (const table of document.querySelectorAll<HTMLTableElement>('main table')) {
+        const scrolls = table.scrollWidth > table.clientWidth + 1;
+        if (scrolls && table.tabIndex !== 0) table.tabIndex = 0;
+        if (!scrolls && table.hasAttribute('tabindex')) table.removeAttribute('tabindex');
+      }
+    };
+    let queued = 0;
+    const soon = () => {
+      cancelAnimationFrame(queued);
+      queued = requestAnimationFrame(mark);
+    };
+    const observer = new MutationObserver(soon);
+    // The page's <main> is replaced on each navigation: watch what holds it.
+    observer.observe(document.body, { childList: true, subtree: true });
+    window.addEventListener('resize', soon);
+    mark();
+    return () => {
+      observer.disconnect();
+      window.removeEventListener('resize', soon);
+      cancelAnimationFrame(queued);
+    };
+  }, []);
+}

@@ -2,6 +2,7 @@
 
 import { useState } from 'react';
 import { api, type GroupBy, type UsageRow } from './api';
+import { useUserNames } from './people';
 import { BarList, TimeChart, type Series } from './charts';
 import { compact, count, ms, percent } from './format';
 import { t, type MessageKey } from './i18n';
@@ -144,13 +145,17 @@ function UsageCharts({ usage }: { usage: Usage }) {
 }
 
 type Metric = 'calls' | 'tokens' | 'credits';
+/** How many groups a top list shows. */
+const TOP = 8;
 const METRIC_NAMES: Record<Metric, MessageKey> = { calls: 'usage.metric.calls', tokens: 'usage.metric.tokens', credits: 'usage.metric.credits' };
 
 export interface TopList {
   group: GroupBy;
   title: string;
-  /** A display name for a group's id (a user's name for `usr_…`). */
+  /** A display name for a group's id (a team's name for `team_…`). */
   name?(id: string): string;
+  /** The groups are users: named by asking Hub for the ones shown. */
+  users?: boolean;
 }
 
 /** Top groups of one kind, ranked by a metric the viewer picks. */
@@ -163,6 +168,10 @@ function TopLists({ usage, lists }: { usage: Usage; lists: TopList[] }) {
   const rank = (a: UsageRow, b: UsageRow) => (metric === 'credits' ? compare(b.credits, a.credits) : value(b) - value(a));
   const text = (r: UsageRow) =>
     metric === 'calls' ? count(r.calls) : metric === 'tokens' ? compact(r.input_tokens + r.output_tokens) : money(r.credits);
+  const top = (rows: UsageRow[] | undefined) => [...(rows ?? [])].sort(rank).slice(0, TOP);
+  // Only the users on show are named (a Hub may have thousands).
+  const userName = useUserNames(lists.some((l) => l.users) ? top(usage.groups.user).map((r) => r.group) : []);
+  const groupName = (l: TopList, group: string) => (l.users ? userName(group) : (l.name?.(group) ?? group));
   return (
     <section>
       <div className="toolbar">
@@ -180,10 +189,7 @@ function TopLists({ usage, lists }: { usage: Usage; lists: TopList[] }) {
           <section className="card" key={l.group}>
             <h3>{l.title}</h3>
             <BarList
-              rows={[...(usage.groups[l.group] ?? [])]
-                .sort(rank)
-                .slice(0, 8)
-                .map((r) => ({ label: r.group ? (l.name?.(r.group) ?? r.group) : t('common.noneParen'), value: value(r), text: text(r) }))}
+              rows={top(usage.groups[l.group]).map((r) => ({ label: r.group ? groupName(l, r.group) : t('common.noneParen'), value: value(r), text: text(r) }))}
             />
           </section>
         ))}

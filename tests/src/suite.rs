@@ -967,3 +967,58 @@ fn cli_decrypt(session: &Value) -> String {
     assert!(key.starts_with("hub_"), "decrypted: {out}");
     key
 }
+
+/// A team budget of 1 credit, two members firing ten calls of 0.1 each at
+/// once: exactly ten get through (one conditional write per call reserves
+/// the team's spend, whichever instance or runtime admits it), the rest are
+/// 429 naming the team's budget, and the team has spent exactly 1.
+pub async fn team_budget_holds_across_members(api: &Api, mock: &MockProvider) {
+    // Output only, 0.01 credits a token: `max_tokens: 10` holds 0.1 and, answering 10 tokens, costs exactly that.
+    setup_at(api, mock, json!({"input_rate": 0, "output_rate": 10000})).await;
+    mock.set("mock-model", Behavior::default().tokens(7, 10));
+    let team = api
+        .admin(
+            Method::POST,
+            "/api/admin/teams",
+            Some(json!({"name": "budgeted", "budget": 1, "budget_period": "monthly", "time_zone": "America/New_York"})),
+        )
+        .await;
+    let team = team["id"].as_str().expect("team created").to_string();
+    let mut keys = Vec::new();
+    for name in ["ana", "ben"] {
+        let (user, _) = api.user_with_key(name, "100").await;
+        api.admin(
+            Method::POST,
+            &format!("/api/teams/{team}/members"),
+            Some(json!({"user_id": user})),
+        )
+        .await;
+        let k = api
+            .admin(Method::POST, &format!("/api/admin/users/{user}/keys"), Some(json!({})))
+            .await;
+        assert_eq!(k["team_id"], json!(team), "{k}");
+        keys.push(k["key"].as_str().unwrap().to_string());
+    }
+    let body = json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10});
+    let calls = (0..20).map(|i| api.call(Method::POST, "/v1/chat/completions", &keys[i % 2], Some(body.clone())));
+    let answers = futures_util::future::join_all(calls).await;
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(ok, 10, "{answers:?}");
+    for (status, v) in answers.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!(*status, 429, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap_or("").contains("team's budget"),
+            "{v}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let t = api.admin(Method::GET, &format!("/api/teams/{team}"), None).await;
+        if nanos(&t["spent"]) == nanos(&json!("1")) {
+            assert_eq!(t["remaining"], json!("0"), "{t}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the team's spend never settled at 1: {t}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -34,6 +34,13 @@ async fn worker_concurrent_calls_never_overspend() {
     suite::concurrent_calls_never_overspend(&api, &mock).await;
 }
 
+/// The team budget's reservation on D1: two members' concurrent calls stop at it exactly.
+#[tokio::test]
+async fn worker_team_budget_holds_across_members() {
+    let (_w, api, mock) = start().await;
+    suite::team_budget_holds_across_members(&api, &mock).await;
+}
+
 #[tokio::test]
 async fn worker_client_disconnect_bills_the_delivered_part() {
     let (_w, api, mock) = start().await;

@@ -797,6 +797,14 @@ export const en = {
   'teams.byMember': 'By member',
   'teams.serviceKeys': 'service keys',
   'usage.teams': 'Teams',
+  'people.search': 'Name, email or id',
+  'audit.resource.team': 'team',
+  'audit.action.add_member': 'add member',
+  'audit.action.remove_member': 'remove member',
+  'calls.team': 'Team',
+  'keys.team': 'Team',
+  'keys.teamHint': 'Its calls count against the team\'s budget and models.',
+  'keys.noTeam': 'No team (my own)',
 };
 
 export type MessageKey = keyof typeof en;

@@ -793,4 +793,12 @@ export const ja: Messages = {
   'teams.byMember': 'メンバー別',
   'teams.serviceKeys': 'サービスキー',
   'usage.teams': 'チーム',
+  'people.search': '名前、メールまたは ID',
+  'audit.resource.team': 'チーム',
+  'audit.action.add_member': 'メンバー追加',
+  'audit.action.remove_member': 'メンバー削除',
+  'calls.team': 'チーム',
+  'keys.team': 'チーム',
+  'keys.teamHint': 'このキーの呼び出しはチームの予算とモデル制限に計上されます。',
+  'keys.noTeam': 'チームなし（個人用）',
 };

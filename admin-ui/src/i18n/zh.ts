@@ -793,4 +793,12 @@ export const zh: Messages = {
   'teams.byMember': '按成员',
   'teams.serviceKeys': '服务密钥',
   'usage.teams': '团队',
+  'people.search': '姓名、邮箱或 ID',
+  'audit.resource.team': '团队',
+  'audit.action.add_member': '添加成员',
+  'audit.action.remove_member': '移除成员',
+  'calls.team': '团队',
+  'keys.team': '团队',
+  'keys.teamHint': '其调用计入团队的预算和模型限制。',
+  'keys.noTeam': '不属于团队（个人）',
 };

@@ -51,7 +51,7 @@ export function Account() {
         <CallTable calls={calls.items} />
         <MoreButton list={calls} />
       </section>
-      <KeysPanel path="/api/me/keys" revokeBase="/api/me/keys" models={models.data ?? []} />
+      <KeysPanel path="/api/me/keys" revokeBase="/api/me/keys" models={models.data ?? []} teams={me.teams} />
       <Identities />
       <Sessions />
     </>

@@ -1,10 +1,11 @@
 import { useState, type FormEvent, type ReactNode } from 'react';
-import { api, listAll, type AuditEntry, type Page, type User } from '../api';
+import { api, type AuditEntry, type Page } from '../api';
 import { ACTIONS, actionName, changedFields, RESOURCES, resourceName, shortValue } from '../audit';
 import { t } from '../i18n';
 import { href, useRoute } from '../router';
 import { formatTime, fromLocalInput, toLocalInput } from '../time';
-import { Badge, Drawer, Field, MoreButton, useLoad, usePaged, type Tone } from '../ui';
+import { UserPicker, useUserNames } from '../people';
+import { Badge, Drawer, Field, MoreButton, usePaged, type Tone } from '../ui';
 
 const FILTERS = ['from', 'to', 'actor', 'resource', 'resource_id', 'action'] as const;
 type Filters = Partial<Record<(typeof FILTERS)[number], string>>;
@@ -15,17 +16,15 @@ export function Audit() {
   const filters: Filters = Object.fromEntries(FILTERS.flatMap((f) => (route.query.get(f) ? [[f, route.query.get(f)!]] : [])));
   const key = JSON.stringify(filters);
   const entries = usePaged((cursor) => api<Page<AuditEntry>>('/api/admin/audit', { query: { ...filters, cursor } }), [key]);
-  const users = useLoad(() => listAll<User>('/api/admin/users'), []);
-  const names = new Map(users.data?.map((u) => [u.id, u.name]));
+  const who = useUserNames(entries.items.map((e) => e.actor.user_id));
   const [open, setOpen] = useState<AuditEntry | null>(null);
-  const who = (id: string) => names.get(id) ?? id;
 
   return (
     <>
       <div className="toolbar">
         <h1>{t('nav.audit')}</h1>
       </div>
-      <FilterForm key={key} filters={filters} users={users.data ?? []} />
+      <FilterForm key={key} filters={filters} />
       <table className="audit">
         <thead>
           <tr>
@@ -124,7 +123,7 @@ function EntryDrawer(props: { entry: AuditEntry; who(id: string): string; onClos
   );
 }
 
-function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
+function FilterForm({ filters }: { filters: Filters }) {
   const [draft, setDraft] = useState<Filters>({
     ...filters,
     from: filters.from && toLocalInput(Date.parse(filters.from)),
@@ -146,14 +145,7 @@ function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
         <input type="datetime-local" name="to" value={draft.to ?? ''} onChange={set('to')} />
       </Field>
       <Field label={t('audit.who')}>
-        <input name="actor" list="audit-actors" value={draft.actor ?? ''} onChange={set('actor')} placeholder={t('audit.actorPlaceholder')} />
-        <datalist id="audit-actors">
-          {users.map((u) => (
-            <option key={u.id} value={u.id}>
-              {u.name}
-            </option>
-          ))}
-        </datalist>
+        <UserPicker name="actor" value={draft.actor ?? ''} placeholder={t('audit.actorPlaceholder')} onChange={(actor) => setDraft({ ...draft, actor })} />
       </Field>
       <Field label={t('audit.resource')}>
         <select name="resource" value={draft.resource ?? ''} onChange={set('resource')}>

@@ -1,7 +1,8 @@
 /** Selling credits, for operators: credit packs, redemption codes, purchases and Stripe's webhook deliveries. */
 
 import { useState, type FormEvent } from 'react';
-import { api, listAll, type CreditPack, type Page, type Payment, type PaymentEvent, type PaymentStatus, type User } from '../api';
+import { api, type CreditPack, type Page, type Payment, type PaymentEvent, type PaymentStatus } from '../api';
+import { useUserNames } from '../people';
 import { exponent, formatPrice, majorToMinor, minorToMajor } from '../billing';
 import { PAYMENT_WORDS, PaymentHead, PaymentRows } from '../credits';
 import { t, type MessageKey } from '../i18n';
@@ -199,9 +200,8 @@ const STATUSES: PaymentStatus[] = ['paid', 'open', 'pending', 'failed', 'expired
 function Payments() {
   const [status, setStatus] = useState('');
   const payments = usePaged((cursor) => api<Page<Payment>>('/api/admin/payments', { query: { cursor, status } }), [status]);
-  const users = useLoad(() => listAll<User>('/api/admin/users'), []);
-  const names = new Map((users.data ?? []).map((u) => [u.id, u.name]));
-  const user = (p: Payment) => <a href={href(`users/${p.user_id}`)}>{names.get(p.user_id) ?? p.user_id}</a>;
+  const userName = useUserNames(payments.items.map((p) => p.user_id));
+  const user = (p: Payment) => <a href={href(`users/${p.user_id}`)}>{userName(p.user_id)}</a>;
 
   return (
     <section>

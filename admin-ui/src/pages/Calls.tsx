@@ -1,13 +1,14 @@
 import { useState, type FormEvent } from 'react';
-import { api, listAll, type Call, type Model, type Page, type Provider, type User } from '../api';
+import { api, listAll, type Call, type Model, type Page, type Provider, type Team } from '../api';
 import { CALL_STATUS, callsCsv, CallTable } from '../calls';
 import { download } from '../csv';
 import { t } from '../i18n';
 import { href, useRoute } from '../router';
 import { fromLocalInput, toLocalInput } from '../time';
+import { UserPicker, useUserNames } from '../people';
 import { ErrorNote, Field, MoreButton, useAction, useLoad, usePaged } from '../ui';
 
-const FILTERS = ['from', 'to', 'user', 'key', 'app', 'provider', 'model', 'status'] as const;
+const FILTERS = ['from', 'to', 'user', 'team', 'key', 'app', 'provider', 'model', 'status'] as const;
 type Filters = Partial<Record<(typeof FILTERS)[number], string>>;
 
 export function Calls() {
@@ -15,8 +16,7 @@ export function Calls() {
   const filters: Filters = Object.fromEntries(FILTERS.flatMap((f) => (route.query.get(f) ? [[f, route.query.get(f)!]] : [])));
   const key = JSON.stringify(filters);
   const calls = usePaged((cursor) => api<Page<Call>>('/api/admin/calls', { query: { ...filters, cursor } }), [key]);
-  const users = useLoad(() => listAll<User>('/api/admin/users'), []);
-  const names = new Map(users.data?.map((u) => [u.id, u.name]));
+  const userName = useUserNames(calls.items.map((c) => c.user_id));
   const exporting = useAction();
 
   function exportCsv() {
@@ -34,15 +34,15 @@ export function Calls() {
           {exporting.busy ? t('calls.exporting') : t('calls.export')}
         </button>
       </div>
-      <FilterForm key={key} filters={filters} users={users.data ?? []} />
+      <FilterForm key={key} filters={filters} />
       <ErrorNote error={exporting.error} />
-      <CallTable calls={calls.items} userName={(id) => (id ? (names.get(id) ?? id) : '—')} />
+      <CallTable calls={calls.items} userName={(id) => (id ? userName(id) : '—')} />
       <MoreButton list={calls} />
     </>
   );
 }
 
-function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
+function FilterForm({ filters }: { filters: Filters }) {
   const [draft, setDraft] = useState<Filters>({
     ...filters,
     from: filters.from && toLocalInput(Date.parse(filters.from)),
@@ -50,6 +50,7 @@ function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
   });
   const providers = useLoad(() => api<Page<Provider>>('/api/admin/providers').then((r) => r.data), []);
   const models = useLoad(() => listAll<Model>('/api/admin/models'), []);
+  const teams = useLoad(() => api<{ data: Team[] }>('/api/teams').then((r) => r.data), []);
   const set = (k: keyof Filters) => (e: { target: { value: string } }) => setDraft({ ...draft, [k]: e.target.value });
 
   function apply(e: FormEvent) {
@@ -66,11 +67,14 @@ function FilterForm({ filters, users }: { filters: Filters; users: User[] }) {
         <input type="datetime-local" name="to" value={draft.to ?? ''} onChange={set('to')} />
       </Field>
       <Field label={t('call.user')}>
-        <select name="user" value={draft.user ?? ''} onChange={set('user')}>
+        <UserPicker name="user" value={draft.user ?? ''} onChange={(user) => setDraft({ ...draft, user })} />
+      </Field>
+      <Field label={t('calls.team')}>
+        <select name="team" value={draft.team ?? ''} onChange={set('team')}>
           <option value="">{t('common.any')}</option>
-          {users.map((u) => (
-            <option key={u.id} value={u.id}>
-              {u.name}
+          {teams.data?.map((team) => (
+            <option key={team.id} value={team.id}>
+              {team.name}
             </option>
           ))}
         </select>

@@ -1,11 +1,9 @@
-import { api, listAll, type Team, type User } from '../api';
+import { api, type Team } from '../api';
 import { t } from '../i18n';
 import { useLoad } from '../ui';
 import { UsageBlock } from '../usage';
 
 export function Overview() {
-  const users = useLoad(() => listAll<User>('/api/admin/users'), []);
-  const names = new Map(users.data?.map((u) => [u.id, u.name]));
   const teams = useLoad(() => api<{ data: Team[] }>('/api/teams').then((r) => r.data), []);
   const teamNames = new Map(teams.data?.map((team) => [team.id, team.name]));
   return (
@@ -18,7 +16,7 @@ export function Overview() {
           { group: 'model', title: t('usage.models') },
           { group: 'provider', title: t('usage.providers') },
           { group: 'app', title: t('usage.apps') },
-          { group: 'user', title: t('usage.users'), name: (id) => names.get(id) ?? id },
+          { group: 'user', title: t('usage.users'), users: true },
           { group: 'team', title: t('usage.teams'), name: (id) => teamNames.get(id) ?? id },
         ]}
       />

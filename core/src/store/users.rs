@@ -197,6 +197,19 @@ impl Store {
         Ok(Page::from_rows(items, limit, |u| u.id.clone()))
     }
 
+    /// The users among `ids` (unknown ids are left out).
+    pub async fn users_by_ids(&self, ids: &[&str]) -> Result<Vec<UserRow>, DbError> {
+        let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        let r = self
+            .db
+            .query(sql!(
+                "SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+                list
+            ))
+            .await?;
+        Ok(rows(&r).map(|r| user(&r)).collect())
+    }
+
     pub async fn update_user(&self, id: &str, patch: &UserPatch, now_ms: i64) -> Result<bool, DbError> {
         let mut sets = Vec::new();
         let mut params = Vec::new();

@@ -72,6 +72,13 @@ async fn lambda_concurrent_calls_never_overspend() {
 }
 
 #[tokio::test]
+async fn lambda_team_budget_holds_across_members() {
+    // Several processes on one remote database: the team's reservation is the database's.
+    let w = start(4).await;
+    suite::team_budget_holds_across_members(&w.api, &w.mock).await;
+}
+
+#[tokio::test]
 async fn lambda_client_disconnect_bills_the_delivered_part() {
     let w = start(1).await;
     suite::client_disconnect_bills_the_delivered_part(&w.api, &w.mock).await;

@@ -5,7 +5,7 @@
 //! keys, and a team admin manages and sees their own team and nothing else.
 
 use hub_e2e::mock::{Behavior, MockProvider};
-use hub_e2e::suite::settled;
+use hub_e2e::suite::{self, settled};
 use hub_e2e::{nanos, Api, HubServer, Launch};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -90,50 +90,22 @@ async fn team_spent(api: &Api, team: &str, spent: &str) -> Value {
 async fn two_members_stop_at_the_team_budget_exactly() {
     let mock = MockProvider::start().await;
     let (_hub, api) = start_in(Launch::default(), hub_e2e::temp_dir("teams-budget")).await;
-    setup(&api, &mock).await;
-    let research = team(
-        &api,
-        json!({"name": "research", "budget": 1, "budget_period": "monthly", "time_zone": "Europe/Berlin"}),
-    )
-    .await;
-    let (alice, alice_own) = api.user_with_key("alice", "100").await;
-    let (bob, _) = api.user_with_key("bob", "100").await;
-    for user in [&alice, &bob] {
-        let (status, v) = join(&api, hub_e2e::ADMIN_KEY, &research, user, "member").await;
-        assert_eq!(status, 201, "{v}");
-    }
-    let (a, b) = (key_of(&api, &alice).await, key_of(&api, &bob).await);
-    assert_eq!(
-        (&a["team_id"], &b["team_id"]),
-        (&json!(research), &json!(research)),
-        "a member's new key is in their only team"
-    );
-
-    // Ten calls of 0.1 fit in the budget of 1; both members fire ten at once.
-    let calls = (0..10).flat_map(|_| {
-        [
-            call(&api, a["key"].as_str().unwrap(), "m"),
-            call(&api, b["key"].as_str().unwrap(), "m"),
-        ]
-    });
-    let answers = futures_util::future::join_all(calls).await;
-    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
-    let refused: Vec<&Value> = answers.iter().filter(|(s, _)| *s == 429).map(|(_, v)| v).collect();
-    assert_eq!((ok, refused.len()), (10, 10), "{answers:?}");
-    assert!(
-        refused
-            .iter()
-            .all(|v| v["error"]["message"].as_str().unwrap().contains("team's budget")),
-        "{refused:?}"
-    );
+    suite::team_budget_holds_across_members(&api, &mock).await;
     assert_eq!(mock.received().len(), 10, "refused calls never reach the provider");
+    let teams = api.admin(Method::GET, "/api/teams", None).await;
+    let team = teams["data"][0]["id"].as_str().unwrap().to_string();
+    let members = api.admin(Method::GET, &format!("/api/teams/{team}"), None).await["members"].clone();
+    let ids: Vec<String> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap().to_string())
+        .collect();
 
-    let t = team_spent(&api, &research, "1").await;
-    assert_eq!((&t["remaining"], &t["budget"]), (&json!("0"), &json!("1")), "{t}");
     // Each member paid for their own calls from their own credits: 1 in all.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (ua, ub) = (api.user(&alice).await, api.user(&bob).await);
+        let (ua, ub) = (api.user(&ids[0]).await, api.user(&ids[1]).await);
         let left = nanos(&ua["balance"]) + nanos(&ub["balance"]);
         if left == nanos(&json!("199")) && nanos(&ua["held"]) + nanos(&ub["held"]) == 0 {
             break;
@@ -147,28 +119,49 @@ async fn two_members_stop_at_the_team_budget_exactly() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["group"] == json!(research))
+        .find(|r| r["group"] == json!(team))
         .unwrap_or_else(|| panic!("{by_team}"));
     assert_eq!((&row["calls"], &row["credits"]), (&json!(10), &json!("1")), "{row}");
     let logged = api
-        .admin(
-            Method::GET,
-            &format!("/api/admin/calls?team={research}&limit=100"),
-            None,
-        )
+        .admin(Method::GET, &format!("/api/admin/calls?team={team}&limit=100"), None)
         .await;
     assert_eq!(logged["data"].as_array().unwrap().len(), 10, "{logged}");
 
-    // A member's key outside the team is not covered by its budget.
-    assert_eq!(call(&api, &alice_own, "m").await.0, 200);
-    // A bigger budget lets the team's keys through again (within the key cache's TTL).
+    // A member's key made outside the team is not covered by its budget.
+    let own = api
+        .admin(
+            Method::POST,
+            &format!("/api/admin/users/{}/keys", ids[0]),
+            Some(json!({"team_id": null})),
+        )
+        .await;
+    assert_eq!(own["team_id"], Value::Null);
+    assert_eq!(call(&api, &secret(&own), "mock-model").await.0, 200);
+    // A team key keeps its team.
+    let (status, v) = api
+        .call(
+            Method::PATCH,
+            &format!("/api/admin/keys/{}", own["id"].as_str().unwrap()),
+            hub_e2e::ADMIN_KEY,
+            Some(json!({"team_id": team})),
+        )
+        .await;
+    assert_eq!((status, &v["error"]["param"]), (400, &json!("team_id")), "{v}");
+    // A bigger budget lets the team's keys through again.
     api.admin(
         Method::PATCH,
-        &format!("/api/admin/teams/{research}"),
+        &format!("/api/admin/teams/{team}"),
         Some(json!({"budget": 2})),
     )
     .await;
-    assert_eq!(call(&api, a["key"].as_str().unwrap(), "m").await.0, 200);
+    let team_key = api
+        .admin(
+            Method::POST,
+            &format!("/api/admin/users/{}/keys", ids[1]),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(call(&api, &secret(&team_key), "mock-model").await.0, 200);
 }
 
 #[tokio::test]
