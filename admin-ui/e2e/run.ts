@@ -1681,6 +1681,11 @@ async function teamSteps(browser: Browser, site: string): Promise<void> {
         await sleep(100);
       }
       await shot(page, 'team');
+      // The overview narrowed to the team counts its one call, and names it among the teams.
+      await nav(page, 'Overview', 'Overview');
+      await page.getByRole('combobox', { name: 'Team' }).selectOption({ label: 'Research' });
+      await expectText(page.locator('section.card').filter({ has: page.getByRole('heading', { name: 'Teams' }) }), 'Research');
+      await stat(page, 'Calls').filter({ hasText: /^1$/ }).waitFor();
     });
   });
   await step('teams: a team admin sees their team only, and manages it', async () => {

@@ -1,6 +1,6 @@
 /** Usage over a date range: the preset picker, summary cards, time charts and top lists. */
 
-import { useState } from 'react';
+import { useState, type ReactNode } from 'react';
 import { api, type GroupBy, type UsageRow } from './api';
 import { useUserNames } from './people';
 import { BarList, TimeChart, type Series } from './charts';
@@ -31,17 +31,17 @@ const EMPTY: Omit<UsageRow, 'group'> = {
   ttfb_p95_ms: null,
 };
 
-/** Loads `path` (an admin or self-service usage endpoint) over a preset, by time and by `groups`. */
-function useUsage(path: string, preset: Preset, groups: GroupBy[]) {
+/** Loads `path` (an admin or self-service usage endpoint) over a preset, by time and by `groups`, narrowed by `filter`. */
+function useUsage(path: string, preset: Preset, groups: GroupBy[], filter: Record<string, string>) {
   return useLoad(async (): Promise<Usage> => {
     const offset = browserOffset();
     const range = presetRange(preset, Date.now(), offset);
-    const query = { from: new Date(range.from).toISOString(), to: new Date(range.to).toISOString(), tz: formatOffset(offset) };
+    const query = { ...filter, from: new Date(range.from).toISOString(), to: new Date(range.to).toISOString(), tz: formatOffset(offset) };
     const get = (group_by: GroupBy) => api<{ data: UsageRow[] }>(path, { query: { ...query, group_by } }).then((r) => r.data);
     const [series, ...grouped] = await Promise.all([get(range.bucket), ...groups.map(get)]);
     const buckets = alignBuckets(range.starts, series).map((row, i) => row ?? { ...EMPTY, group: new Date(range.starts[i]).toISOString() });
     return { range, offset, buckets, groups: Object.fromEntries(groups.map((g, i) => [g, grouped[i]])) };
-  }, [path, preset, groups.join()]);
+  }, [path, preset, groups.join(), JSON.stringify(filter)]);
 }
 
 function PresetPicker({ value, onChange }: { value: Preset; onChange(p: Preset): void }) {
@@ -199,13 +199,14 @@ function TopLists({ usage, lists }: { usage: Usage; lists: TopList[] }) {
 }
 
 /** The preset picker and everything loaded for it, as one block. */
-export function UsageBlock(props: { path: string; title: string; lists: TopList[] }) {
+export function UsageBlock(props: { path: string; title: string; lists: TopList[]; filter?: Record<string, string>; controls?: ReactNode }) {
   const [preset, setPreset] = useState<Preset>('24h');
-  const usage = useUsage(props.path, preset, props.lists.map((l) => l.group));
+  const usage = useUsage(props.path, preset, props.lists.map((l) => l.group), props.filter ?? {});
   return (
     <>
       <div className="toolbar">
         <h2>{props.title}</h2>
+        {props.controls}
         <PresetPicker value={preset} onChange={setPreset} />
       </div>
       <LoadError state={usage} />

@@ -805,6 +805,7 @@ export const en = {
   'keys.team': 'Team',
   'keys.teamHint': 'Its calls count against the team\'s budget and models.',
   'keys.noTeam': 'No team (my own)',
+  'usage.allTeams': 'Every team and none',
 };
 
 export type MessageKey = keyof typeof en;

@@ -801,4 +801,5 @@ export const ja: Messages = {
   'keys.team': 'チーム',
   'keys.teamHint': 'このキーの呼び出しはチームの予算とモデル制限に計上されます。',
   'keys.noTeam': 'チームなし（個人用）',
+  'usage.allTeams': 'すべて（チーム外を含む）',
 };

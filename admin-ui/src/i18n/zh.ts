@@ -801,4 +801,5 @@ export const zh: Messages = {
   'keys.team': '团队',
   'keys.teamHint': '其调用计入团队的预算和模型限制。',
   'keys.noTeam': '不属于团队（个人）',
+  'usage.allTeams': '所有团队及无团队',
 };
