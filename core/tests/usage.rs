@@ -311,10 +311,8 @@ async fn the_migration_counts_the_calls_logged_before_it() {
     }
     let before = generate(1000, 3);
     log(&db, &before).await;
-    assert_eq!(
-        store.migrate(T).await.unwrap(),
-        (14..=MIGRATIONS.len() as i64).collect::<Vec<_>>()
-    );
+    let from_14: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).filter(|v| *v >= 14).collect();
+    assert_eq!(store.migrate(T).await.unwrap(), from_14);
     let after = generate(500, 4);
     log(&db, &after).await;
     let all: Vec<CallLog> = before.into_iter().chain(after).collect();

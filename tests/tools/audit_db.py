@@ -65,6 +65,31 @@ def audit_buckets(db):
     return problems
 
 
+def audit_spend_totals(db):
+    """The running totals admission reads (key_spend, team_spend) against
+    the key_events rows they total, where none was pruned."""
+    problems = []
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'key_spend'").fetchone():
+        return problems
+    for r in db.execute(
+        "SELECT k.key_id, k.grain, k.start, k.spent,"
+        " (SELECT COALESCE(SUM(e.spent), 0) FROM key_events e WHERE e.key_id = k.key_id AND"
+        "  CASE k.grain WHEN 'day' THEN e.at - e.at % 86400000"
+        "  ELSE CAST(strftime('%s', e.at / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000 END = k.start) AS rows"
+        " FROM key_spend k"
+    ):
+        if r["spent"] != r["rows"]:
+            problems.append(f"key {r['key_id']}: {r['grain']} from {r['start']} totals {r['spent']}, its calls {r['rows']}")
+    for r in db.execute(
+        "SELECT t.team_id, t.period_start, t.spent,"
+        " (SELECT COALESCE(SUM(e.spent), 0) FROM key_events e WHERE e.team_id = t.team_id AND e.team_period = t.period_start) AS rows"
+        " FROM team_spend t"
+    ):
+        if r["spent"] != r["rows"]:
+            problems.append(f"team {r['team_id']}: period from {r['period_start']} totals {r['spent']}, its calls {r['rows']}")
+    return problems
+
+
 def main(path):
     db = sqlite3.connect(path, timeout=30, isolation_level=None)
     db.row_factory = sqlite3.Row
@@ -126,6 +151,7 @@ def main(path):
             problems.append(f"user {u['id']}: balance {u['balance']}, grants − usage = {expected}")
         users[u["id"]] = {"balance": u["balance"], "granted": granted, "used": billed_cost.get(u["id"], 0)}
     problems += audit_buckets(db)
+    problems += audit_spend_totals(db)
     open_holds = db.execute("SELECT COUNT(*) FROM holds WHERE state = 'open'").fetchone()[0]
     print(json.dumps({"problems": problems, "calls": calls, "users": users, "open_holds": open_holds}))
 

@@ -101,6 +101,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../infra/migrations/0014_usage_rollups.sql"),
     ),
     (15, "teams", include_str!("../../../infra/migrations/0015_teams.sql")),
+    (
+        19,
+        "key_spend",
+        include_str!("../../../infra/migrations/0019_key_spend.sql"),
+    ),
 ];
 
 #[derive(Clone)]

@@ -430,7 +430,9 @@ impl Store {
     /// than `rpm` calls and at most `tpm` tokens (with this call's bound),
     /// this UTC day's and month's spend plus this call's hold within the
     /// caps, and the team's spend this period plus the hold within its
-    /// budget (the row's trigger adds the hold to the team's spend). Returns
+    /// budget. Spend is read from running totals (key_spend, team_spend)
+    /// that the row's triggers move by the hold now and by the difference at
+    /// settlement, so admission reads a few rows however busy the key. Returns
     /// what the key has used in the last minute, this call included (for the
     /// caller's rate-limit headers, read by the same statement), or None if
     /// refused.
@@ -454,8 +456,8 @@ impl Store {
                  SELECT ?1, ?2, ?3, ?4, ?5, ?12, ?13
                  WHERE (?6 IS NULL OR (SELECT COUNT(*) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000) < ?6)
                    AND (?7 IS NULL OR (SELECT COALESCE(SUM(tokens), 0) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000) + ?4 <= ?7)
-                   AND (?8 IS NULL OR (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?2 AND at >= ?9) + ?5 <= ?8)
-                   AND (?10 IS NULL OR (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?2 AND at >= ?11) + ?5 <= ?10)
+                   AND (?8 IS NULL OR COALESCE((SELECT spent FROM key_spend WHERE key_id = ?2 AND grain = 'day' AND start = ?9), 0) + ?5 <= ?8)
+                   AND (?10 IS NULL OR COALESCE((SELECT spent FROM key_spend WHERE key_id = ?2 AND grain = 'month' AND start = ?11), 0) + ?5 <= ?10)
                    AND (?14 IS NULL OR COALESCE((SELECT spent FROM team_spend WHERE team_id = ?12 AND period_start = ?13), 0) + ?5 <= ?14)
                  RETURNING
                    (SELECT COUNT(*) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000 AND call_id <> ?1) + 1 AS requests,
@@ -502,8 +504,8 @@ impl Store {
                    (SELECT COUNT(*) FROM key_events WHERE key_id = ?1 AND at > ?2 - 60000) AS requests,
                    (SELECT COALESCE(SUM(tokens), 0) FROM key_events WHERE key_id = ?1 AND at > ?2 - 60000) AS tokens,
                    (SELECT MIN(at) FROM key_events WHERE key_id = ?1 AND at > ?2 - 60000) AS oldest,
-                   (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?1 AND at >= ?3) AS today,
-                   (SELECT COALESCE(SUM(spent), 0) FROM key_events WHERE key_id = ?1 AND at >= ?4) AS month,
+                   COALESCE((SELECT spent FROM key_spend WHERE key_id = ?1 AND grain = 'day' AND start = ?3), 0) AS today,
+                   COALESCE((SELECT spent FROM key_spend WHERE key_id = ?1 AND grain = 'month' AND start = ?4), 0) AS month,
                    COALESCE((SELECT spent FROM team_spend WHERE team_id = ?5 AND period_start = ?6), 0) AS team",
                 &caller.key_id,
                 now_ms,
@@ -558,14 +560,27 @@ impl Store {
     /// table (no index on `at` alone), and a row out of order is deleted at
     /// the latest once the rows before it age out. A batch that deletes
     /// `limit` rows may have more behind it.
+    ///
+    /// The running totals of days and months that ended that long ago go
+    /// with them (up to `limit` too; they are one row per key and day).
     pub async fn prune_key_events(&self, now_ms: i64, limit: u64) -> Result<u64, DbError> {
-        self.db
-            .execute(sql!(
-                "DELETE FROM key_events WHERE rowid IN (
-                   SELECT rowid FROM (SELECT rowid, at FROM key_events ORDER BY rowid LIMIT ?2) WHERE at < ?1)",
-                now_ms - KEY_EVENTS_KEPT_MS,
-                limit as i64
-            ))
-            .await
+        let before = now_ms - KEY_EVENTS_KEPT_MS;
+        let counts = self
+            .db
+            .batch(vec![
+                sql!(
+                    "DELETE FROM key_events WHERE rowid IN (
+                       SELECT rowid FROM (SELECT rowid, at FROM key_events ORDER BY rowid LIMIT ?2) WHERE at < ?1)",
+                    before,
+                    limit as i64
+                ),
+                sql!(
+                    "DELETE FROM key_spend WHERE rowid IN (SELECT rowid FROM key_spend WHERE start < ?1 LIMIT ?2)",
+                    before,
+                    limit as i64
+                ),
+            ])
+            .await?;
+        Ok(counts.first().copied().unwrap_or(0))
     }
 }
