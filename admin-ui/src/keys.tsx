@@ -5,7 +5,7 @@ import { api, type ApiKey, type NewApiKey, type Page } from './api';
 import { count } from './format';
 import { t } from './i18n';
 import { formatTime, fromLocalInput, toLocalInput } from './time';
-import { Badge, ErrorNote, Field, Modal, MoreButton, SecretOnce, useAction, useMoney, usePaged } from './ui';
+import { Badge, ErrorNote, Field, Modal, MoreButton, SecretOnce, Toggle, useAction, useMoney, usePaged } from './ui';
 
 function limits(k: ApiKey, money: (v: string | null) => string): string {
   const parts = [
@@ -149,6 +149,7 @@ function KeyForm(props: {
   const [tpm, setTpm] = useState(k?.tpm_limit?.toString() ?? '');
   const [daily, setDaily] = useState(k?.daily_spend_cap ?? '');
   const [monthly, setMonthly] = useState(k?.monthly_spend_cap ?? '');
+  const [cached, setCached] = useState(k?.response_cache ?? true);
   const { busy, error, run } = useAction();
   // Creating leaves an empty field out; editing clears it.
   const none = k ? null : undefined;
@@ -168,6 +169,8 @@ function KeyForm(props: {
           tpm_limit: num(tpm),
           daily_spend_cap: opt(daily),
           monthly_spend_cap: opt(monthly),
+          // Sent only when changed, like a field left empty.
+          response_cache: cached === (k?.response_cache ?? true) ? undefined : cached,
         },
       });
       props.onCreated(key);
@@ -214,6 +217,7 @@ function KeyForm(props: {
             <input name="monthly_spend_cap" inputMode="decimal" value={monthly} onChange={(e) => setMonthly(e.target.value)} />
           </Field>
         </div>
+        <Toggle label={t('keys.responseCache')} checked={cached} onChange={setCached} />
         <ErrorNote error={error} />
         <footer>
           <button type="button" onClick={props.onClose}>

@@ -81,6 +81,8 @@ pub struct Caller {
     /// Signed in through a browser session (`key_id` is the session's id),
     /// not a key: its writes must carry the CSRF token.
     pub session: bool,
+    /// Whether the key's calls use the response cache when it is on.
+    pub response_cache: bool,
 }
 
 /// What a key may use: requests and tokens per minute, credits per UTC day and month.

@@ -178,6 +178,7 @@ impl Store {
                 key_hash: r.str("token_hash"),
                 limits: KeyLimits::default(),
                 session: true,
+                response_cache: true,
             },
             last_seen_at: r.i64("last_seen_at"),
         }))

@@ -15,6 +15,7 @@ mod log;
 mod notify;
 mod patch;
 mod payments;
+mod response_cache;
 mod usage;
 mod users;
 mod videos;
@@ -30,6 +31,7 @@ pub use log::*;
 pub use notify::*;
 pub use patch::*;
 pub use payments::*;
+pub use response_cache::*;
 pub use usage::*;
 pub use users::*;
 pub use videos::*;
@@ -97,6 +99,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "usage_rollups",
         include_str!("../../../infra/migrations/0014_usage_rollups.sql"),
+    ),
+    (
+        17,
+        "response_cache",
+        include_str!("../../../infra/migrations/0017_response_cache.sql"),
     ),
 ];
 

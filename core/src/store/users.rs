@@ -36,6 +36,8 @@ pub struct KeyRow {
     pub tpm_limit: Option<i64>,
     pub daily_spend_cap: Option<Credits>,
     pub monthly_spend_cap: Option<Credits>,
+    /// Whether the key's calls use the response cache when it is on.
+    pub response_cache: bool,
     pub created_at: i64,
     pub parent_key_id: Option<String>,
 }
@@ -67,6 +69,7 @@ fn key(r: &Row) -> KeyRow {
         tpm_limit: r.opt_i64("tpm_limit"),
         daily_spend_cap: r.opt_i64("daily_spend_cap").map(Credits::from_nanos),
         monthly_spend_cap: r.opt_i64("monthly_spend_cap").map(Credits::from_nanos),
+        response_cache: r.bool("response_cache"),
         created_at: r.i64("created_at"),
         parent_key_id: r.opt_str("parent_key_id"),
     }
@@ -351,7 +354,7 @@ impl Store {
             .db
             .query(sql!(
                 "SELECT k.id, k.label, k.key_hash, k.expires_at, k.revoked_at, k.allowed_models, k.rpm_limit, k.tpm_limit,
-                        k.daily_spend_cap, k.monthly_spend_cap, u.id AS user_id, u.role, u.disabled
+                        k.daily_spend_cap, k.monthly_spend_cap, k.response_cache, u.id AS user_id, u.role, u.disabled
                  FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1",
                 hash
             ))
@@ -372,6 +375,7 @@ impl Store {
                 monthly_spend_cap: r.opt_i64("monthly_spend_cap").map(crate::Credits::from_nanos),
             },
             session: false,
+            response_cache: r.bool("response_cache"),
         }))
     }
 
