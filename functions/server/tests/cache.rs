@@ -422,3 +422,17 @@ async fn answers_expire_errors_are_never_kept_and_concurrent_misses_each_reach_t
     let audit = hub_e2e::audit_db_settled(&w.db());
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
 }
+
+/// The scenario every runtime runs, on remote libSQL: holds are database
+/// rows there, so a hit billed more than nothing places and settles one.
+#[tokio::test(flavor = "multi_thread")]
+async fn identical_requests_hit_on_remote_libsql() {
+    let dir = hub_e2e::temp_dir("cache-hrana");
+    let hrana = hub_e2e::HranaServer::start(&hub_e2e::hrana_script(), &dir);
+    let mock = MockProvider::start().await;
+    let launch = Launch::remote(&hrana);
+    let hub = tokio::task::spawn_blocking(move || HubServer::start(Path::new(env!("CARGO_BIN_EXE_hub")), launch))
+        .await
+        .unwrap();
+    hub_e2e::suite::response_cache_answers_identical_requests(&Api::new(&hub.base), &mock).await;
+}
