@@ -426,6 +426,8 @@ export interface ApiKey {
   team_id?: string | null;
   /** For a team's keys: whether it is the team's own (a service key). */
   service?: boolean;
+  /** Whether the key's calls use the response cache when the operator turned it on. */
+  response_cache: boolean;
   created_at: string;
 }
 
@@ -480,6 +482,10 @@ export interface Call {
   credits: Decimal;
   /** What prompt caching saved: cached tokens at the input rate less what they cost (negative: cost more). */
   cache_saved: Decimal;
+  /** How the call used the response cache: answered from it, stored its answer, or not at all. */
+  response_cache: 'hit' | 'miss' | null;
+  /** What a response-cache hit saved: its usage's cost less what it was billed. */
+  response_cache_saved: Decimal;
   estimated: boolean;
   duration_ms: number | null;
   ttfb_ms: number | null;
@@ -515,6 +521,12 @@ export interface Settings {
   default_max_output_tokens: number;
   hold_ttl_seconds: number;
   call_retention_days: number;
+  response_cache_enabled: boolean;
+  response_cache_ttl_seconds: number;
+  response_cache_hit_fraction: Decimal;
+  response_cache_shared: boolean;
+  response_cache_max_mb: number;
+  response_cache_deterministic_only: boolean;
   app_name: string;
   app_url: string | null;
   oidc_issuer: string | null;

@@ -102,6 +102,14 @@ function CallDrawer(props: { call: Call; userName?(id: string | null): string; o
     ],
     [t('call.credits'), c.estimated ? t('call.estimated', { credits: money(c.credits) }) : money(c.credits)],
     [t('call.savedByCaching'), money(c.cache_saved)],
+    [
+      t('call.responseCache'),
+      c.response_cache === 'hit'
+        ? t('call.responseCacheHit', { saved: money(c.response_cache_saved) })
+        : c.response_cache === 'miss'
+          ? t('call.responseCacheMiss')
+          : '—',
+    ],
     [t('call.ttfb'), ms(c.ttfb_ms)],
     [t('call.upstreamTtfb'), ms(c.upstream_ttfb_ms)],
     [t('call.duration'), ms(c.duration_ms)],

@@ -5,7 +5,7 @@ import { api, type ApiKey, type NewApiKey, type Page } from './api';
 import { count } from './format';
 import { t } from './i18n';
 import { formatTime, fromLocalInput, toLocalInput } from './time';
-import { Badge, ErrorNote, Field, Modal, MoreButton, SecretOnce, useAction, useMoney, usePaged } from './ui';
+import { Badge, ErrorNote, Field, Modal, MoreButton, SecretOnce, Toggle, useAction, useMoney, usePaged } from './ui';
 
 function limits(k: ApiKey, money: (v: string | null) => string): string {
   const parts = [
@@ -155,6 +155,7 @@ function KeyForm(props: {
   const teams = k ? [] : (props.teams ?? []);
   // As Hub decides when none is named: the user's only team.
   const [team, setTeam] = useState(teams.length === 1 ? teams[0].id : '');
+  const [cached, setCached] = useState(k?.response_cache ?? true);
   const { busy, error, run } = useAction();
   // Creating leaves an empty field out; editing clears it.
   const none = k ? null : undefined;
@@ -175,6 +176,8 @@ function KeyForm(props: {
           daily_spend_cap: opt(daily),
           monthly_spend_cap: opt(monthly),
           team_id: teams.length ? team || null : undefined,
+          // Sent only when changed, like a field left empty.
+          response_cache: cached === (k?.response_cache ?? true) ? undefined : cached,
         },
       });
       props.onCreated(key);
@@ -233,6 +236,7 @@ function KeyForm(props: {
             <input name="monthly_spend_cap" inputMode="decimal" value={monthly} onChange={(e) => setMonthly(e.target.value)} />
           </Field>
         </div>
+        <Toggle label={t('keys.responseCache')} checked={cached} onChange={setCached} />
         <ErrorNote error={error} />
         <footer>
           <button type="button" onClick={props.onClose}>

@@ -7,7 +7,7 @@
 //! baseline at the same rate, and medians over repeated runs are reported.
 //!
 //! ```text
-//! hub-bench [--hub target/release/hub] [--targets hub,hub-remote,litellm,portkey]
+//! hub-bench [--hub target/release/hub] [--targets hub,hub-remote,hub-cache,litellm,portkey]
 //!           [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50]
 //!           [--latency-ms 0] [--cadence-ms 0] [--streams 200] [--pin on|off] [--out bench/out]
 //!           [--apis chat,responses,responses-converted,messages]
@@ -25,6 +25,9 @@
 //! process) targets run the same scenarios at the low rates those local
 //! emulators serve.
 //!
+//! The `hub-cache` target is Hub with its response cache on: every request
+//! of a scenario is identical, so all but the first are cache hits.
+//!
 //! `--buckets N` gives the caller N more grants that expire (a day apart,
 //! soonest first), so every settlement debits expiring credit buckets the way
 //! a customer holding bought or redeemed credit with expiry does.
@@ -39,7 +42,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const USAGE: &str =
-    "usage: hub-bench [--hub target/release/hub] [--targets hub,hub-remote,litellm,portkey|worker,lambda]
+    "usage: hub-bench [--hub target/release/hub] [--targets hub,hub-remote,hub-cache,litellm,portkey|worker,lambda]
                  [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50]
                  [--latency-ms 0] [--cadence-ms 0] [--streams 200] [--pin on|off] [--out bench/out]
                  [--scenarios non-streaming,streaming] [--profile DIR] [--baseline OTHER_HUB_BINARY]
@@ -592,6 +595,22 @@ async fn start_hub(a: &Args, mock: &MockProvider, remote: bool) -> Target {
     .await
 }
 
+/// Hub with its response cache on: every request of a scenario is the same,
+/// so all but the first are answered from the cache (the `hub` target in the
+/// same run is the same Hub asking the provider every time).
+async fn start_hub_cached(a: &Args, mock: &MockProvider) -> Target {
+    let t = start_hub_from(a, mock, false, a.hub.clone(), "hub-cache").await;
+    let resp = reqwest::Client::new()
+        .patch(format!("{}/api/admin/settings", t.base))
+        .bearer_auth(hub_e2e::ADMIN_KEY)
+        .json(&json!({"response_cache_enabled": true}))
+        .send()
+        .await
+        .expect("settings");
+    assert!(resp.status().is_success(), "the response cache could not be turned on");
+    t
+}
+
 /// Hub from `bin`, reported as `name` (another build of Hub, for `--baseline`).
 async fn start_hub_from(a: &Args, mock: &MockProvider, remote: bool, bin: PathBuf, name: &str) -> Target {
     let pinned = a.pin;
@@ -1135,6 +1154,7 @@ async fn main() {
         let t = match name.as_str() {
             "hub" => Some(start_hub(&a, &mock, false).await),
             "hub-remote" => Some(start_hub(&a, &mock, true).await),
+            "hub-cache" => Some(start_hub_cached(&a, &mock).await),
             "hub-baseline" => {
                 let bin = a
                     .baseline

@@ -46,7 +46,42 @@ pub struct Settings {
     /// Below this balance a customer is told (`balance.low`), unless they
     /// chose their own threshold. `None`: only those who chose one are.
     pub low_balance_threshold: Option<Credits>,
+    /// The response cache (off unless the operator turns it on).
+    pub response_cache: ResponseCacheSettings,
 }
+
+/// How the response cache answers identical requests (see `gateway::cache`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseCacheSettings {
+    pub enabled: bool,
+    /// How long an answer is kept when the request asks for no other time.
+    pub ttl_seconds: i64,
+    /// The share of an answer's original cost a hit is billed, from 0 to 1.
+    pub hit_fraction: Credits,
+    /// Whether one user's answer may answer another's identical request.
+    pub shared: bool,
+    /// The most the stored answers may take, in MiB (older ones go first).
+    pub max_mb: i64,
+    /// Only requests that ask for one deterministic answer (`temperature`
+    /// 0, `n` at most 1) are cached.
+    pub deterministic_only: bool,
+}
+
+impl Default for ResponseCacheSettings {
+    fn default() -> Self {
+        ResponseCacheSettings {
+            enabled: false,
+            ttl_seconds: 3600,
+            hit_fraction: Credits::ZERO,
+            shared: false,
+            max_mb: 256,
+            deterministic_only: false,
+        }
+    }
+}
+
+/// The longest an answer may be kept, in seconds (30 days).
+pub const MAX_CACHE_TTL_SECONDS: i64 = 30 * 86_400;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -67,6 +102,7 @@ impl Default for Settings {
             sign_in: SignInSettings::default(),
             payments: PaymentSettings::default(),
             low_balance_threshold: None,
+            response_cache: ResponseCacheSettings::default(),
         }
     }
 }
@@ -86,6 +122,12 @@ pub const SETTING_KEYS: &[&str] = &[
     "app_url",
     "app_pid",
     "low_balance_threshold",
+    "response_cache_enabled",
+    "response_cache_ttl_seconds",
+    "response_cache_hit_fraction",
+    "response_cache_shared",
+    "response_cache_max_mb",
+    "response_cache_deterministic_only",
 ];
 
 /// Every setting that is a secret, whichever group it belongs to: sealed
@@ -188,6 +230,20 @@ impl Settings {
                     v => Some(Credits::parse(&decimal(v)?).map_err(|e| e.to_string())?),
                 }
             }
+            "response_cache_enabled" => self.response_cache.enabled = v.as_bool().ok_or("must be true or false")?,
+            "response_cache_shared" => self.response_cache.shared = v.as_bool().ok_or("must be true or false")?,
+            "response_cache_deterministic_only" => {
+                self.response_cache.deterministic_only = v.as_bool().ok_or("must be true or false")?
+            }
+            "response_cache_ttl_seconds" => self.response_cache.ttl_seconds = positive_int(v, MAX_CACHE_TTL_SECONDS)?,
+            "response_cache_max_mb" => self.response_cache.max_mb = positive_int(v, 1_000_000)?,
+            "response_cache_hit_fraction" => {
+                let f = Credits::parse(&decimal(v)?).map_err(|e| e.to_string())?;
+                if f > Credits::from_nanos(1_000_000_000) {
+                    return Err("must be a decimal from 0 to 1".into());
+                }
+                self.response_cache.hit_fraction = f;
+            }
             "max_attempts" => self.max_attempts = positive_int(v, 10)?,
             "default_max_output_tokens" => self.default_max_output_tokens = positive_int(v, 10_000_000)?,
             "hold_ttl_seconds" => self.hold_ttl_seconds = positive_int(v, 7 * 86_400)?,
@@ -237,6 +293,13 @@ impl Settings {
             "app_pid": self.app_pid,
             // Canonical decimal text: the schema reads it (view low_balance_default).
             "low_balance_threshold": self.low_balance_threshold,
+            "response_cache_enabled": self.response_cache.enabled,
+            "response_cache_ttl_seconds": self.response_cache.ttl_seconds,
+            // Canonical decimal text, like the other decimals.
+            "response_cache_hit_fraction": self.response_cache.hit_fraction,
+            "response_cache_shared": self.response_cache.shared,
+            "response_cache_max_mb": self.response_cache.max_mb,
+            "response_cache_deterministic_only": self.response_cache.deterministic_only,
         })
     }
 

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 pub use crate::options::{HubOptions, Runtime};
 
+pub(crate) mod cache;
 pub(crate) mod credits;
 pub(crate) mod health;
 pub(crate) mod settler;
@@ -57,6 +58,8 @@ struct Inner {
     exports_on: bool,
     runtime: crate::options::Runtime,
     runtime_gauges: OnceLock<Arc<dyn crate::telemetry::metrics::RuntimeGauges>>,
+    /// The response cache's answers this instance keeps in memory.
+    response_cache: cache::Memory,
 }
 
 /// Whether a background delivery run is going on, and whether another was
@@ -121,6 +124,7 @@ impl Hub {
                 exports_on,
                 runtime,
                 runtime_gauges: OnceLock::new(),
+                response_cache: cache::Memory::default(),
             }),
         }
     }
@@ -210,6 +214,10 @@ impl Hub {
     }
 
     /// Balances and holds in memory, when this process owns the database.
+    pub(crate) fn response_cache(&self) -> &cache::Memory {
+        &self.inner.response_cache
+    }
+
     pub(crate) fn book(&self) -> Option<&CreditBook> {
         self.inner.book.get()
     }

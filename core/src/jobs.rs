@@ -47,6 +47,10 @@ const JOBS: &[Job] = &[
         run: |hub, b| Box::pin(prune_calls(hub, b)),
     },
     Job {
+        name: "prune_response_cache",
+        run: |hub, b| Box::pin(prune_response_cache(hub, b)),
+    },
+    Job {
         name: "expire_connect_sessions",
         run: |hub, b| Box::pin(expire_connect_sessions(hub, b)),
     },
@@ -273,6 +277,26 @@ async fn prune_calls(hub: &Hub, b: Budget) -> Result<Progress, JobError> {
     }
     let before = b.now_ms - days * crate::store::DAY_MS;
     in_batches(hub, b, || hub.store().prune_calls(before, BATCH_ROWS)).await
+}
+
+/// The response cache's expired answers, then its oldest while it holds
+/// more than its cap (`response_cache_max_mb`). Runs whether the cache is
+/// on or not, so turning it off empties it as its answers expire.
+async fn prune_response_cache(hub: &Hub, b: Budget) -> Result<Progress, JobError> {
+    let max_bytes = hub
+        .snapshot()
+        .await?
+        .settings
+        .response_cache
+        .max_mb
+        .saturating_mul(1024 * 1024);
+    let store = hub.store();
+    let expired = in_batches(hub, b, || store.prune_expired_answers(b.now_ms, BATCH_ROWS)).await?;
+    let over = in_batches(hub, b, || store.prune_oldest_answers(max_bytes, BATCH_ROWS)).await?;
+    Ok(Progress {
+        count: expired.count + over.count,
+        more: expired.more || over.more,
+    })
 }
 
 /// The AIGNE CLI's connect sessions past their 10 minutes (with any key

@@ -59,6 +59,16 @@ named!(
 );
 
 named!(
+    /// How a call used the response cache.
+    CacheUse {
+        /// Answered from the cache: no provider was asked.
+        Hit = "hit",
+        /// Looked up and not found (or refreshed): a provider answered, and the answer was stored.
+        Miss = "miss",
+    }
+);
+
+named!(
     /// The inbound endpoint a call came through.
     Endpoint {
         /// OpenAI `POST /v1/chat/completions`.

@@ -102,6 +102,8 @@ fn generate(n: usize, seed: u64) -> Vec<CallLog> {
                 },
                 credits: Credits::from_nanos(rng.next(5_000_000_000) as i64 + 1),
                 cache_saved: Credits::from_nanos(rng.next(2_000_000) as i64 - 1_000_000),
+                response_cache: None,
+                response_cache_saved: Credits::ZERO,
                 estimated: false,
                 clamped: false,
                 duration_ms: 10,
@@ -127,6 +129,19 @@ async fn log(db: &LibSqlDb, calls: &[CallLog]) {
     for chunk in calls.chunks(500) {
         db.batch(chunk.iter().map(call_log_stmt).collect()).await.unwrap();
     }
+}
+
+/// A call-log row as Hub wrote it before migration 17 added the response
+/// cache's two columns, the last two of today's statement.
+fn call_log_stmt_before_17(c: &CallLog) -> hub_core::ports::Stmt {
+    let mut stmt = call_log_stmt(c);
+    let sql = stmt
+        .sql
+        .replace(", response_cache, response_cache_saved)", ")")
+        .replace(", ?33, ?34)", ")");
+    stmt.sql = sql.into();
+    stmt.params.truncate(32);
+    stmt
 }
 
 /// The percentile rule of the usage API, from the values themselves: the
@@ -310,7 +325,12 @@ async fn the_migration_counts_the_calls_logged_before_it() {
         .unwrap();
     }
     let before = generate(1000, 3);
-    log(&db, &before).await;
+    // Logged as Hub logged calls then: without the response cache's columns (migration 17).
+    for chunk in before.chunks(500) {
+        db.batch(chunk.iter().map(call_log_stmt_before_17).collect())
+            .await
+            .unwrap();
+    }
     let from_14: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).filter(|v| *v >= 14).collect();
     assert_eq!(store.migrate(T).await.unwrap(), from_14);
     let after = generate(500, 4);

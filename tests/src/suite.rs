@@ -1022,3 +1022,62 @@ pub async fn team_budget_holds_across_members(api: &Api, mock: &MockProvider) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The response cache, on this runtime's own storage: an identical request,
+/// whole and streamed, is answered without the provider, the same bytes,
+/// marked `hit` and billed the hit fraction (half here); the call log and
+/// the balance agree. (On a multi-instance runtime the setting reaches the
+/// other instances within their cache TTL, and each finds the answer in the
+/// database.)
+pub async fn response_cache_answers_identical_requests(api: &Api, mock: &MockProvider) {
+    setup_at(api, mock, json!({"input_rate": 2, "output_rate": 8})).await;
+    mock.set("mock-model", Behavior::default().tokens(1000, 500));
+    api.admin(
+        Method::PATCH,
+        "/api/admin/settings",
+        Some(json!({"response_cache_enabled": true, "response_cache_hit_fraction": "0.5"})),
+    )
+    .await;
+    let (user, key) = api.user_with_key("cached", "10").await;
+    let full = cost_nanos(&[(1000, "2"), (500, "8")]);
+    // Read whole (a stream as the bytes of all its events).
+    let send = |stream: bool| {
+        let key = key.clone();
+        async move {
+            let resp = post(api, &key, &chat(stream)).await;
+            assert_eq!(resp.status(), 200);
+            let cache = resp
+                .headers()
+                .get("x-hub-cache")
+                .map(|v| v.to_str().unwrap().to_string());
+            (cache, resp.bytes().await.unwrap())
+        }
+    };
+    for stream in [false, true] {
+        // The first: a miss once every instance has the setting.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let (first, body) = loop {
+            let (cache, body) = send(stream).await;
+            if cache.is_some() {
+                break (cache, body);
+            }
+            assert!(Instant::now() < deadline, "the cache never turned on");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(first.as_deref(), Some("miss"));
+        let reached = mock.received().len();
+        let (again, replayed) = send(stream).await;
+        assert_eq!(again.as_deref(), Some("hit"), "stream: {stream}");
+        assert_eq!(replayed, body, "the same answer, byte for byte");
+        assert_eq!(mock.received().len(), reached, "a hit does not reach the provider");
+    }
+    let log = calls(api, &user, 4).await;
+    let hits: Vec<&Value> = log.iter().filter(|c| c["response_cache"] == "hit").collect();
+    assert_eq!(hits.len(), 2, "{log:?}");
+    assert!(hits
+        .iter()
+        .all(|h| nanos(&h["credits"]) == full / 2 && nanos(&h["response_cache_saved"]) == full / 2));
+    let spent: i128 = log.iter().map(|c| nanos(&c["credits"])).sum();
+    let left = hub_core::Credits::from_nanos((10_000_000_000 - spent) as i64).to_string();
+    settled(api, &user, &left).await;
+}

@@ -22,6 +22,13 @@ async fn worker_chat_is_billed_exactly_and_streams() {
     suite::chat_is_billed_exactly_and_streams(&api, &mock).await;
 }
 
+/// The response cache on D1.
+#[tokio::test]
+async fn worker_response_cache_answers_identical_requests() {
+    let (_w, api, mock) = start().await;
+    suite::response_cache_answers_identical_requests(&api, &mock).await;
+}
+
 #[tokio::test]
 async fn worker_no_credit_is_402() {
     let (_w, api, mock) = start().await;

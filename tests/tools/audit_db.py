@@ -115,7 +115,8 @@ def main(path):
             rates = recorded
         elif rates != recorded:
             problems.append(f"{call}: billed at {recorded}, the model's rates are {rates}")
-        expected = cost(u, rates)
+        # A response-cache hit is billed its tokens' cost less what it saved.
+        expected = cost(u, rates) - u["response_cache_saved"]
         if u["credits"] != expected:
             problems.append(f"{call}: usage row says {u['credits']} nano-credits, its tokens cost {expected}")
         if call in calls:

@@ -80,6 +80,21 @@ function SettingsForm({ initial, onSaved }: { initial: SettingsShape; onSaved():
           <input {...text('app_name')} />
         </Field>
       </div>
+      <h2>{t('settings.responseCache')}</h2>
+      {toggle('response_cache_enabled', t('settings.responseCacheOn'))}
+      <div className="grid2">
+        <Field label={t('settings.responseCacheTtl')} hint={t('settings.responseCacheTtlHint')}>
+          <input type="number" min={1} {...text('response_cache_ttl_seconds')} />
+        </Field>
+        <Field label={t('settings.responseCacheFraction')} hint={t('settings.responseCacheFractionHint')}>
+          <input inputMode="decimal" {...text('response_cache_hit_fraction')} />
+        </Field>
+        <Field label={t('settings.responseCacheMax')} hint={t('settings.responseCacheMaxHint')}>
+          <input type="number" min={1} {...text('response_cache_max_mb')} />
+        </Field>
+      </div>
+      {toggle('response_cache_shared', t('settings.responseCacheShared'))}
+      {toggle('response_cache_deterministic_only', t('settings.responseCacheDeterministic'))}
       <SignInSection draft={draft} initial={initial} text={text} toggle={toggle} edit={edit} />
       <PaymentsSection draft={draft} initial={initial} text={text} toggle={toggle} edit={edit} />
       <ErrorNote error={error} />

@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::store::{KeyPatch, KeyRow, Nullable};
 
 /// The fields a key's body may carry.
-pub const FIELDS: [&str; 7] = [
+pub const FIELDS: [&str; 8] = [
     "label",
     "expires_at",
     "allowed_models",
@@ -15,6 +15,7 @@ pub const FIELDS: [&str; 7] = [
     "tpm_limit",
     "daily_spend_cap",
     "monthly_spend_cap",
+    "response_cache",
 ];
 
 /// A new key's body may also name its team (fixed from then on).
@@ -45,6 +46,7 @@ pub fn settings(f: &Fields, now_ms: i64) -> Result<KeyPatch, ApiError> {
         tpm_limit: f.nullable("tpm_limit", f.int("tpm_limit", 1, 1_000_000_000)?),
         daily_spend_cap: cap("daily_spend_cap")?,
         monthly_spend_cap: cap("monthly_spend_cap")?,
+        response_cache: f.bool("response_cache")?,
     })
 }
 
@@ -159,6 +161,7 @@ mod tests {
             tpm_limit: None,
             daily_spend_cap: Some(Credits::from_nanos(5)),
             monthly_spend_cap: None,
+            response_cache: true,
             created_at: 0,
             parent_key_id: None,
             team_id: None,
@@ -175,6 +178,7 @@ mod tests {
             tpm_limit: Some(Some(100)),
             daily_spend_cap: Some(Some(Credits::from_nanos(4))),
             monthly_spend_cap: Some(Some(Credits::from_nanos(1))),
+            response_cache: Some(false),
         };
         assert_eq!(loosened(&key(), &p), None);
         assert_eq!(loosened(&key(), &KeyPatch::default()), None);

@@ -21,8 +21,8 @@ use crate::metering::money::Rate;
 use crate::metering::Rates;
 use crate::providers::vendor;
 use crate::store::{
-    page_limit, CallFilter, CredentialPatch, CredentialRow, GroupBy, ModelPatch, ModelRow, NewKeyRow, ProviderPatch,
-    ProviderRow, SealedSecret, UserPatch, UserRow,
+    page_limit, CallFilter, CredentialPatch, CredentialRow, GroupBy, KeyPatch, ModelPatch, ModelRow, NewKeyRow,
+    ProviderPatch, ProviderRow, SealedSecret, UserPatch, UserRow,
 };
 use fields::Fields;
 use serde_json::{json, Value};
@@ -848,6 +848,13 @@ pub(crate) async fn create_key(
         team_id: team.as_ref().map(|t| t.id.as_str()),
     };
     hub.store().insert_key(&row).await?;
+    if wanted.response_cache == Some(false) {
+        let off = KeyPatch {
+            response_cache: Some(false),
+            ..Default::default()
+        };
+        hub.store().update_key(&id, &off).await?;
+    }
     let stored = hub.store().get_key(&id).await?.ok_or_else(|| gone("key", &id))?;
     let mut body = key_json(&stored);
     body["key"] = Value::String(new.plaintext);

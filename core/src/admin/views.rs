@@ -105,6 +105,7 @@ pub fn key_json(k: &KeyRow) -> Value {
         "daily_spend_cap": k.daily_spend_cap,
         "monthly_spend_cap": k.monthly_spend_cap,
         "team_id": k.team_id,
+        "response_cache": k.response_cache,
         "created_at": t(k.created_at),
     })
 }
@@ -151,6 +152,8 @@ pub fn call_json(c: &CallLog) -> Value {
         "video_seconds": c.usage.video_seconds,
         "credits": c.credits,
         "cache_saved": c.cache_saved,
+        "response_cache": c.response_cache,
+        "response_cache_saved": c.response_cache_saved,
         "estimated": c.estimated,
         "clamped": c.clamped,
         "duration_ms": c.duration_ms,

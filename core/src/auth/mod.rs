@@ -83,6 +83,8 @@ pub struct Caller {
     pub session: bool,
     /// The team the key belongs to: its budget and models cover the key's calls.
     pub team: Option<TeamScope>,
+    /// Whether the key's calls use the response cache when it is on.
+    pub response_cache: bool,
 }
 
 /// What a key's team asks of its calls, read with the key.

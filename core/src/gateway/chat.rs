@@ -266,6 +266,11 @@ impl Exchange for ChatExchange {
         &self.plan
     }
 
+    /// OpenAI and Anthropic callers' answers; AIGNE's carry each call's credits.
+    fn cacheable(&self) -> bool {
+        matches!(self.inbound, Inbound::OpenAi(_) | Inbound::Anthropic(_))
+    }
+
     fn worst_output(&self, route: &Route, settings: &Settings) -> Usage {
         let (max_tokens, n) = self.inbound.output_budget();
         Usage {

@@ -2,6 +2,7 @@
 //! failover, relay, settle) for each inbound endpoint.
 
 pub mod audio;
+mod cache;
 pub mod chat;
 pub mod count_tokens;
 pub mod failover;

@@ -9,6 +9,7 @@
 //! call log, failover only before the first byte reached the caller — is
 //! here, once.
 
+use super::cache::{HitCost, Lookup, CACHE_HEADER};
 use super::failover::{body_failure, provider_error, transport_failure, Attempt, Attempts, Failure};
 use super::hold::{admit_key, rate_limit_headers, HoldGuard};
 use super::relay::{CallMeter, Mode, Outcome, Relay};
@@ -18,7 +19,7 @@ use crate::codec::{Billed, Meta};
 use crate::config::{Route, Settings, Snapshot};
 use crate::error::ApiError;
 use crate::http::{Body, ByteStream, Request, Response};
-use crate::kinds::{Endpoint, ModelKind};
+use crate::kinds::{CacheUse, Endpoint, ModelKind};
 use crate::metering::estimate::PromptSize;
 use crate::metering::money::Credits;
 use crate::metering::Usage;
@@ -76,6 +77,13 @@ pub(crate) type Opened<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = 
 /// What differs between the endpoints that share the pipeline.
 pub(crate) trait Exchange: crate::ports::MaybeSendSync {
     fn plan(&self) -> &Plan;
+
+    /// Whether the response cache may answer the request, or keep its
+    /// answer: the answer depends on the request body alone, and is kept
+    /// in the caller's protocol.
+    fn cacheable(&self) -> bool {
+        false
+    }
 
     /// The most a call can produce on a route beyond its prompt: the dearest
     /// candidate's worst case is held before any attempt.
@@ -153,8 +161,18 @@ pub(crate) async fn run(
         let started_us = hub.clock().monotonic_us();
         let (snap, routes) = candidates_fresh(hub, &caller, &plan.model, plan.kind).await?;
         let routes = able(exchange, routes)?;
-        let trace = hub.start_trace(req, started_us);
+        let cache = match exchange.cacheable() {
+            true => Lookup::plan(&snap.settings.response_cache, &caller, req, plan.endpoint, plan.stream)?,
+            false => None,
+        };
         let mut call = Call::new(hub, caller, req, request_id, plan, snap, started_us);
+        if let Some(lookup) = &cache {
+            if let Some((answer, route)) = lookup.find(hub, &routes).await {
+                return call.answer_from_cache(&answer, &route).await;
+            }
+        }
+        call.cache = cache;
+        let trace = hub.start_trace(req, started_us);
         if trace.is_none() {
             // Not traced here: the caller's trace context still reaches the provider.
             call.traceparent = crate::http::header(req.headers(), "traceparent").map(str::to_owned);
@@ -166,6 +184,9 @@ pub(crate) async fn run(
         if let Some(used) = used {
             res.headers_mut().extend(rate_limit_headers(&call.caller.limits, &used));
         }
+        if call.cache.is_some() {
+            crate::http::set_header(&mut res, CACHE_HEADER, CacheUse::Miss.as_str());
+        }
         Ok(res)
     }
     .instrument(span)
@@ -173,6 +194,43 @@ pub(crate) async fn run(
 }
 
 impl Call<'_> {
+    /// Answers with a stored answer: admitted under the key's limits like
+    /// any call, billed the hit fraction of what the answer's usage costs at
+    /// the model's rates (held first when that is more than nothing),
+    /// logged as a hit.
+    async fn answer_from_cache(
+        &self,
+        answer: &crate::store::CachedAnswer,
+        route: &Route,
+    ) -> Result<Response, ApiError> {
+        let settings = &self.snap.settings;
+        let cost = HitCost::new(
+            route.model.rates.cost(&answer.usage),
+            settings.response_cache.hit_fraction,
+        );
+        let hold = (self.billed && cost.charge > Credits::ZERO).then_some(cost.charge);
+        let used = admit_key(self.hub, &self.caller, &self.id, &answer.usage, cost.charge).await?;
+        let mut guard = HoldGuard::new(self.hub, &self.id, &self.caller);
+        if let Some(hold) = hold {
+            guard.place(settings, hold, settings.hold_ttl_seconds * 1000).await?;
+        }
+        // The stored usage was bounded when a provider produced it.
+        let mut meter = self.meter(route, 1, None, hold, answer.usage);
+        meter.cache_use = Some(CacheUse::Hit);
+        meter.hit = Some(cost);
+        meter.earlier_attempts = guard.disarm();
+        meter.ttfb_ms = Some(meter.elapsed_ms());
+        let billed = meter.finish(Some(answer.usage), 0, Outcome::Complete);
+        let mut res = super::cache::replay(answer);
+        if let Some(used) = used {
+            res.headers_mut().extend(rate_limit_headers(&self.caller.limits, &used));
+        }
+        crate::http::set_header(&mut res, CACHE_HEADER, CacheUse::Hit.as_str());
+        crate::http::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
+        crate::http::set_header(&mut res, "x-hub-call-id", &self.id);
+        Ok(res)
+    }
+
     /// Admits the call under its key's limits and holds its worst case;
     /// returns what the key used in the last minute, when it has limits.
     async fn admit(
@@ -215,7 +273,7 @@ impl Call<'_> {
                 }
             };
             self.propagate(&mut guard, &at, &mut upstream);
-            let mut meter = self.meter(&*exchange, &at, hold);
+            let mut meter = self.meter_for(&*exchange, &at, hold);
             let meta = self.meta(at.route);
             let sent_us = hub.clock().monotonic_us();
             match receive(&*exchange, self, &at, upstream, &meta).await {
@@ -272,6 +330,8 @@ struct Call<'a> {
     started_us: u64,
     /// The caller's `traceparent`, passed on as it came when Hub does not trace.
     traceparent: Option<String>,
+    /// How the response cache takes the call (a miss, once it is past the lookup).
+    cache: Option<Lookup>,
 }
 
 impl<'a> Call<'a> {
@@ -298,6 +358,7 @@ impl<'a> Call<'a> {
             snap,
             started_us,
             traceparent: None,
+            cache: None,
         }
     }
 
@@ -343,33 +404,58 @@ impl<'a> Call<'a> {
             .unwrap_or(Credits::ZERO)
     }
 
-    fn meter(&self, exchange: &dyn Exchange, at: &Attempt, hold: Credits) -> CallMeter {
-        let route = at.route;
+    /// The meter of an attempt at a provider.
+    fn meter_for(&self, exchange: &dyn Exchange, at: &Attempt, hold: Credits) -> CallMeter {
+        let bound = Usage {
+            input_tokens: self.plan.prompt.input_token_ceiling(self.body_bytes),
+            ..exchange.output_bound(at.route, &self.snap.settings)
+        };
+        let credential = at.credential.map(|c| c.id.clone());
+        let mut meter = self.meter(
+            at.route,
+            at.number as i64,
+            credential,
+            self.billed.then_some(hold),
+            bound,
+        );
+        meter.cache_use = self.cache.as_ref().map(|_| CacheUse::Miss);
+        meter.record = self.cache.as_ref().map(Lookup::recorder);
+        meter
+    }
+
+    fn meter(
+        &self,
+        route: &Route,
+        attempt: i64,
+        credential_id: Option<String>,
+        hold: Option<Credits>,
+        bound: Usage,
+    ) -> CallMeter {
         CallMeter {
-            bound: Usage {
-                input_tokens: self.plan.prompt.input_token_ceiling(self.body_bytes),
-                ..exchange.output_bound(route, &self.snap.settings)
-            },
+            bound,
             hub: self.hub.clone(),
             call_id: self.id.clone(),
-            attempt: at.number as i64,
+            attempt,
             request_id: self.request_id.to_string(),
             caller: self.caller.clone(),
             app: self.app.clone(),
             route: route.clone(),
-            credential_id: at.credential.map(|c| c.id.clone()),
+            credential_id,
             model: self.plan.model.clone(),
             endpoint: self.plan.endpoint,
             kind: self.plan.kind,
             stream: self.plan.stream,
             billed: self.billed,
-            hold: self.billed.then_some(hold),
+            hold,
             prompt: self.plan.prompt,
             started_us: self.started_us,
             upstream_ttfb_ms: None,
             ttfb_ms: None,
             earlier_attempts: Vec::new(),
             trace: None,
+            cache_use: None,
+            record: None,
+            hit: None,
         }
     }
 
@@ -503,7 +589,7 @@ fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: 
             rest,
             mode,
             content_type,
-        } => stream_response(Relay::new(meter, first, rest, mode), content_type),
+        } => stream_response(Relay::new(meter, first, rest, mode, content_type), content_type),
         Answer::Whole(Whole::Raw {
             body,
             usage,
@@ -515,6 +601,10 @@ fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: 
                 t.finish_reasons = crate::telemetry::trace::finish_reasons(meter.endpoint, &body);
             }
             let billed = meter.finish(usage, output_bytes, Outcome::Complete);
+            if let Some(mut r) = meter.record.take() {
+                r.push(&body);
+                r.keep(&meter.hub, &meter.route, &billed, exchange.content_type());
+            }
             let mut res = http::Response::new(Body::Full(body));
             res.headers_mut()
                 .insert("content-type", http::HeaderValue::from_static(exchange.content_type()));
@@ -537,6 +627,11 @@ fn deliver(exchange: &dyn Exchange, mut meter: CallMeter, answer: Answer, meta: 
                 reply.usage = Some(billed.usage);
             }
             let mut res = exchange.render(&meta, &reply, &billed);
+            if let (Some(mut r), Body::Full(body)) = (meter.record.take(), res.body()) {
+                let content_type = crate::http::header(res.headers(), "content-type").unwrap_or("application/json");
+                r.push(body);
+                r.keep(&meter.hub, &meter.route, &billed, content_type);
+            }
             crate::http::set_header(&mut res, "x-hub-credits", &billed.credits.to_string());
             res
         }

@@ -3,6 +3,7 @@
 //! midway (an error event in the caller's protocol), or dropped because the
 //! client went away (billed for what was delivered, flagged `estimated`).
 
+use super::cache::{HitCost, Recorder};
 use crate::auth::Caller;
 use crate::chat::Delta;
 use crate::codec::{Billed, Decode, Encode};
@@ -10,7 +11,7 @@ use crate::config::Route;
 use crate::error::ApiError;
 use crate::error::Protocol;
 use crate::http::{BodyError, ByteStream};
-use crate::kinds::{CallStatus, Endpoint, ModelKind};
+use crate::kinds::{CacheUse, CallStatus, Endpoint, ModelKind};
 use crate::metering::estimate::{tokens_in_text, PromptSize};
 use crate::metering::money::Credits;
 use crate::metering::Usage;
@@ -65,6 +66,12 @@ pub struct CallMeter {
     pub earlier_attempts: Vec<CallLog>,
     /// The call's trace, when it is traced.
     pub trace: Option<crate::telemetry::trace::CallTrace>,
+    /// How the call uses the response cache, if it does.
+    pub cache_use: Option<CacheUse>,
+    /// Records the answer for the response cache (a miss that may be kept).
+    pub record: Option<Recorder>,
+    /// A hit's cost: billed instead of the usage at the route's rates.
+    pub hit: Option<HitCost>,
 }
 
 impl CallMeter {
@@ -98,6 +105,8 @@ impl CallMeter {
             usage: Usage::default(),
             credits: Credits::ZERO,
             cache_saved: Credits::ZERO,
+            response_cache: self.cache_use,
+            response_cache_saved: Credits::ZERO,
             estimated: false,
             clamped: false,
         }
@@ -117,11 +126,19 @@ impl CallMeter {
             tracing::warn!(call_id = %self.call_id, provider = %self.route.provider.name, "the provider reported more usage than the request could produce; billed at the bound");
         }
         let rates = self.route.model.rates;
-        let credits = rates.cost(&usage);
         let mut log = self.outcome_log(&outcome);
+        let credits = match self.hit {
+            Some(hit) => {
+                log.response_cache_saved = hit.saved();
+                hit.charge
+            }
+            None => {
+                log.cache_saved = rates.cache_savings(&usage);
+                rates.cost(&usage)
+            }
+        };
         log.usage = usage;
         log.credits = credits;
-        log.cache_saved = rates.cache_savings(&usage);
         log.estimated = estimated;
         log.clamped = clamped;
         let settlement = Settlement {
@@ -362,11 +379,24 @@ pub struct Relay {
     /// How the caller's body breaks after its last output, for a failure
     /// that has no event in the caller's protocol ([`Mode::Bytes`]).
     broken: Option<BodyError>,
+    /// Records the stream for the response cache, with its content type.
+    record: Option<(Recorder, &'static str)>,
+    /// Once a recorded call settled complete: what it was billed, and where.
+    completed: Option<(Billed, Hub, Route)>,
 }
 
 impl Relay {
-    pub fn new(meter: CallMeter, first: Bytes, upstream: ByteStream, mode: Mode) -> Self {
+    pub fn new(
+        mut meter: CallMeter,
+        first: Bytes,
+        upstream: ByteStream,
+        mode: Mode,
+        content_type: &'static str,
+    ) -> Self {
+        let record = meter.record.take().map(|r| (r, content_type));
         Relay {
+            record,
+            completed: None,
             meter: Some(meter),
             first: Some(first),
             upstream,
@@ -592,7 +622,29 @@ impl Relay {
         if meter.ttfb_ms.is_none() && self.output_bytes > 0 {
             meter.ttfb_ms = Some(meter.elapsed_ms());
         }
-        Some(meter.finish(self.usage, self.output_bytes, outcome))
+        let complete = outcome == Outcome::Complete;
+        let billed = meter.finish(self.usage, self.output_bytes, outcome);
+        if complete && self.record.is_some() {
+            self.completed = Some((billed, meter.hub, meter.route));
+        }
+        Some(billed)
+    }
+
+    /// Output the caller gets, recorded for the cache; once the provider's
+    /// stream is over and the call settled complete, the answer is kept.
+    fn record(&mut self, out: &[u8]) {
+        if let Some((r, _)) = self.record.as_mut() {
+            r.push(out);
+        }
+    }
+
+    /// The provider's stream is over: its answer is kept if it completed
+    /// (a failed or cut-short stream never is).
+    fn keep_if_complete(&mut self) {
+        let record = self.record.take();
+        if let (Some((recorder, content_type)), Some((billed, hub, route))) = (record, self.completed.take()) {
+            recorder.keep(&hub, &route, &billed, content_type);
+        }
     }
 }
 
@@ -707,6 +759,7 @@ impl Stream for Relay {
             match this.poll_provider(cx) {
                 Ready::Waiting => break,
                 Ready::Ended(tail) => {
+                    this.record(&tail);
                     out.push(tail);
                     break;
                 }
@@ -716,9 +769,13 @@ impl Stream for Relay {
                     if let Some(t) = this.meter.as_mut().and_then(|m| m.trace.as_mut()) {
                         t.capture_completion(&processed);
                     }
+                    this.record(&processed);
                     out.push(processed);
                 }
             }
+        }
+        if this.finished {
+            this.keep_if_complete();
         }
         if out.len() == 0 {
             return if this.finished {

@@ -662,6 +662,8 @@ fn call_log(job: &VideoJob, usage: Usage) -> CallLog {
         usage,
         credits: job.credits,
         cache_saved: Credits::ZERO,
+        response_cache: None,
+        response_cache_saved: Credits::ZERO,
         estimated: false,
         clamped: false,
         duration_ms: job.completed_at.unwrap_or(job.updated_at) - job.created_at,

@@ -179,6 +179,7 @@ impl Store {
                 limits: KeyLimits::default(),
                 session: true,
                 team: None,
+                response_cache: true,
             },
             last_seen_at: r.i64("last_seen_at"),
         }))

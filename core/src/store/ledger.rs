@@ -72,6 +72,10 @@ pub struct CallLog {
     pub credits: Credits,
     /// What prompt caching saved on this call (`Rates::cache_savings`).
     pub cache_saved: Credits,
+    /// How the call used the response cache, if it did.
+    pub response_cache: Option<crate::kinds::CacheUse>,
+    /// What a cache hit saved: the answer's original cost less what the hit was billed.
+    pub response_cache_saved: Credits,
     pub estimated: bool,
     /// The provider reported more usage than the request could produce; it was cut to the bound.
     pub clamped: bool,
@@ -83,13 +87,14 @@ pub struct CallLog {
 
 pub fn call_log_stmt(c: &CallLog) -> Stmt {
     sql!(
-        "INSERT OR IGNORE INTO calls (id, call_id, attempt, request_id, endpoint, user_id, key_id, app, provider_id, provider, credential_id, model, stream, status, http_status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, credits, estimated, duration_ms, ttfb_ms, upstream_ttfb_ms, created_at, clamped, cache_write_1h_tokens, cache_saved, audio_ms, characters, video_seconds)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
+        "INSERT OR IGNORE INTO calls (id, call_id, attempt, request_id, endpoint, user_id, key_id, app, provider_id, provider, credential_id, model, stream, status, http_status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, credits, estimated, duration_ms, ttfb_ms, upstream_ttfb_ms, created_at, clamped, cache_write_1h_tokens, cache_saved, audio_ms, characters, video_seconds, response_cache, response_cache_saved)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
         &c.id, &c.call_id, c.attempt, c.request_id.clone(), c.endpoint.as_str(), c.user_id.clone(), c.key_id.clone(), c.app.clone(),
         c.provider_id.clone(), c.provider.clone(), c.credential_id.clone(), &c.model, c.stream, c.status.as_str(), c.http_status,
         c.error.clone(), c.usage.input_tokens, c.usage.output_tokens, c.usage.cache_read_tokens, c.usage.cache_write_tokens,
         c.credits.nanos(), c.estimated, c.duration_ms, c.ttfb_ms, c.upstream_ttfb_ms, c.created_at, c.clamped,
-        c.usage.cache_write_1h_tokens, c.cache_saved.nanos(), c.usage.audio_ms, c.usage.characters, c.usage.video_seconds
+        c.usage.cache_write_1h_tokens, c.cache_saved.nanos(), c.usage.audio_ms, c.usage.characters, c.usage.video_seconds,
+        c.response_cache.map(crate::kinds::CacheUse::as_str), c.response_cache_saved.nanos()
     )
 }
 
@@ -375,14 +380,15 @@ impl Store {
     pub fn settlement_stmts(s: &Settlement, earlier_attempts: &[CallLog]) -> Vec<Stmt> {
         let u = &s.usage;
         let mut stmts = vec![sql!(
-            "INSERT OR IGNORE INTO usage (call_id, user_id, key_id, app, provider_id, model, type, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, images, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, credits, billed, estimated, created_at, clamped, cache_write_1h_tokens, cache_write_1h_rate, cache_saved, audio_ms, characters, video_seconds, audio_rate, video_rate)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
+            "INSERT OR IGNORE INTO usage (call_id, user_id, key_id, app, provider_id, model, type, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, images, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, credits, billed, estimated, created_at, clamped, cache_write_1h_tokens, cache_write_1h_rate, cache_saved, audio_ms, characters, video_seconds, audio_rate, video_rate, response_cache_saved)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
             &s.call_id, &s.user_id, s.key_id.clone(), s.app.clone(), s.provider_id.clone(), &s.model, s.kind.as_str(),
             u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens, u.images,
             s.rates.input.nanos(), s.rates.output.nanos(), s.rates.cache_read.map(|r| r.nanos()),
             s.rates.cache_write.map(|r| r.nanos()), s.rates.image.nanos(), s.credits.nanos(), s.billed, s.estimated, s.now_ms,
             s.log.clamped, u.cache_write_1h_tokens, s.rates.cache_write_1h.map(|r| r.nanos()), s.log.cache_saved.nanos(),
-            u.audio_ms, u.characters, u.video_seconds, s.rates.audio.nanos(), s.rates.video.nanos()
+            u.audio_ms, u.characters, u.video_seconds, s.rates.audio.nanos(), s.rates.video.nanos(),
+            s.log.response_cache_saved.nanos()
         )];
         if s.billed && s.credits.nanos() != 0 {
             stmts.push(sql!(

@@ -101,6 +101,10 @@ fn call(r: &Row) -> CallLog {
         },
         credits: Credits::from_nanos(r.i64("credits")),
         cache_saved: Credits::from_nanos(r.i64("cache_saved")),
+        response_cache: r
+            .opt_str("response_cache")
+            .and_then(|c| crate::kinds::CacheUse::parse(&c)),
+        response_cache_saved: Credits::from_nanos(r.i64("response_cache_saved")),
         estimated: r.bool("estimated"),
         clamped: r.bool("clamped"),
         duration_ms: r.i64("duration_ms"),

@@ -15,6 +15,7 @@ mod log;
 mod notify;
 mod patch;
 mod payments;
+mod response_cache;
 mod teams;
 mod usage;
 mod users;
@@ -31,6 +32,7 @@ pub use log::*;
 pub use notify::*;
 pub use patch::*;
 pub use payments::*;
+pub use response_cache::*;
 pub use teams::*;
 pub use usage::*;
 pub use users::*;
@@ -101,6 +103,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../infra/migrations/0014_usage_rollups.sql"),
     ),
     (15, "teams", include_str!("../../../infra/migrations/0015_teams.sql")),
+    (
+        17,
+        "response_cache",
+        include_str!("../../../infra/migrations/0017_response_cache.sql"),
+    ),
     (
         19,
         "key_spend",

@@ -178,6 +178,8 @@ pub struct KeyPatch {
     pub tpm_limit: Nullable<i64>,
     pub daily_spend_cap: Nullable<crate::Credits>,
     pub monthly_spend_cap: Nullable<crate::Credits>,
+    /// Whether the key's calls use the response cache when it is on.
+    pub response_cache: Option<bool>,
 }
 
 impl KeyPatch {
@@ -195,6 +197,7 @@ impl KeyPatch {
         set(&mut out, "tpm_limit", self.tpm_limit);
         set(&mut out, "daily_spend_cap", nanos(&self.daily_spend_cap));
         set(&mut out, "monthly_spend_cap", nanos(&self.monthly_spend_cap));
+        set(&mut out, "response_cache", self.response_cache);
         out
     }
 

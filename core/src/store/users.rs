@@ -36,6 +36,8 @@ pub struct KeyRow {
     pub tpm_limit: Option<i64>,
     pub daily_spend_cap: Option<Credits>,
     pub monthly_spend_cap: Option<Credits>,
+    /// Whether the key's calls use the response cache when it is on.
+    pub response_cache: bool,
     pub created_at: i64,
     pub parent_key_id: Option<String>,
     /// The team whose budget the key's calls count against (fixed at creation).
@@ -69,6 +71,7 @@ pub(super) fn key(r: &Row) -> KeyRow {
         tpm_limit: r.opt_i64("tpm_limit"),
         daily_spend_cap: r.opt_i64("daily_spend_cap").map(Credits::from_nanos),
         monthly_spend_cap: r.opt_i64("monthly_spend_cap").map(Credits::from_nanos),
+        response_cache: r.bool("response_cache"),
         created_at: r.i64("created_at"),
         parent_key_id: r.opt_str("parent_key_id"),
         team_id: r.opt_str("team_id"),
@@ -390,7 +393,7 @@ impl Store {
             .db
             .query(sql!(
                 "SELECT k.id, k.label, k.key_hash, k.expires_at, k.revoked_at, k.allowed_models, k.rpm_limit, k.tpm_limit,
-                        k.daily_spend_cap, k.monthly_spend_cap, u.id AS user_id, u.role, u.disabled,
+                        k.daily_spend_cap, k.monthly_spend_cap, k.response_cache, u.id AS user_id, u.role, u.disabled,
                         t.id AS team_id, t.budget AS team_budget, t.budget_period AS team_period,
                         t.time_zone AS team_zone, t.allowed_models AS team_models
                  FROM api_keys k JOIN users u ON u.id = k.user_id LEFT JOIN teams t ON t.id = k.team_id
@@ -422,6 +425,7 @@ impl Store {
                 zone: crate::time::Zone::parse(&r.str("team_zone")).unwrap_or(crate::time::Zone::UTC),
                 allowed_models: r.json("team_models").and_then(|v| serde_json::from_value(v).ok()),
             }),
+            response_cache: r.bool("response_cache"),
         }))
     }
 

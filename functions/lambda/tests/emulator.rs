@@ -58,6 +58,13 @@ async fn lambda_openai_videos_are_followed_and_billed_exactly() {
     suite::openai_videos_are_followed_and_billed_exactly(&w.api, &w.mock).await;
 }
 
+/// The response cache on the shared database.
+#[tokio::test]
+async fn lambda_response_cache_answers_identical_requests() {
+    let w = start(1).await;
+    suite::response_cache_answers_identical_requests(&w.api, &w.mock).await;
+}
+
 #[tokio::test]
 async fn lambda_no_credit_is_402() {
     let w = start(1).await;
