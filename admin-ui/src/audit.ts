@@ -64,6 +64,7 @@ export const ACTIONS = [
   'rotate_secret',
   'send_test',
   'resend',
+  'sync',
 ] as const;
 
 const ACTION_NAMES: Record<(typeof ACTIONS)[number], MessageKey> = {
@@ -78,6 +79,7 @@ const ACTION_NAMES: Record<(typeof ACTIONS)[number], MessageKey> = {
   rotate_secret: 'audit.action.rotate_secret',
   send_test: 'audit.action.send_test',
   resend: 'audit.action.resend',
+  sync: 'audit.action.sync',
 };
 
 /** A resource's name in the site's language; one Hub adds later as Hub names it. */

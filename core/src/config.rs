@@ -9,6 +9,7 @@ use crate::hub::health::Health;
 use crate::kinds::{CredentialStatus, ModelKind};
 use crate::metering::money::Credits;
 use crate::payments::settings::PaymentSettings;
+use crate::prices::{BelowCostAction, CatalogueFormat};
 use crate::providers::{vendor, Vendor};
 use crate::store::{ModelRow, Store};
 use serde_json::{json, Value};
@@ -46,6 +47,16 @@ pub struct Settings {
     /// Below this balance a customer is told (`balance.low`), unless they
     /// chose their own threshold. `None`: only those who chose one are.
     pub low_balance_threshold: Option<Credits>,
+    /// The least margin over cost a sell rate may have (percent, a decimal
+    /// string); `None`: no floor.
+    pub margin_floor_percent: Option<String>,
+    /// What a price sync does to a model it finds selling below cost.
+    pub below_cost_action: BelowCostAction,
+    /// The price catalogue the scheduled sync reads.
+    pub price_sync_url: Option<String>,
+    pub price_sync_format: CatalogueFormat,
+    /// Hours between scheduled syncs; 0: none.
+    pub price_sync_interval_hours: i64,
 }
 
 impl Default for Settings {
@@ -67,6 +78,11 @@ impl Default for Settings {
             sign_in: SignInSettings::default(),
             payments: PaymentSettings::default(),
             low_balance_threshold: None,
+            margin_floor_percent: None,
+            below_cost_action: BelowCostAction::Flag,
+            price_sync_url: None,
+            price_sync_format: CatalogueFormat::Litellm,
+            price_sync_interval_hours: 0,
         }
     }
 }
@@ -86,6 +102,11 @@ pub const SETTING_KEYS: &[&str] = &[
     "app_url",
     "app_pid",
     "low_balance_threshold",
+    "margin_floor_percent",
+    "below_cost_action",
+    "price_sync_url",
+    "price_sync_format",
+    "price_sync_interval_hours",
 ];
 
 /// Every setting that is a secret, whichever group it belongs to: sealed
@@ -188,6 +209,38 @@ impl Settings {
                     v => Some(Credits::parse(&decimal(v)?).map_err(|e| e.to_string())?),
                 }
             }
+            "margin_floor_percent" => {
+                self.margin_floor_percent = match v {
+                    Value::Null => None,
+                    v => Some(decimal(v)?),
+                }
+            }
+            "below_cost_action" => {
+                self.below_cost_action = v
+                    .as_str()
+                    .and_then(BelowCostAction::parse)
+                    .ok_or(format!("must be {}", BelowCostAction::names()))?
+            }
+            "price_sync_url" => {
+                self.price_sync_url = match v {
+                    Value::Null => None,
+                    Value::String(s) if s.is_empty() => None,
+                    Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => Some(s.clone()),
+                    _ => return Err("must be an http(s) URL or null".into()),
+                }
+            }
+            "price_sync_format" => {
+                self.price_sync_format = v
+                    .as_str()
+                    .and_then(CatalogueFormat::parse)
+                    .ok_or(format!("must be {}", CatalogueFormat::names()))?
+            }
+            "price_sync_interval_hours" => {
+                self.price_sync_interval_hours = v
+                    .as_i64()
+                    .filter(|n| (0..=8_760).contains(n))
+                    .ok_or("must be an integer from 0 (no scheduled sync) to 8760")?
+            }
             "max_attempts" => self.max_attempts = positive_int(v, 10)?,
             "default_max_output_tokens" => self.default_max_output_tokens = positive_int(v, 10_000_000)?,
             "hold_ttl_seconds" => self.hold_ttl_seconds = positive_int(v, 7 * 86_400)?,
@@ -237,6 +290,11 @@ impl Settings {
             "app_pid": self.app_pid,
             // Canonical decimal text: the schema reads it (view low_balance_default).
             "low_balance_threshold": self.low_balance_threshold,
+            "margin_floor_percent": self.margin_floor_percent,
+            "below_cost_action": self.below_cost_action,
+            "price_sync_url": self.price_sync_url,
+            "price_sync_format": self.price_sync_format,
+            "price_sync_interval_hours": self.price_sync_interval_hours,
         })
     }
 
@@ -584,6 +642,11 @@ mod tests {
                 unit_costs: None,
                 metadata: None,
                 enabled: true,
+                cost: None,
+                context_window: None,
+                below_cost: false,
+                price_source: None,
+                costs_synced_at: None,
                 created_at: 0,
                 updated_at: 0,
             })

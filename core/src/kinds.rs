@@ -265,5 +265,7 @@ named!(
         /// A webhook test event queued.
         SendTest = "send_test",
         Resend = "resend",
+        /// Prices synced from a catalogue.
+        Sync = "sync",
     }
 );

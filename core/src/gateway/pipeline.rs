@@ -332,12 +332,15 @@ impl<'a> Call<'a> {
         routes
             .iter()
             .map(|r| {
-                // Every prompt token may come back as a cache write, dearer than input.
+                let worst = self.worst_case(exchange, r);
+                // At the tier's rates when the prompt may cross it; every prompt
+                // token may come back as a cache write, dearer than input.
+                let billed = r.model.rates.for_usage(&worst);
                 let rates = crate::metering::Rates {
-                    input: r.model.rates.dearest_prompt_rate(),
-                    ..r.model.rates
+                    input: billed.dearest_prompt_rate(),
+                    ..billed
                 };
-                rates.cost(&self.worst_case(exchange, r))
+                rates.cost(&worst)
             })
             .max()
             .unwrap_or(Credits::ZERO)

@@ -98,6 +98,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "usage_rollups",
         include_str!("../../../infra/migrations/0014_usage_rollups.sql"),
     ),
+    (
+        16,
+        "price_sync",
+        include_str!("../../../infra/migrations/0016_price_sync.sql"),
+    ),
 ];
 
 #[derive(Clone)]
