@@ -435,9 +435,11 @@ mod tests {
         )
         .unwrap();
         assert!(!up.below_cost);
-        assert_eq!(up.repriced, ["input_rate"]);
-        // 4 × 1.2, the margin (above the 10% floor).
+        // The tier the sync made from the flat rates (3.6 × 6/4 = 5.4) was below its cost too.
+        assert_eq!(up.repriced, ["input_rate", "input_rate_above_200k"]);
+        // 4 × 1.2 and 6 × 1.2, the margin (above the 10% floor).
         assert_eq!(up.patch.input_rate, Some(rate("4.8")));
+        assert_eq!(up.patch.long_context.unwrap().unwrap().input, rate("7.2"));
         assert_eq!(up.patch.output_rate, None);
     }
 }

@@ -166,6 +166,50 @@ fn model(r: &Row) -> ModelRow {
     }
 }
 
+impl ModelPatch {
+    /// A patch writing every price of `m` beyond its flat sell rates: its
+    /// tier, costs, context window and flags (empty when it has none).
+    pub fn prices_of(m: &ModelRow) -> ModelPatch {
+        let some = |present: bool| present.then_some(());
+        ModelPatch {
+            long_context: some(m.rates.long_context.is_some()).map(|_| m.rates.long_context),
+            cost: some(m.cost.is_some()).map(|_| m.cost),
+            context_window: some(m.context_window.is_some()).map(|_| m.context_window),
+            below_cost: m.below_cost.then_some(true),
+            price_source: some(m.price_source.is_some()).map(|_| m.price_source.clone()),
+            costs_synced_at: m.costs_synced_at,
+            ..Default::default()
+        }
+    }
+
+    /// `m` as this patch leaves it.
+    pub fn applied(&self, m: &ModelRow) -> ModelRow {
+        let mut out = m.clone();
+        let r = &mut out.rates;
+        if let Some(v) = &self.model {
+            out.model = v.clone();
+        }
+        if let Some(k) = self.kind {
+            out.kind = k;
+        }
+        r.input = self.input_rate.unwrap_or(r.input);
+        r.output = self.output_rate.unwrap_or(r.output);
+        r.image = self.image_rate.unwrap_or(r.image);
+        r.video = self.video_rate.unwrap_or(r.video);
+        r.audio = self.audio_rate.unwrap_or(r.audio);
+        r.cache_read = self.cache_read_rate.unwrap_or(r.cache_read);
+        r.cache_write = self.cache_write_rate.unwrap_or(r.cache_write);
+        r.cache_write_1h = self.cache_write_1h_rate.unwrap_or(r.cache_write_1h);
+        r.long_context = self.long_context.unwrap_or(r.long_context);
+        out.cost = self.cost.unwrap_or(out.cost);
+        out.context_window = self.context_window.unwrap_or(out.context_window);
+        out.below_cost = self.below_cost.unwrap_or(out.below_cost);
+        out.enabled = self.enabled.unwrap_or(out.enabled);
+        out.max_output_tokens = self.max_output_tokens.unwrap_or(out.max_output_tokens);
+        out
+    }
+}
+
 /// `UPDATE table SET a = ?, b = ?, updated_at = ? WHERE id = ?`, from allow-listed column names.
 fn update_stmt(table: &str, id: &str, changes: Vec<Change>, now_ms: i64) -> Stmt {
     let mut sets: Vec<String> = changes
