@@ -542,6 +542,15 @@ const MODEL_FIELDS: &[&str] = &[
     "force",
 ];
 
+/// A nullable rate as sent (`null` clears it), else as it was.
+fn rate_or(f: &Fields, k: &str, was: Option<Rate>) -> Result<Option<Rate>, ApiError> {
+    if f.has(k) {
+        f.rate(k)
+    } else {
+        Ok(was)
+    }
+}
+
 /// A tier's change from its fields (`prefix` `` for sell rates, `cost_` for
 /// costs) over `old`: `None` when none is sent; a null tier input rate clears it.
 fn tier_fields(f: &Fields, prefix: &str, old: Option<LongContext>) -> Result<Nullable<LongContext>, ApiError> {
@@ -565,8 +574,6 @@ fn tier_fields(f: &Fields, prefix: &str, old: Option<LongContext>) -> Result<Nul
             ))
         }
     };
-    let nullable =
-        |k: &str, was: Option<Rate>| -> Result<Option<Rate>, ApiError> { Ok(if f.has(k) { f.rate(k)? } else { was }) };
     let threshold = f.int("long_context_threshold", 1, 100_000_000)?;
     Ok(Some(Some(LongContext {
         threshold: threshold
@@ -575,8 +582,8 @@ fn tier_fields(f: &Fields, prefix: &str, old: Option<LongContext>) -> Result<Nul
             .unwrap_or(DEFAULT_LONG_CONTEXT_THRESHOLD),
         input,
         output: f.rate(&fields[1])?.or(old.map(|t| t.output)).unwrap_or(Rate::ZERO),
-        cache_read: nullable(&fields[2], old.and_then(|t| t.cache_read))?,
-        cache_write: nullable(&fields[3], old.and_then(|t| t.cache_write))?,
+        cache_read: rate_or(f, &fields[2], old.and_then(|t| t.cache_read))?,
+        cache_write: rate_or(f, &fields[3], old.and_then(|t| t.cache_write))?,
     })))
 }
 
@@ -600,16 +607,14 @@ fn cost_fields(f: &Fields, old: Option<Rates>) -> Result<Nullable<Rates>, ApiErr
         .rate("cost_input_rate")?
         .or(old.map(|c| c.input))
         .ok_or_else(|| ApiError::invalid_field("cost_input_rate", "is required with other cost rates"))?;
-    let nullable =
-        |k: &str, was: Option<Rate>| -> Result<Option<Rate>, ApiError> { Ok(if f.has(k) { f.rate(k)? } else { was }) };
     Ok(Some(Some(Rates {
         input,
         output: f
             .rate("cost_output_rate")?
             .or(old.map(|c| c.output))
             .unwrap_or(Rate::ZERO),
-        cache_read: nullable("cost_cache_read_rate", old.and_then(|c| c.cache_read))?,
-        cache_write: nullable("cost_cache_write_rate", old.and_then(|c| c.cache_write))?,
+        cache_read: rate_or(f, "cost_cache_read_rate", old.and_then(|c| c.cache_read))?,
+        cache_write: rate_or(f, "cost_cache_write_rate", old.and_then(|c| c.cache_write))?,
         long_context: tier.unwrap_or(old.and_then(|c| c.long_context)),
         ..Default::default()
     })))
@@ -617,13 +622,8 @@ fn cost_fields(f: &Fields, old: Option<Rates>) -> Result<Nullable<Rates>, ApiErr
 
 /// Refuses a sell rate this change leaves below cost × (1 + the margin
 /// floor), unless the body says `force: true`.
-fn check_margin_floor(
-    hub_settings: &Settings,
-    f: &Fields,
-    old: Option<&ModelRow>,
-    new: &ModelRow,
-) -> Result<(), ApiError> {
-    let floor = hub_settings.margin_floor_percent.as_deref().and_then(Percent::parse);
+fn check_margin_floor(settings: &Settings, f: &Fields, old: Option<&ModelRow>, new: &ModelRow) -> Result<(), ApiError> {
+    let floor = settings.margin_floor_percent.as_deref().and_then(Percent::parse);
     let (Some(floor), false) = (floor, f.bool("force")?.unwrap_or(false)) else {
         return Ok(());
     };
