@@ -132,7 +132,8 @@ fn litellm(doc: &Value) -> Result<Vec<Entry>, CatalogueError> {
             kind: kind_of_litellm(provider).to_string(),
             model,
             prices,
-            context_window: count(e.get("max_input_tokens")).or(count(e.get("max_tokens"))),
+            // Not `max_tokens`: LiteLLM's legacy field is often the output limit.
+            context_window: count(e.get("max_input_tokens")),
         });
     }
     Ok(out)
