@@ -452,7 +452,7 @@ async function operator(
     await nano.getByRole('button', { name: 'Edit' }).click();
     const edit = page.getByRole('dialog', { name: 'Edit mock/gpt-4.1-nano' });
     const history = edit.getByRole('region', { name: 'Rate history' });
-    await expectText(history.locator('tr').filter({ hasText: 'input_rate' }), /0\.10\s+0\.15/);
+    await expectText(history.locator('tr').filter({ hasText: 'input_rate' }), /0\.10\s*0\.15/);
     await edit.getByRole('button', { name: 'Cancel' }).click();
     await shot(page, 'models');
   });
