@@ -36,6 +36,7 @@ ALTER TABLE models ADD COLUMN changed_by TEXT;
 -- (nano-credits per million; NULL: unset), by whom (`source` admin with the
 -- user id in `actor`, or sync) and when. Written by the triggers below, so
 -- no writer can change a rate without a trace. Kept when the model is deleted.
+-- (One INSERT per rate: D1 limits the terms of a compound SELECT.)
 CREATE TABLE rate_changes (
   id          INTEGER PRIMARY KEY AUTOINCREMENT,
   model_id    TEXT NOT NULL,
@@ -51,55 +52,67 @@ CREATE INDEX rate_changes_model ON rate_changes (model_id, id);
 CREATE TRIGGER models_rate_history AFTER UPDATE ON models
 BEGIN
   INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
-  SELECT NEW.id, f, o, n,
-         CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END,
-         CASE WHEN NEW.changed_by = 'sync' THEN NULL ELSE NEW.changed_by END,
-         NEW.updated_at
-  FROM (
-    SELECT 'input_rate' AS f, OLD.input_rate AS o, NEW.input_rate AS n
-    UNION ALL SELECT 'output_rate', OLD.output_rate, NEW.output_rate
-    UNION ALL SELECT 'cache_read_rate', OLD.cache_read_rate, NEW.cache_read_rate
-    UNION ALL SELECT 'cache_write_rate', OLD.cache_write_rate, NEW.cache_write_rate
-    UNION ALL SELECT 'cache_write_1h_rate', OLD.cache_write_1h_rate, NEW.cache_write_1h_rate
-    UNION ALL SELECT 'image_rate', OLD.image_rate, NEW.image_rate
-    UNION ALL SELECT 'audio_rate', OLD.audio_rate, NEW.audio_rate
-    UNION ALL SELECT 'video_rate', OLD.video_rate, NEW.video_rate
-    UNION ALL SELECT 'input_rate_above_200k', OLD.input_rate_above_200k, NEW.input_rate_above_200k
-    UNION ALL SELECT 'output_rate_above_200k', OLD.output_rate_above_200k, NEW.output_rate_above_200k
-    UNION ALL SELECT 'cache_read_rate_above_200k', OLD.cache_read_rate_above_200k, NEW.cache_read_rate_above_200k
-    UNION ALL SELECT 'cache_write_rate_above_200k', OLD.cache_write_rate_above_200k, NEW.cache_write_rate_above_200k
-    UNION ALL SELECT 'cost_input_rate', OLD.cost_input_rate, NEW.cost_input_rate
-    UNION ALL SELECT 'cost_output_rate', OLD.cost_output_rate, NEW.cost_output_rate
-    UNION ALL SELECT 'cost_cache_read_rate', OLD.cost_cache_read_rate, NEW.cost_cache_read_rate
-    UNION ALL SELECT 'cost_cache_write_rate', OLD.cost_cache_write_rate, NEW.cost_cache_write_rate
-    UNION ALL SELECT 'cost_input_rate_above_200k', OLD.cost_input_rate_above_200k, NEW.cost_input_rate_above_200k
-    UNION ALL SELECT 'cost_output_rate_above_200k', OLD.cost_output_rate_above_200k, NEW.cost_output_rate_above_200k
-    UNION ALL SELECT 'cost_cache_read_rate_above_200k', OLD.cost_cache_read_rate_above_200k, NEW.cost_cache_read_rate_above_200k
-    UNION ALL SELECT 'cost_cache_write_rate_above_200k', OLD.cost_cache_write_rate_above_200k, NEW.cost_cache_write_rate_above_200k
-  )
-  WHERE o IS NOT n;
+    SELECT NEW.id, 'input_rate', OLD.input_rate, NEW.input_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.input_rate IS NOT NEW.input_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'output_rate', OLD.output_rate, NEW.output_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.output_rate IS NOT NEW.output_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cache_read_rate', OLD.cache_read_rate, NEW.cache_read_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cache_read_rate IS NOT NEW.cache_read_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cache_write_rate', OLD.cache_write_rate, NEW.cache_write_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cache_write_rate IS NOT NEW.cache_write_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cache_write_1h_rate', OLD.cache_write_1h_rate, NEW.cache_write_1h_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cache_write_1h_rate IS NOT NEW.cache_write_1h_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'image_rate', OLD.image_rate, NEW.image_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.image_rate IS NOT NEW.image_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'audio_rate', OLD.audio_rate, NEW.audio_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.audio_rate IS NOT NEW.audio_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'video_rate', OLD.video_rate, NEW.video_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.video_rate IS NOT NEW.video_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'input_rate_above_200k', OLD.input_rate_above_200k, NEW.input_rate_above_200k, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.input_rate_above_200k IS NOT NEW.input_rate_above_200k;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'output_rate_above_200k', OLD.output_rate_above_200k, NEW.output_rate_above_200k, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.output_rate_above_200k IS NOT NEW.output_rate_above_200k;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cache_read_rate_above_200k', OLD.cache_read_rate_above_200k, NEW.cache_read_rate_above_200k, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cache_read_rate_above_200k IS NOT NEW.cache_read_rate_above_200k;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cache_write_rate_above_200k', OLD.cache_write_rate_above_200k, NEW.cache_write_rate_above_200k, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cache_write_rate_above_200k IS NOT NEW.cache_write_rate_above_200k;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cost_input_rate', OLD.cost_input_rate, NEW.cost_input_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cost_input_rate IS NOT NEW.cost_input_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cost_output_rate', OLD.cost_output_rate, NEW.cost_output_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cost_output_rate IS NOT NEW.cost_output_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cost_cache_read_rate', OLD.cost_cache_read_rate, NEW.cost_cache_read_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cost_cache_read_rate IS NOT NEW.cost_cache_read_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cost_cache_write_rate', OLD.cost_cache_write_rate, NEW.cost_cache_write_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cost_cache_write_rate IS NOT NEW.cost_cache_write_rate;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cost_input_rate_above_200k', OLD.cost_input_rate_above_200k, NEW.cost_input_rate_above_200k, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cost_input_rate_above_200k IS NOT NEW.cost_input_rate_above_200k;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cost_output_rate_above_200k', OLD.cost_output_rate_above_200k, NEW.cost_output_rate_above_200k, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cost_output_rate_above_200k IS NOT NEW.cost_output_rate_above_200k;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cost_cache_read_rate_above_200k', OLD.cost_cache_read_rate_above_200k, NEW.cost_cache_read_rate_above_200k, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cost_cache_read_rate_above_200k IS NOT NEW.cost_cache_read_rate_above_200k;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cost_cache_write_rate_above_200k', OLD.cost_cache_write_rate_above_200k, NEW.cost_cache_write_rate_above_200k, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.updated_at WHERE OLD.cost_cache_write_rate_above_200k IS NOT NEW.cost_cache_write_rate_above_200k;
 END;
 
--- A model's first rates are its first history rows.
+-- A model's first rates are its first history rows (Hub writes a new model's
+-- tier and costs by an UPDATE right after, which the trigger above records).
 CREATE TRIGGER models_rate_history_created AFTER INSERT ON models
 BEGIN
   INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
-  SELECT NEW.id, f, NULL, n,
-         CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END,
-         CASE WHEN NEW.changed_by = 'sync' THEN NULL ELSE NEW.changed_by END,
-         NEW.created_at
-  FROM (
-    SELECT 'input_rate' AS f, NEW.input_rate AS n
-    UNION ALL SELECT 'output_rate', NEW.output_rate
-    UNION ALL SELECT 'cache_read_rate', NEW.cache_read_rate
-    UNION ALL SELECT 'cache_write_rate', NEW.cache_write_rate
-    UNION ALL SELECT 'cache_write_1h_rate', NEW.cache_write_1h_rate
-    UNION ALL SELECT 'input_rate_above_200k', NEW.input_rate_above_200k
-    UNION ALL SELECT 'output_rate_above_200k', NEW.output_rate_above_200k
-    UNION ALL SELECT 'cost_input_rate', NEW.cost_input_rate
-    UNION ALL SELECT 'cost_output_rate', NEW.cost_output_rate
-  )
-  WHERE n IS NOT NULL AND n <> 0;
+    SELECT NEW.id, 'input_rate', NULL, NEW.input_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.created_at WHERE NEW.input_rate IS NOT NULL AND NEW.input_rate <> 0;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'output_rate', NULL, NEW.output_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.created_at WHERE NEW.output_rate IS NOT NULL AND NEW.output_rate <> 0;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cache_read_rate', NULL, NEW.cache_read_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.created_at WHERE NEW.cache_read_rate IS NOT NULL AND NEW.cache_read_rate <> 0;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cache_write_rate', NULL, NEW.cache_write_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.created_at WHERE NEW.cache_write_rate IS NOT NULL AND NEW.cache_write_rate <> 0;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'cache_write_1h_rate', NULL, NEW.cache_write_1h_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.created_at WHERE NEW.cache_write_1h_rate IS NOT NULL AND NEW.cache_write_1h_rate <> 0;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'image_rate', NULL, NEW.image_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.created_at WHERE NEW.image_rate IS NOT NULL AND NEW.image_rate <> 0;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'audio_rate', NULL, NEW.audio_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.created_at WHERE NEW.audio_rate IS NOT NULL AND NEW.audio_rate <> 0;
+  INSERT INTO rate_changes (model_id, field, old_value, new_value, source, actor, created_at)
+    SELECT NEW.id, 'video_rate', NULL, NEW.video_rate, CASE WHEN NEW.changed_by = 'sync' THEN 'sync' ELSE 'admin' END, NULLIF(NEW.changed_by, 'sync'), NEW.created_at WHERE NEW.video_rate IS NOT NULL AND NEW.video_rate <> 0;
 END;
 
 -- A model became dearer to serve than it sells for: announced through the
