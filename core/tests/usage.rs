@@ -308,7 +308,9 @@ async fn the_migration_counts_the_calls_logged_before_it() {
     }
     let before = generate(1000, 3);
     log(&db, &before).await;
-    assert_eq!(store.migrate(T).await.unwrap(), vec![14]);
+    // The roll-ups' migration first, then any later one.
+    let applied = store.migrate(T).await.unwrap();
+    assert_eq!(applied.first(), Some(&14), "{applied:?}");
     let after = generate(500, 4);
     log(&db, &after).await;
     let all: Vec<CallLog> = before.into_iter().chain(after).collect();
