@@ -432,6 +432,28 @@ async function operator(
     await expectText(bulk.locator('tbody tr'), '0.10 → 0.15');
     await bulk.getByRole('button', { name: 'Update rates' }).click();
     await expectText(nano, /0\.15.*0\.60.*50%/);
+
+    // A price sync from a catalogue file (no model of this OpenAI-compatible provider is in it), then the schedule and the margin floor.
+    await page.getByRole('button', { name: 'Sync prices' }).click();
+    const sync = page.getByRole('dialog', { name: 'Sync prices' });
+    await sync.locator('input[name=file]').setInputFiles({ name: 'prices.json', mimeType: 'application/json', buffer: Buffer.from(PRICE_FILE) });
+    await sync.getByRole('button', { name: 'Sync now' }).click();
+    await expectText(sync.getByRole('status'), '0 models matched of 1 catalogue entries; 2 of your models not found.');
+    await sync.locator('input[name=margin_floor_percent]').fill('10');
+    await sync.locator('select[name=below_cost_action]').selectOption('disable');
+    await shot(page, 'price-sync');
+    await sync.getByRole('button', { name: 'Save' }).click();
+    await sync.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Sync prices' }).click();
+    if ((await sync.locator('input[name=margin_floor_percent]').inputValue()) !== '10') throw new Error('the margin floor was not saved');
+    await sync.getByRole('button', { name: 'Cancel' }).click();
+
+    // The model's rate history: its first rates and the bulk margin's change, by the owner.
+    await nano.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit mock/gpt-4.1-nano' });
+    const history = edit.getByRole('region', { name: 'Rate history' });
+    await expectText(history.locator('tr').filter({ hasText: 'input_rate' }), /0\.10\s*0\.15/);
+    await edit.getByRole('button', { name: 'Cancel' }).click();
     await shot(page, 'models');
   });
 

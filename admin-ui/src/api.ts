@@ -405,8 +405,50 @@ export interface Model {
   unit_costs: UnitCosts | null;
   metadata: Record<string, unknown> | null;
   enabled: boolean;
+  /** The long-context tier's sell rates (null: the model has none). */
+  input_rate_above_200k: Decimal | null;
+  output_rate_above_200k: Decimal | null;
+  cache_read_rate_above_200k: Decimal | null;
+  cache_write_rate_above_200k: Decimal | null;
+  /** Prompts above this many tokens are billed at the tier. */
+  long_context_threshold: number | null;
+  /** What the provider charges, in credits per million tokens (null: unknown). */
+  cost_input_rate: Decimal | null;
+  cost_output_rate: Decimal | null;
+  cost_cache_read_rate: Decimal | null;
+  cost_cache_write_rate: Decimal | null;
+  cost_input_rate_above_200k: Decimal | null;
+  cost_output_rate_above_200k: Decimal | null;
+  cost_cache_read_rate_above_200k: Decimal | null;
+  cost_cache_write_rate_above_200k: Decimal | null;
+  context_window: number | null;
+  /** Some sell rate is below its cost. */
+  below_cost: boolean;
+  price_source: CatalogueFormat | null;
+  costs_synced_at: string | null;
   created_at: string;
   updated_at: string;
+}
+
+export type CatalogueFormat = 'litellm' | 'openrouter';
+export type BelowCostAction = 'flag' | 'disable' | 'reprice';
+
+/** One change of a model's rate. */
+export interface RateChange {
+  field: string;
+  old: Decimal | null;
+  new: Decimal | null;
+  source: 'admin' | 'sync';
+  actor: string | null;
+  created_at: string;
+}
+
+/** What a price sync did. */
+export interface SyncReport {
+  format: CatalogueFormat;
+  entries: number;
+  matched: { id: string; name: string; below_cost: boolean; disabled: boolean; repriced: string[] }[];
+  unmatched: string[];
 }
 
 export interface ApiKey {
@@ -545,6 +587,11 @@ export interface Settings {
   stripe_secret_key_set: boolean;
   stripe_webhook_secret_set: boolean;
   stripe_api_base: string;
+  margin_floor_percent: Decimal | null;
+  below_cost_action: BelowCostAction;
+  price_sync_url: string | null;
+  price_sync_format: CatalogueFormat;
+  price_sync_interval_hours: number;
 }
 
 export type SmtpSecurity = 'starttls' | 'tls' | 'none';

@@ -68,6 +68,7 @@ export const ACTIONS = [
   'resend',
   'add_member',
   'remove_member',
+  'sync',
 ] as const;
 
 const ACTION_NAMES: Record<(typeof ACTIONS)[number], MessageKey> = {
@@ -84,6 +85,7 @@ const ACTION_NAMES: Record<(typeof ACTIONS)[number], MessageKey> = {
   resend: 'audit.action.resend',
   add_member: 'audit.action.add_member',
   remove_member: 'audit.action.remove_member',
+  sync: 'audit.action.sync',
 };
 
 /** A resource's name in the site's language; one Hub adds later as Hub names it. */

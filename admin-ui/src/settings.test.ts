@@ -37,6 +37,11 @@ const SETTINGS: Settings = {
   stripe_secret_key_set: false,
   stripe_webhook_secret_set: true,
   stripe_api_base: 'https://api.stripe.com',
+  margin_floor_percent: null,
+  below_cost_action: 'flag',
+  price_sync_url: null,
+  price_sync_format: 'litellm',
+  price_sync_interval_hours: 0,
 };
 
 describe('parseDomains', () => {

@@ -23,6 +23,7 @@ export const EVENT_TYPES = [
   { type: 'credential.disabled', label: 'event.credentialDisabled' },
   { type: 'credential.enabled', label: 'event.credentialEnabled' },
   { type: 'key.budget_reached', label: 'event.keyBudgetReached' },
+  { type: 'model.below_cost', label: 'event.modelBelowCost' },
 ] as const satisfies readonly { type: string; label: MessageKey }[];
 
 export type EventTypeName = (typeof EVENT_TYPES)[number]['type'];

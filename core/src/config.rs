@@ -9,6 +9,7 @@ use crate::hub::health::Health;
 use crate::kinds::{CredentialStatus, ModelKind};
 use crate::metering::money::Credits;
 use crate::payments::settings::PaymentSettings;
+use crate::prices::{BelowCostAction, CatalogueFormat};
 use crate::providers::{vendor, Vendor};
 use crate::store::{ModelRow, Store};
 use serde_json::{json, Value};
@@ -48,6 +49,16 @@ pub struct Settings {
     pub low_balance_threshold: Option<Credits>,
     /// The response cache (off unless the operator turns it on).
     pub response_cache: ResponseCacheSettings,
+    /// The least margin over cost a sell rate may have (percent, a decimal
+    /// string); `None`: no floor.
+    pub margin_floor_percent: Option<String>,
+    /// What a price sync does to a model it finds selling below cost.
+    pub below_cost_action: BelowCostAction,
+    /// The price catalogue the scheduled sync reads.
+    pub price_sync_url: Option<String>,
+    pub price_sync_format: CatalogueFormat,
+    /// Hours between scheduled syncs; 0: none.
+    pub price_sync_interval_hours: i64,
 }
 
 /// How the response cache answers identical requests (see `gateway::cache`).
@@ -103,6 +114,11 @@ impl Default for Settings {
             payments: PaymentSettings::default(),
             low_balance_threshold: None,
             response_cache: ResponseCacheSettings::default(),
+            margin_floor_percent: None,
+            below_cost_action: BelowCostAction::Flag,
+            price_sync_url: None,
+            price_sync_format: CatalogueFormat::Litellm,
+            price_sync_interval_hours: 0,
         }
     }
 }
@@ -128,6 +144,11 @@ pub const SETTING_KEYS: &[&str] = &[
     "response_cache_shared",
     "response_cache_max_mb",
     "response_cache_deterministic_only",
+    "margin_floor_percent",
+    "below_cost_action",
+    "price_sync_url",
+    "price_sync_format",
+    "price_sync_interval_hours",
 ];
 
 /// Every setting that is a secret, whichever group it belongs to: sealed
@@ -244,6 +265,38 @@ impl Settings {
                 }
                 self.response_cache.hit_fraction = f;
             }
+            "margin_floor_percent" => {
+                self.margin_floor_percent = match v {
+                    Value::Null => None,
+                    v => Some(decimal(v)?),
+                }
+            }
+            "below_cost_action" => {
+                self.below_cost_action = v
+                    .as_str()
+                    .and_then(BelowCostAction::parse)
+                    .ok_or(format!("must be {}", BelowCostAction::names()))?
+            }
+            "price_sync_url" => {
+                self.price_sync_url = match v {
+                    Value::Null => None,
+                    Value::String(s) if s.is_empty() => None,
+                    Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => Some(s.clone()),
+                    _ => return Err("must be an http(s) URL or null".into()),
+                }
+            }
+            "price_sync_format" => {
+                self.price_sync_format = v
+                    .as_str()
+                    .and_then(CatalogueFormat::parse)
+                    .ok_or(format!("must be {}", CatalogueFormat::names()))?
+            }
+            "price_sync_interval_hours" => {
+                self.price_sync_interval_hours = v
+                    .as_i64()
+                    .filter(|n| (0..=8_760).contains(n))
+                    .ok_or("must be an integer from 0 (no scheduled sync) to 8760")?
+            }
             "max_attempts" => self.max_attempts = positive_int(v, 10)?,
             "default_max_output_tokens" => self.default_max_output_tokens = positive_int(v, 10_000_000)?,
             "hold_ttl_seconds" => self.hold_ttl_seconds = positive_int(v, 7 * 86_400)?,
@@ -300,6 +353,11 @@ impl Settings {
             "response_cache_shared": self.response_cache.shared,
             "response_cache_max_mb": self.response_cache.max_mb,
             "response_cache_deterministic_only": self.response_cache.deterministic_only,
+            "margin_floor_percent": self.margin_floor_percent,
+            "below_cost_action": self.below_cost_action,
+            "price_sync_url": self.price_sync_url,
+            "price_sync_format": self.price_sync_format,
+            "price_sync_interval_hours": self.price_sync_interval_hours,
         })
     }
 
@@ -647,6 +705,11 @@ mod tests {
                 unit_costs: None,
                 metadata: None,
                 enabled: true,
+                cost: None,
+                context_window: None,
+                below_cost: false,
+                price_source: None,
+                costs_synced_at: None,
                 created_at: 0,
                 updated_at: 0,
             })

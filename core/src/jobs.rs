@@ -67,6 +67,10 @@ const JOBS: &[Job] = &[
         run: |hub, b| Box::pin(advance_video_jobs(hub, b)),
     },
     Job {
+        name: "sync_prices",
+        run: |hub, b| Box::pin(sync_prices(hub, b)),
+    },
+    Job {
         name: "replay_journal",
         run: |hub, b| Box::pin(replay_journal(hub, b)),
     },
@@ -324,6 +328,15 @@ async fn advance_video_jobs(hub: &Hub, b: Budget) -> Result<Progress, JobError> 
     Ok(Progress {
         count: done.count,
         more: done.more,
+    })
+}
+
+/// The scheduled price sync, when its interval has passed.
+async fn sync_prices(hub: &Hub, b: Budget) -> Result<Progress, JobError> {
+    let ran = hub.scheduled_price_sync(b.now_ms).await?;
+    Ok(Progress {
+        count: u64::from(ran),
+        more: false,
     })
 }
 

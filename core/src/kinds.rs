@@ -383,5 +383,7 @@ named!(
         /// A user made a member of a team.
         AddMember = "add_member",
         RemoveMember = "remove_member",
+        /// Prices synced from a catalogue.
+        Sync = "sync",
     }
 );

@@ -44,6 +44,7 @@ pub mod options;
 pub mod origin;
 pub mod payments;
 pub mod ports;
+pub mod prices;
 pub mod protocols;
 pub mod providers;
 pub mod sse;

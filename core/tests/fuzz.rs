@@ -20,7 +20,7 @@ use hub_core::chat::{Chat, Delta, Reply};
 use hub_core::codec::{decode_all, Billed, Decode, Encode, Meta};
 use hub_core::error::ApiError;
 use hub_core::metering::money::{Credits, Rate};
-use hub_core::metering::{Rates, Usage};
+use hub_core::metering::{LongContext, Rates, Usage};
 use hub_core::protocols::{aigne, anthropic, openai};
 use hub_core::providers::{anthropic as p_anthropic, bedrock, gemini, openai_compat};
 use proptest::prelude::*;
@@ -454,6 +454,7 @@ fn edge_rates() -> impl Strategy<Value = Rates> {
             image: r,
             audio: r,
             video: r,
+            long_context: None,
         }
     })
 }
@@ -571,6 +572,49 @@ fn reference_cost(rates: &Rates, u: &Usage) -> Credits {
     // Every amount Hub keeps is within ±Credits::MAX; a cost beyond it is that.
     let total = tokens.and_then(|t| t.checked_add(images)).unwrap_or(i128::MAX);
     Credits::from_nanos(total.min(i128::from(Credits::MAX.nanos())) as i64)
+}
+
+#[test]
+fn a_long_prompt_is_billed_wholly_at_its_tier() {
+    let strategy = (
+        count(),
+        count(),
+        count(),
+        0u64..1_000_000,
+        0i64..10_000_000_000,
+        0i64..10_000_000_000,
+    );
+    runner()
+        .run(&strategy, |(input, cached, output, threshold, flat, tier)| {
+            let r = Rate::from_nanos;
+            let rates = Rates {
+                input: r(flat),
+                output: r(flat),
+                long_context: Some(LongContext {
+                    threshold,
+                    input: r(tier),
+                    output: r(tier),
+                    cache_read: None,
+                    cache_write: None,
+                }),
+                ..Default::default()
+            };
+            let usage = Usage {
+                input_tokens: input,
+                cache_read_tokens: cached,
+                output_tokens: output,
+                ..Default::default()
+            };
+            let at = if usage.prompt_tokens() > threshold { tier } else { flat };
+            let expected = Rates {
+                input: r(at),
+                output: r(at),
+                ..Default::default()
+            };
+            prop_assert_eq!(rates.for_usage(&usage).cost(&usage), reference_cost(&expected, &usage));
+            Ok(())
+        })
+        .unwrap();
 }
 
 #[test]

@@ -1081,3 +1081,205 @@ pub async fn response_cache_answers_identical_requests(api: &Api, mock: &MockPro
     let left = hub_core::Credits::from_nanos((10_000_000_000 - spent) as i64).to_string();
     settled(api, &user, &left).await;
 }
+
+/// A copy of a price catalogue kept under `tests/fixtures/prices`.
+pub fn price_fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/prices")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+async fn admin_model(api: &Api, id: &str) -> Value {
+    api.admin(Method::GET, &format!("/api/admin/models/{id}"), None).await
+}
+
+/// What [`prices_sync_and_bill_the_tier`] set up, for a runtime's further checks.
+pub struct PricedModels {
+    /// `ant/claude-sonnet-4-5`: disabled at the end, below cost.
+    pub claude: String,
+    /// `oai/gpt-4o-mini`: costs 0.15 / 0.6, sold at 0.2 / 0.8.
+    pub mini: String,
+    /// The provider `or` (kind openrouter), without models.
+    pub openrouter: String,
+}
+
+/// Price sync from LiteLLM's price map (the fixture copy, uploaded): costs,
+/// context windows and the long-context tier land (a sell tier at the
+/// model's own margin); a 300k-token prompt is billed at the tier to the
+/// nano-credit and its usage row keeps the tier rates; a cost rising above
+/// the sell rate flags the model, notifies a webhook and, with auto-disable
+/// on, stops it being served; both changes are in the rate history.
+pub async fn prices_sync_and_bill_the_tier(api: &Api, mock: &MockProvider) -> PricedModels {
+    let root = mock.root_url();
+    let ant = api
+        .provider(
+            json!({"name": "ant", "kind": "anthropic", "base_url": format!("{root}/v1")}),
+            "sk-ant-0001",
+        )
+        .await;
+    let oai = api
+        .provider(
+            json!({"name": "oai", "kind": "openai", "base_url": mock.base_url()}),
+            "sk-oai-0001",
+        )
+        .await;
+    let openrouter = api
+        .provider(
+            json!({"name": "or", "kind": "openrouter", "base_url": mock.base_url()}),
+            "sk-or-0001",
+        )
+        .await;
+    let model_id = |m: Value| m["id"].as_str().unwrap().to_string();
+    // Sold 20% over today's costs, without a long-context tier.
+    let rates = json!({"input_rate": "3.6", "output_rate": "18", "cache_read_rate": "0.36", "cache_write_rate": "4.5"});
+    let claude = model_id(api.add_model(&ant, "claude-sonnet-4-5", rates).await);
+    let mini = model_id(
+        api.add_model(&oai, "gpt-4o-mini", json!({"input_rate": "0.2", "output_rate": "0.8"}))
+            .await,
+    );
+    api.admin(
+        Method::PATCH,
+        "/api/admin/settings",
+        Some(json!({"margin_percent": "20", "margin_floor_percent": "10"})),
+    )
+    .await;
+
+    let report = api
+        .admin(
+            Method::POST,
+            "/api/admin/prices/sync",
+            Some(json!({"format": "litellm", "catalogue": price_fixture("litellm.json")})),
+        )
+        .await;
+    let matched: Vec<&str> = report["matched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(matched, ["ant/claude-sonnet-4-5", "oai/gpt-4o-mini"], "{report}");
+    let c = admin_model(api, &claude).await;
+    for (field, want) in [
+        ("cost_input_rate", "3"),
+        ("cost_output_rate", "15"),
+        ("cost_cache_read_rate", "0.3"),
+        ("cost_cache_write_rate", "3.75"),
+        ("cost_input_rate_above_200k", "6"),
+        ("cost_output_rate_above_200k", "22.5"),
+        ("cost_cache_read_rate_above_200k", "0.6"),
+        // The sell tier keeps the model's own 20% over cost.
+        ("input_rate_above_200k", "7.2"),
+        ("output_rate_above_200k", "27"),
+        ("cache_read_rate_above_200k", "0.72"),
+        ("cache_write_rate_above_200k", "9"),
+        ("input_rate", "3.6"),
+    ] {
+        assert_eq!(c[field], want, "{field}: {c}");
+    }
+    assert_eq!(
+        (&c["long_context_threshold"], &c["context_window"]),
+        (&json!(200_000), &json!(200_000))
+    );
+    assert_eq!(
+        (&c["price_source"], &c["below_cost"]),
+        (&json!("litellm"), &json!(false))
+    );
+    let m = admin_model(api, &mini).await;
+    assert_eq!(
+        (&m["cost_input_rate"], &m["below_cost"]),
+        (&json!("0.15"), &json!(false))
+    );
+
+    // A 300k-token prompt is billed at the tier: 300000 × 7.2 + 1000 × 27 = 2.187 credits.
+    mock.set("claude-sonnet-4-5", Behavior::default().tokens(300_000, 1_000));
+    let (user, key) = api.user_with_key("long", "10").await;
+    let prompt = "x".repeat(310_000);
+    let body = json!({"model": "ant/claude-sonnet-4-5", "messages": [{"role": "user", "content": prompt}]});
+    let (status, answer) = api.call(Method::POST, "/v1/chat/completions", &key, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    settled(api, &user, "7.813").await;
+
+    // A cost rising above the sell rate: flagged, notified and, with auto-disable, no longer served.
+    let mut rx = tokio::task::spawn_blocking(|| crate::webhooks::Receiver::start(None))
+        .await
+        .unwrap();
+    let w = api
+        .admin(
+            Method::POST,
+            "/api/admin/webhooks",
+            Some(json!({"url": rx.url(), "events": ["model.below_cost"]})),
+        )
+        .await;
+    rx.set_secret(w["secret"].as_str().unwrap());
+    api.admin(
+        Method::PATCH,
+        "/api/admin/settings",
+        Some(json!({"below_cost_action": "disable"})),
+    )
+    .await;
+    let mut dearer = price_fixture("litellm.json");
+    dearer["claude-sonnet-4-5"]["input_cost_per_token"] = json!(4e-06);
+    let report = api
+        .admin(
+            Method::POST,
+            "/api/admin/prices/sync",
+            Some(json!({"format": "litellm", "catalogue": dearer})),
+        )
+        .await;
+    let flagged = report["matched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == claude.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&flagged["below_cost"], &flagged["disabled"]),
+        (&json!(true), &json!(true)),
+        "{report}"
+    );
+    let c = admin_model(api, &claude).await;
+    assert_eq!(
+        (&c["below_cost"], &c["enabled"], &c["cost_input_rate"]),
+        (&json!(true), &json!(false), &json!("4"))
+    );
+    let got = crate::eventually("the below-cost webhook", Duration::from_secs(30), || async {
+        rx.of_type("model.below_cost")
+            .first()
+            .cloned()
+            .ok_or("nothing yet".to_string())
+    })
+    .await;
+    assert_eq!(got["verified"], true, "{got}");
+    let body = crate::webhooks::body_of(&got);
+    assert_eq!(
+        (&body["data"]["model_id"], &body["data"]["model"]),
+        (&json!(claude), &json!("claude-sonnet-4-5"))
+    );
+    let served = mock.received().len();
+    let (status, err) = api.chat(&key, "ant/claude-sonnet-4-5").await;
+    assert_ne!(status, 200, "a disabled model is not served: {err}");
+    assert_eq!(mock.received().len(), served, "nothing reached the provider");
+
+    let history = api
+        .admin(Method::GET, &format!("/api/admin/models/{claude}/rate-history"), None)
+        .await;
+    let rows = history["data"].as_array().unwrap();
+    let cost_change = rows
+        .iter()
+        .find(|r| r["field"] == "cost_input_rate" && r["new"] == "4")
+        .unwrap();
+    assert_eq!(
+        (&cost_change["old"], &cost_change["source"]),
+        (&json!("3"), &json!("sync"))
+    );
+    assert!(rows
+        .iter()
+        .any(|r| r["field"] == "input_rate_above_200k" && r["new"] == "7.2" && r["source"] == "sync"));
+    PricedModels {
+        claude,
+        mini,
+        openrouter,
+    }
+}

@@ -397,3 +397,11 @@ async fn worker_exports_spans_and_metrics_over_otlp() {
         .sum();
     assert_eq!(total, 1.0, "{calls}");
 }
+
+/// Price sync, long-context billing, below cost notified and disabled, on D1
+/// (the schema's rate-history and notification triggers included).
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_prices_sync_and_bill_the_tier() {
+    let (_worker, api, mock) = start().await;
+    suite::prices_sync_and_bill_the_tier(&api, &mock).await;
+}

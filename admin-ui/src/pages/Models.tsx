@@ -1,27 +1,46 @@
 import { useState, type FormEvent } from 'react';
-import { api, listAll, MODEL_TYPES, type Model, type ModelType, type Page, type Provider, type Settings, type UnitCosts } from '../api';
+import { api, ApiError, listAll, MODEL_TYPES, type Model, type ModelType, type Page, type Provider, type RateChange, type Settings, type UnitCosts } from '../api';
 import { t, tn } from '../i18n';
 import { formatMoney, marginOf, normalize, type Decimal } from '../money';
 import { PRICED, pricedFor, ratesFromCosts, TYPE_NAMES, unitOf, type RateField } from '../rates';
 import { Badge, ErrorNote, Field, LoadError, Modal, Toggle, useAction, useLoad } from '../ui';
+import { formatTime } from '../time';
 import { PriceImport } from './PriceImport';
+import { PriceSync } from './PriceSync';
 
 const rate = (v: Decimal | null) => (v === null ? '—' : formatMoney(v, { minDecimals: 2 }));
 
-/** The margins of a model's rates over its unit costs, as `"20%"` or `"18–25%"`. */
+/** Each sell rate and its cost rate (credits per million), where Hub knows the cost. */
+const COST_RATES = [
+  ['input_rate', 'cost_input_rate'],
+  ['output_rate', 'cost_output_rate'],
+  ['cache_read_rate', 'cost_cache_read_rate'],
+  ['cache_write_rate', 'cost_cache_write_rate'],
+  ['input_rate_above_200k', 'cost_input_rate_above_200k'],
+  ['output_rate_above_200k', 'cost_output_rate_above_200k'],
+] as const;
+
+/** The margins of a model's rates over its costs (the cost rates Hub keeps, else the unit costs typed in), as `"20%"` or `"18–25%"`. */
 function margins(m: Model, creditPrice: Decimal): string {
-  const found = PRICED.flatMap(({ cost, rate: field }) => {
+  const synced = COST_RATES.flatMap(([sell, cost]) => {
+    const c = m[cost];
+    const r = m[sell] ?? m[sell.replace('_above_200k', '') as 'input_rate'];
+    const margin = c !== null && r !== null ? marginOf(r, c, '1') : null;
+    return margin === null ? [] : [Number(margin)];
+  });
+  const typed = PRICED.flatMap(({ cost, rate: field }) => {
     const c = m.unit_costs?.[cost];
     const r = m[field];
     const margin = c !== undefined && r !== null ? marginOf(r, c, creditPrice) : null;
     return margin === null ? [] : [Number(margin)];
   });
+  const found = m.cost_input_rate !== null ? synced : typed;
   if (!found.length) return '—';
   const [lo, hi] = [Math.min(...found), Math.max(...found)];
   return lo === hi ? `${lo}%` : `${lo}–${hi}%`;
 }
 
-type Dialog = { kind: 'edit'; model: Model | null } | { kind: 'import' } | { kind: 'margin' };
+type Dialog = { kind: 'edit'; model: Model | null } | { kind: 'import' } | { kind: 'margin' } | { kind: 'sync' };
 
 export function Models() {
   const models = useLoad(() => listAll<Model>('/api/admin/models'), []);
@@ -70,6 +89,9 @@ export function Models() {
         <button type="button" onClick={() => setDialog({ kind: 'import' })} disabled={!ready}>
           {t('models.import')}
         </button>
+        <button type="button" onClick={() => setDialog({ kind: 'sync' })} disabled={!ready}>
+          {t('sync.title')}
+        </button>
         <button type="button" className="primary" onClick={() => setDialog({ kind: 'edit', model: null })} disabled={!ready || !providers.data?.length}>
           {t('models.add')}
         </button>
@@ -98,6 +120,7 @@ export function Models() {
               <th className="num">{t('rates.cacheRead')}</th>
               <th className="num">{t('rates.cacheWrite')}</th>
               <th className="num">{t('models.imageVideo')}</th>
+              <th className="num">{t('models.cost')}</th>
               <th className="num">{t('models.margin')}</th>
               <th>{t('providers.enabled')}</th>
               <th />
@@ -106,7 +129,7 @@ export function Models() {
           <tbody>
             {shown.length === 0 && (
               <tr>
-                <td colSpan={10} className="muted">
+                <td colSpan={11} className="muted">
                   {t('models.none')}
                 </td>
               </tr>
@@ -117,7 +140,11 @@ export function Models() {
                   <input type="checkbox" aria-label={t('models.select', { name: m.name ?? m.model })} checked={selected.has(m.id)} onChange={(e) => pick(m.id, e.target.checked)} />
                 </td>
                 <td>
-                  <strong>{m.name ?? m.model}</strong> {m.type !== 'chat' && <Badge tone="muted">{t(TYPE_NAMES[m.type])}</Badge>}
+                  <strong>{m.name ?? m.model}</strong> {m.type !== 'chat' && <Badge tone="muted">{t(TYPE_NAMES[m.type])}</Badge>}{' '}
+                  {m.below_cost && <Badge tone="bad">{t('models.belowCost')}</Badge>}{' '}
+                  {m.input_rate_above_200k !== null && (
+                    <Badge tone="muted">{t('models.tier', { tokens: m.long_context_threshold ?? 200000, input: rate(m.input_rate_above_200k), output: rate(m.output_rate_above_200k) })}</Badge>
+                  )}
                 </td>
                 <td className="num">{rate(m.input_rate)}</td>
                 <td className="num">{rate(m.output_rate)}</td>
@@ -134,6 +161,7 @@ export function Models() {
                           ? t('models.perMillionChars', { rate: rate(m.audio_rate) })
                           : '—'}
                 </td>
+                <td className="num">{m.cost_input_rate === null ? '—' : `${rate(m.cost_input_rate)} / ${rate(m.cost_output_rate)}`}</td>
                 <td className="num">{settings.data ? margins(m, settings.data.credit_price_usd) : ''}</td>
                 <td>
                   <Toggle quiet label={t('providers.enabledOf', { name: m.name ?? m.model })} checked={m.enabled} onChange={(v) => setEnabled(m, v)} disabled={toggle.busy} />
@@ -157,6 +185,19 @@ export function Models() {
           settings={settings.data!}
           onClose={() => setDialog(null)}
           onDone={done}
+        />
+      )}
+      {ready && dialog?.kind === 'sync' && (
+        <PriceSync
+          settings={settings.data!}
+          onClose={() => {
+            setDialog(null);
+            models.reload();
+          }}
+          onDone={() => {
+            done();
+            settings.reload();
+          }}
         />
       )}
       {ready && dialog?.kind === 'import' && (
@@ -201,6 +242,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
   });
   const [margin, setMargin] = useState(normalize(props.settings.margin_percent));
   const { busy, error, run } = useAction();
+  const [belowFloor, setBelowFloor] = useState(false);
   const price = props.settings.credit_price_usd;
   const fields = PRICED.filter((p) => pricedFor(p.cost, type));
 
@@ -222,7 +264,7 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
     }
   }
 
-  function submit(e: FormEvent) {
+  function submit(e: FormEvent, force = false) {
     e.preventDefault();
     void run(async () => {
       const unitCosts = Object.fromEntries(Object.entries(costs).flatMap(([k, v]) => (v.trim() ? [[k, v.trim()]] : [])));
@@ -240,9 +282,16 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
         max_output_tokens: maxOutput.trim() ? Number(maxOutput) : null,
         unit_costs: Object.keys(unitCosts).length ? unitCosts : null,
         enabled,
+        ...(force ? { force: true } : {}),
       };
-      if (m) await api(`/api/admin/models/${m.id}`, { method: 'PATCH', body });
-      else await api('/api/admin/models', { body: { ...body, provider_id: providerId } });
+      try {
+        if (m) await api(`/api/admin/models/${m.id}`, { method: 'PATCH', body });
+        else await api('/api/admin/models', { body: { ...body, provider_id: providerId } });
+      } catch (err) {
+        // Below the margin floor: the admin may save it anyway.
+        setBelowFloor(err instanceof ApiError && err.message.includes('"force": true'));
+        throw err;
+      }
       props.onSaved();
     });
   }
@@ -338,8 +387,14 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
           </Field>
         </div>
         <Toggle label={t('providers.enabled')} checked={enabled} onChange={setEnabled} />
+        {m && <CostsAndHistory model={m} />}
         <ErrorNote error={error} />
         <footer>
+          {belowFloor && (
+            <button type="button" className="danger" disabled={busy} onClick={(e) => submit(e, true)}>
+              {t('models.saveAnyway')}
+            </button>
+          )}
           {m && (
             <button type="button" className="danger left" onClick={remove}>
               {t('common.delete')}
@@ -354,6 +409,62 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
         </footer>
       </form>
     </Modal>
+  );
+}
+
+/** A model's synced costs, its long-context tier and every change of its rates. */
+function CostsAndHistory({ model: m }: { model: Model }) {
+  const history = useLoad(() => api<Page<RateChange>>(`/api/admin/models/${m.id}/rate-history?limit=100`), [m.id]);
+  const shown = (v: Decimal | null) => (v === null ? '—' : rate(v));
+  return (
+    <section aria-label={t('models.history')}>
+      {m.cost_input_rate !== null && (
+        <p className="muted">
+          {t('models.synced', {
+            input: shown(m.cost_input_rate),
+            output: shown(m.cost_output_rate),
+            source: m.price_source ?? t('models.byAdmin'),
+            window: m.context_window ?? '—',
+          })}
+        </p>
+      )}
+      {m.below_cost && <p className="error">{t('models.belowCostExplain')}</p>}
+      <h3>{t('models.history')}</h3>
+      <LoadError state={history} />
+      {history.data && (
+        <table className="compact">
+          <thead>
+            <tr>
+              <th>{t('models.historyWhen')}</th>
+              <th>{t('models.historyRate')}</th>
+              <th className="num">{t('models.historyOld')}</th>
+              <th className="num">{t('models.historyNew')}</th>
+              <th>{t('models.historyWho')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {history.data.data.length === 0 && (
+              <tr>
+                <td colSpan={5} className="muted">
+                  {t('models.historyNone')}
+                </td>
+              </tr>
+            )}
+            {history.data.data.map((c, i) => (
+              <tr key={i}>
+                <td>{formatTime(c.created_at)}</td>
+                <td>
+                  <code>{c.field}</code>
+                </td>
+                <td className="num">{shown(c.old)}</td>
+                <td className="num">{shown(c.new)}</td>
+                <td>{c.source === 'sync' ? t('models.bySync') : (c.actor ?? t('models.byAdmin'))}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
   );
 }
 

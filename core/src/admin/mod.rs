@@ -18,8 +18,12 @@ use crate::http::{json, query_pairs, Request, Response, StatusCode};
 use crate::hub::Hub;
 use crate::kinds::{CallStatus, CredentialStatus, ModelKind};
 use crate::metering::money::Rate;
-use crate::metering::Rates;
+use crate::metering::{LongContext, Rates, DEFAULT_LONG_CONTEXT_THRESHOLD};
+use crate::prices::margin::{below_cost, floor_violation, Percent};
+use crate::prices::sync::Source;
+use crate::prices::CatalogueFormat;
 use crate::providers::vendor;
+use crate::store::Nullable;
 use crate::store::{
     page_limit, CallFilter, CredentialPatch, CredentialRow, GroupBy, KeyPatch, ModelPatch, ModelRow, NewKeyRow,
     ProviderPatch, ProviderRow, SealedSecret, UserPatch, UserRow,
@@ -523,7 +527,119 @@ const MODEL_FIELDS: &[&str] = &[
     "unit_costs",
     "metadata",
     "enabled",
+    "input_rate_above_200k",
+    "output_rate_above_200k",
+    "cache_read_rate_above_200k",
+    "cache_write_rate_above_200k",
+    "long_context_threshold",
+    "cost_input_rate",
+    "cost_output_rate",
+    "cost_cache_read_rate",
+    "cost_cache_write_rate",
+    "cost_input_rate_above_200k",
+    "cost_output_rate_above_200k",
+    "cost_cache_read_rate_above_200k",
+    "cost_cache_write_rate_above_200k",
+    "context_window",
+    "force",
 ];
+
+/// A nullable rate as sent (`null` clears it), else as it was.
+fn rate_or(f: &Fields, k: &str, was: Option<Rate>) -> Result<Option<Rate>, ApiError> {
+    if f.has(k) {
+        f.rate(k)
+    } else {
+        Ok(was)
+    }
+}
+
+/// A tier's change from its fields (`prefix` `` for sell rates, `cost_` for
+/// costs) over `old`: `None` when none is sent; a null tier input rate clears it.
+fn tier_fields(f: &Fields, prefix: &str, old: Option<LongContext>) -> Result<Nullable<LongContext>, ApiError> {
+    let key = |c: &str| format!("{prefix}{c}_above_200k");
+    let fields = ["input_rate", "output_rate", "cache_read_rate", "cache_write_rate"].map(key);
+    if !fields.iter().any(|k| f.has(k)) && !f.has("long_context_threshold") {
+        return Ok(None);
+    }
+    if f.has(&fields[0]) && f.rate(&fields[0])?.is_none() {
+        return Ok(Some(None));
+    }
+    let input = match (f.rate(&fields[0])?, old) {
+        (Some(r), _) => r,
+        (None, Some(t)) => t.input,
+        // Only a threshold, and no tier to apply it to.
+        (None, None) if !fields.iter().any(|k| f.has(k)) => return Ok(None),
+        (None, None) => {
+            return Err(ApiError::invalid_field(
+                &fields[0],
+                "is required for a long-context tier",
+            ))
+        }
+    };
+    let threshold = f.int("long_context_threshold", 1, 100_000_000)?;
+    Ok(Some(Some(LongContext {
+        threshold: threshold
+            .map(|t| t as u64)
+            .or(old.map(|t| t.threshold))
+            .unwrap_or(DEFAULT_LONG_CONTEXT_THRESHOLD),
+        input,
+        output: f.rate(&fields[1])?.or(old.map(|t| t.output)).unwrap_or(Rate::ZERO),
+        cache_read: rate_or(f, &fields[2], old.and_then(|t| t.cache_read))?,
+        cache_write: rate_or(f, &fields[3], old.and_then(|t| t.cache_write))?,
+    })))
+}
+
+/// The cost rates' change from the `cost_*` fields over `old`: `None` when
+/// none is sent; a null `cost_input_rate` clears every cost.
+fn cost_fields(f: &Fields, old: Option<Rates>) -> Result<Nullable<Rates>, ApiError> {
+    let flat = [
+        "cost_input_rate",
+        "cost_output_rate",
+        "cost_cache_read_rate",
+        "cost_cache_write_rate",
+    ];
+    let tier = tier_fields(f, "cost_", old.and_then(|c| c.long_context))?;
+    if !flat.iter().any(|k| f.has(k)) && tier.is_none() {
+        return Ok(None);
+    }
+    if f.has("cost_input_rate") && f.rate("cost_input_rate")?.is_none() {
+        return Ok(Some(None));
+    }
+    let input = f
+        .rate("cost_input_rate")?
+        .or(old.map(|c| c.input))
+        .ok_or_else(|| ApiError::invalid_field("cost_input_rate", "is required with other cost rates"))?;
+    Ok(Some(Some(Rates {
+        input,
+        output: f
+            .rate("cost_output_rate")?
+            .or(old.map(|c| c.output))
+            .unwrap_or(Rate::ZERO),
+        cache_read: rate_or(f, "cost_cache_read_rate", old.and_then(|c| c.cache_read))?,
+        cache_write: rate_or(f, "cost_cache_write_rate", old.and_then(|c| c.cache_write))?,
+        long_context: tier.unwrap_or(old.and_then(|c| c.long_context)),
+        ..Default::default()
+    })))
+}
+
+/// Refuses a sell rate this change leaves below cost × (1 + the margin
+/// floor), unless the body says `force: true`.
+fn check_margin_floor(settings: &Settings, f: &Fields, old: Option<&ModelRow>, new: &ModelRow) -> Result<(), ApiError> {
+    let floor = settings.margin_floor_percent.as_deref().and_then(Percent::parse);
+    let (Some(floor), false) = (floor, f.bool("force")?.unwrap_or(false)) else {
+        return Ok(());
+    };
+    match floor_violation(old, new, floor) {
+        None => Ok(()),
+        Some((p, least)) => Err(ApiError::invalid_field(
+            p.field,
+            format!(
+                "{} is below the cost {} plus the {floor}% margin floor: at least {least}; send \"force\": true to save it anyway",
+                p.sell, p.cost
+            ),
+        )),
+    }
+}
 
 pub(crate) async fn list_models(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let q = Query::of(req);
@@ -548,7 +664,7 @@ fn model_type(f: &Fields) -> Result<Option<ModelKind>, ApiError> {
     }
 }
 
-pub(crate) async fn create_model(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn create_model(hub: &Hub, who: &Caller, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(MODEL_FIELDS)?;
     let provider = f.req_str("provider_id")?;
@@ -558,7 +674,7 @@ pub(crate) async fn create_model(hub: &Hub, req: &Request) -> Result<Response, A
         .await?
         .ok_or_else(|| ApiError::invalid_field("provider_id", format!("names no provider (`{provider}`)")))?;
     let now = hub.now_ms();
-    let m = ModelRow {
+    let mut m = ModelRow {
         id: hub.new_id("mdl"),
         provider_id: p.id,
         model: f.req_str("model")?,
@@ -572,16 +688,24 @@ pub(crate) async fn create_model(hub: &Hub, req: &Request) -> Result<Response, A
             image: f.rate("image_rate")?.unwrap_or(Rate::ZERO),
             audio: f.rate("audio_rate")?.unwrap_or(Rate::ZERO),
             video: f.rate("video_rate")?.unwrap_or(Rate::ZERO),
+            long_context: tier_fields(&f, "", None)?.flatten(),
         },
         max_output_tokens: f.int("max_output_tokens", 1, 10_000_000)?,
         unit_costs: f.object("unit_costs")?,
         metadata: f.object("metadata")?,
         enabled: f.bool("enabled")?.unwrap_or(true),
+        cost: cost_fields(&f, None)?.flatten(),
+        context_window: f.int("context_window", 1, 100_000_000)?,
+        below_cost: false,
+        price_source: None,
+        costs_synced_at: None,
         created_at: now,
         updated_at: now,
     };
+    check_margin_floor(&hub.snapshot().await?.settings, &f, None, &m)?;
+    m.below_cost = below_cost(&m);
     hub.store()
-        .insert_model(&m)
+        .insert_model(&m, &who.user_id)
         .await
         .map_err(|e| conflict_as(e, "this provider already has a model with this name and type"))?;
     hub.reload().await?;
@@ -589,12 +713,17 @@ pub(crate) async fn create_model(hub: &Hub, req: &Request) -> Result<Response, A
     created(model_json(&m, &providers))
 }
 
-pub(crate) async fn patch_model(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
+pub(crate) async fn patch_model(hub: &Hub, who: &Caller, id: &str, req: &Request) -> Result<Response, ApiError> {
     let f = Fields::parse(req.body())?;
     f.only(MODEL_FIELDS)?;
-    hub.store().get_model(id).await?.ok_or_else(|| gone("model", id))?;
-    let patch = model_patch(&f)?;
+    let old = hub.store().get_model(id).await?.ok_or_else(|| gone("model", id))?;
+    let mut patch = model_patch(&f, &old)?;
     if !patch.is_empty() {
+        let new = patch.applied(&old);
+        check_margin_floor(&hub.snapshot().await?.settings, &f, Some(&old), &new)?;
+        let below = below_cost(&new);
+        patch.below_cost = (below != old.below_cost).then_some(below);
+        patch.changed_by = Some(who.user_id.clone());
         hub.store()
             .update_model(id, &patch, hub.now_ms())
             .await
@@ -615,7 +744,7 @@ fn required_rate(f: &Fields, k: &str) -> Result<Option<Rate>, ApiError> {
 }
 
 /// What a PATCH body changes on a model, checked.
-fn model_patch(f: &Fields) -> Result<ModelPatch, ApiError> {
+fn model_patch(f: &Fields, old: &ModelRow) -> Result<ModelPatch, ApiError> {
     if f.has("provider_id") {
         return Err(ApiError::invalid_field(
             "provider_id",
@@ -637,7 +766,40 @@ fn model_patch(f: &Fields) -> Result<ModelPatch, ApiError> {
         unit_costs: f.nullable("unit_costs", f.object("unit_costs")?),
         metadata: f.nullable("metadata", f.object("metadata")?),
         enabled: f.bool("enabled")?,
+        long_context: tier_fields(f, "", old.rates.long_context)?,
+        cost: cost_fields(f, old.cost)?,
+        context_window: f.nullable("context_window", f.int("context_window", 1, 100_000_000)?),
+        ..Default::default()
     })
+}
+
+/// `GET /api/admin/models/{id}/rate-history`: every change of its rates, newest first.
+pub(crate) async fn rate_history(hub: &Hub, id: &str, req: &Request) -> Result<Response, ApiError> {
+    let q = Query::of(req);
+    let page = hub.store().rate_history(id, q.get("cursor"), q.limit()?).await?;
+    let data: Vec<Value> = page.items.iter().map(rate_change_json).collect();
+    ok(json!({"data": data, "next_cursor": page.next_cursor}))
+}
+
+/// `POST /api/admin/prices/sync`: `{format, url}` or `{format, catalogue}`
+/// (an uploaded file's JSON); without either, the `price_sync_url` setting.
+pub(crate) async fn sync_prices(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
+    let f = Fields::parse(req.body())?;
+    f.only(&["format", "url", "catalogue"])?;
+    let settings = &hub.snapshot().await?.settings;
+    let format = match f.str("format")? {
+        Some(t) => CatalogueFormat::parse(&t)
+            .ok_or_else(|| ApiError::invalid_field("format", format!("must be {}", CatalogueFormat::names())))?,
+        None => settings.price_sync_format,
+    };
+    let source = match (f.0.get("catalogue").filter(|v| !v.is_null()), f.str("url")?) {
+        (Some(doc), _) => Source::Document(doc.clone()),
+        (None, Some(url)) => Source::Url(url),
+        (None, None) => Source::Url(settings.price_sync_url.clone().ok_or_else(|| {
+            ApiError::invalid_field("url", "is required: send a url or a catalogue, or set price_sync_url")
+        })?),
+    };
+    ok(hub.sync_prices(format, source).await?)
 }
 
 pub(crate) async fn delete_model(hub: &Hub, id: &str) -> Result<Response, ApiError> {

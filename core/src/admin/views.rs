@@ -1,7 +1,9 @@
 //! JSON shapes of admin resources. Money as exact decimal strings, rates per
 //! million tokens, times as ISO-8601, secrets only as masked hints.
 
-use crate::store::{CallLog, CredentialRow, KeyRow, LedgerEntry, ModelRow, ProviderRow, UsageBucket, UserRow};
+use crate::store::{
+    CallLog, CredentialRow, KeyRow, LedgerEntry, ModelRow, ProviderRow, RateChangeRow, UsageBucket, UserRow,
+};
 use crate::time::iso8601;
 use serde_json::{json, Value};
 
@@ -70,8 +72,36 @@ pub fn model_json(m: &ModelRow, providers: &[ProviderRow]) -> Value {
         "unit_costs": m.unit_costs,
         "metadata": m.metadata,
         "enabled": m.enabled,
+        "input_rate_above_200k": m.rates.long_context.map(|t| t.input),
+        "output_rate_above_200k": m.rates.long_context.map(|t| t.output),
+        "cache_read_rate_above_200k": m.rates.long_context.and_then(|t| t.cache_read),
+        "cache_write_rate_above_200k": m.rates.long_context.and_then(|t| t.cache_write),
+        "long_context_threshold": m.rates.long_context.or(m.cost.and_then(|c| c.long_context)).map(|t| t.threshold),
+        "cost_input_rate": m.cost.map(|c| c.input),
+        "cost_output_rate": m.cost.map(|c| c.output),
+        "cost_cache_read_rate": m.cost.and_then(|c| c.cache_read),
+        "cost_cache_write_rate": m.cost.and_then(|c| c.cache_write),
+        "cost_input_rate_above_200k": m.cost.and_then(|c| c.long_context).map(|t| t.input),
+        "cost_output_rate_above_200k": m.cost.and_then(|c| c.long_context).map(|t| t.output),
+        "cost_cache_read_rate_above_200k": m.cost.and_then(|c| c.long_context).and_then(|t| t.cache_read),
+        "cost_cache_write_rate_above_200k": m.cost.and_then(|c| c.long_context).and_then(|t| t.cache_write),
+        "context_window": m.context_window,
+        "below_cost": m.below_cost,
+        "price_source": m.price_source,
+        "costs_synced_at": opt_t(m.costs_synced_at),
         "created_at": t(m.created_at),
         "updated_at": t(m.updated_at),
+    })
+}
+
+pub fn rate_change_json(c: &RateChangeRow) -> Value {
+    json!({
+        "field": c.field,
+        "old": c.old,
+        "new": c.new,
+        "source": c.source,
+        "actor": c.actor,
+        "created_at": t(c.created_at),
     })
 }
 

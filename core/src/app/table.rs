@@ -495,7 +495,7 @@ pub static ROUTES: &[Route] = &[
         Method::POST,
         "/api/admin/models",
         changes(AuditResource::Model, AuditAction::Create, Target::Answer("id")),
-        |c, _| Box::pin(async move { admin::create_model(&c.hub, &c.req).await }),
+        |c, who| Box::pin(async move { admin::create_model(&c.hub, &who, &c.req).await }),
     ),
     admin(Method::GET, "/api/admin/models/:id", |c, _| {
         Box::pin(async move { admin::get_model(&c.hub, c.id()).await })
@@ -504,7 +504,16 @@ pub static ROUTES: &[Route] = &[
         Method::PATCH,
         "/api/admin/models/:id",
         changes(AuditResource::Model, AuditAction::Update, Target::Path(0)),
-        |c, _| Box::pin(async move { admin::patch_model(&c.hub, c.id(), &c.req).await }),
+        |c, who| Box::pin(async move { admin::patch_model(&c.hub, &who, c.id(), &c.req).await }),
+    ),
+    admin(Method::GET, "/api/admin/models/:id/rate-history", |c, _| {
+        Box::pin(async move { admin::rate_history(&c.hub, c.id(), &c.req).await })
+    }),
+    audited(
+        Method::POST,
+        "/api/admin/prices/sync",
+        changes(AuditResource::Model, AuditAction::Sync, Target::Whole),
+        |c, _| Box::pin(async move { admin::sync_prices(&c.hub, &c.req).await }),
     ),
     audited(
         Method::DELETE,

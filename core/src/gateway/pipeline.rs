@@ -204,8 +204,9 @@ impl Call<'_> {
         route: &Route,
     ) -> Result<Response, ApiError> {
         let settings = &self.snap.settings;
+        // At the rates the answer's usage is billed at (a long prompt's tier), as the relay records them.
         let cost = HitCost::new(
-            route.model.rates.cost(&answer.usage),
+            route.model.rates.for_usage(&answer.usage).cost(&answer.usage),
             settings.response_cache.hit_fraction,
         );
         let hold = (self.billed && cost.charge > Credits::ZERO).then_some(cost.charge);
@@ -393,12 +394,15 @@ impl<'a> Call<'a> {
         routes
             .iter()
             .map(|r| {
-                // Every prompt token may come back as a cache write, dearer than input.
+                let worst = self.worst_case(exchange, r);
+                // At the tier's rates when the prompt may cross it; every prompt
+                // token may come back as a cache write, dearer than input.
+                let billed = r.model.rates.for_usage(&worst);
                 let rates = crate::metering::Rates {
-                    input: r.model.rates.dearest_prompt_rate(),
-                    ..r.model.rates
+                    input: billed.dearest_prompt_rate(),
+                    ..billed
                 };
-                rates.cost(&self.worst_case(exchange, r))
+                rates.cost(&worst)
             })
             .max()
             .unwrap_or(Credits::ZERO)

@@ -125,7 +125,8 @@ impl CallMeter {
         if clamped {
             tracing::warn!(call_id = %self.call_id, provider = %self.route.provider.name, "the provider reported more usage than the request could produce; billed at the bound");
         }
-        let rates = self.route.model.rates;
+        // The rates the usage is billed at (a long prompt's tier), kept on its usage row.
+        let rates = self.route.model.rates.for_usage(&usage);
         let mut log = self.outcome_log(&outcome);
         let credits = match self.hit {
             Some(hit) => {

@@ -101,11 +101,58 @@ pub struct Rates {
     pub audio: Rate,
     /// Per second of video generated.
     pub video: Rate,
+    /// The rates of prompts above a size (Anthropic's and Gemini's
+    /// long-context pricing), if the model has such a tier.
+    pub long_context: Option<LongContext>,
+}
+
+/// The threshold of a long-context tier when the catalogue states none.
+pub const DEFAULT_LONG_CONTEXT_THRESHOLD: u64 = 200_000;
+
+/// A long-context tier: the rates a call is billed at, instead of the
+/// model's own, when its prompt (input, cache reads and cache writes
+/// together, as Anthropic and Gemini count it) is above `threshold` tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LongContext {
+    pub threshold: u64,
+    pub input: Rate,
+    pub output: Rate,
+    /// `None` falls back to the tier's input rate.
+    pub cache_read: Option<Rate>,
+    pub cache_write: Option<Rate>,
 }
 
 impl Rates {
-    /// The exact cost of `usage`: each count times its rate, summed, then
-    /// rounded once (half up) to the nano-credit.
+    /// The rates `usage` is billed at: the long-context tier's when its
+    /// prompt crosses the tier's threshold, else these. The result has no
+    /// tier of its own: it is what a usage row records.
+    ///
+    /// In the tier, 1-hour cache writes cost the dearer of the model's 1-hour
+    /// write rate and the tier's write rate (catalogues state no tier for them).
+    pub fn for_usage(&self, usage: &Usage) -> Rates {
+        let flat = Rates {
+            long_context: None,
+            ..*self
+        };
+        match self.long_context {
+            Some(tier) if usage.prompt_tokens() > tier.threshold => {
+                let cache_write = tier.cache_write.unwrap_or(tier.input);
+                Rates {
+                    input: tier.input,
+                    output: tier.output,
+                    cache_read: tier.cache_read,
+                    cache_write: Some(cache_write),
+                    cache_write_1h: Some(self.cache_write_1h_rate().max(cache_write)),
+                    ..flat
+                }
+            }
+            _ => flat,
+        }
+    }
+
+    /// The exact cost of `usage` at these rates, tier aside (a call's usage is
+    /// priced at [`Rates::for_usage`]'s): each count times its rate, summed, then rounded once
+    /// (half up) to the nano-credit.
     ///
     /// Saturating throughout: a count times a rate always fits i128, but four
     /// such products may not; whatever saturates is far above `Credits::MAX`
@@ -364,6 +411,7 @@ mod tests {
             image: Rate::parse("1000000000").unwrap(),
             audio: Rate::parse("1000000000").unwrap(),
             video: Rate::parse("1000000000").unwrap(),
+            long_context: None,
         };
         let usage = Usage {
             input_tokens: u64::MAX,
@@ -415,6 +463,59 @@ mod tests {
         };
         assert_eq!(tiny.cost(&ms(4)).nanos(), 0);
         assert_eq!(tiny.cost(&ms(5)).nanos(), 1);
+    }
+
+    #[test]
+    fn a_prompt_above_the_tier_is_billed_at_the_tier_to_the_nano_credit() {
+        // Claude Sonnet 4.5's prices as credits per million: 3/15 (cache 0.3 read,
+        // 3.75 write), and 6/22.5 (0.6, 7.5) above 200k prompt tokens.
+        let rates = Rates {
+            input: rate("3"),
+            output: rate("15"),
+            cache_read: Some(rate("0.3")),
+            cache_write: Some(rate("3.75")),
+            long_context: Some(LongContext {
+                threshold: DEFAULT_LONG_CONTEXT_THRESHOLD,
+                input: rate("6"),
+                output: rate("22.5"),
+                cache_read: Some(rate("0.6")),
+                cache_write: Some(rate("7.5")),
+            }),
+            ..Default::default()
+        };
+        let long = Usage {
+            input_tokens: 250_001,
+            cache_read_tokens: 40_000,
+            cache_write_tokens: 9_999,
+            output_tokens: 1_234,
+            ..Default::default()
+        };
+        assert_eq!(long.prompt_tokens(), 300_000);
+        // 250001×6 + 40000×0.6 + 9999×7.5 + 1234×22.5 = 1500006 + 24000 + 74992.5 + 27765 = 1626763.5 per million.
+        assert_eq!(rates.for_usage(&long).cost(&long).nanos(), 1_626_763_500);
+        assert_eq!(rates.for_usage(&long).cost(&long).to_string(), "1.6267635");
+        let billed = rates.for_usage(&long);
+        assert_eq!((billed.input, billed.output), (rate("6"), rate("22.5")));
+        assert_eq!(billed.long_context, None, "a usage row records flat rates");
+        // At the threshold itself the prompt is not above it: the model's own rates.
+        let at = Usage {
+            input_tokens: 200_000,
+            output_tokens: 1,
+            ..Default::default()
+        };
+        assert_eq!(rates.for_usage(&at).cost(&at).nanos(), 600_015_000);
+        assert_eq!(rates.for_usage(&at).input, rate("3"));
+        // Without cache rates in the tier, cache tokens cost the tier's input rate;
+        // 1-hour writes the dearer of the model's 1-hour rate and the tier's write rate.
+        let mut bare = rates;
+        bare.long_context = Some(LongContext {
+            cache_read: None,
+            cache_write: None,
+            ..rates.long_context.unwrap()
+        });
+        let tiered = bare.for_usage(&long);
+        assert_eq!(tiered.cache_read_rate(), rate("6"));
+        assert_eq!(tiered.cache_write_1h_rate(), rate("6"));
     }
 
     #[test]

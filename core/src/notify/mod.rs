@@ -50,6 +50,8 @@ named!(
         /// Team budgets, when they come, add `team.budget_reached` here,
         /// raised the same way (see [`budget_reached`]).
         KeyBudgetReached = "key.budget_reached",
+        /// A model sells some rate below its cost (a price sync, or an admin's forced rate).
+        ModelBelowCost = "model.below_cost",
         /// Sent by `POST /api/admin/webhooks/{id}/test`, to that webhook only.
         WebhookTest = "webhook.test",
     }

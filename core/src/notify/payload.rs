@@ -45,6 +45,7 @@ fn names(kind: &str) -> (&'static str, Option<&'static str>) {
         "credits.purchased" | "payment.failed" | "payment.refunded" => ("credits", Some("payment_id")),
         "credential.disabled" | "credential.enabled" => ("amount", Some("credential_id")),
         "key.budget_reached" => ("amount", Some("key_id")),
+        "model.below_cost" => ("amount", Some("model_id")),
         "webhook.test" => ("amount", Some("webhook_id")),
         _ => ("amount", Some("subject")),
     }

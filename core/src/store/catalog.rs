@@ -4,7 +4,7 @@ use super::patch::{Change, CredentialPatch, ModelPatch, ProviderPatch};
 use super::{first, rows, Page, Row, Store};
 use crate::kinds::{CredentialStatus, ModelKind};
 use crate::metering::money::Rate;
-use crate::metering::Rates;
+use crate::metering::{LongContext, Rates, DEFAULT_LONG_CONTEXT_THRESHOLD};
 use crate::ports::{DbError, SqlValue, Stmt};
 use crate::sql;
 
@@ -47,8 +47,60 @@ pub struct ModelRow {
     pub unit_costs: Option<serde_json::Value>,
     pub metadata: Option<serde_json::Value>,
     pub enabled: bool,
+    /// What the provider charges (input, output, cache and the long-context
+    /// tier; media unpriced), `None` when unknown.
+    pub cost: Option<Rates>,
+    /// The most prompt tokens the model takes, from a price catalogue.
+    pub context_window: Option<i64>,
+    /// Some sell rate is below its cost.
+    pub below_cost: bool,
+    /// The catalogue its costs last came from.
+    pub price_source: Option<String>,
+    pub costs_synced_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// One change of a model's rate, from the rate history.
+#[derive(Debug, Clone)]
+pub struct RateChangeRow {
+    pub field: String,
+    pub old: Option<Rate>,
+    pub new: Option<Rate>,
+    /// `admin` or `sync`.
+    pub source: String,
+    /// The admin's user id.
+    pub actor: Option<String>,
+    pub created_at: i64,
+}
+
+/// A tier from its columns (`input_rate_above_200k`, … with `prefix` `` or
+/// `cost_`): none without a tier input rate.
+fn long_context(r: &Row, prefix: &str) -> Option<LongContext> {
+    let rate = |c: &str| r.opt_i64(&format!("{prefix}{c}_above_200k")).map(Rate::from_nanos);
+    Some(LongContext {
+        threshold: r
+            .opt_i64("long_context_threshold")
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or(DEFAULT_LONG_CONTEXT_THRESHOLD),
+        input: rate("input_rate")?,
+        output: rate("output_rate").unwrap_or(Rate::ZERO),
+        cache_read: rate("cache_read_rate"),
+        cache_write: rate("cache_write_rate"),
+    })
+}
+
+/// The cost rates, when the input cost is known.
+fn cost(r: &Row) -> Option<Rates> {
+    let rate = |c: &str| r.opt_i64(c).map(Rate::from_nanos);
+    Some(Rates {
+        input: rate("cost_input_rate")?,
+        output: rate("cost_output_rate").unwrap_or(Rate::ZERO),
+        cache_read: rate("cost_cache_read_rate"),
+        cache_write: rate("cost_cache_write_rate"),
+        long_context: long_context(r, "cost_"),
+        ..Default::default()
+    })
 }
 
 fn provider(r: &Row) -> ProviderRow {
@@ -98,13 +150,63 @@ fn model(r: &Row) -> ModelRow {
             image: Rate::from_nanos(r.i64("image_rate")),
             audio: Rate::from_nanos(r.i64("audio_rate")),
             video: Rate::from_nanos(r.i64("video_rate")),
+            long_context: long_context(r, ""),
         },
         max_output_tokens: r.opt_i64("max_output_tokens"),
         unit_costs: r.json("unit_costs"),
         metadata: r.json("metadata"),
         enabled: r.bool("enabled"),
+        cost: cost(r),
+        context_window: r.opt_i64("context_window"),
+        below_cost: r.bool("below_cost"),
+        price_source: r.opt_str("price_source"),
+        costs_synced_at: r.opt_i64("costs_synced_at"),
         created_at: r.i64("created_at"),
         updated_at: r.i64("updated_at"),
+    }
+}
+
+impl ModelPatch {
+    /// A patch writing every price of `m` beyond its flat sell rates: its
+    /// tier, costs, context window and flags (empty when it has none).
+    pub fn prices_of(m: &ModelRow) -> ModelPatch {
+        let some = |present: bool| present.then_some(());
+        ModelPatch {
+            long_context: some(m.rates.long_context.is_some()).map(|_| m.rates.long_context),
+            cost: some(m.cost.is_some()).map(|_| m.cost),
+            context_window: some(m.context_window.is_some()).map(|_| m.context_window),
+            below_cost: m.below_cost.then_some(true),
+            price_source: some(m.price_source.is_some()).map(|_| m.price_source.clone()),
+            costs_synced_at: m.costs_synced_at,
+            ..Default::default()
+        }
+    }
+
+    /// `m` as this patch leaves it.
+    pub fn applied(&self, m: &ModelRow) -> ModelRow {
+        let mut out = m.clone();
+        let r = &mut out.rates;
+        if let Some(v) = &self.model {
+            out.model = v.clone();
+        }
+        if let Some(k) = self.kind {
+            out.kind = k;
+        }
+        r.input = self.input_rate.unwrap_or(r.input);
+        r.output = self.output_rate.unwrap_or(r.output);
+        r.image = self.image_rate.unwrap_or(r.image);
+        r.video = self.video_rate.unwrap_or(r.video);
+        r.audio = self.audio_rate.unwrap_or(r.audio);
+        r.cache_read = self.cache_read_rate.unwrap_or(r.cache_read);
+        r.cache_write = self.cache_write_rate.unwrap_or(r.cache_write);
+        r.cache_write_1h = self.cache_write_1h_rate.unwrap_or(r.cache_write_1h);
+        r.long_context = self.long_context.unwrap_or(r.long_context);
+        out.cost = self.cost.unwrap_or(out.cost);
+        out.context_window = self.context_window.unwrap_or(out.context_window);
+        out.below_cost = self.below_cost.unwrap_or(out.below_cost);
+        out.enabled = self.enabled.unwrap_or(out.enabled);
+        out.max_output_tokens = self.max_output_tokens.unwrap_or(out.max_output_tokens);
+        out
     }
 }
 
@@ -322,21 +424,24 @@ impl Store {
         Ok(first(&r).map(|r| model(&r)))
     }
 
-    pub async fn insert_model(&self, m: &ModelRow) -> Result<(), DbError> {
-        self.config_write(
-            vec![sql!(
-                "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at, cache_write_1h_rate, audio_rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17)",
-                &m.id, &m.provider_id, &m.model, m.kind.as_str(),
-                m.rates.input.nanos(), m.rates.output.nanos(),
-                m.rates.cache_read.map(Rate::nanos), m.rates.cache_write.map(Rate::nanos),
-                m.rates.image.nanos(), m.rates.video.nanos(), m.max_output_tokens,
-                m.unit_costs.as_ref().map(|v| v.to_string()), m.metadata.as_ref().map(|v| v.to_string()),
-                m.enabled, m.created_at, m.rates.cache_write_1h.map(Rate::nanos), m.rates.audio.nanos()
-            )],
-            m.created_at,
-        )
-        .await
-        .map(|_| ())
+    /// Inserts a model; `changed_by` (a user id, or `sync`) heads its rate history.
+    pub async fn insert_model(&self, m: &ModelRow, changed_by: &str) -> Result<(), DbError> {
+        let insert = sql!(
+            "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at, cache_write_1h_rate, audio_rate, changed_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, ?18)",
+            &m.id, &m.provider_id, &m.model, m.kind.as_str(),
+            m.rates.input.nanos(), m.rates.output.nanos(),
+            m.rates.cache_read.map(Rate::nanos), m.rates.cache_write.map(Rate::nanos),
+            m.rates.image.nanos(), m.rates.video.nanos(), m.max_output_tokens,
+            m.unit_costs.as_ref().map(|v| v.to_string()), m.metadata.as_ref().map(|v| v.to_string()),
+            m.enabled, m.created_at, m.rates.cache_write_1h.map(Rate::nanos), m.rates.audio.nanos(), changed_by
+        );
+        // The prices: written by the one path every later change takes.
+        let prices = ModelPatch::prices_of(m);
+        let mut stmts = vec![insert];
+        if !prices.is_empty() {
+            stmts.push(update_stmt("models", &m.id, prices.changes(), m.created_at));
+        }
+        self.config_write(stmts, m.created_at).await.map(|_| ())
     }
 
     pub async fn update_model(&self, id: &str, patch: &ModelPatch, now_ms: i64) -> Result<bool, DbError> {
@@ -344,6 +449,56 @@ impl Store {
             .config_write(vec![update_stmt("models", id, patch.changes(), now_ms)], now_ms)
             .await?;
         Ok(n[0] > 0)
+    }
+
+    /// Several models' changes at once (a price sync), atomically.
+    pub async fn update_models(&self, patches: &[(String, ModelPatch)], now_ms: i64) -> Result<(), DbError> {
+        let stmts = patches
+            .iter()
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(id, p)| update_stmt("models", id, p.changes(), now_ms))
+            .collect::<Vec<_>>();
+        if stmts.is_empty() {
+            return Ok(());
+        }
+        self.config_write(stmts, now_ms).await.map(|_| ())
+    }
+
+    /// A model's rate history, newest first.
+    pub async fn rate_history(
+        &self,
+        model_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<RateChangeRow>, DbError> {
+        let before = cursor.and_then(|c| c.parse::<i64>().ok());
+        let r = self
+            .db
+            .query(sql!(
+                "SELECT * FROM rate_changes WHERE model_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+                model_id,
+                before,
+                limit + 1
+            ))
+            .await?;
+        let items: Vec<(i64, RateChangeRow)> = rows(&r)
+            .map(|r| {
+                let change = RateChangeRow {
+                    field: r.str("field"),
+                    old: r.opt_i64("old_value").map(Rate::from_nanos),
+                    new: r.opt_i64("new_value").map(Rate::from_nanos),
+                    source: r.str("source"),
+                    actor: r.opt_str("actor"),
+                    created_at: r.i64("created_at"),
+                };
+                (r.i64("id"), change)
+            })
+            .collect();
+        let page = Page::from_rows(items, limit, |(id, _)| id.to_string());
+        Ok(Page {
+            items: page.items.into_iter().map(|(_, c)| c).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
     pub async fn delete_model(&self, id: &str, now_ms: i64) -> Result<bool, DbError> {

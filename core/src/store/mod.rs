@@ -104,6 +104,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (15, "teams", include_str!("../../../infra/migrations/0015_teams.sql")),
     (
+        16,
+        "price_sync",
+        include_str!("../../../infra/migrations/0016_price_sync.sql"),
+    ),
+    (
         17,
         "response_cache",
         include_str!("../../../infra/migrations/0017_response_cache.sql"),

@@ -3,6 +3,7 @@
 //! the columns (and writes `updated_at`).
 
 use crate::metering::money::Rate;
+use crate::metering::{LongContext, Rates};
 use crate::ports::SqlValue;
 use serde_json::Value;
 
@@ -104,6 +105,43 @@ pub struct ModelPatch {
     pub unit_costs: Nullable<Value>,
     pub metadata: Nullable<Value>,
     pub enabled: Option<bool>,
+    /// The sell rates' long-context tier (its threshold is the cost tier's too).
+    pub long_context: Nullable<LongContext>,
+    /// What the provider charges, its tier included.
+    pub cost: Nullable<Rates>,
+    pub context_window: Nullable<i64>,
+    pub below_cost: Option<bool>,
+    pub price_source: Nullable<String>,
+    pub costs_synced_at: Option<i64>,
+    /// Who makes the change (a user id, or `sync`): the rate history's
+    /// author. Set it with any rate change.
+    pub changed_by: Option<String>,
+}
+
+/// The columns of a tier (`prefix` `` for sell rates, `cost_` for costs),
+/// NULL without one.
+fn tier_changes(out: &mut Vec<Change>, prefix: &str, tier: Option<&LongContext>) {
+    let column = |c: &str| -> &'static str {
+        // Allow-listed names only: the four tier columns of either prefix.
+        match (prefix, c) {
+            ("", "input") => "input_rate_above_200k",
+            ("", "output") => "output_rate_above_200k",
+            ("", "cache_read") => "cache_read_rate_above_200k",
+            ("", "cache_write") => "cache_write_rate_above_200k",
+            (_, "input") => "cost_input_rate_above_200k",
+            (_, "output") => "cost_output_rate_above_200k",
+            (_, "cache_read") => "cost_cache_read_rate_above_200k",
+            _ => "cost_cache_write_rate_above_200k",
+        }
+    };
+    let nanos = |r: Option<Rate>| SqlValue::from(r.map(Rate::nanos));
+    out.push((column("input"), nanos(tier.map(|t| t.input))));
+    out.push((column("output"), nanos(tier.map(|t| t.output))));
+    out.push((column("cache_read"), nanos(tier.and_then(|t| t.cache_read))));
+    out.push((column("cache_write"), nanos(tier.and_then(|t| t.cache_write))));
+    if let Some(t) = tier {
+        out.push(("long_context_threshold", SqlValue::from(t.threshold as i64)));
+    }
 }
 
 impl ModelPatch {
@@ -137,6 +175,29 @@ impl ModelPatch {
         set(&mut out, "unit_costs", text(&self.unit_costs));
         set(&mut out, "metadata", text(&self.metadata));
         set(&mut out, "enabled", self.enabled);
+        if let Some(tier) = &self.long_context {
+            tier_changes(&mut out, "", tier.as_ref());
+        }
+        if let Some(cost) = &self.cost {
+            set(&mut out, "cost_input_rate", Some(cost.map(|c| c.input.nanos())));
+            set(&mut out, "cost_output_rate", Some(cost.map(|c| c.output.nanos())));
+            set(
+                &mut out,
+                "cost_cache_read_rate",
+                Some(cost.and_then(|c| c.cache_read).map(Rate::nanos)),
+            );
+            set(
+                &mut out,
+                "cost_cache_write_rate",
+                Some(cost.and_then(|c| c.cache_write).map(Rate::nanos)),
+            );
+            tier_changes(&mut out, "cost_", cost.and_then(|c| c.long_context).as_ref());
+        }
+        set(&mut out, "context_window", self.context_window);
+        set(&mut out, "below_cost", self.below_cost);
+        set(&mut out, "price_source", self.price_source.clone());
+        set(&mut out, "costs_synced_at", self.costs_synced_at);
+        set(&mut out, "changed_by", self.changed_by.clone());
         out
     }
 
