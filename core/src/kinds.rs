@@ -243,6 +243,21 @@ named!(
         Webhook = "webhook",
         WebhookDelivery = "webhook_delivery",
         Settings = "settings",
+        /// A model alias (`/api/admin/aliases`).
+        Alias = "alias",
+    }
+);
+
+named!(
+    /// How the candidates of equal priority for a model or an alias are
+    /// ordered (`gateway::routing`).
+    RoutingMode {
+        /// As configured: providers by priority, equal ones taking turns by weight; an alias's targets in their order.
+        Priority = "priority",
+        /// Fastest first: time to first byte and error rate as this instance measured them.
+        Latency = "latency",
+        /// Cheapest first, by the provider's cost rate.
+        Cost = "cost",
     }
 );
 

@@ -79,6 +79,8 @@ fn generate(n: usize, seed: u64) -> Vec<CallLog> {
                     .map(|p| p.to_string()),
                 credential_id: None,
                 model: rng.pick(&["model-a", "model-b"]).to_string(),
+                alias: None,
+                upstream_model: None,
                 stream: false,
                 status: rng.pick(&[
                     CallStatus::Success,

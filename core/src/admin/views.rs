@@ -5,7 +5,7 @@ use crate::store::{CallLog, CredentialRow, KeyRow, LedgerEntry, ModelRow, Provid
 use crate::time::iso8601;
 use serde_json::{json, Value};
 
-fn t(ms: i64) -> Value {
+pub(crate) fn t(ms: i64) -> Value {
     Value::String(iso8601(ms))
 }
 
@@ -69,6 +69,8 @@ pub fn model_json(m: &ModelRow, providers: &[ProviderRow]) -> Value {
         "max_output_tokens": m.max_output_tokens,
         "unit_costs": m.unit_costs,
         "metadata": m.metadata,
+        "context_window": crate::gateway::routing::context_window(m),
+        "routing": m.routing,
         "enabled": m.enabled,
         "created_at": t(m.created_at),
         "updated_at": t(m.updated_at),
@@ -136,6 +138,8 @@ pub fn call_json(c: &CallLog) -> Value {
         "provider": c.provider,
         "credential_id": c.credential_id,
         "model": c.model,
+        "alias": c.alias,
+        "upstream_model": c.upstream_model,
         "stream": c.stream,
         "status": c.status,
         "http_status": c.http_status,

@@ -163,10 +163,17 @@ pub struct Target<'a> {
     pub now_ms: i64,
     /// `max_tokens` for protocols that require one when the caller set none.
     pub default_max_tokens: u64,
+    /// Parameters an alias target sets, merged into a JSON body (in the
+    /// provider's own wire format) before it is signed.
+    pub overrides: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Target<'_> {
     fn post(&self, url: String, headers: Vec<(String, String)>, body: Bytes) -> UpstreamRequest {
+        self.post_as_is(url, headers, self.overridden(body))
+    }
+
+    fn post_as_is(&self, url: String, headers: Vec<(String, String)>, body: Bytes) -> UpstreamRequest {
         UpstreamRequest {
             method: http::Method::POST,
             url,
@@ -176,9 +183,27 @@ impl Target<'_> {
         }
     }
 
+    /// The body with the target's overrides set at its top level; a body
+    /// that is not a JSON object (a form) is sent as it is.
+    fn overridden(&self, body: Bytes) -> Bytes {
+        let Some(overrides) = self.overrides.filter(|o| !o.is_empty()) else {
+            return body;
+        };
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Object(mut fields)) => {
+                for (k, v) in overrides {
+                    fields.insert(k.clone(), v.clone());
+                }
+                Bytes::from(serde_json::to_vec(&fields).unwrap_or_default())
+            }
+            _ => body,
+        }
+    }
+
     /// A signed (Bedrock) or keyed JSON POST.
     fn json_post(&self, url: String, body: &impl serde::Serialize) -> Result<UpstreamRequest, ApiError> {
-        let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        // Overridden before signing: the signature covers the body sent.
+        let body = self.overridden(Bytes::from(serde_json::to_vec(body).unwrap_or_default()));
         let headers = match self.vendor.wire {
             Wire::OpenAi => bearer(self.secret),
             Wire::Anthropic => anthropic::headers(self.secret),
@@ -194,7 +219,7 @@ impl Target<'_> {
                 self.now_ms,
             )?,
         };
-        Ok(self.post(url, headers, body))
+        Ok(self.post_as_is(url, headers, body))
     }
 
     fn bedrock_endpoint(&self) -> String {

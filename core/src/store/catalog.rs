@@ -2,7 +2,7 @@
 
 use super::patch::{Change, CredentialPatch, ModelPatch, ProviderPatch};
 use super::{first, rows, Page, Row, Store};
-use crate::kinds::{CredentialStatus, ModelKind};
+use crate::kinds::{CredentialStatus, ModelKind, RoutingMode};
 use crate::metering::money::Rate;
 use crate::metering::Rates;
 use crate::ports::{DbError, SqlValue, Stmt};
@@ -46,6 +46,8 @@ pub struct ModelRow {
     pub max_output_tokens: Option<i64>,
     pub unit_costs: Option<serde_json::Value>,
     pub metadata: Option<serde_json::Value>,
+    /// How this model's providers of equal priority are ordered.
+    pub routing: RoutingMode,
     pub enabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -102,6 +104,7 @@ fn model(r: &Row) -> ModelRow {
         max_output_tokens: r.opt_i64("max_output_tokens"),
         unit_costs: r.json("unit_costs"),
         metadata: r.json("metadata"),
+        routing: RoutingMode::parse(&r.str("routing")).unwrap_or(RoutingMode::Priority),
         enabled: r.bool("enabled"),
         created_at: r.i64("created_at"),
         updated_at: r.i64("updated_at"),
@@ -147,7 +150,7 @@ impl Store {
     }
 
     /// Runs configuration writes together with a version bump, atomically.
-    async fn config_write(&self, mut stmts: Vec<Stmt>, now_ms: i64) -> Result<Vec<u64>, DbError> {
+    pub(super) async fn config_write(&self, mut stmts: Vec<Stmt>, now_ms: i64) -> Result<Vec<u64>, DbError> {
         stmts.push(bump_version(now_ms));
         self.db.batch(stmts).await
     }
@@ -325,13 +328,14 @@ impl Store {
     pub async fn insert_model(&self, m: &ModelRow) -> Result<(), DbError> {
         self.config_write(
             vec![sql!(
-                "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at, cache_write_1h_rate, audio_rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17)",
+                "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at, cache_write_1h_rate, audio_rate, routing) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, ?18)",
                 &m.id, &m.provider_id, &m.model, m.kind.as_str(),
                 m.rates.input.nanos(), m.rates.output.nanos(),
                 m.rates.cache_read.map(Rate::nanos), m.rates.cache_write.map(Rate::nanos),
                 m.rates.image.nanos(), m.rates.video.nanos(), m.max_output_tokens,
                 m.unit_costs.as_ref().map(|v| v.to_string()), m.metadata.as_ref().map(|v| v.to_string()),
-                m.enabled, m.created_at, m.rates.cache_write_1h.map(Rate::nanos), m.rates.audio.nanos()
+                m.enabled, m.created_at, m.rates.cache_write_1h.map(Rate::nanos), m.rates.audio.nanos(),
+                m.routing.as_str()
             )],
             m.created_at,
         )

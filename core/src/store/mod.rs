@@ -5,6 +5,7 @@
 //! statement or one atomic batch.
 
 mod accounts;
+mod aliases;
 mod audit;
 mod buckets;
 mod catalog;
@@ -20,6 +21,7 @@ mod users;
 mod videos;
 
 pub use accounts::*;
+pub use aliases::*;
 pub use audit::*;
 pub use buckets::*;
 pub use catalog::*;
@@ -98,6 +100,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "usage_rollups",
         include_str!("../../../infra/migrations/0014_usage_rollups.sql"),
     ),
+    (18, "routing", include_str!("../../../infra/migrations/0018_routing.sql")),
 ];
 
 #[derive(Clone)]

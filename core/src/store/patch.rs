@@ -103,6 +103,7 @@ pub struct ModelPatch {
     pub max_output_tokens: Nullable<i64>,
     pub unit_costs: Nullable<Value>,
     pub metadata: Nullable<Value>,
+    pub routing: Option<crate::kinds::RoutingMode>,
     pub enabled: Option<bool>,
 }
 
@@ -136,6 +137,7 @@ impl ModelPatch {
         set(&mut out, "max_output_tokens", self.max_output_tokens);
         set(&mut out, "unit_costs", text(&self.unit_costs));
         set(&mut out, "metadata", text(&self.metadata));
+        set(&mut out, "routing", self.routing.map(|r| r.as_str()));
         set(&mut out, "enabled", self.enabled);
         out
     }
