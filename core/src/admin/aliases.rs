@@ -10,7 +10,14 @@ use crate::kinds::RoutingMode;
 use crate::store::{AliasRow, AliasTarget, ModelRow, ProviderRow};
 use serde_json::{json, Map, Value};
 
-const ALIAS_FIELDS: &[&str] = &["name", "description", "targets", "routing", "fallback_on_refusal", "enabled"];
+const ALIAS_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "targets",
+    "routing",
+    "fallback_on_refusal",
+    "enabled",
+];
 
 /// Most targets one alias may list.
 const MAX_TARGETS: usize = 10;
@@ -180,7 +187,9 @@ fn targets(
             },
             Value::Object(o) => {
                 if let Some(k) = o.keys().find(|k| !["model", "overrides"].contains(&k.as_str())) {
-                    return Err(bad(format!("target {i}: `{k}` is not a known field (model, overrides)")));
+                    return Err(bad(format!(
+                        "target {i}: `{k}` is not a known field (model, overrides)"
+                    )));
                 }
                 let model = o.get("model").and_then(Value::as_str).unwrap_or("").trim().to_string();
                 let overrides = match o.get("overrides") {
@@ -196,7 +205,10 @@ fn targets(
             return Err(bad(format!("target {i}: `model` is required")));
         }
         if target.model == own_name || aliases.contains(&target.model) {
-            return Err(bad(format!("target {i}: `{}` is an alias; targets are models", target.model)));
+            return Err(bad(format!(
+                "target {i}: `{}` is an alias; targets are models",
+                target.model
+            )));
         }
         if !names_a_model(&target.model, models, providers) {
             return Err(bad(format!("target {i}: `{}` names no model", target.model)));

@@ -185,7 +185,10 @@ async fn view(hub: &Hub, resource: AuditResource, id: Option<&str>) -> Result<Op
             Some(d) => Some(delivery_view(hub, d).await?),
             None => None,
         },
-        AuditResource::Alias => store.get_alias(id).await?.map(|a| crate::admin::aliases::alias_json(&a)),
+        AuditResource::Alias => store
+            .get_alias(id)
+            .await?
+            .map(|a| crate::admin::aliases::alias_json(&a)),
         AuditResource::Settings => None,
     })
 }

@@ -54,6 +54,24 @@ pub fn cost_rank(m: &ModelRow) -> Option<i64> {
     }
 }
 
+/// The routes an alias can reach, in its targets' order, without choosing
+/// among them (no routing state changes): for model lists.
+pub fn alias_routes<'a>(snap: &'a Snapshot, alias: &'a AliasRow) -> impl Iterator<Item = &'a Route> + 'a {
+    alias.targets.iter().flat_map(move |t| {
+        let (prefix, rest) = match t.model.split_once('/') {
+            Some((p, m)) if !snap.routes.contains_key(&t.model) => (Some(p), m),
+            _ => (None, t.model.as_str()),
+        };
+        snap.routes.get(rest).into_iter().flatten().filter(move |r| {
+            prefix.is_none_or(|p| {
+                r.provider.name == p
+                    || r.provider.vendor.kind == p
+                    || (p == "google" && r.provider.vendor.kind == "gemini")
+            })
+        })
+    })
+}
+
 /// The candidates for what the caller named, best first.
 pub(crate) fn resolve(snap: &Snapshot, speed: &Speed, requested: &str, kind: ModelKind) -> Vec<Route> {
     match snap.aliases.get(requested) {
@@ -232,7 +250,11 @@ mod tests {
         let firsts: Vec<String> = (0..40)
             .map(|_| resolve(&snap, &speed, "m", ModelKind::Chat)[0].provider.name.clone())
             .collect();
-        assert_eq!(firsts.iter().filter(|f| *f == "a").count(), 2, "one probe in 20: {firsts:?}");
+        assert_eq!(
+            firsts.iter().filter(|f| *f == "a").count(),
+            2,
+            "one probe in 20: {firsts:?}"
+        );
         assert_eq!(firsts[19], "a");
         // Failures put the fast one behind.
         speed.failed("b-m");
@@ -253,11 +275,17 @@ mod tests {
             vec![],
         );
         assert_eq!(cost_rank(&snap.routes["m"][1].model), Some(5_000_000_000));
-        assert_eq!(names(&resolve(&snap, &speed, "m", ModelKind::Chat)), ["b/m", "a/m", "c/m"]);
+        assert_eq!(
+            names(&resolve(&snap, &speed, "m", ModelKind::Chat)),
+            ["b/m", "a/m", "c/m"]
+        );
         for _ in 0..3 {
             speed.failed("b-m");
         }
-        assert_eq!(names(&resolve(&snap, &speed, "m", ModelKind::Chat)), ["a/m", "c/m", "b/m"]);
+        assert_eq!(
+            names(&resolve(&snap, &speed, "m", ModelKind::Chat)),
+            ["a/m", "c/m", "b/m"]
+        );
     }
 
     #[test]
@@ -265,8 +293,18 @@ mod tests {
         let speed = Speed::default();
         let snap = snapshot(
             vec![
-                model("a", "big", RoutingMode::Priority, json!({"metadata": {"context_window": 200000}})),
-                model("b", "small", RoutingMode::Priority, json!({"metadata": {"max_input_tokens": 8000}})),
+                model(
+                    "a",
+                    "big",
+                    RoutingMode::Priority,
+                    json!({"metadata": {"context_window": 200000}}),
+                ),
+                model(
+                    "b",
+                    "small",
+                    RoutingMode::Priority,
+                    json!({"metadata": {"max_input_tokens": 8000}}),
+                ),
                 model("c", "small", RoutingMode::Priority, json!({})),
             ],
             vec![AliasRow {

@@ -105,7 +105,11 @@ mod tests {
         for _ in 0..4 {
             s.succeeded("fast", 10.0);
         }
-        assert!(s.score_ms("fast").unwrap() < s.score_ms("slow").unwrap(), "{:?}", s.get("fast"));
+        assert!(
+            s.score_ms("fast").unwrap() < s.score_ms("slow").unwrap(),
+            "{:?}",
+            s.get("fast")
+        );
         assert_eq!(s.get("fast").unwrap().samples, 21);
     }
 

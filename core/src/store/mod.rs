@@ -100,7 +100,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "usage_rollups",
         include_str!("../../../infra/migrations/0014_usage_rollups.sql"),
     ),
-    (18, "routing", include_str!("../../../infra/migrations/0018_routing.sql")),
+    (
+        18,
+        "routing",
+        include_str!("../../../infra/migrations/0018_routing.sql"),
+    ),
 ];
 
 #[derive(Clone)]
