@@ -1,3 +1,4 @@
+import type { Routing } from './aliases';
 /** Hub's HTTP API: where it is, who is signed in, typed requests and shapes. */
 
 import { t } from './i18n';
@@ -354,6 +355,10 @@ export interface Model {
   max_output_tokens: number | null;
   unit_costs: UnitCosts | null;
   metadata: Record<string, unknown> | null;
+  /** Prompt tokens the model takes (from `metadata`), when known. */
+  context_window: number | null;
+  /** How this model's providers of equal priority are ordered. */
+  routing: Routing;
   enabled: boolean;
   created_at: string;
   updated_at: string;
@@ -412,7 +417,12 @@ export interface Call {
   provider_id: string | null;
   provider: string | null;
   credential_id: string | null;
+  /** The model as the caller named it (an alias's name through an alias). */
   model: string;
+  /** The alias the call came through. */
+  alias: string | null;
+  /** The provider's model this attempt asked for. */
+  upstream_model: string | null;
   stream: boolean;
   status: CallStatus;
   http_status: number | null;

@@ -26,16 +26,6 @@ const MAX_TARGETS: usize = 10;
 /// how it is billed, not how a target answers it.
 const FIXED_PARAMETERS: &[&str] = &["model", "stream", "messages", "input", "prompt", "system", "n"];
 
-/// A `routing` field: `priority`, `latency` or `cost`.
-pub(crate) fn routing_field(f: &Fields) -> Result<Option<RoutingMode>, ApiError> {
-    match f.str("routing")? {
-        None => Ok(None),
-        Some(r) => RoutingMode::parse(&r)
-            .map(Some)
-            .ok_or_else(|| ApiError::invalid_field("routing", format!("must be {}", RoutingMode::names()))),
-    }
-}
-
 pub fn alias_json(a: &AliasRow) -> Value {
     let t = |ms: i64| super::views::t(ms);
     json!({
@@ -130,7 +120,7 @@ async fn apply(hub: &Hub, a: &mut AliasRow, f: &Fields) -> Result<(), ApiError> 
     if f.has("description") {
         a.description = f.str("description")?.filter(|d| !d.is_empty());
     }
-    if let Some(r) = routing_field(f)? {
+    if let Some(r) = f.routing()? {
         a.routing = r;
     }
     if let Some(b) = f.bool("fallback_on_refusal")? {

@@ -576,7 +576,7 @@ pub(crate) async fn create_model(hub: &Hub, req: &Request) -> Result<Response, A
         max_output_tokens: f.int("max_output_tokens", 1, 10_000_000)?,
         unit_costs: f.object("unit_costs")?,
         metadata: model_metadata(&f)?,
-        routing: aliases::routing_field(&f)?.unwrap_or(crate::kinds::RoutingMode::Priority),
+        routing: f.routing()?.unwrap_or(crate::kinds::RoutingMode::Priority),
         enabled: f.bool("enabled")?.unwrap_or(true),
         created_at: now,
         updated_at: now,
@@ -637,7 +637,7 @@ fn model_patch(f: &Fields) -> Result<ModelPatch, ApiError> {
         max_output_tokens: f.nullable("max_output_tokens", f.int("max_output_tokens", 1, 10_000_000)?),
         unit_costs: f.nullable("unit_costs", f.object("unit_costs")?),
         metadata: f.nullable("metadata", model_metadata(f)?),
-        routing: aliases::routing_field(f)?,
+        routing: f.routing()?,
         enabled: f.bool("enabled")?,
     })
 }

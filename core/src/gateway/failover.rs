@@ -483,3 +483,29 @@ pub struct Rechecked {
     /// Credentials due a re-check that this round left for the next.
     pub left: usize,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_refusals_are_told_from_other_4xx() {
+        let refusal = |v: serde_json::Value, detail: &str| content_refusal(Some(&v), detail);
+        assert!(refusal(json!({"error": {"code": "content_policy_violation"}}), "x"));
+        assert!(refusal(json!({"error": {"code": "content_filter"}}), "x"));
+        assert!(refusal(
+            json!({}),
+            "Your request was rejected as a result of our safety system."
+        ));
+        assert!(refusal(
+            json!({}),
+            "The response was filtered due to Azure OpenAI's content management policy."
+        ));
+        assert!(!refusal(
+            json!({"error": {"code": "invalid_request_error"}}),
+            "max_tokens is too large"
+        ));
+        assert!(!content_refusal(None, "Unknown parameter: 'foo'."));
+    }
+}

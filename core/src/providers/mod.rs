@@ -429,3 +429,39 @@ pub fn probe_request(t: &Target) -> Result<UpstreamRequest, ApiError> {
         }
     })
 }
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn target<'a>(overrides: Option<&'a serde_json::Map<String, serde_json::Value>>) -> Target<'a> {
+        Target {
+            vendor: vendor("openai").unwrap(),
+            base_url: "http://127.0.0.1:9/v1",
+            region: "",
+            secret: Some("sk-test"),
+            model: "m",
+            timeouts: Timeouts::default(),
+            now_ms: 0,
+            default_max_tokens: 16,
+            overrides,
+        }
+    }
+
+    #[test]
+    fn overrides_are_set_on_json_bodies_only() {
+        let o = json!({"reasoning_effort": "high", "temperature": 0.1});
+        let t = target(o.as_object());
+        let body = Bytes::from_static(br#"{"model":"m","temperature":1,"messages":[]}"#);
+        let sent: serde_json::Value = serde_json::from_slice(&passthrough_request(body, &t).body).unwrap();
+        assert_eq!(
+            sent,
+            json!({"model": "m", "temperature": 0.1, "reasoning_effort": "high", "messages": []})
+        );
+        let form = Bytes::from_static(b"--b\r\ncontent-disposition: form-data; name=\"model\"\r\n\r\nm\r\n--b--");
+        assert_eq!(target(o.as_object()).post("u".into(), vec![], form.clone()).body, form);
+        let plain = Bytes::from_static(br#"{"model":"m"}"#);
+        assert_eq!(target(None).post("u".into(), vec![], plain.clone()).body, plain);
+    }
+}
