@@ -123,7 +123,8 @@ pub async fn catalogue(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
         let mut entry = catalogue_entry(r);
         entry["key"] = json!(alias.name);
         entry["model"] = json!(alias.name);
-        entry["modelMetadata"] = json!({"alias": true, "targets": alias.targets});
+        // The catalogue is public: the targets and their overrides stay private.
+        entry["modelMetadata"] = json!({"alias": true});
         list.push(entry);
     }
     list.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
