@@ -1004,7 +1004,7 @@ fn attempts_of(rows: &[Value], call_id: &str) -> Vec<Value> {
 /// A model alias of three targets: the first provider fails (500), the
 /// second's context window is too small for the prompt (passed over without
 /// being asked), the third answers with its override, in OpenAI's protocol
-/// (whole) and Anthropic's (streamed); billed at the third's rates, every
+/// (whole), Anthropic's (streamed) and AIGNE Hub's; billed at the third's rates, every
 /// attempt logged with its reason. Then a content-policy refusal moving on
 /// only when the alias asks for it, a key allowed only the alias, and the
 /// admin API's refusals and audit.
@@ -1141,10 +1141,21 @@ pub async fn alias_falls_back_across_its_targets(api: &Api) {
         "{stream}"
     );
 
+    // AIGNE Hub's protocol, whole.
+    let (aigne_call, answer) = post_ok(
+        api,
+        "/api/v2/chat/completions",
+        &key,
+        json!({"model": "smart", "stream": false, "messages": [{"role": "user", "content": prompt}]}),
+    )
+    .await;
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["text"], "Served by big", "{answer}");
+
     // The small target was passed over without being asked; the big one got its override.
     assert!(b.received().is_empty(), "the small target is never called");
     let sent = c.received();
-    assert_eq!(sent.len(), 2);
+    assert_eq!(sent.len(), 3);
     assert!(
         sent.iter().all(|r| r.body["top_k"] == 5 && r.body["model"] == "big"),
         "{sent:?}"
@@ -1152,12 +1163,12 @@ pub async fn alias_falls_back_across_its_targets(api: &Api) {
 
     // Billed at the serving target's rates, exactly.
     let cost = cost_nanos(&[(100, "3"), (20, "7")]);
-    let left = hub_core::Credits::from_nanos((1_000_000_000 - 2 * cost) as i64).to_string();
+    let left = hub_core::Credits::from_nanos((1_000_000_000 - 3 * cost) as i64).to_string();
     settled(api, &user, &left).await;
 
     // Three attempts each, with their reasons; the alias and the model each asked for.
     let rows = api.calls(&format!("user={user}&limit=50")).await;
-    for call_id in [&openai_call, &anthropic_call] {
+    for call_id in [&openai_call, &anthropic_call, &aigne_call] {
         let tries = attempts_of(&rows, call_id);
         assert_eq!(tries.len(), 3, "{tries:?}");
         let seen: Vec<(Value, Value, Value, Value)> = tries
