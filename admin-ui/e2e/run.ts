@@ -457,6 +457,32 @@ async function operator(
     await shot(page, 'models');
   });
 
+  await step('aliases: added through the form with its targets in order, edited, refused when a target is unknown', async () => {
+    await nav(page, 'Aliases', 'Aliases');
+    await page.getByRole('button', { name: 'Add alias' }).click();
+    const form = page.getByRole('dialog', { name: 'Add alias' });
+    await form.locator('input[name=name]').fill('cheap');
+    await form.locator('textarea[name=targets]').fill('mock/gpt-4.1-nano {"temperature": 0.2}\nno-such-model');
+    await form.getByRole('button', { name: 'Save' }).click();
+    await expectText(form.getByRole('alert'), 'names no model');
+    await form.locator('textarea[name=targets]').fill('mock/gpt-4.1-nano {"temperature": 0.2}\nnot json {');
+    await form.getByRole('button', { name: 'Save' }).click();
+    await expectText(form.getByRole('alert'), 'Line 2');
+    await form.locator('textarea[name=targets]').fill('mock/gpt-4.1-nano {"temperature": 0.2}\ngpt-4o-mini');
+    await form.getByRole('button', { name: 'Save' }).click();
+    const row = page.locator('tr[data-alias="cheap"]');
+    await expectText(row, /mock\/gpt-4\.1-nano.*temperature.*gpt-4o-mini.*Priority/);
+    await row.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit cheap' });
+    await edit.getByRole('combobox', { name: 'Routing' }).selectOption('latency');
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await expectText(row, 'Fastest first');
+    const aliases = await asOwner<{ data: { name: string; routing: string; targets: unknown[] }[] }>(site, '/api/admin/aliases');
+    const cheap = aliases.data.find((a) => a.name === 'cheap');
+    if (cheap?.routing !== 'latency' || JSON.stringify(cheap.targets) !== JSON.stringify([{ model: 'mock/gpt-4.1-nano', overrides: { temperature: 0.2 } }, { model: 'gpt-4o-mini' }]))
+      throw new Error(`the alias was not saved as entered: ${JSON.stringify(cheap)}`);
+  });
+
   await step('users: add, key shown once, grant credits', async () => {
     await nav(page, 'Users & keys', 'Users & keys');
     await page.getByRole('button', { name: 'Add user' }).click();
@@ -1187,6 +1213,7 @@ function sitePages(ownerId: string): [string, MessageKey][] {
     ['overview', 'nav.overview'],
     ['providers', 'nav.providers'],
     ['models', 'nav.models'],
+    ['aliases', 'nav.aliases'],
     ['users', 'nav.users'],
     [`users/${ownerId}`, 'nav.users'],
     ['teams', 'nav.teams'],

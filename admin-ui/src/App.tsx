@@ -4,6 +4,7 @@ import { LanguagePicker } from './LanguagePicker';
 import { t, useLang, type MessageKey } from './i18n';
 import { formatMoney } from './money';
 import { Account } from './pages/Account';
+import { Aliases } from './pages/Aliases';
 import { Billing } from './pages/Billing';
 import { Audit } from './pages/Audit';
 import { Calls } from './pages/Calls';
@@ -33,6 +34,7 @@ const PAGES: PageDef[] = [
   { path: 'overview', label: 'nav.overview', admin: true, Page: Overview },
   { path: 'providers', label: 'nav.providers', admin: true, Page: Providers },
   { path: 'models', label: 'nav.models', admin: true, Page: Models },
+  { path: 'aliases', label: 'nav.aliases', admin: true, Page: Aliases },
   { path: 'users', label: 'nav.users', admin: true, Page: Users },
   { path: 'teams', label: 'nav.teams', admin: 'teams', Page: Teams },
   { path: 'calls', label: 'nav.calls', admin: true, Page: Calls },

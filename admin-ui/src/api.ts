@@ -1,3 +1,4 @@
+import type { Routing } from './aliases';
 /** Hub's HTTP API: where it is, who is signed in, typed requests and shapes. */
 
 import { t } from './i18n';
@@ -404,6 +405,10 @@ export interface Model {
   max_output_tokens: number | null;
   unit_costs: UnitCosts | null;
   metadata: Record<string, unknown> | null;
+  /** Prompt tokens the model takes (set, synced, or from `metadata`), when known. */
+  context_window: number | null;
+  /** How this model's providers of equal priority are ordered. */
+  routing: Routing;
   enabled: boolean;
   /** The long-context tier's sell rates (null: the model has none). */
   input_rate_above_200k: Decimal | null;
@@ -421,7 +426,6 @@ export interface Model {
   cost_output_rate_above_200k: Decimal | null;
   cost_cache_read_rate_above_200k: Decimal | null;
   cost_cache_write_rate_above_200k: Decimal | null;
-  context_window: number | null;
   /** Some sell rate is below its cost. */
   below_cost: boolean;
   price_source: CatalogueFormat | null;
@@ -510,7 +514,12 @@ export interface Call {
   provider_id: string | null;
   provider: string | null;
   credential_id: string | null;
+  /** The model as the caller named it (an alias's name through an alias). */
   model: string;
+  /** The alias the call came through. */
+  alias: string | null;
+  /** The provider's model this attempt asked for. */
+  upstream_model: string | null;
   stream: boolean;
   status: CallStatus;
   http_status: number | null;

@@ -85,6 +85,7 @@ function CallDrawer(props: { call: Call; userName?(id: string | null): string; o
     [t('call.status'), <StatusBadge call={c} />],
     [t('call.httpStatus'), c.http_status ?? '—'],
     [t('call.model'), c.model],
+    [t('call.upstreamModel'), c.upstream_model ?? '—'],
     [t('call.provider'), c.provider ?? '—'],
     [t('call.credential'), c.credential_id ?? '—'],
     [t('call.user'), props.userName ? props.userName(c.user_id) : (c.user_id ?? '—')],
@@ -161,6 +162,8 @@ const COLUMNS: (keyof Call)[] = [
   'ttfb_ms',
   'upstream_ttfb_ms',
   'duration_ms',
+  'alias',
+  'upstream_model',
   'error',
 ];
 

@@ -109,31 +109,51 @@ pub async fn catalogue(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
             if wanted.is_some_and(|w| w != r.model.kind) {
                 continue;
             }
-            let rates = &r.model.rates;
-            // Images and video are priced per image and per second, as AIGNE Hub lists them;
-            // audio per second (transcription) or per million characters (speech).
-            let output = match r.model.kind {
-                ModelKind::Image => rates.image.to_string(),
-                ModelKind::Video => rates.video.to_string(),
-                ModelKind::Transcription | ModelKind::Speech => rates.audio.to_string(),
-                ModelKind::Chat | ModelKind::Embedding => rates.output.per_unit_string(),
-            };
-            list.push(json!({
-                "key": format!("{}/{}", r.provider.name, r.model.model),
-                "model": r.model.model,
-                "type": catalogue_type(r.model.kind),
-                "provider": r.provider.name,
-                "providerId": r.provider.id,
-                "providerDisplayName": r.provider.vendor.display_name,
-                "input_credits_per_token": rates.input.per_unit_string(),
-                "output_credits_per_token": output,
-                "modelMetadata": r.model.metadata.clone().unwrap_or_else(|| json!({})),
-                "status": {"available": true},
-            }));
+            list.push(catalogue_entry(r));
         }
+    }
+    for alias in snap.aliases.values() {
+        // Priced as its first target, which serves it when all is well.
+        let Some(r) = crate::gateway::routing::alias_routes(&snap, alias).next() else {
+            continue;
+        };
+        if wanted.is_some_and(|w| w != r.model.kind) {
+            continue;
+        }
+        let mut entry = catalogue_entry(r);
+        entry["key"] = json!(alias.name);
+        entry["model"] = json!(alias.name);
+        // The catalogue is public: the targets and their overrides stay private.
+        entry["modelMetadata"] = json!({"alias": true});
+        list.push(entry);
     }
     list.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
     Ok(json(StatusCode::OK, &Value::Array(list)))
+}
+
+/// One route as AIGNE Hub lists a model.
+fn catalogue_entry(r: &crate::config::Route) -> Value {
+    let rates = &r.model.rates;
+    // Images and video are priced per image and per second, as AIGNE Hub lists them;
+    // audio per second (transcription) or per million characters (speech).
+    let output = match r.model.kind {
+        ModelKind::Image => rates.image.to_string(),
+        ModelKind::Video => rates.video.to_string(),
+        ModelKind::Transcription | ModelKind::Speech => rates.audio.to_string(),
+        ModelKind::Chat | ModelKind::Embedding => rates.output.per_unit_string(),
+    };
+    json!({
+        "key": format!("{}/{}", r.provider.name, r.model.model),
+        "model": r.model.model,
+        "type": catalogue_type(r.model.kind),
+        "provider": r.provider.name,
+        "providerId": r.provider.id,
+        "providerDisplayName": r.provider.vendor.display_name,
+        "input_credits_per_token": rates.input.per_unit_string(),
+        "output_credits_per_token": output,
+        "modelMetadata": r.model.metadata.clone().unwrap_or_else(|| json!({})),
+        "status": {"available": true},
+    })
 }
 
 /// `GET /api/v2/status[?model=]`: always 200, `{available}` or why not.
@@ -166,9 +186,11 @@ pub async fn status(
         return unavailable("No provider is enabled on this Hub.".into(), 503, None);
     }
     if let Some(model) = query(req, "model").map(percent_decode).filter(|m| !m.is_empty()) {
-        let known = ModelKind::ALL
-            .iter()
-            .any(|kind| !snap.resolve(&model, *kind).is_empty());
+        let alias = snap.aliases.get(model.as_str());
+        let known = alias.is_some_and(|a| crate::gateway::routing::alias_routes(&snap, a).next().is_some())
+            || ModelKind::ALL
+                .iter()
+                .any(|kind| !snap.resolve(&model, *kind).is_empty());
         if !known {
             return unavailable(format!("The model `{model}` is not available on this Hub."), 404, None);
         }

@@ -11,7 +11,7 @@ use crate::metering::money::Credits;
 use crate::payments::settings::PaymentSettings;
 use crate::prices::{BelowCostAction, CatalogueFormat};
 use crate::providers::{vendor, Vendor};
-use crate::store::{ModelRow, Store};
+use crate::store::{AliasRow, ModelRow, Store};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -432,6 +432,23 @@ impl ProviderEntry {
     }
 }
 
+#[cfg(test)]
+impl ProviderEntry {
+    /// An OpenAI-compatible provider with these credentials, for tests.
+    pub(crate) fn for_tests(name: &str, priority: i64, credentials: Vec<CredentialEntry>) -> ProviderEntry {
+        ProviderEntry {
+            id: name.into(),
+            name: name.into(),
+            vendor: vendor("openai").expect("a known kind"),
+            base_url: String::new(),
+            region: String::new(),
+            priority,
+            rotation: Mutex::new(vec![0; credentials.len()]),
+            credentials,
+        }
+    }
+}
+
 impl std::fmt::Debug for ProviderEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ProviderEntry({})", self.name)
@@ -443,6 +460,21 @@ impl std::fmt::Debug for ProviderEntry {
 pub struct Route {
     pub provider: Arc<ProviderEntry>,
     pub model: Arc<ModelRow>,
+    /// The alias target this route serves, when the caller named an alias.
+    pub via: Option<Arc<Via>>,
+}
+
+/// How a route was reached through an alias.
+#[derive(Debug)]
+pub struct Via {
+    /// The alias's name.
+    pub alias: String,
+    /// The target as the alias lists it (`provider/model` or a bare model).
+    pub target: String,
+    /// Parameters merged into the body sent to the provider.
+    pub overrides: Option<serde_json::Map<String, Value>>,
+    /// A content-policy refusal moves on to the next candidate.
+    pub fallback_on_refusal: bool,
 }
 
 /// Everything the hot path needs, read once.
@@ -453,8 +485,10 @@ pub struct Snapshot {
     pub providers: HashMap<String, Arc<ProviderEntry>>,
     /// Enabled models by the provider's model id, best provider first.
     pub routes: HashMap<String, Vec<Route>>,
+    /// Enabled model aliases by name.
+    pub aliases: HashMap<String, Arc<AliasRow>>,
     /// Smooth weighted round-robin state for providers of equal priority, per model.
-    spread: Mutex<HashMap<String, Vec<i64>>>,
+    pub(crate) spread: Mutex<HashMap<String, Vec<i64>>>,
 }
 
 impl Snapshot {
@@ -524,6 +558,7 @@ impl Snapshot {
                 routes.entry(m.model.clone()).or_default().push(Route {
                     provider: provider.clone(),
                     model: Arc::new(m),
+                    via: None,
                 });
             }
         }
@@ -536,11 +571,19 @@ impl Snapshot {
             });
         }
         let providers = providers.into_values().map(|p| (p.name.clone(), p)).collect();
+        let aliases = store
+            .list_aliases()
+            .await?
+            .into_iter()
+            .filter(|a| a.enabled)
+            .map(|a| (a.name.clone(), Arc::new(a)))
+            .collect();
         Ok(Snapshot {
             version,
             settings,
             providers,
             routes,
+            aliases,
             spread: Mutex::default(),
         })
     }
@@ -704,6 +747,7 @@ mod tests {
                 max_output_tokens: None,
                 unit_costs: None,
                 metadata: None,
+                routing: crate::kinds::RoutingMode::Priority,
                 enabled: true,
                 cost: None,
                 context_window: None,
@@ -720,6 +764,7 @@ mod tests {
             .map(|p| Route {
                 provider: (*p).clone(),
                 model: model(&p.name),
+                via: None,
             })
             .collect();
         let snap = Snapshot {

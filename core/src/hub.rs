@@ -23,6 +23,7 @@ pub(crate) mod cache;
 pub(crate) mod credits;
 pub(crate) mod health;
 pub(crate) mod settler;
+pub(crate) mod speed;
 pub mod telemetry;
 
 struct Inner {
@@ -39,6 +40,8 @@ struct Inner {
     /// Balances and holds in memory, when this process owns the database.
     pub book: OnceLock<CreditBook>,
     pub health: health::Health,
+    /// Providers' measured speed and failures (latency routing).
+    speed: speed::Speed,
     /// Model calls being served (see `HubOptions::max_in_flight`).
     in_flight: Arc<AtomicUsize>,
     pub settler: settler::Settler,
@@ -113,6 +116,7 @@ impl Hub {
                 refreshing: AtomicBool::new(false),
                 book: OnceLock::new(),
                 health: Default::default(),
+                speed: Default::default(),
                 in_flight: Arc::default(),
                 settler: Default::default(),
                 oidc: Default::default(),
@@ -173,6 +177,11 @@ impl Hub {
 
     pub(crate) fn health(&self) -> &health::Health {
         &self.inner.health
+    }
+
+    /// Providers' speed and failures as this instance measured them.
+    pub(crate) fn speed(&self) -> &speed::Speed {
+        &self.inner.speed
     }
 
     /// Gives this Hub a way to send mail (email sign-in links); set once, at start.

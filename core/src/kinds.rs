@@ -301,6 +301,8 @@ named!(
         Settings = "settings",
         /// A team, its settings and members.
         Team = "team",
+        /// A model alias (`/api/admin/aliases`).
+        Alias = "alias",
     }
 );
 
@@ -358,6 +360,19 @@ named!(
     TeamRole {
         Member = "member",
         Admin = "admin",
+    }
+);
+
+named!(
+    /// How the candidates of equal priority for a model or an alias are
+    /// ordered (`gateway::routing`).
+    RoutingMode {
+        /// As configured: providers by priority, equal ones taking turns by weight; an alias's targets in their order.
+        Priority = "priority",
+        /// Fastest first: time to first byte and error rate as this instance measured them.
+        Latency = "latency",
+        /// Cheapest first, by the provider's cost rate.
+        Cost = "cost",
     }
 );
 

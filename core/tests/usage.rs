@@ -80,6 +80,8 @@ fn generate(n: usize, seed: u64) -> Vec<CallLog> {
                     .map(|p| p.to_string()),
                 credential_id: None,
                 model: rng.pick(&["model-a", "model-b"]).to_string(),
+                alias: None,
+                upstream_model: None,
                 stream: false,
                 status: rng.pick(&[
                     CallStatus::Success,
@@ -131,14 +133,14 @@ async fn log(db: &LibSqlDb, calls: &[CallLog]) {
     }
 }
 
-/// A call-log row as Hub wrote it before migration 17 added the response
-/// cache's two columns, the last two of today's statement.
+/// A call-log row as Hub wrote it before migrations 17 and 18 added the
+/// response cache's and the routing's columns, the last four of today's statement.
 fn call_log_stmt_before_17(c: &CallLog) -> hub_core::ports::Stmt {
     let mut stmt = call_log_stmt(c);
     let sql = stmt
         .sql
-        .replace(", response_cache, response_cache_saved)", ")")
-        .replace(", ?33, ?34)", ")");
+        .replace(", response_cache, response_cache_saved, alias, upstream_model)", ")")
+        .replace(", ?33, ?34, ?35, ?36)", ")");
     stmt.sql = sql.into();
     stmt.params.truncate(32);
     stmt

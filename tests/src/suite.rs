@@ -1283,3 +1283,304 @@ pub async fn prices_sync_and_bill_the_tier(api: &Api, mock: &MockProvider) -> Pr
         openrouter,
     }
 }
+
+/// A prompt of about 500 tokens (Hub estimates four bytes a token).
+fn long_prompt() -> String {
+    "All work and no play. ".repeat(90)
+}
+
+/// A call that must answer 200: its call id and its body's text.
+async fn post_ok(api: &Api, path: &str, key: &str, body: Value) -> (String, String) {
+    let resp = api
+        .http
+        .post(format!("{}{path}", api.base))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let call_id = resp
+        .headers()
+        .get("x-hub-call-id")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{path}: {text}");
+    (call_id, text)
+}
+
+/// The call log's rows for one call, by attempt.
+fn attempts_of(rows: &[Value], call_id: &str) -> Vec<Value> {
+    let mut mine: Vec<Value> = rows.iter().filter(|r| r["call_id"] == call_id).cloned().collect();
+    mine.sort_by_key(|r| r["attempt"].as_i64());
+    mine
+}
+
+/// A model alias of three targets: the first provider fails (500), the
+/// second's context window is too small for the prompt (passed over without
+/// being asked), the third answers with its override, in OpenAI's protocol
+/// (whole), Anthropic's (streamed) and AIGNE Hub's; billed at the third's rates, every
+/// attempt logged with its reason. Then a content-policy refusal moving on
+/// only when the alias asks for it, a key allowed only the alias, and the
+/// admin API's refusals and audit.
+pub async fn alias_falls_back_across_its_targets(api: &Api) {
+    let (a, b, c) = (
+        MockProvider::start().await,
+        MockProvider::start().await,
+        MockProvider::start().await,
+    );
+    let pa = api
+        .provider(
+            json!({"name": "a", "kind": "openai", "base_url": a.base_url()}),
+            "sk-a-0001",
+        )
+        .await;
+    let pb = api
+        .provider(
+            json!({"name": "b", "kind": "openai", "base_url": b.base_url()}),
+            "sk-b-0001",
+        )
+        .await;
+    let pc = api
+        .provider(
+            json!({"name": "c", "kind": "anthropic", "base_url": c.base_url()}),
+            "sk-c-0001",
+        )
+        .await;
+    api.add_model(&pa, "first", json!({"input_rate": 1, "output_rate": 1}))
+        .await;
+    api.add_model(&pa, "risky", json!({"input_rate": 1, "output_rate": 1}))
+        .await;
+    api.add_model(
+        &pb,
+        "small",
+        json!({"input_rate": 1, "output_rate": 1, "metadata": {"context_window": 100}}),
+    )
+    .await;
+    let big = api
+        .add_model(
+            &pc,
+            "big",
+            json!({"input_rate": 3, "output_rate": 7, "metadata": {"context_window": 200000}}),
+        )
+        .await;
+    assert_eq!(big["context_window"], 200000);
+    a.set("first", Behavior::status(500));
+    a.set(
+        "risky",
+        Behavior {
+            status: 400,
+            error_message: Some("Your request was rejected as a result of our safety system.".into()),
+            ..Default::default()
+        },
+    );
+    c.set("big", Behavior::text(&["Served", " by big"]).tokens(100, 20));
+
+    // Refused with the field named, nothing created.
+    for (body, field, why) in [
+        (json!({"name": "x", "targets": ["nope"]}), "targets", "names no model"),
+        (json!({"name": "big", "targets": ["first"]}), "name", "model's name"),
+        (json!({"name": "a/x", "targets": ["first"]}), "name", "`/`"),
+        (
+            json!({"name": "x", "targets": [{"model": "big", "overrides": {"model": "y"}}]}),
+            "targets",
+            "`model`",
+        ),
+        (
+            json!({"name": "x", "targets": ["big"], "routing": "fastest"}),
+            "routing",
+            "priority",
+        ),
+        (json!({"name": "x", "targets": []}), "targets", "1 to 10"),
+    ] {
+        let (status, err) = api
+            .call(Method::POST, "/api/admin/aliases", crate::ADMIN_KEY, Some(body.clone()))
+            .await;
+        assert_eq!(status, 400, "{body}: {err}");
+        assert_eq!(err["error"]["param"], field, "{err}");
+        assert!(err["error"]["message"].as_str().unwrap().contains(why), "{err}");
+    }
+    let alias = api
+        .admin(
+            Method::POST,
+            "/api/admin/aliases",
+            Some(json!({"name": "smart", "description": "first, then small, then big",
+                "targets": ["a/first", {"model": "small"}, {"model": "big", "overrides": {"top_k": 5}}]})),
+        )
+        .await;
+    assert_eq!(alias["routing"], "priority");
+    assert_eq!(alias["targets"][2], json!({"model": "big", "overrides": {"top_k": 5}}));
+    let (status, dup) = api
+        .call(
+            Method::POST,
+            "/api/admin/aliases",
+            crate::ADMIN_KEY,
+            Some(json!({"name": "smart", "targets": ["big"]})),
+        )
+        .await;
+    assert_eq!(status, 409, "{dup}");
+
+    let (user, key) = api.user_with_key("alias", "1").await;
+    let models = api.call(Method::GET, "/v1/models", &key, None).await.1;
+    let listed: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&"smart"), "{listed:?}");
+
+    // OpenAI's protocol, whole.
+    let prompt = long_prompt();
+    let (openai_call, answer) = post_ok(
+        api,
+        "/v1/chat/completions",
+        &key,
+        json!({"model": "smart", "messages": [{"role": "user", "content": prompt}]}),
+    )
+    .await;
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "Served by big");
+
+    // Anthropic's protocol, streamed.
+    let (anthropic_call, stream) = post_ok(
+        api,
+        "/v1/messages",
+        &key,
+        json!({"model": "smart", "max_tokens": 50, "stream": true,
+            "messages": [{"role": "user", "content": prompt}]}),
+    )
+    .await;
+    assert!(
+        stream.contains("Served") && stream.contains("by big") && stream.contains("message_stop"),
+        "{stream}"
+    );
+
+    // AIGNE Hub's protocol, whole.
+    let (aigne_call, answer) = post_ok(
+        api,
+        "/api/v2/chat/completions",
+        &key,
+        json!({"model": "smart", "stream": false, "messages": [{"role": "user", "content": prompt}]}),
+    )
+    .await;
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["text"], "Served by big", "{answer}");
+
+    // The small target was passed over without being asked; the big one got its override.
+    assert!(b.received().is_empty(), "the small target is never called");
+    let sent = c.received();
+    assert_eq!(sent.len(), 3);
+    assert!(
+        sent.iter().all(|r| r.body["top_k"] == 5 && r.body["model"] == "big"),
+        "{sent:?}"
+    );
+
+    // Billed at the serving target's rates, exactly.
+    let cost = cost_nanos(&[(100, "3"), (20, "7")]);
+    let left = hub_core::Credits::from_nanos((1_000_000_000 - 3 * cost) as i64).to_string();
+    settled(api, &user, &left).await;
+
+    // Three attempts each, with their reasons; the alias and the model each asked for.
+    let rows = api.calls(&format!("user={user}&limit=50")).await;
+    for call_id in [&openai_call, &anthropic_call, &aigne_call] {
+        let tries = attempts_of(&rows, call_id);
+        assert_eq!(tries.len(), 3, "{tries:?}");
+        let seen: Vec<(Value, Value, Value, Value)> = tries
+            .iter()
+            .map(|t| {
+                (
+                    t["attempt"].clone(),
+                    t["provider"].clone(),
+                    t["upstream_model"].clone(),
+                    t["status"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (json!(1), json!("a"), json!("first"), json!("failed")),
+                (json!(2), json!("b"), json!("small"), json!("failed")),
+                (json!(3), json!("c"), json!("big"), json!("success")),
+            ]
+        );
+        assert!(tries.iter().all(|t| t["alias"] == "smart" && t["model"] == "smart"));
+        assert!(tries[0]["error"].as_str().unwrap().contains("500"), "{}", tries[0]);
+        assert!(
+            tries[1]["error"].as_str().unwrap().contains("context window"),
+            "{}",
+            tries[1]
+        );
+        assert_eq!(tries[1]["credential_id"], Value::Null, "never sent");
+        assert_eq!(nanos(&tries[2]["credits"]), cost);
+        assert_eq!(nanos(&tries[0]["credits"]) + nanos(&tries[1]["credits"]), 0);
+    }
+
+    // A content-policy refusal moves on only when the alias asks for it.
+    let careful = api
+        .admin(
+            Method::POST,
+            "/api/admin/aliases",
+            Some(json!({"name": "careful", "targets": ["risky", "big"], "fallback_on_refusal": true})),
+        )
+        .await;
+    let (status, answer) = api.chat(&key, "careful").await;
+    assert_eq!(
+        (status, &answer["choices"][0]["message"]["content"]),
+        (200, &json!("Served by big")),
+        "{answer}"
+    );
+    let path = format!("/api/admin/aliases/{}", careful["id"].as_str().unwrap());
+    api.admin(Method::PATCH, &path, Some(json!({"fallback_on_refusal": false})))
+        .await;
+    let (status, refused) = api.chat(&key, "careful").await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("safety system"),
+        "{refused}"
+    );
+
+    // A key's allow-list takes the alias's name.
+    let allowed = api
+        .admin(
+            Method::POST,
+            &format!("/api/admin/users/{user}/keys"),
+            Some(json!({"label": "only-smart", "allowed_models": ["smart"]})),
+        )
+        .await;
+    let only_smart = allowed["key"].as_str().unwrap();
+    assert_eq!(api.chat(only_smart, "smart").await.0, 200);
+    assert_eq!(api.chat(only_smart, "careful").await.0, 404);
+    let listed = api.call(Method::GET, "/v1/models", only_smart, None).await.1;
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["smart"]);
+
+    // Deleted, it is gone; every write was audited.
+    api.admin(Method::DELETE, &path, None).await;
+    assert_eq!(api.chat(&key, "careful").await.0, 404);
+    let audit = api
+        .admin(Method::GET, "/api/admin/audit?resource=alias&limit=50", None)
+        .await;
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "create").count(),
+        9,
+        "refused creates are audited too: {actions:?}"
+    );
+    assert!(
+        actions.contains(&"update") && actions.contains(&"delete"),
+        "{actions:?}"
+    );
+}

@@ -60,6 +60,13 @@ async fn worker_audio_and_video_are_billed_exactly() {
     suite::audio_and_video_are_billed_exactly(&api, &mock).await;
 }
 
+/// A model alias falling back across three targets, on D1.
+#[tokio::test]
+async fn worker_alias_falls_back_across_its_targets() {
+    let (_w, api, _mock) = start().await;
+    suite::alias_falls_back_across_its_targets(&api).await;
+}
+
 /// `/v1/videos` on D1: the job row, its claim and its settlement.
 #[tokio::test]
 async fn worker_openai_videos_are_followed_and_billed_exactly() {

@@ -1,4 +1,5 @@
 import { useState, type FormEvent } from 'react';
+import { ROUTING_NAMES, ROUTINGS, type Routing } from '../aliases';
 import { api, ApiError, listAll, MODEL_TYPES, type Model, type ModelType, type Page, type Provider, type RateChange, type Settings, type UnitCosts } from '../api';
 import { t, tn } from '../i18n';
 import { formatMoney, marginOf, normalize, type Decimal } from '../money';
@@ -219,6 +220,8 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
   const [name, setName] = useState(m?.model ?? '');
   const [type, setType] = useState<ModelType>(m?.type ?? 'chat');
   const [maxOutput, setMaxOutput] = useState(m?.max_output_tokens?.toString() ?? '');
+  const [contextWindow, setContextWindow] = useState(m?.context_window?.toString() ?? '');
+  const [routing, setRouting] = useState<Routing>(m?.routing ?? 'priority');
   const [enabled, setEnabled] = useState(m?.enabled ?? true);
   const [rates, setRates] = useState<RateInputs>({
     input_rate: text(m?.input_rate),
@@ -281,6 +284,10 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
         audio_rate: decimalOrNull(rates.audio_rate) ?? '0',
         max_output_tokens: maxOutput.trim() ? Number(maxOutput) : null,
         unit_costs: Object.keys(unitCosts).length ? unitCosts : null,
+        // The window is the model's own field; one kept in its metadata moves there.
+        metadata: withoutContextWindow(m?.metadata ?? null),
+        context_window: contextWindow.trim() ? Number(contextWindow) : null,
+        routing,
         enabled,
         ...(force ? { force: true } : {}),
       };
@@ -384,6 +391,18 @@ function ModelForm(props: { model: Model | null; providers: Provider[]; settings
         <div className="grid3">
           <Field label={t('models.maxOutput')} hint={t('models.maxOutputHint')}>
             <input name="max_output_tokens" type="number" min={1} value={maxOutput} onChange={(e) => setMaxOutput(e.target.value)} />
+          </Field>
+          <Field label={t('models.contextWindow')} hint={t('models.contextWindowHint')}>
+            <input name="context_window" type="number" min={1} value={contextWindow} onChange={(e) => setContextWindow(e.target.value)} />
+          </Field>
+          <Field label={t('aliases.routing')} hint={t('models.routingHint')}>
+            <select name="routing" value={routing} onChange={(e) => setRouting(e.target.value as Routing)}>
+              {ROUTINGS.map((r) => (
+                <option key={r} value={r}>
+                  {t(ROUTING_NAMES[r])}
+                </option>
+              ))}
+            </select>
           </Field>
         </div>
         <Toggle label={t('providers.enabled')} checked={enabled} onChange={setEnabled} />
@@ -539,4 +558,10 @@ function BulkMargin(props: { models: Model[]; settings: Settings; onClose(): voi
       </footer>
     </Modal>
   );
+}
+
+/** A model's metadata without a context window (which the model keeps in its own field). */
+function withoutContextWindow(metadata: Record<string, unknown> | null): Record<string, unknown> | null {
+  const rest = Object.fromEntries(Object.entries(metadata ?? {}).filter(([k]) => k !== 'context_window' && k !== 'max_input_tokens'));
+  return Object.keys(rest).length ? rest : null;
 }

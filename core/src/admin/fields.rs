@@ -92,6 +92,17 @@ impl Fields {
         }
     }
 
+    /// The `routing` field: `priority`, `latency` or `cost`.
+    pub fn routing(&self) -> Result<Option<crate::kinds::RoutingMode>, ApiError> {
+        use crate::kinds::RoutingMode;
+        match self.str("routing")? {
+            None => Ok(None),
+            Some(r) => RoutingMode::parse(&r)
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid_field("routing", format!("must be {}", RoutingMode::names()))),
+        }
+    }
+
     pub fn object(&self, k: &str) -> Result<Option<Value>, ApiError> {
         match self.get(k) {
             None => Ok(None),

@@ -2,6 +2,7 @@
 //! key). JSON in and out; validation errors are 400s naming the field; list
 //! endpoints are paged with `?limit&cursor`.
 
+pub(crate) mod aliases;
 pub(crate) mod audit;
 pub mod codes;
 pub(crate) mod credits;
@@ -526,6 +527,7 @@ const MODEL_FIELDS: &[&str] = &[
     "max_output_tokens",
     "unit_costs",
     "metadata",
+    "routing",
     "enabled",
     "input_rate_above_200k",
     "output_rate_above_200k",
@@ -692,7 +694,8 @@ pub(crate) async fn create_model(hub: &Hub, who: &Caller, req: &Request) -> Resu
         },
         max_output_tokens: f.int("max_output_tokens", 1, 10_000_000)?,
         unit_costs: f.object("unit_costs")?,
-        metadata: f.object("metadata")?,
+        metadata: model_metadata(&f)?,
+        routing: f.routing()?.unwrap_or(crate::kinds::RoutingMode::Priority),
         enabled: f.bool("enabled")?.unwrap_or(true),
         cost: cost_fields(&f, None)?.flatten(),
         context_window: f.int("context_window", 1, 100_000_000)?,
@@ -764,7 +767,8 @@ fn model_patch(f: &Fields, old: &ModelRow) -> Result<ModelPatch, ApiError> {
         cache_write_1h_rate: f.nullable("cache_write_1h_rate", f.rate("cache_write_1h_rate")?),
         max_output_tokens: f.nullable("max_output_tokens", f.int("max_output_tokens", 1, 10_000_000)?),
         unit_costs: f.nullable("unit_costs", f.object("unit_costs")?),
-        metadata: f.nullable("metadata", f.object("metadata")?),
+        metadata: f.nullable("metadata", model_metadata(f)?),
+        routing: f.routing()?,
         enabled: f.bool("enabled")?,
         long_context: tier_fields(f, "", old.rates.long_context)?,
         cost: cost_fields(f, old.cost)?,
@@ -800,6 +804,26 @@ pub(crate) async fn sync_prices(hub: &Hub, req: &Request) -> Result<Response, Ap
         })?),
     };
     ok(hub.sync_prices(format, source).await?)
+}
+
+/// A model's `metadata`, checked where Hub reads it: its context window
+/// (`context_window` or `max_input_tokens`, see [`crate::gateway::routing::context_window`])
+/// must be a positive whole number of tokens.
+fn model_metadata(f: &Fields) -> Result<Option<Value>, ApiError> {
+    let metadata = f.object("metadata")?;
+    for k in crate::gateway::routing::CONTEXT_WINDOW_KEYS {
+        match metadata.as_ref().and_then(|m| m.get(*k)) {
+            None | Some(Value::Null) => {}
+            Some(v) if v.as_u64().is_some_and(|n| n > 0) => {}
+            Some(_) => {
+                return Err(ApiError::invalid_field(
+                    "metadata",
+                    format!("`{k}` must be a positive whole number of tokens"),
+                ))
+            }
+        }
+    }
+    Ok(metadata)
 }
 
 pub(crate) async fn delete_model(hub: &Hub, id: &str) -> Result<Response, ApiError> {

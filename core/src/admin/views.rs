@@ -7,7 +7,7 @@ use crate::store::{
 use crate::time::iso8601;
 use serde_json::{json, Value};
 
-fn t(ms: i64) -> Value {
+pub(crate) fn t(ms: i64) -> Value {
     Value::String(iso8601(ms))
 }
 
@@ -71,6 +71,8 @@ pub fn model_json(m: &ModelRow, providers: &[ProviderRow]) -> Value {
         "max_output_tokens": m.max_output_tokens,
         "unit_costs": m.unit_costs,
         "metadata": m.metadata,
+        "context_window": crate::gateway::routing::context_window(m),
+        "routing": m.routing,
         "enabled": m.enabled,
         "input_rate_above_200k": m.rates.long_context.map(|t| t.input),
         "output_rate_above_200k": m.rates.long_context.map(|t| t.output),
@@ -85,7 +87,6 @@ pub fn model_json(m: &ModelRow, providers: &[ProviderRow]) -> Value {
         "cost_output_rate_above_200k": m.cost.and_then(|c| c.long_context).map(|t| t.output),
         "cost_cache_read_rate_above_200k": m.cost.and_then(|c| c.long_context).and_then(|t| t.cache_read),
         "cost_cache_write_rate_above_200k": m.cost.and_then(|c| c.long_context).and_then(|t| t.cache_write),
-        "context_window": m.context_window,
         "below_cost": m.below_cost,
         "price_source": m.price_source,
         "costs_synced_at": opt_t(m.costs_synced_at),
@@ -168,6 +169,8 @@ pub fn call_json(c: &CallLog) -> Value {
         "provider": c.provider,
         "credential_id": c.credential_id,
         "model": c.model,
+        "alias": c.alias,
+        "upstream_model": c.upstream_model,
         "stream": c.stream,
         "status": c.status,
         "http_status": c.http_status,

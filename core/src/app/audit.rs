@@ -189,6 +189,10 @@ async fn view(hub: &Hub, resource: AuditResource, id: Option<&str>) -> Result<Op
             Some(t) => Some(crate::admin::teams::team_view(hub, &t, None).await?),
             None => None,
         },
+        AuditResource::Alias => store
+            .get_alias(id)
+            .await?
+            .map(|a| crate::admin::aliases::alias_json(&a)),
         AuditResource::Settings => None,
     })
 }

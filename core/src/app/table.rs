@@ -521,6 +521,30 @@ pub static ROUTES: &[Route] = &[
         changes(AuditResource::Model, AuditAction::Delete, Target::Path(0)),
         |c, _| Box::pin(async move { admin::delete_model(&c.hub, c.id()).await }),
     ),
+    admin(Method::GET, "/api/admin/aliases", |c, _| {
+        Box::pin(async move { admin::aliases::list(&c.hub).await })
+    }),
+    audited(
+        Method::POST,
+        "/api/admin/aliases",
+        changes(AuditResource::Alias, AuditAction::Create, Target::Answer("id")),
+        |c, _| Box::pin(async move { admin::aliases::create(&c.hub, &c.req).await }),
+    ),
+    admin(Method::GET, "/api/admin/aliases/:id", |c, _| {
+        Box::pin(async move { admin::aliases::get(&c.hub, c.id()).await })
+    }),
+    audited(
+        Method::PATCH,
+        "/api/admin/aliases/:id",
+        changes(AuditResource::Alias, AuditAction::Update, Target::Path(0)),
+        |c, _| Box::pin(async move { admin::aliases::patch(&c.hub, c.id(), &c.req).await }),
+    ),
+    audited(
+        Method::DELETE,
+        "/api/admin/aliases/:id",
+        changes(AuditResource::Alias, AuditAction::Delete, Target::Path(0)),
+        |c, _| Box::pin(async move { admin::aliases::delete(&c.hub, c.id()).await }),
+    ),
     admin(Method::GET, "/api/admin/users", |c, _| {
         Box::pin(async move { admin::list_users(&c.hub, &c.req).await })
     }),

@@ -37,12 +37,25 @@ pub enum FailureClass {
     RateLimited { cooldown_ms: i64 },
     /// The caller's own mistake (a 4xx about the request): no failover.
     Request,
+    /// The provider refused the content (its content policy): another
+    /// candidate is tried only through an alias that asks for it.
+    Refusal,
 }
 
 impl FailureClass {
-    /// Whether another attempt may succeed.
-    fn retryable(self) -> bool {
-        self != FailureClass::Request
+    /// Whether another attempt may succeed (a refusal: if the route says so).
+    fn retryable(self, route: &Route) -> bool {
+        match self {
+            FailureClass::Request => false,
+            FailureClass::Refusal => route.via.as_ref().is_some_and(|v| v.fallback_on_refusal),
+            _ => true,
+        }
+    }
+
+    /// Whether the failure says something about the provider's health
+    /// (latency routing counts it), rather than about the request.
+    pub fn counts_against_provider(self) -> bool {
+        matches!(self, FailureClass::Provider | FailureClass::RateLimited { .. })
     }
 
     /// Whether the same provider's other credentials are worth a try.
@@ -78,7 +91,9 @@ pub struct Attempts<'a> {
     next_route: usize,
     /// A route to retry with another credential before moving on.
     again: Option<usize>,
-    tried: Vec<String>,
+    /// Credentials tried, by route: an alias may reach one provider for
+    /// several models, each worth a try with the same credential.
+    tried: Vec<(usize, String)>,
     pub made: usize,
     max: usize,
 }
@@ -116,13 +131,13 @@ impl<'a> Attempts<'a> {
             let route = &self.routes[index];
             let now = self.hub.now_ms();
             let health = &self.hub.health();
-            let credential = route.provider.next_credential(now, health, &self.tried);
+            let credential = route.provider.next_credential(now, health, &self.tried_on(index));
             if route.provider.vendor.needs_secret && credential.is_none() {
                 continue;
             }
             self.made += 1;
             if let Some(c) = credential {
-                self.tried.push(c.id.clone());
+                self.tried.push((index, c.id.clone()));
             }
             return Some(Attempt {
                 route,
@@ -138,6 +153,22 @@ impl<'a> Attempts<'a> {
         self.made = self.made.saturating_sub(1);
     }
 
+    /// The last attempt was skipped without asking the provider (an alias
+    /// target whose context window the prompt exceeds): logged with its
+    /// number, it does not count against the most attempts a call makes.
+    pub fn skipped_last(&mut self) {
+        self.max += 1;
+    }
+
+    /// The credentials already tried on the route at `index`.
+    fn tried_on(&self, index: usize) -> Vec<String> {
+        self.tried
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
     /// Records a failed attempt: the credential is scrubbed from the error
     /// (providers may quote it), the attempt is logged, the credential's health
     /// updated. Returns the error to report and whether to go on.
@@ -150,20 +181,22 @@ impl<'a> Attempts<'a> {
             match f.class {
                 FailureClass::CredentialRejected => hub.disable_credential(&c.id, &error.message),
                 FailureClass::RateLimited { cooldown_ms } => hub.health().cool(&c.id, now + cooldown_ms),
-                FailureClass::Provider | FailureClass::Request => {}
+                FailureClass::Provider | FailureClass::Request | FailureClass::Refusal => {}
             }
             // Another credential of the same provider may do better.
+            let index = self.routes.iter().position(|r| std::ptr::eq(r, attempt.route));
+            let tried = index.map(|i| self.tried_on(i)).unwrap_or_default();
             let others = attempt
                 .route
                 .provider
                 .credentials
                 .iter()
-                .any(|o| !self.tried.contains(&o.id) && !hub.health().is_disabled(&o.id));
+                .any(|o| !tried.contains(&o.id) && !hub.health().is_disabled(&o.id));
             if f.class.credential_level() && others {
-                self.again = self.routes.iter().position(|r| std::ptr::eq(r, attempt.route));
+                self.again = index;
             }
         }
-        (error, f.class.retryable())
+        (error, f.class.retryable(attempt.route))
     }
 }
 
@@ -179,6 +212,7 @@ impl Attempt<'_> {
             timeouts: hub.options().timeouts,
             now_ms: hub.now_ms(),
             default_max_tokens,
+            overrides: self.route.via.as_ref().and_then(|v| v.overrides.as_ref()),
         }
     }
 }
@@ -232,10 +266,29 @@ pub async fn provider_error(mut resp: UpstreamResponse) -> Failure {
         400..=499 => {
             let mut e = ApiError::bad_request(format!("The provider refused the request: {detail}"));
             e.status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            Failure::fatal(e)
+            match content_refusal(value.as_ref(), &detail) {
+                true => Failure {
+                    error: e,
+                    class: FailureClass::Refusal,
+                },
+                false => Failure::fatal(e),
+            }
         }
         _ => Failure::retryable(ApiError::provider(format!("The provider failed ({status}): {detail}"))),
     }
+}
+
+/// Whether a provider's 4xx refuses the content under its policy (OpenAI's
+/// and Azure's `content_policy_violation` / `content_filter`, a policy or
+/// safety refusal in the message) rather than the request's form.
+fn content_refusal(value: Option<&serde_json::Value>, detail: &str) -> bool {
+    const CODES: &[&str] = &["content_policy_violation", "content_filter", "content_policy"];
+    let field = |path: &str| value.and_then(|v| v.pointer(path)).and_then(|c| c.as_str());
+    let coded = ["/error/code", "/error/type", "/code", "/type"]
+        .iter()
+        .any(|p| field(p).is_some_and(|c| CODES.contains(&c)));
+    let d = detail.to_ascii_lowercase();
+    coded || d.contains("content policy") || d.contains("content management policy") || d.contains("safety system")
 }
 
 /// A provider's redirect, reported instead of followed: following it would
@@ -341,6 +394,7 @@ impl Hub {
             },
             now_ms: self.now_ms(),
             default_max_tokens: 1,
+            overrides: None,
         };
         let req = crate::providers::probe_request(&target)?;
         let started = self.clock().monotonic_us();
@@ -428,4 +482,30 @@ pub struct Rechecked {
     pub enabled: usize,
     /// Credentials due a re-check that this round left for the next.
     pub left: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_refusals_are_told_from_other_4xx() {
+        let refusal = |v: serde_json::Value, detail: &str| content_refusal(Some(&v), detail);
+        assert!(refusal(json!({"error": {"code": "content_policy_violation"}}), "x"));
+        assert!(refusal(json!({"error": {"code": "content_filter"}}), "x"));
+        assert!(refusal(
+            json!({}),
+            "Your request was rejected as a result of our safety system."
+        ));
+        assert!(refusal(
+            json!({}),
+            "The response was filtered due to Azure OpenAI's content management policy."
+        ));
+        assert!(!refusal(
+            json!({"error": {"code": "invalid_request_error"}}),
+            "max_tokens is too large"
+        ));
+        assert!(!content_refusal(None, "Unknown parameter: 'foo'."));
+    }
 }

@@ -13,6 +13,7 @@ mod pipeline;
 pub(crate) use pipeline::collect;
 mod relay;
 pub mod responses;
+pub mod routing;
 pub mod settle;
 pub mod video;
 pub mod videos;

@@ -1,4 +1,4 @@
-//! `GET /v1/models`: the models a key may call, in OpenAI's list shape.
+//! `GET /v1/models`: the models and aliases a key may call, in OpenAI's list shape.
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -21,6 +21,21 @@ pub async fn list(hub: &Hub, caller: &Caller) -> Result<Response, ApiError> {
                     "type": r.model.kind,
                 }));
             }
+        }
+    }
+    for alias in snap.aliases.values() {
+        // Listed when the key may reach one of its targets; typed like its first.
+        let usable = super::routing::alias_routes(&snap, alias)
+            .find(|r| caller.may_use_model(&alias.name, &r.provider.name, &r.model.model));
+        if let Some(r) = usable {
+            data.push(json!({
+                "id": alias.name,
+                "object": "model",
+                "created": alias.created_at / 1000,
+                "owned_by": "hub",
+                "type": r.model.kind,
+                "alias": true,
+            }));
         }
     }
     data.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));

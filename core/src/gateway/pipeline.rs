@@ -265,6 +265,14 @@ impl Call<'_> {
         let mut failures = Failures::default();
         let mut attempts = Attempts::new(hub, routes, self.snap.settings.max_attempts as usize);
         while let Some(at) = attempts.next_attempt() {
+            if let Some(e) = self.too_long_for(at.route) {
+                // Not sent: logged as an attempt, so the call log says why the target was passed over.
+                attempts.skipped_last();
+                let skipped = Attempt { credential: None, ..at };
+                guard.failed(self.meter_for(&*exchange, &skipped, hold).failed_log(&e));
+                failures.last = Some(e);
+                continue;
+            }
             let mut upstream = match exchange.request(hub, &at, &self.snap.settings) {
                 Ok(r) => r,
                 Err(e) => {
@@ -277,7 +285,10 @@ impl Call<'_> {
             let mut meter = self.meter_for(&*exchange, &at, hold);
             let meta = self.meta(at.route);
             let sent_us = hub.clock().monotonic_us();
-            match receive(&*exchange, self, &at, upstream, &meta).await {
+            let mut headers_us = None;
+            let received = receive(&*exchange, self, &at, upstream, &meta, &mut headers_us).await;
+            self.measure(&at, &received, headers_us.map(|us| us.saturating_sub(sent_us)));
+            match received {
                 Ok(Answer::Whole(Whole::Job(answer))) => {
                     meter.upstream_ttfb_ms = Some(((hub.clock().monotonic_us() - sent_us) / 1000) as i64);
                     meter.earlier_attempts = guard.failed_attempts().to_vec();
@@ -360,6 +371,32 @@ impl<'a> Call<'a> {
             started_us,
             traceparent: None,
             cache: None,
+        }
+    }
+
+    /// Why an alias target is passed over without asking it: the prompt's
+    /// estimate exceeds the target's context window.
+    fn too_long_for(&self, route: &Route) -> Option<ApiError> {
+        route.via.as_ref()?;
+        let window = super::routing::context_window(&route.model)?;
+        let prompt = self.plan.prompt.input_token_guess();
+        (prompt > window).then(|| {
+            ApiError::bad_request(format!(
+                "The prompt (about {prompt} tokens) exceeds the context window of `{}` ({window} tokens).",
+                route.model.model
+            ))
+            .with_code("context_length_exceeded")
+        })
+    }
+
+    /// Feeds latency routing: a provider's time to first byte when it
+    /// answered, a failure when it failed (not when the request was at fault).
+    fn measure<T>(&self, at: &Attempt, received: &Result<T, Failure>, ttfb_us: Option<u64>) {
+        let speed = self.hub.speed();
+        match received {
+            Ok(_) => speed.succeeded(&at.route.model.id, ttfb_us.unwrap_or(0) as f64 / 1000.0),
+            Err(f) if f.class.counts_against_provider() => speed.failed(&at.route.model.id),
+            Err(_) => {}
         }
     }
 
@@ -505,12 +542,14 @@ enum Answer {
 
 /// Sends one attempt and reads its answer far enough to know it succeeded:
 /// a stream's first chunk, or a whole answer.
+/// `headers_us` gets when the provider's response headers arrived.
 async fn receive(
     exchange: &dyn Exchange,
     call: &Call<'_>,
     at: &Attempt<'_>,
     upstream: UpstreamRequest,
     meta: &Meta,
+    headers_us: &mut Option<u64>,
 ) -> Result<Answer, Failure> {
     let route = at.route;
     // How a stream would be relayed is settled before the provider is asked.
@@ -522,6 +561,7 @@ async fn receive(
         false => None,
     };
     let mut resp = call.hub.send_upstream(upstream).await.map_err(transport_failure)?;
+    *headers_us = Some(call.hub.clock().monotonic_us());
     if !(200..300).contains(&resp.status) {
         return Err(provider_error(resp).await);
     }
@@ -679,10 +719,15 @@ fn able(exchange: &mut dyn Exchange, routes: Vec<Route>) -> Result<Vec<Route>, A
     }
 }
 
-/// The candidates for a model the caller may use, best first.
-fn candidates(snap: &Snapshot, caller: &Caller, model: &str, kind: ModelKind) -> Result<Vec<Route>, ApiError> {
-    let routes: Vec<Route> = snap
-        .resolve(model, kind)
+/// The candidates for a model or alias the caller may use, best first.
+fn candidates(
+    hub: &Hub,
+    snap: &Snapshot,
+    caller: &Caller,
+    model: &str,
+    kind: ModelKind,
+) -> Result<Vec<Route>, ApiError> {
+    let routes: Vec<Route> = super::routing::resolve(snap, hub.speed(), model, kind)
         .into_iter()
         .filter(|r| caller.may_use_model(model, &r.provider.name, &r.model.model))
         .collect();
@@ -701,11 +746,11 @@ pub(crate) async fn candidates_fresh(
     kind: ModelKind,
 ) -> Result<(Arc<Snapshot>, Vec<Route>), ApiError> {
     let snap = hub.snapshot().await?;
-    match candidates(&snap, caller, model, kind) {
+    match candidates(hub, &snap, caller, model, kind) {
         Ok(routes) => Ok((snap, routes)),
         Err(e) => match hub.refresh_on_miss(&snap).await? {
             Some(fresh) => {
-                let routes = candidates(&fresh, caller, model, kind)?;
+                let routes = candidates(hub, &fresh, caller, model, kind)?;
                 Ok((fresh, routes))
             }
             None => Err(e),

@@ -93,6 +93,8 @@ impl CallMeter {
             provider: Some(self.route.provider.name.clone()),
             credential_id: self.credential_id.clone(),
             model: self.model.clone(),
+            alias: self.route.via.as_ref().map(|v| v.alias.clone()),
+            upstream_model: Some(self.route.model.model.clone()),
             stream: self.stream,
             status,
             http_status: Some(error.map_or(200, |e| e.status.as_u16() as i64)),

@@ -367,6 +367,7 @@ fn target<'a>(hub: &Hub, snap: &'a Snapshot, job: &'a VideoJob) -> Option<Target
         timeouts: hub.options().timeouts,
         now_ms: hub.now_ms(),
         default_max_tokens: 1,
+        overrides: None,
     })
 }
 
@@ -651,6 +652,8 @@ fn call_log(job: &VideoJob, usage: Usage) -> CallLog {
         provider: Some(job.provider.clone()),
         credential_id: job.credential_id.clone(),
         model: job.model.clone(),
+        alias: None,
+        upstream_model: Some(job.upstream_model.clone()),
         stream: false,
         status: if failed {
             CallStatus::Failed

@@ -346,6 +346,7 @@ mod tests {
             max_output_tokens: None,
             unit_costs: None,
             metadata: None,
+            routing: crate::kinds::RoutingMode::Priority,
             enabled: true,
             cost: None,
             context_window: None,

@@ -163,10 +163,17 @@ pub struct Target<'a> {
     pub now_ms: i64,
     /// `max_tokens` for protocols that require one when the caller set none.
     pub default_max_tokens: u64,
+    /// Parameters an alias target sets, merged into a JSON body (in the
+    /// provider's own wire format) before it is signed.
+    pub overrides: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Target<'_> {
     fn post(&self, url: String, headers: Vec<(String, String)>, body: Bytes) -> UpstreamRequest {
+        self.post_as_is(url, headers, self.overridden(body))
+    }
+
+    fn post_as_is(&self, url: String, headers: Vec<(String, String)>, body: Bytes) -> UpstreamRequest {
         UpstreamRequest {
             method: http::Method::POST,
             url,
@@ -176,9 +183,27 @@ impl Target<'_> {
         }
     }
 
+    /// The body with the target's overrides set at its top level; a body
+    /// that is not a JSON object (a form) is sent as it is.
+    fn overridden(&self, body: Bytes) -> Bytes {
+        let Some(overrides) = self.overrides.filter(|o| !o.is_empty()) else {
+            return body;
+        };
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Object(mut fields)) => {
+                for (k, v) in overrides {
+                    fields.insert(k.clone(), v.clone());
+                }
+                Bytes::from(serde_json::to_vec(&fields).unwrap_or_default())
+            }
+            _ => body,
+        }
+    }
+
     /// A signed (Bedrock) or keyed JSON POST.
     fn json_post(&self, url: String, body: &impl serde::Serialize) -> Result<UpstreamRequest, ApiError> {
-        let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        // Overridden before signing: the signature covers the body sent.
+        let body = self.overridden(Bytes::from(serde_json::to_vec(body).unwrap_or_default()));
         let headers = match self.vendor.wire {
             Wire::OpenAi => bearer(self.secret),
             Wire::Anthropic => anthropic::headers(self.secret),
@@ -194,7 +219,7 @@ impl Target<'_> {
                 self.now_ms,
             )?,
         };
-        Ok(self.post(url, headers, body))
+        Ok(self.post_as_is(url, headers, body))
     }
 
     fn bedrock_endpoint(&self) -> String {
@@ -403,4 +428,40 @@ pub fn probe_request(t: &Target) -> Result<UpstreamRequest, ApiError> {
             get(url, headers)
         }
     })
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn target<'a>(overrides: Option<&'a serde_json::Map<String, serde_json::Value>>) -> Target<'a> {
+        Target {
+            vendor: vendor("openai").unwrap(),
+            base_url: "http://127.0.0.1:9/v1",
+            region: "",
+            secret: Some("sk-test"),
+            model: "m",
+            timeouts: Timeouts::default(),
+            now_ms: 0,
+            default_max_tokens: 16,
+            overrides,
+        }
+    }
+
+    #[test]
+    fn overrides_are_set_on_json_bodies_only() {
+        let o = json!({"reasoning_effort": "high", "temperature": 0.1});
+        let t = target(o.as_object());
+        let body = Bytes::from_static(br#"{"model":"m","temperature":1,"messages":[]}"#);
+        let sent: serde_json::Value = serde_json::from_slice(&passthrough_request(body, &t).body).unwrap();
+        assert_eq!(
+            sent,
+            json!({"model": "m", "temperature": 0.1, "reasoning_effort": "high", "messages": []})
+        );
+        let form = Bytes::from_static(b"--b\r\ncontent-disposition: form-data; name=\"model\"\r\n\r\nm\r\n--b--");
+        assert_eq!(target(o.as_object()).post("u".into(), vec![], form.clone()).body, form);
+        let plain = Bytes::from_static(br#"{"model":"m"}"#);
+        assert_eq!(target(None).post("u".into(), vec![], plain.clone()).body, plain);
+    }
 }

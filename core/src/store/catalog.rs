@@ -2,7 +2,7 @@
 
 use super::patch::{Change, CredentialPatch, ModelPatch, ProviderPatch};
 use super::{first, rows, Page, Row, Store};
-use crate::kinds::{CredentialStatus, ModelKind};
+use crate::kinds::{CredentialStatus, ModelKind, RoutingMode};
 use crate::metering::money::Rate;
 use crate::metering::{LongContext, Rates, DEFAULT_LONG_CONTEXT_THRESHOLD};
 use crate::ports::{DbError, SqlValue, Stmt};
@@ -46,6 +46,8 @@ pub struct ModelRow {
     pub max_output_tokens: Option<i64>,
     pub unit_costs: Option<serde_json::Value>,
     pub metadata: Option<serde_json::Value>,
+    /// How this model's providers of equal priority are ordered.
+    pub routing: RoutingMode,
     pub enabled: bool,
     /// What the provider charges (input, output, cache and the long-context
     /// tier; media unpriced), `None` when unknown.
@@ -155,6 +157,7 @@ fn model(r: &Row) -> ModelRow {
         max_output_tokens: r.opt_i64("max_output_tokens"),
         unit_costs: r.json("unit_costs"),
         metadata: r.json("metadata"),
+        routing: RoutingMode::parse(&r.str("routing")).unwrap_or(RoutingMode::Priority),
         enabled: r.bool("enabled"),
         cost: cost(r),
         context_window: r.opt_i64("context_window"),
@@ -249,7 +252,7 @@ impl Store {
     }
 
     /// Runs configuration writes together with a version bump, atomically.
-    async fn config_write(&self, mut stmts: Vec<Stmt>, now_ms: i64) -> Result<Vec<u64>, DbError> {
+    pub(super) async fn config_write(&self, mut stmts: Vec<Stmt>, now_ms: i64) -> Result<Vec<u64>, DbError> {
         stmts.push(bump_version(now_ms));
         self.db.batch(stmts).await
     }
@@ -427,13 +430,14 @@ impl Store {
     /// Inserts a model; `changed_by` (a user id, or `sync`) heads its rate history.
     pub async fn insert_model(&self, m: &ModelRow, changed_by: &str) -> Result<(), DbError> {
         let insert = sql!(
-            "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at, cache_write_1h_rate, audio_rate, changed_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, ?18)",
+            "INSERT INTO models (id, provider_id, model, type, input_rate, output_rate, cache_read_rate, cache_write_rate, image_rate, video_rate, max_output_tokens, unit_costs, metadata, enabled, created_at, updated_at, cache_write_1h_rate, audio_rate, changed_by, routing) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, ?18, ?19)",
             &m.id, &m.provider_id, &m.model, m.kind.as_str(),
             m.rates.input.nanos(), m.rates.output.nanos(),
             m.rates.cache_read.map(Rate::nanos), m.rates.cache_write.map(Rate::nanos),
             m.rates.image.nanos(), m.rates.video.nanos(), m.max_output_tokens,
             m.unit_costs.as_ref().map(|v| v.to_string()), m.metadata.as_ref().map(|v| v.to_string()),
-            m.enabled, m.created_at, m.rates.cache_write_1h.map(Rate::nanos), m.rates.audio.nanos(), changed_by
+            m.enabled, m.created_at, m.rates.cache_write_1h.map(Rate::nanos), m.rates.audio.nanos(), changed_by,
+            m.routing.as_str()
         );
         // The prices: written by the one path every later change takes.
         let prices = ModelPatch::prices_of(m);

@@ -63,7 +63,12 @@ pub struct CallLog {
     pub provider_id: Option<String>,
     pub provider: Option<String>,
     pub credential_id: Option<String>,
+    /// The model as the caller named it.
     pub model: String,
+    /// The alias the caller named, when the call came through one.
+    pub alias: Option<String>,
+    /// The provider's model this attempt asked for.
+    pub upstream_model: Option<String>,
     pub stream: bool,
     pub status: crate::kinds::CallStatus,
     pub http_status: Option<i64>,
@@ -87,14 +92,15 @@ pub struct CallLog {
 
 pub fn call_log_stmt(c: &CallLog) -> Stmt {
     sql!(
-        "INSERT OR IGNORE INTO calls (id, call_id, attempt, request_id, endpoint, user_id, key_id, app, provider_id, provider, credential_id, model, stream, status, http_status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, credits, estimated, duration_ms, ttfb_ms, upstream_ttfb_ms, created_at, clamped, cache_write_1h_tokens, cache_saved, audio_ms, characters, video_seconds, response_cache, response_cache_saved)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
+        "INSERT OR IGNORE INTO calls (id, call_id, attempt, request_id, endpoint, user_id, key_id, app, provider_id, provider, credential_id, model, stream, status, http_status, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, credits, estimated, duration_ms, ttfb_ms, upstream_ttfb_ms, created_at, clamped, cache_write_1h_tokens, cache_saved, audio_ms, characters, video_seconds, response_cache, response_cache_saved, alias, upstream_model)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)",
         &c.id, &c.call_id, c.attempt, c.request_id.clone(), c.endpoint.as_str(), c.user_id.clone(), c.key_id.clone(), c.app.clone(),
         c.provider_id.clone(), c.provider.clone(), c.credential_id.clone(), &c.model, c.stream, c.status.as_str(), c.http_status,
         c.error.clone(), c.usage.input_tokens, c.usage.output_tokens, c.usage.cache_read_tokens, c.usage.cache_write_tokens,
         c.credits.nanos(), c.estimated, c.duration_ms, c.ttfb_ms, c.upstream_ttfb_ms, c.created_at, c.clamped,
         c.usage.cache_write_1h_tokens, c.cache_saved.nanos(), c.usage.audio_ms, c.usage.characters, c.usage.video_seconds,
-        c.response_cache.map(crate::kinds::CacheUse::as_str), c.response_cache_saved.nanos()
+        c.response_cache.map(crate::kinds::CacheUse::as_str), c.response_cache_saved.nanos(),
+        c.alias.clone(), c.upstream_model.clone()
     )
 }
 

@@ -84,6 +84,8 @@ fn call(r: &Row) -> CallLog {
         provider: r.opt_str("provider"),
         credential_id: r.opt_str("credential_id"),
         model: r.str("model"),
+        alias: r.opt_str("alias"),
+        upstream_model: r.opt_str("upstream_model"),
         stream: r.bool("stream"),
         status: CallStatus::parse(&r.str("status")).unwrap_or(CallStatus::Failed),
         http_status: r.opt_i64("http_status"),

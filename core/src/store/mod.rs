@@ -5,6 +5,7 @@
 //! statement or one atomic batch.
 
 mod accounts;
+mod aliases;
 mod audit;
 mod buckets;
 mod catalog;
@@ -22,6 +23,7 @@ mod users;
 mod videos;
 
 pub use accounts::*;
+pub use aliases::*;
 pub use audit::*;
 pub use buckets::*;
 pub use catalog::*;
@@ -112,6 +114,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         17,
         "response_cache",
         include_str!("../../../infra/migrations/0017_response_cache.sql"),
+    ),
+    (
+        18,
+        "routing",
+        include_str!("../../../infra/migrations/0018_routing.sql"),
     ),
     (
         19,

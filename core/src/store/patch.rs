@@ -104,6 +104,7 @@ pub struct ModelPatch {
     pub max_output_tokens: Nullable<i64>,
     pub unit_costs: Nullable<Value>,
     pub metadata: Nullable<Value>,
+    pub routing: Option<crate::kinds::RoutingMode>,
     pub enabled: Option<bool>,
     /// The sell rates' long-context tier (its threshold is the cost tier's too).
     pub long_context: Nullable<LongContext>,
@@ -174,6 +175,7 @@ impl ModelPatch {
         set(&mut out, "max_output_tokens", self.max_output_tokens);
         set(&mut out, "unit_costs", text(&self.unit_costs));
         set(&mut out, "metadata", text(&self.metadata));
+        set(&mut out, "routing", self.routing.map(|r| r.as_str()));
         set(&mut out, "enabled", self.enabled);
         if let Some(tier) = &self.long_context {
             tier_changes(&mut out, "", tier.as_ref());

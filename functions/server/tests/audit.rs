@@ -219,7 +219,35 @@ async fn model(s: &mut Session, provider: &str) -> String {
         Some(json!({"format": "litellm", "catalogue": {}})),
     )
     .await;
+    alias(s).await;
     model
+}
+
+/// An alias of the model, created, edited and deleted.
+async fn alias(s: &mut Session) {
+    let alias = s
+        .write(
+            ("POST", "/api/admin/aliases", "alias", "create"),
+            "/api/admin/aliases",
+            Some(json!({"name": "smart", "targets": ["p1/m", {"model": "m", "overrides": {"temperature": 0}}]})),
+        )
+        .await;
+    let alias = id(&alias, "id");
+    s.names(&alias);
+    s.write(
+        ("PATCH", "/api/admin/aliases/:id", "alias", "update"),
+        &format!("/api/admin/aliases/{alias}"),
+        Some(json!({"routing": "latency"})),
+    )
+    .await;
+    s.names(&alias);
+    s.write(
+        ("DELETE", "/api/admin/aliases/:id", "alias", "delete"),
+        &format!("/api/admin/aliases/{alias}"),
+        None,
+    )
+    .await;
+    s.names(&alias);
 }
 
 /// A user, their credits and a key.
