@@ -1777,6 +1777,26 @@ async function usersSearchedByHub(browser: Browser, site: string): Promise<void>
       await page.getByText('No users match.').waitFor();
     });
   });
+  await step('models: searched by Hub as the filter is typed, a page at a time', async () => {
+    await inContext(browser, async (page) => {
+      await signIn(page, site, OWNER_KEY);
+      await nav(page, 'Models & rates', 'Models & rates');
+      const rows = page.locator('tr[data-model]');
+      await rows.first().waitFor();
+      const before = await rows.count();
+      const [request] = await Promise.all([
+        page.waitForRequest((r) => new URL(r.url()).pathname === '/api/admin/models' && new URL(r.url()).searchParams.get('q') === '4O-MINI'),
+        page.getByRole('searchbox', { name: 'Filter models' }).fill('4O-MINI'),
+      ]);
+      await request.response();
+      await page.waitForFunction(
+        (n) => document.querySelectorAll('tr[data-model]').length < n || [...document.querySelectorAll('tr[data-model]')].every((r) => r.getAttribute('data-model')?.includes('4o-mini')),
+        before,
+      );
+      const shown = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-model') ?? ''));
+      if (!shown.length || !shown.every((m) => m.toLowerCase().includes('4o-mini'))) throw new Error(`searching "4O-MINI" shows ${shown.join(', ')}`);
+    });
+  });
   await step('people: the call log names its users and picks one through Hub, never loading every user', async () => {
     await inContext(browser, async (page) => {
       const everyone: string[] = [];

@@ -331,3 +331,13 @@ export function useScrollableTablesFocusable(): void {
     };
   }, []);
 }
+
+/** `value` once it has stopped changing for `ms` (what a search box asks Hub for). */
+export function useDebounced<T>(value: T, ms = 250): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
+}

@@ -4,7 +4,7 @@ import { api, ApiError, listAll, MODEL_TYPES, type Model, type ModelType, type P
 import { t, tn } from '../i18n';
 import { formatMoney, marginOf, normalize, type Decimal } from '../money';
 import { PRICED, pricedFor, ratesFromCosts, TYPE_NAMES, unitOf, type RateField } from '../rates';
-import { Badge, ErrorNote, Field, LoadError, Modal, Toggle, useAction, useLoad } from '../ui';
+import { Badge, ErrorNote, Field, LoadError, Modal, MoreButton, Toggle, useAction, useDebounced, useLoad, usePaged } from '../ui';
 import { formatTime } from '../time';
 import { PriceImport } from './PriceImport';
 import { PriceSync } from './PriceSync';
@@ -43,16 +43,20 @@ function margins(m: Model, creditPrice: Decimal): string {
 
 type Dialog = { kind: 'edit'; model: Model | null } | { kind: 'import' } | { kind: 'margin' } | { kind: 'sync' };
 
+/** A page of models at a time, searched by Hub (provider/model, any case) a moment after typing stops. */
 export function Models() {
-  const models = useLoad(() => listAll<Model>('/api/admin/models'), []);
+  const [search, setSearch] = useState('');
+  const q = useDebounced(search.trim());
+  const models = usePaged((cursor) => api<Page<Model>>('/api/admin/models', { query: { cursor, q: q || undefined } }), [q]);
   const providers = useLoad(() => api<Page<Provider>>('/api/admin/providers').then((r) => r.data), []);
   const settings = useLoad(() => api<Settings>('/api/admin/settings'), []);
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [dialog, setDialog] = useState<Dialog | null>(null);
-  const [search, setSearch] = useState('');
   const toggle = useAction();
-  const ready = models.data && providers.data && settings.data;
-  const shown = (models.data ?? []).filter((m) => (m.name ?? m.model).toLowerCase().includes(search.toLowerCase()));
+  const ready = providers.data && settings.data;
+  // An import matches every model of Hub, so it loads them all when opened.
+  const everyModel = useLoad(() => (dialog?.kind === 'import' ? listAll<Model>('/api/admin/models') : Promise.resolve(null)), [dialog?.kind]);
+  const shown = models.items;
 
   function setEnabled(m: Model, enabled: boolean) {
     void toggle.run(async () => {
@@ -101,88 +105,87 @@ export function Models() {
         {t('models.ratesExplain')}
         {settings.data && ` ${t('models.creditCosts', { price: normalize(settings.data.credit_price_usd) })}`}
       </p>
-      <LoadError state={models} />
+      <ErrorNote error={models.error} />
       <ErrorNote error={toggle.error} />
-      {models.data && (
-        <table>
-          <thead>
+      <table>
+        <thead>
+          <tr>
+            <th>
+              <input
+                type="checkbox"
+                aria-label={t('models.selectAll')}
+                checked={shown.length > 0 && shown.every((m) => selected.has(m.id))}
+                onChange={(e) => setSelected(new Set(e.target.checked ? shown.map((m) => m.id) : []))}
+              />
+            </th>
+            <th>{t('call.model')}</th>
+            <th className="num">{t('rates.input')}</th>
+            <th className="num">{t('rates.output')}</th>
+            <th className="num">{t('rates.cacheRead')}</th>
+            <th className="num">{t('rates.cacheWrite')}</th>
+            <th className="num">{t('models.imageVideo')}</th>
+            <th className="num">{t('models.cost')}</th>
+            <th className="num">{t('models.margin')}</th>
+            <th>{t('providers.enabled')}</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {shown.length === 0 && !models.loading && (
             <tr>
-              <th>
-                <input
-                  type="checkbox"
-                  aria-label={t('models.selectAll')}
-                  checked={shown.length > 0 && shown.every((m) => selected.has(m.id))}
-                  onChange={(e) => setSelected(new Set(e.target.checked ? shown.map((m) => m.id) : []))}
-                />
-              </th>
-              <th>{t('call.model')}</th>
-              <th className="num">{t('rates.input')}</th>
-              <th className="num">{t('rates.output')}</th>
-              <th className="num">{t('rates.cacheRead')}</th>
-              <th className="num">{t('rates.cacheWrite')}</th>
-              <th className="num">{t('models.imageVideo')}</th>
-              <th className="num">{t('models.cost')}</th>
-              <th className="num">{t('models.margin')}</th>
-              <th>{t('providers.enabled')}</th>
-              <th />
+              <td colSpan={11} className="muted">
+                {t('models.none')}
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {shown.length === 0 && (
-              <tr>
-                <td colSpan={11} className="muted">
-                  {t('models.none')}
-                </td>
-              </tr>
-            )}
-            {shown.map((m) => (
-              <tr key={m.id} data-model={m.name ?? m.model}>
-                <td>
-                  <input type="checkbox" aria-label={t('models.select', { name: m.name ?? m.model })} checked={selected.has(m.id)} onChange={(e) => pick(m.id, e.target.checked)} />
-                </td>
-                <td>
-                  <strong>{m.name ?? m.model}</strong> {m.type !== 'chat' && <Badge tone="muted">{t(TYPE_NAMES[m.type])}</Badge>}{' '}
-                  {m.below_cost && <Badge tone="bad">{t('models.belowCost')}</Badge>}{' '}
-                  {m.input_rate_above_200k !== null && (
-                    <Badge tone="muted">{t('models.tier', { tokens: m.long_context_threshold ?? 200000, input: rate(m.input_rate_above_200k), output: rate(m.output_rate_above_200k) })}</Badge>
-                  )}
-                </td>
-                <td className="num">{rate(m.input_rate)}</td>
-                <td className="num">{rate(m.output_rate)}</td>
-                <td className="num">{m.cache_read_rate === null ? <span className="muted">{t('models.asInput')}</span> : rate(m.cache_read_rate)}</td>
-                <td className="num">{m.cache_write_rate === null ? <span className="muted">{t('models.asInput')}</span> : rate(m.cache_write_rate)}</td>
-                <td className="num">
-                  {m.type === 'image'
-                    ? t('models.perImage', { rate: rate(m.image_rate) })
-                    : m.type === 'video'
-                      ? t('models.perSecond', { rate: rate(m.video_rate) })
-                      : m.type === 'transcription'
-                        ? t('models.perSecond', { rate: rate(m.audio_rate) })
-                        : m.type === 'speech'
-                          ? t('models.perMillionChars', { rate: rate(m.audio_rate) })
-                          : '—'}
-                </td>
-                <td className="num">{m.cost_input_rate === null ? '—' : `${rate(m.cost_input_rate)} / ${rate(m.cost_output_rate)}`}</td>
-                <td className="num">{settings.data ? margins(m, settings.data.credit_price_usd) : ''}</td>
-                <td>
-                  <Toggle quiet label={t('providers.enabledOf', { name: m.name ?? m.model })} checked={m.enabled} onChange={(v) => setEnabled(m, v)} disabled={toggle.busy} />
-                </td>
-                <td className="actions">
-                  <button type="button" onClick={() => setDialog({ kind: 'edit', model: m })}>
-                    {t('common.edit')}
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+          )}
+          {shown.map((m) => (
+            <tr key={m.id} data-model={m.name ?? m.model}>
+              <td>
+                <input type="checkbox" aria-label={t('models.select', { name: m.name ?? m.model })} checked={selected.has(m.id)} onChange={(e) => pick(m.id, e.target.checked)} />
+              </td>
+              <td>
+                <strong>{m.name ?? m.model}</strong> {m.type !== 'chat' && <Badge tone="muted">{t(TYPE_NAMES[m.type])}</Badge>}{' '}
+                {m.below_cost && <Badge tone="bad">{t('models.belowCost')}</Badge>}{' '}
+                {m.input_rate_above_200k !== null && (
+                  <Badge tone="muted">{t('models.tier', { tokens: m.long_context_threshold ?? 200000, input: rate(m.input_rate_above_200k), output: rate(m.output_rate_above_200k) })}</Badge>
+                )}
+              </td>
+              <td className="num">{rate(m.input_rate)}</td>
+              <td className="num">{rate(m.output_rate)}</td>
+              <td className="num">{m.cache_read_rate === null ? <span className="muted">{t('models.asInput')}</span> : rate(m.cache_read_rate)}</td>
+              <td className="num">{m.cache_write_rate === null ? <span className="muted">{t('models.asInput')}</span> : rate(m.cache_write_rate)}</td>
+              <td className="num">
+                {m.type === 'image'
+                  ? t('models.perImage', { rate: rate(m.image_rate) })
+                  : m.type === 'video'
+                    ? t('models.perSecond', { rate: rate(m.video_rate) })
+                    : m.type === 'transcription'
+                      ? t('models.perSecond', { rate: rate(m.audio_rate) })
+                      : m.type === 'speech'
+                        ? t('models.perMillionChars', { rate: rate(m.audio_rate) })
+                        : '—'}
+              </td>
+              <td className="num">{m.cost_input_rate === null ? '—' : `${rate(m.cost_input_rate)} / ${rate(m.cost_output_rate)}`}</td>
+              <td className="num">{settings.data ? margins(m, settings.data.credit_price_usd) : ''}</td>
+              <td>
+                <Toggle quiet label={t('providers.enabledOf', { name: m.name ?? m.model })} checked={m.enabled} onChange={(v) => setEnabled(m, v)} disabled={toggle.busy} />
+              </td>
+              <td className="actions">
+                <button type="button" onClick={() => setDialog({ kind: 'edit', model: m })}>
+                  {t('common.edit')}
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <MoreButton list={models} />
       {ready && dialog?.kind === 'edit' && (
         <ModelForm model={dialog.model} providers={providers.data!} settings={settings.data!} onClose={() => setDialog(null)} onSaved={done} />
       )}
       {ready && dialog?.kind === 'margin' && (
         <BulkMargin
-          models={models.data!.filter((m) => selected.has(m.id))}
+          models={models.items.filter((m) => selected.has(m.id))}
           settings={settings.data!}
           onClose={() => setDialog(null)}
           onDone={done}
@@ -201,8 +204,8 @@ export function Models() {
           }}
         />
       )}
-      {ready && dialog?.kind === 'import' && (
-        <PriceImport models={models.data!} providers={providers.data!} settings={settings.data!} onClose={() => setDialog(null)} onDone={done} />
+      {ready && dialog?.kind === 'import' && everyModel.data && (
+        <PriceImport models={everyModel.data} providers={providers.data!} settings={settings.data!} onClose={() => setDialog(null)} onDone={done} />
       )}
     </>
   );

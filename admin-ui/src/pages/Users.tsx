@@ -1,4 +1,4 @@
-import { useEffect, useState, type FormEvent } from 'react';
+import { useState, type FormEvent } from 'react';
 import { api, listAll, ROLES, type Ledger, type Model, type Page, type Role, type User } from '../api';
 import { Buckets, LedgerTable } from '../credits';
 import { t } from '../i18n';
@@ -18,6 +18,7 @@ import {
   useAction,
   useLoad,
   useMoney,
+  useDebounced,
   usePaged,
   useSession,
 } from '../ui';
@@ -31,11 +32,7 @@ export function Users() {
 function UserList() {
   const [adding, setAdding] = useState(false);
   const [search, setSearch] = useState('');
-  const [q, setQ] = useState('');
-  useEffect(() => {
-    const timer = setTimeout(() => setQ(search.trim()), 250);
-    return () => clearTimeout(timer);
-  }, [search]);
+  const q = useDebounced(search.trim());
   const users = usePaged((cursor) => api<Page<User>>('/api/admin/users', { query: { cursor, q: q || undefined } }), [q]);
   const money = useMoney();
 

@@ -645,7 +645,11 @@ fn check_margin_floor(settings: &Settings, f: &Fields, old: Option<&ModelRow>, n
 
 pub(crate) async fn list_models(hub: &Hub, req: &Request) -> Result<Response, ApiError> {
     let q = Query::of(req);
-    let page = hub.store().list_models(q.get("cursor"), q.limit()?).await?;
+    let search = q.get("q").map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty());
+    let page = hub
+        .store()
+        .list_models(q.get("cursor"), q.limit()?, search.as_deref())
+        .await?;
     let providers = hub.store().list_providers().await?;
     let data: Vec<Value> = page.items.iter().map(|m| model_json(m, &providers)).collect();
     ok(json!({"data": data, "next_cursor": page.next_cursor}))

@@ -404,13 +404,24 @@ impl Store {
 
     // ------------------------------------------------------------ models
 
-    pub async fn list_models(&self, cursor: Option<&str>, limit: i64) -> Result<Page<ModelRow>, DbError> {
+    /// A page of models by id; `search` (lower case) keeps those whose
+    /// `provider/model` name contains it.
+    pub async fn list_models(
+        &self,
+        cursor: Option<&str>,
+        limit: i64,
+        search: Option<&str>,
+    ) -> Result<Page<ModelRow>, DbError> {
         let r = self
             .db
             .query(sql!(
-                "SELECT * FROM models WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
+                "SELECT m.* FROM models m LEFT JOIN providers p ON p.id = m.provider_id
+                 WHERE (?1 IS NULL OR m.id > ?1)
+                   AND (?3 IS NULL OR instr(lower(coalesce(p.name, '') || '/' || m.model), ?3) > 0)
+                 ORDER BY m.id LIMIT ?2",
                 cursor,
-                limit + 1
+                limit + 1,
+                search
             ))
             .await?;
         let items: Vec<ModelRow> = rows(&r).map(|r| model(&r)).collect();
