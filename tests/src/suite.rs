@@ -993,8 +993,17 @@ pub async fn team_budget_holds_across_members(api: &Api, mock: &MockProvider) {
             Some(json!({"user_id": user})),
         )
         .await;
-        let k = api
+        // Being added to a team does not move a member's keys: a key joins it when asked.
+        let own = api
             .admin(Method::POST, &format!("/api/admin/users/{user}/keys"), Some(json!({})))
+            .await;
+        assert_eq!(own["team_id"], Value::Null, "{own}");
+        let k = api
+            .admin(
+                Method::POST,
+                &format!("/api/admin/users/{user}/keys"),
+                Some(json!({"team_id": team})),
+            )
             .await;
         assert_eq!(k["team_id"], json!(team), "{k}");
         keys.push(k["key"].as_str().unwrap().to_string());

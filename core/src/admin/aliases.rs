@@ -23,8 +23,37 @@ const ALIAS_FIELDS: &[&str] = &[
 const MAX_TARGETS: usize = 10;
 
 /// Body fields an override may not set: they decide what the call is and
-/// how it is billed, not how a target answers it.
-const FIXED_PARAMETERS: &[&str] = &["model", "stream", "messages", "input", "prompt", "system", "n"];
+/// how it is billed (the output budget the hold and the billing bound come
+/// from, whether usage is reported), not how a target answers it.
+const FIXED_PARAMETERS: &[&str] = &[
+    "model",
+    "stream",
+    "stream_options",
+    "messages",
+    "input",
+    "prompt",
+    "system",
+    "n",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+];
+
+/// The output budget as Gemini (`generationConfig.maxOutputTokens`) and
+/// Bedrock (`inferenceConfig.maxTokens`) name it, at any depth of an override.
+const FIXED_NESTED: &[&str] = &["maxOutputTokens", "maxTokens", "candidateCount"];
+
+fn sets_nested(v: &Value) -> Option<&'static str> {
+    match v {
+        Value::Object(m) => FIXED_NESTED
+            .iter()
+            .find(|k| m.contains_key(**k))
+            .copied()
+            .or_else(|| m.values().find_map(sets_nested)),
+        Value::Array(a) => a.iter().find_map(sets_nested),
+        _ => None,
+    }
+}
 
 pub fn alias_json(a: &AliasRow) -> Value {
     let t = |ms: i64| super::views::t(ms);
@@ -209,7 +238,12 @@ fn targets(
 }
 
 fn overrides(i: usize, m: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
-    match m.keys().find(|k| FIXED_PARAMETERS.contains(&k.as_str())) {
+    let fixed = m
+        .keys()
+        .find(|k| FIXED_PARAMETERS.contains(&k.as_str()))
+        .map(String::as_str)
+        .or_else(|| m.values().find_map(sets_nested));
+    match fixed {
         Some(k) => Err(ApiError::invalid_field(
             "targets",
             format!("target {i}: an override cannot set `{k}`"),

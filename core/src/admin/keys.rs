@@ -112,10 +112,10 @@ pub fn loosened(key: &KeyRow, p: &KeyPatch) -> Option<&'static str> {
     .find_map(|(field, loose)| loose.then_some(field))
 }
 
-/// The team a new key of `user` belongs to, from the body's `team_id`:
-/// a team `user` is a member of (or whose account `user` is); `null` for a
-/// key outside any team; left out, the user's only team, if they have
-/// exactly one (an account's, its own team).
+/// The team a new key of `user` belongs to, from the body's `team_id`: a
+/// team `user` is a member of, or none (left out or `null`). A team
+/// account's keys are its team's. A member's key joins a team only when
+/// asked: being added to a team does not move the keys they make later.
 pub async fn key_team(
     hub: &crate::hub::Hub,
     user: &str,
@@ -129,18 +129,11 @@ pub async fn key_team(
         }
         return Ok(Some(team));
     }
-    if f.has(field) {
-        let Some(id) = f.str(field)? else { return Ok(None) };
-        if store.member_role(&id, user).await?.is_none() {
-            return Err(ApiError::invalid_field(field, "names no team this user is a member of"));
-        }
-        return Ok(store.get_team(&id).await?);
+    let Some(id) = f.str(field)? else { return Ok(None) };
+    if store.member_role(&id, user).await?.is_none() {
+        return Err(ApiError::invalid_field(field, "names no team this user is a member of"));
     }
-    let mut teams = store.teams_of(user).await?;
-    Ok(match teams.len() {
-        1 => teams.pop().map(|m| m.team),
-        _ => None,
-    })
+    Ok(store.get_team(&id).await?)
 }
 
 #[cfg(test)]

@@ -578,6 +578,17 @@ fn tier_fields(f: &Fields, prefix: &str, old: Option<LongContext>) -> Result<Nul
             ))
         }
     };
+    // Output at the tier is never left free by a rate nobody gave.
+    let output = match (f.rate(&fields[1])?, old) {
+        (Some(r), _) => r,
+        (None, Some(t)) => t.output,
+        (None, None) => {
+            return Err(ApiError::invalid_field(
+                &fields[1],
+                "is required for a long-context tier",
+            ))
+        }
+    };
     let threshold = f.int("long_context_threshold", 1, 100_000_000)?;
     Ok(Some(Some(LongContext {
         threshold: threshold
@@ -585,7 +596,7 @@ fn tier_fields(f: &Fields, prefix: &str, old: Option<LongContext>) -> Result<Nul
             .or(old.map(|t| t.threshold))
             .unwrap_or(DEFAULT_LONG_CONTEXT_THRESHOLD),
         input,
-        output: f.rate(&fields[1])?.or(old.map(|t| t.output)).unwrap_or(Rate::ZERO),
+        output,
         cache_read: rate_or(f, &fields[2], old.and_then(|t| t.cache_read))?,
         cache_write: rate_or(f, &fields[3], old.and_then(|t| t.cache_write))?,
     })))
@@ -1037,7 +1048,11 @@ pub(crate) async fn create_key(
             .map(|c| c.key_id.as_str()),
         team_id: team.as_ref().map(|t| t.id.as_str()),
     };
-    hub.store().insert_key(&row).await?;
+    if !hub.store().insert_key(&row).await? {
+        return Err(ApiError::conflict(
+            "The user left the team, or the team was deleted, meanwhile; no key was made.",
+        ));
+    }
     if wanted.response_cache == Some(false) {
         let off = KeyPatch {
             response_cache: Some(false),

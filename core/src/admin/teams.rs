@@ -53,6 +53,20 @@ async fn team_for(hub: &Hub, caller: &Caller, id: &str) -> Result<(TeamRow, Stan
     }
 }
 
+/// The team `id`, for a change by the caller: an operator or a team admin,
+/// with an unrestricted key or a browser session (a key with limits, models,
+/// an expiry or a team could otherwise loosen keys or add people it could
+/// not mint for itself).
+async fn team_to_change(hub: &Hub, caller: &Caller, id: &str) -> Result<TeamRow, ApiError> {
+    let team = managed_team(hub, caller, id).await?;
+    if caller.is_restricted() {
+        return Err(ApiError::forbidden(
+            "A key with allowed models, limits, an expiry or a team cannot change a team; use an unrestricted key or the site.",
+        ));
+    }
+    Ok(team)
+}
+
 /// The team `id`, if the caller manages it (an operator or a team admin); 403 for a plain member.
 async fn managed_team(hub: &Hub, caller: &Caller, id: &str) -> Result<TeamRow, ApiError> {
     let (team, standing) = team_for(hub, caller, id).await?;
@@ -295,7 +309,7 @@ fn role(f: &Fields) -> Result<Option<TeamRole>, ApiError> {
 /// `POST /api/teams/{id}/members` (`user_id` or `email`, `role`): adds a
 /// member, or sets the role of one already in.
 pub(crate) async fn add_member(hub: &Hub, caller: &Caller, id: &str, req: &Request) -> Result<Response, ApiError> {
-    let team = managed_team(hub, caller, id).await?;
+    let team = team_to_change(hub, caller, id).await?;
     let f = Fields::parse(req.body())?;
     f.only(&["user_id", "email", "role"])?;
     let role = role(&f)?.unwrap_or(TeamRole::Member);
@@ -323,7 +337,7 @@ pub(crate) async fn patch_member(
     user: &str,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let team = managed_team(hub, caller, id).await?;
+    let team = team_to_change(hub, caller, id).await?;
     let f = Fields::parse(req.body())?;
     f.only(&["role"])?;
     let role = role(&f)?.ok_or_else(|| ApiError::invalid_field("role", "is required"))?;
@@ -336,7 +350,7 @@ pub(crate) async fn patch_member(
 
 /// `DELETE /api/teams/{id}/members/{user}`: the keys they hold in the team are revoked with it.
 pub(crate) async fn remove_member(hub: &Hub, caller: &Caller, id: &str, user: &str) -> Result<Response, ApiError> {
-    let team = managed_team(hub, caller, id).await?;
+    let team = team_to_change(hub, caller, id).await?;
     if !hub.store().remove_member(&team.id, user, hub.now_ms()).await? {
         return Err(gone("team member", user));
     }
@@ -368,7 +382,7 @@ pub(crate) async fn keys(hub: &Hub, caller: &Caller, id: &str) -> Result<Respons
 /// `POST /api/teams/{id}/keys`: a service key of the team (its account's),
 /// spending from the team's budget and, with billing on, its account's credits.
 pub(crate) async fn create_key(hub: &Hub, caller: &Caller, id: &str, req: &Request) -> Result<Response, ApiError> {
-    let team = managed_team(hub, caller, id).await?;
+    let team = team_to_change(hub, caller, id).await?;
     let f = Fields::parse(req.body())?;
     if f.str(super::keys::TEAM_FIELD)?.is_some_and(|t| t != team.id) {
         return Err(ApiError::invalid_field(
@@ -381,7 +395,7 @@ pub(crate) async fn create_key(hub: &Hub, caller: &Caller, id: &str, req: &Reque
 
 /// `DELETE /api/teams/{id}/keys/{key}`: revokes a key of the team.
 pub(crate) async fn revoke_key(hub: &Hub, caller: &Caller, id: &str, key: &str) -> Result<Response, ApiError> {
-    let team = managed_team(hub, caller, id).await?;
+    let team = team_to_change(hub, caller, id).await?;
     let k = hub
         .store()
         .get_key(key)
@@ -402,7 +416,7 @@ pub(crate) async fn patch_key(
     key: &str,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let team = managed_team(hub, caller, id).await?;
+    let team = team_to_change(hub, caller, id).await?;
     let patch = super::keys::edit(&Fields::parse(req.body())?, hub.now_ms())?;
     let k = hub
         .store()

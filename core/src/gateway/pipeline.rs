@@ -379,6 +379,11 @@ impl<'a> Call<'a> {
     fn too_long_for(&self, route: &Route) -> Option<ApiError> {
         route.via.as_ref()?;
         let window = super::routing::context_window(&route.model)?;
+        // A model priced for prompts past its window (a long-context tier at
+        // or above it, as catalogues list 1M-token betas) takes them.
+        if route.model.rates.long_context.is_some_and(|t| t.threshold >= window) {
+            return None;
+        }
         let prompt = self.plan.prompt.input_token_guess();
         (prompt > window).then(|| {
             ApiError::bad_request(format!(

@@ -46,18 +46,20 @@ pub fn context_window(m: &ModelRow) -> Option<u64> {
 }
 
 /// What the provider charges for a model, to rank candidates by cost
-/// (lower is cheaper): its input and output cost rates added (nano-credits
-/// per million tokens, from a price sync or set by hand), else its
-/// `unit_costs` (USD) in nano-units. None: unknown (ranked last).
-pub fn cost_rank(m: &ModelRow) -> Option<i64> {
+/// (lower is cheaper): its input and output cost rates added (credits per
+/// million tokens, from a price sync or set by hand); a model known only by
+/// its `unit_costs` (USD) ranks after every such model, by those. The two
+/// are never compared with each other (different units). None: unknown
+/// (ranked last).
+pub fn cost_rank(m: &ModelRow) -> Option<(u8, i64)> {
     if let Some(cost) = &m.cost {
-        return Some(cost.input.nanos().saturating_add(cost.output.nanos()));
+        return Some((0, cost.input.nanos().saturating_add(cost.output.nanos())));
     }
     let costs = m.unit_costs.as_ref()?;
     let rate = |k: &str| costs.get(k).and_then(|v| Credits::from_json(v).ok()).map(|c| c.nanos());
     match (rate("input"), rate("output")) {
         (None, None) => None,
-        (i, o) => Some(i.unwrap_or(0).saturating_add(o.unwrap_or(0))),
+        (i, o) => Some((1, i.unwrap_or(0).saturating_add(o.unwrap_or(0)))),
     }
 }
 
@@ -164,7 +166,7 @@ fn by_latency(speed: &Speed, a: &Route, b: &Route) -> Ordering {
 fn by_cost(speed: &Speed, a: &Route, b: &Route) -> Ordering {
     let key = |r: &Route| {
         let failing = speed.get(&r.model.id).is_some_and(|e| e.failure_rate > FAILING);
-        (failing, cost_rank(&r.model).unwrap_or(i64::MAX))
+        (failing, cost_rank(&r.model).unwrap_or((u8::MAX, i64::MAX)))
     };
     key(a).cmp(&key(b))
 }
@@ -286,7 +288,7 @@ mod tests {
             ],
             vec![],
         );
-        assert_eq!(cost_rank(&snap.routes["m"][1].model), Some(5_000_000_000));
+        assert_eq!(cost_rank(&snap.routes["m"][1].model), Some((1, 5_000_000_000)));
         assert_eq!(
             names(&resolve(&snap, &speed, "m", ModelKind::Chat)),
             ["b/m", "a/m", "c/m"]

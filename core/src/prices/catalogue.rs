@@ -239,7 +239,8 @@ impl Prices {
             Some(LongContext {
                 threshold: self.threshold.unwrap_or(DEFAULT_LONG_CONTEXT_THRESHOLD),
                 input: rate(&t.input)?,
-                output: rate(&t.output).unwrap_or(Rate::ZERO),
+                // A tier without an output price keeps the normal one (never free output).
+                output: rate(&t.output).or_else(|| rate(&self.output)).unwrap_or(Rate::ZERO),
                 cache_read: rate(&t.cache_read),
                 cache_write: rate(&t.cache_write),
             })

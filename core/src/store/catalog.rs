@@ -86,7 +86,10 @@ fn long_context(r: &Row, prefix: &str) -> Option<LongContext> {
             .and_then(|t| u64::try_from(t).ok())
             .unwrap_or(DEFAULT_LONG_CONTEXT_THRESHOLD),
         input: rate("input_rate")?,
-        output: rate("output_rate").unwrap_or(Rate::ZERO),
+        // A tier that names no output rate keeps the model's own (never free output).
+        output: rate("output_rate")
+            .or_else(|| r.opt_i64(&format!("{prefix}output_rate")).map(Rate::from_nanos))
+            .unwrap_or(Rate::ZERO),
         cache_read: rate("cache_read_rate"),
         cache_write: rate("cache_write_rate"),
     })

@@ -136,6 +136,12 @@ pub fn insert_key_stmt(k: &NewKeyRow) -> Stmt {
     )
 }
 
+/// `insert_key_stmt`'s columns, inserted only while `?2` belongs to team `?14`.
+const INSERT_TEAM_KEY: &str = "INSERT INTO api_keys (id, user_id, label, key_hash, key_hint, expires_at, allowed_models, rpm_limit, tpm_limit, daily_spend_cap, monthly_spend_cap, created_at, parent_key_id, team_id, hash_scheme) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 2 \
+     WHERE EXISTS (SELECT 1 FROM team_members WHERE team_id = ?14 AND user_id = ?2) \
+        OR EXISTS (SELECT 1 FROM teams WHERE id = ?14 AND account_id = ?2)";
+
 impl Store {
     /// Creates a user, with a starter grant when `starter` is positive, atomically.
     pub async fn insert_user(&self, u: &UserRow, starter: Credits, extra: Vec<Stmt>) -> Result<(), DbError> {
@@ -284,8 +290,15 @@ impl Store {
 
     // ------------------------------------------------------------ keys
 
-    pub async fn insert_key(&self, k: &NewKeyRow<'_>) -> Result<(), DbError> {
-        self.db.execute(insert_key_stmt(k)).await.map(|_| ())
+    /// Inserts a key; one of a team only while its user is still a member
+    /// (or the team's account), checked by the insert itself so a member
+    /// removed, or a team deleted, meanwhile gets no key. False when refused.
+    pub async fn insert_key(&self, k: &NewKeyRow<'_>) -> Result<bool, DbError> {
+        let mut stmt = insert_key_stmt(k);
+        if k.team_id.is_some() {
+            stmt.sql = INSERT_TEAM_KEY.into();
+        }
+        Ok(self.db.execute(stmt).await? > 0)
     }
 
     pub async fn list_keys(&self, user_id: &str) -> Result<Vec<KeyRow>, DbError> {
@@ -394,7 +407,7 @@ impl Store {
             .query(sql!(
                 "SELECT k.id, k.label, k.key_hash, k.expires_at, k.revoked_at, k.allowed_models, k.rpm_limit, k.tpm_limit,
                         k.daily_spend_cap, k.monthly_spend_cap, k.response_cache, u.id AS user_id, u.role, u.disabled,
-                        t.id AS team_id, t.budget AS team_budget, t.budget_period AS team_period,
+                        k.team_id AS key_team, t.id AS team_id, t.budget AS team_budget, t.budget_period AS team_period,
                         t.time_zone AS team_zone, t.allowed_models AS team_models
                  FROM api_keys k JOIN users u ON u.id = k.user_id LEFT JOIN teams t ON t.id = k.team_id
                  WHERE k.key_hash = ?1",
@@ -407,7 +420,10 @@ impl Store {
             user_id: r.str("user_id"),
             role: Role::parse(&r.str("role")).unwrap_or(Role::Guest),
             expires_at: r.opt_i64("expires_at"),
-            revoked: r.opt_i64("revoked_at").is_some() || r.bool("disabled"),
+            // A key of a team that is gone is revoked with it (its team's limits cannot hold).
+            revoked: r.opt_i64("revoked_at").is_some()
+                || r.bool("disabled")
+                || (r.opt_str("key_team").is_some() && r.opt_str("team_id").is_none()),
             allowed_models: r.json("allowed_models").and_then(|v| serde_json::from_value(v).ok()),
             key_hash: r.str("key_hash"),
             limits: crate::auth::KeyLimits {
@@ -586,5 +602,32 @@ impl Store {
             ])
             .await?;
         Ok(counts.first().copied().unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_team_key_insert_has_the_plain_inserts_columns() {
+        let key = NewKeyRow {
+            id: "key_1",
+            user_id: "usr_1",
+            label: "ci",
+            key_hash: "h",
+            key_hint: "hub_…abcd",
+            expires_at: None,
+            allowed_models: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            daily_spend_cap: None,
+            monthly_spend_cap: None,
+            now_ms: 1,
+            parent_key_id: None,
+            team_id: Some("team_1"),
+        };
+        let columns = |s: &str| s.split(')').next().unwrap().to_string();
+        assert_eq!(columns(&insert_key_stmt(&key).sql), columns(INSERT_TEAM_KEY));
     }
 }

@@ -56,12 +56,12 @@ async fn join(api: &Api, by: &str, team: &str, user: &str, role: &str) -> (u16, 
     .await
 }
 
-/// A new key for `user` made by the admin API (in the user's only team, if any).
-async fn key_of(api: &Api, user: &str) -> Value {
+/// A new key of `team` for `user`, made by the admin API.
+async fn key_of(api: &Api, user: &str, team: &str) -> Value {
     api.admin(
         Method::POST,
         &format!("/api/admin/users/{user}/keys"),
-        Some(json!({"label": "work"})),
+        Some(json!({"label": "work", "team_id": team})),
     )
     .await
 }
@@ -154,13 +154,7 @@ async fn two_members_stop_at_the_team_budget_exactly() {
         Some(json!({"budget": 2})),
     )
     .await;
-    let team_key = api
-        .admin(
-            Method::POST,
-            &format!("/api/admin/users/{}/keys", ids[1]),
-            Some(json!({})),
-        )
-        .await;
+    let team_key = key_of(&api, &ids[1], &team).await;
     assert_eq!(call(&api, &secret(&team_key), "mock-model").await.0, 200);
 }
 
@@ -187,7 +181,7 @@ async fn the_budget_starts_again_at_the_team_time_zones_month() {
     .await;
     let (user, _) = api.user_with_key("kenji", "10").await;
     join(&api, hub_e2e::ADMIN_KEY, &tokyo, &user, "member").await;
-    let key = secret(&key_of(&api, &user).await);
+    let key = secret(&key_of(&api, &user, &tokyo).await);
     for _ in 0..2 {
         assert_eq!(call(&api, &key, "m").await.0, 200);
     }
@@ -284,7 +278,7 @@ async fn a_team_admin_manages_their_team_and_sees_no_other() {
         Some(json!({"amount": 10})),
     )
     .await;
-    let erin_key = secret(&key_of(&api, &erin).await);
+    let erin_key = secret(&key_of(&api, &erin, &alpha).await);
     assert_eq!(call(&api, &erin_key, "m").await.0, 200);
     let (status, v) = call(&api, &erin_key, "other").await;
     assert!(matches!(status, 403 | 404), "the team allows only m: {status} {v}");
@@ -354,6 +348,23 @@ async fn a_team_admin_manages_their_team_and_sees_no_other() {
         .await;
     assert_eq!(keys["data"].as_array().unwrap().len(), 2, "{keys}");
 
+    // A restricted key (Erin's is the team's) cannot change a team, even as its admin.
+    api.call(
+        Method::PATCH,
+        &format!("/api/teams/{alpha}/members/{erin}"),
+        &carol_key,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    let (status, v) = api
+        .call(
+            Method::POST,
+            &format!("/api/teams/{alpha}/members"),
+            &erin_key,
+            Some(json!({"user_id": dave})),
+        )
+        .await;
+    assert_eq!(status, 403, "{v}");
     // Removing Erin revokes her key in the team.
     let (status, _) = api
         .call(
