@@ -184,3 +184,47 @@ async fn the_migration_counts_the_calls_recorded_before_it() {
     let (want, have) = totals(&db).await;
     assert_eq!(have, want);
 }
+
+#[tokio::test]
+async fn a_reservation_never_settled_is_given_back_when_its_hold_would_have_expired() {
+    let dir = common::temp_dir("key-spend-release");
+    let (db, store) = open(&dir).await;
+    store.migrate(T).await.unwrap();
+    let admit = |call: &'static str, release_at: i64| {
+        sql!(
+            "INSERT INTO key_events (call_id, key_id, at, tokens, spent, team_id, team_period, release_at)
+             VALUES (?1, 'key_a', ?2, 100, 500, 'team_1', ?3, ?4)",
+            call,
+            T,
+            month_start(T),
+            release_at
+        )
+    };
+    // Lost (its process died), still in flight, and one that settled to 200.
+    for stmt in [
+        admit("lost", T + 1_000),
+        admit("flying", T + 100_000),
+        admit("settled", T + 1_000),
+    ] {
+        db.execute(stmt).await.unwrap();
+    }
+    db.execute(Store::key_call_stmt("settled", 50, 200)).await.unwrap();
+    store.prune_key_events(T + 2_000, 100).await.unwrap();
+    let spent = |table: &'static str| {
+        let db = db.clone();
+        async move {
+            let q = match table {
+                "key" => sql!("SELECT spent FROM key_spend WHERE key_id = 'key_a' AND grain = 'day'"),
+                _ => sql!("SELECT spent FROM team_spend WHERE team_id = 'team_1'"),
+            };
+            int(&db.query(q).await.unwrap().rows[0][0])
+        }
+    };
+    // The lost call's 500 came back; the one in flight keeps its 500; the settled one its 200.
+    assert_eq!((spent("key").await, spent("team").await), (700, 700));
+    let (want, have) = totals(&db).await;
+    assert_eq!(have, want);
+    // A settlement arriving after the release still counts what the call used.
+    db.execute(Store::key_call_stmt("lost", 10, 30)).await.unwrap();
+    assert_eq!(spent("team").await, 730);
+}

@@ -97,12 +97,30 @@ def main(path):
     db.execute("BEGIN")
     problems = []
     configured = {}
+    tiers = {}
+    has_tiers = any(c[1] == "input_rate_above_200k" for c in db.execute("PRAGMA table_info(models)"))
+    tier_columns = (
+        ", m.input_rate_above_200k, m.output_rate_above_200k, m.cache_read_rate_above_200k,"
+        " m.cache_write_rate_above_200k, m.long_context_threshold" if has_tiers else ""
+    )
     for m in db.execute(
         "SELECT p.name AS provider, m.model, m.type, m.input_rate, m.output_rate, m.cache_read_rate,"
-        " m.cache_write_rate, m.image_rate FROM models m JOIN providers p ON p.id = m.provider_id"
+        " m.cache_write_rate, m.image_rate" + tier_columns + " FROM models m JOIN providers p ON p.id = m.provider_id"
     ):
-        configured[(f"{m['provider']}/{m['model']}", m["type"])] = (
+        key = (f"{m['provider']}/{m['model']}", m["type"])
+        configured[key] = (
             m["input_rate"], m["output_rate"], m["cache_read_rate"], m["cache_write_rate"], m["image_rate"])
+        if has_tiers and m["input_rate_above_200k"] is not None:
+            # A prompt past the threshold is billed wholly at the tier (its cache
+            # rates default to the tier's input, its output to the model's).
+            tier_in = m["input_rate_above_200k"]
+            tiers[key] = (
+                m["long_context_threshold"] or 200_000,
+                (tier_in,
+                 m["output_rate_above_200k"] if m["output_rate_above_200k"] is not None else m["output_rate"],
+                 m["cache_read_rate_above_200k"] if m["cache_read_rate_above_200k"] is not None else tier_in,
+                 m["cache_write_rate_above_200k"] if m["cache_write_rate_above_200k"] is not None else tier_in,
+                 m["image_rate"]))
 
     calls = {}
     billed_cost = {}
@@ -110,6 +128,9 @@ def main(path):
         call = u["call_id"]
         recorded = (u["input_rate"], u["output_rate"], u["cache_read_rate"], u["cache_write_rate"], u["image_rate"])
         rates = configured.get((u["model"], u["type"]))
+        tier = tiers.get((u["model"], u["type"]))
+        if tier and u["input_tokens"] + u["cache_read_tokens"] + u["cache_write_tokens"] > tier[0]:
+            rates = tier[1]
         if rates is None:
             problems.append(f"{call}: model {u['model']} ({u['type']}) is not configured")
             rates = recorded

@@ -15,12 +15,16 @@ use std::sync::atomic::Ordering::Relaxed;
 /// reserving `usage_bound` tokens and `amount` credits; 429 naming the limit,
 /// with `retry-after`. Returns what the key used in the last minute (None
 /// for a key without limits).
+///
+/// The reservation lasts `ttl_ms` (the call's hold lifetime) if the call
+/// never settles.
 pub(crate) async fn admit_key(
     hub: &Hub,
     caller: &Caller,
     call_id: &str,
     usage_bound: &Usage,
     amount: Credits,
+    ttl_ms: i64,
 ) -> Result<Option<KeyUse>, ApiError> {
     if !caller.budgeted() {
         return Ok(None);
@@ -29,7 +33,7 @@ pub(crate) async fn admit_key(
     let now = hub.now_ms();
     let store = hub.store();
     if let Some(used) = store
-        .admit_key_call(call_id, caller, tokens, amount.nanos(), now)
+        .admit_key_call(call_id, caller, tokens, amount.nanos(), now, now.saturating_add(ttl_ms))
         .await?
     {
         return Ok(Some(used));

@@ -210,10 +210,11 @@ impl Call<'_> {
             settings.response_cache.hit_fraction,
         );
         let hold = (self.billed && cost.charge > Credits::ZERO).then_some(cost.charge);
-        let used = admit_key(self.hub, &self.caller, &self.id, &answer.usage, cost.charge).await?;
+        let ttl_ms = settings.hold_ttl_seconds * 1000;
+        let used = admit_key(self.hub, &self.caller, &self.id, &answer.usage, cost.charge, ttl_ms).await?;
         let mut guard = HoldGuard::new(self.hub, &self.id, &self.caller);
         if let Some(hold) = hold {
-            guard.place(settings, hold, settings.hold_ttl_seconds * 1000).await?;
+            guard.place(settings, hold, ttl_ms).await?;
         }
         // The stored usage was bounded when a provider produced it.
         let mut meter = self.meter(route, 1, None, hold, answer.usage);
@@ -241,12 +242,12 @@ impl Call<'_> {
     ) -> Result<(Credits, HoldGuard, Option<KeyUse>), ApiError> {
         let hold = self.hold_for(exchange, routes);
         let bound = self.worst_case(exchange, &routes[0]);
-        let used = admit_key(self.hub, &self.caller, &self.id, &bound, hold).await?;
+        let ttl_ms = exchange.hold_ttl_ms(&self.snap.settings);
+        let used = admit_key(self.hub, &self.caller, &self.id, &bound, hold, ttl_ms).await?;
         // From here until a relay takes over, a dropped request (the client left
         // while Hub waited on providers) must not strand the hold.
         let mut guard = HoldGuard::new(self.hub, &self.id, &self.caller);
         if self.billed {
-            let ttl_ms = exchange.hold_ttl_ms(&self.snap.settings);
             guard.place(&self.snap.settings, hold, ttl_ms).await?;
         }
         Ok((hold, guard, used))
@@ -437,9 +438,15 @@ impl<'a> Call<'a> {
             .iter()
             .map(|r| {
                 let worst = self.worst_case(exchange, r);
-                // At the tier's rates when the prompt may cross it; every prompt
-                // token may come back as a cache write, dearer than input.
-                let billed = r.model.rates.for_usage(&worst);
+                // At the tier's rates when the prompt may cross it, judged by the
+                // most input the call may be billed for (the meter's bound), not
+                // the estimate; every prompt token may come back as a cache
+                // write, dearer than input.
+                let ceiling = Usage {
+                    input_tokens: self.plan.prompt.input_token_ceiling(self.body_bytes),
+                    ..worst
+                };
+                let billed = r.model.rates.for_usage(&ceiling);
                 let rates = crate::metering::Rates {
                     input: billed.dearest_prompt_rate(),
                     ..billed

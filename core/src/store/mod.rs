@@ -125,6 +125,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "key_spend",
         include_str!("../../../infra/migrations/0019_key_spend.sql"),
     ),
+    (
+        20,
+        "reservation_release",
+        include_str!("../../../infra/migrations/0020_reservation_release.sql"),
+    ),
 ];
 
 #[derive(Clone)]

@@ -456,6 +456,9 @@ impl Store {
     /// what the key has used in the last minute, this call included (for the
     /// caller's rate-limit headers, read by the same statement), or None if
     /// refused.
+    ///
+    /// The reservation is released at `release_at` if the call never
+    /// settles (see [`Store::prune_key_events`]).
     pub async fn admit_key_call(
         &self,
         call_id: &str,
@@ -463,6 +466,7 @@ impl Store {
         tokens: i64,
         spend: i64,
         now_ms: i64,
+        release_at: i64,
     ) -> Result<Option<KeyUse>, DbError> {
         let l = &caller.limits;
         let (day, month) = crate::time::day_and_month_start(now_ms);
@@ -472,8 +476,8 @@ impl Store {
         let r = self
             .db
             .write_returning(sql!(
-                "INSERT INTO key_events (call_id, key_id, at, tokens, spent, team_id, team_period)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?12, ?13
+                "INSERT INTO key_events (call_id, key_id, at, tokens, spent, team_id, team_period, release_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?12, ?13, ?15
                  WHERE (?6 IS NULL OR (SELECT COUNT(*) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000) < ?6)
                    AND (?7 IS NULL OR (SELECT COALESCE(SUM(tokens), 0) FROM key_events WHERE key_id = ?2 AND at > ?3 - 60000) + ?4 <= ?7)
                    AND (?8 IS NULL OR COALESCE((SELECT spent FROM key_spend WHERE key_id = ?2 AND grain = 'day' AND start = ?9), 0) + ?5 <= ?8)
@@ -495,7 +499,8 @@ impl Store {
                 month,
                 team.as_ref().map(|t| t.id.clone()),
                 team.as_ref().map(|t| t.period_start),
-                team.as_ref().map(|t| t.budget.nanos())
+                team.as_ref().map(|t| t.budget.nanos()),
+                release_at
             ))
             .await?;
         Ok(first(&r).map(|r| KeyUse {
@@ -564,7 +569,7 @@ impl Store {
     /// Records what a call really used against its key's limits (no-op without a row).
     pub fn key_call_stmt(call_id: &str, tokens: i64, spent: i64) -> crate::ports::Stmt {
         sql!(
-            "UPDATE key_events SET tokens = ?2, spent = ?3 WHERE call_id = ?1",
+            "UPDATE key_events SET tokens = ?2, spent = ?3, release_at = NULL WHERE call_id = ?1",
             call_id,
             tokens,
             spent
@@ -582,12 +587,22 @@ impl Store {
     /// `limit` rows may have more behind it.
     ///
     /// The running totals of days and months that ended that long ago go
-    /// with them (up to `limit` too; they are one row per key and day).
+    /// with them (up to `limit` too; they are one row per key and day), and
+    /// up to `limit` reservations of calls that never settled are released
+    /// once their hold would have expired (their spend set to 0: the
+    /// triggers give it back to the totals; a settlement arriving later
+    /// still counts what the call used).
     pub async fn prune_key_events(&self, now_ms: i64, limit: u64) -> Result<u64, DbError> {
         let before = now_ms - KEY_EVENTS_KEPT_MS;
         let counts = self
             .db
             .batch(vec![
+                sql!(
+                    "UPDATE key_events SET tokens = 0, spent = 0, release_at = NULL WHERE rowid IN (
+                       SELECT rowid FROM key_events WHERE release_at <= ?1 LIMIT ?2)",
+                    now_ms,
+                    limit as i64
+                ),
                 sql!(
                     "DELETE FROM key_events WHERE rowid IN (
                        SELECT rowid FROM (SELECT rowid, at FROM key_events ORDER BY rowid LIMIT ?2) WHERE at < ?1)",
@@ -601,7 +616,7 @@ impl Store {
                 ),
             ])
             .await?;
-        Ok(counts.first().copied().unwrap_or(0))
+        Ok(counts.get(1).copied().unwrap_or(0))
     }
 }
 
