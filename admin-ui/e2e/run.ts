@@ -1743,6 +1743,7 @@ async function teamSteps(browser: Browser, site: string): Promise<void> {
       const links = await navLinks(page);
       if (!links.includes('Teams') || links.includes('Users & keys')) throw new Error(`a team admin's menu: ${links.join(', ')}`);
       await nav(page, 'Teams', 'Teams');
+      await page.locator('tr[data-team]').first().waitFor();
       const names = await page.locator('tr[data-team]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-team')));
       if (names.join() !== 'Research') throw new Error(`a team admin sees teams ${names.join(', ')}`);
       await expectText(page.locator('tr[data-team=Research]'), 'team admin');
@@ -1821,9 +1822,15 @@ async function usersSearchedByHub(browser: Browser, site: string): Promise<void>
       await page.locator('input[name=user]').fill(id);
       await page.getByRole('button', { name: 'Apply' }).click();
       await page.waitForURL((u) => u.hash.includes(`user=${id}`));
-      await page.locator('tr[data-call]').first().waitFor();
-      const users = await page.locator('tr[data-call]').evaluateAll((rows) => rows.map((r) => r.textContent ?? ''));
-      if (!users.every((u) => u.includes('alice'))) throw new Error('the call log filtered by Alice shows others');
+      // The filtered page replaces the one before it: only Alice's calls, once loaded.
+      await page
+        .waitForFunction(() => {
+          const rows = [...document.querySelectorAll('tr[data-call]')];
+          return rows.length > 0 && rows.every((r) => r.textContent?.includes('alice'));
+        })
+        .catch(() => {
+          throw new Error('the call log filtered by Alice shows others');
+        });
       for (const route of ['overview', 'audit', 'billing?tab=payments']) {
         await page.goto(`${site}/#/${route}`);
         await loaded(page, CATALOGUES.en['common.loading']);

