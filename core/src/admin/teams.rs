@@ -314,12 +314,7 @@ pub(crate) async fn add_member(hub: &Hub, caller: &Caller, id: &str, req: &Reque
     f.only(&["user_id", "email", "role"])?;
     let role = role(&f)?.unwrap_or(TeamRole::Member);
     let user = named_user(hub, &f).await?;
-    if hub
-        .store()
-        .get_team(&team.id)
-        .await?
-        .is_some_and(|t| t.account_id == user.id)
-    {
+    if team.account_id == user.id {
         return Err(ApiError::invalid_field("user_id", "is the team's own account"));
     }
     if !hub.store().set_member(&team.id, &user.id, role, hub.now_ms()).await? {
@@ -367,11 +362,8 @@ pub(crate) async fn keys(hub: &Hub, caller: &Caller, id: &str) -> Result<Respons
         .iter()
         .map(|k| {
             let mut v = super::views::key_json(k);
-            v["holder"] = match members.iter().find(|m| m.user_id == k.user_id) {
-                Some(m) => json!(m.name),
-                None if k.user_id == team.account_id => json!(null),
-                None => json!(null),
-            };
+            // A service key (the team account's) has no holder.
+            v["holder"] = json!(members.iter().find(|m| m.user_id == k.user_id).map(|m| &m.name));
             v["service"] = json!(k.user_id == team.account_id);
             v
         })

@@ -217,7 +217,7 @@ impl ModelPatch {
 }
 
 /// `UPDATE table SET a = ?, b = ?, updated_at = ? WHERE id = ?`, from allow-listed column names.
-fn update_stmt(table: &str, id: &str, changes: Vec<Change>, now_ms: i64) -> Stmt {
+pub(super) fn update_stmt(table: &str, id: &str, changes: Vec<Change>, now_ms: i64) -> Stmt {
     let mut sets: Vec<String> = changes
         .iter()
         .enumerate()

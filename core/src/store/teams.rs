@@ -4,7 +4,7 @@ use super::patch::{Change, Nullable};
 use super::{first, rows, Row, Store};
 use crate::kinds::{BudgetPeriod, TeamRole};
 use crate::metering::money::Credits;
-use crate::ports::{DbError, SqlValue, Stmt};
+use crate::ports::{DbError, Stmt};
 use crate::sql;
 use crate::time::Zone;
 
@@ -218,17 +218,7 @@ impl Store {
 
     /// Applies a patch (and the account's name with the team's); false when there is no such team.
     pub async fn update_team(&self, id: &str, patch: &TeamPatch, now_ms: i64) -> Result<bool, DbError> {
-        let mut changes = patch.changes();
-        changes.push(("updated_at", now_ms.into()));
-        let sets: Vec<String> = (0..changes.len())
-            .map(|i| format!("{} = ?{}", changes[i].0, i + 1))
-            .collect();
-        let mut params: Vec<SqlValue> = changes.into_iter().map(|(_, v)| v).collect();
-        params.push(id.into());
-        let mut stmts = vec![Stmt::new(
-            format!("UPDATE teams SET {} WHERE id = ?{}", sets.join(", "), params.len()),
-            params,
-        )];
+        let mut stmts = vec![super::catalog::update_stmt("teams", id, patch.changes(), now_ms)];
         if let Some(name) = &patch.name {
             stmts.push(sql!(
                 "UPDATE users SET name = ?2, updated_at = ?3 WHERE id = (SELECT account_id FROM teams WHERE id = ?1)",
