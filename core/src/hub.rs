@@ -22,6 +22,7 @@ pub use crate::options::{HubOptions, Runtime};
 pub(crate) mod cache;
 pub(crate) mod credits;
 pub(crate) mod health;
+pub(crate) mod leases;
 pub(crate) mod settler;
 pub(crate) mod speed;
 pub mod telemetry;
@@ -39,6 +40,8 @@ struct Inner {
     refreshing: AtomicBool,
     /// Balances and holds in memory, when this process owns the database.
     pub book: OnceLock<CreditBook>,
+    /// Credit leased from a shared database, serving holds in memory.
+    leases: Option<crate::metering::lease::LeaseBook>,
     pub health: health::Health,
     /// Providers' measured speed and failures (latency routing).
     speed: speed::Speed,
@@ -101,6 +104,12 @@ impl Hub {
         let traces_on = options.otlp.traces_url().is_some();
         let exports_on = traces_on || (options.runtime != Runtime::Server && options.otlp.metrics_url().is_some());
         let runtime = options.runtime;
+        let leases = options.leases_on().then(|| {
+            crate::metering::lease::LeaseBook::new(crate::metering::lease::LeasePolicy::new(
+                options.lease_ttl_ms,
+                options.key_cache_ttl_ms,
+            ))
+        });
         Hub {
             store: store.clone(),
             inner: Arc::new(Inner {
@@ -115,6 +124,7 @@ impl Hub {
                 snapshot: RwLock::new(None),
                 refreshing: AtomicBool::new(false),
                 book: OnceLock::new(),
+                leases,
                 health: Default::default(),
                 speed: Default::default(),
                 in_flight: Arc::default(),
@@ -229,6 +239,10 @@ impl Hub {
 
     pub(crate) fn book(&self) -> Option<&CreditBook> {
         self.inner.book.get()
+    }
+
+    pub(crate) fn leases(&self) -> Option<&crate::metering::lease::LeaseBook> {
+        self.inner.leases.as_ref()
     }
 
     /// Model calls being served, counted against `HubOptions::max_in_flight`.
@@ -378,34 +392,23 @@ impl Hub {
         Ok(created)
     }
 
-    /// Reserves credit for a call: in the credit book when this process owns
-    /// the database, else with the database's conditional INSERT.
-    pub(crate) async fn place_hold(
-        &self,
-        call_id: &str,
-        user: &str,
-        amount: Credits,
-        ttl_ms: i64,
-    ) -> Result<bool, ApiError> {
-        let now = self.now_ms();
-        match self.inner.book.get() {
-            Some(book) => {
-                self.open_in_book(user).await?;
-                Ok(book.try_hold(user, amount, now))
-            }
-            None => Ok(self.inner.store.place_hold(call_id, user, amount, now, ttl_ms).await?),
-        }
-    }
-
     /// Whether holds are rows in the database (a shared database).
     pub(crate) fn holds_in_database(&self) -> bool {
         self.inner.book.get().is_none()
     }
 
-    /// A user row as callers should see it: with the holds in flight.
+    /// A user row as callers should see it: with the holds in flight. Credit
+    /// leases are the user's own credit set aside for their calls: of them,
+    /// only what this instance's calls hold counts as held.
     pub(crate) fn live_user(&self, mut u: crate::store::UserRow) -> crate::store::UserRow {
         if let Some(acc) = self.inner.book.get().and_then(|b| b.account(&u.id)) {
             u.held = Credits::from_nanos(acc.held);
+        } else if u.leased > Credits::ZERO {
+            let (_, in_calls) = self.leases().map_or((0, 0), |b| b.leased(&u.id));
+            u.held = u
+                .held
+                .saturating_sub(u.leased)
+                .saturating_add(Credits::from_nanos(in_calls));
         }
         u
     }

@@ -57,6 +57,21 @@ pub struct HubOptions {
     pub metrics_token: Option<String>,
     /// Where Hub runs (whether a periodic exporter sends telemetry, say).
     pub runtime: Runtime,
+    /// Whether an instance on a shared libSQL database serves holds from
+    /// credit leases (see `metering::lease`) rather than one row per call.
+    pub credit_leases: bool,
+    /// A lease's lifetime from its last renewal: how long a dead instance's
+    /// lease keeps credit locked.
+    pub lease_ttl_ms: i64,
+}
+
+impl HubOptions {
+    /// Whether holds come from credit leases: on a shared libSQL database
+    /// (`hub serve` on a remote database, Lambda) unless switched off. An
+    /// embedded database has the credit book; the Worker holds in D1.
+    pub fn leases_on(&self) -> bool {
+        self.credit_leases && !self.exclusive_database && self.runtime != Runtime::Worker
+    }
 }
 
 impl Default for HubOptions {
@@ -81,6 +96,8 @@ impl Default for HubOptions {
             otlp: crate::telemetry::OtlpOptions::new(),
             metrics_token: None,
             runtime: Runtime::Server,
+            credit_leases: true,
+            lease_ttl_ms: 30_000,
         }
     }
 }
@@ -234,6 +251,31 @@ pub const VARIABLES: &[Variable] = &[
             0 => Err("must be at least 1 second".into()),
             s => {
                 o.tick_interval_ms = millis(s)?;
+                Ok(())
+            }
+        },
+    },
+    Variable {
+        name: "HUB_CREDIT_LEASES",
+        runtimes: &[Runtime::Server, Runtime::Lambda],
+        help: "on a shared libSQL database, serve holds from credit leases (on) or place one hold row per call (off) (on)",
+        apply: |o, v| {
+            o.credit_leases = match v {
+                "on" => true,
+                "off" => false,
+                v => flag(v).map_err(|_| "must be on or off".to_string())?,
+            };
+            Ok(())
+        },
+    },
+    Variable {
+        name: "HUB_LEASE_TTL",
+        runtimes: &[Runtime::Server, Runtime::Lambda],
+        help: "seconds a credit lease lives unless renewed: what a stopped instance keeps locked (30)",
+        apply: |o, v| match whole(v)? {
+            0..=2 => Err("must be at least 3 seconds".into()),
+            s => {
+                o.lease_ttl_ms = millis(s)?;
                 Ok(())
             }
         },

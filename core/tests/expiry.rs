@@ -28,6 +28,7 @@ async fn store(dir: &common::TempDir) -> Store {
         role: "member".into(),
         balance: Credits::ZERO,
         held: Credits::ZERO,
+        leased: Credits::ZERO,
         disabled: false,
         created_at: 0,
         updated_at: 0,

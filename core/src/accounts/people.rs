@@ -153,6 +153,7 @@ async fn sign_up(hub: &Hub, p: &Proven, email: Option<String>) -> Result<UserRow
         role: if owner { Role::Owner } else { Role::Member }.as_str().into(),
         balance: Credits::ZERO,
         held: Credits::ZERO,
+        leased: Credits::ZERO,
         disabled: false,
         created_at: now,
         updated_at: now,

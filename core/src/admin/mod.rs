@@ -931,6 +931,7 @@ pub(crate) async fn create_user(hub: &Hub, caller: &Caller, req: &Request) -> Re
         role: role_field(&f, caller)?.unwrap_or(Role::Member).as_str().into(),
         balance: Default::default(),
         held: Default::default(),
+        leased: Default::default(),
         disabled: false,
         created_at: now,
         updated_at: now,

@@ -6,6 +6,7 @@ use crate::auth::{Caller, KeyLimits};
 use crate::error::ApiError;
 use crate::http::{HeaderName, HeaderValue};
 use crate::metering::money::Credits;
+use crate::metering::HeldIn;
 use crate::metering::Usage;
 use crate::store::{CallLog, KeyUse};
 use crate::Hub;
@@ -87,7 +88,7 @@ pub(crate) struct HoldGuard {
     hub: Hub,
     call_id: String,
     user: String,
-    hold: Option<Credits>,
+    hold: Option<(Credits, HeldIn)>,
     /// A key-limits reservation to give back if no relay takes the call.
     key_limited: bool,
     failed: Vec<CallLog>,
@@ -114,32 +115,58 @@ impl HoldGuard {
         }
     }
 
-    /// Holds `amount` for the call (402 when the free balance cannot cover it).
-    /// A hold row is released even if the request is dropped while its write
-    /// is in flight, so the guard is armed before it (releasing a hold that
-    /// was never placed changes nothing); the credit book's hold is taken
-    /// without waiting, so it is armed once taken.
+    /// Holds `amount` for the call (402 when the free balance cannot cover
+    /// it): in the credit book (an embedded database), from this instance's
+    /// lease (a shared database, when `leasable`: a call whose hold ends
+    /// with it), else in a hold row of its own. A hold row is released even
+    /// if the request is dropped while its write is in flight, so the guard
+    /// is armed before it (releasing a hold that was never placed changes
+    /// nothing); the others are taken without a write, so they are armed
+    /// once taken.
     pub async fn place(
         &mut self,
         settings: &crate::config::Settings,
         amount: Credits,
         ttl_ms: i64,
+        leasable: bool,
     ) -> Result<(), ApiError> {
-        let in_database = self.hub.holds_in_database();
-        if in_database {
-            self.hold = Some(amount);
-        }
-        let placed = self.hub.place_hold(&self.call_id, &self.user, amount, ttl_ms).await;
-        self.hold = (matches!(placed, Ok(true)) || in_database).then_some(amount);
-        match placed {
-            Ok(true) => {
-                self.counted = true;
-                self.hub.telemetry().metrics.holds_open.fetch_add(1, Relaxed);
-                Ok(())
+        let hub = self.hub.clone();
+        let placed = if let Some(book) = hub.book() {
+            hub.open_in_book(&self.user).await?;
+            let ok = book.try_hold(&self.user, amount, hub.now_ms());
+            if ok {
+                self.hold = Some((amount, HeldIn::Book));
             }
-            Ok(false) => Err(self.hub.not_enough(settings, Some(amount))),
-            Err(e) => Err(e),
+            ok
+        } else if let Some(lease) = match leasable {
+            true => hub.hold_from_lease(&self.user, amount).await?,
+            false => None,
+        } {
+            self.hold = Some((amount, HeldIn::Lease(lease)));
+            true
+        } else {
+            self.hold = Some((amount, HeldIn::Row));
+            let now = hub.now_ms();
+            let ok = hub
+                .store()
+                .place_hold(&self.call_id, &self.user, amount, now, ttl_ms)
+                .await?;
+            if !ok {
+                self.hold = None;
+            }
+            ok
+        };
+        if !placed {
+            return Err(hub.not_enough(settings, Some(amount)));
         }
+        self.counted = true;
+        hub.telemetry().metrics.holds_open.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// Where the hold placed lives (None: no hold was placed).
+    pub fn held_in(&self) -> Option<HeldIn> {
+        self.hold.as_ref().map(|(_, at)| at.clone())
     }
 
     /// Keeps a failed attempt's log row, written with the release or the settlement.
@@ -189,16 +216,23 @@ impl Drop for HoldGuard {
             let logs: Vec<&CallLog> = failed.iter().collect();
             self.hub.call_ended(self.trace.take(), &logs);
         }
-        if let (Some(hold), Some(book)) = (hold, self.hub.book()) {
-            book.settle(&self.user, hold, Credits::ZERO);
-        }
-        let hold_row = hold.is_some() && self.hub.holds_in_database();
-        let key_limited = std::mem::take(&mut self.key_limited);
-        let now = self.hub.now_ms();
         let mut stmts: Vec<crate::ports::Stmt> = failed.iter().map(crate::store::call_log_stmt).collect();
-        if hold_row {
-            stmts.push(crate::store::Store::release_hold_stmt(&self.call_id, now));
+        let now = self.hub.now_ms();
+        match hold {
+            Some((amount, HeldIn::Book)) => {
+                if let Some(book) = self.hub.book() {
+                    book.settle(&self.user, amount, Credits::ZERO);
+                }
+            }
+            Some((amount, HeldIn::Lease(lease))) => {
+                if let Some(leases) = self.hub.leases() {
+                    leases.close(&self.user, &lease, amount.nanos(), 0, false);
+                }
+            }
+            Some((_, HeldIn::Row)) => stmts.push(crate::store::Store::release_hold_stmt(&self.call_id, now)),
+            None => {}
         }
+        let key_limited = std::mem::take(&mut self.key_limited);
         // Nothing was used: the key's limits get the reservation back (the request still counts).
         if key_limited {
             stmts.push(crate::store::Store::key_call_stmt(&self.call_id, 0, 0));

@@ -117,6 +117,12 @@ pub(crate) trait Exchange: crate::ports::MaybeSendSync {
     /// A 2xx whole answer, read for the caller.
     fn read(&self, route: &Route, body: Bytes, meta: &Meta) -> Result<Whole, ApiError>;
 
+    /// Whether the call's hold outlives the call (a job it starts keeps
+    /// it): such a hold is a row of its own, never taken from a lease.
+    fn hold_outlives_call(&self) -> bool {
+        false
+    }
+
     /// How long the call's hold lives if nothing settles it: a call that
     /// starts a job holds until the job can no longer end.
     fn hold_ttl_ms(&self, settings: &Settings) -> i64 {
@@ -214,12 +220,13 @@ impl Call<'_> {
         let used = admit_key(self.hub, &self.caller, &self.id, &answer.usage, cost.charge, ttl_ms).await?;
         let mut guard = HoldGuard::new(self.hub, &self.id, &self.caller);
         if let Some(hold) = hold {
-            guard.place(settings, hold, ttl_ms).await?;
+            guard.place(settings, hold, ttl_ms, true).await?;
         }
         // The stored usage was bounded when a provider produced it.
         let mut meter = self.meter(route, 1, None, hold, answer.usage);
         meter.cache_use = Some(CacheUse::Hit);
         meter.hit = Some(cost);
+        meter.held_in = guard.held_in();
         meter.earlier_attempts = guard.disarm();
         meter.ttfb_ms = Some(meter.elapsed_ms());
         let billed = meter.finish(Some(answer.usage), 0, Outcome::Complete);
@@ -248,7 +255,9 @@ impl Call<'_> {
         // while Hub waited on providers) must not strand the hold.
         let mut guard = HoldGuard::new(self.hub, &self.id, &self.caller);
         if self.billed {
-            guard.place(&self.snap.settings, hold, ttl_ms).await?;
+            guard
+                .place(&self.snap.settings, hold, ttl_ms, !exchange.hold_outlives_call())
+                .await?;
         }
         Ok((hold, guard, used))
     }
@@ -308,6 +317,7 @@ impl Call<'_> {
                 }
                 Ok(answer) => {
                     meter.upstream_ttfb_ms = Some(((hub.clock().monotonic_us() - sent_us) / 1000) as i64);
+                    meter.held_in = guard.held_in();
                     meter.earlier_attempts = guard.disarm();
                     meter.trace = guard.trace.take();
                     return Ok(deliver(&*exchange, meter, answer, meta));
@@ -500,6 +510,7 @@ impl<'a> Call<'a> {
             stream: self.plan.stream,
             billed: self.billed,
             hold,
+            held_in: None,
             prompt: self.plan.prompt,
             started_us: self.started_us,
             upstream_ttfb_ms: None,

@@ -14,6 +14,7 @@ use crate::http::{BodyError, ByteStream};
 use crate::kinds::{CacheUse, CallStatus, Endpoint, ModelKind};
 use crate::metering::estimate::{tokens_in_text, PromptSize};
 use crate::metering::money::Credits;
+use crate::metering::HeldIn;
 use crate::metering::Usage;
 use crate::protocols::openai::{stream_error_event, ChunkView};
 use crate::protocols::responses::tap::{End as TapEnd, Tap};
@@ -56,6 +57,8 @@ pub struct CallMeter {
     pub billed: bool,
     /// The credit held for this call, when billing is on.
     pub hold: Option<Credits>,
+    /// Where the hold lives (the guard placed it; set when it hands over).
+    pub held_in: Option<crate::metering::HeldIn>,
     pub prompt: PromptSize,
     /// The most this call can use (prompt bound, output budget, images
     /// asked for): reported usage beyond it is cut to it.
@@ -157,7 +160,7 @@ impl CallMeter {
             credits,
             billed: self.billed,
             estimated,
-            hold: self.hold.is_some() && self.hub.holds_in_database(),
+            hold: self.hold.and(self.held_in.clone()),
             key_limited: self.caller.budgeted(),
             now_ms: self.hub.now_ms(),
             log,
@@ -166,18 +169,32 @@ impl CallMeter {
             let open = &self.hub.telemetry().metrics.holds_open;
             open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
-        if let (Some(hold), Some(book)) = (self.hold.take(), self.hub.book()) {
-            let charged = if self.billed { credits } else { Credits::ZERO };
-            book.settle(&self.caller.user_id, hold, charged);
+        let charged = if self.billed { credits } else { Credits::ZERO };
+        let mut lease_charge = None;
+        match (self.hold.take(), self.held_in.take()) {
+            (Some(hold), Some(HeldIn::Book)) => {
+                if let Some(book) = self.hub.book() {
+                    book.settle(&self.caller.user_id, hold, charged);
+                }
+            }
+            (Some(hold), Some(HeldIn::Lease(lease))) => {
+                if let Some(leases) = self.hub.leases() {
+                    let queued = charged > Credits::ZERO;
+                    leases.close(&self.caller.user_id, &lease, hold.nanos(), charged.nanos(), queued);
+                    lease_charge = queued.then(|| (self.caller.user_id.clone(), lease));
+                }
+            }
+            _ => {}
         }
         let earlier = std::mem::take(&mut self.earlier_attempts);
         let logs: Vec<&CallLog> = earlier.iter().chain([&settlement.log]).collect();
         self.hub.call_ended(self.trace.take(), &logs);
         tracing::info!(call_id = %self.call_id, status = %settlement.log.status, credits = %credits, estimated, input = usage.input_tokens, output = usage.output_tokens, "call finished");
         // Journaled here, before the caller gets the final event; committed in the background.
-        self.hub.commit_settlement(
+        self.hub.commit_settlement_charging(
             &self.call_id,
             crate::store::Store::settlement_stmts(&settlement, &earlier),
+            lease_charge,
         );
         Billed { usage, credits }
     }

@@ -4,6 +4,7 @@
 //! last byte, so a crash cannot lose them; then they are written in the
 //! background and retried, with backoff, until the database takes them.
 
+use crate::metering::lease::LeaseId;
 use crate::ports::{Journal, Stmt};
 use crate::Hub;
 use std::sync::atomic::Ordering;
@@ -24,6 +25,13 @@ impl Hub {
     /// Commits a finished call's writes; see the module documentation.
     /// Returns once they are journaled (or at once without a journal).
     pub(crate) fn commit_settlement(&self, call_id: &str, stmts: Vec<Stmt>) {
+        self.commit_settlement_charging(call_id, stmts, None);
+    }
+
+    /// Commits a finished call's writes that charge a credit lease
+    /// (`lease`: the user and the lease), telling the lease book once they
+    /// commit: a lease is returned only when its charges are in.
+    pub(crate) fn commit_settlement_charging(&self, call_id: &str, stmts: Vec<Stmt>, lease: Option<(String, LeaseId)>) {
         let settler = &self.settler();
         let seq = settler.journal.get().and_then(|j| {
             let record = serde_json::to_vec(&stmts).unwrap_or_default();
@@ -48,6 +56,9 @@ impl Hub {
         let call_id = call_id.to_string();
         self.background().spawn(Box::pin(async move {
             hub.commit_until_done(&call_id, seq, stmts).await;
+            if let (Some((user, lease)), Some(book)) = (lease, hub.leases()) {
+                book.committed(&user, &lease);
+            }
             hub.settler().retrying.fetch_sub(1, Ordering::AcqRel);
         }));
     }

@@ -146,6 +146,10 @@ impl Exchange for StartJob {
         Ok(Whole::Job(body))
     }
 
+    fn hold_outlives_call(&self) -> bool {
+        true
+    }
+
     fn hold_ttl_ms(&self, _settings: &Settings) -> i64 {
         HOLD_TTL_MS
     }
@@ -603,7 +607,7 @@ fn outcome_stmts(hub: &Hub, job: &VideoJob, now: i64) -> Vec<Stmt> {
                 credits: job.credits,
                 billed: job.billed,
                 estimated: false,
-                hold: hold_row,
+                hold: hold_row.then_some(crate::metering::HeldIn::Row),
                 key_limited: job.key_limited,
                 now_ms: decided,
                 log: call_log(job, usage),

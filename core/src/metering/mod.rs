@@ -3,7 +3,19 @@
 
 pub mod book;
 pub mod estimate;
+pub mod lease;
 pub mod money;
+
+/// Where a call's credit is held until it settles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldIn {
+    /// The credit book of the process that owns an embedded database.
+    Book,
+    /// A hold row of its own in a shared database (`holds.id` is the call id).
+    Row,
+    /// This instance's lease on the user's balance (`lease::LeaseBook`).
+    Lease(lease::LeaseId),
+}
 
 use money::{Credits, Rate};
 use serde::{Deserialize, Serialize};

@@ -134,7 +134,11 @@ impl Store {
         let r = self
             .db
             .query(sql!(
-                "SELECT * FROM users WHERE lower(email) = lower(?1) ORDER BY created_at LIMIT 1",
+                concat!(
+                    "SELECT *, ",
+                    leased_column!(),
+                    " FROM users WHERE lower(email) = lower(?1) ORDER BY created_at LIMIT 1"
+                ),
                 email
             ))
             .await?;

@@ -4,7 +4,7 @@
 
 use super::{first, rows, Page, Store};
 use crate::metering::money::Credits;
-use crate::metering::{Rates, Usage};
+use crate::metering::{HeldIn, Rates, Usage};
 use crate::ports::{DbError, SqlValue, Stmt};
 use crate::sql;
 
@@ -40,8 +40,9 @@ pub struct Settlement {
     /// Whether the credits come off the balance (billing on).
     pub billed: bool,
     pub estimated: bool,
-    /// The hold to close, if one was placed.
-    pub hold: bool,
+    /// Where the call's hold is, if one was placed: a hold row is closed,
+    /// a lease is charged (the credit book needs no write).
+    pub hold: Option<crate::metering::HeldIn>,
     /// Whether the call was admitted under its key's limits (a key_events row to update).
     pub key_limited: bool,
     pub now_ms: i64,
@@ -402,12 +403,16 @@ impl Store {
                 &s.user_id, -s.credits.nanos(), &s.call_id, &s.model, s.now_ms
             ));
         }
-        if s.hold {
-            stmts.push(sql!(
+        match &s.hold {
+            Some(HeldIn::Row) => stmts.push(sql!(
                 "UPDATE holds SET state = 'settled', closed_at = ?2 WHERE id = ?1 AND state = 'open'",
                 &s.call_id,
                 s.now_ms
-            ));
+            )),
+            Some(HeldIn::Lease(lease)) if s.billed && s.credits.nanos() > 0 => stmts.push(Store::lease_charge_stmt(
+                &s.call_id, &s.user_id, lease, s.credits, s.now_ms,
+            )),
+            _ => {}
         }
         if s.key_limited {
             let tokens = i64::try_from(u.total_tokens()).unwrap_or(i64::MAX);

@@ -4,6 +4,14 @@
 //! itself (triggers in `infra/migrations`), so each write below is one atomic
 //! statement or one atomic batch.
 
+/// The `leased` column of a user row: what credit leases (holds of kind
+/// `lease`, migration 0021) set aside of the user's `held`.
+macro_rules! leased_column {
+    () => {
+        "(SELECT COALESCE(SUM(amount), 0) FROM holds WHERE holds.user_id = users.id AND holds.state = 'open' AND holds.kind = 'lease') AS leased"
+    };
+}
+
 mod accounts;
 mod aliases;
 mod audit;
@@ -11,6 +19,7 @@ mod buckets;
 mod catalog;
 mod codes;
 mod connect;
+mod leases;
 mod ledger;
 mod log;
 mod notify;
@@ -129,6 +138,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         20,
         "reservation_release",
         include_str!("../../../infra/migrations/0020_reservation_release.sql"),
+    ),
+    (
+        21,
+        "credit_leases",
+        include_str!("../../../infra/migrations/0021_credit_leases.sql"),
     ),
 ];
 

@@ -18,6 +18,9 @@ pub struct UserRow {
     pub role: String,
     pub balance: Credits,
     pub held: Credits,
+    /// Of `held`, what instances hold as credit leases (a shared
+    /// database): credit set aside for the user's own calls.
+    pub leased: Credits,
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -52,6 +55,7 @@ pub(super) fn user(r: &Row) -> UserRow {
         role: r.str("role"),
         balance: Credits::from_nanos(r.i64("balance")),
         held: Credits::from_nanos(r.i64("held")),
+        leased: Credits::from_nanos(r.i64("leased")),
         disabled: r.bool("disabled"),
         created_at: r.i64("created_at"),
         updated_at: r.i64("updated_at"),
@@ -178,7 +182,13 @@ impl Store {
     }
 
     pub async fn get_user(&self, id: &str) -> Result<Option<UserRow>, DbError> {
-        let r = self.db.query(sql!("SELECT * FROM users WHERE id = ?1", id)).await?;
+        let r = self
+            .db
+            .query(sql!(
+                concat!("SELECT *, ", leased_column!(), " FROM users WHERE id = ?1"),
+                id
+            ))
+            .await?;
         Ok(first(&r).map(|r| user(&r)))
     }
 
@@ -194,9 +204,9 @@ impl Store {
         let r = self
             .db
             .query(sql!(
-                "SELECT * FROM users WHERE (?1 IS NULL OR id > ?1) \
+                concat!("SELECT *, ", leased_column!(), " FROM users WHERE (?1 IS NULL OR id > ?1) \
                  AND (?3 IS NULL OR instr(lower(name), ?3) > 0 OR instr(lower(coalesce(email, '')), ?3) > 0 OR lower(id) = ?3) \
-                 ORDER BY id LIMIT ?2",
+                 ORDER BY id LIMIT ?2"),
                 cursor,
                 limit + 1,
                 search
@@ -212,7 +222,11 @@ impl Store {
         let r = self
             .db
             .query(sql!(
-                "SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+                concat!(
+                    "SELECT *, ",
+                    leased_column!(),
+                    " FROM users WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+                ),
                 list
             ))
             .await?;
@@ -279,6 +293,7 @@ impl Store {
             role: "owner".into(),
             balance: Credits::ZERO,
             held: Credits::ZERO,
+            leased: Credits::ZERO,
             disabled: false,
             created_at: key.now_ms,
             updated_at: key.now_ms,

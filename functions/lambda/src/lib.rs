@@ -161,6 +161,11 @@ pub async fn app(req: lambda_http::Request) -> Result<http::Response<StreamingBo
             return Ok(to_lambda(res, None));
         }
     };
+    // No background work runs while the function is frozen: leases are
+    // renewed and returned here, when due (usually nothing to do).
+    if let Err(e) = state.hub.lease_upkeep().await {
+        tracing::warn!("credit lease upkeep: {e}");
+    }
     let (parts, body) = req.into_parts();
     let body = match body {
         lambda_http::Body::Empty => Bytes::new(),

@@ -174,6 +174,21 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         })
     };
 
+    // Credit leases (a shared database): renewed while in use, returned when idle.
+    let lease_upkeep = hub.lease_upkeep_every_ms().map(|every| {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(every));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = hub.lease_upkeep().await {
+                    tracing::warn!("credit lease upkeep: {e}");
+                }
+            }
+        })
+    });
+
     let exporter = hub
         .options()
         .otlp
@@ -270,6 +285,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         .is_err()
     {
         tracing::error!("some settlements did not finish within 30 s");
+    }
+    // Every settlement is in: what is left of this instance's leases is free again.
+    if let Some(upkeep) = lease_upkeep {
+        upkeep.abort();
+        match hub.return_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(leases = n, "credit leases returned"),
+            Err(e) => tracing::warn!("credit leases not returned (they expire on their own): {e}"),
+        }
     }
     // The last calls' spans, once their settlements (which queue them) are done.
     if let Some(exporter) = exporter {
