@@ -22,7 +22,7 @@ pub use crate::options::{HubOptions, Runtime};
 pub(crate) mod cache;
 pub(crate) mod credits;
 pub(crate) mod health;
-pub(crate) mod leases;
+pub mod leases;
 pub(crate) mod settler;
 pub(crate) mod speed;
 pub mod telemetry;
@@ -41,7 +41,7 @@ struct Inner {
     /// Balances and holds in memory, when this process owns the database.
     pub book: OnceLock<CreditBook>,
     /// Credit leased from a shared database, serving holds in memory.
-    leases: Option<crate::metering::lease::LeaseBook>,
+    lessee: Option<leases::Lessee>,
     pub health: health::Health,
     /// Providers' measured speed and failures (latency routing).
     speed: speed::Speed,
@@ -104,11 +104,11 @@ impl Hub {
         let traces_on = options.otlp.traces_url().is_some();
         let exports_on = traces_on || (options.runtime != Runtime::Server && options.otlp.metrics_url().is_some());
         let runtime = options.runtime;
-        let leases = options.leases_on().then(|| {
-            crate::metering::lease::LeaseBook::new(crate::metering::lease::LeasePolicy::new(
-                options.lease_ttl_ms,
-                options.key_cache_ttl_ms,
-            ))
+        let lessee = options.leases_on().then(|| {
+            leases::Lessee::new(
+                store.clone(),
+                crate::metering::lease::LeasePolicy::new(options.lease_ttl_ms, options.key_cache_ttl_ms),
+            )
         });
         Hub {
             store: store.clone(),
@@ -124,7 +124,7 @@ impl Hub {
                 snapshot: RwLock::new(None),
                 refreshing: AtomicBool::new(false),
                 book: OnceLock::new(),
-                leases,
+                lessee,
                 health: Default::default(),
                 speed: Default::default(),
                 in_flight: Arc::default(),
@@ -242,7 +242,11 @@ impl Hub {
     }
 
     pub(crate) fn leases(&self) -> Option<&crate::metering::lease::LeaseBook> {
-        self.inner.leases.as_ref()
+        self.inner.lessee.as_ref().map(leases::Lessee::book)
+    }
+
+    pub(crate) fn lessee(&self) -> Option<&leases::Lessee> {
+        self.inner.lessee.as_ref()
     }
 
     /// Model calls being served, counted against `HubOptions::max_in_flight`.
