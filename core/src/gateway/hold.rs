@@ -147,10 +147,13 @@ impl HoldGuard {
         } else {
             self.hold = Some((amount, HeldIn::Row));
             let now = hub.now_ms();
-            let ok = hub
-                .store()
-                .place_hold(&self.call_id, &self.user, amount, now, ttl_ms)
-                .await?;
+            let store = hub.store();
+            let mut ok = store.place_hold(&self.call_id, &self.user, amount, now, ttl_ms).await?;
+            // Credit still held by calls or leases past their expiry (a dead
+            // instance's) is the user's again, swept or not.
+            if !ok && store.expire_user_holds(&self.user, now).await? > 0 {
+                ok = store.place_hold(&self.call_id, &self.user, amount, now, ttl_ms).await?;
+            }
             if !ok {
                 self.hold = None;
             }
