@@ -350,3 +350,76 @@ async fn credit_taken_away_revokes_leases_and_a_grant_is_used_at_once() {
     let (u, _) = assert_exact(&f, &user, grants).await;
     assert!(nanos(&u["balance"]) >= 0);
 }
+
+/// A shared database that cannot be reached: a call that needs it for its
+/// hold is refused with 503 in the caller's protocol before any provider is
+/// asked, and a lease is never used past its expiry to avoid asking.
+#[tokio::test]
+async fn an_unreachable_database_is_a_503_before_the_provider() {
+    let dir = hub_e2e::temp_dir("leases-down");
+    let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
+    let mock = MockProvider::start().await;
+    mock.set(
+        "mock-model",
+        Behavior {
+            prompt_tokens: 10,
+            completion_tokens: 20,
+            ..Default::default()
+        },
+    );
+    // Keys and configuration stay cached all along: only holds need the database.
+    let mut l = launch(&hrana, &dir.join("journal"));
+    l.env.push(("HUB_CACHE_TTL".into(), "30".into()));
+    let hub = tokio::task::spawn_blocking(move || HubServer::start(bin(), l))
+        .await
+        .unwrap();
+    let api = Api::new(&hub.base);
+    let provider = api
+        .setup_provider("mock", &mock.base_url(), "sk-mock-secret-0001")
+        .await;
+    api.add_model(
+        &provider,
+        "mock-model",
+        json!({"input_rate": 1000, "output_rate": 1000}),
+    )
+    .await;
+    let (_, warm) = api.user_with_key("warm", &decimal(100 * per_call())).await;
+    let (_, cold) = api.user_with_key("cold", &decimal(100 * per_call())).await;
+    let chat = json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20});
+    let messages = json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20});
+    let post = |path: &'static str, key: String, body: Value| {
+        let api = api.clone();
+        async move {
+            let r = api
+                .http
+                .post(format!("{}{path}", api.base))
+                .bearer_auth(&key)
+                .header("anthropic-version", "2023-06-01")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // `warm` holds a lease; `cold` held one, returned once idle (1 s).
+    assert_eq!(post("/v1/chat/completions", warm.clone(), chat.clone()).await.0, 200);
+    assert_eq!(post("/v1/messages", cold.clone(), messages.clone()).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(post("/v1/chat/completions", warm.clone(), chat.clone()).await.0, 200);
+    drop(hrana);
+
+    // Without a lease the hold needs the database: 503 in the caller's protocol.
+    let (status, body) = post("/v1/messages", cold.clone(), messages.clone()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "overloaded_error", "{body}");
+    // A lease that could not be renewed takes no holds once a third of its
+    // TTL (3 s) is left: 503 too, never a call past the lease.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let answered = mock.received().len();
+    let (status, body) = post("/v1/chat/completions", warm.clone(), chat.clone()).await;
+    assert_eq!(status, 503, "a lease past its time is not used: {body}");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert_eq!(mock.received().len(), answered, "no provider was asked without a hold");
+}
