@@ -6,7 +6,7 @@ use super::Hub;
 use crate::metering::lease::{LeaseBook, LeaseId, LeasePolicy};
 use crate::metering::money::Credits;
 use crate::ports::DbError;
-use crate::store::Store;
+use crate::store::{LeaseTerms, Store};
 
 /// A holder of credit leases: the lease book and the database its leases
 /// are rows in. `hub serve` and Lambda keep one per process; a Worker's
@@ -54,12 +54,16 @@ impl Lessee {
         }
         let ask = book.ask(user, need);
         let id: LeaseId = new_id().into();
-        let expires_at = at.saturating_add(book.policy().ttl_ms);
-        let taken = self
-            .store
-            .take_lease(&id, user, ask.want, ask.least, at, expires_at)
-            .await?;
-        let Some(leased) = taken else {
+        let policy = book.policy();
+        let terms = LeaseTerms {
+            want: ask.want,
+            least: ask.least,
+            now_ms: at,
+            expires_at: at.saturating_add(policy.ttl_ms),
+            usable_until: at.saturating_add(policy.margin_ms()),
+        };
+        let taken = self.store.take_lease(&id, user, terms).await?;
+        let Some((leased, expires_at)) = taken else {
             if let Some((lease, left)) = book.take_leftover(user) {
                 self.store.shrink_lease(&lease, left).await?;
             }
@@ -84,14 +88,14 @@ impl Lessee {
         if !due.renew.is_empty() {
             let ids: Vec<&str> = due.renew.iter().map(|id| &**id).collect();
             let expires_at = now.saturating_add(self.book.policy().ttl_ms);
-            let alive = self.store.renew_leases(&ids, expires_at).await?;
+            let alive = self.store.renew_leases(&ids, now, expires_at).await?;
             if alive.len() < ids.len() {
                 tracing::warn!(
                     lost = ids.len() - alive.len(),
                     "credit leases no longer open in the database (revoked or expired); they take no more holds"
                 );
             }
-            self.book.renewed(&due.renew, &alive, expires_at);
+            self.book.renewed(&due.renew, &alive);
         }
         Ok(())
     }

@@ -52,7 +52,7 @@ impl LeasePolicy {
     }
 
     /// A lease takes new holds only while it has this much life left.
-    fn margin_ms(&self) -> i64 {
+    pub fn margin_ms(&self) -> i64 {
         self.ttl_ms / 3
     }
 
@@ -299,10 +299,10 @@ impl LeaseBook {
     }
 
     /// The renewal of `asked` came back: the leases in `alive` (with their
-    /// rows' amounts) now expire at `expires_at`; the others are gone
+    /// rows' amounts and new expiries) live on; the others are gone
     /// (released by a revocation, or expired) and are forgotten.
-    pub fn renewed(&self, asked: &[LeaseId], alive: &[(String, i64)], expires_at: i64) {
-        let alive: HashMap<&str, i64> = alive.iter().map(|(id, a)| (id.as_str(), *a)).collect();
+    pub fn renewed(&self, asked: &[LeaseId], alive: &[(String, i64, i64)]) {
+        let alive: HashMap<&str, (i64, i64)> = alive.iter().map(|(id, a, e)| (id.as_str(), (*a, *e))).collect();
         let asked: std::collections::HashSet<&str> = asked.iter().map(|id| &**id).collect();
         self.with(|users| {
             for u in users.values_mut() {
@@ -311,10 +311,9 @@ impl LeaseBook {
                         return true;
                     }
                     match alive.get(&*l.id) {
-                        Some(&row) => {
+                        Some(&(row, expires_at)) => {
                             l.expires_at = expires_at;
-                            // The row may be lower (a charge this instance does not know of
-                            // cannot exist, but never believe more than the row reserves).
+                            // Never believe more than the row reserves.
                             l.amount = l.amount.min(row);
                             true
                         }
@@ -426,7 +425,7 @@ mod tests {
         assert!(b.try_hold("u", 10, 1).is_some());
         assert!(b.try_hold("v", 10, 1).is_some());
         let asked: Vec<LeaseId> = vec!["lse_1".into(), "lse_2".into()];
-        b.renewed(&asked, &[("lse_2".to_string(), 80)], 2 * TTL);
+        b.renewed(&asked, &[("lse_2".to_string(), 80, 2 * TTL)]);
         assert_eq!(b.try_hold("u", 1, 2), None, "revoked");
         assert_eq!(b.leased("v"), (80, 10), "never more than the row reserves");
         assert!(b.try_hold("v", 1, TTL + 1).is_some(), "renewed");

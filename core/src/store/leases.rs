@@ -4,6 +4,16 @@
 
 use super::{rows, Store};
 use crate::metering::money::Credits;
+
+/// What a lease is asked for (see [`Store::take_lease`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseTerms {
+    pub want: i64,
+    pub least: i64,
+    pub now_ms: i64,
+    pub expires_at: i64,
+    pub usable_until: i64,
+}
 use crate::ports::{DbError, Stmt};
 use crate::sql;
 
@@ -12,56 +22,69 @@ impl Store {
     /// user's free balance (the balance less open holds, leases included,
     /// and less credit past its expiry), and only if that half covers
     /// `least`: one conditional INSERT, so concurrent leases and holds from
-    /// every instance serialize and never exceed the balance. Returns the
-    /// amount leased, or None.
+    /// every instance serialize and never exceed the balance. The lease
+    /// expires at `expires_at`, or sooner when credit of the user's expires
+    /// sooner (a lease never outlives credit it may hold), and is taken only
+    /// if that leaves it past `usable_until`. Returns the amount leased and
+    /// when the lease expires, or None.
     pub async fn take_lease(
         &self,
         lease_id: &str,
         user_id: &str,
-        want: i64,
-        least: i64,
-        now_ms: i64,
-        expires_at: i64,
-    ) -> Result<Option<i64>, DbError> {
+        ask: LeaseTerms,
+    ) -> Result<Option<(i64, i64)>, DbError> {
         let r = self
             .db
             .write_returning(sql!(
                 "INSERT INTO holds (id, user_id, amount, state, created_at, expires_at, kind)
-                 SELECT ?1, ?2, MIN(?3, f.free / 2), 'open', ?5, ?6, 'lease'
+                 SELECT ?1, ?2, MIN(?3, f.free / 2), 'open', ?5, f.until, 'lease'
                  FROM (SELECT balance - held
                          - (SELECT COALESCE(SUM(remaining), 0) FROM credit_buckets
-                            WHERE user_id = ?2 AND remaining > 0 AND expires_at <= ?5) AS free
+                            WHERE user_id = ?2 AND remaining > 0 AND expires_at <= ?5) AS free,
+                         MIN(?6, COALESCE((SELECT MIN(expires_at) FROM credit_buckets
+                            WHERE user_id = ?2 AND remaining > 0 AND expires_at > ?5), ?6)) AS until
                        FROM users WHERE id = ?2) AS f
-                 WHERE f.free / 2 >= ?4
-                 RETURNING amount",
+                 WHERE f.free / 2 >= ?4 AND f.until > ?7
+                 RETURNING amount, expires_at",
                 lease_id,
                 user_id,
-                want,
-                least,
-                now_ms,
-                expires_at
+                ask.want,
+                ask.least,
+                ask.now_ms,
+                ask.expires_at,
+                ask.usable_until
             ))
             .await?;
-        let leased = rows(&r).next().map(|row| row.i64("amount"));
+        let leased = rows(&r).next().map(|row| (row.i64("amount"), row.i64("expires_at")));
         Ok(leased)
     }
 
-    /// Pushes the expiry of these open leases back to `expires_at`; returns
-    /// the ones still open with what their rows reserve (a lease missing
-    /// was released by a revocation, or expired).
-    pub async fn renew_leases(&self, ids: &[&str], expires_at: i64) -> Result<Vec<(String, i64)>, DbError> {
+    /// Pushes the expiry of these open leases back to `expires_at` (or to
+    /// their user's soonest credit expiry after `now_ms`, if sooner); returns
+    /// the ones still open with what their rows reserve and their new
+    /// expiry (a lease missing was released by a revocation, or expired).
+    pub async fn renew_leases(
+        &self,
+        ids: &[&str],
+        now_ms: i64,
+        expires_at: i64,
+    ) -> Result<Vec<(String, i64, i64)>, DbError> {
         let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
         let r = self
             .db
             .write_returning(sql!(
-                "UPDATE holds SET expires_at = ?1
+                "UPDATE holds SET expires_at = MIN(?1, COALESCE((SELECT MIN(b.expires_at) FROM credit_buckets b
+                   WHERE b.user_id = holds.user_id AND b.remaining > 0 AND b.expires_at > ?3), ?1))
                  WHERE state = 'open' AND kind = 'lease' AND id IN (SELECT value FROM json_each(?2))
-                 RETURNING id, amount",
+                 RETURNING id, amount, expires_at",
                 expires_at,
-                list
+                list,
+                now_ms
             ))
             .await?;
-        Ok(rows(&r).map(|row| (row.str("id"), row.i64("amount"))).collect())
+        Ok(rows(&r)
+            .map(|row| (row.str("id"), row.i64("amount"), row.i64("expires_at")))
+            .collect())
     }
 
     /// Takes `left` off a lease's row (its free part, given up).

@@ -38,6 +38,7 @@ pub use buckets::*;
 pub use catalog::*;
 pub use codes::*;
 pub use connect::*;
+pub use leases::LeaseTerms;
 pub use ledger::*;
 pub use log::*;
 pub use notify::*;
