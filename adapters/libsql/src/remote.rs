@@ -157,10 +157,13 @@ impl Hrana {
             .map_err(|e| unavailable("the remote database's answer was cut off", &e))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes);
-            return Err(unavailable("the remote database refused the batch", &format!("{status}: {text}")));
+            return Err(unavailable(
+                "the remote database refused the batch",
+                &format!("{status}: {text}"),
+            ));
         }
-        let resp: proto::PipelineRespBody =
-            serde_json::from_slice(&bytes).map_err(|e| unavailable("unreadable answer from the remote database", &e))?;
+        let resp: proto::PipelineRespBody = serde_json::from_slice(&bytes)
+            .map_err(|e| unavailable("unreadable answer from the remote database", &e))?;
         match resp.results.into_iter().next() {
             Some(proto::StreamResult::Ok {
                 response: proto::StreamResponse::Batch(b),
@@ -271,10 +274,7 @@ impl GroupCommitter {
         let stopped = || DbError::Unavailable("the remote database's committer has stopped".into());
         bounded(async {
             let (reply, answer) = oneshot::channel();
-            self.queue
-                .send(Queued { stmts, reply })
-                .await
-                .map_err(|_| stopped())?;
+            self.queue.send(Queued { stmts, reply }).await.map_err(|_| stopped())?;
             answer.await.map_err(|_| stopped())?
         })
         .await

@@ -122,9 +122,17 @@ async fn every_kind_of_value_reads_back_as_written() {
         .collect();
     let counts = db.batch(stmts).await.unwrap();
     assert_eq!(counts, vec![1; values.len()]);
-    assert_eq!(remote.stats().requests - before.requests, 1, "one round trip for the batch");
+    assert_eq!(
+        remote.stats().requests - before.requests,
+        1,
+        "one round trip for the batch"
+    );
 
-    let rows = db.query(sql!("SELECT id, v, w FROM vals ORDER BY id")).await.unwrap().rows;
+    let rows = db
+        .query(sql!("SELECT id, v, w FROM vals ORDER BY id"))
+        .await
+        .unwrap()
+        .rows;
     assert_eq!(rows.len(), values.len());
     for (row, v) in rows.iter().zip(&values) {
         assert!(same(&row[1], v), "wrote {v:?}, read {:?}", row[1]);
@@ -150,9 +158,12 @@ async fn nan_is_stored_as_null_and_infinity_is_refused() {
     db.execute_script("CREATE TABLE vals (id INTEGER PRIMARY KEY, v);")
         .await
         .unwrap();
-    db.batch(vec![sql!("INSERT INTO vals (id, v) VALUES (1, ?1)", SqlValue::Real(f64::NAN))])
-        .await
-        .unwrap();
+    db.batch(vec![sql!(
+        "INSERT INTO vals (id, v) VALUES (1, ?1)",
+        SqlValue::Real(f64::NAN)
+    )])
+    .await
+    .unwrap();
     let rows = db.query(sql!("SELECT v FROM vals WHERE id = 1")).await.unwrap().rows;
     assert_eq!(rows[0][0], SqlValue::Null);
     for inf in [f64::INFINITY, f64::NEG_INFINITY] {
@@ -162,7 +173,10 @@ async fn nan_is_stored_as_null_and_infinity_is_refused() {
                 sql!("INSERT INTO vals (id, v) VALUES (3, ?1)", SqlValue::Real(inf)),
             ])
             .await;
-        assert!(matches!(r, Err(DbError::Other(ref m)) if m.contains("infinite")), "{r:?}");
+        assert!(
+            matches!(r, Err(DbError::Other(ref m)) if m.contains("infinite")),
+            "{r:?}"
+        );
     }
     assert_eq!(count(&db, sql!("SELECT COUNT(*) FROM vals")).await, 1);
 }
@@ -203,7 +217,10 @@ async fn a_failing_statement_leaves_nothing_behind() {
         .await;
     let alone = db.execute(sql!("INSERT INTO missing (k) VALUES (1)")).await;
     assert!(format!("{r:?}").contains("no such table"), "{r:?}");
-    assert_eq!(std::mem::discriminant(&r.unwrap_err()), std::mem::discriminant(&alone.unwrap_err()));
+    assert_eq!(
+        std::mem::discriminant(&r.unwrap_err()),
+        std::mem::discriminant(&alone.unwrap_err())
+    );
     assert_eq!(count(&db, sql!("SELECT COUNT(*) FROM t")).await, 0);
 }
 
@@ -225,8 +242,16 @@ fn counted_statements() -> Vec<Stmt> {
     vec![
         sql!("INSERT OR IGNORE INTO grants (id, amount) VALUES (?1, ?2)", "g1", 5),
         sql!("INSERT OR IGNORE INTO grants (id, amount) VALUES (?1, ?2)", "g1", 7),
-        sql!("UPDATE codes SET claimed_by = ?1 WHERE code = ?2 AND claimed_by IS NULL", "alice", "a"),
-        sql!("UPDATE codes SET claimed_by = ?1 WHERE code = ?2 AND claimed_by IS NULL", "bob", "a"),
+        sql!(
+            "UPDATE codes SET claimed_by = ?1 WHERE code = ?2 AND claimed_by IS NULL",
+            "alice",
+            "a"
+        ),
+        sql!(
+            "UPDATE codes SET claimed_by = ?1 WHERE code = ?2 AND claimed_by IS NULL",
+            "bob",
+            "a"
+        ),
         sql!("UPDATE codes SET claimed_by = 'x' WHERE claimed_by IS NULL"),
         sql!("DELETE FROM codes WHERE code IN ('b', 'c', 'zz')"),
         sql!("INSERT OR IGNORE INTO grants (id, amount) VALUES (?1, ?2)", "g2", 1),
@@ -280,7 +305,11 @@ async fn concurrent_batches_share_requests_and_a_failure_fails_alone() {
     for i in 0..200i64 {
         let db = db.clone();
         tasks.push(tokio::spawn(async move {
-            let key = if i == failing { "taken".to_string() } else { format!("k{i}") };
+            let key = if i == failing {
+                "taken".to_string()
+            } else {
+                format!("k{i}")
+            };
             let r = db
                 .batch(vec![
                     sql!("INSERT INTO t (id, v) VALUES (?1, 'batch')", i),
@@ -300,9 +329,11 @@ async fn concurrent_batches_share_requests_and_a_failure_fails_alone() {
         }
     }
     let used = remote.stats() - before;
-    eprintln!("200 batches: {used:?}");
     assert_eq!(count(&db, sql!("SELECT COUNT(*) FROM t")).await, 199);
-    assert_eq!(count(&db, sql!("SELECT COUNT(*) FROM t WHERE id = ?1", failing)).await, 0);
+    assert_eq!(
+        count(&db, sql!("SELECT COUNT(*) FROM t WHERE id = ?1", failing)).await,
+        0
+    );
     assert_eq!(count(&db, sql!("SELECT COUNT(*) FROM u")).await, 200);
     assert!(
         used.requests <= 40,
