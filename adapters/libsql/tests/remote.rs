@@ -89,7 +89,7 @@ fn every_kind_of_value() -> Vec<SqlValue> {
         f64::MAX,
         f64::MIN_POSITIVE,
         5e-324,
-        123456789.123456789,
+        123_456_789.123_456_79,
     ];
     let mut values = vec![SqlValue::Null];
     values.extend([0, 1, -1, i64::MIN, i64::MAX, 1 << 53, (1 << 53) + 1].map(SqlValue::Integer));
