@@ -7,8 +7,8 @@
 //! baseline at the same rate, and medians over repeated runs are reported.
 //!
 //! ```text
-//! hub-bench [--hub target/release/hub] [--targets hub,hub-remote,hub-cache,litellm,portkey]
-//!           [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50]
+//! hub-bench [--hub target/release/hub] [--targets hub,hub-remote,hub-multi,hub-cache,litellm,portkey]
+//!           [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50] [--db-latency-ms 20]
 //!           [--latency-ms 0] [--cadence-ms 0] [--streams 200] [--pin on|off] [--out bench/out]
 //!           [--apis chat,responses,responses-converted,messages]
 //! ```
@@ -25,6 +25,14 @@
 //! process) targets run the same scenarios at the low rates those local
 //! emulators serve.
 //!
+//! The `hub-multi` target is three `hub serve` processes on one remote
+//! libSQL database (the Hrana test server, each of its answers delayed by
+//! `--db-latency-ms` as a remote primary's round trip would be), the load
+//! spread round-robin over them; `hub-multi-nolease` is the same with
+//! `HUB_CREDIT_LEASES=off`. For every target on the Hrana test server
+//! (`hub-remote` too, which runs it without delay) the database requests
+//! and write transactions per call are reported, from the server's counters.
+//!
 //! The `hub-cache` target is Hub with its response cache on: every request
 //! of a scenario is identical, so all but the first are cache hits.
 //!
@@ -34,7 +42,7 @@
 
 use futures_util::StreamExt;
 use hub_e2e::mock::{Behavior, MockProvider};
-use hub_e2e::{HranaServer, HubServer, Launch};
+use hub_e2e::{HranaServer, HranaStats, HubServer, Launch};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,8 +50,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const USAGE: &str =
-    "usage: hub-bench [--hub target/release/hub] [--targets hub,hub-remote,hub-cache,litellm,portkey|worker,lambda]
-                 [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50]
+    "usage: hub-bench [--hub target/release/hub] [--targets hub,hub-remote,hub-multi,hub-multi-nolease,hub-cache,litellm,portkey|worker,lambda]
+                 [--rates 100,500,1000,2000] [--seconds 5] [--runs 3] [--chunks 50] [--db-latency-ms 20]
                  [--latency-ms 0] [--cadence-ms 0] [--streams 200] [--pin on|off] [--out bench/out]
                  [--scenarios non-streaming,streaming] [--profile DIR] [--baseline OTHER_HUB_BINARY]
                  [--apis chat,responses,responses-converted,messages] [--buckets 0]";
@@ -70,6 +78,9 @@ struct Args {
     profile: Option<PathBuf>,
     /// How many expiring grants the caller holds beside its plain credit.
     buckets: u32,
+    /// The round trip added to every request to the shared database of the
+    /// `hub-multi` targets.
+    db_latency_ms: u64,
 }
 
 fn args() -> Args {
@@ -90,6 +101,7 @@ fn args() -> Args {
         apis: vec![Api::Chat],
         profile: None,
         buckets: 0,
+        db_latency_ms: 20,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -116,6 +128,7 @@ fn args() -> Args {
             "--out" => a.out = PathBuf::from(v),
             "--profile" => a.profile = Some(PathBuf::from(v)),
             "--buckets" => a.buckets = v.parse().expect("--buckets"),
+            "--db-latency-ms" => a.db_latency_ms = v.parse().expect("--db-latency-ms"),
             "--scenarios" => {
                 a.scenarios = list(&v)
                     .iter()
@@ -294,9 +307,9 @@ struct Profiler {
 }
 
 impl Profiler {
-    fn start(dir: &std::path::Path, tag: &str, pgid: u32, seconds: u64) -> Profiler {
+    fn start(dir: &std::path::Path, tag: &str, roots: &[u32], seconds: u64) -> Profiler {
         std::fs::create_dir_all(dir).expect("profile directory");
-        let pids = group_pids(pgid)
+        let pids = group_pids(roots)
             .iter()
             .map(|p| p.to_string())
             .collect::<Vec<_>>()
@@ -396,24 +409,38 @@ impl Profiler {
 /// A gateway under test and how to call it.
 struct Target {
     name: String,
-    /// Where the gateway listens (its paths are the protocols' own).
-    base: String,
+    /// Where the gateway listens (its paths are the protocols' own); the load
+    /// is spread round-robin over several instances.
+    bases: Vec<String>,
     headers: Vec<(String, String)>,
     /// The model asked for chat completions.
     model: String,
     /// A peer gateway: measured on chat completions only.
     peer: bool,
-    /// Process group of the gateway (for CPU and memory).
-    pgid: u32,
-    /// What stops the gateway (and its database) when the target is dropped.
+    /// The gateway's processes (each with its descendants: for CPU and memory).
+    roots: Vec<u32>,
+    /// What stops the gateway when the target is dropped.
     _guard: Box<dyn std::any::Any>,
+    /// The Hrana test server under a gateway on remote libSQL (stopped after it).
+    db: Option<HranaServer>,
 }
 
 struct PeerProcess(Child);
 
 impl Target {
+    /// The first instance's address for `api`.
     fn url(&self, api: Api) -> String {
-        format!("{}{}", self.base, api.path())
+        format!("{}{}", self.bases[0], api.path())
+    }
+
+    /// Every instance's address for `api`.
+    fn urls(&self, api: Api) -> Vec<String> {
+        self.bases.iter().map(|b| format!("{b}{}", api.path())).collect()
+    }
+
+    /// The shared database's counters, for a gateway on the Hrana test server.
+    fn db_stats(&self) -> Option<HranaStats> {
+        self.db.as_ref().map(HranaServer::stats)
     }
 
     /// Whether this target is measured on `api`.
@@ -485,8 +512,8 @@ impl Drop for PeerProcess {
     }
 }
 
-/// A process and all its descendants.
-fn group_pids(root: u32) -> Vec<u32> {
+/// Processes and all their descendants.
+fn group_pids(roots: &[u32]) -> Vec<u32> {
     let mut parent_of = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -502,7 +529,7 @@ fn group_pids(root: u32) -> Vec<u32> {
             }
         }
     }
-    let mut tree = vec![root];
+    let mut tree = roots.to_vec();
     let mut i = 0;
     while i < tree.len() {
         let p = tree[i];
@@ -514,21 +541,21 @@ fn group_pids(root: u32) -> Vec<u32> {
 
 /// Waits (up to 20 s) until a gateway is idle: a backlog left by an overloaded
 /// run must not slow the next measurement.
-async fn wait_idle(root: u32) {
+async fn wait_idle(roots: &[u32]) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        let before = group_cpu_ms(root);
+        let before = group_cpu_ms(roots);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if group_cpu_ms(root) - before < 50.0 {
+        if group_cpu_ms(roots) - before < 50.0 {
             return;
         }
     }
 }
 
-/// CPU time (user + system) of a process group, in milliseconds.
-fn group_cpu_ms(pgid: u32) -> f64 {
+/// CPU time (user + system) of processes and their descendants, in milliseconds.
+fn group_cpu_ms(roots: &[u32]) -> f64 {
     let tick = 100.0; // USER_HZ on Linux
-    group_pids(pgid)
+    group_pids(roots)
         .iter()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
         .filter_map(|stat| {
@@ -541,9 +568,9 @@ fn group_cpu_ms(pgid: u32) -> f64 {
         .sum()
 }
 
-/// Resident memory of a process and its descendants, in MB.
-fn group_rss_mb(root: u32) -> f64 {
-    pids_rss_mb(&group_pids(root))
+/// Resident memory of processes and their descendants, in MB.
+fn group_rss_mb(roots: &[u32]) -> f64 {
+    pids_rss_mb(&group_pids(roots))
 }
 
 /// Resident memory of some processes, in MB (cheap: no scan of /proc).
@@ -601,7 +628,7 @@ async fn start_hub(a: &Args, mock: &MockProvider, remote: bool) -> Target {
 async fn start_hub_cached(a: &Args, mock: &MockProvider) -> Target {
     let t = start_hub_from(a, mock, false, a.hub.clone(), "hub-cache").await;
     let resp = reqwest::Client::new()
-        .patch(format!("{}/api/admin/settings", t.base))
+        .patch(format!("{}/api/admin/settings", t.bases[0]))
         .bearer_auth(hub_e2e::ADMIN_KEY)
         .json(&json!({"response_cache_enabled": true}))
         .send()
@@ -611,37 +638,58 @@ async fn start_hub_cached(a: &Args, mock: &MockProvider) -> Target {
     t
 }
 
-/// Hub from `bin`, reported as `name` (another build of Hub, for `--baseline`).
-async fn start_hub_from(a: &Args, mock: &MockProvider, remote: bool, bin: PathBuf, name: &str) -> Target {
-    let pinned = a.pin;
-    let (hub, hrana) = tokio::task::spawn_blocking(move || {
-        let mut launch = Launch {
-            env: vec![
-                (
-                    "HUB_LOG".into(),
-                    std::env::var("BENCH_HUB_LOG").unwrap_or("warn".into()),
-                ),
-                // Every connection of the load comes from one address.
-                ("HUB_MAX_CONNECTIONS_PER_IP".into(), "0".into()),
-            ],
-            ..Default::default()
-        };
-        if pinned {
-            // Pinned before it starts, Hub sizes its worker threads to the one core it has.
-            launch.wrap = ["taskset", "-c", "1"].map(String::from).to_vec();
-        }
-        let hrana = remote.then(|| {
-            let h = HranaServer::start(&hub_e2e::hrana_script(), &hub_e2e::temp_dir("bench-hrana"));
-            launch.db = Some(h.url.clone());
-            launch
-                .env
-                .push(("HUB_MASTER_KEY".into(), hub_e2e::worker::MASTER_KEY.into()));
-            h
-        });
-        (HubServer::start(&bin, launch), hrana)
+/// How every Hub of the bench is started; on `db`, a remote database, if given.
+fn hub_launch(pinned: bool, db: Option<&HranaServer>) -> Launch {
+    let mut launch = Launch {
+        env: vec![
+            (
+                "HUB_LOG".into(),
+                std::env::var("BENCH_HUB_LOG").unwrap_or("warn".into()),
+            ),
+            // Every connection of the load comes from one address.
+            ("HUB_MAX_CONNECTIONS_PER_IP".into(), "0".into()),
+        ],
+        ..Default::default()
+    };
+    if pinned {
+        // Pinned before it starts, Hub sizes its worker threads to the one core it has.
+        launch.wrap = ["taskset", "-c", "1"].map(String::from).to_vec();
+    }
+    if let Some(h) = db {
+        launch.db = Some(h.url.clone());
+        // Every instance on a shared database seals and hashes alike.
+        launch
+            .env
+            .push(("HUB_MASTER_KEY".into(), hub_e2e::worker::MASTER_KEY.into()));
+    }
+    launch
+}
+
+/// A Hrana test server answering `delay_ms` late, started off the runtime.
+async fn start_hrana(tag: &'static str, delay_ms: u64) -> HranaServer {
+    tokio::task::spawn_blocking(move || {
+        HranaServer::start_with(&hub_e2e::hrana_script(), &hub_e2e::temp_dir(tag), delay_ms)
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Starts Hub from `bin` with `launch`, off the runtime.
+async fn start_hub_process(bin: &std::path::Path, launch: Launch) -> HubServer {
+    let bin = bin.to_path_buf();
+    tokio::task::spawn_blocking(move || HubServer::start(&bin, launch))
+        .await
+        .unwrap()
+}
+
+/// Hub from `bin`, reported as `name` (another build of Hub, for `--baseline`).
+async fn start_hub_from(a: &Args, mock: &MockProvider, remote: bool, bin: PathBuf, name: &str) -> Target {
+    let hrana = if remote {
+        Some(start_hrana("bench-hrana", 0).await)
+    } else {
+        None
+    };
+    let hub = start_hub_process(&bin, hub_launch(a.pin, hrana.as_ref())).await;
     let key = provision(&hub.base, mock, a.buckets).await;
     let pid = hub.child.id();
     if a.pin {
@@ -649,12 +697,55 @@ async fn start_hub_from(a: &Args, mock: &MockProvider, remote: bool, bin: PathBu
     }
     Target {
         name: name.into(),
-        base: hub.base.clone(),
+        bases: vec![hub.base.clone()],
         headers: vec![("authorization".into(), format!("Bearer {key}"))],
         model: "bench".into(),
         peer: false,
-        pgid: pid,
-        _guard: Box::new((hub, hrana)),
+        roots: vec![pid],
+        _guard: Box::new(hub),
+        db: hrana,
+    }
+}
+
+/// Instances of `hub serve` in the `hub-multi` targets.
+const MULTI_INSTANCES: usize = 3;
+
+/// Three Hubs on one remote database that answers `--db-latency-ms` late,
+/// sharing CPU 1 when pinned (one core for the gateway, as for the others);
+/// with `leases` off, `HUB_CREDIT_LEASES=off` in their environment.
+async fn start_hub_multi(a: &Args, mock: &MockProvider, name: &str, leases: bool) -> Target {
+    let hrana = start_hrana("bench-multi", a.db_latency_ms).await;
+    let mut launch = hub_launch(a.pin, Some(&hrana));
+    if !leases {
+        launch.env.push(("HUB_CREDIT_LEASES".into(), "off".into()));
+    }
+    // The others start once the first is provisioned, so their configuration
+    // is loaded with the bench's providers and models already in it.
+    let first = start_hub_process(&a.hub, launch.clone()).await;
+    let key = provision(&first.base, mock, a.buckets).await;
+    let mut hubs = vec![first];
+    for _ in 1..MULTI_INSTANCES {
+        hubs.push(start_hub_process(&a.hub, launch.clone()).await);
+    }
+    let roots: Vec<u32> = hubs.iter().map(|h| h.child.id()).collect();
+    if a.pin {
+        for pid in &roots {
+            pin(*pid, "1");
+        }
+    }
+    eprintln!(
+        "{name}: {MULTI_INSTANCES} instances on one database answering {} ms late",
+        a.db_latency_ms
+    );
+    Target {
+        name: name.into(),
+        bases: hubs.iter().map(|h| h.base.clone()).collect(),
+        headers: vec![("authorization".into(), format!("Bearer {key}"))],
+        model: "bench".into(),
+        peer: false,
+        roots,
+        _guard: Box::new(hubs),
+        db: Some(hrana),
     }
 }
 
@@ -663,22 +754,22 @@ async fn start_hub_from(a: &Args, mock: &MockProvider, remote: bool, bin: PathBu
 async fn start_serverless(a: &Args, mock: &MockProvider, name: &str) -> Target {
     let launched = Instant::now();
     let lambda_bin = a.hub.with_file_name("hub-lambda");
-    let (base, pgid, guard) = if name == "worker" {
+    let (base, pgid, guard, db) = if name == "worker" {
         let w = tokio::task::spawn_blocking(|| hub_e2e::worker::WorkerServer::start(&[]))
             .await
             .unwrap();
-        (w.base.clone(), w.pid(), Box::new(w) as Box<dyn std::any::Any>)
+        (w.base.clone(), w.pid(), Box::new(w) as Box<dyn std::any::Any>, None)
     } else {
-        let (l, h) = tokio::task::spawn_blocking(move || {
-            let h = HranaServer::start(&hub_e2e::hrana_script(), &hub_e2e::temp_dir("bench-lambda"));
-            (hub_e2e::lambda::LambdaServer::start(&lambda_bin, &h.url, 1), h)
-        })
-        .await
-        .unwrap();
+        let h = start_hrana("bench-lambda", 0).await;
+        let url = h.url.clone();
+        let l = tokio::task::spawn_blocking(move || hub_e2e::lambda::LambdaServer::start(&lambda_bin, &url, 1))
+            .await
+            .unwrap();
         (
             l.base.clone(),
             l.function_pid(),
-            Box::new((l, h)) as Box<dyn std::any::Any>,
+            Box::new(l) as Box<dyn std::any::Any>,
+            Some(h),
         )
     };
     eprintln!(
@@ -687,18 +778,19 @@ async fn start_serverless(a: &Args, mock: &MockProvider, name: &str) -> Target {
     );
     let key = provision(&base, mock, a.buckets).await;
     if a.pin {
-        for pid in group_pids(pgid) {
+        for pid in group_pids(&[pgid]) {
             pin(pid, "1");
         }
     }
     Target {
         name: name.into(),
-        base,
+        bases: vec![base],
         headers: vec![("authorization".into(), format!("Bearer {key}"))],
         model: "bench".into(),
         peer: false,
-        pgid,
+        roots: vec![pgid],
         _guard: guard,
+        db,
     }
 }
 
@@ -751,12 +843,13 @@ async fn start_peer(a: &Args, mock: &MockProvider, name: &str) -> Option<Target>
     eprintln!("{name}: ready in {:.1} s", started.elapsed().as_secs_f64());
     Some(Target {
         name: name.into(),
-        base: format!("http://127.0.0.1:{port}"),
+        bases: vec![format!("http://127.0.0.1:{port}")],
         headers,
         model: "mock-model".into(),
         peer: true,
-        pgid,
+        roots: vec![pgid],
         _guard: Box::new(proc),
+        db: None,
     })
 }
 
@@ -782,26 +875,26 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
     sorted[rank - 1] as f64 / 1000.0
 }
 
-/// Sends `rate` requests a second for `seconds`, open loop; samples the
-/// target's CPU and memory meanwhile.
+/// Sends `rate` requests a second for `seconds`, open loop, round-robin over
+/// `urls`; samples the CPU and memory of the processes under `roots` meanwhile.
 async fn load(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     headers: &[(String, String)],
     body: &Value,
     rate: u64,
     seconds: u64,
-    pgid: Option<u32>,
+    roots: Option<&[u32]>,
 ) -> Sample {
     let n = rate * seconds;
     let period = Duration::from_nanos(1_000_000_000 / rate.max(1));
     let start = Instant::now() + Duration::from_millis(50);
-    let cpu_before = pgid.map(group_cpu_ms).unwrap_or(0.0);
+    let cpu_before = roots.map(group_cpu_ms).unwrap_or(0.0);
     // Peak memory in kB, sampled every 250 ms while the run lasts.
     let peak_kb = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     // The process list is read once: scanning /proc during the run would steal
     // the load generator's CPU and show up as latency.
-    let sampler = pgid.map(|g| {
+    let sampler = roots.map(|g| {
         let peak = peak_kb.clone();
         let pids = group_pids(g);
         tokio::spawn(async move {
@@ -817,7 +910,7 @@ async fn load(
     let mut tasks = Vec::with_capacity(n as usize);
     for i in 0..n {
         tokio::time::sleep_until((start + period * i as u32).into()).await;
-        let mut req = client.post(url).json(body);
+        let mut req = client.post(&urls[i as usize % urls.len()]).json(body);
         for (k, v) in headers {
             req = req.header(k, v);
         }
@@ -853,7 +946,7 @@ async fn load(
             None => s.errors += 1,
         }
     }
-    if let (Some(g), Some(sampler)) = (pgid, sampler) {
+    if let (Some(g), Some(sampler)) = (roots, sampler) {
         sampler.abort();
         s.cpu_ms = group_cpu_ms(g) - cpu_before;
         let last = (group_rss_mb(g) * 1024.0) as u64;
@@ -884,6 +977,9 @@ struct Cell {
     cpu_ms_per_req: Vec<f64>,
     peak_rss_mb: f64,
     first_error: Option<String>,
+    /// Per call, on a Hrana test server: requests to it, and its write transactions.
+    db_requests_per_call: Vec<f64>,
+    db_writes_per_call: Vec<f64>,
 }
 
 const PCTS: [f64; 3] = [0.5, 0.95, 0.99];
@@ -904,6 +1000,25 @@ impl Cell {
             self.cpu_ms_per_req.push(via.cpu_ms / requests as f64);
         }
         self.peak_rss_mb = self.peak_rss_mb.max(via.peak_rss_mb);
+    }
+
+    /// A run's database use, from the server's counters before and after it.
+    fn add_db(&mut self, used: HranaStats, requests: usize) {
+        self.db_requests_per_call.push(used.requests as f64 / requests as f64);
+        self.db_writes_per_call
+            .push(used.write_transactions as f64 / requests as f64);
+    }
+
+    /// Median database requests / write transactions per call, or "—".
+    fn db_per_call(&self) -> String {
+        if self.db_requests_per_call.is_empty() {
+            return "—".into();
+        }
+        format!(
+            "{:.2} / {:.2}",
+            median(self.db_requests_per_call.clone()),
+            median(self.db_writes_per_call.clone())
+        )
     }
 
     fn total(&self, i: usize) -> f64 {
@@ -1059,20 +1174,20 @@ async fn measure(
     results: &mut Results,
 ) {
     let Scenario { api, stream } = scenario;
-    let url = t.url(api);
+    let urls = t.urls(api);
     let body = api.body(t.model(api), stream);
     let mut headers = t.headers.clone();
     headers.extend(api.headers());
     let (direct_url, direct_headers, direct_body) = api.direct(mock, stream);
     // Warm connections and caches.
-    load(client, &url, &headers, &body, 20, 1, None).await;
+    load(client, &urls, &headers, &body, 20, 1, None).await;
     for &rate in &a.rates {
         let cell = results.entry((t.name.clone(), scenario, rate)).or_default();
         for _ in 0..a.runs {
-            wait_idle(t.pgid).await;
+            wait_idle(&t.roots).await;
             let d = load(
                 client,
-                &direct_url,
+                std::slice::from_ref(&direct_url),
                 &direct_headers,
                 &direct_body,
                 rate,
@@ -1082,20 +1197,30 @@ async fn measure(
             .await;
             let profiler = a.profile.as_ref().map(|dir| {
                 let tag = format!("{}-{}-{rate}", t.name, scenario.to_string().replace(' ', "-"));
-                Profiler::start(dir, &tag, t.pgid, a.seconds)
+                Profiler::start(dir, &tag, &t.roots, a.seconds)
             });
-            let v = load(client, &url, &headers, &body, rate, a.seconds, Some(t.pgid)).await;
+            let db_before = t.db_stats();
+            let v = load(client, &urls, &headers, &body, rate, a.seconds, Some(&t.roots)).await;
             if let Some(p) = profiler {
                 p.finish((rate * a.seconds) as f64);
             }
-            cell.add(&d, &v, (rate * a.seconds) as usize);
+            let calls = (rate * a.seconds) as usize;
+            cell.add(&d, &v, calls);
+            if let Some(before) = db_before {
+                // Settlements are written after the answers: counted once the gateway is idle.
+                wait_idle(&t.roots).await;
+                if let Some(after) = t.db_stats() {
+                    cell.add_db(after - before, calls);
+                }
+            }
         }
         eprintln!(
-            "{}: {scenario} at {rate}/s: added p50 {} / p99 {} ms, first byte p99 {} ms, {} errors{}",
+            "{}: {scenario} at {rate}/s: added p50 {} / p99 {} ms, first byte p99 {} ms, database requests / writes per call {}, {} errors{}",
             t.name,
             ms(cell.total(0)),
             ms(cell.total(2)),
             ms(cell.ttfb(2)),
+            cell.db_per_call(),
             cell.errors,
             cell.first_error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
         );
@@ -1154,6 +1279,8 @@ async fn main() {
         let t = match name.as_str() {
             "hub" => Some(start_hub(&a, &mock, false).await),
             "hub-remote" => Some(start_hub(&a, &mock, true).await),
+            "hub-multi" => Some(start_hub_multi(&a, &mock, name, true).await),
+            "hub-multi-nolease" => Some(start_hub_multi(&a, &mock, name, false).await),
             "hub-cache" => Some(start_hub_cached(&a, &mock).await),
             "hub-baseline" => {
                 let bin = a
@@ -1179,12 +1306,12 @@ async fn main() {
         for scenario in scenarios {
             measure(&a, &client, &mock, &t, scenario, &mut results).await;
         }
-        wait_idle(t.pgid).await;
+        wait_idle(&t.roots).await;
         drop(t);
     }
 
-    println!("| scenario | rate | target | added p50 | added p95 | added p99 | added first byte p50 / p99 | direct p50 / p99 | errors | CPU per request | peak RSS |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| scenario | rate | target | added p50 | added p95 | added p99 | added first byte p50 / p99 | direct p50 / p99 | errors | CPU per request | peak RSS | database requests / write transactions per call |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for ((name, scenario, rate), c) in &results {
         let first = if scenario.stream {
             format!("{} / {} ms", ms(c.ttfb(0)), ms(c.ttfb(2)))
@@ -1192,7 +1319,7 @@ async fn main() {
             "—".into()
         };
         println!(
-            "| {scenario} | {rate}/s | {name} | {} ms | {} ms | {} ms | {first} | {} / {} ms | {}/{}{} | {:.3} ms | {:.0} MB |",
+            "| {scenario} | {rate}/s | {name} | {} ms | {} ms | {} ms | {first} | {} / {} ms | {}/{}{} | {:.3} ms | {:.0} MB | {} |",
             ms(c.total(0)),
             ms(c.total(1)),
             ms(c.total(2)),
@@ -1202,7 +1329,8 @@ async fn main() {
             c.requests,
             c.first_error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default(),
             median(c.cpu_ms_per_req.clone()),
-            c.peak_rss_mb
+            c.peak_rss_mb,
+            c.db_per_call()
         );
     }
 
@@ -1265,8 +1393,8 @@ async fn memory_under_streams(
     t: &Target,
     normal: &Behavior,
 ) -> String {
-    wait_idle(t.pgid).await;
-    let idle = group_rss_mb(t.pgid);
+    wait_idle(&t.roots).await;
+    let idle = group_rss_mb(&t.roots);
     let model = if t.model == "bench" { "slow" } else { "mock-model" };
     if model == "mock-model" {
         mock.set("mock-model", mock_slow());
@@ -1294,7 +1422,7 @@ async fn memory_under_streams(
     let mut peak = 0.0f64;
     let sampler = Instant::now();
     while !tasks.iter().all(|t| t.is_finished()) && sampler.elapsed() < Duration::from_secs(60) {
-        peak = peak.max(group_rss_mb(t.pgid));
+        peak = peak.max(group_rss_mb(&t.roots));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut ok = 0;

@@ -281,7 +281,7 @@ impl Drop for HubServer {
     }
 }
 
-/// `shared/tools/hrana_server.py` on a free port, for the remote libSQL path.
+/// `tests/tools/hrana_server.py` on a free port, for the remote libSQL path.
 pub struct HranaServer {
     pub url: String,
     /// The SQLite file it serves.
@@ -289,8 +289,36 @@ pub struct HranaServer {
     child: Child,
 }
 
+/// The Hrana test server's counters since it started (`GET /stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HranaStats {
+    /// HTTP requests (POSTs): round trips to the database.
+    pub requests: u64,
+    /// Commits that changed rows: transactions, and statements run outside one.
+    pub write_transactions: u64,
+    /// Statements executed, `BEGIN` and `COMMIT` included.
+    pub statements: u64,
+}
+
+impl std::ops::Sub for HranaStats {
+    type Output = HranaStats;
+    fn sub(self, before: HranaStats) -> HranaStats {
+        HranaStats {
+            requests: self.requests - before.requests,
+            write_transactions: self.write_transactions - before.write_transactions,
+            statements: self.statements - before.statements,
+        }
+    }
+}
+
 impl HranaServer {
     pub fn start(script: &Path, dir: &Path) -> HranaServer {
+        Self::start_with(script, dir, 0)
+    }
+
+    /// A server that answers every request `delay_ms` later, as a remote
+    /// primary that far away would.
+    pub fn start_with(script: &Path, dir: &Path, delay_ms: u64) -> HranaServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -300,6 +328,7 @@ impl HranaServer {
             .arg(script)
             .arg(dir.join("remote.db"))
             .arg(format!("127.0.0.1:{port}"))
+            .env("HRANA_DELAY_MS", delay_ms.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -319,6 +348,26 @@ impl HranaServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+
+    /// Its counters now (a blocking HTTP/1.0 GET on loopback).
+    pub fn stats(&self) -> HranaStats {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect to the Hrana test server");
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        conn.write_all(format!("GET /stats HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).expect("read /stats");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("/stats: {e}: {answer}"));
+        let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("/stats lacks {k}: {v}"));
+        HranaStats {
+            requests: n("requests"),
+            write_transactions: n("write_transactions"),
+            statements: n("statements"),
+        }
     }
 }
 

@@ -8,8 +8,12 @@
 //!   second connection (WAL lets it read while the writer writes).
 //!   `synchronous=NORMAL`: durable across process crashes.
 //! * **Remote** (`libsql://`, `https://`, `http://`: Turso, sqld, or any
-//!   Hrana-over-HTTP server): each operation on its own connection (stream),
-//!   batches as one interactive transaction.
+//!   Hrana-over-HTTP server): each query or single write on its own
+//!   connection (stream); batches go through a group committer that sends
+//!   the batches waiting in this process as one transaction in one request
+//!   ([`remote`]).
+
+mod remote;
 
 use async_trait::async_trait;
 use hub_core::ports::{DbError, Rows, SqlDb, SqlValue, Stmt};
@@ -17,6 +21,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+use remote::{bounded, GroupCommitter, Hrana};
 
 /// Most operations committed together by the writer.
 const GROUP_COMMIT_MAX: usize = 512;
@@ -43,6 +49,7 @@ enum Backend {
     },
     Remote {
         db: libsql::Database,
+        batches: GroupCommitter,
     },
 }
 
@@ -51,6 +58,17 @@ enum Op {
     Execute(Stmt, oneshot::Sender<Result<u64, DbError>>),
     Batch(Vec<Stmt>, oneshot::Sender<Result<Vec<u64>, DbError>>),
     Script(String, oneshot::Sender<Result<(), DbError>>),
+}
+
+/// The HTTP URL of a remote database (`libsql://` is Turso's alias for
+/// `https://`; Hrana over HTTP serves the WebSocket URLs' hosts too).
+fn http_url(url: &str) -> String {
+    for (alias, scheme) in [("libsql://", "https://"), ("wss://", "https://"), ("ws://", "http://")] {
+        if let Some(rest) = url.strip_prefix(alias) {
+            return format!("{scheme}{rest}");
+        }
+    }
+    url.to_string()
 }
 
 /// Whether `target` names a remote database rather than a file.
@@ -75,26 +93,31 @@ impl LibSqlDb {
         matches!(self.backend, Backend::Local { .. })
     }
 
-    /// Writes waiting for the writer thread of an embedded database (None
-    /// for a remote one, which queues nothing here).
-    pub fn queued_writes(&self) -> Option<usize> {
+    /// Writes waiting for the writer thread of an embedded database, or
+    /// batches waiting for a remote database's group committer.
+    pub fn queued_writes(&self) -> usize {
         match &self.backend {
-            Backend::Local { writer, .. } => Some(writer.max_capacity() - writer.capacity()),
-            Backend::Remote { .. } => None,
+            Backend::Local { writer, .. } => writer.max_capacity() - writer.capacity(),
+            Backend::Remote { batches, .. } => batches.queued(),
         }
     }
 
     async fn open_remote(url: &str, token: String) -> Result<LibSqlDb, OpenError> {
-        let url = url.replacen("libsql://", "https://", 1);
+        let url = http_url(url);
+        let fail = |reason: String| OpenError::Open {
+            path: url.clone(),
+            reason,
+        };
+        let hrana = Hrana::new(&url, &token).map_err(fail)?;
         let db = libsql::Builder::new_remote(url.clone(), token)
             .build()
             .await
-            .map_err(|e| OpenError::Open {
-                path: url.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| fail(e.to_string()))?;
         Ok(LibSqlDb {
-            backend: Backend::Remote { db },
+            backend: Backend::Remote {
+                db,
+                batches: GroupCommitter::start(hrana),
+            },
         })
     }
 
@@ -235,15 +258,7 @@ fn spawn_thread(name: &str, conn: libsql::Connection, mut rx: mpsc::Receiver<Op>
                     // Nothing waits on a write in the request path, so let a few more
                     // arrive and share one commit: most pages a settlement dirties
                     // (indexes, the users row) are the same for its neighbours.
-                    let linger = tokio::time::sleep(GROUP_COMMIT_LINGER);
-                    tokio::pin!(linger);
-                    while ops.len() < GROUP_COMMIT_MAX {
-                        let room = GROUP_COMMIT_MAX - ops.len();
-                        tokio::select! {
-                            _ = &mut linger => break,
-                            n = rx.recv_many(&mut ops, room) => if n == 0 { break },
-                        }
-                    }
+                    linger_for_company(&mut rx, &mut ops).await;
                     local.run_group(&mut ops).await;
                 } else {
                     for op in ops.drain(..) {
@@ -254,6 +269,20 @@ fn spawn_thread(name: &str, conn: libsql::Connection, mut rx: mpsc::Receiver<Op>
         });
     })?;
     Ok(())
+}
+
+/// Adds to `ops` what arrives within `GROUP_COMMIT_LINGER`, up to
+/// `GROUP_COMMIT_MAX` in all, so it is committed together.
+async fn linger_for_company<T>(rx: &mut mpsc::Receiver<T>, ops: &mut Vec<T>) {
+    let linger = tokio::time::sleep(GROUP_COMMIT_LINGER);
+    tokio::pin!(linger);
+    while ops.len() < GROUP_COMMIT_MAX {
+        let room = GROUP_COMMIT_MAX - ops.len();
+        tokio::select! {
+            _ = &mut linger => break,
+            n = rx.recv_many(ops, room) => if n == 0 { break },
+        }
+    }
 }
 
 /// Copies the WAL back into the database twice a second without blocking
@@ -543,32 +572,6 @@ async fn execute(conn: &libsql::Connection, stmt: &Stmt) -> Result<u64, DbError>
     conn.execute(&stmt.sql, params(stmt)).await.map_err(map_err)
 }
 
-/// The statements of a batch, inside a transaction the caller manages.
-async fn batch_in_tx(conn: &libsql::Connection, stmts: &[Stmt]) -> Result<Vec<u64>, DbError> {
-    let mut counts = Vec::with_capacity(stmts.len());
-    for stmt in stmts {
-        counts.push(execute(conn, stmt).await?);
-    }
-    Ok(counts)
-}
-
-async fn batch(conn: &libsql::Connection, stmts: &[Stmt]) -> Result<Vec<u64>, DbError> {
-    let tx = conn
-        .transaction_with_behavior(libsql::TransactionBehavior::Immediate)
-        .await
-        .map_err(map_err)?;
-    match batch_in_tx(&tx, stmts).await {
-        Ok(counts) => {
-            tx.commit().await.map_err(map_err)?;
-            Ok(counts)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
-}
-
 async fn script(conn: &libsql::Connection, sql: &str) -> Result<(), DbError> {
     let wrapped = format!("BEGIN IMMEDIATE;\n{sql}\nCOMMIT;");
     match conn.execute_batch(&wrapped).await {
@@ -606,44 +609,33 @@ impl LibSqlDb {
     }
 }
 
-/// Bounds a remote call so a dead database fails the request instead of hanging it.
-async fn bounded<T>(f: impl std::future::Future<Output = Result<T, DbError>>) -> Result<T, DbError> {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| {
-            Err(DbError::Unavailable(
-                "the remote database did not answer within 30 s".into(),
-            ))
-        })
-}
-
 #[async_trait]
 impl SqlDb for LibSqlDb {
     async fn query(&self, stmt: Stmt) -> Result<Rows, DbError> {
         match &self.backend {
             Backend::Local { .. } => self.send(false, |tx| Op::Query(stmt, tx)).await,
-            Backend::Remote { db } => bounded(async { query(&Self::remote_conn(db)?, &stmt).await }).await,
+            Backend::Remote { db, .. } => bounded(async { query(&Self::remote_conn(db)?, &stmt).await }).await,
         }
     }
 
     async fn execute(&self, stmt: Stmt) -> Result<u64, DbError> {
         match &self.backend {
             Backend::Local { .. } => self.send(true, |tx| Op::Execute(stmt, tx)).await,
-            Backend::Remote { db } => bounded(async { execute(&Self::remote_conn(db)?, &stmt).await }).await,
+            Backend::Remote { db, .. } => bounded(async { execute(&Self::remote_conn(db)?, &stmt).await }).await,
         }
     }
 
     async fn write_returning(&self, stmt: Stmt) -> Result<Rows, DbError> {
         match &self.backend {
             Backend::Local { .. } => self.send(true, |tx| Op::Query(stmt, tx)).await,
-            Backend::Remote { db } => bounded(async { query(&Self::remote_conn(db)?, &stmt).await }).await,
+            Backend::Remote { db, .. } => bounded(async { query(&Self::remote_conn(db)?, &stmt).await }).await,
         }
     }
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, DbError> {
         match &self.backend {
             Backend::Local { .. } => self.send(true, |tx| Op::Batch(stmts, tx)).await,
-            Backend::Remote { db } => bounded(async { batch(&Self::remote_conn(db)?, &stmts).await }).await,
+            Backend::Remote { batches, .. } => batches.batch(stmts).await,
         }
     }
 
@@ -651,7 +643,7 @@ impl SqlDb for LibSqlDb {
         let sql = sql.to_string();
         match &self.backend {
             Backend::Local { .. } => self.send(true, |tx| Op::Script(sql, tx)).await,
-            Backend::Remote { db } => bounded(async { script(&Self::remote_conn(db)?, &sql).await }).await,
+            Backend::Remote { db, .. } => bounded(async { script(&Self::remote_conn(db)?, &sql).await }).await,
         }
     }
 }

@@ -27,14 +27,12 @@ impl hub_core::telemetry::metrics::RuntimeGauges for ProcessGauges {
             );
             page.sample("process_resident_memory_bytes", &[], bytes as f64);
         }
-        if let Some(n) = self.db.queued_writes() {
-            page.family(
-                "hub_db_write_queue",
-                "gauge",
-                "Writes waiting for the embedded database's writer thread.",
-            );
-            page.sample("hub_db_write_queue", &[], n as f64);
-        }
+        page.family(
+            "hub_db_write_queue",
+            "gauge",
+            "Writes waiting for the embedded database's writer thread, or batches waiting for a remote database's group committer.",
+        );
+        page.sample("hub_db_write_queue", &[], self.db.queued_writes() as f64);
     }
 }
 
