@@ -42,6 +42,9 @@ struct Inner {
     pub book: OnceLock<CreditBook>,
     /// Credit leased from a shared database, serving holds in memory.
     lessee: Option<leases::Lessee>,
+    /// Per-user wallets holding credit leases outside this process (a
+    /// Worker's Durable Objects): used instead of `lessee` when set.
+    wallets: OnceLock<Arc<dyn crate::ports::Wallets>>,
     pub health: health::Health,
     /// Providers' measured speed and failures (latency routing).
     speed: speed::Speed,
@@ -105,10 +108,7 @@ impl Hub {
         let exports_on = traces_on || (options.runtime != Runtime::Server && options.otlp.metrics_url().is_some());
         let runtime = options.runtime;
         let lessee = options.leases_on().then(|| {
-            leases::Lessee::new(
-                store.clone(),
-                crate::metering::lease::LeasePolicy::new(options.lease_ttl_ms, options.key_cache_ttl_ms),
-            )
+leases::Lessee::new(store.clone(), options.lease_policy())
         });
         Hub {
             store: store.clone(),
@@ -125,6 +125,7 @@ impl Hub {
                 refreshing: AtomicBool::new(false),
                 book: OnceLock::new(),
                 lessee,
+                wallets: OnceLock::new(),
                 health: Default::default(),
                 speed: Default::default(),
                 in_flight: Arc::default(),
@@ -247,6 +248,16 @@ impl Hub {
 
     pub(crate) fn lessee(&self) -> Option<&leases::Lessee> {
         self.inner.lessee.as_ref()
+    }
+
+    /// Gives this Hub per-user wallets to hold calls' credit from (a
+    /// Worker's wallet Durable Objects); set once, before serving.
+    pub fn set_wallets(&self, wallets: Arc<dyn crate::ports::Wallets>) {
+        let _ = self.inner.wallets.set(wallets);
+    }
+
+    pub(crate) fn wallets(&self) -> Option<&Arc<dyn crate::ports::Wallets>> {
+        self.inner.wallets.get()
     }
 
     /// Model calls being served, counted against `HubOptions::max_in_flight`.
