@@ -107,9 +107,9 @@ impl Hub {
         let traces_on = options.otlp.traces_url().is_some();
         let exports_on = traces_on || (options.runtime != Runtime::Server && options.otlp.metrics_url().is_some());
         let runtime = options.runtime;
-        let lessee = options.leases_on().then(|| {
-leases::Lessee::new(store.clone(), options.lease_policy())
-        });
+        let lessee = options
+            .leases_on()
+            .then(|| leases::Lessee::new(store.clone(), options.lease_policy()));
         Hub {
             store: store.clone(),
             inner: Arc::new(Inner {

@@ -1637,16 +1637,18 @@ pub async fn credit_granted_and_taken_mid_load(api: &Api, mock: &MockProvider) -
         "{} admitted on credit for {covered}",
         first.len()
     );
-    // A grant while they run: more calls get in, within the new credit.
+    // A grant while they run: more calls get in, within the new credit. Two
+    // only: where leases serve holds, the lease taken for them has credit
+    // left over for more, which the adjustment below must take away.
     api.admin(
         Method::POST,
         &format!("/api/admin/users/{user}/grants"),
         Some(json!({"amount": "1", "reason": "top-up"})),
     )
     .await;
-    let (second, _) = burst(api, &key, 12).await;
+    let (second, _) = burst(api, &key, 2).await;
     let in_flight = first.len() + second.len();
-    assert!(!second.is_empty(), "the grant admitted no call");
+    assert_eq!(second.len(), 2, "the grant admitted them");
     assert!(
         in_flight as i128 * MID_LOAD_HOLD <= 2 * credit,
         "{in_flight} calls in flight on credit for {}",

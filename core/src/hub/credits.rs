@@ -57,7 +57,9 @@ impl Hub {
     /// in flight counted (None when there is no such user).
     pub(crate) async fn current_user(&self, id: &str) -> Result<Option<UserRow>, DbError> {
         self.expire_credits(Some(id)).await?;
-        let Some(mut u) = self.store().get_user(id).await? else { return Ok(None) };
+        let Some(mut u) = self.store().get_user(id).await? else {
+            return Ok(None);
+        };
         if let (Some(wallets), true) = (self.wallets(), u.leased > Credits::ZERO) {
             // Of the user's leases, what their wallet's calls hold; unknown
             // (the wallet cannot be reached), all of it, so `available` is

@@ -207,7 +207,10 @@ impl Hub {
     pub(crate) async fn credit_taken(&self, user: &str) {
         if let Some(wallets) = self.wallets() {
             if let Err(e) = wallets.revoke(user).await {
-                tracing::warn!(user, "the wallet did not take the revocation (it learns of it at its next renewal): {e}");
+                tracing::warn!(
+                    user,
+                    "the wallet did not take the revocation (it learns of it at its next renewal): {e}"
+                );
             }
         }
     }

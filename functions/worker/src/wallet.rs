@@ -121,7 +121,12 @@ impl Wallet {
             return;
         }
         let every = lessee.book().policy().upkeep_every_ms();
-        match self.state.storage().set_alarm(Duration::from_millis(every as u64)).await {
+        match self
+            .state
+            .storage()
+            .set_alarm(Duration::from_millis(every as u64))
+            .await
+        {
             Ok(()) => self.alarm_set.set(true),
             // The lease then lapses at its expiry: credit locked for a TTL, never lost.
             Err(e) => worker::console_error!("wallet: cannot set the upkeep alarm: {e}"),
