@@ -23,6 +23,7 @@ pub(crate) mod cache;
 pub(crate) mod credits;
 pub(crate) mod health;
 pub mod leases;
+pub mod lessee;
 pub(crate) mod settler;
 pub(crate) mod speed;
 pub mod telemetry;
@@ -41,7 +42,7 @@ struct Inner {
     /// Balances and holds in memory, when this process owns the database.
     pub book: OnceLock<CreditBook>,
     /// Credit leased from a shared database, serving holds in memory.
-    lessee: Option<leases::Lessee>,
+    lessee: Option<lessee::Lessee>,
     /// Per-user wallets holding credit leases outside this process (a
     /// Worker's Durable Objects): used instead of `lessee` when set.
     wallets: OnceLock<Arc<dyn crate::ports::Wallets>>,
@@ -109,7 +110,7 @@ impl Hub {
         let runtime = options.runtime;
         let lessee = options
             .leases_on()
-            .then(|| leases::Lessee::new(store.clone(), options.lease_policy()));
+            .then(|| lessee::Lessee::new(store.clone(), options.lease_policy()));
         Hub {
             store: store.clone(),
             inner: Arc::new(Inner {
@@ -243,10 +244,10 @@ impl Hub {
     }
 
     pub(crate) fn leases(&self) -> Option<&crate::metering::lease::LeaseBook> {
-        self.inner.lessee.as_ref().map(leases::Lessee::book)
+        self.inner.lessee.as_ref().map(lessee::Lessee::book)
     }
 
-    pub(crate) fn lessee(&self) -> Option<&leases::Lessee> {
+    pub(crate) fn lessee(&self) -> Option<&lessee::Lessee> {
         self.inner.lessee.as_ref()
     }
 

@@ -291,7 +291,7 @@ pub trait Background: MaybeSendSync {
 port! {
 /// Credit wallets kept outside this process, one per user, each holding its
 /// user's credit lease (a Worker's wallet Durable Objects, see
-/// `hub::leases::Lessee`): a call's hold is then one wallet call, not a
+/// `hub::lessee::Lessee`): a call's hold is then one wallet call, not a
 /// database write.
 pub trait Wallets: MaybeSendSync {
     /// Holds `amount` for a call of `user` from the user's lease: the lease

@@ -2,7 +2,7 @@
 //! holds that user's credit lease, so a call's hold is one wallet call and no
 //! D1 query. D1 stays the ledger of record: a lease is a hold row of kind
 //! `lease` there (taken, renewed, charged and returned as on a shared libSQL
-//! database, see `hub_core::hub::leases::Lessee`); the wallet only keeps in
+//! database, see `hub_core::hub::lessee::Lessee`); the wallet only keeps in
 //! memory what of it calls hold.
 //!
 //! A wallet keeps nothing in its own storage. Evicted (or restarted), it
@@ -26,7 +26,7 @@
 
 use crate::runtime::WorkerRng;
 use futures_util::future::{select, Either};
-use hub_core::hub::leases::Lessee;
+use hub_core::hub::lessee::Lessee;
 use hub_core::metering::lease::{LeaseId, LeasePolicy};
 use hub_core::metering::money::Credits;
 use hub_core::options::{HubOptions, Runtime};
