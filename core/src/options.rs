@@ -278,7 +278,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "HUB_LEASE_TTL",
         runtimes: ALL,
-        help: "seconds a credit lease lives unless renewed: what a stopped instance keeps locked (30)",
+        help: "seconds a credit lease lives unless renewed: what a stopped instance, or an evicted wallet, keeps locked (30)",
         apply: |o, v| match whole(v)? {
             0..=2 => Err("must be at least 3 seconds".into()),
             s => {
@@ -569,6 +569,19 @@ mod tests {
         );
         assert_eq!(worker.tick_interval_ms, 60_000, "the Worker ticks on its Cron Trigger");
         assert!(load(Runtime::Lambda, &vars).unwrap().migrate_on_start);
+    }
+
+    #[test]
+    fn lease_variables_apply_to_the_worker_wallets() {
+        let vars = [("HUB_LEASE_TTL", "60"), ("HUB_CACHE_TTL", "10")];
+        let worker = load(Runtime::Worker, &vars).unwrap();
+        assert!(!worker.leases_on(), "an isolate holds no leases itself");
+        assert_eq!(
+            worker.lease_policy(),
+            crate::metering::lease::LeasePolicy::new(60_000, 10_000)
+        );
+        let off = load(Runtime::Worker, &[("HUB_CREDIT_LEASES", "off")]).unwrap();
+        assert!(!off.credit_leases, "no wallets then");
     }
 
     #[test]
