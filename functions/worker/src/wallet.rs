@@ -33,7 +33,7 @@ use hub_core::options::{HubOptions, Runtime};
 use hub_core::ports::{DbError, Wallets};
 use hub_core::store::Store;
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::Duration;
 use worker::{durable_object, DurableObject, Env, Method, ObjectNamespace, Request, RequestInit, Response, State};
@@ -44,6 +44,12 @@ pub const BINDING: &str = "WALLETS";
 /// How long a call waits for its wallet before answering 503: a hold that
 /// takes a lease waits for one D1 write, normally a few milliseconds.
 const WALLET_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A wallet that has heard of no call for this long lets its leases go,
+/// whatever calls it still counts open: one whose end it was never told of
+/// would otherwise keep a lease renewed, and the wallet awake, for ever. An
+/// hour, as a D1 hold row lives (`hold_ttl_seconds`' default).
+const QUIET_MS: i64 = 3_600_000;
 
 #[derive(Serialize, Deserialize)]
 struct HoldAsk {
@@ -87,14 +93,25 @@ pub struct Wallet {
     lessee: Result<Lessee, String>,
     /// Whether an upkeep alarm is set (by this instance).
     alarm_set: Cell<bool>,
+    /// The user, and when a call was last held or closed.
+    user: RefCell<Option<String>>,
+    last_heard: Cell<i64>,
 }
 
 impl Wallet {
+    fn heard(&self, user: &str) {
+        self.last_heard.set(now_ms());
+        if self.user.borrow().is_none() {
+            *self.user.borrow_mut() = Some(user.to_string());
+        }
+    }
+
     async fn hold(&self, ask: HoldAsk) -> worker::Result<Response> {
         let lessee = match self.lessee.as_ref() {
             Ok(l) => l,
             Err(msg) => return unavailable(msg),
         };
+        self.heard(&ask.user);
         let held = lessee
             .hold(&ask.user, Credits::from_nanos(ask.amount), now_ms, || {
                 hub_core::ids::new_id("lse", now_ms(), &WorkerRng)
@@ -140,6 +157,8 @@ impl DurableObject for Wallet {
             state,
             lessee: lessee(&env),
             alarm_set: Cell::new(false),
+            user: RefCell::new(None),
+            last_heard: Cell::new(0),
         }
     }
 
@@ -151,6 +170,7 @@ impl DurableObject for Wallet {
             "/hold" => self.hold(req.json().await?).await,
             "/close" => {
                 let c: Close = req.json().await?;
+                self.heard(&c.user);
                 if let Ok(l) = self.lessee.as_ref() {
                     // Its charge is committed already: nothing left unsettled.
                     l.book().close(&c.user, &c.lease, c.hold, c.charge, false);
@@ -176,7 +196,14 @@ impl DurableObject for Wallet {
     async fn alarm(&self) -> worker::Result<Response> {
         self.alarm_set.set(false);
         if let Ok(l) = self.lessee.as_ref() {
-            if let Err(e) = l.upkeep(now_ms()).await {
+            let now = now_ms();
+            let quiet = now - self.last_heard.get() > QUIET_MS;
+            let user = self.user.borrow().clone();
+            let done = match (quiet, user) {
+                (true, Some(user)) => l.return_all(now).await.map(|_| l.revoke(&user)),
+                _ => l.upkeep(now).await,
+            };
+            if let Err(e) = done {
                 // Tried again at the next alarm; a lease not renewed in time lapses.
                 worker::console_error!("wallet: lease upkeep failed: {e}");
             }
