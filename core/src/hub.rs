@@ -23,6 +23,7 @@ pub(crate) mod cache;
 pub(crate) mod credits;
 pub(crate) mod health;
 pub mod leases;
+pub mod lessee;
 pub(crate) mod settler;
 pub(crate) mod speed;
 pub mod telemetry;
@@ -41,7 +42,10 @@ struct Inner {
     /// Balances and holds in memory, when this process owns the database.
     pub book: OnceLock<CreditBook>,
     /// Credit leased from a shared database, serving holds in memory.
-    lessee: Option<leases::Lessee>,
+    lessee: Option<lessee::Lessee>,
+    /// Per-user wallets holding credit leases outside this process (a
+    /// Worker's Durable Objects): used instead of `lessee` when set.
+    wallets: OnceLock<Arc<dyn crate::ports::Wallets>>,
     pub health: health::Health,
     /// Providers' measured speed and failures (latency routing).
     speed: speed::Speed,
@@ -104,12 +108,9 @@ impl Hub {
         let traces_on = options.otlp.traces_url().is_some();
         let exports_on = traces_on || (options.runtime != Runtime::Server && options.otlp.metrics_url().is_some());
         let runtime = options.runtime;
-        let lessee = options.leases_on().then(|| {
-            leases::Lessee::new(
-                store.clone(),
-                crate::metering::lease::LeasePolicy::new(options.lease_ttl_ms, options.key_cache_ttl_ms),
-            )
-        });
+        let lessee = options
+            .leases_on()
+            .then(|| lessee::Lessee::new(store.clone(), options.lease_policy()));
         Hub {
             store: store.clone(),
             inner: Arc::new(Inner {
@@ -125,6 +126,7 @@ impl Hub {
                 refreshing: AtomicBool::new(false),
                 book: OnceLock::new(),
                 lessee,
+                wallets: OnceLock::new(),
                 health: Default::default(),
                 speed: Default::default(),
                 in_flight: Arc::default(),
@@ -242,11 +244,21 @@ impl Hub {
     }
 
     pub(crate) fn leases(&self) -> Option<&crate::metering::lease::LeaseBook> {
-        self.inner.lessee.as_ref().map(leases::Lessee::book)
+        self.inner.lessee.as_ref().map(lessee::Lessee::book)
     }
 
-    pub(crate) fn lessee(&self) -> Option<&leases::Lessee> {
+    pub(crate) fn lessee(&self) -> Option<&lessee::Lessee> {
         self.inner.lessee.as_ref()
+    }
+
+    /// Gives this Hub per-user wallets to hold calls' credit from (a
+    /// Worker's wallet Durable Objects); set once, before serving.
+    pub fn set_wallets(&self, wallets: Arc<dyn crate::ports::Wallets>) {
+        let _ = self.inner.wallets.set(wallets);
+    }
+
+    pub(crate) fn wallets(&self) -> Option<&Arc<dyn crate::ports::Wallets>> {
+        self.inner.wallets.get()
     }
 
     /// Model calls being served, counted against `HubOptions::max_in_flight`.

@@ -57,8 +57,9 @@ pub struct HubOptions {
     pub metrics_token: Option<String>,
     /// Where Hub runs (whether a periodic exporter sends telemetry, say).
     pub runtime: Runtime,
-    /// Whether an instance on a shared libSQL database serves holds from
-    /// credit leases (see `metering::lease`) rather than one row per call.
+    /// Whether calls on a shared database (libSQL, or D1 through the
+    /// Worker's wallets) hold credit from leases (see `metering::lease`)
+    /// rather than one row per call.
     pub credit_leases: bool,
     /// A lease's lifetime from its last renewal: how long a dead instance's
     /// lease keeps credit locked.
@@ -66,11 +67,17 @@ pub struct HubOptions {
 }
 
 impl HubOptions {
-    /// Whether holds come from credit leases: on a shared libSQL database
-    /// (`hub serve` on a remote database, Lambda) unless switched off. An
-    /// embedded database has the credit book; the Worker holds in D1.
+    /// Whether this process holds credit leases itself: on a shared libSQL
+    /// database (`hub serve` on a remote database, Lambda) unless switched
+    /// off. An embedded database has the credit book; a Worker's leases are
+    /// held by its users' wallets (`Hub::set_wallets`), not by an isolate.
     pub fn leases_on(&self) -> bool {
         self.credit_leases && !self.exclusive_database && self.runtime != Runtime::Worker
+    }
+
+    /// How leases live and are checked: `HUB_LEASE_TTL`, checked every `HUB_CACHE_TTL`.
+    pub fn lease_policy(&self) -> crate::metering::lease::LeasePolicy {
+        crate::metering::lease::LeasePolicy::new(self.lease_ttl_ms, self.key_cache_ttl_ms)
     }
 }
 
@@ -257,8 +264,8 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "HUB_CREDIT_LEASES",
-        runtimes: &[Runtime::Server, Runtime::Lambda],
-        help: "on a shared libSQL database, serve holds from credit leases (on) or place one hold row per call (off) (on)",
+        runtimes: ALL,
+        help: "on a shared database (libSQL, or D1 through the Worker's wallets), serve holds from credit leases (on) or place one hold row per call (off) (on)",
         apply: |o, v| {
             o.credit_leases = match v {
                 "on" => true,
@@ -270,8 +277,8 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "HUB_LEASE_TTL",
-        runtimes: &[Runtime::Server, Runtime::Lambda],
-        help: "seconds a credit lease lives unless renewed: what a stopped instance keeps locked (30)",
+        runtimes: ALL,
+        help: "seconds a credit lease lives unless renewed: what a stopped instance, or an evicted wallet, keeps locked (30)",
         apply: |o, v| match whole(v)? {
             0..=2 => Err("must be at least 3 seconds".into()),
             s => {
@@ -562,6 +569,19 @@ mod tests {
         );
         assert_eq!(worker.tick_interval_ms, 60_000, "the Worker ticks on its Cron Trigger");
         assert!(load(Runtime::Lambda, &vars).unwrap().migrate_on_start);
+    }
+
+    #[test]
+    fn lease_variables_apply_to_the_worker_wallets() {
+        let vars = [("HUB_LEASE_TTL", "60"), ("HUB_CACHE_TTL", "10")];
+        let worker = load(Runtime::Worker, &vars).unwrap();
+        assert!(!worker.leases_on(), "an isolate holds no leases itself");
+        assert_eq!(
+            worker.lease_policy(),
+            crate::metering::lease::LeasePolicy::new(60_000, 10_000)
+        );
+        let off = load(Runtime::Worker, &[("HUB_CREDIT_LEASES", "off")]).unwrap();
+        assert!(!off.credit_leases, "no wallets then");
     }
 
     #[test]

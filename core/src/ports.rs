@@ -2,6 +2,8 @@
 //! functions implement them; the core never reaches past them.
 
 use crate::http::{ByteStream, HeaderMap};
+use crate::metering::lease::LeaseId;
+use crate::metering::money::Credits;
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::future::Future;
@@ -284,6 +286,28 @@ pub trait Background: MaybeSendSync {
     fn spawn(&self, work: BoxFuture);
     /// A future that completes after `ms` milliseconds (for retries' backoff).
     fn sleep(&self, ms: u64) -> BoxFuture;
+}
+
+port! {
+/// Credit wallets kept outside this process, one per user, each holding its
+/// user's credit lease (a Worker's wallet Durable Objects, see
+/// `hub::lessee::Lessee`): a call's hold is then one wallet call, not a
+/// database write.
+pub trait Wallets: MaybeSendSync {
+    /// Holds `amount` for a call of `user` from the user's lease: the lease
+    /// it came from, or None (no lease covers it: the call holds a row of
+    /// its own). An error: the wallet (or its database) cannot be reached.
+    async fn hold(&self, user: &str, amount: Credits) -> Result<Option<LeaseId>, DbError>;
+    /// A call held on `lease` ended: its `hold` is given back, and `charge`
+    /// (already committed to the database) taken off the lease.
+    async fn close(&self, user: &str, lease: &str, hold: Credits, charge: Credits) -> Result<(), DbError>;
+    /// What the calls of `user` open on their wallet's leases hold.
+    async fn held(&self, user: &str) -> Result<Credits, DbError>;
+    /// Credit was taken from `user` (their leases were revoked in the
+    /// database with it): the wallet stops serving holds from them now
+    /// rather than at its next renewal.
+    async fn revoke(&self, user: &str) -> Result<(), DbError>;
+}
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -663,3 +663,147 @@ async fn embeddings_and_images_share_the_pipeline_failover_and_exact_billing() {
     let calls = w.call(Method::GET, "/api/admin/calls", ADMIN, None).await.1;
     assert_eq!(calls["data"].as_array().unwrap().len(), 3, "{calls}");
 }
+
+/// A stand-in for the Worker's wallets: answers holds from a lease (or
+/// fails, as an unreachable wallet does) and records what it is told.
+#[derive(Default)]
+struct FakeWallets {
+    unreachable: bool,
+    told: std::sync::Mutex<Vec<String>>,
+    /// To read the user's balance when a close arrives.
+    hub: std::sync::OnceLock<Hub>,
+}
+
+impl FakeWallets {
+    fn told(&self) -> Vec<String> {
+        self.told.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl hub_core::ports::Wallets for FakeWallets {
+    async fn hold(
+        &self,
+        user: &str,
+        amount: hub_core::Credits,
+    ) -> Result<Option<hub_core::metering::lease::LeaseId>, hub_core::ports::DbError> {
+        if self.unreachable {
+            return Err(hub_core::ports::DbError::Unavailable("wallet: no answer".into()));
+        }
+        self.told
+            .lock()
+            .unwrap()
+            .push(format!("hold {user} {}", amount.nanos()));
+        Ok(Some("lse_wallet".into()))
+    }
+
+    async fn close(
+        &self,
+        user: &str,
+        lease: &str,
+        hold: hub_core::Credits,
+        charge: hub_core::Credits,
+    ) -> Result<(), hub_core::ports::DbError> {
+        let balance = match self.hub.get() {
+            Some(hub) => {
+                let res = hub
+                    .handle(request(Method::GET, &format!("/api/admin/users/{user}"), ADMIN, None))
+                    .await;
+                let u: Value = serde_json::from_slice(&body_of(res).await).unwrap();
+                nanos(&u["balance"])
+            }
+            None => 0,
+        };
+        let line = format!(
+            "close {user} {lease} {} {} at balance {balance}",
+            hold.nanos(),
+            charge.nanos()
+        );
+        self.told.lock().unwrap().push(line);
+        Ok(())
+    }
+
+    async fn held(&self, _user: &str) -> Result<hub_core::Credits, hub_core::ports::DbError> {
+        Ok(hub_core::Credits::ZERO)
+    }
+
+    async fn revoke(&self, user: &str) -> Result<(), hub_core::ports::DbError> {
+        self.told.lock().unwrap().push(format!("revoke {user}"));
+        Ok(())
+    }
+}
+
+/// With wallets (the Worker), a call holds through the user's wallet and
+/// writes no hold row before the provider; the wallet hears of the call's
+/// end only once its settlement has committed; a call that fails before
+/// any output gives its hold back at once; credit taken away revokes.
+#[tokio::test]
+async fn a_hub_with_wallets_holds_through_them_and_closes_after_the_commit() {
+    let w = world(false).await;
+    let wallets = Arc::new(FakeWallets::default());
+    let _ = wallets.hub.set(w.hub.clone());
+    w.hub.set_wallets(wallets.clone());
+    w.provider(&["sk-a"]).await;
+    let (user, key) = w.user("1", json!({})).await;
+    let hold = 68 * PER_TOKEN;
+    w.upstream.push(Scripted::json(200, completion(10, 5)));
+    let (status, v) = w
+        .call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(wallets.told(), [format!("hold {user} {hold}")]);
+    assert_eq!(nanos(&w.user_row(&user).await["held"]), 0, "no hold row");
+    // The settlement is queued, not committed: the wallet is not told yet;
+    // when it is, the charge is in the balance already.
+    assert_eq!(wallets.told().len(), 1);
+    w.background.run().await;
+    let after = 1_000_000_000 - 15 * PER_TOKEN;
+    assert_eq!(
+        wallets.told()[1],
+        format!("close {user} lse_wallet {hold} {} at balance {after}", 15 * PER_TOKEN)
+    );
+    let u = w.user_row(&user).await;
+    assert_eq!(nanos(&u["balance"]), after);
+    assert_eq!(nanos(&u["held"]), 0);
+    // A provider failing before any output: the hold comes back, nothing charged.
+    w.upstream
+        .push(Scripted::json(500, json!({"error": {"message": "down"}})));
+    let (status, _) = w
+        .call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+        .await;
+    assert_eq!(status, 502);
+    w.background.run().await;
+    assert_eq!(
+        wallets.told()[3],
+        format!("close {user} lse_wallet {hold} 0 at balance {after}")
+    );
+    // Credit taken away: the wallet is told before the adjustment answers.
+    w.admin(
+        Method::POST,
+        &format!("/api/admin/users/{user}/grants"),
+        json!({"amount": "-0.5"}),
+    )
+    .await;
+    assert_eq!(wallets.told()[4], format!("revoke {user}"));
+}
+
+/// A wallet that cannot be reached: 503, and no provider is asked.
+#[tokio::test]
+async fn an_unreachable_wallet_is_503_before_any_provider() {
+    let w = world(false).await;
+    w.hub.set_wallets(Arc::new(FakeWallets {
+        unreachable: true,
+        ..Default::default()
+    }));
+    w.provider(&["sk-a"]).await;
+    let (user, key) = w.user("1", json!({})).await;
+    w.upstream.push(Scripted::json(200, completion(10, 5)));
+    let (status, v) = w
+        .call(Method::POST, "/v1/chat/completions", &key, Some(chat(false)))
+        .await;
+    assert_eq!(status, 503, "{v}");
+    assert!(w.upstream.requests().is_empty());
+    w.background.run().await;
+    let u = w.user_row(&user).await;
+    assert_eq!((nanos(&u["balance"]), nanos(&u["held"])), (1_000_000_000, 0));
+}

@@ -1593,3 +1593,91 @@ pub async fn alias_falls_back_across_its_targets(api: &Api) {
         "{actions:?}"
     );
 }
+
+/// The hold of one call in [`credit_granted_and_taken_mid_load`]: "hi" (18
+/// tokens with the framing) plus 100 output tokens at 1000 credits per million.
+pub const MID_LOAD_HOLD: i128 = 118_000_000;
+/// What each of those calls is charged: 10 + 20 tokens at 1000 per million.
+pub const MID_LOAD_CHARGE: i128 = 30_000_000;
+
+/// Fires `n` streamed calls at once and returns how many were admitted (their
+/// streams held open by the paused mock) and how many refused with 402.
+async fn burst(api: &Api, key: &str, n: usize) -> (Vec<reqwest::Response>, usize) {
+    let body = json!({"model": "mock/mock-model", "messages": [{"role": "user", "content": "hi"}], "stream": true, "max_tokens": 100});
+    let answers = futures_util::future::join_all((0..n).map(|_| post(api, key, &body))).await;
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    for resp in answers {
+        match resp.status().as_u16() {
+            200 => admitted.push(resp),
+            402 => refused += 1,
+            other => panic!("unexpected {other}: {}", resp.text().await.unwrap()),
+        }
+    }
+    (admitted, refused)
+}
+
+/// Many concurrent calls of one user whose balance covers a few: a grant
+/// landing while they run lets more in; credit taken away while they run
+/// (a negative adjustment) admits no call once the adjustment has answered,
+/// whatever a lease had set aside, and only the calls already in flight are
+/// charged beyond it. The final balance is exact, the ledger sums to it,
+/// nothing stays held. Returns the user and their final balance.
+pub async fn credit_granted_and_taken_mid_load(api: &Api, mock: &MockProvider) -> (String, i128) {
+    setup_at(api, mock, json!({"input_rate": 1000, "output_rate": 1000})).await;
+    mock.set("mock-model", Behavior::default().tokens(10, 20));
+    let (user, key) = api.user_with_key("mallory", "1").await;
+    let credit = 1_000_000_000;
+    mock.pause_streams();
+    // Credit for eight holds (1 / 0.118): a lease's and rows' together never more.
+    let (first, refused) = burst(api, &key, 12).await;
+    let covered = (credit / MID_LOAD_HOLD) as usize;
+    assert!(
+        (1..=covered).contains(&first.len()) && refused == 12 - first.len(),
+        "{} admitted on credit for {covered}",
+        first.len()
+    );
+    // A grant while they run: more calls get in, within the new credit. Two
+    // only: where leases serve holds, the lease taken for them has credit
+    // left over for more, which the adjustment below must take away.
+    api.admin(
+        Method::POST,
+        &format!("/api/admin/users/{user}/grants"),
+        Some(json!({"amount": "1", "reason": "top-up"})),
+    )
+    .await;
+    let (second, _) = burst(api, &key, 2).await;
+    let in_flight = first.len() + second.len();
+    assert_eq!(second.len(), 2, "the grant admitted them");
+    assert!(
+        in_flight as i128 * MID_LOAD_HOLD <= 2 * credit,
+        "{in_flight} calls in flight on credit for {}",
+        2 * credit / MID_LOAD_HOLD
+    );
+    // Everything taken away while they run: no call is admitted any more.
+    let u = api.user(&user).await;
+    let balance = nanos(&u["balance"]);
+    assert_eq!(balance, 2 * credit, "nothing settled while the streams are paused: {u}");
+    api.admin(
+        Method::POST,
+        &format!("/api/admin/users/{user}/grants"),
+        Some(json!({"amount": hub_core::Credits::from_nanos(-(balance as i64)).to_string(), "reason": "taken back"})),
+    )
+    .await;
+    let (third, _) = burst(api, &key, 8).await;
+    assert_eq!(third.len(), 0, "a call was admitted on credit taken away");
+    mock.resume_streams();
+    for resp in first.into_iter().chain(second) {
+        assert!(resp.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    }
+    // The calls in flight are charged; nothing else is.
+    let want = -(in_flight as i128) * MID_LOAD_CHARGE;
+    let u = api
+        .wait_user(&user, "every call settled", |u| {
+            nanos(&u["held"]) == 0 && nanos(&u["balance"]) == want
+        })
+        .await;
+    assert_eq!(api.ledger_sum(&user).await, nanos(&u["balance"]));
+    assert_eq!(mock.received().len(), in_flight);
+    (user, want)
+}

@@ -240,6 +240,18 @@ pub fn d1_execute(state: &Path, sql: &str, columns: &[&str]) -> Result<serde_jso
         .collect())
 }
 
+/// The SQLite file of a Worker's local D1 database (to audit it directly).
+pub fn d1_file(state: &Path) -> PathBuf {
+    let dir = state.join("v3/d1/miniflare-D1DatabaseObject");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sqlite") && !p.ends_with("metadata.sqlite"))
+        .collect();
+    assert_eq!(files.len(), 1, "one D1 database file in {}: {files:?}", dir.display());
+    files.remove(0)
+}
+
 /// A blocking GET's status, for readiness checks (no async runtime needed).
 fn ureq_get(url: &str) -> Option<u16> {
     use std::io::{Read, Write};

@@ -41,6 +41,78 @@ async fn worker_concurrent_calls_never_overspend() {
     suite::concurrent_calls_never_overspend(&api, &mock).await;
 }
 
+/// Each user's wallet (a Durable Object) holds their credit lease: a warm
+/// call's hold is a wallet call, never a D1 hold row; a grant mid-load lets
+/// more calls in, credit taken away mid-load admits none once answered, and
+/// the D1 ledger stays exact (audited independently of Hub's code).
+#[tokio::test]
+async fn worker_wallets_hold_without_d1_and_follow_grants_and_revocations() {
+    let (worker, api, mock) = start().await;
+    let (mallory, balance) = suite::credit_granted_and_taken_mid_load(&api, &mock).await;
+    let (bob, key) = api.user_with_key("bob", "10").await;
+    let body = serde_json::json!({"model": "mock/mock-model", "messages": [{"role": "user", "content": "hi"}], "stream": true, "max_tokens": 100});
+    let post = || {
+        api.http
+            .post(format!("{}/v1/chat/completions", api.base))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+    };
+    const WARM_CALLS: i64 = 5;
+    for _ in 0..WARM_CALLS {
+        let resp = post().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap();
+    }
+    // While a call runs, what it holds shows as held (its wallet's count).
+    mock.pause_streams();
+    let running = post().await.unwrap();
+    assert_eq!(running.status(), 200);
+    let u = api.user(&bob).await;
+    assert_eq!(hub_e2e::nanos(&u["held"]), suite::MID_LOAD_HOLD, "{u}");
+    mock.resume_streams();
+    running.text().await.unwrap();
+    let spent = (WARM_CALLS as i128 + 1) * suite::MID_LOAD_CHARGE;
+    let u = api
+        .wait_user(&bob, "bob's calls settled", |u| {
+            hub_e2e::nanos(&u["held"]) == 0 && hub_e2e::nanos(&u["balance"]) == 10_000_000_000 - spent
+        })
+        .await;
+    assert_eq!(api.ledger_sum(&bob).await, hub_e2e::nanos(&u["balance"]));
+    let state = worker.state.clone();
+    drop(worker);
+    // Every call of bob's was served from his lease: its hold row was written
+    // settled, charging the lease, with the settlement; none was placed open
+    // before the provider was asked (the charge's INSERT OR IGNORE would then
+    // have left the row without its lease).
+    let rows = d1(
+        &state,
+        &format!(
+            "SELECT SUM(lease_id IS NOT NULL) AS leased, SUM(lease_id IS NULL) AS own FROM holds WHERE user_id = '{bob}' AND kind = 'call'"
+        ),
+        &["leased", "own"],
+    )
+    .await;
+    assert_eq!(rows, serde_json::json!([[WARM_CALLS + 1, 0]]));
+    // Mallory's leases went with the credit taken; no call's hold is left open.
+    let open = d1(
+        &state,
+        &format!(
+            "SELECT (SELECT COUNT(*) FROM holds WHERE user_id = '{mallory}' AND state = 'open') AS m,
+                    (SELECT COUNT(*) FROM holds WHERE kind = 'call' AND state = 'open') AS calls"
+        ),
+        &["m", "calls"],
+    )
+    .await;
+    assert_eq!(open, serde_json::json!([[0, 0]]));
+    let file = hub_e2e::worker::d1_file(&state);
+    let audit = tokio::task::spawn_blocking(move || hub_e2e::audit_db_settled(&file))
+        .await
+        .unwrap();
+    assert!(audit.problems.is_empty(), "{:?}", audit.problems);
+    assert_eq!(audit.balances[&mallory], balance, "the audit's balance is Hub's");
+}
+
 /// The team budget's reservation on D1: two members' concurrent calls stop at it exactly.
 #[tokio::test]
 async fn worker_team_budget_holds_across_members() {

@@ -1169,6 +1169,10 @@ pub(crate) async fn grant(hub: &Hub, caller: &Caller, user: &str, req: &Request)
             "would take the balance beyond ±1000000000 credits, the most Hub keeps",
         ));
     }
+    if amount.is_negative() {
+        // No call is admitted on the credit taken once this answers.
+        hub.credit_taken(user).await;
+    }
     if let Some(book) = hub.book() {
         match (reference, expires_at) {
             (Some(r), Some(at)) => {

@@ -116,9 +116,10 @@ impl HoldGuard {
     }
 
     /// Holds `amount` for the call (402 when the free balance cannot cover
-    /// it): in the credit book (an embedded database), from this instance's
-    /// lease (a shared database, when `leasable`: a call whose hold ends
-    /// with it), else in a hold row of its own. A hold row is released even
+    /// it): in the credit book (an embedded database), from a lease (a
+    /// shared database, when `leasable`: a call whose hold ends with it) in
+    /// the user's wallet (the Worker) or this instance's book, else in a
+    /// hold row of its own. A hold row is released even
     /// if the request is dropped while its write is in flight, so the guard
     /// is armed before it (releasing a hold that was never placed changes
     /// nothing); the others are taken without a write, so they are armed
@@ -228,9 +229,8 @@ impl Drop for HoldGuard {
                 }
             }
             Some((amount, HeldIn::Lease(lease))) => {
-                if let Some(leases) = self.hub.leases() {
-                    leases.close(&self.user, &lease, amount.nanos(), 0, false);
-                }
+                // Nothing charged: nothing to wait for.
+                let _ = self.hub.lease_call_ended(&self.user, lease, amount, Credits::ZERO);
             }
             Some((_, HeldIn::Row)) => stmts.push(crate::store::Store::release_hold_stmt(&self.call_id, now)),
             None => {}

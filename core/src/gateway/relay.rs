@@ -178,11 +178,7 @@ impl CallMeter {
                 }
             }
             (Some(hold), Some(HeldIn::Lease(lease))) => {
-                if let Some(leases) = self.hub.leases() {
-                    let queued = charged > Credits::ZERO;
-                    leases.close(&self.caller.user_id, &lease, hold.nanos(), charged.nanos(), queued);
-                    lease_charge = queued.then(|| (self.caller.user_id.clone(), lease));
-                }
+                lease_charge = self.hub.lease_call_ended(&self.caller.user_id, lease, hold, charged);
             }
             _ => {}
         }

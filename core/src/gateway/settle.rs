@@ -4,7 +4,7 @@
 //! last byte, so a crash cannot lose them; then they are written in the
 //! background and retried, with backoff, until the database takes them.
 
-use crate::metering::lease::LeaseId;
+use crate::hub::leases::LeaseCharge;
 use crate::ports::{Journal, Stmt};
 use crate::Hub;
 use std::sync::atomic::Ordering;
@@ -28,10 +28,10 @@ impl Hub {
         self.commit_settlement_charging(call_id, stmts, None);
     }
 
-    /// Commits a finished call's writes that charge a credit lease
-    /// (`lease`: the user and the lease), telling the lease book once they
-    /// commit: a lease is returned only when its charges are in.
-    pub(crate) fn commit_settlement_charging(&self, call_id: &str, stmts: Vec<Stmt>, lease: Option<(String, LeaseId)>) {
+    /// Commits a finished call's writes that charge a credit lease, telling
+    /// the lease's holder (this instance's book, or the user's wallet) once
+    /// they commit: a lease is returned only when its charges are in.
+    pub(crate) fn commit_settlement_charging(&self, call_id: &str, stmts: Vec<Stmt>, lease: Option<LeaseCharge>) {
         let settler = &self.settler();
         let seq = settler.journal.get().and_then(|j| {
             let record = serde_json::to_vec(&stmts).unwrap_or_default();
@@ -56,8 +56,8 @@ impl Hub {
         let call_id = call_id.to_string();
         self.background().spawn(Box::pin(async move {
             hub.commit_until_done(&call_id, seq, stmts).await;
-            if let (Some((user, lease)), Some(book)) = (lease, hub.leases()) {
-                book.committed(&user, &lease);
+            if let Some(charge) = lease {
+                hub.lease_charge_committed(charge).await;
             }
             hub.settler().retrying.fetch_sub(1, Ordering::AcqRel);
         }));

@@ -57,7 +57,18 @@ impl Hub {
     /// in flight counted (None when there is no such user).
     pub(crate) async fn current_user(&self, id: &str) -> Result<Option<UserRow>, DbError> {
         self.expire_credits(Some(id)).await?;
-        Ok(self.store().get_user(id).await?.map(|u| self.live_user(u)))
+        let Some(mut u) = self.store().get_user(id).await? else {
+            return Ok(None);
+        };
+        if let (Some(wallets), true) = (self.wallets(), u.leased > Credits::ZERO) {
+            // Of the user's leases, what their wallet's calls hold; unknown
+            // (the wallet cannot be reached), all of it, so `available` is
+            // never more than the user can spend.
+            let in_calls = wallets.held(id).await.unwrap_or(u.leased);
+            u.held = u.held.saturating_sub(u.leased).saturating_add(in_calls.min(u.leased));
+            return Ok(Some(u));
+        }
+        Ok(Some(self.live_user(u)))
     }
 
     /// Registers a user in the credit book (when this process owns the

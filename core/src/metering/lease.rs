@@ -330,6 +330,19 @@ impl LeaseBook {
         })
     }
 
+    /// Forgets every lease of `user` (the database revoked them): they take
+    /// no more holds, and calls still open on them end without effect here.
+    pub fn forget(&self, user: &str) -> usize {
+        self.with(|users| {
+            users.get_mut(user).map_or(0, |u| {
+                let n = u.draining.len() + usize::from(u.active.is_some());
+                u.active = None;
+                u.draining.clear();
+                n
+            })
+        })
+    }
+
     /// Credit this instance holds leased for `user`, not held by a call:
     /// (leased, held by calls) across the user's leases.
     pub fn leased(&self, user: &str) -> (i64, i64) {
@@ -460,6 +473,20 @@ mod tests {
         // What the call does not use comes back to the lease.
         b.close("u", "lse_1", 10, 4, true);
         assert_eq!(b.leased("u"), (6, 0));
+    }
+
+    #[test]
+    fn a_forgotten_lease_takes_no_hold_and_its_calls_end_quietly() {
+        let b = book();
+        b.install("u", "lse_1".into(), 100, TTL, 0);
+        assert!(b.try_hold("u", 10, 1).is_some());
+        b.install("u", "lse_2".into(), 100, TTL, 1);
+        b.install("v", "lse_3".into(), 100, TTL, 1);
+        assert_eq!(b.forget("u"), 2);
+        assert_eq!(b.try_hold("u", 1, 2), None);
+        b.close("u", "lse_1", 10, 5, false);
+        assert_eq!(b.leased("u"), (0, 0));
+        assert_eq!(b.all(), vec![LeaseId::from("lse_3")], "another user's lease stays");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! response converted back. Settlement runs after the response through
 //! `ctx.wait_until`, tracked per request (see [`runtime`]). The Cron Trigger
 //! (`[triggers] crons` in wrangler.toml) runs the scheduled jobs
-//! ([`Hub::tick`]) through the `scheduled` handler.
+//! ([`Hub::tick`]) through the `scheduled` handler. Each user's credit lease
+//! is held by their wallet, a Durable Object ([`wallet`]).
 
 #![cfg(target_arch = "wasm32")]
 // Isolates are single-threaded: the ports are not Send, nor the Arcs holding them.
@@ -12,6 +13,7 @@
 
 mod runtime;
 mod upstream;
+mod wallet;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -30,7 +32,7 @@ thread_local! {
     static HUB: RefCell<Option<Hub>> = const { RefCell::new(None) };
 }
 
-fn var(env: &Env, name: &str) -> Option<String> {
+pub(crate) fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
 }
 
@@ -56,6 +58,7 @@ async fn hub(env: &Env) -> Result<Hub, String> {
     // Workers limit what an isolate takes on themselves, and no peer address
     // reaches the function: forwarded headers are never believed.
     let options = HubOptions::from_lookup(Runtime::Worker, |name| var(env, name)).map_err(|e| e.to_string())?;
+    let credit_leases = options.credit_leases;
     let hub = Hub::new(
         Arc::new(hub_d1::D1Db::new(db)),
         Arc::new(upstream::FetchUpstream),
@@ -65,6 +68,12 @@ async fn hub(env: &Env) -> Result<Hub, String> {
         master_key,
         options,
     );
+    if credit_leases {
+        // Without the binding, every call holds a D1 row (as before wallets).
+        if let Ok(namespace) = env.durable_object(wallet::BINDING) {
+            hub.set_wallets(Arc::new(wallet::DurableWallets::new(namespace)));
+        }
+    }
     hub.start().await.map_err(|e| format!("start: {e}"))?;
     if let Some(admin) = secret(env, "HUB_ADMIN_KEY") {
         hub_core::auth::check_admin_key(&admin)?;

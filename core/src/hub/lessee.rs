@@ -1,0 +1,120 @@
+//! The holder of credit leases: a lease book and the database its leases
+//! are rows in (the in-memory side is `metering::lease`; the Hub's use of
+//! it is `hub::leases`).
+
+use crate::metering::lease::{LeaseBook, LeaseId, LeasePolicy};
+use crate::metering::money::Credits;
+use crate::ports::DbError;
+use crate::store::{LeaseTerms, Store};
+
+/// A holder of credit leases: the lease book and the database its leases
+/// are rows in. `hub serve` and Lambda keep one per process; a Worker's
+/// wallet (one Durable Object per user) keeps one for its user.
+pub struct Lessee {
+    store: Store,
+    book: LeaseBook,
+}
+
+impl Lessee {
+    pub fn new(store: Store, policy: LeasePolicy) -> Lessee {
+        Lessee {
+            store,
+            book: LeaseBook::new(policy),
+        }
+    }
+
+    pub fn book(&self) -> &LeaseBook {
+        &self.book
+    }
+
+    /// Holds `amount` for a call from the user's lease, taking a new lease
+    /// (id from `new_id`) when the current one cannot cover it: one
+    /// conditional write, which callers for the same user wait on rather
+    /// than each taking one. None: half the user's free balance cannot
+    /// cover a lease (near the end of the balance), and what the current
+    /// lease had free is given back: the call holds a row of its own.
+    pub async fn hold(
+        &self,
+        user: &str,
+        amount: Credits,
+        now: impl Fn() -> i64,
+        new_id: impl FnOnce() -> String,
+    ) -> Result<Option<LeaseId>, DbError> {
+        let book = &self.book;
+        let need = amount.nanos();
+        if let Some(id) = book.try_hold(user, need, now()) {
+            return Ok(Some(id));
+        }
+        let lock = book.acquire_lock(user);
+        let _turn = lock.lock().await;
+        let at = now();
+        if let Some(id) = book.try_hold(user, need, at) {
+            return Ok(Some(id));
+        }
+        let ask = book.ask(user, need);
+        let id: LeaseId = new_id().into();
+        let policy = book.policy();
+        let terms = LeaseTerms {
+            want: ask.want,
+            least: ask.least,
+            now_ms: at,
+            expires_at: at.saturating_add(policy.ttl_ms),
+            usable_until: at.saturating_add(policy.margin_ms()),
+        };
+        let taken = self.store.take_lease(&id, user, terms).await?;
+        let Some((leased, expires_at)) = taken else {
+            if let Some((lease, left)) = book.take_leftover(user) {
+                self.store.shrink_lease(&lease, left).await?;
+            }
+            return Ok(None);
+        };
+        tracing::debug!(user, lease = %id, leased, "credit lease taken");
+        book.install(user, id, leased, expires_at, at);
+        Ok(book.try_hold(user, need, at))
+    }
+
+    /// Renews the leases in use that are due, and returns those idle or
+    /// drained (one write each at most; nothing when nothing is due). A
+    /// lease the renewal no longer finds open (a negative adjustment or a
+    /// refund revoked it, or it expired) stops taking holds.
+    pub async fn upkeep(&self, now: i64) -> Result<(), DbError> {
+        let due = self.book.upkeep(now);
+        if !due.release.is_empty() {
+            let ids: Vec<&str> = due.release.iter().map(|id| &**id).collect();
+            self.store.commit(vec![Store::release_leases_stmt(&ids, now)]).await?;
+            tracing::debug!(leases = ids.len(), "idle credit leases returned");
+        }
+        if !due.renew.is_empty() {
+            let ids: Vec<&str> = due.renew.iter().map(|id| &**id).collect();
+            let expires_at = now.saturating_add(self.book.policy().ttl_ms);
+            let alive = self.store.renew_leases(&ids, now, expires_at).await?;
+            if alive.len() < ids.len() {
+                tracing::warn!(
+                    lost = ids.len() - alive.len(),
+                    "credit leases no longer open in the database (revoked or expired); they take no more holds"
+                );
+            }
+            self.book.renewed(&due.renew, &alive);
+        }
+        Ok(())
+    }
+
+    /// The user's credit was taken away, revoking their leases in the
+    /// database: they take no more holds here (without waiting for the
+    /// renewal that would find them gone).
+    pub fn revoke(&self, user: &str) {
+        let n = self.book.forget(user);
+        tracing::debug!(user, leases = n, "credit leases revoked");
+    }
+
+    /// Returns every lease held (at shutdown, once the settlements are in).
+    pub async fn return_all(&self, now: i64) -> Result<usize, DbError> {
+        let all = self.book.all();
+        if all.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<&str> = all.iter().map(|id| &**id).collect();
+        self.store.commit(vec![Store::release_leases_stmt(&ids, now)]).await?;
+        Ok(ids.len())
+    }
+}
