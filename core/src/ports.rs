@@ -297,10 +297,13 @@ pub trait Wallets: MaybeSendSync {
     /// Holds `amount` for a call of `user` from the user's lease: the lease
     /// it came from, or None (no lease covers it: the call holds a row of
     /// its own). An error: the wallet (or its database) cannot be reached.
-    async fn hold(&self, user: &str, amount: Credits) -> Result<Option<LeaseId>, DbError>;
-    /// A call held on `lease` ended: its `hold` is given back, and `charge`
-    /// (already committed to the database) taken off the lease.
-    async fn close(&self, user: &str, lease: &str, hold: Credits, charge: Credits) -> Result<(), DbError>;
+    async fn hold(&self, user: &str, call: &str, amount: Credits) -> Result<Option<LeaseId>, DbError>;
+    /// `call` held on `lease` ended: its hold is given back, and `charge`
+    /// (already committed to the database) taken off the lease. Applied
+    /// once per call: told again, or of a call it does not hold, the wallet
+    /// changes nothing (so a close may be retried, or sent for a hold whose
+    /// answer never arrived).
+    async fn close(&self, user: &str, lease: Option<&str>, call: &str, charge: Credits) -> Result<(), DbError>;
     /// What the calls of `user` open on their wallet's leases hold.
     async fn held(&self, user: &str) -> Result<Credits, DbError>;
     /// Credit was taken from `user` (their leases were revoked in the

@@ -685,6 +685,7 @@ impl hub_core::ports::Wallets for FakeWallets {
     async fn hold(
         &self,
         user: &str,
+        _call: &str,
         amount: hub_core::Credits,
     ) -> Result<Option<hub_core::metering::lease::LeaseId>, hub_core::ports::DbError> {
         if self.unreachable {
@@ -700,10 +701,11 @@ impl hub_core::ports::Wallets for FakeWallets {
     async fn close(
         &self,
         user: &str,
-        lease: &str,
-        hold: hub_core::Credits,
+        lease: Option<&str>,
+        _call: &str,
         charge: hub_core::Credits,
     ) -> Result<(), hub_core::ports::DbError> {
+        let lease = lease.unwrap_or("-");
         let balance = match self.hub.get() {
             Some(hub) => {
                 let res = hub
@@ -714,11 +716,7 @@ impl hub_core::ports::Wallets for FakeWallets {
             }
             None => 0,
         };
-        let line = format!(
-            "close {user} {lease} {} {} at balance {balance}",
-            hold.nanos(),
-            charge.nanos()
-        );
+        let line = format!("close {user} {lease} {} at balance {balance}", charge.nanos());
         self.told.lock().unwrap().push(line);
         Ok(())
     }
@@ -760,7 +758,7 @@ async fn a_hub_with_wallets_holds_through_them_and_closes_after_the_commit() {
     let after = 1_000_000_000 - 15 * PER_TOKEN;
     assert_eq!(
         wallets.told()[1],
-        format!("close {user} lse_wallet {hold} {} at balance {after}", 15 * PER_TOKEN)
+        format!("close {user} lse_wallet {} at balance {after}", 15 * PER_TOKEN)
     );
     let u = w.user_row(&user).await;
     assert_eq!(nanos(&u["balance"]), after);
@@ -775,7 +773,7 @@ async fn a_hub_with_wallets_holds_through_them_and_closes_after_the_commit() {
     w.background.run().await;
     assert_eq!(
         wallets.told()[3],
-        format!("close {user} lse_wallet {hold} 0 at balance {after}")
+        format!("close {user} lse_wallet 0 at balance {after}")
     );
     // Credit taken away: the wallet is told before the adjustment answers.
     w.admin(

@@ -29,11 +29,13 @@ BEGIN
 END;
 
 -- Credit taken away (a negative adjustment, a refund, expiry) revokes the
--- user's leases: what is left of them is free again, so holds are decided
--- on the new balance; an instance learns of it at its next renewal (within
--- HUB_CACHE_TTL) and takes a new lease, sized on what is left.
+-- user's leases in the same transaction: a revoked lease stays open and
+-- counted in users.held (calls may still be open on it), but takes no new
+-- hold; its holder learns of it at its next renewal (within HUB_CACHE_TTL)
+-- and returns it once its calls have ended.
+ALTER TABLE holds ADD COLUMN revoked_at INTEGER;
 CREATE TRIGGER ledger_revokes_leases AFTER INSERT ON ledger WHEN NEW.amount < 0 AND NEW.kind <> 'usage'
 BEGIN
-  UPDATE holds SET state = 'released', closed_at = NEW.created_at
-  WHERE user_id = NEW.user_id AND kind = 'lease' AND state = 'open';
+  UPDATE holds SET revoked_at = NEW.created_at
+  WHERE user_id = NEW.user_id AND kind = 'lease' AND state = 'open' AND revoked_at IS NULL;
 END;

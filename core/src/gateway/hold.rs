@@ -5,6 +5,7 @@
 use crate::auth::{Caller, KeyLimits};
 use crate::error::ApiError;
 use crate::http::{HeaderName, HeaderValue};
+use crate::metering::lease::LeaseId;
 use crate::metering::money::Credits;
 use crate::metering::HeldIn;
 use crate::metering::Usage;
@@ -140,7 +141,7 @@ impl HoldGuard {
             }
             ok
         } else if let Some(lease) = match leasable {
-            true => hub.hold_from_lease(&self.user, amount).await?,
+            true => self.hold_from_lease(&hub, amount).await?,
             false => None,
         } {
             self.hold = Some((amount, HeldIn::Lease(lease)));
@@ -166,6 +167,19 @@ impl HoldGuard {
         self.counted = true;
         hub.telemetry().metrics.holds_open.fetch_add(1, Relaxed);
         Ok(())
+    }
+
+    /// Holds from the user's lease (None: the call holds a row). A wallet
+    /// that did not answer may still have placed the hold: it is told to
+    /// drop it (a no-op if it placed none).
+    async fn hold_from_lease(&self, hub: &Hub, amount: Credits) -> Result<Option<LeaseId>, ApiError> {
+        match hub.hold_from_lease(&self.user, &self.call_id, amount).await {
+            Ok(lease) => Ok(lease),
+            Err(e) => {
+                hub.cancel_in_wallet(&self.user, &self.call_id);
+                Err(e.into())
+            }
+        }
     }
 
     /// Where the hold placed lives (None: no hold was placed).
@@ -228,9 +242,11 @@ impl Drop for HoldGuard {
                     book.settle(&self.user, amount, Credits::ZERO);
                 }
             }
-            Some((amount, HeldIn::Lease(lease))) => {
+            Some((_, HeldIn::Lease(lease))) => {
                 // Nothing charged: nothing to wait for.
-                let _ = self.hub.lease_call_ended(&self.user, lease, amount, Credits::ZERO);
+                let _ = self
+                    .hub
+                    .lease_call_ended(&self.user, lease, &self.call_id, Credits::ZERO);
             }
             Some((_, HeldIn::Row)) => stmts.push(crate::store::Store::release_hold_stmt(&self.call_id, now)),
             None => {}

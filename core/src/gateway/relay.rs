@@ -177,8 +177,10 @@ impl CallMeter {
                     book.settle(&self.caller.user_id, hold, charged);
                 }
             }
-            (Some(hold), Some(HeldIn::Lease(lease))) => {
-                lease_charge = self.hub.lease_call_ended(&self.caller.user_id, lease, hold, charged);
+            (Some(_), Some(HeldIn::Lease(lease))) => {
+                lease_charge = self
+                    .hub
+                    .lease_call_ended(&self.caller.user_id, lease, &self.call_id, charged);
             }
             _ => {}
         }

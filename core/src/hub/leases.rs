@@ -12,7 +12,7 @@ use crate::ports::DbError;
 pub(crate) struct LeaseCharge {
     pub user: String,
     pub lease: LeaseId,
-    pub hold: Credits,
+    pub call: String,
     pub charge: Credits,
 }
 
@@ -24,12 +24,19 @@ impl Hub {
     /// Holds `amount` for a call from the user's lease: in their wallet when
     /// this Hub has wallets, else from this instance's lease (None: leases
     /// are off, or the call must hold a row).
-    pub(crate) async fn hold_from_lease(&self, user: &str, amount: Credits) -> Result<Option<LeaseId>, DbError> {
+    pub(crate) async fn hold_from_lease(
+        &self,
+        user: &str,
+        call: &str,
+        amount: Credits,
+    ) -> Result<Option<LeaseId>, DbError> {
         if let Some(wallets) = self.wallets() {
-            return wallets.hold(user, amount).await;
+            return wallets.hold(user, call, amount).await;
         }
         let Some(lessee) = self.lessee() else { return Ok(None) };
-        lessee.hold(user, amount, || self.now_ms(), || self.new_id("lse")).await
+        lessee
+            .hold(user, call, amount, || self.now_ms(), || self.new_id("lse"))
+            .await
     }
 
     /// A call held on `lease` ended, charged `charge`. This instance's lease
@@ -41,14 +48,14 @@ impl Hub {
         &self,
         user: &str,
         lease: LeaseId,
-        hold: Credits,
+        call: &str,
         charge: Credits,
     ) -> Option<LeaseCharge> {
         let queued = charge > Credits::ZERO;
         let pending = LeaseCharge {
             user: user.to_string(),
             lease,
-            hold,
+            call: call.to_string(),
             charge,
         };
         if self.wallets().is_some() {
@@ -61,8 +68,9 @@ impl Hub {
             return None;
         }
         let book = self.leases()?;
-        book.close(user, &pending.lease, hold.nanos(), charge.nanos(), queued);
-        queued.then_some(pending)
+        // Only a call this book holds open is charged here, and told once.
+        let ended = book.close(user, Some(&pending.lease), call, charge.nanos(), queued);
+        (ended && queued).then_some(pending)
     }
 
     /// A call's charge on a lease committed.
@@ -74,12 +82,34 @@ impl Hub {
         }
     }
 
+    /// Tells the user's wallet that a hold it may have placed for `call` is
+    /// not wanted (its answer never arrived): a no-op if it placed none.
+    pub(crate) fn cancel_in_wallet(&self, user: &str, call: &str) {
+        if self.wallets().is_none() {
+            return;
+        }
+        let hub = self.clone();
+        let (user, call) = (user.to_string(), call.to_string());
+        self.background().spawn(Box::pin(async move {
+            if let Some(wallets) = hub.wallets() {
+                if let Err(e) = wallets.close(&user, None, &call, Credits::ZERO).await {
+                    tracing::warn!(
+                        user,
+                        call,
+                        "could not cancel a wallet hold (it lapses after an hour): {e}"
+                    );
+                }
+            }
+        }));
+    }
+
     /// Tells the user's wallet a call ended, retrying a few times.
     async fn close_in_wallet(&self, c: LeaseCharge) {
         let Some(wallets) = self.wallets() else { return };
         let mut wait_ms = 100;
         for attempt in 1..=CLOSE_ATTEMPTS {
-            match wallets.close(&c.user, &c.lease, c.hold, c.charge).await {
+            // A close is applied once per call, so retrying one that did land is harmless.
+            match wallets.close(&c.user, Some(&c.lease), &c.call, c.charge).await {
                 Ok(()) => return,
                 Err(e) if attempt == CLOSE_ATTEMPTS => {
                     tracing::error!(user = %c.user, lease = %c.lease, "could not tell the wallet a call ended: {e}")
@@ -93,9 +123,12 @@ impl Hub {
     }
 
     /// Credit was taken from `user` (committed, revoking their leases in the
-    /// database): their wallet stops serving holds from those leases now.
-    /// Without wallets, an instance learns of it at its next renewal.
+    /// database): this instance's leases, or their wallet's, stop serving
+    /// holds now; other instances learn of it at their next renewal.
     pub(crate) async fn credit_taken(&self, user: &str) {
+        if let Some(lessee) = self.lessee() {
+            lessee.revoke(user);
+        }
         if let Some(wallets) = self.wallets() {
             if let Err(e) = wallets.revoke(user).await {
                 tracing::warn!(
@@ -110,6 +143,20 @@ impl Hub {
     /// renewed, and so checked, at least every `HUB_CACHE_TTL`.
     pub fn lease_upkeep_every_ms(&self) -> Option<u64> {
         self.leases().map(|b| b.policy().upkeep_every_ms() as u64)
+    }
+
+    /// Runs the lease upkeep in the background (Lambda, at each invocation:
+    /// alongside the call, never in front of it).
+    pub fn spawn_lease_upkeep(&self) {
+        if self.lessee().is_none() {
+            return;
+        }
+        let hub = self.clone();
+        self.background().spawn(Box::pin(async move {
+            if let Err(e) = hub.lease_upkeep().await {
+                tracing::warn!("credit lease upkeep: {e}");
+            }
+        }));
     }
 
     /// Renews this instance's leases in use and returns idle ones, when due.

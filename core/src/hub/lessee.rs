@@ -27,93 +27,114 @@ impl Lessee {
         &self.book
     }
 
-    /// Holds `amount` for a call from the user's lease, taking a new lease
+    /// Holds `amount` for `call` from the user's lease, taking a new lease
     /// (id from `new_id`) when the current one cannot cover it: one
     /// conditional write, which callers for the same user wait on rather
-    /// than each taking one. None: half the user's free balance cannot
-    /// cover a lease (near the end of the balance), and what the current
-    /// lease had free is given back: the call holds a row of its own.
+    /// than each taking one (if it fails to reach the database, those
+    /// waiting fail at once). None: half the user's free balance cannot
+    /// cover a lease (near the end of the balance, or credit of theirs
+    /// expires soon), and what the current lease had free is given back:
+    /// the call holds a row of its own.
     pub async fn hold(
         &self,
         user: &str,
+        call: &str,
         amount: Credits,
         now: impl Fn() -> i64,
         new_id: impl FnOnce() -> String,
     ) -> Result<Option<LeaseId>, DbError> {
         let book = &self.book;
         let need = amount.nanos();
-        if let Some(id) = book.try_hold(user, need, now()) {
+        if let Some(id) = book.try_hold(user, call, need, now()) {
             return Ok(Some(id));
         }
         let lock = book.acquire_lock(user);
         let _turn = lock.lock().await;
         let at = now();
-        if let Some(id) = book.try_hold(user, need, at) {
+        if let Some(id) = book.try_hold(user, call, need, at) {
             return Ok(Some(id));
+        }
+        if book.failed_recently(user, at) {
+            return Err(DbError::Unavailable("the database did not answer a moment ago".into()));
         }
         let ask = book.ask(user, need);
         let id: LeaseId = new_id().into();
         let policy = book.policy();
+        let expires_at = at.saturating_add(policy.ttl_ms);
         let terms = LeaseTerms {
             want: ask.want,
             least: ask.least,
             now_ms: at,
-            expires_at: at.saturating_add(policy.ttl_ms),
+            expires_at,
             usable_until: at.saturating_add(policy.margin_ms()),
         };
-        let taken = self.store.take_lease(&id, user, terms).await?;
-        let Some((leased, expires_at)) = taken else {
+        let taken = match self.store.take_lease(&id, user, terms).await {
+            Ok(t) => t,
+            Err(e) => {
+                book.note_attempt(user, Some(now()));
+                return Err(e);
+            }
+        };
+        book.note_attempt(user, None);
+        let Some((leased, stop_at)) = taken else {
             if let Some((lease, left)) = book.take_leftover(user) {
                 self.store.shrink_lease(&lease, left).await?;
             }
             return Ok(None);
         };
         tracing::debug!(user, lease = %id, leased, "credit lease taken");
-        book.install(user, id, leased, expires_at, at);
-        Ok(book.try_hold(user, need, at))
+        // The clock read again: a slow write leaves the lease less life.
+        let after = now();
+        book.install(user, id, leased, expires_at, stop_at, after);
+        Ok(book.try_hold(user, call, need, after))
     }
 
     /// Renews the leases in use that are due, and returns those idle or
     /// drained (one write each at most; nothing when nothing is due). A
-    /// lease the renewal no longer finds open (a negative adjustment or a
-    /// refund revoked it, or it expired) stops taking holds.
+    /// lease the renewal finds revoked (credit taken away) drains; one it
+    /// no longer finds open (expired) is forgotten.
     pub async fn upkeep(&self, now: i64) -> Result<(), DbError> {
         let due = self.book.upkeep(now);
         if !due.release.is_empty() {
             let ids: Vec<&str> = due.release.iter().map(|id| &**id).collect();
-            self.store.commit(vec![Store::release_leases_stmt(&ids, now)]).await?;
-            tracing::debug!(leases = ids.len(), "idle credit leases returned");
+            // Forgotten here already: a row not released expires on its own.
+            match self.store.commit(vec![Store::release_leases_stmt(&ids, now)]).await {
+                Ok(()) => tracing::debug!(leases = ids.len(), "idle credit leases returned"),
+                Err(e) => tracing::warn!(leases = ids.len(), "idle credit leases not returned (they expire): {e}"),
+            }
         }
         if !due.renew.is_empty() {
             let ids: Vec<&str> = due.renew.iter().map(|id| &**id).collect();
             let expires_at = now.saturating_add(self.book.policy().ttl_ms);
-            let alive = self.store.renew_leases(&ids, now, expires_at).await?;
+            let alive = self.store.renew_leases(&ids, expires_at).await?;
             if alive.len() < ids.len() {
                 tracing::warn!(
                     lost = ids.len() - alive.len(),
-                    "credit leases no longer open in the database (revoked or expired); they take no more holds"
+                    "credit leases no longer open in the database (expired); they take no more holds"
                 );
             }
-            self.book.renewed(&due.renew, &alive);
+            self.book.renewed(&due.renew, &alive, expires_at);
         }
         Ok(())
     }
 
     /// The user's credit was taken away, revoking their leases in the
     /// database: they take no more holds here (without waiting for the
-    /// renewal that would find them gone).
+    /// renewal that would find them revoked), and are returned once the
+    /// calls open on them have ended.
     pub fn revoke(&self, user: &str) {
-        let n = self.book.forget(user);
+        let n = self.book.drain(user);
         tracing::debug!(user, leases = n, "credit leases revoked");
     }
 
-    /// Returns every lease held (at shutdown, once the settlements are in).
+    /// Returns the leases no call depends on any more (at shutdown, once
+    /// the settlements are in); the others expire after their TTL.
     pub async fn return_all(&self, now: i64) -> Result<usize, DbError> {
-        let all = self.book.all();
-        if all.is_empty() {
+        let idle = self.book.idle_leases();
+        if idle.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<&str> = all.iter().map(|id| &**id).collect();
+        let ids: Vec<&str> = idle.iter().map(|id| &**id).collect();
         self.store.commit(vec![Store::release_leases_stmt(&ids, now)]).await?;
         Ok(ids.len())
     }

@@ -84,6 +84,11 @@ const LEAST_HOLDS: i64 = 4;
 /// A lease is sized at least this many holds of the call asking.
 const FLOOR_HOLDS: i64 = 8;
 
+/// The longest a call may stay open on a lease without its end being
+/// heard of (a holder that was never told): the default hold TTL. Past it
+/// the call's hold is given back to the lease.
+const CALL_TTL_MS: i64 = 3_600_000;
+
 #[derive(Debug)]
 struct Lease {
     id: LeaseId,
@@ -91,16 +96,34 @@ struct Lease {
     amount: i64,
     /// Held by calls open on it.
     held: i64,
-    open: u32,
+    /// The calls open on it: what each holds and since when. Keyed by call
+    /// id, so a call's end is applied once however often it is told.
+    calls: HashMap<String, (i64, i64)>,
     /// Charges queued to the database, not yet committed.
     unsettled: u32,
     expires_at: i64,
+    /// No new hold from it at or after this (credit of the user's expires
+    /// then; `i64::MAX`: none does).
+    stop_at: i64,
     last_used: i64,
 }
 
 impl Lease {
     fn idle(&self) -> bool {
-        self.open == 0 && self.unsettled == 0
+        self.calls.is_empty() && self.unsettled == 0
+    }
+
+    /// Ends a call on the lease; false when it is not open here.
+    fn end(&mut self, call: &str, charge: i64, queued: bool) -> bool {
+        let Some((hold, _)) = self.calls.remove(call) else {
+            return false;
+        };
+        self.held = (self.held - hold).max(0);
+        self.amount = (self.amount - charge.max(0)).max(0);
+        if queued {
+            self.unsettled += 1;
+        }
+        true
     }
 }
 
@@ -116,6 +139,9 @@ struct UserLeases {
     last_window: i64,
     /// One lease taken at a time per user: callers queue behind it.
     acquire: Arc<futures_util::lock::Mutex<()>>,
+    /// When taking a lease last failed to reach the database: callers
+    /// queued behind it fail at once rather than each waiting its turn.
+    failed_at: Option<i64>,
 }
 
 impl UserLeases {
@@ -171,24 +197,42 @@ impl LeaseBook {
         f(&mut guard)
     }
 
-    /// Holds `amount` from the user's active lease if it covers it and has
-    /// life enough left; returns the lease it came from.
-    pub fn try_hold(&self, user: &str, amount: i64, now: i64) -> Option<LeaseId> {
+    /// Holds `amount` for `call` from the user's active lease if it covers
+    /// it, has life enough left and its credit has not begun to expire;
+    /// returns the lease it came from.
+    pub fn try_hold(&self, user: &str, call: &str, amount: i64, now: i64) -> Option<LeaseId> {
         let margin = self.policy.margin_ms();
         let window = self.policy.ttl_ms;
         self.with(|users| {
             let u = users.get_mut(user)?;
             let lease = u.active.as_mut()?;
-            if lease.expires_at - now <= margin || lease.amount - lease.held < amount || amount < 0 {
+            let usable = lease.expires_at - now > margin && now < lease.stop_at;
+            if !usable || lease.amount - lease.held < amount || amount < 0 || lease.calls.contains_key(call) {
                 return None;
             }
             lease.held += amount;
-            lease.open += 1;
+            lease.calls.insert(call.to_string(), (amount, now));
             lease.last_used = now;
             let id = lease.id.clone();
             u.count_spend(amount, now, window);
             Some(id)
         })
+    }
+
+    /// Whether taking a lease for `user` failed to reach the database in
+    /// the last second.
+    pub fn failed_recently(&self, user: &str, now: i64) -> bool {
+        self.with(|users| {
+            users
+                .get(user)
+                .and_then(|u| u.failed_at)
+                .is_some_and(|at| now - at < 1_000)
+        })
+    }
+
+    /// Notes that taking a lease for `user` failed (None: it worked).
+    pub fn note_attempt(&self, user: &str, failed_at: Option<i64>) {
+        self.with(|users| users.entry(user.to_string()).or_default().failed_at = failed_at)
     }
 
     /// The lock a caller takes before taking a lease for `user`.
@@ -222,16 +266,17 @@ impl LeaseBook {
 
     /// A lease just taken becomes the user's active one; the one it
     /// replaces drains (takes no new holds) until its calls settle.
-    pub fn install(&self, user: &str, id: LeaseId, amount: i64, expires_at: i64, now: i64) {
+    pub fn install(&self, user: &str, id: LeaseId, amount: i64, expires_at: i64, stop_at: i64, now: i64) {
         self.with(|users| {
             let u = users.entry(user.to_string()).or_default();
             let fresh = Lease {
                 id,
                 amount,
                 held: 0,
-                open: 0,
+                calls: HashMap::new(),
                 unsettled: 0,
                 expires_at,
+                stop_at,
                 last_used: now,
             };
             if let Some(old) = u.active.replace(fresh) {
@@ -240,19 +285,20 @@ impl LeaseBook {
         })
     }
 
-    /// A call on `lease` ended: its hold is given back and `charge` taken
-    /// off the lease. `queued`: a charge was sent to the database
-    /// ([`LeaseBook::committed`] follows once it commits).
-    pub fn close(&self, user: &str, lease: &str, hold: i64, charge: i64, queued: bool) {
+    /// `call` ended (on `lease`, or on whichever of the user's leases holds
+    /// it): its hold is given back and `charge` taken off the lease.
+    /// `queued`: a charge was sent to the database ([`LeaseBook::committed`]
+    /// follows once it commits). Told twice, or of a call it does not know,
+    /// it changes nothing and returns false.
+    pub fn close(&self, user: &str, lease: Option<&str>, call: &str, charge: i64, queued: bool) -> bool {
         self.with(|users| {
-            if let Some(l) = users.get_mut(user).and_then(|u| u.find(lease)) {
-                l.held = (l.held - hold).max(0);
-                l.amount = (l.amount - charge.max(0)).max(0);
-                l.open = l.open.saturating_sub(1);
-                if queued {
-                    l.unsettled += 1;
-                }
-            }
+            users.get_mut(user).is_some_and(|u| {
+                u.active
+                    .iter_mut()
+                    .chain(u.draining.iter_mut())
+                    .filter(|l| lease.is_none_or(|id| &*l.id == id))
+                    .any(|l| l.end(call, charge, queued))
+            })
         })
     }
 
@@ -274,6 +320,18 @@ impl LeaseBook {
         let mut out = Upkeep::default();
         self.with(|users| {
             for u in users.values_mut() {
+                for l in u.active.iter_mut().chain(u.draining.iter_mut()) {
+                    let stale: Vec<String> = l
+                        .calls
+                        .iter()
+                        .filter(|(_, (_, at))| now - at > CALL_TTL_MS)
+                        .map(|(c, _)| c.clone())
+                        .collect();
+                    for call in stale {
+                        tracing::warn!(call, lease = %l.id, "a call's end was never heard of: its hold goes back to the lease");
+                        l.end(&call, 0, false);
+                    }
+                }
                 u.draining.retain(|l| l.expires_at > now);
                 if u.active.as_ref().is_some_and(|l| l.expires_at <= now) {
                     u.active = None;
@@ -299,22 +357,26 @@ impl LeaseBook {
     }
 
     /// The renewal of `asked` came back: the leases in `alive` (with their
-    /// rows' amounts and new expiries) live on; the others are gone
-    /// (released by a revocation, or expired) and are forgotten.
-    pub fn renewed(&self, asked: &[LeaseId], alive: &[(String, i64, i64)]) {
-        let alive: HashMap<&str, (i64, i64)> = alive.iter().map(|(id, a, e)| (id.as_str(), (*a, *e))).collect();
+    /// rows' amounts and whether credit taken away revoked them) now expire
+    /// at `expires_at`; the others are gone (expired) and are forgotten. A
+    /// revoked lease takes no new hold: it drains, and is returned once its
+    /// calls have ended.
+    pub fn renewed(&self, asked: &[LeaseId], alive: &[(String, i64, bool)], expires_at: i64) {
+        let alive: HashMap<&str, (i64, bool)> = alive.iter().map(|(id, a, r)| (id.as_str(), (*a, *r))).collect();
         let asked: std::collections::HashSet<&str> = asked.iter().map(|id| &**id).collect();
         self.with(|users| {
             for u in users.values_mut() {
-                let keep = |l: &mut Lease| -> bool {
+                let mut revoked = false;
+                let mut keep = |l: &mut Lease| -> bool {
                     if !asked.contains(&*l.id) {
                         return true;
                     }
                     match alive.get(&*l.id) {
-                        Some(&(row, expires_at)) => {
+                        Some(&(row, was_revoked)) => {
                             l.expires_at = expires_at;
                             // Never believe more than the row reserves.
                             l.amount = l.amount.min(row);
+                            revoked |= was_revoked;
                             true
                         }
                         None => false,
@@ -325,19 +387,23 @@ impl LeaseBook {
                         u.active = None;
                     }
                 }
-                u.draining.retain_mut(keep);
+                u.draining.retain_mut(&mut keep);
+                if revoked {
+                    u.draining.extend(u.active.take());
+                }
             }
         })
     }
 
-    /// Forgets every lease of `user` (the database revoked them): they take
-    /// no more holds, and calls still open on them end without effect here.
-    pub fn forget(&self, user: &str) -> usize {
+    /// Credit was taken from `user` (the database revoked their leases):
+    /// no lease of theirs takes a new hold; calls open on them end as
+    /// usual, and the leases are returned once drained. Returns how many
+    /// leases stop taking holds.
+    pub fn drain(&self, user: &str) -> usize {
         self.with(|users| {
             users.get_mut(user).map_or(0, |u| {
-                let n = u.draining.len() + usize::from(u.active.is_some());
-                u.active = None;
-                u.draining.clear();
+                let n = usize::from(u.active.is_some());
+                u.draining.extend(u.active.take());
                 n
             })
         })
@@ -356,12 +422,21 @@ impl LeaseBook {
         })
     }
 
-    /// Every lease this instance holds (at shutdown, to return them).
-    pub fn all(&self) -> Vec<LeaseId> {
+    /// Whether any lease is held.
+    pub fn has_leases(&self) -> bool {
+        self.with(|users| users.values().any(|u| u.active.is_some() || !u.draining.is_empty()))
+    }
+
+    /// The leases with no call open and every charge committed (at
+    /// shutdown, to return them; the others expire on their own, after the
+    /// charges that may still reach them).
+    pub fn idle_leases(&self) -> Vec<LeaseId> {
         self.with(|users| {
             users
                 .values()
-                .flat_map(|u| u.active.iter().chain(u.draining.iter()).map(|l| l.id.clone()))
+                .flat_map(|u| u.active.iter().chain(u.draining.iter()))
+                .filter(|l| l.idle())
+                .map(|l| l.id.clone())
                 .collect()
         })
     }
@@ -372,6 +447,7 @@ mod tests {
     use super::*;
 
     const TTL: i64 = 30_000;
+    const NEVER: i64 = i64::MAX;
 
     fn book() -> LeaseBook {
         LeaseBook::new(LeasePolicy::new(TTL, TTL / 3))
@@ -380,32 +456,48 @@ mod tests {
     #[test]
     fn holds_come_from_the_active_lease_while_it_covers_them() {
         let b = book();
-        assert_eq!(b.try_hold("u", 10, 0), None, "no lease yet");
-        b.install("u", "lse_1".into(), 25, TTL, 0);
-        assert_eq!(b.try_hold("u", 10, 1).as_deref(), Some("lse_1"));
-        assert_eq!(b.try_hold("u", 10, 2).as_deref(), Some("lse_1"));
-        assert_eq!(b.try_hold("u", 10, 3), None, "5 left");
-        b.close("u", "lse_1", 10, 4, true);
+        assert_eq!(b.try_hold("u", "c1", 10, 0), None, "no lease yet");
+        b.install("u", "lse_1".into(), 25, TTL, NEVER, 0);
+        assert_eq!(b.try_hold("u", "c1", 10, 1).as_deref(), Some("lse_1"));
+        assert_eq!(b.try_hold("u", "c2", 10, 2).as_deref(), Some("lse_1"));
+        assert_eq!(b.try_hold("u", "c3", 10, 3), None, "5 left");
+        assert!(b.close("u", Some("lse_1"), "c1", 4, true));
         assert_eq!(b.leased("u"), (21, 10));
-        assert_eq!(b.try_hold("u", 10, 4).as_deref(), Some("lse_1"), "6 came back");
-        assert_eq!(b.try_hold("nobody", 1, 4), None);
+        assert_eq!(b.try_hold("u", "c3", 10, 4).as_deref(), Some("lse_1"), "6 came back");
+        assert_eq!(b.try_hold("nobody", "c4", 1, 4), None);
     }
 
     #[test]
-    fn a_lease_near_its_expiry_takes_no_new_hold() {
+    fn a_call_ends_once_however_often_it_is_told() {
         let b = book();
-        b.install("u", "lse_1".into(), 100, TTL, 0);
-        assert!(b.try_hold("u", 1, TTL - TTL / 3 - 1).is_some());
-        assert!(b.try_hold("u", 1, TTL - TTL / 3).is_none());
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
+        assert!(b.try_hold("u", "a", 40, 1).is_some());
+        assert!(b.try_hold("u", "b", 40, 1).is_some());
+        assert!(b.close("u", Some("lse_1"), "a", 10, true));
+        assert!(!b.close("u", Some("lse_1"), "a", 10, true), "told again: nothing");
+        assert!(!b.close("u", Some("lse_1"), "nobody", 10, true));
+        assert_eq!(b.leased("u"), (90, 40), "b still holds its 40");
+        assert_eq!(b.try_hold("u", "b", 1, 2), None, "one hold per call");
+    }
+
+    #[test]
+    fn a_lease_takes_no_new_hold_near_its_expiry_or_once_credit_expires() {
+        let b = book();
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
+        assert!(b.try_hold("u", "c1", 1, TTL - TTL / 3 - 1).is_some());
+        assert!(b.try_hold("u", "c2", 1, TTL - TTL / 3).is_none());
+        b.install("v", "lse_2".into(), 100, TTL, 5_000, 0);
+        assert!(b.try_hold("v", "c3", 1, 4_999).is_some());
+        assert!(b.try_hold("v", "c4", 1, 5_000).is_none(), "its credit expires at 5000");
     }
 
     #[test]
     fn upkeep_renews_leases_in_use_and_returns_idle_and_drained_ones() {
         let b = book();
-        b.install("u", "lse_1".into(), 100, TTL, 0);
-        assert!(b.try_hold("u", 60, 0).is_some());
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
+        assert!(b.try_hold("u", "c1", 60, 0).is_some());
         // Replaced while a call is open on it: it drains.
-        b.install("u", "lse_2".into(), 100, TTL, 0);
+        b.install("u", "lse_2".into(), 100, TTL, NEVER, 0);
         let early = b.upkeep(1_000);
         assert_eq!(early, Upkeep::default(), "fresh and busy: nothing to do");
         let later = b.upkeep(TTL / 3 + 1);
@@ -414,89 +506,104 @@ mod tests {
             vec![LeaseId::from("lse_1")],
             "the draining lease has a call open"
         );
-        assert_eq!(
-            later.release,
-            vec![LeaseId::from("lse_2")],
-            "idle for a third of the TTL"
-        );
-        b.close("u", "lse_1", 60, 50, true);
+        assert_eq!(later.release, vec![LeaseId::from("lse_2")], "idle for a check");
+        b.close("u", Some("lse_1"), "c1", 50, true);
+        assert_eq!(b.idle_leases(), Vec::<LeaseId>::new());
         assert_eq!(
             b.upkeep(TTL / 3 + 2).release,
             Vec::<LeaseId>::new(),
             "its charge is not committed yet"
         );
         b.committed("u", "lse_1");
+        assert_eq!(b.idle_leases(), vec![LeaseId::from("lse_1")]);
         assert_eq!(b.upkeep(TTL / 3 + 3).release, vec![LeaseId::from("lse_1")]);
         assert_eq!(b.leased("u"), (0, 0));
     }
 
     #[test]
-    fn a_lease_the_database_no_longer_has_is_forgotten() {
+    fn a_call_never_heard_of_again_gives_its_hold_back_after_an_hour() {
         let b = book();
-        b.install("u", "lse_1".into(), 100, TTL, 0);
-        b.install("v", "lse_2".into(), 100, TTL, 0);
-        assert!(b.try_hold("u", 10, 1).is_some());
-        assert!(b.try_hold("v", 10, 1).is_some());
-        let asked: Vec<LeaseId> = vec!["lse_1".into(), "lse_2".into()];
-        b.renewed(&asked, &[("lse_2".to_string(), 80, 2 * TTL)]);
-        assert_eq!(b.try_hold("u", 1, 2), None, "revoked");
+        b.install("u", "lse_1".into(), 100, i64::MAX / 2, NEVER, 0);
+        assert!(b.try_hold("u", "lost", 60, 0).is_some());
+        b.upkeep(CALL_TTL_MS);
+        assert_eq!(b.leased("u"), (100, 60));
+        // Its hold given back, the lease is idle: returned.
+        assert_eq!(b.upkeep(CALL_TTL_MS + 1).release, vec![LeaseId::from("lse_1")]);
+        assert_eq!(b.leased("u"), (0, 0));
+    }
+
+    #[test]
+    fn a_revoked_lease_drains_and_a_lost_one_is_forgotten() {
+        let b = book();
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
+        b.install("v", "lse_2".into(), 100, TTL, NEVER, 0);
+        b.install("w", "lse_3".into(), 100, TTL, NEVER, 0);
+        assert!(b.try_hold("u", "c1", 10, 1).is_some());
+        assert!(b.try_hold("v", "c2", 10, 1).is_some());
+        let asked: Vec<LeaseId> = vec!["lse_1".into(), "lse_2".into(), "lse_3".into()];
+        b.renewed(
+            &asked,
+            &[("lse_2".to_string(), 80, false), ("lse_3".to_string(), 100, true)],
+            2 * TTL,
+        );
+        assert_eq!(b.try_hold("u", "c3", 1, 2), None, "gone from the database");
+        assert_eq!(b.leased("u"), (0, 0));
         assert_eq!(b.leased("v"), (80, 10), "never more than the row reserves");
-        assert!(b.try_hold("v", 1, TTL + 1).is_some(), "renewed");
-        // Past its expiry without a renewal: forgotten.
-        b.upkeep(3 * TTL);
-        assert_eq!(b.leased("v"), (0, 0));
+        assert!(b.try_hold("v", "c4", 1, TTL + 1).is_some(), "renewed");
+        assert_eq!(b.try_hold("w", "c5", 1, 2), None, "revoked: no new hold");
+        assert_eq!(
+            b.upkeep(3).release,
+            vec![LeaseId::from("lse_3")],
+            "drained at once: returned"
+        );
+        // Revoked here while a call is open: the call still ends on it.
+        assert_eq!(b.drain("v"), 1);
+        assert_eq!(b.try_hold("v", "c6", 1, TTL + 2), None);
+        assert!(b.close("v", Some("lse_2"), "c2", 5, false));
+        assert!(b.close("v", Some("lse_2"), "c4", 0, false));
+        assert_eq!(b.upkeep(TTL + 3).release, vec![LeaseId::from("lse_2")]);
     }
 
     #[test]
     fn the_lease_asked_for_follows_recent_spend() {
         let b = book();
         assert_eq!(b.ask("u", 5), LeaseAsk { want: 40, least: 20 });
-        b.install("u", "lse_1".into(), 1_000, TTL, 0);
+        b.install("u", "lse_1".into(), 1_000, TTL, NEVER, 0);
         for t in 0..50 {
-            assert!(b.try_hold("u", 5, t).is_some());
+            assert!(b.try_hold("u", &format!("c{t}"), 5, t).is_some());
         }
         assert_eq!(b.ask("u", 5).want, 500, "twice the 250 held this window");
         // Two windows later with nothing held, back to the floor.
-        b.install("u", "lse_2".into(), 1_000, 3 * TTL, 2 * TTL + 1);
-        assert!(b.try_hold("u", 5, 2 * TTL + 1).is_some());
+        b.install("u", "lse_2".into(), 1_000, 3 * TTL, NEVER, 2 * TTL + 1);
+        assert!(b.try_hold("u", "later", 5, 2 * TTL + 1).is_some());
         assert_eq!(b.ask("u", 5).want, 40);
     }
 
     #[test]
     fn the_leftover_of_a_lease_is_given_up_once() {
         let b = book();
-        b.install("u", "lse_1".into(), 25, TTL, 0);
-        assert!(b.try_hold("u", 10, 1).is_some());
+        b.install("u", "lse_1".into(), 25, TTL, NEVER, 0);
+        assert!(b.try_hold("u", "c1", 10, 1).is_some());
         assert_eq!(b.take_leftover("u"), Some(("lse_1".into(), 15)));
         assert_eq!(b.take_leftover("u"), None);
-        assert_eq!(b.try_hold("u", 1, 2), None);
+        assert_eq!(b.try_hold("u", "c2", 1, 2), None);
         // What the call does not use comes back to the lease.
-        b.close("u", "lse_1", 10, 4, true);
+        b.close("u", Some("lse_1"), "c1", 4, true);
         assert_eq!(b.leased("u"), (6, 0));
-    }
-
-    #[test]
-    fn a_forgotten_lease_takes_no_hold_and_its_calls_end_quietly() {
-        let b = book();
-        b.install("u", "lse_1".into(), 100, TTL, 0);
-        assert!(b.try_hold("u", 10, 1).is_some());
-        b.install("u", "lse_2".into(), 100, TTL, 1);
-        b.install("v", "lse_3".into(), 100, TTL, 1);
-        assert_eq!(b.forget("u"), 2);
-        assert_eq!(b.try_hold("u", 1, 2), None);
-        b.close("u", "lse_1", 10, 5, false);
-        assert_eq!(b.leased("u"), (0, 0));
-        assert_eq!(b.all(), vec![LeaseId::from("lse_3")], "another user's lease stays");
     }
 
     #[test]
     fn concurrent_holds_never_exceed_the_lease() {
         let b = Arc::new(book());
-        b.install("u", "lse_1".into(), 1000, TTL, 0);
+        b.install("u", "lse_1".into(), 1000, TTL, NEVER, 0);
         let threads: Vec<_> = (0..8)
-            .map(|_| {
+            .map(|t| {
                 let b = b.clone();
-                std::thread::spawn(move || (0..100).filter(|_| b.try_hold("u", 7, 1).is_some()).count())
+                std::thread::spawn(move || {
+                    (0..100)
+                        .filter(|i| b.try_hold("u", &format!("{t}-{i}"), 7, 1).is_some())
+                        .count()
+                })
             })
             .collect();
         let granted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();

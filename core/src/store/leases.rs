@@ -22,11 +22,11 @@ impl Store {
     /// user's free balance (the balance less open holds, leases included,
     /// and less credit past its expiry), and only if that half covers
     /// `least`: one conditional INSERT, so concurrent leases and holds from
-    /// every instance serialize and never exceed the balance. The lease
-    /// expires at `expires_at`, or sooner when credit of the user's expires
-    /// sooner (a lease never outlives credit it may hold), and is taken only
-    /// if that leaves it past `usable_until`. Returns the amount leased and
-    /// when the lease expires, or None.
+    /// every instance serialize and never exceed the balance. Not taken when
+    /// credit of the user's expires before `usable_until` (the lease could
+    /// hold it). Returns the amount leased and when the user's soonest
+    /// credit expires (`i64::MAX`: none does), after which the lease takes
+    /// no new hold; or None.
     pub async fn take_lease(
         &self,
         lease_id: &str,
@@ -37,15 +37,17 @@ impl Store {
             .db
             .write_returning(sql!(
                 "INSERT INTO holds (id, user_id, amount, state, created_at, expires_at, kind)
-                 SELECT ?1, ?2, MIN(?3, f.free / 2), 'open', ?5, f.until, 'lease'
+                 SELECT ?1, ?2, MIN(?3, f.free / 2), 'open', ?5, ?6, 'lease'
                  FROM (SELECT balance - held
                          - (SELECT COALESCE(SUM(remaining), 0) FROM credit_buckets
                             WHERE user_id = ?2 AND remaining > 0 AND expires_at <= ?5) AS free,
-                         MIN(?6, COALESCE((SELECT MIN(expires_at) FROM credit_buckets
-                            WHERE user_id = ?2 AND remaining > 0 AND expires_at > ?5), ?6)) AS until
+                         (SELECT MIN(expires_at) FROM credit_buckets
+                            WHERE user_id = ?2 AND remaining > 0 AND expires_at > ?5) AS stop
                        FROM users WHERE id = ?2) AS f
-                 WHERE f.free / 2 >= ?4 AND f.until > ?7
-                 RETURNING amount, expires_at",
+                 WHERE f.free / 2 >= ?4 AND (f.stop IS NULL OR f.stop > ?7)
+                 RETURNING amount,
+                   (SELECT MIN(expires_at) FROM credit_buckets
+                    WHERE user_id = ?2 AND remaining > 0 AND expires_at > ?5) AS stop_at",
                 lease_id,
                 user_id,
                 ask.want,
@@ -55,35 +57,29 @@ impl Store {
                 ask.usable_until
             ))
             .await?;
-        let leased = rows(&r).next().map(|row| (row.i64("amount"), row.i64("expires_at")));
+        let leased = rows(&r)
+            .next()
+            .map(|row| (row.i64("amount"), row.opt_i64("stop_at").unwrap_or(i64::MAX)));
         Ok(leased)
     }
 
-    /// Pushes the expiry of these open leases back to `expires_at` (or to
-    /// their user's soonest credit expiry after `now_ms`, if sooner); returns
-    /// the ones still open with what their rows reserve and their new
-    /// expiry (a lease missing was released by a revocation, or expired).
-    pub async fn renew_leases(
-        &self,
-        ids: &[&str],
-        now_ms: i64,
-        expires_at: i64,
-    ) -> Result<Vec<(String, i64, i64)>, DbError> {
+    /// Pushes the expiry of these open leases back to `expires_at`; returns
+    /// the ones still open, with what their rows reserve and whether credit
+    /// taken away revoked them (a lease missing has expired).
+    pub async fn renew_leases(&self, ids: &[&str], expires_at: i64) -> Result<Vec<(String, i64, bool)>, DbError> {
         let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
         let r = self
             .db
             .write_returning(sql!(
-                "UPDATE holds SET expires_at = MIN(?1, COALESCE((SELECT MIN(b.expires_at) FROM credit_buckets b
-                   WHERE b.user_id = holds.user_id AND b.remaining > 0 AND b.expires_at > ?3), ?1))
+                "UPDATE holds SET expires_at = ?1
                  WHERE state = 'open' AND kind = 'lease' AND id IN (SELECT value FROM json_each(?2))
-                 RETURNING id, amount, expires_at",
+                 RETURNING id, amount, revoked_at IS NOT NULL AS revoked",
                 expires_at,
-                list,
-                now_ms
+                list
             ))
             .await?;
         Ok(rows(&r)
-            .map(|row| (row.str("id"), row.i64("amount"), row.i64("expires_at")))
+            .map(|row| (row.str("id"), row.i64("amount"), row.bool("revoked")))
             .collect())
     }
 

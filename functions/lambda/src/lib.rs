@@ -162,10 +162,9 @@ pub async fn app(req: lambda_http::Request) -> Result<http::Response<StreamingBo
         }
     };
     // No background work runs while the function is frozen: leases are
-    // renewed and returned here, when due (usually nothing to do).
-    if let Err(e) = state.hub.lease_upkeep().await {
-        tracing::warn!("credit lease upkeep: {e}");
-    }
+    // renewed and returned alongside each invocation, when due (usually
+    // nothing to do); the response ends once it is done.
+    state.hub.spawn_lease_upkeep();
     let (parts, body) = req.into_parts();
     let body = match body {
         lambda_http::Body::Empty => Bytes::new(),

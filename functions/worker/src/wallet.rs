@@ -9,17 +9,23 @@
 //! forgets its lease: the row lapses at its expiry (`HUB_LEASE_TTL`) and the
 //! cron tick releases it (what was left of it is free again), calls still
 //! open on it settle against the ledger as always, and the next call takes a
-//! new lease. So at worst a TTL's worth of the lease is locked, never lost.
+//! new lease. So at worst a TTL's worth of the lease is locked; a call still
+//! open then is charged without its reservation (the balance can dip by it).
+//! The upkeep alarm, due every few seconds while a lease is held, keeps the
+//! object in use meanwhile.
 //!
 //! Internal API (JSON over the binding, never routed from outside; amounts
 //! in nano-credits):
-//! * `POST /hold {user, amount}` → `{lease}`, or `{lease: null}`: no lease
-//!   covers it (near the end of the balance), the call holds a D1 row;
-//! * `POST /close {user, lease, hold, charge}`: a call on `lease` ended; its
-//!   charge, if any, is already committed to D1;
+//! * `POST /hold {user, call, amount}` → `{lease}`, or `{lease: null}`: no
+//!   lease covers it (near the end of the balance), the call holds a D1 row;
+//! * `POST /close {user, lease, call, charge}`: `call` ended; its charge, if
+//!   any, is already committed to D1. Applied once per call (a retry, or a
+//!   close with `lease: null` for a hold whose answer never arrived, of a
+//!   call it does not hold, changes nothing);
 //! * `POST /held {user}` → `{held}`: what calls open on the leases hold;
 //! * `POST /revoke {user}`: credit was taken from the user (their leases
-//!   were released in D1 with it): holds stop coming from them now.
+//!   were revoked in D1 with it): holds stop coming from them now, and they
+//!   are returned once the calls open on them end.
 //!
 //! A D1 failure inside the wallet answers 503; the caller answers its own
 //! 503 before anything is sent to a provider.
@@ -54,6 +60,7 @@ const QUIET_MS: i64 = 3_600_000;
 #[derive(Serialize, Deserialize)]
 struct HoldAsk {
     user: String,
+    call: String,
     amount: i64,
 }
 
@@ -65,8 +72,9 @@ struct HoldAnswer {
 #[derive(Serialize, Deserialize)]
 struct Close {
     user: String,
-    lease: String,
-    hold: i64,
+    /// None: a hold whose answer never reached the caller, dropped.
+    lease: Option<String>,
+    call: String,
     charge: i64,
 }
 
@@ -113,7 +121,7 @@ impl Wallet {
         };
         self.heard(&ask.user);
         let held = lessee
-            .hold(&ask.user, Credits::from_nanos(ask.amount), now_ms, || {
+            .hold(&ask.user, &ask.call, Credits::from_nanos(ask.amount), now_ms, || {
                 hub_core::ids::new_id("lse", now_ms(), &WorkerRng)
             })
             .await;
@@ -134,7 +142,7 @@ impl Wallet {
     /// idle ones returned, while the wallet has any.
     async fn keep_up(&self) {
         let Ok(lessee) = self.lessee.as_ref() else { return };
-        if self.alarm_set.get() || lessee.book().all().is_empty() {
+        if self.alarm_set.get() || !lessee.book().has_leases() {
             return;
         }
         let every = lessee.book().policy().upkeep_every_ms();
@@ -173,7 +181,7 @@ impl DurableObject for Wallet {
                 self.heard(&c.user);
                 if let Ok(l) = self.lessee.as_ref() {
                     // Its charge is committed already: nothing left unsettled.
-                    l.book().close(&c.user, &c.lease, c.hold, c.charge, false);
+                    l.book().close(&c.user, c.lease.as_deref(), &c.call, c.charge, false);
                 }
                 Response::empty()
             }
@@ -273,9 +281,10 @@ impl DurableWallets {
 
 #[async_trait::async_trait(?Send)]
 impl Wallets for DurableWallets {
-    async fn hold(&self, user: &str, amount: Credits) -> Result<Option<LeaseId>, DbError> {
+    async fn hold(&self, user: &str, call: &str, amount: Credits) -> Result<Option<LeaseId>, DbError> {
         let ask = HoldAsk {
             user: user.to_string(),
+            call: call.to_string(),
             amount: amount.nanos(),
         };
         let mut resp = self.send(user, "/hold", &ask).await?;
@@ -286,11 +295,11 @@ impl Wallets for DurableWallets {
         Ok(answer.lease.map(LeaseId::from))
     }
 
-    async fn close(&self, user: &str, lease: &str, hold: Credits, charge: Credits) -> Result<(), DbError> {
+    async fn close(&self, user: &str, lease: Option<&str>, call: &str, charge: Credits) -> Result<(), DbError> {
         let close = Close {
             user: user.to_string(),
-            lease: lease.to_string(),
-            hold: hold.nanos(),
+            lease: lease.map(str::to_string),
+            call: call.to_string(),
             charge: charge.nanos(),
         };
         self.send(user, "/close", &close).await.map(drop)
