@@ -297,7 +297,9 @@ pub trait Wallets: MaybeSendSync {
     /// Holds `amount` for a call of `user` from the user's lease: the lease
     /// it came from, or None (no lease covers it: the call holds a row of
     /// its own). An error: the wallet (or its database) cannot be reached.
-    async fn hold(&self, user: &str, call: &str, amount: Credits) -> Result<Option<LeaseId>, DbError>;
+    /// The hold lives `ttl_ms` if the call's end is never heard of (as a
+    /// hold row's).
+    async fn hold(&self, user: &str, call: &str, amount: Credits, ttl_ms: i64) -> Result<Option<LeaseId>, DbError>;
     /// `call` held on `lease` ended: its hold is given back, and `charge`
     /// (already committed to the database) taken off the lease. Applied
     /// once per call: told again, or of a call it does not hold, the wallet

@@ -687,6 +687,7 @@ impl hub_core::ports::Wallets for FakeWallets {
         user: &str,
         _call: &str,
         amount: hub_core::Credits,
+        _ttl_ms: i64,
     ) -> Result<Option<hub_core::metering::lease::LeaseId>, hub_core::ports::DbError> {
         if self.unreachable {
             return Err(hub_core::ports::DbError::Unavailable("wallet: no answer".into()));

@@ -97,6 +97,8 @@ pub(crate) struct HoldGuard {
     paused: bool,
     /// Whether the hold placed is counted in the open-holds gauge.
     counted: bool,
+    /// Whether a wallet is placing the hold right now (see `hold_from_lease`).
+    wallet_pending: bool,
     /// The call's trace while no relay has taken the call.
     pub trace: Option<crate::telemetry::trace::CallTrace>,
 }
@@ -112,6 +114,7 @@ impl HoldGuard {
             failed: Vec::new(),
             paused: false,
             counted: false,
+            wallet_pending: false,
             trace: None,
         }
     }
@@ -141,7 +144,7 @@ impl HoldGuard {
             }
             ok
         } else if let Some(lease) = match leasable {
-            true => self.hold_from_lease(&hub, amount).await?,
+            true => self.hold_from_lease(&hub, amount, ttl_ms).await?,
             false => None,
         } {
             self.hold = Some((amount, HeldIn::Lease(lease)));
@@ -172,14 +175,15 @@ impl HoldGuard {
     /// Holds from the user's lease (None: the call holds a row). A wallet
     /// that did not answer may still have placed the hold: it is told to
     /// drop it (a no-op if it placed none).
-    async fn hold_from_lease(&self, hub: &Hub, amount: Credits) -> Result<Option<LeaseId>, ApiError> {
-        match hub.hold_from_lease(&self.user, &self.call_id, amount).await {
-            Ok(lease) => Ok(lease),
-            Err(e) => {
-                hub.cancel_in_wallet(&self.user, &self.call_id);
-                Err(e.into())
-            }
-        }
+    async fn hold_from_lease(&mut self, hub: &Hub, amount: Credits, ttl_ms: i64) -> Result<Option<LeaseId>, ApiError> {
+        // Dropped while waiting (the client left), the guard cancels it too.
+        self.wallet_pending = true;
+        let held = hub.hold_from_lease(&self.user, &self.call_id, amount, ttl_ms).await;
+        self.wallet_pending = false;
+        held.map_err(|e| {
+            hub.cancel_in_wallet(&self.user, &self.call_id);
+            e.into()
+        })
     }
 
     /// Where the hold placed lives (None: no hold was placed).
@@ -224,6 +228,9 @@ impl Drop for HoldGuard {
         // A paused hold is the video job's now: no longer this call's to count.
         if std::mem::take(&mut self.counted) {
             self.hub.telemetry().metrics.holds_open.fetch_sub(1, Relaxed);
+        }
+        if std::mem::take(&mut self.wallet_pending) {
+            self.hub.cancel_in_wallet(&self.user, &self.call_id);
         }
         if self.paused {
             return;

@@ -29,13 +29,14 @@ impl Hub {
         user: &str,
         call: &str,
         amount: Credits,
+        ttl_ms: i64,
     ) -> Result<Option<LeaseId>, DbError> {
         if let Some(wallets) = self.wallets() {
-            return wallets.hold(user, call, amount).await;
+            return wallets.hold(user, call, amount, ttl_ms).await;
         }
         let Some(lessee) = self.lessee() else { return Ok(None) };
         lessee
-            .hold(user, call, amount, || self.now_ms(), || self.new_id("lse"))
+            .hold(user, call, amount, ttl_ms, || self.now_ms(), || self.new_id("lse"))
             .await
     }
 
@@ -78,7 +79,7 @@ impl Hub {
         if self.wallets().is_some() {
             self.close_in_wallet(c).await;
         } else if let Some(book) = self.leases() {
-            book.committed(&c.user, &c.lease);
+            book.committed(&c.user, &c.lease, c.charge.nanos());
         }
     }
 

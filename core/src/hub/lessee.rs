@@ -40,18 +40,23 @@ impl Lessee {
         user: &str,
         call: &str,
         amount: Credits,
+        ttl_ms: i64,
         now: impl Fn() -> i64,
         new_id: impl FnOnce() -> String,
     ) -> Result<Option<LeaseId>, DbError> {
         let book = &self.book;
         let need = amount.nanos();
-        if let Some(id) = book.try_hold(user, call, need, now()) {
+        if let Some(id) = book.try_hold(user, call, need, ttl_ms, now()) {
             return Ok(Some(id));
+        }
+        // Its caller gave up on it already (a lost answer was cancelled).
+        if book.is_cancelled(user, call) {
+            return Ok(None);
         }
         let lock = book.acquire_lock(user);
         let _turn = lock.lock().await;
         let at = now();
-        if let Some(id) = book.try_hold(user, call, need, at) {
+        if let Some(id) = book.try_hold(user, call, need, ttl_ms, at) {
             return Ok(Some(id));
         }
         if book.failed_recently(user, at) {
@@ -86,7 +91,7 @@ impl Lessee {
         // The clock read again: a slow write leaves the lease less life.
         let after = now();
         book.install(user, id, leased, expires_at, stop_at, after);
-        Ok(book.try_hold(user, call, need, after))
+        Ok(book.try_hold(user, call, need, ttl_ms, after))
     }
 
     /// Renews the leases in use that are due, and returns those idle or
@@ -113,7 +118,10 @@ impl Lessee {
                     "credit leases no longer open in the database (expired); they take no more holds"
                 );
             }
-            self.book.renewed(&due.renew, &alive, expires_at);
+            // Revoked leases give back at once what their calls do not need.
+            for (lease, need) in self.book.renewed(&due.renew, &alive, expires_at) {
+                self.store.shrink_lease_to(&lease, need).await?;
+            }
         }
         Ok(())
     }
@@ -130,11 +138,24 @@ impl Lessee {
     /// Returns the leases no call depends on any more (at shutdown, once
     /// the settlements are in); the others expire after their TTL.
     pub async fn return_all(&self, now: i64) -> Result<usize, DbError> {
-        let idle = self.book.idle_leases();
+        let idle = self.book.take_idle();
         if idle.is_empty() {
             return Ok(0);
         }
         let ids: Vec<&str> = idle.iter().map(|id| &**id).collect();
+        self.store.commit(vec![Store::release_leases_stmt(&ids, now)]).await?;
+        Ok(ids.len())
+    }
+
+    /// Returns every lease, whatever calls it still counts open: for a
+    /// holder that has heard of no call for an hour (those it counts were
+    /// never closed, and their holds are past the default hold TTL).
+    pub async fn abandon_all(&self, now: i64) -> Result<usize, DbError> {
+        let all = self.book.take_all();
+        if all.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<&str> = all.iter().map(|id| &**id).collect();
         self.store.commit(vec![Store::release_leases_stmt(&ids, now)]).await?;
         Ok(ids.len())
     }

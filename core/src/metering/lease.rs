@@ -84,10 +84,9 @@ const LEAST_HOLDS: i64 = 4;
 /// A lease is sized at least this many holds of the call asking.
 const FLOOR_HOLDS: i64 = 8;
 
-/// The longest a call may stay open on a lease without its end being
-/// heard of (a holder that was never told): the default hold TTL. Past it
-/// the call's hold is given back to the lease.
-const CALL_TTL_MS: i64 = 3_600_000;
+/// How long a cancelled call is remembered (a hold for it arriving after
+/// its cancel is refused).
+const CANCELLED_KEPT_MS: i64 = 600_000;
 
 #[derive(Debug)]
 struct Lease {
@@ -96,11 +95,14 @@ struct Lease {
     amount: i64,
     /// Held by calls open on it.
     held: i64,
-    /// The calls open on it: what each holds and since when. Keyed by call
-    /// id, so a call's end is applied once however often it is told.
+    /// The calls open on it: what each holds and when its hold expires
+    /// (the hold TTL, as a hold row's). Keyed by call id, so a call's end
+    /// is applied once however often it is told.
     calls: HashMap<String, (i64, i64)>,
-    /// Charges queued to the database, not yet committed.
+    /// Charges queued to the database, not yet committed: how many, and
+    /// their sum (the row still counts them).
     unsettled: u32,
+    unsettled_charge: i64,
     expires_at: i64,
     /// No new hold from it at or after this (credit of the user's expires
     /// then; `i64::MAX`: none does).
@@ -122,6 +124,7 @@ impl Lease {
         self.amount = (self.amount - charge.max(0)).max(0);
         if queued {
             self.unsettled += 1;
+            self.unsettled_charge += charge.max(0);
         }
         true
     }
@@ -142,6 +145,8 @@ struct UserLeases {
     /// When taking a lease last failed to reach the database: callers
     /// queued behind it fail at once rather than each waiting its turn.
     failed_at: Option<i64>,
+    /// Calls cancelled before their hold arrived (a lost answer), and when.
+    cancelled: HashMap<String, i64>,
 }
 
 impl UserLeases {
@@ -200,7 +205,7 @@ impl LeaseBook {
     /// Holds `amount` for `call` from the user's active lease if it covers
     /// it, has life enough left and its credit has not begun to expire;
     /// returns the lease it came from.
-    pub fn try_hold(&self, user: &str, call: &str, amount: i64, now: i64) -> Option<LeaseId> {
+    pub fn try_hold(&self, user: &str, call: &str, amount: i64, ttl_ms: i64, now: i64) -> Option<LeaseId> {
         let margin = self.policy.margin_ms();
         let window = self.policy.ttl_ms;
         self.with(|users| {
@@ -211,7 +216,9 @@ impl LeaseBook {
                 return None;
             }
             lease.held += amount;
-            lease.calls.insert(call.to_string(), (amount, now));
+            lease
+                .calls
+                .insert(call.to_string(), (amount, now.saturating_add(ttl_ms)));
             lease.last_used = now;
             let id = lease.id.clone();
             u.count_spend(amount, now, window);
@@ -275,6 +282,7 @@ impl LeaseBook {
                 held: 0,
                 calls: HashMap::new(),
                 unsettled: 0,
+                unsettled_charge: 0,
                 expires_at,
                 stop_at,
                 last_used: now,
@@ -303,12 +311,34 @@ impl LeaseBook {
     }
 
     /// A charge on `lease` committed.
-    pub fn committed(&self, user: &str, lease: &str) {
+    pub fn committed(&self, user: &str, lease: &str, charge: i64) {
         self.with(|users| {
             if let Some(l) = users.get_mut(user).and_then(|u| u.find(lease)) {
                 l.unsettled = l.unsettled.saturating_sub(1);
+                l.unsettled_charge = (l.unsettled_charge - charge.max(0)).max(0);
             }
         })
+    }
+
+    /// A call whose hold's answer was lost: ended if it is open (nothing
+    /// charged), else remembered so a hold for it arriving later is refused.
+    pub fn cancel(&self, user: &str, call: &str, now: i64) {
+        self.with(|users| {
+            let u = users.entry(user.to_string()).or_default();
+            let ended = u
+                .active
+                .iter_mut()
+                .chain(u.draining.iter_mut())
+                .any(|l| l.end(call, 0, false));
+            if !ended {
+                u.cancelled.insert(call.to_string(), now);
+            }
+        })
+    }
+
+    /// Whether `call` was cancelled before its hold arrived.
+    pub fn is_cancelled(&self, user: &str, call: &str) -> bool {
+        self.with(|users| users.get(user).is_some_and(|u| u.cancelled.contains_key(call)))
     }
 
     /// What the upkeep must do now: renew leases in use that are past the
@@ -324,7 +354,7 @@ impl LeaseBook {
                     let stale: Vec<String> = l
                         .calls
                         .iter()
-                        .filter(|(_, (_, at))| now - at > CALL_TTL_MS)
+                        .filter(|(_, (_, until))| now > *until)
                         .map(|(c, _)| c.clone())
                         .collect();
                     for call in stale {
@@ -332,6 +362,7 @@ impl LeaseBook {
                         l.end(&call, 0, false);
                     }
                 }
+                u.cancelled.retain(|_, at| now - *at < CANCELLED_KEPT_MS);
                 u.draining.retain(|l| l.expires_at > now);
                 if u.active.as_ref().is_some_and(|l| l.expires_at <= now) {
                     u.active = None;
@@ -360,39 +391,42 @@ impl LeaseBook {
     /// rows' amounts and whether credit taken away revoked them) now expire
     /// at `expires_at`; the others are gone (expired) and are forgotten. A
     /// revoked lease takes no new hold: it drains, and is returned once its
-    /// calls have ended.
-    pub fn renewed(&self, asked: &[LeaseId], alive: &[(String, i64, bool)], expires_at: i64) {
+    /// calls have ended. Returns the revoked leases whose rows reserve more
+    /// than their calls and uncommitted charges need, with that need: the
+    /// rest is to be given back now (the credit was taken away).
+    pub fn renewed(&self, asked: &[LeaseId], alive: &[(String, i64, bool)], expires_at: i64) -> Vec<(LeaseId, i64)> {
         let alive: HashMap<&str, (i64, bool)> = alive.iter().map(|(id, a, r)| (id.as_str(), (*a, *r))).collect();
         let asked: std::collections::HashSet<&str> = asked.iter().map(|id| &**id).collect();
+        let mut shrink = Vec::new();
         self.with(|users| {
             for u in users.values_mut() {
-                let mut revoked = false;
-                let mut keep = |l: &mut Lease| -> bool {
+                // What this renewal says of a lease: forgotten, or kept (and whether revoked).
+                let mut seen = |l: &mut Lease| -> Option<bool> {
                     if !asked.contains(&*l.id) {
-                        return true;
+                        return Some(false);
                     }
-                    match alive.get(&*l.id) {
-                        Some(&(row, was_revoked)) => {
-                            l.expires_at = expires_at;
-                            // Never believe more than the row reserves.
-                            l.amount = l.amount.min(row);
-                            revoked |= was_revoked;
-                            true
+                    let &(row, revoked) = alive.get(&*l.id)?;
+                    l.expires_at = expires_at;
+                    // Never believe more than the row reserves.
+                    l.amount = l.amount.min(row);
+                    if revoked {
+                        let need = l.held.saturating_add(l.unsettled_charge);
+                        if row > need {
+                            shrink.push((l.id.clone(), need));
                         }
-                        None => false,
+                        l.amount = l.amount.min(l.held);
                     }
+                    Some(revoked)
                 };
-                if let Some(l) = u.active.as_mut() {
-                    if !keep(l) {
-                        u.active = None;
-                    }
-                }
-                u.draining.retain_mut(&mut keep);
-                if revoked {
-                    u.draining.extend(u.active.take());
+                u.draining.retain_mut(|l| seen(l).is_some());
+                match u.active.as_mut().map(&mut seen) {
+                    Some(None) => u.active = None,
+                    Some(Some(true)) => u.draining.extend(u.active.take()),
+                    _ => {}
                 }
             }
-        })
+        });
+        shrink
     }
 
     /// Credit was taken from `user` (the database revoked their leases):
@@ -427,16 +461,36 @@ impl LeaseBook {
         self.with(|users| users.values().any(|u| u.active.is_some() || !u.draining.is_empty()))
     }
 
-    /// The leases with no call open and every charge committed (at
-    /// shutdown, to return them; the others expire on their own, after the
-    /// charges that may still reach them).
-    pub fn idle_leases(&self) -> Vec<LeaseId> {
+    /// Takes out the leases with no call open and every charge committed
+    /// (at shutdown, to return them; the others expire on their own, after
+    /// the charges that may still reach them). Out of the book first, so no
+    /// hold takes from them meanwhile.
+    pub fn take_idle(&self) -> Vec<LeaseId> {
+        self.with(|users| {
+            let mut out = Vec::new();
+            for u in users.values_mut() {
+                if u.active.as_ref().is_some_and(Lease::idle) {
+                    out.extend(u.active.take().map(|l| l.id));
+                }
+                let (idle, keep): (Vec<Lease>, Vec<Lease>) = u.draining.drain(..).partition(Lease::idle);
+                out.extend(idle.into_iter().map(|l| l.id));
+                u.draining = keep;
+            }
+            out
+        })
+    }
+
+    /// Takes out every lease, whatever it counts open (a wallet that heard
+    /// of no call for an hour: the calls it still counts were never closed).
+    pub fn take_all(&self) -> Vec<LeaseId> {
         self.with(|users| {
             users
-                .values()
-                .flat_map(|u| u.active.iter().chain(u.draining.iter()))
-                .filter(|l| l.idle())
-                .map(|l| l.id.clone())
+                .values_mut()
+                .flat_map(|u| {
+                    let mut ids: Vec<LeaseId> = u.draining.drain(..).map(|l| l.id).collect();
+                    ids.extend(u.active.take().map(|l| l.id));
+                    ids
+                })
                 .collect()
         })
     }
@@ -448,6 +502,7 @@ mod tests {
 
     const TTL: i64 = 30_000;
     const NEVER: i64 = i64::MAX;
+    const HOUR: i64 = 3_600_000;
 
     fn book() -> LeaseBook {
         LeaseBook::new(LeasePolicy::new(TTL, TTL / 3))
@@ -456,46 +511,53 @@ mod tests {
     #[test]
     fn holds_come_from_the_active_lease_while_it_covers_them() {
         let b = book();
-        assert_eq!(b.try_hold("u", "c1", 10, 0), None, "no lease yet");
+        assert_eq!(b.try_hold("u", "c1", 10, HOUR, 0), None, "no lease yet");
         b.install("u", "lse_1".into(), 25, TTL, NEVER, 0);
-        assert_eq!(b.try_hold("u", "c1", 10, 1).as_deref(), Some("lse_1"));
-        assert_eq!(b.try_hold("u", "c2", 10, 2).as_deref(), Some("lse_1"));
-        assert_eq!(b.try_hold("u", "c3", 10, 3), None, "5 left");
+        assert_eq!(b.try_hold("u", "c1", 10, HOUR, 1).as_deref(), Some("lse_1"));
+        assert_eq!(b.try_hold("u", "c2", 10, HOUR, 2).as_deref(), Some("lse_1"));
+        assert_eq!(b.try_hold("u", "c3", 10, HOUR, 3), None, "5 left");
         assert!(b.close("u", Some("lse_1"), "c1", 4, true));
         assert_eq!(b.leased("u"), (21, 10));
-        assert_eq!(b.try_hold("u", "c3", 10, 4).as_deref(), Some("lse_1"), "6 came back");
-        assert_eq!(b.try_hold("nobody", "c4", 1, 4), None);
+        assert_eq!(
+            b.try_hold("u", "c3", 10, HOUR, 4).as_deref(),
+            Some("lse_1"),
+            "6 came back"
+        );
+        assert_eq!(b.try_hold("nobody", "c4", 1, HOUR, 4), None);
     }
 
     #[test]
     fn a_call_ends_once_however_often_it_is_told() {
         let b = book();
         b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
-        assert!(b.try_hold("u", "a", 40, 1).is_some());
-        assert!(b.try_hold("u", "b", 40, 1).is_some());
+        assert!(b.try_hold("u", "a", 40, HOUR, 1).is_some());
+        assert!(b.try_hold("u", "b", 40, HOUR, 1).is_some());
         assert!(b.close("u", Some("lse_1"), "a", 10, true));
         assert!(!b.close("u", Some("lse_1"), "a", 10, true), "told again: nothing");
         assert!(!b.close("u", Some("lse_1"), "nobody", 10, true));
         assert_eq!(b.leased("u"), (90, 40), "b still holds its 40");
-        assert_eq!(b.try_hold("u", "b", 1, 2), None, "one hold per call");
+        assert_eq!(b.try_hold("u", "b", 1, HOUR, 2), None, "one hold per call");
     }
 
     #[test]
     fn a_lease_takes_no_new_hold_near_its_expiry_or_once_credit_expires() {
         let b = book();
         b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
-        assert!(b.try_hold("u", "c1", 1, TTL - TTL / 3 - 1).is_some());
-        assert!(b.try_hold("u", "c2", 1, TTL - TTL / 3).is_none());
+        assert!(b.try_hold("u", "c1", 1, HOUR, TTL - TTL / 3 - 1).is_some());
+        assert!(b.try_hold("u", "c2", 1, HOUR, TTL - TTL / 3).is_none());
         b.install("v", "lse_2".into(), 100, TTL, 5_000, 0);
-        assert!(b.try_hold("v", "c3", 1, 4_999).is_some());
-        assert!(b.try_hold("v", "c4", 1, 5_000).is_none(), "its credit expires at 5000");
+        assert!(b.try_hold("v", "c3", 1, HOUR, 4_999).is_some());
+        assert!(
+            b.try_hold("v", "c4", 1, HOUR, 5_000).is_none(),
+            "its credit expires at 5000"
+        );
     }
 
     #[test]
     fn upkeep_renews_leases_in_use_and_returns_idle_and_drained_ones() {
         let b = book();
         b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
-        assert!(b.try_hold("u", "c1", 60, 0).is_some());
+        assert!(b.try_hold("u", "c1", 60, HOUR, 0).is_some());
         // Replaced while a call is open on it: it drains.
         b.install("u", "lse_2".into(), 100, TTL, NEVER, 0);
         let early = b.upkeep(1_000);
@@ -508,15 +570,14 @@ mod tests {
         );
         assert_eq!(later.release, vec![LeaseId::from("lse_2")], "idle for a check");
         b.close("u", Some("lse_1"), "c1", 50, true);
-        assert_eq!(b.idle_leases(), Vec::<LeaseId>::new());
+        assert!(b.take_idle().is_empty());
         assert_eq!(
             b.upkeep(TTL / 3 + 2).release,
             Vec::<LeaseId>::new(),
             "its charge is not committed yet"
         );
-        b.committed("u", "lse_1");
-        assert_eq!(b.idle_leases(), vec![LeaseId::from("lse_1")]);
-        assert_eq!(b.upkeep(TTL / 3 + 3).release, vec![LeaseId::from("lse_1")]);
+        b.committed("u", "lse_1", 50);
+        assert_eq!(b.take_idle(), vec![LeaseId::from("lse_1")]);
         assert_eq!(b.leased("u"), (0, 0));
     }
 
@@ -524,11 +585,11 @@ mod tests {
     fn a_call_never_heard_of_again_gives_its_hold_back_after_an_hour() {
         let b = book();
         b.install("u", "lse_1".into(), 100, i64::MAX / 2, NEVER, 0);
-        assert!(b.try_hold("u", "lost", 60, 0).is_some());
-        b.upkeep(CALL_TTL_MS);
+        assert!(b.try_hold("u", "lost", 60, HOUR, 0).is_some());
+        b.upkeep(HOUR);
         assert_eq!(b.leased("u"), (100, 60));
         // Its hold given back, the lease is idle: returned.
-        assert_eq!(b.upkeep(CALL_TTL_MS + 1).release, vec![LeaseId::from("lse_1")]);
+        assert_eq!(b.upkeep(HOUR + 1).release, vec![LeaseId::from("lse_1")]);
         assert_eq!(b.leased("u"), (0, 0));
     }
 
@@ -538,19 +599,24 @@ mod tests {
         b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
         b.install("v", "lse_2".into(), 100, TTL, NEVER, 0);
         b.install("w", "lse_3".into(), 100, TTL, NEVER, 0);
-        assert!(b.try_hold("u", "c1", 10, 1).is_some());
-        assert!(b.try_hold("v", "c2", 10, 1).is_some());
+        assert!(b.try_hold("u", "c1", 10, HOUR, 1).is_some());
+        assert!(b.try_hold("v", "c2", 10, HOUR, 1).is_some());
         let asked: Vec<LeaseId> = vec!["lse_1".into(), "lse_2".into(), "lse_3".into()];
-        b.renewed(
+        let shrink = b.renewed(
             &asked,
             &[("lse_2".to_string(), 80, false), ("lse_3".to_string(), 100, true)],
             2 * TTL,
         );
-        assert_eq!(b.try_hold("u", "c3", 1, 2), None, "gone from the database");
+        assert_eq!(
+            shrink,
+            vec![(LeaseId::from("lse_3"), 0)],
+            "a revoked lease gives back what no call needs"
+        );
+        assert_eq!(b.try_hold("u", "c3", 1, HOUR, 2), None, "gone from the database");
         assert_eq!(b.leased("u"), (0, 0));
         assert_eq!(b.leased("v"), (80, 10), "never more than the row reserves");
-        assert!(b.try_hold("v", "c4", 1, TTL + 1).is_some(), "renewed");
-        assert_eq!(b.try_hold("w", "c5", 1, 2), None, "revoked: no new hold");
+        assert!(b.try_hold("v", "c4", 1, HOUR, TTL + 1).is_some(), "renewed");
+        assert_eq!(b.try_hold("w", "c5", 1, HOUR, 2), None, "revoked: no new hold");
         assert_eq!(
             b.upkeep(3).release,
             vec![LeaseId::from("lse_3")],
@@ -558,10 +624,46 @@ mod tests {
         );
         // Revoked here while a call is open: the call still ends on it.
         assert_eq!(b.drain("v"), 1);
-        assert_eq!(b.try_hold("v", "c6", 1, TTL + 2), None);
+        assert_eq!(b.try_hold("v", "c6", 1, HOUR, TTL + 2), None);
         assert!(b.close("v", Some("lse_2"), "c2", 5, false));
         assert!(b.close("v", Some("lse_2"), "c4", 0, false));
         assert_eq!(b.upkeep(TTL + 3).release, vec![LeaseId::from("lse_2")]);
+    }
+
+    #[test]
+    fn only_a_lease_found_revoked_stops_taking_holds() {
+        let b = book();
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
+        assert!(b.try_hold("u", "long", 30, HOUR, 1).is_some());
+        b.install("u", "lse_2".into(), 100, TTL, NEVER, 2);
+        let asked: Vec<LeaseId> = vec!["lse_1".into(), "lse_2".into()];
+        let shrink = b.renewed(
+            &asked,
+            &[("lse_1".into(), 100, true), ("lse_2".into(), 100, false)],
+            TTL,
+        );
+        assert_eq!(
+            shrink,
+            vec![(LeaseId::from("lse_1"), 30)],
+            "what its open call holds stays"
+        );
+        assert!(
+            b.try_hold("u", "next", 10, HOUR, 3).is_some(),
+            "the active lease was not revoked"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_call_is_ended_or_refused_later() {
+        let b = book();
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
+        assert!(b.try_hold("u", "a", 40, HOUR, 1).is_some());
+        b.cancel("u", "a", 2);
+        assert_eq!(b.leased("u"), (100, 0), "open: ended");
+        b.cancel("u", "b", 2);
+        assert!(b.is_cancelled("u", "b"), "not open yet: remembered");
+        b.upkeep(2 + CANCELLED_KEPT_MS);
+        assert!(!b.is_cancelled("u", "b"), "forgotten after a while");
     }
 
     #[test]
@@ -570,12 +672,12 @@ mod tests {
         assert_eq!(b.ask("u", 5), LeaseAsk { want: 40, least: 20 });
         b.install("u", "lse_1".into(), 1_000, TTL, NEVER, 0);
         for t in 0..50 {
-            assert!(b.try_hold("u", &format!("c{t}"), 5, t).is_some());
+            assert!(b.try_hold("u", &format!("c{t}"), 5, HOUR, t).is_some());
         }
         assert_eq!(b.ask("u", 5).want, 500, "twice the 250 held this window");
         // Two windows later with nothing held, back to the floor.
         b.install("u", "lse_2".into(), 1_000, 3 * TTL, NEVER, 2 * TTL + 1);
-        assert!(b.try_hold("u", "later", 5, 2 * TTL + 1).is_some());
+        assert!(b.try_hold("u", "later", 5, HOUR, 2 * TTL + 1).is_some());
         assert_eq!(b.ask("u", 5).want, 40);
     }
 
@@ -583,10 +685,10 @@ mod tests {
     fn the_leftover_of_a_lease_is_given_up_once() {
         let b = book();
         b.install("u", "lse_1".into(), 25, TTL, NEVER, 0);
-        assert!(b.try_hold("u", "c1", 10, 1).is_some());
+        assert!(b.try_hold("u", "c1", 10, HOUR, 1).is_some());
         assert_eq!(b.take_leftover("u"), Some(("lse_1".into(), 15)));
         assert_eq!(b.take_leftover("u"), None);
-        assert_eq!(b.try_hold("u", "c2", 1, 2), None);
+        assert_eq!(b.try_hold("u", "c2", 1, HOUR, 2), None);
         // What the call does not use comes back to the lease.
         b.close("u", Some("lse_1"), "c1", 4, true);
         assert_eq!(b.leased("u"), (6, 0));
@@ -601,7 +703,7 @@ mod tests {
                 let b = b.clone();
                 std::thread::spawn(move || {
                     (0..100)
-                        .filter(|i| b.try_hold("u", &format!("{t}-{i}"), 7, 1).is_some())
+                        .filter(|i| b.try_hold("u", &format!("{t}-{i}"), 7, HOUR, 1).is_some())
                         .count()
                 })
             })

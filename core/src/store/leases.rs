@@ -95,6 +95,19 @@ impl Store {
             .map(drop)
     }
 
+    /// Cuts a (revoked) lease's row down to `need`: what its open calls
+    /// hold and its uncommitted charges will take.
+    pub async fn shrink_lease_to(&self, lease_id: &str, need: i64) -> Result<(), DbError> {
+        self.db
+            .execute(sql!(
+                "UPDATE holds SET amount = ?2 WHERE id = ?1 AND state = 'open' AND amount > ?2",
+                lease_id,
+                need.max(0)
+            ))
+            .await
+            .map(drop)
+    }
+
     /// Returns leases: what is left of them is free again.
     pub fn release_leases_stmt(ids: &[&str], now_ms: i64) -> Stmt {
         let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());

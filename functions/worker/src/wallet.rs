@@ -62,6 +62,8 @@ struct HoldAsk {
     user: String,
     call: String,
     amount: i64,
+    /// How long the hold lives if the call's end is never heard of.
+    ttl_ms: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -121,9 +123,14 @@ impl Wallet {
         };
         self.heard(&ask.user);
         let held = lessee
-            .hold(&ask.user, &ask.call, Credits::from_nanos(ask.amount), now_ms, || {
-                hub_core::ids::new_id("lse", now_ms(), &WorkerRng)
-            })
+            .hold(
+                &ask.user,
+                &ask.call,
+                Credits::from_nanos(ask.amount),
+                ask.ttl_ms,
+                now_ms,
+                || hub_core::ids::new_id("lse", now_ms(), &WorkerRng),
+            )
             .await;
         match held {
             Ok(lease) => {
@@ -180,8 +187,14 @@ impl DurableObject for Wallet {
                 let c: Close = req.json().await?;
                 self.heard(&c.user);
                 if let Ok(l) = self.lessee.as_ref() {
-                    // Its charge is committed already: nothing left unsettled.
-                    l.book().close(&c.user, c.lease.as_deref(), &c.call, c.charge, false);
+                    match c.lease.as_deref() {
+                        // Its charge is committed already: nothing left unsettled.
+                        Some(lease) => {
+                            l.book().close(&c.user, Some(lease), &c.call, c.charge, false);
+                        }
+                        // A hold whose answer was lost: ended, or refused if it comes later.
+                        None => l.book().cancel(&c.user, &c.call, now_ms()),
+                    }
                 }
                 Response::empty()
             }
@@ -206,10 +219,10 @@ impl DurableObject for Wallet {
         if let Ok(l) = self.lessee.as_ref() {
             let now = now_ms();
             let quiet = now - self.last_heard.get() > QUIET_MS;
-            let user = self.user.borrow().clone();
-            let done = match (quiet, user) {
-                (true, Some(user)) => l.return_all(now).await.map(|_| l.revoke(&user)),
-                _ => l.upkeep(now).await,
+            let done = match quiet {
+                // The calls it still counts were never closed: let everything go.
+                true => l.abandon_all(now).await.map(drop),
+                false => l.upkeep(now).await,
             };
             if let Err(e) = done {
                 // Tried again at the next alarm; a lease not renewed in time lapses.
@@ -281,11 +294,12 @@ impl DurableWallets {
 
 #[async_trait::async_trait(?Send)]
 impl Wallets for DurableWallets {
-    async fn hold(&self, user: &str, call: &str, amount: Credits) -> Result<Option<LeaseId>, DbError> {
+    async fn hold(&self, user: &str, call: &str, amount: Credits, ttl_ms: i64) -> Result<Option<LeaseId>, DbError> {
         let ask = HoldAsk {
             user: user.to_string(),
             call: call.to_string(),
             amount: amount.nanos(),
+            ttl_ms,
         };
         let mut resp = self.send(user, "/hold", &ask).await?;
         let answer: HoldAnswer = resp
