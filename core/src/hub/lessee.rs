@@ -100,13 +100,11 @@ impl Lessee {
     /// no longer finds open (expired) is forgotten.
     pub async fn upkeep(&self, now: i64) -> Result<(), DbError> {
         let due = self.book.upkeep(now);
-        if !due.release.is_empty() {
-            let ids: Vec<&str> = due.release.iter().map(|id| &**id).collect();
-            // Forgotten here already: a row not released expires on its own.
-            match self.store.commit(vec![Store::release_leases_stmt(&ids, now)]).await {
-                Ok(()) => tracing::debug!(leases = ids.len(), "idle credit leases returned"),
-                Err(e) => tracing::warn!(leases = ids.len(), "idle credit leases not returned (they expire): {e}"),
-            }
+        // Forgotten here already: a row not released expires on its own.
+        match self.release(&due.release, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(leases = n, "idle credit leases returned"),
+            Err(e) => tracing::warn!("idle credit leases not returned (they expire): {e}"),
         }
         if !due.renew.is_empty() {
             let ids: Vec<&str> = due.renew.iter().map(|id| &**id).collect();
@@ -138,24 +136,23 @@ impl Lessee {
     /// Returns the leases no call depends on any more (at shutdown, once
     /// the settlements are in); the others expire after their TTL.
     pub async fn return_all(&self, now: i64) -> Result<usize, DbError> {
-        let idle = self.book.take_idle();
-        if idle.is_empty() {
-            return Ok(0);
-        }
-        let ids: Vec<&str> = idle.iter().map(|id| &**id).collect();
-        self.store.commit(vec![Store::release_leases_stmt(&ids, now)]).await?;
-        Ok(ids.len())
+        self.release(&self.book.take_idle(), now).await
     }
 
     /// Returns every lease, whatever calls it still counts open: for a
     /// holder that has heard of no call for an hour (those it counts were
     /// never closed, and their holds are past the default hold TTL).
     pub async fn abandon_all(&self, now: i64) -> Result<usize, DbError> {
-        let all = self.book.take_all();
-        if all.is_empty() {
+        self.release(&self.book.take_all(), now).await
+    }
+
+    /// Releases the rows of leases already taken out of the book (one
+    /// write, none for no lease); returns how many.
+    async fn release(&self, leases: &[LeaseId], now: i64) -> Result<usize, DbError> {
+        if leases.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<&str> = all.iter().map(|id| &**id).collect();
+        let ids: Vec<&str> = leases.iter().map(|id| &**id).collect();
         self.store.commit(vec![Store::release_leases_stmt(&ids, now)]).await?;
         Ok(ids.len())
     }

@@ -157,6 +157,23 @@ impl UserLeases {
             .find(|l| &*l.id == id)
     }
 
+    /// Takes out the leases nothing depends on: drained ones, and the
+    /// active one once unused for `idle_ms` at `now`.
+    fn take_idle(&mut self, now: i64, idle_ms: i64) -> Vec<LeaseId> {
+        let mut out = Vec::new();
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|l| l.idle() && now.saturating_sub(l.last_used) >= idle_ms)
+        {
+            out.extend(self.active.take().map(|l| l.id));
+        }
+        let (done, keep): (Vec<Lease>, Vec<Lease>) = self.draining.drain(..).partition(Lease::idle);
+        out.extend(done.into_iter().map(|l| l.id));
+        self.draining = keep;
+        out
+    }
+
     fn count_spend(&mut self, amount: i64, now: i64, window: i64) {
         if now - self.window_start >= window {
             self.last_window = if now - self.window_start >= 2 * window {
@@ -367,16 +384,7 @@ impl LeaseBook {
                 if u.active.as_ref().is_some_and(|l| l.expires_at <= now) {
                     u.active = None;
                 }
-                let idle_active = u
-                    .active
-                    .as_ref()
-                    .is_some_and(|l| l.idle() && now - l.last_used >= p.idle_ms());
-                if idle_active {
-                    out.release.extend(u.active.take().map(|l| l.id));
-                }
-                let (done, keep): (Vec<Lease>, Vec<Lease>) = u.draining.drain(..).partition(Lease::idle);
-                out.release.extend(done.into_iter().map(|l| l.id));
-                u.draining = keep;
+                out.release.extend(u.take_idle(now, p.idle_ms()));
                 for l in u.active.iter().chain(u.draining.iter()) {
                     if l.expires_at - now < p.renew_below_ms() {
                         out.renew.push(l.id.clone());
@@ -466,18 +474,7 @@ impl LeaseBook {
     /// the charges that may still reach them). Out of the book first, so no
     /// hold takes from them meanwhile.
     pub fn take_idle(&self) -> Vec<LeaseId> {
-        self.with(|users| {
-            let mut out = Vec::new();
-            for u in users.values_mut() {
-                if u.active.as_ref().is_some_and(Lease::idle) {
-                    out.extend(u.active.take().map(|l| l.id));
-                }
-                let (idle, keep): (Vec<Lease>, Vec<Lease>) = u.draining.drain(..).partition(Lease::idle);
-                out.extend(idle.into_iter().map(|l| l.id));
-                u.draining = keep;
-            }
-            out
-        })
+        self.with(|users| users.values_mut().flat_map(|u| u.take_idle(i64::MAX, 0)).collect())
     }
 
     /// Takes out every lease, whatever it counts open (a wallet that heard

@@ -47,37 +47,48 @@ async fn start(hrana: &HranaServer, journal: &Path) -> HubServer {
         .unwrap()
 }
 
-/// Three instances on one database, a mock model at 1000 credits per
-/// million tokens each way answering 10 + 20 tokens.
-async fn fleet(tag: &str) -> Fleet {
-    let dir = hub_e2e::temp_dir(tag);
-    let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
+/// A mock provider whose model answers 10 + 20 tokens, its headers
+/// `header_delay` late.
+async fn mock_model(header_delay: Duration) -> MockProvider {
     let mock = MockProvider::start().await;
     mock.set(
         "mock-model",
         Behavior {
             prompt_tokens: 10,
             completion_tokens: 20,
-            header_delay: Duration::from_millis(15),
+            header_delay,
             ..Default::default()
         },
     );
+    mock
+}
+
+/// The mock's model offered at 1000 credits per million tokens each way.
+async fn offer_model(api: &Api, mock: &MockProvider) {
+    let provider = api
+        .setup_provider("mock", &mock.base_url(), "sk-mock-secret-0001")
+        .await;
+    api.add_model(
+        &provider,
+        "mock-model",
+        json!({"input_rate": 1000, "output_rate": 1000}),
+    )
+    .await;
+}
+
+/// Three instances on one database, a mock model at 1000 credits per
+/// million tokens each way answering 10 + 20 tokens.
+async fn fleet(tag: &str) -> Fleet {
+    let dir = hub_e2e::temp_dir(tag);
+    let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
+    let mock = mock_model(Duration::from_millis(15)).await;
     let journals: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("journal-{i}"))).collect();
     let mut hubs = Vec::new();
     for j in &journals {
         hubs.push(start(&hrana, j).await);
     }
     let apis: Vec<Api> = hubs.iter().map(|h| Api::new(&h.base)).collect();
-    let provider = apis[0]
-        .setup_provider("mock", &mock.base_url(), "sk-mock-secret-0001")
-        .await;
-    apis[0]
-        .add_model(
-            &provider,
-            "mock-model",
-            json!({"input_rate": 1000, "output_rate": 1000}),
-        )
-        .await;
+    offer_model(&apis[0], &mock).await;
     Fleet {
         hrana,
         hubs,
@@ -357,15 +368,7 @@ async fn credit_taken_away_revokes_leases_and_a_grant_is_used_at_once() {
 async fn an_unreachable_database_is_a_503_before_the_provider() {
     let dir = hub_e2e::temp_dir("leases-down");
     let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
-    let mock = MockProvider::start().await;
-    mock.set(
-        "mock-model",
-        Behavior {
-            prompt_tokens: 10,
-            completion_tokens: 20,
-            ..Default::default()
-        },
-    );
+    let mock = mock_model(Duration::ZERO).await;
     // Keys and configuration stay cached all along: only holds need the database.
     let mut l = launch(&hrana, &dir.join("journal"));
     l.env.push(("HUB_CACHE_TTL".into(), "30".into()));
@@ -373,15 +376,7 @@ async fn an_unreachable_database_is_a_503_before_the_provider() {
         .await
         .unwrap();
     let api = Api::new(&hub.base);
-    let provider = api
-        .setup_provider("mock", &mock.base_url(), "sk-mock-secret-0001")
-        .await;
-    api.add_model(
-        &provider,
-        "mock-model",
-        json!({"input_rate": 1000, "output_rate": 1000}),
-    )
-    .await;
+    offer_model(&api, &mock).await;
     let (_, warm) = api.user_with_key("warm", &decimal(100 * per_call())).await;
     let (_, cold) = api.user_with_key("cold", &decimal(100 * per_call())).await;
     let chat = json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20});
@@ -430,15 +425,7 @@ async fn an_unreachable_database_is_a_503_before_the_provider() {
 async fn warm_calls_on_a_distant_database_cost_what_they_cost_embedded() {
     let dir = hub_e2e::temp_dir("leases-far");
     let hrana = HranaServer::start_with(&hub_e2e::hrana_script(), &dir, 20);
-    let mock = MockProvider::start().await;
-    mock.set(
-        "mock-model",
-        Behavior {
-            prompt_tokens: 10,
-            completion_tokens: 20,
-            ..Default::default()
-        },
-    );
+    let mock = mock_model(Duration::ZERO).await;
     let remote = Launch::remote(&hrana);
     let (far, near) = tokio::task::spawn_blocking(|| {
         (
@@ -451,15 +438,7 @@ async fn warm_calls_on_a_distant_database_cost_what_they_cost_embedded() {
     let mut keys = Vec::new();
     for hub in [&far, &near] {
         let api = Api::new(&hub.base);
-        let provider = api
-            .setup_provider("mock", &mock.base_url(), "sk-mock-secret-0001")
-            .await;
-        api.add_model(
-            &provider,
-            "mock-model",
-            json!({"input_rate": 1000, "output_rate": 1000}),
-        )
-        .await;
+        offer_model(&api, &mock).await;
         let (_, key) = api.user_with_key("ada", "1000").await;
         keys.push((api, key));
     }
