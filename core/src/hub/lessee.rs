@@ -2,7 +2,7 @@
 //! are rows in (the in-memory side is `metering::lease`; the Hub's use of
 //! it is `hub::leases`).
 
-use crate::metering::lease::{LeaseBook, LeaseId, LeasePolicy};
+use crate::metering::lease::{LeaseBook, LeaseId, LeasePolicy, NoLease};
 use crate::metering::money::Credits;
 use crate::ports::DbError;
 use crate::store::{LeaseTerms, Store};
@@ -59,8 +59,12 @@ impl Lessee {
         if let Some(id) = book.try_hold(user, call, need, ttl_ms, at) {
             return Ok(Some(id));
         }
-        if book.failed_recently(user, at) {
-            return Err(DbError::Unavailable("the database did not answer a moment ago".into()));
+        match book.recent_refusal(user, at) {
+            Some(NoLease::Unreachable) => {
+                return Err(DbError::Unavailable("the database did not answer a moment ago".into()))
+            }
+            Some(NoLease::TooLittle) => return Ok(None),
+            None => {}
         }
         let ask = book.ask(user, need);
         let id: LeaseId = new_id().into();
@@ -76,17 +80,18 @@ impl Lessee {
         let taken = match self.store.take_lease(&id, user, terms).await {
             Ok(t) => t,
             Err(e) => {
-                book.note_attempt(user, Some(now()));
+                book.note_attempt(user, Some(NoLease::Unreachable), now());
                 return Err(e);
             }
         };
-        book.note_attempt(user, None);
         let Some((leased, stop_at)) = taken else {
+            book.note_attempt(user, Some(NoLease::TooLittle), at);
             if let Some((lease, left)) = book.take_leftover(user) {
                 self.store.shrink_lease(&lease, left).await?;
             }
             return Ok(None);
         };
+        book.note_attempt(user, None, at);
         tracing::debug!(user, lease = %id, leased, "credit lease taken");
         // The clock read again: a slow write leaves the lease less life.
         let after = now();

@@ -78,6 +78,15 @@ pub struct LeaseAsk {
     pub least: i64,
 }
 
+/// Why taking a lease came to nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoLease {
+    /// The database could not be reached.
+    Unreachable,
+    /// Half the free balance could not cover one.
+    TooLittle,
+}
+
 /// A lease is taken only while half the free balance covers this many
 /// holds of the call asking.
 const LEAST_HOLDS: i64 = 4;
@@ -142,9 +151,9 @@ struct UserLeases {
     last_window: i64,
     /// One lease taken at a time per user: callers queue behind it.
     acquire: Arc<futures_util::lock::Mutex<()>>,
-    /// When taking a lease last failed to reach the database: callers
-    /// queued behind it fail at once rather than each waiting its turn.
-    failed_at: Option<i64>,
+    /// How and when taking a lease last came to nothing: callers meanwhile
+    /// are answered without asking the database again.
+    refused: Option<(NoLease, i64)>,
     /// Calls cancelled before their hold arrived (a lost answer), and when.
     cancelled: HashMap<String, i64>,
 }
@@ -243,20 +252,27 @@ impl LeaseBook {
         })
     }
 
-    /// Whether taking a lease for `user` failed to reach the database in
-    /// the last second.
-    pub fn failed_recently(&self, user: &str, now: i64) -> bool {
+    /// Why no lease should be asked for `user` now, if taking one came to
+    /// nothing lately: the database did not answer (in the last second:
+    /// callers queued behind it fail at once rather than each waiting its
+    /// turn), or the free balance was too small for one (in the last
+    /// check: near the end of a balance every call holds a row, without a
+    /// failed lease write before each).
+    pub fn recent_refusal(&self, user: &str, now: i64) -> Option<NoLease> {
+        let check_ms = self.policy.check_ms;
         self.with(|users| {
-            users
-                .get(user)
-                .and_then(|u| u.failed_at)
-                .is_some_and(|at| now - at < 1_000)
+            let (why, at) = users.get(user)?.refused?;
+            let lasts = match why {
+                NoLease::Unreachable => 1_000,
+                NoLease::TooLittle => check_ms,
+            };
+            (now - at < lasts).then_some(why)
         })
     }
 
-    /// Notes that taking a lease for `user` failed (None: it worked).
-    pub fn note_attempt(&self, user: &str, failed_at: Option<i64>) {
-        self.with(|users| users.entry(user.to_string()).or_default().failed_at = failed_at)
+    /// Notes how taking a lease for `user` ended at `at` (None: one was taken).
+    pub fn note_attempt(&self, user: &str, refused: Option<NoLease>, at: i64) {
+        self.with(|users| users.entry(user.to_string()).or_default().refused = refused.map(|why| (why, at)))
     }
 
     /// The lock a caller takes before taking a lease for `user`.
@@ -648,6 +664,20 @@ mod tests {
             b.try_hold("u", "next", 10, HOUR, 3).is_some(),
             "the active lease was not revoked"
         );
+    }
+
+    #[test]
+    fn a_refused_lease_is_not_asked_for_again_for_a_while() {
+        let b = book();
+        assert_eq!(b.recent_refusal("u", 0), None);
+        b.note_attempt("u", Some(NoLease::Unreachable), 0);
+        assert_eq!(b.recent_refusal("u", 999), Some(NoLease::Unreachable));
+        assert_eq!(b.recent_refusal("u", 1_000), None, "a second later it is tried again");
+        b.note_attempt("u", Some(NoLease::TooLittle), 1_000);
+        assert_eq!(b.recent_refusal("u", 1_000 + TTL / 3 - 1), Some(NoLease::TooLittle));
+        assert_eq!(b.recent_refusal("u", 1_000 + TTL / 3), None, "a check later");
+        b.note_attempt("u", None, 20_000);
+        assert_eq!(b.recent_refusal("u", 20_001), None);
     }
 
     #[test]
