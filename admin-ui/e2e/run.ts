@@ -63,12 +63,18 @@ interface Proc {
 
 const procs: Proc[] = [];
 
+class SilentStart extends Error {}
+
 /**
  * Starts a program and resolves with the first stdout line matching `ready`.
  * `stdin: 'pipe'` keeps its input open for as long as this test runs, for a
- * program that exits when its input closes (the OpenID provider).
+ * program that exits when its input closes (the OpenID provider). A program
+ * that has not announced itself within START_TIMEOUT_MS is killed (its output
+ * printed) and started once more: every program here starts from nothing, so
+ * a second start is the same program, and one stalled start on a loaded
+ * machine does not fail the whole run.
  */
-function start(
+async function start(
   name: string,
   bin: string,
   args: string[],
@@ -76,11 +82,30 @@ function start(
   ready: RegExp,
   stdin: 'ignore' | 'pipe' = 'ignore',
 ): Promise<RegExpMatchArray> {
+  try {
+    return await startOnce(name, bin, args, env, ready, stdin);
+  } catch (e) {
+    if (!(e instanceof SilentStart)) throw e;
+    const stalled = procs.pop()!;
+    if (stalled.child.pid && stalled.child.exitCode === null) process.kill(stalled.child.pid, 'SIGKILL');
+    console.error(`${e.message}; starting it again. Its output:\n${stalled.log.join('\n')}`);
+    return startOnce(name, bin, args, env, ready, stdin);
+  }
+}
+
+function startOnce(
+  name: string,
+  bin: string,
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+  stdin: 'ignore' | 'pipe',
+): Promise<RegExpMatchArray> {
   const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: [stdin, 'pipe', 'pipe'] });
   const proc: Proc = { name, child, log: [] };
   procs.push(proc);
   return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not announce itself within ${START_TIMEOUT_MS / 1000}s`)), START_TIMEOUT_MS);
+    const timer = setTimeout(() => reject(new SilentStart(`${name} did not announce itself within ${START_TIMEOUT_MS / 1000}s`)), START_TIMEOUT_MS);
     const onData = (stream: 'out' | 'err') => (data: Buffer) => {
       for (const line of data.toString().split('\n').filter(Boolean)) {
         proc.log.push(line);

@@ -273,7 +273,11 @@ await new Promise((resolve, reject) => {
 }).catch((error) => fail(`cannot listen on 127.0.0.1:${config.port}: ${error.message}`));
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
+// Progress on stderr, so a start that stalls says where.
+const started = performance.now();
+process.stderr.write(`op.mjs: listening on ${issuer}, generating signing keys\n`);
 const { jwks, privateByKid } = generateSigningKeys();
+process.stderr.write(`op.mjs: signing keys ready after ${Math.round(performance.now() - started)} ms\n`);
 const provider = new Provider(issuer, {
   clients: [{
     client_id: config.clientId,

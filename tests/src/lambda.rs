@@ -61,6 +61,13 @@ impl LambdaServer {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            // An emulator that could not bind its port has exited: say so
+            // rather than wait (or later talk to whatever holds the port).
+            assert!(
+                server.emulator.try_wait().unwrap().is_none(),
+                "the Lambda emulator exited: {}",
+                std::fs::read_to_string(server.dir.join("emulator.err")).unwrap_or_default()
+            );
             assert!(
                 Instant::now() < deadline,
                 "the Lambda emulator did not start: {}",

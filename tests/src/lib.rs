@@ -58,13 +58,24 @@ impl Launch {
     }
 }
 
-/// A loopback port nothing listens on right now.
+/// A loopback port nothing listens on right now, and never handed out before
+/// in this process: the port is free only until someone binds it, so two
+/// servers started at once by tests in one binary must not be given the same
+/// one (the kernel may offer a just-released port again).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `probe` every 25 ms until it returns `Ok`, for at most `within`, and
@@ -319,11 +330,7 @@ impl HranaServer {
     /// A server that answers every request `delay_ms` later, as a remote
     /// primary that far away would.
     pub fn start_with(script: &Path, dir: &Path, delay_ms: u64) -> HranaServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new("python3")
             .arg(script)
             .arg(dir.join("remote.db"))
