@@ -4,7 +4,9 @@
 //! Identical means the same inbound protocol, the same normalized body
 //! (every field, keys in any order: model, messages, tools, every sampling
 //! parameter, `stream` and its options), the same `anthropic-beta` header
-//! and, unless the operator shares the cache, the same user. The answer is
+//! and, unless the operator shares the cache, the same user; through an
+//! alias, also the alias's targets as they stand (an edit of its targets or
+//! their parameter overrides starts afresh). The answer is
 //! kept as the caller received it — the JSON body, or the server-sent events
 //! of a stream, in the caller's protocol — and replayed as it is: a stream
 //! as a stream. Only complete answers are kept; errors, failed or abandoned
@@ -18,7 +20,7 @@ use crate::error::ApiError;
 use crate::http::{Body, Request, Response};
 use crate::kinds::Endpoint;
 use crate::metering::money::Credits;
-use crate::store::CachedAnswer;
+use crate::store::{AliasRow, CachedAnswer};
 use crate::Hub;
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
@@ -85,8 +87,7 @@ impl Lookup {
         settings: &ResponseCacheSettings,
         caller: &Caller,
         req: &Request,
-        endpoint: Endpoint,
-        stream: bool,
+        call: Called<'_>,
     ) -> Result<Option<Lookup>, ApiError> {
         if !settings.enabled {
             return Ok(None);
@@ -122,10 +123,10 @@ impl Lookup {
         let scope = if settings.shared { "" } else { caller.user_id.as_str() };
         let beta = crate::http::header(headers, "anthropic-beta").unwrap_or("");
         Ok(Some(Lookup {
-            key: key(endpoint, scope, beta, &body),
+            key: key(call.endpoint, scope, beta, call.alias, &body),
             ask,
             ttl_ms: ttl_seconds * 1000,
-            stream,
+            stream: call.stream,
             max_bytes: usize::try_from(settings.max_mb)
                 .unwrap_or(usize::MAX)
                 .saturating_mul(MIB),
@@ -186,11 +187,26 @@ fn cacheable(body: &Value, settings: &ResponseCacheSettings) -> bool {
     true
 }
 
+/// What a call asks for, as far as the cache's key goes.
+#[derive(Clone, Copy)]
+pub(crate) struct Called<'a> {
+    pub endpoint: Endpoint,
+    pub stream: bool,
+    /// The alias the caller named, if any: its targets decide what is sent.
+    pub alias: Option<&'a AliasRow>,
+}
+
 /// The request's key: a SHA-256 of everything that makes it identical.
-fn key(endpoint: Endpoint, scope: &str, beta: &str, body: &Value) -> String {
+fn key(endpoint: Endpoint, scope: &str, beta: &str, alias: Option<&AliasRow>, body: &Value) -> String {
     let mut text = Vec::with_capacity(1024);
     for part in [endpoint.as_str(), scope, beta] {
         text.extend_from_slice(part.as_bytes());
+        text.push(0);
+    }
+    if let Some(alias) = alias {
+        // Each target with the parameters it overrides, in the alias's order:
+        // an answer given under other overrides is not this request's.
+        canonical(&serde_json::to_value(&alias.targets).unwrap_or_default(), &mut text);
         text.push(0);
     }
     canonical(body, &mut text);
@@ -333,12 +349,12 @@ mod tests {
             r#"{ "messages": [{"content": "hi", "role": "user"}], "temperature": 0.2, "model": "m" }"#,
         )
         .unwrap();
-        let k = |v: &Value, scope: &str| key(Endpoint::Chat, scope, "", v);
+        let k = |v: &Value, scope: &str| key(Endpoint::Chat, scope, "", None, v);
         assert_eq!(k(&a, "usr_1"), k(&b, "usr_1"));
         assert_ne!(k(&a, "usr_1"), k(&a, "usr_2"), "another user");
         assert_ne!(
             k(&a, "usr_1"),
-            key(Endpoint::Messages, "usr_1", "", &a),
+            key(Endpoint::Messages, "usr_1", "", None, &a),
             "another protocol"
         );
         let mut c = a.clone();
@@ -347,6 +363,35 @@ mod tests {
         c = a.clone();
         c["tools"] = json!([]);
         assert_ne!(k(&a, "usr_1"), k(&c, "usr_1"));
+    }
+
+    #[test]
+    fn an_aliases_targets_and_overrides_are_part_of_the_key() {
+        let body = json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]});
+        let alias = |overrides: Value| AliasRow {
+            id: "als_1".into(),
+            name: "smart".into(),
+            description: None,
+            targets: vec![crate::store::AliasTarget {
+                model: "m".into(),
+                overrides: overrides.as_object().cloned(),
+            }],
+            routing: crate::kinds::RoutingMode::Priority,
+            fallback_on_refusal: false,
+            enabled: true,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let k = |a: &AliasRow| key(Endpoint::Chat, "usr_1", "", Some(a), &body);
+        let cold = alias(json!({"temperature": 0}));
+        assert_eq!(k(&cold), k(&alias(json!({"temperature": 0}))));
+        assert_ne!(k(&cold), k(&alias(json!({"temperature": 1}))), "other overrides");
+        assert_ne!(k(&cold), k(&alias(Value::Null)), "no overrides");
+        assert_ne!(
+            k(&cold),
+            key(Endpoint::Chat, "usr_1", "", None, &body),
+            "a model of that name"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! call log, failover only before the first byte reached the caller — is
 //! here, once.
 
-use super::cache::{HitCost, Lookup, CACHE_HEADER};
+use super::cache::{Called, HitCost, Lookup, CACHE_HEADER};
 use super::failover::{body_failure, provider_error, transport_failure, Attempt, Attempts, Failure};
 use super::hold::{admit_key, rate_limit_headers, HoldGuard};
 use super::relay::{CallMeter, Mode, Outcome, Relay};
@@ -168,7 +168,14 @@ pub(crate) async fn run(
         let (snap, routes) = candidates_fresh(hub, &caller, &plan.model, plan.kind).await?;
         let routes = able(exchange, routes)?;
         let cache = match exchange.cacheable() {
-            true => Lookup::plan(&snap.settings.response_cache, &caller, req, plan.endpoint, plan.stream)?,
+            true => {
+                let called = Called {
+                    endpoint: plan.endpoint,
+                    stream: plan.stream,
+                    alias: snap.aliases.get(&plan.model).map(|a| &**a),
+                };
+                Lookup::plan(&snap.settings.response_cache, &caller, req, called)?
+            }
             false => None,
         };
         let mut call = Call::new(hub, caller, req, request_id, plan, snap, started_us);

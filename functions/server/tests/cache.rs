@@ -278,6 +278,60 @@ async fn identical_requests_are_answered_from_the_cache_whole_and_streamed_in_bo
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
 }
 
+/// An answer given through an alias is the alias's as it stood: once its
+/// targets' parameter overrides change, the same request asks the provider
+/// again, with the new parameters.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edited_alias_does_not_answer_from_before_the_edit() {
+    let w = world(json!({"response_cache_enabled": true})).await;
+    let (_, key) = w.api.user_with_key("alice", "10").await;
+    let targets = |t: f64| json!([{"model": "mock-model", "overrides": {"temperature": t}}]);
+    let alias = w
+        .api
+        .admin(
+            Method::POST,
+            "/api/admin/aliases",
+            Some(json!({"name": "steady", "targets": targets(0.0)})),
+        )
+        .await;
+    let path = format!("/api/admin/aliases/{}", alias["id"].as_str().unwrap());
+    let mut body = openai(false);
+    body["model"] = json!("steady");
+    let sent_temperature = |w: &World| w.mock.received().last().unwrap().body["temperature"].as_f64();
+
+    let first = send(&w, "/v1/chat/completions", &key, &body, &[]).await;
+    assert_eq!(
+        (first.status, first.cache.as_deref()),
+        (200, Some("miss")),
+        "{}",
+        first.body
+    );
+    assert_eq!(sent_temperature(&w), Some(0.0));
+    let again = send(&w, "/v1/chat/completions", &key, &body, &[]).await;
+    assert_eq!(again.cache.as_deref(), Some("hit"));
+    assert_eq!(w.reached(), 1);
+
+    w.api
+        .admin(Method::PATCH, &path, Some(json!({"targets": targets(1.0)})))
+        .await;
+    let edited = send(&w, "/v1/chat/completions", &key, &body, &[]).await;
+    assert_eq!(
+        (edited.status, edited.cache.as_deref()),
+        (200, Some("miss")),
+        "{}",
+        edited.body
+    );
+    assert_eq!(w.reached(), 2, "the edited alias asks the provider");
+    assert_eq!(sent_temperature(&w), Some(1.0));
+    let again = send(&w, "/v1/chat/completions", &key, &body, &[]).await;
+    assert_eq!(again.cache.as_deref(), Some("hit"), "and keeps the new answer");
+    assert_eq!(w.reached(), 2);
+
+    // The model itself, named directly, never shared the alias's answers.
+    let direct = send(&w, "/v1/chat/completions", &key, &openai(false), &[]).await;
+    assert_eq!(direct.cache.as_deref(), Some("miss"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_expire_errors_are_never_kept_and_concurrent_misses_each_reach_the_provider() {
     let w = world(json!({"response_cache_enabled": true})).await;
