@@ -33,6 +33,11 @@ pub struct LambdaServer {
 impl LambdaServer {
     /// Starts the emulator and `instances` function processes of `bin` on `database_url`.
     pub fn start(bin: &Path, database_url: &str, instances: usize) -> LambdaServer {
+        Self::start_with(bin, database_url, instances, &[])
+    }
+
+    /// The same, the function processes with `env` added to their environment.
+    pub fn start_with(bin: &Path, database_url: &str, instances: usize, env: &[(&str, &str)]) -> LambdaServer {
         let dir = crate::temp_dir("lambda");
         let port = crate::free_port();
         let mut cmd = Command::new(cargo_lambda());
@@ -76,15 +81,15 @@ impl LambdaServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         // The first instance applies the schema; then the others join.
-        server.spawn_function(bin, port, database_url, true);
+        server.spawn_function(bin, port, database_url, true, env);
         server.wait_ready();
         for _ in 1..instances {
-            server.spawn_function(bin, port, database_url, false);
+            server.spawn_function(bin, port, database_url, false, env);
         }
         server
     }
 
-    fn spawn_function(&mut self, bin: &Path, port: u16, database_url: &str, migrate: bool) {
+    fn spawn_function(&mut self, bin: &Path, port: u16, database_url: &str, migrate: bool, env: &[(&str, &str)]) {
         let n = self.functions.len();
         let mut cmd = Command::new(bin);
         cmd.env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
@@ -96,6 +101,7 @@ impl LambdaServer {
             .env("HUB_ADMIN_KEY", ADMIN_KEY)
             .env("HUB_MIGRATE", if migrate { "1" } else { "0" })
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(self.dir.join(format!("function-{n}.log"))).unwrap())
             .stderr(std::fs::File::create(self.dir.join(format!("function-{n}.err"))).unwrap());

@@ -4,7 +4,7 @@
 //! last byte, so a crash cannot lose them; then they are written in the
 //! background and retried, with backoff, until the database takes them.
 
-use crate::hub::leases::LeaseCharge;
+use crate::metering::lease::LeaseCharge;
 use crate::ports::{Journal, Stmt};
 use crate::Hub;
 use std::sync::atomic::Ordering;
@@ -46,6 +46,10 @@ impl Hub {
         });
         if let Some(seq) = seq {
             if settler.retrying.load(Ordering::Acquire) >= MAX_IN_MEMORY {
+                // Its lease stays busy until the replay commits it.
+                if let Some(charge) = lease {
+                    settler.spill_charge(seq, charge);
+                }
                 settler.spilled.fetch_add(1, Ordering::AcqRel);
                 return;
             }
@@ -121,6 +125,9 @@ impl Hub {
             result?;
             journal.done(seq);
             committed += 1;
+            if let Some(charge) = settler.spilled_charge(seq) {
+                self.lease_charge_committed(charge).await;
+            }
         }
         if committed > 0 {
             let left = settler.spilled.load(Ordering::Acquire).saturating_sub(committed);

@@ -3,18 +3,9 @@
 //! told when the call ends, and the upkeep of this instance's leases.
 
 use super::Hub;
-use crate::metering::lease::LeaseId;
+use crate::metering::lease::{LeaseCharge, LeaseId};
 use crate::metering::money::Credits;
 use crate::ports::DbError;
-
-/// A call held on a lease whose charge is being committed: what the lease's
-/// holder is told once it is in ([`Hub::lease_charge_committed`]).
-pub(crate) struct LeaseCharge {
-    pub user: String,
-    pub lease: LeaseId,
-    pub call: String,
-    pub charge: Credits,
-}
 
 /// Attempts at telling a wallet a call ended: a close that never arrives
 /// keeps the call's hold on the lease until the wallet lets the lease go.
@@ -144,20 +135,6 @@ impl Hub {
     /// renewed, and so checked, at least every `HUB_CACHE_TTL`.
     pub fn lease_upkeep_every_ms(&self) -> Option<u64> {
         self.leases().map(|b| b.policy().upkeep_every_ms() as u64)
-    }
-
-    /// Runs the lease upkeep in the background (Lambda, at each invocation:
-    /// alongside the call, never in front of it).
-    pub fn spawn_lease_upkeep(&self) {
-        if self.lessee().is_none() {
-            return;
-        }
-        let hub = self.clone();
-        self.background().spawn(Box::pin(async move {
-            if let Err(e) = hub.lease_upkeep().await {
-                tracing::warn!("credit lease upkeep: {e}");
-            }
-        }));
     }
 
     /// Renews this instance's leases in use and returns idle ones, when due.

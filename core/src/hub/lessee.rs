@@ -67,6 +67,8 @@ impl Lessee {
             None => {}
         }
         let ask = book.ask(user, need);
+        // Credit taken away while the lease is taken may have revoked it.
+        let revocations = book.revocations(user);
         let id: LeaseId = new_id().into();
         let policy = book.policy();
         let expires_at = at.saturating_add(policy.ttl_ms);
@@ -95,7 +97,7 @@ impl Lessee {
         tracing::debug!(user, lease = %id, leased, "credit lease taken");
         // The clock read again: a slow write leaves the lease less life.
         let after = now();
-        book.install(user, id, leased, expires_at, stop_at, after);
+        book.install(user, id, leased, expires_at, stop_at, after, revocations);
         Ok(book.try_hold(user, call, need, ttl_ms, after))
     }
 
@@ -142,13 +144,6 @@ impl Lessee {
     /// the settlements are in); the others expire after their TTL.
     pub async fn return_all(&self, now: i64) -> Result<usize, DbError> {
         self.release(&self.book.take_idle(), now).await
-    }
-
-    /// Returns every lease, whatever calls it still counts open: for a
-    /// holder that has heard of no call for an hour (those it counts were
-    /// never closed, and their holds are past the default hold TTL).
-    pub async fn abandon_all(&self, now: i64) -> Result<usize, DbError> {
-        self.release(&self.book.take_all(), now).await
     }
 
     /// Releases the rows of leases already taken out of the book (one

@@ -97,6 +97,15 @@ const FLOOR_HOLDS: i64 = 8;
 /// its cancel is refused).
 const CANCELLED_KEPT_MS: i64 = 600_000;
 
+/// A call held on a lease whose charge is being committed: what the lease's
+/// holder is told once it is in (`Hub::lease_charge_committed`).
+pub(crate) struct LeaseCharge {
+    pub user: String,
+    pub lease: LeaseId,
+    pub call: String,
+    pub charge: crate::metering::money::Credits,
+}
+
 #[derive(Debug)]
 struct Lease {
     id: LeaseId,
@@ -112,6 +121,10 @@ struct Lease {
     /// their sum (the row still counts them).
     unsettled: u32,
     unsettled_charge: i64,
+    /// Calls given up on at their hold TTL without their end heard of:
+    /// if it comes after all, its charge is still taken off the lease, as
+    /// the settlement takes it off the row.
+    reaped: std::collections::HashSet<String>,
     expires_at: i64,
     /// No new hold from it at or after this (credit of the user's expires
     /// then; `i64::MAX`: none does).
@@ -124,12 +137,14 @@ impl Lease {
         self.calls.is_empty() && self.unsettled == 0
     }
 
-    /// Ends a call on the lease; false when it is not open here.
+    /// Ends a call on the lease; false when it is not open here (nor was
+    /// it given up on at its hold TTL).
     fn end(&mut self, call: &str, charge: i64, queued: bool) -> bool {
-        let Some((hold, _)) = self.calls.remove(call) else {
-            return false;
-        };
-        self.held = (self.held - hold).max(0);
+        match self.calls.remove(call) {
+            Some((hold, _)) => self.held = (self.held - hold).max(0),
+            None if self.reaped.remove(call) => {}
+            None => return false,
+        }
         self.amount = (self.amount - charge.max(0)).max(0);
         if queued {
             self.unsettled += 1;
@@ -156,6 +171,9 @@ struct UserLeases {
     refused: Option<(NoLease, i64)>,
     /// Calls cancelled before their hold arrived (a lost answer), and when.
     cancelled: HashMap<String, i64>,
+    /// How many times credit was taken from the user: a lease whose take
+    /// saw this change was possibly revoked before it was installed.
+    revocations: u64,
 }
 
 impl UserLeases {
@@ -236,6 +254,10 @@ impl LeaseBook {
         let window = self.policy.ttl_ms;
         self.with(|users| {
             let u = users.get_mut(user)?;
+            // Its caller gave up on it (a lost answer) while it waited.
+            if u.cancelled.contains_key(call) {
+                return None;
+            }
             let lease = u.active.as_mut()?;
             let usable = lease.expires_at - now > margin && now < lease.stop_at;
             if !usable || lease.amount - lease.held < amount || amount < 0 || lease.calls.contains_key(call) {
@@ -305,8 +327,21 @@ impl LeaseBook {
     }
 
     /// A lease just taken becomes the user's active one; the one it
-    /// replaces drains (takes no new holds) until its calls settle.
-    pub fn install(&self, user: &str, id: LeaseId, amount: i64, expires_at: i64, stop_at: i64, now: i64) {
+    /// replaces drains (takes no new holds) until its calls settle. Taken
+    /// before `revocations` (as [`LeaseBook::revocations`] read before the
+    /// take) changed, it may be revoked already: it drains from the start
+    /// (and, unused, is returned at the next upkeep).
+    #[allow(clippy::too_many_arguments)]
+    pub fn install(
+        &self,
+        user: &str,
+        id: LeaseId,
+        amount: i64,
+        expires_at: i64,
+        stop_at: i64,
+        now: i64,
+        revocations: u64,
+    ) {
         self.with(|users| {
             let u = users.entry(user.to_string()).or_default();
             let fresh = Lease {
@@ -316,14 +351,22 @@ impl LeaseBook {
                 calls: HashMap::new(),
                 unsettled: 0,
                 unsettled_charge: 0,
+                reaped: Default::default(),
                 expires_at,
                 stop_at,
                 last_used: now,
             };
-            if let Some(old) = u.active.replace(fresh) {
+            if u.revocations != revocations {
+                u.draining.push(fresh);
+            } else if let Some(old) = u.active.replace(fresh) {
                 u.draining.push(old);
             }
         })
+    }
+
+    /// How many times credit was taken from `user` so far (see [`LeaseBook::install`]).
+    pub fn revocations(&self, user: &str) -> u64 {
+        self.with(|users| users.get(user).map_or(0, |u| u.revocations))
     }
 
     /// `call` ended (on `lease`, or on whichever of the user's leases holds
@@ -392,7 +435,10 @@ impl LeaseBook {
                         .collect();
                     for call in stale {
                         tracing::warn!(call, lease = %l.id, "a call's end was never heard of: its hold goes back to the lease");
-                        l.end(&call, 0, false);
+                        if let Some((hold, _)) = l.calls.remove(&call) {
+                            l.held = (l.held - hold).max(0);
+                            l.reaped.insert(call);
+                        }
                     }
                 }
                 u.cancelled.retain(|_, at| now - *at < CANCELLED_KEPT_MS);
@@ -459,11 +505,12 @@ impl LeaseBook {
     /// leases stop taking holds.
     pub fn drain(&self, user: &str) -> usize {
         self.with(|users| {
-            users.get_mut(user).map_or(0, |u| {
-                let n = usize::from(u.active.is_some());
-                u.draining.extend(u.active.take());
-                n
-            })
+            // Counted even with no lease here: one may be on its way in.
+            let u = users.entry(user.to_string()).or_default();
+            u.revocations += 1;
+            let n = usize::from(u.active.is_some());
+            u.draining.extend(u.active.take());
+            n
         })
     }
 
@@ -492,21 +539,6 @@ impl LeaseBook {
     pub fn take_idle(&self) -> Vec<LeaseId> {
         self.with(|users| users.values_mut().flat_map(|u| u.take_idle(i64::MAX, 0)).collect())
     }
-
-    /// Takes out every lease, whatever it counts open (a wallet that heard
-    /// of no call for an hour: the calls it still counts were never closed).
-    pub fn take_all(&self) -> Vec<LeaseId> {
-        self.with(|users| {
-            users
-                .values_mut()
-                .flat_map(|u| {
-                    let mut ids: Vec<LeaseId> = u.draining.drain(..).map(|l| l.id).collect();
-                    ids.extend(u.active.take().map(|l| l.id));
-                    ids
-                })
-                .collect()
-        })
-    }
 }
 
 #[cfg(test)]
@@ -525,7 +557,7 @@ mod tests {
     fn holds_come_from_the_active_lease_while_it_covers_them() {
         let b = book();
         assert_eq!(b.try_hold("u", "c1", 10, HOUR, 0), None, "no lease yet");
-        b.install("u", "lse_1".into(), 25, TTL, NEVER, 0);
+        b.install("u", "lse_1".into(), 25, TTL, NEVER, 0, 0);
         assert_eq!(b.try_hold("u", "c1", 10, HOUR, 1).as_deref(), Some("lse_1"));
         assert_eq!(b.try_hold("u", "c2", 10, HOUR, 2).as_deref(), Some("lse_1"));
         assert_eq!(b.try_hold("u", "c3", 10, HOUR, 3), None, "5 left");
@@ -542,7 +574,7 @@ mod tests {
     #[test]
     fn a_call_ends_once_however_often_it_is_told() {
         let b = book();
-        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0, 0);
         assert!(b.try_hold("u", "a", 40, HOUR, 1).is_some());
         assert!(b.try_hold("u", "b", 40, HOUR, 1).is_some());
         assert!(b.close("u", Some("lse_1"), "a", 10, true));
@@ -555,10 +587,10 @@ mod tests {
     #[test]
     fn a_lease_takes_no_new_hold_near_its_expiry_or_once_credit_expires() {
         let b = book();
-        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0, 0);
         assert!(b.try_hold("u", "c1", 1, HOUR, TTL - TTL / 3 - 1).is_some());
         assert!(b.try_hold("u", "c2", 1, HOUR, TTL - TTL / 3).is_none());
-        b.install("v", "lse_2".into(), 100, TTL, 5_000, 0);
+        b.install("v", "lse_2".into(), 100, TTL, 5_000, 0, 0);
         assert!(b.try_hold("v", "c3", 1, HOUR, 4_999).is_some());
         assert!(
             b.try_hold("v", "c4", 1, HOUR, 5_000).is_none(),
@@ -569,10 +601,10 @@ mod tests {
     #[test]
     fn upkeep_renews_leases_in_use_and_returns_idle_and_drained_ones() {
         let b = book();
-        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0, 0);
         assert!(b.try_hold("u", "c1", 60, HOUR, 0).is_some());
         // Replaced while a call is open on it: it drains.
-        b.install("u", "lse_2".into(), 100, TTL, NEVER, 0);
+        b.install("u", "lse_2".into(), 100, TTL, NEVER, 0, 0);
         let early = b.upkeep(1_000);
         assert_eq!(early, Upkeep::default(), "fresh and busy: nothing to do");
         let later = b.upkeep(TTL / 3 + 1);
@@ -597,7 +629,7 @@ mod tests {
     #[test]
     fn a_call_never_heard_of_again_gives_its_hold_back_after_an_hour() {
         let b = book();
-        b.install("u", "lse_1".into(), 100, i64::MAX / 2, NEVER, 0);
+        b.install("u", "lse_1".into(), 100, i64::MAX / 2, NEVER, 0, 0);
         assert!(b.try_hold("u", "lost", 60, HOUR, 0).is_some());
         b.upkeep(HOUR);
         assert_eq!(b.leased("u"), (100, 60));
@@ -607,11 +639,49 @@ mod tests {
     }
 
     #[test]
+    fn a_charge_arriving_after_its_hold_ttl_still_comes_off_the_lease() {
+        let b = book();
+        b.install("u", "lse_1".into(), 100, i64::MAX / 2, NEVER, 0, 0);
+        assert!(b.try_hold("u", "slow", 60, HOUR, 0).is_some());
+        assert!(b.try_hold("u", "other", 10, 2 * HOUR, 0).is_some());
+        b.upkeep(HOUR + 1);
+        assert_eq!(b.leased("u"), (100, 10), "its hold given back");
+        // The settlement takes 30 off the row: the lease believes no more than that leaves.
+        assert!(b.close("u", Some("lse_1"), "slow", 30, true));
+        assert_eq!(b.leased("u"), (70, 10));
+        assert!(!b.close("u", Some("lse_1"), "slow", 30, true), "once");
+        assert_eq!(b.leased("u"), (70, 10));
+    }
+
+    #[test]
+    fn a_call_cancelled_while_it_waited_gets_no_hold() {
+        let b = book();
+        b.cancel("u", "late", 1);
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 1, 0);
+        assert_eq!(b.try_hold("u", "late", 10, HOUR, 2), None);
+        assert_eq!(b.leased("u"), (100, 0), "nothing held for it");
+    }
+
+    #[test]
+    fn a_lease_taken_while_credit_was_taken_away_is_not_used() {
+        let b = book();
+        let before = b.revocations("u");
+        // The revocation lands while the lease is being taken.
+        assert_eq!(b.drain("u"), 0);
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 1, before);
+        assert_eq!(b.try_hold("u", "c1", 10, HOUR, 2), None, "it drains from the start");
+        assert_eq!(b.upkeep(3).release, vec![LeaseId::from("lse_1")], "unused: returned");
+        // The next lease, taken after the revocation, is used.
+        b.install("u", "lse_2".into(), 100, TTL, NEVER, 4, b.revocations("u"));
+        assert_eq!(b.try_hold("u", "c1", 10, HOUR, 5).as_deref(), Some("lse_2"));
+    }
+
+    #[test]
     fn a_revoked_lease_drains_and_a_lost_one_is_forgotten() {
         let b = book();
-        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
-        b.install("v", "lse_2".into(), 100, TTL, NEVER, 0);
-        b.install("w", "lse_3".into(), 100, TTL, NEVER, 0);
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0, 0);
+        b.install("v", "lse_2".into(), 100, TTL, NEVER, 0, 0);
+        b.install("w", "lse_3".into(), 100, TTL, NEVER, 0, 0);
         assert!(b.try_hold("u", "c1", 10, HOUR, 1).is_some());
         assert!(b.try_hold("v", "c2", 10, HOUR, 1).is_some());
         let asked: Vec<LeaseId> = vec!["lse_1".into(), "lse_2".into(), "lse_3".into()];
@@ -646,9 +716,9 @@ mod tests {
     #[test]
     fn only_a_lease_found_revoked_stops_taking_holds() {
         let b = book();
-        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0, 0);
         assert!(b.try_hold("u", "long", 30, HOUR, 1).is_some());
-        b.install("u", "lse_2".into(), 100, TTL, NEVER, 2);
+        b.install("u", "lse_2".into(), 100, TTL, NEVER, 2, 0);
         let asked: Vec<LeaseId> = vec!["lse_1".into(), "lse_2".into()];
         let shrink = b.renewed(
             &asked,
@@ -683,7 +753,7 @@ mod tests {
     #[test]
     fn a_cancelled_call_is_ended_or_refused_later() {
         let b = book();
-        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0);
+        b.install("u", "lse_1".into(), 100, TTL, NEVER, 0, 0);
         assert!(b.try_hold("u", "a", 40, HOUR, 1).is_some());
         b.cancel("u", "a", 2);
         assert_eq!(b.leased("u"), (100, 0), "open: ended");
@@ -697,13 +767,13 @@ mod tests {
     fn the_lease_asked_for_follows_recent_spend() {
         let b = book();
         assert_eq!(b.ask("u", 5), LeaseAsk { want: 40, least: 20 });
-        b.install("u", "lse_1".into(), 1_000, TTL, NEVER, 0);
+        b.install("u", "lse_1".into(), 1_000, TTL, NEVER, 0, 0);
         for t in 0..50 {
             assert!(b.try_hold("u", &format!("c{t}"), 5, HOUR, t).is_some());
         }
         assert_eq!(b.ask("u", 5).want, 500, "twice the 250 held this window");
         // Two windows later with nothing held, back to the floor.
-        b.install("u", "lse_2".into(), 1_000, 3 * TTL, NEVER, 2 * TTL + 1);
+        b.install("u", "lse_2".into(), 1_000, 3 * TTL, NEVER, 2 * TTL + 1, 0);
         assert!(b.try_hold("u", "later", 5, HOUR, 2 * TTL + 1).is_some());
         assert_eq!(b.ask("u", 5).want, 40);
     }
@@ -711,7 +781,7 @@ mod tests {
     #[test]
     fn the_leftover_of_a_lease_is_given_up_once() {
         let b = book();
-        b.install("u", "lse_1".into(), 25, TTL, NEVER, 0);
+        b.install("u", "lse_1".into(), 25, TTL, NEVER, 0, 0);
         assert!(b.try_hold("u", "c1", 10, HOUR, 1).is_some());
         assert_eq!(b.take_leftover("u"), Some(("lse_1".into(), 15)));
         assert_eq!(b.take_leftover("u"), None);
@@ -724,7 +794,7 @@ mod tests {
     #[test]
     fn concurrent_holds_never_exceed_the_lease() {
         let b = Arc::new(book());
-        b.install("u", "lse_1".into(), 1000, TTL, NEVER, 0);
+        b.install("u", "lse_1".into(), 1000, TTL, NEVER, 0, 0);
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let b = b.clone();

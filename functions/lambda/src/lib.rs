@@ -158,13 +158,13 @@ pub async fn app(req: lambda_http::Request) -> Result<http::Response<StreamingBo
         Err(msg) => {
             tracing::error!("hub cannot start: {msg}");
             let res = ApiError::unavailable(format!("Hub is not configured: {msg}")).into_response(Protocol::Hub);
-            return Ok(to_lambda(res, None));
+            return Ok(to_lambda(res, None, None));
         }
     };
     // No background work runs while the function is frozen: leases are
-    // renewed and returned alongside each invocation, when due (usually
-    // nothing to do); the response ends once it is done.
-    state.hub.spawn_lease_upkeep();
+    // renewed and returned while an invocation runs, when due (usually
+    // nothing to do), so a lease a long stream holds from outlives it.
+    let upkeep = LeaseUpkeep::start(&state.hub);
     let (parts, body) = req.into_parts();
     let body = match body {
         lambda_http::Body::Empty => Bytes::new(),
@@ -177,7 +177,36 @@ pub async fn app(req: lambda_http::Request) -> Result<http::Response<StreamingBo
     *request.uri_mut() = https_uri(&parts.uri);
     *request.headers_mut() = parts.headers;
     let res = state.hub.handle(request).await;
-    Ok(to_lambda(res, Some(state.tracker.clone())))
+    Ok(to_lambda(res, Some(state.tracker.clone()), upkeep))
+}
+
+/// The lease upkeep of one invocation: every `upkeep_every_ms` from its
+/// start until its response has ended (dropped with it).
+struct LeaseUpkeep(tokio::task::JoinHandle<()>);
+
+impl LeaseUpkeep {
+    fn start(hub: &Hub) -> Option<LeaseUpkeep> {
+        let every = hub.lease_upkeep_every_ms()?;
+        let hub = hub.clone();
+        Some(LeaseUpkeep(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(every));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = hub.lease_upkeep().await {
+                    tracing::warn!("credit lease upkeep: {e}");
+                }
+            }
+        })))
+    }
+}
+
+impl Drop for LeaseUpkeep {
+    fn drop(&mut self) {
+        // A renewal cut short changes nothing: the lease is used only
+        // within the life its last completed renewal gave it.
+        self.0.abort();
+    }
 }
 
 /// The request's URI as the core sees it: Function URLs are HTTPS only, so
@@ -191,7 +220,11 @@ fn https_uri(uri: &http::Uri) -> http::Uri {
         .unwrap_or_default()
 }
 
-fn to_lambda(res: hub_core::http::Response, tracker: Option<Tracker>) -> http::Response<StreamingBody> {
+fn to_lambda(
+    res: hub_core::http::Response,
+    tracker: Option<Tracker>,
+    upkeep: Option<LeaseUpkeep>,
+) -> http::Response<StreamingBody> {
     let (parts, body) = res.into_parts();
     let inner: ByteStream = match body {
         hub_core::http::Body::Full(b) => Box::pin(futures_util::stream::iter([Ok(b)])),
@@ -202,6 +235,7 @@ fn to_lambda(res: hub_core::http::Response, tracker: Option<Tracker>) -> http::R
         tracker,
         waiting: None,
         done: false,
+        _upkeep: upkeep,
     };
     let body = BodyExt::boxed_unsync(StreamBody::new(futures_util::StreamExt::map(settled, |r| {
         r.map(http_body::Frame::data).map_err(|e| Error::from(e.message))
@@ -215,6 +249,8 @@ struct SettledBody {
     tracker: Option<Tracker>,
     waiting: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     done: bool,
+    /// Runs for as long as the body does.
+    _upkeep: Option<LeaseUpkeep>,
 }
 
 impl Stream for SettledBody {

@@ -4,7 +4,7 @@
 //! server), and the mock provider on 127.0.0.1.
 
 use hub_e2e::lambda::LambdaServer;
-use hub_e2e::mock::MockProvider;
+use hub_e2e::mock::{Behavior, MockProvider};
 use hub_e2e::{jobs, suite, Api, HranaServer};
 use serde_json::Value;
 use std::path::Path;
@@ -37,6 +37,73 @@ async fn start(instances: usize) -> World {
         api,
         mock,
     }
+}
+
+/// A stream that lasts longer than a credit lease's TTL keeps the lease it
+/// holds from: the function renews it while the invocation runs, so its
+/// reservation is never freed under it for another call to spend.
+#[tokio::test]
+async fn lambda_a_stream_outliving_the_lease_ttl_keeps_its_lease() {
+    let mock = MockProvider::start().await;
+    let (lambda, hrana) = tokio::task::spawn_blocking(move || {
+        let dir = hub_e2e::temp_dir("lambda-db");
+        let hrana = HranaServer::start(&hub_e2e::hrana_script(), &dir);
+        let env = [("HUB_LEASE_TTL", "3"), ("HUB_CACHE_TTL", "1")];
+        let lambda = LambdaServer::start_with(Path::new(env!("CARGO_BIN_EXE_hub-lambda")), &hrana.url, 1, &env);
+        (lambda, hrana)
+    })
+    .await
+    .unwrap();
+    let api = Api::new(&lambda.base);
+    let provider = api
+        .setup_provider("mock", &mock.base_url(), "sk-mock-secret-0001")
+        .await;
+    api.add_model(
+        &provider,
+        "slow-model",
+        serde_json::json!({"input_rate": 1, "output_rate": 1}),
+    )
+    .await;
+    mock.set(
+        "slow-model",
+        Behavior {
+            pieces: (0..16).map(|i| format!("piece {i} ")).collect(),
+            delay: Duration::from_millis(500),
+            prompt_tokens: 10,
+            completion_tokens: 20,
+            ..Default::default()
+        },
+    );
+    let (user, key) = api.user_with_key("lena", "100").await;
+    let call = {
+        let (http, url) = (api.http.clone(), format!("{}/v1/chat/completions", api.base));
+        let body = serde_json::json!({"model": "slow-model", "stream": true, "max_tokens": 50,
+                                      "messages": [{"role": "user", "content": "take your time"}]});
+        tokio::spawn(async move {
+            let r = http.post(url).bearer_auth(key).json(&body).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.text().await.unwrap()
+        })
+    };
+    // Twice the TTL into the 8 s stream, its lease is still open and not past its expiry.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let open = hub_e2e::sqlite(
+        &hrana.db,
+        &format!(
+            "SELECT COUNT(*) FROM holds WHERE kind = 'lease' AND state = 'open' \
+             AND user_id = '{user}' AND expires_at > {now_ms}"
+        ),
+    );
+    assert_eq!(open[0][0], 1, "the stream's lease, renewed while it runs");
+    let text = call.await.unwrap();
+    assert!(text.contains("piece 15"), "{text}");
+    let cost = hub_e2e::cost_nanos(&[(10, "1"), (20, "1")]);
+    let left = hub_core::Credits::from_nanos((100_000_000_000i128 - cost) as i64).to_string();
+    suite::settled(&api, &user, &left).await;
 }
 
 #[tokio::test]

@@ -5,8 +5,8 @@
 //! database, see `hub_core::hub::lessee::Lessee`); the wallet only keeps in
 //! memory what of it calls hold.
 //!
-//! A wallet keeps nothing in its own storage. Evicted (or restarted), it
-//! forgets its lease: the row lapses at its expiry (`HUB_LEASE_TTL`) and the
+//! A wallet keeps nothing in its own storage. Evicted or restarted (a
+//! deploy restarts every wallet), it forgets its lease: the row lapses at its expiry (`HUB_LEASE_TTL`) and the
 //! cron tick releases it (what was left of it is free again), calls still
 //! open on it settle against the ledger as always, and the next call takes a
 //! new lease. So at worst a TTL's worth of the lease is locked; a call still
@@ -39,7 +39,7 @@ use hub_core::options::{HubOptions, Runtime};
 use hub_core::ports::{DbError, Wallets};
 use hub_core::store::Store;
 use serde::{Deserialize, Serialize};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 use worker::{durable_object, DurableObject, Env, Method, ObjectNamespace, Request, RequestInit, Response, State};
@@ -50,12 +50,6 @@ pub const BINDING: &str = "WALLETS";
 /// How long a call waits for its wallet before answering 503: a hold that
 /// takes a lease waits for one D1 write, normally a few milliseconds.
 const WALLET_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A wallet that has heard of no call for this long lets its leases go,
-/// whatever calls it still counts open: one whose end it was never told of
-/// would otherwise keep a lease renewed, and the wallet awake, for ever. An
-/// hour, as a D1 hold row lives (`hold_ttl_seconds`' default).
-const QUIET_MS: i64 = 3_600_000;
 
 #[derive(Serialize, Deserialize)]
 struct HoldAsk {
@@ -103,25 +97,14 @@ pub struct Wallet {
     lessee: Result<Lessee, String>,
     /// Whether an upkeep alarm is set (by this instance).
     alarm_set: Cell<bool>,
-    /// The user, and when a call was last held or closed.
-    user: RefCell<Option<String>>,
-    last_heard: Cell<i64>,
 }
 
 impl Wallet {
-    fn heard(&self, user: &str) {
-        self.last_heard.set(now_ms());
-        if self.user.borrow().is_none() {
-            *self.user.borrow_mut() = Some(user.to_string());
-        }
-    }
-
     async fn hold(&self, ask: HoldAsk) -> worker::Result<Response> {
         let lessee = match self.lessee.as_ref() {
             Ok(l) => l,
             Err(msg) => return unavailable(msg),
         };
-        self.heard(&ask.user);
         let held = lessee
             .hold(
                 &ask.user,
@@ -160,7 +143,7 @@ impl Wallet {
             .await
         {
             Ok(()) => self.alarm_set.set(true),
-            // The lease then lapses at its expiry: credit locked for a TTL, never lost.
+            // The lease then lapses at its expiry (see the module's notes).
             Err(e) => worker::console_error!("wallet: cannot set the upkeep alarm: {e}"),
         }
     }
@@ -172,8 +155,6 @@ impl DurableObject for Wallet {
             state,
             lessee: lessee(&env),
             alarm_set: Cell::new(false),
-            user: RefCell::new(None),
-            last_heard: Cell::new(0),
         }
     }
 
@@ -185,7 +166,6 @@ impl DurableObject for Wallet {
             "/hold" => self.hold(req.json().await?).await,
             "/close" => {
                 let c: Close = req.json().await?;
-                self.heard(&c.user);
                 if let Ok(l) = self.lessee.as_ref() {
                     match c.lease.as_deref() {
                         // Its charge is committed already: nothing left unsettled.
@@ -217,14 +197,9 @@ impl DurableObject for Wallet {
     async fn alarm(&self) -> worker::Result<Response> {
         self.alarm_set.set(false);
         if let Ok(l) = self.lessee.as_ref() {
-            let now = now_ms();
-            let quiet = now - self.last_heard.get() > QUIET_MS;
-            let done = match quiet {
-                // The calls it still counts were never closed: let everything go.
-                true => l.abandon_all(now).await.map(drop),
-                false => l.upkeep(now).await,
-            };
-            if let Err(e) = done {
+            // Calls whose end never arrives are given up on at their hold
+            // TTL; their leases, idle then, are returned and the alarm stops.
+            if let Err(e) = l.upkeep(now_ms()).await {
                 // Tried again at the next alarm; a lease not renewed in time lapses.
                 worker::console_error!("wallet: lease upkeep failed: {e}");
             }
