@@ -7,6 +7,23 @@ use crate::metering::money::Credits;
 use crate::ports::DbError;
 use crate::store::{LeaseTerms, Store};
 
+/// A lease being taken. Dropped before the database answered (its caller
+/// left mid-write) or after an error (the answer may be what was lost), it
+/// orphans the lease: the next upkeep releases the row if it was written,
+/// rather than leave it reserved for a TTL.
+struct Taking<'a> {
+    book: &'a LeaseBook,
+    id: Option<LeaseId>,
+}
+
+impl Drop for Taking<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.book.orphan(id);
+        }
+    }
+}
+
 /// A holder of credit leases: the lease book and the database its leases
 /// are rows in. `hub serve` and Lambda keep one per process; a Worker's
 /// wallet (one Durable Object per user) keeps one for its user.
@@ -79,13 +96,20 @@ impl Lessee {
             expires_at,
             usable_until: at.saturating_add(policy.margin_ms()),
         };
+        let mut taking = Taking {
+            book,
+            id: Some(id.clone()),
+        };
         let taken = match self.store.take_lease(&id, user, terms).await {
             Ok(t) => t,
             Err(e) => {
+                // Its answer may be what was lost: `taking` orphans it.
                 book.note_attempt(user, Some(NoLease::Unreachable), now());
                 return Err(e);
             }
         };
+        // The database answered: the lease is installed below, or none was taken.
+        taking.id = None;
         let Some((leased, stop_at)) = taken else {
             book.note_attempt(user, Some(NoLease::TooLittle), at);
             if let Some((lease, left)) = book.take_leftover(user) {

@@ -227,6 +227,9 @@ pub struct Upkeep {
 pub struct LeaseBook {
     policy: LeasePolicy,
     users: Mutex<HashMap<String, UserLeases>>,
+    /// Leases whose take was abandoned midway (its caller left, or its
+    /// answer was lost): the row may exist; the next upkeep releases it.
+    orphans: Mutex<Vec<LeaseId>>,
 }
 
 impl LeaseBook {
@@ -234,7 +237,18 @@ impl LeaseBook {
         LeaseBook {
             policy,
             users: Mutex::new(HashMap::new()),
+            orphans: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A lease that may have been taken in the database but will never be
+    /// installed here: released at the next upkeep (a no-op if it was not).
+    pub fn orphan(&self, id: LeaseId) {
+        self.orphans.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+    }
+
+    fn take_orphans(&self) -> Vec<LeaseId> {
+        std::mem::take(&mut *self.orphans.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn policy(&self) -> LeasePolicy {
@@ -423,7 +437,10 @@ impl LeaseBook {
     /// expiry are forgotten: their rows expire in the database, or already did.
     pub fn upkeep(&self, now: i64) -> Upkeep {
         let p = self.policy;
-        let mut out = Upkeep::default();
+        let mut out = Upkeep {
+            release: self.take_orphans(),
+            ..Upkeep::default()
+        };
         self.with(|users| {
             for u in users.values_mut() {
                 for l in u.active.iter_mut().chain(u.draining.iter_mut()) {
@@ -529,7 +546,8 @@ impl LeaseBook {
 
     /// Whether any lease is held.
     pub fn has_leases(&self) -> bool {
-        self.with(|users| users.values().any(|u| u.active.is_some() || !u.draining.is_empty()))
+        let orphans = !self.orphans.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+        orphans || self.with(|users| users.values().any(|u| u.active.is_some() || !u.draining.is_empty()))
     }
 
     /// Takes out the leases with no call open and every charge committed
@@ -537,7 +555,14 @@ impl LeaseBook {
     /// the charges that may still reach them). Out of the book first, so no
     /// hold takes from them meanwhile.
     pub fn take_idle(&self) -> Vec<LeaseId> {
-        self.with(|users| users.values_mut().flat_map(|u| u.take_idle(i64::MAX, 0)).collect())
+        let mut idle = self.take_orphans();
+        idle.extend(self.with(|users| {
+            users
+                .values_mut()
+                .flat_map(|u| u.take_idle(i64::MAX, 0))
+                .collect::<Vec<_>>()
+        }));
+        idle
     }
 }
 
@@ -651,6 +676,18 @@ mod tests {
         assert_eq!(b.leased("u"), (70, 10));
         assert!(!b.close("u", Some("lse_1"), "slow", 30, true), "once");
         assert_eq!(b.leased("u"), (70, 10));
+    }
+
+    #[test]
+    fn a_lease_whose_take_was_abandoned_is_released_at_the_next_upkeep() {
+        let b = book();
+        assert!(!b.has_leases());
+        b.orphan("lse_lost".into());
+        assert!(b.has_leases(), "an upkeep is due for it");
+        assert_eq!(b.upkeep(1).release, vec![LeaseId::from("lse_lost")]);
+        assert_eq!(b.upkeep(2), Upkeep::default(), "once");
+        b.orphan("lse_late".into());
+        assert_eq!(b.take_idle(), vec![LeaseId::from("lse_late")], "or at shutdown");
     }
 
     #[test]
