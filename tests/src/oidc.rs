@@ -17,10 +17,28 @@ pub struct OidcProvider {
 
 impl OidcProvider {
     /// Starts a provider with one client (`hub` / `hub-secret`) allowed to
-    /// redirect to `redirect_uris`, signing ID tokens with `alg` (RS256 or ES256).
+    /// redirect to `redirect_uris`, signing ID tokens with `alg` (RS256 or
+    /// ES256). It starts in about a second; one that has not said it is ready
+    /// within 15 s is stopped and started again (twice at most), its log
+    /// printed, so one stalled start on a loaded machine fails no test.
     pub fn start(redirect_uris: &[String], alg: &str) -> OidcProvider {
         let dir = repo_root().join("tests/oidc-provider");
         crate::node::ensure_installed(&dir).expect("installing tests/oidc-provider");
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Self::start_once(&dir, redirect_uris, alg) {
+                Ok(provider) => return provider,
+                Err(why) => {
+                    eprintln!("the OpenID provider did not start, starting it again: {why}");
+                    failures.push(why);
+                }
+            }
+        }
+        panic!("the OpenID provider did not start: {failures:#?}");
+    }
+
+    fn start_once(dir: &std::path::Path, redirect_uris: &[String], alg: &str) -> Result<OidcProvider, String> {
+        let log = crate::temp_dir("oidc-provider").join("op.log");
         let mut cmd = Command::new("node");
         cmd.arg(dir.join("op.mjs"))
             .env("OP_PORT", "0")
@@ -30,7 +48,7 @@ impl OidcProvider {
             .env("OP_ALG", alg)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(crate::temp_dir("oidc-provider").join("op.log")).expect("log file"));
+            .stderr(std::fs::File::create(&log).expect("log file"));
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().expect("node tests/oidc-provider/op.mjs");
         let stdout = child.stdout.take().expect("stdout");
@@ -40,17 +58,22 @@ impl OidcProvider {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
+        // Stopped when dropped, started or not.
         let mut provider = OidcProvider {
             issuer: String::new(),
             child,
         };
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
-        provider.issuer = line
-            .trim()
-            .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("the OpenID provider did not start: {line:?}"))
-            .to_string();
-        provider
+        let line = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
+        match line.trim().strip_prefix("ready ") {
+            Some(issuer) => {
+                provider.issuer = issuer.to_string();
+                Ok(provider)
+            }
+            None => Err(format!(
+                "said {line:?}; its log: {:?}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )),
+        }
     }
 
     /// Makes the provider's next ID token wrong in one way (`signature`,
