@@ -8,7 +8,7 @@ mod common;
 
 use hub_core::metering::book::{Bucket, CreditBook};
 use hub_core::ports::Clock;
-use hub_core::store::{grant_stmt, Grant, GrantIf, Store, UserRow};
+use hub_core::store::{grant_stmt, Grant, GrantIf, Store};
 use hub_core::Credits;
 use hub_libsql::LibSqlDb;
 use std::sync::Arc;
@@ -19,22 +19,7 @@ async fn store(dir: &common::TempDir) -> Store {
     let db = LibSqlDb::open(dir.0.join("hub.db").to_str().unwrap(), None)
         .await
         .unwrap();
-    let store = Store::new(Arc::new(db));
-    store.migrate(0).await.unwrap();
-    let user = UserRow {
-        id: USER.into(),
-        name: "u".into(),
-        email: None,
-        role: "member".into(),
-        balance: Credits::ZERO,
-        held: Credits::ZERO,
-        leased: Credits::ZERO,
-        disabled: false,
-        created_at: 0,
-        updated_at: 0,
-    };
-    store.insert_user(&user, Credits::ZERO, vec![]).await.unwrap();
-    store
+    common::store_with_user(Arc::new(db), USER).await
 }
 
 /// A grant (an adjustment when negative), expiring at `expires_at`; returns its ledger id.

@@ -8,7 +8,7 @@ mod common;
 use hub_core::hub::lessee::Lessee;
 use hub_core::metering::lease::LeasePolicy;
 use hub_core::ports::{DbError, Rows, SqlDb, Stmt};
-use hub_core::store::{grant_stmt, Grant, GrantIf, Store, UserRow};
+use hub_core::store::{grant_stmt, Grant, GrantIf, Store};
 use hub_core::Credits;
 use hub_libsql::LibSqlDb;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,21 +72,7 @@ async fn a_lease_taken_for_a_caller_who_left_is_released_at_the_next_upkeep() {
             .unwrap(),
         late: AtomicBool::new(false),
     });
-    let store = Store::new(db.clone());
-    store.migrate(0).await.unwrap();
-    let user = UserRow {
-        id: USER.into(),
-        name: "u".into(),
-        email: None,
-        role: "member".into(),
-        balance: Credits::ZERO,
-        held: Credits::ZERO,
-        leased: Credits::ZERO,
-        disabled: false,
-        created_at: 0,
-        updated_at: 0,
-    };
-    store.insert_user(&user, Credits::ZERO, vec![]).await.unwrap();
+    let store = common::store_with_user(db.clone(), USER).await;
     let grant = Grant {
         user_id: USER,
         amount: Credits::from_nanos(100_000_000_000),

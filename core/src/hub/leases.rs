@@ -5,7 +5,7 @@
 use super::Hub;
 use crate::metering::lease::{LeaseCharge, LeaseId};
 use crate::metering::money::Credits;
-use crate::ports::DbError;
+use crate::ports::{BoxFuture, DbError};
 
 /// Attempts at telling a wallet a call ended: a close that never arrives
 /// keeps the call's hold on the lease until the wallet lets the lease go.
@@ -131,14 +131,25 @@ impl Hub {
         }
     }
 
-    /// How often the upkeep should run (None: no leases): a lease in use is
-    /// renewed, and so checked, at least every `HUB_CACHE_TTL`.
-    pub fn lease_upkeep_every_ms(&self) -> Option<u64> {
-        self.leases().map(|b| b.policy().upkeep_every_ms() as u64)
+    /// The upkeep of this instance's leases, for ever (None: no leases): a
+    /// lease in use renewed, and so checked, at least every `HUB_CACHE_TTL`,
+    /// idle ones returned. `hub serve` runs it beside its server, Lambda
+    /// beside each invocation's response.
+    pub fn lease_upkeep_loop(&self) -> Option<BoxFuture> {
+        let every = self.leases()?.policy().upkeep_every_ms() as u64;
+        let hub = self.clone();
+        Some(Box::pin(async move {
+            loop {
+                if let Err(e) = hub.lease_upkeep().await {
+                    tracing::warn!("credit lease upkeep: {e}");
+                }
+                hub.background().sleep(every).await;
+            }
+        }))
     }
 
     /// Renews this instance's leases in use and returns idle ones, when due.
-    pub async fn lease_upkeep(&self) -> Result<(), DbError> {
+    async fn lease_upkeep(&self) -> Result<(), DbError> {
         match self.lessee() {
             Some(lessee) => lessee.upkeep(self.now_ms()).await,
             None => Ok(()),

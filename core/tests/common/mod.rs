@@ -19,6 +19,28 @@ impl Drop for TempDir {
     }
 }
 
+/// A store on `db` with the schema applied and one member, `user`, holding nothing.
+pub async fn store_with_user(db: Arc<dyn hub_core::ports::SqlDb>, user: &str) -> hub_core::store::Store {
+    use hub_core::store::{Store, UserRow};
+    use hub_core::Credits;
+    let store = Store::new(db);
+    store.migrate(0).await.unwrap();
+    let row = UserRow {
+        id: user.into(),
+        name: "u".into(),
+        email: None,
+        role: "member".into(),
+        balance: Credits::ZERO,
+        held: Credits::ZERO,
+        leased: Credits::ZERO,
+        disabled: false,
+        created_at: 0,
+        updated_at: 0,
+    };
+    store.insert_user(&row, Credits::ZERO, vec![]).await.unwrap();
+    store
+}
+
 /// A fresh directory; the counter keeps parallel tests of one binary apart.
 pub fn temp_dir(tag: &str) -> TempDir {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

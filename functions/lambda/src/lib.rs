@@ -186,18 +186,7 @@ struct LeaseUpkeep(tokio::task::JoinHandle<()>);
 
 impl LeaseUpkeep {
     fn start(hub: &Hub) -> Option<LeaseUpkeep> {
-        let every = hub.lease_upkeep_every_ms()?;
-        let hub = hub.clone();
-        Some(LeaseUpkeep(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(every));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = hub.lease_upkeep().await {
-                    tracing::warn!("credit lease upkeep: {e}");
-                }
-            }
-        })))
+        hub.lease_upkeep_loop().map(|upkeep| LeaseUpkeep(tokio::spawn(upkeep)))
     }
 }
 

@@ -175,19 +175,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     };
 
     // Credit leases (a shared database): renewed while in use, returned when idle.
-    let lease_upkeep = hub.lease_upkeep_every_ms().map(|every| {
-        let hub = hub.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(every));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = hub.lease_upkeep().await {
-                    tracing::warn!("credit lease upkeep: {e}");
-                }
-            }
-        })
-    });
+    let lease_upkeep = hub.lease_upkeep_loop().map(tokio::spawn);
 
     let exporter = hub
         .options()
